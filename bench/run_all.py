@@ -1,0 +1,24 @@
+"""Run every benchmark in bench/ in turn; exit non-zero if any goal is missed."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).parent
+BENCHES = ["seed_variance.py", "tiny_search.py"]
+
+
+def main() -> int:
+    failed = []
+    for bench in BENCHES:
+        print(f"\n=== {bench} ===", flush=True)
+        if subprocess.run([sys.executable, str(HERE / bench)]).returncode != 0:
+            failed.append(bench)
+    print(f"\nbenchmarks done; goals missed: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
