@@ -1,0 +1,72 @@
+"""Checks on exported models: accuracy measured by the grader, and size."""
+
+from __future__ import annotations
+
+import torch
+
+from ..model_graph import LoadedModel
+from .base import CheckContext, CheckFailed, Outcome, Param, check_kind
+
+
+def measured_accuracy(model: LoadedModel, X: torch.Tensor, Y: torch.Tensor) -> tuple[float, int]:
+    """Accuracy in % and the count correct, in eval mode on the grader's tensors."""
+    expected = tuple(X.shape[1:])
+    if model.input_shape and tuple(model.input_shape) != expected:
+        raise CheckFailed(f"Your model takes inputs of shape {list(model.input_shape)}, but the data has "
+                          f"samples of shape {list(expected)}.")
+    try:
+        preds = model.predict(X.float())
+    except RuntimeError as e:
+        raise CheckFailed(f"Your model could not be run on the grader's data: {str(e).splitlines()[0]}") from None
+    correct = int((preds == Y).sum())
+    return 100 * correct / len(Y), correct
+
+
+@check_kind(
+    "accuracy",
+    model=Param(str, "model", "the export holding the model"),
+    data=Param(dict, doc="the data set, e.g. {kind='checkerboard', n_per_cell=20, noise=0.1, seed=0}"),
+    min_accuracy=Param((int, float), doc="the pass mark in percent"),
+    describe=Param(str, "the data", "how the message names the data set"),
+    hint=Param(str, "", "advice shown when the check fails"),
+)
+def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, describe: str, hint: str) -> Outcome:
+    """Accuracy of the exported model, measured by the grader on data it makes itself."""
+    net = ctx.value(model, "model")
+    dataset = ctx.data.make(data, ctx.check_id)
+    acc, correct = measured_accuracy(net, dataset.X, dataset.Y)
+    total = len(dataset.Y)
+    metrics = {"accuracy": round(acc, 4), "correct": correct, "total": total}
+    measured = f"{acc:.2f}% ({correct}/{total}) on {describe}, measured by the grader in eval mode"
+    if acc + 1e-9 >= min_accuracy:
+        return Outcome(True, f"Your model scores {measured}.", metrics=metrics)
+    return Outcome(False, f"Your model scores {measured}; it needs {min_accuracy:g}%. {hint}".strip(), metrics=metrics)
+
+
+@check_kind(
+    "parameter_budget",
+    model=Param(str, "model"),
+    tiers=Param(list, doc="[[max_params, share_of_points], ...], e.g. [[33, 1.0], [66, 0.5]]"),
+    smallest_known=Param(int, 0, "the smallest size the reference found, quoted in the message"),
+)
+def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known: int) -> Outcome:
+    """Points by parameter count, counted on the exported model (torchinfo's count); reports it for a leaderboard."""
+    net = ctx.value(model, "model")
+    total = sum(t.numel() for t in net.parameters.values())
+    trainable = net.n_params
+    metrics = {"n_params": total, "trainable_params": trainable}
+    details = {"layers": {name: list(shape) for name, shape in net.param_shapes().items()}}
+    frozen = "" if total == trainable else (f" That counts all {total} parameters, {total - trainable} of them frozen: "
+                                             "frozen weights still make the model bigger.")
+    fraction = next((float(share) for limit, share in sorted(tiers) if total <= limit), 0.0)
+    budget = sorted(tiers)[0][0]
+    record = f" The smallest the reference found has {smallest_known}." if smallest_known else ""
+    if fraction >= 1.0:
+        message = f"Your model has {total} parameters, within the {budget}-parameter budget.{frozen}{record}"
+        if smallest_known and total <= smallest_known:
+            message += " That ties or beats the reference: a place on the leaderboard."
+        return Outcome(True, message, metrics=metrics, details=details)
+    share = f" for {fraction:.0%} of the points" if fraction else ""
+    return Outcome(False, f"Your model has {total} parameters{share}; the full budget is {budget}.{frozen} "
+                   f"Try fewer hidden units or fewer layers.{record}", fraction=fraction, metrics=metrics,
+                   details=details)

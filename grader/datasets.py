@@ -1,0 +1,41 @@
+"""The data checks measure on, made in the grader's process (hidden sets never enter a kernel).
+
+A check names its data in the spec, e.g. ``{kind = "checkerboard", n_per_cell = 20,
+noise = 0.1, seed = 0}``; ``seed = "hidden"`` draws the seed from the instructor secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reference.data import CheckerboardDataset, generate_checkerboard_dataset
+
+
+class DataUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class DataFactory:
+    hidden_seed: Callable[[str], int] | None = None
+    _cache: dict = field(default_factory=dict)
+
+    def seed_for(self, desc: dict, label: str) -> int:
+        seed = desc.get("seed", 0)
+        if seed == "hidden":
+            if self.hidden_seed is None:
+                raise DataUnavailable("hidden data needs the instructor secret")
+            return self.hidden_seed(label)
+        return int(seed)
+
+    def make(self, desc: dict, label: str = "") -> CheckerboardDataset:
+        """The dataset ``desc`` describes; ``label`` tells hidden sets of different checks apart."""
+        kind = desc.get("kind")
+        if kind != "checkerboard":
+            raise DataUnavailable(f"unknown data kind {kind!r}")
+        key = (kind, desc.get("n_per_cell"), desc.get("noise"), self.seed_for(desc, label))
+        if key not in self._cache:
+            self._cache[key] = generate_checkerboard_dataset(int(desc.get("n_per_cell", 20)),
+                                                             float(desc.get("noise", 0.5)), key[3])
+        return self._cache[key]

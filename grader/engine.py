@@ -1,0 +1,126 @@
+"""One submission's way through the grader.
+
+    notebook file -> validate -> prepare -> execute (sandboxed kernel) -> export folder
+      -> load (safe loaders) -> checks (grader process) -> SubmissionResult
+
+Nothing the kernel prints or computes is trusted: the checks run here, on values
+loaded from the export folder, against data the grader makes itself.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .catalog import Exercise, load_exercise
+from .checks import CheckContext, run_checks
+from .datasets import DataFactory
+from .execute import Execution, execute
+from .exports import Exports, load_exports
+from .notebook import InvalidNotebook, Submission, prepare, read_submission
+from .results import PendingCheck, Status, SubmissionResult
+from .sandbox import open_sandbox
+
+KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
+TORCHVISION_COMPAT = pathlib.Path(__file__).resolve().parent.parent / "reference" / "torchvision_compat.py"
+
+
+def prelude_source() -> str:
+    """The grader's first cell: the torchvision workaround, run from source (see reference/torchvision_compat.py)."""
+    source = TORCHVISION_COMPAT.read_text()
+    # The namespace must stay referenced: the torch.library object inside it keeps the op schemas alive.
+    return ("# Added by the grader.\n"
+            f"_grader_compat = {{'__name__': 'torchvision_compat'}}\n"
+            f"exec(compile({source!r}, 'torchvision_compat.py', 'exec'), _grader_compat)\n")
+
+
+def export_source(exercise: Exercise, export_dir: pathlib.Path) -> str:
+    """The grader's last cell: write every declared value into ``export_dir``."""
+    requests = [{"name": e.name, "kind": e.kind, "input_shape": list(e.input_shape or [])} for e in exercise.spec.exports]
+    return ("# Added by the grader.\n"
+            "_grader_export = {'__name__': 'grader_export'}\n"
+            f"exec(compile({KERNEL_EXPORT.read_text()!r}, 'grader_export.py', 'exec'), _grader_export)\n"
+            f"_grader_export['export_values'](globals(), {json.dumps(requests)}, {str(export_dir)!r})\n")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What executing one notebook produced, before any scoring."""
+
+    execution: Execution
+    exports: Exports
+    sandbox: dict
+    load_seconds: float
+
+
+def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = ()) -> Run:
+    """Execute a validated notebook in a fresh sandbox and load its exports; the sandbox is gone afterwards."""
+    sandbox = open_sandbox(exercise.spec.limits, hide=hide)
+    try:
+        prepared = prepare(submission, prelude_source(), export_source(exercise, sandbox.export_dir))
+        execution = execute(prepared, sandbox)
+        start = time.monotonic()
+        if execution.exported:
+            exports = load_exports(sandbox.export_dir)
+        else:
+            exports = Exports.unavailable(execution.reason or "the notebook did not reach the grader's export step")
+        return Run(execution, exports, sandbox.report | {"outputs_truncated": execution.outputs_truncated},
+                   time.monotonic() - start)
+    finally:
+        sandbox.kill()
+        sandbox.remove()
+
+
+def score(run: Run, submission: Submission, exercise: Exercise, student: str,
+          hidden_seed: Callable[[str], int] | None = None, include_hidden: bool = False) -> SubmissionResult:
+    """Run the checks in this process on the loaded exports."""
+    start = time.monotonic()
+    ctx = CheckContext(exercise.spec, run.exports, tuple(submission.code_cells()), DataFactory(hidden_seed))
+    include_hidden = include_hidden and hidden_seed is not None
+    checks = run_checks(list(exercise.checks), ctx, include_hidden)
+    pending = () if include_hidden else tuple(PendingCheck(c.spec.id, c.spec.title, c.spec.points)
+                                             for c in exercise.checks if c.spec.visibility == "hidden")
+    timings = {k: round(v, 3) for k, v in run.execution.timings.items() if k != "pid"}
+    timings.update(load=round(run.load_seconds, 3), checks=round(time.monotonic() - start, 3))
+    return SubmissionResult(
+        exercise=exercise.id, student=student, status=run.execution.status, checks=tuple(checks),
+        error=run.execution.reason, pending=pending, traceback=run.execution.traceback, timings=timings,
+        notebook_sha256=submission.sha256, sandbox=run.sandbox,
+    )
+
+
+def grade_submission(
+    submission: Submission,
+    exercise: Exercise,
+    student: str,
+    hidden_seed: Callable[[str], int] | None = None,
+    include_hidden: bool = False,
+    hide: tuple[str, ...] = (),
+) -> SubmissionResult:
+    """Execute one validated notebook in a fresh sandbox and score it."""
+    return score(run_notebook(submission, exercise, hide), submission, exercise, student, hidden_seed, include_hidden)
+
+
+def invalid_result(exercise_id: str, student: str, reason: str) -> SubmissionResult:
+    """A submission that could not be run at all still gets a graded outcome."""
+    return SubmissionResult(exercise=exercise_id, student=student, status=Status.INVALID, error=reason)
+
+
+def grade_file(
+    path: str | pathlib.Path,
+    exercise_id: str | None = None,
+    student: str | None = None,
+    hidden_seed: Callable[[str], int] | None = None,
+    include_hidden: bool = False,
+) -> SubmissionResult:
+    """Validate, find the exercise and grade; raises InvalidNotebook or UnknownExercise for unusable input."""
+    path = pathlib.Path(path)
+    submission = read_submission(path)
+    exercise_id = exercise_id or submission.exercise_id
+    if not exercise_id:
+        raise InvalidNotebook(f"{path}: the notebook does not say which exercise it is; pass --exercise ID")
+    exercise = load_exercise(exercise_id)
+    return grade_submission(submission, exercise, student or path.stem, hidden_seed, include_hidden)

@@ -1,0 +1,44 @@
+"""HTML feedback rendered from the Jinja2 templates in ``templates/``; pages are self-contained."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass
+
+import jinja2
+
+from .results import SubmissionResult
+
+
+@dataclass(frozen=True)
+class Figure:
+    src: str  # a data: URI, so the page works offline as one file
+    caption: str
+
+
+def templates_root() -> pathlib.Path:
+    configured = os.environ.get("GRADER_TEMPLATES")
+    return pathlib.Path(configured) if configured else pathlib.Path(__file__).resolve().parent.parent / "templates"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root()),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env.globals["fmt"] = lambda value: f"{value:g}"
+    return env
+
+
+def render_submission(result: SubmissionResult, title: str, figures: list[Figure] = (), self_check: bool = False) -> str:
+    pending = sum(p.max_points for p in result.pending)
+    return environment().get_template("submission.html").render(
+        result=result, title=title, figures=list(figures), self_check=self_check, pending_points=pending)
+
+
+def write_page(path: str | pathlib.Path, html: str) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

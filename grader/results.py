@@ -1,0 +1,84 @@
+"""What grading produces: one ``CheckResult`` per check, one ``SubmissionResult`` per notebook.
+
+``SubmissionResult.to_json()`` is the fixed contract of ``--json``::
+
+    {exercise, student, status: ok|error|timeout|invalid, score, max_score,
+     checks: [{id, passed, points, max_points, visibility, message}], error}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+
+class Status(str, Enum):
+    OK = "ok"
+    ERROR = "error"  # a cell raised, the kernel died, or exports could not be read
+    TIMEOUT = "timeout"
+    INVALID = "invalid"  # not a notebook, or unusable before execution
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    passed: bool
+    points: float
+    max_points: float
+    visibility: str  # "public" or "hidden"
+    message: str
+    title: str = ""
+    metrics: dict = field(default_factory=dict)  # numbers for tables and leaderboards, e.g. {"n_params": 21}
+    details: dict = field(default_factory=dict)  # plain data for feedback plots; never hidden data
+
+    def contract(self) -> dict:
+        return {"id": self.id, "passed": self.passed, "points": self.points, "max_points": self.max_points,
+                "visibility": self.visibility, "message": self.message}
+
+
+@dataclass(frozen=True)
+class PendingCheck:
+    """A hidden check that ``grader check`` does not run; the instructor's batch grades it."""
+
+    id: str
+    title: str
+    max_points: float
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    exercise: str
+    student: str
+    status: Status
+    checks: tuple[CheckResult, ...] = ()
+    error: str | None = None
+    pending: tuple[PendingCheck, ...] = ()
+    traceback: str = ""  # tail of the first traceback, for feedback
+    timings: dict = field(default_factory=dict)  # seconds: kernel_start, execute, export, checks, total
+    notebook_sha256: str = ""
+    sandbox: dict = field(default_factory=dict)  # which isolation measures held for this run
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.points for c in self.checks), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.max_points for c in self.checks), 6)
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_json(self) -> dict:
+        """The ``--json`` contract, and nothing else."""
+        return {"exercise": self.exercise, "student": self.student, "status": self.status.value,
+                "score": self.score, "max_score": self.max_score, "checks": [c.contract() for c in self.checks],
+                "error": self.error}
+
+    def to_record(self) -> dict:
+        """Everything, as plain data (for the gradebook and feedback)."""
+        record = asdict(self)
+        record["status"] = self.status.value
+        record["score"], record["max_score"] = self.score, self.max_score
+        return record

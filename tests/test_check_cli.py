@@ -1,0 +1,82 @@
+"""``grader check`` per the contract: table, --json, --html, exit codes 0/1/2."""
+
+import json
+import pathlib
+
+import pytest
+
+from grader.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FILES = pathlib.Path(__file__).parent / "files"
+SOLUTION = ROOT / "reference" / "notebooks" / "tiny-model.ipynb"
+STUDENT = ROOT / "exercises" / "tiny-model" / "tiny-model.ipynb"
+CONTRACT = {"exercise", "student", "status", "score", "max_score", "checks", "error"}
+CHECK_CONTRACT = {"id", "passed", "points", "max_points", "visibility", "message"}
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_solution_passes_with_table_html_and_pending_hidden_checks(capsys, tmp_path):
+    html = tmp_path / "feedback.html"
+    code, out, err = run_cli(capsys, "check", SOLUTION, "--html", html)
+    assert code == 0, err
+    assert "fits-training-data" in out and "pass" in out
+    assert "fresh-data (hidden)" in out and "later" in out
+    assert "Score 8/8" in out and "+2 points in hidden checks" in out
+    page = html.read_text()
+    assert "<html" in page and "100.00% (180/180)" in page and "graded later" in page.lower()
+
+
+def test_untouched_notebook_json_follows_the_contract_and_exits_1(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "check", STUDENT, "--json", "--html", tmp_path / "f.html")
+    assert code == 1
+    payload = json.loads(out)
+    assert set(payload) == CONTRACT
+    assert payload["status"] == "error" and payload["score"] == 0 and payload["max_score"] == 8
+    assert all(set(c) == CHECK_CONTRACT for c in payload["checks"])
+    assert all(c["visibility"] == "public" for c in payload["checks"])
+    assert payload["exercise"] == "tiny-model"
+
+
+@pytest.mark.parametrize("path, reason", [
+    (FILES / "not-a-notebook.ipynb", "not a Jupyter notebook (the file is not valid JSON"),
+    (FILES / "format3.ipynb", "notebook format 3 is not supported"),
+    (FILES / "missing.ipynb", "no such file"),
+    (FILES / "tiny-model" / "no-exercise-metadata.ipynb", "does not say which exercise it is; pass --exercise"),
+])
+def test_unusable_input_exits_2_with_a_clear_reason(capsys, path, reason):
+    code, out, err = run_cli(capsys, "check", path)
+    assert code == 2
+    assert reason in err
+    assert "Traceback" not in err
+
+
+def test_unusable_input_with_json_still_prints_one_object(capsys):
+    code, out, err = run_cli(capsys, "check", FILES / "not-a-notebook.ipynb", "--json")
+    assert code == 2
+    payload = json.loads(out)
+    assert set(payload) == CONTRACT and payload["status"] == "invalid" and payload["checks"] == []
+
+
+def test_unknown_exercise_exits_2_and_lists_the_known_ones(capsys):
+    code, out, err = run_cli(capsys, "check", SOLUTION, "--exercise", "no-such-exercise")
+    assert code == 2
+    assert "unknown exercise 'no-such-exercise'" in err and "tiny-model" in err
+
+
+def test_exercise_flag_supplies_missing_metadata(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "check", FILES / "tiny-model" / "no-exercise-metadata.ipynb",
+                             "--exercise", "tiny-model", "--json", "--html", tmp_path / "f.html")
+    assert code == 1  # valid notebook, but it defines no model
+    assert json.loads(out)["exercise"] == "tiny-model"
+
+
+def test_exercises_lists_checks_and_points(capsys):
+    code, out, err = run_cli(capsys, "exercises")
+    assert code == 0
+    assert "tiny-model" in out and "fits-training-data" in out and "hidden" in out

@@ -1,0 +1,125 @@
+"""The tiny-model exercise end to end: real notebooks, real kernels, checks in the grader's process."""
+
+import dataclasses
+import pathlib
+import time
+
+import pytest
+
+from grader.catalog import Exercise, load_exercise
+from grader.engine import grade_submission
+from grader.notebook import read_submission
+from grader.results import Status
+from grader.secrets import hidden_seeds
+from grader.spec import Limits
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FILES = pathlib.Path(__file__).parent / "files" / "tiny-model"
+SOLUTION = ROOT / "reference" / "notebooks" / "tiny-model.ipynb"
+STUDENT = ROOT / "exercises" / "tiny-model" / "tiny-model.ipynb"
+SECRET = b"test-secret"
+
+
+@pytest.fixture(scope="module")
+def exercise() -> Exercise:
+    return load_exercise("tiny-model")
+
+
+def grade(path, exercise, hidden=True):
+    seeds = hidden_seeds(SECRET, exercise.id) if hidden else None
+    return grade_submission(read_submission(path), exercise, pathlib.Path(path).stem, seeds, include_hidden=hidden)
+
+
+def checks(result):
+    return {c.id: c for c in result.checks}
+
+
+def test_solution_notebook_scores_full_marks_including_hidden(exercise):
+    result = grade(SOLUTION, exercise)
+    assert result.status is Status.OK, result.error
+    assert result.score == result.max_score == 10
+    assert checks(result)["parameter-budget"].metrics["n_params"] == 21
+    assert checks(result)["fresh-data"].visibility == "hidden"
+    assert result.sandbox["unprivileged_user"] == (__import__("os").geteuid() == 0)
+
+
+def test_untouched_student_notebook_scores_zero_and_says_what_to_define(exercise):
+    result = grade(STUDENT, exercise)
+    assert result.score == 0
+    assert result.status is Status.ERROR and "NotImplementedError" in result.error
+    for check in result.checks:
+        assert not check.passed
+        assert "must define `model`" in check.message, check.id
+    assert "NotImplementedError" in result.traceback
+
+
+def test_tampering_in_the_kernel_earns_no_accuracy_points(exercise):
+    result = grade(FILES / "tampering.ipynb", exercise)
+    by_id = checks(result)
+    assert by_id["fits-training-data"].points == 0 and not by_id["fits-training-data"].passed
+    assert by_id["fresh-data"].points == 0
+    accuracy = by_id["fits-training-data"].metrics["accuracy"]
+    assert accuracy < 80  # measured by the grader on its own data, whatever the kernel printed
+    assert "scores" in by_id["fits-training-data"].message
+
+
+def test_using_the_reference_solution_is_flagged_and_gates_the_rest(exercise):
+    result = grade(FILES / "uses-reference.ipynb", exercise)
+    by_id = checks(result)
+    assert not by_id["own-model"].passed
+    assert "reference.tiny_search" in by_id["own-model"].message and "cell 2" in by_id["own-model"].message
+    assert result.score == 0
+    assert by_id["fits-training-data"].message.startswith("Not credited until `own-model` passes.")
+
+
+def test_a_cell_error_after_the_model_exists_still_scores(exercise):
+    result = grade(FILES / "crash-midway.ipynb", exercise, hidden=False)
+    assert result.status is Status.ERROR
+    assert result.error.startswith("code cell 4 raised AttributeError")
+    assert result.score == 8  # all public checks
+    assert [p.id for p in result.pending] == ["fresh-data"]
+
+
+def test_a_bigger_model_gets_partial_size_points(exercise):
+    result = grade(FILES / "bigger-model.ipynb", exercise, hidden=False)
+    budget = checks(result)["parameter-budget"]
+    assert budget.metrics["n_params"] == 63 and budget.points == 1.5 and not budget.passed
+    assert "63 parameters for 50% of the points" in budget.message
+
+
+def test_an_infinite_loop_times_out_within_the_limit(exercise):
+    fast = Exercise(dataclasses.replace(exercise.spec, limits=Limits(cell_timeout_s=5, total_timeout_s=60,
+                                                                     export_timeout_s=30)), exercise.checks)
+    start = time.monotonic()
+    result = grade(FILES / "infinite-loop.ipynb", fast, hidden=False)
+    elapsed = time.monotonic() - start
+    assert result.status is Status.TIMEOUT
+    assert result.error == "code cell 4 did not finish within 5 s (the per-cell limit)"
+    assert elapsed < 5 + 30  # the 5 s limit plus kernel start, torch import and the export
+    # The loop was interrupted and the model defined before it was still graded.
+    assert checks(result)["fits-training-data"].passed
+
+
+def test_a_dying_kernel_is_an_error_with_a_reason(exercise):
+    result = grade(FILES / "kernel-dies.ipynb", exercise, hidden=False)
+    assert result.status is Status.ERROR
+    assert result.error.startswith("the kernel died (exit code 3)")
+    assert result.score == 0
+    assert all("Not graded: the kernel died" in c.message for c in result.checks)
+
+
+def test_a_booby_trapped_export_runs_nothing_in_the_grader(exercise, tmp_path):
+    marker = pathlib.Path("/tmp/grader-test-pwned-marker")
+    marker.unlink(missing_ok=True)
+    result = grade(FILES / "malicious-export.ipynb", exercise, hidden=False)
+    assert not marker.exists()
+    message = checks(result)["fits-training-data"].message
+    assert "could not be read safely" in message
+    assert result.score == 0
+
+
+def test_a_kernel_whose_messaging_is_patched_ends_in_a_graded_error(exercise):
+    result = grade(FILES / "tampering-protocol.ipynb", exercise, hidden=False)
+    assert result.status is Status.ERROR
+    assert "patches modules the kernel itself relies on" in result.error
+    assert result.score == 0

@@ -1,0 +1,104 @@
+"""The kernel's sandbox, observed from inside a real kernel by tests/files/sandbox/probe.ipynb."""
+
+import os
+import pathlib
+import shutil
+import uuid
+
+import nbformat
+import pytest
+
+from grader.catalog import load_spec_file
+from grader.engine import run_notebook
+from grader.notebook import read_submission
+from grader.sandbox import scrubbed_env
+
+FILES = pathlib.Path(__file__).parent / "files" / "sandbox"
+ROOT_RUN = os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def probe(monkeypatch_module):
+    # Outside /tmp on purpose: the sandbox must hide these by name, not because /tmp is covered.
+    folder = pathlib.Path(__file__).resolve().parent.parent / "out" / f"sandbox-test-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    yield from _probe(folder, monkeypatch_module)
+    shutil.rmtree(folder)
+
+
+def _probe(folder, monkeypatch_module):
+    secret = folder / "secret.txt"
+    secret.write_text("instructor secret")
+    secret.chmod(0o644)  # readable by anyone: only the sandbox keeps the kernel out
+    gradebook = folder / "gradebook"
+    gradebook.mkdir()
+    (gradebook / "grades.sqlite").write_text("grades")
+    monkeypatch_module.setenv("GRADER_SECRET", "in-the-graders-environment")
+    monkeypatch_module.setenv("GRADER_TEST_CANARY", "must not reach the kernel")
+    nb = nbformat.read(FILES / "probe.ipynb", as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("SECRET_PATH", repr(str(secret))).replace(
+        "GRADEBOOK_DIR", repr(str(gradebook)))
+    path = folder / "probe.ipynb"
+    nbformat.write(nb, path)
+    run = run_notebook(read_submission(path), load_spec_file(FILES / "spec.toml"), hide=(str(secret), str(gradebook)))
+    assert run.exports.found, run.execution.reason
+    yield run
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_environment_is_scrubbed_and_single_threaded(probe):
+    values = probe.exports.values["probe"]
+    assert "GRADER_SECRET" not in values["env"] and "GRADER_TEST_CANARY" not in values["env"]
+    ours = set(scrubbed_env(pathlib.Path("/w")))
+    set_by_the_kernel = ("JPY_", "CLICOLOR", "PYDEVD_", "TERM", "PAGER", "GIT_PAGER", "FORCE_COLOR")
+    assert [k for k in values["env"] if k not in ours and not k.startswith(set_by_the_kernel)] == []
+    assert values["threads"] == 1
+    assert values["cwd"].startswith("/") and "grader-" in values["cwd"]
+
+
+def test_grader_files_are_invisible_to_the_kernel(probe):
+    values = probe.exports.values["probe"]
+    if not ROOT_RUN:
+        pytest.fail("run the tests as root to check user isolation") if probe.sandbox["unprivileged_user"] else None
+        return
+    assert values["uid"] >= 61000
+    # Covered by /dev/null and by an empty read-only tmpfs, although both are world-readable.
+    assert values["secret_file"] == ""
+    assert values["gradebook_dir"] == "denied: PermissionError"
+    assert values["root_home"] == [".pyenv"] or values["root_home"].startswith("denied")
+    assert values["write_repo"] == "refused: PermissionError"
+
+
+def test_no_network(probe):
+    values = probe.exports.values["probe"]
+    assert probe.sandbox["no_network"]
+    assert values["interfaces"] == ["lo"]
+    assert values["network"].startswith("refused")
+
+
+def test_memory_file_size_and_process_limits(probe):
+    values = probe.exports.values["probe"]
+    assert values["rlimit_as_mb"] == 2048
+    assert values["memory"].startswith("refused")
+    assert values["file_size"] == "refused: OSError"
+    if probe.sandbox["unprivileged_user"]:
+        assert values["processes"].startswith("refused after")
+
+
+def test_output_is_capped_and_everything_is_reported(probe):
+    assert probe.sandbox["outputs_truncated"]
+    assert probe.sandbox["timeouts"] and probe.sandbox["scrubbed_env"]
+    assert probe.execution.status.value == "ok"
+
+
+def test_shared_temp_folder_shows_only_this_sandbox(probe):
+    values = probe.exports.values["probe"]
+    if probe.sandbox["private_mounts"]:
+        assert len(values["tmp"]) == 1 and values["tmp"][0].startswith("grader-")
+        assert values["cwd"] == f"/tmp/{values['tmp'][0]}/work"
