@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import assign, check, exercises
+from .commands import assign, check, exercises, quiz
 from .commands.common import EXIT_UNUSABLE, UserError
 
-COMMANDS = (check, exercises, assign)
+COMMANDS = (check, exercises, assign, quiz)
 
 
 def build_parser() -> argparse.ArgumentParser:

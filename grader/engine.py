@@ -39,7 +39,8 @@ def prelude_source() -> str:
 
 def export_source(exercise: Exercise, export_dir: pathlib.Path) -> str:
     """The grader's last cell: write every declared value into ``export_dir``."""
-    requests = [{"name": e.name, "kind": e.kind, "input_shape": list(e.input_shape or [])} for e in exercise.spec.exports]
+    requests = [{"name": e.name, "kind": e.kind, "input_shape": list(e.input_shape or []), "code": e.code}
+                for e in exercise.spec.exports]
     return ("# Added by the grader.\n"
             "_grader_export = {'__name__': 'grader_export'}\n"
             f"exec(compile({KERNEL_EXPORT.read_text()!r}, 'grader_export.py', 'exec'), _grader_export)\n"

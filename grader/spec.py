@@ -58,6 +58,9 @@ class ExportSpec:
     doc: str = ""
     input_shape: tuple[int, ...] | None = None  # per-sample input shape, for models
     optional: bool = False
+    # Code the grader runs in the kernel after the student's cells to produce this value, e.g. a call
+    # of the student's function on public data the grader makes. Hidden data never goes here.
+    code: str = ""
 
     def describe(self) -> str:
         """What the notebook must define, in a student's terms."""
@@ -193,6 +196,7 @@ def _export(table: _Table) -> ExportSpec:
         doc=table.get("doc", str, ""),
         input_shape=tuple(shape) if shape else None,
         optional=table.get("optional", bool, False),
+        code=table.get("code", str, ""),
     )
     if not spec.name.isidentifier():
         raise table._fail("name", f"expected a Python variable name, got {spec.name!r}")

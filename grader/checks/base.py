@@ -63,6 +63,8 @@ class CheckContext:
             raise CheckFailed(f"Not graded: {self.exports.problems.get('*', 'no values were exported')}, "
                               f"so {described} could not be checked.")
         if name in self.exports.problems:
+            if spec is not None and spec.code:  # the grader's own call of the student's code failed
+                raise CheckFailed(f"When the grader ran {spec.doc or name}, it raised {self.exports.problems[name]}")
             raise CheckFailed(f"`{name}` could not be handed to the grader: {self.exports.problems[name]}")
         if name not in self.exports.values:
             raise CheckFailed(f"Your notebook must define {described}. "
@@ -72,6 +74,9 @@ class CheckContext:
             raise CheckFailed(f"`{name}` could not be handed to the grader: {value.message}")
         if kind and not matches_kind(value, kind):
             raise CheckFailed(f"`{name}` must be {EXPORT_KINDS[kind]}, but it is {describe(value)}.")
+        if isinstance(value, (dict, list)) and not value:
+            # The notebooks hand out empty containers to fill; empty means the work is not done yet.
+            raise CheckFailed(f"`{name}` is still empty: your notebook must fill it ({spec.doc if spec else name}).")
         return value
 
 
@@ -187,8 +192,8 @@ def bind(spec: CheckSpec, exercise: ExerciseSpec, index: int) -> BoundCheck:
 
 
 def _export_names(params: dict) -> Iterable[str]:
-    for key in ("model", "models", "export", "value"):
-        if isinstance(params.get(key), str):
+    for key in ("model", "models", "export", "value", "history", "best_epoch", "results", "run"):
+        if isinstance(params.get(key), str) and params[key]:
             yield params[key]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..model_graph import LoadedModel
@@ -70,3 +72,35 @@ def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known:
     return Outcome(False, f"Your model has {total} parameters{share}; the full budget is {budget}.{frozen} "
                    f"Try fewer hidden units or fewer layers.{record}", fraction=fraction, metrics=metrics,
                    details=details)
+
+
+def _reference_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of a model the course provides, by class name."""
+    from reference import models as reference_models
+
+    cls = getattr(reference_models, name, None)
+    if not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
+        raise CheckFailed(f"the grader has no reference model called {name!r}")
+    return {k: tuple(p.shape) for k, p in cls().named_parameters()}
+
+
+@check_kind("architecture", model=Param(str, "model"), reference=Param(str, doc="a class in reference.models"))
+def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
+    """The exported model must have exactly the reference model's parameter shapes (the architecture is fixed)."""
+    value = ctx.value(model)
+    nets = value if isinstance(value, dict) else {"": value}
+    expected = _reference_shapes(reference)
+    for key, net in nets.items():
+        label = f"`{model}[{key!r}]`" if key != "" else f"`{model}`"
+        shapes = getattr(net, "param_shapes", lambda: None)()
+        if shapes is None:
+            raise CheckFailed(f"{label} could not be checked: {getattr(net, 'message', 'it is not a model')}.")
+        if shapes != expected:
+            differ = [f"{k}: {list(shapes.get(k, ()))} instead of {list(v)}" for k, v in expected.items()
+                      if shapes.get(k) != v]
+            extra = sorted(set(shapes) - set(expected))
+            detail = "; ".join(differ + [f"extra parameter {k}" for k in extra])
+            return Outcome(False, f"{label} is not the course's {reference}: {detail}. Keep the architecture "
+                           "unchanged; only the training may differ.")
+    return Outcome(True, f"{'Every model in ' if len(nets) > 1 else ''}`{model}` has the course's {reference} "
+                   f"architecture ({sum(math.prod(v) for v in expected.values())} parameters).")

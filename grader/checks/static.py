@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
+import subprocess
+import sys
 
+from ..exports import FunctionExport
 from ..spec import EXPORT_KINDS
 from .base import CheckContext, Outcome, Param, check_kind
+
+
+@functools.lru_cache(maxsize=1)
+def _package_baseline() -> frozenset[str]:
+    """The reference.* modules a plain ``import reference`` loads."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, reference; print(' '.join(sorted(sys.modules)))"],
+                           capture_output=True, text=True, timeout=120)
+    return frozenset(m for m in probe.stdout.split() if m == "reference" or m.startswith("reference."))
 
 
 def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
@@ -36,25 +48,33 @@ def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
 
 @check_kind(
     "own_work",
-    model=Param(str, "model", "the export that must be the student's own"),
+    export=Param(str, "model", "the export that must be the student's own"),
     forbidden_modules=Param(list, doc="modules holding reference solutions"),
     forbidden_names=Param(list, [], "functions or constants of the reference solution"),
 )
-def own_work(ctx: CheckContext, model: str, forbidden_modules: list, forbidden_names: list) -> Outcome:
-    """Flags a notebook that calls the reference solution instead of building its own model."""
-    ctx.value(model)  # nothing to credit before the model exists
+def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_names: list) -> Outcome:
+    """Flags a notebook that uses the reference solution instead of its own model or function."""
+    value = ctx.value(export)  # nothing to credit before the value exists
+    if isinstance(value, FunctionExport) and "NotImplementedError" in value.source:
+        return Outcome(False, f"`{export}` is still the TODO stub (it raises NotImplementedError): replace the TODO "
+                       "with your implementation.")
     found = []
     for cell, source in ctx.code_cells:
         modules, names = _imports_and_names(source)
         hits = sorted({m for m in modules for f in forbidden_modules if m == f or m.startswith(f + ".")}
                       | (names & set(forbidden_names)))
         found += [f"cell {cell}: `{hit}`" for hit in hits]
-    loaded = sorted(set(ctx.exports.modules) & set(forbidden_modules))
-    found += [f"the kernel imported `{m}`" for m in loaded if not any(m in f for f in found)]
+    # A module that `import reference` loads anyway proves nothing (the course helpers import it).
+    loaded = sorted(m for m in set(ctx.exports.modules) & set(forbidden_modules)
+                    if m not in _package_baseline() and not any(m in f for f in found))
+    found += [f"the kernel imported `{m}`" for m in loaded]
+    if isinstance(value, FunctionExport) and any(value.module == f or value.module.startswith(f + ".")
+                                                 for f in forbidden_modules):
+        found.append(f"`{export}` is `{value.module}.{value.name}`")
     if found:
-        return Outcome(False, f"Your notebook uses the reference solution ({'; '.join(found)}). Build and train your "
-                       "own model: only your own work is credited.", details={"evidence": found})
-    return Outcome(True, f"`{model}` is your own: the notebook does not use the reference solution.")
+        return Outcome(False, f"Your notebook uses the reference solution ({'; '.join(found)}). Write your "
+                       "own: only your own work is credited.", details={"evidence": found})
+    return Outcome(True, f"`{export}` is your own: the notebook does not use the reference solution.")
 
 
 @check_kind("defined", value=Param(str, doc="the export that must exist"), kind=Param(str, "", "its expected kind"))
