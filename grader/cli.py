@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import assign, check, exercises, quiz
+from .commands import assign, autograder, check, exercises, export, feedback, grade, quiz
 from .commands.common import EXIT_UNUSABLE, UserError
 
-COMMANDS = (check, exercises, assign, quiz)
+COMMANDS = (check, grade, feedback, export, quiz, assign, exercises, autograder)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,12 +9,14 @@ loaded from the export folder, against data the grader makes itself.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pathlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .artifacts import collect
 from .catalog import Exercise, load_exercise
 from .checks import CheckContext, run_checks
 from .datasets import DataFactory
@@ -25,7 +27,8 @@ from .results import PendingCheck, Status, SubmissionResult
 from .sandbox import open_sandbox
 
 KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
-TORCHVISION_COMPAT = pathlib.Path(__file__).resolve().parent.parent / "reference" / "torchvision_compat.py"
+# Found through the import system, not the repository layout, so an installed package works too.
+TORCHVISION_COMPAT = pathlib.Path(importlib.util.find_spec("reference.torchvision_compat").origin)
 
 
 def prelude_source() -> str:
@@ -79,7 +82,8 @@ def score(run: Run, submission: Submission, exercise: Exercise, student: str,
           hidden_seed: Callable[[str], int] | None = None, include_hidden: bool = False) -> SubmissionResult:
     """Run the checks in this process on the loaded exports."""
     start = time.monotonic()
-    ctx = CheckContext(exercise.spec, run.exports, tuple(submission.code_cells()), DataFactory(hidden_seed))
+    data = DataFactory(hidden_seed)
+    ctx = CheckContext(exercise.spec, run.exports, tuple(submission.code_cells()), data)
     include_hidden = include_hidden and hidden_seed is not None
     checks = run_checks(list(exercise.checks), ctx, include_hidden)
     pending = () if include_hidden else tuple(PendingCheck(c.spec.id, c.spec.title, c.spec.points)
@@ -89,7 +93,7 @@ def score(run: Run, submission: Submission, exercise: Exercise, student: str,
     return SubmissionResult(
         exercise=exercise.id, student=student, status=run.execution.status, checks=tuple(checks),
         error=run.execution.reason, pending=pending, traceback=run.execution.traceback, timings=timings,
-        notebook_sha256=submission.sha256, sandbox=run.sandbox,
+        notebook_sha256=submission.sha256, sandbox=run.sandbox, artifacts=collect(exercise.spec, run.exports, data),
     )
 
 
@@ -102,7 +106,10 @@ def grade_submission(
     hide: tuple[str, ...] = (),
 ) -> SubmissionResult:
     """Execute one validated notebook in a fresh sandbox and score it."""
-    return score(run_notebook(submission, exercise, hide), submission, exercise, student, hidden_seed, include_hidden)
+    start = time.monotonic()
+    result = score(run_notebook(submission, exercise, hide), submission, exercise, student, hidden_seed, include_hidden)
+    result.timings["wall"] = round(time.monotonic() - start, 3)
+    return result
 
 
 def invalid_result(exercise_id: str, student: str, reason: str) -> SubmissionResult:

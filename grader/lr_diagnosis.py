@@ -92,8 +92,12 @@ def _g(x: float) -> str:
 
 
 def _nice(x: float) -> float:
-    """Six significant digits, so a fitted 0.7000000000000001 reads 0.7."""
-    return 0.0 if abs(x) < 1e-12 else float(f"{x:.6g}")
+    """Eight significant digits, so a fitted 0.7000000000000001 reads 0.7 (and stays well within rtol).
+
+    >>> _nice(0.7000000000000001), _nice(0.0001953125), _nice(-3e-17)
+    (0.7, 0.0001953125, 0.0)
+    """
+    return 0.0 if abs(x) < 1e-12 else float(f"{x:.8g}")
 
 
 def call(config: SchedulerConfig) -> str:
@@ -180,21 +184,26 @@ def _one_cycle_candidates(y: np.ndarray) -> Iterator[tuple[dict, float]]:
         rising = t <= warm
         p0, p1 = t / warm, (t - warm) / (totals - 1 - warm)
         for anneal in ("cos", "linear"):
-            w0, w1 = ((np.cos(np.pi * p0) + 1) / 2, (np.cos(np.pi * p1) + 1) / 2) if anneal == "cos" else (1 - p0, 1 - p1)
+            if anneal == "cos":
+                w0, w1 = (np.cos(np.pi * p0) + 1) / 2, (np.cos(np.pi * p1) + 1) / 2
+            else:
+                w0, w1 = 1 - p0, 1 - p1
             basis = np.stack([np.where(rising, w0, 0), np.where(rising, 1 - w0, w1), np.where(rising, 0, 1 - w1)], -1)
             valid = ((warm > 0) & (warm < totals - 1))[..., 0] & np.isfinite(basis).all(axis=(-1, -2))
             basis = np.where(np.isfinite(basis), basis, 0)
             coef = np.einsum("abij,j->abi", np.linalg.pinv(basis), y)
             fitted = np.einsum("abij,abj->abi", basis, coef)
             close_enough = np.all(np.abs(fitted - y) <= RTOL * np.abs(y) + ATOL, axis=-1)
-            # A one-cycle schedule rises from initial to max and ends below initial; others are not fits.
-            shaped = (coef[..., 0] > 0) & (coef[..., 1] > coef[..., 0]) & (coef[..., 2] < coef[..., 0])
+            # A one-cycle schedule rises from initial to max and ends below initial; a fit that needs a
+            # div_factor above 1e4 is a curve that merely resembles a warm-up, not a OneCycleLR a student set.
+            shaped = ((coef[..., 0] > 0) & (coef[..., 1] > coef[..., 0]) & (coef[..., 2] < coef[..., 0])
+                      & (coef[..., 1] <= 1e4 * coef[..., 0]))
             good = valid & close_enough & shaped
             for a, b in zip(*np.nonzero(good)):
                 initial, peak, low = coef[a, b]
                 params = {"max_lr": _nice(peak), "total_steps": int(totals[a, 0, 0]), "pct_start": float(pcts[0, b, 0]),
-                          "div_factor": _nice(peak / initial), "final_div_factor": _nice(initial / low) if low > 0 else 1e4,
-                          "anneal_strategy": anneal}
+                          "div_factor": _nice(peak / initial), "anneal_strategy": anneal,
+                          "final_div_factor": _nice(initial / low) if low > 0 else 1e4}  # low is 0 if never reached
                 yield params, BASE_LR
 
 
@@ -293,8 +302,9 @@ def _fit_diagnosis(found: Fit, config: SchedulerConfig, lrs: list[float], ref: l
     wanted = ", ".join(f"{k}={v!r}" for k, v in diffs.items())
     text = f"This is {name}{start}; expected {wanted}."
     if "total_steps" in diffs:
-        return Diagnosis("total_steps", f"{text} The LR peaks at step {_peak(found.config, base_lr)} instead of "
-                         f"{_peak(config, base_lr)}: set total_steps to the number of scheduler.step() calls, {n}.", name)
+        peaks = f"{_peak(found.config, base_lr)} instead of {_peak(config, base_lr)}"
+        return Diagnosis("total_steps", f"{text} The LR peaks at step {peaks}: set total_steps to the number of "
+                         f"scheduler.step() calls, {n}.", name)
     if "T_mult" in diffs:
         cycles = ", ".join(map(str, _cycles(config.params["T_0"], config.params["T_mult"], n)))
         return Diagnosis("t_mult", f"{text} Your LR restarts at steps {_steps(restarts(lrs))} instead of "
@@ -342,7 +352,8 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
                          "optimizer.step().")
     if same(lrs, runs["get_lr"]):
         return Diagnosis("get_lr", "You read scheduler.get_lr(), which computes a further step from the current LR "
-                         "and is not the LR in use. Read scheduler.get_last_lr()[0] or optimizer.param_groups[0]['lr'].")
+                         "and is not the LR in use. Read scheduler.get_last_lr()[0] or "
+                         "optimizer.param_groups[0]['lr'].")
     for family in [config.family] + sorted({c.family for c in COURSE_CONFIGS} - {config.family}):
         found = fit(family, lrs, config, base_lr)
         if found is not None:
@@ -351,9 +362,9 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     if restart is not None:
         return restart
     i = next((i for i, (a, b) in enumerate(zip(lrs, ref)) if not close(a, b)), min(k, len(ref)) - 1)
-    return Diagnosis("differs", f"Step {i + 1} differs: expected {_g(ref[i])}, got {_g(lrs[i])}. Compare your loop with "
-                     f"the set-up: a fresh SGD(..., lr={_g(base_lr)}) and scheduler per configuration, then {n} times "
-                     "optimizer.step(); scheduler.step(), reading optimizer.param_groups[0]['lr'] after each.")
+    return Diagnosis("differs", f"Step {i + 1} differs: expected {_g(ref[i])}, got {_g(lrs[i])}. Compare your loop "
+                     f"with the set-up: a fresh SGD(..., lr={_g(base_lr)}) and scheduler per configuration, then {n} "
+                     "times optimizer.step(); scheduler.step(), reading optimizer.param_groups[0]['lr'] after each.")
 
 
 def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: float = BASE_LR) -> Diagnosis:

@@ -1,7 +1,7 @@
 """Verify quiz keys by running their code in the sandbox and comparing what it did with what the key claims.
 
 Execution returns plain data (``Outcome``): each run is its own process, forked from one sandboxed
-interpreter per quiz that has imported torch once. ``compare`` turns an expectation and an outcome
+interpreter per call that has imported torch once. ``compare`` turns an expectation and an outcome
 into the list of differences; ``verify_quiz`` returns one ``VerifyResult`` per run, plus one per
 question that has nothing to run. A run that times out or crashes is a mismatch with its reason.
 """
@@ -23,7 +23,8 @@ from .quizzes import Expectation, Quiz
 from .sandbox import open_sandbox
 from .spec import Limits
 
-# The notebooks' limits, with a timeout that suits a snippet (torch's import takes 1-2 s).
+# The notebooks' limits (memory, processes, file size, no network, unprivileged user), with a
+# per-run timeout that suits a snippet rather than a whole notebook.
 QUIZ_LIMITS = Limits(cell_timeout_s=60.0, total_timeout_s=60.0)
 MAX_STDOUT_CHARS = 20_000
 MAX_READ_BYTES = 4 * 2**20
@@ -40,6 +41,8 @@ import contextlib, io, json, os, signal, sys, time, traceback, warnings
 with open(sys.argv[1], encoding="utf-8") as f:
     manifest = json.load(f)
 try:
+    if not manifest["preload_torch"]:
+        raise ImportError
     import torch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -139,10 +142,6 @@ class VerifyResult:
     did: str = ""  # what the code really did
     seconds: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        return self.status != MISMATCH
-
 
 def _lines(text: str) -> list[str]:
     lines = [line.rstrip() for line in text.splitlines()]
@@ -208,7 +207,8 @@ def run_many(codes: list[str], limits: Limits = QUIZ_LIMITS) -> list[Outcome]:
         runs = [{"code": str(work / f"question-{i}.py"), "report": str(work / f"report-{i}.json"),
                  "stderr": str(work / f"stderr-{i}.txt")} for i in range(len(codes))]
         manifest = {"runs": runs, "timeout": limits.cell_timeout_s, "cap": MAX_STDOUT_CHARS,
-                    "marker": f"@@quiz-report-{secrets.token_hex(8)}@@"}
+                    "marker": f"@@quiz-report-{secrets.token_hex(8)}@@",
+                    "preload_torch": any("torch" in code for code in codes)}
         files = {work / "runner.py": RUNNER, work / "manifest.json": json.dumps(manifest)}
         files.update({pathlib.Path(run["code"]): code for run, code in zip(runs, codes)})
         for path, text in files.items():

@@ -16,7 +16,7 @@ STATUS_STYLE = {Status.OK: "green", Status.ERROR: "red", Status.TIMEOUT: "yellow
 
 
 def _points(value: float) -> str:
-    return f"{value:g}"
+    return f"{round(value, 2):g}"
 
 
 def submission_table(result: SubmissionResult, title: str = "") -> Table:

@@ -25,14 +25,20 @@ def templates_root() -> pathlib.Path:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root()),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
-    env.globals["fmt"] = lambda value: f"{value:g}"
+    env.globals["fmt"] = lambda value: f"{round(value, 2):g}"
     return env
 
 
-def render_submission(result: SubmissionResult, title: str, figures: list[Figure] = (), self_check: bool = False) -> str:
+def render_submission(result: SubmissionResult, title: str, figures: list[Figure] = (), self_check: bool = False,
+                      diagnoses: list = ()) -> str:
     pending = sum(p.max_points for p in result.pending)
     return environment().get_template("submission.html").render(
-        result=result, title=title, figures=list(figures), self_check=self_check, pending_points=pending)
+        result=result, title=title, figures=list(figures), self_check=self_check, pending_points=pending,
+        diagnoses=list(diagnoses))
+
+
+def render_page(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
 
 
 def write_page(path: str | pathlib.Path, html: str) -> pathlib.Path:

@@ -57,6 +57,7 @@ class SubmissionResult:
     timings: dict = field(default_factory=dict)  # seconds: kernel_start, execute, export, checks, total
     notebook_sha256: str = ""
     sandbox: dict = field(default_factory=dict)  # which isolation measures held for this run
+    artifacts: dict = field(default_factory=dict)  # plot data for feedback (public data only)
 
     @property
     def score(self) -> float:

@@ -90,6 +90,7 @@ class ExerciseSpec:
     limits: Limits = Limits()
     source: str = ""  # where in the course it comes from
     static: dict = field(default_factory=dict)  # settings for static code checks
+    feedback: dict = field(default_factory=dict)  # which plots the feedback page shows (see grader/artifacts.py)
     data_root: bool = False  # mount the MNIST root read-only for the kernel
 
     @property
@@ -206,6 +207,13 @@ def _export(table: _Table) -> ExportSpec:
     return spec
 
 
+def _feedback(table: _Table) -> dict:
+    out = {"boundary_data": table.get("boundary_data", dict, {}), "models": table.get("models", list, []),
+           "curves": table.get("curves", list, [])}
+    table.reject_unknown()
+    return out
+
+
 def _check(table: _Table) -> CheckSpec:
     spec = CheckSpec(
         id=table.get("id", str),
@@ -241,6 +249,7 @@ def parse_spec(path: pathlib.Path) -> ExerciseSpec:
         limits=_limits(top.table("limits")),
         source=top.get("source", str, ""),
         static=top.get("static", dict, {}),
+        feedback=_feedback(top.table("feedback")),
         data_root=top.get("data_root", bool, False),
     )
     top.reject_unknown()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import pathlib
 import sys
 import time
 from collections.abc import Callable
 
-from . import demos, exercises
+from . import demos, exercises, mnist_experiments
+from .mnist import MnistNotFound
 from .results import ExperimentResult, markdown_table, write_result
 
 Experiment = Callable[..., ExperimentResult]
@@ -25,15 +27,30 @@ EXPERIMENTS: dict[str, Experiment] = {
     "schedulers": exercises.schedulers,
     "tiny-search": exercises.tiny_search,
     "seed-variance": exercises.seed_variance,
+    "mnist-sgd": mnist_experiments.mnist_sgd,
+    "mnist-adam": mnist_experiments.mnist_adam,
+    "lr-sweep": mnist_experiments.lr_sweep,
 }
+# 'demo' stays checkerboard-only: fast, and needing no dataset on disk.
+DEMO = ["noise-sweep", "overfitting", "early-stopping", "steplr-demo", "manual-steplr", "tiny-model",
+        "random-seeds", "schedulers", "tiny-search", "seed-variance"]
 
 
-def run(names: list[str], out: pathlib.Path, device: str | None) -> list[tuple[ExperimentResult, float, pathlib.Path]]:
+def _call(experiment: Experiment, device: str | None, data_root: pathlib.Path | None) -> ExperimentResult:
+    """Pass ``data_root`` only to experiments that take it (the MNIST ones)."""
+    kwargs = {"log": lambda line: print(line, flush=True), "device": device}
+    if "data_root" in inspect.signature(experiment).parameters:
+        kwargs["data_root"] = data_root
+    return experiment(**kwargs)
+
+
+def run(names: list[str], out: pathlib.Path, device: str | None, data_root: pathlib.Path | None = None
+        ) -> list[tuple[ExperimentResult, float, pathlib.Path]]:
     done = []
     for name in names:
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()
-        result = EXPERIMENTS[name](log=lambda line: print(line, flush=True), device=device)
+        result = _call(EXPERIMENTS[name], device, data_root)
         folder = write_result(result, out)
         done.append((result, time.perf_counter() - start, folder))
     return done
@@ -51,14 +68,22 @@ def summary_table(done: list[tuple[ExperimentResult, float, pathlib.Path]]) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reference", description=__doc__)
     parser.add_argument("name", choices=[*EXPERIMENTS, "demo"],
-                        help="an experiment, or 'demo' for all of them")
+                        help="an experiment, or 'demo' for all checkerboard ones (MNIST runs only by name)")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/reference"),
                         help="folder for figures and results (default: out/reference)")
-    parser.add_argument("--device", default=None, help="torch device for training, e.g. cuda (default: cpu)")
+    parser.add_argument("--device", default=None,
+                        help="torch device for training, e.g. cuda (default: cpu; MNIST: cuda when available)")
+    parser.add_argument("--data-root", type=pathlib.Path, default=None,
+                        help="MNIST root holding MNIST/raw/, or where to unpack the bundled copy "
+                             "(default: $MNIST_ROOT or out/data)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    names = list(EXPERIMENTS) if args.name == "demo" else [args.name]
-    done = run(names, args.out, args.device)
+    names = DEMO if args.name == "demo" else [args.name]
+    try:
+        done = run(names, args.out, args.device, args.data_root)
+    except MnistNotFound as error:  # a user error: say how to fix it, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     table = summary_table(done)
     if len(done) > 1:
         (args.out / "README.md").write_text("# Reference results\n\n" + table + "\n")

@@ -23,3 +23,57 @@ def _close_figures():
 
     yield
     plt.close("all")
+
+
+# --- a graded class, shared by the batch, export and browser tests ---------------------------------
+
+import shutil  # noqa: E402
+
+from grader.cli import main  # noqa: E402
+from grading_support import FILES, ROOT, solution  # noqa: E402
+
+TINY = FILES / "tiny-model"
+
+
+@pytest.fixture(scope="session")
+def fast_exercises(tmp_path_factory):
+    """The real tiny-model exercise with a 5-second cell limit, so a hanging notebook stays cheap."""
+    root = tmp_path_factory.mktemp("exercises")
+    shutil.copytree(ROOT / "exercises" / "tiny-model", root / "tiny-model")
+    spec = root / "tiny-model" / "spec.toml"
+    spec.write_text(spec.read_text().replace("cell_timeout_s = 120", "cell_timeout_s = 5")
+                    .replace("total_timeout_s = 300", "total_timeout_s = 60"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory, fast_exercises):
+    """A class with a good notebook, a hang, a dying kernel, a non-notebook and a folder of two notebooks."""
+    folder = tmp_path_factory.mktemp("class")
+    shutil.copy(solution("tiny-model"), folder / "ada.ipynb")
+    shutil.copy(TINY / "infinite-loop.ipynb", folder / "bob.ipynb")
+    shutil.copy(TINY / "kernel-dies.ipynb", folder / "cara.ipynb")
+    shutil.copy(FILES / "not-a-notebook.ipynb", folder / "dave.ipynb")
+    (folder / "emma").mkdir()
+    shutil.copy(TINY / "bigger-model.ipynb", folder / "emma" / "tiny-model.ipynb")
+    shutil.copy(TINY / "crash-midway.ipynb", folder / "emma" / "draft.ipynb")
+    gradebook = folder.parent / "gradebook.sqlite"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADER_EXERCISES", str(fast_exercises))
+    mp.setenv("GRADER_SECRET", "batch-test-secret")
+    try:
+        code = main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(gradebook), "--workers", "2"])
+    finally:
+        mp.undo()
+    assert code == 0
+    return folder, gradebook
+
+
+@pytest.fixture(scope="session")
+def feedback_dir(graded_class, tmp_path_factory):
+    _, gradebook = graded_class
+    out = tmp_path_factory.mktemp("feedback")
+    assert main(["feedback", "--gradebook", str(gradebook), "--out", str(out)]) == 0
+    return out
+
+

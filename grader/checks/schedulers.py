@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch.optim import lr_scheduler
 
-from reference.schedules import COURSE_CONFIGS, N_STEPS, SchedulerConfig
+from reference.schedules import COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
 
 from ..exports import OptimizerExport, SchedulerExport
 from ..lr_diagnosis import Diagnosis, as_floats, call, diagnose, same
@@ -35,6 +35,7 @@ from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, describ
 
 TORCH_MODULE = "torch.optim.lr_scheduler"
 MAX_MILESTONES = 1000
+MAX_PLOTTED = 100  # LRs of one list kept in the details: enough to plot, bounded in the gradebook
 
 
 # --- lr_family ---------------------------------------------------------------------------
@@ -61,12 +62,15 @@ def lr_family(ctx: CheckContext, export: str, family: str) -> Outcome:
     curves: dict[str, dict] = {}
     problems: dict[str, list[str]] = {}  # one message per diagnosis, naming every configuration it fits
     for config in configs:
-        if config.name in histories:
-            found = diagnose(config, histories[config.name])
+        value = histories.get(config.name)
+        if isinstance(value, (list, tuple, torch.Tensor)):
+            found = diagnose(config, value)
+        elif config.name in histories:
+            found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
+                              reference=tuple(lr_history(config)))
         else:
-            found = diagnose(config, [])
-            found = Diagnosis("missing", _missing(config.name, histories, export), reference=found.reference)
-        curves[config.name] = {"reference": list(found.reference), "student": list(found.student),
+            found = Diagnosis("missing", _missing(config.name, histories, export), reference=tuple(lr_history(config)))
+        curves[config.name] = {"reference": list(found.reference), "student": list(found.student[:MAX_PLOTTED]),
                                "diagnosis": found.kind}
         if not found.ok:
             problems.setdefault(found.message, []).append(config.name)
@@ -163,8 +167,8 @@ def replay(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, float, list[
     if not isinstance(base, list) or not base:
         raise ReplayError("its state has no `base_lrs`")
     args = read(state, group)
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=_num({"lr": base[0]}, "lr"))
     try:
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=_num({"base_lrs": base[0]}, "base_lrs"))
         scheduler = cls(optimizer, **args)
         initial = optimizer.param_groups[0]["lr"]
         lrs = []
@@ -198,8 +202,9 @@ def _backing_problem(reported: object, value: object, n: int) -> str | None:
         return "there is no list of numbers to compare with it"
     current = _group(value).get("lr")
     if isinstance(current, (int, float)) and not same([current], run[-1:]):
-        return (f"its optimizer is at lr={current:.6g}, but {n} steps of {rebuilt} end at {run[-1]:.6g}: "
-                "the LR was changed by hand")
+        return (f"its optimizer is at lr={current:.6g}, but {n} steps of {rebuilt} end at {run[-1]:.6g}: something "
+                "else changed that optimizer's LR, such as another scheduler on the same optimizer. Give each "
+                "scheduler a fresh optimizer")
     # The same run read before the step, or with the initial LR in front, is still that scheduler's run.
     if any(same(lrs, variant) for variant in (run, [initial] + run, [initial] + run[:-1])):
         return None
@@ -240,7 +245,8 @@ def scheduler_replay(ctx: CheckContext, export: str, schedulers: str) -> Outcome
 
 # --- step_order ----------------------------------------------------------------------------
 
-OPTIMIZER_CLASSES = {n for n, v in vars(torch.optim).items() if isinstance(v, type) and issubclass(v, torch.optim.Optimizer)}
+OPTIMIZER_CLASSES = {n for n, v in vars(torch.optim).items()
+                     if isinstance(v, type) and issubclass(v, torch.optim.Optimizer)}
 SCHEDULER_CLASSES = {n for n, v in vars(lr_scheduler).items() if isinstance(v, type) and n.endswith(("LR", "Plateau"))}
 LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 

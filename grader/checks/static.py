@@ -15,8 +15,8 @@ from .base import CheckContext, Outcome, Param, check_kind
 
 @functools.lru_cache(maxsize=1)
 def _package_baseline() -> frozenset[str]:
-    """The reference.* modules a plain ``import reference`` loads."""
-    probe = subprocess.run([sys.executable, "-c", "import sys, reference; print(' '.join(sorted(sys.modules)))"],
+    """The reference.* modules that ``import reference`` and the in-notebook quick check load by themselves."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, reference, grader.quick; print(' '.join(sorted(sys.modules)))"],
                            capture_output=True, text=True, timeout=120)
     return frozenset(m for m in probe.stdout.split() if m == "reference" or m.startswith("reference."))
 
@@ -64,7 +64,7 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
         hits = sorted({m for m in modules for f in forbidden_modules if m == f or m.startswith(f + ".")}
                       | (names & set(forbidden_names)))
         found += [f"cell {cell}: `{hit}`" for hit in hits]
-    # A module that `import reference` loads anyway proves nothing (the course helpers import it).
+    # A module that `import reference` or the quick check loads anyway proves nothing.
     loaded = sorted(m for m in set(ctx.exports.modules) & set(forbidden_modules)
                     if m not in _package_baseline() and not any(m in f for f in found))
     found += [f"the kernel imported `{m}`" for m in loaded]

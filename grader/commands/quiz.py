@@ -67,7 +67,9 @@ def run_check(args: argparse.Namespace) -> int:
     except (UnknownQuiz, SpecError) as e:
         return _unusable(args, quiz_id, str(e).strip("'\""))
     result = score_quiz(quiz, answers, student=args.answers.stem)
-    problems = answer_problems(quiz, answers) if result.status is Status.OK else [result.error]
+    if result.status is not Status.OK:  # malformed file, or answers for another quiz
+        return _unusable(args, quiz.id, result.error)
+    problems = answer_problems(quiz, answers)
     if args.json:
         print_json(result.to_json())
     else:
@@ -79,33 +81,28 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"Feedback page: {html_path.resolve()}")
     except OSError as e:
         print(f"grader quiz check: could not write {html_path}: {e.strerror}", file=sys.stderr)
-    if result.status is not Status.OK:
-        print(f"grader quiz check: {result.error}", file=sys.stderr)
-        return EXIT_UNUSABLE
     return EXIT_OK if result.all_passed else EXIT_FAILED
 
 
 def _print_scores(result: SubmissionResult, quiz: Quiz, problems: list[str]) -> None:
     console = Console()
-    if result.checks:
-        table = Table(title=f"{quiz.title} — {result.student}", expand=False)
-        table.add_column("Question", no_wrap=True)
-        table.add_column("Your answer", no_wrap=True)
-        table.add_column("Result", no_wrap=True)
-        table.add_column("Points", justify="right", no_wrap=True)
-        for check in result.checks:
-            label, style = OUTCOME_STYLE[check.details["outcome"]]
-            table.add_row(check.id, check.details["given"] or "–", Text(label, style=style),
-                          f"{check.points:g}/{check.max_points:g}")
-        console.print(table)
+    table = Table(title=f"{quiz.title} — {result.student}", expand=False)
+    table.add_column("Question", no_wrap=True)
+    table.add_column("Your answer", no_wrap=True)
+    table.add_column("Result", no_wrap=True)
+    table.add_column("Points", justify="right", no_wrap=True)
+    for check in result.checks:
+        label, style = OUTCOME_STYLE[check.details["outcome"]]
+        table.add_row(check.id, check.details["given"] or "–", Text(label, style=style),
+                      f"{check.points:g}/{check.max_points:g}")
+    console.print(table)
     # Explanations under the table, where they have the whole width: only for what was not right.
     for check in result.checks:
         if not check.passed:
             console.print(Text.assemble((check.id, "bold"), ": ", check.message))
             console.print()
-    line = Text.assemble(("Score ", "bold"), (f"{result.score:g}/{result.max_score:g}", "bold"), "  status ",
-                         (result.status.value, "bold green" if result.status is Status.OK else "bold red"))
-    console.print(line)
+    console.print(Text.assemble(("Score ", "bold"), (f"{result.score:g}/{result.max_score:g}", "bold"),
+                                "  status ", (result.status.value, "bold green")))
     for problem in problems:
         console.print(Text(f"Not scored: {problem}", style="yellow"))
 
@@ -145,17 +142,20 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _print_verification(results: list[VerifyResult]) -> None:
     console = Console()
-    table = Table(title="Answer keys checked by running their code", show_lines=True, expand=True)
+    table = Table(title="Answer keys checked by running their code", show_lines=True)
     table.add_column("Question", no_wrap=True)
     table.add_column("Result", no_wrap=True)
-    table.add_column("Claim of the key", ratio=1)
-    table.add_column("What the code did / why it cannot be checked", ratio=2)
+    table.add_column("The key's claim, or why it cannot be checked by running code")
     for r in results:
-        what = r.detail if r.status == NOT_CHECKABLE else r.did
-        if r.status == MISMATCH:
-            what = f"{r.detail}.\nIt really {r.did}"
-        table.add_row(f"{r.quiz}\n{r.question}", Text(r.status, style=VERIFY_STYLE[r.status]), r.claim, what)
+        table.add_row(f"{r.quiz}\n{r.question}", Text(r.status, style=VERIFY_STYLE[r.status]),
+                      r.detail if r.status == NOT_CHECKABLE else r.claim)
     console.print(table)
+    # Mismatches in full width below the table: what was claimed, and what the code really did.
+    for r in results:
+        if r.status == MISMATCH:
+            console.print(Text.assemble((f"{r.quiz}/{r.question}", "bold red"), f": {r.claim}\n",
+                                        ("  Mismatch: ", "bold"), f"{r.detail}\n", ("  It really ", "bold"), r.did))
+            console.print()
     counts = {status: sum(r.status == status for r in results) for status in VERIFY_STYLE}
     questions = {status: len({(r.quiz, r.question) for r in results if r.status == status}) for status in VERIFY_STYLE}
     console.print(Text.assemble(

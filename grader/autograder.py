@@ -1,0 +1,102 @@
+"""Build a Gradescope autograder zip, and run inside it (``python -m grader.autograder``).
+
+The zip holds ``setup.sh`` (installs the pinned CPU torch pair and this package),
+``run_autograder`` (grades /autograder/submission into /autograder/results/results.json),
+this project's source, the exercise, and an instructor secret for the hidden checks.
+The secret stays in /autograder/source, which the sandbox hides from the kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import secrets as token
+import stat
+import sys
+import zipfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOURCE_DIRS = ("grader", "reference", "templates")
+SETUP = """#!/usr/bin/env bash
+# Gradescope runs this once when it builds the autograder image.
+set -euo pipefail
+cd /autograder/source
+python3 -m pip install --upgrade pip
+# The CPU build of the pinned pair: an unpinned torch pulls gigabytes of CUDA packages.
+python3 -m pip install torch==2.13.0 torchvision==0.28.0 --index-url https://download.pytorch.org/whl/cpu
+python3 -m pip install /autograder/source
+"""
+RUN = """#!/usr/bin/env bash
+# Gradescope runs this for every submission.
+cd /autograder/source
+export GRADER_EXERCISES=/autograder/source/exercises GRADER_TEMPLATES=/autograder/source/templates
+exec python3 -m grader.autograder --exercise {exercise} --submission /autograder/submission \\
+    --secret-file /autograder/source/instructor.secret --out /autograder/results/results.json
+"""
+
+
+def _executable(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    info.external_attr = (stat.S_IFREG | 0o755) << 16
+    return info
+
+
+def build_zip(exercise_id: str, out: pathlib.Path, secret: bytes | None = None) -> pathlib.Path:
+    """Write the autograder zip for one exercise."""
+    from .catalog import load_exercise
+
+    spec = load_exercise(exercise_id).spec
+    secret = secret or token.token_hex(32).encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(_executable(zipfile.ZipInfo("setup.sh")), SETUP)
+        archive.writestr(_executable(zipfile.ZipInfo("run_autograder")), RUN.format(exercise=exercise_id))
+        archive.writestr("instructor.secret", secret)
+        for name in ("pyproject.toml", "README.md"):
+            archive.write(ROOT / name, name)
+        for folder in SOURCE_DIRS:
+            for path in sorted((ROOT / folder).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".html.tmp"):
+                    archive.write(path, path.relative_to(ROOT).as_posix())
+        for path in sorted(spec.folder.iterdir()):
+            if path.is_file():
+                archive.write(path, f"exercises/{exercise_id}/{path.name}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Grade the one submission Gradescope hands us; always write a results.json."""
+    from .discover import discover
+    from .engine import grade_submission, invalid_result
+    from .lms import gradescope_results
+    from .notebook import InvalidNotebook, read_submission
+    from .catalog import load_exercise
+    from .secrets import hidden_seeds, load_secret
+
+    parser = argparse.ArgumentParser(prog="python -m grader.autograder")
+    parser.add_argument("--exercise", required=True)
+    parser.add_argument("--submission", type=pathlib.Path, required=True)
+    parser.add_argument("--secret-file", type=pathlib.Path, required=True)
+    parser.add_argument("--out", type=pathlib.Path, required=True)
+    args = parser.parse_args(argv)
+    exercise = load_exercise(args.exercise)
+    notebooks = [f for f in discover(args.submission.parent, exercise.id) if f.student == args.submission.name]
+    path = notebooks[0].path if notebooks else None
+    if path is None:
+        result = invalid_result(exercise.id, "submission", "no .ipynb file in the submission")
+    else:
+        try:
+            seeds = hidden_seeds(load_secret(args.secret_file), exercise.id)
+            result = grade_submission(read_submission(path), exercise, "submission", seeds, include_hidden=True,
+                                      hide=(str(args.secret_file.resolve().parent),))
+        except InvalidNotebook as e:
+            result = invalid_result(exercise.id, "submission", str(e))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(gradescope_results([result]), indent=2) + "\n")
+    os.chmod(args.out, 0o644)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

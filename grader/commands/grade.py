@@ -1,0 +1,117 @@
+"""``grader grade SUBMISSIONS_DIR --exercise ID``: batch-grade a class into the gradebook."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import secrets as token
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..batch import grade_class
+from ..catalog import SpecError, UnknownExercise, load_exercise
+from ..discover import ANSWERS, NOTEBOOK, discover
+from ..quizzes import load_quiz, quiz_ids
+from ..gradebook import Gradebook, GradebookError
+from ..render import STATUS_STYLE
+from ..secrets import SecretError, load_secret
+from .common import EXIT_OK, UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grade", help="batch-grade a class folder into a gradebook",
+                       description="Grade SUBMISSIONS_DIR/<student>.ipynb or SUBMISSIONS_DIR/<student>/*.ipynb with "
+                                   "public and hidden checks. Resumable: unchanged submissions already graded are "
+                                   "skipped. With --json, prints one JSON object per graded submission (JSON Lines).")
+    p.add_argument("submissions", type=pathlib.Path)
+    p.add_argument("--exercise", required=True)
+    p.add_argument("--gradebook", type=pathlib.Path, default=pathlib.Path("gradebook.sqlite"))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel kernels (default: cores)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local")
+    p.add_argument("--scheduler", help="dask scheduler address (with --executor dask); default: a local cluster")
+    p.add_argument("--regrade", action="store_true", help="grade again even if unchanged")
+    p.add_argument("--secret-file", type=pathlib.Path,
+                   help="instructor secret for hidden checks (default: $GRADER_SECRET, else <gradebook>.secret)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)
+
+
+def instructor_secret(args: argparse.Namespace) -> tuple[bytes, pathlib.Path | None]:
+    """The secret, and the file it lives in (hidden from kernels); created next to the gradebook if none is given."""
+    try:
+        if args.secret_file:
+            return load_secret(args.secret_file), args.secret_file
+        secret = load_secret()
+    except SecretError as e:
+        raise UserError(str(e)) from None
+    if secret:
+        return secret, None
+    path = args.gradebook.with_name(args.gradebook.name + ".secret")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        os.write(fd, token.token_hex(32).encode())
+        os.close(fd)
+        print(f"grader grade: created an instructor secret for hidden checks at {path}; keep it to regrade "
+              "consistently", file=sys.stderr)
+    return load_secret(path), path
+
+
+def summary_table(results, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("Student", "Status", "Score", "Time", "Note"):
+        table.add_column(column, justify="right" if column in ("Score", "Time") else "left")
+    for r in sorted(results, key=lambda r: r.student):
+        table.add_row(r.student, f"[{STATUS_STYLE[r.status]}]{r.status.value}[/]", f"{round(r.score, 2):g}/{r.max_score:g}",
+                      f"{r.timings.get('wall', 0):.1f}s", (r.error or "")[:70])
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.submissions.is_dir():
+        raise UserError(f"{args.submissions} is not a folder of submissions")
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    quiz = args.exercise in quiz_ids()
+    try:
+        title = load_quiz(args.exercise).title if quiz else load_exercise(args.exercise).spec.title
+        gradebook = Gradebook.open(args.gradebook)
+    except (UnknownExercise, SpecError, GradebookError) as e:
+        raise UserError(str(e).strip("'\"")) from None
+    secret, secret_path = instructor_secret(args)
+    hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent) if p)
+    found = discover(args.submissions, args.exercise, ANSWERS if quiz else NOTEBOOK)
+    console = Console(stderr=args.json)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=args.json)
+    with gradebook, progress:
+        task = progress.add_task(f"grading {args.exercise}", total=None)
+
+        def planned(todo: int, skipped: int) -> None:
+            progress.update(task, total=todo)
+            if skipped:
+                progress.console.print(f"{skipped} unchanged submission(s) already graded: skipped (use --regrade)")
+
+        def done(result) -> None:
+            progress.advance(task)
+            if args.json:
+                print_json_line(result.to_json())
+
+        report = grade_class(found, args.exercise, gradebook, args.workers, args.executor, args.scheduler,
+                             args.regrade, secret, hide, planned, done, quiz=quiz)
+    if not args.json:
+        console.print(summary_table(report.graded, f"{title}: {len(report.graded)} graded, "
+                                                   f"{len(report.skipped)} skipped, {report.seconds:.1f}s"))
+        console.print(f"Gradebook: {args.gradebook.resolve()}")
+    # A batch that ran is a success, whatever the notebooks did: their outcomes are in the gradebook.
+    return EXIT_OK
+
+
+def print_json_line(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()

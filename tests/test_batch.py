@@ -1,0 +1,214 @@
+"""Batch grading: one bad submission never stops a batch; SIGKILL and resume leave the same gradebook."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from grading_support import FILES, solution
+from grader.cli import main
+from grader.gradebook import Gradebook
+
+TINY = FILES / "tiny-model"
+
+
+def current(gradebook_path):
+    with Gradebook.open(gradebook_path, create=False) as gb:
+        return {run.result.student: run for run in gb.current_runs()}
+
+
+def test_every_submission_gets_an_outcome(graded_class):
+    _, gradebook = graded_class
+    runs = current(gradebook)
+    assert sorted(runs) == ["ada", "bob", "cara", "dave", "emma"]
+    status = {name: run.result.status.value for name, run in runs.items()}
+    assert status == {"ada": "ok", "bob": "timeout", "cara": "error", "dave": "invalid", "emma": "ok"}
+    assert runs["ada"].result.score == 10  # hidden checks included: the secret came from the environment
+    assert "did not finish within 5 s" in runs["bob"].result.error
+    assert "the kernel died (exit code 3)" in runs["cara"].result.error
+    assert "not a Jupyter notebook" in runs["dave"].result.error
+    assert runs["emma"].path.endswith("emma/tiny-model.ipynb")  # the notebook named after the exercise
+
+
+def test_unchanged_submissions_are_skipped_and_regrade_keeps_history(graded_class, fast_exercises, monkeypatch, capsys):
+    folder, gradebook = graded_class
+    monkeypatch.setenv("GRADER_EXERCISES", str(fast_exercises))
+    monkeypatch.setenv("GRADER_SECRET", "batch-test-secret")
+    with Gradebook.open(gradebook, create=False) as gb:
+        before = gb.run_count()
+    assert main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(gradebook), "--json"]) == 0
+    assert capsys.readouterr().out == ""  # nothing graded, nothing printed
+    with Gradebook.open(gradebook, create=False) as gb:
+        assert gb.run_count() == before
+    (folder / "dave.ipynb").unlink()  # only dave's cheap (invalid) submission is regraded below
+    (folder / "dave.ipynb").write_text("still not a notebook")
+    assert main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(gradebook), "--json"]) == 0
+    assert [json.loads(line)["student"] for line in capsys.readouterr().out.splitlines()] == ["dave"]
+    with Gradebook.open(gradebook, create=False) as gb:
+        assert gb.run_count() == before + 1
+        assert len(list(gb.current_runs())) == 5  # history kept, one current result each
+
+
+def test_the_gradebook_is_private_and_versioned(graded_class):
+    _, gradebook = graded_class
+    assert oct(gradebook.stat().st_mode & 0o777) == "0o600"
+    assert sqlite3.connect(gradebook).execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def _normalised(path) -> list:
+    """The gradebook's content without the parts that differ between runs (ids, times, durations)."""
+    conn = sqlite3.connect(path)
+    rows = conn.execute(
+        "SELECT student, exercise, sha256, status, score, max_score, error FROM current_runs ORDER BY student").fetchall()
+    checks = conn.execute(
+        "SELECT s.name, c.check_id, c.passed, c.points, c.message FROM check_results c JOIN runs r ON r.id = c.run_id "
+        "JOIN submissions sub ON sub.id = r.submission_id JOIN students s ON s.id = sub.student_id "
+        "ORDER BY s.name, c.position").fetchall()
+    counts = conn.execute("SELECT (SELECT count(*) FROM students), (SELECT count(*) FROM submissions), "
+                          "(SELECT count(*) FROM runs)").fetchone()
+    return [rows, checks, counts]
+
+
+def _grade_command(folder, gradebook):
+    return [sys.executable, "-m", "grader.cli", "grade", str(folder), "--exercise", "tiny-model",
+            "--gradebook", str(gradebook), "--workers", "1"]
+
+
+def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name, source in {"ada": solution("tiny-model"), "ben": TINY / "bigger-model.ipynb",
+                         "cleo": TINY / "uses-reference.ipynb", "dan": TINY / "crash-midway.ipynb"}.items():
+        shutil.copy(source, folder / f"{name}.ipynb")
+    env = dict(os.environ, GRADER_SECRET="kill-test-secret")
+    reference_book = tmp_path / "uninterrupted.sqlite"
+    subprocess.run(_grade_command(folder, reference_book), env=env, check=True, capture_output=True, timeout=600)
+
+    book = tmp_path / "interrupted.sqlite"
+    proc = subprocess.Popen(_grade_command(folder, book), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if book.exists():
+            try:
+                if sqlite3.connect(book, timeout=1).execute("SELECT count(*) FROM runs").fetchone()[0] >= 1:
+                    break
+            except sqlite3.OperationalError:
+                continue
+    os.killpg(proc.pid, signal.SIGKILL)  # the batch and its workers, mid-run, without warning
+    proc.wait(timeout=30)
+    partial = sqlite3.connect(book).execute("SELECT count(*) FROM runs").fetchone()[0]
+    assert 1 <= partial < 4
+
+    subprocess.run(_grade_command(folder, book), env=env, check=True, capture_output=True, timeout=600)
+    assert _normalised(book) == _normalised(reference_book)
+    assert _normalised(book)[2] == (4, 4, 4)  # nothing lost, nothing graded twice
+
+
+def test_dask_executor_grades_like_the_local_pool(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(solution("tiny-model"), folder / "ada.ipynb")
+    shutil.copy(FILES / "not-a-notebook.ipynb", folder / "bob.ipynb")
+    monkeypatch.setenv("GRADER_SECRET", "dask-test-secret")
+    code = main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(tmp_path / "gb.sqlite"),
+                 "--executor", "dask", "--workers", "1", "--json"])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["student"], r["status"], r["score"]) for r in lines} == {("ada", "ok", 10.0), ("bob", "invalid", 0)}
+
+
+def test_bad_arguments_are_user_errors(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "missing"), "--exercise", "tiny-model"]) == 2
+    assert "is not a folder of submissions" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path), "--exercise", "nope", "--gradebook", str(tmp_path / "g.sqlite")]) == 2
+    assert "unknown exercise 'nope'" in capsys.readouterr().err
+
+
+# --- what instructors take away from a graded class ------------------------------------------------
+
+
+def test_feedback_pages_are_self_contained_and_hide_hidden_data(feedback_dir):
+    pages = sorted(p.relative_to(feedback_dir).as_posix() for p in feedback_dir.rglob("*.html"))
+    assert pages == ["index.html"] + [f"tiny-model/{n}.html" for n in ("ada", "bob", "cara", "dave", "emma")]
+    ada = (feedback_dir / "tiny-model" / "ada.html").read_text()
+    assert "data:image/png;base64," in ada and "Decision boundary" in ada
+    assert "fresh-data" in ada and "hidden" in ada
+    assert "batch-test-secret" not in ada and "seed" not in ada.split("fresh-data")[1].split("</tr>")[0].lower()
+    for page in feedback_dir.rglob("*.html"):
+        html = page.read_text()
+        assert "http://" not in html and "https://" not in html  # works offline
+    bob = (feedback_dir / "tiny-model" / "bob.html").read_text()
+    assert "Where your notebook stopped" in bob or "did not finish within 5 s" in bob
+
+
+def test_class_summary_has_histogram_pass_rates_leaderboard_failures_and_times(feedback_dir):
+    index = (feedback_dir / "index.html").read_text()
+    assert "Pass rate per check" in index and "fits-training-data" in index
+    assert "Leaderboard: fewest parameters" in index
+    board = index.split("Leaderboard")[1].split("</table>")[0]
+    ranked = re.findall(r"<td>(\w+)</td><td class=\"num\">(\d+)</td>", board)
+    # Every model that fits, smallest first: bob's model fitted before his notebook hung.
+    assert ranked == [("ada", "21"), ("bob", "21"), ("emma", "63")]
+    assert "Failures grouped by reason" in index and "timeout" in index
+    assert "run time median" in index
+
+
+def test_csv_has_one_row_per_student_with_score_and_status(graded_class, tmp_path):
+    _, gradebook = graded_class
+    out = tmp_path / "grades.csv"
+    assert main(["export", "--gradebook", str(gradebook), "--format", "csv", "--out", str(out)]) == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert rows[0] == ["student", "tiny-model_score", "tiny-model_max", "tiny-model_status", "total_score", "total_max"]
+    by_name = {row[0]: row for row in rows[1:]}
+    assert sorted(by_name) == ["ada", "bob", "cara", "dave", "emma"]
+    assert by_name["ada"][1:4] == ["10", "10", "ok"] and by_name["dave"][3] == "invalid"
+
+
+def test_gradescope_results_follow_the_schema(graded_class, tmp_path):
+    _, gradebook = graded_class
+    assert main(["export", "--gradebook", str(gradebook), "--format", "gradescope", "--out", str(tmp_path)]) == 0
+    for student in ("ada", "bob", "cara", "dave", "emma"):
+        results = json.loads((tmp_path / student / "results.json").read_text())
+        assert set(results) <= {"score", "output", "tests", "stdout_visibility", "execution_time", "visibility"}
+        assert isinstance(results["score"], (int, float)) and isinstance(results["tests"], list)
+        for test in results["tests"]:
+            assert {"name", "score", "max_score", "output", "visibility"} <= set(test)
+            assert test["visibility"] in {"hidden", "after_due_date", "after_published", "visible"}
+            assert isinstance(test["score"], (int, float)) and isinstance(test["max_score"], (int, float))
+        assert results["score"] == pytest.approx(sum(t["score"] for t in results["tests"]))
+    ada = json.loads((tmp_path / "ada" / "results.json").read_text())
+    assert ada["score"] == 10
+    assert {t["visibility"] for t in ada["tests"]} == {"visible", "after_published"}
+
+
+def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "autograder.zip"
+    assert main(["autograder", "--exercise", "tiny-model", "--out", str(archive)]) == 0
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        assert {"setup.sh", "run_autograder", "instructor.secret", "pyproject.toml",
+                "exercises/tiny-model/spec.toml", "grader/engine.py", "reference/torchvision_compat.py"} <= names
+        mode = z.getinfo("run_autograder").external_attr >> 16
+        assert mode & 0o111, "run_autograder must be executable"
+        assert "torch==2.13.0 torchvision==0.28.0" in z.read("setup.sh").decode()
+        z.extract("instructor.secret", tmp_path)
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    shutil.copy(solution("tiny-model"), submission / "my-work.ipynb")
+    out = tmp_path / "results" / "results.json"
+    subprocess.run([sys.executable, "-m", "grader.autograder", "--exercise", "tiny-model", "--submission",
+                    str(submission), "--secret-file", str(tmp_path / "instructor.secret"), "--out", str(out)],
+                   check=True, capture_output=True, timeout=300)
+    results = json.loads(out.read_text())
+    assert results["score"] == 10 and len(results["tests"]) == 4

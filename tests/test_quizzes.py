@@ -1,0 +1,309 @@
+"""Quizzes: loading and validation, reading answers files, scoring, ``grader quiz check`` and its HTML page."""
+
+import json
+import pathlib
+import shutil
+from html.parser import HTMLParser
+
+import pytest
+
+from grader.cli import main
+from grader.quizzes import (SpecError, UnknownQuiz, load_quiz, parse_quiz, quiz_ids, read_answers, score_quiz)
+from grader.results import Status
+
+FILES = pathlib.Path(__file__).parent / "files" / "quizzes"
+CONTRACT = {"exercise", "student", "status", "score", "max_score", "checks", "error"}
+CHECK_CONTRACT = {"id", "passed", "points", "max_points", "visibility", "message"}
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- the shipped quizzes --------------------------------------------------------
+
+
+def test_shipped_quizzes_load_with_the_expected_sizes():
+    assert quiz_ids() == ["convergence", "lr-schedulers", "training-dynamics"]
+    sizes = {quiz_id: len(load_quiz(quiz_id).questions) for quiz_id in quiz_ids()}
+    assert sizes["lr-schedulers"] == 5 and sizes["convergence"] == 5 and sizes["training-dynamics"] >= 8
+
+
+def test_every_shipped_question_is_either_checked_by_code_or_says_why_not():
+    for quiz_id in quiz_ids():
+        for q in load_quiz(quiz_id).questions:
+            assert bool(q.runs) != bool(q.unchecked), (quiz_id, q.id)
+            assert q.answer in q.labels and q.explanation
+
+
+def test_the_corrected_seed_002_question_4_keys_the_documented_order():
+    q = load_quiz("convergence").question("scheduler-printout")
+    key = q.option_text(q.answer)
+    assert "0.1000, 0.0500, 0.0500, 0.0250" in key and "optimizer.step() before scheduler.step()" in key
+    assert q.runs[0].expect.no_warning == "lr_scheduler.step()"
+
+
+def test_unknown_quiz_lists_the_known_ones():
+    with pytest.raises(UnknownQuiz, match="unknown quiz 'nope' .known: convergence, lr-schedulers"):
+        load_quiz("nope")
+
+
+# --- validation: every error names the file and the field ------------------------
+
+GOOD_QUESTION = '''
+[[questions]]
+id = "q1"
+prompt = "Pick one."
+options = ["yes", "no"]
+answer = "A"
+explanation = "Because."
+'''
+
+
+@pytest.mark.parametrize("body, field, problem", [
+    (GOOD_QUESTION.replace('answer = "A"', 'answer = "E"'), "questions[0].answer", "'E' is not one of the options"),
+    (GOOD_QUESTION + 'unchecked = "x"\n' + GOOD_QUESTION + 'unchecked = "x"\n', "questions[1].id",
+     "duplicate question id 'q1'"),
+    (GOOD_QUESTION + '[questions.expect]\nclaim = "c"\nstdout = "1"\n', "questions[0].expect", "needs code to run"),
+    (GOOD_QUESTION, "questions[0].unchecked", "must say why"),
+    (GOOD_QUESTION + 'code = "print(1)"\n[questions.expect]\nclaim = "c"\n', "questions[0].expect",
+     "at least one outcome"),
+    (GOOD_QUESTION + 'code = "print(1)"\n[questions.expect]\nclaim = "c"\nstdout = "1"\nstdout_lines_approx = [1]\n',
+     "questions[0].expect", "either stdout or stdout_lines_approx"),
+    (GOOD_QUESTION + 'code = "print(1"\n[questions.expect]\nclaim = "c"\nstdout = "1"\n', "questions[0].code",
+     "not valid Python"),
+    (GOOD_QUESTION + 'code = "print(1)"\n[questions.expect]\nclaim = "c"\nstdout = "1"\nstdot = "1"\n',
+     "questions[0].expect.stdot", "unknown field"),
+    (GOOD_QUESTION + 'unchecked = "x"\nhint = "y"\n', "questions[0].hint", "unknown field"),
+    (GOOD_QUESTION.replace('explanation = "Because."', 'explanation = "  "') + 'unchecked = "x"\n',
+     "questions[0].explanation", "must not be empty"),
+    (GOOD_QUESTION.replace('options = ["yes", "no"]', 'options = {A = "yes", b = "no"}') + 'unchecked = "x"\n',
+     "questions[0].options", "labels A-Z"),
+    (GOOD_QUESTION.replace('id = "q1"', 'id = "Question 1"') + 'unchecked = "x"\n', "questions[0].id",
+     "lower-case letters"),
+])
+def test_invalid_quiz_files_name_file_and_field(tmp_path, body, field, problem):
+    path = tmp_path / "bad.toml"
+    path.write_text('id = "bad"\ntitle = "Bad"\n' + body)
+    with pytest.raises(SpecError) as err:
+        parse_quiz(path)
+    assert str(err.value).startswith(f"{path}: {field}: ") and problem in str(err.value)
+
+
+def test_quiz_id_must_match_the_file_and_toml_must_parse(tmp_path):
+    path = tmp_path / "named.toml"
+    path.write_text('id = "other"\ntitle = "T"\n' + GOOD_QUESTION + 'unchecked = "x"\n')
+    with pytest.raises(SpecError, match="named.toml: id: expected the file name 'named', got 'other'"):
+        parse_quiz(path)
+    path.write_text("id = ")
+    with pytest.raises(SpecError, match="named.toml: not valid TOML"):
+        parse_quiz(path)
+
+
+# --- reading answers ---------------------------------------------------------------
+
+
+def test_answers_from_a_notebook_are_read_as_literals_without_running_it():
+    answers = read_answers(FILES / "answers.ipynb")
+    assert answers.error is None and answers.quiz == "lr-schedulers"
+    # answers = {...} in one cell, answers["..."] = "..." in the next (overriding an earlier choice).
+    assert answers.answers == {"purpose": "B", "steplr-constructor": "C", "steplr-three-steps": "B",
+                               "step-order": "C", "two-phase": "C"}
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("answers-not-literal.ipynb", "code cell 1, line 4: answers must be written out literally"),
+    ("malformed.toml", "not valid TOML"),
+    ("missing.json", "no such file"),
+    ("../README.md", "expected a .toml, .json or .ipynb answers file"),
+    ("../not-a-notebook.ipynb", "not a Jupyter notebook"),
+])
+def test_unreadable_answers_files_say_why(name, reason):
+    answers = read_answers(FILES / name)
+    assert answers.error and reason in answers.error and answers.answers == {}
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('["A", "B"]', "expected an object with an `answers` table"),
+    ('{"quiz": "convergence", "lr-role": "C"}', 'has no `answers`; write them as answers = {"q1": "A"'),
+    ('{"answers": ["C", "B"]}', "`answers` must map question ids to option letters, got list"),
+    ('{"quiz": 3, "answers": {}}', "`quiz` must be the quiz id as a string"),
+    ('{"answers": {"lr-role": ', "not valid JSON"),
+])
+def test_malformed_json_answers(tmp_path, text, reason):
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    assert reason in read_answers(path).error
+
+
+def test_notebook_that_changes_answers_in_code_is_refused(tmp_path):
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('answers = {}\nanswers.update({"q1": "A"})')])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert "code cell 1, line 2: the grader reads only `answers = {...}`" in read_answers(path).error
+
+
+# --- scoring -----------------------------------------------------------------------
+
+
+def test_perfect_answers_score_full_marks():
+    result = score_quiz(load_quiz("convergence"), read_answers(FILES / "perfect.toml"), "perfect")
+    assert result.status is Status.OK and result.error is None
+    assert result.score == result.max_score == 5 and result.all_passed
+    assert [c.id for c in result.checks] == [q.id for q in load_quiz("convergence").questions]
+    assert all(c.visibility == "public" and c.message.startswith("Correct") for c in result.checks)
+
+
+def test_partial_answers_score_what_can_be_scored_and_say_what_could_not():
+    quiz = load_quiz("training-dynamics")
+    result = score_quiz(quiz, read_answers(FILES / "partial.json"), "partial")
+    checks = {c.id: c for c in result.checks}
+    assert result.status is Status.OK and result.score == 6 and result.max_score == 10
+    assert checks["patience-walkthrough"].passed  # "c" counts as "C"
+    wrong = checks["deepcopy-snapshot"]
+    assert not wrong.passed and wrong.details == {"given": "B", "key": "C", "outcome": "wrong"}
+    assert wrong.message.startswith("You chose B (best = dict(model.state_dict())); the answer is C")
+    assert quiz.question("deepcopy-snapshot").explanation in wrong.message
+    assert checks["seed-spread"].details["outcome"] == "missing"
+    assert checks["seed-spread"].message.startswith("No answer given; the answer is B")
+    assert checks["plateau-needs-metric"].details["outcome"] == "no-such-option"
+    no_such = checks["plateau-needs-metric"].message
+    assert "'E' is not an option of this question (its options are A, B, C, D)" in no_such
+    assert "'seed-spred' is not a question of quiz 'training-dynamics' (did you mean 'seed-spread'?)" in result.error
+    assert "no answer for seed-spread" in result.error
+
+
+def test_a_plain_mapping_can_be_scored_too():
+    result = score_quiz(load_quiz("lr-schedulers"), {"purpose": "B", "two-phase": 3}, "s")
+    assert result.score == 1 and "two-phase: 3 is not an option" in result.error
+
+
+@pytest.mark.parametrize("answers, reason", [
+    (FILES / "malformed.toml", "not valid TOML"),
+    (FILES / "wrong-quiz.toml", "these answers are for quiz 'lr-schedulers', not 'convergence'"),
+])
+def test_unusable_answers_are_invalid_not_zero(answers, reason):
+    result = score_quiz(load_quiz("convergence"), read_answers(answers), "s")
+    assert result.status is Status.INVALID and reason in result.error and result.checks == ()
+
+
+def test_answers_that_match_no_question_are_probably_for_another_quiz():
+    result = score_quiz(load_quiz("convergence"), {"purpose": "B", "two-phase": "C"}, "s")
+    assert result.status is Status.INVALID and "is it the right quiz?" in result.error
+
+
+# --- the command ---------------------------------------------------------------------
+
+
+def test_check_perfect_json_follows_the_contract_and_exits_0(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "quiz", "check", FILES / "perfect.toml", "--quiz", "convergence", "--json",
+                             "--html", tmp_path / "p.html")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert set(payload) == CONTRACT and all(set(c) == CHECK_CONTRACT for c in payload["checks"])
+    assert payload["exercise"] == "convergence" and payload["student"] == "perfect"
+    assert payload["status"] == "ok" and payload["score"] == payload["max_score"] == 5 and payload["error"] is None
+
+
+def test_check_partial_prints_the_table_and_explanations_and_exits_1(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "quiz", "check", FILES / "partial.json", "--html", tmp_path / "p.html")
+    assert code == 1, err
+    flat = " ".join(out.split())  # rich wraps long lines
+    assert "deepcopy-snapshot" in out and "WRONG" in out and "no such option" in out and "no answer" in out
+    assert "Score 6/10" in flat and "did you mean 'seed-spread'?" in flat
+    assert "Only copy.deepcopy copies the tensors themselves." in flat  # the explanation of a wrong answer
+
+
+def test_check_notebook_answers_with_quiz_from_the_notebook(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "quiz", "check", FILES / "answers.ipynb", "--json", "--html", tmp_path / "a.html")
+    assert code == 0, err
+    assert json.loads(out)["exercise"] == "lr-schedulers"
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["malformed.toml", "--quiz", "convergence"], "not valid TOML"),
+    (["wrong-quiz.toml", "--quiz", "convergence"], "these answers are for quiz 'lr-schedulers'"),
+    (["perfect.toml", "--quiz", "nope"], "unknown quiz 'nope'"),
+    (["answers-not-literal.ipynb"], "must be written out literally"),
+    (["malformed.toml"], "not valid TOML"),
+])
+def test_check_unusable_input_exits_2_with_a_clear_reason(capsys, tmp_path, args, reason):
+    code, out, err = run_cli(capsys, "quiz", "check", FILES / args[0], *args[1:], "--html", tmp_path / "x.html")
+    assert code == 2 and reason in err and "Traceback" not in err
+
+
+def test_check_without_a_quiz_id_asks_for_one(capsys, tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('[answers]\nlr-role = "C"\n')
+    code, out, err = run_cli(capsys, "quiz", "check", path)
+    assert code == 2 and "does not say which quiz it answers; pass --quiz ID" in err
+
+
+def test_check_unusable_with_json_still_prints_one_object(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "quiz", "check", FILES / "wrong-quiz.toml", "--quiz", "convergence", "--json",
+                             "--html", tmp_path / "x.html")
+    payload = json.loads(out)
+    assert code == 2 and set(payload) == CONTRACT and payload["status"] == "invalid" and payload["checks"] == []
+
+
+def test_check_writes_the_page_next_to_the_answers_by_default(capsys, tmp_path):
+    answers = tmp_path / "alice.toml"
+    shutil.copy(FILES / "perfect.toml", answers)
+    code, out, err = run_cli(capsys, "quiz", "check", answers)
+    assert code == 0 and (tmp_path / "alice.quiz.html").is_file()
+
+
+# --- the HTML page -------------------------------------------------------------------
+
+
+class _Rows(HTMLParser):
+    """Text of each table row, keyed by the row's class (``outcome-right``, ``outcome-wrong``, ...)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.problems, self._row, self._in_note = [], [], None, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and (attrs.get("class") or "").startswith("outcome-"):
+            self._row = [attrs["class"], ""]
+        if tag == "div" and attrs.get("class") == "note":
+            self._in_note = True
+
+    def handle_endtag(self, tag):
+        if tag == "tr" and self._row:
+            self.rows.append((self._row[0], " ".join(self._row[1].split())))
+            self._row = None
+        if tag == "div":
+            self._in_note = False
+
+    def handle_data(self, data):
+        if self._row is not None:
+            self._row[1] += data
+        if self._in_note and data.strip():
+            self.problems.append(data.strip())
+
+
+def test_html_for_a_partly_wrong_answer_set_explains_each_wrong_answer(capsys, tmp_path):
+    page = tmp_path / "partial.html"
+    run_cli(capsys, "quiz", "check", FILES / "partial.json", "--html", page)
+    html = page.read_text()
+    assert "<html" in html and "<link" not in html and 'src="http' not in html  # self-contained
+    parser = _Rows()
+    parser.feed(html)
+    quiz = load_quiz("training-dynamics")
+    rows = parser.rows
+    assert len(rows) == 10
+    not_right = [(kind, text) for kind, text in rows if kind != "outcome-right"]
+    assert [kind for kind, _ in not_right] == ["outcome-wrong", "outcome-wrong", "outcome-missing",
+                                               "outcome-no-such-option"]
+    for question_id in ("deepcopy-snapshot", "split-roles", "seed-spread", "plateau-needs-metric"):
+        q = quiz.question(question_id)
+        text = next(text for _, text in rows if question_id in text)
+        assert " ".join(q.explanation.split()) in text and f"Answer: {q.answer}" in text
+    right = next(text for kind, text in rows if "state-dict-alias" in text)
+    assert "Correct." in right and quiz.question("state-dict-alias").explanation[:40] not in right
+    assert any("did you mean 'seed-spread'?" in p for p in parser.problems)
