@@ -27,11 +27,15 @@ python3 -m pip install --upgrade pip
 # The CPU build of the pinned pair: an unpinned torch pulls gigabytes of CUDA packages.
 python3 -m pip install torch==2.13.0 torchvision==0.28.0 --index-url https://download.pytorch.org/whl/cpu
 python3 -m pip install /autograder/source
+{data}"""
+FETCH_MNIST = """# This exercise reads MNIST: fetch it once into the image (Gradescope's builder has internet).
+python3 -c "from reference.mnist import prepare_mnist_root; prepare_mnist_root('/autograder/source/data', download=True)"
 """
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission.
 cd /autograder/source
 export GRADER_EXERCISES=/autograder/source/exercises GRADER_TEMPLATES=/autograder/source/templates
+export MNIST_ROOT=/autograder/source/data
 exec python3 -m grader.autograder --exercise {exercise} --submission /autograder/submission \\
     --secret-file /autograder/source/instructor.secret --out /autograder/results/results.json
 """
@@ -50,7 +54,7 @@ def build_zip(exercise_id: str, out: pathlib.Path, secret: bytes | None = None) 
     secret = secret or token.token_hex(32).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(_executable(zipfile.ZipInfo("setup.sh")), SETUP)
+        archive.writestr(_executable(zipfile.ZipInfo("setup.sh")), SETUP.format(data=FETCH_MNIST if spec.data_root else ""))
         archive.writestr(_executable(zipfile.ZipInfo("run_autograder")), RUN.format(exercise=exercise_id))
         archive.writestr("instructor.secret", secret)
         for name in ("pyproject.toml", "README.md"):
@@ -68,7 +72,7 @@ def build_zip(exercise_id: str, out: pathlib.Path, secret: bytes | None = None) 
 def main(argv: list[str] | None = None) -> int:
     """Grade the one submission Gradescope hands us; always write a results.json."""
     from .discover import discover
-    from .engine import grade_submission, invalid_result
+    from .engine import grade_submission, invalid_result, resolve_data_root
     from .lms import gradescope_results
     from .notebook import InvalidNotebook, read_submission
     from .catalog import load_exercise
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seeds = hidden_seeds(load_secret(args.secret_file), exercise.id)
             result = grade_submission(read_submission(path), exercise, "submission", seeds, include_hidden=True,
-                                      hide=(str(args.secret_file.resolve().parent),))
+                                      hide=(str(args.secret_file.resolve()),),
+                                      data_root=resolve_data_root(exercise, None))
         except InvalidNotebook as e:
             result = invalid_result(exercise.id, "submission", str(e))
     args.out.parent.mkdir(parents=True, exist_ok=True)

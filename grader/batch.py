@@ -40,6 +40,7 @@ class Job:
     hide: tuple[str, ...] = ()
     note: str = ""
     quiz: bool = False  # an answers file for a quiz rather than a notebook
+    data_root: str | None = None  # the MNIST root, for exercises that read data
 
 
 def _grade_quiz(job: Job) -> SubmissionResult:
@@ -66,7 +67,7 @@ def grade_job(job: Job) -> SubmissionResult:
         exercise = load_exercise(job.exercise_id)
         seeds = hidden_seeds(job.secret, exercise.id) if job.secret else None
         return grade_submission(submission, exercise, job.student, seeds, include_hidden=seeds is not None,
-                                hide=job.hide)
+                                hide=job.hide, data_root=pathlib.Path(job.data_root) if job.data_root else None)
     except Exception as e:  # noqa: BLE001 - recorded as this student's outcome, with the grader's traceback
         return SubmissionResult(job.exercise_id, job.student, Status.ERROR,
                                 error=f"the grader failed on this submission ({type(e).__name__}: {e})",
@@ -86,7 +87,8 @@ def file_sha256(path) -> str:
 
 
 def plan_jobs(found: Iterable[Found], exercise_id: str, gradebook: Gradebook, regrade: bool,
-              secret: bytes | None, hide: tuple[str, ...], quiz: bool = False) -> tuple[list[Job], list[str]]:
+              secret: bytes | None, hide: tuple[str, ...], quiz: bool = False,
+              data_root: str | None = None) -> tuple[list[Job], list[str]]:
     """Jobs for submissions that changed (or all with ``regrade``), and the names skipped."""
     version = grader_version(exercise_id)
     jobs, skipped = [], []
@@ -95,7 +97,8 @@ def plan_jobs(found: Iterable[Found], exercise_id: str, gradebook: Gradebook, re
         if not regrade and current and item.path and current == (file_sha256(item.path), version, secret is not None):
             skipped.append(item.student)
             continue
-        jobs.append(Job(item.student, str(item.path) if item.path else None, exercise_id, secret, hide, item.note, quiz))
+        jobs.append(Job(item.student, str(item.path) if item.path else None, exercise_id, secret, hide, item.note, quiz,
+                        data_root))
     return jobs, skipped
 
 
@@ -151,9 +154,10 @@ def run_batch(jobs: list[Job], gradebook: Gradebook, workers: int, executor: str
 def grade_class(found: list[Found], exercise_id: str, gradebook: Gradebook, workers: int, executor: str = "local",
                 scheduler: str | None = None, regrade: bool = False, secret: bytes | None = None,
                 hide: tuple[str, ...] = (), on_plan: Callable[[int, int], None] = lambda todo, skipped: None,
-                on_result: Callable[[SubmissionResult], None] = lambda r: None, quiz: bool = False) -> BatchReport:
+                on_result: Callable[[SubmissionResult], None] = lambda r: None, quiz: bool = False,
+                data_root: str | None = None) -> BatchReport:
     start = time.monotonic()
-    jobs, skipped = plan_jobs(found, exercise_id, gradebook, regrade, secret, hide, quiz)
+    jobs, skipped = plan_jobs(found, exercise_id, gradebook, regrade, secret, hide, quiz, data_root)
     on_plan(len(jobs), len(skipped))
     graded = run_batch(jobs, gradebook, workers, executor, scheduler, on_result)
     return BatchReport(graded, skipped, time.monotonic() - start)

@@ -60,9 +60,14 @@ class Run:
     load_seconds: float
 
 
-def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = ()) -> Run:
-    """Execute a validated notebook in a fresh sandbox and load its exports; the sandbox is gone afterwards."""
-    sandbox = open_sandbox(exercise.spec.limits, hide=hide)
+def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = (),
+                 data_root: pathlib.Path | None = None) -> Run:
+    """Execute a validated notebook in a fresh sandbox and load its exports; the sandbox is gone afterwards.
+
+    An exercise with ``data_root = true`` gets the MNIST root read-only, named by ``$MNIST_ROOT``.
+    """
+    env = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
+    sandbox = open_sandbox(exercise.spec.limits, extra_env=env, hide=hide, readonly=tuple(env.values()))
     try:
         prepared = prepare(submission, prelude_source(), export_source(exercise, sandbox.export_dir))
         execution = execute(prepared, sandbox)
@@ -79,10 +84,11 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
 
 
 def score(run: Run, submission: Submission, exercise: Exercise, student: str,
-          hidden_seed: Callable[[str], int] | None = None, include_hidden: bool = False) -> SubmissionResult:
+          hidden_seed: Callable[[str], int] | None = None, include_hidden: bool = False,
+          data_root: pathlib.Path | None = None) -> SubmissionResult:
     """Run the checks in this process on the loaded exports."""
     start = time.monotonic()
-    data = DataFactory(hidden_seed)
+    data = DataFactory(hidden_seed, data_root)
     ctx = CheckContext(exercise.spec, run.exports, tuple(submission.code_cells()), data)
     include_hidden = include_hidden and hidden_seed is not None
     checks = run_checks(list(exercise.checks), ctx, include_hidden)
@@ -104,12 +110,27 @@ def grade_submission(
     hidden_seed: Callable[[str], int] | None = None,
     include_hidden: bool = False,
     hide: tuple[str, ...] = (),
+    data_root: pathlib.Path | None = None,
 ) -> SubmissionResult:
     """Execute one validated notebook in a fresh sandbox and score it."""
     start = time.monotonic()
-    result = score(run_notebook(submission, exercise, hide), submission, exercise, student, hidden_seed, include_hidden)
+    root = resolve_data_root(exercise, data_root)
+    result = score(run_notebook(submission, exercise, hide, root), submission, exercise, student, hidden_seed,
+                   include_hidden, root)
     result.timings["wall"] = round(time.monotonic() - start, 3)
     return result
+
+
+def resolve_data_root(exercise: Exercise, data_root: pathlib.Path | None) -> pathlib.Path | None:
+    """The MNIST root for exercises that need one: the given path, else $MNIST_ROOT, else the bundled files.
+
+    Raises reference.mnist.MnistNotFound with the paths tried when none is found.
+    """
+    if not exercise.spec.data_root:
+        return None
+    from reference.mnist import prepare_mnist_root
+
+    return prepare_mnist_root(data_root).resolve()
 
 
 def invalid_result(exercise_id: str, student: str, reason: str) -> SubmissionResult:

@@ -44,7 +44,7 @@ def page_path(out: pathlib.Path, exercise: str, student: str) -> pathlib.Path:
 
 def render_run(run: StoredRun, title: str) -> str:
     return render_submission(run.result, title, feedback_figures(run.result, run.artifacts),
-                             diagnoses=diagnoses(run.artifacts))
+                             diagnoses=diagnoses(run.artifacts, run.result))
 
 
 def reason_key(message: str) -> str:

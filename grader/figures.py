@@ -71,14 +71,33 @@ def curves_figure(name: str, curves: dict) -> MplFigure:
     return fig
 
 
-def diagnoses(artifacts: dict) -> list[tuple[str, Diagnosis]]:
-    """The convergence diagnosis of every stored pair of loss curves."""
+def diagnoses(artifacts: dict, result: SubmissionResult | None = None) -> list[tuple[str, Diagnosis]]:
+    """The convergence diagnosis of every stored pair of loss curves, and of each LR of a sweep."""
     out = []
+    for check in result.checks if result else ():
+        for label, curves in (check.details.get("sweep") or {}).items() if isinstance(check.details, dict) else ():
+            out.append((label, diagnose(curves["train_loss"])))
     for name, curves in artifacts.get("curves", {}).items():
         train, val = curves.get("train_loss"), curves.get("val_loss")
         if train:
             out.append((name, diagnose(train, val if val and len(val) == len(train) else None)))
     return out
+
+
+def sweep_figure(sweep: dict) -> MplFigure:
+    """Training loss and validation accuracy per epoch, one curve per learning rate (the seed-004 figure)."""
+    fig = MplFigure(figsize=(7.2, 2.7), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for label, curves in sweep.items():
+        ax_loss.plot(range(1, len(curves["train_loss"]) + 1), curves["train_loss"], marker=".", label=label)
+        ax_acc.plot(range(1, len(curves["val_acc"]) + 1), curves["val_acc"], marker=".", label=label)
+    for ax, title in ((ax_loss, "training loss"), (ax_acc, "validation accuracy (%)")):
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, linestyle=":", linewidth=0.5)
+        ax.legend(fontsize=7)
+    return fig
 
 
 def _lr_details(result: SubmissionResult) -> list[dict]:
@@ -94,6 +113,10 @@ def feedback_figures(result: SubmissionResult, artifacts: dict) -> list[Figure]:
                               "Decision boundary of your model on the grader's public data (points coloured by class)."))
     for name, curves in artifacts.get("curves", {}).items():
         figures.append(Figure(data_uri(curves_figure(name, curves)), f"Loss and accuracy per epoch: {name}."))
+    for check in result.checks:
+        if isinstance(check.details, dict) and check.details.get("sweep"):
+            figures.append(Figure(data_uri(sweep_figure(check.details["sweep"])),
+                                  "Your learning-rate sweep: training loss and validation accuracy per epoch."))
     details = _lr_details(result)
     if details:
         from .lr_plots import lr_comparison_figure

@@ -58,6 +58,7 @@ class Sandbox:
     report: dict = field(default_factory=dict)
     reveal: dict = field(default_factory=dict)  # folder -> entries to bring back under a tmpfs
     hide: list = field(default_factory=list)  # grader paths covered inside the kernel's mount namespace
+    readonly: list = field(default_factory=list)  # data the kernel may read but not change
     _slot_lock: object = None
 
     @property
@@ -87,7 +88,7 @@ class Sandbox:
 
     def plan_json(self) -> str:
         plan = {"rlimits": self.rlimits(), "user": list(self.user) if self.user else None,
-                "new_netns": self.new_netns, "reveal": self.reveal, "hide": self.hide}
+                "new_netns": self.new_netns, "reveal": self.reveal, "hide": self.hide, "readonly": self.readonly}
         return json.dumps(plan, sort_keys=True)
 
     def wrap(self, command: list[str]) -> list[str]:
@@ -216,11 +217,12 @@ def scrubbed_env(workdir: pathlib.Path, extra: dict | None = None) -> dict:
 
 
 def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] | tuple[str, ...] = (),
-                 isolate_user: bool = True, isolate_network: bool = True) -> Sandbox:
+                 readonly: list[str] | tuple[str, ...] = (), isolate_user: bool = True,
+                 isolate_network: bool = True) -> Sandbox:
     """Create the folders, pick the user and decide which measures hold here.
 
     ``hide`` lists grader files (secret, gradebook folder) the kernel must not see even
-    if their permissions would let it.
+    if their permissions would let it; ``readonly`` lists data it may read but not change.
     """
     root = pathlib.Path(tempfile.mkdtemp(prefix="grader-"))
     sandbox = Sandbox(root=root, limits=limits)
@@ -229,12 +231,15 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
     if isolate_network:
         sandbox.new_netns = _network_isolation_available()
     if isolate_user and os.geteuid() == 0 and sys.platform == "linux":
-        sandbox.reveal = reveal_plan(needed_paths())
-        # Inside the kernel the shared temp folder shows only this sandbox: not other
-        # students' sandboxes, not the grader's temp files.
+        sandbox.readonly = [os.path.realpath(p) for p in readonly if os.path.exists(p)]
+        sandbox.reveal = reveal_plan(needed_paths() + sandbox.readonly)
+        # Inside the kernel the shared temp folder shows only this sandbox (and read-only data kept
+        # there): not other students' sandboxes, not the grader's temp files.
         tmp = os.path.realpath(tempfile.gettempdir())
         if root.parent == pathlib.Path(tmp) and tmp not in sandbox.reveal:
-            sandbox.reveal[tmp] = [root.name]
+            kept = {pathlib.Path(p).relative_to(tmp).parts[0] for p in sandbox.readonly
+                    if pathlib.Path(p).is_relative_to(tmp)}
+            sandbox.reveal[tmp] = sorted({root.name} | kept)
         sandbox.hide = [os.path.realpath(p) for p in hide if os.path.exists(p)]
         claimed = _claim_slot()
         if claimed:
@@ -242,6 +247,7 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
             sandbox.user, sandbox._slot_lock = (uid, uid), lock
             probe_plan = json.loads(sandbox.plan_json())
             probe_plan["reveal_tmp"] = probe_plan["reveal"].pop(tmp, None) is not None
+            probe_plan["readonly"] = []  # reading data is not what the probe tests
             if _plan_works(json.dumps(probe_plan, sort_keys=True)):
                 _kill_user(uid)  # leftovers of a grader that was killed mid-run
             else:
@@ -262,6 +268,7 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
         "no_network": sandbox.new_netns,
         "unprivileged_user": sandbox.user is not None,
         "private_mounts": bool(sandbox.reveal or sandbox.hide),
+        "read_only_data": bool(sandbox.readonly),
         "output_cap_kb": limits.max_output_kb,
     }
     return sandbox

@@ -70,6 +70,12 @@ def _hide(path: str) -> None:
         _mount("/dev/null", path, None, MS_BIND)
 
 
+def _read_only(path: str) -> None:
+    """The kernel sees ``path`` but cannot change it (e.g. the shared MNIST root)."""
+    _mount(path, path, None, MS_BIND | MS_REC)
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
 def _limit(name: str, value: int) -> None:
     try:
         resource.setrlimit(getattr(resource, name), (value, value))
@@ -83,13 +89,15 @@ def apply(plan: dict) -> None:
     root = os.geteuid() == 0
     if plan.get("new_netns"):
         _check(_LIBC.unshare(CLONE_NEWNET if root else CLONE_NEWUSER | CLONE_NEWNET), "unshare(net)")
-    if root and (plan.get("reveal") or plan.get("hide")):
+    if root and (plan.get("reveal") or plan.get("hide") or plan.get("readonly")):
         _check(_LIBC.unshare(CLONE_NEWNS), "unshare(mount)")
         _mount(None, "/", None, MS_REC | MS_PRIVATE)  # our mounts never leak to the host
         for folder, entries in plan.get("reveal", {}).items():
             _reveal_only(folder, entries)
         for path in plan.get("hide", []):
             _hide(path)
+        for path in plan.get("readonly", []):
+            _read_only(path)
     for name, value in plan["rlimits"].items():
         _limit(name, int(value))
     user = plan.get("user")

@@ -3,6 +3,7 @@
 import pathlib
 
 from grader.catalog import load_exercise
+from grader.cli import main
 from grader.engine import grade_submission
 from grader.notebook import read_submission
 from grader.secrets import hidden_seeds
@@ -28,3 +29,15 @@ def grade(path, exercise_id: str, hidden: bool = True):
 
 def by_id(result) -> dict:
     return {c.id: c for c in result.checks}
+
+
+# The fixed --json contract of design.md.
+CONTRACT = {"exercise", "student", "status", "score", "max_score", "checks", "error"}
+CHECK_CONTRACT = {"id", "passed", "points", "max_points", "visibility", "message"}
+
+
+def run_cli(capsys, *args):
+    """The real ``grader`` command in this process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -5,20 +5,12 @@ import pathlib
 
 import pytest
 
-from grader.cli import main
+from grading_support import CHECK_CONTRACT, CONTRACT, run_cli
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FILES = pathlib.Path(__file__).parent / "files"
 SOLUTION = ROOT / "reference" / "notebooks" / "tiny-model.ipynb"
 STUDENT = ROOT / "exercises" / "tiny-model" / "tiny-model.ipynb"
-CONTRACT = {"exercise", "student", "status", "score", "max_score", "checks", "error"}
-CHECK_CONTRACT = {"id", "passed", "points", "max_points", "visibility", "message"}
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_solution_passes_with_table_html_and_pending_hidden_checks(capsys, tmp_path):

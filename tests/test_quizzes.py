@@ -7,19 +7,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from grader.cli import main
+from grading_support import CHECK_CONTRACT, CONTRACT, run_cli
 from grader.quizzes import (SpecError, UnknownQuiz, load_quiz, parse_quiz, quiz_ids, read_answers, score_quiz)
 from grader.results import Status
 
 FILES = pathlib.Path(__file__).parent / "files" / "quizzes"
-CONTRACT = {"exercise", "student", "status", "score", "max_score", "checks", "error"}
-CHECK_CONTRACT = {"id", "passed", "points", "max_points", "visibility", "message"}
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- the shipped quizzes --------------------------------------------------------

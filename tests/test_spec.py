@@ -28,7 +28,8 @@ def test_every_shipped_spec_loads():
 @pytest.mark.parametrize("change, where, problem", [
     (("points = 4", "points = \"four\""), "checks[1].points", "expected a non-negative number, got 'four'"),
     (("kind = \"accuracy\"", "kind = \"acuracy\""), "checks[1].kind", "expected one of"),
-    (("min_accuracy = 100.0", "min_acuracy = 100.0"), "checks[1].params.min_accuracy", "required"),
+    (("data = { kind", "dat = { kind"), "checks[1].params.data", "required"),
+    (("min_accuracy = 100.0", "min_acuracy = 100.0"), "checks[1].params.min_acuracy", "unknown parameter for accuracy"),
     (("visibility = \"hidden\"", "visibility = \"secret\""), "checks[3].visibility", "expected one of hidden, public"),
     (("input_shape = [2]", "input_shape = [0]"), "exports[0].input_shape", "positive integers"),
     (("cell_timeout_s = 120", "cell_timeout_s = -1"), "limits.cell_timeout_s", "expected a number >= 1"),

@@ -28,21 +28,28 @@ def measured_accuracy(model: LoadedModel, X: torch.Tensor, Y: torch.Tensor) -> t
     "accuracy",
     model=Param(str, "model", "the export holding the model"),
     data=Param(dict, doc="the data set, e.g. {kind='checkerboard', n_per_cell=20, noise=0.1, seed=0}"),
-    min_accuracy=Param((int, float), doc="the pass mark in percent"),
+    min_accuracy=Param((int, float), float("-inf"), "pass mark in percent: at least this"),
+    above=Param((int, float), float("-inf"), "pass mark in percent: strictly more than this"),
+    below=Param((int, float), float("inf"), "ceiling in percent: strictly less than this"),
     describe=Param(str, "the data", "how the message names the data set"),
     hint=Param(str, "", "advice shown when the check fails"),
 )
-def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, describe: str, hint: str) -> Outcome:
-    """Accuracy of the exported model, measured by the grader on data it makes itself."""
+def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, above: float, below: float,
+             describe: str, hint: str) -> Outcome:
+    """Accuracy of the exported model, measured by the grader on data it makes itself, against a band."""
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
     acc, correct = measured_accuracy(net, dataset.X, dataset.Y)
     total = len(dataset.Y)
     metrics = {"accuracy": round(acc, 4), "correct": correct, "total": total}
     measured = f"{acc:.2f}% ({correct}/{total}) on {describe}, measured by the grader in eval mode"
-    if acc + 1e-9 >= min_accuracy:
-        return Outcome(True, f"Your model scores {measured}.", metrics=metrics)
-    return Outcome(False, f"Your model scores {measured}; it needs {min_accuracy:g}%. {hint}".strip(), metrics=metrics)
+    needs = [f"at least {min_accuracy:g}%" if min_accuracy > float("-inf") else "",
+             f"more than {above:g}%" if above > float("-inf") else "",
+             f"less than {below:g}%" if below < float("inf") else ""]
+    needs = " and ".join(n for n in needs if n)
+    if acc + 1e-9 >= min_accuracy and acc > above and acc < below:
+        return Outcome(True, f"Your model scores {measured}" + (f" (needs {needs})." if needs else "."), metrics=metrics)
+    return Outcome(False, f"Your model scores {measured}; it needs {needs}. {hint}".strip(), metrics=metrics)
 
 
 @check_kind(
@@ -76,9 +83,9 @@ def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known:
 
 def _reference_shapes(name: str) -> dict[str, tuple[int, ...]]:
     """Parameter shapes of a model the course provides, by class name."""
-    from reference import models as reference_models
+    from reference import mnist_models, models
 
-    cls = getattr(reference_models, name, None)
+    cls = getattr(models, name, None) or getattr(mnist_models, name, None)
     if not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
         raise CheckFailed(f"the grader has no reference model called {name!r}")
     return {k: tuple(p.shape) for k, p in cls().named_parameters()}

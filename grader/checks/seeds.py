@@ -21,15 +21,20 @@ from .training import same_weights
 FIGURES = ("train_acc", "val_acc", "test_acc")
 
 
-def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, LoadedModel]:
-    """``models`` as {seed: model} for exactly the expected seeds; string keys like "3" are accepted."""
-    value = ctx.value(models, "model_dict")
-    by_seed = {}
-    for key, model in value.items():
+def _by_seed(value: dict, name: str, seeds: list) -> dict[int, object]:
+    """``value`` keyed by int seed; string keys like "3" are accepted, anything else is explained."""
+    keyed = {}
+    for key, item in value.items():
         try:
-            by_seed[int(key)] = model
+            keyed[int(key)] = item
         except (TypeError, ValueError):
-            raise CheckFailed(f"`{models}` must be keyed by the seed numbers {seeds}; found the key {key!r}.") from None
+            raise CheckFailed(f"`{name}` must be keyed by the seed numbers {seeds}; found the key {key!r}.") from None
+    return keyed
+
+
+def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, LoadedModel]:
+    """``models`` as {seed: model} for exactly the expected seeds."""
+    by_seed = _by_seed(ctx.value(models, "model_dict"), models, seeds)
     missing = [s for s in seeds if s not in by_seed]
     if missing:
         raise CheckFailed(f"`{models}` has no model for seed {', '.join(map(str, missing))}: it needs one per seed "
@@ -42,13 +47,7 @@ def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, Loaded
 
 
 def seed_results(ctx: CheckContext, results: str, seeds: list) -> dict[int, dict]:
-    value = ctx.value(results, "dict")
-    table = {}
-    for key, row in value.items():
-        try:
-            table[int(key)] = row
-        except (TypeError, ValueError):
-            raise CheckFailed(f"`{results}` must be keyed by the seed numbers {seeds}; found {key!r}.") from None
+    table = _by_seed(ctx.value(results, "dict"), results, seeds)
     for seed in seeds:
         row = table.get(seed)
         if not isinstance(row, dict) or any(not isinstance(row.get(f), (int, float)) for f in FIGURES):

@@ -7,11 +7,12 @@ import pathlib
 import sys
 
 from ..catalog import SpecError, UnknownExercise, load_exercise
-from ..engine import grade_submission, invalid_result
+from ..engine import grade_submission, invalid_result, resolve_data_root
 from ..notebook import InvalidNotebook, read_submission
 from ..render import print_json, print_submission
 from ..report import render_submission, write_page
 from .common import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
+from reference.mnist import MnistNotFound
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", type=pathlib.Path, help="where to write the HTML feedback "
                                                      "(default: NOTEBOOK with .feedback.html)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--data-root", type=pathlib.Path,
+                   help="MNIST root for the MNIST exercises (default: $MNIST_ROOT, else the bundled files)")
     p.set_defaults(run=run)
 
 
@@ -45,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
                                    "pass --exercise ID (see `grader exercises`)")
     try:
         exercise = load_exercise(exercise_id)
-    except (UnknownExercise, SpecError) as e:
+        data_root = resolve_data_root(exercise, args.data_root)
+    except (UnknownExercise, SpecError, MnistNotFound) as e:
         return _unusable(args, exercise_id, str(e).strip("'\""))
-    result = grade_submission(submission, exercise, student=args.notebook.stem)
+    result = grade_submission(submission, exercise, student=args.notebook.stem, data_root=data_root)
     if args.json:
         print_json(result.to_json())
     else:

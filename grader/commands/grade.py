@@ -16,10 +16,12 @@ from rich.table import Table
 from ..batch import grade_class
 from ..catalog import SpecError, UnknownExercise, load_exercise
 from ..discover import ANSWERS, NOTEBOOK, discover
+from ..engine import resolve_data_root
 from ..quizzes import load_quiz, quiz_ids
 from ..gradebook import Gradebook, GradebookError
 from ..render import STATUS_STYLE
 from ..secrets import SecretError, load_secret
+from reference.mnist import MnistNotFound
 from .common import EXIT_OK, UserError
 
 
@@ -37,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--regrade", action="store_true", help="grade again even if unchanged")
     p.add_argument("--secret-file", type=pathlib.Path,
                    help="instructor secret for hidden checks (default: $GRADER_SECRET, else <gradebook>.secret)")
+    p.add_argument("--data-root", type=pathlib.Path,
+                   help="MNIST root for the MNIST exercises (default: $MNIST_ROOT, else the bundled files)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -79,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     quiz = args.exercise in quiz_ids()
     try:
-        title = load_quiz(args.exercise).title if quiz else load_exercise(args.exercise).spec.title
+        exercise = None if quiz else load_exercise(args.exercise)
+        title = load_quiz(args.exercise).title if quiz else exercise.spec.title
+        data_root = resolve_data_root(exercise, args.data_root) if exercise else None
         gradebook = Gradebook.open(args.gradebook)
-    except (UnknownExercise, SpecError, GradebookError) as e:
+    except (UnknownExercise, SpecError, GradebookError, MnistNotFound) as e:
         raise UserError(str(e).strip("'\"")) from None
     secret, secret_path = instructor_secret(args)
     hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent) if p)
@@ -103,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 print_json_line(result.to_json())
 
         report = grade_class(found, args.exercise, gradebook, args.workers, args.executor, args.scheduler,
-                             args.regrade, secret, hide, planned, done, quiz=quiz)
+                             args.regrade, secret, hide, planned, done, quiz=quiz,
+                             data_root=str(data_root) if data_root else None)
     if not args.json:
         console.print(summary_table(report.graded, f"{title}: {len(report.graded)} graded, "
                                                    f"{len(report.skipped)} skipped, {report.seconds:.1f}s"))
