@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,12 +34,23 @@ TORCHVISION_COMPAT = pathlib.Path(importlib.util.find_spec("reference.torchvisio
 
 
 def prelude_source() -> str:
-    """The grader's first cell: the torchvision workaround, run from source (see reference/torchvision_compat.py)."""
+    """The grader's first cell: the torchvision workaround (reference/torchvision_compat.py), applied lazily.
+
+    An import hook runs the workaround right before the first ``import torchvision``, so a notebook
+    that never uses torchvision does not pay for importing torch here.
+    """
     source = TORCHVISION_COMPAT.read_text()
     # The namespace must stay referenced: the torch.library object inside it keeps the op schemas alive.
     return ("# Added by the grader.\n"
-            f"_grader_compat = {{'__name__': 'torchvision_compat'}}\n"
-            f"exec(compile({source!r}, 'torchvision_compat.py', 'exec'), _grader_compat)\n")
+            "import sys as _grader_sys\n"
+            "_grader_compat = {'__name__': 'torchvision_compat'}\n"
+            "class _GraderTorchvisionHook:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torchvision':\n"
+            "            _grader_sys.meta_path.remove(self)\n"
+            f"            exec(compile({source!r}, 'torchvision_compat.py', 'exec'), _grader_compat)\n"
+            "        return None\n"
+            "_grader_sys.meta_path.insert(0, _GraderTorchvisionHook())\n")
 
 
 def export_source(exercise: Exercise, export_dir: pathlib.Path) -> str:
@@ -128,9 +141,15 @@ def resolve_data_root(exercise: Exercise, data_root: pathlib.Path | None) -> pat
     """
     if not exercise.spec.data_root:
         return None
-    from reference.mnist import prepare_mnist_root
+    from reference.mnist import MNIST_FILES, MnistNotFound, prepare_mnist_root, raw_folder
 
-    return prepare_mnist_root(data_root).resolve()
+    root = prepare_mnist_root(data_root).resolve()
+    unreadable = [name for name in MNIST_FILES if not (raw_folder(root) / name).stat().st_mode & stat.S_IROTH]
+    if unreadable and os.geteuid() == 0:  # kernels run as another user and could not open the files
+        raise MnistNotFound(f"the MNIST files in {raw_folder(root)} ({', '.join(unreadable)}) are readable by their "
+                            "owner only, but kernels run as an unprivileged user: make them readable "
+                            f"(chmod a+r {raw_folder(root)}/*)")
+    return root
 
 
 def invalid_result(exercise_id: str, student: str, reason: str) -> SubmissionResult:

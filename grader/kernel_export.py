@@ -4,7 +4,8 @@ Everything written here is untrusted data: the student's code ran first in the s
 process and may have patched anything. The grader therefore loads the result with
 safe loaders only (json, ``torch.load(weights_only=True)``) and recomputes every
 number it scores. This file imports only the standard library and torch, because its
-source is executed in the kernel rather than imported.
+source is executed in the kernel rather than imported; and torch only when the
+kernel has already imported it (a notebook without torch has no torch objects to export).
 
 Layout of the export folder::
 
@@ -19,15 +20,18 @@ import math
 import os
 import sys
 
-import torch
-from torch.fx.experimental.symbolic_shapes import is_concrete_int
-
 FORMAT = 1
 MAX_TENSOR_ELEMENTS = 100_000  # tensors larger than this inside plain values are not exported
 
 
+def _torch():
+    """torch if this process has imported it, else None: no import cost for notebooks without torch."""
+    return sys.modules.get("torch")
+
+
 def _jsonable(value, depth: int = 0):
     """Plain JSON for state dicts and hyperparameters; anything else becomes a described placeholder."""
+    torch = _torch()
     if depth > 20:
         return {"$repr": "nested too deeply"}
     if value is None or isinstance(value, (bool, str)):
@@ -36,7 +40,7 @@ def _jsonable(value, depth: int = 0):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": repr(value)}
-    if isinstance(value, torch.Tensor):
+    if torch is not None and isinstance(value, torch.Tensor):
         if value.numel() == 1:
             return _jsonable(value.item(), depth)
         if value.numel() <= MAX_TENSOR_ELEMENTS:
@@ -57,7 +61,7 @@ def _key(key):
         return key
     if isinstance(key, float):
         return key if math.isfinite(key) else repr(key)
-    if type(key).__module__ == "numpy" or isinstance(key, torch.Tensor):
+    if type(key).__module__ in ("numpy", "torch"):
         return _key(key.item())
     return repr(key)
 
@@ -66,6 +70,8 @@ def _key(key):
 
 
 def _op_name(target) -> str:
+    import torch
+
     if isinstance(target, torch._ops.OpOverload):
         return str(target)  # e.g. "aten.linear.default"
     module = getattr(target, "__module__", "")
@@ -75,6 +81,8 @@ def _op_name(target) -> str:
 
 
 def _arg(value):
+    import torch
+
     if isinstance(value, torch.fx.Node):
         return {"ref": value.name}
     if isinstance(value, (list, tuple)):
@@ -96,8 +104,11 @@ def _arg(value):
     raise TypeError(f"the model's graph has an argument of type {type(value).__name__} the grader cannot read")
 
 
-def _capture(model: torch.nn.Module, example: torch.Tensor):
+def _capture(model, example):
     """Export with a free batch size where the model allows it; AUTO falls back to the example's."""
+    import torch
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int
+
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},), strict=False)
     user_inputs = [n for n in program.graph.nodes if n.op == "placeholder"
                    and n.name in program.graph_signature.user_inputs]
@@ -107,8 +118,10 @@ def _capture(model: torch.nn.Module, example: torch.Tensor):
     return program, dynamic
 
 
-def export_model(model: torch.nn.Module, input_shape, folder: str) -> dict:
+def export_model(model, input_shape, folder: str) -> dict:
     """Capture the forward pass in eval mode and write graph.json + weights.pt into ``folder``."""
+    import torch
+
     os.makedirs(folder, exist_ok=True)
     was_training = model.training
     param = next(iter(model.parameters()), None)
@@ -192,6 +205,9 @@ def _function(fn) -> dict:
 
 def encode(value, request: dict, root: str, counter: list):
     """Encode one value; models and other torch objects are recognised by type, plain data by value."""
+    torch = _torch()
+    if torch is None:
+        return _encode_plain(value, request, root, counter)
     if isinstance(value, torch.nn.Module):
         counter[0] += 1
         try:
@@ -205,6 +221,10 @@ def encode(value, request: dict, root: str, counter: list):
         return {"$optimizer": _optimizer(value)}
     if isinstance(value, torch.utils.data.DataLoader):
         return {"$loader": _loader(value)}
+    return _encode_plain(value, request, root, counter)
+
+
+def _encode_plain(value, request: dict, root: str, counter: list):
     if isinstance(value, dict):
         return {"$dict": [[_key(k), encode(v, request, root, counter)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):

@@ -50,7 +50,7 @@ PASS_THROUGH = ("LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 class Sandbox:
     """One kernel's sandbox: its folders, environment, limits and the user it runs as."""
 
-    root: pathlib.Path  # holds work/ and conn/; removed on close
+    root: pathlib.Path  # holds work/ and conn/; deleted by remove()
     limits: Limits
     user: tuple[int, int] | None = None
     new_netns: bool = False

@@ -125,6 +125,7 @@ def _decompress_verified(src: pathlib.Path, dest: pathlib.Path, md5: str | None)
                 f"{src} decompresses to data with md5 {digest.hexdigest()}, expected {md5} "
                 f"(from MD5SUMS.raw): the bundle is corrupt; replace it or download MNIST afresh."
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; data is meant to be read by others (e.g. grading kernels)
         os.replace(tmp, dest)  # atomic: a killed unpack never leaves a truncated dest
     finally:
         tmp.unlink(missing_ok=True)
@@ -142,6 +143,7 @@ def unpack_mnist(src_dir: str | pathlib.Path, root: str | pathlib.Path) -> pathl
     for name in MNIST_FILES:
         dest, md5 = raw / name, expected.get(name)
         if dest.is_file() and md5 is not None and _md5(dest) == md5:
+            os.chmod(dest, dest.stat().st_mode | 0o444)  # earlier versions left the files owner-only
             continue
         _decompress_verified(src_dir / f"{name}.gz", dest, md5)
     return root

@@ -21,10 +21,11 @@ def student(exercise_id: str) -> pathlib.Path:
     return load_exercise(exercise_id).spec.notebook_path
 
 
-def grade(path, exercise_id: str, hidden: bool = True):
+def grade(path, exercise_id: str, hidden: bool = True, data_root: pathlib.Path | None = None):
     exercise = load_exercise(exercise_id)
     seeds = hidden_seeds(SECRET, exercise.id) if hidden else None
-    return grade_submission(read_submission(path), exercise, pathlib.Path(path).stem, seeds, include_hidden=hidden)
+    return grade_submission(read_submission(path), exercise, pathlib.Path(path).stem, seeds, include_hidden=hidden,
+                            data_root=data_root)
 
 
 def by_id(result) -> dict:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pathlib
 
+import numpy as np
 import pytest
 
-from reference.mnist import find_bundled_mnist, unpack_mnist
+from reference.mnist import find_bundled_mnist, raw_folder, read_idx, unpack_mnist
 
 
 def bundle_or_fail() -> pathlib.Path:
@@ -20,3 +21,22 @@ def bundle_or_fail() -> pathlib.Path:
 def unpacked_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """One root per session; a second call finds the files in place and only checks their md5."""
     return unpack_mnist(bundle_or_fail(), tmp_path_factory.getbasetemp() / "mnist-root")
+
+
+def _write_idx(path: pathlib.Path, data: np.ndarray) -> None:
+    """An IDX file (big-endian header: magic, then one int32 per dimension) holding ``data`` (uint8)."""
+    magic = 0x00000800 | data.ndim
+    header = np.array([magic, *data.shape], dtype=">i4").tobytes()
+    path.write_bytes(header + np.ascontiguousarray(data, dtype=np.uint8).tobytes())
+    path.chmod(0o644)
+
+
+def subset_root(full_root: pathlib.Path, folder: pathlib.Path, n_train: int, n_test: int) -> pathlib.Path:
+    """A torchvision-layout MNIST root holding the first ``n_train``/``n_test`` real samples of each split."""
+    raw, target = raw_folder(full_root), raw_folder(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        for kind in ("images-idx3", "labels-idx1"):
+            name = f"{prefix}-{kind}-ubyte"
+            _write_idx(target / name, read_idx(raw / name)[:n])
+    return folder

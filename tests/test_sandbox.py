@@ -102,3 +102,7 @@ def test_shared_temp_folder_shows_only_this_sandbox(probe):
     if probe.sandbox["private_mounts"]:
         assert len(values["tmp"]) == 1 and values["tmp"][0].startswith("grader-")
         assert values["cwd"] == f"/tmp/{values['tmp'][0]}/work"
+
+
+def test_torchvision_imports_in_the_kernel(probe):
+    assert probe.exports.values["probe"]["torchvision"] == ["MNIST", "ToTensor"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 import re
 import subprocess
 import sys
@@ -83,3 +84,27 @@ def defined(ctx: CheckContext, value: str, kind: str) -> Outcome:
     ctx.value(value, kind or None)
     spec = next(e for e in ctx.exercise.exports if e.name == value)
     return Outcome(True, f"`{value}` is defined as {EXPORT_KINDS[kind or spec.kind]}.")
+
+
+@check_kind("equals", value=Param(str, doc="the export to compare"),
+            expected=Param((int, float, str, bool, list, dict), doc="the expected value"),
+            tolerance=Param((int, float), 1e-9, "relative tolerance for numbers"),
+            hint=Param(str, "", "advice shown when it differs"))
+def equals(ctx: CheckContext, value: str, expected, tolerance: float, hint: str) -> Outcome:
+    """The export equals ``expected`` (numbers within a relative tolerance); for answers with one right value."""
+    got = ctx.value(value)
+    if _same(got, expected, tolerance):
+        return Outcome(True, f"`{value}` is {got!r}, as expected.")
+    return Outcome(False, f"`{value}` is {got!r}, which is not the expected answer. {hint}".strip())
+
+
+def _same(a, b, tolerance: float) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, tolerance) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], tolerance) for k in a)
+    return a == b

@@ -184,3 +184,16 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
 def same_weights(a: LoadedModel, b: LoadedModel) -> bool:
     return a.param_shapes() == b.param_shapes() and all(torch.equal(a.parameters[k], b.parameters[k])
                                                         for k in a.parameters)
+
+
+@check_kind("history_recorded", history=Param(str, "history"), key=Param(str, "train_loss"),
+            min_epochs=Param(int, 1))
+def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int) -> Outcome:
+    """The training loop ran: ``history[key]`` holds a value per epoch. Other checks can require this one."""
+    curve = ctx.value(history, "dict").get(key)
+    epochs = len(curve) if isinstance(curve, list) else 0
+    if epochs >= min_epochs:
+        return Outcome(True, f"Training ran: `{history}` records {epochs} epoch{'s' * (epochs != 1)}.",
+                       metrics={"epochs": epochs})
+    return Outcome(False, f"`{history}['{key}']` records no epoch: the training loop did not run. Fix the first "
+                   "error your notebook reports, then run it again from the top.")
