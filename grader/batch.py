@@ -102,18 +102,33 @@ def plan_jobs(found: Iterable[Found], exercise_id: str, gradebook: Gradebook, re
     return jobs, skipped
 
 
-def _local_results(jobs: list[Job], workers: int) -> Iterable[SubmissionResult]:
+def _pool_results(jobs: list[Job], workers: int) -> Iterable[tuple[Job, SubmissionResult | None]]:
+    """(job, result) as they finish; result None when the pool broke (a worker process died) under it."""
     # spawn: workers start clean instead of inheriting the parent's torch and event-loop state.
     context = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(grade_job, job): job for job in jobs}
         for future in cf.as_completed(futures):
-            job = futures[future]
             try:
-                yield future.result()
-            except Exception as e:  # noqa: BLE001 - a worker process died (e.g. killed by the OS)
-                yield SubmissionResult(job.exercise_id, job.student, Status.ERROR,
-                                       error=f"the grading worker died ({type(e).__name__}: {e})")
+                yield futures[future], future.result()
+            except cf.process.BrokenProcessPool:
+                yield futures[future], None
+
+
+def _local_results(jobs: list[Job], workers: int) -> Iterable[SubmissionResult]:
+    """Grade on a process pool. A dying worker breaks the whole pool, so the jobs it took down with it are
+    retried one by one in fresh pools: only the submission that kills its worker again ends as an error."""
+    broken = []
+    for job, result in _pool_results(jobs, workers):
+        if result is None:
+            broken.append(job)
+        else:
+            yield result
+    for job in broken:
+        _, result = next(iter(_pool_results([job], 1)))
+        yield result or SubmissionResult(job.exercise_id, job.student, Status.ERROR,
+                                         error="the grading worker process died while grading this submission "
+                                               "(for example, the system ran out of memory)")
 
 
 def _dask_results(jobs: list[Job], workers: int, scheduler: str | None) -> Iterable[SubmissionResult]:

@@ -173,8 +173,9 @@ def _plan_works(plan_json: str) -> bool:
     plan = json.loads(plan_json)
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as own:
         tmp = os.path.realpath(tempfile.gettempdir())
-        if plan.pop("reveal_tmp", False):
-            plan["reveal"][tmp] = [pathlib.Path(own).name]
+        kept = plan.pop("reveal_tmp", None)
+        if kept is not None:
+            plan["reveal"][tmp] = sorted({pathlib.Path(own).name, *kept})
         probe = subprocess.run([sys.executable, str(LAUNCHER), json.dumps(plan), "--", sys.executable, "-c",
                                 "import ipykernel, grader.spec"], capture_output=True, timeout=120, cwd="/")
     return probe.returncode == 0
@@ -232,13 +233,14 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
         sandbox.new_netns = _network_isolation_available()
     if isolate_user and os.geteuid() == 0 and sys.platform == "linux":
         sandbox.readonly = [os.path.realpath(p) for p in readonly if os.path.exists(p)]
-        sandbox.reveal = reveal_plan(needed_paths() + sandbox.readonly)
-        # Inside the kernel the shared temp folder shows only this sandbox (and read-only data kept
-        # there): not other students' sandboxes, not the grader's temp files.
+        needed = needed_paths() + sandbox.readonly
+        sandbox.reveal = reveal_plan(needed)
+        # Inside the kernel the shared temp folder shows only this sandbox and what the kernel needs from it
+        # (a checkout or venv kept there, read-only data): not other sandboxes, not the grader's temp files.
         tmp = os.path.realpath(tempfile.gettempdir())
         if root.parent == pathlib.Path(tmp) and tmp not in sandbox.reveal:
-            kept = {pathlib.Path(p).relative_to(tmp).parts[0] for p in sandbox.readonly
-                    if pathlib.Path(p).is_relative_to(tmp)}
+            kept = {pathlib.Path(p).relative_to(tmp).parts[0] for p in needed
+                    if pathlib.Path(p).is_relative_to(tmp) and p != tmp}
             sandbox.reveal[tmp] = sorted({root.name} | kept)
         sandbox.hide = [os.path.realpath(p) for p in hide if os.path.exists(p)]
         claimed = _claim_slot()
@@ -246,7 +248,9 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
             uid, lock = claimed
             sandbox.user, sandbox._slot_lock = (uid, uid), lock
             probe_plan = json.loads(sandbox.plan_json())
-            probe_plan["reveal_tmp"] = probe_plan["reveal"].pop(tmp, None) is not None
+            shown = probe_plan["reveal"].pop(tmp, None)
+            # Probe with what stays the same from sandbox to sandbox, so one probe serves a whole batch.
+            probe_plan["reveal_tmp"] = None if shown is None else [e for e in shown if e != root.name]
             probe_plan["readonly"] = []  # reading data is not what the probe tests
             if _plan_works(json.dumps(probe_plan, sort_keys=True)):
                 _kill_user(uid)  # leftovers of a grader that was killed mid-run

@@ -69,7 +69,8 @@ def default_device() -> str:
 
 
 def find_bundled_mnist() -> pathlib.Path | None:
-    """The folder of the four gzipped IDX files: ``$MNIST_BUNDLE``, else ``<repo>/../shared/data/mnist``."""
+    """The folder of the four gzipped IDX files: ``$MNIST_BUNDLE``, else ``shared/data/mnist`` beside the
+    checkout or beside any folder above it (the workplace keeps ``shared/`` next to its checkouts)."""
     for folder in _bundle_candidates():
         if all((folder / f"{name}.gz").is_file() for name in MNIST_FILES):
             return folder
@@ -78,7 +79,8 @@ def find_bundled_mnist() -> pathlib.Path | None:
 
 def _bundle_candidates() -> list[pathlib.Path]:
     env = os.environ.get("MNIST_BUNDLE")
-    return [pathlib.Path(env), DEFAULT_BUNDLE] if env else [DEFAULT_BUNDLE]
+    beside = [folder / "shared" / "data" / "mnist" for folder in REPO_ROOT.parents]
+    return ([pathlib.Path(env)] if env else []) + [DEFAULT_BUNDLE, *beside[1:]]
 
 
 def _expected_md5(src_dir: pathlib.Path) -> dict[str, str]:

@@ -212,3 +212,22 @@ def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
                    check=True, capture_output=True, timeout=300)
     results = json.loads(out.read_text())
     assert results["score"] == 10 and len(results["tests"]) == 4
+
+
+def test_a_dying_worker_only_fails_its_own_submission(monkeypatch):
+    from grader import batch
+
+    jobs = [batch.Job(name, None, "tiny-model") for name in ("ann", "kill-me", "zoe")]
+    monkeypatch.setattr(batch, "grade_job", _die_for_kill_me)
+    results = {r.student: r for r in batch._local_results(jobs, 2)}
+    assert sorted(results) == ["ann", "kill-me", "zoe"]
+    assert results["kill-me"].status.value == "error" and "worker process died" in results["kill-me"].error
+    assert results["ann"].status.value == "invalid" and results["zoe"].status.value == "invalid"
+
+
+def _die_for_kill_me(job):
+    from grader.batch import invalid_result
+
+    if job.student == "kill-me":
+        os._exit(9)  # the worker process dies, as under the OOM killer
+    return invalid_result(job.exercise_id, job.student, "nothing submitted")
