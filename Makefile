@@ -7,6 +7,8 @@ STAMP  := $(VENV)/.installed
 PINS   := torch==2.13.0 torchvision==0.28.0
 OUT    ?= out
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+# Test files are spread over this many pytest processes; a file stays on one, so its fixtures are built once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test bench reference browser venv clean
 
@@ -35,7 +37,7 @@ reference: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m reference demo --out $(OUT)/reference
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) bench/run_all.py

@@ -102,7 +102,8 @@ def score(run: Run, submission: Submission, exercise: Exercise, student: str,
     """Run the checks in this process on the loaded exports."""
     start = time.monotonic()
     data = DataFactory(hidden_seed, data_root)
-    ctx = CheckContext(exercise.spec, run.exports, tuple(submission.code_cells()), data)
+    ctx = CheckContext(exercise.spec, run.exports, tuple(submission.code_cells()), data,
+                       run_error=run.execution.reason or "")
     include_hidden = include_hidden and hidden_seed is not None
     checks = run_checks(list(exercise.checks), ctx, include_hidden)
     pending = () if include_hidden else tuple(PendingCheck(c.spec.id, c.spec.title, c.spec.points)

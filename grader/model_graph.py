@@ -20,24 +20,40 @@ MAX_GRAPH_BYTES = 8 * 2**20
 MAX_WEIGHT_BYTES = 512 * 2**20
 MAX_NODES = 20_000
 
-# Ops a course model plausibly needs; anything else is refused with its name.
+# Pure tensor ops a course model plausibly needs (a student's forward() may be written in many styles); anything
+# else, such as ops that read files or draw random numbers, is refused with its name. The in-place form of an
+# allowed op (``relu_``, ``add_``) is allowed too.
 ALLOWED_ATEN = frozenset("""
-    linear addmm mm bmm matmul t transpose permute view reshape _unsafe_view flatten unflatten squeeze unsqueeze
-    expand contiguous clone detach alias select slice narrow cat stack split chunk
-    relu relu_ leaky_relu elu gelu silu selu celu sigmoid tanh hardtanh hardswish hardsigmoid softplus mish
-    prelu softmax log_softmax _softmax _log_softmax threshold
-    conv1d conv2d conv3d convolution _convolution max_pool1d max_pool2d max_pool2d_with_indices avg_pool1d avg_pool2d
-    adaptive_avg_pool1d adaptive_avg_pool2d adaptive_max_pool2d
+    linear addmm mm bmm matmul baddbmm addmv mv dot outer einsum bilinear
+    t transpose permute view reshape _unsafe_view flatten unflatten squeeze unsqueeze movedim swapaxes
+    expand expand_as view_as reshape_as contiguous clone detach alias lift_fresh_copy
+    select slice narrow index index_select gather cat stack split split_with_sizes chunk unbind repeat
+    repeat_interleave tile flip roll diagonal tril triu
+    relu leaky_relu elu gelu silu selu celu sigmoid tanh hardtanh hardswish hardsigmoid softplus mish relu6
+    prelu _prelu_kernel rrelu rrelu_with_noise log_sigmoid softshrink hardshrink glu threshold
+    softmax log_softmax _softmax _log_softmax logsumexp
+    conv1d conv2d conv3d convolution _convolution conv_transpose1d conv_transpose2d
+    max_pool1d max_pool2d max_pool3d max_pool2d_with_indices max_pool3d_with_indices avg_pool1d avg_pool2d
+    avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d _adaptive_avg_pool2d
+    adaptive_max_pool1d adaptive_max_pool2d upsample_nearest2d upsample_bilinear2d pixel_shuffle
     batch_norm _native_batch_norm_legit_no_training native_batch_norm layer_norm native_layer_norm group_norm
-    dropout feature_dropout alpha_dropout native_dropout
-    add sub mul div neg pow sqrt rsqrt exp log abs clamp clamp_min clamp_max maximum minimum where
-    mean sum amax amin max min argmax
-    zeros_like ones_like full_like zeros ones arange
+    native_group_norm instance_norm
+    dropout feature_dropout alpha_dropout feature_alpha_dropout native_dropout
+    add sub rsub mul div true_divide floor_divide remainder fmod neg pow sqrt rsqrt square reciprocal exp exp2
+    expm1 log log1p log2 log10 abs sign floor ceil round trunc frac erf erfc logit xlogy
+    sin cos tan asin acos atan atan2 sinh cosh asinh acosh atanh
+    clamp clamp_min clamp_max maximum minimum where masked_fill nan_to_num
+    eq ne lt le gt ge logical_and logical_or logical_not logical_xor isnan isinf
+    mean sum prod amax amin max min argmax argmin var std var_mean std_mean norm linalg_vector_norm cumsum
+    sort topk all any
+    zeros_like ones_like full_like zeros ones full new_zeros new_ones new_full scalar_tensor arange
+    to _to_copy type_as _assert_tensor_metadata _assert_scalar sym_constrain_range_for_size _local_scalar_dense
     sym_size sym_numel sym_stride
     pad constant_pad_nd embedding
 """.split())
 ALLOWED_OPERATORS = {name: getattr(operator, name) for name in
-                     ("getitem", "add", "sub", "mul", "floordiv", "truediv", "neg", "mod")}
+                     ("getitem", "add", "sub", "mul", "floordiv", "truediv", "neg", "mod", "pow", "eq", "ne", "lt",
+                      "le", "gt", "ge")}
 
 
 class ModelLoadError(ValueError):
@@ -49,7 +65,8 @@ def resolve_op(name: str):
     parts = name.split(".")
     if len(parts) == 2 and parts[0] == "operator" and parts[1] in ALLOWED_OPERATORS:
         return ALLOWED_OPERATORS[parts[1]]
-    if len(parts) == 3 and parts[0] == "aten" and parts[1] in ALLOWED_ATEN:
+    if len(parts) == 3 and parts[0] == "aten" and (parts[1] in ALLOWED_ATEN or parts[1].endswith("_")
+                                                    and parts[1][:-1] in ALLOWED_ATEN):
         packet = getattr(torch.ops.aten, parts[1], None)
         overload = getattr(packet, parts[2], None) if packet is not None else None
         if isinstance(overload, torch._ops.OpOverload):

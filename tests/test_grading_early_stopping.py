@@ -28,6 +28,15 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
         "When the grader ran your train_model_extended on its own data (patience 5), it raised NotImplementedError")
 
 
+def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
+    result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
+    assert result.status is Status.OK, result.error
+    assert result.score == result.max_score == 9, [(c.id, c.message) for c in result.checks if not c.passed]
+    restored = by_id(result)["restored-best"]
+    assert restored.metrics["loss_convention"] == "mean over samples"
+    assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
+
+
 @pytest.fixture(scope="module")
 def graded():
     return {name: grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)

@@ -4,7 +4,9 @@ The notebooks read whatever root the grader shows them (``MNIST_ROOT``, read-onl
 measures on the same root, so a subset changes nothing but the run time:
 - mnist-sgd: the first 20,000 training and 2,000 test images (its recipe still passes 85% / 95% there);
 - mnist-adam: the full bundled files (with fewer steps per epoch its recipe falls short of 90%);
-- lr-sweep: 3,000 / 1,000 images (1e-3 still clearly beats 1e-4).
+- lr-sweep: 3,000 / 1,000 images (1e-3 still clearly beats 1e-4);
+- mistakes whose check does not depend on how well the model learns: 5,000 / 1,000 images (too few
+  steps to push SGD past 95% training accuracy, so that mistake keeps the 20,000).
 """
 
 import pytest
@@ -20,11 +22,11 @@ def roots(tmp_path_factory):
     full = unpacked_root(tmp_path_factory)
     base = tmp_path_factory.mktemp("mnist-subsets")
     return {"mnist-sgd": subset_root(full, base / "sgd", 20_000, 2_000), "mnist-adam": full,
-            "lr-sweep": subset_root(full, base / "cnn", 3_000, 1_000)}
+            "lr-sweep": subset_root(full, base / "cnn", 3_000, 1_000), "small": subset_root(full, base / "small", 5_000, 1_000)}
 
 
-def run(roots, exercise, path):
-    return grade(path, exercise, hidden=False, data_root=roots[exercise])
+def run(roots, exercise, path, root: str = ""):
+    return grade(path, exercise, hidden=False, data_root=roots[root or exercise])
 
 
 @pytest.mark.parametrize("exercise", ["mnist-sgd", "mnist-adam", "lr-sweep"])
@@ -47,7 +49,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do(roots, exercise, first_w
 
 
 def test_sgd_changed_hidden_size(roots):
-    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "hidden-256.ipynb"))["architecture"]
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "hidden-256.ipynb", "small"))["architecture"]
     assert not check.passed
     assert "is not the course's MnistMLP: fc1.weight: [256, 784] instead of [128, 784]" in check.message
 
@@ -61,19 +63,26 @@ def test_sgd_training_accuracy_too_high(roots):
 
 
 def test_sgd_optimizer_swapped(roots):
-    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "adam-instead.ipynb"))["optimizer"]
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "adam-instead.ipynb", "small"))["optimizer"]
     assert not check.passed
     assert check.message.startswith("`optimizer` is torch.optim.adam.Adam, but the task keeps torch's SGD")
 
 
+def test_sgd_with_momentum_is_more_than_an_lr_change(roots):
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "momentum.ipynb", "small"))["optimizer"]
+    assert not check.passed
+    assert check.message == ("`optimizer` is torch's SGD, but it also sets momentum=0.9 (torch's default is 0), and the "
+                             "task changes only the learning rate: create it as optim.SGD(model.parameters(), lr=...).")
+
+
 def test_adam_batch_size_changed(roots):
-    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "batch-128.ipynb"))["batch-size"]
+    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "batch-128.ipynb", "small"))["batch-size"]
     assert not check.passed
     assert check.message == "`train_loader`: its batch size is 128, but the task fixes it at 64."
 
 
 def test_adam_preprocessing_changed(roots):
-    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "normalize.ipynb"))["preprocessing"]
+    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "normalize.ipynb", "small"))["preprocessing"]
     assert not check.passed
     assert check.message.startswith("The preprocessing changed: the notebook uses Normalize.")
 

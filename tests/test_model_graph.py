@@ -56,6 +56,27 @@ def test_round_trip_matches_the_original_model(tmp_path, model, shape):
     assert loaded.class_name == type(model).__name__
 
 
+class Styled(nn.Module):
+    """forward() written the ways students write it: casts, in-place ops, functional calls, constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(784, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = ((x.float() - 0.1307) / 0.3081).view(x.size(0), -1)
+        h = nn.functional.leaky_relu(self.fc1(x), 0.1, inplace=True)
+        h += torch.sin(h).square()
+        return nn.functional.log_softmax(self.fc2(nn.functional.normalize(h, dim=1)), dim=1)
+
+
+def test_common_forward_styles_round_trip(tmp_path):
+    model = Styled().eval()
+    loaded = export_and_load(tmp_path, m=(model, [1, 28, 28])).values["m"]
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
 def test_parameter_count_agrees_with_torchinfo(tmp_path):
     loaded = export_and_load(tmp_path, m=(CNN(), [1, 28, 28])).values["m"]
     assert summary(loaded.module, input_size=(1, 1, 28, 28), verbose=0).trainable_params == loaded.n_params == 206922

@@ -49,6 +49,12 @@ def test_unpacks_like_the_course_tuple(loaders):
     assert 1 <= best_epoch <= 3
 
 
+def test_indexes_like_the_course_tuple(loaders):
+    history = _train(loaders, n_epochs=3)
+    assert len(history) == 7 and history[0] is history.model and history[5] == history.best_epoch
+    assert history[-1] is history.lr_history and history[1:3] == (history.train_loss, history.train_acc)
+
+
 def test_without_validation_best_epoch_is_zero(loaders):
     torch.manual_seed(0)
     history = train_model_extended(SimpleMLP(), loaders.train, n_epochs=3, logging_interval=None, patience=2)

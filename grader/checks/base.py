@@ -7,6 +7,7 @@ export into a message that says what the notebook must define.
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ class CheckContext:
     code_cells: tuple[tuple[int, str], ...]
     data: Any  # grader.datasets.DataFactory
     check_id: str = ""
+    run_error: str = ""  # why the notebook's run ended badly, if it did: often why a value is missing
+
+    def _because(self) -> str:
+        return f" Your notebook hit an error before this: {self.run_error}." if self.run_error else ""
 
     def value(self, name: str, kind: str | None = None) -> Any:
         """The export ``name``, checked against its declared kind; raises CheckFailed with what to define."""
@@ -68,7 +73,7 @@ class CheckContext:
             raise CheckFailed(f"`{name}` could not be handed to the grader: {self.exports.problems[name]}")
         if name not in self.exports.values:
             raise CheckFailed(f"Your notebook must define {described}. "
-                              "It was not defined when the notebook finished running.")
+                              f"It was not defined when the notebook finished running.{self._because()}")
         value = self.exports.values[name]
         if isinstance(value, ExportProblem):
             raise CheckFailed(f"`{name}` could not be handed to the grader: {value.message}")
@@ -76,7 +81,8 @@ class CheckContext:
             raise CheckFailed(f"`{name}` must be {EXPORT_KINDS[kind]}, but it is {describe(value)}.")
         if isinstance(value, (dict, list)) and not value:
             # The notebooks hand out empty containers to fill; empty means the work is not done yet.
-            raise CheckFailed(f"`{name}` is still empty: your notebook must fill it ({spec.doc if spec else name}).")
+            raise CheckFailed(f"`{name}` is still empty: your notebook must fill it ({spec.doc if spec else name})."
+                              + self._because())
         return value
 
 
@@ -211,7 +217,7 @@ def run_checks(checks: list[BoundCheck], ctx: CheckContext, include_hidden: bool
     for check in checks:
         if check.spec.visibility == "hidden" and not include_hidden:
             continue
-        outcome = check.evaluate(CheckContext(ctx.exercise, ctx.exports, ctx.code_cells, ctx.data, check.spec.id))
+        outcome = check.evaluate(dataclasses.replace(ctx, check_id=check.spec.id))
         blocked = next((r for r in check.spec.requires if r in results and not results[r].passed), None)
         results[check.spec.id] = check.result(outcome, blocked)
     return list(results.values())

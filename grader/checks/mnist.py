@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import re
 
+import torch
+
 from ..convergence import diagnose, diagnose_accuracy
 from ..exports import LoaderExport, OptimizerExport
 from ..model_graph import LoadedModel
@@ -16,16 +18,52 @@ from .base import CheckContext, CheckFailed, Outcome, Param, check_kind
 from .models import measured_accuracy
 
 
-@check_kind("optimizer_class", export=Param(str, "optimizer"), expected=Param(str, doc="e.g. SGD or Adam"))
-def optimizer_class(ctx: CheckContext, export: str, expected: str) -> Outcome:
+# Settings that choose an implementation, not the optimisation: never a change of the recipe.
+IMPLEMENTATION_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
+
+
+def changed_settings(opt: OptimizerExport) -> list[str]:
+    """Hyperparameters other than the learning rate that differ from torch's defaults for the class."""
+    cls = getattr(torch.optim, opt.cls, None)
+    if not isinstance(cls, type) or not opt.param_groups:
+        return []
+    defaults = {k: v for k, v in cls([torch.nn.Parameter(torch.zeros(1))]).param_groups[0].items() if k != "params"}
+    group = opt.param_groups[0]
+    changed = []
+    for key, default in defaults.items():
+        if key in IMPLEMENTATION_FLAGS or key in ("lr", "initial_lr") or key not in group:
+            continue
+        value = group[key]
+        same = (list(value) == list(default) if isinstance(default, (list, tuple)) and isinstance(value, list)
+                else value == default)
+        if not same:
+            changed.append(f"{key}={value!r} (torch's default is {default!r})")
+    return changed
+
+
+@check_kind("optimizer_class", export=Param(str, "optimizer"), expected=Param(str, doc="e.g. SGD or Adam"),
+            model=Param(str, "", "the model export the optimizer must train"))
+def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str) -> Outcome:
     """The optimiser is fixed by the task; only its learning rate (and a scheduler) may change."""
     opt = ctx.value(export, "optimizer")
     lr = opt.param_groups[0].get("initial_lr", opt.param_groups[0].get("lr")) if opt.param_groups else None
-    if opt.cls == expected and opt.module.startswith("torch.optim"):
-        return Outcome(True, f"`{export}` is torch's {expected} (starting learning rate {lr}).",
-                       metrics={"initial_lr": lr} if isinstance(lr, (int, float)) else {})
-    return Outcome(False, f"`{export}` is {opt.module}.{opt.cls}, but the task keeps torch's {expected}: change only "
-                   "its learning rate and the scheduler.")
+    if opt.cls != expected or not opt.module.startswith("torch.optim"):
+        return Outcome(False, f"`{export}` is {opt.module}.{opt.cls}, but the task keeps torch's {expected}: change "
+                       "only its learning rate and the scheduler.")
+    problems = []
+    changed = changed_settings(opt)
+    if changed:
+        problems.append(f"it also sets {', '.join(changed)}, and the task changes only the learning rate: "
+                        f"create it as optim.{expected}(model.parameters(), lr=...)")
+    net = ctx.exports.values.get(model) if model else None
+    optimised = sum(int(g.get("n_params", 0)) for g in opt.param_groups)
+    if isinstance(net, LoadedModel) and optimised != net.n_params:
+        problems.append(f"it updates {optimised} parameters, but `{model}` has {net.n_params}: pass it "
+                        f"{model}.parameters() of the model you train and export")
+    metrics = {"initial_lr": lr} if isinstance(lr, (int, float)) else {}
+    if problems:
+        return Outcome(False, f"`{export}` is torch's {expected}, but {'; and '.join(problems)}.", metrics=metrics)
+    return Outcome(True, f"`{export}` is torch's {expected} (starting learning rate {lr}).", metrics=metrics)
 
 
 @check_kind("batch_size", export=Param(str, "train_loader"), expected=Param(int, 64),

@@ -17,9 +17,15 @@ def measured_accuracy(model: LoadedModel, X: torch.Tensor, Y: torch.Tensor) -> t
         raise CheckFailed(f"Your model takes inputs of shape {list(model.input_shape)}, but the data has "
                           f"samples of shape {list(expected)}.")
     try:
+        scores = model(X[:2].float())
         preds = model.predict(X.float())
     except RuntimeError as e:
         raise CheckFailed(f"Your model could not be run on the grader's data: {str(e).splitlines()[0]}") from None
+    n_classes = int(Y.max()) + 1
+    if scores.ndim != 2 or scores.shape[1] != n_classes:
+        got = f"{scores.shape[1]} scores per sample" if scores.ndim == 2 else f"an output of shape {list(scores.shape)}"
+        raise CheckFailed(f"Your model gives {got}, but the data has {n_classes} classes: it must return one score "
+                          f"per class, of shape (batch, {n_classes}), so its last layer needs {n_classes} outputs.")
     correct = int((preds == Y).sum())
     return 100 * correct / len(Y), correct
 
@@ -73,7 +79,7 @@ def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known:
     if fraction >= 1.0:
         message = f"Your model has {total} parameters, within the {budget}-parameter budget.{frozen}{record}"
         if smallest_known and total <= smallest_known:
-            message += " That ties or beats the reference: a place on the leaderboard."
+            message += " That ties or beats the reference's smallest."
         return Outcome(True, message, metrics=metrics, details=details)
     share = f" for {fraction:.0%} of the points" if fraction else ""
     return Outcome(False, f"Your model has {total} parameters{share}; the full budget is {budget}.{frozen} "

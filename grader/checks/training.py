@@ -128,12 +128,40 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                    metrics=metrics)
 
 
-def summed_val_loss(model: LoadedModel, dataset, batch_size: int) -> tuple[float, float]:
-    """The course's validation figures: sum of per-batch mean losses (unshuffled) and accuracy in %."""
+# How a validation loss may be reported; the course's is the first. Early stopping works the same with any of
+# them, so the grader measures all and compares in whichever the student's history uses.
+LOSS_CONVENTIONS = {
+    "sum of batch means": "the course's: the sum of the batches' mean losses",
+    "mean over samples": "the mean loss per sample",
+    "mean of batch means": "the mean of the batches' mean losses",
+    "sum over samples": "the sum of the per-sample losses",
+}
+
+
+def val_loss_conventions(model: LoadedModel, dataset, batch_size: int) -> tuple[dict[str, float], float]:
+    """The model's val loss in every convention of LOSS_CONVENTIONS (unshuffled batches), and its accuracy in %."""
     logits = model(dataset.X.float())
-    total = sum(F.cross_entropy(chunk, y).item() for chunk, y in zip(logits.split(batch_size), dataset.Y.split(batch_size)))
+    per_sample = F.cross_entropy(logits, dataset.Y, reduction="none").double()
+    batch_means = [chunk.mean().item() for chunk in per_sample.split(batch_size)]
+    losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
+              "mean of batch means": math.fsum(batch_means) / len(batch_means),
+              "sum over samples": per_sample.sum().item()}
     accuracy = 100 * (logits.argmax(dim=1) == dataset.Y).double().mean().item()
-    return total, accuracy
+    return losses, accuracy
+
+
+def _epochs_matching(value: float, curve: tuple[float, ...]) -> list[int]:
+    return [e + 1 for e, v in enumerate(curve) if math.isclose(value, v, rel_tol=REL_TOL)]
+
+
+def _convention_of(losses: dict[str, float], curve: tuple[float, ...], best: int) -> str | None:
+    """The convention in which the model matches the best epoch, else one in which it matches some epoch."""
+    for wanted in (lambda name: math.isclose(losses[name], curve[best - 1], rel_tol=REL_TOL),
+                   lambda name: bool(_epochs_matching(losses[name], curve))):
+        found = next((name for name in LOSS_CONVENTIONS if wanted(name)), None)
+        if found:
+            return found
+    return None
 
 
 def _restore_diagnosis(source: str) -> str:
@@ -159,26 +187,36 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
                   history: str, best_epoch: str) -> Outcome:
     """The exported model must BE the best state: its val loss, measured here, equals the best epoch's."""
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=True)
-    measured, accuracy = summed_val_loss(view.model, ctx.data.make(data, ctx.check_id), batch_size)
+    losses, accuracy = val_loss_conventions(view.model, ctx.data.make(data, ctx.check_id), batch_size)
     best = first_minimum(view.val_loss)
     target, last = view.val_loss[best - 1], view.val_loss[-1]
-    metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4)}
+    convention = _convention_of(losses, view.val_loss, best)
+    measured = losses[convention or "sum of batch means"]
+    metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4),
+               "loss_convention": convention or "unknown"}
+    scale = ("" if convention in (None, "sum of batch means") else
+             f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)")
     if math.isclose(measured, target, rel_tol=REL_TOL):
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "
-                       f"as {measured:.4f}, as at epoch {best}.", metrics=metrics)
+                       f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
     source = ""
     if function and function in ctx.exports.values and isinstance(ctx.exports.values[function], FunctionExport):
         source = ctx.exports.values[function].source
-    matching = [e + 1 for e, v in enumerate(view.val_loss) if math.isclose(measured, v, rel_tol=REL_TOL)]
+    matching = _epochs_matching(measured, view.val_loss)
     if matching and matching[-1] == len(view.val_loss):
         found = f"it is the last epoch's model (epoch {len(view.val_loss)}, val loss {last:.4f})"
     elif matching:
         found = f"it is the model of epoch {matching[0]} (val loss {view.val_loss[matching[0] - 1]:.4f})"
     else:
-        found = f"its val loss, {measured:.4f}, matches no epoch of the history"
+        tried = ", ".join(f"{name} {value:.4f}" for name, value in losses.items())
+        return Outcome(False, f"The val loss of the model of {view.label} matches no epoch of its history, so the "
+                       f"grader cannot tell which epoch's weights it holds: measured on the validation set it is "
+                       f"{tried}, but the best epoch {best} recorded {target:.4f}. Record the val loss of the model as "
+                       "it is after each epoch, over the whole validation set in eval mode, and put back the best "
+                       f"epoch's weights.{_restore_diagnosis(source)}", metrics=metrics)
     return Outcome(False, f"The model of {view.label} is not the best one: the grader measures a val loss of "
-                   f"{measured:.4f}, but the best epoch {best} had {target:.4f}; {found}.{_restore_diagnosis(source)}",
-                   metrics=metrics)
+                   f"{measured:.4f}{scale}, but the best epoch {best} had {target:.4f}; {found}."
+                   f"{_restore_diagnosis(source)}", metrics=metrics)
 
 
 def same_weights(a: LoadedModel, b: LoadedModel) -> bool:
