@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+import warnings
 from dataclasses import dataclass
 
 import nbformat
+from nbformat.validator import normalize
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 METADATA_KEY = "grader"
@@ -42,6 +44,8 @@ class Submission:
 def read_submission(path: str | pathlib.Path) -> Submission:
     """Read and validate a v4 notebook, or raise ``InvalidNotebook`` with a clear reason."""
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise InvalidNotebook(f"{path}: is a folder, not a notebook (to grade a class folder, use `grader grade`)")
     if not path.is_file():
         raise InvalidNotebook(f"{path}: no such file")
     raw = path.read_bytes()
@@ -59,8 +63,16 @@ def read_submission(path: str | pathlib.Path) -> Submission:
         raise InvalidNotebook(f"{path}: notebook format {major} is not supported; open it in Jupyter "
                               "and save it again to convert it to format 4")
     try:
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # joins multi-line sources
-        nbformat.validate(nb)
+        with warnings.catch_warnings():  # nbformat warns on every quirk; the grader reports only what blocks it
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # joins multi-line sources
+            # Old outputs are never run or trusted: a quirk in them (other editors write some) must not reject the
+            # student's code. Cells saved without ids get them, as Jupyter itself does on load.
+            for cell in nb.get("cells", []):
+                if isinstance(cell, dict) and cell.get("cell_type") == "code":
+                    cell["outputs"], cell["execution_count"] = [], None
+            _, nb = normalize(nb)
+            nbformat.validate(nb)
     except nbformat.ValidationError as e:
         raise InvalidNotebook(f"{path}: not a valid format-4 notebook: {e.message}") from None
     return Submission(path=path, nb=nb, sha256=hashlib.sha256(raw).hexdigest())

@@ -252,6 +252,9 @@ def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
     if quiz is not None and not isinstance(quiz, str):
         return QuizAnswers({}, path, error=f"{path}: `quiz` must be the quiz id as a string, got {quiz!r}")
     answers = data.get("answers")
+    flat = {k: v for k, v in data.items() if k not in ("quiz", "student")}
+    if answers is None and flat and all(isinstance(v, str) for v in flat.values()):
+        return QuizAnswers(flat, path, quiz)  # question ids at the top level: `q1 = "A"` is as clear as a table
     if answers is None:
         return QuizAnswers({}, path, quiz, error=f"{path}: {where} has no `answers`; write them as "
                                                  'answers = {"q1": "A", "q2": "C", ...}')

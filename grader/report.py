@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from dataclasses import dataclass
 
 import jinja2
+import markupsafe
 
 from .results import SubmissionResult
 
@@ -22,10 +24,24 @@ def templates_root() -> pathlib.Path:
     return pathlib.Path(configured) if configured else pathlib.Path(__file__).resolve().parent.parent / "templates"
 
 
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text: str) -> markupsafe.Markup:
+    """Escape a message and show its `backticked` names as code, as the terminal table cannot.
+
+    >>> str(code_spans("define `model` <now>"))
+    'define <code>model</code> &lt;now&gt;'
+    """
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(CODE_SPAN.sub(r"<code>\1</code>", escaped))
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root()),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
     env.globals["fmt"] = lambda value: f"{round(value, 2):g}"
+    env.filters["code_spans"] = code_spans
     return env
 
 

@@ -131,6 +131,9 @@ def test_bad_arguments_are_user_errors(tmp_path, capsys):
     assert "is not a folder of submissions" in capsys.readouterr().err
     assert main(["grade", str(tmp_path), "--exercise", "nope", "--gradebook", str(tmp_path / "g.sqlite")]) == 2
     assert "unknown exercise 'nope'" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path), "--exercise", "tiny-model", "--gradebook", str(tmp_path / "g.sqlite")]) == 2
+    assert f"{tmp_path} holds no submissions: expected one .ipynb file per student" in capsys.readouterr().err
+    assert not (tmp_path / "g.sqlite").exists()  # nothing written for a wrong folder
 
 
 # --- what instructors take away from a graded class ------------------------------------------------

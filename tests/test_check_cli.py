@@ -35,7 +35,16 @@ def test_untouched_notebook_json_follows_the_contract_and_exits_1(capsys, tmp_pa
     assert payload["exercise"] == "tiny-model"
 
 
+def test_quirks_in_old_outputs_and_missing_cell_ids_do_not_reject_the_code():
+    from grader.notebook import read_submission
+
+    submission = read_submission(FILES / "tiny-model" / "quirky-editor.ipynb")
+    assert submission.exercise_id == "tiny-model" and len(submission.code_cells()) == 4
+    assert all(c.get("id") for c in submission.nb.cells)
+
+
 @pytest.mark.parametrize("path, reason", [
+    (FILES, "is a folder, not a notebook"),
     (FILES / "not-a-notebook.ipynb", "not a Jupyter notebook (the file is not valid JSON"),
     (FILES / "format3.ipynb", "notebook format 3 is not supported"),
     (FILES / "missing.ipynb", "no such file"),

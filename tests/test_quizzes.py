@@ -119,7 +119,7 @@ def test_unreadable_answers_files_say_why(name, reason):
 
 @pytest.mark.parametrize("text, reason", [
     ('["A", "B"]', "expected an object with an `answers` table"),
-    ('{"quiz": "convergence", "lr-role": "C"}', 'has no `answers`; write them as answers = {"q1": "A"'),
+    ('{"quiz": "convergence", "lr-role": 3}', 'has no `answers`; write them as answers = {"q1": "A"'),
     ('{"answers": ["C", "B"]}', "`answers` must map question ids to option letters, got list"),
     ('{"quiz": 3, "answers": {}}', "`quiz` must be the quiz id as a string"),
     ('{"answers": {"lr-role": ', "not valid JSON"),
@@ -128,6 +128,14 @@ def test_malformed_json_answers(tmp_path, text, reason):
     path = tmp_path / "a.json"
     path.write_text(text)
     assert reason in read_answers(path).error
+
+
+def test_question_ids_at_the_top_level_are_answers_too(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('quiz = "convergence"\nlr-role = "C"\nhigh-fixed-lr = "d"\n')
+    answers = read_answers(path)
+    assert answers.error is None and answers.quiz == "convergence"
+    assert answers.answers == {"lr-role": "C", "high-fixed-lr": "d"}
 
 
 def test_notebook_that_changes_answers_in_code_is_refused(tmp_path):
@@ -295,7 +303,9 @@ def test_html_for_a_partly_wrong_answer_set_explains_each_wrong_answer(capsys, t
     for question_id in ("deepcopy-snapshot", "split-roles", "seed-spread", "plateau-needs-metric"):
         q = quiz.question(question_id)
         text = next(text for _, text in rows if question_id in text)
-        assert " ".join(q.explanation.split()) in text and f"Answer: {q.answer}" in text
+        shown = " ".join(q.explanation.replace("`", "").split())  # `names` are rendered as <code>
+        assert shown in text and f"Answer: {q.answer}" in text
     right = next(text for kind, text in rows if "state-dict-alias" in text)
     assert "Correct." in right and quiz.question("state-dict-alias").explanation[:40] not in right
     assert any("did you mean 'seed-spread'?" in p for p in parser.problems)
+    assert "<code>patience</code>" in html  # a `name` in an explanation is shown as code

@@ -82,16 +82,21 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     quiz = args.exercise in quiz_ids()
+    suffixes = ANSWERS if quiz else NOTEBOOK
     try:
         exercise = None if quiz else load_exercise(args.exercise)
         title = load_quiz(args.exercise).title if quiz else exercise.spec.title
+        found = discover(args.submissions, args.exercise, suffixes)
+        if not found:
+            raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file per "
+                            f"student, as {args.submissions}/<student>{suffixes[0]} or inside "
+                            f"{args.submissions}/<student>/")
         data_root = resolve_data_root(exercise, args.data_root) if exercise else None
         gradebook = Gradebook.open(args.gradebook)
     except (UnknownExercise, SpecError, GradebookError, MnistNotFound) as e:
         raise UserError(str(e).strip("'\"")) from None
     secret, secret_path = instructor_secret(args)
     hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent) if p)
-    found = discover(args.submissions, args.exercise, ANSWERS if quiz else NOTEBOOK)
     console = Console(stderr=args.json)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=args.json)
