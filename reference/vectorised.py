@@ -11,7 +11,7 @@ float tolerance, with identical best epochs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -149,13 +149,11 @@ def train_stacked(
     n_epochs: int = 200,
     batch_size: int = 32,
     patience: int | None = None,
-    stop_when: Callable[[StackedMLP], bool] | None = None,
 ) -> StackedRun:
     """Mini-batch training of every replica on its own shuffle order, with per-replica early stopping.
 
     ``shuffles=None`` keeps the data in its stored order (full-batch training needs no
-    shuffle). ``stop_when`` is checked after each epoch and ends training for all
-    replicas (the tiny-model search uses it to stop once a replica fits the data).
+    shuffle).
     """
     S = model.n_models
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
@@ -200,7 +198,7 @@ def train_stacked(
                 no_improve[k] += 1
                 if patience is not None and no_improve[k] >= patience:
                     active[k], h.stopped_early = False, True
-        if not any(active) or (stop_when is not None and stop_when(model)):
+        if not any(active):
             break
     if val is not None and patience is not None:
         for k, state in enumerate(best_state):

@@ -22,6 +22,7 @@ def test_solution_passes_with_table_html_and_pending_hidden_checks(capsys, tmp_p
     assert "Score 8/8" in out and "+2 points in hidden checks" in out
     page = html.read_text()
     assert "<html" in page and "100.00% (180/180)" in page and "graded later" in page.lower()
+    assert 'src="data:image/png;base64,' in page and "Decision boundary of your model" in page  # as the official page
 
 
 def test_untouched_notebook_json_follows_the_contract_and_exits_1(capsys, tmp_path):

@@ -8,6 +8,7 @@ import sys
 
 from ..catalog import SpecError, UnknownExercise, load_exercise
 from ..engine import grade_submission, invalid_result, resolve_data_root
+from ..figures import diagnoses, feedback_figures
 from ..notebook import InvalidNotebook, read_submission
 from ..render import print_json, print_submission
 from ..report import render_submission, write_page
@@ -58,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
         print_submission(result, title=f"{exercise.spec.title} — self-check (public checks only)")
     html_path = args.html or args.notebook.with_suffix(".feedback.html")
     try:
-        write_page(html_path, render_submission(result, exercise.spec.title, self_check=True))
+        # The same page the official feedback gives, with its plots and convergence diagnosis.
+        page = render_submission(result, exercise.spec.title, feedback_figures(result, result.artifacts),
+                                 self_check=True, diagnoses=diagnoses(result.artifacts, result))
+        write_page(html_path, page)
         if not args.json:
             print(f"Feedback page: {html_path.resolve()}")
     except OSError as e:
