@@ -8,6 +8,7 @@ import os
 import pathlib
 import secrets as token
 import sys
+import textwrap
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -72,7 +73,7 @@ def summary_table(results, title: str) -> Table:
         table.add_column(column, justify="right" if column in ("Score", "Time") else "left")
     for r in sorted(results, key=lambda r: r.student):
         table.add_row(r.student, f"[{STATUS_STYLE[r.status]}]{r.status.value}[/]", f"{round(r.score, 2):g}/{r.max_score:g}",
-                      f"{r.timings.get('wall', 0):.1f}s", (r.error or "")[:70])
+                      f"{r.timings.get('wall', 0):.1f}s", textwrap.shorten(r.error or "", 90, placeholder=" …"))
     return table
 
 
