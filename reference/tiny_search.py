@@ -3,9 +3,9 @@
 Candidates are ReLU MLPs with one or two hidden layers, tried in order of parameter
 count. Each is trained from ``restarts`` fixed seeds at once (stacked weights),
 full-batch with Adam, for each learning rate in turn, until some restart reaches
-100% training accuracy in eval mode, or the best restart stops improving. The first fit is replayed with the plain
-sequential loop (``fit_recipe``) before it is reported, so the recipe is what a
-student's notebook would run.
+100% training accuracy in eval mode, or the best restart stops improving. The first
+fit is replayed with the plain sequential loop (``fit_recipe``) before it is
+reported, so the recipe is what a student's notebook would run.
 """
 
 from __future__ import annotations
