@@ -77,6 +77,15 @@ def test_common_forward_styles_round_trip(tmp_path):
     assert torch.allclose(loaded(x), model(x), atol=1e-5)
 
 
+def test_a_training_result_stored_instead_of_its_model_is_named(tmp_path):
+    from grader.checks.base import not_a_model
+    from reference.training import TrainingHistory
+
+    stored = export_and_load(tmp_path, m=(TrainingHistory(SimpleMLP()), [2])).values["m"]
+    assert not_a_model(stored) == ("it is a TrainingHistory object, not a model: store the model itself (the first "
+                                   "item your training function returns)")
+
+
 def test_parameter_count_agrees_with_torchinfo(tmp_path):
     loaded = export_and_load(tmp_path, m=(CNN(), [1, 28, 28])).values["m"]
     assert summary(loaded.module, input_size=(1, 1, 28, 28), verbose=0).trainable_params == loaded.n_params == 206922

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exports import ExportProblem, Exports, FunctionExport, LoaderExport, OptimizerExport, SchedulerExport
+from ..exports import ExportProblem, Exports, FunctionExport, LoaderExport, Opaque, OptimizerExport, SchedulerExport
 from ..model_graph import LoadedModel
 from ..results import CheckResult
 from ..spec import EXPORT_KINDS, CheckSpec, ExerciseSpec, SpecError
@@ -86,7 +86,18 @@ class CheckContext:
         return value
 
 
+def not_a_model(value: Any) -> str:
+    """Why ``value`` cannot be scored as a model, for a message: its export problem, or what it is instead."""
+    if isinstance(value, ExportProblem):
+        return value.message
+    hint = (": store the model itself (the first item your training function returns)"
+            if isinstance(value, (Opaque, tuple, list, dict)) else "")
+    return f"it is {describe(value)}, not a model{hint}"
+
+
 def describe(value: Any) -> str:
+    if isinstance(value, Opaque):
+        return f"a {value.type_name or 'value'} object"
     names = {LoadedModel: "a model", SchedulerExport: "a scheduler", OptimizerExport: "an optimizer",
              LoaderExport: "a DataLoader", FunctionExport: "a function", dict: "a dict", list: "a list",
              str: "a string", bool: "a boolean", type(None): "None"}

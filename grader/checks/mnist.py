@@ -14,7 +14,7 @@ import torch
 from ..convergence import diagnose, diagnose_accuracy
 from ..exports import LoaderExport, OptimizerExport
 from ..model_graph import LoadedModel
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind
+from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, not_a_model
 from .models import measured_accuracy
 
 
@@ -140,7 +140,7 @@ def _sweep(ctx: CheckContext, models: str, results: str, lrs: list) -> tuple[dic
     picked_results = {lr: pick(table, lr, results) for lr in lrs}
     for lr, net in picked_models.items():
         if not isinstance(net, LoadedModel):
-            raise CheckFailed(f"The model for lr={lr:g} could not be checked: {getattr(net, 'message', 'not a model')}.")
+            raise CheckFailed(f"The model for lr={lr:g} could not be checked: {not_a_model(net)}.")
     return picked_models, picked_results
 
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..model_graph import LoadedModel
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind
+from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, not_a_model
 
 
 def measured_accuracy(model: LoadedModel, X: torch.Tensor, Y: torch.Tensor) -> tuple[float, int]:
@@ -107,7 +107,7 @@ def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
         label = f"`{model}[{key!r}]`" if key != "" else f"`{model}`"
         shapes = getattr(net, "param_shapes", lambda: None)()
         if shapes is None:
-            raise CheckFailed(f"{label} could not be checked: {getattr(net, 'message', 'it is not a model')}.")
+            raise CheckFailed(f"{label} could not be checked: {not_a_model(net)}.")
         if shapes != expected:
             differ = [f"{k}: {list(shapes.get(k, ()))} instead of {list(v)}" for k, v in expected.items()
                       if shapes.get(k) != v]

@@ -12,9 +12,8 @@ import functools
 
 import torch
 
-from ..exports import ExportProblem
 from ..model_graph import LoadedModel
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind
+from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, not_a_model
 from .models import measured_accuracy
 from .training import same_weights
 
@@ -41,7 +40,7 @@ def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, Loaded
                           f"in {seeds}.")
     for seed in seeds:
         if not isinstance(by_seed[seed], LoadedModel):
-            reason = by_seed[seed].message if isinstance(by_seed[seed], ExportProblem) else "it is not a model"
+            reason = not_a_model(by_seed[seed])
             raise CheckFailed(f"The model for seed {seed} could not be checked: {reason}.")
     return {s: by_seed[s] for s in seeds}
 

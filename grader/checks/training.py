@@ -51,6 +51,10 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
         hist, best = ctx.value(history, "dict"), ctx.value(best_epoch, "integer")
         net = ctx.value(model) if need_model else None
     where = f"`{run}`" if run else f"`{history}`"
+    if "val_loss" not in hist:
+        keys = ", ".join(repr(k) for k in hist) or "none"
+        raise CheckFailed(f"{where} has no 'val_loss' key (its keys: {keys}): record the validation loss of every "
+                          "epoch under 'val_loss', and the training loss under 'train_loss'.")
     val = _floats(hist.get("val_loss"), f"{where}['val_loss']")
     train = _floats(hist.get("train_loss"), f"{where}['train_loss']") if "train_loss" in hist else ()
     if not isinstance(best, (int, float)) or isinstance(best, bool) or not float(best).is_integer():
