@@ -21,6 +21,7 @@ from .discover import student_name
 from .figures import data_uri, diagnoses, feedback_figures
 from .gradebook import Gradebook, StoredRun
 from .report import render_page, render_submission, write_page
+from .results import SubmissionResult
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,14 @@ def page_path(out: pathlib.Path, exercise: str, student: str) -> pathlib.Path:
     return out / exercise / f"{student_name(student)}.html"
 
 
+def render_result(result: SubmissionResult, artifacts: dict, title: str, self_check: bool = False) -> str:
+    """A student's page with the plots and convergence diagnosis that fit the exercise."""
+    return render_submission(result, title, feedback_figures(result, artifacts), self_check=self_check,
+                             diagnoses=diagnoses(artifacts, result))
+
+
 def render_run(run: StoredRun, title: str) -> str:
-    return render_submission(run.result, title, feedback_figures(run.result, run.artifacts),
-                             diagnoses=diagnoses(run.artifacts, run.result))
+    return render_result(run.result, run.artifacts, title)
 
 
 def reason_key(message: str) -> str:

@@ -65,8 +65,7 @@ def resolve_op(name: str):
     parts = name.split(".")
     if len(parts) == 2 and parts[0] == "operator" and parts[1] in ALLOWED_OPERATORS:
         return ALLOWED_OPERATORS[parts[1]]
-    if len(parts) == 3 and parts[0] == "aten" and (parts[1] in ALLOWED_ATEN or parts[1].endswith("_")
-                                                    and parts[1][:-1] in ALLOWED_ATEN):
+    if len(parts) == 3 and parts[0] == "aten" and parts[1].removesuffix("_") in ALLOWED_ATEN:
         packet = getattr(torch.ops.aten, parts[1], None)
         overload = getattr(packet, parts[2], None) if packet is not None else None
         if isinstance(overload, torch._ops.OpOverload):

@@ -127,7 +127,7 @@ def fit_stacked(model: StackedMLP, data: CheckerboardDataset, lr: float, epochs:
     X, Y = data.X, data.Y
     targets = Y.repeat(model.n_models)
     best, best_step = -1, 0
-    for step in range(epochs + 1):
+    for step in itertools.count():
         logits = model(X)  # (S, N, C)
         correct = (logits.detach().argmax(dim=2) == Y).sum(dim=1)
         fitted = correct == len(Y)
@@ -141,7 +141,6 @@ def fit_stacked(model: StackedMLP, data: CheckerboardDataset, lr: float, epochs:
         optimizer.zero_grad()
         per_replica.sum().backward()  # replicas share no parameters, so gradients stay separate
         optimizer.step()
-    raise AssertionError("unreachable")
 
 
 def _try(hidden: tuple[int, ...], lr: float, restarts: int, epochs: int, patience: int | None,

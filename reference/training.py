@@ -85,7 +85,7 @@ class TrainingHistory:
         return self.as_tuple()[index]
 
     def __len__(self) -> int:
-        return 7
+        return len(self.as_tuple())
 
 
 def _batches(loader: DataLoader, device: torch.device | str | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

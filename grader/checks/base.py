@@ -91,7 +91,7 @@ def not_a_model(value: Any) -> str:
     if isinstance(value, ExportProblem):
         return value.message
     hint = (": store the model itself (the first item your training function returns)"
-            if isinstance(value, (Opaque, tuple, list, dict)) else "")
+            if isinstance(value, (Opaque, list, dict)) else "")
     return f"it is {describe(value)}, not a model{hint}"
 
 

@@ -34,9 +34,7 @@ def changed_settings(opt: OptimizerExport) -> list[str]:
         if key in IMPLEMENTATION_FLAGS or key in ("lr", "initial_lr") or key not in group:
             continue
         value = group[key]
-        same = (list(value) == list(default) if isinstance(default, (list, tuple)) and isinstance(value, list)
-                else value == default)
-        if not same:
+        if value != (list(default) if isinstance(default, tuple) else default):  # JSON turned tuples into lists
             changed.append(f"{key}={value!r} (torch's default is {default!r})")
     return changed
 

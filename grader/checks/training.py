@@ -158,14 +158,15 @@ def _epochs_matching(value: float, curve: tuple[float, ...]) -> list[int]:
     return [e + 1 for e, v in enumerate(curve) if math.isclose(value, v, rel_tol=REL_TOL)]
 
 
-def _convention_of(losses: dict[str, float], curve: tuple[float, ...], best: int) -> str | None:
-    """The convention in which the model matches the best epoch, else one in which it matches some epoch."""
-    for wanted in (lambda name: math.isclose(losses[name], curve[best - 1], rel_tol=REL_TOL),
-                   lambda name: bool(_epochs_matching(losses[name], curve))):
-        found = next((name for name in LOSS_CONVENTIONS if wanted(name)), None)
-        if found:
-            return found
-    return None
+def _convention_of(losses: dict[str, float], curve: tuple[float, ...], best: int) -> tuple[str, list[int]]:
+    """The convention the history uses, and the epochs the model matches in it.
+
+    The one where the model matches the best epoch, else one where it matches some epoch, else the course's.
+    """
+    matches = {name: _epochs_matching(value, curve) for name, value in losses.items()}
+    name = (next((n for n, epochs in matches.items() if best in epochs), None)
+            or next((n for n, epochs in matches.items() if epochs), None) or "sum of batch means")
+    return name, matches[name]
 
 
 def _restore_diagnosis(source: str) -> str:
@@ -194,19 +195,18 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     losses, accuracy = val_loss_conventions(view.model, ctx.data.make(data, ctx.check_id), batch_size)
     best = first_minimum(view.val_loss)
     target, last = view.val_loss[best - 1], view.val_loss[-1]
-    convention = _convention_of(losses, view.val_loss, best)
-    measured = losses[convention or "sum of batch means"]
+    convention, matching = _convention_of(losses, view.val_loss, best)
+    measured = losses[convention]
     metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4),
-               "loss_convention": convention or "unknown"}
-    scale = ("" if convention in (None, "sum of batch means") else
+               "loss_convention": convention if matching else "unknown"}
+    scale = ("" if convention == "sum of batch means" else
              f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)")
-    if math.isclose(measured, target, rel_tol=REL_TOL):
+    if best in matching:
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
     source = ""
     if function and function in ctx.exports.values and isinstance(ctx.exports.values[function], FunctionExport):
         source = ctx.exports.values[function].source
-    matching = _epochs_matching(measured, view.val_loss)
     if matching and matching[-1] == len(view.val_loss):
         found = f"it is the last epoch's model (epoch {len(view.val_loss)}, val loss {last:.4f})"
     elif matching:

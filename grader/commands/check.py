@@ -8,10 +8,10 @@ import sys
 
 from ..catalog import SpecError, UnknownExercise, load_exercise
 from ..engine import grade_submission, invalid_result, resolve_data_root
-from ..figures import diagnoses, feedback_figures
+from ..feedback import render_result
 from ..notebook import InvalidNotebook, read_submission
 from ..render import print_json, print_submission
-from ..report import render_submission, write_page
+from ..report import write_page
 from .common import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
 from reference.mnist import MnistNotFound
 
@@ -59,10 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print_submission(result, title=f"{exercise.spec.title} — self-check (public checks only)")
     html_path = args.html or args.notebook.with_suffix(".feedback.html")
     try:
-        # The same page the official feedback gives, with its plots and convergence diagnosis.
-        page = render_submission(result, exercise.spec.title, feedback_figures(result, result.artifacts),
-                                 self_check=True, diagnoses=diagnoses(result.artifacts, result))
-        write_page(html_path, page)
+        write_page(html_path, render_result(result, result.artifacts, exercise.spec.title, self_check=True))
         if not args.json:
             print(f"Feedback page: {html_path.resolve()}")
     except OSError as e:
