@@ -13,11 +13,11 @@ from pathlib import Path
 
 from common import record
 
-from grader.batch import grade_class
+from grader.assignments.catalog import load_assignment
 from grader.demo import assemble
-from grader.discover import ANSWERS, NOTEBOOK, discover
-from grader.gradebook import Gradebook
-from grader.quizzes import quiz_ids
+from grader.grading.batch import grade_class
+from grader.grading.discover import discover
+from grader.store.gradebook import Gradebook
 
 
 def grade_all(workers: int) -> tuple[float, int]:
@@ -26,9 +26,9 @@ def grade_all(workers: int) -> tuple[float, int]:
         start, count = time.perf_counter(), 0
         with Gradebook.open(Path(folder) / "gb.sqlite") as gradebook:
             for exercise, path in folders.items():
-                quiz = exercise in quiz_ids()
-                found = discover(path, exercise, ANSWERS if quiz else NOTEBOOK)
-                report = grade_class(found, exercise, gradebook, workers, secret=b"bench", quiz=quiz)
+                assignment = load_assignment(exercise)
+                found = discover(path, exercise, assignment.suffixes)
+                report = grade_class(found, assignment, gradebook, workers, secret=b"bench")
                 count += len(report.graded)
         return time.perf_counter() - start, count
 

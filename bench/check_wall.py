@@ -15,9 +15,9 @@ import time
 
 from common import record
 
-from grader.catalog import load_exercise
-from grader.engine import grade_submission
-from grader.notebook import read_submission
+from grader.assignments.catalog import load_exercise
+from grader.grading.engine import grade_submission
+from grader.kernel.notebook import read_submission
 
 NOTEBOOK = "reference/notebooks/tiny-model.ipynb"
 REPEATS = 3

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from reference.mnist import load_mnist, load_mnist_tensors, prepare_mnist_root
-from reference.mnist_models import MnistMLP
-from reference.mnist_training import evaluate_tensors, train_epoch
+from reference.mnist.data import load_mnist, load_mnist_tensors, prepare_mnist_root
+from reference.mnist.models import MnistMLP
+from reference.mnist.training import evaluate_tensors, train_epoch
 
 GOAL = 5.0
 LR, BATCH, SEED = 0.05, 64, 0

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).parent
-BENCHES = ["seed_variance.py", "tiny_search.py", "mnist_epoch.py", "check_wall.py", "batch_class.py", "peers_trivial.py"]
+BENCHES = ["startup.py", "seed_variance.py", "tiny_search.py", "mnist_epoch.py", "check_wall.py", "batch_class.py", "peers_trivial.py"]
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ import torch
 from reference.data import course_loaders, course_splits
 from reference.models import SimpleMLP
 from reference.training import train_model_extended
-from reference.vectorised import ShuffleStream, StackedMLP, train_stacked
+from reference.extras.vectorised import ShuffleStream, StackedMLP, train_stacked
 
 N_SEEDS = 16
 SETUP = dict(lr=0.01, n_epochs=500, patience=20)

@@ -9,7 +9,7 @@ import sys
 
 from common import record, timed
 
-from reference.tiny_search import search_smallest_mlp
+from reference.extras.tiny_search import search_smallest_mlp
 
 LIMIT_S = 120
 

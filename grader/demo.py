@@ -17,11 +17,11 @@ import tomllib
 
 from rich.console import Console
 
-from .authoring import solutions_root
-from .catalog import load_exercise
-from .cli import main as grader
+from grader.assignments.catalog import load_exercise
+from grader.cli import main as grader
+from grader.specs.paths import REPOSITORY, solutions_root
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY
 MANIFEST = ROOT / "examples" / "class.toml"
 
 

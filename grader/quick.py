@@ -14,13 +14,13 @@ import tempfile
 
 from rich.console import Console
 
-from .catalog import load_exercise
-from .checks import CheckContext, run_checks
-from .datasets import DataFactory
-from .exports import load_exports
-from .kernel_export import export_values
-from .render import submission_table
-from .results import Status, SubmissionResult
+from grader.assignments.catalog import load_exercise
+from grader.checks import CheckContext, run_checks
+from grader.checks.data import DataFactory
+from grader.kernel.kernel_export import export_values
+from grader.loading.exports import load_exports
+from grader.render.terminal import submission_table
+from grader.results import Status, SubmissionResult
 
 LABEL = "Quick self-check: NOT your grade. The official grade reruns the whole notebook and adds hidden checks."
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -28,6 +28,7 @@ class CheckResult:
     visibility: str  # "public" or "hidden"
     message: str
     title: str = ""
+    kind: str = ""  # the check kind that produced it (grader.checks.REGISTRY), so renderers know its details
     metrics: dict = field(default_factory=dict)  # numbers for tables and leaderboards, e.g. {"n_params": 21}
     details: dict = field(default_factory=dict)  # plain data for feedback plots; never hidden data
 
@@ -59,6 +60,11 @@ class SubmissionResult:
     sandbox: dict = field(default_factory=dict)  # which isolation measures held for this run
     artifacts: dict = field(default_factory=dict)  # plot data for feedback (public data only)
 
+    @classmethod
+    def invalid(cls, exercise: str, student: str, reason: str, sha256: str = "") -> SubmissionResult:
+        """A submission that could not be run at all still gets a graded outcome, with the reason."""
+        return cls(exercise=exercise, student=student, status=Status.INVALID, error=reason, notebook_sha256=sha256)
+
     @property
     def score(self) -> float:
         return round(sum(c.points for c in self.checks), 6)
@@ -76,10 +82,3 @@ class SubmissionResult:
         return {"exercise": self.exercise, "student": self.student, "status": self.status.value,
                 "score": self.score, "max_score": self.max_score, "checks": [c.contract() for c in self.checks],
                 "error": self.error}
-
-    def to_record(self) -> dict:
-        """Everything, as plain data (for the gradebook and feedback)."""
-        record = asdict(self)
-        record["status"] = self.status.value
-        record["score"], record["max_score"] = self.score, self.max_score
-        return record

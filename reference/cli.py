@@ -10,9 +10,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import demos, exercises, mnist_experiments
-from .mnist import MnistNotFound
-from .results import ExperimentResult, markdown_table, write_result
+from reference import demos, exercises
+from reference.mnist import experiments as mnist_experiments
+from reference.mnist.data import MnistNotFound
+from reference.results import ExperimentResult, markdown_table, write_result
 
 Experiment = Callable[..., ExperimentResult]
 

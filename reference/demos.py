@@ -10,12 +10,12 @@ import torch
 from torch import optim
 from torch.utils.data import DataLoader
 
-from . import published
-from .data import course_loaders, course_splits, generate_checkerboard_dataset
-from .models import SimpleMLP
-from .plots import plot_boundary_and_loss_lr, plot_boundary_row, plot_loss_and_accuracy, predict
-from .results import Comparison, ExperimentResult, compare_lines, tee
-from .training import Logger, evaluate, train_model, train_model_extended
+from reference import published
+from reference.data import course_loaders, course_splits, generate_checkerboard_dataset
+from reference.models import SimpleMLP
+from reference.plots import plot_boundary_and_loss_lr, plot_boundary_row, plot_loss_and_accuracy, predict
+from reference.results import Comparison, ExperimentResult, compare_lines, tee
+from reference.training import Logger, evaluate, train_model, train_model_extended
 
 NOISE_LEVELS = {0.1: "Low-Noise Dataset", 0.3: "Medium-Noise Dataset", 0.5: "High-Noise Dataset"}
 

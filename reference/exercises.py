@@ -10,15 +10,15 @@ import torch
 from torch.utils.data import DataLoader
 from torchinfo import summary
 
-from . import published
-from .data import course_loaders, course_splits, generate_checkerboard_dataset
-from .models import SimpleMLP, TinyMLP, count_parameters
-from .plots import plot_boundary_row, plot_decision_boundary, plot_scheduler_grid
-from .results import Comparison, ExperimentResult, compare_lines, tee
-from .schedules import COURSE_CONFIGS, closed_form_history, course_lr_histories
-from .tiny_search import SMALLEST_KNOWN, exercise1_data, fit_recipe, search_smallest_mlp, train_accuracy
-from .training import Logger, evaluate, exercise_log_line, train_model_extended
-from .vectorised import ShuffleStream, StackedMLP, train_stacked
+from reference import published
+from reference.data import course_loaders, course_splits
+from reference.models import SimpleMLP, TinyMLP, count_parameters
+from reference.plots import plot_boundary_row, plot_decision_boundary, plot_scheduler_grid
+from reference.results import Comparison, ExperimentResult, compare_lines, tee
+from reference.schedules import COURSE_CONFIGS, closed_form_history, course_lr_histories
+from reference.extras.tiny_search import SMALLEST_KNOWN, exercise1_data, fit_recipe, search_smallest_mlp, train_accuracy
+from reference.training import Logger, evaluate, exercise_log_line, train_model_extended
+from reference.extras.vectorised import ShuffleStream, StackedMLP, train_stacked
 
 COURSE_SEEDS = (0, 3, 18)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
 
-from .plots import save_figure
+from reference.plots import save_figure
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-from torch import optim
+if TYPE_CHECKING:  # torch loads on first use, so the configurations can be read without it (spec validation)
+    from torch import optim
 
 BASE_LR = 0.1
 N_STEPS = 30
@@ -35,7 +36,9 @@ class SchedulerConfig:
         return f"{self.family}({args})"
 
     def build(self, optimizer: optim.Optimizer) -> optim.lr_scheduler.LRScheduler:
-        return getattr(optim.lr_scheduler, self.family)(optimizer, **self.params)
+        from torch.optim import lr_scheduler
+
+        return getattr(lr_scheduler, self.family)(optimizer, **self.params)
 
     def closed_form(self, t: int, base_lr: float = BASE_LR) -> float:
         """LR after ``t`` scheduler steps, from the formula rather than torch."""
@@ -60,7 +63,9 @@ COURSE_CONFIGS: tuple[SchedulerConfig, ...] = (
 
 def dummy_optimizer(base_lr: float = BASE_LR) -> optim.SGD:
     """The exercise's stand-in: SGD over a Linear(1, 1), so schedulers have something to drive."""
-    return optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=base_lr)
+    import torch
+
+    return torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=base_lr)
 
 
 def lr_history(config: SchedulerConfig, n_steps: int = N_STEPS, base_lr: float = BASE_LR) -> list[float]:

@@ -1,12 +1,15 @@
-"""Shared helpers for tests that grade real notebooks in real kernels."""
+"""Shared helpers for tests that grade real notebooks in real kernels, or export values as a kernel does."""
 
 import pathlib
 
-from grader.catalog import load_exercise
+from grader.assignments.catalog import Exercise, load_exercise
 from grader.cli import main
-from grader.engine import grade_submission
-from grader.notebook import read_submission
-from grader.secrets import hidden_seeds
+from grader.grading.engine import grade_submission
+from grader.grading.secrets import hidden_seeds
+from grader.kernel.kernel_export import export_values
+from grader.kernel.notebook import read_submission
+from grader.loading.exports import load_exports
+from grader.loading.values import Exports
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FILES = pathlib.Path(__file__).parent / "files"
@@ -21,11 +24,18 @@ def student(exercise_id: str) -> pathlib.Path:
     return load_exercise(exercise_id).spec.notebook_path
 
 
-def grade(path, exercise_id: str, hidden: bool = True, data_root: pathlib.Path | None = None):
-    exercise = load_exercise(exercise_id)
+def grade(path, exercise: Exercise | str, hidden: bool = True, data_root: pathlib.Path | None = None):
+    """The notebook at ``path`` graded in a real sandboxed kernel, hidden checks included unless ``hidden=False``."""
+    exercise = load_exercise(exercise) if isinstance(exercise, str) else exercise
     seeds = hidden_seeds(SECRET, exercise.id) if hidden else None
     return grade_submission(read_submission(path), exercise, pathlib.Path(path).stem, seeds, include_hidden=hidden,
                             data_root=data_root)
+
+
+def round_trip(folder: pathlib.Path, values: dict, requests: list[dict]) -> Exports:
+    """``values`` exported as the kernel's export cell does, and loaded back with the grader's safe loaders."""
+    export_values(values, requests, str(folder))
+    return load_exports(pathlib.Path(folder))
 
 
 def by_id(result) -> dict:

@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from reference.mnist import find_bundled_mnist, raw_folder, read_idx, unpack_mnist
+from reference.mnist.data import find_bundled_mnist, raw_folder, read_idx, unpack_mnist
 
 
 def bundle_or_fail() -> pathlib.Path:

@@ -3,8 +3,8 @@
 import nbformat
 import pytest
 
-from grader.authoring import AuthoringError, render, strip_solutions, student_notebook
-from grader.catalog import exercise_ids, load_exercise
+from grader.assignments.authoring import AuthoringError, render, strip_solutions, student_notebook
+from grader.assignments.catalog import exercise_ids, load_exercise
 from grader.cli import main
 
 

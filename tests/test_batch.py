@@ -14,7 +14,8 @@ import pytest
 
 from grading_support import FILES, solution
 from grader.cli import main
-from grader.gradebook import Gradebook
+from grader.results import SubmissionResult
+from grader.store.gradebook import SCHEMA_VERSION, Gradebook
 
 TINY = FILES / "tiny-model"
 
@@ -37,8 +38,12 @@ def test_every_submission_gets_an_outcome(graded_class):
     assert runs["emma"].path.endswith("emma/tiny-model.ipynb")  # the notebook named after the exercise
 
 
-def test_unchanged_submissions_are_skipped_and_regrade_keeps_history(graded_class, fast_exercises, monkeypatch, capsys):
-    folder, gradebook = graded_class
+def test_unchanged_submissions_are_skipped_and_regrade_keeps_history(graded_class, fast_exercises, monkeypatch, capsys,
+                                                                     tmp_path):
+    # On a copy: the graded class is shared by the other tests, which must see it as graded.
+    folder, gradebook = tmp_path / "class", tmp_path / "gradebook.sqlite"
+    shutil.copytree(graded_class[0], folder)
+    shutil.copy(graded_class[1], gradebook)
     monkeypatch.setenv("GRADER_EXERCISES", str(fast_exercises))
     monkeypatch.setenv("GRADER_SECRET", "batch-test-secret")
     with Gradebook.open(gradebook, create=False) as gb:
@@ -59,7 +64,7 @@ def test_unchanged_submissions_are_skipped_and_regrade_keeps_history(graded_clas
 def test_the_gradebook_is_private_and_versioned(graded_class):
     _, gradebook = graded_class
     assert oct(gradebook.stat().st_mode & 0o777) == "0o600"
-    assert sqlite3.connect(gradebook).execute("PRAGMA user_version").fetchone()[0] == 1
+    assert sqlite3.connect(gradebook).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def _normalised(path) -> list:
@@ -130,7 +135,7 @@ def test_bad_arguments_are_user_errors(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "missing"), "--exercise", "tiny-model"]) == 2
     assert "is not a folder of submissions" in capsys.readouterr().err
     assert main(["grade", str(tmp_path), "--exercise", "nope", "--gradebook", str(tmp_path / "g.sqlite")]) == 2
-    assert "unknown exercise 'nope'" in capsys.readouterr().err
+    assert "unknown exercise or quiz 'nope' (known: early-stopping" in capsys.readouterr().err
     assert main(["grade", str(tmp_path), "--exercise", "tiny-model", "--gradebook", str(tmp_path / "g.sqlite")]) == 2
     assert f"{tmp_path} holds no submissions: expected one .ipynb file per student" in capsys.readouterr().err
     assert not (tmp_path / "g.sqlite").exists()  # nothing written for a wrong folder
@@ -201,7 +206,7 @@ def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
         assert {"setup.sh", "run_autograder", "instructor.secret", "pyproject.toml",
-                "exercises/tiny-model/spec.toml", "grader/engine.py", "reference/torchvision_compat.py"} <= names
+                "exercises/tiny-model/spec.toml", "grader/grading/engine.py", "reference/torchvision_compat.py"} <= names
         mode = z.getinfo("run_autograder").external_attr >> 16
         assert mode & 0o111, "run_autograder must be executable"
         assert "torch==2.13.0 torchvision==0.28.0" in z.read("setup.sh").decode()
@@ -210,7 +215,7 @@ def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
     submission.mkdir()
     shutil.copy(solution("tiny-model"), submission / "my-work.ipynb")
     out = tmp_path / "results" / "results.json"
-    subprocess.run([sys.executable, "-m", "grader.autograder", "--exercise", "tiny-model", "--submission",
+    subprocess.run([sys.executable, "-m", "grader.grading.gradescope", "--exercise", "tiny-model", "--submission",
                     str(submission), "--secret-file", str(tmp_path / "instructor.secret"), "--out", str(out)],
                    check=True, capture_output=True, timeout=300)
     results = json.loads(out.read_text())
@@ -218,7 +223,7 @@ def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
 
 
 def test_a_dying_worker_only_fails_its_own_submission(monkeypatch):
-    from grader import batch
+    from grader.grading import batch
 
     jobs = [batch.Job(name, None, "tiny-model") for name in ("ann", "kill-me", "zoe")]
     monkeypatch.setattr(batch, "grade_job", _die_for_kill_me)
@@ -229,8 +234,6 @@ def test_a_dying_worker_only_fails_its_own_submission(monkeypatch):
 
 
 def _die_for_kill_me(job):
-    from grader.batch import invalid_result
-
     if job.student == "kill-me":
         os._exit(9)  # the worker process dies, as under the OOM killer
-    return invalid_result(job.exercise_id, job.student, "nothing submitted")
+    return SubmissionResult.invalid(job.exercise_id, job.student, "nothing submitted")

@@ -1,6 +1,5 @@
 """The feedback pages in real headless Chromium: no console errors, images render, a screenshot is kept."""
 
-import pathlib
 import shutil
 
 import pytest

@@ -37,7 +37,7 @@ def test_untouched_notebook_json_follows_the_contract_and_exits_1(capsys, tmp_pa
 
 
 def test_quirks_in_old_outputs_and_missing_cell_ids_do_not_reject_the_code():
-    from grader.notebook import read_submission
+    from grader.kernel.notebook import read_submission
 
     submission = read_submission(FILES / "tiny-model" / "quirky-editor.ipynb")
     assert submission.exercise_id == "tiny-model" and len(submission.code_cells()) == 4

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import grader.convergence as convergence
-from grader.convergence import Diagnosis, Trend, diagnose, diagnose_accuracy
+import grader.diagnosis.convergence as convergence
+from grader.diagnosis.convergence import Diagnosis, Trend, diagnose, diagnose_accuracy
 
 # The two loss tables of the convergence-metrics lesson: a good and a too-high learning rate.
 SEED_SMOOTH = [0.85, 0.60, 0.45, 0.30, 0.25]

@@ -6,15 +6,16 @@ import pathlib
 import pytest
 from torch.optim import lr_scheduler
 
-from grader.catalog import load_exercise
+from grading_support import by_id as checks
+from grading_support import round_trip
+
+from grader.assignments.catalog import load_exercise
 from grader.checks import CheckContext
 from grader.checks.schedulers import ReplayError, lr_family, replay, scheduler_replay, step_orders
 from grader.cli import main
-from grader.engine import grade_submission
-from grader.exports import load_exports
-from grader.kernel_export import export_values
-from grader.lr_plots import lr_comparison_figure
-from grader.notebook import read_submission
+from grader.grading.engine import grade_submission
+from grader.render.lr_plots import lr_comparison_figure
+from grader.kernel.notebook import read_submission
 from grader.results import Status
 from reference.schedules import COURSE_CONFIGS, dummy_optimizer, lr_history
 
@@ -30,8 +31,7 @@ NAMES = [c.name for c in COURSE_CONFIGS]
 
 def exported(tmp_path, scheduler):
     """The scheduler as the grader receives it: exported as the kernel does, loaded with the safe loaders."""
-    export_values({"s": scheduler}, [{"name": "s", "kind": "scheduler"}], str(tmp_path))
-    return load_exports(tmp_path).values["s"]
+    return round_trip(tmp_path, {"s": scheduler}, [{"name": "s", "kind": "scheduler"}]).values["s"]
 
 
 def stepped(scheduler, n=30):
@@ -92,8 +92,8 @@ def test_a_tampered_state_is_refused_not_evaluated(tmp_path):
 def context(tmp_path, **values):
     """A check context for the given live values, exported and loaded as in a real run."""
     exercise = load_exercise("schedulers")
-    export_values(values, [{"name": e.name, "kind": e.kind} for e in exercise.spec.exports], str(tmp_path))
-    return CheckContext(exercise.spec, load_exports(tmp_path), (), None)
+    exports = round_trip(tmp_path, values, [{"name": e.name, "kind": e.kind} for e in exercise.spec.exports])
+    return CheckContext(exercise.spec, exports, (), None)
 
 
 def test_keys_unlike_the_names_get_the_closest_name_suggested_and_other_values_named(tmp_path):
@@ -168,10 +168,6 @@ def graded(exercise):
         return results[path]
 
     return grade
-
-
-def checks(result):
-    return {c.id: c for c in result.checks}
 
 
 def test_solution_notebook_scores_full_marks(graded):

@@ -6,32 +6,21 @@ import time
 
 import pytest
 
-from grader.catalog import Exercise, load_exercise
-from grader.engine import grade_submission
-from grader.notebook import read_submission
+from grading_support import FILES as ALL_FILES
+from grading_support import by_id as checks
+from grading_support import grade, solution, student
+from grader.assignments.catalog import Exercise, load_exercise
+from grader.kernel.limits import Limits
 from grader.results import Status
-from grader.secrets import hidden_seeds
-from grader.spec import Limits
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-FILES = pathlib.Path(__file__).parent / "files" / "tiny-model"
-SOLUTION = ROOT / "reference" / "notebooks" / "tiny-model.ipynb"
-STUDENT = ROOT / "exercises" / "tiny-model" / "tiny-model.ipynb"
-SECRET = b"test-secret"
+FILES = ALL_FILES / "tiny-model"
+SOLUTION = solution("tiny-model")
+STUDENT = student("tiny-model")
 
 
 @pytest.fixture(scope="module")
 def exercise() -> Exercise:
     return load_exercise("tiny-model")
-
-
-def grade(path, exercise, hidden=True):
-    seeds = hidden_seeds(SECRET, exercise.id) if hidden else None
-    return grade_submission(read_submission(path), exercise, pathlib.Path(path).stem, seeds, include_hidden=hidden)
-
-
-def checks(result):
-    return {c.id: c for c in result.checks}
 
 
 def test_solution_notebook_scores_full_marks_including_hidden(exercise):
@@ -67,7 +56,7 @@ def test_using_the_reference_solution_is_flagged_and_gates_the_rest(exercise):
     result = grade(FILES / "uses-reference.ipynb", exercise)
     by_id = checks(result)
     assert not by_id["own-model"].passed
-    assert "reference.tiny_search" in by_id["own-model"].message and "cell 2" in by_id["own-model"].message
+    assert "reference.extras.tiny_search" in by_id["own-model"].message and "cell 2" in by_id["own-model"].message
     assert result.score == 0
     assert by_id["fits-training-data"].message.startswith("Not credited until `own-model` passes.")
 

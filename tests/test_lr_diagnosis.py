@@ -1,4 +1,4 @@
-"""Every diagnosis of ``grader.lr_diagnosis`` on lists made by real torch schedulers, read or set up wrongly."""
+"""Every diagnosis of ``grader.diagnosis.lr_fitting`` on lists made by real torch schedulers, read or set up wrongly."""
 
 import math
 
@@ -6,8 +6,9 @@ import matplotlib
 import pytest
 from torch.optim import lr_scheduler
 
-from grader.lr_diagnosis import diagnose, restarts
-from grader.lr_plots import lr_comparison_figure
+from grader.diagnosis.lr_fitting import restarts
+from grader.diagnosis.lr_messages import diagnose
+from grader.render.lr_plots import lr_comparison_figure
 from reference.schedules import COURSE_CONFIGS, SchedulerConfig, closed_form_history, dummy_optimizer, lr_history
 
 CONFIGS = {c.name: c for c in COURSE_CONFIGS}

@@ -6,8 +6,8 @@ import torch
 from mnist_support import bundle_or_fail, unpacked_root
 from torch.utils.data import DataLoader, Subset
 
-from reference import mnist
-from reference.mnist import (
+from reference.mnist import data as mnist
+from reference.mnist.data import (
     MNIST_FILES,
     MnistChecksumError,
     MnistNotFound,

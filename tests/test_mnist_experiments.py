@@ -8,9 +8,10 @@ from mnist_support import unpacked_root
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from reference import cli, mnist
-from reference.mnist import MnistSplits, load_mnist, load_mnist_tensors
-from reference.mnist_experiments import (
+from reference import cli
+from reference.mnist import data as mnist
+from reference.mnist.data import MnistSplits, load_mnist, load_mnist_tensors
+from reference.mnist.experiments import (
     ADAM_ROWS,
     SGD_ROWS,
     Row,
@@ -18,8 +19,8 @@ from reference.mnist_experiments import (
     lr_sweep_report,
     sgd_report,
 )
-from reference.mnist_models import MnistMLP
-from reference.mnist_training import MnistRecipe, train_recipe
+from reference.mnist.models import MnistMLP
+from reference.mnist.training import MnistRecipe, train_recipe
 from reference.results import write_result
 
 MNIST_NAMES = {"mnist-sgd", "mnist-adam", "lr-sweep"}

@@ -8,9 +8,11 @@ import torch
 from torch import nn
 from torchinfo import summary
 
-from grader.exports import ExportProblem, load_exports
-from grader.kernel_export import export_values
-from grader.model_graph import ModelLoadError, load_model
+from grading_support import round_trip
+from grader.kernel.kernel_export import export_values
+from grader.loading.exports import load_exports
+from grader.loading.model_graph import ModelLoadError, load_model
+from grader.loading.values import ExportProblem
 from reference.models import SimpleMLP
 
 
@@ -36,9 +38,9 @@ class FixedBatch(nn.Module):  # reshapes to a fixed batch of 2, so export cannot
 
 
 def export_and_load(tmp_path, **values):
-    requests = [{"name": k, "input_shape": v[1]} for k, v in values.items()]
-    export_values({k: v[0] for k, v in values.items()}, requests, str(tmp_path))
-    return load_exports(tmp_path)
+    """Each value is (object, input shape)."""
+    return round_trip(tmp_path, {k: v[0] for k, v in values.items()},
+                      [{"name": k, "input_shape": v[1]} for k, v in values.items()])
 
 
 @pytest.mark.parametrize("model, shape", [(SimpleMLP(), [2]), (CNN(), [1, 28, 28]), (FixedBatch(), [4])])

@@ -4,12 +4,13 @@ import pathlib
 
 import pytest
 
-import grader.commands.quiz as quiz_command
+import grader.quizzes.verify as verify_module
 from grader.cli import main
-from grader.quiz_verify import (MISMATCH, NOT_CHECKABLE, VERIFIED, Outcome, compare, run_many,
-                                verify_quizzes)
-from grader.quizzes import Expectation, load_quiz, parse_quiz, quiz_ids
-from grader.spec import Limits
+from grader.kernel.limits import Limits
+from grader.kernel.quiz_runner import SnippetOutcome as Outcome
+from grader.kernel.quiz_runner import run_many
+from grader.quizzes.model import Expectation, load_quiz, parse_quiz, quiz_ids
+from grader.quizzes.verify import MISMATCH, NOT_CHECKABLE, VERIFIED, compare, verify_quizzes
 
 FILES = pathlib.Path(__file__).parent / "files" / "quizzes"
 FAULTY = FILES / "faulty-convergence-q4.toml"
@@ -59,7 +60,7 @@ def test_faulty_fixture_is_flagged_with_what_the_code_really_printed_and_warned(
 
 def test_verify_command_exits_1_on_the_faulty_fixture_and_0_on_the_shipped_ones(verified, capsys, monkeypatch):
     # The runs themselves were made once, by the fixture; here only the command's handling is under test.
-    monkeypatch.setattr(quiz_command, "verify_quizzes", lambda quizzes: [r for q in quizzes for r in verified[q.id]])
+    monkeypatch.setattr(verify_module, "verify_quizzes", lambda quizzes: [r for q in quizzes for r in verified[q.id]])
     assert main(["quiz", "verify", str(FAULTY)]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "2 mismatch(es)" in out and "It really printed epoch 1: lr 0.1000" in out and WARNING in out

@@ -8,7 +8,11 @@ from html.parser import HTMLParser
 import pytest
 
 from grading_support import CHECK_CONTRACT, CONTRACT, run_cli
-from grader.quizzes import (SpecError, UnknownQuiz, load_quiz, parse_quiz, quiz_ids, read_answers, score_quiz)
+from grader.errors import UnknownAssignment
+from grader.quizzes.answers import read_answers
+from grader.quizzes.model import load_quiz, parse_quiz, quiz_ids
+from grader.quizzes.scoring import score_quiz
+from grader.specs.toml import SpecError
 from grader.results import Status
 
 FILES = pathlib.Path(__file__).parent / "files" / "quizzes"
@@ -38,7 +42,7 @@ def test_the_corrected_seed_002_question_4_keys_the_documented_order():
 
 
 def test_unknown_quiz_lists_the_known_ones():
-    with pytest.raises(UnknownQuiz, match="unknown quiz 'nope' .known: convergence, lr-schedulers"):
+    with pytest.raises(UnknownAssignment, match="unknown quiz 'nope' .known: convergence, lr-schedulers"):
         load_quiz("nope")
 
 

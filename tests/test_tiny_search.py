@@ -1,7 +1,7 @@
 from torchinfo import summary
 
 from reference.models import count_parameters
-from reference.tiny_search import (
+from reference.extras.tiny_search import (
     SMALLEST_KNOWN,
     candidate_architectures,
     exercise1_data,

@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader
 from reference.data import course_loaders, course_splits
 from reference.models import SimpleMLP
 from reference.training import evaluate, train_model_extended
-from reference.vectorised import ShuffleStream, StackedMLP, train_stacked
+from reference.extras.vectorised import ShuffleStream, StackedMLP, train_stacked
 
 SEEDS = (0, 3, 18, 7)
 

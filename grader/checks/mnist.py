@@ -9,14 +9,12 @@ from __future__ import annotations
 import ast
 import re
 
-import torch
-
-from ..convergence import diagnose, diagnose_accuracy
-from ..exports import LoaderExport, OptimizerExport
-from ..model_graph import LoadedModel
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, not_a_model
-from .models import measured_accuracy
-
+from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
+from grader.checks.data import data_problem
+from grader.checks.models import measured_accuracy
+from grader.checks.registry import Param, check_kind
+from grader.diagnosis.convergence import diagnose, diagnose_accuracy
+from grader.loading.values import LoaderExport, ModelValue, OptimizerExport
 
 # Settings that choose an implementation, not the optimisation: never a change of the recipe.
 IMPLEMENTATION_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
@@ -24,6 +22,8 @@ IMPLEMENTATION_FLAGS = frozenset({"foreach", "fused", "capturable", "differentia
 
 def changed_settings(opt: OptimizerExport) -> list[str]:
     """Hyperparameters other than the learning rate that differ from torch's defaults for the class."""
+    import torch
+
     cls = getattr(torch.optim, opt.cls, None)
     if not isinstance(cls, type) or not opt.param_groups:
         return []
@@ -39,8 +39,8 @@ def changed_settings(opt: OptimizerExport) -> list[str]:
     return changed
 
 
-@check_kind("optimizer_class", export=Param(str, "optimizer"), expected=Param(str, doc="e.g. SGD or Adam"),
-            model=Param(str, "", "the model export the optimizer must train"))
+@check_kind("optimizer_class", export=Param(str, "optimizer", export=True), expected=Param(str, doc="e.g. SGD or Adam"),
+            model=Param(str, "", "the model export the optimizer must train", export=True))
 def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str) -> Outcome:
     """The optimiser is fixed by the task; only its learning rate (and a scheduler) may change."""
     opt = ctx.value(export, "optimizer")
@@ -55,7 +55,7 @@ def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str) -
                         f"create it as optim.{expected}(model.parameters(), lr=...)")
     net = ctx.exports.values.get(model) if model else None
     optimised = sum(int(g.get("n_params", 0)) for g in opt.param_groups)
-    if isinstance(net, LoadedModel) and optimised != net.n_params:
+    if isinstance(net, ModelValue) and optimised != net.n_params:
         problems.append(f"it updates {optimised} parameters, but `{model}` has {net.n_params}: pass it "
                         f"{model}.parameters() of the model you train and export")
     metrics = {"initial_lr": lr} if isinstance(lr, (int, float)) else {}
@@ -64,7 +64,7 @@ def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str) -
     return Outcome(True, f"`{export}` is torch's {expected} (starting learning rate {lr}).", metrics=metrics)
 
 
-@check_kind("batch_size", export=Param(str, "train_loader"), expected=Param(int, 64),
+@check_kind("batch_size", export=Param(str, "train_loader", export=True), expected=Param(int, 64),
             shuffle=Param(bool, True, "the training loader must shuffle"))
 def batch_size(ctx: CheckContext, export: str, expected: int, shuffle: bool) -> Outcome:
     """The training loader keeps the task's batch size (and shuffling)."""
@@ -101,7 +101,8 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
     return used, unclear
 
 
-@check_kind("preprocessing", export=Param(str, "train_loader"), allowed=Param(list, ["ToTensor", "Compose"]))
+@check_kind("preprocessing", export=Param(str, "train_loader", export=True),
+            allowed=Param(list, ["ToTensor", "Compose"], "the transforms the task allows", of=str))
 def preprocessing(ctx: CheckContext, export: str, allowed: list) -> Outcome:
     """The preprocessing is fixed by the task: read from the code, and from the loader's transform as exported."""
     used, unclear = transforms_in_code(ctx.code_cells)
@@ -137,7 +138,7 @@ def _sweep(ctx: CheckContext, models: str, results: str, lrs: list) -> tuple[dic
     picked_models = {lr: pick(nets, lr, models) for lr in lrs}
     picked_results = {lr: pick(table, lr, results) for lr in lrs}
     for lr, net in picked_models.items():
-        if not isinstance(net, LoadedModel):
+        if not isinstance(net, ModelValue):
             raise CheckFailed(f"The model for lr={lr:g} could not be checked: {not_a_model(net)}.")
     return picked_models, picked_results
 
@@ -149,8 +150,12 @@ def _curve(row, key: str, lr: float, results: str) -> list[float]:
     return [float(v) for v in values]
 
 
-@check_kind("sweep_results", models=Param(str, "models"), results=Param(str, "results"), lrs=Param(list),
-            data=Param(dict, doc="the validation split"), tolerance=Param((int, float), 0.5))
+SWEEP = dict(models=Param(str, "models", "the export holding {lr: model}", export=True),
+             results=Param(str, "results", "the export holding {lr: {train_losses, val_accs}}", export=True))
+
+
+@check_kind("sweep_results", figure="lr_sweep", **SWEEP, lrs=Param(list, doc="the learning rates", of=(int, float)),
+            data=Param(dict, doc="the validation split", check=data_problem), tolerance=Param((int, float), 0.5))
 def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data: dict, tolerance: float) -> Outcome:
     """Each reported final val accuracy against the grader's measurement of that LR's model, with a diagnosis."""
     nets, table = _sweep(ctx, models, results, lrs)
@@ -175,8 +180,8 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     return Outcome(good == len(lrs), message, fraction=good / len(lrs), details={"sweep": curves})
 
 
-@check_kind("sweep_order", models=Param(str, "models"), results=Param(str, "results"), better=Param((int, float)),
-            worse=Param((int, float)), data=Param(dict))
+@check_kind("sweep_order", **SWEEP, better=Param((int, float)), worse=Param((int, float)),
+            data=Param(dict, check=data_problem))
 def sweep_order(ctx: CheckContext, models: str, results: str, better: float, worse: float, data: dict) -> Outcome:
     """The grader's measurement must show ``better`` beating ``worse`` after training (e.g. 1e-3 over 1e-4)."""
     nets, table = _sweep(ctx, models, results, [better, worse])

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
-import torch
+import reference
+from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
+from grader.checks.data import data_problem
+from grader.checks.registry import Param, check_kind
 
-from ..model_graph import LoadedModel
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, not_a_model
+if TYPE_CHECKING:
+    from grader.loading.model_graph import LoadedModel
+
+DATA = Param(dict, doc="the data set, e.g. {kind='checkerboard', n_per_cell=20, noise=0.1, seed=0}", check=data_problem)
+MODEL = Param(str, "model", "the export holding the model", export=True)
 
 
-def measured_accuracy(model: LoadedModel, X: torch.Tensor, Y: torch.Tensor) -> tuple[float, int]:
+def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     """Accuracy in % and the count correct, in eval mode on the grader's tensors."""
     expected = tuple(X.shape[1:])
     if model.input_shape and tuple(model.input_shape) != expected:
@@ -32,8 +39,8 @@ def measured_accuracy(model: LoadedModel, X: torch.Tensor, Y: torch.Tensor) -> t
 
 @check_kind(
     "accuracy",
-    model=Param(str, "model", "the export holding the model"),
-    data=Param(dict, doc="the data set, e.g. {kind='checkerboard', n_per_cell=20, noise=0.1, seed=0}"),
+    model=MODEL,
+    data=DATA,
     min_accuracy=Param((int, float), float("-inf"), "pass mark in percent: at least this"),
     above=Param((int, float), float("-inf"), "pass mark in percent: strictly more than this"),
     below=Param((int, float), float("inf"), "ceiling in percent: strictly less than this"),
@@ -58,10 +65,16 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {hint}".strip(), metrics=metrics)
 
 
+def _tiers_problem(tiers: list) -> str | None:
+    good = all(isinstance(t, list) and len(t) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                             for x in t) and t[0] >= 0 and 0 <= t[1] <= 1 for t in tiers)
+    return None if tiers and good else f"expected [[max_params, share], ...] with shares from 0 to 1, got {tiers!r}"
+
+
 @check_kind(
     "parameter_budget",
-    model=Param(str, "model"),
-    tiers=Param(list, doc="[[max_params, share_of_points], ...], e.g. [[33, 1.0], [66, 0.5]]"),
+    model=MODEL,
+    tiers=Param(list, doc="[[max_params, share_of_points], ...], e.g. [[33, 1.0], [66, 0.5]]", check=_tiers_problem),
     smallest_known=Param(int, 0, "the smallest size the reference found, quoted in the message"),
 )
 def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known: int) -> Outcome:
@@ -88,16 +101,12 @@ def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known:
 
 
 def _reference_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    """Parameter shapes of a model the course provides, by class name."""
-    from reference import mnist_models, models
-
-    cls = getattr(models, name, None) or getattr(mnist_models, name, None)
-    if not isinstance(cls, type) or not issubclass(cls, torch.nn.Module):
-        raise CheckFailed(f"the grader has no reference model called {name!r}")
-    return {k: tuple(p.shape) for k, p in cls().named_parameters()}
+    """Parameter shapes of a model the course provides, by class name (a key of ``reference.MODELS``)."""
+    return {k: tuple(p.shape) for k, p in reference.model_class(name)().named_parameters()}
 
 
-@check_kind("architecture", model=Param(str, "model"), reference=Param(str, doc="a class in reference.models"))
+@check_kind("architecture", model=MODEL,
+            reference=Param(str, doc="a course model: a key of reference.MODELS", choices=lambda: reference.MODELS))
 def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
     """The exported model must have exactly the reference model's parameter shapes (the architecture is fixed)."""
     value = ctx.value(model)

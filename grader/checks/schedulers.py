@@ -2,9 +2,9 @@
 
 - ``lr_family``: the course configurations of one scheduler class, each list compared with
   torch's own run (``reference.schedules.lr_history``, rtol 1e-6) and a mismatch explained
-  by ``grader.lr_diagnosis``; partial credit per configuration. ``details["curves"]`` holds
+  by ``grader.diagnosis.lr_fitting``; partial credit per configuration. ``details["curves"]`` holds
   ``{name: {"reference": [...], "student": [...], "diagnosis": kind}}`` for the feedback plot
-  (``grader.lr_plots.lr_comparison_figure``).
+  (``grader.render.lr_plots.lr_comparison_figure``).
 - ``scheduler_replay``: every exported scheduler is rebuilt here from its class name, its
   state_dict and its optimizer's first param group, stepped 30 times on a fresh SGD, and
   must reproduce the reported list (also when the list is only read at the wrong moment:
@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import math
 import re
 from collections.abc import Callable
 
-import torch
-from torch.optim import lr_scheduler
-
+from grader.checks.base import CheckContext, CheckFailed, Outcome, describe
+from grader.checks.registry import Param, check_kind
+from grader.diagnosis.lr_fitting import as_floats, call, same
+from grader.diagnosis.lr_messages import Diagnosis, diagnose
+from grader.loading.values import OptimizerExport, SchedulerExport
 from reference.schedules import COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
-
-from ..exports import OptimizerExport, SchedulerExport
-from ..lr_diagnosis import Diagnosis, as_floats, call, diagnose, same
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, describe
 
 TORCH_MODULE = "torch.optim.lr_scheduler"
 MAX_MILESTONES = 1000
@@ -50,20 +49,20 @@ def _missing(name: str, histories: dict, export: str) -> str:
 
 @check_kind(
     "lr_family",
-    export=Param(str, "lr_histories", "the export holding {configuration name: list of LRs}"),
-    family=Param(str, doc="a scheduler class of the course configurations, e.g. 'StepLR'"),
+    figure="lr_curves",
+    export=Param(str, "lr_histories", "the export holding {configuration name: list of LRs}", export=True),
+    family=Param(str, doc="a scheduler class of the course configurations, e.g. 'StepLR'",
+                 choices=lambda: {c.family for c in COURSE_CONFIGS}),
 )
 def lr_family(ctx: CheckContext, export: str, family: str) -> Outcome:
     """One scheduler family's configurations against torch's own runs (rtol 1e-6), each mistake named."""
     histories = ctx.value(export, "dict")
     configs = [c for c in COURSE_CONFIGS if c.family == family]
-    if not configs:
-        raise ValueError(f"the course has no {family!r} configuration (spec parameter `family`)")
     curves: dict[str, dict] = {}
     problems: dict[str, list[str]] = {}  # one message per diagnosis, naming every configuration it fits
     for config in configs:
         value = histories.get(config.name)
-        if isinstance(value, (list, tuple, torch.Tensor)):
+        if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):  # a tensor arrives as a tensor
             found = diagnose(config, value)
         elif config.name in histories:
             found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
@@ -135,16 +134,17 @@ def _args(*spec: str) -> Callable[[dict, dict], dict]:
     return lambda state, group: {k.lstrip("#"): _num(state, k.lstrip("#"), k.startswith("#")) for k in spec}
 
 
-REBUILD: dict[str, tuple[type, Callable[[dict, dict], dict]]] = {
-    "StepLR": (lr_scheduler.StepLR, _args("#step_size", "gamma")),
-    "MultiStepLR": (lr_scheduler.MultiStepLR, _milestones),
-    "ExponentialLR": (lr_scheduler.ExponentialLR, _args("gamma")),
-    "CosineAnnealingLR": (lr_scheduler.CosineAnnealingLR, _args("T_max", "eta_min")),
-    "CosineAnnealingWarmRestarts": (lr_scheduler.CosineAnnealingWarmRestarts, _args("#T_0", "#T_mult", "eta_min")),
-    "ConstantLR": (lr_scheduler.ConstantLR, _args("factor", "#total_iters")),
-    "LinearLR": (lr_scheduler.LinearLR, _args("start_factor", "end_factor", "#total_iters")),
-    "PolynomialLR": (lr_scheduler.PolynomialLR, _args("#total_iters", "power")),
-    "OneCycleLR": (lr_scheduler.OneCycleLR, _one_cycle),
+# torch.optim.lr_scheduler classes the grader rebuilds, by name, with how to read their arguments from the state.
+REBUILD: dict[str, Callable[[dict, dict], dict]] = {
+    "StepLR": _args("#step_size", "gamma"),
+    "MultiStepLR": _milestones,
+    "ExponentialLR": _args("gamma"),
+    "CosineAnnealingLR": _args("T_max", "eta_min"),
+    "CosineAnnealingWarmRestarts": _args("#T_0", "#T_mult", "eta_min"),
+    "ConstantLR": _args("factor", "#total_iters"),
+    "LinearLR": _args("start_factor", "end_factor", "#total_iters"),
+    "PolynomialLR": _args("#total_iters", "power"),
+    "OneCycleLR": _one_cycle,
 }
 
 
@@ -161,7 +161,10 @@ def replay(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, float, list[
         where = f" from `{export.module}`" if export.module != TORCH_MODULE else ""
         raise ReplayError(f"it is a `{export.cls}`{where}; the grader replays only torch's own "
                           f"{', '.join(REBUILD)}")
-    cls, read = REBUILD[export.cls]
+    import torch
+    from torch.optim import lr_scheduler
+
+    cls, read = getattr(lr_scheduler, export.cls), REBUILD[export.cls]
     state, group = export.state, _group(export)
     base = state.get("base_lrs")
     if not isinstance(base, list) or not base:
@@ -217,8 +220,8 @@ def _backing_problem(reported: object, value: object, n: int) -> str | None:
 
 @check_kind(
     "scheduler_replay",
-    export=Param(str, "lr_histories", "the export holding {configuration name: list of LRs}"),
-    schedulers=Param(str, "schedulers", "the export holding {configuration name: stepped scheduler}"),
+    export=Param(str, "lr_histories", "the export holding {configuration name: list of LRs}", export=True),
+    schedulers=Param(str, "schedulers", "the export holding {configuration name: stepped scheduler}", export=True),
 )
 def scheduler_replay(ctx: CheckContext, export: str, schedulers: str) -> Outcome:
     """Each reported list must be what its exported scheduler, replayed by the grader, produces."""
@@ -245,9 +248,17 @@ def scheduler_replay(ctx: CheckContext, export: str, schedulers: str) -> Outcome
 
 # --- step_order ----------------------------------------------------------------------------
 
-OPTIMIZER_CLASSES = {n for n, v in vars(torch.optim).items()
-                     if isinstance(v, type) and issubclass(v, torch.optim.Optimizer)}
-SCHEDULER_CLASSES = {n for n, v in vars(lr_scheduler).items() if isinstance(v, type) and n.endswith(("LR", "Plateau"))}
+@functools.cache
+def _torch_classes() -> tuple[frozenset[str], frozenset[str]]:
+    """The names of torch's optimizer and LR scheduler classes."""
+    import torch
+    from torch.optim import lr_scheduler
+
+    optimizers = {n for n, v in vars(torch.optim).items() if isinstance(v, type) and issubclass(v, torch.optim.Optimizer)}
+    schedulers = {n for n, v in vars(lr_scheduler).items() if isinstance(v, type) and n.endswith(("LR", "Plateau"))}
+    return frozenset(optimizers), frozenset(schedulers)
+
+
 LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
@@ -266,15 +277,16 @@ def _callee(func: ast.expr) -> str:
 
 def _roles(trees: list[ast.Module]) -> dict[str, str]:
     """Variable -> "optimizer" or "scheduler", from what it was assigned (SGD(...), StepLR(opt, ...))."""
+    optimizer_classes, scheduler_classes = _torch_classes()
     roles: dict[str, str] = {}
     for tree in trees:
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
                 continue
             func, args = node.value.func, node.value.args
-            if _callee(func) in OPTIMIZER_CLASSES:
+            if _callee(func) in optimizer_classes:
                 role = "optimizer"
-            elif (_callee(func) in SCHEDULER_CLASSES or "lr_scheduler" in ast.unparse(func)
+            elif (_callee(func) in scheduler_classes or "lr_scheduler" in ast.unparse(func)
                   or any(roles.get(ast.unparse(a)) == "optimizer" for a in args)):
                 role = "scheduler"
             else:
@@ -318,7 +330,7 @@ def step_orders(cells: tuple[tuple[int, str], ...]) -> list[tuple[int, int, str,
     return list(found.values())
 
 
-@check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it"))
+@check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True))
 def step_order(ctx: CheckContext, export: str) -> Outcome:
     """Read from the code: each loop calls optimizer.step() before scheduler.step()."""
     ctx.value(export)  # nothing to credit before the lists exist

@@ -9,13 +9,16 @@ accuracy must therefore match the measurement; reported train accuracy may be ei
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-import torch
+from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
+from grader.checks.data import data_problem
+from grader.checks.models import measured_accuracy
+from grader.checks.registry import Param, check_kind
+from grader.loading.values import ModelValue
 
-from ..model_graph import LoadedModel
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind, not_a_model
-from .models import measured_accuracy
-from .training import same_weights
+if TYPE_CHECKING:
+    from grader.loading.model_graph import LoadedModel
 
 FIGURES = ("train_acc", "val_acc", "test_acc")
 
@@ -39,7 +42,7 @@ def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, Loaded
         raise CheckFailed(f"`{models}` has no model for seed {', '.join(map(str, missing))}: it needs one per seed "
                           f"in {seeds}.")
     for seed in seeds:
-        if not isinstance(by_seed[seed], LoadedModel):
+        if not isinstance(by_seed[seed], ModelValue):
             reason = not_a_model(by_seed[seed])
             raise CheckFailed(f"The model for seed {seed} could not be checked: {reason}.")
     return {s: by_seed[s] for s in seeds}
@@ -58,6 +61,8 @@ def seed_results(ctx: CheckContext, results: str, seeds: list) -> dict[int, dict
 @functools.lru_cache(maxsize=4)
 def _reference_runs(seeds: tuple[int, ...]) -> dict[int, dict]:
     """The course set-up run by the reference, once per process: restored weights and best epochs."""
+    import torch
+
     from reference.data import course_loaders, course_splits
     from reference.models import SimpleMLP
     from reference.training import train_model_extended
@@ -74,14 +79,26 @@ def _reference_runs(seeds: tuple[int, ...]) -> dict[int, dict]:
 
 def matches_reference(model: LoadedModel, seed: int) -> int | None:
     """The reference's best epoch if ``model`` is exactly the course set-up's restored model for ``seed``."""
+    import torch
+
     run = _reference_runs((seed,))[seed]
     same = model.parameters.keys() == run["state"].keys() and all(
         torch.allclose(model.parameters[k], run["state"][k], atol=1e-6) for k in model.parameters)
     return run["best_epoch"] if same else None
 
 
-@check_kind("seed_results", models=Param(str, "models"), results=Param(str, "results"), seeds=Param(list),
-            data=Param(dict, doc="{train = ..., val = ..., test = ...} data descriptions"),
+def _splits_problem(data: dict) -> str | None:
+    if set(data) != {"train", "val", "test"}:
+        return f"expected the keys train, val and test, got {', '.join(map(str, data)) or 'none'}"
+    return next((f"{split}: {problem}" for split, desc in data.items() if (problem := data_problem(desc))), None)
+
+
+MODELS = Param(str, "models", "the export holding {seed: model}", export=True)
+SEEDS = Param(list, doc="the seeds, e.g. [0, 3, 18]", of=int)
+
+
+@check_kind("seed_results", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,
+            data=Param(dict, doc="{train = ..., val = ..., test = ...} data descriptions", check=_splits_problem),
             tolerance=Param((int, float), 0.6, "points allowed between reported and measured val/test accuracy"),
             train_tolerance=Param((int, float), 6.0, "points allowed for train accuracy (running vs eval)"))
 def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list, data: dict, tolerance: float,
@@ -120,11 +137,11 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     return Outcome(False, "; ".join(lines) + "." + hint + " " + definition, fraction=good / len(seeds), details=details)
 
 
-@check_kind("seed_spread", models=Param(str, "models"), seeds=Param(list), data=Param(dict, doc="the test set"))
+@check_kind("seed_spread", models=MODELS, seeds=SEEDS, data=Param(dict, doc="the test set", check=data_problem))
 def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict) -> Outcome:
     """The seeds must give different models; reports the spread of their test accuracy."""
     nets = seed_models(ctx, models, seeds)
-    twins = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:] if same_weights(nets[a], nets[b])]
+    twins = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:] if nets[a].same_weights(nets[b])]
     if twins:
         pairs = ", ".join(f"{a} and {b}" for a, b in twins)
         return Outcome(False, f"The models for seeds {pairs} are identical: call torch.manual_seed(seed) with each "
@@ -138,7 +155,7 @@ def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict) -> Outc
                    metrics={"spread": round(spread, 4), **{f"test_acc_{s}": round(a, 4) for s, a in accs.items()}})
 
 
-@check_kind("accuracy_each", models=Param(str, "models"), seeds=Param(list), data=Param(dict),
+@check_kind("accuracy_each", models=MODELS, seeds=SEEDS, data=Param(dict, check=data_problem),
             min_accuracy=Param((int, float)), describe=Param(str, "the data"))
 def accuracy_each(ctx: CheckContext, models: str, seeds: list, data: dict, min_accuracy: float,
                   describe: str) -> Outcome:

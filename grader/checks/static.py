@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import ast
-import functools
-import math
 import re
-import subprocess
-import sys
 
-from ..exports import FunctionExport
-from ..spec import EXPORT_KINDS
-from .base import CheckContext, Outcome, Param, check_kind
+from grader.checks.base import CheckContext, Outcome
+from grader.checks.registry import Param, check_kind
+from grader.loading.kinds import EXPORT_KINDS
+from grader.loading.values import FunctionExport
 
-
-@functools.lru_cache(maxsize=1)
-def _package_baseline() -> frozenset[str]:
-    """The reference.* modules that ``import reference`` and the in-notebook quick check load by themselves."""
-    probe = subprocess.run([sys.executable, "-c", "import sys, reference, grader.quick; print(' '.join(sorted(sys.modules)))"],
-                           capture_output=True, text=True, timeout=120)
-    return frozenset(m for m in probe.stdout.split() if m == "reference" or m.startswith("reference."))
+# The reference.* modules that ``import reference`` and the in-notebook quick check load by themselves: their
+# presence in the kernel proves nothing. tests/test_static_checks.py recomputes this in a fresh interpreter.
+PACKAGE_BASELINE = frozenset({"reference", "reference.schedules"})
 
 
 def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
@@ -49,9 +42,9 @@ def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
 
 @check_kind(
     "own_work",
-    export=Param(str, "model", "the export that must be the student's own"),
-    forbidden_modules=Param(list, doc="modules holding reference solutions"),
-    forbidden_names=Param(list, [], "functions or constants of the reference solution"),
+    export=Param(str, "model", "the export that must be the student's own", export=True),
+    forbidden_modules=Param(list, doc="modules holding reference solutions", of=str),
+    forbidden_names=Param(list, [], "functions or constants of the reference solution", of=str),
 )
 def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_names: list) -> Outcome:
     """Flags a notebook that uses the reference solution instead of its own model or function."""
@@ -67,7 +60,7 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
         found += [f"cell {cell}: `{hit}`" for hit in hits]
     # A module that `import reference` or the quick check loads anyway proves nothing.
     loaded = sorted(m for m in set(ctx.exports.modules) & set(forbidden_modules)
-                    if m not in _package_baseline() and not any(m in f for f in found))
+                    if m not in PACKAGE_BASELINE and not any(m in f for f in found))
     found += [f"the kernel imported `{m}`" for m in loaded]
     if isinstance(value, FunctionExport) and any(value.module == f or value.module.startswith(f + ".")
                                                  for f in forbidden_modules):
@@ -78,33 +71,9 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
     return Outcome(True, f"`{export}` is your own: the notebook does not use the reference solution.")
 
 
-@check_kind("defined", value=Param(str, doc="the export that must exist"), kind=Param(str, "", "its expected kind"))
+@check_kind("defined", value=Param(str, doc="the export that must exist", export=True),
+            kind=Param(str, "", "its expected kind (default: the declared one)", choices=lambda: ["", *EXPORT_KINDS]))
 def defined(ctx: CheckContext, value: str, kind: str) -> Outcome:
     """Passes when the notebook defines ``value`` (with the declared kind)."""
     ctx.value(value, kind or None)
-    spec = next(e for e in ctx.exercise.exports if e.name == value)
-    return Outcome(True, f"`{value}` is defined as {EXPORT_KINDS[kind or spec.kind]}.")
-
-
-@check_kind("equals", value=Param(str, doc="the export to compare"),
-            expected=Param((int, float, str, bool, list, dict), doc="the expected value"),
-            tolerance=Param((int, float), 1e-9, "relative tolerance for numbers"),
-            hint=Param(str, "", "advice shown when it differs"))
-def equals(ctx: CheckContext, value: str, expected, tolerance: float, hint: str) -> Outcome:
-    """The export equals ``expected`` (numbers within a relative tolerance); for answers with one right value."""
-    got = ctx.value(value)
-    if _same(got, expected, tolerance):
-        return Outcome(True, f"`{value}` is {got!r}, as expected.")
-    return Outcome(False, f"`{value}` is {got!r}, which is not the expected answer. {hint}".strip())
-
-
-def _same(a, b, tolerance: float) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y, tolerance) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k], tolerance) for k in a)
-    return a == b
+    return Outcome(True, f"`{value}` is defined as {EXPORT_KINDS[kind or ctx.exercise.export(value).kind].doc}.")

@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch.nn import functional as F
+from grader.checks.base import CheckContext, CheckFailed, Outcome
+from grader.checks.data import data_problem
+from grader.checks.registry import Param, check_kind
+from grader.loading.values import ExportProblem, ModelValue
 
-from ..exports import ExportProblem, FunctionExport
-from ..model_graph import LoadedModel
-from .base import CheckContext, CheckFailed, Outcome, Param, check_kind
+if TYPE_CHECKING:
+    from grader.loading.model_graph import LoadedModel
 
 REL_TOL = 1e-4  # summed float32 batch losses, recomputed on another process: equal to ~1e-6
 
@@ -59,7 +61,7 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
     train = _floats(hist.get("train_loss"), f"{where}['train_loss']") if "train_loss" in hist else ()
     if not isinstance(best, (int, float)) or isinstance(best, bool) or not float(best).is_integer():
         raise CheckFailed(f"best_epoch of {label} must be a whole number, got {best!r}.")
-    if need_model and not isinstance(net, LoadedModel):
+    if need_model and not isinstance(net, ModelValue):
         reason = net.message if isinstance(net, ExportProblem) else "it holds no model"
         raise CheckFailed(f"The model of {label} could not be checked: {reason}.")
     return RunView(label, net, train, val, int(best))
@@ -71,10 +73,10 @@ def first_minimum(values: tuple[float, ...]) -> int:
 
 
 _RUN_PARAMS = dict(
-    run=Param(str, "", "a dict export with model, train_loss, val_loss, best_epoch (the grader's probe)"),
-    model=Param(str, "model"),
-    history=Param(str, "history", "a dict export with train_loss and val_loss lists"),
-    best_epoch=Param(str, "best_epoch"),
+    run=Param(str, "", "a dict export with model, train_loss, val_loss, best_epoch (the grader's probe)", export=True),
+    model=Param(str, "model", export=True),
+    history=Param(str, "history", "a dict export with train_loss and val_loss lists", export=True),
+    best_epoch=Param(str, "best_epoch", export=True),
 )
 
 
@@ -144,13 +146,12 @@ LOSS_CONVENTIONS = {
 
 def val_loss_conventions(model: LoadedModel, dataset, batch_size: int) -> tuple[dict[str, float], float]:
     """The model's val loss in every convention of LOSS_CONVENTIONS (unshuffled batches), and its accuracy in %."""
-    logits = model(dataset.X.float())
-    per_sample = F.cross_entropy(logits, dataset.Y, reduction="none").double()
+    per_sample, predicted = model.losses(dataset.X, dataset.Y)
     batch_means = [chunk.mean().item() for chunk in per_sample.split(batch_size)]
     losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
               "mean of batch means": math.fsum(batch_means) / len(batch_means),
               "sum over samples": per_sample.sum().item()}
-    accuracy = 100 * (logits.argmax(dim=1) == dataset.Y).double().mean().item()
+    accuracy = 100 * (predicted == dataset.Y).double().mean().item()
     return losses, accuracy
 
 
@@ -185,8 +186,9 @@ def _restore_diagnosis(source: str) -> str:
             "(the course's version restored it only when patience ran out).")
 
 
-@check_kind("restored_best", data=Param(dict, doc="the validation set the run used"),
-            batch_size=Param(int, 32), function=Param(str, "", "the function export to read for a diagnosis"),
+@check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),
+            batch_size=Param(int, 32),
+            function=Param(str, "", "the function export to read for a diagnosis", export=True),
             **_RUN_PARAMS)
 def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str, run: str, model: str,
                   history: str, best_epoch: str) -> Outcome:
@@ -204,9 +206,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     if best in matching:
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
-    source = ""
-    if function and function in ctx.exports.values and isinstance(ctx.exports.values[function], FunctionExport):
-        source = ctx.exports.values[function].source
+    source = ctx.function_source(function)
     if matching and matching[-1] == len(view.val_loss):
         found = f"it is the last epoch's model (epoch {len(view.val_loss)}, val loss {last:.4f})"
     elif matching:
@@ -223,12 +223,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
                    f"{_restore_diagnosis(source)}", metrics=metrics)
 
 
-def same_weights(a: LoadedModel, b: LoadedModel) -> bool:
-    return a.param_shapes() == b.param_shapes() and all(torch.equal(a.parameters[k], b.parameters[k])
-                                                        for k in a.parameters)
-
-
-@check_kind("history_recorded", history=Param(str, "history"), key=Param(str, "train_loss"),
+@check_kind("history_recorded", history=Param(str, "history", export=True), key=Param(str, "train_loss"),
             min_epochs=Param(int, 1))
 def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int) -> Outcome:
     """The training loop ran: ``history[key]`` holds a value per epoch. Other checks can require this one."""

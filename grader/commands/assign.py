@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..authoring import AuthoringError, assign
-from ..catalog import SpecError, UnknownExercise
-from .common import EXIT_OK, UserError
+from grader.errors import EXIT_OK
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,10 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        written = assign(args.exercise or None)
-    except (AuthoringError, UnknownExercise, SpecError) as e:
-        raise UserError(str(e).strip("'\"")) from None
-    for path in written:
+    from grader.assignments.authoring import assign
+
+    for path in assign(args.exercise or None):
         print(f"wrote {path}")
     return EXIT_OK

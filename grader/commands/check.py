@@ -6,14 +6,11 @@ import argparse
 import pathlib
 import sys
 
-from ..catalog import SpecError, UnknownExercise, load_exercise
-from ..engine import grade_submission, invalid_result, resolve_data_root
-from ..feedback import render_result
-from ..notebook import InvalidNotebook, read_submission
-from ..render import print_json, print_submission
-from ..report import write_page
-from .common import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
-from reference.mnist import MnistNotFound
+from grader.errors import EXIT_FAILED, EXIT_OK, UserError
+from grader.results import SubmissionResult
+
+# Imported while the kernel runs, beside what scoring needs: the HTML page's figures.
+RENDERING_MODULES = ("grader.render.feedback",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,40 +25,50 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--data-root", type=pathlib.Path,
                    help="MNIST root for the MNIST exercises (default: $MNIST_ROOT, else the bundled files)")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, error_json=error_json)
 
 
-def _unusable(args: argparse.Namespace, exercise: str, reason: str) -> int:
-    if args.json:
-        print_json(invalid_result(exercise, args.notebook.stem, reason).to_json())
-    print(f"grader check: {reason}", file=sys.stderr)
-    return EXIT_UNUSABLE
+def error_json(args: argparse.Namespace, error: UserError) -> dict:
+    """Unusable input still answers in the ``--json`` contract: status ``invalid`` and the reason."""
+    return SubmissionResult.invalid(error.assignment or args.exercise or "", args.notebook.stem, str(error)).to_json()
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        submission = read_submission(args.notebook)
-    except InvalidNotebook as e:
-        return _unusable(args, args.exercise or "", str(e))
+    from grader.assignments.catalog import load_exercise
+    from grader.grading.engine import (
+        SCORING_MODULES,
+        grade_submission,
+        resolve_data_root,
+    )
+    from grader.kernel.notebook import read_submission
+
+    submission = read_submission(args.notebook)
     exercise_id = args.exercise or submission.exercise_id
     if not exercise_id:
-        return _unusable(args, "", f"{args.notebook}: the notebook does not say which exercise it is; "
-                                   "pass --exercise ID (see `grader exercises`)")
-    try:
-        exercise = load_exercise(exercise_id)
-        data_root = resolve_data_root(exercise, args.data_root)
-    except (UnknownExercise, SpecError, MnistNotFound) as e:
-        return _unusable(args, exercise_id, str(e).strip("'\""))
-    result = grade_submission(submission, exercise, student=args.notebook.stem, data_root=data_root)
+        raise UserError(f"{args.notebook}: the notebook does not say which exercise it is; pass --exercise ID "
+                        "(see `grader exercises`)")
+    exercise = load_exercise(exercise_id)
+    data_root = resolve_data_root(exercise, args.data_root)
+    result = grade_submission(submission, exercise, student=args.notebook.stem, data_root=data_root,
+                              warm=SCORING_MODULES + RENDERING_MODULES)
+    _report(args, result, exercise.title)
+    return EXIT_OK if result.all_passed else EXIT_FAILED
+
+
+def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> None:
+    """The table (or JSON) on stdout and the HTML page; imported here, after the kernel, as it was warmed then."""
+    from grader.render.feedback import render_result
+    from grader.render.html import write_page
+    from grader.render.terminal import print_json, print_submission
+
     if args.json:
         print_json(result.to_json())
     else:
-        print_submission(result, title=f"{exercise.spec.title} — self-check (public checks only)")
+        print_submission(result, title=f"{title} — self-check (public checks only)")
     html_path = args.html or args.notebook.with_suffix(".feedback.html")
     try:
-        write_page(html_path, render_result(result, result.artifacts, exercise.spec.title, self_check=True))
+        write_page(html_path, render_result(result, result.artifacts, title, self_check=True))
         if not args.json:
             print(f"Feedback page: {html_path.resolve()}")
     except OSError as e:
         print(f"grader check: could not write {html_path}: {e.strerror}", file=sys.stderr)
-    return EXIT_OK if result.all_passed else EXIT_FAILED

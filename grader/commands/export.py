@@ -6,10 +6,7 @@ import argparse
 import pathlib
 import sys
 
-from ..gradebook import Gradebook, GradebookError
-from ..lms import csv_table, write_gradescope
-from ..report import write_page
-from .common import EXIT_OK, UserError
+from grader.errors import EXIT_OK
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,18 +20,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        with Gradebook.open(args.gradebook, create=False) as gradebook:
-            if args.format == "csv":
-                table = csv_table(gradebook)
-                if args.out is None:
-                    sys.stdout.write(table)
-                else:
-                    write_page(args.out, table)
-                    print(f"wrote {args.out.resolve()}")
+    from grader.render.html import write_page
+    from grader.store.gradebook import Gradebook
+    from grader.store.lms import csv_table, write_gradescope
+
+    with Gradebook.open(args.gradebook, create=False) as gradebook:
+        if args.format == "csv":
+            table = csv_table(gradebook)
+            if args.out is None:
+                sys.stdout.write(table)
             else:
-                written = write_gradescope(gradebook, args.out or pathlib.Path("gradescope"))
-                print(f"wrote {len(written)} results.json files under {(args.out or pathlib.Path('gradescope')).resolve()}")
-    except GradebookError as e:
-        raise UserError(str(e)) from None
+                write_page(args.out, table)
+                print(f"wrote {args.out.resolve()}")
+        else:
+            out = args.out or pathlib.Path("gradescope")
+            written = write_gradescope(gradebook, out)
+            print(f"wrote {len(written)} results.json files under {out.resolve()}")
     return EXIT_OK

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from ..feedback import write_feedback
-from ..gradebook import Gradebook, GradebookError
-from .common import EXIT_OK, UserError
+from grader.errors import EXIT_OK
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,10 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        with Gradebook.open(args.gradebook, create=False) as gradebook:
-            report = write_feedback(gradebook, args.out)
-    except GradebookError as e:
-        raise UserError(str(e)) from None
+    from grader.render.feedback import write_feedback
+    from grader.store.gradebook import Gradebook
+
+    with Gradebook.open(args.gradebook, create=False) as gradebook:
+        report = write_feedback(gradebook, args.out)
     print(f"wrote {len(report.pages)} feedback pages and the class summary: {report.index.resolve()}")
     return EXIT_OK

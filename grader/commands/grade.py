@@ -10,20 +10,7 @@ import secrets as token
 import sys
 import textwrap
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-
-from ..batch import grade_class
-from ..catalog import SpecError, UnknownExercise, load_exercise
-from ..discover import ANSWERS, NOTEBOOK, discover
-from ..engine import resolve_data_root
-from ..quizzes import load_quiz, quiz_ids
-from ..gradebook import Gradebook, GradebookError
-from ..render import STATUS_STYLE
-from ..secrets import SecretError, load_secret
-from reference.mnist import MnistNotFound
-from .common import EXIT_OK, UserError
+from grader.errors import EXIT_OK, UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "public and hidden checks. Resumable: unchanged submissions already graded are "
                                    "skipped. With --json, prints one JSON object per graded submission (JSON Lines).")
     p.add_argument("submissions", type=pathlib.Path)
-    p.add_argument("--exercise", required=True)
+    p.add_argument("--exercise", required=True, help="the exercise or quiz id (see `grader exercises`)")
     p.add_argument("--gradebook", type=pathlib.Path, default=pathlib.Path("gradebook.sqlite"))
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel kernels (default: cores)")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
@@ -48,12 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def instructor_secret(args: argparse.Namespace) -> tuple[bytes, pathlib.Path | None]:
     """The secret, and the file it lives in (hidden from kernels); created next to the gradebook if none is given."""
-    try:
-        if args.secret_file:
-            return load_secret(args.secret_file), args.secret_file
-        secret = load_secret()
-    except SecretError as e:
-        raise UserError(str(e)) from None
+    from grader.grading.secrets import load_secret
+
+    if args.secret_file:
+        return load_secret(args.secret_file), args.secret_file
+    secret = load_secret()
     if secret:
         return secret, None
     path = args.gradebook.with_name(args.gradebook.name + ".secret")
@@ -67,42 +53,59 @@ def instructor_secret(args: argparse.Namespace) -> tuple[bytes, pathlib.Path | N
     return load_secret(path), path
 
 
-def summary_table(results, title: str) -> Table:
-    table = Table(title=title)
+def summary_table(results, title: str):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from grader.render.terminal import STATUS_STYLE
+
+    table = Table(title=escape(title))
     for column in ("Student", "Status", "Score", "Time", "Note"):
         table.add_column(column, justify="right" if column in ("Score", "Time") else "left")
     for r in sorted(results, key=lambda r: r.student):
-        table.add_row(r.student, f"[{STATUS_STYLE[r.status]}]{r.status.value}[/]", f"{round(r.score, 2):g}/{r.max_score:g}",
-                      f"{r.timings.get('wall', 0):.1f}s", textwrap.shorten(r.error or "", 90, placeholder=" …"))
+        table.add_row(escape(r.student), f"[{STATUS_STYLE[r.status]}]{r.status.value}[/]",
+                      f"{round(r.score, 2):g}/{r.max_score:g}", f"{r.timings.get('wall', 0):.1f}s",
+                      escape(textwrap.shorten(r.error or "", 90, placeholder=" …")))
     return table
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from grader.assignments.catalog import Exercise, load_assignment
+    from grader.grading.batch import grade_class
+    from grader.grading.discover import discover
+    from grader.grading.engine import resolve_data_root
+    from grader.store.gradebook import Gradebook
+
     if not args.submissions.is_dir():
         raise UserError(f"{args.submissions} is not a folder of submissions")
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
-    quiz = args.exercise in quiz_ids()
-    suffixes = ANSWERS if quiz else NOTEBOOK
-    try:
-        exercise = None if quiz else load_exercise(args.exercise)
-        title = load_quiz(args.exercise).title if quiz else exercise.spec.title
-        found = discover(args.submissions, args.exercise, suffixes)
-        if not found:
-            raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file per "
-                            f"student, as {args.submissions}/<student>{suffixes[0]} or inside "
-                            f"{args.submissions}/<student>/")
-        data_root = resolve_data_root(exercise, args.data_root) if exercise else None
-        gradebook = Gradebook.open(args.gradebook)
-    except (UnknownExercise, SpecError, GradebookError, MnistNotFound) as e:
-        raise UserError(str(e).strip("'\"")) from None
+    assignment = load_assignment(args.exercise)
+    suffixes = assignment.suffixes
+    found = discover(args.submissions, assignment.id, suffixes)
+    if not found:
+        raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file per "
+                        f"student, as {args.submissions}/<student>{suffixes[0]} or inside "
+                        f"{args.submissions}/<student>/")
+    data_root = resolve_data_root(assignment, args.data_root) if isinstance(assignment, Exercise) else None
+    gradebook = Gradebook.open(args.gradebook)
     secret, secret_path = instructor_secret(args)
     hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent) if p)
     console = Console(stderr=args.json)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=args.json)
     with gradebook, progress:
-        task = progress.add_task(f"grading {args.exercise}", total=None)
+        task = progress.add_task(f"grading {assignment.id}", total=None)
 
         def planned(todo: int, skipped: int) -> None:
             progress.update(task, total=todo)
@@ -112,19 +115,15 @@ def run(args: argparse.Namespace) -> int:
         def done(result) -> None:
             progress.advance(task)
             if args.json:
-                print_json_line(result.to_json())
+                sys.stdout.write(json.dumps(result.to_json()) + "\n")
+                sys.stdout.flush()
 
-        report = grade_class(found, args.exercise, gradebook, args.workers, args.executor, args.scheduler,
-                             args.regrade, secret, hide, planned, done, quiz=quiz,
+        report = grade_class(found, assignment, gradebook, args.workers, args.executor, args.scheduler,
+                             args.regrade, secret, hide, planned, done,
                              data_root=str(data_root) if data_root else None)
     if not args.json:
-        console.print(summary_table(report.graded, f"{title}: {len(report.graded)} graded, "
+        console.print(summary_table(report.graded, f"{assignment.title}: {len(report.graded)} graded, "
                                                    f"{len(report.skipped)} skipped, {report.seconds:.1f}s"))
         console.print(f"Gradebook: {args.gradebook.resolve()}")
     # A batch that ran is a success, whatever the notebooks did: their outcomes are in the gradebook.
     return EXIT_OK
-
-
-def print_json_line(payload: dict) -> None:
-    sys.stdout.write(json.dumps(payload) + "\n")
-    sys.stdout.flush()

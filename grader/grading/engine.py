@@ -1,0 +1,157 @@
+"""One submission's way through the grader.
+
+    notebook file -> validate -> prepare -> execute (sandboxed kernel) -> export folder
+      -> load (safe loaders) -> checks (grader process) -> SubmissionResult
+
+Nothing the kernel prints or computes is trusted: the checks run here, on values
+loaded from the export folder, against data the grader makes itself. While the
+kernel runs, a background thread imports what scoring needs (torch above all), so
+the grader's own start-up overlaps the student's cells instead of adding to them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pathlib
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from grader.assignments.catalog import Exercise
+from grader.checks import CheckContext, run_checks
+from grader.checks.data import DataFactory
+from grader.errors import UserError
+from grader.kernel.cells import export_source, prelude_source
+from grader.kernel.execute import Execution, execute
+from grader.kernel.notebook import Submission, prepare
+from grader.kernel.sandbox import open_sandbox
+from grader.loading.values import Exports
+from grader.results import PendingCheck, SubmissionResult
+
+# What scoring imports after the kernel is done; warmed up while it runs.
+SCORING_MODULES = ("torch", "grader.loading.exports", "grader.grading.artifacts", "reference.data")
+
+
+def warm_up(modules: tuple[str, ...]) -> threading.Thread:
+    """Import ``modules`` in a background thread; a failed import is left for the caller to meet again."""
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the main thread's own import reports it
+                return
+
+    thread = threading.Thread(target=run, name="grader-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@dataclass(frozen=True)
+class Run:
+    """What executing one notebook produced, before any scoring."""
+
+    execution: Execution
+    exports: Exports
+    sandbox: dict
+    load_seconds: float
+
+
+def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = (),
+                 data_root: pathlib.Path | None = None, warm: tuple[str, ...] = SCORING_MODULES) -> Run:
+    """Execute a validated notebook in a fresh sandbox and load its exports; the sandbox is gone afterwards.
+
+    An exercise with ``data_root = true`` gets the MNIST root read-only, named by ``$MNIST_ROOT``.
+    ``warm`` lists modules to import while the kernel runs.
+    """
+    env = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
+    sandbox = open_sandbox(exercise.spec.limits, extra_env=env, hide=hide, readonly=tuple(env.values()))
+    try:
+        requests = [e.request() for e in exercise.spec.exports]
+        prepared = prepare(submission, prelude_source(), export_source(requests, sandbox.export_dir))
+        warming = warm_up(warm)
+        execution = execute(prepared, sandbox)
+        warming.join()
+        start = time.monotonic()
+        if execution.exported:
+            from grader.loading.exports import load_exports
+
+            exports = load_exports(sandbox.export_dir)
+        else:
+            exports = Exports.unavailable(execution.reason or "the notebook did not reach the grader's export step")
+        return Run(execution, exports, sandbox.report | {"outputs_truncated": execution.outputs_truncated},
+                   time.monotonic() - start)
+    finally:
+        sandbox.kill()
+        sandbox.remove()
+
+
+def score(run: Run, submission: Submission, exercise: Exercise, student: str,
+          hidden_seed: Callable[[str], int] | None = None, include_hidden: bool = False,
+          data_root: pathlib.Path | None = None) -> SubmissionResult:
+    """Run the checks in this process on the loaded exports."""
+    from grader.grading.artifacts import collect
+
+    start = time.monotonic()
+    data = DataFactory(hidden_seed, data_root)
+    ctx = CheckContext(exercise.spec, run.exports, tuple(submission.code_cells()), data,
+                       run_error=run.execution.reason or "")
+    include_hidden = include_hidden and hidden_seed is not None
+    checks = run_checks(list(exercise.checks), ctx, include_hidden)
+    pending = () if include_hidden else tuple(PendingCheck(c.spec.id, c.spec.title, c.spec.points)
+                                             for c in exercise.checks if c.spec.visibility == "hidden")
+    timings = {k: round(v, 3) for k, v in run.execution.timings.items() if k != "pid"}
+    timings.update(load=round(run.load_seconds, 3), checks=round(time.monotonic() - start, 3))
+    return SubmissionResult(
+        exercise=exercise.id, student=student, status=run.execution.status, checks=tuple(checks),
+        error=run.execution.reason, pending=pending, traceback=run.execution.traceback, timings=timings,
+        notebook_sha256=submission.sha256, sandbox=run.sandbox, artifacts=collect(exercise.spec, run.exports, data),
+    )
+
+
+def grade_submission(
+    submission: Submission,
+    exercise: Exercise,
+    student: str,
+    hidden_seed: Callable[[str], int] | None = None,
+    include_hidden: bool = False,
+    hide: tuple[str, ...] = (),
+    data_root: pathlib.Path | None = None,
+    warm: tuple[str, ...] = SCORING_MODULES,
+) -> SubmissionResult:
+    """Execute one validated notebook in a fresh sandbox and score it."""
+    start = time.monotonic()
+    root = resolve_data_root(exercise, data_root)
+    result = score(run_notebook(submission, exercise, hide, root, warm), submission, exercise, student, hidden_seed,
+                   include_hidden, root)
+    result.timings["wall"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def resolve_data_root(exercise: Exercise, data_root: pathlib.Path | None) -> pathlib.Path | None:
+    """The MNIST root for exercises that need one: the given path, else $MNIST_ROOT, else the bundled files.
+
+    Raises UserError, saying which paths were tried, when none is found.
+    """
+    if not exercise.spec.data_root:
+        return None
+    from reference.mnist.data import (
+        MNIST_FILES,
+        MnistNotFound,
+        prepare_mnist_root,
+        raw_folder,
+    )
+
+    try:
+        root = prepare_mnist_root(data_root).resolve()
+    except MnistNotFound as e:
+        raise UserError(str(e), assignment=exercise.id) from None
+    unreadable = [name for name in MNIST_FILES if not (raw_folder(root) / name).stat().st_mode & stat.S_IROTH]
+    if unreadable and os.geteuid() == 0:  # kernels run as another user and could not open the files
+        raise UserError(f"the MNIST files in {raw_folder(root)} ({', '.join(unreadable)}) are readable by their "
+                        "owner only, but kernels run as an unprivileged user: make them readable "
+                        f"(chmod a+r {raw_folder(root)}/*)", assignment=exercise.id)
+    return root

@@ -1,0 +1,49 @@
+"""The grader's own cells around the student's: the prelude before them, the export cell after.
+
+Both run inside the student's kernel, so they carry their code as source text: nothing of
+the grader is importable there, and nothing they produce is trusted (see ``kernel_export``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+
+KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
+
+
+def _torchvision_compat() -> pathlib.Path:
+    # Found through the import system, not the repository layout, so an installed package works too.
+    return pathlib.Path(importlib.util.find_spec("reference.torchvision_compat").origin)
+
+
+def prelude_source() -> str:
+    """The first cell: the torchvision workaround (reference/torchvision_compat.py), applied lazily.
+
+    An import hook runs the workaround right before the first ``import torchvision``, so a notebook
+    that never uses torchvision does not pay for importing torch here.
+    """
+    source = _torchvision_compat().read_text()
+    # The namespace must stay referenced: the torch.library object inside it keeps the op schemas alive.
+    return ("# Added by the grader.\n"
+            "import sys as _grader_sys\n"
+            "_grader_compat = {'__name__': 'torchvision_compat'}\n"
+            "class _GraderTorchvisionHook:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torchvision':\n"
+            "            _grader_sys.meta_path.remove(self)\n"
+            f"            exec(compile({source!r}, 'torchvision_compat.py', 'exec'), _grader_compat)\n"
+            "        return None\n"
+            "_grader_sys.meta_path.insert(0, _GraderTorchvisionHook())\n")
+
+
+def export_source(requests: list[dict], export_dir: pathlib.Path) -> str:
+    """The last cell: write every requested value into ``export_dir``.
+
+    A request is ``{"name", "kind", "input_shape", "code"}``, as ``kernel_export.export_values`` reads it.
+    """
+    return ("# Added by the grader.\n"
+            "_grader_export = {'__name__': 'grader_export'}\n"
+            f"exec(compile({KERNEL_EXPORT.read_text()!r}, 'grader_export.py', 'exec'), _grader_export)\n"
+            f"_grader_export['export_values'](globals(), {json.dumps(requests)}, {str(export_dir)!r})\n")

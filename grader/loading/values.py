@@ -1,0 +1,76 @@
+"""The values the grader loads from an export folder, as plain data the checks can read.
+
+Torch-free on purpose: the check library and spec validation name these types without
+paying for torch. A model is ``grader.loading.model_graph.LoadedModel``, a ``ModelValue``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ModelValue:
+    """Base of every loaded model, so torch-free code can recognise one (``isinstance(v, ModelValue)``)."""
+
+
+@dataclass(frozen=True)
+class ExportProblem:
+    message: str
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A value of a type the exporter could not turn into data (shown by its repr)."""
+
+    type_name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class OptimizerExport:
+    cls: str
+    module: str
+    param_groups: tuple[dict, ...]
+    defaults: dict
+
+
+@dataclass(frozen=True)
+class SchedulerExport:
+    cls: str
+    module: str
+    state: dict
+    optimizer: OptimizerExport | None
+
+
+@dataclass(frozen=True)
+class LoaderExport:
+    batch_size: int | None
+    shuffle: bool
+    sampler: str | None
+    drop_last: bool
+    dataset_class: str
+    dataset_len: int | None
+    transform: str
+
+
+@dataclass(frozen=True)
+class FunctionExport:
+    name: str
+    module: str
+    source: str
+
+
+@dataclass
+class Exports:
+    """Everything loaded from one export folder; ``problems["*"]`` says why there is nothing."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+    problems: dict[str, str] = field(default_factory=dict)  # name -> why it is unusable
+    modules: tuple[str, ...] = ()  # reference.* modules the kernel had imported
+    found: bool = False  # a manifest was written at all
+
+    @classmethod
+    def unavailable(cls, reason: str) -> Exports:
+        return cls(problems={"*": reason})

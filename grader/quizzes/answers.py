@@ -1,0 +1,134 @@
+"""A student's quiz answers, read from a .toml, .json or .ipynb file without running any of it."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MAX_ANSWERS_BYTES = 2**20
+LITERAL_HINT = ("answers must be written out literally, since the grader reads them without running your notebook: "
+                'answers = {"q1": "A", "q2": "C"}')
+
+
+@dataclass(frozen=True)
+class QuizAnswers:
+    """A student's answers as read from a file; ``error`` says why the file is unusable."""
+
+    answers: dict  # question id -> the raw value given
+    path: pathlib.Path | None = None
+    quiz: str | None = None  # the quiz the file says it is for
+    error: str | None = None
+    notes: tuple[str, ...] = ()  # harmless oddities worth telling the student
+
+
+def read_answers(path: str | pathlib.Path) -> QuizAnswers:
+    """A student's answers from a .toml, .json or .ipynb file; never raises for bad input, never runs code."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return QuizAnswers({}, path, error=f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".ipynb":
+        return _from_notebook(path)
+    if suffix not in (".toml", ".json") or path.stat().st_size > MAX_ANSWERS_BYTES:
+        return QuizAnswers({}, path, error=f"{path}: expected a .toml, .json or .ipynb answers file "
+                                           f"(of at most {MAX_ANSWERS_BYTES // 1024} KB)")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        kind = "TOML" if suffix == ".toml" else "JSON"
+        return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({e})")
+    if not isinstance(data, dict):
+        return QuizAnswers({}, path, error=f"{path}: expected an object with an `answers` table")
+    return _from_mapping(data, path, "the file")
+
+
+def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
+    quiz = data.get("quiz")
+    if quiz is not None and not isinstance(quiz, str):
+        return QuizAnswers({}, path, error=f"{path}: `quiz` must be the quiz id as a string, got {quiz!r}")
+    answers = data.get("answers")
+    flat = {k: v for k, v in data.items() if k not in ("quiz", "student")}
+    if answers is None and flat and all(isinstance(v, str) for v in flat.values()):
+        return QuizAnswers(flat, path, quiz)  # question ids at the top level: `q1 = "A"` is as clear as a table
+    if answers is None:
+        return QuizAnswers({}, path, quiz, error=f"{path}: {where} has no `answers`; write them as "
+                                                 'answers = {"q1": "A", "q2": "C", ...}')
+    if not isinstance(answers, dict):
+        return QuizAnswers({}, path, quiz, error=f"{path}: `answers` must map question ids to option letters, "
+                                                 f"got {type(answers).__name__}")
+    extra = sorted(str(k) for k in data if k not in ("quiz", "answers", "student"))
+    notes = (f"ignored unknown field(s) in {where}: {', '.join(extra)}",) if extra else ()
+    return QuizAnswers(dict(answers), path, quiz, notes=notes)
+
+
+def _from_notebook(path: pathlib.Path) -> QuizAnswers:
+    """Find ``answers = {...}`` (and ``quiz = "..."``) in the code cells, read as literals, without running."""
+    from grader.kernel.notebook import (  # nbformat: only for notebooks
+        InvalidNotebook,
+        read_submission,
+    )
+
+    try:
+        cells = read_submission(path).code_cells()
+    except InvalidNotebook as e:
+        return QuizAnswers({}, path, error=str(e))
+    found: dict = {}
+    for number, source in cells:
+        try:
+            tree = ast.parse(_without_magics(source))
+        except SyntaxError:
+            if re.search(r"\b(answers|quiz)\s*(\[|=)", source):
+                return QuizAnswers({}, path, error=f"{path}: code cell {number} has a syntax error, so its "
+                                                   "answers cannot be read; fix it and save the notebook")
+            continue
+        for node in tree.body:
+            problem = _take_assignment(node, found)
+            if problem:
+                return QuizAnswers({}, path, error=f"{path}: code cell {number}, line {node.lineno}: {problem}")
+    return _from_mapping(found, path, "the notebook")
+
+
+def _without_magics(source: str) -> str:
+    # IPython-only lines (%magic, !shell) are not Python; blank them so line numbers stay right.
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def _take_assignment(node: ast.stmt, found: dict) -> str | None:
+    """Record a top-level ``answers``/``quiz`` assignment into ``found``; a reason when it is not a literal."""
+    if _changes_answers(node):
+        return "the grader reads only `answers = {...}` and `answers[\"q1\"] = \"A\"` lines; " + LITERAL_HINT
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+        return None
+    for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+        item = isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and target.value.id == "answers"
+        if not (item or isinstance(target, ast.Name) and target.id in ("answers", "quiz")):
+            continue
+        try:
+            value = ast.literal_eval(node.value)
+            key = ast.literal_eval(target.slice) if item else target.id
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return LITERAL_HINT
+        if not item:
+            found[key] = value
+        elif isinstance(found.get("answers"), dict):
+            found["answers"][key] = value
+        else:
+            return "`answers[...] = ...` comes before `answers = {...}`"
+    return None
+
+
+def _changes_answers(node: ast.stmt) -> bool:
+    """``answers.update(...)``, ``answers |= ...``: changes the grader cannot follow without running the code."""
+    if isinstance(node, ast.AugAssign):
+        return isinstance(node.target, ast.Name) and node.target.id == "answers"
+    call = node.value if isinstance(node, ast.Expr) else None
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name) and call.func.value.id == "answers")
+
+

@@ -1,0 +1,1 @@
+"""Show results: terminal tables, self-contained HTML pages, feedback figures, quiz pages."""

@@ -1,0 +1,62 @@
+"""HTML feedback rendered from the Jinja2 templates in ``templates/``; pages are self-contained."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+from dataclasses import dataclass
+
+import jinja2
+import markupsafe
+
+from grader.results import SubmissionResult
+from grader.specs.paths import templates_root
+
+
+@dataclass(frozen=True)
+class Figure:
+    src: str  # a data: URI, so the page works offline as one file
+    caption: str
+
+
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text: str) -> markupsafe.Markup:
+    """Escape a message and show its `backticked` names as code, as the terminal table cannot.
+
+    >>> str(code_spans("define `model` <now>"))
+    'define <code>model</code> &lt;now&gt;'
+    """
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(CODE_SPAN.sub(r"<code>\1</code>", escaped))
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root()),
+                             autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+    env.globals["fmt"] = lambda value: f"{round(value, 2):g}"
+    env.filters["code_spans"] = code_spans
+    return env
+
+
+def render_submission(result: SubmissionResult, title: str, figures: list[Figure] = (), self_check: bool = False,
+                      diagnoses: list = ()) -> str:
+    pending = sum(p.max_points for p in result.pending)
+    return environment().get_template("submission.html").render(
+        result=result, title=title, figures=list(figures), self_check=self_check, pending_points=pending,
+        diagnoses=list(diagnoses))
+
+
+def render_page(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def write_page(path: str | pathlib.Path, html: str) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,1 @@
+"""What is kept: the SQLite gradebook and its migrations, exports for learning-management systems, the Gradescope zip."""

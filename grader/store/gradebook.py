@@ -1,0 +1,242 @@
+"""The gradebook: SQLite, versioned schema, one writer, one transaction per graded submission.
+
+Nothing is ever overwritten: a regrade adds a run, and the *current* result of a
+student for an exercise is their latest run. A batch killed midway leaves only whole
+results behind (each is committed in a single transaction, in WAL mode), so running
+the batch again grades exactly what is missing.
+
+The schema is ``SCHEMA`` (version 1) followed by ``MIGRATIONS`` in order: a new gradebook
+and an old one brought up to date run the same statements.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from grader.errors import UserError
+from grader.results import CheckResult, PendingCheck, Status, SubmissionResult
+
+SCHEMA = """
+CREATE TABLE students (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE submissions (
+    id INTEGER PRIMARY KEY,
+    student_id INTEGER NOT NULL REFERENCES students(id),
+    exercise TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    UNIQUE (student_id, exercise, sha256)
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    submission_id INTEGER NOT NULL REFERENCES submissions(id),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error', 'timeout', 'invalid')),
+    score REAL NOT NULL,
+    max_score REAL NOT NULL,
+    error TEXT,
+    traceback TEXT NOT NULL DEFAULT '',
+    grader_version TEXT NOT NULL,
+    hidden_included INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    timings TEXT NOT NULL DEFAULT '{}',
+    sandbox TEXT NOT NULL DEFAULT '{}',
+    pending TEXT NOT NULL DEFAULT '[]',
+    artifacts TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE check_results (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    position INTEGER NOT NULL,
+    check_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    points REAL NOT NULL,
+    max_points REAL NOT NULL,
+    visibility TEXT NOT NULL,
+    message TEXT NOT NULL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    details TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, check_id)
+);
+CREATE INDEX runs_by_submission ON runs (submission_id);
+CREATE VIEW current_runs AS
+    SELECT runs.*, students.name AS student, submissions.exercise AS exercise, submissions.sha256 AS sha256,
+           submissions.path AS path
+    FROM runs
+    JOIN submissions ON submissions.id = runs.submission_id
+    JOIN students ON students.id = submissions.student_id
+    WHERE runs.id = (SELECT MAX(r.id) FROM runs r JOIN submissions s ON s.id = r.submission_id
+                     WHERE s.student_id = submissions.student_id AND s.exercise = submissions.exercise);
+"""
+# Version N is reached by running MIGRATIONS[N] on version N - 1, each in one transaction.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE check_results ADD COLUMN kind TEXT NOT NULL DEFAULT ''",),  # which check kind made the result
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+class GradebookError(UserError, RuntimeError):
+    """A gradebook that cannot be opened or used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run read back from the gradebook, with its result rebuilt."""
+
+    run_id: int
+    result: SubmissionResult
+    path: str
+    started_at: str
+    duration_s: float
+    grader_version: str
+    artifacts: dict
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a gradebook at schema ``version`` up to ``SCHEMA_VERSION``, one transaction per step."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # Explicit: Python's sqlite3 would not open a transaction before DDL by itself.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={target}")
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Gradebook:
+    """A connection to one gradebook file; create it with ``Gradebook.open``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: pathlib.Path) -> None:
+        self.conn, self.path = conn, path
+
+    @classmethod
+    def open(cls, path: str | pathlib.Path, create: bool = True) -> Gradebook:
+        path = pathlib.Path(path)
+        if not path.exists() and not create:
+            raise GradebookError(f"no gradebook at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.exists()
+        if fresh:
+            # Readable by the grader's user only: other students' grades are in here.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            conn = sqlite3.connect(path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise GradebookError(f"{path} is not a gradebook: {e}") from None
+        if version == 0:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if tables:
+                raise GradebookError(f"{path} is an SQLite file but not a gradebook")
+            conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version=1;\nCOMMIT;")  # all or nothing
+            version = 1
+        elif version > SCHEMA_VERSION:
+            raise GradebookError(f"{path} has schema version {version}; this grader reads up to {SCHEMA_VERSION}. "
+                                 "Upgrade the grader.")
+        migrate(conn, version)
+        return cls(conn, path)
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Gradebook:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- writing ---------------------------------------------------------------------
+
+    def record(self, result: SubmissionResult, path: str, grader_version: str, hidden_included: bool,
+               artifacts: dict | None = None) -> int:
+        """Store one graded submission in a single transaction; returns the run id."""
+        sha = result.notebook_sha256 or "unreadable"
+        with self.conn:
+            self.conn.execute("INSERT OR IGNORE INTO students(name) VALUES (?)", (result.student,))
+            student_id = self.conn.execute("SELECT id FROM students WHERE name=?", (result.student,)).fetchone()[0]
+            self.conn.execute("INSERT OR IGNORE INTO submissions(student_id, exercise, sha256, path, first_seen) "
+                              "VALUES (?, ?, ?, ?, ?)", (student_id, result.exercise, sha, path, _now()))
+            submission_id = self.conn.execute(
+                "SELECT id FROM submissions WHERE student_id=? AND exercise=? AND sha256=?",
+                (student_id, result.exercise, sha)).fetchone()[0]
+            cursor = self.conn.execute(
+                "INSERT INTO runs(submission_id, status, score, max_score, error, traceback, grader_version, "
+                "hidden_included, started_at, duration_s, timings, sandbox, pending, artifacts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (submission_id, result.status.value, result.score, result.max_score, result.error, result.traceback,
+                 grader_version, int(hidden_included), _now(), float(result.timings.get("wall", 0.0)),
+                 json.dumps(result.timings), json.dumps(result.sandbox),
+                 json.dumps([p.__dict__ for p in result.pending]), json.dumps(artifacts or {})))
+            run_id = cursor.lastrowid
+            self.conn.executemany(
+                "INSERT INTO check_results(run_id, position, check_id, title, kind, passed, points, max_points, "
+                "visibility, message, metrics, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, i, c.id, c.title, c.kind, int(c.passed), c.points, c.max_points, c.visibility, c.message,
+                  json.dumps(c.metrics), json.dumps(c.details)) for i, c in enumerate(result.checks)])
+        return run_id
+
+    # --- reading ---------------------------------------------------------------------
+
+    def current_hash(self, student: str, exercise: str) -> tuple[str, str, bool] | None:
+        """(sha256, grader version, hidden included) of the student's current run, if any."""
+        row = self.conn.execute("SELECT sha256, grader_version, hidden_included FROM current_runs "
+                                "WHERE student=? AND exercise=?", (student, exercise)).fetchone()
+        return (row[0], row[1], bool(row[2])) if row else None
+
+    def exercises(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT exercise FROM current_runs ORDER BY exercise")]
+
+    def students(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM students ORDER BY name")]
+
+    def current_runs(self, exercise: str | None = None) -> Iterator[StoredRun]:
+        query = "SELECT * FROM current_runs" + (" WHERE exercise=?" if exercise else "") + " ORDER BY exercise, student"
+        for row in self._rows(query, (exercise,) if exercise else ()):
+            yield self._stored(row)
+
+    def _rows(self, query: str, args: tuple = ()) -> list[sqlite3.Row]:
+        self.conn.row_factory = sqlite3.Row
+        try:
+            return self.conn.execute(query, args).fetchall()
+        finally:
+            self.conn.row_factory = None
+
+    def _stored(self, row: sqlite3.Row) -> StoredRun:
+        checks = tuple(
+            CheckResult(id=c["check_id"], passed=bool(c["passed"]), points=c["points"], max_points=c["max_points"],
+                        visibility=c["visibility"], message=c["message"], title=c["title"], kind=c["kind"],
+                        metrics=json.loads(c["metrics"]), details=json.loads(c["details"]))
+            for c in self._rows("SELECT * FROM check_results WHERE run_id=? ORDER BY position", (row["id"],)))
+        result = SubmissionResult(
+            exercise=row["exercise"], student=row["student"], status=Status(row["status"]), checks=checks,
+            error=row["error"], pending=tuple(PendingCheck(**p) for p in json.loads(row["pending"])),
+            traceback=row["traceback"], timings=json.loads(row["timings"]), notebook_sha256=row["sha256"],
+            sandbox=json.loads(row["sandbox"]))
+        return StoredRun(row["id"], result, row["path"], row["started_at"], row["duration_s"], row["grader_version"],
+                         json.loads(row["artifacts"]))
+
+    def run_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
