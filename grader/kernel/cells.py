@@ -11,6 +11,7 @@ import json
 import pathlib
 
 KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
+KERNEL_PROBE = pathlib.Path(__file__).with_name("kernel_probe.py")
 
 
 def _torchvision_compat() -> pathlib.Path:
@@ -19,14 +20,18 @@ def _torchvision_compat() -> pathlib.Path:
 
 
 def prelude_source() -> str:
-    """The first cell: the torchvision workaround (reference/torchvision_compat.py), applied lazily.
+    """The first cell: the run's record (``kernel_probe``), and the torchvision workaround applied lazily.
 
-    An import hook runs the workaround right before the first ``import torchvision``, so a notebook
-    that never uses torchvision does not pay for importing torch here.
+    An import hook runs the workaround (reference/torchvision_compat.py) right before the first
+    ``import torchvision``, so a notebook that never uses torchvision does not pay for importing
+    torch here; the probe likewise waits for the notebook's own ``import torch``.
     """
     source = _torchvision_compat().read_text()
-    # The namespace must stay referenced: the torch.library object inside it keeps the op schemas alive.
+    # The namespaces must stay referenced: the torch.library object inside the compat one keeps the op schemas
+    # alive, and the export cell reads the probe's records from ``_grader_probe``.
     return ("# Added by the grader.\n"
+            "_grader_probe = {'__name__': 'grader_probe'}\n"
+            f"exec(compile({KERNEL_PROBE.read_text()!r}, 'grader_probe.py', 'exec'), _grader_probe)\n"
             "import sys as _grader_sys\n"
             "_grader_compat = {'__name__': 'torchvision_compat'}\n"
             "class _GraderTorchvisionHook:\n"

@@ -12,6 +12,9 @@ Layout of the export folder::
     manifest.json          {"format", "values": {name: encoded}, "missing": [...], "modules": [...]}
     models/<k>/graph.json  the model's forward pass as aten ops (captured by torch.export)
     models/<k>/weights.pt  a dict of tensors: parameters, buffers and constants by name
+    models/<k>/initial.pt  the parameters as they were at the model's first forward pass (kernel_probe)
+
+One model object stored under several names is exported once, so the grader sees it is one object.
 """
 
 import inspect
@@ -118,8 +121,8 @@ def _capture(model, example):
     return program, dynamic
 
 
-def export_model(model, input_shape, folder: str) -> dict:
-    """Capture the forward pass in eval mode and write graph.json + weights.pt into ``folder``."""
+def export_model(model, input_shape, folder: str, probe: dict | None = None) -> dict:
+    """Capture the forward pass in eval mode and write graph.json + weights.pt (+ initial.pt) into ``folder``."""
     import torch
 
     os.makedirs(folder, exist_ok=True)
@@ -163,6 +166,9 @@ def export_model(model, input_shape, folder: str) -> dict:
         "trainable": trainable,
     }
     torch.save(tensors, os.path.join(folder, "weights.pt"))
+    initial = probe["initial_state"](model) if probe else {}
+    if initial:
+        torch.save({k: v.contiguous() for k, v in initial.items()}, os.path.join(folder, "initial.pt"))
     with open(os.path.join(folder, "graph.json"), "w") as f:
         json.dump(graph, f)
     return {"$model": os.path.basename(folder)}
@@ -171,18 +177,22 @@ def export_model(model, input_shape, folder: str) -> dict:
 # --- other objects --------------------------------------------------------------------
 
 
-def _optimizer(opt) -> dict:
+def _optimizer(opt, probe: dict | None = None) -> dict:
     groups = [{k: _jsonable(v) for k, v in g.items() if k != "params"} | {"n_params": sum(p.numel() for p in g["params"])}
               for g in opt.param_groups]
+    # Adam-like optimizers count steps per parameter; the probe counts step() calls of any optimizer.
+    state_steps = sorted({_jsonable(s["step"]) for s in opt.state.values() if isinstance(s, dict) and "step" in s},
+                         key=str)
     return {"class": type(opt).__name__, "module": type(opt).__module__, "param_groups": groups,
-            "defaults": {k: _jsonable(v) for k, v in opt.defaults.items()}}
+            "defaults": {k: _jsonable(v) for k, v in opt.defaults.items()},
+            "steps": probe["STEPS"].get(opt) if probe else None, "state_steps": state_steps[:10]}
 
 
-def _scheduler(scheduler) -> dict:
+def _scheduler(scheduler, probe: dict | None = None) -> dict:
     optimizer = getattr(scheduler, "optimizer", None)
     return {"class": type(scheduler).__name__, "module": type(scheduler).__module__,
             "state": {k: _jsonable(v) for k, v in scheduler.state_dict().items()},
-            "optimizer": _optimizer(optimizer) if optimizer is not None else None}
+            "optimizer": _optimizer(optimizer, probe) if optimizer is not None else None}
 
 
 def _loader(loader) -> dict:
@@ -203,32 +213,45 @@ def _function(fn) -> dict:
     return {"name": getattr(fn, "__qualname__", ""), "module": getattr(fn, "__module__", ""), "source": source}
 
 
-def encode(value, request: dict, root: str, counter: list):
+class _Writer:
+    """One export: where it goes, the probe's records, and the models already written (by object identity)."""
+
+    def __init__(self, root: str, probe: dict | None):
+        self.root, self.probe, self.models = root, probe, {}
+
+    def model(self, model, input_shape) -> dict:
+        if id(model) not in self.models:
+            folder = os.path.join(self.root, "models", str(len(self.models) + 1))
+            try:
+                self.models[id(model)] = (model, export_model(model, input_shape, folder, self.probe))
+            except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
+                error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
+                self.models[id(model)] = (model, {"$error": error})
+        return self.models[id(model)][1]
+
+
+def encode(value, request: dict, writer: _Writer):
     """Encode one value; models and other torch objects are recognised by type, plain data by value."""
     torch = _torch()
     if torch is None:
-        return _encode_plain(value, request, root, counter)
+        return _encode_plain(value, request, writer)
     if isinstance(value, torch.nn.Module):
-        counter[0] += 1
-        try:
-            return export_model(value, request.get("input_shape") or [], os.path.join(root, "models", str(counter[0])))
-        except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
-            return {"$error": f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"}
+        return writer.model(value, request.get("input_shape") or [])
     schedulers = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     if isinstance(value, schedulers):
-        return {"$scheduler": _scheduler(value)}
+        return {"$scheduler": _scheduler(value, writer.probe)}
     if isinstance(value, torch.optim.Optimizer):
-        return {"$optimizer": _optimizer(value)}
+        return {"$optimizer": _optimizer(value, writer.probe)}
     if isinstance(value, torch.utils.data.DataLoader):
         return {"$loader": _loader(value)}
-    return _encode_plain(value, request, root, counter)
+    return _encode_plain(value, request, writer)
 
 
-def _encode_plain(value, request: dict, root: str, counter: list):
+def _encode_plain(value, request: dict, writer: _Writer):
     if isinstance(value, dict):
-        return {"$dict": [[_key(k), encode(v, request, root, counter)] for k, v in value.items()]}
+        return {"$dict": [[_key(k), encode(v, request, writer)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):
-        return [encode(v, request, root, counter) for v in value]
+        return [encode(v, request, writer) for v in value]
     if inspect.isfunction(value) or inspect.ismethod(value):
         return {"$function": _function(value)}
     return _jsonable(value)
@@ -239,7 +262,11 @@ def export_values(namespace: dict, requests: list, root: str) -> None:
     os.makedirs(root, exist_ok=True)
     manifest = {"format": FORMAT, "values": {}, "missing": [], "errors": {},
                 "modules": sorted(m for m in sys.modules if m == "reference" or m.startswith("reference."))}
-    counter = [0]
+    probe = namespace.get("_grader_probe")
+    probe = probe if isinstance(probe, dict) and "RECORDING" in probe else None
+    if probe:
+        probe["RECORDING"][0] = False  # what the grader's own probes and tracing run is not the student's run
+    writer = _Writer(root, probe)
     for request in requests:
         name = request["name"]
         if request.get("code"):
@@ -252,7 +279,7 @@ def export_values(namespace: dict, requests: list, root: str) -> None:
             manifest["missing"].append(name)
             continue
         try:
-            manifest["values"][name] = encode(namespace[name], request, root, counter)
+            manifest["values"][name] = encode(namespace[name], request, writer)
         except Exception as e:  # noqa: BLE001
             manifest["errors"][name] = f"{type(e).__name__}: {str(e)[:500]}"
     tmp = os.path.join(root, "manifest.json.tmp")

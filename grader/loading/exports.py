@@ -25,9 +25,13 @@ MAX_MANIFEST_BYTES = 32 * 2**20
 
 
 def _optimizer(data: dict) -> OptimizerExport:
+    steps = data.get("steps")
+    state_steps = data.get("state_steps") if isinstance(data.get("state_steps"), list) else []
     return OptimizerExport(str(data.get("class", "")), str(data.get("module", "")),
                            tuple(g for g in data.get("param_groups", []) if isinstance(g, dict)),
-                           data.get("defaults") if isinstance(data.get("defaults"), dict) else {})
+                           data.get("defaults") if isinstance(data.get("defaults"), dict) else {},
+                           steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
+                           tuple(s for s in state_steps if isinstance(s, (int, float)) and not isinstance(s, bool)))
 
 
 @dataclass

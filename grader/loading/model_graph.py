@@ -87,6 +87,9 @@ class LoadedModel(ModelValue):
     parameters: dict[str, torch.Tensor]  # fully qualified name -> tensor, as in the student's state_dict
     trainable: dict[str, bool] = field(default_factory=dict)
     static_batch: int | None = None
+    buffers: dict[str, torch.Tensor] = field(default_factory=dict)  # registered buffers, by name
+    constants: dict[str, torch.Tensor] = field(default_factory=dict)  # tensors captured in forward() as constants
+    initial: dict[str, torch.Tensor] = field(default_factory=dict)  # parameters at the first forward pass, if recorded
 
     @property
     def n_params(self) -> int:
@@ -192,6 +195,7 @@ def load_model(folder: pathlib.Path) -> LoadedModel:
     trainable = {str(k): bool(v) for k, v in (data.get("trainable") or {}).items()}
     root, graph, env = nn.Module(), fx.Graph(), {}
     parameters: dict[str, torch.Tensor] = {}
+    stored: dict[str, dict[str, torch.Tensor]] = {"BUFFER": {}, "CONSTANT_TENSOR": {}}
     outputs = None
     for i, node in enumerate(data["nodes"]):
         op, name = node.get("op"), str(node.get("name", ""))
@@ -207,8 +211,9 @@ def load_model(folder: pathlib.Path) -> LoadedModel:
                 # The student's requires_grad, so torchinfo's "Trainable params" agrees with ours.
                 root.register_parameter(attr, nn.Parameter(weights[target], requires_grad=trainable.get(target, True)))
                 parameters[target] = weights[target]
-            elif kind in ("BUFFER", "CONSTANT_TENSOR"):
+            elif kind in stored:
                 root.register_buffer(attr, weights[target])
+                stored[kind][target] = weights[target]
             else:
                 raise ModelLoadError(f"the model has an input of kind {kind!r} the grader cannot provide")
             env[name] = graph.get_attr(attr)
@@ -235,4 +240,13 @@ def load_model(folder: pathlib.Path) -> LoadedModel:
     shape = tuple(int(n) for n in data.get("input_shape", []))
     batch = data.get("batch")
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
-                       int(batch) if isinstance(batch, int) and batch > 0 else None)
+                       int(batch) if isinstance(batch, int) and batch > 0 else None, stored["BUFFER"],
+                       stored["CONSTANT_TENSOR"], _initial(folder / "initial.pt", parameters))
+
+
+def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The recorded initial weights, kept only where they fit the parameters they claim to be."""
+    if not path.is_file():
+        return {}
+    initial = _read_weights(path)
+    return {k: v for k, v in initial.items() if k in parameters and v.shape == parameters[k].shape}

@@ -33,6 +33,8 @@ class OptimizerExport:
     module: str
     param_groups: tuple[dict, ...]
     defaults: dict
+    steps: int | None = None  # optimizer.step() calls the kernel's probe counted; None when not recorded
+    state_steps: tuple = ()  # the distinct per-parameter ``step`` counts in its state (Adam and friends)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,110 @@
+"""Runs INSIDE the student's kernel, from the grader's first cell: a record of what the run did, for diagnosis.
+
+Two facts that the values alone cannot show:
+
+- the weights each parameter had when its module first ran forward: a model's initial weights, so the
+  grader can tell whether it was built right after ``torch.manual_seed(s)``;
+- how many times each optimizer stepped, so the grader can count epochs times batches instead of
+  trusting an exported loader.
+
+Both are kept in weak tables (nothing outlives its object) by global torch hooks, installed right after
+the notebook first imports torch, so a notebook without torch pays nothing. The export cell reads them
+(``kernel_export``) and switches recording off first, so its own tracing records nothing. Student code
+can tamper with these records like with anything in the kernel: they only choose which message explains
+a difference the grader measured itself, and never earn points on their own. Standard library and torch only.
+"""
+
+import sys
+import weakref
+
+
+class _ById:
+    """A weak table keyed by object identity: tensors compare elementwise, so they cannot be dict keys."""
+
+    def __init__(self):
+        self._items = {}
+
+    def get(self, obj, default=None):
+        ref, value = self._items.get(id(obj), (None, default))
+        return value if ref is not None and ref() is obj else default
+
+    def set(self, obj, value):
+        key = id(obj)
+        self._items[key] = (weakref.ref(obj, lambda _, key=key: self._items.pop(key, None)), value)
+
+    def __contains__(self, obj):
+        ref = self._items.get(id(obj), (None, None))[0]
+        return ref is not None and ref() is obj
+
+
+INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
+STEPS = _ById()  # optimizer -> how many times it stepped
+_SEEN = _ById()  # modules whose first forward pass is recorded
+RECORDING = [True]  # the export cell turns this off before it traces anything
+
+
+def _first_forward(module, args):
+    if not RECORDING[0] or module in _SEEN:
+        return None
+    try:
+        _SEEN.set(module, True)
+        for parameter in module._parameters.values():
+            if parameter is not None and parameter not in INITIAL:
+                INITIAL.set(parameter, parameter.detach().to("cpu", copy=True))
+    except Exception:  # noqa: BLE001 - a record is a nicety; the student's run must never fail because of it
+        pass
+    return None
+
+
+def _stepped(optimizer, args, kwargs):
+    try:
+        STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def install(torch) -> None:
+    """Register the two global hooks on an imported torch (each only where this torch has it)."""
+    import importlib
+
+    for module, register, hook in (("torch.nn.modules.module", "register_module_forward_pre_hook", _first_forward),
+                                   ("torch.optim.optimizer", "register_optimizer_step_post_hook", _stepped)):
+        try:
+            getattr(importlib.import_module(module), register)(hook)
+        except Exception:  # noqa: BLE001 - a torch without this global hook: that record stays empty
+            pass
+
+
+def initial_state(model) -> dict:
+    """The recorded initial weights of ``model``, by parameter name (parameters never run are missing)."""
+    return {name: INITIAL.get(p) for name, p in model.named_parameters() if p in INITIAL}
+
+
+def after_import(name: str, then) -> None:
+    """Call ``then(module)`` right after the first ``import name``, or now if it is already imported."""
+    if name in sys.modules:
+        then(sys.modules[name])
+        return
+
+    class Hook:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != name:
+                return None
+            sys.meta_path.remove(self)
+            import importlib.util
+
+            spec = importlib.util.find_spec(fullname)
+            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                inner = spec.loader.exec_module
+
+                def exec_module(module):
+                    inner(module)
+                    then(module)
+
+                spec.loader.exec_module = exec_module  # this spec's own loader instance only
+            return spec
+
+    sys.meta_path.insert(0, Hook())
+
+
+after_import("torch", install)

@@ -1,0 +1,43 @@
+"""What the kernel's probe records of a run, observed through a real kernel: initial weights, steps, shared objects."""
+
+import pathlib
+
+import pytest
+import torch
+
+from grader.assignments.catalog import load_spec_file
+from grader.grading.engine import run_notebook
+from grader.kernel.notebook import read_submission
+from reference.models import SimpleMLP
+
+FILES = pathlib.Path(__file__).parent / "files" / "kernel"
+
+
+@pytest.fixture(scope="module")
+def exports():
+    run = run_notebook(read_submission(FILES / "records.ipynb"), load_spec_file(FILES / "spec.toml"))
+    assert run.exports.found, run.execution.reason
+    return run.exports.values
+
+
+def test_initial_weights_are_those_of_the_first_forward_pass(exports):
+    torch.manual_seed(3)
+    expected = SimpleMLP().state_dict()
+    shared = exports["models"][0]
+    assert shared.initial.keys() == shared.parameters.keys()
+    assert all(torch.equal(shared.initial[k], expected[k]) for k in shared.initial)
+    assert not all(torch.equal(shared.parameters[k], expected[k]) for k in shared.parameters)  # it trained
+
+
+def test_a_model_that_never_ran_forward_has_no_initial_weights(exports):
+    assert exports["never_run"].initial == {}
+
+
+def test_one_object_stored_under_two_keys_is_one_loaded_model(exports):
+    assert exports["models"][0] is exports["models"][3]
+    assert exports["models"][18] is not exports["models"][0]
+
+
+def test_optimizer_steps_are_counted(exports):
+    assert exports["optimizer"].steps == 5 and exports["optimizer"].state_steps == ()
+    assert exports["adam"].steps == 3 and exports["adam"].state_steps == (3,)
