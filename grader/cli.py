@@ -14,10 +14,10 @@ import json
 import sys
 import traceback
 
-from grader.commands import assign, autograder, check, exercises, export, feedback, grade, quiz
+from grader.commands import assign, autograder, calibrate, check, exercises, export, feedback, grade, quiz
 from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, UserError
 
-COMMANDS = (check, grade, feedback, export, quiz, assign, exercises, autograder)
+COMMANDS = (check, grade, feedback, export, quiz, assign, exercises, autograder, calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:

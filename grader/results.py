@@ -4,6 +4,9 @@
 
     {exercise, student, status: ok|error|timeout|invalid, score, max_score,
      checks: [{id, passed, points, max_points, visibility, message}], error}
+
+``grader check --json`` adds ``timings`` (seconds per stage, as the engine records them); the
+contract's keys stay as they are.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class PendingCheck:
     id: str
     title: str
     max_points: float
+    reason: str = ""  # why it is not scored here, when not a hidden check (e.g. "checked in the official run")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class SubmissionResult:
     notebook_sha256: str = ""
     sandbox: dict = field(default_factory=dict)  # which isolation measures held for this run
     artifacts: dict = field(default_factory=dict)  # plot data for feedback (public data only)
+    note: str = ""  # for the instructor and the page, e.g. which of a student's notebooks was graded
 
     @classmethod
     def invalid(cls, exercise: str, student: str, reason: str, sha256: str = "") -> SubmissionResult:
@@ -77,8 +82,9 @@ class SubmissionResult:
     def all_passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
-    def to_json(self) -> dict:
-        """The ``--json`` contract, and nothing else."""
-        return {"exercise": self.exercise, "student": self.student, "status": self.status.value,
-                "score": self.score, "max_score": self.max_score, "checks": [c.contract() for c in self.checks],
-                "error": self.error}
+    def to_json(self, timings: bool = False) -> dict:
+        """The ``--json`` contract; ``timings=True`` adds the engine's timings (seconds) as one extra key."""
+        contract = {"exercise": self.exercise, "student": self.student, "status": self.status.value,
+                    "score": self.score, "max_score": self.max_score, "checks": [c.contract() for c in self.checks],
+                    "error": self.error}
+        return (contract | {"timings": dict(self.timings)}) if timings else contract

@@ -40,3 +40,26 @@ def subset_root(full_root: pathlib.Path, folder: pathlib.Path, n_train: int, n_t
             name = f"{prefix}-{kind}-ubyte"
             _write_idx(target / name, read_idx(raw / name)[:n])
     return folder
+
+
+def exported(model, folder: pathlib.Path, input_shape=(1, 28, 28)):
+    """``model`` captured as the kernel's export cell does, and rebuilt by the grader's safe loader."""
+    from grader.kernel.kernel_export import export_model
+    from grader.loading.model_graph import load_model
+
+    export_model(model, list(input_shape), str(folder))
+    return load_model(folder)
+
+
+def evaluate(exercise_id: str, check_id: str, values: dict, data_root: pathlib.Path | None = None):
+    """One check of an exercise's spec, evaluated on ``values`` as if a notebook had exported them."""
+    from grader.assignments.catalog import load_exercise
+    from grader.checks import CheckContext
+    from grader.checks.data import DataFactory
+    from grader.loading.values import Exports
+
+    exercise = load_exercise(exercise_id)
+    check = next(c for c in exercise.checks if c.spec.id == check_id)
+    ctx = CheckContext(exercise.spec, Exports(values=values, found=True), (), DataFactory(None, data_root),
+                       check_id=check_id)
+    return check.evaluate(ctx)

@@ -6,6 +6,7 @@ import pytest
 from grader.assignments.authoring import AuthoringError, render, strip_solutions, student_notebook
 from grader.assignments.catalog import exercise_ids, load_exercise
 from grader.cli import main
+from grading_support import FILES, ROOT
 
 
 @pytest.mark.parametrize("exercise_id", exercise_ids())
@@ -53,6 +54,28 @@ def test_a_notebook_without_regions_is_refused():
 
 def test_assign_command_rewrites_identically(capsys):
     before = {i: load_exercise(i).spec.notebook_path.read_text() for i in exercise_ids()}
-    assert main(["assign"]) == 0
+    assert main(["assign", "--skip-solution-check"]) == 0  # grading every solution takes minutes (MNIST)
     assert all(load_exercise(i).spec.notebook_path.read_text() == text for i, text in before.items())
     assert "wrote" in capsys.readouterr().out
+
+
+def test_assign_refuses_a_solution_short_of_full_marks_and_names_the_check(capsys, monkeypatch, tmp_path):
+    """A real kernel grades an author's draft whose 51-parameter model fits: the size check is short of its points."""
+    import shutil
+
+    from grader.assignments import authoring
+
+    shutil.copytree(ROOT / "exercises" / "tiny-model", tmp_path / "exercises" / "tiny-model")
+    (tmp_path / "solutions").mkdir()
+    shutil.copy(FILES / "tiny-model" / "solution-over-budget.ipynb", tmp_path / "solutions" / "tiny-model.ipynb")
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path / "exercises"))
+    monkeypatch.setattr(authoring, "solutions_root", lambda: tmp_path / "solutions")
+    student = tmp_path / "exercises" / "tiny-model" / "tiny-model.ipynb"
+    before = student.read_text()
+    assert main(["assign", "tiny-model"]) == 1
+    out, err = capsys.readouterr()
+    assert "wrote" not in out and student.read_text() == before  # nothing released
+    assert "tiny-model: not released. Its solution" in err and "scores 8.5/10 on its own checks" in err
+    assert ("  - parameter-budget (1.5/3): Your model has 51 parameters for 50% of the points; the full budget is 33."
+            in err)
+    assert "fits-training-data" not in err  # only what falls short is listed

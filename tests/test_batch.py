@@ -1,5 +1,6 @@
 """Batch grading: one bad submission never stops a batch; SIGKILL and resume leave the same gradebook."""
 
+import csv
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 
 from grading_support import FILES, solution
 from grader.cli import main
+from grader.grading.secrets import fingerprint
 from grader.results import SubmissionResult
 from grader.store.gradebook import SCHEMA_VERSION, Gradebook
 
@@ -36,6 +38,10 @@ def test_every_submission_gets_an_outcome(graded_class):
     assert "the kernel died (exit code 3)" in runs["cara"].result.error
     assert "not a Jupyter notebook" in runs["dave"].result.error
     assert runs["emma"].path.endswith("emma/tiny-model.ipynb")  # the notebook named after the exercise
+    assert runs["emma"].result.note == ("2 notebooks: graded tiny-model.ipynb, the one named after the exercise; "
+                                        "not graded: draft.ipynb")
+    # Every result names the secret its hidden checks used, by fingerprint only.
+    assert {run.secret_fingerprint for run in runs.values()} == {fingerprint(b"batch-test-secret")}
 
 
 def test_unchanged_submissions_are_skipped_and_regrade_keeps_history(graded_class, fast_exercises, monkeypatch, capsys,
@@ -156,6 +162,14 @@ def test_feedback_pages_are_self_contained_and_hide_hidden_data(feedback_dir):
         assert "http://" not in html and "https://" not in html  # works offline
     bob = (feedback_dir / "tiny-model" / "bob.html").read_text()
     assert "Where your notebook stopped" in bob or "did not finish within 20 s" in bob
+    emma = (feedback_dir / "tiny-model" / "emma.html").read_text()
+    assert ("<strong>Which notebook:</strong> 2 notebooks: graded tiny-model.ipynb, the one named after the exercise; "
+            "not graded: draft.ipynb") in emma
+    # cara's kernel died before any value was exported: one banner, and each check points to it.
+    cara = (feedback_dir / "tiny-model" / "cara.html").read_text()
+    assert cara.count("the kernel died (exit code 3)") == 1 and "What happened" not in cara
+    assert "Nothing could be checked: the kernel died (exit code 3)" in cara
+    assert cara.count("Needs your notebook to run to the end first: see the note above.") == 4
 
 
 def test_class_summary_has_histogram_pass_rates_leaderboard_failures_and_times(feedback_dir):
@@ -174,11 +188,15 @@ def test_csv_has_one_row_per_student_with_score_and_status(graded_class, tmp_pat
     _, gradebook = graded_class
     out = tmp_path / "grades.csv"
     assert main(["export", "--gradebook", str(gradebook), "--format", "csv", "--out", str(out)]) == 0
-    rows = [line.split(",") for line in out.read_text().splitlines()]
-    assert rows[0] == ["student", "tiny-model_score", "tiny-model_max", "tiny-model_status", "total_score", "total_max"]
+    rows = list(csv.reader(out.read_text().splitlines()))
+    assert rows[0] == ["student", "tiny-model_score", "tiny-model_max", "tiny-model_status", "total_score", "total_max",
+                       "notes"]
     by_name = {row[0]: row for row in rows[1:]}
     assert sorted(by_name) == ["ada", "bob", "cara", "dave", "emma"]
     assert by_name["ada"][1:4] == ["10", "10", "ok"] and by_name["dave"][3] == "invalid"
+    assert "not a Jupyter notebook" in by_name["dave"][-1]  # why an invalid submission was not graded
+    assert by_name["ada"][-1] == "" and by_name["emma"][-1] == ("tiny-model: 2 notebooks: graded tiny-model.ipynb, the "
+                                                                "one named after the exercise; not graded: draft.ipynb")
 
 
 def test_gradescope_results_follow_the_schema(graded_class, tmp_path):
@@ -220,6 +238,70 @@ def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
                    check=True, capture_output=True, timeout=300)
     results = json.loads(out.read_text())
     assert results["score"] == 10 and len(results["tests"]) == 4
+
+
+def test_wrong_exercise_and_ambiguous_folders_are_invalid_and_another_secret_is_refused(tmp_path, monkeypatch, capsys):
+    """Cheap outcomes (no kernel runs): each would have been a silent wrong grade."""
+    folder, book = tmp_path / "class", tmp_path / "gb.sqlite"
+    folder.mkdir()
+    shutil.copy(FILES / "early-stopping" / "late-stop.ipynb", folder / "fay.ipynb")  # another exercise's notebook
+    (folder / "gus").mkdir()  # two notebooks that both declare tiny-model, neither named after it
+    shutil.copy(solution("tiny-model"), folder / "gus" / "final.ipynb")
+    shutil.copy(TINY / "bigger-model.ipynb", folder / "gus" / "final-v2.ipynb")
+    grade = ["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(book), "--workers", "1", "--json"]
+    monkeypatch.setenv("GRADER_SECRET", "first-secret")
+    assert main(grade) == 0
+    results = {r["student"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert results["fay"]["status"] == results["gus"]["status"] == "invalid"
+    assert results["fay"]["error"] == ("this notebook is for exercise 'early-stopping' (its metadata says so), but it "
+                                       "was handed in for 'tiny-model': nothing was graded")
+    assert results["gus"]["error"] == ("ambiguous: 2 notebooks declare the exercise 'tiny-model' in their metadata "
+                                       "(final-v2.ipynb, final.ipynb); keep one, or name it tiny-model.ipynb")
+    assert main(["export", "--gradebook", str(book), "--format", "csv", "--out", str(tmp_path / "grades.csv")]) == 0
+    notes = {row[0]: row[-1] for row in csv.reader((tmp_path / "grades.csv").read_text().splitlines())}
+    assert notes["gus"] == f"tiny-model: {results['gus']['error']}"
+
+    monkeypatch.setenv("GRADER_SECRET", "second-secret")
+    assert main(grade) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"holds results graded with another instructor secret (tiny-model with secret "
+            f"{fingerprint(b'first-secret')}); this secret is {fingerprint(b'second-secret')}.") in err
+    assert "pass --regrade to grade every tiny-model submission again with this one" in err
+    with Gradebook.open(book, create=False) as gb:
+        assert gb.run_count() == 2 and set(gb.secret_fingerprints()) == {fingerprint(b"first-secret")}
+    assert main(grade + ["--regrade"]) == 0
+    with Gradebook.open(book, create=False) as gb:
+        assert set(gb.secret_fingerprints()) == {fingerprint(b"second-secret")}
+
+
+def test_the_several_notebooks_rule_picks_declared_then_newest_and_says_when_it_cannot(tmp_path):
+    from grader.grading.discover import discover
+
+    def student(name: str, files: dict) -> None:
+        for file, (source, mtime) in files.items():
+            (tmp_path / name / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, tmp_path / name / file)
+            os.utime(tmp_path / name / file, (mtime, mtime))
+
+    undeclared = TINY / "no-exercise-metadata.ipynb"
+    student("ann", {"work.ipynb": (solution("tiny-model"), 100), "scratch.ipynb": (undeclared, 200)})
+    student("ben", {"a.ipynb": (undeclared, 100), "b.ipynb": (undeclared, 200)})
+    student("cid", {"a.ipynb": (undeclared, 100), "b.ipynb": (undeclared, 100)})
+    student("dee", {"v1/tiny-model.ipynb": (undeclared, 100), "v2/tiny-model.ipynb": (undeclared, 200)})
+    student("eli", {"es.ipynb": (FILES / "early-stopping" / "late-stop.ipynb", 100),
+                    "rs.ipynb": (FILES / "random-seeds" / "same-seed.ipynb", 100)})
+    found = {f.student: f for f in discover(tmp_path, "tiny-model")}
+    assert found["ann"].path.name == "work.ipynb" and found["ann"].note == (
+        "2 notebooks: graded work.ipynb, the one whose metadata declares the exercise; not graded: scratch.ipynb")
+    assert found["ben"].path.name == "b.ipynb" and "the one newest (none is named after or declares" in found["ben"].note
+    assert found["cid"].path is None and found["cid"].note.startswith("ambiguous: no notebook is named after or "
+                                                                      "declares 'tiny-model', and the newest ones have "
+                                                                      "the same modification time")
+    assert found["dee"].path is None and found["dee"].note == (
+        "ambiguous: 2 notebooks are named after the exercise (v1/tiny-model.ipynb, v2/tiny-model.ipynb)")
+    assert found["eli"].path is None and found["eli"].note == (
+        "ambiguous: none of the 2 notebooks is for 'tiny-model' (es.ipynb is for 'early-stopping', rs.ipynb is for "
+        "'random-seeds')")
 
 
 def test_a_dying_worker_only_fails_its_own_submission(monkeypatch):

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -29,11 +30,34 @@ def test_untouched_notebook_json_follows_the_contract_and_exits_1(capsys, tmp_pa
     code, out, err = run_cli(capsys, "check", STUDENT, "--json", "--html", tmp_path / "f.html")
     assert code == 1
     payload = json.loads(out)
-    assert set(payload) == CONTRACT
+    assert set(payload) == CONTRACT | {"timings"}  # the contract's keys, and the engine's timings beside them
+    assert {"kernel_start", "export", "checks", "wall"} <= set(payload["timings"])
     assert payload["status"] == "error" and payload["score"] == 0 and payload["max_score"] == 8
     assert all(set(c) == CHECK_CONTRACT for c in payload["checks"])
     assert all(c["visibility"] == "public" for c in payload["checks"])
     assert payload["exercise"] == "tiny-model"
+    # The terminal and the page say a shared problem once; --json keeps every check's own message (the contract).
+    assert all(c["message"].startswith("Your notebook must define `model`") for c in payload["checks"])
+    assert "hit an error before this: code cell 2 raised NotImplementedError" in payload["checks"][0]["message"]
+
+
+def test_a_shared_problem_is_one_banner_printed_exactly_and_a_failing_run_is_not_green(capsys, tmp_path, monkeypatch):
+    """A model built for 3 input features cannot be captured on the 2-D points: all three checks need it."""
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich writes the colours it would show in a terminal
+    monkeypatch.setenv("COLUMNS", "250")
+    html = tmp_path / "f.html"
+    code, out, err = run_cli(capsys, "check", FILES / "tiny-model" / "three-features.ipynb", "--html", html)
+    assert code == 1, err
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    # Square brackets in a message are text, not markup: torch's "[s31, 2] X [3, 4]" prints as it was written.
+    assert re.search(r"reduction dim, but got \[s\d+, 2\] X \[3, 4\]", text)
+    assert text.count("could not be handed to the grader") == 1  # said once, above the table
+    assert "Needed by: own-model, fits-training-data, parameter-budget" in text
+    assert text.count("Needs `model` first: see the note above.") == 3
+    assert "\x1b[1;31mok, 3 of 3 checks failed\x1b[0m" in out  # red, never the green of a clean run
+    page = html.read_text()
+    assert page.count("could not be handed to the grader") == 1 and page.count("see the note above") == 3
+    assert '<strong class="status-failed">ok, 3 of 3 checks failed</strong>' in page
 
 
 def test_quirks_in_old_outputs_and_missing_cell_ids_do_not_reject_the_code():
@@ -62,7 +86,7 @@ def test_unusable_input_with_json_still_prints_one_object(capsys):
     code, out, err = run_cli(capsys, "check", FILES / "not-a-notebook.ipynb", "--json")
     assert code == 2
     payload = json.loads(out)
-    assert set(payload) == CONTRACT and payload["status"] == "invalid" and payload["checks"] == []
+    assert set(payload) == CONTRACT | {"timings"} and payload["status"] == "invalid" and payload["checks"] == []
 
 
 def test_unknown_exercise_exits_2_and_lists_the_known_ones(capsys):

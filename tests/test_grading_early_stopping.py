@@ -1,9 +1,21 @@
 """early-stopping: the student's train_model_extended, checked on its own run and on the grader's calls."""
 
-import pytest
+import warnings
 
-from grading_support import FILES, by_id, grade, solution, student
+import pytest
+import torch
+from torch import nn, optim
+from torch.optim import lr_scheduler
+from torch.utils.data import DataLoader
+
+from grading_support import FILES, by_id, grade, round_trip, solution, student
+from grader.assignments.catalog import load_exercise
+from grader.checks import CheckContext
+from grader.checks.training import _torch_schedule, scheduler_cadence
+from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
+from grader.diagnosis.training_code import restore_code, signature
 from grader.results import Status
+from reference import SimpleMLP, generate_checkerboard_dataset, train_model_extended
 
 CASES = FILES / "early-stopping"
 
@@ -11,8 +23,10 @@ CASES = FILES / "early-stopping"
 def test_solution_full_marks():
     result = grade(solution("early-stopping"), "early-stopping")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
+    assert checks["scheduler-per-epoch"].message.startswith("Your function stepped StepLR(step_size=1, gamma=0.5) once "
+                                                            "per epoch, after the epoch's updates")
     assert checks["stopped-after-patience"].message.startswith("Your run stopped at epoch 33: 20 epochs after the best "
                                                                "epoch 13")
 
@@ -31,7 +45,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
 def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 9, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "mean over samples"
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
@@ -40,7 +54,8 @@ def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
 @pytest.fixture(scope="module")
 def graded():
     return {name: grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)
-            for name in ("no-restore", "no-deepcopy", "zero-based-best-epoch", "late-stop", "course-flaw")}
+            for name in ("no-restore", "no-deepcopy", "zero-based-best-epoch", "late-stop", "course-flaw",
+                         "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -79,3 +94,216 @@ def test_the_course_flaw_is_caught_only_where_patience_never_runs_out(graded):
     assert not flaw.passed
     assert "it is the last epoch's model (epoch 25" in flaw.message
     assert "also when training uses all its epochs" in flaw.message
+    assert "Patience never ran out in this run (25 of 25 epochs), and in the grader's run where it did run out, your " \
+           "function put the best state back" in flaw.message
+
+
+def failed(result) -> dict:
+    return {c.id: c.message for c in result.checks if not c.passed}
+
+
+def test_stepping_the_scheduler_per_batch_is_measured_and_costs_only_that_point(graded):
+    result = graded["per-batch-scheduler"]
+    assert result.score == result.max_score - 1
+    assert failed(result) == {"scheduler-per-epoch": (
+        "Your function called scheduler.step() 24 times in 4 epochs of 6 batches: once per batch, after each "
+        "optimizer.step(), so the LR was multiplied by 0.5 6 times per epoch instead of once: after epoch 1 your "
+        "lr_history records 0.000156, where torch's per-epoch StepLR(step_size=1, gamma=0.5) gives 0.005. Call "
+        "scheduler.step() once per epoch, after the epoch's updates (after validation), outside the batch loop.")}
+
+
+def test_an_alias_of_the_model_is_named_as_the_code_shows_it(graded):
+    messages = failed(graded["alias-best-model"])
+    assert sorted(messages) == ["grader-run-restored", "restored-best", "restored-without-trigger",
+                                "scheduler-per-epoch"]
+    alias = ("Your function sets `best_model = model` (code cell 2, line 33): that copies nothing, `best_model` is the "
+             "same object as `model`, so it changed with every update and the function returned the last weights.")
+    assert messages["restored-best"].endswith("it is the last epoch's model (epoch 33, val loss 6.0347). " + alias +
+                                              " Copy the weights when the val loss improves: best_state = "
+                                              "copy.deepcopy(model.state_dict()), and model.load_state_dict(best_state)"
+                                              " after the loop (or best_model = copy.deepcopy(model)).")
+    for check in ("grader-run-restored", "restored-without-trigger"):
+        assert alias in messages[check]
+        assert "in every case" not in messages[check] and "load_state_dict(...)" not in messages[check]
+    assert messages["scheduler-per-epoch"].startswith(
+        "The grader calls your train_model_extended with scheduler= as the course's signature has it, but yours has "
+        "no `scheduler` parameter (it takes model, dataloader, val_dataloader, criterion, optimizer, lr, n_epochs, "
+        "logging_interval, patience), so the call failed: TypeError: ")
+
+
+def test_a_val_loss_recorded_before_the_updates_is_measured_not_blamed_on_the_restore(graded):
+    messages = failed(graded["evaluates-before-training"])
+    assert sorted(messages) == ["grader-run-restored", "restored-best", "restored-without-trigger",
+                                "scheduler-per-epoch"]
+    assert messages["restored-best"] == (
+        "The model of your run is not the best one: the grader measures a val loss of 5.9030, but the best epoch 16 "
+        "had 5.7582; it is the model of epoch 17 (val loss 5.9030). Epoch 1's recorded val loss, 6.5967, is that of "
+        "the untrained model: your function measures each epoch's val loss before that epoch's training pass, so "
+        "each record belongs to the weights of the epoch before, while the copy taken at a new best already has that "
+        "epoch's updates (the model's val loss is epoch 17's record). Evaluate the validation set after the epoch's "
+        "updates, then compare and save.")
+    assert "it is the model of epoch 36" in messages["grader-run-restored"]
+    assert "matches no epoch of its history" in messages["restored-without-trigger"]
+    for message in messages.values():
+        assert "in every case" not in message
+    assert "Epoch 1's recorded val loss, 6.8630, is that of the untrained model" in messages["restored-without-trigger"]
+    assert messages["scheduler-per-epoch"].startswith("Your function returned a tuple of 6 items, with no lr_history: "
+                                                      "the course's train_model_extended returns (model, train_loss, ")
+
+
+def test_a_copy_taken_every_epoch_is_named_and_a_late_lr_record_costs_half(graded):
+    result = graded["saves-every-epoch"]
+    checks = by_id(result)
+    every = ("`kept = deepcopy(model.state_dict())` (code cell 2, line 37) copies the weights in every epoch, not only "
+             "when the val loss improves, so the state put back is the last epoch's. Take the copy inside the `if` "
+             "that records a new best.")
+    for check in ("restored-best", "grader-run-restored", "restored-without-trigger"):
+        assert not checks[check].passed and checks[check].message.endswith(every)
+    assert "it is the last epoch's model (epoch 33" in checks["restored-best"].message
+    cadence_check = checks["scheduler-per-epoch"]
+    assert (cadence_check.passed, cadence_check.points) == (False, 0.5)
+    assert cadence_check.message.startswith("Your function steps the scheduler once per epoch, after the epoch's "
+                                            "updates, as it should, but it records the LR before scheduler.step(): "
+                                            "lr_history starts with the initial LR 0.01")
+
+
+# --- in the grader's process: the cadence probe on training functions written here ------------------------------
+
+
+def _trainer(mode: str):
+    """A train_model_extended that steps its scheduler the way ``mode`` says (and records the LR the course's way)."""
+
+    def train_model_extended(model, dataloader, val_dataloader=None, criterion=None, optimizer=None, scheduler=None,
+                             lr=0.01, n_epochs=200, logging_interval=50, patience=None):
+        criterion = criterion or nn.CrossEntropyLoss()
+        if mode == "own optimizer" or optimizer is None:
+            optimizer = optim.Adam(model.parameters(), lr=lr)
+        train_loss, val_loss, lr_history = [], [], []
+        for _ in range(n_epochs):
+            if mode == "start of epoch":
+                scheduler.step()
+            total = 0.0
+            for x, y in dataloader:
+                loss = criterion(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item()
+            train_loss.append(total)
+            val_loss.append(sum(criterion(model(x), y).item() for x, y in val_dataloader))
+            if mode == "record before":
+                lr_history.append(optimizer.param_groups[0]["lr"])
+            if mode == "step with the loss":
+                scheduler.step(val_loss[-1])
+            elif mode not in ("start of epoch", "never"):
+                scheduler.step()
+            if mode == "twice":
+                scheduler.step()
+            if mode != "record before":
+                lr_history.append(lr if mode == "record lr argument" else optimizer.param_groups[0]["lr"])
+        return model, train_loss, [], val_loss, [], 1, lr_history
+
+    return train_model_extended
+
+
+def cadence(tmp_path, function):
+    """The scheduler_cadence check on the spec's own probe, run here on ``function`` as the kernel would."""
+    exercise = load_exercise("early-stopping")
+    probe = exercise.spec.export("grader_lr_run")
+    requests = [{"name": "train_model_extended", "kind": "function"},
+                {"name": probe.name, "kind": probe.kind, "code": probe.code}]
+    with warnings.catch_warnings():  # torch warns about some of these mistakes; the kernel would just print it
+        warnings.simplefilter("ignore")
+        exports = round_trip(tmp_path, {"train_model_extended": function}, requests)
+    ctx = CheckContext(exercise.spec, exports, (), None, check_id="scheduler-per-epoch")
+    return scheduler_cadence(ctx, run="grader_lr_run", function="train_model_extended")
+
+
+def test_the_course_function_steps_once_per_epoch(tmp_path):
+    outcome = cadence(tmp_path, train_model_extended)
+    assert outcome.passed and outcome.metrics["scheduler_calls"] == 4, outcome.message
+    assert outcome.message.endswith("as torch gives: [0.005, 0.0025, 0.00125, 0.000625].")
+
+
+@pytest.mark.parametrize("mode, verdict, fraction, says", [
+    ("after the updates", "match", 1.0, "once per epoch, after the epoch's updates (4 calls in 4 epochs of 6 batches)"),
+    ("twice", "several_per_epoch", 0.0, ("8 times in 4 epochs of 6 batches: twice per epoch, so the LR was multiplied "
+                                         "by 0.5 twice per epoch instead of once")),
+    ("start of epoch", "before_updates", 0.0, "the optimizer had stepped 0, 6, 12, 18 times at the 4 calls"),
+    ("never", "never_stepped", 0.0, "never called scheduler.step(): the LR stayed 0.01 for all 4 epochs"),
+    ("own optimizer", "own_optimizer", 0.0, "The optimizer the grader passed as optimizer= never stepped"),
+    ("record before", "recorded_before_step", 0.5, "records the LR before scheduler.step()"),
+    ("record lr argument", "constant_record", 0.5, "lr_history records the initial LR, 0.01, in every epoch"),
+    ("step with the loss", "step_argument", 0.0, "passes it an argument (4 of 4 calls)"),
+])
+def test_each_cadence_is_named_from_the_measurement(tmp_path, mode, verdict, fraction, says):
+    outcome = cadence(tmp_path, _trainer(mode))
+    assert outcome.metrics["verdict"] == verdict, outcome.message
+    assert (outcome.fraction, outcome.passed) == (fraction, verdict == "match")
+    assert says in outcome.message
+
+
+def test_a_scheduler_the_course_steps_with_the_val_loss_is_replayed_on_the_run_s_val_losses(tmp_path):
+    model = SimpleMLP()
+    optimizer = optim.Adam(model.parameters(), lr=0.05)
+    plateau = lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    data = DataLoader(generate_checkerboard_dataset(10, 0.5, 3), batch_size=32, shuffle=True)
+    torch.manual_seed(0)
+    run = train_model_extended(model, data, data, optimizer=optimizer, scheduler=plateau, n_epochs=30,
+                               logging_interval=None)
+    export = round_trip(tmp_path, {"s": plateau}, [{"name": "s", "kind": "scheduler"}]).values["s"]
+    name, lrs = _torch_schedule(export, 0.05, 30, run.val_loss)
+    assert name == "ReduceLROnPlateau(factor=0.5, patience=1)"
+    assert lrs == run.lr_history and lrs[-1] < 0.05  # it did reduce, and the grader's replay agrees
+
+
+# --- reading the function's code: facts with their lines, nothing for code it cannot follow ----------------------
+
+
+def test_the_code_reader_finds_aliases_live_states_every_epoch_copies_and_loads():
+    code = restore_code('''def fit(net, loader, patience=3):
+    best, keep, snap, tied = None, None, None, None
+    for epoch in range(10):
+        tied = net.state_dict().copy()
+        keep = {k: v for k, v in net.state_dict().items()}
+        snap = copy.deepcopy(net.state_dict())
+        if epoch % 2:
+            best, waited = net, 0
+            safe = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            net.load_state_dict(snap)
+            break
+    return best, keep, tied
+''')
+    assert [(f.line, f.target) for f in code.aliases] == [(8, "best")]
+    assert [(f.line, f.target) for f in code.live_saves] == [(4, "tied"), (5, "keep")]
+    assert [f.line for f in code.every_epoch_saves] == [6] and code.loads_only_in_loop
+    assert code.model == "net" and code.restores_otherwise
+
+
+def test_the_code_reader_keeps_quiet_on_copies_and_on_code_it_cannot_read():
+    code = restore_code('''def fit(model, loader):
+    best_model = model
+    best_model = copy.deepcopy(model)
+    state = dict(copy.deepcopy(model.state_dict()))
+    optimizer = optim.Adam(model.parameters())
+    model = model.to("cpu")
+    model.load_state_dict(state)
+    return model
+''')
+    assert (code.aliases, code.live_saves, code.every_epoch_saves) == ((), (), ())
+    assert not code.loads_only_in_loop and not code.restores_otherwise
+    assert restore_code("def broken(:\n") is None and signature("x = 1\n") is None
+    assert signature("def f(model, *, scheduler=None, **kw): pass").names == ("model", "scheduler")
+
+
+def test_restoring_in_every_case_is_advised_only_when_patience_did_not_run_out():
+    loads_after_loop = restore_code("def f(model):\n    for e in range(3):\n        if e:\n"
+                                    "            s = copy.deepcopy(model.state_dict())\n"
+                                    "    model.load_state_dict(s)\n    return model\n")
+    base = {"best": 5, "held": 12, "code": loads_after_loop}
+    ran_out = why_not_best(RestoreEvidence(epochs=12, n_epochs=80, **base))
+    assert "although patience ran out" in ran_out and "in every case" not in ran_out
+    assert "in every case" in why_not_best(RestoreEvidence(epochs=12, n_epochs=12, **base))
+    refuted = why_not_best(RestoreEvidence(epochs=12, n_epochs=12, early_restored=False, **base))
+    assert "in every case" not in refuted and "cannot see why" in refuted

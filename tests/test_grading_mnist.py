@@ -7,14 +7,29 @@ measures on the same root, so a subset changes nothing but the run time:
 - lr-sweep: 3,000 / 1,000 images (1e-3 still clearly beats 1e-4);
 - mistakes whose check does not depend on how well the model learns: 5,000 / 1,000 images (too few
   steps to push SGD past 95% training accuracy, so that mistake keeps the 20,000).
+
+Step counts follow the root: an epoch over the 5,000 images of the small root is 79 batches of 64.
+Checks whose logic needs no kernel run on values exported in this process (``mnist_support``).
 """
 
-import pytest
+import dataclasses
 
+import pytest
+import torch
 from grading_support import FILES, by_id, grade, solution, student
-from grader.checks.mnist import transforms_in_code
+from mnist_support import evaluate, exported, subset_root, unpacked_root
+from torch import nn
+from torch.nn import functional as F
+
+from grader.checks.data import DataFactory
+from grader.checks.mnist import rounding, transforms_in_code
+from grader.checks.models import measured_accuracy
+from grader.loading.values import LoaderExport, OptimizerExport, SchedulerExport
 from grader.results import Status
-from mnist_support import subset_root, unpacked_root
+from reference.mnist.models import MnistCNN, MnistMLP
+
+KEEP = "Keep the architecture unchanged; only the training may differ."
+COURSE_MLP = "The course's network is linear 784→128, relu, linear 128→10."
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +66,35 @@ def test_untouched_notebook_scores_zero_with_what_to_do(roots, exercise, first_w
 def test_sgd_changed_hidden_size(roots):
     check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "hidden-256.ipynb", "small"))["architecture"]
     assert not check.passed
-    assert "is not the course's MnistMLP: fc1.weight: [256, 784] instead of [128, 784]" in check.message
+    assert check.message == ("`model` is not the course's MnistMLP: it has linear 784→256 where the course's has "
+                             "linear 784→128; it has linear 256→10 where the course's has linear 128→10. "
+                             f"{COURSE_MLP} {KEEP}")
+
+
+def test_sgd_sequential_mlp_with_a_progress_bar_keeps_what_the_task_fixes(roots):
+    result = run(roots, "mnist-sgd", FILES / "mnist-sgd" / "sequential.ipynb", "small")
+    assert result.status is Status.OK, result.error  # its `from tqdm import tqdm` works in the kernel
+    checks = by_id(result)
+    assert checks["architecture"].passed and checks["architecture"].message == (
+        "`model` has the course's MnistMLP architecture: linear 784→128, relu, linear 128→10 (101,770 parameters).")
+    # Its cosine schedule steps per batch: last_epoch counts batches then, and must not be taken for epochs.
+    assert checks["fixed-setup"].passed and checks["fixed-setup"].message == (
+        "`optimizer` stepped 1,185 times: 15 epochs of batches of 64 over the 5,000 training images, as the task "
+        "fixes.")
+
+
+def test_sgd_added_dropout_is_named(roots):
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "dropout.ipynb", "small"))["architecture"]
+    assert not check.passed
+    assert check.message == ("`model` is not the course's MnistMLP: it adds dropout (p=0.25) between relu and "
+                             f"linear 128→10. {COURSE_MLP} {KEEP}")
+
+
+def test_sgd_two_epochs_instead_of_fifteen(roots):
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "two-epochs.ipynb", "small"))["fixed-setup"]
+    assert not check.passed
+    assert check.message == ("`optimizer` stepped 158 times: 2 epochs of batches of 64 over the 5,000 training "
+                             "images, but the task fixes 15 epochs.")
 
 
 def test_sgd_training_accuracy_too_high(roots):
@@ -76,9 +119,32 @@ def test_sgd_with_momentum_is_more_than_an_lr_change(roots):
 
 
 def test_adam_batch_size_changed(roots):
-    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "batch-128.ipynb", "small"))["batch-size"]
+    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "batch-128.ipynb", "small"))["fixed-setup"]
     assert not check.passed
-    assert check.message == "`train_loader`: its batch size is 128, but the task fixes it at 64."
+    assert check.message == ("`optimizer` stepped 160 times in 4 epochs, 40 times per epoch: batches of 128 over the "
+                             "5,000 training images, as `train_loader` makes them, but the task fixes the batch size "
+                             "at 64.")
+
+
+def test_adam_trained_on_its_own_loader_while_exporting_the_given_one(roots):
+    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "own-loader.ipynb", "small"))["fixed-setup"]
+    assert not check.passed
+    assert check.message == ("`optimizer` stepped 160 times in 4 epochs, 40 times per epoch. Over the 5,000 training "
+                             "images that is batches of 125 to 128 images, not 64; or, with batches of 64, epochs of "
+                             "2,497 to 2,560 images instead of all 5,000; `train_loader` has batches of 64, so the "
+                             "training did not use it: train on `train_loader` itself.")
+
+
+def test_adam_scheduler_that_never_stepped_is_named_instead_of_advice(roots):
+    checks = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "scheduler-never-stepped.ipynb", "small"))
+    assert checks["fixed-setup"].passed
+    train = checks["train-accuracy"]
+    assert not train.passed and train.metrics["accuracy"] >= 95
+    assert train.message.endswith(
+        "it needs less than 95%. Your `scheduler` (StepLR) never stepped: its last_epoch is 0, so it never changed "
+        "the learning rate during training. Call scheduler.step() in the training loop, after the optimizer's steps "
+        "(once per epoch for a schedule counted in epochs).")
+    assert "decay sooner" not in train.message  # no advice on tuning a schedule that never ran
 
 
 def test_adam_preprocessing_changed(roots):
@@ -94,9 +160,25 @@ def test_sweep_reported_accuracies_that_are_not_the_models(roots):
 
 
 def test_sweep_with_one_learning_rate_for_all(roots):
-    check = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "same-lr.ipynb"))["1e-3-beats-1e-4"]
-    assert not check.passed
-    assert "check that each model is trained with its own learning rate" in check.message
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "same-lr.ipynb"))
+    assert not checks["1e-3-beats-1e-4"].passed
+    assert "check that each model is trained with its own learning rate" in checks["1e-3-beats-1e-4"].message
+    assert not checks["labels-match-runs"].passed
+    assert checks["labels-match-runs"].message.startswith(
+        "The models under lr=0.0001 and lr=0.001 moved exactly as far from their starting weights")
+
+
+def test_sweep_with_swapped_labels(roots):
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "swapped-labels.ipynb"))
+    assert checks["architecture"].passed  # the CNN as one nn.Sequential
+    assert checks["reported-vs-measured"].passed  # each report matches the model stored beside it
+    labels = checks["labels-match-runs"]
+    assert not labels.passed
+    assert labels.message.startswith("The runs do not move as their labels say: from its starting weights, the model "
+                                     "under lr=0.001 moved ")
+    assert "look stored under each other's learning rates" in labels.message
+    moved = [labels.metrics[f"moved lr={lr:g}"] for lr in (1e-4, 1e-3, 1e-2)]
+    assert moved == sorted(moved, reverse=True)  # trained 1e-2 first, stored under 1e-4
 
 
 def test_preprocessing_that_cannot_be_read_is_said_so():
@@ -104,3 +186,145 @@ def test_preprocessing_that_cannot_be_read_is_said_so():
     assert unclear == ["cell 3 picks a transform by name"]
     used, unclear = transforms_in_code(((1, "from torchvision.transforms import Normalize, ToTensor"),))
     assert used == {"Normalize", "ToTensor"} and unclear == []
+
+
+# --- without a kernel: models exported in this process, values built by hand -------------------------------------
+
+
+class MatmulMLP(nn.Module):
+    """784-128-10 with raw parameters, weights stored (in, out): the same layers as nn.Linear's."""
+
+    def __init__(self):
+        super().__init__()
+        self.w1, self.b1 = nn.Parameter(torch.randn(784, 128) * 0.01), nn.Parameter(torch.zeros(128))
+        self.w2, self.b2 = nn.Parameter(torch.randn(128, 10) * 0.01), nn.Parameter(torch.zeros(10))
+
+    def forward(self, x):
+        return torch.relu(x.reshape(x.size(0), -1) @ self.w1 + self.b1) @ self.w2 + self.b2
+
+
+class SoftmaxMLP(MnistMLP):
+    def forward(self, x):
+        return F.softmax(super().forward(x), dim=1)
+
+
+class EvalDropoutMLP(MnistMLP):
+    def forward(self, x):
+        return self.fc2(F.dropout(self.relu(self.fc1(self.flatten(x))), 0.2))  # training=True, even in eval()
+
+
+class SpareLayerMLP(MnistMLP):
+    def __init__(self):
+        super().__init__()
+        self.spare = nn.Linear(128, 64)  # defined, never called
+
+
+class UnpaddedCNN(MnistCNN):
+    def __init__(self):
+        super().__init__()
+        self.conv[0] = nn.Conv2d(1, 16, 3)
+        self.fc[1] = nn.Linear(32 * 6 * 6, 128)
+
+
+@pytest.mark.parametrize("make, exercise, problems", [
+    (MatmulMLP, "mnist-sgd", ""),
+    (SoftmaxMLP, "mnist-sgd", "it adds softmax (dim=1) after linear 128→10, at the end"),
+    (EvalDropoutMLP, "mnist-sgd", ("it adds dropout (p=0.2, active in eval mode too: F.dropout needs "
+                                   "training=self.training) between relu and linear 128→10")),
+    (SpareLayerMLP, "mnist-sgd", ("it holds parameters its forward pass never uses: spare.weight [64, 128], "
+                                  "spare.bias [64]")),
+    (UnpaddedCNN, "lr-sweep", ("it has conv 1→16 3x3, padding 0 where the course's has conv 1→16 3x3, padding 1; it "
+                               "has linear 1152→128 where the course's has linear 1568→128")),
+])
+def test_architecture_is_read_from_the_forward_pass(tmp_path, make, exercise, problems):
+    torch.manual_seed(0)
+    name = "model" if exercise == "mnist-sgd" else "models"
+    net = exported(make(), tmp_path)
+    outcome = evaluate(exercise, "architecture", {name: net if name == "model" else {0.001: net}})
+    assert outcome.passed is not bool(problems)
+    if problems:
+        label = "`model`" if name == "model" else "`models[0.001]`"
+        assert outcome.message.startswith(f"{label} is not the course's ") and f": {problems}. The course's" in \
+            outcome.message
+
+
+def _optimizer(steps=None, state_steps=()) -> OptimizerExport:
+    return OptimizerExport("SGD", "torch.optim.sgd", ({"lr": 0.05, "n_params": 101770},), {}, steps, state_steps)
+
+
+LOADER = LoaderExport(64, True, "RandomSampler", False, "MNIST", 5000, "ToTensor()")
+
+
+@pytest.mark.parametrize("exercise, values, verdict, message", [
+    # drop_last=True: 78 batches an epoch
+    ("mnist-sgd", {"optimizer": _optimizer(15 * 78), "history": {"train_loss": [1.0] * 15}}, True,
+     "`optimizer` stepped 1,170 times: 15 epochs of batches of 64 over the 5,000 training images, as the task fixes."),
+    # no probe count: Adam's own per-parameter step
+    ("mnist-adam", {"optimizer": _optimizer(None, (4 * 79,)), "history": {"train_loss": [1.0] * 4}}, True,
+     "`optimizer` stepped 316 times: 4 epochs of batches of 64 over the 5,000 training images, as the task fixes."),
+    # a new optimizer every epoch: the exported one stepped in the last epoch only
+    ("mnist-sgd", {"optimizer": _optimizer(79), "history": {"train_loss": [1.0] * 15}}, False,
+     ("`optimizer` stepped 79 times: 1 epoch of batches of 64 over the 5,000 training images (`history` records 15; "
+      "if 15 ran, `optimizer` was created anew during training: create it once, before the loop), but the task fixes "
+      "15 epochs.")),
+    # no history: the scheduler's last_epoch counts the epochs
+    ("mnist-sgd", {"optimizer": _optimizer(15 * 40), "train_loader": LOADER,
+                   "scheduler": SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 15}, None)},
+     False, ("`optimizer` stepped 600 times in 15 epochs, 40 times per epoch. Over the 5,000 training images that is "
+             "batches of 125 to 128 images, not 64; or, with batches of 64, epochs of 2,497 to 2,560 images instead of "
+             "all 5,000; `train_loader` has batches of 64, so the training did not use it: train on `train_loader` "
+             "itself.")),
+    ("mnist-sgd", {"optimizer": _optimizer(1000), "history": {"train_loss": [1.0] * 15}}, False,
+     ("`optimizer` stepped 1,000 times, which is no whole number of epochs of 79 batches of 64 over the 5,000 "
+      "training images: the batch size or the training data changed, or an epoch stopped early.")),
+    ("mnist-sgd", {"optimizer": _optimizer(None), "history": {"train_loss": [1.0] * 15}}, False,
+     ("`optimizer` never stepped, or its steps could not be counted: train with this optimizer, calling its step() "
+      "once per batch.")),
+])
+def test_fixed_setup_counts_steps_over_the_roots_training_images(roots, exercise, values, verdict, message):
+    outcome = evaluate(exercise, "fixed-setup", values, roots["small"])
+    assert (outcome.passed, outcome.message) == (verdict, message)
+
+
+def test_sweep_reports_are_compared_to_the_image(roots, tmp_path):
+    cnn = MnistCNN()
+    with torch.no_grad():  # it answers "1" for every image: 11.3% of the subset's training digits, 12.6% of its test
+        cnn.fc[3].weight.zero_()
+        cnn.fc[3].bias.copy_(F.one_hot(torch.tensor(1), 10).float())
+    net = exported(cnn, tmp_path)
+    data = DataFactory(None, roots["lr-sweep"])
+    val = measured_accuracy(net, *vars(data.make({"kind": "mnist", "split": "test"})).values())[1]
+    train = measured_accuracy(net, *vars(data.make({"kind": "mnist", "split": "train"})).values())[0]
+    lrs = (0.0001, 0.001, 0.01)
+
+    def check(reported: list[float]):
+        results = {lr: {"train_losses": [2.3, 2.3], "val_accs": [0.1, r]} for lr, r in zip(lrs, reported)}
+        return evaluate("lr-sweep", "reported-vs-measured", {"models": dict.fromkeys(lrs, net), "results": results},
+                        roots["lr-sweep"])
+
+    assert abs(train - val / 10) > 0.5  # the premise: a training accuracy is no validation accuracy here
+    assert check([(val + 2) / 1000, (val - 2) / 1000, 100 * val / 1000]).passed  # two images off, and in percent
+    three_off = check([(val + 3) / 1000, val / 1000, val / 1000])
+    assert not three_off.passed and three_off.message.startswith(
+        f"lr=0.0001: reported val {(val + 3) / 10:.2f}% but the exported model scores {val / 10:.2f}% ({val}/1000);")
+    as_train = check([train / 100, val / 1000, val / 1000])
+    assert not as_train.passed
+    assert f", and {train:.2f}% on the training images: the report is its training accuracy" in as_train.message
+
+
+def test_rounded_reports_are_allowed_their_rounding():
+    assert rounding(0.9731) == pytest.approx(0.00005) and rounding(97) == 0.5 and rounding(97.3) == pytest.approx(0.05)
+    assert rounding(2 / 3) == 0.0
+
+
+def test_sweep_labels_name_one_run_stored_twice_and_missing_records(tmp_path):
+    torch.manual_seed(0)
+    net = exported(MnistCNN(), tmp_path / "a")
+    net.initial = {k: v + 0.01 for k, v in net.parameters.items()}
+    twice = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: net, 0.01: net}})
+    assert not twice.passed and twice.message.startswith("The models under lr=0.0001 and lr=0.001 moved exactly as "
+                                                         "far from their starting weights (")
+    unrecorded = dataclasses.replace(net, initial={})
+    missing = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: unrecorded, 0.01: net}})
+    assert not missing.passed and missing.fraction == 0.5 and "no record of the starting weights of lr=0.001" in \
+        missing.message

@@ -1,11 +1,18 @@
-"""random-seeds: reported figures against the grader's own measurement of the exported models."""
+"""random-seeds: where each model started, reported figures against the grader's own measurement, and the spread."""
 
 import pytest
+import torch
 
-from grading_support import FILES, by_id, grade, solution, student
+from grading_support import FILES, by_id, grade, round_trip, solution, student
+from grader.assignments.catalog import load_exercise
+from grader.checks.base import CheckContext
+from grader.checks.seed_starts import seed_start
 from grader.results import Status
+from reference.models import SimpleMLP
 
 CASES = FILES / "random-seeds"
+NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
+         "test-on-val")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -15,6 +22,9 @@ def test_solution_full_marks_and_matches_the_reference_run():
     message = by_id(result)["reported-vs-measured"].message
     assert "seed 3: matches (val 57.78%, test 66.67%, best epoch 27, as the reference run)" in message
     assert "running figure" in message  # the check says which definition it uses
+    assert by_id(result)["seed-start"].message.startswith(
+        "Every model starts from the weights of a SimpleMLP built right after its own torch.manual_seed(seed), as its "
+        "weights at its first forward pass show.")
     assert "spread of 8.33 points" in by_id(result)["seed-spread"].message
 
 
@@ -26,8 +36,7 @@ def test_untouched_notebook_scores_zero():
 
 @pytest.fixture(scope="module")
 def graded():
-    return {name: grade(CASES / f"{name}.ipynb", "random-seeds", hidden=False)
-            for name in ("typed-by-hand", "same-seed", "running-train-acc", "not-restored")}
+    return {name: grade(CASES / f"{name}.ipynb", "random-seeds", hidden=False) for name in NAMES}
 
 
 def test_results_typed_by_hand_are_caught(graded):
@@ -38,14 +47,19 @@ def test_results_typed_by_hand_are_caught(graded):
 
 
 def test_one_seed_for_all_runs_is_caught(graded):
-    check = by_id(graded["same-seed"])["seed-spread"]
-    assert not check.passed
-    assert check.message.startswith("The models for seeds 0 and 3, 0 and 18, 3 and 18 are identical")
+    checks = by_id(graded["same-seed"])
+    assert not checks["seed-spread"].passed
+    assert checks["seed-spread"].message.startswith(
+        "The models for seeds 0 and 3, 0 and 18, 3 and 18 are identical (they started from the same initial weights).")
+    assert not checks["seed-start"].passed and checks["seed-start"].points == pytest.approx(2 / 3, abs=1e-3)
+    assert ("seed 3: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0), not "
+            "torch.manual_seed(3): it was seeded with 0, or built before its own torch.manual_seed(3) was called"
+            in checks["seed-start"].message)
 
 
 def test_the_course_running_train_accuracy_is_accepted(graded):
     result = graded["running-train-acc"]
-    assert by_id(result)["reported-vs-measured"].passed
+    assert by_id(result)["reported-vs-measured"].passed and by_id(result)["seed-start"].passed
     assert result.score == 8
 
 
@@ -53,3 +67,121 @@ def test_figures_from_an_unrestored_model_do_not_match(graded):
     check = by_id(graded["not-restored"])["reported-vs-measured"]
     assert not check.passed and "measured" in check.message
     assert check.points < 4
+
+
+def test_models_built_before_seeding_are_told_which_build_they_are(graded):
+    """All three built after one torch.manual_seed(0), each seeded only afterwards: seed 0's start is still right."""
+    result = graded["built-first"]
+    check = by_id(result)["seed-start"]
+    assert not check.passed and check.points == pytest.approx(2 / 3, abs=1e-3)
+    assert check.message.startswith(
+        "seed 3: its initial weights are those the 2nd SimpleMLP built after torch.manual_seed(0) gets, not those of "
+        "one built right after torch.manual_seed(3): another model was built between that seeding and this one; "
+        "seed 18: its initial weights are those the 3rd SimpleMLP built after torch.manual_seed(0) gets")
+    assert "What remains possible" not in check.message  # the builds are known, so no list of causes
+    assert by_id(result)["reported-vs-measured"].passed and by_id(result)["seed-spread"].passed
+    assert result.score == pytest.approx(8 - 4 / 3, abs=1e-3)
+
+
+def test_one_model_object_stored_for_every_seed_is_named(graded):
+    checks = by_id(graded["one-object"])
+    assert checks["seed-spread"].message == (
+        "`models` stores one and the same model object for seeds 0, 3 and 18: the grader received one model where "
+        "each seed needs its own. Build a new model right after each torch.manual_seed(seed), train it, and store "
+        "that one under its seed.")
+    start = checks["seed-start"]
+    assert start.message.startswith(
+        "seed 0: the same model object as for seeds 3 and 18, which started as a SimpleMLP built right after "
+        "torch.manual_seed(18); seed 3: the same model object as for seeds 0 and 18, which started as")
+    assert "Each seed needs its own model object" in start.message
+    assert start.points == pytest.approx(2 / 3, abs=1e-3)
+    figures = checks["reported-vs-measured"]
+    assert "`models` stores one and the same model object for seeds 0, 3 and 18" in figures.message
+    assert "seed 18: matches (val 48.89%, test 58.33%, best epoch 9, as the reference run)" in figures.message
+    assert "split" not in figures.message.split(". The grader")[0]  # other models' figures: no split named
+
+
+def test_seeding_once_outside_the_loop_is_caught(graded):
+    result = graded["seeded-once"]
+    check = by_id(result)["seed-start"]
+    assert not check.passed and check.points == 0
+    assert check.message.startswith(
+        "seed 0: its initial weights are those of a SimpleMLP built right after torch.manual_seed(42), not "
+        "torch.manual_seed(0): it was seeded with 42, or built before its own torch.manual_seed(0) was called; "
+        "seeds 3 and 18: the initial weights are not those of a SimpleMLP built right after torch.manual_seed(seed)")
+    assert ("What remains possible: the model was built before torch.manual_seed(seed) was called, something drew "
+            "random numbers between seeding and building") in check.message
+    assert by_id(result)["reported-vs-measured"].passed  # its own loop reports what its models score
+    assert result.score == 6
+
+
+def test_test_figure_measured_on_the_validation_split_is_named(graded):
+    result = graded["test-on-val"]
+    check = by_id(result)["reported-vs-measured"]
+    assert not check.passed and check.points == 0
+    assert ("seed 0: test_acc reported 53.33% is what the grader measures on the validation split, not the test "
+            "split (63.33%); seed 3: test_acc reported 57.78% is what the grader measures on the validation split"
+            in check.message)
+    assert "test_acc must come from the test data" in check.message
+    assert "typed by hand" not in check.message  # every differing figure equals a measurement
+    assert by_id(result)["seed-start"].passed and result.score == 4
+
+
+# --- seed_start on exported models, without a kernel: the records are set by hand -------------------------
+
+
+def _built(seed: int, count: int = 1) -> list[SimpleMLP]:
+    torch.manual_seed(seed)
+    return [SimpleMLP() for _ in range(count)]
+
+
+def _trained(net: SimpleMLP) -> dict:
+    """``net``'s weights before a small change standing in for training: its record of a start."""
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01)
+    return start
+
+
+def _start(tmp_path, nets: dict, initial: dict):
+    """seed_start on ``nets`` exported and loaded back, each with the given recorded initial weights."""
+    exercise = load_exercise("random-seeds")
+    exports = round_trip(tmp_path, {"models": nets}, [{"name": "models", "kind": "model_dict", "input_shape": [2]}])
+    for seed, state in initial.items():
+        exports.values["models"][seed].initial = state
+    ctx = CheckContext(exercise.spec, exports, (), None, check_id="seed-start")
+    return seed_start(ctx, "models", [0, 3, 18], "SimpleMLP")
+
+
+def test_a_start_from_no_known_seed_lists_what_remains_possible(tmp_path):
+    nets = {0: _built(0)[0], 3: _built(0, 2)[1], 18: _built(999)[0]}
+    outcome = _start(tmp_path, nets, {s: _trained(net) for s, net in nets.items()})
+    assert not outcome.passed and outcome.fraction == pytest.approx(1 / 3)
+    assert outcome.message.startswith(
+        "seed 3: its initial weights are those the 2nd SimpleMLP built after torch.manual_seed(0) gets, not those of "
+        "one built right after torch.manual_seed(3): another model was built between that seeding and this one; "
+        "seed 18: the initial weights are not those of a SimpleMLP built right after torch.manual_seed(seed), nor "
+        "those of any of the first 4 built after torch.manual_seed(n) for n from 0 to 100")
+    assert "What remains possible" in outcome.message
+
+
+def test_without_a_usable_record_the_start_is_not_judged(tmp_path):
+    """No record (a copy that never ran forward), a record of trained weights, or one of weights that never changed
+    (a copy run only after training looks like that): never a guessed failure."""
+    nets = {0: _built(999)[0], 3: _built(3)[0], 18: _built(18)[0]}
+    records = {3: {k: v * 10 for k, v in _trained(nets[3]).items()},  # far outside a fresh initialisation
+               18: _trained(nets[18])}
+    outcome = _start(tmp_path, nets, records)
+    assert outcome.passed and outcome.fraction is None
+    assert outcome.message == (
+        "The model for seed 18 starts from the weights of a SimpleMLP built right after its own "
+        "torch.manual_seed(seed), as its weights at its first forward pass show. seed 0: the grader has no record of "
+        "its weights before training (a record exists only for a model object that ran forward in a graded run; a "
+        "copy made after training has none); how it was seeded could not be checked; seed 3: its weights at its "
+        "first forward pass lie outside the range of a fresh initialisation, so they are not where it started; how "
+        "it was seeded could not be checked.")
+    unchanged = _start(tmp_path / "unchanged", nets, {0: nets[0].state_dict()})
+    assert unchanged.passed and unchanged.message.startswith(
+        "No model's start could be checked. seed 0: its weights never changed after its first forward pass, so that "
+        "pass may have come after training (as for a copy of a trained model); how it was seeded could not be checked")

@@ -1,7 +1,9 @@
 """The schedulers exercise: replay and step-order in-process, then real notebooks in real kernels."""
 
+import dataclasses
 import json
 import pathlib
+import warnings
 
 import pytest
 from torch.optim import lr_scheduler
@@ -11,7 +13,8 @@ from grading_support import round_trip
 
 from grader.assignments.catalog import load_exercise
 from grader.checks import CheckContext
-from grader.checks.schedulers import ReplayError, lr_family, replay, scheduler_replay, step_orders
+from grader.checks.code import read_code
+from grader.checks.schedulers import ReplayError, lr_family, replay, scheduler_replay, step_order, step_orders
 from grader.cli import main
 from grader.grading.engine import grade_submission
 from grader.render.lr_plots import lr_comparison_figure
@@ -128,6 +131,16 @@ def cells(*sources):
     return tuple(enumerate(sources, start=1))
 
 
+SETUP = ("import torch\nfrom torch import nn, optim\nfrom torch.optim import lr_scheduler\n"
+         "optimizer = optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)\n"
+         "scheduler = lr_scheduler.StepLR(optimizer, step_size=5)\nschedulers = {'a': scheduler}\n")
+
+
+def orders(code):
+    """The step-order verdicts of ``code``, run after SETUP (an optimizer, its scheduler, a dict holding it)."""
+    return [(o.line, o.receiver, o.verdict) for o in read_code(cells(SETUP, code)).orders]
+
+
 def test_step_order_finds_the_scheduler_stepped_first_with_cell_and_line():
     setup = "from torch import optim\nopt = optim.SGD(params, lr=0.1)\ns = optim.lr_scheduler.StepLR(opt, 5)\n"
     loop = "%matplotlib inline\nfor i in range(30):\n    s.step()\n    opt.step()\n"
@@ -140,13 +153,159 @@ def test_step_order_finds_the_scheduler_stepped_first_with_cell_and_line():
     ("lrs = [(optimizer.step(), scheduler.step(), lr()) for _ in range(30)]\n", "ok"),
     ("while n < 30:\n    scheduler.step()\n    n += 1\n", "alone"),
     ("for _ in range(30):\n    schedulers[name].step()\n    optimizer.step()\n", "scheduler-first"),
+    ("for epoch in range(3):\n    for batch in data:\n        optimizer.step()\n    scheduler.step()\n", "ok"),
+    ("for epoch in range(3):\n    scheduler.step()\n    for batch in data:\n        optimizer.step()\n",
+     "scheduler-first"),
 ])
 def test_step_order_verdicts(loop, verdict):
-    assert [o[3] for o in step_orders(cells(loop))] == [verdict]
+    assert [o[2] for o in orders(loop)] == [verdict]
+
+
+def test_roles_come_from_what_objects_are_not_from_their_names():
+    code = ("sched = optim.Adam(nn.Linear(1, 1).parameters())\nopt = lr_scheduler.ExponentialLR(sched, 0.9)\n"
+            "for _ in range(30):\n    opt.step()\n    sched.step()\n")
+    assert orders(code) == [(4, "opt", "scheduler-first")]
+
+
+def test_an_optimizer_reached_through_its_scheduler_or_an_attribute_is_still_that_optimizer():
+    through_scheduler = "for _ in range(30):\n    scheduler.optimizer.step()\n    scheduler.step()\n"
+    assert orders(through_scheduler) == [(3, "scheduler", "ok")]
+    attribute = ("class Runner:\n    def __init__(self, kind, kw):\n"
+                 "        self.opt = optim.SGD([torch.zeros(1)], lr=0.1)\n"
+                 "        self.sched = getattr(lr_scheduler, kind)(self.opt, **kw)\n"
+                 "r = Runner('StepLR', {'step_size': 5})\n"
+                 "for _ in range(30):\n    r.sched.step()\n    r.opt.step()\n")
+    assert orders(attribute) == [(7, "r.sched", "scheduler-first")]
+
+
+def test_objects_in_dicts_lists_and_unpacked_tuples_keep_their_role():
+    in_dicts = ("opts = {n: optim.SGD([torch.zeros(1)], lr=0.1) for n in names}\nscheds = {}\nfor n in names:\n"
+                "    scheds[n] = lr_scheduler.StepLR(opts[n], 5)\n    for _ in range(30):\n"
+                "        scheds[n].step()\n        opts[n].step()\n")
+    assert orders(in_dicts) == [(6, "scheds[n]", "scheduler-first")]
+    in_pairs = ("pairs = []\nfor n in names:\n    o = optim.Adam([torch.zeros(1)])\n"
+                "    pairs.append((o, lr_scheduler.ExponentialLR(o, 0.9)))\nfor o, s in pairs:\n    i = 0\n"
+                "    while i < 30:\n        o.step(); s.step(); i += 1\n")
+    assert orders(in_pairs) == [(8, "s", "ok")]
+
+
+def test_helpers_are_read_with_their_arguments_and_their_loops_count():
+    made_by_helpers = ("def make(lr):\n    return optim.SGD([torch.zeros(1)], lr=lr)\n"
+                       "def scheduler_for(o, kind, kw):\n    return vars(lr_scheduler)[kind](o, **kw)\n"
+                       "for kind, kw in configs:\n    o = make(0.1)\n    s = scheduler_for(o, kind, kw)\n"
+                       "    for t in range(30):\n        s.step()\n        o.step()\n")
+    assert orders(made_by_helpers) == [(9, "s", "scheduler-first")]
+    helper_in_loop = ("def train_step(opt, sched):\n    opt.step()\n    sched.step()\n"
+                      "lrs = [train_step(optimizer, scheduler) or optimizer.param_groups[0]['lr'] for _ in range(30)]\n")
+    assert orders(helper_in_loop) == [(3, "sched", "ok")]
+    loop_in_helper = ("def run(make_scheduler):\n    opt = optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)\n"
+                      "    sched = make_scheduler(opt)\n    for _ in range(30):\n        sched.step()\n"
+                      "        opt.step()\n    return sched\n"
+                      "builders = {'a': lambda o: lr_scheduler.StepLR(o, 5), 'b': lambda o: lr_scheduler.StepLR(o, 10)}\n"
+                      "done = {k: run(b) for k, b in builders.items()}\n")
+    assert orders(loop_in_helper) == [(5, "sched", "scheduler-first")]
+    config_build = ("class Config:\n    def __init__(self, kind, kw):\n        self.kind, self.kw = kind, kw\n"
+                    "    def build(self, opt):\n        return getattr(torch.optim.lr_scheduler, self.kind)(opt, **self.kw)\n"
+                    "for cfg in [Config(k, kw) for k, kw in configs]:\n    o = torch.optim.SGD([torch.zeros(1)])\n"
+                    "    s = cfg.build(o)\n    for _ in range(30):\n        o.step()\n        s.step()\n")
+    assert orders(config_build) == [(11, "s", "ok")]
+
+
+def test_step_methods_kept_in_variables_subclasses_and_grad_scalers_are_followed():
+    assert orders("tick, update = scheduler.step, optimizer.step\nfor _ in range(30):\n    tick()\n    update()\n") \
+        == [(3, "tick", "scheduler-first")]
+    subclass = ("class Warm(lr_scheduler.StepLR):\n    pass\ns = Warm(optimizer, 5)\n"
+                "for _ in range(30):\n    optimizer.step()\n    s.step()\n")
+    assert orders(subclass) == [(6, "s", "ok")]
+    scaler = ("scaler = torch.amp.GradScaler()\nfor _ in range(30):\n    scaler.step(optimizer)\n"
+              "    scaler.update()\n    scheduler.step()\n    ax.step(x, y, where='post')\n")
+    assert orders(scaler) == [(5, "scheduler", "ok")]
+
+
+@pytest.mark.parametrize("code, why", [
+    ("from mylib import make_pair\nopt, sched = make_pair()\nfor _ in range(30):\n    sched.step()\n    opt.step()\n",
+     "`sched` cannot be traced to an optimizer or a scheduler (code cell 2, line 4: `sched.step()`)"),
+    ("for _ in range(30):\n    for thing in (scheduler, optimizer):\n        thing.step()\n",
+     "`thing` may be an optimizer or a scheduler (code cell 2, line 3: `thing.step()`)"),
+    ("from helpers import train_one\nfor _ in range(30):\n    train_one(model, optimizer)\n    scheduler.step()\n",
+     "`train_one(...)` receives the optimizer and cannot be read, so it may step it"),
+    ("exec(open('loop.py').read())\n", "`exec()` runs code the grader cannot read (code cell 2, line 1"),
+])
+def test_what_the_reading_cannot_follow_is_said_not_guessed(code, why):
+    report = read_code(cells(SETUP, code))
+    assert all(o.verdict == "undecided" for o in report.orders)
+    assert any(why in note for note in report.unclear), report.unclear
+
+
+def test_an_undecided_order_gives_the_points_and_says_why(tmp_path):
+    ctx = dataclasses.replace(context(tmp_path, lr_histories={"x": [0.1]}),
+                              code_cells=cells(SETUP, "from mylib import pair\no, s = pair()\n"
+                                                      "for _ in range(30):\n    s.step()\n    o.step()\n"))
+    outcome = step_order(ctx, "lr_histories")
+    assert outcome.passed and outcome.metrics == {"undecided": 1}
+    assert outcome.message.startswith("The order of optimizer.step() and scheduler.step() could not be decided from "
+                                      "the code: `s` cannot be traced to an optimizer or a scheduler (code cell 2, "
+                                      "line 4: `s.step()`)")
+    assert "The points are given." in outcome.message
+
+
+def test_the_reading_finds_schedulers_made_in_the_loop_that_steps_them_and_lists_shared_by_a_loop():
+    rebuilt = ("def trace(kind, kw):\n    o = optim.SGD([torch.zeros(1)], lr=0.1)\n    out = []\n"
+               "    for t in range(30):\n        s = getattr(lr_scheduler, kind)(o, **kw)\n        o.step()\n"
+               "        s.step()\n        out.append(s.get_last_lr()[0])\n    return out, s\n"
+               "res = {n: trace(*c) for n, c in configs.items()}\nlists = {n: r[0] for n, r in res.items()}\n")
+    report = read_code(cells(SETUP, rebuilt))
+    assert [(s.line, s.text) for s in report.rebuilt] == [(5, "s = getattr(lr_scheduler, kind)(o, **kw)")]
+    assert report.shared == ()  # each call makes its own list
+    shared = ("lrs = []\nh = {}\nfor name in configs:\n    s = lr_scheduler.StepLR(optimizer, 5)\n"
+              "    for _ in range(30):\n        optimizer.step(); s.step(); lrs.append(1)\n    h[name] = lrs\n")
+    report = read_code(cells(SETUP, shared))
+    assert [(s.line, s.text) for s in report.shared] == [(1, "lrs = []")] and report.rebuilt == ()
+    assert [s.line for s in read_code(cells(SETUP, "h = dict.fromkeys(configs, [])\n")).shared] == [1]
 
 
 def test_step_order_ignores_loops_without_a_scheduler_and_cells_that_do_not_parse():
     assert step_orders(cells("for x in data:\n    optimizer.step()\n", "def broken(:\n")) == []
+
+
+def student_runs(read, before=False, initial=False):
+    """Every course configuration run as a student's loop: (lr_histories, schedulers); ``read(optimizer, scheduler)``."""
+    histories, stored = {}, {}
+    for config in COURSE_CONFIGS:
+        optimizer = dummy_optimizer()
+        scheduler = stored[config.name] = config.build(optimizer)
+        lrs = histories[config.name] = [optimizer.param_groups[0]["lr"]] if initial else []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # get_lr() warns outside step()
+            for _ in range(30):
+                lrs.extend([read(optimizer, scheduler)] if before else [])
+                optimizer.step()
+                scheduler.step()
+                lrs.extend([] if before else [read(optimizer, scheduler)])
+    return histories, stored
+
+
+READS = {"param_groups": lambda o, s: o.param_groups[0]["lr"], "get_last_lr": lambda o, s: s.get_last_lr()[0],
+         "get_lr": lambda o, s: s.get_lr()[0]}
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["after the step", "before the step"])
+@pytest.mark.parametrize("how", READS)
+def test_every_legitimate_reading_of_an_exported_scheduler_is_its_run(tmp_path, how, before):
+    histories, stored = student_runs(READS[how], before)
+    outcome = scheduler_replay(context(tmp_path, lr_histories=histories, schedulers=stored), "lr_histories",
+                               "schedulers")
+    assert outcome.passed and outcome.metrics["verified"] == 12, outcome.message
+
+
+def test_the_spec_decides_which_readings_count(tmp_path):
+    histories, stored = student_runs(READS["param_groups"], initial=True)
+    ctx = context(tmp_path, lr_histories=histories, schedulers=stored)
+    outcome = scheduler_replay(ctx, "lr_histories", "schedulers")
+    assert outcome.passed and outcome.metrics["read_initial"] == 12
+    assert outcome.message.endswith("12 of them are read another way than after each step (initial); the family "
+                                    "checks say how.")
+    assert not scheduler_replay(ctx, "lr_histories", "schedulers", readings=["after", "before"]).passed
 
 
 # --- real notebooks in real kernels ---------------------------------------------------------
@@ -241,7 +400,8 @@ def test_check_json_follows_the_contract_and_names_the_initial_lr_and_the_step_o
     code = main(["check", str(FILES / "scheduler-first.ipynb"), "--json", "--html", str(tmp_path / "f.html")])
     payload = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert set(payload) == {"exercise", "student", "status", "score", "max_score", "checks", "error"}
+    contract = {"exercise", "student", "status", "score", "max_score", "checks", "error"}
+    assert contract <= set(payload) <= contract | {"timings"}  # the engine's timings may come beside the contract
     assert (payload["exercise"], payload["student"], payload["status"]) == ("schedulers", "scheduler-first", "ok")
     assert (payload["score"], payload["max_score"], payload["error"]) == (3, 10, None)
     assert all(set(c) == {"id", "passed", "points", "max_points", "visibility", "message"} for c in payload["checks"])
@@ -255,3 +415,73 @@ def test_check_json_follows_the_contract_and_names_the_initial_lr_and_the_step_o
     assert not by_id["step-order"]["passed"] and by_id["scheduler-runs"]["passed"]
     assert (tmp_path / "f.html").read_text().count("31 LRs") >= 4
 
+
+
+def test_reading_get_lr_is_the_schedulers_run_and_the_family_checks_name_it(graded):
+    result = graded(FILES / "get-lr.ipynb")
+    by_id = checks(result)
+    assert result.status is Status.OK, result.error
+    runs = by_id["scheduler-runs"]
+    assert runs.passed and runs.metrics == {"verified": 12, "configs": 12, "read_get_lr": 6}
+    assert runs.message.endswith("6 of them are read another way than after each step (get_lr); the family checks "
+                                 "say how.")
+    for family in ("steplr", "cosine"):
+        assert {c["diagnosis"] for c in by_id[family].details["curves"].values()} == {"get_lr"}
+        assert "You read scheduler.get_lr(), which computes a further step from the current LR" in by_id[family].message
+    # For these two, get_lr() is a closed form: it is the LR in use, so the lists match.
+    assert by_id["warm-restarts"].passed and by_id["one-cycle"].passed
+    # Stepped by a method of the notebook's own class, called in a comprehension.
+    assert by_id["step-order"].passed and by_id["step-order"].details["loops"] == [[2, 14, "self.sched", "ok"]]
+    assert result.score == 7
+
+
+def test_reading_param_groups_before_the_step_is_the_schedulers_run_and_named(graded):
+    result = graded(FILES / "param-groups-before.ipynb")
+    by_id = checks(result)
+    assert result.status is Status.OK, result.error
+    assert by_id["scheduler-runs"].passed and by_id["scheduler-runs"].metrics["read_before"] == 12
+    for family in ("steplr", "cosine", "warm-restarts", "one-cycle"):
+        assert {c["diagnosis"] for c in by_id[family].details["curves"].values()} == {"recorded_before_step"}
+    assert "Your list is shifted by one step: it starts with the initial LR 0.1" in by_id["cosine"].message
+    # sched.optimizer.step() is the optimizer's step, in a while loop of a helper (after a %%time magic).
+    assert by_id["step-order"].passed and by_id["step-order"].details["loops"] == [[2, 14, "sched", "ok"]]
+    assert result.score == 4
+
+
+def test_a_scheduler_made_in_the_loop_that_steps_it_is_named_from_the_code(graded):
+    result = graded(FILES / "rebuilt-each-step.ipynb")
+    by_id = checks(result)
+    where = "code cell 2, line 6: `sch = getattr(torch.optim.lr_scheduler, cls_name)(opt, **kwargs)`"
+    for family in ("steplr", "cosine", "warm-restarts", "one-cycle"):
+        assert {c["diagnosis"] for c in by_id[family].details["curves"].values()} == {"rebuilt"}
+        assert f"your code makes the scheduler inside the loop that steps it ({where}), so every iteration starts a " \
+               "new schedule and steps it once." in by_id[family].message
+        assert "never saw the schedule" not in by_id[family].message
+    assert by_id["steplr"].message.endswith("Your list repeats one LR at every step: your code makes the scheduler "
+                                            f"inside the loop that steps it ({where}), so every iteration starts a new "
+                                            "schedule and steps it once. Make the optimizer and its scheduler once per "
+                                            "configuration, before the loop of 30 steps.")
+    assert "Your list never follows torch's schedule: your code makes" in by_id["cosine"].message
+    runs = by_id["scheduler-runs"]
+    assert runs.metrics["verified"] == 0
+    assert runs.message.endswith(f"its last_epoch is 1: it was stepped once. Your code makes the scheduler inside the "
+                                 f"loop that steps it ({where}), so the one you store has seen one step. Make it once, "
+                                 "before that loop.")
+    assert by_id["step-order"].passed and result.score == 2
+
+
+def test_one_list_shared_by_every_configuration_is_named(graded):
+    result = graded(FILES / "one-list.ipynb")
+    by_id = checks(result)
+    shared = ("This list is shared: the same list of 360 LRs is stored under 12 names, 12 runs of 30 LRs one after "
+              "another. Your code makes it once, before the loop over the configurations (code cell 2, line 1: "
+              "`history = []  # every LR read so far`), and every configuration's loop appends to it. Make a new list "
+              "for each configuration, inside the loop over CONFIGS, and store that one under its name.")
+    for family in ("steplr", "cosine", "warm-restarts", "one-cycle"):
+        assert {c["diagnosis"] for c in by_id[family].details["curves"].values()} == {"shared_list"}
+        assert by_id[family].message.endswith(shared)  # each run in it is right, so nothing else is said
+        assert "iterations" not in by_id[family].message
+    runs = by_id["scheduler-runs"]
+    assert runs.metrics["verified"] == 0
+    assert runs.message.endswith(shared[:-1] + ". So this list is not what its scheduler alone produced.")
+    assert by_id["step-order"].passed and result.score == 2

@@ -27,7 +27,11 @@ def test_solution_notebook_scores_full_marks_including_hidden(exercise):
     result = grade(SOLUTION, exercise)
     assert result.status is Status.OK, result.error
     assert result.score == result.max_score == 10
-    assert checks(result)["parameter-budget"].metrics["n_params"] == 21
+    budget = checks(result)["parameter-budget"]
+    assert budget.metrics["n_params"] == budget.metrics["torchinfo_params"] == 21
+    # The grader's own recording hook (kernel_probe) is not the student's: nothing about hooks is said.
+    assert budget.message == ("Your model has 21 parameters, within the 33-parameter budget. torchinfo counts 21 too. "
+                              "The smallest the reference found has 21. That ties or beats the reference's smallest.")
     assert checks(result)["fresh-data"].visibility == "hidden"
     assert result.sandbox["unprivileged_user"] == (__import__("os").geteuid() == 0)
 
@@ -73,7 +77,9 @@ def test_a_bigger_model_gets_partial_size_points(exercise):
     result = grade(FILES / "bigger-model.ipynb", exercise, hidden=False)
     budget = checks(result)["parameter-budget"]
     assert budget.metrics["n_params"] == 63 and budget.points == 1.5 and not budget.passed
-    assert "63 parameters for 50% of the points" in budget.message
+    assert budget.message == ("Your model has 63 parameters for 50% of the points; the full budget is 33. torchinfo "
+                              "counts 63 too. Try fewer hidden units or fewer layers. The smallest the reference found "
+                              "has 21.")
 
 
 def test_a_model_with_the_wrong_number_of_outputs_is_told_so(exercise):
@@ -120,3 +126,52 @@ def test_a_kernel_whose_messaging_is_patched_ends_in_a_graded_error(exercise):
     assert result.status is Status.ERROR
     assert "patching modules it relies on (such as json)" in result.error
     assert result.score == 0
+
+
+# What the budget counts besides parameters (rule: grader/loading/model_graph.py). Each memoriser fits its training
+# points, so the accuracy check rightly passes it: the budget is the check that must stop it.
+MEMORISERS = {
+    "memorise-buffers.ipynb": (902, ("Your model has 0 parameters, but stores 900 numbers in buffers (`points`: 360, "
+                                     "`votes`: 540) and 2 numbers written into the forward pass as values (such as 2, "
+                                     "-200); the budget counts both: 902 numbers; the full budget is 33. torchinfo "
+                                     "counts 0 parameters, as it counts parameters only.")),
+    "memorise-constant.ipynb": (542, ("Your model has 0 parameters, but stores 540 numbers in constant tensors (made "
+                                      "in the forward pass or taken from outside the model: 360 + 180) and 2 numbers "
+                                      "written into the forward pass as values (such as 2); the budget counts both: "
+                                      "542 numbers; the full budget is 33. torchinfo counts 0 parameters, as it counts "
+                                      "parameters only.")),
+    "memorise-floats.ipynb": (720, ("Your model has 0 parameters, but stores 720 numbers written into the forward pass "
+                                    "as values (such as -0.823595, 2, -1.2553); the budget counts both: 720 numbers; "
+                                    "the full budget is 33. torchinfo counts 0 parameters, as it counts parameters "
+                                    "only.")),
+    "memorise-hook.ipynb": (912, ("Your model has 9 parameters, but stores 900 numbers in constant tensors (made in "
+                                  "the forward pass or taken from outside the model: 360 + 540) and 3 numbers written "
+                                  "into the forward pass as values (such as 2, -500, 50); the budget counts both: 912 "
+                                  "numbers; the full budget is 33. torchinfo counts 9 parameters, as it counts "
+                                  "parameters only. Your model's forward hooks ran while the grader captured it, so "
+                                  "what they compute and keep is counted too: a forward hook on the model (recall).")),
+}
+
+
+@pytest.mark.parametrize("name", MEMORISERS)
+def test_a_model_that_stores_its_training_points_gets_no_size_points(exercise, name):
+    result = grade(FILES / name, exercise, hidden=False)
+    by_id = checks(result)
+    assert by_id["own-model"].passed and by_id["fits-training-data"].passed, by_id["fits-training-data"].message
+    budget = by_id["parameter-budget"]
+    total, counted = MEMORISERS[name]
+    assert not budget.passed and budget.points == 0 and budget.metrics["n_params"] == total
+    assert budget.message == (counted + " Whatever the model keeps to compute its output counts, trained or not. The "
+                              "smallest the reference found has 21.")
+
+
+def test_batchnorm_running_stats_count_and_an_honest_model_still_fits(exercise):
+    result = grade(FILES / "batchnorm.ipynb", exercise, hidden=False)
+    assert checks(result)["fits-training-data"].passed
+    budget = checks(result)["parameter-budget"]
+    assert budget.passed and budget.points == 3 and budget.metrics["n_params"] == 33
+    assert budget.metrics["torchinfo_params"] == budget.metrics["parameters"] == 27
+    assert budget.message == ("Your model has 27 parameters, and stores 6 numbers in buffers (`norm.running_mean`: 3, "
+                              "`norm.running_var`: 3); the budget counts both: 33 numbers, within the 33-number "
+                              "budget. torchinfo counts 27 parameters, as it counts parameters only. The smallest the "
+                              "reference found has 21.")

@@ -7,7 +7,7 @@ import pytest
 from torch.optim import lr_scheduler
 
 from grader.diagnosis.lr_fitting import restarts
-from grader.diagnosis.lr_messages import diagnose
+from grader.diagnosis.lr_messages import CodeHints, diagnose, diagnose_shared, shared_lists
 from grader.render.lr_plots import lr_comparison_figure
 from reference.schedules import COURSE_CONFIGS, SchedulerConfig, closed_form_history, dummy_optimizer, lr_history
 
@@ -190,9 +190,104 @@ def test_another_scheduler_class_is_named():
                                     "expected CosineAnnealingWarmRestarts(T_0=7, T_mult=3, eta_min=0.05).")
 
 
-def test_a_list_that_never_changes_never_saw_the_schedule():
+def test_a_list_that_never_changes_says_what_it_measured_and_the_causes_it_leaves_open():
     found = diagnose(COSINE, record(COSINE, read=lambda o, s: o.defaults["lr"]))
-    assert found.kind == "constant" and "repeats one LR, 0.1, at every step" in found.message
+    assert found.kind == "constant"
+    assert found.message == (
+        "Your list repeats one LR, 0.1, at every step, while torch's goes from 0.099863 to 0.05. That is the starting "
+        "LR: the LR you read never changed. The grader cannot tell why from your code; it could be the LR read from "
+        "something that never changes (optimizer.defaults['lr'], a number saved before the loop), or the LR read from "
+        "another optimizer than the one the scheduler drives. Read optimizer.param_groups[0]['lr'] after each "
+        "scheduler.step(), with the optimizer and its scheduler made once, before the loop.")
+    after_one_step = diagnose(COSINE, lr_history(COSINE, 1) * 30)
+    assert after_one_step.kind == "constant"
+    assert ("That is the LR after one scheduler.step(), as if every value came from a scheduler stepped once. The "
+            "grader cannot tell why from your code; it could be a scheduler (or optimizer) made anew in each "
+            "iteration.") in after_one_step.message
+
+
+def rebuilt_each_step(config: SchedulerConfig) -> list[float]:
+    """A student's loop that makes a new scheduler, on the same optimizer, in every iteration."""
+    optimizer = dummy_optimizer()
+    lrs = []
+    for _ in range(30):
+        scheduler = config.build(optimizer)
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return lrs
+
+
+HINT = CodeHints(rebuilt="code cell 3, line 7: `s = build(opt)`")
+
+
+@pytest.mark.parametrize("config, seen", [(STEP, "repeats one LR at every step"),
+                                          (COSINE, "never follows torch's schedule")])
+def test_a_scheduler_made_in_every_iteration_is_named_when_the_code_shows_it(config, seen):
+    found = diagnose(config, rebuilt_each_step(config), hints=HINT)
+    assert found.kind == "rebuilt"
+    assert found.message == (f"Your list {seen}: your code makes the scheduler inside the loop that steps it (code "
+                             "cell 3, line 7: `s = build(opt)`), so every iteration starts a new schedule and steps "
+                             "it once. Make the optimizer and its scheduler once per configuration, before the loop "
+                             "of 30 steps.")
+
+
+def test_without_the_code_a_rebuilt_scheduler_is_named_only_where_the_values_single_it_out():
+    cosine = diagnose(COSINE, rebuilt_each_step(COSINE))  # no other cause gives this curve
+    assert cosine.kind == "rebuilt" and cosine.message.startswith(
+        "Your list is exactly what a new CosineAnnealingLR made in every iteration and stepped once gives")
+    step = diagnose(STEP, rebuilt_each_step(STEP))  # 0.1 throughout: several causes remain
+    assert step.kind == "constant" and "your code makes" not in step.message
+    assert "it could be the LR read from something that never changes" in step.message
+    assert ", or a scheduler (or optimizer) made anew in each iteration." in step.message
+
+
+def test_code_that_rebuilds_a_scheduler_elsewhere_is_not_blamed_for_another_mistake():
+    found = diagnose(STEP, like(STEP, gamma=0.7), hints=HINT)
+    assert found.kind == "wrong_parameter" and "your code makes" not in found.message
+
+
+def test_reading_get_lr_before_the_step_is_named():
+    with pytest.warns(UserWarning, match="get_last_lr"):
+        lrs = record(COSINE, read=lambda o, s: s.get_lr()[0], before=True)
+    found = diagnose(COSINE, lrs)
+    assert found.kind == "get_lr_before" and "You read scheduler.get_lr() before each step" in found.message
+
+
+def test_a_longer_list_that_does_not_continue_the_schedule_does_not_claim_more_iterations():
+    found = diagnose(STEP, record(STEP) + [0.1] * 5)
+    assert found.kind == "wrong_length"
+    assert found.message.startswith("Expected 30 LRs, got 35; the first 30 match torch's, but the other 5 are not its "
+                                    "next steps, so they came from elsewhere than this run")
+    assert "iterations" not in found.message
+
+
+def test_one_list_shared_by_several_configurations_is_found_from_the_values():
+    names = [c.name for c in COURSE_CONFIGS[:3]]
+    one_list = [lr for c in COURSE_CONFIGS[:3] for lr in lr_history(c)]
+    histories = dict.fromkeys(names, one_list) | {COSINE.name: record(COSINE)}
+    shared = shared_lists(histories)
+    assert set(shared) == set(names) and shared[names[1]].part(names[1]) == (30, 60)
+    found = diagnose_shared(COURSE_CONFIGS[1], one_list, shared[names[1]])
+    assert found.kind == "shared_list"
+    assert found.message == ("This list is shared: the same list of 90 LRs is stored under 3 names, 3 runs of 30 LRs "
+                             "one after another. That is what one list object filled by every configuration's loop "
+                             "and stored under every name gives. Make a new list for each configuration, inside the "
+                             "loop over CONFIGS, and store that one under its name.")
+    hinted = diagnose_shared(COURSE_CONFIGS[1], one_list, shared[names[1]], CodeHints(shared="code cell 2, line 1: "
+                                                                                             "`lrs = []`"))
+    assert ("Your code makes it once, before the loop over the configurations (code cell 2, line 1: `lrs = []`), and "
+            "every configuration's loop appends to it.") in hinted.message
+
+
+def test_a_shared_list_still_diagnoses_each_configurations_own_part():
+    runs = [[0.1] + record(c, before=True) for c in COURSE_CONFIGS[:2]]  # 31 values each, read before the step
+    one_list = runs[0] + runs[1]
+    histories = {c.name: one_list for c in COURSE_CONFIGS[:2]}
+    found = diagnose_shared(COURSE_CONFIGS[1], one_list, shared_lists(histories)[COURSE_CONFIGS[1].name])
+    assert "3 runs" not in found.message and "2 runs of 31 LRs" in found.message
+    assert "In this configuration's own part (entries 32-62): Your list has 31 LRs because it starts with the " \
+           "initial LR 0.1" in found.message
 
 
 @pytest.mark.parametrize("value, words", [

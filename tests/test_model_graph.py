@@ -154,3 +154,138 @@ def test_symlinks_in_the_export_folder_are_not_followed(tmp_path):
     (tmp_path / "models" / "1" / "weights.pt").symlink_to("/etc/passwd")
     exports = load_exports(tmp_path)
     assert not exports.found and "symbolic links" in exports.problems["*"]
+
+
+# --- what a model stores: the size budget's count (rule in grader/loading/model_graph.py) ---------------------------
+
+POINTS = torch.tensor([[0.1, 0.2], [1.1, 0.9], [2.05, 1.95]])
+
+
+class NearestInBuffers(nn.Module):
+    """No parameters: answers by the nearest stored point, written with ordinary ops."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("points", POINTS.clone())
+        self.register_buffer("onehot", torch.eye(3))
+
+    def forward(self, x):
+        d = ((x[:, None, :] - self.points[None]) ** 2).sum(-1)
+        return torch.softmax(-d, dim=1) @ self.onehot
+
+
+def stored(tmp_path, model, shape=(2,)):
+    loaded = export_and_load(tmp_path, m=(model, list(shape))).values["m"]
+    return loaded, loaded.stored_numbers()
+
+
+def test_buffers_count_element_by_element(tmp_path):
+    loaded, count = stored(tmp_path, NearestInBuffers())
+    assert (count.parameters, count.buffers, count.constants) == (0, {"points": 6, "onehot": 9}, {})
+    assert count.literals == (2,)  # the exponent of ** 2
+    assert count.total == 16 and loaded.torchinfo_params() == 0
+    assert torch.equal(loaded(POINTS).argmax(1), torch.arange(3))
+
+
+def test_batchnorm_running_stats_count_but_its_batch_counter_does_not(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 3))
+    loaded, count = stored(tmp_path, model)
+    assert count.buffers == {"1.running_mean": 3, "1.running_var": 3}
+    assert loaded.unread == {"1.num_batches_tracked"}
+    assert (count.parameters, count.stored, count.total, loaded.torchinfo_params()) == (27, 6, 33, 27)
+
+
+class ConstantsInForward(nn.Module):
+    """The points as a plain tensor attribute and as a list turned into a tensor inside forward()."""
+
+    def __init__(self):
+        super().__init__()
+        self.points = POINTS.clone()  # not a buffer: torch.export lifts it to a constant
+        self.labels = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+    def forward(self, x):
+        d = (x[:, None, :] - self.points[None]).abs().sum(-1)
+        return torch.softmax(-d, dim=1) @ torch.tensor(self.labels)
+
+
+def test_tensors_made_in_forward_or_kept_as_attributes_count(tmp_path):
+    loaded, count = stored(tmp_path, ConstantsInForward())
+    assert count.buffers == {} and sorted(count.constants.items()) == [("lifted_tensor_0", 9), ("points", 6)]
+    assert count.literals == () and count.total == 15
+    assert torch.equal(loaded(POINTS).argmax(1), torch.arange(3))
+
+
+class Structural(nn.Module):
+    """Literals that are layout or a layer's own settings: none of them counts."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.act = nn.Sequential(nn.LeakyReLU(0.2), nn.Dropout(0.3), nn.Softsign(), nn.ReLU6(), nn.Softplus(beta=2))
+
+    def forward(self, x):
+        x = nn.functional.normalize(x.reshape(-1, 2, 1).flatten(1), dim=1)
+        h = torch.cat([x, x[:, :1] * -1, torch.where(x[:, 1:] > 0, x[:, 1:], 0.0)], 1).view(x.size(0), 4)
+        h = nn.functional.layer_norm(h, [4], eps=1e-3).masked_fill(h.isnan(), float("-inf"))
+        return torch.log_softmax(self.act(self.fc(h + 1)), dim=-1)
+
+
+def test_structural_literals_do_not_count(tmp_path):
+    model = Structural().eval()
+    loaded, count = stored(tmp_path, model)
+    assert count.literals == () and count.stored == 0 and count.total == 15
+    x = torch.randn(5, 2)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+class FoldedFloats(nn.Module):
+    """Numbers written into forward() as values: each one counts."""
+
+    def __init__(self):
+        super().__init__()
+        self.centre = [0.4321, 1.5]  # Python floats: torch.export folds them into the ops
+
+    def forward(self, x):
+        d = (x[:, 0] - self.centre[0]) ** 2 + (self.centre[1] - x[:, 1]) * 3
+        extra = x.clamp(-0.3, 0.3).sum(1) + (x[:, 0] > 0.55).float() + torch.full_like(d, 0.9)
+        padded = nn.functional.pad(x, (0, 1), value=0.4321).sum(1)
+        return torch.stack([d, extra, d * 0 + torch.ones(7).sum(), padded], 1)
+
+
+def test_numbers_written_into_forward_as_values_count(tmp_path):
+    model = FoldedFloats().eval()
+    loaded, count = stored(tmp_path, model)
+    # 7 is the size of ones(7): a tensor made from nothing carries its size into its values.
+    assert sorted(count.literals) == sorted([0.4321, 2, 1.5, 3, -0.3, 0.3, 0.55, 0.9, 7, 0.4321])
+    assert count.total == 10 and count.buffers == count.constants == {}
+    x = torch.randn(5, 2)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_forward_hooks_are_captured_and_what_they_keep_counts(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 3))
+    kept = POINTS.clone()
+
+    def nearest(module, inputs, output):  # replaces the layer's output with nearest-point scores
+        return output * 0 - ((inputs[0][:, None, :] - kept[None]) ** 2).sum(-1)
+
+    model[0].register_forward_hook(nearest)
+    model.register_forward_pre_hook(lambda module, args: (args[0] + 0.25,))
+    loaded, count = stored(tmp_path, model)
+    assert loaded.hooks == ("a forward pre-hook on the model (<lambda>)", "a forward hook on `0` (nearest)")
+    assert count.constants == {"0.lifted_tensor_0": 6} and sorted(count.literals) == [0.25, 2]
+    assert count.total == 9 + 6 + 2
+    x = torch.randn(5, 2)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_a_hook_that_cannot_be_captured_is_named_with_what_to_do(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3))
+    recorded = []
+    model[1].register_forward_hook(lambda module, inputs, output: recorded.append(output.detach().numpy()))
+    problem = export_and_load(tmp_path, m=(model, [2])).values["m"]
+    assert isinstance(problem, ExportProblem)
+    assert problem.message.startswith("the model could not be captured for grading: RuntimeError: .numpy() is not "
+                                      "supported for tensor subclasses. The grader captures your model with its "
+                                      "forward hooks, which run too: a forward hook on `1` (<lambda>). ")
+    assert problem.message.endswith("if it only records values, remove it (handle.remove()) before the notebook ends")

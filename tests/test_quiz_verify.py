@@ -14,13 +14,14 @@ from grader.quizzes.verify import MISMATCH, NOT_CHECKABLE, VERIFIED, compare, ve
 
 FILES = pathlib.Path(__file__).parent / "files" / "quizzes"
 FAULTY = FILES / "faulty-convergence-q4.toml"
+WRONG_KEY = FILES / "wrong-key.toml"
 WARNING = "Detected call of `lr_scheduler.step()` before `optimizer.step()`"
 
 
 @pytest.fixture(scope="module")
 def verified():
     """Every shipped quiz and the faulty fixture, verified once (one sandbox, one torch import)."""
-    quizzes = [load_quiz(quiz_id) for quiz_id in quiz_ids()] + [parse_quiz(FAULTY)]
+    quizzes = [load_quiz(quiz_id) for quiz_id in quiz_ids()] + [parse_quiz(FAULTY), parse_quiz(WRONG_KEY)]
     results = verify_quizzes(quizzes)
     return {quiz.id: [r for r in results if r.quiz == quiz.id] for quiz in quizzes}
 
@@ -56,6 +57,31 @@ def test_faulty_fixture_is_flagged_with_what_the_code_really_printed_and_warned(
     assert "printed epoch 1: lr 0.1000 | epoch 2: lr 0.0500 | epoch 3: lr 0.0500 | epoch 4: lr 0.0250" in printout.did
     assert order.detail == "expected no warning containing 'lr_scheduler.step()'"
     assert f"warned UserWarning: {WARNING}" in order.did
+
+
+def test_a_key_that_its_own_printout_or_claim_contradicts_is_a_mismatch(verified):
+    printout, claim = verified["wrong-key"]
+    # The printout claim itself holds: only the options show that the code prints B's answer, not the key's.
+    assert printout.status == claim.status == MISMATCH
+    assert printout.detail == ("the code prints after epoch 1: lr 0.1000 | after epoch 2: lr 0.0500 | after epoch 3: "
+                               "lr 0.0500 | after epoch 4: lr 0.0250, which is what option B says, but the key is A")
+    assert claim.detail == "the claim backs option B, but the key is A"
+
+
+def test_key_checks_read_the_claims_label_and_the_options_values():
+    from grader.kernel.quiz_runner import SnippetOutcome
+    from grader.quizzes.model import CodeRun, Question
+    from grader.quizzes.verify import key_problems, shown_by
+
+    question = Question("q", "", (("A", "True True"), ("B", "True False"), ("C", "about 0.0794, and 0.0")), "B", "")
+    assert shown_by(question, "True False\n") == ["B"]
+    assert shown_by(question, "0.07939\n0.0\n") == ["C"]  # to the precision the option quotes
+    assert shown_by(question, "epoch 3: 0.07939\nepoch 10: 0.0\n") == ["C"]  # the last value of each line
+    against_key = CodeRun("", Expectation("against option B: it warns", warning="x"))
+    assert key_problems(question, against_key, SnippetOutcome()) == ["the claim argues against option B, but B is the key"]
+    unknown = CodeRun("", Expectation("key E: it prints", stdout="1"))
+    assert key_problems(question, unknown, SnippetOutcome(stdout="1")) == [
+        "the claim names option E, which the question does not have"]
 
 
 def test_verify_command_exits_1_on_the_faulty_fixture_and_0_on_the_shipped_ones(verified, capsys, monkeypatch):

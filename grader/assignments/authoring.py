@@ -89,9 +89,18 @@ def student_notebook(solution: nbformat.NotebookNode, exercise_id: str, name: st
     return nb
 
 
+def solution_path(exercise_id: str) -> pathlib.Path:
+    return solutions_root() / f"{exercise_id}.ipynb"
+
+
+def solution_ids() -> list[str]:
+    """Every exercise with a solution notebook: what ``assign`` writes by default."""
+    return [i for i in exercise_ids() if solution_path(i).is_file()]
+
+
 def render(exercise_id: str) -> str:
     """The student notebook for ``exercise_id`` as the exact text ``assign`` writes."""
-    source = solutions_root() / f"{exercise_id}.ipynb"
+    source = solution_path(exercise_id)
     if not source.is_file():
         raise AuthoringError(f"no solution notebook {source}")
     nb = student_notebook(nbformat.read(source, as_version=4), exercise_id, source.name)
@@ -100,7 +109,7 @@ def render(exercise_id: str) -> str:
 
 def assign(ids: list[str] | None = None) -> list[pathlib.Path]:
     """Write the student notebooks of ``ids`` (default: every exercise with a solution notebook)."""
-    ids = ids or [i for i in exercise_ids() if (solutions_root() / f"{i}.ipynb").is_file()]
+    ids = ids or solution_ids()
     written = []
     for exercise_id in ids:
         target = load_exercise(exercise_id).spec.notebook_path
@@ -109,4 +118,5 @@ def assign(ids: list[str] | None = None) -> list[pathlib.Path]:
     return written
 
 
-__all__ = ["AuthoringError", "assign", "render", "strip_solutions", "student_notebook"]
+__all__ = ["AuthoringError", "assign", "render", "solution_ids", "solution_path", "strip_solutions",
+           "student_notebook"]

@@ -51,7 +51,7 @@ class CheckContext:
     run_error: str = ""  # why the notebook's run ended badly, if it did: often why a value is missing
 
     def _because(self) -> str:
-        return f" Your notebook hit an error before this: {self.run_error}." if self.run_error else ""
+        return f" Your notebook hit an error before this: {self.run_error.rstrip('.')}." if self.run_error else ""
 
     def value(self, name: str, kind: str | None = None) -> Any:
         """The export ``name``, checked against its declared kind; raises CheckFailed with what to define."""
@@ -59,30 +59,38 @@ class CheckContext:
         kind = kind or (spec.kind if spec else None)
         described = describe_export(spec) if spec else f"`{name}`"
         if not self.exports.found:
-            raise CheckFailed(f"Not graded: {self.exports.problems.get('*', 'no values were exported')}, "
-                              f"so {described} could not be checked.")
+            problem = self.exports.problems.get('*', 'no values were exported')
+            raise _missing("*", f"Not graded: {problem}, so {described} could not be checked.", problem)
         if name in self.exports.problems:
             if spec is not None and spec.code:  # the grader's own call of the student's code failed
-                raise CheckFailed(f"When the grader ran {spec.doc or name}, it raised {self.exports.problems[name]}")
-            raise CheckFailed(f"`{name}` could not be handed to the grader: {self.exports.problems[name]}")
+                raise _missing(name, f"When the grader ran {spec.doc or name}, it raised {self.exports.problems[name]}")
+            raise _missing(name, f"`{name}` could not be handed to the grader: {self.exports.problems[name]}")
         if name not in self.exports.values:
-            raise CheckFailed(f"Your notebook must define {described}. "
-                              f"It was not defined when the notebook finished running.{self._because()}")
+            raise _missing(name, f"Your notebook must define {described}. "
+                                 f"It was not defined when the notebook finished running.{self._because()}")
         value = self.exports.values[name]
         if isinstance(value, ExportProblem):
-            raise CheckFailed(f"`{name}` could not be handed to the grader: {value.message}")
+            raise _missing(name, f"`{name}` could not be handed to the grader: {value.message}")
         if kind and not EXPORT_KINDS[kind].accepts(value):
-            raise CheckFailed(f"`{name}` must be {EXPORT_KINDS[kind].doc}, but it is {describe(value)}.")
+            raise _missing(name, f"`{name}` must be {EXPORT_KINDS[kind].doc}, but it is {describe(value)}.")
         if isinstance(value, (dict, list)) and not value:
             # The notebooks hand out empty containers to fill; empty means the work is not done yet.
-            raise CheckFailed(f"`{name}` is still empty: your notebook must fill it ({spec.doc if spec else name})."
-                              + self._because())
+            raise _missing(name, f"`{name}` is still empty: your notebook must fill it "
+                                 f"({spec.doc if spec else name}).{self._because()}")
         return value
 
     def function_source(self, name: str) -> str:
         """The source of the exported function ``name``, or "" when there is none to read."""
         value = self.exports.values.get(name) if name else None
         return value.source if isinstance(value, FunctionExport) else ""
+
+
+def _missing(name: str, message: str, problem: str = "") -> CheckFailed:
+    """A failure caused by one unusable export (``"*"``: by the run), so renderers can say it once for all checks.
+
+    ``details["needs"]`` names the export; ``details["problem"]`` is the text shared by every check it fails.
+    """
+    return CheckFailed(message, details={"needs": name, "problem": problem or message})
 
 
 def not_a_model(value: Any) -> str:

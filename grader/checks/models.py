@@ -1,33 +1,63 @@
-"""Checks on exported models: accuracy measured by the grader, and size."""
+"""Checks on exported models: accuracy measured by the grader, and size (the architecture check: ``architecture``)."""
 
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
-import reference
-from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
+from grader.checks.base import CheckContext, CheckFailed, Outcome
 from grader.checks.data import data_problem
 from grader.checks.registry import Param, check_kind
+from grader.loading.values import SchedulerExport
 
 if TYPE_CHECKING:
-    from grader.loading.model_graph import LoadedModel
+    from grader.loading.model_graph import LoadedModel, StoredNumbers
 
 DATA = Param(dict, doc="the data set, e.g. {kind='checkerboard', n_per_cell=20, noise=0.1, seed=0}", check=data_problem)
 MODEL = Param(str, "model", "the export holding the model", export=True)
+
+
+def _sample_words(shape: tuple[int, ...]) -> str:
+    if shape == (2,):
+        return "the points have 2 (their x and y)"
+    if len(shape) == 1:
+        return f"each sample of the data has {shape[0]} values"
+    return f"each sample of the data is {'x'.join(map(str, shape))} (an image)" if len(shape) == 3 else \
+        f"each sample of the data has shape {'x'.join(map(str, shape))}"
+
+
+def _inputs_mismatch(takes: tuple[int, ...], has: tuple[int, ...]) -> str:
+    """A shape mismatch in the student's terms: "Your model takes 3 inputs; the points have 2 (their x and y)."."""
+    if len(takes) == 1 and len(has) == 1:
+        return (f"Your model takes {takes[0]} inputs; {_sample_words(has)}. Make its first layer take {has[0]} "
+                f"inputs: nn.Linear({has[0]}, ...).")
+    flat = math.prod(has)
+    fix = " Flatten each sample first (nn.Flatten())." if len(has) > 1 and takes == (flat,) else ""
+    return f"Your model takes inputs of shape {'x'.join(map(str, takes))}; {_sample_words(has)}.{fix}"
+
+
+def _matmul_inputs(error: str, has: tuple[int, ...]) -> int | None:
+    """The input count of a first layer that does not fit the samples, read from torch's shape error; else None."""
+    match = re.search(r"\(\d+x(\d+) and (\d+)x\d+\)", error) or re.search(r", (\d+)\] X \[(\d+), \d+\]", error)
+    if match and len(has) == 1 and int(match[1]) == has[0] != int(match[2]):
+        return int(match[2])
+    return None
 
 
 def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     """Accuracy in % and the count correct, in eval mode on the grader's tensors."""
     expected = tuple(X.shape[1:])
     if model.input_shape and tuple(model.input_shape) != expected:
-        raise CheckFailed(f"Your model takes inputs of shape {list(model.input_shape)}, but the data has "
-                          f"samples of shape {list(expected)}.")
+        raise CheckFailed(_inputs_mismatch(tuple(model.input_shape), expected))
     try:
         scores = model(X[:2].float())
         preds = model.predict(X.float())
     except RuntimeError as e:
-        raise CheckFailed(f"Your model could not be run on the grader's data: {str(e).splitlines()[0]}") from None
+        first = str(e).splitlines()[0]
+        takes = _matmul_inputs(first, expected)
+        raise CheckFailed(_inputs_mismatch((takes,), expected) if takes else
+                          f"Your model could not be run on the grader's data: {first}") from None
     n_classes = int(Y.max()) + 1
     if scores.ndim != 2 or scores.shape[1] != n_classes:
         got = f"{scores.shape[1]} scores per sample" if scores.ndim == 2 else f"an output of shape {list(scores.shape)}"
@@ -46,9 +76,11 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     below=Param((int, float), float("inf"), "ceiling in percent: strictly less than this"),
     describe=Param(str, "the data", "how the message names the data set"),
     hint=Param(str, "", "advice shown when the check fails"),
+    scheduler=Param(str, "", "the run's scheduler export: one that never stepped is named instead of the hint",
+                    export=True),
 )
 def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, above: float, below: float,
-             describe: str, hint: str) -> Outcome:
+             describe: str, hint: str, scheduler: str) -> Outcome:
     """Accuracy of the exported model, measured by the grader on data it makes itself, against a band."""
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
@@ -62,7 +94,19 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     needs = " and ".join(n for n in needs if n)
     if acc + 1e-9 >= min_accuracy and acc > above and acc < below:
         return Outcome(True, f"Your model scores {measured}" + (f" (needs {needs})." if needs else "."), metrics=metrics)
-    return Outcome(False, f"Your model scores {measured}; it needs {needs}. {hint}".strip(), metrics=metrics)
+    # A scheduler that never stepped explains a run better than advice on tuning one that did.
+    advice = unstepped_scheduler(ctx, scheduler) or hint
+    return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
+
+
+def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
+    """What to say when the exported scheduler ``name`` never stepped (its ``last_epoch`` is 0); "" otherwise."""
+    value = ctx.exports.values.get(name) if name else None
+    if not isinstance(value, SchedulerExport) or value.state.get("last_epoch") != 0:
+        return ""
+    return (f"Your `{name}` ({value.cls}) never stepped: its last_epoch is 0, so it never changed the learning rate "
+            f"during training. Call {name}.step() in the training loop, after the optimizer's steps (once per epoch "
+            "for a schedule counted in epochs).")
 
 
 def _tiers_problem(tiers: list) -> str | None:
@@ -74,55 +118,73 @@ def _tiers_problem(tiers: list) -> str | None:
 @check_kind(
     "parameter_budget",
     model=MODEL,
-    tiers=Param(list, doc="[[max_params, share_of_points], ...], e.g. [[33, 1.0], [66, 0.5]]", check=_tiers_problem),
+    tiers=Param(list, doc="[[max_numbers, share_of_points], ...], e.g. [[33, 1.0], [66, 0.5]]", check=_tiers_problem),
     smallest_known=Param(int, 0, "the smallest size the reference found, quoted in the message"),
 )
 def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known: int) -> Outcome:
-    """Points by parameter count, counted on the exported model (torchinfo's count); reports it for a leaderboard."""
+    """Points by the numbers the exported model stores: parameters, and the buffers, constants and literals it reads."""
     net = ctx.value(model, "model")
-    total = sum(t.numel() for t in net.parameters.values())
-    trainable = net.n_params
-    metrics = {"n_params": total, "trainable_params": trainable}
-    details = {"layers": {name: list(shape) for name, shape in net.param_shapes().items()}}
-    frozen = "" if total == trainable else (f" That counts all {total} parameters, {total - trainable} of them frozen: "
-                                             "frozen weights still make the model bigger.")
-    fraction = next((float(share) for limit, share in sorted(tiers) if total <= limit), 0.0)
-    budget = sorted(tiers)[0][0]
-    record = f" The smallest the reference found has {smallest_known}." if smallest_known else ""
-    if fraction >= 1.0:
-        message = f"Your model has {total} parameters, within the {budget}-parameter budget.{frozen}{record}"
-        if smallest_known and total <= smallest_known:
+    count, torchinfo = net.stored_numbers(), net.torchinfo_params()
+    # n_params ranks the class leaderboard: what the budget counted, so a model that stores data cannot top it.
+    metrics = {"n_params": count.total, "parameters": count.parameters, "trainable_params": count.trainable,
+               "stored_numbers": count.stored} | ({"torchinfo_params": torchinfo} if torchinfo is not None else {})
+    details = {"layers": {name: list(shape) for name, shape in net.param_shapes().items()},
+               "buffers": count.buffers, "constants": count.constants, "literals": len(count.literals)}
+    fraction = next((float(share) for limit, share in sorted(tiers) if count.total <= limit), 0.0)
+    message = _budget_message(count, torchinfo, fraction, min(tiers)[0], net.hooks)
+    if smallest_known:
+        message += f" The smallest the reference found has {smallest_known}."
+        if fraction >= 1.0 and count.total <= smallest_known:
             message += " That ties or beats the reference's smallest."
-        return Outcome(True, message, metrics=metrics, details=details)
-    share = f" for {fraction:.0%} of the points" if fraction else ""
-    return Outcome(False, f"Your model has {total} parameters{share}; the full budget is {budget}.{frozen} "
-                   f"Try fewer hidden units or fewer layers.{record}", fraction=fraction, metrics=metrics,
+    return Outcome(fraction >= 1.0, message, fraction=None if fraction >= 1.0 else fraction, metrics=metrics,
                    details=details)
 
 
-def _reference_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    """Parameter shapes of a model the course provides, by class name (a key of ``reference.MODELS``)."""
-    return {k: tuple(p.shape) for k, p in reference.model_class(name)().named_parameters()}
+def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float, budget: int, hooks: tuple) -> str:
+    """What was counted, against the budget, with torchinfo's parameter count beside it."""
+    if fraction >= 1.0:
+        verdict = f", within the {budget}-{'number' if count.stored else 'parameter'} budget."
+    else:
+        verdict = (f" for {fraction:.0%} of the points" if fraction else "") + f"; the full budget is {budget}."
+    if count.stored:
+        joint = "but" if count.stored > count.parameters else "and"
+        message = (f"Your model has {count.parameters} parameters, {joint} stores {_stored(count)}; the budget counts "
+                   f"both: {count.total} numbers{verdict}")
+        if torchinfo is not None:
+            message += f" torchinfo counts {torchinfo} parameters, as it counts parameters only."
+    else:
+        message = f"Your model has {count.parameters} parameters{verdict}"
+        if torchinfo is not None:
+            message += f" torchinfo counts {torchinfo}{' too' if torchinfo == count.parameters else ''}."
+    if count.parameters > count.trainable:
+        message += (f" That counts all {count.parameters} parameters, {count.parameters - count.trainable} of them "
+                    "frozen: frozen weights still make the model bigger.")
+    if hooks:
+        message += (" Your model's forward hooks ran while the grader captured it, so what they compute and keep is "
+                    f"counted too: {'; '.join(hooks[:3])}.")
+    if fraction < 1.0:
+        message += (" Whatever the model keeps to compute its output counts, trained or not." if count.stored
+                    else " Try fewer hidden units or fewer layers.")
+    return message
 
 
-@check_kind("architecture", model=MODEL,
-            reference=Param(str, doc="a course model: a key of reference.MODELS", choices=lambda: reference.MODELS))
-def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
-    """The exported model must have exactly the reference model's parameter shapes (the architecture is fixed)."""
-    value = ctx.value(model)
-    nets = value if isinstance(value, dict) else {"": value}
-    expected = _reference_shapes(reference)
-    for key, net in nets.items():
-        label = f"`{model}[{key!r}]`" if key != "" else f"`{model}`"
-        shapes = getattr(net, "param_shapes", lambda: None)()
-        if shapes is None:
-            raise CheckFailed(f"{label} could not be checked: {not_a_model(net)}.")
-        if shapes != expected:
-            differ = [f"{k}: {list(shapes.get(k, ()))} instead of {list(v)}" for k, v in expected.items()
-                      if shapes.get(k) != v]
-            extra = sorted(set(shapes) - set(expected))
-            detail = "; ".join(differ + [f"extra parameter {k}" for k in extra])
-            return Outcome(False, f"{label} is not the course's {reference}: {detail}. Keep the architecture "
-                           "unchanged; only the training may differ.")
-    return Outcome(True, f"{'Every model in ' if len(nets) > 1 else ''}`{model}` has the course's {reference} "
-                   f"architecture ({sum(math.prod(v) for v in expected.values())} parameters).")
+def _stored(count: StoredNumbers) -> str:
+    """Where the numbers beside the parameters are, e.g. "900 numbers in buffers (`points`: 360, `onehot`: 540)"."""
+    parts = [f"{sum(tensors.values())} numbers {where} ({_listed(tensors)})"
+             for where, tensors in (("in buffers", count.buffers), ("in constant tensors", count.constants)) if tensors]
+    if count.literals:
+        examples = ", ".join(f"{v:g}" for v in list(dict.fromkeys(count.literals))[:3])
+        parts.append(f"{len(count.literals)} numbers written into the forward pass as values (such as {examples})")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _listed(tensors: dict[str, int]) -> str:
+    """Tensors by name and size; those torch.export lifted from the forward pass (``lifted_tensor_<i>``) as one item."""
+    lifted = [n for name, n in tensors.items() if name.rpartition(".")[2].startswith("lifted_tensor")]
+    named = [f"`{name[:40]}`: {n}" for name, n in tensors.items()
+             if not name.rpartition(".")[2].startswith("lifted_tensor")]
+    shown = named[:3] + [f"{len(named) - 3} more"] * (len(named) > 3)
+    if lifted:
+        shown.append("made in the forward pass or taken from outside the model: " + " + ".join(map(str, lifted[:5]))
+                     + " + ..." * (len(lifted) > 5))
+    return ", ".join(shown)

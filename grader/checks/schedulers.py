@@ -2,39 +2,51 @@
 
 - ``lr_family``: the course configurations of one scheduler class, each list compared with
   torch's own run (``reference.schedules.lr_history``, rtol 1e-6) and a mismatch explained
-  by ``grader.diagnosis.lr_fitting``; partial credit per configuration. ``details["curves"]`` holds
+  by ``grader.diagnosis.lr_messages``; partial credit per configuration. ``details["curves"]`` holds
   ``{name: {"reference": [...], "student": [...], "diagnosis": kind}}`` for the feedback plot
-  (``grader.render.lr_plots.lr_comparison_figure``).
+  (``grader.render.lr_plots.lr_comparison_figure``). A cause is named from the code only where
+  ``grader.checks.code`` shows it (a scheduler made inside the loop that steps it, one list
+  shared by all configurations).
 - ``scheduler_replay``: every exported scheduler is rebuilt here from its class name, its
-  state_dict and its optimizer's first param group, stepped 30 times on a fresh SGD, and
-  must reproduce the reported list (also when the list is only read at the wrong moment:
-  that mistake costs points in ``lr_family``, not here). Only the torch classes in
-  ``REBUILD`` are rebuilt; the exported class and module names are looked up in that table
-  and never imported. A list typed in by hand has no scheduler behind it and fails.
-- ``step_order``: read from the code (AST), every loop that steps both must call
-  ``optimizer.step()`` before ``scheduler.step()``. The LR values come out the same either
-  way, so only the code can show this mistake.
+  state_dict and its optimizer's first param group, stepped on a fresh SGD, and read every way
+  ``grader.diagnosis.lr_fitting.readings`` knows; the reported list must be one of the readings
+  the spec accepts (by default every reading of a run of exactly 30 steps: which one it was is
+  ``lr_family``'s business, not this check's). Only the torch classes in ``REBUILD`` are rebuilt;
+  the exported class and module names are looked up in that table and never imported. A list
+  typed in by hand has no scheduler behind it and fails.
+- ``step_order``: read from the code by data flow (``grader.checks.code``), every loop that steps
+  a scheduler must call ``optimizer.step()`` before ``scheduler.step()``. The LR values come out
+  the same either way, so only the code can show this mistake; where the code cannot be followed,
+  the check says so and gives the points.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
-import functools
 import math
-import re
 from collections.abc import Callable
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, describe
+from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.registry import Param, check_kind
-from grader.diagnosis.lr_fitting import as_floats, call, same
-from grader.diagnosis.lr_messages import Diagnosis, diagnose
+from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, same
+from grader.diagnosis.lr_fitting import readings as read_run
+from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, diagnose, diagnose_shared, shared_lists,
+                                          shared_message)
 from grader.loading.values import OptimizerExport, SchedulerExport
 from reference.schedules import COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
+
+__all__ = ["ReplayError", "lr_family", "replay", "replay_readings", "scheduler_replay", "step_order", "step_orders"]
 
 TORCH_MODULE = "torch.optim.lr_scheduler"
 MAX_MILESTONES = 1000
 MAX_PLOTTED = 100  # LRs of one list kept in the details: enough to plot, bounded in the gradebook
+
+
+def code_hints(report: CodeReport) -> CodeHints:
+    """The places in the code that show a cause, for the diagnosis messages."""
+    return CodeHints(rebuilt=report.rebuilt[0].where() if report.rebuilt else "",
+                     shared=report.shared[0].where() if report.shared else "")
 
 
 # --- lr_family ---------------------------------------------------------------------------
@@ -60,10 +72,14 @@ def lr_family(ctx: CheckContext, export: str, family: str) -> Outcome:
     configs = [c for c in COURSE_CONFIGS if c.family == family]
     curves: dict[str, dict] = {}
     problems: dict[str, list[str]] = {}  # one message per diagnosis, naming every configuration it fits
+    hints = code_hints(read_code(ctx.code_cells))
+    shared = shared_lists(histories, N_STEPS)
     for config in configs:
         value = histories.get(config.name)
-        if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):  # a tensor arrives as a tensor
-            found = diagnose(config, value)
+        if config.name in shared:
+            found = diagnose_shared(config, value, shared[config.name], hints)
+        elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):  # a tensor arrives as a tensor
+            found = diagnose(config, value, hints=hints)
         elif config.name in histories:
             found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
                               reference=tuple(lr_history(config)))
@@ -155,8 +171,8 @@ def _group(export: SchedulerExport) -> dict:
     return optimizer.param_groups[0]
 
 
-def replay(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, float, list[float]]:
-    """(the rebuilt call, the LR before any step, the LR after each of ``n`` steps) of a fresh copy."""
+def replay_readings(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, dict[str, list[float] | None]]:
+    """(the rebuilt call, every reading of ``n`` steps of a fresh copy, as ``lr_fitting.readings`` names them)."""
     if export.module != TORCH_MODULE or export.cls not in REBUILD:
         where = f" from `{export.module}`" if export.module != TORCH_MODULE else ""
         raise ReplayError(f"it is a `{export.cls}`{where}; the grader replays only torch's own "
@@ -172,186 +188,151 @@ def replay(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, float, list[
     args = read(state, group)
     try:
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=_num({"base_lrs": base[0]}, "base_lrs"))
-        scheduler = cls(optimizer, **args)
-        initial = optimizer.param_groups[0]["lr"]
-        lrs = []
-        for _ in range(n):
-            optimizer.step()
-            scheduler.step()
-            lrs.append(optimizer.param_groups[0]["lr"])
+        runs = read_run(optimizer, cls(optimizer, **args), n)
     except (ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
         raise ReplayError(f"torch refuses its settings ({e})") from None
+    if len(runs["after"]) < n:
+        raise ReplayError(f"torch refuses to step it {n} times")
     shown = {k: v for k, v in args.items() if k not in ("cycle_momentum", "three_phase") or v}
-    return call(SchedulerConfig(export.cls, shown)), initial, lrs
+    return call(SchedulerConfig(export.cls, shown)), runs
 
 
-def _backing_problem(reported: object, value: object, n: int) -> str | None:
-    """Why ``value`` does not show that ``reported`` came from a scheduler run; None when it does."""
+def replay(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, float, list[float]]:
+    """(the rebuilt call, the LR before any step, the LR after each of ``n`` steps) of a fresh copy."""
+    rebuilt, runs = replay_readings(export, n)
+    return rebuilt, runs["initial"][0], runs["after"]
+
+
+def _stepped(last: object, n: int, hints: CodeHints) -> str:
+    done = "it was never stepped" if last == 0 else "it was stepped once" if last == 1 else \
+        f"it was stepped {last} times, not {n}"
+    if last == 1 and hints.rebuilt:
+        return (f"its last_epoch is 1: {done}. Your code makes the scheduler inside the loop that steps it "
+                f"({hints.rebuilt}), so the one you store has seen one step. Make it once, before that loop")
+    return f"its last_epoch is {last!r:.20}: {done}. Store each scheduler after exactly {n} steps"
+
+
+def _backing_problem(reported: object, value: object, n: int, accepted: list[str],
+                     hints: CodeHints) -> tuple[str | None, str]:
+    """(why ``value`` does not show that ``reported`` came from a scheduler run, or None; the reading it matched)."""
     if value is None:
         return ("no scheduler is stored under this name, so nothing shows the list came from a scheduler run. "
-                "Store the scheduler you stepped, e.g. schedulers[name] = scheduler")
+                "Store the scheduler you stepped, e.g. schedulers[name] = scheduler"), ""
     if not isinstance(value, SchedulerExport):
-        return f"the entry is {describe(value)}, not a scheduler"
+        return f"the entry is {describe(value)}, not a scheduler", ""
     last = value.state.get("last_epoch")
     if last != n:
-        done = "it was never stepped" if last == 0 else f"it was stepped {last} times, not {n}"
-        return f"its last_epoch is {last!r:.20}: {done}. Store each scheduler after exactly {n} steps"
+        return _stepped(last, n, hints), ""
     try:
-        rebuilt, initial, run = replay(value, n)
+        rebuilt, runs = replay_readings(value, n)
     except ReplayError as e:
-        return f"it cannot be verified: {e}"
+        return f"it cannot be verified: {e}", ""
     lrs = as_floats(reported)
     if isinstance(lrs, str):
-        return "there is no list of numbers to compare with it"
+        return "there is no list of numbers to compare with it", ""
+    run = runs["after"]
     current = _group(value).get("lr")
     if isinstance(current, (int, float)) and not same([current], run[-1:]):
         return (f"its optimizer is at lr={current:.6g}, but {n} steps of {rebuilt} end at {run[-1]:.6g}: something "
                 "else changed that optimizer's LR, such as another scheduler on the same optimizer. Give each "
-                "scheduler a fresh optimizer")
-    # The same run read before the step, or with the initial LR in front, is still that scheduler's run.
-    if any(same(lrs, variant) for variant in (run, [initial] + run, [initial] + run[:-1])):
-        return None
+                "scheduler a fresh optimizer"), ""
+    # The same run read before the step, through get_lr(), or with the initial LR in front is still that run.
+    reading = next((r for r in accepted if same(lrs, runs.get(r))), None)
+    if reading is not None:
+        return None, reading
     k = next((i for i, (a, b) in enumerate(zip(lrs, run)) if not same([a], [b])), min(len(lrs), n))
     theirs = f"{lrs[k]:.6g}" if k < len(lrs) else "nothing"
     ours = f"{run[k]:.6g}" if k < n else "nothing"
     return (f"replayed from its state, {rebuilt} gives {ours} at step {k + 1}, but your list has {theirs}: "
-            "the list did not come from this scheduler. Fill each list from the scheduler you store under its name")
+            "the list did not come from this scheduler. Fill each list from the scheduler you store under its name"), ""
+
+
+def _readings_problem(value: list) -> str | None:
+    unknown = [v for v in value if v not in READINGS]
+    return f"unknown readings {unknown}; expected some of {', '.join(READINGS)}" if unknown else None
 
 
 @check_kind(
     "scheduler_replay",
     export=Param(str, "lr_histories", "the export holding {configuration name: list of LRs}", export=True),
     schedulers=Param(str, "schedulers", "the export holding {configuration name: stepped scheduler}", export=True),
+    readings=Param(list, list(SAME_RUN), "the readings of the scheduler's run a list may be (lr_fitting.READINGS)",
+                   of=str, check=_readings_problem),
 )
-def scheduler_replay(ctx: CheckContext, export: str, schedulers: str) -> Outcome:
-    """Each reported list must be what its exported scheduler, replayed by the grader, produces."""
+def scheduler_replay(ctx: CheckContext, export: str, schedulers: str, readings: list | tuple = SAME_RUN) -> Outcome:
+    """Each reported list must be a reading, accepted by the spec, of its exported scheduler replayed by the grader."""
     histories = ctx.value(export, "dict")
     stored = ctx.value(schedulers, "scheduler_dict")
+    hints = code_hints(read_code(ctx.code_cells))
+    shared = shared_lists(histories, N_STEPS)
     names = [c.name for c in COURSE_CONFIGS]
     problems: dict[str, list[str]] = {}  # one message per problem, naming every configuration it affects
+    read: dict[str, int] = {}
     for name in names:
+        reading = ""
         if name not in histories:
             problem = f"`{export}` has no list for it, so there is nothing to verify"
+        elif name in shared:
+            problem = _shared_problem(shared[name], hints)
         else:
-            problem = _backing_problem(histories[name], stored.get(name), N_STEPS)
+            problem, reading = _backing_problem(histories[name], stored.get(name), N_STEPS, readings, hints)
         if problem:
             problems.setdefault(problem, []).append(name)
+        elif reading != "after":
+            read[reading] = read.get(reading, 0) + 1
     failed = sum(len(v) for v in problems.values())
-    metrics = {"verified": len(names) - failed, "configs": len(names)}
+    metrics = {"verified": len(names) - failed, "configs": len(names)} | {f"read_{k}": v for k, v in read.items()}
     if not problems:
+        other = "" if not read else (f" {sum(read.values())} of them are read another way than after each step "
+                                     f"({', '.join(sorted(read))}); the family checks say how.")
         return Outcome(True, f"All {len(names)} lists are what their schedulers produce, replayed by the grader "
-                       f"from the exported state ({N_STEPS} steps each).", metrics=metrics)
+                       f"from the exported state ({N_STEPS} steps each).{other}", metrics=metrics)
     text = " ".join(f"{', '.join(affected)}: {problem}." for problem, affected in problems.items())
     return Outcome(False, f"{len(names) - failed}/{len(names)} lists are backed by a scheduler run. {text}",
                    fraction=(len(names) - failed) / len(names), metrics=metrics)
 
 
+def _shared_problem(group: SharedList, hints: CodeHints) -> str:
+    return shared_message(group, hints).rstrip(".") + ". So this list is not what its scheduler alone produced"
+
+
 # --- step_order ----------------------------------------------------------------------------
 
-@functools.cache
-def _torch_classes() -> tuple[frozenset[str], frozenset[str]]:
-    """The names of torch's optimizer and LR scheduler classes."""
-    import torch
-    from torch.optim import lr_scheduler
 
-    optimizers = {n for n, v in vars(torch.optim).items() if isinstance(v, type) and issubclass(v, torch.optim.Optimizer)}
-    schedulers = {n for n, v in vars(lr_scheduler).items() if isinstance(v, type) and n.endswith(("LR", "Plateau"))}
-    return frozenset(optimizers), frozenset(schedulers)
-
-
-LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-
-
-def _parse(source: str) -> ast.Module | None:
-    """A cell's AST; IPython magics and shell lines are blanked first so line numbers stay right."""
-    cleaned = re.sub(r"(?m)^\s*[%!].*$", "", source)
-    try:
-        return ast.parse(cleaned)
-    except SyntaxError:
-        return None
-
-
-def _callee(func: ast.expr) -> str:
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-
-
-def _roles(trees: list[ast.Module]) -> dict[str, str]:
-    """Variable -> "optimizer" or "scheduler", from what it was assigned (SGD(...), StepLR(opt, ...))."""
-    optimizer_classes, scheduler_classes = _torch_classes()
-    roles: dict[str, str] = {}
-    for tree in trees:
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
-                continue
-            func, args = node.value.func, node.value.args
-            if _callee(func) in optimizer_classes:
-                role = "optimizer"
-            elif (_callee(func) in scheduler_classes or "lr_scheduler" in ast.unparse(func)
-                  or any(roles.get(ast.unparse(a)) == "optimizer" for a in args)):
-                role = "scheduler"
-            else:
-                continue
-            for target in node.targets:
-                roles[ast.unparse(target)] = role
-    return roles
-
-
-def _role(receiver: str, roles: dict[str, str]) -> str:
-    if receiver in roles:
-        return roles[receiver]
-    lowered = receiver.lower()
-    return "scheduler" if "sched" in lowered else "optimizer" if "opt" in lowered else ""
-
-
-def step_orders(cells: tuple[tuple[int, str], ...]) -> list[tuple[int, int, str, str]]:
-    """(cell, line, receiver, verdict) for each loop stepping a scheduler; verdict is ok, scheduler-first or alone."""
-    parsed = [(cell, tree) for cell, source in cells if (tree := _parse(source)) is not None]
-    roles = _roles([tree for _, tree in parsed])
-    found: dict[tuple[int, int], tuple[int, int, str, str]] = {}
-    for cell, tree in parsed:
-        for loop in (n for n in ast.walk(tree) if isinstance(n, LOOPS)):
-            calls = sorted((n for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                            and n.func.attr == "step" and not n.args), key=lambda n: (n.lineno, n.col_offset))
-            steps = [(c, ast.unparse(c.func.value)) for c in calls]
-            first = {}
-            for node, receiver in steps:
-                first.setdefault(_role(receiver, roles), (node, receiver))
-            if "scheduler" not in first:
-                continue
-            node, receiver = first["scheduler"]
-            if "optimizer" not in first:
-                verdict = "alone"
-            else:
-                verdict = "ok" if (first["optimizer"][0].lineno, first["optimizer"][0].col_offset) < \
-                    (node.lineno, node.col_offset) else "scheduler-first"
-            key = (cell, node.lineno)
-            if key not in found or verdict != "ok":  # an inner loop's verdict is the one that counts
-                found[key] = (cell, node.lineno, receiver, verdict)
-    return list(found.values())
+def _unclear(report: CodeReport) -> str:
+    shown = "; ".join(report.unclear[:3]) or "the loops step objects whose kind the grader cannot trace"
+    return (f"The order of optimizer.step() and scheduler.step() could not be decided from the code: {shown}. The "
+            "points are given. Call optimizer.step() and then scheduler.step() on the objects you made, in your loop, "
+            "so the order can be read.")
 
 
 @check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True))
 def step_order(ctx: CheckContext, export: str) -> Outcome:
-    """Read from the code: each loop calls optimizer.step() before scheduler.step()."""
+    """Read from the code by data flow: each loop calls optimizer.step() before scheduler.step()."""
     ctx.value(export)  # nothing to credit before the lists exist
-    orders = step_orders(ctx.code_cells)
-    details = {"loops": [list(o) for o in orders]}
-    wrong = [o for o in orders if o[3] == "scheduler-first"]
+    report = read_code(ctx.code_cells)
+    orders = report.orders
+    details = {"loops": [list(o) for o in orders], "unclear": list(report.unclear)}
+    wrong = [o for o in orders if o.verdict == "scheduler-first"]
     if wrong:
-        where = "; ".join(f"code cell {c}, line {line} (`{r}.step()`)" for c, line, r, _ in wrong)
+        where = "; ".join(f"code cell {o.cell}, line {o.line} (`{o.receiver}.step()`)" for o in wrong)
         raise CheckFailed(f"scheduler.step() comes before optimizer.step() in your loop: {where}. The LRs you record "
                           "come out the same here, but in training the first update would already use the second LR "
                           "of the schedule, and torch warns about it. Call optimizer.step() first, then "
                           "scheduler.step().", details=details)
-    if any(o[3] == "ok" for o in orders):
+    if any(o.verdict == "ok" for o in orders):
         return Outcome(True, "Your loop calls optimizer.step() before scheduler.step(), the order torch expects.",
                        details=details)
-    alone = [o for o in orders if o[3] == "alone"]
+    if any(o.verdict == "undecided" for o in orders):
+        return Outcome(True, _unclear(report), metrics={"undecided": 1}, details=details)
+    alone = [o for o in orders if o.verdict == "alone"]
     if alone:
-        c, line, r, _ = alone[0]
-        raise CheckFailed(f"Your loop in code cell {c} steps `{r}` (line {line}) without calling optimizer.step(). "
-                          "Call optimizer.step() and then scheduler.step() in each iteration, as in training; "
-                          "torch warns when the scheduler steps first.", details=details)
+        o = alone[0]
+        raise CheckFailed(f"Your loop in code cell {o.cell} steps `{o.receiver}` (line {o.line}) without calling "
+                          "optimizer.step(). Call optimizer.step() and then scheduler.step() in each iteration, as in "
+                          "training; torch warns when the scheduler steps first.", details=details)
+    if report.unclear:
+        return Outcome(True, _unclear(report), metrics={"undecided": 1}, details=details)
     raise CheckFailed("No loop in your notebook calls optimizer.step() and then scheduler.step(). Write the loop of "
                       f"{N_STEPS} iterations that steps both, optimizer first, and records the LR after each.",
                       details=details)

@@ -4,11 +4,13 @@ The grader measures every accuracy itself, in eval mode, on its own copies of th
 The course prints two kinds of figures: TA is the running accuracy counted during the
 best epoch's training pass, while VA and TestA come from eval mode. Reported val and test
 accuracy must therefore match the measurement; reported train accuracy may be either kind.
+Where each model started is checked in ``seed_starts``.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     from grader.loading.model_graph import LoadedModel
 
 FIGURES = ("train_acc", "val_acc", "test_acc")
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
+MODELS = Param(str, "models", "the export holding {seed: model}", export=True)
+SEEDS = Param(list, doc="the seeds, e.g. [0, 3, 18]", of=int)
 
 
 def _by_seed(value: dict, name: str, seeds: list) -> dict[int, object]:
@@ -58,6 +63,23 @@ def seed_results(ctx: CheckContext, results: str, seeds: list) -> dict[int, dict
     return table
 
 
+def same_objects(nets: dict[int, LoadedModel]) -> list[list[int]]:
+    """Groups of seeds whose entries are one and the same model object (the kernel exports such an object once)."""
+    by_object: dict[int, list[int]] = {}
+    for seed, net in nets.items():
+        by_object.setdefault(id(net), []).append(seed)
+    return [g for g in by_object.values() if len(g) > 1]
+
+
+def _listed(items: list) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def seeds_word(seeds: list[int]) -> str:
+    return f"seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)}"
+
+
 @functools.lru_cache(maxsize=4)
 def _reference_runs(seeds: tuple[int, ...]) -> dict[int, dict]:
     """The course set-up run by the reference, once per process: restored weights and best epochs."""
@@ -83,8 +105,12 @@ def matches_reference(model: LoadedModel, seed: int) -> int | None:
 
     run = _reference_runs((seed,))[seed]
     same = model.parameters.keys() == run["state"].keys() and all(
-        torch.allclose(model.parameters[k], run["state"][k], atol=1e-6) for k in model.parameters)
+        model.parameters[k].shape == run["state"][k].shape
+        and torch.allclose(model.parameters[k], run["state"][k], atol=1e-6) for k in model.parameters)
     return run["best_epoch"] if same else None
+
+
+# --- reported figures --------------------------------------------------------------------------
 
 
 def _splits_problem(data: dict) -> str | None:
@@ -93,8 +119,52 @@ def _splits_problem(data: dict) -> str | None:
     return next((f"{split}: {problem}" for split, desc in data.items() if (problem := data_problem(desc))), None)
 
 
-MODELS = Param(str, "models", "the export holding {seed: model}", export=True)
-SEEDS = Param(list, doc="the seeds, e.g. [0, 3, 18]", of=int)
+@dataclass(frozen=True)
+class Off:
+    """One reported figure that differs from the grader's measurement, and the other splits it equals."""
+
+    figure: str
+    reported: float
+    measured: float
+    elsewhere: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if not self.elsewhere:
+            return f"{self.figure} reported {self.reported:.2f}%, measured {self.measured:.2f}%"
+        own = SPLIT_WORDS[self.figure.removesuffix("_acc")]
+        return (f"{self.figure} reported {self.reported:.2f}% is what the grader measures on the "
+                f"{_listed([SPLIT_WORDS[s] for s in self.elsewhere])} split, not the {own} split "
+                f"({self.measured:.2f}%)")
+
+
+def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict) -> list[Off]:
+    """The figures outside their tolerance; ``equal`` (per figure, or empty) says when one equals another split's."""
+    off = []
+    for figure in FIGURES:
+        if abs(reported[figure] - measured[figure]) > allowed[figure]:
+            elsewhere = tuple(f.removesuffix("_acc") for f in equal
+                              if f != figure and abs(reported[figure] - measured[f]) <= equal[f])
+            off.append(Off(figure, reported[figure], measured[figure], elsewhere))
+    return off
+
+
+def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: str) -> str:
+    """What the differing figures rule in, from what they equal; no cause the numbers do not show."""
+    hints = []
+    shared = [g for g in groups if any(s in offs for s in g)]
+    if shared:
+        hints.append(" ".join(f"`{models}` stores one and the same model object for seeds {_listed(g)}, so the "
+                              "figures of the models that were not stored cannot match it." for g in shared))
+    flat = [o for row in offs.values() for o in row]
+    if any(o.elsewhere for o in flat):
+        hints.append("Where a reported figure equals the grader's measurement of the same model on another split, "
+                     "check which data your code measured it on: test_acc must come from the test data, val_acc from "
+                     "the validation data and train_acc from the training data.")
+    if any(not o.elsewhere for o in flat):
+        hints.append("Figures that match no measurement of the exported model come from another model than the one "
+                     "exported (for example before its best weights were restored), from other data, or were typed "
+                     "by hand: report what your final, restored models score.")
+    return " ".join(hints)
 
 
 @check_kind("seed_results", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,
@@ -106,7 +176,12 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     """Reported accuracies per seed against the grader's own measurement of the exported models."""
     nets, table = seed_models(ctx, models, seeds), seed_results(ctx, results, seeds)
     sets = {split: ctx.data.make(desc, f"{ctx.check_id}-{split}") for split, desc in data.items()}
-    lines, good, measured_all = [], 0, {}
+    allowed = {f: train_tolerance if f == "train_acc" else tolerance for f in FIGURES}
+    # "Equals" is far tighter than "matches": rounding to one decimal, never one sample's difference.
+    equal = {f"{split}_acc": min(0.05, 50 / len(d.Y)) for split, d in sets.items()}
+    groups = same_objects(nets)
+    shared = {s for g in groups for s in g}  # their figures may describe models never exported
+    lines, good, measured_all, offs = [], 0, {}, {}
     for seed in seeds:
         measured = {f"{split}_acc": measured_accuracy(nets[seed], d.X, d.Y)[0] for split, d in sets.items()}
         measured_all[seed] = {k: round(v, 2) for k, v in measured.items()}
@@ -115,12 +190,10 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
             lines.append(f"seed {seed}: report accuracies in percent (you gave {reported['val_acc']:g}, "
                          f"the grader measures {measured['val_acc']:.2f}%)")
             continue
-        off = [f for f in ("val_acc", "test_acc") if abs(reported[f] - measured[f]) > tolerance]
-        if abs(reported["train_acc"] - measured["train_acc"]) > train_tolerance:
-            off.insert(0, "train_acc")
+        off = _off_figures(reported, measured, allowed, {} if seed in shared else equal)
         if off:
-            shown = "; ".join(f"{f} reported {reported[f]:.2f}%, measured {measured[f]:.2f}%" for f in off)
-            lines.append(f"seed {seed}: {shown}")
+            offs[seed] = off
+            lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
             continue
         good += 1
         best = matches_reference(nets[seed], seed)
@@ -132,20 +205,40 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     details = {"measured": measured_all}
     if good == len(seeds):
         return Outcome(True, "; ".join(lines) + ". " + definition, details=details)
-    hint = (" Figures that match nothing were typed by hand or come from another model than the one exported: "
-            "report what your final, restored models score.")
-    return Outcome(False, "; ".join(lines) + "." + hint + " " + definition, fraction=good / len(seeds), details=details)
+    hint = _results_hint(offs, groups, models)
+    return Outcome(False, "; ".join(lines) + "." + (" " + hint if hint else "") + " " + definition,
+                   fraction=good / len(seeds), details=details)
+
+
+# --- spread and hidden data --------------------------------------------------------------------
+
+
+def _twins_message(nets: dict[int, LoadedModel], twins: list[tuple[int, int]]) -> str:
+    import torch
+
+    pairs = ", ".join(f"{a} and {b}" for a, b in twins)
+    same_start = all(nets[a].initial and nets[a].initial.keys() == nets[b].initial.keys()
+                     and all(torch.equal(nets[a].initial[k], nets[b].initial[k]) for k in nets[a].initial)
+                     for a, b in twins)
+    found = ("they started from the same initial weights" if same_start else
+             "separate objects with the same weights: the runs were seeded alike, or one model was copied for several")
+    return (f"The models for seeds {pairs} are identical ({found}). Call torch.manual_seed(seed) with each run's own "
+            "seed right before creating its model, and store each run's own model.")
 
 
 @check_kind("seed_spread", models=MODELS, seeds=SEEDS, data=Param(dict, doc="the test set", check=data_problem))
 def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict) -> Outcome:
     """The seeds must give different models; reports the spread of their test accuracy."""
     nets = seed_models(ctx, models, seeds)
+    groups = same_objects(nets)
+    if groups:
+        stored = "; ".join(f"seeds {_listed(g)}" for g in groups)
+        return Outcome(False, f"`{models}` stores one and the same model object for {stored}: the grader received "
+                       "one model where each seed needs its own. Build a new model right after each "
+                       "torch.manual_seed(seed), train it, and store that one under its seed.")
     twins = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:] if nets[a].same_weights(nets[b])]
     if twins:
-        pairs = ", ".join(f"{a} and {b}" for a, b in twins)
-        return Outcome(False, f"The models for seeds {pairs} are identical: call torch.manual_seed(seed) with each "
-                       "run's own seed right before creating its model, so each seed gets its own start.")
+        return Outcome(False, _twins_message(nets, twins))
     test = ctx.data.make(data, ctx.check_id)
     accs = {s: measured_accuracy(nets[s], test.X, test.Y)[0] for s in seeds}
     low, high = min(accs, key=accs.get), max(accs, key=accs.get)

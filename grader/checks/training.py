@@ -1,27 +1,37 @@
-"""Checks on an early-stopping run: best epoch, stopping point, and the restored model.
+"""Checks on an early-stopping run: best epoch, stopping point, the restored model, and the scheduler's cadence.
 
 A run is either the student's own (``model``, ``history``, ``best_epoch`` exports) or a
 dict export made by the grader calling the student's function on public data it made
 (``run``). The epochs in ``history`` are the student's numbers; the model's val loss is
 measured here, so the three checks together show whether the numbers and the model agree.
+When the model is not the best state, ``grader.diagnosis.restore_messages`` says why, from
+further measurements (the untrained model, a run whose patience ran out) and the code's facts.
+``scheduler_cadence`` reads a probe run that counted each scheduler.step() call
+(``grader.diagnosis.lr_cadence``).
 """
 
 from __future__ import annotations
 
+import ast
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome
 from grader.checks.data import data_problem
 from grader.checks.registry import Param, check_kind
-from grader.loading.values import ExportProblem, ModelValue
+from grader.checks.schedulers import ReplayError, replay
+from grader.diagnosis.lr_cadence import CadenceRun, diagnose
+from grader.diagnosis.lr_fitting import as_floats
+from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
+from grader.diagnosis.training_code import cell_line, restore_code, signature
+from grader.loading.values import ExportProblem, ModelValue, SchedulerExport
 
 if TYPE_CHECKING:
     from grader.loading.model_graph import LoadedModel
 
 REL_TOL = 1e-4  # summed float32 batch losses, recomputed on another process: equal to ~1e-6
+MAX_PLOTTED = 100  # LRs of one list kept in the details for the feedback plot
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class RunView:
     train_loss: tuple[float, ...]
     val_loss: tuple[float, ...]
     best_epoch: int
+    initial: LoadedModel | None = None  # the model before training, where the probe kept a copy
 
 
 def _floats(values, what: str) -> tuple[float, ...]:
@@ -64,7 +75,8 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
     if need_model and not isinstance(net, ModelValue):
         reason = net.message if isinstance(net, ExportProblem) else "it holds no model"
         raise CheckFailed(f"The model of {label} could not be checked: {reason}.")
-    return RunView(label, net, train, val, int(best))
+    initial = hist.get("initial") if run else None
+    return RunView(label, net, train, val, int(best), initial if isinstance(initial, ModelValue) else None)
 
 
 def first_minimum(values: tuple[float, ...]) -> int:
@@ -170,31 +182,63 @@ def _convention_of(losses: dict[str, float], curve: tuple[float, ...], best: int
     return name, matches[name]
 
 
-def _restore_diagnosis(source: str) -> str:
-    """Read the student's function for the two classic mistakes behind a model that is not the best one."""
-    if not source:
-        return ""
-    code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
-    saves = re.findall(r"(\w+)\s*=\s*(.*state_dict\(\).*)", code)
-    if saves and not any(re.search(r"deepcopy|\.clone\(|copy\(", rhs) for _, rhs in saves):
-        return (" Your function keeps model.state_dict() without copy.deepcopy: that dict holds references to the "
-                "live weights, so the saved 'best' state changed with every update. Save "
-                "copy.deepcopy(model.state_dict()).")
-    if "load_state_dict" not in code:
-        return " Your function never calls model.load_state_dict(...) to put the best weights back."
-    return (" Restore the best state in every case: also when training uses all its epochs without early stopping "
-            "(the course's version restored it only when patience ran out).")
+def _untrained(view: RunView) -> LoadedModel | None:
+    """The run's model before training: the probe's copy, or the weights the kernel recorded at its first pass."""
+    if view.initial is not None:
+        return view.initial
+    recorded = getattr(view.model, "initial", {})
+    if not recorded or set(recorded) != set(view.model.parameters):
+        return None
+    try:
+        return view.model.with_parameters(recorded)
+    except (KeyError, RuntimeError, ValueError):  # a model whose parameters cannot be paired: no evidence
+        return None
+
+
+def _restored_in(ctx: CheckContext, run: str, dataset, batch_size: int) -> bool | None:
+    """Whether the probe run ``run`` returned its best state (None when it cannot be told)."""
+    try:
+        other = resolve_run(ctx, run, "", "", "", need_model=True)
+    except CheckFailed:
+        return None
+    losses, _ = val_loss_conventions(other.model, dataset, batch_size)
+    target = other.val_loss[first_minimum(other.val_loss) - 1]
+    return any(math.isclose(v, target, rel_tol=REL_TOL) for v in losses.values())
+
+
+def _mode_matters(model: LoadedModel) -> bool:
+    return any(word in str(node.target) for node in model.module.graph.nodes for word in ("dropout", "batch_norm"))
+
+
+def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: int | None, function: str,
+              n_epochs: int, early_run: str) -> RestoreEvidence:
+    """Everything besides the model's val loss that can show why it is not the best state."""
+    untrained, pre_update, is_untrained = _untrained(view), None, False
+    if untrained is not None:
+        before, _ = val_loss_conventions(untrained, dataset, batch_size)
+        if any(math.isclose(v, view.val_loss[0], rel_tol=REL_TOL) for v in before.values()):
+            pre_update = view.val_loss[0]
+        is_untrained = untrained.same_weights(view.model)
+    source = ctx.function_source(function)
+    code = restore_code(source) if source else None
+    return RestoreEvidence(first_minimum(view.val_loss), len(view.val_loss), held, n_epochs, pre_update,
+                           is_untrained, _restored_in(ctx, early_run, dataset, batch_size) if early_run else None,
+                           _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line))
 
 
 @check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),
             batch_size=Param(int, 32),
             function=Param(str, "", "the function export to read for a diagnosis", export=True),
+            n_epochs=Param(int, 0, "the run's epoch budget, so a message can say whether patience ran out (0: unknown)"),
+            early_run=Param(str, "", "a probe run of the same function whose patience ran out, on the same validation "
+                            "set: shows whether the function restores at least then", export=True),
             **_RUN_PARAMS)
-def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str, run: str, model: str,
-                  history: str, best_epoch: str) -> Outcome:
+def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str, n_epochs: int, early_run: str,
+                  run: str, model: str, history: str, best_epoch: str) -> Outcome:
     """The exported model must BE the best state: its val loss, measured here, equals the best epoch's."""
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=True)
-    losses, accuracy = val_loss_conventions(view.model, ctx.data.make(data, ctx.check_id), batch_size)
+    dataset = ctx.data.make(data, ctx.check_id)
+    losses, accuracy = val_loss_conventions(view.model, dataset, batch_size)
     best = first_minimum(view.val_loss)
     target, last = view.val_loss[best - 1], view.val_loss[-1]
     convention, matching = _convention_of(losses, view.val_loss, best)
@@ -206,21 +250,130 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     if best in matching:
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
-    source = ctx.function_source(function)
-    if matching and matching[-1] == len(view.val_loss):
-        found = f"it is the last epoch's model (epoch {len(view.val_loss)}, val loss {last:.4f})"
-    elif matching:
-        found = f"it is the model of epoch {matching[0]} (val loss {view.val_loss[matching[0] - 1]:.4f})"
-    else:
+    held = matching[-1] if matching and matching[-1] == len(view.val_loss) else matching[0] if matching else None
+    metrics["held_epoch"] = held
+    why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run))
+    if held is None:
         tried = ", ".join(f"{name} {value:.4f}" for name, value in losses.items())
         return Outcome(False, f"The val loss of the model of {view.label} matches no epoch of its history, so the "
                        f"grader cannot tell which epoch's weights it holds: measured on the validation set it is "
-                       f"{tried}, but the best epoch {best} recorded {target:.4f}. Record the val loss of the model as "
-                       "it is after each epoch, over the whole validation set in eval mode, and put back the best "
-                       f"epoch's weights.{_restore_diagnosis(source)}", metrics=metrics)
+                       f"{tried}, but the best epoch {best} recorded {target:.4f}.{why}", metrics=metrics)
+    if held == len(view.val_loss):
+        found = f"it is the last epoch's model (epoch {held}, val loss {last:.4f})"
+    else:
+        found = f"it is the model of epoch {held} (val loss {view.val_loss[held - 1]:.4f})"
     return Outcome(False, f"The model of {view.label} is not the best one: the grader measures a val loss of "
-                   f"{measured:.4f}{scale}, but the best epoch {best} had {target:.4f}; {found}."
-                   f"{_restore_diagnosis(source)}", metrics=metrics)
+                   f"{measured:.4f}{scale}, but the best epoch {best} had {target:.4f}; {found}.{why}",
+                   metrics=metrics)
+
+
+def _call_keywords(ctx: CheckContext, run: str, function: str) -> list[str]:
+    """The keyword arguments the probe's code passes to the student's function, read from the spec."""
+    spec = ctx.exercise.export(run)
+    try:
+        tree = ast.parse(spec.code if spec else "")
+    except SyntaxError:
+        return []
+    return [k.arg for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == function for k in node.keywords if k.arg]
+
+
+def _missing_parameters(ctx: CheckContext, run: str, function: str) -> None:
+    """When the probe's call failed on the signature, raise a message naming the parameters it lacks."""
+    problem = ctx.exports.problems.get(run, "")
+    found = signature(ctx.function_source(function))
+    if not problem.startswith("TypeError") or found is None or found.var_keyword:
+        return
+    missing = [k for k in _call_keywords(ctx, run, function) if k not in found.names]
+    if missing:
+        names = " and ".join(f"`{k}`" for k in missing)
+        raise CheckFailed(f"The grader calls your {function} with {', '.join(f'{k}=' for k in missing)} as the "
+                          f"course's signature has it, but yours has no {names} parameter (it takes "
+                          f"{', '.join(found.names)}), so the call failed: {problem}. Add "
+                          f"{', '.join(f'{k}=None' for k in missing)} to its parameters and use "
+                          f"{'them' if len(missing) > 1 else 'it'} as the course's function does.")
+
+
+def _no_lr_history(data: dict) -> str:
+    length = data.get("returned_length")
+    what = f"a {data.get('returned', 'value')}" + (f" of {length} items" if isinstance(length, int) else "")
+    found = "None as its 7th item" if "lr_history" in data else f"{what}, with no lr_history"
+    return (f"Your function returned {found}: the course's train_model_extended returns (model, train_loss, "
+            "train_acc, val_loss, val_acc, best_epoch, lr_history), the last being the LR after each epoch's "
+            "scheduler step. Append optimizer.param_groups[0]['lr'] after scheduler.step() in every epoch and "
+            "return that list last.")
+
+
+def _torch_schedule(scheduler: SchedulerExport, initial_lr: float, epochs: int, val_loss) -> tuple[str, list[float]]:
+    """(how to name it, torch's LR after each of ``epochs`` per-epoch steps) for the probe's scheduler."""
+    if scheduler.cls != "ReduceLROnPlateau":
+        try:
+            name, _, lrs = replay(scheduler, epochs)
+        except ReplayError as e:
+            raise CheckFailed(f"The grader cannot replay its own probe's scheduler: {e}.") from None
+        return name, lrs
+    # ReduceLROnPlateau's schedule depends on the val losses: the course steps it with each epoch's.
+    import torch
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    state, metrics = scheduler.state, as_floats(val_loss)
+    if isinstance(metrics, str) or len(metrics) < epochs:
+        raise CheckFailed("The grader could not read the val losses of its run of your function, which "
+                          "ReduceLROnPlateau's schedule depends on: return val_loss with one value per epoch.")
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=initial_lr)
+    keys = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "eps")
+    plateau = ReduceLROnPlateau(optimizer, min_lr=state["min_lrs"][0], **{k: state[k] for k in keys})
+    lrs = []
+    for value in metrics[:epochs]:
+        plateau.step(value)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    return f"ReduceLROnPlateau(factor={state['factor']:g}, patience={state['patience']})", lrs
+
+
+def _cadence_run(data: dict) -> CadenceRun:
+    """The probe's measurements as numbers, with torch's per-epoch schedule for the same scheduler."""
+    scheduler, calls, initial_lr = data.get("scheduler"), data.get("calls"), data.get("initial_lr")
+    if not isinstance(scheduler, SchedulerExport) or not isinstance(initial_lr, (int, float)) or \
+            not isinstance(calls, list) or not all(isinstance(c, list) and len(c) == 2 and
+                                                   all(isinstance(v, int) for v in c) for c in calls):
+        raise CheckFailed("The grader's own probe did not record its scheduler; this is not your mistake.")
+    if data.get("lr_history") is None:
+        raise CheckFailed(_no_lr_history(data))
+    lrs = as_floats(data["lr_history"])
+    if isinstance(lrs, str):
+        raise CheckFailed(f"The lr_history your function returned cannot be read: {lrs}.")
+    train = data.get("train_loss")
+    epochs = len(train) if isinstance(train, list) and train else len(lrs)
+    if not epochs:
+        raise CheckFailed("Your function recorded no epoch when the grader ran it: train_loss and lr_history "
+                          "are empty.")
+    name, torch_lrs = _torch_schedule(scheduler, float(initial_lr), epochs, data.get("val_loss"))
+    state, group = scheduler.state, (scheduler.optimizer.param_groups[:1] if scheduler.optimizer else [{}])[0]
+    constant = {"StepLR": state.get("step_size") == 1, "ExponentialLR": True}.get(scheduler.cls, False)
+    steps, final = data.get("optimizer_steps"), group.get("lr")
+    return CadenceRun(name, state.get("gamma") if constant else None, scheduler.cls == "ReduceLROnPlateau",
+                      float(initial_lr), epochs, int(data.get("batches") or 0),
+                      steps if isinstance(steps, int) else None, tuple(c[0] for c in calls),
+                      sum(1 for c in calls if c[1]), tuple(lrs), tuple(torch_lrs),
+                      final if isinstance(final, (int, float)) else None)
+
+
+@check_kind("scheduler_cadence", figure="lr_curves",
+            run=Param(str, doc="the probe's dict export: the function's results, the scheduler it was given, the "
+                      "optimizer steps before each scheduler.step() call, batches per epoch", export=True),
+            function=Param(str, "", "the function export, to name a parameter the grader's call needs", export=True))
+def scheduler_cadence(ctx: CheckContext, run: str, function: str) -> Outcome:
+    """The function steps the scheduler it is given once per epoch, after the updates, and records the LR after it."""
+    if function and run in ctx.exports.problems:
+        _missing_parameters(ctx, run, function)
+    measured = _cadence_run(ctx.value(run, "dict"))
+    verdict = diagnose(measured)
+    metrics = {"scheduler_calls": len(measured.calls), "epochs": measured.epochs, "batches": measured.batches,
+               "verdict": verdict.kind}
+    curve = {"reference": list(measured.torch_lrs), "student": list(measured.lrs[:MAX_PLOTTED]),
+             "diagnosis": verdict.kind}
+    details = {"family": measured.scheduler.split("(")[0], "curves": {measured.scheduler: curve}}
+    return Outcome(verdict.ok, verdict.message, fraction=verdict.fraction, metrics=metrics, details=details)
 
 
 @check_kind("history_recorded", history=Param(str, "history", export=True), key=Param(str, "train_loss"),

@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def error_json(args: argparse.Namespace, error: UserError) -> dict:
     """Unusable input still answers in the ``--json`` contract: status ``invalid`` and the reason."""
-    return SubmissionResult.invalid(error.assignment or args.exercise or "", args.notebook.stem, str(error)).to_json()
+    return SubmissionResult.invalid(error.assignment or args.exercise or "", args.notebook.stem,
+                                    str(error)).to_json(timings=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> N
     from grader.render.terminal import print_json, print_submission
 
     if args.json:
-        print_json(result.to_json())
+        print_json(result.to_json(timings=True))  # the contract's keys, plus how long each stage took
     else:
         print_submission(result, title=f"{title} — self-check (public checks only)")
     html_path = args.html or args.notebook.with_suffix(".feedback.html")

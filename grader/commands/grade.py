@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel kernels (default: cores)")
     p.add_argument("--executor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="dask scheduler address (with --executor dask); default: a local cluster")
-    p.add_argument("--regrade", action="store_true", help="grade again even if unchanged")
+    p.add_argument("--regrade", action="store_true",
+                   help="grade again even if unchanged (also: with a secret other than the gradebook's results used)")
     p.add_argument("--secret-file", type=pathlib.Path,
                    help="instructor secret for hidden checks (default: $GRADER_SECRET, else <gradebook>.secret)")
     p.add_argument("--data-root", type=pathlib.Path,
@@ -57,15 +58,17 @@ def summary_table(results, title: str):
     from rich.markup import escape
     from rich.table import Table
 
-    from grader.render.terminal import STATUS_STYLE
+    from grader.render.terminal import LOOK_STYLE, status_label
 
     table = Table(title=escape(title))
     for column in ("Student", "Status", "Score", "Time", "Note"):
         table.add_column(column, justify="right" if column in ("Score", "Time") else "left")
     for r in sorted(results, key=lambda r: r.student):
-        table.add_row(escape(r.student), f"[{STATUS_STYLE[r.status]}]{r.status.value}[/]",
+        words, look = status_label(r)
+        note = "; ".join(text for text in (r.error, r.note) if text)
+        table.add_row(escape(r.student), f"[{LOOK_STYLE[look]}]{escape(words)}[/]",
                       f"{round(r.score, 2):g}/{r.max_score:g}", f"{r.timings.get('wall', 0):.1f}s",
-                      escape(textwrap.shorten(r.error or "", 90, placeholder=" …")))
+                      escape(textwrap.shorten(note, 120, placeholder=" …")))
     return table
 
 
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     from grader.assignments.catalog import Exercise, load_assignment
-    from grader.grading.batch import grade_class
+    from grader.grading.batch import check_secret, grade_class
     from grader.grading.discover import discover
     from grader.grading.engine import resolve_data_root
     from grader.store.gradebook import Gradebook
@@ -99,8 +102,14 @@ def run(args: argparse.Namespace) -> int:
                         f"{args.submissions}/<student>/")
     data_root = resolve_data_root(assignment, args.data_root) if isinstance(assignment, Exercise) else None
     gradebook = Gradebook.open(args.gradebook)
-    secret, secret_path = instructor_secret(args)
-    hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent) if p)
+    try:
+        secret, secret_path = instructor_secret(args)
+        check_secret(gradebook, secret, assignment.id, args.regrade)  # before anything is graded or shown
+    except UserError:
+        gradebook.close()
+        raise
+    # Kernels see none of it: the secret, the gradebook, and the classmates' notebooks.
+    hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent, args.submissions.resolve()) if p)
     console = Console(stderr=args.json)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=args.json)

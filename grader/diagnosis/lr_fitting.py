@@ -2,11 +2,13 @@
 
 Pure functions: no kernel, no files. Step k means entry k of a list (1-based): the LR read
 after k calls of ``scheduler.step()``, as in ``reference.schedules.lr_history``.
-``torch_runs`` reads one run the ways students read it (after the step, before it, one
-ahead, through ``get_lr()``); ``fit`` finds parameters of a family that reproduce a list,
-fewest changes from the expected configuration first. A fit counts only when torch, run
-with the fitted parameters, reproduces the list to rtol 1e-6; the closed forms and least
-squares only propose candidates. ``grader.diagnosis.lr_messages`` turns both into advice.
+``readings`` reads one run the ways students read it (after the step, before it, one
+ahead, through ``get_lr()``), for torch's own run (``torch_runs``) and for a student's
+exported scheduler replayed by the grader alike. ``fit`` finds parameters of a family that
+reproduce a list, fewest changes from the expected configuration first. A fit counts only
+when torch, run with the fitted parameters, reproduces the list to rtol 1e-6; the closed
+forms and least squares only propose candidates. ``grader.diagnosis.lr_messages`` turns
+both into advice.
 """
 
 from __future__ import annotations
@@ -81,18 +83,29 @@ def restarts(lrs: Sequence[float]) -> list[int]:
     return [k + 1 for k in range(1, len(lrs)) if lrs[k] > lrs[k - 1] and not close(lrs[k], lrs[k - 1])]
 
 
-# --- torch's own run, read the ways students get it wrong -------------------------------
+# --- one run, read every way a student can read it -----------------------------------------
+
+# What each reading records at iteration k of `optimizer.step(); scheduler.step()` (1-based).
+READINGS = {
+    "after": "the LR after step k (optimizer.param_groups[0]['lr'] or scheduler.get_last_lr()[0]): the course's list",
+    "before": "the same LR read before step k, so the list starts with the initial LR",
+    "initial": "the initial LR, then the LR after each step: one value more",
+    "get_lr": "scheduler.get_lr() after step k",
+    "get_lr_before": "scheduler.get_lr() before step k",
+    "ahead": "the LR after step k + 1: one step taken before the loop",
+}
+# Readings of a scheduler stepped exactly n times: each list is still that scheduler's run.
+SAME_RUN = ("after", "before", "initial", "get_lr", "get_lr_before")
 
 
-def torch_runs(config: SchedulerConfig, n: int, base_lr: float = BASE_LR) -> dict[str, list[float] | None]:
-    """"after" is the course's list; the others are the same run read before, one ahead, or via get_lr()."""
-    optimizer = dummy_optimizer(base_lr)
-    scheduler = config.build(optimizer)
+def readings(optimizer: object, scheduler: object, n: int) -> dict[str, list[float] | None]:
+    """Step ``scheduler`` n + 1 times (as long as it lets itself be stepped) and read it as in ``READINGS``."""
     initial = optimizer.param_groups[0]["lr"]
     after: list[float] = []
     get_lr: list[float] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # get_lr() outside step() warns: that is the mistake replayed
+        first = float(scheduler.get_lr()[0])
         for _ in range(n + 1):
             optimizer.step()
             try:
@@ -102,7 +115,28 @@ def torch_runs(config: SchedulerConfig, n: int, base_lr: float = BASE_LR) -> dic
             after.append(optimizer.param_groups[0]["lr"])
             get_lr.append(float(scheduler.get_lr()[0]))
     return {"after": after[:n], "before": [initial] + after[:n - 1], "initial": [initial] + after[:n],
-            "ahead": after[1:] if len(after) > n else None, "get_lr": get_lr[:n]}
+            "get_lr": get_lr[:n], "get_lr_before": [first] + get_lr[:n - 1],
+            "ahead": after[1:] if len(after) > n else None}
+
+
+def torch_runs(config: SchedulerConfig, n: int, base_lr: float = BASE_LR) -> dict[str, list[float] | None]:
+    """torch's own run of ``config`` read every way in ``READINGS``; "after" is the course's list."""
+    optimizer = dummy_optimizer(base_lr)
+    return readings(optimizer, config.build(optimizer), n)
+
+
+def rebuilt_runs(config: SchedulerConfig, n: int, base_lr: float = BASE_LR) -> dict[str, list[float]]:
+    """The LRs when a new scheduler is made in every iteration and stepped once, on one optimizer or a new one each."""
+    optimizer = dummy_optimizer(base_lr)
+    same_optimizer = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(n):
+            scheduler = config.build(optimizer)
+            optimizer.step()
+            scheduler.step()
+            same_optimizer.append(optimizer.param_groups[0]["lr"])
+    return {"same_optimizer": same_optimizer, "new_optimizer": lr_history(config, 1, base_lr) * n}
 
 
 # --- candidate parameters from closed forms ---------------------------------------------

@@ -5,9 +5,12 @@ after k calls of ``scheduler.step()``, as in ``reference.schedules.lr_history``.
 returns the most specific explanation, trying them in this order:
 
 1. ``match``: equal to torch's list (rtol 1e-6);
-2. ``not_numbers``, ``constant``: not a flat list of numbers; one LR repeated throughout;
-3. ``recorded_before_step``, ``one_step_ahead``, ``get_lr``, ``initial_lr_included``: torch's own
-   run of the right scheduler, read at the wrong moment or with the wrong call;
+2. ``not_numbers``, ``rebuilt``, ``constant``: not a flat list of numbers; what a scheduler made
+   anew in every iteration gives (the cause named from the code when it shows it); one LR
+   repeated throughout (what the value is, and the causes it leaves open);
+3. ``recorded_before_step``, ``one_step_ahead``, ``get_lr``, ``get_lr_before``,
+   ``initial_lr_included``: torch's own run of the right scheduler, read at the wrong moment or
+   with the wrong call (``grader.diagnosis.lr_fitting.readings``);
 4. ``wrong_length``: expected 30, got N; the overlap is diagnosed as well;
 5. ``total_steps`` (OneCycleLR), ``t_mult`` (warm restarts), ``wrong_parameter``: parameters of
    the same family that reproduce the list, e.g. "This is StepLR(step_size=5, gamma=0.7);
@@ -17,7 +20,9 @@ returns the most specific explanation, trying them in this order:
 8. ``differs``: the first step that differs.
 
 A fit is reported only when torch, run with the fitted parameters, reproduces the list to
-rtol 1e-6 (``grader.diagnosis.lr_fitting``).
+rtol 1e-6 (``grader.diagnosis.lr_fitting``). ``shared_list`` is a diagnosis across
+configurations: one list object filled by every configuration's loop (``shared_lists``).
+``CodeHints`` carries what the notebook's code shows, so a message names a cause only then.
 """
 
 from __future__ import annotations
@@ -27,8 +32,58 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.diagnosis.lr_fitting import RTOL, Fit, as_floats, call, changed, close, fit, restarts, same, torch_runs
+from grader.diagnosis.lr_fitting import (RTOL, Fit, as_floats, call, changed, close, fit, rebuilt_runs, restarts, same,
+                                        torch_runs)
 from reference.schedules import BASE_LR, COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
+
+
+@dataclass(frozen=True)
+class CodeHints:
+    """What the notebook's code shows (``grader.checks.code``), as places for a message; empty when it shows nothing."""
+
+    rebuilt: str = ""  # a scheduler made inside the loop that steps it, e.g. "code cell 3, line 7: `s = ...`"
+    shared: str = ""  # a list made once, before the loop over the configurations, and stored under every name
+
+
+@dataclass(frozen=True)
+class SharedList:
+    """One list stored under several names: the runs of those configurations one after another."""
+
+    names: tuple[str, ...]  # in the export's order, which is the order the runs were appended in
+    length: int
+
+    def part(self, name: str) -> tuple[int, int] | None:
+        """The entries [start, stop) of ``name``'s own run, when the runs are of equal length."""
+        k = len(self.names)
+        if self.length % k:
+            return None
+        size = self.length // k
+        i = self.names.index(name)
+        return i * size, (i + 1) * size
+
+
+def shared_lists(histories: dict, n: int = N_STEPS) -> dict[str, SharedList]:
+    """The names whose lists are one list longer than a run, equal under at least two names."""
+    groups: dict[tuple[float, ...], list[str]] = {}
+    for name, value in histories.items():
+        lrs = as_floats(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else "-"
+        if not isinstance(lrs, str) and len(lrs) > n:
+            groups.setdefault(tuple(lrs), []).append(name)
+    return {name: SharedList(tuple(names), len(lrs)) for lrs, names in groups.items() if len(names) > 1
+            for name in names}
+
+
+def shared_message(group: SharedList, hints: CodeHints = CodeHints()) -> str:
+    """What a shared list is and how to fix it, naming where the code makes it when the code shows it."""
+    k = len(group.names)
+    part = group.part(group.names[0])
+    runs = f"{k} runs of {part[1]} LRs" if part else f"the runs of {k} configurations"
+    made = (f"Your code makes it once, before the loop over the configurations ({hints.shared}), and every "
+            "configuration's loop appends to it." if hints.shared else
+            "That is what one list object filled by every configuration's loop and stored under every name gives.")
+    return (f"This list is shared: the same list of {group.length} LRs is stored under {k} names, {runs} one after "
+            f"another. {made} Make a new list for each configuration, inside the loop over CONFIGS, and store that one "
+            "under its name.")
 
 
 @dataclass(frozen=True)
@@ -104,16 +159,54 @@ def _restart_diagnosis(config: SchedulerConfig, lrs: list[float], ref: list[floa
                      "not add. Use torch's CosineAnnealingWarmRestarts with the values in CONFIGS.")
 
 
-def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base_lr: float) -> Diagnosis:
+def _rebuilt(config: SchedulerConfig, lrs: list[float], n: int, base_lr: float, hints: CodeHints) -> Diagnosis | None:
+    """The list a scheduler made anew in every iteration gives: named as the cause when the code shows it."""
+    if not any(same(lrs, run) for run in rebuilt_runs(config, len(lrs), base_lr).values()):
+        return None
+    constant = all(close(v, lrs[0]) for v in lrs)
+    fix = f"Make the optimizer and its scheduler once per configuration, before the loop of {n} steps."
+    if hints.rebuilt:
+        seen = "repeats one LR at every step" if constant else "never follows torch's schedule"
+        return Diagnosis("rebuilt", f"Your list {seen}: your code makes the scheduler inside the loop that steps it "
+                         f"({hints.rebuilt}), so every iteration starts a new schedule and steps it once. {fix}")
+    if constant:  # one repeated LR has other possible causes: _constant says which
+        return None
+    return Diagnosis("rebuilt", f"Your list is exactly what a new {config.family} made in every iteration and stepped "
+                     "once gives: each iteration starts a new schedule from the optimizer's current LR. " + fix)
+
+
+def _constant(value: float, runs: dict) -> Diagnosis:
+    """One LR throughout: what the value is and the causes it leaves open."""
+    ref, initial = runs["after"], runs["initial"][0]
+    never = "the LR read from something that never changes (optimizer.defaults['lr'], a number saved before the loop)"
+    if close(value, initial):
+        seen = "That is the starting LR: the LR you read never changed. "
+        causes = [never, "the LR read from another optimizer than the one the scheduler drives"]
+    elif close(value, ref[0]):
+        seen = "That is the LR after one scheduler.step(), as if every value came from a scheduler stepped once. "
+        causes = []
+    else:
+        seen, causes = "", ["the LR read from another optimizer or scheduler than this configuration's"]
+    if close(value, ref[0]):
+        causes.append("a scheduler (or optimizer) made anew in each iteration")
+    return Diagnosis("constant", f"Your list repeats one LR, {_g(value)}, at every step, while torch's goes from "
+                     f"{_g(ref[0])} to {_g(ref[-1])}. {seen}The grader cannot tell why from your "
+                     f"code; it could be {', or '.join(causes)}. Read optimizer.param_groups[0]['lr'] after each "
+                     "scheduler.step(), with the optimizer and its scheduler made once, before the loop.")
+
+
+def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base_lr: float,
+             hints: CodeHints = CodeHints()) -> Diagnosis:
     """Explain a list of the expected length (or the overlap of a list of another length)."""
     ref = runs["after"]
     k = len(lrs)
     if same(lrs, ref):
         return Diagnosis("match", f"Matches torch's {config.family} (rtol {RTOL:g}).")
+    rebuilt = _rebuilt(config, lrs, n, base_lr, hints) if k > 1 else None
+    if rebuilt is not None:
+        return rebuilt
     if k > 1 and all(close(v, lrs[0]) for v in lrs) and not all(close(v, ref[0]) for v in ref):
-        return Diagnosis("constant", f"Your list repeats one LR, {_g(lrs[0])}, at every step, so it never saw the "
-                         "schedule. Read optimizer.param_groups[0]['lr'] after each scheduler.step(); "
-                         "optimizer.defaults['lr'] and a value saved before the loop never change.")
+        return _constant(lrs[0], runs)
     initial = _g(runs["initial"][0])
     if same(lrs, runs["before"]):
         return Diagnosis("recorded_before_step", f"Your list is shifted by one step: it starts with the initial LR "
@@ -127,6 +220,10 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
         return Diagnosis("get_lr", "You read scheduler.get_lr(), which computes a further step from the current LR "
                          "and is not the LR in use. Read scheduler.get_last_lr()[0] or "
                          "optimizer.param_groups[0]['lr'].")
+    if same(lrs, runs["get_lr_before"]):
+        return Diagnosis("get_lr_before", "You read scheduler.get_lr() before each step: get_lr() computes a further "
+                         "step from the current LR and is not the LR in use. Read scheduler.get_last_lr()[0] or "
+                         "optimizer.param_groups[0]['lr'], after scheduler.step().")
     for family in [config.family] + sorted({c.family for c in COURSE_CONFIGS} - {config.family}):
         found = fit(family, lrs, config, base_lr)
         if found is not None:
@@ -140,7 +237,16 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
                      "times optimizer.step(); scheduler.step(), reading optimizer.param_groups[0]['lr'] after each.")
 
 
-def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: float = BASE_LR) -> Diagnosis:
+def _continues(config: SchedulerConfig, lrs: list[float], base_lr: float) -> bool:
+    """Whether ``lrs`` is torch's run of ``config`` for all its length, as a longer loop would give."""
+    try:
+        return same(lrs, lr_history(config, len(lrs), base_lr))
+    except ValueError:  # OneCycleLR cannot run past total_steps
+        return False
+
+
+def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: float = BASE_LR,
+             hints: CodeHints = CodeHints()) -> Diagnosis:
     """The most specific explanation of how ``value`` differs from torch's list for ``config``."""
     runs = torch_runs(config, n, base_lr)
     ref = runs["after"]
@@ -152,21 +258,39 @@ def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: 
                          reference=tuple(ref))
     m = len(lrs)
     if m == n:
-        found = _explain(config, lrs, runs, n, base_lr)
+        found = _explain(config, lrs, runs, n, base_lr, hints)
     elif m == n + 1 and close(lrs[0], runs["initial"][0]) and not same(lrs[:n], ref):
-        rest = _explain(config, lrs[1:], runs, n, base_lr)
+        rest = _explain(config, lrs[1:], runs, n, base_lr, hints)
         found = Diagnosis("initial_lr_included", f"Your list has {m} LRs because it starts with the initial LR "
                           f"{_g(lrs[0])}, read before the first scheduler.step(). Leave it out: record the LR only "
                           f"after each step, {n} values." + ("" if rest.ok else f" The other {n}: {rest.message}"),
                           rest.fitted)
-    elif m > n and same(lrs[:n], ref):
+    elif m > n and same(lrs[:n], ref) and _continues(config, lrs, base_lr):
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; the first {n} match torch's, so your loop ran "
                           f"{m} iterations. Run exactly {n}.")
+    elif m > n and same(lrs[:n], ref):
+        found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; the first {n} match torch's, but the other "
+                          f"{m - n} are not its next steps, so they came from elsewhere than this run (more than one "
+                          f"value recorded per step, or a list that other runs also fill). Record exactly the {n} LRs "
+                          "of this configuration's run.")
     elif m < n and same(lrs, ref[:m]):
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; those {m} match torch's first {m}. Run {n} "
                           "iterations and record the LR after each.")
     else:
         k = min(m, n)
-        inner = _explain(config, lrs[:k], torch_runs(config, k, base_lr), n, base_lr)
+        inner = _explain(config, lrs[:k], torch_runs(config, k, base_lr), n, base_lr, hints)
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}. In the first {k}: {inner.message}", inner.fitted)
     return Diagnosis(found.kind, found.message, found.fitted, tuple(ref), tuple(lrs))
+
+
+def diagnose_shared(config: SchedulerConfig, value: object, group: SharedList, hints: CodeHints = CodeHints(),
+                    n: int = N_STEPS) -> Diagnosis:
+    """A list shared with other configurations: that, and what is wrong with this configuration's own part."""
+    lrs = as_floats(value)
+    message = shared_message(group, hints)
+    part = group.part(config.name)
+    own = diagnose(config, lrs[part[0]:part[1]], n, hints=hints) if part and not isinstance(lrs, str) else None
+    if own is not None and not own.ok:
+        message += f" In this configuration's own part (entries {part[0] + 1}-{part[1]}): {own.message}"
+    return Diagnosis("shared_list", message, own.fitted if own else "", tuple(lr_history(config, n)),
+                     tuple(lrs) if not isinstance(lrs, str) else ())

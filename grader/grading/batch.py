@@ -2,7 +2,9 @@
 
 Workers only compute; the calling process is the gradebook's single writer and
 commits each result as it arrives, so an interrupted batch loses at most the
-submissions still in flight, and the next run grades exactly those.
+submissions still in flight, and the next run grades exactly those. Every result is
+stored with the fingerprint of the secret its hidden checks used, and a batch with
+another secret than the gradebook's results is refused unless it regrades.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from dataclasses import dataclass, field
 
 from grader.assignments.catalog import Assignment, Exercise, load_assignment
 from grader.assignments.version import grader_version
+from grader.errors import UserError
 from grader.grading.discover import Found
 from grader.grading.engine import grade_submission
-from grader.grading.secrets import hidden_seeds
+from grader.grading.secrets import fingerprint, hidden_seeds
 from grader.kernel.notebook import InvalidNotebook, read_submission
 from grader.quizzes.answers import read_answers
 from grader.quizzes.model import Quiz
@@ -40,7 +43,7 @@ class Job:
     exercise_id: str
     secret: bytes | None = None
     hide: tuple[str, ...] = ()
-    note: str = ""
+    note: str = ""  # which of the student's notebooks was chosen, or why none was (grader.grading.discover)
     data_root: str | None = None  # the MNIST root, for exercises that read data
 
 
@@ -56,6 +59,12 @@ def _grade_notebook(exercise: Exercise, job: Job) -> SubmissionResult:
     except InvalidNotebook as e:
         # Hashed all the same: an unchanged bad file is an unchanged submission, skipped next time.
         return SubmissionResult.invalid(job.exercise_id, job.student, str(e), file_sha256(job.path))
+    declared = submission.exercise_id
+    if declared and declared != exercise.id:
+        # Graded as the wrong exercise it would score 0 with status ok: a silent wrong grade.
+        return SubmissionResult.invalid(job.exercise_id, job.student,
+                                        f"this notebook is for exercise {declared!r} (its metadata says so), but it "
+                                        f"was handed in for {exercise.id!r}: nothing was graded", submission.sha256)
     seeds = hidden_seeds(job.secret, exercise.id) if job.secret else None
     return grade_submission(submission, exercise, job.student, seeds, include_hidden=seeds is not None,
                             hide=job.hide, data_root=pathlib.Path(job.data_root) if job.data_root else None)
@@ -68,13 +77,12 @@ def grade_job(job: Job) -> SubmissionResult:
         if job.path is None:
             return SubmissionResult.invalid(job.exercise_id, job.student, job.note or "nothing submitted")
         assignment = load_assignment(job.exercise_id)
-        if isinstance(assignment, Quiz):
-            return _grade_quiz(assignment, job)
-        return _grade_notebook(assignment, job)
+        grade = _grade_quiz if isinstance(assignment, Quiz) else _grade_notebook
+        return dataclasses.replace(grade(assignment, job), note=job.note)
     except Exception as e:  # noqa: BLE001 - recorded as this student's outcome, with the grader's traceback
         return SubmissionResult(job.exercise_id, job.student, Status.ERROR,
                                 error=f"the grader failed on this submission ({type(e).__name__}: {e})",
-                                traceback=traceback.format_exc()[-3000:])
+                                traceback=traceback.format_exc()[-3000:], note=job.note)
 
 
 @dataclass
@@ -96,7 +104,8 @@ def plan_jobs(found: Iterable[Found], assignment: Assignment, gradebook: Gradebo
     jobs, skipped = [], []
     for item in found:
         current = gradebook.current_hash(item.student, assignment.id)
-        if not regrade and current and item.path and current == (file_sha256(item.path), version, secret is not None):
+        if (not regrade and current and item.path and current == (file_sha256(item.path), version, secret is not None)
+                and gradebook.current_note(item.student, assignment.id) == item.note):
             skipped.append(item.student)
             continue
         jobs.append(Job(item.student, str(item.path) if item.path else None, assignment.id, secret, hide, item.note,
@@ -159,13 +168,33 @@ def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
         return []
     paths = {job.student: job.path or "" for job in jobs}
     results = _dask_results(jobs, workers, scheduler) if executor == "dask" else _local_results(jobs, workers)
+    secret = jobs[0].secret
     done = []
     for result in results:
-        gradebook.record(result, paths[result.student], version, hidden_included=jobs[0].secret is not None,
-                         artifacts=result.artifacts)
+        gradebook.record(result, paths[result.student], version, hidden_included=secret is not None,
+                         artifacts=result.artifacts, secret_fingerprint=fingerprint(secret) if secret else "")
         done.append(result)
         on_result(result)
     return done
+
+
+class SecretMismatch(UserError):
+    """The gradebook's results used another secret: grading on would mix two sets of hidden data in one class."""
+
+
+def check_secret(gradebook: Gradebook, secret: bytes | None, assignment_id: str, regrade: bool) -> None:
+    """Refuse a secret other than the one the gradebook's current results used, unless every result is regraded."""
+    if secret is None or regrade:
+        return
+    mine = fingerprint(secret)
+    others = {f: ids for f, ids in gradebook.secret_fingerprints().items() if f != mine}
+    if others:
+        used = "; ".join(f"{', '.join(ids)} with secret {f}" for f, ids in sorted(others.items()))
+        raise SecretMismatch(
+            f"{gradebook.path} holds results graded with another instructor secret ({used}); this secret is {mine}. "
+            "Grading on would give one class two sets of hidden data. Use the secret those results used "
+            f"(--secret-file or $GRADER_SECRET), or pass --regrade to grade every {assignment_id} submission again "
+            "with this one.", assignment=assignment_id)
 
 
 def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook, workers: int,
@@ -176,6 +205,7 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
                 data_root: str | None = None) -> BatchReport:
     """Grade every changed submission of one assignment into the gradebook."""
     start = time.monotonic()
+    check_secret(gradebook, secret, assignment.id, regrade)
     jobs, skipped = plan_jobs(found, assignment, gradebook, regrade, secret, hide, data_root)
     on_plan(len(jobs), len(skipped))
     graded = run_batch(jobs, grader_version(assignment), gradebook, workers, executor, scheduler, on_result)

@@ -26,8 +26,9 @@ def grade(exercise_id: str, submission: pathlib.Path, secret_file: pathlib.Path)
     exercise = load_exercise(exercise_id)
     notebooks = [f for f in discover(submission.parent, exercise.id) if f.student == submission.name]
     path = notebooks[0].path if notebooks else None
-    if path is None:
-        return SubmissionResult.invalid(exercise.id, "submission", "no .ipynb file in the submission")
+    if path is None:  # none, or several that the discovery rule cannot choose between (its note says which)
+        reason = notebooks[0].note if notebooks and notebooks[0].note else "no .ipynb file in the submission"
+        return SubmissionResult.invalid(exercise.id, "submission", reason)
     try:
         seeds = hidden_seeds(load_secret(secret_file), exercise.id)
         return grade_submission(read_submission(path), exercise, "submission", seeds, include_hidden=True,

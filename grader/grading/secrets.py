@@ -17,10 +17,11 @@ from collections.abc import Callable, Mapping
 from grader.errors import UserError
 
 ENV_VAR = "GRADER_SECRET"
+FINGERPRINT_LABEL = b"grader/secret-fingerprint/v1"  # fixed: the same secret always gives the same fingerprint
 
 
 class SecretError(UserError, ValueError):
-    """The secret file cannot be read or is empty."""
+    """The secret file cannot be read or is empty, or it is not the secret a gradebook's results used."""
 
 
 def load_secret(secret_file: str | pathlib.Path | None = None, env: Mapping[str, str] = os.environ) -> bytes | None:
@@ -50,3 +51,14 @@ def hidden_seeds(secret: bytes, exercise_id: str) -> Callable[[str], int]:
         return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
     return seed
+
+
+def fingerprint(secret: bytes) -> str:
+    """A short public name for a secret, stored with every result: an HMAC of a fixed label, never the secret.
+
+    >>> fingerprint(b"s3cret") == fingerprint(b"s3cret") != fingerprint(b"other")
+    True
+    >>> len(fingerprint(b"s3cret"))
+    12
+    """
+    return hmac.new(secret, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:12]

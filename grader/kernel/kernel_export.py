@@ -10,7 +10,7 @@ kernel has already imported it (a notebook without torch has no torch objects to
 Layout of the export folder::
 
     manifest.json          {"format", "values": {name: encoded}, "missing": [...], "modules": [...]}
-    models/<k>/graph.json  the model's forward pass as aten ops (captured by torch.export)
+    models/<k>/graph.json  the model's forward pass as aten ops (captured by torch.export, forward hooks included)
     models/<k>/weights.pt  a dict of tensors: parameters, buffers and constants by name
     models/<k>/initial.pt  the parameters as they were at the model's first forward pass (kernel_probe)
 
@@ -121,6 +121,26 @@ def _capture(model, example):
     return program, dynamic
 
 
+def _hooks(model, probe: dict | None = None) -> list[str]:
+    """The student's forward hooks, which torch.export runs (and so captures) with each module's call.
+
+    The grader's own global pre-hook (kernel_probe) is left out: it records nothing once the export starts.
+    """
+    import torch
+
+    ours = probe.get("_first_forward") if probe else None
+    globals_ = torch.nn.modules.module
+    tables = [("a global forward hook", getattr(globals_, "_global_forward_hooks", {})),
+              ("a global forward pre-hook", getattr(globals_, "_global_forward_pre_hooks", {}))]
+    for name, module in model.named_modules():
+        where = f"`{name}`" if name else "the model"
+        tables += [(f"a forward hook on {where}", module._forward_hooks),
+                   (f"a forward pre-hook on {where}", module._forward_pre_hooks)]
+    return [f"{label} ({getattr(hook, '__name__', type(hook).__name__)})"
+            for label, table in tables for hook in list(table.values())
+            if hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe"][:20]
+
+
 def export_model(model, input_shape, folder: str, probe: dict | None = None) -> dict:
     """Capture the forward pass in eval mode and write graph.json + weights.pt (+ initial.pt) into ``folder``."""
     import torch
@@ -164,6 +184,7 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None) -> 
         "batch": None if dynamic else 2,
         "nodes": nodes,
         "trainable": trainable,
+        "hooks": _hooks(model, probe),
     }
     torch.save(tensors, os.path.join(folder, "weights.pt"))
     initial = probe["initial_state"](model) if probe else {}
@@ -226,8 +247,22 @@ class _Writer:
                 self.models[id(model)] = (model, export_model(model, input_shape, folder, self.probe))
             except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
                 error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
-                self.models[id(model)] = (model, {"$error": error})
+                advice = _hook_advice(model, self.probe)
+                self.models[id(model)] = (model, {"$error": error.rstrip(". \n") + advice if advice else error})
         return self.models[id(model)][1]
+
+
+def _hook_advice(model, probe: dict | None) -> str:
+    """Why a model with forward hooks may fail to be captured, naming them; "" for a model without."""
+    try:
+        hooks = _hooks(model, probe)
+    except Exception:  # noqa: BLE001 - a model odd enough to break named_modules gets no advice
+        return ""
+    if not hooks:
+        return ""
+    return (f". The grader captures your model with its forward hooks, which run too: {'; '.join(hooks[:3])}. "
+            "A hook that turns tensors into Python numbers or arrays (float(), .tolist(), .numpy()) cannot be "
+            "captured: if it only records values, remove it (handle.remove()) before the notebook ends")
 
 
 def encode(value, request: dict, writer: _Writer):

@@ -107,4 +107,5 @@ def after_import(name: str, then) -> None:
     sys.meta_path.insert(0, Hook())
 
 
-after_import("torch", install)
+if __name__ == "grader_probe":  # run as the grader's prelude in a kernel; importing this module installs nothing
+    after_import("torch", install)

@@ -1,9 +1,12 @@
 """Verify quiz keys by running their code in the sandbox and comparing what it did with what the key claims.
 
 ``grader.kernel.quiz_runner`` runs the code and returns what it did; ``compare`` turns an
-expectation and an outcome into the list of differences; ``verify_quizzes`` returns one
-``VerifyResult`` per run, plus one per question that has nothing to run. A run that times
-out or crashes is a mismatch with its reason.
+expectation and an outcome into the list of differences; ``key_problems`` checks the key
+itself against the run: a claim that names an option ("key B: ...", "against option A: ...")
+must agree with the ``answer``, and when what the code printed is exactly what one option
+says, that option must be the key. ``verify_quizzes`` returns one ``VerifyResult`` per run,
+plus one per question that has nothing to run. A run that times out or crashes is a mismatch
+with its reason.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from dataclasses import dataclass
 
 from grader.kernel.limits import Limits
 from grader.kernel.quiz_runner import SnippetOutcome, printed_lines, run_many, shorten
-from grader.quizzes.model import Expectation, Quiz
+from grader.quizzes.model import CodeRun, Expectation, Question, Quiz
 
 # The notebooks' limits (memory, processes, file size, no network, unprivileged user), with a
 # per-run timeout that suits a snippet rather than a whole notebook.
 QUIZ_LIMITS = Limits(cell_timeout_s=60.0, total_timeout_s=60.0)
 VERIFIED, MISMATCH, NOT_CHECKABLE = "verified", "mismatch", "not checkable"
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)\b")
+# "key B: ...", "key C's fix: ..." back an option; "against option A: ..." argues against one.
+CLAIMED_OPTION = re.compile(r"^\s*(?P<against>(?i:against)\s+)?(?:(?i:the)\s+)?(?i:key|option)\s+(?P<label>[A-Z])\b")
+# A value an option may quote: a number (not a digit inside a name, nor a range's dash) or a boolean.
+VALUE = re.compile(r"(?<![\w.])(?:-(?=\d))?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.]*[A-Za-z_])|\b(?:True|False)\b")
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,57 @@ def _compare_numbers(expect: Expectation, lines: list[str]) -> list[str]:
             if not math.isclose(want, got, rel_tol=expect.tolerance, abs_tol=1e-12)]
 
 
+def _values(text: str) -> list[str]:
+    return VALUE.findall(text)
+
+
+def _same(printed: str, quoted: str) -> bool:
+    """A printed value is an option's, as rounded to the option's digits (0.0794 for 0.079389, not 0.1 for 0.05)."""
+    if quoted in ("True", "False") or printed in ("True", "False"):
+        return printed == quoted
+    decimals = len(quoted.split(".")[1]) if "." in quoted and "e" not in quoted.lower() else 0
+    gap = abs(float(printed) - float(quoted))
+    return gap < 0.5 * 10 ** -decimals and gap <= 0.01 * abs(float(quoted)) + 1e-12
+
+
+def shown_by(question: Question, stdout: str) -> list[str]:
+    """The options that quote exactly what the code printed: all its values, or the last value of every line.
+
+    >>> q = Question("q", "", (("A", "It prints 0.05, 0.025"), ("B", "It prints 0.1, 0.05")), "A", "")
+    >>> shown_by(q, "epoch 1: lr 0.1000\\nepoch 2: lr 0.0500\\n")
+    ['B']
+    """
+    lines = [line for line in printed_lines(stdout) if line.strip()]
+    readings = [_values(stdout)]
+    if lines and all(_values(line) for line in lines):
+        readings.append([_values(line)[-1] for line in lines])
+    matches = []
+    for label, text in question.options:
+        quoted = _values(text)
+        if quoted and any(len(r) == len(quoted) and all(map(_same, r, quoted)) for r in readings):
+            matches.append(label)
+    return matches
+
+
+def key_problems(question: Question, run: CodeRun, outcome: SnippetOutcome) -> list[str]:
+    """Where the key (``answer``) disagrees with the run's own claim, or with what the run printed."""
+    problems, claimed = [], CLAIMED_OPTION.match(run.expect.claim)
+    key = question.answer
+    if claimed and claimed["label"] not in question.labels:
+        problems.append(f"the claim names option {claimed['label']}, which the question does not have")
+    elif claimed and claimed["against"] and claimed["label"] == key:
+        problems.append(f"the claim argues against option {key}, but {key} is the key")
+    elif claimed and not claimed["against"] and claimed["label"] != key:
+        problems.append(f"the claim backs option {claimed['label']}, but the key is {key}")
+    if (claimed is None or not claimed["against"]) and not outcome.failure:
+        shown = shown_by(question, outcome.stdout)
+        if shown and key not in shown:
+            printed = " | ".join(line for line in printed_lines(outcome.stdout) if line.strip())
+            says = f"option {shown[0]} says" if len(shown) == 1 else f"options {', '.join(shown)} say"
+            problems.append(f"the code prints {printed}, which is what {says}, but the key is {key}")
+    return problems
+
+
 def verify_quizzes(quizzes: list[Quiz], limits: Limits = QUIZ_LIMITS) -> list[VerifyResult]:
     """One result per run of every question, in quiz order; questions without runs are 'not checkable'.
 
@@ -88,7 +146,7 @@ def verify_quizzes(quizzes: list[Quiz], limits: Limits = QUIZ_LIMITS) -> list[Ve
                                             claim=shorten(q.prompt, 100), detail=q.unchecked))
             for run in q.runs:
                 outcome = next(outcomes)
-                problems = compare(run.expect, outcome)
+                problems = compare(run.expect, outcome) + key_problems(q, run, outcome)
                 results.append(VerifyResult(
                     quiz=quiz.id, question=q.id, status=MISMATCH if problems else VERIFIED, claim=run.expect.claim,
                     detail="; ".join(problems), did=outcome.describe(), seconds=round(outcome.seconds, 2)))

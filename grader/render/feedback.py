@@ -20,6 +20,7 @@ from grader.assignments.catalog import Assignment, Exercise, load_assignment
 from grader.errors import UserError
 from grader.render.figures import data_uri, diagnoses, feedback_figures
 from grader.render.html import render_page, render_submission, write_page
+from grader.render.terminal import status_label
 from grader.results import SubmissionResult
 from grader.specs.paths import student_name
 from grader.store.gradebook import Gradebook, StoredRun
@@ -117,14 +118,15 @@ def _section(exercise: str, title: str, runs: list[StoredRun], out: pathlib.Path
     return {
         "exercise": exercise, "title": title, "count": len(results), "max_score": max_score,
         "mean": statistics.mean(r.score for r in results) if results else 0.0,
-        "statuses": dict(sorted(Counter(r.status.value for r in results).items())),
+        # By look: a notebook that ran but failed checks is counted apart from one that passed them all.
+        "statuses": dict(sorted(Counter(status_label(r)[1] for r in results).items())),
         "median_s": statistics.median(seconds) if seconds else 0.0, "max_s": max(seconds, default=0.0),
         "histogram": _histogram([r.score for r in results], max_score),
         "checks": list(check_rows.values()),
         "leaderboard": sorted(leaderboard, key=lambda row: (row["n_params"], row["student"])),
         "failures": sorted(failures.values(), key=lambda g: (-g["count"], g["where"])),
-        "rows": [{"student": run.result.student, "status": run.result.status.value, "score": run.result.score,
-                  "max_score": run.result.max_score, "seconds": run.duration_s,
+        "rows": [{"student": run.result.student, "status": status_label(run.result), "score": run.result.score,
+                  "max_score": run.result.max_score, "seconds": run.duration_s, "note": run.result.note,
                   "link": page_path(out, exercise, run.result.student).relative_to(out).as_posix()} for run in runs],
     }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import jinja2
 import markupsafe
 
+from grader.render.terminal import shared_problems, status_label
 from grader.results import SubmissionResult
 from grader.specs.paths import templates_root
 
@@ -43,10 +44,15 @@ def environment() -> jinja2.Environment:
 
 def render_submission(result: SubmissionResult, title: str, figures: list[Figure] = (), self_check: bool = False,
                       diagnoses: list = ()) -> str:
-    pending = sum(p.max_points for p in result.pending)
+    """One student's page: a problem that fails several checks is a banner above them, said once."""
+    pending = sum(p.max_points for p in result.pending if not p.reason)
+    banners, banner_of = shared_problems(result)
+    status, look = status_label(result)
+    error_in_banner = any(b.needs == "*" and b.text == result.error for b in banners)
     return environment().get_template("submission.html").render(
         result=result, title=title, figures=list(figures), self_check=self_check, pending_points=pending,
-        diagnoses=list(diagnoses))
+        diagnoses=list(diagnoses), banners=banners, banner_of=banner_of, status=status, look=look,
+        error_in_banner=error_in_banner)
 
 
 def render_page(template: str, **context) -> str:

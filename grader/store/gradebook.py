@@ -80,6 +80,10 @@ CREATE VIEW current_runs AS
 # Version N is reached by running MIGRATIONS[N] on version N - 1, each in one transaction.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE check_results ADD COLUMN kind TEXT NOT NULL DEFAULT ''",),  # which check kind made the result
+    # Which of a student's notebooks was graded, and a fingerprint of the secret behind the hidden checks
+    # (grader.grading.secrets.fingerprint; '' for results stored before, or graded without a secret).
+    3: ("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN secret_fingerprint TEXT NOT NULL DEFAULT ''"),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -99,6 +103,7 @@ class StoredRun:
     duration_s: float
     grader_version: str
     artifacts: dict
+    secret_fingerprint: str = ""
 
 
 def migrate(conn: sqlite3.Connection, version: int) -> None:
@@ -171,7 +176,7 @@ class Gradebook:
     # --- writing ---------------------------------------------------------------------
 
     def record(self, result: SubmissionResult, path: str, grader_version: str, hidden_included: bool,
-               artifacts: dict | None = None) -> int:
+               artifacts: dict | None = None, secret_fingerprint: str = "") -> int:
         """Store one graded submission in a single transaction; returns the run id."""
         sha = result.notebook_sha256 or "unreadable"
         with self.conn:
@@ -184,12 +189,13 @@ class Gradebook:
                 (student_id, result.exercise, sha)).fetchone()[0]
             cursor = self.conn.execute(
                 "INSERT INTO runs(submission_id, status, score, max_score, error, traceback, grader_version, "
-                "hidden_included, started_at, duration_s, timings, sandbox, pending, artifacts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "hidden_included, started_at, duration_s, timings, sandbox, pending, artifacts, note, "
+                "secret_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (submission_id, result.status.value, result.score, result.max_score, result.error, result.traceback,
                  grader_version, int(hidden_included), _now(), float(result.timings.get("wall", 0.0)),
                  json.dumps(result.timings), json.dumps(result.sandbox),
-                 json.dumps([p.__dict__ for p in result.pending]), json.dumps(artifacts or {})))
+                 json.dumps([p.__dict__ for p in result.pending]), json.dumps(artifacts or {}), result.note,
+                 secret_fingerprint))
             run_id = cursor.lastrowid
             self.conn.executemany(
                 "INSERT INTO check_results(run_id, position, check_id, title, kind, passed, points, max_points, "
@@ -205,6 +211,21 @@ class Gradebook:
         row = self.conn.execute("SELECT sha256, grader_version, hidden_included FROM current_runs "
                                 "WHERE student=? AND exercise=?", (student, exercise)).fetchone()
         return (row[0], row[1], bool(row[2])) if row else None
+
+    def current_note(self, student: str, exercise: str) -> str | None:
+        """The note of the student's current run (e.g. which notebook was graded), if there is one."""
+        row = self.conn.execute("SELECT note FROM current_runs WHERE student=? AND exercise=?",
+                                (student, exercise)).fetchone()
+        return row[0] if row else None
+
+    def secret_fingerprints(self) -> dict[str, list[str]]:
+        """The secret fingerprints of the current results (those recorded with one), each with its assignments."""
+        rows = self.conn.execute("SELECT DISTINCT secret_fingerprint, exercise FROM current_runs "
+                                 "WHERE secret_fingerprint != '' ORDER BY exercise").fetchall()
+        found: dict[str, list[str]] = {}
+        for fingerprint, exercise in rows:
+            found.setdefault(fingerprint, []).append(exercise)
+        return found
 
     def exercises(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT exercise FROM current_runs ORDER BY exercise")]
@@ -234,9 +255,9 @@ class Gradebook:
             exercise=row["exercise"], student=row["student"], status=Status(row["status"]), checks=checks,
             error=row["error"], pending=tuple(PendingCheck(**p) for p in json.loads(row["pending"])),
             traceback=row["traceback"], timings=json.loads(row["timings"]), notebook_sha256=row["sha256"],
-            sandbox=json.loads(row["sandbox"]))
+            sandbox=json.loads(row["sandbox"]), note=row["note"])
         return StoredRun(row["id"], result, row["path"], row["started_at"], row["duration_s"], row["grader_version"],
-                         json.loads(row["artifacts"]))
+                         json.loads(row["artifacts"]), row["secret_fingerprint"])
 
     def run_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM runs").fetchone()[0]

@@ -8,7 +8,7 @@ import json
 import pathlib
 from collections.abc import Iterable
 
-from grader.results import SubmissionResult
+from grader.results import Status, SubmissionResult
 from grader.specs.paths import student_name
 from grader.store.gradebook import Gradebook
 
@@ -17,7 +17,11 @@ VISIBILITY = {"public": "visible", "hidden": "after_published"}
 
 
 def csv_table(gradebook: Gradebook) -> str:
-    """One row per student: score, max and status per exercise, then the totals (a missing exercise scores 0)."""
+    """One row per student: score, max and status per exercise, the totals (a missing exercise scores 0), then notes.
+
+    ``notes`` says, per exercise, which of a student's notebooks was graded when there were several, and why an
+    ``invalid`` submission was not graded.
+    """
     exercises = gradebook.exercises()
     current = {(run.result.student, run.result.exercise): run.result for run in gradebook.current_runs()}
     # An unusable submission has no checks (0/0); it still counts against the exercise's full points.
@@ -25,9 +29,9 @@ def csv_table(gradebook: Gradebook) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["student", *[f"{e}_{field}" for e in exercises for field in ("score", "max", "status")],
-                     "total_score", "total_max"])
+                     "total_score", "total_max", "notes"])
     for student in gradebook.students():
-        row, total, total_max = [student], 0.0, 0.0
+        row, total, total_max, notes = [student], 0.0, 0.0, []
         for exercise in exercises:
             result = current.get((student, exercise))
             total_max += full[exercise]
@@ -36,7 +40,10 @@ def csv_table(gradebook: Gradebook) -> str:
                 continue
             row += [f"{round(result.score, 4):g}", f"{full[exercise]:g}", result.status.value]
             total += result.score
-        writer.writerow(row + [f"{round(total, 4):g}", f"{total_max:g}"])
+            # Which notebook was graded; for an unusable submission (e.g. an ambiguous folder), why none was.
+            note = result.note or (result.error if result.status is Status.INVALID else "")
+            notes += [f"{exercise}: {note}"] if note else []
+        writer.writerow(row + [f"{round(total, 4):g}", f"{total_max:g}", " | ".join(notes)])
     return out.getvalue()
 
 
@@ -52,7 +59,8 @@ def gradescope_results(results: Iterable[SubmissionResult]) -> dict:
             tests.append({"name": f"{result.exercise}: {check.title or check.id}", "score": check.points,
                           "max_score": check.max_points, "output": check.message,
                           "visibility": VISIBILITY.get(check.visibility, "visible")})
-    summary = "; ".join(f"{r.exercise}: {r.score:g}/{r.max_score:g} ({r.status.value})" for r in results)
+    summary = "; ".join(f"{r.exercise}: {r.score:g}/{r.max_score:g} ({r.status.value})" + (f", {r.note}" if r.note else "")
+                        for r in results)
     return {"score": round(sum(r.score for r in results), 4), "output": summary, "tests": tests,
             "stdout_visibility": "hidden"}
 

@@ -1,0 +1,247 @@
+"""The architecture check: a model is the layers its forward pass computes, read from its exported graph.
+
+Names, classes and coding style do not count: ``nn.Sequential``, a class with other attribute names and
+``x @ W + b`` are the same 784-128-10 network. The grader runs the rebuilt graph once on zeros to learn
+each layer's shapes, then aligns the student's layers with the course model's (exported and rebuilt the
+same way), so an added dropout or activation is found and named where it sits.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
+from typing import TYPE_CHECKING, Any
+
+import reference
+from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
+from grader.checks.models import MODEL
+from grader.checks.registry import Param, check_kind
+from grader.loading.values import ModelValue
+
+if TYPE_CHECKING:
+    from grader.loading.model_graph import LoadedModel
+
+# Ops that only move, copy, cast or check tensors: how a student flattens or casts is style, never a layer.
+PLUMBING = frozenset({
+    "view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze", "unsqueeze", "movedim", "swapaxes", "expand",
+    "expand_as", "view_as", "reshape_as", "contiguous", "clone", "detach", "alias", "lift_fresh_copy", "to", "_to_copy",
+    "type_as", "t", "transpose", "permute", "getitem", "_assert_tensor_metadata", "_assert_scalar",
+    "sym_constrain_range_for_size", "_local_scalar_dense", "sym_size", "sym_numel", "sym_stride",
+})
+# Spellings of one layer: torch.export records what the student's code called (nn.Linear, x @ W + b, F.conv2d...).
+SAME_LAYER = {"addmm": "linear", "mm": "linear", "matmul": "linear", "conv1d": "conv", "conv2d": "conv",
+              "conv3d": "conv", "convolution": "conv", "_convolution": "conv", "_softmax": "softmax",
+              "_log_softmax": "log_softmax", "max_pool2d_with_indices": "max_pool2d",
+              "max_pool3d_with_indices": "max_pool3d", "_native_batch_norm_legit_no_training": "batch_norm",
+              "native_batch_norm": "batch_norm", "native_layer_norm": "layer_norm", "native_group_norm": "group_norm",
+              "native_dropout": "dropout", "feature_dropout": "dropout", "_adaptive_avg_pool2d": "adaptive_avg_pool2d"}
+WEIGHTED = ("linear", "conv")  # layers that a following ``+ bias`` belongs to
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One step of a forward pass as the architecture check compares it: what it computes, not what it is named."""
+
+    kind: str  # "linear", "conv", "relu", "dropout", "max_pool2d", ...
+    key: tuple  # what fixes it: linear (in, out); conv (in, out, kernel, stride, padding); dropout (p,); ...
+    text: str  # how a message names it: "linear 784→128", "dropout (p=0.2)"
+    bias: bool = False
+    params: tuple[str, ...] = ()  # the student's names of the parameters it uses
+
+    @property
+    def signature(self) -> tuple:
+        return self.kind, self.key, self.bias
+
+    def describe(self) -> str:
+        return self.text + (" without bias" if self.kind in WEIGHTED and not self.bias else "")
+
+
+def _dims(values: tuple) -> str:
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+def _per_dim(value: Any, n: int) -> tuple:
+    values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    return values * n if len(values) == 1 else values
+
+
+def _shape(node: Any) -> tuple[int, ...]:
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if hasattr(meta, "shape") else ()
+
+
+def _arguments(node: Any) -> tuple[dict, dict]:
+    """An aten call's arguments by name (defaults filled in from its schema), and those the call set otherwise."""
+    named, chosen = {}, {}
+    for i, arg in enumerate(node.target._schema.arguments):
+        given = i < len(node.args) or arg.name in node.kwargs
+        value = (node.args[i] if i < len(node.args) else node.kwargs[arg.name]) if given else \
+            (arg.default_value if arg.has_default_value() else None)
+        named[arg.name] = value
+        if given and not (arg.has_default_value() and value == arg.default_value):
+            chosen[arg.name] = value
+    return named, chosen
+
+
+def _layer(name: str, kind: str, node: Any, activation: Any) -> Layer:
+    """What fixes one layer, from its arguments and the shapes the grader propagated through the graph."""
+    args, chosen = _arguments(node)
+    if kind == "linear":
+        n_in, n_out = _shape(activation)[-1], _shape(node)[-1]
+        bias = name == "addmm" or name == "linear" and args.get("bias") is not None
+        return Layer(kind, (n_in, n_out), f"linear {n_in}→{n_out}", bias)
+    if kind == "conv":
+        weight = _shape(args["weight"])
+        dims, groups = len(weight) - 2, int(args.get("groups") or 1)
+        stride, padding = _per_dim(args.get("stride", 1), dims), args.get("padding", 0)
+        padding = (padding,) if isinstance(padding, str) else _per_dim(padding, dims)
+        text = f"conv {weight[1] * groups}→{weight[0]} {'x'.join(map(str, weight[2:]))}" + \
+            (f", stride {_dims(stride)}" if set(stride) != {1} else "") + f", padding {_dims(padding)}"
+        return Layer(kind, (weight[1] * groups, weight[0], weight[2:], stride, padding), text,
+                     args.get("bias") is not None)
+    if kind.endswith("pool2d") and "kernel_size" in args:
+        kernel = _per_dim(args["kernel_size"], 2)
+        stride, padding = _per_dim(args.get("stride") or kernel, 2), _per_dim(args.get("padding", 0), 2)
+        text = f"{kind} {'x'.join(map(str, kernel))}" + (f", stride {_dims(stride)}" if stride != kernel else "")
+        return Layer(kind, (kernel, stride, padding), text)
+    if kind == "dropout":
+        p = float(args.get("p", 0.5))
+        # F.dropout(x, p) without training=self.training drops units in eval mode too, so even when measured
+        awake = ", active in eval mode too: F.dropout needs training=self.training" if args.get("train") else ""
+        return Layer(kind, (p,), f"dropout (p={p:g}{awake})")
+    if kind.endswith("norm"):
+        shape = _shape(args.get("weight")) if hasattr(args.get("weight"), "meta") else ()
+        return Layer(kind, shape, f"{kind} ({_dims(shape)})" if shape else kind)
+    rank = len(_shape(node)) or 1
+    scalars = {k: v % rank if k == "dim" and isinstance(v, int) else v for k, v in chosen.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return Layer(kind, tuple(scalars.items()), kind + (f" ({', '.join(f'{k}={v:g}' for k, v in scalars.items())})"
+                                                      if scalars else ""))
+
+
+def _names(node: Any) -> tuple[str, str]:
+    """The op's own name (``relu_`` is ``relu``, done in place) and the layer kind it spells."""
+    name = getattr(getattr(node.target, "_overloadpacket", node.target), "__name__", str(node.target))
+    name = name if name.startswith("__") else name.removesuffix("_")
+    return name, SAME_LAYER.get(name, name)
+
+
+def forward_layers(net: LoadedModel) -> tuple[list[Layer], list[str]]:
+    """The layers of ``net``'s forward pass in order, and the parameters it holds but never uses.
+
+    The grader runs the graph once on zeros (``ShapeProp``), so each layer is known by the shapes it
+    really maps, whatever the student's code calls it.
+    """
+    import torch
+    from torch import nn
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    module = net.module
+    by_data = {t.data_ptr(): name for name, t in net.parameters.items()}
+    with torch.no_grad():
+        ShapeProp(module).propagate(torch.zeros(net.static_batch or 2, *net.input_shape))
+    fixed: dict[Any, tuple[str, ...]] = {}  # nodes computed from weights alone -> the parameters they come from
+    made_by: dict[Any, int | None] = {}  # activations -> the index of the layer that made them (None: the input)
+    layers: list[Layer] = []
+    for node in module.graph.nodes:
+        if node.op == "get_attr":
+            value = getattr(module, node.target)
+            fixed[node] = (by_data.get(value.data_ptr(), node.target),) if isinstance(value, nn.Parameter) else ()
+        elif node.op == "placeholder":
+            made_by[node] = None
+        elif node.op == "call_function":
+            activations = [a for a in node.all_input_nodes if a in made_by]
+            used = tuple(p for a in node.all_input_nodes if a in fixed for p in fixed[a])
+            if not activations:
+                fixed[node] = used
+                continue
+            name, kind = _names(node)
+            source = made_by[activations[0]]
+            if kind in PLUMBING or "tensor_meta" not in node.meta or not hasattr(node.target, "_schema") or \
+                    kind == "dropout" and not _arguments(node)[0].get("p", 0.5):  # dropout(p=0) does nothing
+                made_by[node] = source
+            elif kind == "add" and len(activations) == 1 and used and source is not None and \
+                    layers[source].kind in WEIGHTED and not layers[source].bias:
+                # x @ W + b, or conv(x, w) + b: the bias belongs to the layer before
+                layers[source] = replace(layers[source], bias=True, params=layers[source].params + used)
+                made_by[node] = source
+            else:
+                layers.append(replace(_layer(name, kind, node, activations[0]), params=used))
+                made_by[node] = len(layers) - 1
+    seen = {p for layer in layers for p in layer.params}
+    return layers, [name for name in net.parameters if name not in seen]
+
+
+def _between(layers: list[Layer] | tuple[Layer, ...], start: int, end: int) -> str:
+    """Where layers[start:end] sit, named by their neighbours."""
+    before = layers[start - 1].describe() if start > 0 else ""
+    after = layers[end].describe() if end < len(layers) else ""
+    if before and after:
+        return f"between {before} and {after}"
+    return f"after {before}, at the end" if before else f"before {after}, at the start" if after else ""
+
+
+def _listing(layers: list[Layer] | tuple[Layer, ...]) -> str:
+    return ", ".join(layer.describe() for layer in layers)
+
+
+def layer_differences(got: list[Layer], want: tuple[Layer, ...]) -> list[str]:
+    """How a forward pass differs from the course's, layer by layer, aligned by kind; empty when it is the same."""
+    matcher = SequenceMatcher(None, [layer.kind for layer in want], [layer.kind for layer in got], autojunk=False)
+    problems = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            problems += [f"it has {g.describe()} where the course's has {w.describe()}"
+                         for w, g in zip(want[i1:i2], got[j1:j2]) if w.signature != g.signature]
+        elif tag == "insert":
+            problems.append(f"it adds {_listing(got[j1:j2])} {_between(got, j1, j2)}")
+        elif tag == "delete":
+            problems.append(f"it lacks the course's {_listing(want[i1:i2])} {_between(want, i1, i2)}")
+        else:
+            problems.append(f"it has {_listing(got[j1:j2])} where the course's has {_listing(want[i1:i2])}")
+    return problems
+
+
+@functools.lru_cache(maxsize=8)
+def reference_layers(name: str, input_shape: tuple[int, ...]) -> tuple[tuple[Layer, ...], int]:
+    """A course model's layers and parameter count, read as a student's are: exported, rebuilt, walked."""
+    import pathlib
+    import tempfile
+
+    from grader.kernel.kernel_export import export_model
+    from grader.loading.model_graph import load_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        export_model(reference.model_class(name)(), list(input_shape), folder)
+        net = load_model(pathlib.Path(folder))
+    return tuple(forward_layers(net)[0]), net.n_params
+
+
+@check_kind("architecture", model=MODEL,
+            reference=Param(str, doc="a course model: a key of reference.MODELS", choices=lambda: reference.MODELS))
+def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
+    """The exported model computes the course model's layers, in order, read from its graph (not from its names)."""
+    value = ctx.value(model)
+    nets = value if isinstance(value, dict) else {"": value}
+    want, n_params = (), 0
+    for key, net in nets.items():
+        label = f"`{model}[{key!r}]`" if key != "" else f"`{model}`"
+        if not isinstance(net, ModelValue):
+            raise CheckFailed(f"{label} could not be checked: {not_a_model(net)}.")
+        want, n_params = reference_layers(reference, tuple(net.input_shape))
+        try:
+            got, unused = forward_layers(net)
+        except RuntimeError as e:
+            raise CheckFailed(f"{label} could not be run on a batch of shape {[2, *net.input_shape]}: "
+                              f"{str(e).splitlines()[0]}") from None
+        problems = layer_differences(got, want)
+        if unused:
+            problems.append("it holds parameters its forward pass never uses: " +
+                            ", ".join(f"{p} {list(net.parameters[p].shape)}" for p in unused))
+        if problems:
+            return Outcome(False, f"{label} is not the course's {reference}: {'; '.join(problems)}. The course's "
+                           f"network is {_listing(want)}. Keep the architecture unchanged; "
+                           "only the training may differ.", details={"layers": [g.describe() for g in got]})
+    return Outcome(True, f"{'Every model in ' if len(nets) > 1 else ''}`{model}` has the course's {reference} "
+                   f"architecture: {_listing(want)} ({n_params:,} parameters).")

@@ -1,0 +1,174 @@
+"""Where each seed's model started: the weights the kernel's probe recorded at its first forward pass.
+
+Those weights are compared with the models ``torch.manual_seed(n)`` gives when built right after it
+(and the 2nd, 3rd, ... built after it), for the exercise's seeds and a few common ones. A record that
+is missing, or that cannot be a start, is never read as a seeding mistake: the check then says what
+the final weights alone show.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import reference as course
+from grader.checks.base import CheckContext, Outcome
+from grader.checks.registry import Param, check_kind
+from grader.checks.seeds import MODELS, SEEDS, matches_reference, same_objects, seed_models, seeds_word
+
+if TYPE_CHECKING:
+    from grader.loading.model_graph import LoadedModel
+
+# Seeds whose first models the grader recognises in a recorded start: the exercise's own, 0-100 and a few habits.
+KNOWN_SEEDS = (*range(101), 123, 1234, 12345, 2024, 2025, 2026)
+BUILDS = 4  # the first models built after one torch.manual_seed call that the grader recognises
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a model's recorded first-forward weights show: the ``build``-th model after torch.manual_seed(seed)."""
+
+    recorded: bool  # a record of its starting weights exists and can be compared
+    seed: int | None = None  # None: a start the grader does not recognise
+    build: int = 0
+    unusable: str = ""  # why there is no usable record, in a student's terms
+
+
+@functools.lru_cache(maxsize=4)
+def _seeded_builds(reference: str, seeds: tuple[int, ...]) -> tuple[tuple[int, int, tuple], ...]:
+    """(seed, k, parameters) of the k-th ``reference`` model built after ``torch.manual_seed(seed)``."""
+    import torch
+
+    cls = course.model_class(reference)
+    builds = []
+    with torch.random.fork_rng(devices=[]):  # the grader's own random state stays as it was
+        for seed in seeds:
+            torch.manual_seed(seed)
+            builds += [(seed, k, tuple(p.detach().clone() for p in cls().parameters())) for k in range(1, BUILDS + 1)]
+    return tuple(builds)
+
+
+def _untrained(tensors: list) -> bool:
+    """Within the default initialisation's range |w| <= 1/sqrt(fan_in) (a bias takes its weight's): not yet trained."""
+    bound = None
+    for t in tensors:
+        if t.ndim >= 2:
+            bound = 1 / math.sqrt(math.prod(t.shape[1:]))
+        if bound is None or t.ndim == 0:
+            return True  # a layout the rule does not cover: the record is taken as it is
+        if float(t.abs().max()) > bound * (1 + 1e-6):
+            return False
+    return True
+
+
+def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
+    """Where ``net`` started, from its recorded initial weights (compared in parameter order, as built)."""
+    import torch
+
+    initial = list(net.initial.values())
+    if not initial or set(net.initial) != set(net.parameters):
+        return Start(False, unusable="the grader has no record of its weights before training (a record exists only "
+                                     "for a model object that ran forward in a graded run; a copy made after "
+                                     "training has none)")
+    known = (*seeds, *(s for s in KNOWN_SEEDS if s not in seeds))
+    for seed, build, params in _seeded_builds(reference, tuple(known)):
+        if len(params) == len(initial) and all(p.shape == t.shape and torch.equal(p, t.to(p.dtype))
+                                               for p, t in zip(params, initial)):
+            return Start(True, seed, build)
+    if not _untrained(initial):
+        return Start(False, unusable="its weights at its first forward pass lie outside the range of a fresh "
+                                     "initialisation, so they are not where it started")
+    if all(torch.equal(t, net.parameters[k]) for k, t in net.initial.items()):
+        # Unchanged since its first forward pass: a copy run only after training looks just like this.
+        return Start(False, unusable="its weights never changed after its first forward pass, so that pass may have "
+                                     "come after training (as for a copy of a trained model)")
+    return Start(True)
+
+
+def _built(start: Start, reference: str) -> str:
+    if start.build == 1:
+        return f"a {reference} built right after torch.manual_seed({start.seed})"
+    ordinal = {2: "2nd", 3: "3rd"}.get(start.build, f"{start.build}th")
+    return f"the {ordinal} {reference} built after torch.manual_seed({start.seed})"
+
+
+def _start_line(seed: int, start: Start, reference: str, shared: list[int]) -> str:
+    """One failing seed's start in words: what was measured and what it rules in."""
+    right = f"torch.manual_seed({seed})"
+    if shared:
+        began = (f"which started as {_built(start, reference)}" if start.seed is not None
+                 else f"whose initial weights are not those of a {reference} built right after {right}")
+        return f"seed {seed}: the same model object as for {seeds_word(shared)}, {began}"
+    if start.build == 1:
+        return (f"seed {seed}: its initial weights are those of {_built(start, reference)}, not {right}: it was "
+                f"seeded with {start.seed}, or built before its own {right} was called")
+    others = "another model was" if start.build == 2 else f"{start.build - 1} other models were"
+    return (f"seed {seed}: its initial weights are those {_built(start, reference)} gets, not those of one built "
+            f"right after {right}: {others} built between that seeding and this one")
+
+
+def _start_lines(starts: dict[int, Start], groups: list[list[int]], reference: str) -> list[str]:
+    """A line per seed whose recorded start is not its own; unrecognised starts share one line."""
+    lines, lost = [], []
+    for seed, start in starts.items():
+        if not start.recorded or (start.seed, start.build) == (seed, 1):
+            continue
+        shared = [s for g in groups if seed in g for s in g if s != seed]
+        if start.seed is None and not shared:
+            lost.append(seed)
+        else:
+            lines.append(_start_line(seed, start, reference, shared))
+    if lost:
+        lines.append(f"{seeds_word(lost)}: the initial weights are not those of a {reference} built right after "
+                     f"torch.manual_seed(seed), nor those of any of the first {BUILDS} built after "
+                     "torch.manual_seed(n) for n from 0 to 100 or a few common seeds (123, 1234, 12345, 2024 to 2026)")
+    return lines
+
+
+START_CAUSES = ("What remains possible: the model was built before torch.manual_seed(seed) was called, something "
+                "drew random numbers between seeding and building (another model, data, a shuffled pass over a "
+                "loader), or its weights were changed before training.")
+
+
+def _start_advice(starts: dict[int, Start], groups: list[list[int]], reference: str) -> str:
+    advice = [START_CAUSES] if any(s.recorded and s.seed is None for s in starts.values()) else []
+    if groups:
+        advice.append("Each seed needs its own model object: build a new one after each torch.manual_seed(seed) and "
+                      "store that one under its seed.")
+    return " ".join(advice + [f"For each seed, call torch.manual_seed(seed) and build its {reference} right after it."])
+
+
+def _passed(right: list[int], seeds: list, reference: str) -> str:
+    if not right:
+        return "No model's start could be checked."
+    who = ("Every model starts" if len(right) == len(seeds) else
+           f"The models for {seeds_word(right)} start" if len(right) > 1 else f"The model for seed {right[0]} starts")
+    return (f"{who} from the weights of a {reference} built right after its own torch.manual_seed(seed), as its "
+            "weights at its first forward pass show.")
+
+
+@check_kind("seed_start", models=MODELS, seeds=SEEDS,
+            reference=Param(str, "SimpleMLP", "the course model the task builds after seeding",
+                            choices=lambda: course.MODELS))
+def seed_start(ctx: CheckContext, models: str, seeds: list, reference: str) -> Outcome:
+    """Each model must start from the weights ``reference`` gets when built right after torch.manual_seed(its seed)."""
+    nets = seed_models(ctx, models, seeds)
+    groups = same_objects(nets)
+    starts = {seed: model_start(nets[seed], reference, seeds) for seed in seeds}
+    notes = []
+    for seed in (s for s, start in starts.items() if not start.recorded):  # what the final weights alone show
+        verdict = (f"; its final weights equal the reference run's, which starts right after torch.manual_seed({seed})"
+                   if matches_reference(nets[seed], seed) is not None else "; how it was seeded could not be checked")
+        notes.append(f"seed {seed}: {starts[seed].unusable}{verdict}")
+    noted = " " + "; ".join(notes) + "." if notes else ""
+    right = [s for s, start in starts.items() if start.recorded and (start.seed, start.build) == (s, 1)]
+    lines = _start_lines(starts, groups, reference)
+    if not lines:
+        return Outcome(True, _passed(right, seeds, reference) + noted)
+    measured = ("The grader compares each model's weights at its first forward pass with those of a "
+                f"{reference} built right after torch.manual_seed(seed).")
+    wrong = sum(1 for s, start in starts.items() if start.recorded and s not in right)
+    return Outcome(False, "; ".join(lines) + "." + noted + " " + _start_advice(starts, groups, reference)
+                   + " " + measured, fraction=1 - wrong / len(seeds))

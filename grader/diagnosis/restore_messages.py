@@ -1,0 +1,118 @@
+"""Say why an early-stopping run's model is not its best state, from what the grader measured and the code shows.
+
+Pure functions: no kernel, no torch. The check (``grader.checks.training.restored_best``) measures
+which epoch's val loss the exported model has; this module turns that, with the other measurements
+of ``RestoreEvidence`` and the facts of ``grader.diagnosis.training_code``, into the causes that
+remain. A cause is named only where a measurement or a line of code shows it; otherwise the message
+lists what is still possible. Restoring "in every case" is advised only when the run shows it:
+the model is the last epoch's, patience did not run out, and no other fact explains it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from grader.diagnosis.training_code import RestoreCode
+
+
+@dataclass(frozen=True)
+class RestoreEvidence:
+    """What the grader measured about a run whose model is not its best state."""
+
+    best: int  # the epoch with the lowest recorded val loss (1-based)
+    epochs: int  # epochs the run recorded
+    held: int | None  # the epoch whose recorded val loss the model has (the last such); None: no epoch
+    n_epochs: int = 0  # the run's epoch budget; 0 when unknown
+    pre_update: float | None = None  # epoch 1's val loss, when it is the untrained model's
+    untrained: bool = False  # the model holds the weights it had before training
+    early_restored: bool | None = None  # a run of the same function whose patience ran out returned its best state
+    mode_matters: bool = False  # the model has dropout or batch norm, so train and eval mode differ
+    code: RestoreCode | None = None
+    where: Callable[[int], str] = str  # where line n of the function is in the notebook
+
+    @property
+    def stopped(self) -> bool | None:
+        """Patience ran out: the run ended before its budget (None when the budget is unknown)."""
+        return self.epochs < self.n_epochs if self.n_epochs else None
+
+
+def _alias(ev: RestoreEvidence) -> str:
+    fact, model = ev.code.aliases[0], ev.code.model
+    return (f" Your function sets `{fact.code}` ({ev.where(fact.line)}): that copies nothing, `{fact.target}` is the "
+            f"same object as `{model}`, so it changed with every update and the function returned the last weights. "
+            f"Copy the weights when the val loss improves: best_state = copy.deepcopy({model}.state_dict()), and "
+            f"{model}.load_state_dict(best_state) after the loop (or {fact.target} = copy.deepcopy({model})).")
+
+
+def _live_save(ev: RestoreEvidence) -> str:
+    fact = ev.code.live_saves[0]
+    return (f" Your function keeps model.state_dict() without copy.deepcopy (`{fact.code}`, {ev.where(fact.line)}): "
+            "that dict holds references to the live weights, so the saved 'best' state changed with every update. "
+            "Save copy.deepcopy(model.state_dict()).")
+
+
+def _every_epoch(ev: RestoreEvidence) -> str:
+    fact = ev.code.every_epoch_saves[0]
+    return (f" `{fact.code}` ({ev.where(fact.line)}) copies the weights in every epoch, not only when the val loss "
+            "improves, so the state put back is the last epoch's. Take the copy inside the `if` that records a new "
+            "best.")
+
+
+def _in_every_case(ev: RestoreEvidence) -> str:
+    why = f"Patience never ran out in this run ({ev.epochs} of {ev.n_epochs} epochs)"
+    if ev.early_restored:
+        why += ", and in the grader's run where it did run out, your function put the best state back"
+    elif ev.code and ev.code.loads_only_in_loop:
+        fact = ev.code.loads[0]
+        why += (f", and your function calls load_state_dict only inside the training loop ({ev.where(fact.line)}), "
+                "on a path that a run using all its epochs never takes")
+    return (f" {why}. Restore the best state in every case: also when training uses all its epochs without early "
+            "stopping (the course's version restored it only when patience ran out).")
+
+
+def _pre_update(ev: RestoreEvidence) -> str:
+    held = f" (the model's val loss is epoch {ev.held}'s record)" if ev.held else ""
+    return (f" Epoch 1's recorded val loss, {ev.pre_update:.4f}, is that of the untrained model: your function "
+            "measures each epoch's val loss before that epoch's training pass, so each record belongs to the weights "
+            "of the epoch before, while the copy taken at a new best already has that epoch's updates"
+            f"{held}. Evaluate the validation set after the epoch's updates, then compare and save.")
+
+
+def _last_epoch(ev: RestoreEvidence) -> str:
+    """The model is the last epoch's: the code's facts first, then what the run shows."""
+    code = ev.code
+    if code and code.aliases:
+        return _alias(ev)
+    if code and code.live_saves:
+        return _live_save(ev)
+    if code and not code.loads and not code.restores_otherwise:
+        return (" Your function never calls model.load_state_dict(...) to put the best weights back (nor returns a "
+                "saved copy).")
+    if code and code.every_epoch_saves:
+        return _every_epoch(ev)
+    if ev.stopped is False and ev.early_restored is not False:
+        return _in_every_case(ev)
+    ran_out = " although patience ran out" if ev.stopped else ""
+    return (f" No earlier state was put back{ran_out}, and the grader cannot see why in your code. What remains: the "
+            "copy is not taken when the val loss improves, it is not a real copy (copy.deepcopy), or it is not loaded "
+            "back after the loop.")
+
+
+def why_not_best(ev: RestoreEvidence) -> str:
+    """The causes that the measurements and the code leave, as sentences to append to the finding."""
+    if ev.untrained:
+        return (" These are the weights the model had before training: the state put back was saved before any "
+                "update. Copy the weights when the val loss improves, after the epoch's updates.")
+    if ev.pre_update is not None and ev.held in (ev.best + 1, None):
+        return _pre_update(ev)
+    if ev.held == ev.epochs:
+        return _last_epoch(ev)
+    if ev.held is not None:
+        other = "a later" if ev.held > ev.best else "an earlier"
+        return (f" The state put back is not the one of epoch {ev.best}, whose val loss set best_epoch: {other} "
+                "copy replaced it, or the copy is taken at another moment of the epoch than the val loss it is "
+                "compared with.")
+    mode = " in eval mode" if ev.mode_matters else ""
+    return (f" Record the val loss of the model as it is after each epoch, over the whole validation set{mode}, and "
+            "put back the best epoch's weights.")
