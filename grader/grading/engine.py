@@ -12,6 +12,7 @@ the grader's own start-up overlaps the student's cells instead of adding to them
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pathlib
 import stat
@@ -30,6 +31,7 @@ from grader.kernel.notebook import Submission, prepare
 from grader.kernel.sandbox import open_sandbox
 from grader.loading.values import Exports
 from grader.results import PendingCheck, SubmissionResult
+from grader.specs.paths import REPOSITORY, solutions_root
 
 # What scoring imports after the kernel is done; warmed up while it runs.
 SCORING_MODULES = ("torch", "grader.loading.exports", "grader.grading.artifacts", "reference.data")
@@ -50,6 +52,29 @@ def warm_up(modules: tuple[str, ...]) -> threading.Thread:
     return thread
 
 
+def _module_file(name: str) -> str | None:
+    """The source file of module ``name``, found without importing it (a name that is no module gives None)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+
+
+def solution_material(exercise: Exercise) -> tuple[list[str], list[str]]:
+    """(module files to replace by a stub, folders to hide) in the kernel's view of the machine.
+
+    The reference solutions the exercise's own-work checks forbid cannot be imported or read in the
+    official run, and no solution notebook or test fixture can be read at all: using them is not
+    detected after the fact, it is impossible.
+    """
+    modules = {m for check in exercise.checks if check.kind.name == "own_work"
+               for m in check.params.get("forbidden_modules", [])}
+    files = sorted(f for m in modules if (f := _module_file(m)))
+    folders = [str(p) for p in (solutions_root(), REPOSITORY / "tests", REPOSITORY / "examples") if p.is_dir()]
+    return files, folders
+
+
 @dataclass(frozen=True)
 class Run:
     """What executing one notebook produced, before any scoring."""
@@ -68,7 +93,9 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
     ``warm`` lists modules to import while the kernel runs.
     """
     env = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
-    sandbox = open_sandbox(exercise.spec.limits, extra_env=env, hide=hide, readonly=tuple(env.values()))
+    stubs, folders = solution_material(exercise)
+    sandbox = open_sandbox(exercise.spec.limits, extra_env=env, hide=(*hide, *folders), readonly=tuple(env.values()),
+                           stub=stubs)
     try:
         requests = [e.request() for e in exercise.spec.exports]
         prepared = prepare(submission, prelude_source(), export_source(requests, sandbox.export_dir))

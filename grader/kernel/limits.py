@@ -15,5 +15,7 @@ class Limits:
     memory_mb: int = 4096  # address space (RLIMIT_AS); torch alone maps about 0.7 GB
     max_processes: int = 64  # processes of the sandbox user (RLIMIT_NPROC)
     max_file_mb: int = 256  # largest file the kernel may write (RLIMIT_FSIZE)
+    max_disk_mb: int = 1024  # all it writes in its working folder together (a tmpfs of this size, as root)
+    max_shm_mb: int = 64  # its private /dev/shm (DataLoader workers share batches there)
     max_open_files: int = 512
     max_output_kb: int = 256  # stored cell output, whole notebook

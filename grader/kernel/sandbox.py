@@ -1,23 +1,14 @@
 """Plan and tear down the sandbox one kernel runs in.
 
-What holds where (recorded per run in ``SubmissionResult.sandbox``):
-
-| measure                         | Linux, grader as root        | Linux, other user           | macOS / other |
-|---------------------------------|------------------------------|-----------------------------|---------------|
-| fresh kernel, temp working dir  | yes                          | yes                         | yes           |
-| scrubbed environment, 1 thread  | yes                          | yes                         | yes           |
-| cell / total timeouts           | yes                          | yes                         | yes           |
-| memory (RLIMIT_AS), file size,  | yes                          | yes                         | yes (AS is    |
-| open files, CPU time            |                              |                             | advisory)     |
-| process count (RLIMIT_NPROC)    | yes, per sandbox user        | no: it would count the      | no            |
-|                                 |                              | grader's own processes      |               |
-| no network                      | new network namespace        | user+network namespace when | no            |
-|                                 |                              | the kernel allows it        |               |
-| unprivileged user               | yes: uid 61000 + slot        | no: same user as grader     | no            |
-
-As root the kernel cannot read the grader's files (secret, gradebook, hidden data);
-as another user it could read what that user can, so run batch grading as root or
-in a container when hidden checks matter.
+What holds where is recorded per run in ``SubmissionResult.sandbox``; the README's sandbox table
+says it for each kind of machine. As root, on Linux: an unprivileged uid per sandbox; new network,
+IPC, mount and PID namespaces; the kernel as PID 1 of its namespace, so that killing it kills
+everything it started; a private /proc, /dev/shm, /run and /var/tmp; the shared temp folder
+reduced to this sandbox; the grader's secrets, the gradebook and the class folder hidden; a control
+group counting memory and processes for the whole sandbox; a size-capped tmpfs for everything it
+writes. As another user, the same namespaces where the kernel allows unprivileged user namespaces,
+and per-process limits (RLIMIT) only. Elsewhere: a fresh kernel, a temp folder and the limits
+Python can set.
 """
 
 from __future__ import annotations
@@ -28,15 +19,16 @@ import functools
 import json
 import os
 import pathlib
-import shutil
 import signal
 import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from dataclasses import dataclass, field
 
+from grader.kernel import cgroups, sandbox_files
 from grader.kernel.limits import Limits
 
 LAUNCHER = pathlib.Path(__file__).with_name("sandbox_launch.py")
@@ -44,6 +36,9 @@ SANDBOX_UID_BASE = 61000
 MAX_SLOTS = 256
 # Environment the kernel needs; everything else from the grader's environment is dropped.
 PASS_THROUGH = ("LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+STUB_NAME = "unavailable.py"
+STUB = ('raise ImportError("this part of the reference is not available in the official run: the grader credits '
+        'your own work only")\n')
 
 
 @dataclass
@@ -59,6 +54,10 @@ class Sandbox:
     reveal: dict = field(default_factory=dict)  # folder -> entries to bring back under a tmpfs
     hide: list = field(default_factory=list)  # grader paths covered inside the kernel's mount namespace
     readonly: list = field(default_factory=list)  # data the kernel may read but not change
+    stub: list = field(default_factory=list)  # module files replaced by a stub that raises ImportError
+    namespaces: bool = False  # IPC, mount and PID namespaces, private /proc, /dev/shm, /run, /var/tmp
+    group: cgroups.ControlGroup | None = None  # memory and processes counted for the whole sandbox
+    disk_capped: bool = False  # the folder is a tmpfs of limits.max_disk_mb
     _slot_lock: object = None
 
     @property
@@ -86,39 +85,66 @@ class Sandbox:
             limits["RLIMIT_NPROC"] = self.limits.max_processes
         return limits
 
+    def plan(self, with_group: bool = True) -> dict:
+        """What the launcher applies (``sandbox_launch.apply``)."""
+        return {"rlimits": self.rlimits(), "user": list(self.user) if self.user else None,
+                "new_netns": self.new_netns, "namespaces": self.namespaces, "shm_mb": self.limits.max_shm_mb,
+                "reveal": self.reveal, "hide": self.hide, "readonly": self.readonly, "stub": self.stub,
+                "stub_source": str(self.root / STUB_NAME),
+                "cgroup_procs": self.group.procs_files if self.group and with_group else []}
+
     def plan_json(self) -> str:
-        plan = {"rlimits": self.rlimits(), "user": list(self.user) if self.user else None,
-                "new_netns": self.new_netns, "reveal": self.reveal, "hide": self.hide, "readonly": self.readonly}
-        return json.dumps(plan, sort_keys=True)
+        return json.dumps(self.plan(), sort_keys=True)
 
     def wrap(self, command: list[str]) -> list[str]:
         """The kernel command run through the launcher that applies this sandbox."""
         return [sys.executable, str(LAUNCHER), self.plan_json(), "--", *command]
 
     def kill(self, pid: int | None = None) -> None:
-        """Kill everything the kernel started, so nothing changes the exports while the grader reads them."""
+        """Kill everything the kernel started, so nothing changes the exports while the grader reads them.
+
+        The launcher's process group first (with the PID namespace, its death takes every process of the
+        namespace with it), then every member of the control group and every process of the sandbox user,
+        repeated until none is left.
+        """
         if pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        if self.group is not None:
+            self.group.kill()
         if self.user:
             _kill_user(self.user[0])
 
     def remove(self) -> None:
-        """Remove the folders and free the user slot; call after ``kill``."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove the folders and the control group and free the user slot; call after ``kill``."""
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
+        sandbox_files.remove_root(self.root, self.disk_capped)
         if self._slot_lock is not None:
             self._slot_lock.close()
             self._slot_lock = None
 
 
-def _kill_user(uid: int) -> None:
-    """SIGKILL every process of the sandbox user: children that left the kernel's process group too."""
+def _user_processes(uid: int) -> list[int]:
+    found = []
     for proc in pathlib.Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
         with contextlib.suppress(OSError):
-            if proc.stat().st_uid == uid:
-                os.kill(int(proc.name), signal.SIGKILL)
+            if proc.name.isdigit() and proc.stat().st_uid == uid:
+                found.append(int(proc.name))
+    return found
+
+
+def _kill_user(uid: int, rounds: int = 50) -> None:
+    """SIGKILL every process of the sandbox user, again until none is left (a forking loop races one pass)."""
+    for _ in range(rounds):
+        pids = _user_processes(uid)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
 
 
 def _claim_slot() -> tuple[int, object] | None:
@@ -190,6 +216,20 @@ def _network_isolation_available() -> bool:
     return _plan_works(json.dumps({"rlimits": {}, "new_netns": True}))
 
 
+@functools.lru_cache(maxsize=1)
+def _namespaces_available() -> bool:
+    """Whether IPC, mount and PID namespaces with a fresh /proc work here (as root, or in a user namespace)."""
+    if sys.platform != "linux":
+        return False
+    return _plan_works(json.dumps({"rlimits": {}, "namespaces": True, "shm_mb": 1}))
+
+
+@functools.lru_cache(maxsize=1)
+def _clean_stale_once() -> list[str]:
+    """What killed graders left behind, removed once per process (sandbox_files.clean_stale)."""
+    return sandbox_files.clean_stale()
+
+
 def scrubbed_env(workdir: pathlib.Path, extra: dict | None = None) -> dict:
     """The kernel's whole environment: paths into its own folder, one thread, headless plots."""
     venv_bin = str(pathlib.Path(sys.executable).parent)
@@ -219,51 +259,85 @@ def scrubbed_env(workdir: pathlib.Path, extra: dict | None = None) -> dict:
 
 def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] | tuple[str, ...] = (),
                  readonly: list[str] | tuple[str, ...] = (), isolate_user: bool = True,
-                 isolate_network: bool = True) -> Sandbox:
+                 isolate_network: bool = True, stub: list[str] | tuple[str, ...] = ()) -> Sandbox:
     """Create the folders, pick the user and decide which measures hold here.
 
-    ``hide`` lists grader files (secret, gradebook folder) the kernel must not see even
-    if their permissions would let it; ``readonly`` lists data it may read but not change.
+    ``hide`` lists grader files (secret, gradebook folder, class folder, solution notebooks) the
+    kernel must not see even if their permissions would let it; ``readonly`` lists data it may
+    read but not change; ``stub`` lists module files that must raise ImportError when imported.
     """
-    root = pathlib.Path(tempfile.mkdtemp(prefix="grader-"))
-    sandbox = Sandbox(root=root, limits=limits)
+    _clean_stale_once()
+    root, capped = sandbox_files.make_root(limits.max_disk_mb)
+    sandbox = Sandbox(root=root, limits=limits, disk_capped=capped)
+    os.chmod(root, 0o711)  # the sandbox user may traverse but not list the grader's folder
     for folder in (sandbox.workdir, sandbox.conn_dir, sandbox.workdir / "tmp"):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    linux = sys.platform == "linux"
     if isolate_network:
         sandbox.new_netns = _network_isolation_available()
-    if isolate_user and os.geteuid() == 0 and sys.platform == "linux":
-        sandbox.readonly = [os.path.realpath(p) for p in readonly if os.path.exists(p)]
-        needed = needed_paths() + sandbox.readonly
-        sandbox.reveal = reveal_plan(needed)
-        # Inside the kernel the shared temp folder shows only this sandbox and what the kernel needs from it
-        # (a checkout or venv kept there, read-only data): not other sandboxes, not the grader's temp files.
-        tmp = os.path.realpath(tempfile.gettempdir())
-        if root.parent == pathlib.Path(tmp) and tmp not in sandbox.reveal:
-            kept = {pathlib.Path(p).relative_to(tmp).parts[0] for p in needed
-                    if pathlib.Path(p).is_relative_to(tmp) and p != tmp}
-            sandbox.reveal[tmp] = sorted({root.name} | kept)
-        sandbox.hide = [os.path.realpath(p) for p in hide if os.path.exists(p)]
-        claimed = _claim_slot()
-        if claimed:
-            uid, lock = claimed
-            sandbox.user, sandbox._slot_lock = (uid, uid), lock
-            probe_plan = json.loads(sandbox.plan_json())
-            shown = probe_plan["reveal"].pop(tmp, None)
-            # Probe with what stays the same from sandbox to sandbox, so one probe serves a whole batch.
-            probe_plan["reveal_tmp"] = None if shown is None else [e for e in shown if e != root.name]
-            probe_plan["readonly"] = []  # reading data is not what the probe tests
-            if _plan_works(json.dumps(probe_plan, sort_keys=True)):
-                _kill_user(uid)  # leftovers of a grader that was killed mid-run
-            else:
-                sandbox.user, sandbox.reveal, sandbox.hide = None, {}, []
-                sandbox._slot_lock = None
-                lock.close()
+    sandbox.namespaces = linux and _namespaces_available()
+    as_root = isolate_user and os.geteuid() == 0 and linux
+    if as_root or sandbox.namespaces:
+        _plan_mounts(sandbox, hide, readonly, stub, reveal_untraversable=as_root)
+    if as_root:
+        _claim_user(sandbox)
+    if as_root or sandbox.namespaces:
+        # Whole-sandbox memory: the processes, and the tmpfs pages they write (disk and /dev/shm).
+        memory = limits.memory_mb + (limits.max_disk_mb if capped else 0) + limits.max_shm_mb
+        sandbox.group = cgroups.create(root.name[len(sandbox_files.PREFIX):], memory, limits.max_processes)
     sandbox.env = scrubbed_env(sandbox.workdir, extra_env)
-    os.chmod(root, 0o711)  # the sandbox user may traverse but not list the grader's folder
     if sandbox.user:
         for folder in (sandbox.workdir, sandbox.conn_dir, sandbox.workdir / "tmp"):
             os.chown(folder, *sandbox.user)
-    sandbox.report = {
+    sandbox.report = _report(sandbox)
+    return sandbox
+
+
+def _plan_mounts(sandbox: Sandbox, hide, readonly, stub, reveal_untraversable: bool) -> None:
+    """What the kernel's mount namespace shows: data read-only, secrets hidden, the temp folder reduced."""
+    sandbox.readonly = [os.path.realpath(p) for p in readonly if os.path.exists(p)]
+    needed = needed_paths() + sandbox.readonly
+    sandbox.reveal = reveal_plan(needed) if reveal_untraversable else {}
+    # Inside the kernel the shared temp folder shows only this sandbox and what the kernel needs from it
+    # (a checkout or venv kept there, read-only data): not other sandboxes, not the grader's temp files.
+    tmp = os.path.realpath(tempfile.gettempdir())
+    if sandbox.root.parent == pathlib.Path(tmp) and tmp not in sandbox.reveal:
+        kept = {pathlib.Path(p).relative_to(tmp).parts[0] for p in needed
+                if pathlib.Path(p).is_relative_to(tmp) and p != tmp}
+        sandbox.reveal[tmp] = sorted({sandbox.root.name} | kept)
+    sandbox.hide = [os.path.realpath(p) for p in hide if os.path.exists(p)]
+    sandbox.stub = sorted({os.path.realpath(p) for p in stub if os.path.isfile(p)})
+    if sandbox.stub:
+        (sandbox.root / STUB_NAME).write_text(STUB)
+        os.chmod(sandbox.root / STUB_NAME, 0o644)
+
+
+def _claim_user(sandbox: Sandbox) -> None:
+    """An unprivileged uid for this sandbox, once the whole plan is shown to work for it; else none."""
+    claimed = _claim_slot()
+    if not claimed:
+        return
+    uid, lock = claimed
+    sandbox.user, sandbox._slot_lock = (uid, uid), lock
+    probe_plan = json.loads(json.dumps(sandbox.plan(with_group=False)))  # a copy: the probe edits it
+    tmp = os.path.realpath(tempfile.gettempdir())
+    shown = probe_plan["reveal"].pop(tmp, None)
+    # Probe with what stays the same from sandbox to sandbox, so one probe serves a whole batch.
+    probe_plan["reveal_tmp"] = None if shown is None else [e for e in shown if e != sandbox.root.name]
+    probe_plan["readonly"] = []  # reading data is not what the probe tests
+    probe_plan["hide"], probe_plan["stub"] = [], []
+    if _plan_works(json.dumps(probe_plan, sort_keys=True)):
+        _kill_user(uid)  # leftovers of a grader that was killed mid-run
+    else:
+        sandbox.user, sandbox.reveal, sandbox.hide = None, {}, []
+        sandbox._slot_lock = None
+        lock.close()
+
+
+def _report(sandbox: Sandbox) -> dict:
+    """Which measures hold for this run, as the gradebook records them."""
+    limits, group = sandbox.limits, sandbox.group
+    return {
         "fresh_kernel": True,
         "temp_workdir": True,
         "scrubbed_env": True,
@@ -272,7 +346,14 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
         "no_network": sandbox.new_netns,
         "unprivileged_user": sandbox.user is not None,
         "private_mounts": bool(sandbox.reveal or sandbox.hide),
+        "solutions_hidden": bool(sandbox.stub),
         "read_only_data": bool(sandbox.readonly),
+        "pid_namespace": sandbox.namespaces,  # killing the kernel kills all it started; a private /proc
+        "ipc_namespace": sandbox.namespaces,
+        "private_tmp": sandbox.namespaces,  # /dev/shm, /run, /var/tmp
+        "memory_limit": f"whole sandbox, cgroup v{group.version}" if group else "per process (RLIMIT_AS)",
+        "process_limit": (f"whole sandbox, cgroup v{group.version}" if group else
+                          "per user (RLIMIT_NPROC)" if sandbox.user else "none"),
+        "disk_limit_mb": limits.max_disk_mb if sandbox.disk_capped else None,
         "output_cap_kb": limits.max_output_kb,
     }
-    return sandbox

@@ -2,29 +2,42 @@
 
 Run as a script (not ``-m``) so that nothing but the standard library is imported
 before the limits hold. The order matters:
-1. a new session, so the grader can kill the whole process tree;
-2. namespaces while still privileged: network, and (as root) a private mount
-   namespace in which folders the sandbox user cannot traverse (e.g. a mode-700
-   ``/root`` holding the Python installation), and the shared temp folder, are
-   replaced by a tmpfs that reveals only the entries the kernel needs, and the
-   grader's secrets are hidden;
-3. resource limits;
-4. the drop to the unprivileged user, then ``PR_SET_NO_NEW_PRIVS``.
+
+1. a new session, so the grader can signal the whole tree;
+2. the control group (memory and processes counted for the whole sandbox), joined first
+   so that everything started later is in it;
+3. namespaces while still privileged: network, IPC (SysV segments die with the sandbox),
+   mounts and PIDs; without root, inside a new user namespace where the kernel allows it;
+4. a fork: the child is PID 1 of the new PID namespace, and when it dies the OS kills
+   every process left in the namespace, daemons and double forks included. This
+   process stays outside as a relay: it forwards signals to the child and exits as the
+   child did, and if it is killed the child dies with it (PR_SET_PDEATHSIG);
+5. in the child, private mounts: a fresh /proc (the grader's command line and other
+   processes are invisible), fresh small tmpfs on /dev/shm, /run, /var/tmp, the shared
+   temp folder reduced to this sandbox and what the kernel needs, the grader's secrets
+   hidden, the reference solutions replaced by a stub that raises ImportError, and data
+   read-only;
+6. resource limits, the drop to the unprivileged user, then ``PR_SET_NO_NEW_PRIVS``.
+
 A step the OS refuses is reported on stderr; the grader probes the whole plan once
-before trusting it (see ``grader/sandbox.py``).
+before trusting it (see ``grader/kernel/sandbox.py``).
 """
 
 import ctypes
 import json
 import os
 import resource
+import signal
 import sys
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-PR_SET_NO_NEW_PRIVS = 38
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+# Fresh, small, private instead of the machine's shared ones: what the kernel writes there dies with it.
+PRIVATE_DIRS = ("/dev/shm", "/run", "/var/tmp")
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
@@ -69,6 +82,12 @@ def _hide(path: str) -> None:
         _mount("/dev/null", path, None, MS_BIND)
 
 
+def _stub(path: str, stub: str) -> None:
+    """Cover a module's source with a stub that raises ImportError: the reference solution is not there to use."""
+    _mount(stub, path, None, MS_BIND)
+    _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
 def _read_only(path: str) -> None:
     """The kernel sees ``path`` but cannot change it (e.g. the shared MNIST root)."""
     _mount(path, path, None, MS_BIND | MS_REC)
@@ -82,21 +101,86 @@ def _limit(name: str, value: int) -> None:
         sys.stderr.write(f"sandbox: {name} not set: {e}\n")
 
 
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _join_control_group(procs_files: list) -> None:
+    for path in procs_files:
+        try:
+            _write(path, str(os.getpid()))
+        except OSError as e:
+            raise SandboxSetupError(e.errno or 1, f"join {path}: {e.strerror}") from None
+
+
+def _unshare(plan: dict, root: bool) -> None:
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWUTS if plan.get("namespaces") else 0
+    if plan.get("new_netns"):
+        flags |= CLONE_NEWNET
+    if not flags:
+        return
+    if not root:
+        uid, gid = os.getuid(), os.getgid()
+        _check(_LIBC.unshare(flags | CLONE_NEWUSER), "unshare(user namespace)")
+        # The same uid inside as outside: the kernel gains no power over the machine's files.
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    else:
+        _check(_LIBC.unshare(flags), "unshare(namespaces)")
+
+
+def _relay(child: int) -> None:
+    """Forward signals to the child, wait for it, and end as it ended."""
+    for sig in RELAYED:
+        signal.signal(sig, lambda signum, frame: os.kill(child, signum))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            os._exit(70)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
+
+
+def _private_mounts(plan: dict, root: bool) -> None:
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # our mounts never leak to the host
+    if plan.get("namespaces"):
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        for folder in PRIVATE_DIRS:
+            if os.path.isdir(folder) and not os.path.islink(folder):
+                size = plan.get("shm_mb", 64) if folder == "/dev/shm" else 16
+                _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}m")
+    for folder, entries in plan.get("reveal", {}).items():
+        _reveal_only(folder, entries)
+    for path in plan.get("hide", []):
+        _hide(path)
+    for path in plan.get("stub", []):
+        _stub(path, plan["stub_source"])
+    for path in plan.get("readonly", []):
+        _read_only(path)
+
+
 def apply(plan: dict) -> None:
     if os.getsid(0) != os.getpid():  # jupyter_client usually made us a session leader already
         os.setsid()
     root = os.geteuid() == 0
-    if plan.get("new_netns"):
-        _check(_LIBC.unshare(CLONE_NEWNET if root else CLONE_NEWUSER | CLONE_NEWNET), "unshare(net)")
-    if root and (plan.get("reveal") or plan.get("hide") or plan.get("readonly")):
-        _check(_LIBC.unshare(CLONE_NEWNS), "unshare(mount)")
-        _mount(None, "/", None, MS_REC | MS_PRIVATE)  # our mounts never leak to the host
-        for folder, entries in plan.get("reveal", {}).items():
-            _reveal_only(folder, entries)
-        for path in plan.get("hide", []):
-            _hide(path)
-        for path in plan.get("readonly", []):
-            _read_only(path)
+    _join_control_group(plan.get("cgroup_procs", []))
+    _unshare(plan, root)
+    if plan.get("namespaces"):
+        child = os.fork()
+        if child:
+            _relay(child)  # never returns
+        # The child: PID 1 of its namespace; its own process group, so signals reach it once, from the relay.
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os.setpgid(0, 0)
+    if plan.get("namespaces") or plan.get("reveal") or plan.get("hide") or plan.get("readonly") or plan.get("stub"):
+        _private_mounts(plan, root)
     for name, value in plan["rlimits"].items():
         _limit(name, int(value))
     user = plan.get("user")
@@ -105,6 +189,8 @@ def apply(plan: dict) -> None:
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
+    if plan.get("namespaces"):
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # again: changing the uid cleared it
     _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     os.umask(0o077)
 
