@@ -17,18 +17,17 @@ import dataclasses
 import os
 import pathlib
 import tempfile
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.text import Text
-
-from grader.assignments.catalog import Exercise, load_exercise
-from grader.checks import BoundCheck, CheckContext
-from grader.checks.data import DataFactory
 from grader.errors import UserError
-from grader.kernel.kernel_export import export_values
-from grader.loading.exports import load_exports
-from grader.render.terminal import print_submission
 from grader.results import CheckResult, PendingCheck, Status, SubmissionResult
+
+if TYPE_CHECKING:  # imported by quick_check itself: in the official run a notebook's `import` must cost nothing
+    from rich.console import Console
+    from rich.text import Text
+
+    from grader.assignments.catalog import Exercise
+    from grader.checks import BoundCheck, CheckContext
 
 LABEL = "Quick self-check: NOT your grade. The official grade reruns the whole notebook and adds hidden checks."
 
@@ -112,10 +111,19 @@ def _run(checks: list[BoundCheck], ctx: CheckContext, not_given: set[str]) -> tu
 
 def quick_check(exercise_id: str, console: Console | None = None, **values) -> SubmissionResult | None:
     """Run the public checks of ``exercise_id`` on the given live values and print a labelled table."""
+    from rich.console import Console
+
     console = console or Console()
     if os.environ.get("GRADER_SANDBOX") == "1":
         console.print("(quick check skipped: this is the official run, which grades the whole notebook)")
         return None
+    from grader.assignments.catalog import load_exercise
+    from grader.checks import CheckContext
+    from grader.checks.data import DataFactory
+    from grader.kernel.kernel_export import export_values
+    from grader.loading.exports import load_exports
+    from grader.render.terminal import print_submission
+
     exercise = load_exercise(exercise_id)
     _unknown_values(exercise, values)
     # Probes (exports with code) run only in the official run: here only the given values count.
@@ -139,6 +147,8 @@ def quick_check(exercise_id: str, console: Console | None = None, **values) -> S
 
 
 def _summary(result: SubmissionResult) -> Text:
+    from rich.text import Text
+
     line = Text(f"Public checks run here: {result.score:g}/{result.max_score:g} points.")
     elsewhere = sum(p.max_points for p in result.pending if p.reason.startswith("Checked in the official run"))
     missing = sum(p.max_points for p in result.pending if p.reason.startswith("Not checked here"))

@@ -62,7 +62,9 @@ def test_using_the_reference_solution_is_flagged_and_gates_the_rest(exercise):
     assert not by_id["own-model"].passed
     assert "reference.extras.tiny_search" in by_id["own-model"].message and "cell 2" in by_id["own-model"].message
     assert result.score == 0
-    assert by_id["fits-training-data"].message.startswith("Not credited until `own-model` passes.")
+    # In the official run the reference solution is a stub: the import fails, so no model exists to credit.
+    assert "ImportError: this part of the reference is not available in the official run" in result.error
+    assert not by_id["fits-training-data"].passed
 
 
 def test_a_cell_error_after_the_model_exists_still_scores(exercise):

@@ -14,7 +14,7 @@ from grader.loading.values import FunctionExport
 # in-notebook quick check load: their presence in a kernel proves nothing, as using a course helper is allowed.
 # tests/test_static_checks.py recomputes this in a fresh interpreter.
 PACKAGE_BASELINE = frozenset({"reference", "reference.data", "reference.models", "reference.plots",
-                              "reference.schedules", "reference.training"})
+                              "reference.training"})
 
 
 def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
@@ -49,11 +49,11 @@ def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
     forbidden_names=Param(list, [], "functions or constants of the reference solution", of=str),
 )
 def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_names: list) -> Outcome:
-    """Flags a notebook that uses the reference solution instead of its own model or function."""
-    value = ctx.value(export)  # nothing to credit before the value exists
-    if isinstance(value, FunctionExport) and "NotImplementedError" in value.source:
-        return Outcome(False, f"`{export}` is still the TODO stub (it raises NotImplementedError): replace the TODO "
-                       "with your implementation.")
+    """Flags a notebook that uses the reference solution instead of its own model or function.
+
+    In the official run the reference solutions are not there to import (the sandbox replaces them with a
+    stub that raises ImportError), so the evidence is what the code tries, whether or not the value exists.
+    """
     found = []
     for cell, source in ctx.code_cells:
         modules, names = _imports_and_names(source)
@@ -64,6 +64,14 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
     loaded = sorted(m for m in set(ctx.exports.modules) & set(forbidden_modules)
                     if m not in PACKAGE_BASELINE and not any(m in f for f in found))
     found += [f"the kernel imported `{m}`" for m in loaded]
+    if found:
+        return Outcome(False, f"Your notebook uses the reference solution ({'; '.join(found)}). Write your "
+                       "own: only your own work is credited, and the official run does not offer the reference "
+                       "solutions to import.", details={"evidence": found})
+    value = ctx.value(export)  # nothing to credit before the value exists
+    if isinstance(value, FunctionExport) and "NotImplementedError" in value.source:
+        return Outcome(False, f"`{export}` is still the TODO stub (it raises NotImplementedError): replace the TODO "
+                       "with your implementation.")
     if isinstance(value, FunctionExport) and any(value.module == f or value.module.startswith(f + ".")
                                                  for f in forbidden_modules):
         found.append(f"`{export}` is `{value.module}.{value.name}`")
