@@ -6,11 +6,13 @@ STAMP  := $(VENV)/.installed
 # The pair must be pinned together: see README, "Why torch is pinned".
 PINS   := torch==2.13.0 torchvision==0.28.0
 OUT    ?= out
-WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+# The cores, counted without OMP_NUM_THREADS: nproc honours it, and the targets below set it to 1 per process.
+CORES  := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)
+WORKERS ?= $(CORES)
 # Test files are spread over this many pytest processes; a file stays on one, so its fixtures are built once.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+TEST_WORKERS ?= $(shell n=$(CORES); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: demo test bench reference browser venv clean
+.PHONY: demo test bench bench-peers reference browser venv clean
 
 venv: $(STAMP)
 
@@ -42,5 +44,19 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) bench/run_all.py
 
+# The peers (nbgrader, otter-grader) live in their own venv, so their pins never touch ours.
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP): bench/peers-requirements.txt
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/peers-requirements.txt
+	touch $(PEERS_STAMP)
+
+# The same 20 submissions graded by nbgrader, otter, raw nbclient and this grader, in one run.
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	OMP_NUM_THREADS=1 $(PY) bench/peers.py --peers-python $(PEERS_VENV)/bin/python --workers $(CORES)
+
 clean:
-	rm -rf $(VENV) $(OUT) build *.egg-info test-artifacts
+	rm -rf $(VENV) $(PEERS_VENV) $(OUT) build *.egg-info test-artifacts

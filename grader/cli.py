@@ -11,21 +11,119 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import sys
 import traceback
+from typing import NoReturn
 
-from grader.commands import assign, autograder, calibrate, check, exercises, export, feedback, grade, quiz
-from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, UserError
+from grader.commands import (
+    assign,
+    autograder,
+    calibrate,
+    check,
+    exercises,
+    export,
+    extend,
+    feedback,
+    grade,
+    gradebook,
+    init,
+    override,
+    quiz,
+    release,
+    roster,
+    status,
+)
+from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_UNUSABLE, UserError
 
-COMMANDS = (check, grade, feedback, export, quiz, assign, exercises, autograder, calibrate)
+COMMANDS = (check, grade, feedback, export, quiz, assign, exercises, autograder, calibrate, init, roster, extend,
+            release, override, status, gradebook)
+CONFIG_HELP = "the course configuration file (default: grader.toml in the current folder or the nearest above it)"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless it says it already or there is none to show (a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.nargs == 0
+                or action.default in (None, argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """A parser whose usage errors, unknown options included, print the usage of the (sub-)command at fault."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.set_defaults(usage_parser=self)  # the deepest sub-command's parser wins: it parses last
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            getattr(parsed, "usage_parser", self).error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists every option)\n")
+
+
+class VersionAction(argparse.Action):
+    """``--version``, read from the installed metadata only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version (and whether this is the student package) and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(version())
+        parser.exit()
+
+
+def version() -> str:
+    """The installed package's version; a student package built by `grader release` says so."""
+    from importlib import metadata
+
+    from grader.specs.paths import student_release
+
+    try:
+        number = metadata.version("training-dynamics-grader")
+    except metadata.PackageNotFoundError:
+        number = "0+unknown"
+    return f"grader {number}" + (" (student package: self-check only)" if student_release() is not None else "")
+
+
+def shown_commands() -> tuple:
+    """Every command; a student package offers only the commands its release lists."""
+    from grader.specs.paths import student_release
+
+    release = student_release()
+    if release is None:
+        return COMMANDS
+    return tuple(c for c in COMMANDS if c.__name__.rpartition(".")[2] in release.get("commands", ()))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grader", description="Grade notebooks of the training-dynamics unit.")
+    parser = Parser(prog="grader", description="Grade notebooks of the training-dynamics unit.")
+    parser.add_argument("--version", action=VersionAction)
+    parser.add_argument("--config", type=pathlib.Path, default=None, help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    for command in shown_commands():
         command.add_parser(sub)
+    _add_config_option(parser)
     return parser
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config`` after any sub-command too; SUPPRESS keeps one given before the sub-command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                child.add_argument("--config", type=pathlib.Path, default=argparse.SUPPRESS, help=CONFIG_HELP)
+                _add_config_option(child)
 
 
 def error_json(args: argparse.Namespace, error: UserError) -> dict:

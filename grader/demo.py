@@ -13,13 +13,17 @@ import pathlib
 import shutil
 import sys
 import time
-import tomllib
 
 from rich.console import Console
 
 from grader.assignments.catalog import load_exercise
 from grader.cli import main as grader
 from grader.specs.paths import REPOSITORY, solutions_root
+
+try:
+    import tomllib  # novermin - Python 3.10 has the same parser as the tomli backport, below
+except ModuleNotFoundError:
+    import tomli as tomllib
 
 ROOT = REPOSITORY
 MANIFEST = ROOT / "examples" / "class.toml"

@@ -1,11 +1,14 @@
 """Shared helpers for tests that grade real notebooks in real kernels, or export values as a kernel does."""
 
+import atexit
+import functools
 import pathlib
 
 from grader.assignments.catalog import Exercise, load_exercise
 from grader.cli import main
 from grader.grading.engine import grade_submission
 from grader.grading.secrets import hidden_seeds
+from grader.kernel.factory import FactoryHandle, start_factory
 from grader.kernel.kernel_export import export_values
 from grader.kernel.notebook import read_submission
 from grader.loading.exports import load_exports
@@ -24,12 +27,20 @@ def student(exercise_id: str) -> pathlib.Path:
     return load_exercise(exercise_id).spec.notebook_path
 
 
+@functools.cache
+def kernel_factory() -> FactoryHandle:
+    """One warm factory per test process, as a batch has one: started on first use, closed at exit."""
+    factory = start_factory()
+    atexit.register(factory.close)
+    return factory.handle
+
+
 def grade(path, exercise: Exercise | str, hidden: bool = True, data_root: pathlib.Path | None = None):
     """The notebook at ``path`` graded in a real sandboxed kernel, hidden checks included unless ``hidden=False``."""
     exercise = load_exercise(exercise) if isinstance(exercise, str) else exercise
     seeds = hidden_seeds(SECRET, exercise.id) if hidden else None
     return grade_submission(read_submission(path), exercise, pathlib.Path(path).stem, seeds, include_hidden=hidden,
-                            data_root=data_root)
+                            data_root=data_root, factory=kernel_factory())
 
 
 def round_trip(folder: pathlib.Path, values: dict, requests: list[dict]) -> Exports:

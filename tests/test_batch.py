@@ -189,11 +189,13 @@ def test_csv_has_one_row_per_student_with_score_and_status(graded_class, tmp_pat
     out = tmp_path / "grades.csv"
     assert main(["export", "--gradebook", str(gradebook), "--format", "csv", "--out", str(out)]) == 0
     rows = list(csv.reader(out.read_text().splitlines()))
-    assert rows[0] == ["student", "tiny-model_score", "tiny-model_max", "tiny-model_status", "total_score", "total_max",
-                       "notes"]
+    assert rows[0] == ["name", "student_id", "email", "submitted_as", "tiny-model_score", "tiny-model_max",
+                       "tiny-model_status", "tiny-model_raw", "tiny-model_late_penalty", "tiny-model_submitted_at",
+                       "tiny-model_time_source", "total_score", "total_max", "roster", "notes"]
     by_name = {row[0]: row for row in rows[1:]}
     assert sorted(by_name) == ["ada", "bob", "cara", "dave", "emma"]
-    assert by_name["ada"][1:4] == ["10", "10", "ok"] and by_name["dave"][3] == "invalid"
+    assert by_name["ada"][4:8] == ["10", "10", "ok", "10"] and by_name["dave"][6] == "invalid"
+    assert by_name["ada"][10] == "mtime" and by_name["ada"][8] == ""  # no manifest, no deadline: nothing taken off
     assert "not a Jupyter notebook" in by_name["dave"][-1]  # why an invalid submission was not graded
     assert by_name["ada"][-1] == "" and by_name["emma"][-1] == ("tiny-model: 2 notebooks: graded tiny-model.ipynb, the "
                                                                 "one named after the exercise; not graded: draft.ipynb")

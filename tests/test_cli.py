@@ -1,6 +1,8 @@
 """The ``grader`` command's one way to report problems: bad input exits 2 with one line, a grader bug exits 3."""
 
 import json
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -38,3 +40,85 @@ def test_a_crash_inside_the_grader_has_its_own_exit_code_and_its_traceback(capsy
 def test_python_dash_m_grader_is_the_grader_command():
     done = subprocess.run([sys.executable, "-m", "grader", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and "usage: grader" in done.stdout
+
+
+# --- conventions every command follows ------------------------------------------------------------------
+
+
+def _options(parser, path="grader"):
+    """(command path, action) for every argument of every (sub-)command."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _options(child, f"{path} {name}")
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield path, action
+
+
+def test_version_and_python_dash_m():
+    done = subprocess.run([sys.executable, "-m", "grader", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert (done.returncode, done.stdout) == (0, "grader 0.1.0\n")  # the instructor's install: no "student package"
+
+
+def test_every_option_has_help_and_shows_its_default():
+    from grader.cli import HelpFormatter, build_parser
+
+    missing, no_default = [], []
+    for path, action in _options(build_parser()):
+        name = "/".join(action.option_strings) or action.dest
+        if not action.help:
+            missing.append(f"{path} {name}")
+        # A flag's default is off, and a required option has none; every other one says what it is.
+        elif action.option_strings and action.nargs != 0 and not action.required and not any(
+                word in HelpFormatter(path)._get_help_string(action) % vars(action)
+                for word in ("default", "required")):
+            no_default.append(f"{path} {name}")
+    assert missing == [] and no_default == []
+    helped = subprocess.run([sys.executable, "-m", "grader", "autograder", "--help"], capture_output=True, text=True,
+                            cwd=ROOT).stdout
+    assert "where to write the zip (default: autograder.zip)" in " ".join(helped.split())
+
+
+def test_a_usage_error_prints_the_usage_of_the_sub_command_at_fault(capsys, tmp_path):
+    import pytest
+
+    for args, usage, error in (
+            (["grade", tmp_path, "--exercise", "tiny-model", "--bogus"], "usage: grader grade ",
+             "grader grade: error: unrecognized arguments: --bogus"),
+            (["quiz", "check"], "usage: grader quiz check ",
+             "grader quiz check: error: the following arguments are required: answers"),
+            (["export", "--format", "xml"], "usage: grader export ",
+             "grader export: error: argument --format: invalid choice: 'xml'")):
+        with pytest.raises(SystemExit) as exit_:
+            run_cli(capsys, *args)
+        err = capsys.readouterr().err
+        assert exit_.value.code == EXIT_UNUSABLE and err.startswith(usage), err
+        assert error in err and f"(`{usage[7:].strip()} --help` lists every option)" in err
+
+
+def test_without_a_terminal_progress_is_one_line_per_finished_submission_on_stderr(tmp_path):
+    """Quiz answers grade without kernels; stdout and stderr are pipes here, as in CI logs."""
+    import re
+    import shutil
+
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    for student, name in (("ada", "perfect.toml"), ("bob", "partial.json"), ("cara", "wrong-quiz.toml")):
+        shutil.copy(ROOT / "tests" / "files" / "quizzes" / name, answers / f"{student}{pathlib.Path(name).suffix}")
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(answers), "--exercise", "convergence",
+                           "--gradebook", str(tmp_path / "gb.sqlite"), "--workers", "1"], capture_output=True,
+                          text=True, cwd=tmp_path, env=dict(os.environ, GRADER_SECRET="progress-test"), timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) == 3 and [line[:5] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert re.fullmatch(r"\[\d/3\] ada: ok; 5/5 points \(\d+\.\ds\)", next(x for x in lines if " ada:" in x))
+    assert "grading convergence" not in done.stderr + done.stdout  # no bar drawn into the log
+
+
+def test_make_workers_count_cores_not_omp_num_threads():
+    cores = subprocess.run(["env", "-u", "OMP_NUM_THREADS", "nproc"], capture_output=True, text=True).stdout.strip()
+    done = subprocess.run(["make", "-n", "demo"], capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert f"--workers {cores}\n" in done.stdout, done.stdout

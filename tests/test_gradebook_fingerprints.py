@@ -7,7 +7,7 @@ import pytest
 from grader.grading.batch import SecretMismatch, check_secret
 from grader.grading.secrets import fingerprint
 from grader.results import Status, SubmissionResult
-from grader.store.gradebook import MIGRATIONS, SCHEMA, Gradebook
+from grader.store.gradebook import MIGRATIONS, SCHEMA, SCHEMA_VERSION, Gradebook
 
 
 def test_a_version_2_gradebook_gains_notes_and_fingerprints_and_its_old_results_block_no_secret(tmp_path):
@@ -22,7 +22,7 @@ def test_a_version_2_gradebook_gains_notes_and_fingerprints_and_its_old_results_
     """)
     conn.close()
     with Gradebook.open(path, create=False) as gradebook:
-        assert gradebook.schema_version() == 3
+        assert gradebook.schema_version() == SCHEMA_VERSION
         [run] = gradebook.current_runs()
         assert run.result.note == "" and run.secret_fingerprint == "" and gradebook.secret_fingerprints() == {}
         check_secret(gradebook, b"any secret", "tiny-model", regrade=False)  # unknown before: nothing to compare

@@ -118,9 +118,9 @@ def test_a_booby_trapped_export_runs_nothing_in_the_grader(exercise, tmp_path):
     marker.unlink(missing_ok=True)
     result = grade(FILES / "malicious-export.ipynb", exercise, hidden=False)
     assert not marker.exists()
-    message = checks(result)["fits-training-data"].message
-    assert "could not be read safely" in message
-    assert result.score == 0
+    # The export keeps its own torch.save (sealed before any student cell): the patch changes nothing, so the
+    # model the notebook trained is what is graded.
+    assert checks(result)["fits-training-data"].passed, checks(result)["fits-training-data"].message
 
 
 def test_a_kernel_whose_messaging_is_patched_ends_in_a_graded_error(exercise):

@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Train the reference solutions, bound the probability over instructor secrets "
                                    "that each fails a hidden check, and show what wrong solutions score. Exit 1 "
                                    "when a check is above the target of 1e-4.")
-    p.add_argument("--exercise", action="append", metavar="ID", help="only this exercise (repeatable)")
+    p.add_argument("--exercise", action="append", metavar="ID",
+                   help="only this exercise; repeat for several (default: every exercise with hidden data)")
     p.add_argument("--write", action="store_true", help="store the figures in exercises/calibration.json")
     p.add_argument("--simulate", type=int, default=0, metavar="N",
                    help="also grade each correct solution with N random secrets, by the check itself")

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 from grader.errors import EXIT_FAILED, EXIT_OK, UserError
 from grader.results import SubmissionResult
+
+if TYPE_CHECKING:
+    from grader.assignments.catalog import Exercise
+    from grader.kernel.factory import FactoryHandle, KernelFactory
 
 # Imported while the kernel runs, beside what scoring needs: the HTML page's figures.
 RENDERING_MODULES = ("grader.render.feedback",)
@@ -18,11 +23,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Run NOTEBOOK the way the official grader does (fresh sandboxed kernel) and "
                                    "score the public checks. Exit 0 if all pass, 1 if some fail, 2 if the input is "
                                    "unusable.")
-    p.add_argument("notebook", type=pathlib.Path)
+    p.add_argument("notebook", type=pathlib.Path, help="the notebook to check (.ipynb)")
     p.add_argument("--exercise", help="exercise id (default: from the notebook's metadata)")
     p.add_argument("--html", type=pathlib.Path, help="where to write the HTML feedback "
                                                      "(default: NOTEBOOK with .feedback.html)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--watch", action="store_true",
+                   help="keep a warm kernel factory and re-check NOTEBOOK each time it is saved (Ctrl-C to stop); "
+                        "the table and the HTML page are rewritten after each check")
+    p.add_argument("--no-factory", action="store_true",
+                   help="start the kernel fresh instead of forking it from a pre-warmed factory (slower; the "
+                        "sandbox is the same either way)")
     p.add_argument("--data-root", type=pathlib.Path,
                    help="MNIST root for the MNIST exercises (default: $MNIST_ROOT, else the bundled files)")
     p.set_defaults(run=run, error_json=error_json)
@@ -35,12 +46,25 @@ def error_json(args: argparse.Namespace, error: UserError) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grader.kernel.factory import launch_factory
+
+    # First: the factory imports torch for the kernel while this process imports the grader.
+    factory = None if args.no_factory else launch_factory()
+    try:
+        return _check(args, factory)
+    finally:
+        if factory is not None:
+            factory.close()
+
+
+def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
     from grader.assignments.catalog import load_exercise
     from grader.grading.engine import (
         SCORING_MODULES,
         grade_submission,
         resolve_data_root,
     )
+    from grader.kernel.factory import FactoryHandle, wait_ready
     from grader.kernel.notebook import read_submission
 
     submission = read_submission(args.notebook)
@@ -50,10 +74,35 @@ def run(args: argparse.Namespace) -> int:
                         "(see `grader exercises`)")
     exercise = load_exercise(exercise_id)
     data_root = resolve_data_root(exercise, args.data_root)
+    handle = wait_ready(factory).handle if factory is not None else FactoryHandle(None, "turned off (--no-factory)")
+    if args.watch:
+        return _watch(args, exercise, handle, data_root)
     result = grade_submission(submission, exercise, student=args.notebook.stem, data_root=data_root,
-                              warm=SCORING_MODULES + RENDERING_MODULES)
+                              warm=SCORING_MODULES + RENDERING_MODULES, factory=handle)
     _report(args, result, exercise.title)
     return EXIT_OK if result.all_passed else EXIT_FAILED
+
+
+def _watch(args: argparse.Namespace, exercise: Exercise, handle: FactoryHandle, data_root) -> int:
+    """Re-check on every save until Ctrl-C; each table is labelled as the self-check, never the grade."""
+    import threading
+    import time
+
+    from grader.grading.engine import SCORING_MODULES
+    from grader.grading.watch import watch_notebook
+
+    def shown(result: SubmissionResult) -> None:
+        _report(args, result, exercise.title)
+        if not args.json:
+            print(f"[{time.strftime('%H:%M:%S')}] checked in {result.timings.get('wall', 0):.1f} s. Watching "
+                  f"{args.notebook} for the next save (Ctrl-C to stop). Self-check only: not your grade.", flush=True)
+
+    stop = threading.Event()
+    try:
+        watch_notebook(args.notebook, exercise, handle, shown, stop, data_root, SCORING_MODULES + RENDERING_MODULES)
+    except KeyboardInterrupt:
+        stop.set()
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> None:

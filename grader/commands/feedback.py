@@ -12,16 +12,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("feedback", help="write per-student HTML feedback and a class summary",
                        description="Render one self-contained HTML page per student and exercise, and index.html "
                                    "with the class summary, from the gradebook's current results.")
-    p.add_argument("--gradebook", type=pathlib.Path, required=True)
-    p.add_argument("--out", type=pathlib.Path, required=True)
+    p.add_argument("--gradebook", type=pathlib.Path, help="the gradebook (default: grading.gradebook in grader.toml)")
+    p.add_argument("--out", type=pathlib.Path, required=True, help="the folder to write the pages into")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from grader.render.feedback import write_feedback
+    from grader.specs.config import discover, resolve_gradebook
     from grader.store.gradebook import Gradebook
+    from grader.store.lateness import apply_late_policy
 
-    with Gradebook.open(args.gradebook, create=False) as gradebook:
+    config = discover(getattr(args, "config", None))
+    with Gradebook.open(resolve_gradebook(args.gradebook, config), create=False) as gradebook:
+        if config:  # pages show the due dates, extensions and late policy grader.toml sets now
+            apply_late_policy(gradebook, config)
         report = write_feedback(gradebook, args.out)
     print(f"wrote {len(report.pages)} feedback pages and the class summary: {report.index.resolve()}")
     return EXIT_OK

@@ -18,24 +18,48 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Grade SUBMISSIONS_DIR/<student>.ipynb or SUBMISSIONS_DIR/<student>/*.ipynb with "
                                    "public and hidden checks. Resumable: unchanged submissions already graded are "
                                    "skipped. With --json, prints one JSON object per graded submission (JSON Lines).")
-    p.add_argument("submissions", type=pathlib.Path)
+    p.add_argument("submissions", type=pathlib.Path,
+                   help="the class folder: <student>.ipynb or <student>/*.ipynb (answers files for a quiz)")
     p.add_argument("--exercise", required=True, help="the exercise or quiz id (see `grader exercises`)")
-    p.add_argument("--gradebook", type=pathlib.Path, default=pathlib.Path("gradebook.sqlite"))
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel kernels (default: cores)")
-    p.add_argument("--executor", choices=("local", "dask"), default="local")
-    p.add_argument("--scheduler", help="dask scheduler address (with --executor dask); default: a local cluster")
+    p.add_argument("--gradebook", type=pathlib.Path,
+                   help="the gradebook (default: grading.gradebook in grader.toml, else gradebook.sqlite)")
+    p.add_argument("--workers", type=int,
+                   help="parallel kernels (default: grading.workers in grader.toml, else the number of cores)")
+    p.add_argument("--executor", choices=("local", "dask"),
+                   help="default: grading.executor in grader.toml, else local")
+    p.add_argument("--scheduler", help="dask scheduler address (with --executor dask; default: grading.scheduler in "
+                                       "grader.toml, else a local cluster)")
     p.add_argument("--regrade", action="store_true",
                    help="grade again even if unchanged (also: with a secret other than the gradebook's results used)")
+    p.add_argument("--student", action="append", metavar="NAME",
+                   help="grade only this student's submission (repeat for several); with --regrade, grade it again "
+                        "even if unchanged (default: every student in the folder)")
     p.add_argument("--secret-file", type=pathlib.Path,
-                   help="instructor secret for hidden checks (default: $GRADER_SECRET, else <gradebook>.secret)")
+                   help="instructor secret for hidden checks (default: $GRADER_SECRET, else grading.secret_file in "
+                        "grader.toml, else <gradebook>.secret)")
+    p.add_argument("--manifest", type=pathlib.Path,
+                   help="CSV of submission times, columns student,file,submitted_at (default: "
+                        "SUBMISSIONS_DIR/submissions.csv if there is one; else each file's modification time)")
     p.add_argument("--data-root", type=pathlib.Path,
                    help="MNIST root for the MNIST exercises (default: $MNIST_ROOT, else the bundled files)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object per graded submission (JSON Lines)")
     p.set_defaults(run=run)
 
 
-def instructor_secret(args: argparse.Namespace) -> tuple[bytes, pathlib.Path | None]:
-    """The secret, and the file it lives in (hidden from kernels); created next to the gradebook if none is given."""
+def apply_course_config(args: argparse.Namespace, config) -> None:
+    """Fill in what the command line left open: from grader.toml (``config``, or None), else the built-in defaults."""
+    from grader.specs.config import resolve_gradebook
+
+    args.gradebook = resolve_gradebook(args.gradebook, config, pathlib.Path("gradebook.sqlite"))
+    if args.workers is None:
+        args.workers = (config.workers if config else None) or os.cpu_count() or 1
+    args.executor = args.executor or (config.executor if config else None) or "local"
+    args.scheduler = args.scheduler or (config.scheduler if config else None)
+
+
+def instructor_secret(args: argparse.Namespace, config=None) -> tuple[bytes, pathlib.Path | None]:
+    """The secret, and the file it lives in (hidden from kernels): --secret-file, $GRADER_SECRET, grader.toml's
+    secret_file; created there, or next to the gradebook, when it does not exist yet."""
     from grader.grading.secrets import load_secret
 
     if args.secret_file:
@@ -43,7 +67,7 @@ def instructor_secret(args: argparse.Namespace) -> tuple[bytes, pathlib.Path | N
     secret = load_secret()
     if secret:
         return secret, None
-    path = args.gradebook.with_name(args.gradebook.name + ".secret")
+    path = (config.secret_file if config else None) or args.gradebook.with_name(args.gradebook.name + ".secret")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
@@ -52,6 +76,77 @@ def instructor_secret(args: argparse.Namespace) -> tuple[bytes, pathlib.Path | N
         print(f"grader grade: created an instructor secret for hidden checks at {path}; keep it to regrade "
               "consistently", file=sys.stderr)
     return load_secret(path), path
+
+
+def hand_in_times(args: argparse.Namespace, found, gradebook, config):
+    """When each found hand-in was submitted (the manifest, else the file's time), the manifest rows that match none,
+    and the found names against the gradebook's roster (None without one)."""
+    from grader.grading.submission_times import MANIFEST_NAME, submission_times
+    from grader.specs.roster import match_roster
+    from grader.store.roster import load_roster
+
+    if args.manifest is not None and not args.manifest.is_file():
+        raise UserError(f"--manifest {args.manifest}: no such file")
+    manifest = args.manifest or args.submissions / MANIFEST_NAME
+    roster = load_roster(gradebook)
+    match = match_roster(roster, [item.student for item in found]) if roster else None
+
+    def keys(name: str) -> set[str]:
+        entry = match.entry(name) if match else None
+        return {name.casefold()} | (entry.aliases() if entry else set())
+
+    times, unused = submission_times(found, args.submissions, manifest if manifest.is_file() else None,
+                                     config.timezone if config else None, keys)
+    return times, unused, match
+
+
+def term_lines(times: dict, unused: list, match, late: list) -> list[str]:
+    """What the batch learnt about the term: where times came from, who was late, who is not on the roster."""
+    from grader.commands.roster import match_lines, names
+
+    by_file = sorted(student for student, t in times.items() if t.source == "mtime")
+    lines = [f"Submission times: {len(times) - len(by_file)} from the manifest, {len(by_file)} from file "
+             f"modification times" + (f" ({names(by_file)})" if by_file else "")]
+    if unused:
+        lines.append(f"{len(unused)} manifest row(s) match no submission here: "
+                     + names([f"row {r.line} ({r.student}, {r.file or 'any file'})" for r in unused]))
+    policies = sorted({r.policy for r in late if r.policy})
+    lines += [f"Late policy: {policy}" for policy in policies]
+    for record in late:
+        if record.days_late or record.extension_days:
+            entry = match.entry(record.student) if match else None
+            who = f"{entry.label()}, as {record.student}" if entry else record.student
+            lines.append(f"{who}: {record.verdict()}; {record.final_score:g} points after the late penalty "
+                         f"(raw {record.raw_score:g})")
+    return lines + (match_lines(match, "handed in here") if match else [])
+
+
+def only_students(found: list, names: list[str], folder: pathlib.Path) -> list:
+    """The found submissions of the students named (as the gradebook names them, case aside); unknown names refused."""
+    import difflib
+
+    from grader.specs.paths import student_name
+
+    by_name = {item.student.casefold(): item for item in found}
+    chosen, unknown = [], []
+    for name in names:
+        item = by_name.get(name.casefold()) or by_name.get(student_name(name).casefold())
+        (chosen.append(item) if item else unknown.append(name))
+    if unknown:
+        near = [m for name in unknown for m in difflib.get_close_matches(name, [i.student for i in found], n=1)]
+        raise UserError(f"no submission of {', '.join(map(repr, unknown))} in {folder}"
+                        + (f" (did you mean {', '.join(near)}?)" if near else "")
+                        + f"; its students: {', '.join(i.student for i in found)}")
+    return sorted(set(chosen), key=lambda item: item.student)
+
+
+def progress_line(result, task) -> str:
+    """E.g. ``[3/6] ada: ok; 10/10 points (12.3s)``: where no terminal shows the bar."""
+    from grader.render.terminal import status_label
+
+    total = f"{task.total:g}" if task.total is not None else "?"
+    return (f"[{task.completed:g}/{total}] {result.student}: {status_label(result)[0]}; "
+            f"{round(result.score, 2):g}/{result.max_score:g} points ({result.timings.get('wall', 0):.1f}s)")
 
 
 def summary_table(results, title: str):
@@ -84,11 +179,16 @@ def run(args: argparse.Namespace) -> int:
     )
 
     from grader.assignments.catalog import Exercise, load_assignment
+    from grader.commands.override import review_lines
     from grader.grading.batch import check_secret, grade_class
     from grader.grading.discover import discover
     from grader.grading.engine import resolve_data_root
+    from grader.specs import config as course
     from grader.store.gradebook import Gradebook
+    from grader.store.lateness import apply_late_policy
 
+    config = course.discover(getattr(args, "config", None))
+    apply_course_config(args, config)
     if not args.submissions.is_dir():
         raise UserError(f"{args.submissions} is not a folder of submissions")
     if args.workers < 1:
@@ -100,19 +200,30 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file per "
                         f"student, as {args.submissions}/<student>{suffixes[0]} or inside "
                         f"{args.submissions}/<student>/")
+    everyone = found  # the roster and the manifest are matched against the whole folder, even for --student
+    if args.student:
+        found = only_students(found, args.student, args.submissions)
     data_root = resolve_data_root(assignment, args.data_root) if isinstance(assignment, Exercise) else None
     gradebook = Gradebook.open(args.gradebook)
     try:
-        secret, secret_path = instructor_secret(args)
-        check_secret(gradebook, secret, assignment.id, args.regrade)  # before anything is graded or shown
-    except UserError:
-        gradebook.close()
+        gradebook.ensure_writable()  # a read-only gradebook is refused before any kernel runs
+        secret, secret_path = instructor_secret(args, config)
+        # Before anything is graded or shown; --regrade of some students only would mix two secrets in one class.
+        check_secret(gradebook, secret, assignment.id, args.regrade and not args.student)
+        times, unused, match = hand_in_times(args, everyone, gradebook, config)
+        chosen = {item.student for item in found}
+        times = {student: at for student, at in times.items() if student in chosen}
+    except BaseException as error:  # closed on any failure; a damaged or read-only file is said in one line
+        gradebook.__exit__(type(error), error, error.__traceback__)
         raise
-    # Kernels see none of it: the secret, the gradebook, and the classmates' notebooks.
-    hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent, args.submissions.resolve()) if p)
+    # Kernels see none of it: the secret, the gradebook, the classmates' notebooks, the roster's names and emails.
+    roster_file = config.roster if config and config.roster and config.roster.exists() else None
+    hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent, args.submissions.resolve(),
+                                  roster_file) if p)
     console = Console(stderr=args.json)
+    bar = console.is_terminal  # a log or a pipe gets no bar: one line per finished submission on stderr instead
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=args.json)
+                        TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=args.json, disable=not bar)
     with gradebook, progress:
         task = progress.add_task(f"grading {assignment.id}", total=None)
 
@@ -123,16 +234,25 @@ def run(args: argparse.Namespace) -> int:
 
         def done(result) -> None:
             progress.advance(task)
+            if not bar:
+                print(progress_line(result, progress.tasks[task]), file=sys.stderr, flush=True)
             if args.json:
                 sys.stdout.write(json.dumps(result.to_json()) + "\n")
                 sys.stdout.flush()
 
         report = grade_class(found, assignment, gradebook, args.workers, args.executor, args.scheduler,
                              args.regrade, secret, hide, planned, done,
-                             data_root=str(data_root) if data_root else None)
+                             data_root=str(data_root) if data_root else None, times=times)
+        late = apply_late_policy(gradebook, config, assignment.id)
+        reviews = review_lines(gradebook, assignment.id, {r.student for r in report.graded})
     if not args.json:
         console.print(summary_table(report.graded, f"{assignment.title}: {len(report.graded)} graded, "
                                                    f"{len(report.skipped)} skipped, {report.seconds:.1f}s"))
+    for line in term_lines(times, unused, match, [r for r in late if r.student in times]):
+        console.print(line, markup=False, highlight=False)
+    for line in reviews:
+        console.print(line, markup=False, highlight=False)
+    if not args.json:
         console.print(f"Gradebook: {args.gradebook.resolve()}")
     # A batch that ran is a success, whatever the notebooks did: their outcomes are in the gradebook.
     return EXIT_OK

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check", help="score an answers file (.toml, .json or .ipynb)",
                                description="Score ANSWERS against the quiz key. Exit 0 if every answer is "
                                            "right, 1 if some are wrong or missing, 2 if the file is unusable.")
-    check.add_argument("answers", type=pathlib.Path)
+    check.add_argument("answers", type=pathlib.Path, help="the answers file: .toml, .json or .ipynb")
     check.add_argument("--quiz", help="quiz id (default: the `quiz` named in the answers file)")
     check.add_argument("--html", type=pathlib.Path, help="where to write the HTML page "
                                                          "(default: ANSWERS with .quiz.html)")

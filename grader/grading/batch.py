@@ -10,11 +10,13 @@ another secret than the gradebook's results is refused unless it regrades.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import hashlib
 import multiprocessing
 import os
 import pathlib
+import stat
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -25,13 +27,18 @@ from grader.assignments.version import grader_version
 from grader.errors import UserError
 from grader.grading.discover import Found
 from grader.grading.engine import grade_submission
+from grader.kernel.factory import FactoryHandle, start_factory
+from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.secrets import fingerprint, hidden_seeds
 from grader.kernel.notebook import InvalidNotebook, read_submission
+from grader.kernel.sandbox_files import clean_stale
 from grader.quizzes.answers import read_answers
 from grader.quizzes.model import Quiz
 from grader.quizzes.scoring import score_quiz
 from grader.results import Status, SubmissionResult
+from grader.specs.late import SubmissionTime
 from grader.store.gradebook import Gradebook
+from grader.store.lateness import record_times
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class Job:
     hide: tuple[str, ...] = ()
     note: str = ""  # which of the student's notebooks was chosen, or why none was (grader.grading.discover)
     data_root: str | None = None  # the MNIST root, for exercises that read data
+    origin: str = ""  # the student's entry in the class folder, recorded when there is no notebook to point to
+    factory: FactoryHandle | None = None  # the batch's warm kernel factory, when one runs on this machine
 
 
 def _grade_quiz(quiz: Quiz, job: Job) -> SubmissionResult:
@@ -67,7 +76,8 @@ def _grade_notebook(exercise: Exercise, job: Job) -> SubmissionResult:
                                         f"was handed in for {exercise.id!r}: nothing was graded", submission.sha256)
     seeds = hidden_seeds(job.secret, exercise.id) if job.secret else None
     return grade_submission(submission, exercise, job.student, seeds, include_hidden=seeds is not None,
-                            hide=job.hide, data_root=pathlib.Path(job.data_root) if job.data_root else None)
+                            hide=job.hide, data_root=pathlib.Path(job.data_root) if job.data_root else None,
+                            factory=job.factory)
 
 
 def grade_job(job: Job) -> SubmissionResult:
@@ -93,8 +103,42 @@ class BatchReport:
 
 
 def file_sha256(path) -> str:
-    """What a submission is recognised by: the hash of its bytes (as Submission.sha256)."""
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+    """What a submission is recognised by: the hash of its bytes (as Submission.sha256); "" when it is not a
+    regular file that can be read (a pipe is never opened for reading, so it cannot block the batch)."""
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        try:
+            for block in iter(lambda: f.read(2**20), b""):
+                digest.update(block)
+        except OSError:
+            return ""
+    return digest.hexdigest()
+
+
+def _storable(text):
+    """Text SQLite and the terminal accept: a byte of a file name that is not UTF-8 shown as ``\\xff``, any other
+    lone surrogate (from a string in a student's values) escaped, so that recording a result cannot raise."""
+    if type(text) is not str:
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable(result: SubmissionResult) -> SubmissionResult:
+    """``result`` with every text field made ``_storable``."""
+    def cleaned(item):
+        return dataclasses.replace(item, **{f.name: _storable(getattr(item, f.name)) for f in dataclasses.fields(item)
+                                            if type(getattr(item, f.name)) is str})
+
+    return dataclasses.replace(cleaned(result), checks=tuple(cleaned(c) for c in result.checks))
 
 
 def plan_jobs(found: Iterable[Found], assignment: Assignment, gradebook: Gradebook, regrade: bool,
@@ -109,73 +153,175 @@ def plan_jobs(found: Iterable[Found], assignment: Assignment, gradebook: Gradebo
             skipped.append(item.student)
             continue
         jobs.append(Job(item.student, str(item.path) if item.path else None, assignment.id, secret, hide, item.note,
-                        data_root))
+                        data_root, str(getattr(item, "origin", None) or "")))
     return jobs, skipped
 
 
-def _pool_results(jobs: list[Job], workers: int) -> Iterable[tuple[Job, SubmissionResult | None]]:
-    """(job, result) as they finish; result None when the pool broke (a worker process died) under it."""
+POLL_S = 0.2  # how often a batch looks for a stop signal between results
+STOP_GRACE_S = 5.0  # how long stopped workers get to kill their kernels before they are killed themselves
+
+
+def _outcome(future: cf.Future) -> SubmissionResult | None:
+    try:
+        return future.result()
+    except cf.process.BrokenProcessPool:
+        return None
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel the queued jobs, ask every worker to stop its kernels and exit (SIGTERM), then kill what is left."""
+    workers = list((pool._processes or {}).values())  # private, but the executor offers no way to signal them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        with contextlib.suppress(OSError):
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+    stragglers = [p for p in workers if p.is_alive()]
+    for process in stragglers:
+        process.kill()
+        process.join(5)
+    if stragglers:  # their kernels and sandboxes, as a batch killed with SIGKILL would have left them
+        clean_stale()
+    pool.shutdown(wait=True)
+
+
+def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None
+                  ) -> Iterable[tuple[Job, SubmissionResult | None]]:
+    """(job, result) as they finish; result None when the pool broke (a worker process died) under it.
+
+    Once ``stop`` is set, the results already finished are still given, and the pool is stopped (``_stop_pool``).
+    """
+    stop = stop or Stop()
     # spawn: workers start clean instead of inheriting the parent's torch and event-loop state.
-    context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(grade_job, job): job for job in jobs}
-        for future in cf.as_completed(futures):
-            try:
-                yield futures[future], future.result()
-            except cf.process.BrokenProcessPool:
-                yield futures[future], None
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=worker_started)
+    pending: set = set()
+    try:
+        with signals_blocked():  # submit() starts the workers, which inherit the blocked signals
+            futures = {pool.submit(grade_job, job): job for job in jobs}
+        pending = set(futures)
+        while pending and not stop.is_set():
+            done, pending = cf.wait(pending, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                yield futures[future], _outcome(future)
+        finished = {f for f in pending if f.done() and not f.cancelled()}
+        pending -= finished
+        for future in finished:
+            yield futures[future], _outcome(future)
+    finally:
+        if pending or stop.is_set():
+            _stop_pool(pool)
+        else:
+            pool.shutdown(wait=True)
 
 
-def _local_results(jobs: list[Job], workers: int) -> Iterable[SubmissionResult]:
+def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None) -> Iterable[SubmissionResult]:
     """Grade on a process pool. A dying worker breaks the whole pool, so the jobs it took down with it are
     retried one by one in fresh pools: only the submission that kills its worker again ends as an error."""
+    stop = stop or Stop()
     broken = []
-    for job, result in _pool_results(jobs, workers):
+    for job, result in _pool_results(jobs, workers, stop):
         if result is None:
             broken.append(job)
         else:
             yield result
     for job in broken:
-        _, result = next(iter(_pool_results([job], 1)))
-        yield result or SubmissionResult(job.exercise_id, job.student, Status.ERROR,
-                                         error="the grading worker process died while grading this submission "
-                                               "(for example, the system ran out of memory)")
+        retried = [result for _, result in _pool_results([job], 1, stop)]
+        if stop.is_set():
+            return
+        yield (retried[0] if retried and retried[0] else
+               SubmissionResult(job.exercise_id, job.student, Status.ERROR,
+                                error="the grading worker process died while grading this submission "
+                                      "(for example, the system ran out of memory)"))
 
 
-def _dask_results(jobs: list[Job], workers: int, scheduler: str | None) -> Iterable[SubmissionResult]:
-    from dask.distributed import Client, LocalCluster, as_completed
+def _dask_results(jobs: list[Job], workers: int, scheduler: str | None, stop: Stop | None = None
+                  ) -> Iterable[SubmissionResult]:
+    """Grade on a dask cluster. On ``stop``, queued tasks are cancelled; a local cluster's workers also kill
+    their kernels. A shared cluster's running tasks cannot be interrupted: they finish, and their results are
+    not used."""
+    from dask.distributed import Client, LocalCluster
 
+    from grader.kernel.sandbox import stop_open_sandboxes
+
+    stop = stop or Stop()
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                   dashboard_address=None)
     with Client(scheduler or cluster) as client:
         futures = client.map(grade_job, jobs, pure=False, key=[f"grade-{job.student}-{i}" for i, job in enumerate(jobs)])
         owner = dict(zip(futures, jobs))
-        for future in as_completed(futures):
-            job = owner[future]
-            try:
-                yield future.result()
-            except Exception as e:  # noqa: BLE001
-                yield SubmissionResult(job.exercise_id, job.student, Status.ERROR,
-                                       error=f"the grading worker failed ({type(e).__name__}: {e})")
+        pending = list(futures)
+        while pending and not stop.is_set():
+            done = [f for f in pending if f.done()]
+            pending = [f for f in pending if not f.done()]
+            if not done:
+                time.sleep(POLL_S)
+            for future in done:
+                job = owner[future]
+                try:
+                    yield future.result()
+                except Exception as e:  # noqa: BLE001
+                    yield SubmissionResult(job.exercise_id, job.student, Status.ERROR,
+                                           error=f"the grading worker failed ({type(e).__name__}: {e})")
+        if pending:
+            client.cancel(pending)
+            if cluster is not None:
+                client.run(stop_open_sandboxes)
     if cluster is not None:
         cluster.close()
 
 
 def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int, executor: str = "local",
-              scheduler: str | None = None, on_result: Callable[[SubmissionResult], None] = lambda r: None) -> list:
-    """Grade the jobs and commit each result, with the grader ``version``, as it arrives; results in arrival order."""
-    if not jobs:
-        return []
-    paths = {job.student: job.path or "" for job in jobs}
-    results = _dask_results(jobs, workers, scheduler) if executor == "dask" else _local_results(jobs, workers)
+              scheduler: str | None = None, on_result: Callable[[SubmissionResult], None] = lambda r: None,
+              stop: Stop | None = None) -> list:
+    """Grade the jobs and commit each result, with the grader ``version``, as it arrives; results in arrival order.
+
+    SIGINT or SIGTERM (or ``stop``, set by the caller's own handlers) ends the batch within seconds: queued jobs
+    are cancelled, running kernels killed, every result already finished committed; then ``BatchInterrupted``.
+    """
+    with contextlib.ExitStack() as stack:
+        stop = stop or stack.enter_context(stop_on_signals())
+        done = _run_jobs(jobs, version, gradebook, workers, executor, scheduler, on_result, stop) if jobs else []
+    if stop.is_set():
+        kept = sorted(r.student for r in done)
+        missing = sorted({job.student for job in jobs} - set(kept))
+        raise BatchInterrupted(
+            f"interrupted ({stop.name}): {len(kept)} result(s) kept in {gradebook.path}"
+            + (f" ({', '.join(kept)})" if kept else "") + f"; {len(missing)} not graded"
+            + (f" ({', '.join(missing)})" if missing else "")
+            + ". Run the same command again to grade what is missing.", kept, missing)
+    return done
+
+
+def _run_jobs(jobs: list[Job], version: str, gradebook: Gradebook, workers: int, executor: str,
+              scheduler: str | None, on_result: Callable[[SubmissionResult], None], stop: Stop) -> list:
+    paths = {job.student: _storable(job.path or job.origin) for job in jobs}
     secret = jobs[0].secret
     done = []
-    for result in results:
-        gradebook.record(result, paths[result.student], version, hidden_included=secret is not None,
-                         artifacts=result.artifacts, secret_fingerprint=fingerprint(secret) if secret else "")
-        done.append(result)
-        on_result(result)
+    with contextlib.ExitStack() as stack:
+        # A cluster's workers are other machines: their kernels start fresh there.
+        results = (_dask_results(jobs, workers, scheduler, stop) if executor == "dask"
+                   else _local_results(_with_factory(jobs, stack), workers, stop))
+        for result in results:
+            result = storable(result)
+            gradebook.record(result, paths[result.student], version, hidden_included=secret is not None,
+                             artifacts=result.artifacts, secret_fingerprint=fingerprint(secret) if secret else "")
+            done.append(result)
+            on_result(result)
     return done
+
+
+def _with_factory(jobs: list[Job], stack: contextlib.ExitStack) -> list[Job]:
+    """The jobs, forking their kernels from one warm factory (closed with ``stack``) when they run notebooks.
+
+    One notebook alone starts fresh: warming a factory first would cost what it saves.
+    """
+    if isinstance(load_assignment(jobs[0].exercise_id), Quiz) or sum(1 for job in jobs if job.path) < 2:
+        return jobs
+    factory = stack.enter_context(start_factory())
+    return [dataclasses.replace(job, factory=factory.handle) for job in jobs]
 
 
 class SecretMismatch(UserError):
@@ -202,11 +348,19 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
                 secret: bytes | None = None, hide: tuple[str, ...] = (),
                 on_plan: Callable[[int, int], None] = lambda todo, skipped: None,
                 on_result: Callable[[SubmissionResult], None] = lambda r: None,
-                data_root: str | None = None) -> BatchReport:
-    """Grade every changed submission of one assignment into the gradebook."""
+                data_root: str | None = None, times: dict[str, SubmissionTime] | None = None,
+                stop: Stop | None = None) -> BatchReport:
+    """Grade every changed submission of one assignment into the gradebook.
+
+    ``times`` (student -> when their hand-in was submitted) are stored first, keyed by the file's hash, so
+    skipped and interrupted students keep theirs too.
+    """
     start = time.monotonic()
     check_secret(gradebook, secret, assignment.id, regrade)
+    if times:
+        record_times(gradebook, assignment.id, {(item.student, file_sha256(item.path)): times[item.student]
+                                                for item in found if item.path and item.student in times})
     jobs, skipped = plan_jobs(found, assignment, gradebook, regrade, secret, hide, data_root)
     on_plan(len(jobs), len(skipped))
-    graded = run_batch(jobs, grader_version(assignment), gradebook, workers, executor, scheduler, on_result)
+    graded = run_batch(jobs, grader_version(assignment), gradebook, workers, executor, scheduler, on_result, stop)
     return BatchReport(graded, skipped, time.monotonic() - start)

@@ -11,16 +11,48 @@ The rule cannot decide, and the student's outcome is ``invalid`` ("ambiguous"), 
 notebooks are named after the exercise, when two or more declare it (and none is named after it),
 when the two newest undeclared ones have the same modification time, or when every notebook declares
 another exercise. The choice and the files left out are the result's note (page, CSV, summary).
+
+What is a student, and under which name (no entry of the class folder is dropped without a word):
+
+- tools' entries are no student's and are skipped: ``TOOL_ENTRIES`` (``.ipynb_checkpoints``, ``.git``, ...),
+  macOS's ``._*`` files, and any other hidden entry (a leading ``.``) that holds no notebook. Inside a
+  student's folder, hidden files and folders and symbolic links are never read: when no other notebook is
+  there, the note lists them;
+- a hidden entry that does hold a notebook is graded, under its name without the leading dots;
+- a symbolic link, or a FIFO, device or socket named like a notebook, is reported (``invalid``, with why),
+  never followed or opened; so is a folder the grader cannot read;
+- a name is made safe for files and tables by ``student_name`` (letters of any script kept); when two entries
+  still come out alike, each whose name had to change gets ``-`` and six hex digits of a hash of its own name,
+  the same in every run. An altered odd name (hidden, control characters, cut short) and a suffix are
+  said in the note; the gradebook keeps each result's original path.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
 import pathlib
-from dataclasses import dataclass
+import stat
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from grader.kernel.notebook import METADATA_KEY, NOTEBOOK_SUFFIXES
-from grader.specs.paths import student_name
+from grader.kernel.notebook import (
+    METADATA_KEY,
+    NOTEBOOK_SUFFIXES,
+    InvalidNotebook,
+    parse_notebook_json,
+    read_notebook_bytes,
+)
+from grader.kernel.untrusted import JsonLimitError
+from grader.specs.paths import MAX_NAME, student_name
+
+# Made by tools, never a student's: skipped wherever they are.
+TOOL_ENTRIES = frozenset({".ipynb_checkpoints", ".git", ".hg", ".svn", ".DS_Store", ".Trashes", ".Spotlight-V100",
+                          ".virtual_documents", "__MACOSX", "__pycache__"})
+MAX_WALK = 50_000  # entries looked at in one student's folder
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -28,14 +60,16 @@ class Found:
     student: str
     path: pathlib.Path | None  # None when the student's folder holds no notebook, or the rule cannot decide
     note: str = ""  # which notebook was graded and why, or why none was: shown to the instructor and student
+    origin: pathlib.Path | None = None  # the student's entry in the class folder: what the name leads back to
 
 
 def declared_exercise(path: pathlib.Path) -> str | None:
     """The exercise a notebook's metadata names, if it is readable and names one."""
     try:
-        meta = json.loads(path.read_text(errors="replace")).get("metadata", {})
-    except (json.JSONDecodeError, OSError, AttributeError):
+        data = parse_notebook_json(read_notebook_bytes(path))
+    except (InvalidNotebook, JsonLimitError):
         return None
+    meta = data.get("metadata", {}) if isinstance(data, dict) else {}
     grader = meta.get(METADATA_KEY) if isinstance(meta, dict) else None
     value = grader.get("exercise") if isinstance(grader, dict) else None
     return value if isinstance(value, str) else None
@@ -76,25 +110,156 @@ def pick(notebooks: list[pathlib.Path], exercise_id: str, folder: pathlib.Path) 
                     f"not graded: {_names(others, folder)}")
 
 
+def _escaped(c: str) -> str:
+    if unicodedata.category(c)[0] != "C":
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+
+
+def shown(name: str) -> str:
+    """A file name as a note shows it: quoted, control characters and undecodable bytes escaped, cut short."""
+    text = "".join(_escaped(c) for c in name)
+    return f"'{text[:100]}…'" if len(text) > 100 else f"'{text}'"
+
+
+def _skipped(name: str) -> bool:
+    return name in TOOL_ENTRIES or name.startswith("._")
+
+
+def _walk(folder: pathlib.Path, suffixes: tuple[str, ...]) -> tuple[list[pathlib.Path], list[pathlib.Path], bool]:
+    """(notebooks, notebooks left out as hidden or links, whether the walk stopped at a limit), breadth first,
+    in name order, without following any link."""
+    notebooks, left_out, queue, seen, cut = [], [], [(folder, 0, False)], 0, False
+    while queue:
+        path, depth, hidden = queue.pop(0)
+        for entry in sorted(os.scandir(path), key=lambda e: e.name):
+            seen += 1
+            if seen > MAX_WALK:
+                return sorted(notebooks), sorted(left_out), True
+            if _skipped(entry.name):
+                continue
+            inside = hidden or entry.name.startswith(".")
+            if entry.is_dir(follow_symlinks=False):
+                if depth < MAX_DEPTH:
+                    queue.append((pathlib.Path(entry.path), depth + 1, inside))
+                cut = cut or depth >= MAX_DEPTH
+            elif pathlib.PurePath(entry.name).suffix in suffixes:
+                kept = not inside and entry.is_file(follow_symlinks=False)
+                (notebooks if kept else left_out).append(pathlib.Path(entry.path))
+    return sorted(notebooks), sorted(left_out), cut
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A student's entry in the class folder, before it is named."""
+
+    raw: str  # the folder's name, or the file's without its suffix
+    origin: pathlib.Path
+    path: pathlib.Path | None
+    note: str = ""
+    is_dir: bool = False
+
+
+def _folder_entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ...]) -> _Entry | None:
+    notebooks, left_out, cut = _walk(entry, suffixes)
+    hidden = entry.name.startswith(".")
+    looked = f" (only the first {MAX_WALK:,} entries, {MAX_DEPTH} folders deep, were looked at)" if cut else ""
+    if not notebooks:
+        if hidden:
+            return None  # a tool's hidden folder, not a student
+        unread = (f"; not read: {_names(left_out, entry)} (hidden files and links are not read)" if left_out else "")
+        return _Entry(entry.name, entry, None, f"no {' or '.join(suffixes)} file in the student's folder{looked}"
+                                               f"{unread}", True)
+    path, note = pick(notebooks, exercise_id, entry)
+    return _Entry(entry.name, entry, path, note + looked, True)
+
+
+def _entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ...]) -> _Entry | None:
+    """What one entry of the class folder is: a student's folder or notebook, a reported oddity, or None."""
+    mode = entry.lstat().st_mode
+    notebook_like = entry.suffix in suffixes
+    raw = entry.stem if notebook_like and not stat.S_ISDIR(mode) else entry.name
+    if stat.S_ISLNK(mode):
+        if notebook_like or entry.is_dir():
+            return _Entry(raw, entry, None, f"{shown(entry.name)} is a symbolic link: the grader does not follow "
+                                            "links in a class folder; copy the work itself there")
+        return None
+    if stat.S_ISDIR(mode):
+        return _folder_entry(entry, exercise_id, suffixes)
+    if not notebook_like:
+        return None
+    if not stat.S_ISREG(mode):
+        return _Entry(raw, entry, None, f"{shown(entry.name)} is a pipe, device or socket, not a notebook file")
+    return _Entry(raw, entry, entry)
+
+
+def _digest(raw: str, digits: int) -> str:
+    return hashlib.sha256(os.fsencode(raw)).hexdigest()[:digits]
+
+
+def student_names(raws: Iterable[str]) -> dict[str, str]:
+    """Each raw name's student name: ``student_name``, made unique (the rule is in the module docstring)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for raw in raws:
+        groups[student_name(raw)].append(raw)
+    names = {}
+    for safe, members in groups.items():
+        for raw in members:
+            names[raw] = safe if len(members) == 1 or raw == safe else f"{safe}-{_digest(raw, 6)}"
+    for digits in (12, 64):  # a suffixed name may meet another entry's own name: lengthen its hash
+        counts = defaultdict(int)
+        for name in names.values():
+            counts[name] += 1
+        for raw, name in names.items():
+            if counts[name] > 1 and raw != name and name != student_name(raw):
+                names[raw] = f"{student_name(raw)}-{_digest(raw, digits)}"
+    return names
+
+
+def _naming_note(item: _Entry, name: str, clashes: list[str]) -> str:
+    """Why a student is graded under a name other than their entry's, when that is not plain (spaces aside)."""
+    what = "folder" if item.is_dir else "file"
+    if clashes and name != item.raw:
+        others = ", ".join(shown(c) for c in clashes[:5])
+        return (f"graded as {name}: the {what} {shown(item.origin.name)} and {others} have the same name once "
+                "made safe for file names")
+    odd = (item.raw.startswith(".") or len(item.raw) > MAX_NAME or "\\" in item.raw
+           or any(unicodedata.category(c)[0] == "C" for c in item.raw))
+    return f"graded as {name}, from the {what} {shown(item.origin.name)}" if odd else ""
+
+
 def discover(folder: str | pathlib.Path, exercise_id: str, suffixes: tuple[str, ...] = NOTEBOOK_SUFFIXES) -> list[Found]:
-    """Every student in ``folder``, in name order; folders take precedence over same-named files."""
+    """Every student in ``folder``, in name order; folders take precedence over same-named files.
+
+    Never raises for what a student's entry holds: an entry that cannot be read is that student's ``Found``
+    with no path and the reason as its note.
+    """
     folder = pathlib.Path(folder)
-    found: dict[str, Found] = {}
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+    entries: dict[str, _Entry] = {}
+    for child in sorted(folder.iterdir()):
+        if _skipped(child.name):
             continue
-        if entry.is_dir():
-            notebooks = sorted(p for p in entry.rglob("*") if p.suffix in suffixes and p.is_file()
-                               and ".ipynb_checkpoints" not in p.parts and not p.name.startswith("."))
-            name = student_name(entry.name)
-            if not notebooks:
-                found[name] = Found(name, None, f"no {' or '.join(suffixes)} file in the student's folder")
-                continue
-            path, note = pick(notebooks, exercise_id, entry)
-            found[name] = Found(name, path, note)
-        elif entry.suffix in suffixes:
-            name = student_name(entry.stem)
-            if name in found:
-                continue
-            found[name] = Found(name, entry)
-    return [found[k] for k in sorted(found)]
+        try:
+            item = _entry(child, exercise_id, suffixes)
+        except (OSError, ValueError, RecursionError) as e:
+            item = _Entry(child.name, child, None, f"{shown(child.name)} could not be read "
+                                                   f"({getattr(e, 'strerror', None) or type(e).__name__})")
+        if item is None:
+            continue
+        if item.raw in entries:  # a folder and a notebook of one name: the folder is graded
+            kept, other = (entries[item.raw], item) if entries[item.raw].is_dir else (item, entries[item.raw])
+            beside = f"not graded: {shown(other.origin.name)}, beside the folder"
+            entries[item.raw] = replace(kept, note="; ".join(n for n in (kept.note, beside) if n))
+        else:
+            entries[item.raw] = item
+    names = student_names(entries)
+    found = []
+    for raw, item in entries.items():
+        clashes = [other.origin.name for r, other in entries.items() if r != raw and student_name(r) == student_name(raw)]
+        extra = _naming_note(item, names[raw], clashes)
+        note = "; ".join(n for n in (extra, item.note) if n)
+        found.append(Found(names[raw], item.path, note, item.origin))
+    return sorted(found, key=lambda f: f.student)

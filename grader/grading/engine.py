@@ -27,10 +27,11 @@ from grader.checks.data import DataFactory
 from grader.errors import UserError
 from grader.kernel.cells import export_source, prelude_source
 from grader.kernel.execute import Execution, execute
+from grader.kernel.factory import FactoryHandle
 from grader.kernel.notebook import Submission, prepare
 from grader.kernel.sandbox import open_sandbox
 from grader.loading.values import Exports
-from grader.results import PendingCheck, SubmissionResult
+from grader.results import PendingCheck, Status, SubmissionResult
 from grader.specs.paths import REPOSITORY, solutions_root
 
 # What scoring imports after the kernel is done; warmed up while it runs.
@@ -86,8 +87,11 @@ class Run:
 
 
 def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = (),
-                 data_root: pathlib.Path | None = None, warm: tuple[str, ...] = SCORING_MODULES) -> Run:
+                 data_root: pathlib.Path | None = None, warm: tuple[str, ...] = SCORING_MODULES,
+                 factory: FactoryHandle | None = None) -> Run:
     """Execute a validated notebook in a fresh sandbox and load its exports; the sandbox is gone afterwards.
+
+    With a ``factory``, the kernel is forked from it (the same sandbox, applied after the fork).
 
     An exercise with ``data_root = true`` gets the MNIST root read-only, named by ``$MNIST_ROOT``.
     ``warm`` lists modules to import while the kernel runs.
@@ -96,24 +100,47 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
     stubs, folders = solution_material(exercise)
     sandbox = open_sandbox(exercise.spec.limits, extra_env=env, hide=(*hide, *folders), readonly=tuple(env.values()),
                            stub=stubs)
+    sandbox.factory = factory.within(exercise.spec.limits.memory_mb) if factory else None
     try:
         requests = [e.request() for e in exercise.spec.exports]
-        prepared = prepare(submission, prelude_source(), export_source(requests, sandbox.export_dir))
+        models = any(e.input_shape for e in exercise.spec.exports)
+        names = tuple(e.name for e in exercise.spec.exports if not e.code)
+        prepared = prepare(submission, prelude_source(models, names), export_source(requests, sandbox.export_dir))
         warming = warm_up(warm)
         execution = execute(prepared, sandbox)
         warming.join()
         start = time.monotonic()
-        if execution.exported:
+        changed = execution.exported and _changed_after_export(sandbox.export_dir, execution.export_digest)
+        if changed:
+            exports = Exports.unavailable(changed)
+        elif execution.exported:
             from grader.loading.exports import load_exports
 
             exports = load_exports(sandbox.export_dir)
         else:
             exports = Exports.unavailable(execution.reason or "the notebook did not reach the grader's export step")
-        return Run(execution, exports, sandbox.report | {"outputs_truncated": execution.outputs_truncated},
+        return Run(execution, exports, sandbox.report | {"outputs_truncated": execution.outputs_truncated,
+                                                         "kernel_start": execution.kernel_start},
                    time.monotonic() - start)
     finally:
         sandbox.kill()
         sandbox.remove()
+
+
+def _changed_after_export(folder: pathlib.Path, digest: str | None) -> str:
+    """Why the export folder cannot be trusted to be what the export cell wrote; "" when it can.
+
+    The sandbox is dead by now; the digest came over the kernel's output channel when the export ended,
+    so a process that rewrote the folder afterwards (before it was killed) is caught here.
+    """
+    from grader.kernel.kernel_export import folder_digest
+
+    if digest is None:
+        return ("the grader's export did not report what it wrote (its output was suppressed or the export cell "
+                "was replaced), so the values cannot be trusted")
+    if folder_digest(str(folder)) != digest:
+        return "the export folder was changed after the grader's export wrote it, so the values cannot be trusted"
+    return ""
 
 
 def score(run: Run, submission: Submission, exercise: Exercise, student: str,
@@ -132,9 +159,12 @@ def score(run: Run, submission: Submission, exercise: Exercise, student: str,
                                              for c in exercise.checks if c.spec.visibility == "hidden")
     timings = {k: round(v, 3) for k, v in run.execution.timings.items() if k != "pid"}
     timings.update(load=round(run.load_seconds, 3), checks=round(time.monotonic() - start, 3))
+    status, error = run.execution.status, run.execution.reason
+    if run.exports.refusal and status is Status.OK:  # an export the grader would not read is an error, with why
+        status, error = Status.ERROR, f"the grader refused what the notebook exported: {run.exports.refusal}"
     return SubmissionResult(
-        exercise=exercise.id, student=student, status=run.execution.status, checks=tuple(checks),
-        error=run.execution.reason, pending=pending, traceback=run.execution.traceback, timings=timings,
+        exercise=exercise.id, student=student, status=status, checks=tuple(checks),
+        error=error, pending=pending, traceback=run.execution.traceback, timings=timings,
         notebook_sha256=submission.sha256, sandbox=run.sandbox, artifacts=collect(exercise.spec, run.exports, data),
     )
 
@@ -148,12 +178,13 @@ def grade_submission(
     hide: tuple[str, ...] = (),
     data_root: pathlib.Path | None = None,
     warm: tuple[str, ...] = SCORING_MODULES,
+    factory: FactoryHandle | None = None,
 ) -> SubmissionResult:
-    """Execute one validated notebook in a fresh sandbox and score it."""
+    """Execute one validated notebook in a fresh sandbox (forked from ``factory`` when given) and score it."""
     start = time.monotonic()
     root = resolve_data_root(exercise, data_root)
-    result = score(run_notebook(submission, exercise, hide, root, warm), submission, exercise, student, hidden_seed,
-                   include_hidden, root)
+    result = score(run_notebook(submission, exercise, hide, root, warm, factory), submission, exercise, student,
+                   hidden_seed, include_hidden, root)
     result.timings["wall"] = round(time.monotonic() - start, 3)
     return result
 

@@ -19,19 +19,29 @@ def _torchvision_compat() -> pathlib.Path:
     return pathlib.Path(importlib.util.find_spec("reference.torchvision_compat").origin)
 
 
-def prelude_source() -> str:
-    """The first cell: the run's record (``kernel_probe``), and the torchvision workaround applied lazily.
+def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
+    """The first cell: the run's record (``kernel_probe``), the sealed exporter, the torchvision workaround.
 
-    An import hook runs the workaround (reference/torchvision_compat.py) right before the first
-    ``import torchvision``, so a notebook that never uses torchvision does not pay for importing
-    torch here; the probe likewise waits for the notebook's own ``import torch``.
+    It runs before any student cell. The exporter (``kernel_export``) is executed here, with a copy
+    of the builtins, and sealed: it keeps its own references to what it needs, so later patches
+    do not reach it (``models``: also torch.export's, taken when the notebook imports torch). An
+    import hook runs the workaround (reference/torchvision_compat.py) right before the first
+    ``import torchvision``; the probe and the exporter likewise wait for the notebook's own
+    ``import torch``, so a notebook without torch pays nothing. ``names`` are the values the export
+    writes: the exporter records what they hold after every cell.
     """
     source = _torchvision_compat().read_text()
     # The namespaces must stay referenced: the torch.library object inside the compat one keeps the op schemas
-    # alive, and the export cell reads the probe's records from ``_grader_probe``.
+    # alive, and the export cell calls the sealed exporter in ``_grader_export``.
     return ("# Added by the grader.\n"
+            "import builtins as _grader_builtins\n"
             "_grader_probe = {'__name__': 'grader_probe'}\n"
             f"exec(compile({KERNEL_PROBE.read_text()!r}, 'grader_probe.py', 'exec'), _grader_probe)\n"
+            "_grader_export = {'__name__': 'grader_export', '__builtins__': dict(vars(_grader_builtins))}\n"
+            f"exec(compile({KERNEL_EXPORT.read_text()!r}, 'grader_export.py', 'exec'), _grader_export)\n"
+            f"_grader_export['seal'](globals(), _grader_probe, models={models!r}, names={tuple(names)!r})\n"
+            "_grader_probe['after_import']('torch', _grader_export['seal_torch'])\n"
+            "del _grader_builtins\n"
             "import sys as _grader_sys\n"
             "_grader_compat = {'__name__': 'torchvision_compat'}\n"
             "class _GraderTorchvisionHook:\n"
@@ -44,11 +54,9 @@ def prelude_source() -> str:
 
 
 def export_source(requests: list[dict], export_dir: pathlib.Path) -> str:
-    """The last cell: write every requested value into ``export_dir``.
+    """The last cell: the sealed exporter writes every requested value into ``export_dir``.
 
     A request is ``{"name", "kind", "input_shape", "code"}``, as ``kernel_export.export_values`` reads it.
     """
     return ("# Added by the grader.\n"
-            "_grader_export = {'__name__': 'grader_export'}\n"
-            f"exec(compile({KERNEL_EXPORT.read_text()!r}, 'grader_export.py', 'exec'), _grader_export)\n"
-            f"_grader_export['export_values'](globals(), {json.dumps(requests)}, {str(export_dir)!r})\n")
+            f"_grader_export['export_values'](None, {json.dumps(requests)}, {str(export_dir)!r})\n")

@@ -20,6 +20,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from grader.kernel.factory_client import FELL_BACK
+from grader.kernel.kernel_export import DIGEST_LINE
 from grader.kernel.notebook import PreparedNotebook
 from grader.kernel.sandbox import Sandbox
 from grader.results import Status
@@ -46,6 +48,8 @@ class Execution:
     exported: bool = False
     timings: dict = field(default_factory=dict)
     outputs_truncated: bool = False
+    export_digest: str | None = None  # what the export cell said it wrote (kernel_export.folder_digest)
+    kernel_start: str = "fresh launch"  # or "forked from the pre-warmed factory"; a fallback says why
 
     @property
     def traceback(self) -> str:
@@ -59,7 +63,9 @@ class SandboxKernelManager(AsyncKernelManager):
         import sys
 
         command = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file, *(extra_arguments or [])]
-        return self.grader_sandbox.wrap(command)
+        fresh = self.grader_sandbox.wrap(command)
+        factory = self.grader_sandbox.factory
+        return factory.wrap(fresh) if factory else fresh  # the factory's client falls back to ``fresh`` itself
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         import os
@@ -67,15 +73,28 @@ class SandboxKernelManager(AsyncKernelManager):
         if self.grader_sandbox.user:  # written 0600 by us; the sandbox user must read it
             os.chown(self.connection_file, *self.grader_sandbox.user)
         await super()._async_launch_kernel(kernel_cmd, **kw)
+        self.grader_sandbox.launcher_pid = self.provisioner.pid if self.provisioner else None
 
 
 class CappedClient(NotebookClient):
-    """NotebookClient that stops storing outputs past a byte budget for the whole notebook."""
+    """NotebookClient that stops storing outputs past a byte budget for the whole notebook.
+
+    The export cell's output is not stored at all: only the digest line its exporter prints is kept,
+    whatever the student's code printed before (the grader's probes call the student's functions).
+    """
 
     output_budget = 256 * 1024
     truncated = False
+    export_index = -1
+    export_digest: str | None = None
 
     def output(self, outs, msg, display_id, cell_index):
+        if cell_index == self.export_index:
+            text = msg.get("content", {}).get("text", "") if msg.get("msg_type") == "stream" else ""
+            for line in text.splitlines():
+                if line.startswith(DIGEST_LINE):
+                    self.export_digest = line[len(DIGEST_LINE):].strip()
+            return None
         size = len(json.dumps(msg.get("content", {}), default=str))
         if self.truncated or size > self.output_budget:
             if not self.truncated:
@@ -99,8 +118,15 @@ def _error_from(exc: CellExecutionError, cell: int) -> CellError:
     return CellError(cell, exc.ename or "Error", str(exc.evalue or "")[:2000], _clean_traceback(str(exc)))
 
 
+def _keep_process_signals(*args) -> None:
+    raise RuntimeError("SIGINT and SIGTERM stay with the grader")  # nbclient then installs none of its own
+
+
 async def _run(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution) -> None:
     start = time.monotonic()
+    # nbclient would take SIGINT and SIGTERM for the whole process while a kernel runs, and leave the defaults
+    # behind: a batch worker would then survive its stop signal, and Ctrl-C would print a traceback per worker.
+    asyncio.get_running_loop().add_signal_handler = _keep_process_signals
     # cleanup_kc: we pass our own kernel manager, so nbclient would otherwise leave channels open.
     with open(sandbox.root / "kernel.log", "wb") as log:
         async with client.async_setup_kernel(cleanup_kc=True, env=sandbox.env, cwd=str(sandbox.workdir),
@@ -151,6 +177,20 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
     result.timings["export"] = time.monotonic() - export_start
 
 
+def _kernel_start(sandbox: Sandbox) -> str:
+    """How this run's kernel started, from the client's own words in the kernel log when it fell back."""
+    if sandbox.factory is None:
+        return "fresh launch"
+    if not sandbox.factory.socket:
+        return f"fresh launch: {sandbox.factory.reason}"
+    try:
+        log = (sandbox.root / "kernel.log").read_text(errors="replace")
+    except OSError:
+        log = ""
+    fell_back = next((line for line in log.splitlines() if line.startswith(FELL_BACK)), None)
+    return fell_back.removeprefix("grader-factory: ") if fell_back else "forked from the pre-warmed factory"
+
+
 def execute(prepared: PreparedNotebook, sandbox: Sandbox) -> Execution:
     """Run the prepared notebook; never raises for anything the notebook does."""
     km = SandboxKernelManager(transport="ipc", connection_file=str(sandbox.conn_dir / "kernel.json"))
@@ -161,6 +201,7 @@ def execute(prepared: PreparedNotebook, sandbox: Sandbox) -> Execution:
                           shutdown_kernel="immediate", allow_errors=False, record_timing=False,
                           resources={"metadata": {"path": str(sandbox.workdir)}})
     client.output_budget = sandbox.limits.max_output_kb * 1024
+    client.export_index = prepared.export_index
     result = Execution()
     hard_limit = sandbox.limits.total_timeout_s + sandbox.limits.export_timeout_s + 2 * STARTUP_TIMEOUT_S
     started = time.monotonic()
@@ -187,7 +228,10 @@ def execute(prepared: PreparedNotebook, sandbox: Sandbox) -> Execution:
     finally:
         result.timings["total"] = time.monotonic() - started
         result.outputs_truncated = client.truncated
+        result.export_digest = client.export_digest
+        result.kernel_start = _kernel_start(sandbox)
         sandbox.kill(result.timings.get("pid"))
+        sandbox.launcher_pid = None  # reaped: the number may soon belong to another process
     if result.status is Status.OK and result.errors:
         first = result.errors[0]
         result.status = Status.ERROR

@@ -1,11 +1,19 @@
-"""Runs INSIDE the student's kernel, as the grader's last cell: write the declared values to disk.
+"""Runs INSIDE the student's kernel: write the declared values to disk, as the grader's last cell.
 
-Everything written here is untrusted data: the student's code ran first in the same
-process and may have patched anything. The grader therefore loads the result with
-safe loaders only (json, ``torch.load(weights_only=True)``) and recomputes every
-number it scores. This file imports only the standard library and torch, because its
-source is executed in the kernel rather than imported; and torch only when the
-kernel has already imported it (a notebook without torch has no torch objects to export).
+The grader's first cell (the prelude) executes this source with a snapshot of the builtins
+and calls ``seal``: it takes private references to the standard-library functions the export
+uses, to the notebook's namespace dict and to the threads that exist before any student cell
+runs; ``seal_torch`` does the same for torch right after the notebook imports it. So a notebook
+that later patches ``exec``, ``compile``, ``open``, ``json``, ``globals``, ``sys.modules``,
+``torch.save``, ``torch.export`` or ``torch.fx`` does not change what is written, and threads
+it started are stopped before the values are read. What the model's own ``forward`` computes
+while it is captured is, by necessity, student code: the graph written is that function, and
+the grader scores exactly that function, measured on its own data.
+
+Everything written here is still untrusted data: the grader loads it with safe loaders only
+(json, ``torch.load(weights_only=True)``) and recomputes every number it scores. This file
+imports only the standard library and torch, because its source is executed in the kernel
+rather than imported; and torch only once the notebook has imported it.
 
 Layout of the export folder::
 
@@ -17,19 +25,97 @@ Layout of the export folder::
 One model object stored under several names is exported once, so the grader sees it is one object.
 """
 
+import ctypes
+import hashlib
 import inspect
-import json
+import json.encoder
 import math
 import os
 import sys
+import threading
 
 FORMAT = 1
 MAX_TENSOR_ELEMENTS = 100_000  # tensors larger than this inside plain values are not exported
 
+# Taken when this source runs (the prelude, before any student cell): later patches of these modules do not reach us.
+_makedirs, _replace, _path_join, _basename = os.makedirs, os.replace, os.path.join, os.path.basename
+_getsource, _isfunction, _ismethod = inspect.getsource, inspect.isfunction, inspect.ismethod
+_isfinite = math.isfinite
+_quote = json.encoder.encode_basestring_ascii  # C code where the json speedups exist, like json.dump itself
+_modules = sys.modules
+_threads, _current_thread = threading.enumerate, threading.current_thread
+_async_raise = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_sha256, _scandir = hashlib.sha256, os.scandir
+DIGEST_LINE = "grader-export-digest "  # how the export cell's output names what it wrote
+_SEAL: dict = {}  # set by seal(): the notebook's namespace, the probe, the threads that are not the student's
+_T: dict = {}  # set by seal_torch(): torch's classes and functions the export uses
+_GONE = object()
+
+
+def seal(namespace: dict, probe: dict | None = None, models: bool = True, names: tuple = ()) -> None:
+    """Keep private references before any student cell runs (the prelude calls this).
+
+    ``names`` are the values the export will write: after every cell, the objects bound to them are
+    recorded, so the export writes what the notebook held when its last cell ended, whatever
+    later code (a patched ``exec`` running the export cell, say) rebinds.
+    """
+    _SEAL.update(namespace=namespace, probe=probe, threads={t.ident for t in _threads()}, models=models,
+                 modules=dict(_modules), write=sys.stdout.write, flush=sys.stdout.flush)
+    shell = namespace.get("get_ipython")
+    if names and callable(shell):
+        def record(*_):
+            _SEAL["after_cell"] = {name: namespace.get(name, _GONE) for name in names}
+
+        shell().events.register("post_run_cell", record)
+        _SEAL["recorder"] = record
+
+
+def seal_torch(torch, models: bool | None = None) -> None:
+    """Keep private references to torch's classes and functions, right after the notebook imports torch.
+
+    ``models`` (default: what the prelude said) adds torch.export, which only model exports need.
+    """
+    from torch.optim import lr_scheduler
+
+    _T.update(torch=torch, Tensor=torch.Tensor, Module=torch.nn.Module, Optimizer=torch.optim.Optimizer,
+              schedulers=(lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau),
+              DataLoader=torch.utils.data.DataLoader, save=torch.save, no_grad=torch.no_grad, zeros=torch.zeros,
+              device=torch.device, dtype=torch.dtype, layout=torch.layout, memory_format=torch.memory_format,
+              OpOverload=torch._ops.OpOverload, module_hooks=torch.nn.modules.module,
+              modules={k: v for k, v in _modules.items() if k == "torch" or k.startswith("torch.")})
+    if _SEAL.get("models", True) if models is None else models:  # torch.export costs about a second to import
+        import torch.export
+        import torch.fx
+        from torch.fx.experimental.symbolic_shapes import is_concrete_int
+
+        _T.update(export=torch.export.export, Dim=torch.export.Dim, Node=torch.fx.Node, is_concrete_int=is_concrete_int)
+        _T["modules"].update((k, v) for k, v in _modules.items() if k.startswith("torch."))
+
 
 def _torch():
-    """torch if this process has imported it, else None: no import cost for notebooks without torch."""
-    return sys.modules.get("torch")
+    """torch's sealed references if the notebook has imported torch, else None (nothing of torch to export)."""
+    if not _T and "torch" in _modules:  # in-process use (the quick check): no prelude ran
+        seal_torch(_modules["torch"])
+    return _T or None
+
+
+def _dumps(value) -> str:
+    """JSON for the plain data the manifest and graphs hold, written here rather than by a module a notebook can patch."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return float.__repr__(value) if _isfinite(value) else "null"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_quote(str(k))}: {_dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
 
 
 def _jsonable(value, depth: int = 0):
@@ -42,8 +128,8 @@ def _jsonable(value, depth: int = 0):
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else {"$float": repr(value)}
-    if torch is not None and isinstance(value, torch.Tensor):
+        return value if _isfinite(value) else {"$float": repr(value)}
+    if torch is not None and isinstance(value, torch["Tensor"]):
         if value.numel() == 1:
             return _jsonable(value.item(), depth)
         if value.numel() <= MAX_TENSOR_ELEMENTS:
@@ -63,7 +149,7 @@ def _key(key):
     if isinstance(key, (bool, int, str)) or key is None:
         return key
     if isinstance(key, float):
-        return key if math.isfinite(key) else repr(key)
+        return key if _isfinite(key) else repr(key)
     if type(key).__module__ in ("numpy", "torch"):
         return _key(key.item())
     return repr(key)
@@ -73,9 +159,7 @@ def _key(key):
 
 
 def _op_name(target) -> str:
-    import torch
-
-    if isinstance(target, torch._ops.OpOverload):
+    if isinstance(target, _T["OpOverload"]):
         return str(target)  # e.g. "aten.linear.default"
     module = getattr(target, "__module__", "")
     if module in ("_operator", "operator"):
@@ -84,23 +168,21 @@ def _op_name(target) -> str:
 
 
 def _arg(value):
-    import torch
-
-    if isinstance(value, torch.fx.Node):
+    if isinstance(value, _T["Node"]):
         return {"ref": value.name}
     if isinstance(value, (list, tuple)):
         return [_arg(v) for v in value]
     if isinstance(value, dict):
         return {"$kwargs": {k: _arg(v) for k, v in value.items()}}
-    if isinstance(value, torch.dtype):
+    if isinstance(value, _T["dtype"]):
         return {"dtype": str(value).replace("torch.", "")}
-    if isinstance(value, torch.device):
+    if isinstance(value, _T["device"]):
         return {"device": "cpu"}  # the grader runs everything on its own device
-    if isinstance(value, torch.layout):
+    if isinstance(value, _T["layout"]):
         return {"layout": str(value).replace("torch.", "")}
-    if isinstance(value, torch.memory_format):
+    if isinstance(value, _T["memory_format"]):
         return {"memory_format": str(value).replace("torch.", "")}
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not _isfinite(value):
         return {"float": repr(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -109,15 +191,12 @@ def _arg(value):
 
 def _capture(model, example):
     """Export with a free batch size where the model allows it; AUTO falls back to the example's."""
-    import torch
-    from torch.fx.experimental.symbolic_shapes import is_concrete_int
-
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},), strict=False)
+    program = _T["export"](model, (example,), dynamic_shapes=({0: _T["Dim"].AUTO},), strict=False)
     user_inputs = [n for n in program.graph.nodes if n.op == "placeholder"
                    and n.name in program.graph_signature.user_inputs]
     val = user_inputs[0].meta.get("val") if user_inputs else None
     # A batch dim that AUTO had to specialise shows up as a SymInt with a constant value.
-    dynamic = val is not None and not is_concrete_int(val.shape[0])
+    dynamic = val is not None and not _T["is_concrete_int"](val.shape[0])
     return program, dynamic
 
 
@@ -126,10 +205,8 @@ def _hooks(model, probe: dict | None = None) -> list[str]:
 
     The grader's own global pre-hook (kernel_probe) is left out: it records nothing once the export starts.
     """
-    import torch
-
     ours = probe.get("_first_forward") if probe else None
-    globals_ = torch.nn.modules.module
+    globals_ = _T["module_hooks"]
     tables = [("a global forward hook", getattr(globals_, "_global_forward_hooks", {})),
               ("a global forward pre-hook", getattr(globals_, "_global_forward_pre_hooks", {}))]
     for name, module in model.named_modules():
@@ -143,16 +220,16 @@ def _hooks(model, probe: dict | None = None) -> list[str]:
 
 def export_model(model, input_shape, folder: str, probe: dict | None = None) -> dict:
     """Capture the forward pass in eval mode and write graph.json + weights.pt (+ initial.pt) into ``folder``."""
-    import torch
-
-    os.makedirs(folder, exist_ok=True)
+    if "export" not in _T:  # the prelude was told no model is exported; an unexpected one is still captured
+        seal_torch(_T.get("torch") or _modules["torch"], models=True)
+    _makedirs(folder, exist_ok=True)
     was_training = model.training
     param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    example = torch.zeros(2, *input_shape, device=device)
+    device = param.device if param is not None else _T["device"]("cpu")
+    example = _T["zeros"](2, *input_shape, device=device)
     model.eval()
     try:
-        with torch.no_grad():
+        with _T["no_grad"]():
             program, dynamic = _capture(model, example)
     finally:
         model.train(was_training)
@@ -186,13 +263,13 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None) -> 
         "trainable": trainable,
         "hooks": _hooks(model, probe),
     }
-    torch.save(tensors, os.path.join(folder, "weights.pt"))
+    _T["save"](tensors, _path_join(folder, "weights.pt"))
     initial = probe["initial_state"](model) if probe else {}
     if initial:
-        torch.save({k: v.contiguous() for k, v in initial.items()}, os.path.join(folder, "initial.pt"))
-    with open(os.path.join(folder, "graph.json"), "w") as f:
-        json.dump(graph, f)
-    return {"$model": os.path.basename(folder)}
+        _T["save"]({k: v.contiguous() for k, v in initial.items()}, _path_join(folder, "initial.pt"))
+    with open(_path_join(folder, "graph.json"), "w") as f:
+        f.write(_dumps(graph))
+    return {"$model": _basename(folder)}
 
 
 # --- other objects --------------------------------------------------------------------
@@ -228,7 +305,7 @@ def _loader(loader) -> dict:
 
 def _function(fn) -> dict:
     try:
-        source = inspect.getsource(fn)[:20000]
+        source = _getsource(fn)[:20000]
     except (OSError, TypeError):
         source = ""
     return {"name": getattr(fn, "__qualname__", ""), "module": getattr(fn, "__module__", ""), "source": source}
@@ -242,7 +319,7 @@ class _Writer:
 
     def model(self, model, input_shape) -> dict:
         if id(model) not in self.models:
-            folder = os.path.join(self.root, "models", str(len(self.models) + 1))
+            folder = _path_join(self.root, "models", str(len(self.models) + 1))
             try:
                 self.models[id(model)] = (model, export_model(model, input_shape, folder, self.probe))
             except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
@@ -270,14 +347,13 @@ def encode(value, request: dict, writer: _Writer):
     torch = _torch()
     if torch is None:
         return _encode_plain(value, request, writer)
-    if isinstance(value, torch.nn.Module):
+    if isinstance(value, torch["Module"]):
         return writer.model(value, request.get("input_shape") or [])
-    schedulers = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    if isinstance(value, schedulers):
+    if isinstance(value, torch["schedulers"]):
         return {"$scheduler": _scheduler(value, writer.probe)}
-    if isinstance(value, torch.optim.Optimizer):
+    if isinstance(value, torch["Optimizer"]):
         return {"$optimizer": _optimizer(value, writer.probe)}
-    if isinstance(value, torch.utils.data.DataLoader):
+    if isinstance(value, torch["DataLoader"]):
         return {"$loader": _loader(value)}
     return _encode_plain(value, request, writer)
 
@@ -287,18 +363,45 @@ def _encode_plain(value, request: dict, writer: _Writer):
         return {"$dict": [[_key(k), encode(v, request, writer)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):
         return [encode(v, request, writer) for v in value]
-    if inspect.isfunction(value) or inspect.ismethod(value):
+    if _isfunction(value) or _ismethod(value):
         return {"$function": _function(value)}
     return _jsonable(value)
 
 
-def export_values(namespace: dict, requests: list, root: str) -> None:
-    """Write every requested name found in ``namespace``; the manifest is written last, atomically."""
-    os.makedirs(root, exist_ok=True)
+def _stop_student_threads(wait_s: float = 2.0) -> list[str]:
+    """Stop every Python thread the notebook started, so none changes a value while it is read; the names of
+    those that would not stop (blocked in native code)."""
+    mine = _current_thread()
+    theirs = [t for t in _threads() if t is not mine and t.ident not in _SEAL.get("threads", ())]
+    for thread in theirs:
+        _async_raise(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+    for thread in theirs:
+        thread.join(wait_s / max(len(theirs), 1))
+    return [t.name for t in theirs if t.is_alive()]
+
+
+def export_values(namespace: dict | None, requests: list, root: str) -> None:
+    """Write every requested name (of ``namespace``, or the sealed notebook namespace); the manifest last, atomically."""
+    running = _stop_student_threads() if namespace is None else []  # first: nothing may change a value from now on
+    _makedirs(root, exist_ok=True)
     manifest = {"format": FORMAT, "values": {}, "missing": [], "errors": {},
-                "modules": sorted(m for m in sys.modules if m == "reference" or m.startswith("reference."))}
-    probe = namespace.get("_grader_probe")
-    probe = probe if isinstance(probe, dict) and "RECORDING" in probe else None
+                "modules": sorted(m for m in _modules if m == "reference" or m.startswith("reference."))}
+    if running:
+        manifest["threads"] = running[:20]
+    # The code the export calls (torch's, the standard library's) imports modules by name: give back the real ones.
+    for saved in (_SEAL.get("modules", {}), _T.get("modules", {})):
+        _modules.update(saved)
+    recorded = None
+    if namespace is None:  # the official run: the namespace and the probe as the prelude saw them
+        namespace, probe = _SEAL["namespace"], _SEAL.get("probe")
+        recorded = _SEAL.get("after_cell")
+        if "recorder" in _SEAL and recorded is None:
+            recorded = {}  # the notebook removed the grader's record: nothing it holds can be trusted as its own
+            manifest["errors"] = {r["name"]: "the notebook removed the grader's record of its values (IPython's "
+                                              "post_run_cell event), so nothing can be graded" for r in requests}
+    else:
+        probe = namespace.get("_grader_probe")
+        probe = probe if isinstance(probe, dict) and "RECORDING" in probe else None
     if probe:
         probe["RECORDING"][0] = False  # what the grader's own probes and tracing run is not the student's run
     writer = _Writer(root, probe)
@@ -310,14 +413,41 @@ def export_values(namespace: dict, requests: list, root: str) -> None:
             except Exception as e:  # noqa: BLE001 - the student's function failed; report, do not stop
                 manifest["errors"][name] = f"{type(e).__name__}: {str(e)[:500]}"
                 continue
-        if name not in namespace:
+        if name in manifest["errors"]:
+            continue
+        value = namespace.get(name, _GONE) if recorded is None or request.get("code") else recorded.get(name, _GONE)
+        if value is _GONE:
             manifest["missing"].append(name)
             continue
         try:
-            manifest["values"][name] = encode(namespace[name], request, writer)
+            manifest["values"][name] = encode(value, request, writer)
         except Exception as e:  # noqa: BLE001
             manifest["errors"][name] = f"{type(e).__name__}: {str(e)[:500]}"
-    tmp = os.path.join(root, "manifest.json.tmp")
+    tmp = _path_join(root, "manifest.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(manifest, f)
-    os.replace(tmp, os.path.join(root, "manifest.json"))
+        f.write(_dumps(manifest))
+    _replace(tmp, _path_join(root, "manifest.json"))
+    if "write" in _SEAL:  # on the kernel's output channel: a later change of the folder, by anyone, shows
+        _SEAL["write"](f"{DIGEST_LINE}{folder_digest(root)}\n")
+        _SEAL["flush"]()
+
+
+def folder_digest(root: str) -> str:
+    """SHA-256 over every file under ``root`` (relative path and bytes, in name order); links and others are named."""
+    digest = _sha256()
+
+    def walk(folder: str, prefix: str) -> None:
+        for entry in sorted(_scandir(folder), key=lambda e: e.name):
+            name = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path, name + "/")
+            elif entry.is_file(follow_symlinks=False):
+                digest.update(name.encode() + b"\0")
+                with open(entry.path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+            else:
+                digest.update(b"special:" + name.encode() + b"\0")
+
+    walk(root, "")
+    return digest.hexdigest()

@@ -16,8 +16,12 @@ import nbformat
 from nbformat.validator import normalize
 
 from grader.errors import UserError
+from grader.kernel import untrusted
+from grader.kernel.untrusted import JsonLimitError, JsonLimits, UnreadableFile
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
+# A notebook's JSON: outputs can hold many values (one per printed line), so more than an export may.
+NOTEBOOK_JSON = JsonLimits(max_values=2_000_000)
 METADATA_KEY = "grader"
 NOTEBOOK_SUFFIXES = (".ipynb",)
 
@@ -44,40 +48,62 @@ class Submission:
         return [(i, c.source) for i, c in enumerate(cells, start=1)]
 
 
-def read_submission(path: str | pathlib.Path) -> Submission:
-    """Read and validate a v4 notebook, or raise ``InvalidNotebook`` with a clear reason."""
-    path = pathlib.Path(path)
-    if path.is_dir():
-        raise InvalidNotebook(f"{path}: is a folder, not a notebook (to grade a class folder, use `grader grade`)")
-    if not path.is_file():
-        raise InvalidNotebook(f"{path}: no such file")
-    raw = path.read_bytes()
-    if len(raw) > MAX_NOTEBOOK_BYTES:
-        raise InvalidNotebook(f"{path}: {len(raw) / 2**20:.0f} MB is too large for a notebook "
-                              f"(limit {MAX_NOTEBOOK_BYTES // 2**20} MB); clear its outputs and save it again")
+def read_notebook_bytes(path: pathlib.Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The file's bytes, at most ``limit``; a FIFO, device or socket is refused before it is opened."""
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidNotebook(f"{path}: not a Jupyter notebook (the file is not valid JSON: {e})") from None
+        return untrusted.read_bytes(path, limit)
+    except UnreadableFile as e:
+        if e.kind == "missing":
+            raise InvalidNotebook(f"{path}: no such file") from None
+        if e.kind == "folder":
+            raise InvalidNotebook(f"{path}: is a folder, not a notebook (to grade a class folder, use "
+                                  "`grader grade`)") from None
+        if e.kind == "large":
+            raise InvalidNotebook(f"{path}: too large for a notebook: it {e}; clear its outputs and save it "
+                                  "again") from None
+        raise InvalidNotebook(f"{path}: {e}, so it is not a notebook") from None
+
+
+def parse_notebook_json(raw: bytes) -> object:
+    """The notebook file's JSON, within ``NOTEBOOK_JSON`` limits; raises JsonLimitError (a ValueError)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise JsonLimitError(f"is not valid JSON: it is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return untrusted.loads(text, NOTEBOOK_JSON)
+
+
+def read_submission(path: str | pathlib.Path) -> Submission:
+    """Read and validate a v4 notebook, or raise ``InvalidNotebook`` with a clear reason; nothing else escapes."""
+    path = pathlib.Path(path)
+    raw = read_notebook_bytes(path)
+    try:
+        data = parse_notebook_json(raw)
+    except JsonLimitError as e:
+        raise InvalidNotebook(f"{path}: not a Jupyter notebook (the file {e})") from None
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise InvalidNotebook(f"{path}: not a Jupyter notebook (no cells found)")
     major = data.get("nbformat")
     if major != 4:
-        raise InvalidNotebook(f"{path}: notebook format {major} is not supported; open it in Jupyter "
+        raise InvalidNotebook(f"{path}: notebook format {str(major)[:20]} is not supported; open it in Jupyter "
                               "and save it again to convert it to format 4")
+    # Old outputs are never run or trusted: dropped before nbformat reads the notebook, so neither a quirk in them
+    # (other editors write some) nor their bulk reaches it. Cells saved without ids get them, as Jupyter does on load.
+    cells = data.get("cells")
+    for cell in cells if isinstance(cells, list) else []:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
     try:
         with warnings.catch_warnings():  # nbformat warns on every quirk; the grader reports only what blocks it
             warnings.simplefilter("ignore")
-            nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # joins multi-line sources
-            # Old outputs are never run or trusted: a quirk in them (other editors write some) must not reject the
-            # student's code. Cells saved without ids get them, as Jupyter itself does on load.
-            for cell in nb.get("cells", []):
-                if isinstance(cell, dict) and cell.get("cell_type") == "code":
-                    cell["outputs"], cell["execution_count"] = [], None
+            nb = nbformat.reads(json.dumps(data), as_version=4)  # joins multi-line sources
             _, nb = normalize(nb)
             nbformat.validate(nb)
     except nbformat.ValidationError as e:
-        raise InvalidNotebook(f"{path}: not a valid format-4 notebook: {e.message}") from None
+        raise InvalidNotebook(f"{path}: not a valid format-4 notebook: {str(e.message)[:500]}") from None
+    except Exception as e:  # noqa: BLE001 - nbformat's failures on odd structures vary; each is this file's fault
+        raise InvalidNotebook(f"{path}: not a valid format-4 notebook (nbformat could not read it: "
+                              f"{type(e).__name__})") from None
     return Submission(path=path, nb=nb, sha256=hashlib.sha256(raw).hexdigest())
 
 

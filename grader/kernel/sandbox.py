@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from grader.kernel import cgroups, sandbox_files
+from grader.kernel.factory import FactoryHandle
 from grader.kernel.limits import Limits
 
 LAUNCHER = pathlib.Path(__file__).with_name("sandbox_launch.py")
@@ -36,6 +37,7 @@ SANDBOX_UID_BASE = 61000
 MAX_SLOTS = 256
 # Environment the kernel needs; everything else from the grader's environment is dropped.
 PASS_THROUGH = ("LANG", "LC_ALL", "TZ", "SYSTEMROOT")
+EXPORT_MB = 600  # the export's own space: the largest weights file the grader loads (512 MB) and its graphs
 STUB_NAME = "unavailable.py"
 STUB = ('raise ImportError("this part of the reference is not available in the official run: the grader credits '
         'your own work only")\n')
@@ -58,6 +60,8 @@ class Sandbox:
     namespaces: bool = False  # IPC, mount and PID namespaces, private /proc, /dev/shm, /run, /var/tmp
     group: cgroups.ControlGroup | None = None  # memory and processes counted for the whole sandbox
     disk_capped: bool = False  # the folder is a tmpfs of limits.max_disk_mb
+    launcher_pid: int | None = None  # the kernel's launcher while it runs: its process group is the kernel's
+    factory: FactoryHandle | None = None  # a warm factory to fork the kernel from, else a fresh launch
     _slot_lock: object = None
 
     @property
@@ -70,7 +74,8 @@ class Sandbox:
 
     @property
     def export_dir(self) -> pathlib.Path:
-        return self.workdir / ".grader-export"
+        """Beside the working folder, not in it: a notebook that fills its disk still leaves room for the export."""
+        return self.root / "export"
 
     def rlimits(self) -> dict:
         limits = {
@@ -91,7 +96,11 @@ class Sandbox:
                 "new_netns": self.new_netns, "namespaces": self.namespaces, "shm_mb": self.limits.max_shm_mb,
                 "reveal": self.reveal, "hide": self.hide, "readonly": self.readonly, "stub": self.stub,
                 "stub_source": str(self.root / STUB_NAME),
-                "cgroup_procs": self.group.procs_files if self.group and with_group else []}
+                "cgroup_procs": self.group.procs_files if self.group and with_group else [],
+                # Without root the folder cannot be a tmpfs on the machine: the working folder becomes one
+                # inside the kernel's own mount namespace, capped the same (the export stays outside it).
+                "work_mb": self.limits.max_disk_mb if self.namespaces and not self.disk_capped else None,
+                "workdir": str(self.workdir)}
 
     def plan_json(self) -> str:
         return json.dumps(self.plan(), sort_keys=True)
@@ -117,6 +126,7 @@ class Sandbox:
 
     def remove(self) -> None:
         """Remove the folders and the control group and free the user slot; call after ``kill``."""
+        _OPEN.pop(id(self), None)
         if self.group is not None:
             self.group.remove()
             self.group = None
@@ -124,6 +134,38 @@ class Sandbox:
         if self._slot_lock is not None:
             self._slot_lock.close()
             self._slot_lock = None
+
+
+# This process's sandboxes not yet removed, so an interrupted batch's worker can stop its kernels at once.
+_OPEN: dict[int, Sandbox] = {}
+
+
+def stop_open_sandboxes() -> int:
+    """Kill every kernel this process still runs and remove its sandbox; how many there were.
+
+    Called from a worker's SIGTERM handler, while the code that opened them is suspended mid-way.
+    """
+    stopped = 0
+    for sandbox in list(_OPEN.values()):
+        if sandbox.launcher_pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(sandbox.launcher_pid, signal.SIGKILL)
+            _reap(sandbox.launcher_pid)  # unreaped, the dead launcher would stay a member of its control group
+        sandbox.kill()
+        sandbox.remove()
+        stopped += 1
+    return stopped
+
+
+def _reap(pid: int, wait_s: float = 1.0) -> None:
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.005)
 
 
 def _user_processes(uid: int) -> list[int]:
@@ -269,9 +311,12 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
     _clean_stale_once()
     root, capped = sandbox_files.make_root(limits.max_disk_mb)
     sandbox = Sandbox(root=root, limits=limits, disk_capped=capped)
+    _OPEN[id(sandbox)] = sandbox  # from here on, stop_open_sandboxes can remove what exists of it
     os.chmod(root, 0o711)  # the sandbox user may traverse but not list the grader's folder
-    for folder in (sandbox.workdir, sandbox.conn_dir, sandbox.workdir / "tmp"):
+    for folder in (sandbox.workdir, sandbox.conn_dir, sandbox.workdir / "tmp", sandbox.export_dir):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if capped:
+        sandbox_files.cap(sandbox.export_dir, EXPORT_MB)
     linux = sys.platform == "linux"
     if isolate_network:
         sandbox.new_netns = _network_isolation_available()
@@ -287,7 +332,7 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
         sandbox.group = cgroups.create(root.name[len(sandbox_files.PREFIX):], memory, limits.max_processes)
     sandbox.env = scrubbed_env(sandbox.workdir, extra_env)
     if sandbox.user:
-        for folder in (sandbox.workdir, sandbox.conn_dir, sandbox.workdir / "tmp"):
+        for folder in (sandbox.workdir, sandbox.conn_dir, sandbox.workdir / "tmp", sandbox.export_dir):
             os.chown(folder, *sandbox.user)
     sandbox.report = _report(sandbox)
     return sandbox
@@ -354,6 +399,6 @@ def _report(sandbox: Sandbox) -> dict:
         "memory_limit": f"whole sandbox, cgroup v{group.version}" if group else "per process (RLIMIT_AS)",
         "process_limit": (f"whole sandbox, cgroup v{group.version}" if group else
                           "per user (RLIMIT_NPROC)" if sandbox.user else "none"),
-        "disk_limit_mb": limits.max_disk_mb if sandbox.disk_capped else None,
+        "disk_limit_mb": limits.max_disk_mb if sandbox.disk_capped or sandbox.namespaces else None,
         "output_cap_kb": limits.max_output_kb,
     }

@@ -41,18 +41,22 @@ def _tag_alive(tag: str) -> bool:
     return not pid.isdigit() or _start_time(int(pid)) == start
 
 
+def cap(folder: pathlib.Path, megabytes: int) -> bool:
+    """Make ``folder`` a tmpfs of ``megabytes`` (root only); whether it is one now."""
+    if os.geteuid() != 0:
+        return False
+    data = f"size={megabytes}m,mode=0700,nr_inodes=65536".encode()
+    return _LIBC.mount(b"tmpfs", str(folder).encode(), b"tmpfs", ctypes.c_ulong(2 | 4), data) == 0  # nosuid,nodev
+
+
 def make_root(disk_mb: int) -> tuple[pathlib.Path, bool]:
     """A new sandbox folder owned by this process, and whether it is a size-capped tmpfs."""
     root = pathlib.Path(tempfile.mkdtemp(prefix=f"{PREFIX}{owner_tag()}-"))
-    capped = False
-    if os.geteuid() == 0:
-        data = f"size={disk_mb}m,mode=0700,nr_inodes=65536".encode()
-        capped = _LIBC.mount(b"tmpfs", str(root).encode(), b"tmpfs", ctypes.c_ulong(2 | 4), data) == 0  # nosuid,nodev
-    return root, capped
+    return root, cap(root, disk_mb)
 
 
 def remove_root(root: pathlib.Path, capped: bool) -> None:
-    if capped:
+    if capped:  # MNT_DETACH of the root takes the mounts inside it (the export's) along
         _LIBC.umount2(str(root).encode(), MNT_DETACH)
     shutil.rmtree(root, ignore_errors=True)
 

@@ -164,6 +164,10 @@ def _private_mounts(plan: dict, root: bool) -> None:
         _stub(path, plan["stub_source"])
     for path in plan.get("readonly", []):
         _read_only(path)
+    if plan.get("work_mb"):
+        _mount("tmpfs", plan["workdir"], "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={plan['work_mb']}m")
+        os.mkdir(os.path.join(plan["workdir"], "tmp"), 0o700)
+        os.chdir(plan["workdir"])  # into the new mount: the old folder is now underneath it
 
 
 def apply(plan: dict) -> None:

@@ -8,7 +8,7 @@ so one broken model in a dict does not hide the others.
 
 from __future__ import annotations
 
-import json
+import math
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +17,17 @@ from typing import Any
 import torch
 
 from grader.kernel.kernel_export import FORMAT
-from grader.loading.model_graph import LoadedModel, ModelLoadError, load_model
-from grader.loading.values import (ExportProblem, Exports, FunctionExport, LoaderExport, Opaque, OptimizerExport,
-                                   SchedulerExport)
-
-MAX_MANIFEST_BYTES = 32 * 2**20
+from grader.loading.guard import LOAD_LIMITS, ExportBudget, LoadLimits, LoadRefused, read_json, scan_export
+from grader.loading.model_graph import LoadedModel, ModelLoadError, ModelRefused, load_model
+from grader.loading.values import (
+    ExportProblem,
+    Exports,
+    FunctionExport,
+    LoaderExport,
+    Opaque,
+    OptimizerExport,
+    SchedulerExport,
+)
 
 
 def _optimizer(data: dict) -> OptimizerExport:
@@ -39,18 +45,22 @@ class _Reader:
     """One export folder being decoded; a model shared by two values is loaded once."""
 
     folder: pathlib.Path
+    budget: ExportBudget = field(default_factory=ExportBudget)  # shared by every file and model of the folder
     models: dict[str, LoadedModel | ExportProblem] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)  # values refused for breaking a limit or the format
 
     def model(self, key: Any) -> LoadedModel | ExportProblem:
         key = str(key)
         if key not in self.models:
-            if not key.isdigit():
+            if not (key.isascii() and key.isdigit() and len(key) < 10):
                 self.models[key] = ExportProblem("the model's export is malformed")
             else:
                 try:
-                    self.models[key] = load_model(self.folder / "models" / key)
+                    self.models[key] = load_model(self.folder / "models" / key, self.budget)
                 except ModelLoadError as e:
                     self.models[key] = ExportProblem(str(e))
+                    if isinstance(e, ModelRefused):
+                        self.refusals.append(str(e))
         return self.models[key]
 
     def decode(self, value: Any) -> Any:
@@ -83,9 +93,15 @@ def _function(reader: _Reader, f: Any, _: dict) -> FunctionExport:
     return FunctionExport(str(f.get("name", "")), str(f.get("module", "")), str(f.get("source", "")))
 
 
-def _tensor(reader: _Reader, t: Any, _: dict) -> torch.Tensor:
+def _tensor(reader: _Reader, t: Any, _: dict) -> torch.Tensor | ExportProblem:
     t = t if isinstance(t, dict) else {}
-    return torch.tensor(_plain(t.get("data", [])), dtype=torch.float64).reshape(t.get("shape", [-1]))
+    data, shape = _plain(t.get("data", [])), t.get("shape", [-1])
+    if not isinstance(data, list) or not all(isinstance(v, (int, float)) for v in data):
+        return ExportProblem("the exported tensor is malformed: its data is not a flat list of numbers")
+    if shape != [-1] and not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)
+                              and math.prod(shape) == len(data)):
+        return ExportProblem("the exported tensor is malformed: its shape does not fit its data")
+    return torch.tensor(data, dtype=torch.float64).reshape(shape)
 
 
 def _pairs(reader: _Reader, pairs: Any, _: dict) -> dict:
@@ -118,11 +134,13 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         if "$dict" in value:
-            return {_key(p[0]): _plain(p[1]) for p in value["$dict"] if isinstance(p, list) and len(p) == 2}
+            pairs = value["$dict"] if isinstance(value["$dict"], list) else []
+            return {_key(p[0]): _plain(p[1]) for p in pairs if isinstance(p, list) and len(p) == 2}
         if "$float" in value:
             return _float(value["$float"])
         if "$tensor" in value:
-            return _plain(value["$tensor"].get("data", []))
+            tensor = value["$tensor"]
+            return _plain(tensor.get("data", []) if isinstance(tensor, dict) else [])
         return {str(k): _plain(v) for k, v in value.items()}
     return value
 
@@ -131,33 +149,62 @@ def _key(key: Any) -> Any:
     return key if isinstance(key, (str, int, float, bool)) or key is None else str(key)
 
 
-def _links(folder: pathlib.Path) -> list[pathlib.Path]:
-    return [p for p in folder.rglob("*") if p.is_symlink()] if folder.is_dir() else []
-
-
-def load_exports(folder: pathlib.Path) -> Exports:
-    """Read ``manifest.json`` and everything it points to; the kernel must be dead by now."""
-    if folder.is_symlink() or _links(folder):
-        # A link could point the grader at its own files (secret, gradebook); read nothing.
-        return Exports.unavailable("the export folder contains symbolic links, which the grader does not follow")
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        return Exports.unavailable("the notebook did not reach the grader's export step")
-    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
-        return Exports.unavailable(f"the exported values are larger than {MAX_MANIFEST_BYTES // 2**20} MB")
+def _decoded(reader: _Reader, value: Any) -> Any:
+    """One exported value; whatever breaks while decoding it stays local to it, with the reason."""
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return Exports.unavailable("the exported values are not valid JSON")
+        return reader.decode(value)
+    except Exception as e:  # noqa: BLE001 - the value is the student's data: any structure it breaks is malformed
+        reader.refusals.append(f"an exported value is malformed ({type(e).__name__})")
+        return ExportProblem(reader.refusals[-1])
+
+
+def _strings(items: Any) -> list[str]:
+    return [str(item) for item in items if isinstance(item, str)] if isinstance(items, list) else []
+
+
+def _manifest(folder: pathlib.Path, budget: ExportBudget) -> dict | str:
+    """The manifest, or why there is none the grader reads (the folder listed first, nothing followed or opened)."""
+    if folder.is_symlink():
+        return "the export folder contains symbolic links, which the grader does not follow"
+    if not folder.is_dir():
+        return "the notebook did not reach the grader's export step"
+    try:
+        scan_export(folder, budget.limits)
+        manifest = read_json(folder / "manifest.json", budget.limits.max_manifest_bytes,
+                             "the file of exported values (manifest.json)", budget)
+    except FileNotFoundError:
+        return "the notebook did not reach the grader's export step"
+    except LoadRefused as e:
+        return str(e)
+    except OSError as e:
+        return f"the export folder could not be read ({e.strerror})"
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return Exports.unavailable("the exported values are in an unknown format")
-    reader = _Reader(folder)
+        return "the exported values are in an unknown format"
+    return manifest
+
+
+def load_exports(folder: pathlib.Path, limits: LoadLimits = LOAD_LIMITS) -> Exports:
+    """Read ``manifest.json`` and everything it points to; the kernel must be dead by now.
+
+    Never raises for what the folder holds: a folder that breaks ``limits`` (``grader.loading.guard``) is
+    ``Exports.refused`` with the reason, and a value that cannot be loaded is an ``ExportProblem``; one refused
+    for a limit or a broken format also sets ``refusal``.
+    """
+    budget = ExportBudget(limits)
+    manifest = _manifest(folder, budget)
+    if isinstance(manifest, str):
+        if manifest == "the notebook did not reach the grader's export step":
+            return Exports.unavailable(manifest)
+        return Exports.refused(manifest)
+    reader = _Reader(folder, budget)
     values = manifest.get("values") if isinstance(manifest.get("values"), dict) else {}
     exports = Exports(found=True)
     for name, value in values.items():
-        exports.values[str(name)] = reader.decode(value)
-    exports.missing = {str(n) for n in manifest.get("missing", []) if isinstance(n, str)}
+        exports.values[str(name)] = _decoded(reader, value)
+    exports.missing = set(_strings(manifest.get("missing")))
     errors = manifest.get("errors") if isinstance(manifest.get("errors"), dict) else {}
     exports.problems.update({str(k): str(v)[:1000] for k, v in errors.items()})
-    exports.modules = tuple(str(m) for m in manifest.get("modules", []) if isinstance(m, str))
+    exports.modules = tuple(_strings(manifest.get("modules")))
+    # The rest is graded, but a refused value makes the run an error, as a breach of the folder's limits does.
+    exports.refusal = "; ".join(dict.fromkeys(reader.refusals))[:1000]
     return exports

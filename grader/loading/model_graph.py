@@ -30,7 +30,6 @@ the sizes of tensors derived from its input, and no count of literals can see th
 from __future__ import annotations
 
 import copy
-import json
 import math
 import operator
 import pathlib
@@ -40,11 +39,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from grader.loading.guard import ExportBudget, LoadRefused, check_forward, model_input, read_json, read_tensors
 from grader.loading.values import ModelValue
-
-MAX_GRAPH_BYTES = 8 * 2**20
-MAX_WEIGHT_BYTES = 512 * 2**20
-MAX_NODES = 20_000
 
 # Pure tensor ops a course model plausibly needs (a student's forward() may be written in many styles); anything
 # else, such as ops that read files or draw random numbers, is refused with its name. The in-place form of an
@@ -99,6 +95,10 @@ SHAPE_OPS = frozenset("_assert_tensor_metadata _assert_scalar sym_constrain_rang
 
 class ModelLoadError(ValueError):
     """The exported model cannot be rebuilt; the message is meant for the student."""
+
+
+class ModelRefused(ModelLoadError):
+    """The export breaks the loader's limits or its structure (``grader.loading.guard``): tampering, not a style."""
 
 
 def resolve_op(name: str):
@@ -290,45 +290,54 @@ def _decode(value, env: dict):
     raise ModelLoadError("the exported graph has an argument the grader cannot read")
 
 
-def _read_json(path: pathlib.Path) -> dict:
-    if path.stat().st_size > MAX_GRAPH_BYTES:
-        raise ModelLoadError(f"the exported graph is larger than {MAX_GRAPH_BYTES // 2**20} MB")
-    data = json.loads(path.read_text())
+def _read_graph(path: pathlib.Path, budget: ExportBudget) -> dict:
+    limits = budget.limits
+    data = read_json(path, limits.max_graph_bytes, "the exported graph (graph.json)", budget)
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
-        raise ModelLoadError("the exported graph is malformed")
+        raise ModelRefused("the exported graph is malformed")
+    if len(data["nodes"]) > limits.max_nodes:
+        raise ModelRefused(f"the model's graph has more than {limits.max_nodes:,} operations; the grader rebuilds "
+                           "at most that many")
+    budget.take("nodes", len(data["nodes"]), f"the model's {len(data['nodes']):,} graph operations")
     return data
 
 
-def _read_weights(path: pathlib.Path) -> dict[str, torch.Tensor]:
-    if path.stat().st_size > MAX_WEIGHT_BYTES:
-        raise ModelLoadError(f"the model's weights are larger than {MAX_WEIGHT_BYTES // 2**20} MB")
-    try:
-        weights = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as e:  # noqa: BLE001 - any unpickling refusal is a malformed export
-        raise ModelLoadError(f"the model's weights could not be read safely: {type(e).__name__}") from None
-    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                for k, v in weights.items()):
-        raise ModelLoadError("the model's weights are not a plain dict of tensors")
-    return weights
+def load_model(folder: pathlib.Path, budget: ExportBudget | None = None) -> LoadedModel:
+    """Rebuild the model exported into ``folder`` (graph.json + weights.pt) within the budget of its export.
 
-
-def load_model(folder: pathlib.Path) -> LoadedModel:
-    """Rebuild the model exported into ``folder`` (graph.json + weights.pt)."""
+    Every failure is a ModelLoadError with a message for the student: a broken limit, a malformed graph,
+    or a forward pass that would cost too much (``grader.loading.guard.check_forward``).
+    """
+    budget = budget or ExportBudget()
     try:
-        data = _read_json(folder / "graph.json")
-        weights = _read_weights(folder / "weights.pt")
+        budget.take("models", 1, "one more model")
+        model = _rebuild(folder, budget)
+        check_forward(model.module, model.input_shape, model.static_batch, budget.limits)
+        return model
+    except ModelLoadError:
+        raise
     except FileNotFoundError:
         raise ModelLoadError("the model's export is incomplete (graph or weights missing)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelLoadError("the exported graph is not valid JSON") from None
-    if len(data["nodes"]) > MAX_NODES:
-        raise ModelLoadError(f"the model's graph has more than {MAX_NODES} operations")
+    except LoadRefused as e:
+        raise ModelRefused(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - the graph is the student's data: any structure it breaks is malformed
+        raise ModelRefused(f"the exported graph is malformed ({type(e).__name__})") from None
+
+
+def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
+    data = _read_graph(folder / "graph.json", budget)
+    weights = read_tensors(folder / "weights.pt", "the model's weights file (weights.pt)", budget)
+    shape, batch = model_input(data, budget.limits)
+    if not isinstance(data.get("trainable") or {}, dict):
+        raise ModelRefused("the exported graph is malformed")
     trainable = {str(k): bool(v) for k, v in (data.get("trainable") or {}).items()}
     root, graph, env = nn.Module(), fx.Graph(), {}
     parameters: dict[str, torch.Tensor] = {}
     stored: dict[str, dict[str, torch.Tensor]] = {"BUFFER": {}, "CONSTANT_TENSOR": {}}
     outputs, reads = None, {}  # reads: stored tensor -> its node, to see whether the graph reads it
     for i, node in enumerate(data["nodes"]):
+        if not isinstance(node, dict):
+            raise ModelRefused("the exported graph is malformed")
         op, name = node.get("op"), str(node.get("name", ""))
         if op == "input":
             kind, target = node.get("kind"), node.get("target")
@@ -369,18 +378,18 @@ def load_model(folder: pathlib.Path) -> LoadedModel:
     except Exception as e:  # noqa: BLE001
         raise ModelLoadError(f"the exported graph is inconsistent: {e}") from None
     module.eval()
-    shape = tuple(int(n) for n in data.get("input_shape", []))
-    batch = data.get("batch")
     unread = frozenset(target for target, name in reads.items() if not env[name].users)
     hooks = tuple(str(h)[:200] for h in data.get("hooks") or [])[:20] if isinstance(data.get("hooks"), list) else ()
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
-                       int(batch) if isinstance(batch, int) and batch > 0 else None, stored["BUFFER"],
-                       stored["CONSTANT_TENSOR"], _initial(folder / "initial.pt", parameters), unread, hooks)
+                       batch, stored["BUFFER"], stored["CONSTANT_TENSOR"],
+                       _initial(folder / "initial.pt", parameters, budget), unread, hooks)
 
 
-def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor], budget: ExportBudget
+             ) -> dict[str, torch.Tensor]:
     """The recorded initial weights, kept only where they fit the parameters they claim to be."""
-    if not path.is_file():
+    try:
+        initial = read_tensors(path, "the model's initial weights file (initial.pt)", budget)
+    except FileNotFoundError:
         return {}
-    initial = _read_weights(path)
     return {k: v for k, v in initial.items() if k in parameters and v.shape == parameters[k].shape}

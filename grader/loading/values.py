@@ -72,7 +72,13 @@ class Exports:
     problems: dict[str, str] = field(default_factory=dict)  # name -> why it is unusable
     modules: tuple[str, ...] = ()  # reference.* modules the kernel had imported
     found: bool = False  # a manifest was written at all
+    refusal: str = ""  # why the grader would not read the export folder at all (grader.loading.guard): an error
 
     @classmethod
     def unavailable(cls, reason: str) -> Exports:
         return cls(problems={"*": reason})
+
+    @classmethod
+    def refused(cls, reason: str) -> Exports:
+        """The folder breaks the loader's limits (a link, a pipe, too large, not JSON): the run is an ``error``."""
+        return cls(problems={"*": reason}, refusal=reason)

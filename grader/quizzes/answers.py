@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import ast
-import json
 import pathlib
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from grader.kernel import untrusted
+from grader.kernel.untrusted import UnreadableFile
+
+try:
+    import tomllib  # novermin - Python 3.10 has the same parser as the tomli backport, below
+except ModuleNotFoundError:
+    import tomli as tomllib
 
 MAX_ANSWERS_BYTES = 2**20
 LITERAL_HINT = ("answers must be written out literally, since the grader reads them without running your notebook: "
@@ -29,20 +35,27 @@ class QuizAnswers:
 def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     """A student's answers from a .toml, .json or .ipynb file; never raises for bad input, never runs code."""
     path = pathlib.Path(path)
-    if not path.is_file():
-        return QuizAnswers({}, path, error=f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".ipynb":
         return _from_notebook(path)
-    if suffix not in (".toml", ".json") or path.stat().st_size > MAX_ANSWERS_BYTES:
-        return QuizAnswers({}, path, error=f"{path}: expected a .toml, .json or .ipynb answers file "
-                                           f"(of at most {MAX_ANSWERS_BYTES // 1024} KB)")
+    expected = (f"{path}: expected a .toml, .json or .ipynb answers file (of at most {MAX_ANSWERS_BYTES // 1024} "
+                "KB)")
+    try:  # a pipe or device is refused before it is opened, so it cannot block
+        raw = untrusted.read_bytes(path, MAX_ANSWERS_BYTES)
+    except UnreadableFile as e:
+        return QuizAnswers({}, path, error=f"{path}: no such file" if e.kind == "missing"
+                           else expected if e.kind == "large" else f"{path}: the file {e}")
+    if suffix not in (".toml", ".json"):
+        return QuizAnswers({}, path, error=expected)
+    kind = "TOML" if suffix == ".toml" else "JSON"
     try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        kind = "TOML" if suffix == ".toml" else "JSON"
-        return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({e})")
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text) if suffix == ".toml" else untrusted.loads(text)
+    except (UnicodeDecodeError, ValueError) as e:  # TOMLDecodeError and JsonLimitError are ValueErrors
+        reason = str(e).removeprefix("is not valid JSON: ")
+        return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({reason})")
+    except RecursionError:
+        return QuizAnswers({}, path, error=f"{path}: not valid {kind} (it is nested too deeply)")
     if not isinstance(data, dict):
         return QuizAnswers({}, path, error=f"{path}: expected an object with an `answers` table")
     return _from_mapping(data, path, "the file")
@@ -82,7 +95,7 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
     for number, source in cells:
         try:
             tree = ast.parse(_without_magics(source))
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # null bytes, nesting past the parser's limit
             if re.search(r"\b(answers|quiz)\s*(\[|=)", source):
                 return QuizAnswers({}, path, error=f"{path}: code cell {number} has a syntax error, so its "
                                                    "answers cannot be read; fix it and save the notebook")

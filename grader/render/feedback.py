@@ -23,7 +23,11 @@ from grader.render.html import render_page, render_submission, write_page
 from grader.render.terminal import status_label
 from grader.results import SubmissionResult
 from grader.specs.paths import student_name
+from grader.specs.roster import match_roster
 from grader.store.gradebook import Gradebook, StoredRun
+from grader.store.lateness import LateRecord, late_records
+from grader.store.overrides import FinalScore, final_scores, late_after_overrides
+from grader.store.roster import load_roster
 
 
 @dataclass(frozen=True)
@@ -59,14 +63,17 @@ def page_path(out: pathlib.Path, exercise: str, student: str) -> pathlib.Path:
     return out / exercise / f"{student_name(student)}.html"
 
 
-def render_result(result: SubmissionResult, artifacts: dict, title: str, self_check: bool = False) -> str:
-    """A student's page with the plots and convergence diagnosis that fit the exercise."""
+def render_result(result: SubmissionResult, artifacts: dict, title: str, self_check: bool = False,
+                  late: LateRecord | None = None, final: FinalScore | None = None) -> str:
+    """A student's page with the plots and convergence diagnosis that fit the exercise, and when it was handed in."""
     return render_submission(result, title, feedback_figures(result, artifacts), self_check=self_check,
-                             diagnoses=diagnoses(artifacts, result))
+                             diagnoses=diagnoses(artifacts, result), late=late, final=final)
 
 
-def render_run(run: StoredRun, assignment: Assignment | None) -> str:
-    return render_result(with_kinds(run.result, assignment), run.artifacts, page_title(assignment, run.result.exercise))
+def render_run(run: StoredRun, assignment: Assignment | None, late: LateRecord | None = None,
+               final: FinalScore | None = None) -> str:
+    return render_result(with_kinds(run.result, assignment), run.artifacts, page_title(assignment, run.result.exercise),
+                         late=late_after_overrides(late, final), final=final)
 
 
 def reason_key(message: str) -> str:
@@ -89,8 +96,10 @@ def _histogram(scores: list[float], max_score: float) -> str:
     return data_uri(fig)
 
 
-def _section(exercise: str, title: str, runs: list[StoredRun], out: pathlib.Path) -> dict:
+def _section(exercise: str, title: str, runs: list[StoredRun], out: pathlib.Path, late: dict | None = None,
+             roster: list | None = None, finals: dict | None = None) -> dict:
     results = [r.result for r in runs]
+    match = match_roster(roster, [r.student for r in results]) if roster else None
     check_rows: dict[str, dict] = {}
     failures: dict[tuple[str, str], dict] = defaultdict(lambda: {"count": 0, "students": [], "example": ""})
     leaderboard = []
@@ -127,20 +136,47 @@ def _section(exercise: str, title: str, runs: list[StoredRun], out: pathlib.Path
         "failures": sorted(failures.values(), key=lambda g: (-g["count"], g["where"])),
         "rows": [{"student": run.result.student, "status": status_label(run.result), "score": run.result.score,
                   "max_score": run.result.max_score, "seconds": run.duration_s, "note": run.result.note,
-                  "link": page_path(out, exercise, run.result.student).relative_to(out).as_posix()} for run in runs],
+                  "link": page_path(out, exercise, run.result.student).relative_to(out).as_posix(),
+                  "late": late_after_overrides((late or {}).get((run.result.student, exercise)),
+                                               _overridden(finals, run.result.student, exercise)),
+                  "final": _overridden(finals, run.result.student, exercise),
+                  "who": _who(match, run.result.student)} for run in runs],
+        # On the roster, but nothing handed in for this assignment.
+        "missing": [e.label() for e in match.missing] if match else [],
     }
+
+
+def _overridden(finals: dict | None, student: str, exercise: str) -> FinalScore | None:
+    """The student's final score when an instructor's override changes it; else None."""
+    final = (finals or {}).get((student, exercise))
+    return final if final and final.applied else None
+
+
+def _who(match, name: str) -> str:
+    """The roster's name and id for a submission name; "not on the roster" when a roster matches no one."""
+    if match is None:
+        return ""
+    entry = match.entry(name)
+    return entry.label() if entry else ("matches several students on the roster" if name in match.ambiguous
+                                        else "not on the roster")
 
 
 def write_feedback(gradebook: Gradebook, out: str | pathlib.Path) -> FeedbackReport:
     """One page per student and exercise, plus ``index.html`` with the class summary."""
     out = pathlib.Path(out)
     pages, sections = [], []
+    late, roster = late_records(gradebook), load_roster(gradebook)
+    finals = final_scores(gradebook)  # the instructor's overrides applied
     for exercise in gradebook.exercises():
         runs = list(gradebook.current_runs(exercise))
         assignment = _assignment(exercise)
         for run in runs:
-            pages.append(write_page(page_path(out, exercise, run.result.student), render_run(run, assignment)))
-        sections.append(_section(exercise, page_title(assignment, exercise), runs, out))
+            pages.append(write_page(page_path(out, exercise, run.result.student),
+                                    render_run(run, assignment, late.get((run.result.student, exercise)),
+                                               finals.get((run.result.student, exercise)))))
+        sections.append(_section(exercise, page_title(assignment, exercise), runs, out, late, roster, finals))
+    match = match_roster(roster, gradebook.students()) if roster else None
     index = write_page(out / "index.html", render_page("class_index.html", sections=sections,
-                                                       students=gradebook.students(), gradebook=str(gradebook.path)))
+                                                       students=gradebook.students(), gradebook=str(gradebook.path),
+                                                       roster=roster, match=match))
     return FeedbackReport(index, pages)

@@ -6,6 +6,7 @@ import os
 import pathlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jinja2
 import markupsafe
@@ -13,6 +14,10 @@ import markupsafe
 from grader.render.terminal import shared_problems, status_label
 from grader.results import SubmissionResult
 from grader.specs.paths import templates_root
+
+if TYPE_CHECKING:
+    from grader.store.lateness import LateRecord
+    from grader.store.overrides import FinalScore
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,9 @@ def environment() -> jinja2.Environment:
 
 
 def render_submission(result: SubmissionResult, title: str, figures: list[Figure] = (), self_check: bool = False,
-                      diagnoses: list = ()) -> str:
-    """One student's page: a problem that fails several checks is a banner above them, said once."""
+                      diagnoses: list = (), late: LateRecord | None = None, final: FinalScore | None = None) -> str:
+    """One student's page: a problem that fails several checks is a banner above them, said once; ``late``: when it
+    was handed in, and the late penalty applied (gradebook results only); ``final``: the instructor's overrides."""
     pending = sum(p.max_points for p in result.pending if not p.reason)
     banners, banner_of = shared_problems(result)
     status, look = status_label(result)
@@ -52,7 +58,8 @@ def render_submission(result: SubmissionResult, title: str, figures: list[Figure
     return environment().get_template("submission.html").render(
         result=result, title=title, figures=list(figures), self_check=self_check, pending_points=pending,
         diagnoses=list(diagnoses), banners=banners, banner_of=banner_of, status=status, look=look,
-        error_in_banner=error_in_banner)
+        error_in_banner=error_in_banner, late=late, final=final if final and final.applied else None,
+        override_of={a.override.check_id: a for a in final.applied} if final else {})
 
 
 def render_page(template: str, **context) -> str:

@@ -2,23 +2,40 @@
 
 An installed grader finds them next to its package, as a checkout does; ``$GRADER_EXERCISES``
 and ``$GRADER_TEMPLATES`` point elsewhere (the Gradescope autograder, tests with their own specs).
+A wheel built by ``grader release`` carries them inside the package, in ``grader/course/``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
+import unicodedata
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 SPEC_FILE = "spec.toml"
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._@+-]+")
+SAFE_NAME = re.compile(r"[^\w.@+-]+")  # \w: the letters and digits of every script, and _
+MAX_NAME = 80
+PACKAGED = pathlib.Path(__file__).resolve().parents[1] / "course"  # only in a student package
+RELEASE_MARKER = "release.json"  # in PACKAGED: what `grader release` put into this student package
+
+
+def _course_folder(name: str) -> pathlib.Path:
+    packaged = PACKAGED / name
+    return packaged if packaged.is_dir() else REPOSITORY / name
+
+
+def student_release() -> dict | None:
+    """What ``grader release`` wrote into this student package (its assignments and commands); None elsewhere."""
+    marker = PACKAGED / RELEASE_MARKER
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
 
 
 def exercises_root() -> pathlib.Path:
-    """``$GRADER_EXERCISES``, else the ``exercises/`` folder next to the ``grader`` package."""
+    """``$GRADER_EXERCISES``, else the ``exercises/`` folder next to the ``grader`` package (or inside it)."""
     configured = os.environ.get("GRADER_EXERCISES")
-    return pathlib.Path(configured) if configured else REPOSITORY / "exercises"
+    return pathlib.Path(configured) if configured else _course_folder("exercises")
 
 
 def quizzes_root() -> pathlib.Path:
@@ -27,7 +44,7 @@ def quizzes_root() -> pathlib.Path:
 
 def templates_root() -> pathlib.Path:
     configured = os.environ.get("GRADER_TEMPLATES")
-    return pathlib.Path(configured) if configured else REPOSITORY / "templates"
+    return pathlib.Path(configured) if configured else _course_folder("templates")
 
 
 def solutions_root() -> pathlib.Path:
@@ -35,5 +52,10 @@ def solutions_root() -> pathlib.Path:
 
 
 def student_name(raw: str) -> str:
-    """A student's name safe for file names and tables; keeps what LMS exports usually contain."""
-    return SAFE_NAME.sub("_", raw).strip("._") or "student"
+    """A student's name safe for file names and tables; keeps what LMS exports usually contain.
+
+    Letters and digits of any script stay (composed, NFC: ``Zoë`` and ``Zoé`` stay apart), as do ``._@+-``;
+    any other run of characters becomes ``_``; no leading or trailing dot; at most ``MAX_NAME`` characters.
+    """
+    name = SAFE_NAME.sub("_", unicodedata.normalize("NFC", raw)).strip("._")
+    return name[:MAX_NAME].rstrip("._") or "student"

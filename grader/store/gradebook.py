@@ -11,6 +11,7 @@ and an old one brought up to date run the same statements.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
@@ -84,12 +85,107 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # (grader.grading.secrets.fingerprint; '' for results stored before, or graded without a secret).
     3: ("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN secret_fingerprint TEXT NOT NULL DEFAULT ''"),
+    # The course term (grader.store.roster, grader.store.lateness): the roster, when each hand-in was submitted,
+    # extensions (each `grader extend` kept; the latest counts), and the late policy as applied to each run.
+    4: ("""CREATE TABLE roster (
+            student_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL DEFAULT '',
+            login TEXT NOT NULL DEFAULT '',
+            section TEXT NOT NULL DEFAULT '',
+            canvas_id TEXT NOT NULL DEFAULT '',
+            imported_at TEXT NOT NULL)""",
+        """CREATE TABLE submission_times (
+            student TEXT NOT NULL,
+            exercise TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            submitted_at TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('manifest', 'mtime')),
+            detail TEXT NOT NULL DEFAULT '',
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (student, exercise, sha256))""",
+        """CREATE TABLE extensions (
+            id INTEGER PRIMARY KEY,
+            student TEXT NOT NULL,
+            exercise TEXT NOT NULL,
+            days REAL NOT NULL,
+            granted_at TEXT NOT NULL)""",
+        """CREATE TABLE lateness (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+            submitted_at TEXT NOT NULL DEFAULT '',
+            time_source TEXT NOT NULL DEFAULT '',
+            time_detail TEXT NOT NULL DEFAULT '',
+            due TEXT NOT NULL DEFAULT '',
+            extension_days REAL NOT NULL DEFAULT 0,
+            extension_source TEXT NOT NULL DEFAULT '',
+            days_late INTEGER NOT NULL DEFAULT 0,
+            percent REAL NOT NULL DEFAULT 0,
+            policy TEXT NOT NULL DEFAULT '',
+            raw_score REAL NOT NULL,
+            final_score REAL NOT NULL,
+            applied_at TEXT NOT NULL)"""),
+    # Overrides (grader.store.overrides): every action is a row, never updated or deleted (the audit trail). The
+    # latest row per student, assignment and check is the one in force; `graded` keeps what the grader had said
+    # then, so a regrade that changes it is flagged for review instead of silently keeping or dropping the override.
+    5: ("""CREATE TABLE overrides (
+            id INTEGER PRIMARY KEY,
+            student_id INTEGER NOT NULL REFERENCES students(id),
+            exercise TEXT NOT NULL,
+            check_id TEXT NOT NULL DEFAULT '',
+            action TEXT NOT NULL CHECK (action IN ('set', 'remove')),
+            points REAL,
+            comment TEXT NOT NULL DEFAULT '',
+            author TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            graded TEXT NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX overrides_by_target ON overrides (student_id, exercise, check_id, id)",
+        """CREATE VIEW current_overrides AS
+            SELECT overrides.*, students.name AS student FROM overrides
+            JOIN students ON students.id = overrides.student_id
+            WHERE overrides.action = 'set' AND overrides.id = (
+                SELECT MAX(o.id) FROM overrides o WHERE o.student_id = overrides.student_id
+                AND o.exercise = overrides.exercise AND o.check_id = overrides.check_id)"""),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
 class GradebookError(UserError, RuntimeError):
     """A gradebook that cannot be opened or used; the message says which file and why."""
+
+
+def _writable(path: pathlib.Path) -> bool:
+    return os.access(path, os.W_OK)  # EROFS counts too: access() refuses writes on a read-only mount, even to root
+
+
+def sqlite_problem(path: pathlib.Path, error: BaseException) -> str:
+    """One line for an SQLite or OS error on the gradebook at ``path``: what is wrong, and what to do."""
+    text = str(error)
+    folder = path.parent
+    fix = "make it writable, or copy the gradebook to a writable folder and pass --gradebook"
+    read_only = ("readonly" in text or "unable to open" in text
+                 or (isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)))
+    if read_only and folder.is_dir() and not _writable(folder):
+        return (f"cannot use the gradebook {path}: its folder {folder} is read-only, and SQLite writes its journal "
+                f"files beside the gradebook, even to read it ({text}); {fix}")
+    if read_only and path.exists() and not _writable(path):
+        return f"cannot write to the gradebook {path}: the file is read-only ({text}); {fix}"
+    if read_only:
+        return f"cannot open the gradebook {path} for writing ({text}); check that it and its folder are writable"
+    if "locked" in text or "busy" in text:
+        return f"the gradebook {path} is in use by another grader process ({text}); wait for it to finish"
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return (f"the gradebook {path} is damaged ({text}); `grader gradebook check --gradebook {path}` shows "
+                "where, and a copy made with `grader gradebook backup` can replace it")
+    if "full" in text or "I/O" in text or isinstance(error, OSError):
+        return f"cannot write to the gradebook {path} ({text}); is the disk full or the folder gone?"
+    return f"the gradebook {path} cannot be used ({type(error).__name__}: {text})"
+
+
+def _storage_error(error: BaseException) -> bool:
+    """What a damaged, locked or unwritable file raises; IntegrityError and ProgrammingError stay the grader's bugs."""
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, (sqlite3.IntegrityError, sqlite3.ProgrammingError))
 
 
 @dataclass(frozen=True)
@@ -136,26 +232,49 @@ class Gradebook:
         path = pathlib.Path(path)
         if not path.exists() and not create:
             raise GradebookError(f"no gradebook at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists()
-        if fresh:
-            # Readable by the grader's user only: other students' grades are in here.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if path.is_dir():
+            raise GradebookError(f"{path} is a folder, not a gradebook file")
         try:
-            conn = sqlite3.connect(path, timeout=30)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Readable by the grader's user only: other students' grades are in here.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as e:
+            raise GradebookError(sqlite_problem(path, e)) from None
+        conn = sqlite3.connect(path, timeout=30)
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError as e:  # unwritable folder, locked file
+            conn.close()
+            raise GradebookError(sqlite_problem(path, e)) from None
         except sqlite3.DatabaseError as e:
-            raise GradebookError(f"{path} is not a gradebook: {e}") from None
+            conn.close()
+            if "not a database" in str(e):
+                raise GradebookError(f"{path} is not a gradebook: {e}") from None
+            raise GradebookError(sqlite_problem(path, e)) from None
+        try:
+            return cls._ready(conn, path, version)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            if not _storage_error(e):
+                raise
+            raise GradebookError(sqlite_problem(path, e)) from None
+
+    @classmethod
+    def _ready(cls, conn: sqlite3.Connection, path: pathlib.Path, version: int) -> Gradebook:
+        """The gradebook at schema ``version``, created or brought up to date."""
         if version == 0:
             tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
             if tables:
+                conn.close()
                 raise GradebookError(f"{path} is an SQLite file but not a gradebook")
             conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version=1;\nCOMMIT;")  # all or nothing
             version = 1
         elif version > SCHEMA_VERSION:
+            conn.close()
             raise GradebookError(f"{path} has schema version {version}; this grader reads up to {SCHEMA_VERSION}. "
                                  "Upgrade the grader.")
         migrate(conn, version)
@@ -170,8 +289,22 @@ class Gradebook:
     def __enter__(self) -> Gradebook:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, error, trace) -> None:
         self.close()
+        if error is not None and _storage_error(error):
+            # A file damaged or made read-only under a command: one line for the user, not a traceback.
+            raise GradebookError(sqlite_problem(self.path, error)) from None
+
+    def ensure_writable(self) -> None:
+        """Refuse now, before any work, a gradebook that could not store a result (read-only file or folder)."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(f"PRAGMA user_version={self.schema_version()}")  # a real write, rolled back
+            self.conn.rollback()
+        except sqlite3.DatabaseError as e:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            raise GradebookError(sqlite_problem(self.path, e)) from None
 
     # --- writing ---------------------------------------------------------------------
 

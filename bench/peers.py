@@ -1,0 +1,248 @@
+"""The same torch submissions graded one at a time by nbgrader, otter, a raw nbclient run and this grader, in one run.
+
+The submissions and each grader's version of the assignment are in bench/peers_assignment.py; the peers
+run from their own venv (.venv-peers, nbgrader 0.9.6 and otter-grader 7.0.0) through bench/peers_run.py.
+Each row is the wall time of one process that grades every notebook, start-up included. The three
+graders must give every notebook the same verdict (full marks or not); the raw run checks nothing.
+Writes out/bench/peers.md and out/bench/peers.json.
+Run: ``make bench-peers`` (builds .venv-peers first), or ``.venv/bin/python bench/peers.py --n 4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import peers_assignment as pa
+from common import OUT, record
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+GRADERS = ("nbgrader", "otter", "ours_1")
+
+
+@dataclass
+class Row:
+    """One timed process: what it ran and, for a grader, each student's (score, max score)."""
+
+    key: str
+    label: str
+    seconds: float
+    scores: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def verdicts(self) -> dict[str, bool]:
+        return {s: score >= top > 0 for s, (score, top) in self.scores.items()}
+
+
+def environment(peers_python: Path | None = None, **extra: str) -> dict[str, str]:
+    """One thread per process and headless plots for every row, as this grader's kernels run."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", **extra}
+    if peers_python:
+        # As an activated venv: nbgrader runs `alembic` and its kernels by name.
+        env["PATH"] = f"{peers_python.parent}{os.pathsep}{env.get('PATH', '')}"
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(cmd: list, cwd: Path, env: dict, log: Path) -> tuple[float, str]:
+    """The wall time and stdout of ``cmd``; its stderr goes to ``log``. A failure stops the bench."""
+    with log.open("w") as err:
+        start = time.perf_counter()
+        done = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                              check=False)
+        seconds = time.perf_counter() - start
+    log.with_suffix(".out").write_text(done.stdout)
+    if done.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise SystemExit(f"failed (exit {done.returncode}): {' '.join(map(str, cmd))}\n{tail}")
+    return seconds, done.stdout
+
+
+def parse_scores(stdout: str) -> dict[str, tuple[float, float]]:
+    scores = {}
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            scores[row["student"]] = (float(row.get("score") or 0), float(row.get("max_score") or 0))
+    return scores
+
+
+@dataclass
+class Bench:
+    """The temporary folder with every format of the assignment, and how to run each grader on it."""
+
+    root: Path
+    peers_python: Path
+    n: int
+
+    def prepare(self, subs: list[pa.Submission]) -> None:
+        peers_env, log = environment(self.peers_python), self.root / "setup.log"
+        self.exercises, self.klass = pa.write_ours(self.root / "ours", subs)
+        self.course = self.root / "nbgrader" / "course"
+        pa.write_nbgrader_source(self.course)
+        nbgrader = self.peers_python.with_name("nbgrader")
+        run([nbgrader, "generate_assignment", pa.NBGRADER_ID], self.course, peers_env, log)
+        pa.write_nbgrader_submissions(self.course, subs)
+        self.otter = self.root / "otter"
+        pa.write_otter_tests(self.otter)
+        run([self.peers_python.with_name("otter"), "generate", "-t", "tests", "-o", "autograder.zip", "--no-config",
+             "--no-requirements", "--no-environment"], self.otter, peers_env, log)
+        self.otter_subs = pa.write_otter_submissions(self.otter, subs)
+        # Warm the page cache of both venvs' torch, so the first timed row pays no cold disk reads.
+        warm = ["-c", "import torch, matplotlib.pyplot, nbclient"]
+        run([self.peers_python, *warm], self.root, peers_env, log)
+        run([sys.executable, *warm], self.root, environment(), log)
+
+    def raw(self) -> Row:
+        seconds, out = run([self.peers_python, HERE / "peers_run.py", "raw", self.klass], self.root,
+                           environment(self.peers_python), self.root / "raw.log")
+        executed = sum(line.startswith("{") for line in out.splitlines())
+        assert executed == self.n, f"the raw run executed {executed} of {self.n} notebooks"
+        return Row("raw", "raw nbclient, no checks (the floor)", seconds)
+
+    def nbgrader(self) -> Row:
+        env = environment(self.peers_python)
+        seconds, _ = run([self.peers_python.with_name("nbgrader"), "autograde", pa.NBGRADER_ID], self.course, env,
+                         self.root / "nbgrader.log")
+        _, out = run([self.peers_python, HERE / "peers_run.py", "nbgrader-scores", self.course], self.course, env,
+                     self.root / "nbgrader-scores.log")
+        return Row("nbgrader", "nbgrader 0.9.6 `nbgrader autograde`", seconds, parse_scores(out))
+
+    def otter_api(self) -> Row:
+        seconds, out = run([self.peers_python, HERE / "peers_run.py", "otter", self.otter / "autograder.zip",
+                            self.otter_subs], self.otter, environment(self.peers_python), self.root / "otter.log")
+        return Row("otter", "otter-grader 7.0.0 `grade_submission`, one process", seconds, parse_scores(out))
+
+    def otter_cli(self) -> Row:
+        seconds, out = run([self.peers_python, HERE / "peers_run.py", "otter-cli", self.otter / "autograder.zip",
+                            self.otter_subs], self.otter, environment(self.peers_python), self.root / "otter-cli.log")
+        return Row("otter_cli", "otter-grader 7.0.0 `otter run`, a process per notebook", seconds, parse_scores(out))
+
+    def ours(self, workers: int) -> Row:
+        env = environment(GRADER_EXERCISES=str(self.exercises), GRADER_SECRET="peers-bench")
+        cmd = [sys.executable, "-m", "grader.cli", "grade", self.klass, "--exercise", pa.EXERCISE,
+               "--gradebook", self.root / f"ours-{workers}.sqlite", "--workers", workers, "--json"]
+        seconds, out = run(cmd, ROOT, env, self.root / f"ours-{workers}.log")
+        return Row(f"ours_{workers}", f"this grader, `grader grade --workers {workers}`", seconds, parse_scores(out))
+
+
+def disagreements(rows: dict[str, Row], subs: list[pa.Submission]) -> list[str]:
+    """Each notebook the graders judge differently, or all alike but against what it was written to be."""
+    problems = []
+    graders = [k for k in rows if k != "raw"]
+    for sub in subs:
+        said = {rows[g].label: rows[g].verdicts().get(sub.student) for g in graders}
+        if len(set(said.values())) > 1 or None in said.values():
+            problems.append(f"{sub.student} ({sub.what}): " + "; ".join(f"{g}: {_word(v)}" for g, v in said.items()))
+        elif sub.passes not in said.values():
+            problems.append(f"{sub.student} ({sub.what}): every grader says {_word(not sub.passes)}, "
+                            f"written to {_word(sub.passes)}")
+    return problems
+
+
+def _word(passes: bool | None) -> str:
+    return {True: "pass", False: "fail", None: "no result"}[passes]
+
+
+def table(rows: dict[str, Row], n: int, workers: int) -> list[str]:
+    nbgrader, raw = rows["nbgrader"].seconds, rows["raw"].seconds
+    lines = [f"| run | {n} notebooks | per notebook | vs nbgrader | vs raw nbclient |", "|---|---|---|---|---|"]
+    for row in rows.values():
+        lines.append(f"| {row.label} | {row.seconds:.1f} s | {row.seconds / n:.2f} s | {row.seconds / nbgrader:.2f}x "
+                     f"| {row.seconds / raw:.2f}x |")
+    if workers > 1:
+        speedup = rows["ours_1"].seconds / rows[f"ours_{workers}"].seconds
+        lines += ["", f"This grader with {workers} workers against 1: {speedup:.2f}x faster."]
+    return lines
+
+
+def goals(rows: dict[str, Row], workers: int) -> list[str]:
+    """Issue 15's targets for this table."""
+    one = rows["ours_1"].seconds
+    nbgrader, raw = rows["nbgrader"].seconds, rows["raw"].seconds
+    checks = [(f"one worker at most 0.5x nbgrader: {one / nbgrader:.2f}x", one <= 0.5 * nbgrader),
+              (f"one worker at most 0.6x raw nbclient: {one / raw:.2f}x", one <= 0.6 * raw)]
+    if workers == 2:
+        speedup = one / rows["ours_2"].seconds
+        checks.append((f"2 workers at least 1.7x faster than 1: {speedup:.2f}x", speedup >= 1.7))
+    return [f"- {'met' if ok else 'missed'}: {text}" for text, ok in checks]
+
+
+def verdict_table(rows: dict[str, Row], subs: list[pa.Submission]) -> list[str]:
+    lines = ["| student | submission | written to | nbgrader | otter | this grader |", "|---|---|---|---|---|---|"]
+    for sub in subs:
+        cells = []
+        for g in GRADERS:
+            score, top = rows[g].scores.get(sub.student, (0.0, 0.0))
+            cells.append(f"{_word(rows[g].verdicts().get(sub.student))} ({score:g}/{top:g})")
+        lines.append(f"| {sub.student} | {sub.what} | {_word(sub.passes)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(rows: dict[str, Row], subs: list[pa.Submission], workers: int, loads: tuple, problems: list[str]) -> str:
+    n = len(subs)
+    about = (f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {loads[0]:.2f} before and "
+             f"{loads[1]:.2f} after. Each row is one process grading all {n} notebooks, start-up included, with "
+             "OMP_NUM_THREADS=1 and MPLBACKEND=Agg. Made by `make bench-peers` (bench/peers.py).")
+    head = [f"# Peers benchmark: {n} torch submissions, one at a time, measured in one run", "", about, ""]
+    body = table(rows, n, workers) + ["", "Issue 15's targets:"] + goals(rows, workers)
+    agree = ["", "## Verdicts (pass = full marks)", ""]
+    agree += [f"- {p}" for p in problems] or [
+        "The graders agree on every notebook, and with what each was written to be."]
+    return "\n".join(head + body + agree + [""] + verdict_table(rows, subs)) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20, help="submissions (default 20)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="this grader's second run (default: the cores)")
+    parser.add_argument("--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python",
+                        help="the python of the peers' venv (default .venv-peers, built by make bench-peers)")
+    parser.add_argument("--otter-cli", action="store_true", help="also time `otter run`, a process per notebook")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print where it is")
+    args = parser.parse_args(argv)
+    if not args.peers_python.exists():
+        print(f"{args.peers_python} is missing: run `make bench-peers`, which builds it", file=sys.stderr)
+        return 2
+    subs = pa.submissions(args.n)
+    folder = tempfile.mkdtemp(prefix="peers-bench-")
+    bench = Bench(Path(folder), args.peers_python.absolute(), args.n)
+    print(f"preparing {args.n} submissions in each format under {folder}", flush=True)
+    bench.prepare(subs)
+    loads = [os.getloadavg()[0]]
+    steps = [("raw", bench.raw), ("nbgrader", bench.nbgrader), ("otter", bench.otter_api)]
+    steps += [("otter_cli", bench.otter_cli)] if args.otter_cli else []
+    steps += [("ours_1", lambda: bench.ours(1))]
+    steps += [(f"ours_{args.workers}", lambda: bench.ours(args.workers))] if args.workers > 1 else []
+    rows = {}
+    for key, step in steps:
+        rows[key] = step()
+        print(f"{rows[key].label}: {rows[key].seconds:.1f} s", flush=True)
+    loads.append(os.getloadavg()[0])
+    problems = disagreements(rows, subs)
+    text = report(rows, subs, args.workers, tuple(loads), problems)
+    print("\n" + text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "peers.md").write_text(text)
+    record("peers", {"notebooks": args.n, "workers": args.workers, "load_average": loads,
+                     "seconds": {k: r.seconds for k, r in rows.items()},
+                     "verdicts": {k: r.verdicts() for k, r in rows.items() if k != "raw"}, "disagreements": problems})
+    print(f"written {OUT / 'peers.md'} and {OUT / 'peers.json'}")
+    if args.keep:
+        print(f"kept {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""A pre-warmed kernel factory: one parent imports torch once, each submission gets a fresh forked child.
+
+The parent (``zygote.py``) runs no student code; each child applies the whole sandbox before the
+kernel starts (see ``zygote.py``), so isolation is the fresh launch's. Where forking is not
+possible (not Linux, or the parent failed to warm up), ``start_factory`` returns a factory that is
+not ``ready`` and says why; kernels then start fresh and ``SubmissionResult.sandbox`` records it.
+Use: ``with start_factory() as factory: grade_submission(..., factory=factory.handle)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ZYGOTE = pathlib.Path(__file__).with_name("zygote.py")
+CLIENT = pathlib.Path(__file__).with_name("factory_client.py")
+# What every kernel imports anyway: the prelude and the export need torch, plots need pyplot with Agg.
+PRELOAD = ("ipykernel.kernelapp", "numpy", "torch", "matplotlib.pyplot")
+WARM_TIMEOUT_S = 120
+HEADROOM_MB = 512  # what a kernel must be able to allocate above the factory's own mappings
+OFF_ENV = "GRADER_KERNEL_FACTORY"  # "0" turns the factory off (fresh launches), e.g. to measure it
+
+
+@dataclasses.dataclass(frozen=True)
+class FactoryHandle:
+    """What a worker needs to ask the factory for a kernel: picklable, so batch workers get it too.
+
+    Without a ``socket`` there is no factory, and ``reason`` says why kernels start fresh.
+    """
+
+    socket: str | None
+    reason: str = ""
+    mapped_mb: int = 0  # the address space every forked kernel starts with (torch and friends already loaded)
+
+    def within(self, memory_mb: int) -> FactoryHandle:
+        """This handle, or a fresh-launch one when a kernel limited to ``memory_mb`` would have no room to grow."""
+        if self.socket and memory_mb < self.mapped_mb + HEADROOM_MB:
+            return FactoryHandle(None, f"the memory limit ({memory_mb} MB) leaves no room above what a warm kernel "
+                                       f"already maps ({self.mapped_mb} MB)")
+        return self
+
+    def wrap(self, fresh: list[str]) -> list[str]:
+        """The kernel command that forks from the factory, falling back to ``fresh`` if it is gone."""
+        return [sys.executable, "-I", "-S", str(CLIENT), self.socket, "--", *fresh] if self.socket else fresh
+
+
+@dataclasses.dataclass
+class KernelFactory:
+    """A running factory (``ready``), or why there is none (``reason``)."""
+
+    ready: bool
+    reason: str = ""
+    process: subprocess.Popen | None = None
+    folder: pathlib.Path | None = None
+    warm_seconds: float = 0.0
+    mapped_mb: int = 0
+
+    @property
+    def handle(self) -> FactoryHandle:
+        if self.ready and self.folder:
+            return FactoryHandle(str(self.folder / "factory.sock"), mapped_mb=self.mapped_mb)
+        return FactoryHandle(None, self.reason)
+
+    def alive(self) -> bool:
+        return self.ready and self.process is not None and self.process.poll() is None
+
+    def close(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.process.stdout.close()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.ready = False
+
+    def __enter__(self) -> KernelFactory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _refused(reason: str) -> KernelFactory:
+    return KernelFactory(False, reason)
+
+
+def launch_factory(preload: tuple[str, ...] = PRELOAD) -> KernelFactory:
+    """Start the parent without waiting for it to warm up; ``wait_ready`` finishes the start.
+
+    The socket sits in a folder only the grader's uid can enter, outside every sandbox's view (the
+    sandbox's mount namespace shows none of the grader's temp files), and the parent also refuses
+    any other uid.
+    """
+    if os.environ.get(OFF_ENV) == "0":
+        return _refused(f"turned off ({OFF_ENV}=0)")
+    if sys.platform != "linux" or not hasattr(os, "fork"):
+        return _refused(f"forking a warm kernel needs Linux (this is {sys.platform})")
+    from grader.kernel.sandbox import scrubbed_env
+
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="grader-factory-"))
+    os.chmod(folder, 0o700)
+    (folder / "home").mkdir()
+    env = scrubbed_env(folder / "home")
+    env.pop("GRADER_SANDBOX", None)
+    with open(folder / "factory.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, str(ZYGOTE), str(folder / "factory.sock"),
+                                    json.dumps(list(preload))], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=log, env=env, cwd=folder / "home", start_new_session=True)
+    return KernelFactory(False, "warming up", process, folder)
+
+
+def wait_ready(factory: KernelFactory, timeout_s: float = WARM_TIMEOUT_S) -> KernelFactory:
+    """Block until the parent has imported everything and listens, or record why it never will."""
+    if factory.process is None or factory.ready:
+        return factory
+    start = time.monotonic()
+    ready, _, _ = select.select([factory.process.stdout], [], [], timeout_s)
+    try:
+        line = factory.process.stdout.readline().decode(errors="replace").strip() if ready else \
+            f"no answer within {timeout_s:g} s"
+    except OSError as e:
+        line = f"no answer ({e})"
+    factory.warm_seconds = time.monotonic() - start
+    if line.startswith("ready "):
+        factory.ready, factory.reason, factory.mapped_mb = True, "", int(line.split()[1]) // 1024
+        return factory
+    err = _log_tail(factory.folder / "factory.log")
+    factory.close()
+    factory.reason = f"the factory did not warm up: {line or 'it exited'}{f' ({err})' if err else ''}"
+    return factory
+
+
+def start_factory(preload: tuple[str, ...] = PRELOAD, timeout_s: float = WARM_TIMEOUT_S) -> KernelFactory:
+    """A warm factory, or one that says why there is none; use it as a context manager."""
+    return wait_ready(launch_factory(preload), timeout_s)
+
+
+def _log_tail(path: pathlib.Path) -> str:
+    try:
+        return path.read_text(errors="replace").strip().splitlines()[-1][:300]
+    except (OSError, IndexError):
+        return ""

@@ -1,0 +1,78 @@
+"""The kernel command when a factory is warm: ``python factory_client.py SOCKET -- LAUNCHER PLAN -- KERNEL...``.
+
+Standard library only, so it starts in milliseconds. It asks the factory (``zygote.py``) for a
+forked kernel with the launcher's plan and the kernel's arguments, hands over its own stdin,
+stdout and stderr, forwards the signals jupyter_client sends it, and exits as the kernel did. If
+the factory cannot be reached, it execs the fresh launch it was given instead and says so on
+stderr (the kernel log), so the grader records why.
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+
+RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+FELL_BACK = "grader-factory: fresh launch:"
+
+
+def _request(fresh: list) -> dict:
+    """The launcher's plan and the kernel's own arguments, read from the fresh launch command."""
+    launcher_end = fresh.index("--")
+    kernel = fresh[launcher_end + 1:]
+    module = kernel.index("ipykernel_launcher")
+    return {"plan": json.loads(fresh[launcher_end - 1]), "argv": kernel[module + 1:], "env": dict(os.environ),
+            "cwd": os.getcwd()}
+
+
+def _read_line(conn: socket.socket, buffer: bytearray) -> dict | None:
+    while b"\n" not in buffer:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return json.loads(line)
+
+
+def main(argv: list) -> None:
+    path, fresh = argv[1], argv[argv.index("--") + 1:]
+    buffer = bytearray()
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(path)
+        socket.send_fds(conn, [json.dumps(_request(fresh)).encode() + b"\n"], [0, 1, 2])
+        reply = _read_line(conn, buffer)
+        if not reply or "pid" not in reply:
+            raise ConnectionError("the factory did not fork a kernel")
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"{FELL_BACK} the factory could not be used ({type(e).__name__}: {e})\n")
+        sys.stderr.flush()
+        os.execv(fresh[0], fresh)
+    child = reply["pid"]
+
+    def forward(signum, frame) -> None:
+        try:
+            os.kill(child, signum)
+        except OSError:  # already gone: the factory reports how it ended
+            pass
+
+    for sig in RELAYED:
+        signal.signal(sig, forward)
+    while True:
+        try:
+            ended = _read_line(conn, buffer)
+            break
+        except InterruptedError:
+            continue
+    code = ended["exit"] if ended else 70
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

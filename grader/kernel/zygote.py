@@ -1,0 +1,177 @@
+"""The pre-warmed kernel factory's parent: ``python zygote.py SOCKET PRELOAD_JSON``.
+
+It imports once what every kernel needs (ipykernel, numpy, torch, matplotlib with Agg), checks it
+is still single-threaded, then serves requests on a unix socket that only the grader's own uid may
+use. For each request it forks a child that applies the whole sandbox
+(``sandbox_launch.apply``: session, control group, namespaces, mounts, rlimits, the drop to the
+sandbox user) before any student byte runs, reseeds every random generator from OS entropy as a
+fresh process would, and only then starts ipykernel on the request's connection file.
+
+The parent never runs student code and no child is ever reused. When the requesting client's
+connection closes (the grader killed the kernel), the child is killed; when the child ends, its
+exit status goes back to the client.
+
+Run as a script: ``sandbox_launch`` beside it is imported as a plain module, never ``grader``, so
+nothing of the grader (or the reference solutions it could reach) is loaded into kernels.
+"""
+
+import ctypes
+import importlib
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import struct
+import sys
+
+import sandbox_launch
+
+PR_SET_PDEATHSIG = 1
+KERNEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE)
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    """One JSON line and the client's stdin, stdout and stderr, passed as descriptors."""
+    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    while not message.endswith(b"\n"):
+        more = conn.recv(1 << 20)
+        if not more:
+            raise ConnectionError("the request ended early")
+        message += more
+    return json.loads(message), fds
+
+
+def _reseed() -> None:
+    """Fresh entropy for every generator a fresh process would seed itself."""
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    if "torch" in sys.modules:
+        sys.modules["torch"].seed()
+
+
+def _become_kernel(request: dict, fds: list[int], closing: list) -> None:
+    """In the forked child: the sandbox first, then the kernel. Never returns."""
+    try:
+        for sock in closing:
+            sock.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        for sig in KERNEL_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        sandbox_launch.apply(request["plan"])
+        _reseed()
+        # ipykernel read these from the environment when the factory imported it, before this kernel's existed.
+        argv = [*request["argv"], f"--IPKernelApp.parent_handle={int(os.environ.get('JPY_PARENT_PID') or 0)}"]
+        sys.argv = ["ipykernel_launcher", *argv]
+        sys.path[0] = os.getcwd()  # as ``python -m ipykernel_launcher`` would have it, not this script's folder
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance(argv=argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except sandbox_launch.SandboxSetupError as e:
+        sys.stderr.write(f"sandbox: setup failed: {e}\n")
+        code = 70
+    except BaseException as e:  # noqa: BLE001 - the child must never return into the factory's loop
+        sys.stderr.write(f"factory: the kernel could not start: {type(e).__name__}: {e}\n")
+        code = 71
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _status(wait_status: int) -> int:
+    return -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
+
+
+def serve(listener: socket.socket) -> None:
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    children: dict[int, socket.socket] = {}  # child pid -> its client's connection
+    uid = os.getuid()
+    while True:
+        for key, _ in selector.select(timeout=0.05):
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                if _peer_uid(conn) != uid:  # a sandbox user that somehow reached the socket
+                    conn.close()
+                    continue
+                try:
+                    request, fds = _read_request(conn)
+                except (OSError, ValueError):
+                    conn.close()
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    _become_kernel(request, fds, [listener, conn, *children.values()])
+                for fd in fds:
+                    os.close(fd)
+                children[pid] = conn
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                selector.register(conn, selectors.EVENT_READ, pid)
+            else:  # the client went away (killed, or the grader stopped): its kernel goes too
+                if not key.fileobj.recv(1):
+                    selector.unregister(key.fileobj)
+                    if key.data in children:
+                        try:
+                            os.kill(key.data, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+        while children:
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = children.pop(pid, None)
+            if conn is not None:
+                try:
+                    conn.sendall(json.dumps({"exit": _status(wait_status)}).encode() + b"\n")
+                except OSError:
+                    pass
+                try:
+                    selector.unregister(conn)
+                except (KeyError, ValueError):  # already gone: its client closed first
+                    pass
+                conn.close()
+
+
+def main(argv: list) -> None:
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the grader
+    path, preload = argv[1], json.loads(argv[2])
+    for name in preload:
+        importlib.import_module(name)
+    threads = _threads()
+    if threads != 1:  # a fork would copy a thread pool's locks but not its threads
+        sys.stdout.write(f"refused: {threads} threads after the imports; a fork is only safe from one\n")
+        sys.stdout.flush()
+        sys.exit(3)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    mapped_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:"))
+    sys.stdout.write(f"ready {mapped_kb}\n")  # a kernel's memory limit must leave room above this
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    serve(listener)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,201 @@
+"""The pre-warmed kernel factory: forked kernels are as isolated from each other as fresh ones.
+
+Two submissions forked one after the other from the same factory: the second sees nothing the
+first did (globals, patched modules, files, environment, thread settings), every random generator
+starts from fresh entropy, the parent forks only while single-threaded, and a lost factory means a
+fresh launch (with the reason recorded), never a lost grade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import nbformat
+import pytest
+
+from grader.assignments.catalog import load_spec_file
+from grader.grading.engine import run_notebook
+from grader.kernel.factory import ZYGOTE, FactoryHandle, start_factory
+from grader.kernel.notebook import read_submission
+
+SPEC = """
+id = "probe"
+title = "What a kernel sees"
+[limits]
+cell_timeout_s = 60
+total_timeout_s = 120
+[[exports]]
+name = "probe"
+kind = "dict"
+[[checks]]
+id = "defined"
+kind = "defined"
+points = 1
+[checks.params]
+value = "probe"
+"""
+
+# Everything one submission could leave behind for the next, then what the next one sees.
+MEDDLE = """
+import json, os, random, sys, pathlib, types
+import numpy, torch
+left_behind = "first"
+sys.modules["json"].dumps_original = json.dumps
+sys.modules["evil_module"] = types.ModuleType("evil_module")
+pathlib.Path("left.txt").write_text("x")
+pathlib.Path(os.environ["TMPDIR"], "left.txt").write_text("x")
+os.environ["LEFT_BEHIND"] = "1"
+torch.set_num_threads(2)
+"""
+LOOK = """
+import json, os, random, sys, pathlib, threading
+import numpy, torch
+probe = {
+    "global": "left_behind" in globals(),
+    "patched json": hasattr(sys.modules["json"], "dumps_original"),
+    "evil module": "evil_module" in sys.modules,
+    "files": sorted(p.name for p in pathlib.Path(".").iterdir() if p.name.startswith("left")),
+    "tmp files": sorted(os.listdir(os.environ["TMPDIR"])),
+    "env": "LEFT_BEHIND" in os.environ,
+    "torch threads": torch.get_num_threads(),
+    "random": random.random(),
+    "numpy": float(numpy.random.random()),
+    "torch": float(torch.rand(1)),
+    "torch seed": torch.initial_seed(),
+    "pid": os.getpid(),
+}
+"""
+
+
+def _notebook(folder: pathlib.Path, name: str, *cells: str) -> pathlib.Path:
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def factory():
+    with start_factory() as warm:
+        assert warm.ready, warm.reason
+        yield warm
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("probe-spec") / "probe"
+    folder.mkdir()
+    (folder / "spec.toml").write_text(SPEC)
+    return load_spec_file(folder / "spec.toml")
+
+
+def _probe(path: pathlib.Path, spec, handle: FactoryHandle | None):
+    run = run_notebook(read_submission(path), spec, factory=handle)
+    assert run.exports.found, run.execution.reason
+    return run, run.exports.values["probe"]
+
+
+def test_a_forked_kernel_sees_nothing_of_the_one_before_it(factory, spec, tmp_path):
+    first, _ = _probe(_notebook(tmp_path, "first", MEDDLE, LOOK), spec, factory.handle)
+    second, seen = _probe(_notebook(tmp_path, "second", LOOK), spec, factory.handle)
+    assert first.sandbox["kernel_start"] == second.sandbox["kernel_start"] == "forked from the pre-warmed factory"
+    assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
+                           "tmp files": [], "env": False, "torch threads": 1}
+
+
+def test_every_forked_kernel_draws_fresh_random_numbers(factory, spec, tmp_path):
+    draws = [_probe(_notebook(tmp_path, f"n{i}", LOOK), spec, factory.handle)[1] for i in range(2)]
+    for generator in ("random", "numpy", "torch", "torch seed"):
+        assert draws[0][generator] != draws[1][generator], generator
+
+
+def test_without_the_factory_the_kernel_starts_fresh_and_says_why(factory, spec, tmp_path):
+    run, seen = _probe(_notebook(tmp_path, "alone", LOOK), spec, FactoryHandle(None, "turned off (--no-factory)"))
+    assert run.sandbox["kernel_start"] == "fresh launch: turned off (--no-factory)"
+    assert seen["torch threads"] == 1
+
+
+def test_a_lost_factory_means_a_fresh_launch_not_a_lost_grade(spec, tmp_path):
+    with start_factory() as doomed:
+        handle = doomed.handle
+        doomed.process.kill()
+        doomed.process.wait()
+        run, _ = _probe(_notebook(tmp_path, "orphan", LOOK), spec, handle)
+    assert run.sandbox["kernel_start"].startswith("fresh launch: the factory could not be used")
+
+
+def test_the_factory_refuses_to_fork_once_a_thread_is_running(tmp_path):
+    (tmp_path / "starts_a_thread.py").write_text("import threading, time\n"
+                                                 "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+    done = subprocess.run([sys.executable, str(ZYGOTE), str(tmp_path / "s.sock"), json.dumps(["starts_a_thread"])],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 3 and done.stdout.startswith("refused: 2 threads"), done.stdout + done.stderr
+    assert not (tmp_path / "s.sock").exists()
+
+
+def test_the_warm_parent_itself_is_single_threaded(factory):
+    assert len(os.listdir(f"/proc/{factory.process.pid}/task")) == 1
+    time.sleep(0.2)  # and stays so while it serves
+    assert len(os.listdir(f"/proc/{factory.process.pid}/task")) == 1
+
+
+NOBODY = 65534
+AS_NOBODY = r"""
+import json, pathlib, sys
+import nbformat
+from grader.assignments.catalog import load_spec_file
+from grader.grading.engine import run_notebook
+from grader.kernel.factory import start_factory
+from grader.kernel.notebook import read_submission
+
+folder = pathlib.Path(sys.argv[1])
+meddle, look = json.loads(sys.argv[2])
+spec = load_spec_file(folder / "probe" / "spec.toml")
+seen = []
+with start_factory() as factory:
+    assert factory.ready, factory.reason
+    for name, cells in (("first", [meddle, look]), ("second", [look])):
+        path = folder / f"{name}.ipynb"
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+        run = run_notebook(read_submission(path), spec, factory=factory.handle)
+        seen.append({"start": run.sandbox["kernel_start"], "pid_namespace": run.sandbox["pid_namespace"],
+                     "probe": run.exports.values.get("probe"), "reason": run.execution.reason})
+print(json.dumps(seen))
+"""
+
+
+def _reachable_by_others(path: str) -> bool:
+    """Whether another user can start this interpreter (not so when it lives under a private /root)."""
+    real = pathlib.Path(os.path.realpath(path))
+    return all(p.stat().st_mode & 0o001 for p in real.parents) and bool(real.stat().st_mode & 0o001)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root to become another user (setpriv)")
+@pytest.mark.skipif(not _reachable_by_others(sys.executable),
+                    reason="another user cannot start this interpreter (it lives in a folder private to root)")
+def test_forked_kernels_are_isolated_when_the_grader_is_not_root():
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="grader-nonroot-factory-"))
+    try:
+        folder.chmod(0o777)
+        (folder / "probe").mkdir()
+        (folder / "probe" / "spec.toml").write_text(SPEC)
+        done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable,
+                               "-c", AS_NOBODY, str(folder), json.dumps([MEDDLE, LOOK])],
+                              capture_output=True, text=True, timeout=600, cwd=pathlib.Path(__file__).parent.parent,
+                              env={"PATH": os.environ["PATH"], "HOME": str(folder), "TMPDIR": "/tmp"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        first, second = json.loads(done.stdout.strip().splitlines()[-1])
+        assert first["start"] == second["start"] == "forked from the pre-warmed factory", (first, second)
+        seen = second["probe"]
+        assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
+                               "tmp files": [], "env": False, "torch threads": 1}
+        assert first["probe"]["random"] != seen["random"] and first["probe"]["torch seed"] != seen["torch seed"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

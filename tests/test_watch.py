@@ -1,0 +1,102 @@
+"""``grader check --watch``: a real student loop, driven as a student would drive it.
+
+The notebook is saved wrong, then fixed; each save gets a new table and a rewritten HTML page,
+labelled as the self-check; a save that changes nothing reruns nothing; Ctrl-C ends it cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import nbformat
+
+SPEC = """
+id = "answer"
+title = "One answer"
+[limits]
+cell_timeout_s = 60
+total_timeout_s = 120
+[[exports]]
+name = "answer"
+kind = "number"
+[[checks]]
+id = "answer-defined"
+kind = "defined"
+points = 1
+[checks.params]
+value = "answer"
+"""
+
+
+def _save(path: pathlib.Path, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells],
+                                  metadata={"grader": {"exercise": "answer"}})
+    tmp = path.with_suffix(".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(path)  # as editors save: a whole new file in one step
+
+
+def _reader(process: subprocess.Popen) -> queue.Queue:
+    """The process's stdout, line by line, as it comes (a thread: select() cannot see Python's own buffer)."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    return lines
+
+
+def _lines_until(lines: queue.Queue, needle: str, timeout_s: float = 240) -> str:
+    """stdout up to and including the first line holding ``needle``."""
+    seen, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    raise AssertionError(f"no line with {needle!r}; got:\n{''.join(seen)}")
+
+
+def test_watch_rechecks_each_save_and_stops_on_ctrl_c(tmp_path):
+    exercises = tmp_path / "exercises"
+    (exercises / "answer").mkdir(parents=True)
+    (exercises / "answer" / "spec.toml").write_text(SPEC)
+    notebook = tmp_path / "work.ipynb"
+    html = tmp_path / "work.feedback.html"
+    _save(notebook, "x = 1")
+    env = {**os.environ, "GRADER_EXERCISES": str(exercises), "COLUMNS": "200"}
+    process = subprocess.Popen([sys.executable, "-m", "grader", "check", str(notebook), "--watch"], cwd=tmp_path,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = _reader(process)
+    try:
+        first = _lines_until(lines, "Watching")
+        assert "self-check" in first and "Self-check only: not your grade." in first
+        assert "FAIL" in first and "Score 0/1" in first
+        assert "FAIL" in html.read_text() or "fail" in html.read_text().lower()
+        written = html.stat().st_mtime_ns
+
+        _save(notebook, "x = 1")  # saved again, unchanged: nothing to re-check
+        _save(notebook, "x = 1", "answer = 42")
+        second = _lines_until(lines, "Watching")
+        assert "Score 1/1" in second and second.count("Watching") == 1
+        assert html.stat().st_mtime_ns > written
+
+        notebook.write_text("{ half a notebook")  # a save caught half-way: reported, and the watch goes on
+        third = _lines_until(lines, "Watching")
+        assert "invalid" in third.lower()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
