@@ -29,7 +29,6 @@ import sys
 import sandbox_launch
 
 PR_SET_PDEATHSIG = 1
-KERNEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE)
 
 
 def _threads() -> int:
@@ -64,13 +63,12 @@ def _reseed() -> None:
 def _become_kernel(request: dict, fds: list[int], closing: list) -> None:
     """In the forked child: the sandbox first, then the kernel. Never returns."""
     try:
-        for sock in closing:
-            sock.close()
+        for held in closing:  # the factory's listener, connections and selector: nothing for the kernel
+            held.close()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        for sig in KERNEL_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the factory's only handler; the rest are a fresh Python's
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -119,7 +117,7 @@ def serve(listener: socket.socket) -> None:
                     continue
                 pid = os.fork()
                 if pid == 0:
-                    _become_kernel(request, fds, [listener, conn, *children.values()])
+                    _become_kernel(request, fds, [selector, listener, conn, *children.values()])
                 for fd in fds:
                     os.close(fd)
                 children[pid] = conn
