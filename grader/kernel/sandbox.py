@@ -169,12 +169,19 @@ def _reap(pid: int, wait_s: float = 1.0) -> None:
 
 
 def _user_processes(uid: int) -> list[int]:
+    """The live processes of ``uid``: zombies are left out, as they run nothing and only their parent can clear them
+    (an orphan's new parent may be a container's init that never reaps)."""
     found = []
     for proc in pathlib.Path("/proc").iterdir():
         with contextlib.suppress(OSError):
-            if proc.name.isdigit() and proc.stat().st_uid == uid:
+            if proc.name.isdigit() and proc.stat().st_uid == uid and not _zombie(proc):
                 found.append(int(proc.name))
     return found
+
+
+def _zombie(proc: pathlib.Path) -> bool:
+    stat_line = (proc / "stat").read_text()
+    return stat_line[stat_line.rindex(")") + 2:].startswith(("Z", "X"))
 
 
 def _kill_user(uid: int, rounds: int = 50) -> None:
@@ -371,6 +378,9 @@ def _claim_user(sandbox: Sandbox) -> None:
     probe_plan["reveal_tmp"] = None if shown is None else [e for e in shown if e != sandbox.root.name]
     probe_plan["readonly"] = []  # reading data is not what the probe tests
     probe_plan["hide"], probe_plan["stub"] = [], []
+    # This sandbox's own paths would make every probe unique: a batch of 200 would pay 200 probes.
+    probe_plan["stub_source"] = probe_plan["workdir"] = ""
+    probe_plan["work_mb"] = None
     if _plan_works(json.dumps(probe_plan, sort_keys=True)):
         _kill_user(uid)  # leftovers of a grader that was killed mid-run
     else:
