@@ -27,7 +27,7 @@ from grader.assignments.version import grader_version
 from grader.errors import UserError
 from grader.grading.discover import Found
 from grader.grading.engine import grade_submission
-from grader.kernel.factory import FactoryHandle, start_factory
+from grader.kernel.factory import FactoryHandle, launch_factory
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.secrets import fingerprint, hidden_seeds
 from grader.kernel.notebook import InvalidNotebook, read_submission
@@ -320,8 +320,9 @@ def _with_factory(jobs: list[Job], stack: contextlib.ExitStack) -> list[Job]:
     """
     if isinstance(load_assignment(jobs[0].exercise_id), Quiz) or sum(1 for job in jobs if job.path) < 2:
         return jobs
-    factory = stack.enter_context(start_factory())
-    return [dataclasses.replace(job, factory=factory.handle) for job in jobs]
+    # Not waited for here: it warms up while the workers start, and each job waits for it (FactoryHandle.resolve).
+    factory = stack.enter_context(launch_factory())
+    return [dataclasses.replace(job, factory=factory.pending_handle) for job in jobs]
 
 
 class SecretMismatch(UserError):

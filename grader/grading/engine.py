@@ -100,7 +100,7 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
     stubs, folders = solution_material(exercise)
     sandbox = open_sandbox(exercise.spec.limits, extra_env=env, hide=(*hide, *folders), readonly=tuple(env.values()),
                            stub=stubs)
-    sandbox.factory = factory.within(exercise.spec.limits.memory_mb) if factory else None
+    sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
     try:
         requests = [e.request() for e in exercise.spec.exports]
         models = any(e.input_shape for e in exercise.spec.exports)

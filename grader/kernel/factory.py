@@ -42,6 +42,29 @@ class FactoryHandle:
     socket: str | None
     reason: str = ""
     mapped_mb: int = 0  # the address space every forked kernel starts with (torch and friends already loaded)
+    warming_pid: int = 0  # the factory's pid while it may still be warming up (see ``resolve``)
+
+    def resolve(self, timeout_s: float = WARM_TIMEOUT_S) -> FactoryHandle:
+        """A handle to a ready factory, waiting for one still warming up; or a fresh-launch one saying why.
+
+        A batch hands its workers the handle before the factory is warm, so that the workers' own start-up
+        and the factory's imports overlap.
+        """
+        if not self.warming_pid or not self.socket:
+            return self
+        status_file = pathlib.Path(self.socket).with_name("status")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                status = status_file.read_text().strip()
+            except OSError:
+                status = ""
+            if status.startswith("ready "):
+                return FactoryHandle(self.socket, mapped_mb=int(status.split()[1]) // 1024)
+            if status or not _running(self.warming_pid):
+                return FactoryHandle(None, f"the factory did not warm up: {status or 'it exited'}")
+            time.sleep(0.02)
+        return FactoryHandle(None, f"the factory did not warm up within {timeout_s:g} s")
 
     def within(self, memory_mb: int) -> FactoryHandle:
         """This handle, or a fresh-launch one when a kernel limited to ``memory_mb`` would have no room to grow."""
@@ -71,6 +94,14 @@ class KernelFactory:
         if self.ready and self.folder:
             return FactoryHandle(str(self.folder / "factory.sock"), mapped_mb=self.mapped_mb)
         return FactoryHandle(None, self.reason)
+
+    @property
+    def pending_handle(self) -> FactoryHandle:
+        """A handle usable before the factory is warm: ``FactoryHandle.resolve`` waits for it where it is used."""
+        if self.process is not None and self.folder is not None and (self.ready or self.process.poll() is None):
+            return FactoryHandle(str(self.folder / "factory.sock"), mapped_mb=self.mapped_mb,
+                                 warming_pid=0 if self.ready else self.process.pid)
+        return FactoryHandle(None, self.reason if self.process is None else "the factory exited while warming up")
 
     def alive(self) -> bool:
         return self.ready and self.process is not None and self.process.poll() is None
@@ -145,6 +176,19 @@ def wait_ready(factory: KernelFactory, timeout_s: float = WARM_TIMEOUT_S) -> Ker
 def start_factory(preload: tuple[str, ...] = PRELOAD, timeout_s: float = WARM_TIMEOUT_S) -> KernelFactory:
     """A warm factory, or one that says why there is none; use it as a context manager."""
     return wait_ready(launch_factory(preload), timeout_s)
+
+
+def zombie(proc: pathlib.Path) -> bool:
+    """Whether the process at ``/proc/<pid>`` has ended and waits to be reaped (it runs nothing any more)."""
+    stat_line = (proc / "stat").read_text()
+    return stat_line[stat_line.rindex(")") + 2:].startswith(("Z", "X"))
+
+
+def _running(pid: int) -> bool:
+    try:
+        return not zombie(pathlib.Path(f"/proc/{pid}"))
+    except OSError:
+        return False
 
 
 def _log_tail(path: pathlib.Path) -> str:

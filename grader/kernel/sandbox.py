@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from grader.kernel import cgroups, sandbox_files
-from grader.kernel.factory import FactoryHandle
+from grader.kernel.factory import FactoryHandle, zombie
 from grader.kernel.limits import Limits
 
 LAUNCHER = pathlib.Path(__file__).with_name("sandbox_launch.py")
@@ -174,14 +174,10 @@ def _user_processes(uid: int) -> list[int]:
     found = []
     for proc in pathlib.Path("/proc").iterdir():
         with contextlib.suppress(OSError):
-            if proc.name.isdigit() and proc.stat().st_uid == uid and not _zombie(proc):
+            if proc.name.isdigit() and proc.stat().st_uid == uid and not zombie(proc):
                 found.append(int(proc.name))
     return found
 
-
-def _zombie(proc: pathlib.Path) -> bool:
-    stat_line = (proc / "stat").read_text()
-    return stat_line[stat_line.rindex(")") + 2:].startswith(("Z", "X"))
 
 
 def _kill_user(uid: int, rounds: int = 50) -> None:

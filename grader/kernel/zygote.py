@@ -151,6 +151,16 @@ def serve(listener: socket.socket) -> None:
                 conn.close()
 
 
+def _announce(path: str, status: str) -> None:
+    """``status`` on stdout and in a file beside the socket, for workers that only know the socket's path."""
+    folder = os.path.dirname(path)
+    with open(os.path.join(folder, "status.tmp"), "w") as f:
+        f.write(status + "\n")
+    os.replace(os.path.join(folder, "status.tmp"), os.path.join(folder, "status"))
+    sys.stdout.write(status + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list) -> None:
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the grader
     path, preload = argv[1], json.loads(argv[2])
@@ -158,16 +168,14 @@ def main(argv: list) -> None:
         importlib.import_module(name)
     threads = _threads()
     if threads != 1:  # a fork would copy a thread pool's locks but not its threads
-        sys.stdout.write(f"refused: {threads} threads after the imports; a fork is only safe from one\n")
-        sys.stdout.flush()
+        _announce(path, f"refused: {threads} threads after the imports; a fork is only safe from one")
         sys.exit(3)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
-    mapped_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:"))
-    sys.stdout.write(f"ready {mapped_kb}\n")  # a kernel's memory limit must leave room above this
-    sys.stdout.flush()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    mapped_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:"))
+    _announce(path, f"ready {mapped_kb}")  # a kernel's memory limit must leave room above this
     serve(listener)
 
 
