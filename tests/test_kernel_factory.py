@@ -24,6 +24,7 @@ from grader.assignments.catalog import load_spec_file
 from grader.grading.engine import run_notebook
 from grader.kernel.factory import ZYGOTE, FactoryHandle, start_factory
 from grader.kernel.notebook import read_submission
+from grader.kernel.sandbox import LAUNCHER, needed_paths, reveal_plan
 
 SPEC = """
 id = "probe"
@@ -170,24 +171,24 @@ print(json.dumps(seen))
 """
 
 
-def _reachable_by_others(path: str) -> bool:
-    """Whether another user can start this interpreter (not so when it lives under a private /root)."""
-    real = pathlib.Path(os.path.realpath(path))
-    return all(p.stat().st_mode & 0o001 for p in real.parents) and bool(real.stat().st_mode & 0o001)
+def _as_nobody(command: list[str]) -> list[str]:
+    """``command`` run as nobody, in a mount namespace that shows nobody the interpreter and this checkout even
+    where they sit under a folder private to root (a pyenv in /root): the sandbox's own reveal, applied by its
+    own launcher."""
+    plan = {"rlimits": {}, "namespaces": True, "reveal": reveal_plan(needed_paths())}
+    return [sys.executable, str(LAUNCHER), json.dumps(plan), "--", shutil.which("setpriv"), f"--reuid={NOBODY}",
+            f"--regid={NOBODY}", "--clear-groups", *command]
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root to become another user (setpriv)")
-@pytest.mark.skipif(not _reachable_by_others(sys.executable),
-                    reason="another user cannot start this interpreter (it lives in a folder private to root)")
 def test_forked_kernels_are_isolated_when_the_grader_is_not_root():
     folder = pathlib.Path(tempfile.mkdtemp(prefix="grader-nonroot-factory-"))
     try:
         folder.chmod(0o777)
         (folder / "probe").mkdir()
         (folder / "probe" / "spec.toml").write_text(SPEC)
-        done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable,
-                               "-c", AS_NOBODY, str(folder), json.dumps([MEDDLE, LOOK])],
+        done = subprocess.run(_as_nobody([sys.executable, "-c", AS_NOBODY, str(folder), json.dumps([MEDDLE, LOOK])]),
                               capture_output=True, text=True, timeout=600, cwd=pathlib.Path(__file__).parent.parent,
                               env={"PATH": os.environ["PATH"], "HOME": str(folder), "TMPDIR": "/tmp"})
         assert done.returncode == 0, done.stderr[-3000:]
