@@ -43,6 +43,18 @@ def grade(path, exercise: Exercise | str, hidden: bool = True, data_root: pathli
                             data_root=data_root, factory=kernel_factory())
 
 
+def one_value_spec(exercise_id: str, export: str = "probe", kind: str = "dict", **limits) -> str:
+    """A throwaway exercise's spec.toml: it exports one value and checks only that it is defined.
+
+    For tests about the kernel rather than the checks: what a notebook sees, leaves behind or is limited to.
+    """
+    lines = [f'id = "{exercise_id}"', f'title = "{exercise_id}"', "[limits]"]
+    lines += [f"{name} = {value}" for name, value in limits.items()]
+    lines += ["[[exports]]", f'name = "{export}"', f'kind = "{kind}"', "[[checks]]", f'id = "{export}-defined"',
+              'kind = "defined"', "points = 1", "[checks.params]", f'value = "{export}"']
+    return "\n".join(lines) + "\n"
+
+
 def round_trip(folder: pathlib.Path, values: dict, requests: list[dict]) -> Exports:
     """``values`` exported as the kernel's export cell does, and loaded back with the grader's safe loaders."""
     export_values(values, requests, str(folder))

@@ -19,6 +19,7 @@ import time
 
 import nbformat
 import pytest
+from grading_support import one_value_spec
 
 from grader.assignments.catalog import load_spec_file
 from grader.grading.engine import run_notebook
@@ -26,22 +27,7 @@ from grader.kernel.factory import ZYGOTE, FactoryHandle, start_factory
 from grader.kernel.notebook import read_submission
 from grader.kernel.sandbox import LAUNCHER, needed_paths, reveal_plan
 
-SPEC = """
-id = "probe"
-title = "What a kernel sees"
-[limits]
-cell_timeout_s = 60
-total_timeout_s = 120
-[[exports]]
-name = "probe"
-kind = "dict"
-[[checks]]
-id = "defined"
-kind = "defined"
-points = 1
-[checks.params]
-value = "probe"
-"""
+SPEC = one_value_spec("probe", cell_timeout_s=60, total_timeout_s=120)
 
 # Everything one submission could leave behind for the next, then what the next one sees.
 MEDDLE = """
@@ -136,7 +122,8 @@ def test_the_factory_refuses_to_fork_once_a_thread_is_running(tmp_path):
                                                  "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
     done = subprocess.run([sys.executable, str(ZYGOTE), str(tmp_path / "s.sock"), json.dumps(["starts_a_thread"])],
                           capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert done.returncode == 3 and done.stdout.startswith("refused: 2 threads"), done.stdout + done.stderr
+    status = (tmp_path / "status").read_text()
+    assert done.returncode == 3 and status.startswith("refused: 2 threads"), status + done.stderr
     assert not (tmp_path / "s.sock").exists()
 
 

@@ -16,23 +16,9 @@ import threading
 import time
 
 import nbformat
+from grading_support import one_value_spec
 
-SPEC = """
-id = "answer"
-title = "One answer"
-[limits]
-cell_timeout_s = 60
-total_timeout_s = 120
-[[exports]]
-name = "answer"
-kind = "number"
-[[checks]]
-id = "answer-defined"
-kind = "defined"
-points = 1
-[checks.params]
-value = "answer"
-"""
+SPEC = one_value_spec("answer", "answer", "number", cell_timeout_s=60, total_timeout_s=120)
 
 
 def _save(path: pathlib.Path, *cells: str) -> None:

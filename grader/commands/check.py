@@ -64,7 +64,7 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
         grade_submission,
         resolve_data_root,
     )
-    from grader.kernel.factory import FactoryHandle, wait_ready
+    from grader.kernel.factory import FactoryHandle
     from grader.kernel.notebook import read_submission
 
     submission = read_submission(args.notebook)
@@ -74,7 +74,8 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
                         "(see `grader exercises`)")
     exercise = load_exercise(exercise_id)
     data_root = resolve_data_root(exercise, args.data_root)
-    handle = wait_ready(factory).handle if factory is not None else FactoryHandle(None, "turned off (--no-factory)")
+    # Not waited for here: the engine waits for the factory only when the kernel is needed.
+    handle = factory.handle if factory is not None else FactoryHandle(None, "turned off (--no-factory)")
     if args.watch:
         return _watch(args, exercise, handle, data_root)
     result = grade_submission(submission, exercise, student=args.notebook.stem, data_root=data_root,

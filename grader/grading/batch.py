@@ -322,7 +322,7 @@ def _with_factory(jobs: list[Job], stack: contextlib.ExitStack) -> list[Job]:
         return jobs
     # Not waited for here: it warms up while the workers start, and each job waits for it (FactoryHandle.resolve).
     factory = stack.enter_context(launch_factory())
-    return [dataclasses.replace(job, factory=factory.pending_handle) for job in jobs]
+    return [dataclasses.replace(job, factory=factory.handle) for job in jobs]
 
 
 class SecretMismatch(UserError):

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import select
 import shutil
 import subprocess
 import sys
@@ -91,13 +90,7 @@ class KernelFactory:
 
     @property
     def handle(self) -> FactoryHandle:
-        if self.ready and self.folder:
-            return FactoryHandle(str(self.folder / "factory.sock"), mapped_mb=self.mapped_mb)
-        return FactoryHandle(None, self.reason)
-
-    @property
-    def pending_handle(self) -> FactoryHandle:
-        """A handle usable before the factory is warm: ``FactoryHandle.resolve`` waits for it where it is used."""
+        """The handle to give kernels, usable while the factory still warms up (``FactoryHandle.resolve`` waits)."""
         if self.process is not None and self.folder is not None and (self.ready or self.process.poll() is None):
             return FactoryHandle(str(self.folder / "factory.sock"), mapped_mb=self.mapped_mb,
                                  warming_pid=0 if self.ready else self.process.pid)
@@ -111,7 +104,6 @@ class KernelFactory:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-            self.process.stdout.close()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
         self.ready = False
@@ -147,7 +139,7 @@ def launch_factory(preload: tuple[str, ...] = PRELOAD) -> KernelFactory:
     env.pop("GRADER_SANDBOX", None)
     with open(folder / "factory.log", "wb") as log:
         process = subprocess.Popen([sys.executable, str(ZYGOTE), str(folder / "factory.sock"),
-                                    json.dumps(list(preload))], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    json.dumps(list(preload))], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=log, env=env, cwd=folder / "home", start_new_session=True)
     return KernelFactory(False, "warming up", process, folder)
 
@@ -157,19 +149,14 @@ def wait_ready(factory: KernelFactory, timeout_s: float = WARM_TIMEOUT_S) -> Ker
     if factory.process is None or factory.ready:
         return factory
     start = time.monotonic()
-    ready, _, _ = select.select([factory.process.stdout], [], [], timeout_s)
-    try:
-        line = factory.process.stdout.readline().decode(errors="replace").strip() if ready else \
-            f"no answer within {timeout_s:g} s"
-    except OSError as e:
-        line = f"no answer ({e})"
+    resolved = factory.handle.resolve(timeout_s)
     factory.warm_seconds = time.monotonic() - start
-    if line.startswith("ready "):
-        factory.ready, factory.reason, factory.mapped_mb = True, "", int(line.split()[1]) // 1024
+    if resolved.socket:
+        factory.ready, factory.reason, factory.mapped_mb = True, "", resolved.mapped_mb
         return factory
     err = _log_tail(factory.folder / "factory.log")
     factory.close()
-    factory.reason = f"the factory did not warm up: {line or 'it exited'}{f' ({err})' if err else ''}"
+    factory.reason = resolved.reason + (f" ({err})" if err else "")
     return factory
 
 
@@ -178,13 +165,9 @@ def start_factory(preload: tuple[str, ...] = PRELOAD, timeout_s: float = WARM_TI
     return wait_ready(launch_factory(preload), timeout_s)
 
 
-def zombie(proc: pathlib.Path) -> bool:
-    """Whether the process at ``/proc/<pid>`` has ended and waits to be reaped (it runs nothing any more)."""
-    stat_line = (proc / "stat").read_text()
-    return stat_line[stat_line.rindex(")") + 2:].startswith(("Z", "X"))
-
-
 def _running(pid: int) -> bool:
+    from grader.kernel.sandbox import zombie
+
     try:
         return not zombie(pathlib.Path(f"/proc/{pid}"))
     except OSError:

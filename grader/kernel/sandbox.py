@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from grader.kernel import cgroups, sandbox_files
-from grader.kernel.factory import FactoryHandle, zombie
+from grader.kernel.factory import FactoryHandle
 from grader.kernel.limits import Limits
 
 LAUNCHER = pathlib.Path(__file__).with_name("sandbox_launch.py")
@@ -178,6 +178,12 @@ def _user_processes(uid: int) -> list[int]:
                 found.append(int(proc.name))
     return found
 
+
+
+def zombie(proc: pathlib.Path) -> bool:
+    """Whether the process at ``/proc/<pid>`` has ended and waits to be reaped (it runs nothing any more)."""
+    stat_line = (proc / "stat").read_text()
+    return stat_line[stat_line.rindex(")") + 2:].startswith(("Z", "X"))
 
 
 def _kill_user(uid: int, rounds: int = 50) -> None:

@@ -152,13 +152,11 @@ def serve(listener: socket.socket) -> None:
 
 
 def _announce(path: str, status: str) -> None:
-    """``status`` on stdout and in a file beside the socket, for workers that only know the socket's path."""
+    """``status`` in a file beside the socket, written whole: what a grader or worker waiting on it reads."""
     folder = os.path.dirname(path)
     with open(os.path.join(folder, "status.tmp"), "w") as f:
         f.write(status + "\n")
     os.replace(os.path.join(folder, "status.tmp"), os.path.join(folder, "status"))
-    sys.stdout.write(status + "\n")
-    sys.stdout.flush()
 
 
 def main(argv: list) -> None:

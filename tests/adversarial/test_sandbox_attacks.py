@@ -20,30 +20,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from escape import ESCAPE  # noqa: E402
 
 from grader.assignments.catalog import load_spec_file  # noqa: E402
+from grading_support import one_value_spec  # noqa: E402
 from grader.grading.engine import run_notebook  # noqa: E402
 from grader.kernel import cgroups, sandbox_files  # noqa: E402
 from grader.kernel.notebook import read_submission  # noqa: E402
 
-SPEC = """
-id = "escape"
-title = "A hostile kernel"
-[limits]
-cell_timeout_s = 120
-total_timeout_s = 180
-export_timeout_s = 60
-memory_mb = 600
-max_disk_mb = 64
-max_shm_mb = 16
-[[exports]]
-name = "probe"
-kind = "dict"
-[[checks]]
-id = "defined"
-kind = "defined"
-points = 1
-[checks.params]
-value = "probe"
-"""
+SPEC = one_value_spec("escape", cell_timeout_s=120, total_timeout_s=180, export_timeout_s=60, memory_mb=600,
+                      max_disk_mb=64, max_shm_mb=16)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's namespaces, user and control group "
                                                           "need root (README, sandbox table)")
