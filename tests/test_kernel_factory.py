@@ -175,9 +175,13 @@ def test_forked_kernels_are_isolated_when_the_grader_is_not_root():
         folder.chmod(0o777)
         (folder / "probe").mkdir()
         (folder / "probe" / "spec.toml").write_text(SPEC)
+        # Its own temp folder: in its PID namespace this grader is pid 1, so graders outside (other test workers)
+        # would read its sandboxes' owner tags as a dead process's and clean them up.
+        (folder / "tmp").mkdir(mode=0o777)
+        (folder / "tmp").chmod(0o777)
         done = subprocess.run(_as_nobody([sys.executable, "-c", AS_NOBODY, str(folder), json.dumps([MEDDLE, LOOK])]),
                               capture_output=True, text=True, timeout=600, cwd=pathlib.Path(__file__).parent.parent,
-                              env={"PATH": os.environ["PATH"], "HOME": str(folder), "TMPDIR": "/tmp"})
+                              env={"PATH": os.environ["PATH"], "HOME": str(folder), "TMPDIR": str(folder / "tmp")})
         assert done.returncode == 0, done.stderr[-3000:]
         first, second = json.loads(done.stdout.strip().splitlines()[-1])
         assert first["start"] == second["start"] == "forked from the pre-warmed factory", (first, second)

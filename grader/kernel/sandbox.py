@@ -386,7 +386,11 @@ def _claim_user(sandbox: Sandbox) -> None:
     if _plan_works(json.dumps(probe_plan, sort_keys=True)):
         _kill_user(uid)  # leftovers of a grader that was killed mid-run
     else:
-        sandbox.user, sandbox.reveal, sandbox.hide = None, {}, []
+        # The kernel runs as the grader's user, but what is hidden stays hidden wherever a mount namespace holds:
+        # a failed probe must never show the secret or the solutions.
+        sandbox.user, sandbox.reveal = None, {}
+        if not sandbox.namespaces:
+            sandbox.hide = []
         sandbox._slot_lock = None
         lock.close()
 
