@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).parent
-BENCHES = ["startup.py", "seed_variance.py", "tiny_search.py", "mnist_epoch.py", "check_wall.py", "batch_class.py"]
+BENCHES = ["startup.py", "seed_variance.py", "tiny_search.py", "mnist_epoch.py", "check_wall.py", "batch_class.py",
+           "cluster.py"]
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the input was usable, but some checks fail
 EXIT_UNUSABLE = 2  # not a notebook, unknown exercise, unreadable file, bad option
 EXIT_INTERNAL = 3  # the grader itself crashed: its traceback is on stderr
+EXIT_INCOMPLETE = 4  # a batch ran, but the cluster left some submissions ungraded (nothing stored for them)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 

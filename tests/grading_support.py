@@ -2,7 +2,10 @@
 
 import atexit
 import functools
+import json
 import pathlib
+import shutil
+import sys
 
 from grader.assignments.catalog import Exercise, load_exercise
 from grader.cli import main
@@ -11,6 +14,7 @@ from grader.grading.secrets import hidden_seeds
 from grader.kernel.factory import FactoryHandle, start_factory
 from grader.kernel.kernel_export import export_values
 from grader.kernel.notebook import read_submission
+from grader.kernel.sandbox import LAUNCHER, needed_paths, reveal_plan
 from grader.loading.exports import load_exports
 from grader.loading.values import Exports
 
@@ -75,3 +79,45 @@ def run_cli(capsys, *args):
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+NOBODY = 65534
+
+
+def as_nobody(command: list[str]) -> list[str]:
+    """``command`` run as nobody, in a mount namespace that shows nobody the interpreter and this checkout even
+    where they sit under a folder private to root (a pyenv in /root): the sandbox's own reveal, applied by its
+    own launcher."""
+    plan = {"rlimits": {}, "namespaces": True, "reveal": reveal_plan(needed_paths())}
+    return [sys.executable, str(LAUNCHER), json.dumps(plan), "--", shutil.which("setpriv"), f"--reuid={NOBODY}",
+            f"--regid={NOBODY}", "--clear-groups", *command]
+
+
+def run_as_nobody(script: str, spec: str, *args: str, files: dict[str, list[str]] | None = None) -> str:
+    """The last line ``python -c script FOLDER *args`` prints, run as nobody (``as_nobody``) with FOLDER a fresh
+    world-writable folder holding ``probe/spec.toml`` (``spec``) and the notebooks ``files`` ({name: cells})."""
+    import os
+    import subprocess
+    import tempfile
+
+    import nbformat
+
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="grader-nobody-"))
+    try:
+        folder.chmod(0o777)
+        (folder / "probe").mkdir()
+        (folder / "probe" / "spec.toml").write_text(spec)
+        for name, cells in (files or {}).items():
+            nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]),
+                           folder / name)
+        # Its own temp folder: in its PID namespace this grader is pid 1, so graders outside (other test workers)
+        # would read its sandboxes' owner tags as a dead process's and clean them up.
+        (folder / "tmp").mkdir(mode=0o777)
+        (folder / "tmp").chmod(0o777)
+        done = subprocess.run(as_nobody([sys.executable, "-c", script, str(folder), *args]), capture_output=True,
+                              text=True, timeout=600, cwd=ROOT,
+                              env={"PATH": os.environ["PATH"], "HOME": str(folder), "TMPDIR": str(folder / "tmp")})
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.strip().splitlines()[-1]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -130,8 +130,9 @@ def test_dask_executor_grades_like_the_local_pool(tmp_path, monkeypatch, capsys)
     shutil.copy(solution("tiny-model"), folder / "ada.ipynb")
     shutil.copy(FILES / "not-a-notebook.ipynb", folder / "bob.ipynb")
     monkeypatch.setenv("GRADER_SECRET", "dask-test-secret")
-    code = main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(tmp_path / "gb.sqlite"),
-                 "--executor", "dask", "--workers", "1", "--json"])
+    (tmp_path / "grader.toml").write_text('[cluster]\ndashboard = ""\n')  # no port 8787 for parallel tests
+    code = main(["--config", str(tmp_path / "grader.toml"), "grade", str(folder), "--exercise", "tiny-model",
+                 "--gradebook", str(tmp_path / "gb.sqlite"), "--executor", "dask", "--workers", "1", "--json"])
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {(r["student"], r["status"], r["score"]) for r in lines} == {("ada", "ok", 10.0), ("bob", "invalid", 0)}

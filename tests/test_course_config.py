@@ -6,6 +6,7 @@ No kernel runs here: the class is graded on a quiz (tests/files/course), which s
 import argparse
 import csv
 import pathlib
+import re
 import shutil
 import stat
 
@@ -13,7 +14,8 @@ import pytest
 from grading_support import FILES, run_cli
 
 from grader.commands.grade import apply_course_config
-from grader.specs.config import ConfigError, discover, find_config, load_config
+from grader.specs.config import (ClusterSettings, ConfigError, KubernetesSettings, SlurmSettings, TlsSettings,
+                                 discover, find_config, load_config)
 from grader.specs.late import LatePolicy
 from grader.specs.roster import RosterEntry, RosterError, read_roster
 from grader.specs.toml import SpecError
@@ -88,6 +90,133 @@ def test_config_mistakes_name_the_file_and_the_field(tmp_path, edit, message):
     with pytest.raises(SpecError) as error:
         load_config(path)
     assert str(error.value).startswith(f"{path}: {message}")
+
+
+CLUSTER = """
+[cluster]
+connect_timeout = 20
+worker_timeout = 900.5
+mnist_root = "/shared/mnist"
+gpu_exercises = ["mnist-sgd", "mnist-adam"]
+dashboard = ""
+
+[cluster.tls]
+ca_file = "tls/ca.pem"
+cert = "tls/grader.pem"
+key = "tls/grader-key.pem"
+
+[cluster.slurm]
+queue = "cpu"
+account = "cs101"
+walltime = "1-02:00:00"
+memory = "8GB"
+cores = 2
+jobs = 10
+lifetime_margin = "10m"
+python = "/shared/venv/bin/python"
+job_extra = ["--gres=gpu:1"]
+prologue = ["module load cuda"]
+log_directory = "slurm-logs"
+
+[cluster.kubernetes]
+image = "ghcr.io/course/grader:2026"
+namespace = "grading"
+workers = 4
+cpu = 2
+memory = "8Gi"
+gpu = 1
+"""
+
+
+def _course_with(tmp_path: pathlib.Path, extra: str, grading: str = "") -> pathlib.Path:
+    path = tmp_path / "grader.toml"
+    text = (COURSE / "grader.toml").read_text().replace("workers = 1\n", f"workers = 1\n{grading}\n", 1)
+    path.write_text(text + extra)
+    return path
+
+
+def test_the_cluster_table_loads_with_paths_relative_to_the_file(tmp_path):
+    config = load_config(_course_with(tmp_path, CLUSTER, grading='cluster = "slurm"'))
+    assert config.cluster_kind == "slurm" and config.executor is None
+    assert config.cluster == ClusterSettings(
+        connect_timeout=20.0, worker_timeout=900.5, mnist_root=pathlib.Path("/shared/mnist"),
+        gpu_exercises=("mnist-sgd", "mnist-adam"), dashboard="",
+        tls=TlsSettings(tmp_path / "tls/ca.pem", tmp_path / "tls/grader.pem", tmp_path / "tls/grader-key.pem"),
+        slurm=SlurmSettings(queue="cpu", account="cs101", walltime="1-02:00:00", memory="8GB", cores=2, jobs=10,
+                            lifetime_margin="10m", python="/shared/venv/bin/python", job_extra=("--gres=gpu:1",),
+                            prologue=("module load cuda",), log_directory=tmp_path / "slurm-logs"),
+        kubernetes=KubernetesSettings(image="ghcr.io/course/grader:2026", namespace="grading", workers=4, cpu="2",
+                                      memory="8Gi", gpu=1))
+    assert (config.cluster.slurm.walltime_s, config.cluster.slurm.lifetime_margin_s) == (93600, 600.0)
+    bare = load_config(COURSE / "grader.toml")
+    assert bare.cluster == ClusterSettings() and bare.cluster_kind is None
+    address = load_config(_course_with(tmp_path, "", grading='cluster = "tls://head.example:8786"'))
+    assert address.cluster_kind == "tls://head.example:8786" and address.cluster.slurm is None
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('walltime = "1-02:00:00"', 'walltime = "2h"'),
+     "cluster.slurm.walltime: expected HH:MM:SS or D-HH:MM:SS (\"02:00:00\", \"1-00:00:00\"), got '2h'"),
+    (('walltime = "1-02:00:00"', 'walltime = "02:75:00"'), "cluster.slurm.walltime: expected HH:MM:SS or D-HH:MM:SS"),
+    (('walltime = "1-02:00:00"', 'walltime = "00:05:00"'),
+     "cluster.slurm.lifetime_margin: 10m must be more than 0 and less than the walltime 00:05:00"),
+    (('lifetime_margin = "10m"', 'lifetime_margin = "ten minutes"'),
+     "cluster.slurm.lifetime_margin: expected a duration such as \"10m\", \"90s\" or \"1h30m\", got 'ten minutes'"),
+    (('memory = "8GB"', 'memory = "8 gigs"'),
+     "cluster.slurm.memory: expected a size such as \"8GB\" or \"8GiB\", got '8 gigs'"),
+    (('memory = "8Gi"', 'memory = "8GB"'),
+     "cluster.kubernetes.memory: expected a size such as \"8Gi\" or \"512Mi\" (Kubernetes' units), got '8GB'"),
+    (("cpu = 2", 'cpu = "two"'), "cluster.kubernetes.cpu: expected a CPU count such as \"2\" or \"500m\", got 'two'"),
+    (('image = "ghcr.io/course/grader:2026"', ""), "cluster.kubernetes.image: required field is missing"),
+    (("connect_timeout = 20", "connect_timeout = 0"),
+     "cluster.connect_timeout: expected a number of seconds > 0, got 0"),
+    (("jobs = 10", "jobs = 0"), "cluster.slurm.jobs: expected an integer >= 1, got 0"),
+    (("gpu = 1", "gpu = -1"), "cluster.kubernetes.gpu: expected an integer >= 0, got -1"),
+    (("cores = 2", "cores = 2.5"), "cluster.slurm.cores: expected an integer, got 2.5"),
+    (('key = "tls/grader-key.pem"', ""),
+     "cluster.tls.key: required field is missing: TLS needs all three of ca_file, cert and key"),
+    (("jobs = 10", "job = 10"), "cluster.slurm.job: unknown field (a typo?)"),
+    (("dashboard = \"\"", "dashbord = \"\""), "cluster.dashbord: unknown field (a typo?)"),
+    (('dashboard = ""', 'dashboard = "eight"'), "cluster.dashboard: expected an address such as \":8787\""),
+    (('"mnist-adam"]', '"mnist-adamm"]'), "cluster.gpu_exercises: 'mnist-adamm': no exercise has this id (known: "),
+    (('mnist_root = "/shared/mnist"', 'mnist_root = "data/mnist"'),
+     "cluster.mnist_root: expected an absolute path as the workers see it, got 'data/mnist'"),
+    (('job_extra = ["--gres=gpu:1"]', 'job_extra = ["#SBATCH --gres=gpu:1"]'),
+     "cluster.slurm.job_extra: '#SBATCH --gres=gpu:1': write the option alone (\"--gres=gpu:1\"); #SBATCH is added"),
+    (('prologue = ["module load cuda"]', 'prologue = "module load cuda"'),
+     "cluster.slurm.prologue: expected a list, got 'module load cuda'"),
+    (("[cluster.slurm]", "[cluster.slurmm]"), "cluster.slurmm: unknown field (a typo?)"),
+])
+def test_cluster_mistakes_name_the_file_and_the_field(tmp_path, edit, message):
+    assert edit[0] in CLUSTER
+    path = _course_with(tmp_path, CLUSTER.replace(edit[0], edit[1], 1))
+    with pytest.raises(SpecError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize("grading, message", [
+    ('cluster = "slurmm"', "grading.cluster: expected one of local, slurm, kubernetes or a scheduler's address such "
+                           "as tcp://head:8786, got 'slurmm'"),
+    ('cluster = "kubernetes"', "grading.cluster: \"kubernetes\" needs a [cluster.kubernetes] table"),
+])
+def test_grading_cluster_is_a_kind_or_an_address(tmp_path, grading, message):
+    path = _course_with(tmp_path, "", grading=grading)
+    with pytest.raises(SpecError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: {message}")
+
+
+def test_the_example_cluster_section_loads_once_uncommented(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "init")[0] == 0
+    text = (tmp_path / "grader.toml").read_text()
+    assert "\n# [cluster.slurm]" in text and "\n# cluster = \"slurm\"" in text
+    (tmp_path / "grader.toml").write_text(re.sub(r"(?m)^# (?=\[cluster|[a-z_]+ = )", "", text))
+    config = load_config(tmp_path / "grader.toml")
+    assert config.cluster_kind == "slurm" and config.cluster.gpu_exercises == ("mnist-sgd", "mnist-adam")
+    assert config.cluster.slurm.walltime == "02:00:00" and config.cluster.kubernetes.memory == "8Gi"
+    assert config.cluster.tls.key == tmp_path / "tls" / "grader-key.pem"
 
 
 def test_flags_override_the_config_which_overrides_the_defaults(tmp_path):

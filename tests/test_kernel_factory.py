@@ -14,18 +14,16 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import nbformat
 import pytest
-from grading_support import one_value_spec
+from grading_support import one_value_spec, run_as_nobody
 
 from grader.assignments.catalog import load_spec_file
 from grader.grading.engine import run_notebook
 from grader.kernel.factory import ZYGOTE, FactoryHandle, start_factory
 from grader.kernel.notebook import read_submission
-from grader.kernel.sandbox import LAUNCHER, needed_paths, reveal_plan
 
 SPEC = one_value_spec("probe", cell_timeout_s=60, total_timeout_s=120)
 
@@ -133,7 +131,6 @@ def test_the_warm_parent_itself_is_single_threaded(factory):
     assert len(os.listdir(f"/proc/{factory.process.pid}/task")) == 1
 
 
-NOBODY = 65534
 AS_NOBODY = r"""
 import json, pathlib, sys
 import nbformat
@@ -158,36 +155,12 @@ print(json.dumps(seen))
 """
 
 
-def _as_nobody(command: list[str]) -> list[str]:
-    """``command`` run as nobody, in a mount namespace that shows nobody the interpreter and this checkout even
-    where they sit under a folder private to root (a pyenv in /root): the sandbox's own reveal, applied by its
-    own launcher."""
-    plan = {"rlimits": {}, "namespaces": True, "reveal": reveal_plan(needed_paths())}
-    return [sys.executable, str(LAUNCHER), json.dumps(plan), "--", shutil.which("setpriv"), f"--reuid={NOBODY}",
-            f"--regid={NOBODY}", "--clear-groups", *command]
-
-
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root to become another user (setpriv)")
 def test_forked_kernels_are_isolated_when_the_grader_is_not_root():
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="grader-nonroot-factory-"))
-    try:
-        folder.chmod(0o777)
-        (folder / "probe").mkdir()
-        (folder / "probe" / "spec.toml").write_text(SPEC)
-        # Its own temp folder: in its PID namespace this grader is pid 1, so graders outside (other test workers)
-        # would read its sandboxes' owner tags as a dead process's and clean them up.
-        (folder / "tmp").mkdir(mode=0o777)
-        (folder / "tmp").chmod(0o777)
-        done = subprocess.run(_as_nobody([sys.executable, "-c", AS_NOBODY, str(folder), json.dumps([MEDDLE, LOOK])]),
-                              capture_output=True, text=True, timeout=600, cwd=pathlib.Path(__file__).parent.parent,
-                              env={"PATH": os.environ["PATH"], "HOME": str(folder), "TMPDIR": str(folder / "tmp")})
-        assert done.returncode == 0, done.stderr[-3000:]
-        first, second = json.loads(done.stdout.strip().splitlines()[-1])
-        assert first["start"] == second["start"] == "forked from the pre-warmed factory", (first, second)
-        seen = second["probe"]
-        assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
-                               "tmp files": [], "env": False, "torch threads": 1}
-        assert first["probe"]["random"] != seen["random"] and first["probe"]["torch seed"] != seen["torch seed"]
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    first, second = json.loads(run_as_nobody(AS_NOBODY, SPEC, json.dumps([MEDDLE, LOOK])))
+    assert first["start"] == second["start"] == "forked from the pre-warmed factory", (first, second)
+    seen = second["probe"]
+    assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
+                           "tmp files": [], "env": False, "torch threads": 1}
+    assert first["probe"]["random"] != seen["random"] and first["probe"]["torch seed"] != seen["torch seed"]

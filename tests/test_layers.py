@@ -112,20 +112,32 @@ FAST_COMMANDS = {
 }
 
 
+# dask and its cluster libraries are optional extras (grader[cluster], [slurm], [kubernetes]) as well as slow to load.
+HEAVY = ("torch", "nbclient", "matplotlib", "dask", "distributed", "dask_jobqueue", "dask_kubernetes")
+
+
 @pytest.mark.parametrize("name", FAST_COMMANDS)
-def test_fast_commands_do_not_import_torch_nbclient_or_matplotlib(name, tmp_path):
+def test_fast_commands_do_not_import_torch_nbclient_matplotlib_or_dask(name, tmp_path):
     args = [a.replace("{tmp}", str(tmp_path / "page.html")) for a in FAST_COMMANDS[name]]
     probe = ("import contextlib, io, json, sys\nfrom grader.cli import main\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              "    try:\n        code = main(json.loads(sys.argv[1]))\n"
              "    except SystemExit as e:\n        code = e.code\n"
-             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'nbclient', 'matplotlib'))\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in json.loads(sys.argv[2]))\n"
              "print(json.dumps([code, heavy]))\n")
-    done = subprocess.run([sys.executable, "-c", probe, json.dumps(args)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe, json.dumps(args), json.dumps(HEAVY)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
     code, heavy = json.loads(done.stdout.strip().splitlines()[-1])
     assert code == 0, done.stderr
     assert heavy == []
+
+
+def test_the_cluster_modules_import_dask_only_when_a_cluster_starts():
+    probe = ("import json, sys, grader.grading.cluster_start, grader.specs.config\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in json.loads(sys.argv[1]))))")
+    done = subprocess.run([sys.executable, "-c", probe, json.dumps(HEAVY)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 def test_importing_reference_loads_neither_torch_nor_pyplot():

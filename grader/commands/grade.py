@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -10,7 +11,7 @@ import secrets as token
 import sys
 import textwrap
 
-from grader.errors import EXIT_OK, UserError
+from grader.errors import EXIT_INCOMPLETE, EXIT_OK, UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,10 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the gradebook (default: grading.gradebook in grader.toml, else gradebook.sqlite)")
     p.add_argument("--workers", type=int,
                    help="parallel kernels (default: grading.workers in grader.toml, else the number of cores)")
+    p.add_argument("--cluster", metavar="local|slurm|kubernetes|ADDRESS",
+                   help="grade on a dask cluster: one started here (local), Slurm jobs or Kubernetes pods started "
+                        "from grader.toml's [cluster] table, or a running scheduler's address such as "
+                        "tcp://head:8786 (default: grading.cluster in grader.toml, else no cluster: a local "
+                        "process pool)")
     p.add_argument("--executor", choices=("local", "dask"),
-                   help="default: grading.executor in grader.toml, else local")
-    p.add_argument("--scheduler", help="dask scheduler address (with --executor dask; default: grading.scheduler in "
-                                       "grader.toml, else a local cluster)")
+                   help="the older spelling: dask is --cluster local (default: grading.executor in grader.toml, "
+                        "else local)")
+    p.add_argument("--scheduler", help="the older spelling of --cluster ADDRESS, with --executor dask (default: "
+                                       "grading.scheduler in grader.toml)")
     p.add_argument("--regrade", action="store_true",
                    help="grade again even if unchanged (also: with a secret other than the gradebook's results used)")
     p.add_argument("--student", action="append", metavar="NAME",
@@ -55,6 +62,9 @@ def apply_course_config(args: argparse.Namespace, config) -> None:
         args.workers = (config.workers if config else None) or os.cpu_count() or 1
     args.executor = args.executor or (config.executor if config else None) or "local"
     args.scheduler = args.scheduler or (config.scheduler if config else None)
+    # The older spelling, --executor dask [--scheduler ADDRESS], names the same clusters.
+    older = (args.scheduler or "local") if args.executor == "dask" else None
+    args.cluster = getattr(args, "cluster", None) or (config.cluster_kind if config else None) or older
 
 
 def instructor_secret(args: argparse.Namespace, config=None) -> tuple[bytes, pathlib.Path | None]:
@@ -145,8 +155,10 @@ def progress_line(result, task) -> str:
     from grader.render.terminal import status_label
 
     total = f"{task.total:g}" if task.total is not None else "?"
+    worker = result.sandbox.get("worker")
     return (f"[{task.completed:g}/{total}] {result.student}: {status_label(result)[0]}; "
-            f"{round(result.score, 2):g}/{result.max_score:g} points ({result.timings.get('wall', 0):.1f}s)")
+            f"{round(result.score, 2):g}/{result.max_score:g} points ({result.timings.get('wall', 0):.1f}s"
+            + (f" on {worker})" if worker else ")"))
 
 
 def summary_table(results, title: str):
@@ -156,36 +168,25 @@ def summary_table(results, title: str):
     from grader.render.terminal import LOOK_STYLE, status_label
 
     table = Table(title=escape(title))
-    for column in ("Student", "Status", "Score", "Time", "Note"):
+    workers = any(r.sandbox.get("worker") for r in results)  # graded on a cluster: which worker ran each
+    for column in ("Student", "Status", "Score", "Time") + (("Worker",) if workers else ()) + ("Note",):
         table.add_column(column, justify="right" if column in ("Score", "Time") else "left")
     for r in sorted(results, key=lambda r: r.student):
         words, look = status_label(r)
         note = "; ".join(text for text in (r.error, r.note) if text)
         table.add_row(escape(r.student), f"[{LOOK_STYLE[look]}]{escape(words)}[/]",
                       f"{round(r.score, 2):g}/{r.max_score:g}", f"{r.timings.get('wall', 0):.1f}s",
+                      *((escape(r.sandbox.get("worker", "")),) if workers else ()),
                       escape(textwrap.shorten(note, 120, placeholder=" …")))
     return table
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    import contextlib
 
-    from grader.assignments.catalog import Exercise, load_assignment
-    from grader.commands.override import review_lines
-    from grader.grading.batch import check_secret, grade_class
+    from grader.assignments.catalog import load_assignment
     from grader.grading.discover import discover
-    from grader.grading.engine import resolve_data_root
     from grader.specs import config as course
-    from grader.store.gradebook import Gradebook
-    from grader.store.lateness import apply_late_policy
 
     config = course.discover(getattr(args, "config", None))
     apply_course_config(args, config)
@@ -200,10 +201,54 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file per "
                         f"student, as {args.submissions}/<student>{suffixes[0]} or inside "
                         f"{args.submissions}/<student>/")
+    with contextlib.ExitStack() as stack:
+        # The cluster first: a wrong address or a cluster without workers is said before any file is written.
+        cluster = stack.enter_context(open_cluster(args, config, assignment)) if args.cluster else None
+        return grade_found(args, config, assignment, found, cluster)
+
+
+@contextlib.contextmanager
+def open_cluster(args: argparse.Namespace, config, assignment):
+    """The connected cluster --cluster names, its workers checked for this assignment; closed on exit."""
+    from grader.assignments.catalog import Exercise
+    from grader.assignments.version import grader_version
+    from grader.grading.cluster_batch import connect
+    from grader.specs.config import ClusterSettings
+
+    settings = config.cluster if config else ClusterSettings()
+    with connect(args.cluster, args.workers, settings) as session:
+        if isinstance(assignment, Exercise):
+            session.check_workers(assignment, grader_version(assignment))
+        print(f"grader grade: grading on the dask cluster at {session.address}"
+              + (f" (dashboard: {session.dashboard})" if session.dashboard else ""), file=sys.stderr, flush=True)
+        yield session
+
+
+def grade_found(args: argparse.Namespace, config, assignment, found: list, cluster) -> int:
+    """Grade what was found into the gradebook (on ``cluster`` when given), then say what happened."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from grader.assignments.catalog import Exercise
+    from grader.commands.override import review_lines
+    from grader.grading.batch import check_secret, grade_class
+    from grader.grading.engine import resolve_data_root
+    from grader.store.gradebook import Gradebook
+    from grader.store.lateness import apply_late_policy
+
     everyone = found  # the roster and the manifest are matched against the whole folder, even for --student
     if args.student:
         found = only_students(found, args.student, args.submissions)
-    data_root = resolve_data_root(assignment, args.data_root) if isinstance(assignment, Exercise) else None
+    # On a cluster the workers find MNIST themselves (check_workers made sure they can).
+    data_root = (resolve_data_root(assignment, args.data_root) if isinstance(assignment, Exercise) and not cluster
+                 else None)
     gradebook = Gradebook.open(args.gradebook)
     try:
         gradebook.ensure_writable()  # a read-only gradebook is refused before any kernel runs
@@ -240,9 +285,19 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.write(json.dumps(result.to_json()) + "\n")
                 sys.stdout.flush()
 
-        report = grade_class(found, assignment, gradebook, args.workers, args.executor, args.scheduler,
-                             args.regrade, secret, hide, planned, done,
-                             data_root=str(data_root) if data_root else None, times=times)
+        rows: dict[str, int] = {}
+
+        def by_worker(counts) -> None:  # a row per cluster worker, under the bar
+            for worker, count in sorted(counts.items()):
+                if worker and bar:
+                    rows.setdefault(worker, progress.add_task("", total=None))
+                    progress.update(rows[worker], completed=count.done,
+                                    description=f"  {worker}: {count.running} running, {count.done} done, "
+                                                f"{count.failed} failed")
+
+        report = grade_class(found, assignment, gradebook, args.workers, args.regrade, secret, hide, planned, done,
+                             data_root=str(data_root) if data_root else None, times=times, cluster=cluster,
+                             on_progress=by_worker)
         late = apply_late_policy(gradebook, config, assignment.id)
         reviews = review_lines(gradebook, assignment.id, {r.student for r in report.graded})
     if not args.json:
@@ -254,5 +309,19 @@ def run(args: argparse.Namespace) -> int:
         console.print(line, markup=False, highlight=False)
     if not args.json:
         console.print(f"Gradebook: {args.gradebook.resolve()}")
+    if report.not_graded:  # the cluster's failures, never grades: said, and left for the next run
+        Console(stderr=True).print(not_graded_lines(report.not_graded), markup=False, highlight=False, soft_wrap=True)
+        return EXIT_INCOMPLETE
     # A batch that ran is a success, whatever the notebooks did: their outcomes are in the gradebook.
     return EXIT_OK
+
+
+def not_graded_lines(lost: list) -> str:
+    """E.g. ``2 submission(s) not graded (nothing stored for them): ada: ...``, grouped by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for item in lost:
+        by_reason.setdefault(item.reason, []).append(item.student)
+    lines = [f"{len(lost)} submission(s) not graded because of the cluster; nothing was stored for them, and what "
+             "was graded is kept. Run the same command again to grade them:"]
+    lines += [f"  {', '.join(sorted(students))}: {reason}" for reason, students in sorted(by_reason.items())]
+    return "\n".join(lines)

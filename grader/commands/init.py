@@ -22,6 +22,7 @@ gradebook = "gradebook.sqlite"
 secret_file = "instructor.secret"    # hidden checks' secret; created (mode 0600) on the first `grader grade`
 workers = {workers}                          # parallel kernels
 executor = "local"                   # or "dask", with scheduler = "tcp://HOST:8786"
+# cluster = "slurm"                  # grade on a dask cluster: local, slurm, kubernetes or "tcp://HOST:8786"
 
 # What lateness costs: this percent of the student's own score per started day after the deadline.
 # A submission more than max_days late scores 0. An assignment can set its own [assignments.ID.late_policy].
@@ -43,6 +44,42 @@ FOOTER = '''
 # `grader extend STUDENT ASSIGNMENT --days N` records one in the gradebook, which takes precedence.
 [extensions]
 # "1001" = {{ {first} = 2 }}
+
+# Grading on a dask cluster: grading.cluster above, or `grader grade ... --cluster slurm`. Uncomment what you
+# use; the README's "Grading on a cluster" explains it. Every worker grades one submission at a time.
+# [cluster]
+# connect_timeout = 30               # seconds to reach the scheduler
+# worker_timeout = 600               # seconds to wait for the first worker (a Slurm queue can be slow)
+# mnist_root = "/shared/mnist"       # the MNIST bundle as the workers see it (an absolute path)
+# gpu_exercises = ["mnist-sgd", "mnist-adam"]   # graded on workers that have a GPU
+# dashboard = ":8787"                # the dashboard of a cluster the grader starts ("" for none)
+#
+# [cluster.slurm]                    # one single-threaded dask worker per job
+# queue = "cpu"
+# account = "cs101"
+# walltime = "02:00:00"
+# memory = "8GB"
+# cores = 2                          # CPUs per job: the worker and the kernel it runs
+# jobs = 10                          # default: --workers
+# lifetime_margin = "10m"            # workers retire this long before the walltime ends
+# python = "/shared/grader-venv/bin/python"     # default: the grader's own interpreter
+# gpus = 0                           # GPUs per job (--gres=gpu:N)
+# job_extra = ["--qos=normal"]       # more #SBATCH options
+# prologue = ["module load cuda"]    # shell lines run before the worker
+# log_directory = "slurm-logs"
+#
+# [cluster.kubernetes]               # worker pods, started by the dask operator
+# image = "ghcr.io/course/grader:2026"
+# namespace = "grading"
+# workers = 10                       # default: --workers
+# cpu = "2"
+# memory = "8Gi"
+# gpu = 0
+#
+# [cluster.tls]                      # encrypt the cluster and admit only holders of a certificate from this CA
+# ca_file = "tls/ca.pem"
+# cert = "tls/grader.pem"
+# key = "tls/grader-key.pem"
 '''
 
 

@@ -1,4 +1,4 @@
-"""Grade a class: one job per student, run on a local process pool or a dask cluster.
+"""Grade a class: one job per student, run on a local process pool or a dask cluster (``cluster_batch``).
 
 Workers only compute; the calling process is the gradebook's single writer and
 commits each result as it arrives, so an interrupted batch loses at most the
@@ -12,87 +12,26 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
-import hashlib
 import multiprocessing
-import os
-import pathlib
-import stat
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from grader.assignments.catalog import Assignment, Exercise, load_assignment
 from grader.assignments.version import grader_version
 from grader.errors import UserError
+from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
 from grader.grading.discover import Found
-from grader.grading.engine import grade_submission
-from grader.kernel.factory import FactoryHandle, launch_factory
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
-from grader.grading.secrets import fingerprint, hidden_seeds
-from grader.kernel.notebook import InvalidNotebook, read_submission
+from grader.grading.jobs import Job, file_sha256, grade_job
+from grader.grading.secrets import fingerprint
+from grader.kernel.factory import launch_factory
 from grader.kernel.sandbox_files import clean_stale
-from grader.quizzes.answers import read_answers
 from grader.quizzes.model import Quiz
-from grader.quizzes.scoring import score_quiz
 from grader.results import Status, SubmissionResult
 from grader.specs.late import SubmissionTime
 from grader.store.gradebook import Gradebook
 from grader.store.lateness import record_times
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a worker needs, as plain picklable data."""
-
-    student: str
-    path: str | None
-    exercise_id: str
-    secret: bytes | None = None
-    hide: tuple[str, ...] = ()
-    note: str = ""  # which of the student's notebooks was chosen, or why none was (grader.grading.discover)
-    data_root: str | None = None  # the MNIST root, for exercises that read data
-    origin: str = ""  # the student's entry in the class folder, recorded when there is no notebook to point to
-    factory: FactoryHandle | None = None  # the batch's warm kernel factory, when one runs on this machine
-
-
-def _grade_quiz(quiz: Quiz, job: Job) -> SubmissionResult:
-    """Quizzes are scored from the answers file alone: no kernel runs."""
-    result = score_quiz(quiz, read_answers(job.path), job.student)
-    return dataclasses.replace(result, notebook_sha256=file_sha256(job.path))
-
-
-def _grade_notebook(exercise: Exercise, job: Job) -> SubmissionResult:
-    try:
-        submission = read_submission(job.path)
-    except InvalidNotebook as e:
-        # Hashed all the same: an unchanged bad file is an unchanged submission, skipped next time.
-        return SubmissionResult.invalid(job.exercise_id, job.student, str(e), file_sha256(job.path))
-    declared = submission.exercise_id
-    if declared and declared != exercise.id:
-        # Graded as the wrong exercise it would score 0 with status ok: a silent wrong grade.
-        return SubmissionResult.invalid(job.exercise_id, job.student,
-                                        f"this notebook is for exercise {declared!r} (its metadata says so), but it "
-                                        f"was handed in for {exercise.id!r}: nothing was graded", submission.sha256)
-    seeds = hidden_seeds(job.secret, exercise.id) if job.secret else None
-    return grade_submission(submission, exercise, job.student, seeds, include_hidden=seeds is not None,
-                            hide=job.hide, data_root=pathlib.Path(job.data_root) if job.data_root else None,
-                            factory=job.factory)
-
-
-def grade_job(job: Job) -> SubmissionResult:
-    """Grade one student; never raises, so one bad submission cannot stop the batch."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        if job.path is None:
-            return SubmissionResult.invalid(job.exercise_id, job.student, job.note or "nothing submitted")
-        assignment = load_assignment(job.exercise_id)
-        grade = _grade_quiz if isinstance(assignment, Quiz) else _grade_notebook
-        return dataclasses.replace(grade(assignment, job), note=job.note)
-    except Exception as e:  # noqa: BLE001 - recorded as this student's outcome, with the grader's traceback
-        return SubmissionResult(job.exercise_id, job.student, Status.ERROR,
-                                error=f"the grader failed on this submission ({type(e).__name__}: {e})",
-                                traceback=traceback.format_exc()[-3000:], note=job.note)
 
 
 @dataclass
@@ -100,25 +39,7 @@ class BatchReport:
     graded: list[SubmissionResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unchanged since their last grading
     seconds: float = 0.0
-
-
-def file_sha256(path) -> str:
-    """What a submission is recognised by: the hash of its bytes (as Submission.sha256); "" when it is not a
-    regular file that can be read (a pipe is never opened for reading, so it cannot block the batch)."""
-    digest = hashlib.sha256()
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return ""
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        try:
-            for block in iter(lambda: f.read(2**20), b""):
-                digest.update(block)
-        except OSError:
-            return ""
-    return digest.hexdigest()
+    not_graded: list[NotGraded] = field(default_factory=list)  # the cluster's failures: nothing committed
 
 
 def _storable(text):
@@ -237,53 +158,20 @@ def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None) -> I
                                       "(for example, the system ran out of memory)"))
 
 
-def _dask_results(jobs: list[Job], workers: int, scheduler: str | None, stop: Stop | None = None
-                  ) -> Iterable[SubmissionResult]:
-    """Grade on a dask cluster. On ``stop``, queued tasks are cancelled; a local cluster's workers also kill
-    their kernels. A shared cluster's running tasks cannot be interrupted: they finish, and their results are
-    not used."""
-    from dask.distributed import Client, LocalCluster
-
-    from grader.kernel.sandbox import stop_open_sandboxes
-
-    stop = stop or Stop()
-    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                  dashboard_address=None)
-    with Client(scheduler or cluster) as client:
-        futures = client.map(grade_job, jobs, pure=False, key=[f"grade-{job.student}-{i}" for i, job in enumerate(jobs)])
-        owner = dict(zip(futures, jobs))
-        pending = list(futures)
-        while pending and not stop.is_set():
-            done = [f for f in pending if f.done()]
-            pending = [f for f in pending if not f.done()]
-            if not done:
-                time.sleep(POLL_S)
-            for future in done:
-                job = owner[future]
-                try:
-                    yield future.result()
-                except Exception as e:  # noqa: BLE001
-                    yield SubmissionResult(job.exercise_id, job.student, Status.ERROR,
-                                           error=f"the grading worker failed ({type(e).__name__}: {e})")
-        if pending:
-            client.cancel(pending)
-            if cluster is not None:
-                client.run(stop_open_sandboxes)
-    if cluster is not None:
-        cluster.close()
-
-
-def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int, executor: str = "local",
-              scheduler: str | None = None, on_result: Callable[[SubmissionResult], None] = lambda r: None,
-              stop: Stop | None = None) -> list:
-    """Grade the jobs and commit each result, with the grader ``version``, as it arrives; results in arrival order.
+def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
+              on_result: Callable[[SubmissionResult], None] = lambda r: None, stop: Stop | None = None,
+              cluster: ClusterSession | None = None, durations: dict[str, float] | None = None,
+              on_progress: Callable[[dict], None] = lambda counts: None) -> tuple[list, list[NotGraded]]:
+    """Grade the jobs (on ``cluster`` when given) and commit each result, with the grader ``version``, as it
+    arrives; the results in arrival order, and the jobs the cluster did not grade (nothing committed for them).
 
     SIGINT or SIGTERM (or ``stop``, set by the caller's own handlers) ends the batch within seconds: queued jobs
     are cancelled, running kernels killed, every result already finished committed; then ``BatchInterrupted``.
     """
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(stop_on_signals())
-        done = _run_jobs(jobs, version, gradebook, workers, executor, scheduler, on_result, stop) if jobs else []
+        done, lost = (_run_jobs(jobs, version, gradebook, workers, on_result, stop, cluster, durations or {},
+                                on_progress) if jobs else ([], []))
     if stop.is_set():
         kept = sorted(r.student for r in done)
         missing = sorted({job.student for job in jobs} - set(kept))
@@ -292,25 +180,34 @@ def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
             + (f" ({', '.join(kept)})" if kept else "") + f"; {len(missing)} not graded"
             + (f" ({', '.join(missing)})" if missing else "")
             + ". Run the same command again to grade what is missing.", kept, missing)
-    return done
+    return done, lost
 
 
-def _run_jobs(jobs: list[Job], version: str, gradebook: Gradebook, workers: int, executor: str,
-              scheduler: str | None, on_result: Callable[[SubmissionResult], None], stop: Stop) -> list:
+def _run_jobs(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
+              on_result: Callable[[SubmissionResult], None], stop: Stop, cluster: ClusterSession | None,
+              durations: dict[str, float], on_progress: Callable[[dict], None]) -> tuple[list, list[NotGraded]]:
     paths = {job.student: _storable(job.path or job.origin) for job in jobs}
     secret = jobs[0].secret
-    done = []
+    assignment = load_assignment(jobs[0].exercise_id)
+    done, lost = [], []
     with contextlib.ExitStack() as stack:
-        # A cluster's workers are other machines: their kernels start fresh there.
-        results = (_dask_results(jobs, workers, scheduler, stop) if executor == "dask"
-                   else _local_results(_with_factory(jobs, stack), workers, stop))
+        if cluster is not None and isinstance(assignment, Exercise):
+            # Workers elsewhere: each job carries its bytes and seeds; their kernels start fresh there.
+            results = cluster_results(cluster, jobs, assignment, version, secret, durations, stop, on_progress)
+        elif cluster is not None:  # a quiz is scored from its answers file alone: here, without a kernel
+            results = (grade_job(job, assignment) for job in jobs)
+        else:
+            results = _local_results(_with_factory(jobs, stack), workers, stop)
         for result in results:
+            if isinstance(result, NotGraded):
+                lost.append(result)
+                continue
             result = storable(result)
             gradebook.record(result, paths[result.student], version, hidden_included=secret is not None,
                              artifacts=result.artifacts, secret_fingerprint=fingerprint(secret) if secret else "")
             done.append(result)
             on_result(result)
-    return done
+    return done, lost
 
 
 def _with_factory(jobs: list[Job], stack: contextlib.ExitStack) -> list[Job]:
@@ -345,13 +242,13 @@ def check_secret(gradebook: Gradebook, secret: bytes | None, assignment_id: str,
 
 
 def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook, workers: int,
-                executor: str = "local", scheduler: str | None = None, regrade: bool = False,
-                secret: bytes | None = None, hide: tuple[str, ...] = (),
+                regrade: bool = False, secret: bytes | None = None, hide: tuple[str, ...] = (),
                 on_plan: Callable[[int, int], None] = lambda todo, skipped: None,
                 on_result: Callable[[SubmissionResult], None] = lambda r: None,
                 data_root: str | None = None, times: dict[str, SubmissionTime] | None = None,
-                stop: Stop | None = None) -> BatchReport:
-    """Grade every changed submission of one assignment into the gradebook.
+                stop: Stop | None = None, cluster: ClusterSession | None = None,
+                on_progress: Callable[[dict], None] = lambda counts: None) -> BatchReport:
+    """Grade every changed submission of one assignment into the gradebook, on ``cluster`` when given.
 
     ``times`` (student -> when their hand-in was submitted) are stored first, keyed by the file's hash, so
     skipped and interrupted students keep theirs too.
@@ -363,5 +260,6 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
                                                 for item in found if item.path and item.student in times})
     jobs, skipped = plan_jobs(found, assignment, gradebook, regrade, secret, hide, data_root)
     on_plan(len(jobs), len(skipped))
-    graded = run_batch(jobs, grader_version(assignment), gradebook, workers, executor, scheduler, on_result, stop)
-    return BatchReport(graded, skipped, time.monotonic() - start)
+    graded, lost = run_batch(jobs, grader_version(assignment), gradebook, workers, on_result, stop, cluster,
+                             gradebook.durations(assignment.id), on_progress)
+    return BatchReport(graded, skipped, time.monotonic() - start, lost)

@@ -88,18 +88,18 @@ class Run:
 
 def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = (),
                  data_root: pathlib.Path | None = None, warm: tuple[str, ...] = SCORING_MODULES,
-                 factory: FactoryHandle | None = None) -> Run:
+                 factory: FactoryHandle | None = None, env: dict[str, str] | None = None) -> Run:
     """Execute a validated notebook in a fresh sandbox and load its exports; the sandbox is gone afterwards.
 
     With a ``factory``, the kernel is forked from it (the same sandbox, applied after the fork).
 
     An exercise with ``data_root = true`` gets the MNIST root read-only, named by ``$MNIST_ROOT``.
-    ``warm`` lists modules to import while the kernel runs.
+    ``warm`` lists modules to import while the kernel runs; ``env`` is added to the kernel's environment.
     """
-    env = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
+    data = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
     stubs, folders = solution_material(exercise)
-    sandbox = open_sandbox(exercise.spec.limits, extra_env=env, hide=(*hide, *folders), readonly=tuple(env.values()),
-                           stub=stubs)
+    sandbox = open_sandbox(exercise.spec.limits, extra_env={**(env or {}), **data}, hide=(*hide, *folders),
+                           readonly=tuple(data.values()), stub=stubs)
     sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
     try:
         requests = [e.request() for e in exercise.spec.exports]
@@ -179,11 +179,12 @@ def grade_submission(
     data_root: pathlib.Path | None = None,
     warm: tuple[str, ...] = SCORING_MODULES,
     factory: FactoryHandle | None = None,
+    env: dict[str, str] | None = None,
 ) -> SubmissionResult:
     """Execute one validated notebook in a fresh sandbox (forked from ``factory`` when given) and score it."""
     start = time.monotonic()
     root = resolve_data_root(exercise, data_root)
-    result = score(run_notebook(submission, exercise, hide, root, warm, factory), submission, exercise, student,
+    result = score(run_notebook(submission, exercise, hide, root, warm, factory, env), submission, exercise, student,
                    hidden_seed, include_hidden, root)
     result.timings["wall"] = round(time.monotonic() - start, 3)
     return result

@@ -53,6 +53,46 @@ def hidden_seeds(secret: bytes, exercise_id: str) -> Callable[[str], int]:
     return seed
 
 
+def seed_labels(checks) -> tuple[str, ...]:
+    """Every label a bound check can ask hidden seeds for: its id for a ``seed = "hidden"`` data set among its
+    parameters, ``<id>-<key>`` for one inside a table of data sets (as ``{train = ..., test = ...}``)."""
+    labels = []
+    for check in checks:
+        for value in check.params.values():
+            if isinstance(value, dict) and value.get("seed") == "hidden":
+                labels.append(check.spec.id)
+            elif isinstance(value, dict):
+                labels += [f"{check.spec.id}-{key}" for key, item in value.items()
+                           if isinstance(item, dict) and item.get("seed") == "hidden"]
+    return tuple(dict.fromkeys(labels))
+
+
+class MissingSeed(LookupError):
+    """A check asked for a hidden seed the client did not derive: a grader bug, never the student's."""
+
+
+def seed_table(seeds: Mapping[str, int], exercise_id: str, misses: list[str] | None = None) -> Callable[[str], int]:
+    """``hidden_seeds``'s function from seeds derived beforehand (``{label: seed}``), without the secret.
+
+    A label it lacks raises MissingSeed, and is added to ``misses``: a check may catch the exception, the
+    caller still learns of it.
+
+    >>> seed_table({"fresh-data": 7}, "tiny-model")("fresh-data")
+    7
+    """
+
+    def seed(label: str) -> int:
+        try:
+            return seeds[label]
+        except KeyError:
+            if misses is not None:
+                misses.append(label)
+            raise MissingSeed(f"no hidden seed was derived for {exercise_id}/{label} (derived: "
+                              f"{', '.join(sorted(seeds)) or 'none'})") from None
+
+    return seed
+
+
 def fingerprint(secret: bytes) -> str:
     """A short public name for a secret, stored with every result: an HMAC of a fixed label, never the secret.
 

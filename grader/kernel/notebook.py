@@ -73,10 +73,13 @@ def parse_notebook_json(raw: bytes) -> object:
     return untrusted.loads(text, NOTEBOOK_JSON)
 
 
-def read_submission(path: str | pathlib.Path) -> Submission:
-    """Read and validate a v4 notebook, or raise ``InvalidNotebook`` with a clear reason; nothing else escapes."""
+def read_submission(path: str | pathlib.Path, raw: bytes | None = None) -> Submission:
+    """Read and validate a v4 notebook, or raise ``InvalidNotebook`` with a clear reason; nothing else escapes.
+
+    ``raw``: the file's bytes, read elsewhere (a cluster worker gets them in its job); ``path`` then only names it.
+    """
     path = pathlib.Path(path)
-    raw = read_notebook_bytes(path)
+    raw = read_notebook_bytes(path) if raw is None else raw
     try:
         data = parse_notebook_json(raw)
     except JsonLimitError as e:

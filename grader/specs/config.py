@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo  # noqa: F401 - timedelta, timezone: doctests
@@ -26,6 +27,7 @@ from grader.specs.toml import SpecError, Table, load_toml
 
 CONFIG_NAME = "grader.toml"
 EXECUTORS = ("local", "dask")
+CLUSTER_KINDS = ("local", "slurm", "kubernetes")  # besides these, grading.cluster may be a scheduler's address
 
 
 class ConfigError(SpecError):
@@ -43,6 +45,68 @@ class AssignmentTerms:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """distributed's TLS: one CA, and one certificate and key that the scheduler, the workers and the grader share."""
+
+    ca_file: pathlib.Path
+    cert: pathlib.Path
+    key: pathlib.Path
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """Slurm jobs, each one dask worker with one thread (one submission at a time), from dask-jobqueue."""
+
+    queue: str | None = None  # the partition (#SBATCH -p); None: the site's default
+    account: str | None = None  # #SBATCH -A
+    walltime: str = "01:00:00"  # HH:MM:SS or D-HH:MM:SS
+    memory: str = "4GB"  # per job, as dask writes sizes: "8GB", "8GiB", "8Gi"
+    cores: int = 1  # CPUs booked per job (#SBATCH --cpus-per-task): the worker, its kernel and what that starts
+    jobs: int | None = None  # how many jobs (workers); None: --workers or grading.workers
+    lifetime_margin: str = "5m"  # workers retire this long before the walltime ends, so no job is killed mid-grade
+    python: str | None = None  # the workers' interpreter; None: the grader's own (sys.executable)
+    job_extra: tuple[str, ...] = ()  # extra #SBATCH options, written without "#SBATCH"
+    prologue: tuple[str, ...] = ()  # shell lines before the worker starts (module load ..., source venv)
+    log_directory: pathlib.Path | None = None  # the jobs' stdout and stderr
+    interface: str | None = None  # the network interface of scheduler and workers ("ib0"); None: dask's choice
+    gpus: int = 0  # GPUs per job: adds --gres=gpu:N (unless job_extra asks for GPUs) and the GPU=1 dask resource
+
+    @property
+    def walltime_s(self) -> int:
+        return walltime_seconds(self.walltime)
+
+    @property
+    def lifetime_margin_s(self) -> float:
+        return duration_seconds(self.lifetime_margin)
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """Worker pods that dask-kubernetes' operator starts: a DaskCluster resource in ``namespace``."""
+
+    image: str  # an image with this grader (and the course) installed, the same version as the grader's
+    namespace: str | None = None  # None: the kube config's current namespace
+    workers: int | None = None  # pods; None: --workers or grading.workers
+    cpu: str = "1"  # per worker pod, requested and the limit: "2", "500m"
+    memory: str = "4Gi"  # per worker pod, requested and the limit: "8Gi", "512Mi"
+    gpu: int = 0  # nvidia.com/gpu per worker pod; > 0 also gives each worker the GPU=1 dask resource
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """grader.toml's [cluster]: how the grader starts, reaches and uses a dask cluster (``grading.cluster``)."""
+
+    connect_timeout: float = 30.0  # seconds to reach the scheduler
+    worker_timeout: float = 600.0  # seconds to wait for the first worker (a Slurm queue can be slow)
+    mnist_root: pathlib.Path | None = None  # the MNIST bundle as the workers see it; None: their $MNIST_ROOT
+    gpu_exercises: tuple[str, ...] = ()  # exercises graded on workers holding a GPU
+    dashboard: str = ":8787"  # the dashboard of a scheduler the grader starts; "": none
+    tls: TlsSettings | None = None
+    slurm: SlurmSettings | None = None
+    kubernetes: KubernetesSettings | None = None
+
+
+@dataclass(frozen=True)
 class CourseConfig:
     path: pathlib.Path
     name: str = ""
@@ -56,6 +120,8 @@ class CourseConfig:
     late_policy: LatePolicy = field(default_factory=LatePolicy)  # for assignments that do not set their own
     assignments: dict[str, AssignmentTerms] = field(default_factory=dict)
     extensions: dict[tuple[str, str], float] = field(default_factory=dict)  # (student key casefolded, id) -> days
+    cluster_kind: str | None = None  # grading.cluster: local, slurm, kubernetes or a scheduler's address
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     def terms(self, assignment_id: str) -> AssignmentTerms:
         return self.assignments.get(assignment_id) or AssignmentTerms(assignment_id, None, self.late_policy)
@@ -103,7 +169,11 @@ def load_config(path: pathlib.Path, known: Iterable[str] | None = None) -> Cours
         path=path, name=course.get("name", str, ""), timezone=zone, roster=_path(course, "roster"),
         gradebook=_path(grading, "gradebook"), secret_file=_path(grading, "secret_file"),
         workers=_workers(grading), executor=_executor(grading), scheduler=grading.get("scheduler", str, None),
-        late_policy=policy, assignments=_assignments(root, known, zone, policy), extensions=_extensions(root, known))
+        late_policy=policy, assignments=_assignments(root, known, zone, policy), extensions=_extensions(root, known),
+        cluster_kind=_cluster_kind(grading), cluster=cluster_settings(root.table("cluster"), known))
+    if config.cluster_kind == "kubernetes" and config.cluster.kubernetes is None:
+        raise grading.fail("cluster", "\"kubernetes\" needs a [cluster.kubernetes] table with the workers' image "
+                                      "(image = \"ghcr.io/course/grader:2026\")")
     for table in (course, grading, root):
         table.reject_unknown()
     return config
@@ -130,6 +200,174 @@ def _executor(table: Table) -> str | None:
     if value is not None and value not in EXECUTORS:
         raise table.fail("executor", f"expected one of {', '.join(EXECUTORS)}, got {value!r}")
     return value
+
+
+def is_cluster_address(value: str) -> bool:
+    """A dask scheduler's address, as ``--cluster`` and ``grading.cluster`` take it.
+
+    >>> [is_cluster_address(v) for v in ("tcp://head:8786", "tls://10.0.0.5:8786", "head:8786", "slurm", "head")]
+    [True, True, True, False, False]
+    """
+    return bool(re.fullmatch(r"[a-z][a-z0-9+]*://\S+|[\w.-]+:\d{1,5}", value))
+
+
+def _cluster_kind(table: Table) -> str | None:
+    value = table.get("cluster", str, None)
+    if value is not None and value not in CLUSTER_KINDS and not is_cluster_address(value):
+        raise table.fail("cluster", f"expected one of {', '.join(CLUSTER_KINDS)} or a scheduler's address such as "
+                                    f"tcp://head:8786, got {value!r}")
+    return value
+
+
+def cluster_settings(table: Table, known: list[str]) -> ClusterSettings:
+    """The [cluster] table; each field it leaves out keeps ClusterSettings' default."""
+    base = ClusterSettings()
+    gpu_exercises = _strings(table, "gpu_exercises")
+    for exercise_id in gpu_exercises:
+        if exercise_id not in known:
+            raise table.fail("gpu_exercises", f"{exercise_id!r}: no exercise has this id (known: {', '.join(known)})")
+    dashboard = table.get("dashboard", str, base.dashboard).strip()
+    if dashboard and not re.fullmatch(r"[\w.-]*:\d{1,5}", dashboard):
+        raise table.fail("dashboard", f"expected an address such as \":8787\" or \"0.0.0.0:8787\", or \"\" for none, "
+                                      f"got {dashboard!r}")
+    settings = ClusterSettings(
+        connect_timeout=_positive(table, "connect_timeout", base.connect_timeout),
+        worker_timeout=_positive(table, "worker_timeout", base.worker_timeout),
+        mnist_root=_worker_path(table, "mnist_root"), gpu_exercises=gpu_exercises, dashboard=dashboard,
+        tls=_tls(table), slurm=_slurm(table), kubernetes=_kubernetes(table))
+    table.reject_unknown()
+    return settings
+
+
+def _positive(table: Table, key: str, default: float) -> float:
+    value = table.get(key, (int, float), default, expected="a number of seconds")
+    if value <= 0:
+        raise table.fail(key, f"expected a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _count(table: Table, key: str, default: int | None, minimum: int = 1) -> int | None:
+    value = table.get(key, int, default)
+    if value is not None and value < minimum:
+        raise table.fail(key, f"expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _strings(table: Table, key: str) -> tuple[str, ...]:
+    values = table.get(key, list, [])
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise table.fail(key, f"expected a list of non-empty strings, got {value!r} in it")
+    return tuple(value.strip() for value in values)
+
+
+def _optional_text(table: Table, key: str) -> str | None:
+    value = table.get(key, str, None)
+    if value is not None and not value.strip():
+        raise table.fail(key, "must not be empty (leave it out for the default)")
+    return value.strip() if value is not None else None
+
+
+def _worker_path(table: Table, key: str) -> pathlib.Path | None:
+    """A path on the workers: never resolved here, so it must be absolute (their folders are not this one)."""
+    value = _optional_text(table, key)
+    if value is not None and not value.startswith("/"):
+        raise table.fail(key, f"expected an absolute path as the workers see it, got {value!r}")
+    return pathlib.Path(value) if value is not None else None
+
+
+def _tls(parent: Table) -> TlsSettings | None:
+    if "tls" not in parent.data:
+        return None
+    table = parent.table("tls")
+    missing = [key for key in ("ca_file", "cert", "key") if key not in table.data]
+    if missing:
+        raise table.fail(missing[0], "required field is missing: TLS needs all three of ca_file, cert and key")
+    tls = TlsSettings(_path(table, "ca_file"), _path(table, "cert"), _path(table, "key"))
+    table.reject_unknown()
+    return tls
+
+
+def walltime_seconds(text: str) -> int:
+    """Slurm's walltime, HH:MM:SS or D-HH:MM:SS, in seconds; ValueError for any other form.
+
+    >>> walltime_seconds("02:00:00"), walltime_seconds("1-00:30:00")
+    (7200, 88200)
+    """
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)", text.strip())
+    if not match or (match[1] and int(match[2]) > 23):
+        raise ValueError(f"expected HH:MM:SS or D-HH:MM:SS (\"02:00:00\", \"1-00:00:00\"), got {text!r}")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def duration_seconds(text: str) -> float:
+    """A duration such as "10m", "90s", "1h30m" in seconds; ValueError for any other form.
+
+    >>> duration_seconds("10m"), duration_seconds("1h30m"), duration_seconds("2.5 min")
+    (600.0, 5400.0, 150.0)
+    """
+    units = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+    part = r"(\d+(?:\.\d+)?)\s*(h|min|m|sec|s)"
+    if not re.fullmatch(rf"\s*(?:{part}\s*)+", text):
+        raise ValueError(f"expected a duration such as \"10m\", \"90s\" or \"1h30m\", got {text!r}")
+    return float(sum(float(number) * units[unit] for number, unit in re.findall(part, text)))
+
+
+def _slurm(parent: Table) -> SlurmSettings | None:
+    if "slurm" not in parent.data:
+        return None
+    table, base = parent.table("slurm"), SlurmSettings()
+    walltime = table.get("walltime", str, base.walltime).strip()
+    margin = table.get("lifetime_margin", str, base.lifetime_margin).strip()
+    try:
+        total = walltime_seconds(walltime)
+    except ValueError as e:
+        raise table.fail("walltime", str(e)) from None
+    try:
+        before = duration_seconds(margin)
+    except ValueError as e:
+        raise table.fail("lifetime_margin", str(e)) from None
+    if not 0 < before < total:
+        raise table.fail("lifetime_margin", f"{margin} must be more than 0 and less than the walltime {walltime}: "
+                                            "workers retire this long before their job ends")
+    job_extra = _strings(table, "job_extra")
+    for line in job_extra:
+        if line.startswith("#"):
+            raise table.fail("job_extra", f"{line!r}: write the option alone (\"--gres=gpu:1\"); #SBATCH is added")
+    settings = SlurmSettings(
+        queue=_optional_text(table, "queue"), account=_optional_text(table, "account"), walltime=walltime,
+        memory=_size(table, "memory", base.memory, r"\d+(\.\d+)?\s*[kKMGT](i?B|i)?", '"8GB" or "8GiB"'),
+        cores=_count(table, "cores", base.cores), jobs=_count(table, "jobs", None), lifetime_margin=margin,
+        python=_optional_text(table, "python"), job_extra=job_extra, prologue=_strings(table, "prologue"),
+        log_directory=_path(table, "log_directory"), interface=_optional_text(table, "interface"),
+        gpus=_count(table, "gpus", base.gpus, minimum=0))
+    table.reject_unknown()
+    return settings
+
+
+def _size(table: Table, key: str, default: str, pattern: str, example: str) -> str:
+    value = table.get(key, str, default).strip()
+    if not re.fullmatch(pattern, value) or not float(re.match(r"\d+(\.\d+)?", value)[0]) > 0:
+        raise table.fail(key, f"expected a size such as {example}, got {value!r}")
+    return value
+
+
+def _kubernetes(parent: Table) -> KubernetesSettings | None:
+    if "kubernetes" not in parent.data:
+        return None
+    table, base = parent.table("kubernetes"), KubernetesSettings("")
+    cpu = table.get("cpu", (str, int, float), base.cpu, expected="a CPU count such as \"2\" or \"500m\"")
+    if not re.fullmatch(r"\d+(\.\d+)?m?", str(cpu).strip()) or not float(str(cpu).strip().rstrip("m")) > 0:
+        raise table.fail("cpu", f"expected a CPU count such as \"2\" or \"500m\", got {cpu!r}")
+    settings = KubernetesSettings(
+        image=table.text("image"), namespace=_optional_text(table, "namespace"),
+        workers=_count(table, "workers", None), cpu=str(cpu).strip(),
+        memory=_size(table, "memory", base.memory, r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?",
+                     '"8Gi" or "512Mi" (Kubernetes\' units)'),
+        gpu=_count(table, "gpu", base.gpu, minimum=0))
+    table.reject_unknown()
+    return settings
 
 
 def _timezone(course: Table) -> tzinfo | None:

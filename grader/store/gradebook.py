@@ -360,6 +360,11 @@ class Gradebook:
             found.setdefault(fingerprint, []).append(exercise)
         return found
 
+    def durations(self, exercise: str) -> dict[str, float]:
+        """Seconds each student's current run of ``exercise`` took: how long the next one is expected to take."""
+        rows = self.conn.execute("SELECT student, duration_s FROM current_runs WHERE exercise=?", (exercise,))
+        return {student: float(seconds) for student, seconds in rows}
+
     def exercises(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT exercise FROM current_runs ORDER BY exercise")]
 

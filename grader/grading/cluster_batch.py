@@ -1,0 +1,249 @@
+"""Grade a class on a dask cluster: connect within a bounded time, check the workers, run the jobs longest first,
+and tell grades from infrastructure failures.
+
+A result is a grade only when a worker finished grading it. A cancelled task, a lost scheduler, a
+worker that died on the job again and again (dask's ``allowed-failures``), or a worker that cannot
+grade as the client would (``WorkerUnfit``) gives a ``NotGraded`` instead: the batch keeps what was
+graded, says what was not and why, and the next run grades exactly those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from grader.assignments.catalog import Exercise
+from grader.errors import UserError
+from grader.grading.cluster_jobs import GPU, ClusterJob, WorkerUnfit, fitness, grade_cluster_job, pack
+from grader.grading.interrupts import Stop
+from grader.grading.jobs import Job, grade_job
+from grader.grading.secrets import MissingSeed
+from grader.results import SubmissionResult
+
+POLL_S = 0.2
+LOST_AFTER_S = 10.0  # how long the scheduler may be unreachable mid-batch before the rest is reported not graded
+PROGRESS_EVERY_S = 1.0
+
+
+class ClusterError(UserError):
+    """The cluster cannot grade: its scheduler is unreachable or has no workers, or its workers are unfit."""
+
+
+@dataclass(frozen=True)
+class NotGraded:
+    """A job the cluster did not grade: nothing was committed for it, and the reason is the cluster's."""
+
+    student: str
+    reason: str
+    worker: str = ""
+    unfit: bool = False  # the worker cannot grade as the client would: every other job would meet it too
+
+
+@dataclass
+class WorkerCounts:
+    running: int = 0
+    done: int = 0
+    failed: int = 0  # jobs this worker could not grade (infrastructure), not students' failed checks
+
+
+@dataclass
+class ClusterSession:
+    """A connected client, and what the workers are told besides each job."""
+
+    client: object  # distributed.Client
+    address: str
+    owned: bool = False  # a cluster this grader started: its workers' kernels can be killed on a stop
+    dashboard: str = ""  # dask's dashboard of a cluster this grader started (with bokeh installed)
+    mnist_root: str | None = None
+    gpu_exercises: tuple[str, ...] = ()
+    counts: dict[str, WorkerCounts] = field(default_factory=dict)
+
+    def check_workers(self, exercise: Exercise, version: str) -> None:
+        """Refuse, naming each worker, a cluster whose workers would grade otherwise than the client would."""
+        problems = self.client.run(fitness, exercise.id, exercise.spec.path.read_bytes(), version, self.mnist_root)
+        unfit = {worker: why for worker, why in problems.items() if why}
+        if unfit:
+            raise ClusterError("the cluster's workers cannot grade " + exercise.id + ": "
+                               + "; ".join(f"worker {w}: {why}" for w, why in sorted(unfit.items()))
+                               + ". Nothing was graded.", assignment=exercise.id)
+
+
+@contextlib.contextmanager
+def connect(target: str, workers: int, settings, kind_label: str = "") -> Iterator[ClusterSession]:
+    """A client of the cluster ``target`` names (local, slurm, kubernetes, or a scheduler address), once it has a
+    worker; ClusterError within ``settings.connect_timeout`` + ``settings.worker_timeout`` seconds otherwise."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("grading on a cluster needs dask's distributed: pip install "
+                           "'training-dynamics-grader[cluster]'") from None
+    from grader.grading.cluster_start import security, start_cluster
+
+    tls = security(settings)
+    with start_cluster(target, settings, workers) as cluster:
+        address = cluster if isinstance(cluster, str) else cluster.scheduler_address
+        try:
+            if isinstance(cluster, str):  # a Client waits forever on a port that accepts and never answers
+                asyncio.run(asyncio.wait_for(_identity(address, tls), settings.connect_timeout))
+            client = Client(cluster, timeout=f"{settings.connect_timeout}s", security=tls, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            raise ClusterError(f"cannot reach the dask scheduler at {address} within {settings.connect_timeout:g} s "
+                               f"({type(e).__name__}: {str(e)[:300] or 'no answer'}). Is it running, is the address "
+                               "right, and are its TLS settings the same as cluster.tls? Nothing was graded.") from None
+        with client:
+            try:
+                client.wait_for_workers(1, timeout=settings.worker_timeout)
+            except (TimeoutError, OSError) as e:
+                raise ClusterError(f"the dask scheduler at {address} has no workers after "
+                                   f"{settings.worker_timeout:g} s ({type(e).__name__}). Start some (`dask worker "
+                                   f"{address}`), or wait longer with cluster.worker_timeout in grader.toml. Nothing "
+                                   "was graded.") from None
+            owned = not isinstance(cluster, str)
+            yield ClusterSession(client, address, owned=owned, dashboard=_dashboard(cluster) if owned else "",
+                                 mnist_root=str(settings.mnist_root) if settings.mnist_root else None,
+                                 gpu_exercises=tuple(settings.gpu_exercises))
+
+
+async def _identity(address: str, tls) -> dict:
+    """The scheduler's answer to "who are you?": proof that a dask scheduler, not just a socket, is there."""
+    from distributed.comm import connect
+
+    comm = await connect(address, **(tls.get_connection_args("client") if tls else {}))
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _dashboard(cluster) -> str:
+    try:
+        return cluster.dashboard_link or ""
+    except Exception:  # noqa: BLE001 - no bokeh, or no dashboard asked for
+        return ""
+
+
+def longest_first(jobs: list[Job], durations: dict[str, float], limit_s: float) -> list[Job]:
+    """The jobs, longest expected first: each by its student's last run, else the median run (the time limit when
+    nothing ran before), so that no long job starts last and keeps one worker busy while the others idle."""
+    known = [durations[job.student] for job in jobs if job.student in durations]
+    default = statistics.median(known) if known else limit_s
+    return sorted(jobs, key=lambda job: -durations.get(job.student, default))
+
+
+def _reason(error: BaseException) -> tuple[str, str]:
+    """(why the cluster did not grade a job, the worker it names) for the exception its task ended with."""
+    name = type(error).__name__
+    if name == "KilledWorker":
+        worker = getattr(error, "last_worker", None)
+        address = getattr(worker, "address", "") if worker is not None else ""
+        return ("the workers grading it died, one after another, as many times as dask allows (its "
+                "allowed-failures): lost machines or a worker's own memory limit, not a graded outcome", address)
+    if isinstance(error, WorkerUnfit):
+        return str(error), str(error).split(": ", 1)[0].removeprefix("worker ")
+    if isinstance(error, MissingSeed):
+        return f"the grader could not grade it: {error}", ""
+    return f"the worker failed ({name}: {str(error)[:300]})", ""
+
+
+def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise, version: str,
+                    secret: bytes | None, durations: dict[str, float], stop: Stop,
+                    on_progress: Callable[[dict[str, WorkerCounts]], None] = lambda counts: None
+                    ) -> Iterable[SubmissionResult | NotGraded]:
+    """Grade the jobs on the cluster; each job ends as a result or a NotGraded. A job whose file cannot be carried
+    needs no kernel (it is invalid) and is graded here."""
+    client, counts = session.client, session.counts
+    gpu = exercise.id in session.gpu_exercises
+    packed: list[ClusterJob] = []
+    for job in longest_first(jobs, durations, exercise.spec.limits.total_timeout_s):
+        carried = pack(job, exercise, version, secret, f"grade-{exercise.id}-{uuid.uuid4().hex}",
+                       session.mnist_root, gpu)
+        if carried is None:
+            yield grade_job(job, exercise)
+        else:
+            packed.append(carried)
+    futures = {client.submit(grade_cluster_job, item, key=item.key, pure=False, priority=len(packed) - i,
+                             resources={GPU: 1} if gpu else None): item.job for i, item in enumerate(packed)}
+    pending = set(futures)
+    lost_since, shown, unfit = None, 0.0, ""
+    try:
+        while pending and not stop.is_set():
+            done = {f for f in pending if f.done()}
+            pending -= done
+            for future in done:
+                outcome = _outcome(future, futures[future], counts)
+                if isinstance(outcome, NotGraded) and outcome.unfit:
+                    unfit = outcome.reason
+                yield outcome
+            if unfit:
+                yield from _abandon(futures, pending, unfit)
+                return
+            if client.status != "running":
+                lost_since = lost_since or time.monotonic()
+                if time.monotonic() - lost_since > LOST_AFTER_S:
+                    yield from _abandon(futures, pending, f"the connection to the dask scheduler at "
+                                        f"{session.address} was lost ({client.status})")
+                    return
+            else:
+                lost_since = None
+            if time.monotonic() - shown > PROGRESS_EVERY_S:
+                shown = time.monotonic()
+                _update_running(client, counts)
+                on_progress(counts)
+            if not done:
+                time.sleep(POLL_S)
+    finally:
+        if pending:
+            _cancel(session, pending)
+
+
+def _outcome(future, job: Job, counts: dict[str, WorkerCounts]) -> SubmissionResult | NotGraded:
+    """The result of a finished task, or why the cluster did not grade its job."""
+    from distributed import CancelledError
+
+    try:
+        result = future.result()
+    except (CancelledError, Exception) as e:  # noqa: BLE001 - every way a task fails is said
+        if isinstance(e, CancelledError) or future.status == "cancelled":
+            reason, worker = "its task was cancelled on the cluster (a lost scheduler, or another client)", ""
+        else:
+            reason, worker = _reason(e)
+        if worker:
+            counts.setdefault(worker, WorkerCounts()).failed += 1
+        return NotGraded(job.student, reason, worker, unfit=isinstance(e, WorkerUnfit))
+    counts.setdefault(result.sandbox.get("worker", ""), WorkerCounts()).done += 1
+    return result
+
+
+def _abandon(futures: dict, pending: set, reason: str) -> Iterator[NotGraded]:
+    for future in sorted(pending, key=lambda f: futures[f].student):
+        yield NotGraded(futures[future].student, f"not graded: {reason}")
+    pending.clear()
+
+
+def _cancel(session: ClusterSession, pending: set) -> None:
+    """Cancel queued tasks; a cluster this grader started also kills its workers' kernels (a shared cluster's
+    running tasks finish, and their results are not used)."""
+    from grader.kernel.sandbox import stop_open_sandboxes
+
+    with contextlib.suppress(Exception):  # a lost scheduler cannot be told anything
+        session.client.cancel(list(pending))
+        if session.owned:
+            session.client.run(stop_open_sandboxes)
+
+
+def _update_running(client, counts: dict[str, WorkerCounts]) -> None:
+    try:
+        processing = client.processing()
+    except Exception:  # noqa: BLE001 - progress is not worth failing a batch for
+        return
+    running = Counter({worker: sum(1 for key in keys if str(key).startswith("grade-"))
+                       for worker, keys in processing.items()})
+    for worker in set(running) | set(counts):
+        counts.setdefault(worker, WorkerCounts()).running = running.get(worker, 0)
