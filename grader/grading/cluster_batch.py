@@ -10,6 +10,7 @@ graded, says what was not and why, and the next run grades exactly those.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import statistics
 import time
@@ -168,12 +169,25 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
             yield grade_job(job, exercise)
         else:
             packed.append(carried)
-    futures = {client.submit(grade_cluster_job, item, key=item.key, pure=False, priority=len(packed) - i,
-                             resources={GPU: 1} if gpu else None): item.job for i, item in enumerate(packed)}
-    pending = set(futures)
-    lost_since, shown, unfit = None, 0.0, ""
+    # Submitted one by one as workers free up, never ahead: dask would hand queued tasks to workers at once
+    # (the first 2x threads of a group, and every task with a resource), which breaks the longest-first order,
+    # and a worker that dies fails every task it holds, run or not.
+    waiting, futures, pending = collections.deque(packed), {}, set()
+    lost_since, shown, unfit, slots = None, 0.0, "", 1
     try:
-        while pending and not stop.is_set():
+        while (waiting or pending) and not stop.is_set():
+            if time.monotonic() - shown > PROGRESS_EVERY_S:
+                shown = time.monotonic()
+                slots = _slots(client, gpu) or slots
+                _update_running(client, counts)
+                on_progress(counts)
+            while waiting and len(pending) < slots:
+                item = waiting.popleft()
+                future = client.submit(grade_cluster_job, item, key=item.key, pure=False,
+                                       resources={GPU: 1} if gpu else None)
+                futures[future] = item.job
+                pending.add(future)
+            _wait_any(pending)
             done = {f for f in pending if f.done()}
             pending -= done
             for future in done:
@@ -181,26 +195,42 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
                 if isinstance(outcome, NotGraded) and outcome.unfit:
                     unfit = outcome.reason
                 yield outcome
-            if unfit:
-                yield from _abandon(futures, pending, unfit)
-                return
+            lost = ""
             if client.status != "running":
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since > LOST_AFTER_S:
-                    yield from _abandon(futures, pending, f"the connection to the dask scheduler at "
-                                        f"{session.address} was lost ({client.status})")
-                    return
+                    lost = f"the connection to the dask scheduler at {session.address} was lost ({client.status})"
             else:
                 lost_since = None
-            if time.monotonic() - shown > PROGRESS_EVERY_S:
-                shown = time.monotonic()
-                _update_running(client, counts)
-                on_progress(counts)
-            if not done:
-                time.sleep(POLL_S)
+            if unfit or lost:
+                students = [futures[f].student for f in pending] + [item.job.student for item in waiting]
+                waiting.clear()
+                yield from (NotGraded(student, f"not graded: {unfit or lost}") for student in sorted(students))
+                return
     finally:
         if pending:
             _cancel(session, pending)
+
+
+def _slots(client, gpu: bool) -> int:
+    """How many jobs the cluster runs at once now: its worker threads, or its GPU resources (0 if unknown)."""
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    except Exception:  # noqa: BLE001 - a lost scheduler is noticed by the caller
+        return 0
+    if gpu:
+        return int(sum(w.get("resources", {}).get(GPU, 0) for w in workers))
+    return sum(w.get("nthreads", 1) for w in workers)
+
+
+def _wait_any(pending: set) -> None:
+    """Return when one of ``pending`` is done, or after POLL_S (so that a stop or a lost scheduler is seen)."""
+    from distributed import wait
+
+    if not pending:
+        return
+    with contextlib.suppress(Exception):  # a timeout, or a lost scheduler: the caller looks at both
+        wait(list(pending), timeout=POLL_S, return_when="FIRST_COMPLETED")
 
 
 def _outcome(future, job: Job, counts: dict[str, WorkerCounts]) -> SubmissionResult | NotGraded:
@@ -219,12 +249,6 @@ def _outcome(future, job: Job, counts: dict[str, WorkerCounts]) -> SubmissionRes
         return NotGraded(job.student, reason, worker, unfit=isinstance(e, WorkerUnfit))
     counts.setdefault(result.sandbox.get("worker", ""), WorkerCounts()).done += 1
     return result
-
-
-def _abandon(futures: dict, pending: set, reason: str) -> Iterator[NotGraded]:
-    for future in sorted(pending, key=lambda f: futures[f].student):
-        yield NotGraded(futures[future].student, f"not graded: {reason}")
-    pending.clear()
 
 
 def _cancel(session: ClusterSession, pending: set) -> None:

@@ -212,8 +212,8 @@ def start_cluster(kind: str, settings: ClusterSettings, workers: int) -> Iterato
         return
     import dask
 
-    # Each task holds a thread for minutes: one at a time per thread, so that a dying worker takes down only
-    # the job it runs, and a queued job waits on the scheduler for whichever worker frees up first.
+    # The grader keeps no more jobs in flight than there are threads (cluster_batch); for other clients' tasks
+    # too, a worker should not hold tasks it has not started: a worker that dies fails every task it holds.
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
         cluster = _start(kind, settings, max(workers, 1))
     try:
