@@ -136,6 +136,38 @@ def test_the_slurm_recipe_starts_configured_workers_and_leaves_no_process(fake_s
     assert {g: _alive(g) for g in _job_groups(fake_slurm) if _alive(g)} == {}
 
 
+def test_grader_grade_on_slurm_grades_a_class_through_the_recipe(fake_slurm, tmp_path, capsys):
+    """The instructor's command, as the README gives it, against the fake sbatch: jobs start, grade, are cancelled."""
+    import nbformat
+    from grading_support import one_value_spec
+
+    from grader.cli import main
+
+    (tmp_path / "exercises" / "probe").mkdir(parents=True)
+    (tmp_path / "exercises" / "probe" / "spec.toml").write_text(one_value_spec("probe"))
+    os.environ["GRADER_EXERCISES"] = str(tmp_path / "exercises")  # the client's course only: jobs carry the spec
+    try:
+        for student in ("ada", "bob"):
+            (tmp_path / "class").mkdir(exist_ok=True)
+            cells = [nbformat.v4.new_code_cell(f"probe = {{'who': '{student}'}}")]
+            nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "class" / f"{student}.ipynb")
+        (tmp_path / "grader.toml").write_text(
+            '[grading]\ncluster = "slurm"\n\n[cluster]\ndashboard = ""\nworker_timeout = 120\n\n'
+            '[cluster.slurm]\nwalltime = "00:30:00"\nmemory = "2GB"\njobs = 2\nlifetime_margin = "5m"\n')
+        code = main(["--config", str(tmp_path / "grader.toml"), "grade", str(tmp_path / "class"), "--exercise",
+                     "probe", "--gradebook", str(tmp_path / "gb.sqlite"), "--json"])
+    finally:
+        del os.environ["GRADER_EXERCISES"]
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0 and sorted((r["student"], r["status"], r["score"]) for r in results) == [
+        ("ada", "ok", 1.0), ("bob", "ok", 1.0)]
+    assert len(_job_groups(fake_slurm)) == 2
+    deadline = time.monotonic() + 20
+    while any(_alive(g) for g in _job_groups(fake_slurm)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert {g: _alive(g) for g in _job_groups(fake_slurm) if _alive(g)} == {}
+
+
 def test_a_gpu_job_books_the_gpu_and_advertises_it(fake_slurm):
     with slurm_cluster(SlurmSettings(gpus=1, job_extra=("--exclusive",)), dashboard="") as cluster:
         script = cluster.job_script()
