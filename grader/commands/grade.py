@@ -182,9 +182,7 @@ def summary_table(results, title: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from grader.assignments.catalog import load_assignment
+    from grader.assignments.catalog import Exercise, load_assignment
     from grader.grading.discover import discover
     from grader.specs import config as course
 
@@ -203,22 +201,22 @@ def run(args: argparse.Namespace) -> int:
                         f"{args.submissions}/<student>/")
     with contextlib.ExitStack() as stack:
         # The cluster first: a wrong address or a cluster without workers is said before any file is written.
-        cluster = stack.enter_context(open_cluster(args, config, assignment)) if args.cluster else None
+        # A quiz needs none: its answers are scored here, without a kernel.
+        on_cluster = args.cluster and isinstance(assignment, Exercise)
+        cluster = stack.enter_context(open_cluster(args, config, assignment)) if on_cluster else None
         return grade_found(args, config, assignment, found, cluster)
 
 
 @contextlib.contextmanager
 def open_cluster(args: argparse.Namespace, config, assignment):
-    """The connected cluster --cluster names, its workers checked for this assignment; closed on exit."""
-    from grader.assignments.catalog import Exercise
+    """The connected cluster --cluster names, its workers checked for this exercise; closed on exit."""
     from grader.assignments.version import grader_version
     from grader.grading.cluster_batch import connect
     from grader.specs.config import ClusterSettings
 
     settings = config.cluster if config else ClusterSettings()
     with connect(args.cluster, args.workers, settings) as session:
-        if isinstance(assignment, Exercise):
-            session.check_workers(assignment, grader_version(assignment))
+        session.check_workers(assignment, grader_version(assignment))
         print(f"grader grade: grading on the dask cluster at {session.address}"
               + (f" (dashboard: {session.dashboard})" if session.dashboard else ""), file=sys.stderr, flush=True)
         yield session

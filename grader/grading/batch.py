@@ -194,8 +194,6 @@ def _run_jobs(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
         if cluster is not None and isinstance(assignment, Exercise):
             # Workers elsewhere: each job carries its bytes and seeds; their kernels start fresh there.
             results = cluster_results(cluster, jobs, assignment, version, secret, durations, stop, on_progress)
-        elif cluster is not None:  # a quiz is scored from its answers file alone: here, without a kernel
-            results = (grade_job(job, assignment) for job in jobs)
         else:
             results = _local_results(_with_factory(jobs, stack), workers, stop)
         for result in results:

@@ -15,7 +15,6 @@ import contextlib
 import statistics
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -76,7 +75,7 @@ class ClusterSession:
 
 
 @contextlib.contextmanager
-def connect(target: str, workers: int, settings, kind_label: str = "") -> Iterator[ClusterSession]:
+def connect(target: str, workers: int, settings) -> Iterator[ClusterSession]:
     """A client of the cluster ``target`` names (local, slurm, kubernetes, or a scheduler address), once it has a
     worker; ClusterError within ``settings.connect_timeout`` + ``settings.worker_timeout`` seconds otherwise."""
     try:
@@ -214,6 +213,8 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
 
 def _slots(client, gpu: bool) -> int:
     """How many jobs the cluster runs at once now: its worker threads, or its GPU resources (0 if unknown)."""
+    if client.status != "running":  # asking would wait for the connect timeout
+        return 0
     try:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
     except Exception:  # noqa: BLE001 - a lost scheduler is noticed by the caller
@@ -263,11 +264,13 @@ def _cancel(session: ClusterSession, pending: set) -> None:
 
 
 def _update_running(client, counts: dict[str, WorkerCounts]) -> None:
+    if client.status != "running":
+        return
     try:
         processing = client.processing()
     except Exception:  # noqa: BLE001 - progress is not worth failing a batch for
         return
-    running = Counter({worker: sum(1 for key in keys if str(key).startswith("grade-"))
+    running = collections.Counter({worker: sum(1 for key in keys if str(key).startswith("grade-"))
                        for worker, keys in processing.items()})
     for worker in set(running) | set(counts):
         counts.setdefault(worker, WorkerCounts()).running = running.get(worker, 0)
