@@ -142,23 +142,19 @@ def ms(seconds: float) -> str:
 
 
 def local_cluster(workers: int):
-    import dask
-    from distributed import LocalCluster
+    """The cluster `grader grade --cluster local` starts, with its kernel factory on each worker."""
+    from grader.grading.cluster_batch import connect
+    from grader.specs.config import ClusterSettings
 
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return connect("local", workers, ClusterSettings(dashboard=""))
 
 
 def overhead(trivial: pathlib.Path, tmp: pathlib.Path) -> dict:
-    from distributed import Client
 
-    from grader.grading.cluster_batch import ClusterSession
-
-    with local_cluster(1) as cluster, Client(cluster, set_as_default=False) as client:
-        client.wait_for_workers(1)
+    with local_cluster(1) as session:
+        client = session.client
         client.get_task_stream(start=0, stop=0)  # starts the scheduler's task-stream plugin
-        batch, report = grade(trivial, TRIVIAL, tmp / "overhead-cluster.sqlite",
-                              session=ClusterSession(client, cluster.scheduler_address))
+        batch, report = grade(trivial, TRIVIAL, tmp / "overhead-cluster.sqlite", session=session)
         tasks = new_tasks(client, set())
     pairs = match(tasks, batch)
     walls = [r.timings["wall"] for _, r, _ in pairs]
@@ -205,18 +201,17 @@ def schedule(tasks: list[dict], pairs, sleeps: dict[str, int], report) -> dict:
 
 
 def idle_runs(sleepy: pathlib.Path, sleeps: dict[str, int], tmp: pathlib.Path) -> tuple[dict, list[int]]:
-    from distributed import Client
 
     from grader.assignments.catalog import load_assignment
-    from grader.grading.cluster_batch import ClusterSession, longest_first
+    from grader.grading.cluster_batch import longest_first
     from grader.grading.jobs import Job
     from grader.store.gradebook import Gradebook
 
     book, seen, runs, expected = tmp / "idle.sqlite", set(), {}, []
-    with local_cluster(2) as cluster, Client(cluster, set_as_default=False) as client:
+    with local_cluster(2) as session:
+        client = session.client
         client.wait_for_workers(2)
         client.get_task_stream(start=0, stop=0)
-        session = ClusterSession(client, cluster.scheduler_address)
         for name, regrade in (("a", False), ("b", True)):
             if regrade:  # the order the grader is to submit (b) in, from what (a) stored
                 with Gradebook.open(book) as gradebook:

@@ -305,8 +305,12 @@ def test_workers_elsewhere_without_the_clients_files_grade_as_the_local_pool_doe
     assert [(r[0], r[1], r[2]) for r in rows] == [("ada", "ok", 10.0), ("bob", "ok", rows[1][2]),
                                                   ("cara", "invalid", 0), ("dave", "invalid", 0)]
     assert rows[0][8]  # hidden checks ran on the workers, from seeds the client derived
-    workers = {json.loads(line)["student"] for line in remote.stdout.splitlines()}
-    assert workers == {"ada", "bob", "cara", "dave"}
+    graded = {json.loads(line)["student"] for line in remote.stdout.splitlines()}
+    assert graded == {"ada", "bob", "cara", "dave"}
+    with Gradebook.open(client_side / "cluster.sqlite") as gradebook:
+        kernels = {run.result.student: run.result.sandbox.get("kernel_start") for run in gradebook.current_runs()}
+    # Each worker forks its kernels from a warm factory of its own, as a local batch does.
+    assert kernels["ada"] == kernels["bob"] == "forked from the pre-warmed factory"
 
 
 def test_a_scheduler_lost_mid_batch_keeps_what_was_graded_and_exits_4(probes, tmp_path):

@@ -105,9 +105,25 @@ def connect(target: str, workers: int, settings) -> Iterator[ClusterSession]:
                                    f"{address}`), or wait longer with cluster.worker_timeout in grader.toml. Nothing "
                                    "was graded.") from None
             owned = not isinstance(cluster, str)
-            yield ClusterSession(client, address, owned=owned, dashboard=_dashboard(cluster) if owned else "",
-                                 mnist_root=str(settings.mnist_root) if settings.mnist_root else None,
-                                 gpu_exercises=tuple(settings.gpu_exercises))
+            with _kernel_factories(client, keep=owned):
+                yield ClusterSession(client, address, owned=owned, dashboard=_dashboard(cluster) if owned else "",
+                                     mnist_root=str(settings.mnist_root) if settings.mnist_root else None,
+                                     gpu_exercises=tuple(settings.gpu_exercises))
+
+
+@contextlib.contextmanager
+def _kernel_factories(client, keep: bool) -> Iterator[None]:
+    """A warm kernel factory on every worker, present and future, while the batch runs; a shared cluster's are
+    closed afterwards (``keep``: the workers end with the cluster anyway)."""
+    from grader.grading.cluster_factory import NAME, KernelFactoryPlugin
+
+    client.register_plugin(KernelFactoryPlugin())
+    try:
+        yield
+    finally:
+        if not keep:
+            with contextlib.suppress(Exception):  # a lost scheduler: its workers end, and their factories with them
+                client.unregister_worker_plugin(NAME)
 
 
 async def _identity(address: str, tls) -> dict:

@@ -115,6 +115,15 @@ def fitness(exercise_id: str, spec: bytes, version: str, mnist_root: str | None)
     return ""
 
 
+def _worker_factory():
+    """This worker's warm kernel factory (``cluster_factory``); None outside a dask worker."""
+    try:
+        from grader.grading.cluster_factory import worker_factory
+    except ImportError:
+        return None
+    return worker_factory()
+
+
 def _kernel_env(gpu: bool) -> tuple[tuple[str, str], ...]:
     """The kernel sees the one device the worker was started for (its first $CUDA_VISIBLE_DEVICES), or none."""
     if not gpu:
@@ -129,8 +138,8 @@ def grade_cluster_job(cluster_job: ClusterJob) -> SubmissionResult:
     try:
         with _exercise(job.exercise_id, cluster_job.spec) as exercise:
             data_root = _fit(exercise, cluster_job.version, cluster_job.mnist_root)
-            result = grade_job(dataclasses.replace(job, data_root=data_root, env=_kernel_env(cluster_job.gpu)),
-                               exercise)
+            result = grade_job(dataclasses.replace(job, data_root=data_root, env=_kernel_env(cluster_job.gpu),
+                                                   factory=_worker_factory()), exercise)
     except WorkerUnfit as e:
         raise WorkerUnfit(f"worker {worker}: {e}") from None
     return dataclasses.replace(result, sandbox={**result.sandbox, "worker": worker, **cluster_weaknesses(result)})
