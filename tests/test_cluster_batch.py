@@ -446,3 +446,17 @@ def test_a_cluster_the_grader_starts_serves_the_dashboard():
         assert session.owned and session.dashboard.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(session.dashboard, timeout=30) as page:
             assert page.status == 200 and b"bokeh" in page.read().lower()
+
+
+def test_a_worker_without_the_graders_code_is_named_not_a_traceback():
+    from grader.grading.cluster_batch import ClusterError
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        client.run(lambda: sys.modules.__setitem__("grader.grading.cluster_jobs", None))  # as if not installed
+        exercise = load_assignment("tiny-model")
+        with pytest.raises(ClusterError) as refused:
+            ClusterSession(client, cluster.scheduler_address).check_workers(exercise, "any version")
+    assert "cannot grade tiny-model: worker tcp://127.0.0.1:" in str(refused.value)
+    assert "it cannot run the grader's code (Exception: ModuleNotFoundError" in str(refused.value)
+    assert "install the grader on the workers. Nothing was graded." in str(refused.value)

@@ -66,8 +66,11 @@ class ClusterSession:
 
     def check_workers(self, exercise: Exercise, version: str) -> None:
         """Refuse, naming each worker, a cluster whose workers would grade otherwise than the client would."""
-        problems = self.client.run(fitness, exercise.id, exercise.spec.path.read_bytes(), version, self.mnist_root)
-        unfit = {worker: why for worker, why in problems.items() if why}
+        problems = self.client.run(fitness, exercise.id, exercise.spec.path.read_bytes(), version, self.mnist_root,
+                                   on_error="return")
+        # A worker without this grader cannot even unpickle the check: its exception is its answer.
+        unfit = {worker: why if isinstance(why, str) else f"it cannot run the grader's code ({type(why).__name__}: "
+                 f"{why}); install the grader on the workers" for worker, why in problems.items() if why}
         if unfit:
             raise ClusterError("the cluster's workers cannot grade " + exercise.id + ": "
                                + "; ".join(f"worker {w}: {why}" for w, why in sorted(unfit.items()))
