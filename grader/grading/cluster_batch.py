@@ -225,6 +225,8 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
                 waiting.clear()
                 yield from (NotGraded(student, f"not graded: {unfit or lost}") for student in sorted(students))
                 return
+        _update_running(client, counts)
+        on_progress(counts)  # the last results, as the rows will stay on the screen
     finally:
         if pending:
             _cancel(session, pending)
