@@ -81,7 +81,7 @@ def local_cluster(workers: int, *, dashboard: str = ":8787", security: Security 
     return distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=dashboard or DISABLED_HTTP,
         scheduler_kwargs={"dashboard": bool(dashboard)}, security=security,
-        protocol="tls://" if security is not None else None)
+        protocol="tls://" if security is not None else None, preload=["grader.grading.local_worker_setup"])
 
 
 def asks_for_gpu(job_extra: tuple[str, ...] | list[str]) -> bool:
