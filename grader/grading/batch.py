@@ -125,17 +125,22 @@ def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None
         pending = set(futures)
         while pending and not stop.is_set():
             done, pending = cf.wait(pending, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
-            for future in done:
+            for future in _in_order(futures, done):  # several finish between two looks (quizzes): in job order
                 yield futures[future], _outcome(future)
         finished = {f for f in pending if f.done() and not f.cancelled()}
         pending -= finished
-        for future in finished:
+        for future in _in_order(futures, finished):
             yield futures[future], _outcome(future)
     finally:
         if pending or stop.is_set():
             _stop_pool(pool)
         else:
             pool.shutdown(wait=True)
+
+
+def _in_order(futures: dict, some: set) -> list:
+    """``some`` of the futures, in the order they were submitted (a set's order would vary from run to run)."""
+    return [future for future in futures if future in some]
 
 
 def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None) -> Iterable[SubmissionResult]:

@@ -206,8 +206,8 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
                 futures[future] = item.job
                 pending.add(future)
             _wait_any(pending)
-            done = {f for f in pending if f.done()}
-            pending -= done
+            done = [f for f in futures if f in pending and f.done()]  # in submission order
+            pending -= set(done)
             for future in done:
                 outcome = _outcome(future, futures[future], counts)
                 if isinstance(outcome, NotGraded) and outcome.unfit:
