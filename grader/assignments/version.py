@@ -14,6 +14,7 @@ import functools
 import hashlib
 import importlib.util
 import pathlib
+import threading
 from importlib import metadata
 
 from grader.assignments.catalog import Assignment, Exercise
@@ -57,9 +58,19 @@ def _imports(path: pathlib.Path, module: str) -> set[str]:
     return found
 
 
-@functools.cache
+_CLOSURE_LOCK = threading.Lock()
+
+
 def code_closure(modules: tuple[str, ...]) -> tuple[pathlib.Path, ...]:
     """The source files of ``modules`` and of every module of ours they import, transitively."""
+    # One thread at a time: CPython 3.11's ast.parse is not safe to run in two threads at once ("AST constructor
+    # recursion depth mismatch"), and two batches in one process (a test, a service) would both fill the cache.
+    with _CLOSURE_LOCK:
+        return _code_closure(modules)
+
+
+@functools.cache
+def _code_closure(modules: tuple[str, ...]) -> tuple[pathlib.Path, ...]:
     seen: dict[str, pathlib.Path] = {}
     todo = list(modules)
     while todo:
@@ -72,6 +83,9 @@ def code_closure(modules: tuple[str, ...]) -> tuple[pathlib.Path, ...]:
         seen[module] = path
         todo.extend(_imports(path, module) - set(seen))
     return tuple(sorted(set(seen.values())))
+
+
+code_closure.cache_clear = _code_closure.cache_clear  # type: ignore[attr-defined] - for tests that edit sources
 
 
 def _package_version() -> str:

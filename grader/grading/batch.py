@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from grader.assignments.catalog import Assignment, Exercise, load_assignment
+from grader.assignments.catalog import Assignment, Exercise
 from grader.assignments.version import grader_version
 from grader.errors import UserError
 from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
@@ -62,10 +62,10 @@ def storable(result: SubmissionResult) -> SubmissionResult:
     return dataclasses.replace(cleaned(result), checks=tuple(cleaned(c) for c in result.checks))
 
 
-def plan_jobs(found: Iterable[Found], assignment: Assignment, gradebook: Gradebook, regrade: bool,
+def plan_jobs(found: Iterable[Found], assignment: Assignment, version: str, gradebook: Gradebook, regrade: bool,
               secret: bytes | None, hide: tuple[str, ...], data_root: str | None = None) -> tuple[list[Job], list[str]]:
-    """Jobs for submissions that changed (or all with ``regrade``), and the names skipped."""
-    version = grader_version(assignment)
+    """Jobs for submissions that changed since they were graded with ``version`` (or all with ``regrade``), and the
+    names skipped."""
     jobs, skipped = [], []
     for item in found:
         current = gradebook.current_hash(item.student, assignment.id)
@@ -163,7 +163,7 @@ def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None) -> I
                                       "(for example, the system ran out of memory)"))
 
 
-def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
+def run_batch(jobs: list[Job], assignment: Assignment, version: str, gradebook: Gradebook, workers: int,
               on_result: Callable[[SubmissionResult], None] = lambda r: None, stop: Stop | None = None,
               cluster: ClusterSession | None = None, durations: dict[str, float] | None = None,
               on_progress: Callable[[dict], None] = lambda counts: None) -> tuple[list, list[NotGraded]]:
@@ -175,8 +175,8 @@ def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
     """
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(stop_on_signals())
-        done, lost = (_run_jobs(jobs, version, gradebook, workers, on_result, stop, cluster, durations or {},
-                                on_progress) if jobs else ([], []))
+        done, lost = (_run_jobs(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
+                                durations or {}, on_progress) if jobs else ([], []))
     if stop.is_set():
         kept = sorted(r.student for r in done)
         missing = sorted({job.student for job in jobs} - set(kept))
@@ -188,19 +188,18 @@ def run_batch(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
     return done, lost
 
 
-def _run_jobs(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
+def _run_jobs(jobs: list[Job], assignment: Assignment, version: str, gradebook: Gradebook, workers: int,
               on_result: Callable[[SubmissionResult], None], stop: Stop, cluster: ClusterSession | None,
               durations: dict[str, float], on_progress: Callable[[dict], None]) -> tuple[list, list[NotGraded]]:
     paths = {job.student: _storable(job.path or job.origin) for job in jobs}
     secret = jobs[0].secret
-    assignment = load_assignment(jobs[0].exercise_id)
     done, lost = [], []
     with contextlib.ExitStack() as stack:
         if cluster is not None and isinstance(assignment, Exercise):
             # Workers elsewhere: each job carries its bytes and seeds; their kernels start fresh there.
             results = cluster_results(cluster, jobs, assignment, version, secret, durations, stop, on_progress)
         else:
-            results = _local_results(_with_factory(jobs, stack), workers, stop)
+            results = _local_results(_with_factory(jobs, assignment, stack), workers, stop)
         for result in results:
             if isinstance(result, NotGraded):
                 lost.append(result)
@@ -213,12 +212,12 @@ def _run_jobs(jobs: list[Job], version: str, gradebook: Gradebook, workers: int,
     return done, lost
 
 
-def _with_factory(jobs: list[Job], stack: contextlib.ExitStack) -> list[Job]:
+def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.ExitStack) -> list[Job]:
     """The jobs, forking their kernels from one warm factory (closed with ``stack``) when they run notebooks.
 
     One notebook alone starts fresh: warming a factory first would cost what it saves.
     """
-    if isinstance(load_assignment(jobs[0].exercise_id), Quiz) or sum(1 for job in jobs if job.path) < 2:
+    if isinstance(assignment, Quiz) or sum(1 for job in jobs if job.path) < 2:
         return jobs
     # Not waited for here: it warms up while the workers start, and each job waits for it (FactoryHandle.resolve).
     factory = stack.enter_context(launch_factory())
@@ -261,8 +260,9 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
     if times:
         record_times(gradebook, assignment.id, {(item.student, file_sha256(item.path)): times[item.student]
                                                 for item in found if item.path and item.student in times})
-    jobs, skipped = plan_jobs(found, assignment, gradebook, regrade, secret, hide, data_root)
+    version = grader_version(assignment)
+    jobs, skipped = plan_jobs(found, assignment, version, gradebook, regrade, secret, hide, data_root)
     on_plan(len(jobs), len(skipped))
-    graded, lost = run_batch(jobs, grader_version(assignment), gradebook, workers, on_result, stop, cluster,
+    graded, lost = run_batch(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
                              gradebook.durations(assignment.id), on_progress)
     return BatchReport(graded, skipped, time.monotonic() - start, lost)

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 
 from grader.assignments.catalog import Exercise
 from grader.errors import UserError
-from grader.grading.cluster_jobs import GPU, ClusterJob, WorkerUnfit, fitness, grade_cluster_job, pack
+from grader.grading.cluster_jobs import (
+    GPU,
+    ClusterJob,
+    WorkerUnfit,
+    fitness,
+    grade_cluster_job,
+    hidden_seed_table,
+    pack,
+)
 from grader.grading.interrupts import Stop
 from grader.grading.jobs import Job, grade_job
 from grader.grading.secrets import MissingSeed
@@ -158,17 +166,18 @@ def longest_first(jobs: list[Job], durations: dict[str, float], limit_s: float) 
 
 def _reason(error: BaseException) -> tuple[str, str]:
     """(why the cluster did not grade a job, the worker it names) for the exception its task ended with."""
-    name = type(error).__name__
-    if name == "KilledWorker":
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(error, KilledWorker):
         worker = getattr(error, "last_worker", None)
-        address = getattr(worker, "address", "") if worker is not None else ""
         return ("the workers grading it died, one after another, as many times as dask allows (its "
-                "allowed-failures): lost machines or a worker's own memory limit, not a graded outcome", address)
+                "allowed-failures): lost machines or a worker's own memory limit, not a graded outcome",
+                getattr(worker, "address", "") if worker is not None else "")
     if isinstance(error, WorkerUnfit):
-        return str(error), str(error).split(": ", 1)[0].removeprefix("worker ")
+        return str(error), error.worker
     if isinstance(error, MissingSeed):
         return f"the grader could not grade it: {error}", ""
-    return f"the worker failed ({name}: {str(error)[:300]})", ""
+    return f"the worker failed ({type(error).__name__}: {str(error)[:300]})", ""
 
 
 def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise, version: str,
@@ -179,10 +188,10 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
     needs no kernel (it is invalid) and is graded here."""
     client, counts = session.client, session.counts
     gpu = exercise.id in session.gpu_exercises
+    spec, seeds = exercise.spec.path.read_bytes(), hidden_seed_table(exercise, secret)  # the same for every job
     packed: list[ClusterJob] = []
     for job in longest_first(jobs, durations, exercise.spec.limits.total_timeout_s):
-        carried = pack(job, exercise, version, secret, f"grade-{exercise.id}-{uuid.uuid4().hex}",
-                       session.mnist_root, gpu)
+        carried = pack(job, spec, version, seeds, f"grade-{exercise.id}-{uuid.uuid4().hex}", session.mnist_root, gpu)
         if carried is None:
             yield grade_job(job, exercise)
         else:

@@ -34,6 +34,13 @@ GPU = "GPU"  # the dask worker resource an exercise on a GPU asks for (`dask wor
 class WorkerUnfit(Exception):
     """This worker cannot grade the job as the client would: an infrastructure failure, never a grade."""
 
+    def __init__(self, reason: str, worker: str = "") -> None:
+        super().__init__(reason, worker)  # both in args: the exception travels back to the client pickled
+        self.reason, self.worker = reason, worker
+
+    def __str__(self) -> str:
+        return f"worker {self.worker}: {self.reason}" if self.worker else self.reason
+
 
 @dataclass(frozen=True)
 class ClusterJob:
@@ -47,22 +54,27 @@ class ClusterJob:
     gpu: bool = False  # graded on a worker holding one GPU resource, which the kernel alone sees
 
 
-def pack(job: Job, exercise: Exercise, version: str, secret: bytes | None, key: str, mnist_root: str | None = None,
-         gpu: bool = False) -> ClusterJob | None:
-    """The job as a worker anywhere can grade it; None when its file cannot be carried (gone, a folder, too large):
-    that outcome needs no kernel, and the client grades it as the local pool would."""
+def hidden_seed_table(exercise: Exercise, secret: bytes | None) -> tuple[tuple[str, int], ...] | None:
+    """Every hidden seed the exercise's checks can ask for, derived here from the secret; None without one."""
+    if secret is None:
+        return None
+    seed = hidden_seeds(secret, exercise.id)
+    return tuple((label, seed(label)) for label in seed_labels(exercise.checks))
+
+
+def pack(job: Job, spec: bytes, version: str, seeds: tuple[tuple[str, int], ...] | None, key: str,
+         mnist_root: str | None = None, gpu: bool = False) -> ClusterJob | None:
+    """The job as a worker anywhere can grade it (``spec``, ``version`` and ``seeds`` are the batch's); None when its
+    file cannot be carried (gone, a folder, too large): that outcome needs no kernel, and the client grades it as
+    the local pool would."""
     if job.path is None:
         return None
     try:
         content = read_bytes(pathlib.Path(job.path), MAX_NOTEBOOK_BYTES)
     except UnreadableFile:
         return None
-    seeds = None
-    if secret is not None:
-        seed = hidden_seeds(secret, exercise.id)
-        seeds = tuple((label, seed(label)) for label in seed_labels(exercise.checks))
     carried = dataclasses.replace(job, secret=None, content=content, seeds=seeds, factory=None, data_root=None)
-    return ClusterJob(carried, exercise.spec.path.read_bytes(), version, key, mnist_root, gpu)
+    return ClusterJob(carried, spec, version, key, mnist_root, gpu)
 
 
 def worker_name() -> str:
@@ -141,7 +153,7 @@ def grade_cluster_job(cluster_job: ClusterJob) -> SubmissionResult:
             result = grade_job(dataclasses.replace(job, data_root=data_root, env=_kernel_env(cluster_job.gpu),
                                                    factory=_worker_factory()), exercise)
     except WorkerUnfit as e:
-        raise WorkerUnfit(f"worker {worker}: {e}") from None
+        raise WorkerUnfit(e.reason, worker) from None
     return dataclasses.replace(result, sandbox={**result.sandbox, "worker": worker, **cluster_weaknesses(result)})
 
 
