@@ -164,3 +164,63 @@ def test_forked_kernels_are_isolated_when_the_grader_is_not_root():
     assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
                            "tmp files": [], "env": False, "torch threads": 1}
     assert first["probe"]["random"] != seen["random"] and first["probe"]["torch seed"] != seen["torch seed"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_kernel_started_before_its_notebook_is_as_fresh_as_any(factory, spec, tmp_path):
+    """Watch mode starts the next kernel while the student edits: it still runs one notebook, and sees nothing."""
+    from grader.grading.engine import run_next
+
+    def later(path: pathlib.Path):
+        def wait():
+            time.sleep(0.5)  # the student is still typing: the kernel is up and waits
+            return read_submission(path)
+        return wait
+
+    first = run_next(later(_notebook(tmp_path, "first", MEDDLE, LOOK)), spec, factory=factory.handle)
+    second = run_next(later(_notebook(tmp_path, "second", LOOK)), spec, factory=factory.handle)
+    assert second.sandbox["kernel_start"] == "forked from the pre-warmed factory, before the save"
+    assert second.execution.timings["waited"] >= 0.5  # it did wait, started, for its notebook
+    assert first.exports.values["probe"]["torch seed"] != second.exports.values["probe"]["torch seed"]
+    seen = second.exports.values["probe"]
+    assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
+                           "tmp files": [], "env": False, "torch threads": 1}
+
+
+def test_a_kernel_that_dies_while_it_waits_is_replaced_and_the_notebook_still_runs(factory, spec, tmp_path):
+    from grader.grading.engine import run_next
+
+    path = _notebook(tmp_path, "late", LOOK)
+
+    def wait():
+        forked = _children(factory.process.pid)
+        assert forked  # the kernel is up before the notebook comes
+        for pid in [*(k for f in forked for k in _children(f)), *forked]:  # the kernel, then its launcher
+            os.kill(pid, 9)  # the machine's OOM killer, say
+        return read_submission(path)
+
+    run = run_next(wait, spec, factory=factory.handle)
+    assert run.exports.found, run.execution.reason
+    assert run.sandbox["kernel_start"] == "forked from the pre-warmed factory"  # a new one, after the save
+
+
+def test_no_notebook_coming_leaves_no_kernel(factory, spec):
+    from grader.grading.engine import run_next
+
+    assert run_next(lambda: None, spec, factory=factory.handle) is None
+    deadline = time.monotonic() + 10
+    while _children(factory.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _children(factory.process.pid) == []

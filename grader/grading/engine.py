@@ -26,16 +26,17 @@ from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
 from grader.errors import UserError
 from grader.kernel.cells import export_source, prelude_source
-from grader.kernel.execute import Execution, execute
+from grader.kernel.execute import Deferred, Execution, execute
 from grader.kernel.factory import FactoryHandle
-from grader.kernel.notebook import Submission, prepare
-from grader.kernel.sandbox import open_sandbox
+from grader.kernel.notebook import PreparedNotebook, Submission, prepare
+from grader.kernel.sandbox import Sandbox, open_sandbox
 from grader.loading.values import Exports
 from grader.results import PendingCheck, Status, SubmissionResult
 from grader.specs.paths import REPOSITORY, solutions_root
 
-# What scoring imports after the kernel is done; warmed up while it runs.
-SCORING_MODULES = ("torch", "grader.loading.exports", "grader.grading.artifacts", "reference.data")
+# What scoring imports after the kernel is done; warmed up while it runs. torch._dynamo is what the loader's
+# FakeTensorMode imports on first use (about 1.2 s), to measure a model's forward pass before running it.
+SCORING_MODULES = ("torch", "torch._dynamo", "grader.loading.exports", "grader.grading.artifacts", "reference.data")
 
 
 def warm_up(modules: tuple[str, ...]) -> threading.Thread:
@@ -76,6 +77,28 @@ def solution_material(exercise: Exercise) -> tuple[list[str], list[str]]:
     return files, folders
 
 
+def exercise_sandbox(exercise: Exercise, hide: tuple[str, ...] = (), data_root: pathlib.Path | None = None,
+                     env: dict[str, str] | None = None) -> Sandbox:
+    """A fresh sandbox as a notebook of ``exercise`` gets it: its limits, its data read-only, the solutions hidden."""
+    data = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
+    stubs, folders = solution_material(exercise)
+    return open_sandbox(exercise.spec.limits, extra_env={**(env or {}), **data}, hide=(*hide, *folders),
+                        readonly=tuple(data.values()), stub=stubs)
+
+
+def probe_sandboxes(exercises: list[Exercise]) -> None:
+    """Open and remove one sandbox per exercise, so that this process's cached probes of what the machine allows
+    (namespaces, the sandbox user) are done before it forks workers that would each probe again."""
+    for exercise in exercises:
+        try:
+            root = resolve_data_root(exercise, None)
+        except UserError:
+            root = None  # no MNIST here: that exercise's check says so when it runs
+        sandbox = exercise_sandbox(exercise, data_root=root)
+        sandbox.kill()
+        sandbox.remove()
+
+
 @dataclass(frozen=True)
 class Run:
     """What executing one notebook produced, before any scoring."""
@@ -84,6 +107,7 @@ class Run:
     exports: Exports
     sandbox: dict
     load_seconds: float
+    submission: Submission | None = None  # what ran: with ``run_next``, the notebook that came
 
 
 def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = (),
@@ -96,19 +120,51 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
     An exercise with ``data_root = true`` gets the MNIST root read-only, named by ``$MNIST_ROOT``.
     ``warm`` lists modules to import while the kernel runs; ``env`` is added to the kernel's environment.
     """
-    data = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
-    stubs, folders = solution_material(exercise)
-    sandbox = open_sandbox(exercise.spec.limits, extra_env={**(env or {}), **data}, hide=(*hide, *folders),
-                           readonly=tuple(data.values()), stub=stubs)
+    return _run(submission, exercise, hide, data_root, warm, factory, env)
+
+
+def run_next(wait: Callable[[], Submission | None], exercise: Exercise, data_root: pathlib.Path | None = None,
+             warm: tuple[str, ...] = SCORING_MODULES, factory: FactoryHandle | None = None) -> Run | None:
+    """Start a sandboxed kernel now, then run the notebook ``wait`` returns in it; None if it returns None.
+
+    For watch mode: the kernel starts (and runs the grader's prelude) while the student edits, so a save
+    costs only the notebook's own cells and the scoring. The kernel is still fresh and only ever runs one
+    notebook; one that died while it waited is replaced by a new one.
+    """
+    run = _run(wait, exercise, (), data_root, warm, factory, None)
+    if run is not None and run.execution.kernel_lost:
+        return _run(run.submission, exercise, (), data_root, warm, factory, None)
+    return run
+
+
+def _run(submission: Submission | Callable[[], Submission | None], exercise: Exercise, hide: tuple[str, ...],
+         data_root: pathlib.Path | None, warm: tuple[str, ...], factory: FactoryHandle | None,
+         env: dict[str, str] | None) -> Run | None:
+    sandbox = exercise_sandbox(exercise, hide, data_root, env)
     sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
     try:
         requests = [e.request() for e in exercise.spec.exports]
         models = any(e.input_shape for e in exercise.spec.exports)
         names = tuple(e.name for e in exercise.spec.exports if not e.code)
-        prepared = prepare(submission, prelude_source(models, names), export_source(requests, sandbox.export_dir))
+        cells = prelude_source(models, names), export_source(requests, sandbox.export_dir)
+        came: list[Submission] = []
+        if callable(submission):
+            def arrived() -> PreparedNotebook | None:
+                got = submission()
+                came.extend([got] if got is not None else [])
+                return prepare(got, *cells) if got is not None else None
+
+            notebook = Deferred(prepare(Submission.empty(), *cells), arrived)
+        else:
+            came.append(submission)
+            notebook = prepare(submission, *cells)
         warming = warm_up(warm)
-        execution = execute(prepared, sandbox)
+        execution = execute(notebook, sandbox)
         warming.join()
+        if not came:
+            return None
+        if execution.kernel_lost:
+            return Run(execution, Exports.unavailable("the kernel was lost"), sandbox.report, 0.0, came[0])
         start = time.monotonic()
         changed = execution.exported and _changed_after_export(sandbox.export_dir, execution.export_digest)
         if changed:
@@ -119,9 +175,10 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
             exports = load_exports(sandbox.export_dir)
         else:
             exports = Exports.unavailable(execution.reason or "the notebook did not reach the grader's export step")
+        started = execution.kernel_start + (", before the save" if callable(submission) else "")
         return Run(execution, exports, sandbox.report | {"outputs_truncated": execution.outputs_truncated,
-                                                         "kernel_start": execution.kernel_start},
-                   time.monotonic() - start)
+                                                         "kernel_start": started},
+                   time.monotonic() - start, came[0])
     finally:
         sandbox.kill()
         sandbox.remove()
@@ -187,6 +244,29 @@ def grade_submission(
     result = score(run_notebook(submission, exercise, hide, root, warm, factory, env), submission, exercise, student,
                    hidden_seed, include_hidden, root)
     result.timings["wall"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def grade_next(wait: Callable[[], Submission | None], exercise: Exercise, student: str,
+               data_root: pathlib.Path | None = None, warm: tuple[str, ...] = SCORING_MODULES,
+               factory: FactoryHandle | None = None) -> SubmissionResult | None:
+    """Start a kernel now and score, with the public checks, the notebook ``wait`` returns (``run_next``).
+
+    ``wall`` counts from the notebook's arrival; None when ``wait`` returns None.
+    """
+    arrived: list[float] = []
+
+    def timed() -> Submission | None:
+        submission = wait()
+        arrived.append(time.monotonic())
+        return submission
+
+    root = resolve_data_root(exercise, data_root)
+    run = run_next(timed, exercise, root, warm, factory)
+    if run is None:
+        return None
+    result = score(run, run.submission, exercise, student, data_root=root)
+    result.timings["wall"] = round(time.monotonic() - arrived[0], 3)
     return result
 
 

@@ -1,30 +1,50 @@
 """Re-check a notebook each time it is saved, with kernels forked from one warm factory.
 
 The self-check of ``grader check``, never the grade: the same sandbox and public checks, rerun
-whenever the file's contents change (a save that changes nothing reruns nothing).
+whenever the file's contents change (a save that changes nothing reruns nothing). Each check's
+kernel starts while the student is still editing (``engine.grade_next``), so a save costs the
+notebook's own cells and the scoring, not a kernel's start.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 import threading
 from collections.abc import Callable
 
 from grader.assignments.catalog import Exercise
-from grader.grading.engine import grade_submission
+from grader.grading.engine import grade_next
 from grader.kernel.factory import FactoryHandle
-from grader.kernel.notebook import InvalidNotebook, read_submission
+from grader.kernel.notebook import InvalidNotebook, Submission, read_submission
 from grader.results import SubmissionResult
 
-POLL_S = 0.25
+POLL_S = 0.05  # a stat() per poll; the file is read only when its size, time or inode changed
+SETTLE_S = 0.3  # a save that is not a notebook is reported only if the file stays so this long
 
 
-def _contents(path: pathlib.Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:  # between an editor's delete and its rename: wait for the next poll
-        return None
+class _Saves:
+    """The watched file's contents as they change: each new version once, read only when its stat changed."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path, self.stat, self.digest = path, None, None
+
+    def changed(self) -> str | None:
+        """The new contents' digest when the file changed since the last call, else None."""
+        try:
+            st = os.stat(self.path)
+            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if signature == self.stat:
+                return None
+            digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:  # between an editor's delete and its rename: wait for the next poll
+            return None
+        self.stat = signature
+        if digest == self.digest:
+            return None
+        self.digest = digest
+        return digest
 
 
 def watch_notebook(path: pathlib.Path, exercise: Exercise, factory: FactoryHandle,
@@ -35,20 +55,27 @@ def watch_notebook(path: pathlib.Path, exercise: Exercise, factory: FactoryHandl
     A save that cannot be read as a notebook (an editor's half-written file) gives an ``invalid``
     result and the next save is checked as usual.
     """
-    checked, last = 0, None
+    saves, checked = _Saves(path), 0
+
+    def next_save() -> Submission | None:
+        nonlocal checked
+        while not stop.is_set():
+            digest = saves.changed()
+            if digest is not None:
+                try:
+                    return read_submission(path)
+                except InvalidNotebook as e:
+                    if stop.wait(SETTLE_S) or saves.changed():
+                        continue  # caught half-written: the editor's next write is the save to check
+                    checked += 1
+                    on_result(SubmissionResult.invalid(exercise.id, path.stem, str(e), digest))
+            stop.wait(POLL_S)
+        return None
+
     while not stop.is_set():
-        current = _contents(path)
-        if current is not None and current != last:
-            last = current
-            try:
-                submission = read_submission(path)
-            except InvalidNotebook as e:
-                result = SubmissionResult.invalid(exercise.id, path.stem, str(e), current)
-            else:
-                result = grade_submission(submission, exercise, path.stem, data_root=data_root, warm=warm,
-                                          factory=factory)
-            checked += 1
-            on_result(result)
-            continue
-        stop.wait(POLL_S)
+        result = grade_next(next_save, exercise, path.stem, data_root, warm, factory)
+        if result is None:
+            break
+        checked += 1
+        on_result(result)
     return checked

@@ -11,14 +11,20 @@ run. Outputs beyond the cap are dropped as they arrive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from queue import Empty
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from traitlets import Type
 
 from grader.kernel.factory_client import FELL_BACK
 from grader.kernel.kernel_export import DIGEST_LINE
@@ -50,14 +56,63 @@ class Execution:
     outputs_truncated: bool = False
     export_digest: str | None = None  # what the export cell said it wrote (kernel_export.folder_digest)
     kernel_start: str = "fresh launch"  # or "forked from the pre-warmed factory"; a fallback says why
+    kernel_lost: bool = False  # a ``Deferred`` kernel died while it waited: nothing of the notebook ran
 
     @property
     def traceback(self) -> str:
         return self.errors[0].traceback if self.errors else ""
 
 
+class SandboxKernelClient(AsyncKernelClient):
+    """jupyter_client's client, less the 0.2 s of IOPub silence it waits for after every kernel start.
+
+    That wait drains the status messages of the kernel_info request; nbclient matches each message to its
+    own request and ignores the rest, so they need no draining. A third of a forked kernel's start went there.
+    """
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            with contextlib.suppress(Empty):
+                reply = await self.shell_channel.get_msg(timeout=1)
+                if reply["msg_type"] == "kernel_info_reply" and await self._iopub_joined():
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    wait_for_ready = _async_wait_for_ready  # the async client binds the public name to the base class's method
+
+    async def answers(self, timeout_s: float = 2.0) -> bool:
+        """Whether the kernel replies now: one that waited for its notebook may have died meanwhile."""
+        asked = self.kernel_info()
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                reply = await self.shell_channel.get_msg(timeout=left)
+            except Empty:
+                return False
+            if reply.get("parent_header", {}).get("msg_id") == asked:
+                return True
+        return False
+
+    async def _iopub_joined(self, tries: int = 20) -> bool:
+        """Whether IOPub delivers: a subscriber that joined late missed the first status, so ask for another."""
+        for _ in range(tries):
+            with contextlib.suppress(Empty):
+                await self.iopub_channel.get_msg(timeout=0.01)
+                return True
+            self.kernel_info()
+        return False
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """Starts the grader's own interpreter's ipykernel through the sandbox launcher."""
+
+    client_factory = Type(SandboxKernelClient, klass=AsyncKernelClient)
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         import sys
@@ -66,6 +121,11 @@ class SandboxKernelManager(AsyncKernelManager):
         fresh = self.grader_sandbox.wrap(command)
         factory = self.grader_sandbox.factory
         return factory.wrap(fresh) if factory else fresh  # the factory's client falls back to ``fresh`` itself
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        # After the kill that ends every run, jupyter_client polls for the exit every 0.1 s: a tenth of a
+        # second per notebook, most of a watch-mode re-check's own overhead.
+        await super()._async_wait(min(pollinterval, 0.005))
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         import os
@@ -106,6 +166,18 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A notebook that comes after its kernel has started: watch mode starts the next kernel while the student edits.
+
+    The kernel starts and runs ``prelude``'s prelude cell (the grader's own, the same for every notebook of the
+    exercise), then ``wait`` blocks until the notebook is there; it returns None when none will come.
+    """
+
+    prelude: PreparedNotebook
+    wait: Callable[[], PreparedNotebook | None]
+
+
 def _clean_traceback(message: str) -> str:
     """The traceback's tail, without nbclient's echo of the cell source and without ANSI colours."""
     lines = ANSI.sub("", message).splitlines()
@@ -122,29 +194,66 @@ def _keep_process_signals(*args) -> None:
     raise RuntimeError("SIGINT and SIGTERM stay with the grader")  # nbclient then installs none of its own
 
 
-async def _run(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution) -> None:
+async def _run(notebook: PreparedNotebook | Deferred, sandbox: Sandbox, client: CappedClient, result: Execution,
+               phase_limit: float | None) -> None:
+    """Start the kernel, run the prelude, then (a ``Deferred`` notebook once it came) the student's cells.
+
+    ``phase_limit`` bounds each side of the wait for a ``Deferred`` notebook, which no limit counts.
+    """
     start = time.monotonic()
     # nbclient would take SIGINT and SIGTERM for the whole process while a kernel runs, and leave the defaults
     # behind: a batch worker would then survive its stop signal, and Ctrl-C would print a traceback per worker.
     asyncio.get_running_loop().add_signal_handler = _keep_process_signals
+    deferred = isinstance(notebook, Deferred)
+    first = notebook.prelude if deferred else notebook
     # cleanup_kc: we pass our own kernel manager, so nbclient would otherwise leave channels open.
     with open(sandbox.root / "kernel.log", "wb") as log:
         async with client.async_setup_kernel(cleanup_kc=True, env=sandbox.env, cwd=str(sandbox.workdir),
                                              stdout=None, stderr=log):
-            await _run_cells(prepared, sandbox, client, result, start)
+            result.timings["kernel_start"] = time.monotonic() - start
+            result.timings["pid"] = client.km.provisioner.pid if client.km.provisioner else None
+            # The prelude: torchvision workaround and threads; counts towards nobody's budget.
+            client.timeout = int(sandbox.limits.cell_timeout_s)
+            await asyncio.wait_for(client.async_execute_cell(first.nb.cells[first.prelude_index],
+                                                             first.prelude_index), phase_limit)
+            prepared = notebook
+            if deferred:
+                waiting = time.monotonic()
+                prepared = await _in_thread(notebook.wait)
+                result.timings["waited"] = time.monotonic() - waiting
+                if prepared is None:
+                    return
+                if not await client.km.is_alive() or not await client.kc.answers():
+                    result.kernel_lost = True
+                    return
+                client.nb, client.export_index = prepared.nb, prepared.export_index
+            await asyncio.wait_for(_run_cells(prepared, sandbox, client, result), phase_limit)
 
 
-async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution,
-                     start: float) -> None:
-    """The prelude, the student cells under their time limits, then the export cell."""
+async def _in_thread(wait: Callable[[], PreparedNotebook | None]) -> PreparedNotebook | None:
+    """``wait()`` in a daemon thread of its own: asyncio's default executor would make ``asyncio.run`` wait for it
+    when Ctrl-C ends the loop, and it waits for the stop that Ctrl-C's handler has not yet set."""
+    loop = asyncio.get_running_loop()
+    came = loop.create_future()
+
+    def deliver(method, value) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(lambda: came.done() or method(value))
+
+    def work() -> None:
+        try:
+            deliver(came.set_result, wait())
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting coroutine
+            deliver(came.set_exception, e)
+
+    threading.Thread(target=work, name="grader-wait-notebook", daemon=True).start()
+    return await came
+
+
+async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution) -> None:
+    """The student cells under their time limits, then the export cell."""
     limits = sandbox.limits
-    result.timings["kernel_start"] = time.monotonic() - start
-    pid = client.km.provisioner.pid if client.km.provisioner else None
-    result.timings["pid"] = pid
     cells = prepared.nb.cells
-    # The prelude: torchvision workaround and threads; counts towards nobody's budget.
-    client.timeout = int(limits.cell_timeout_s)
-    await client.async_execute_cell(cells[prepared.prelude_index], prepared.prelude_index)
     deadline = time.monotonic() + limits.total_timeout_s
     student_start = time.monotonic()
     for index in prepared.student_cells:
@@ -191,22 +300,26 @@ def _kernel_start(sandbox: Sandbox) -> str:
     return fell_back.removeprefix("grader-factory: ") if fell_back else "forked from the pre-warmed factory"
 
 
-def execute(prepared: PreparedNotebook, sandbox: Sandbox) -> Execution:
-    """Run the prepared notebook; never raises for anything the notebook does."""
+def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Execution:
+    """Run the prepared notebook (or, ``Deferred``, the one that comes); never raises for anything it does."""
     km = SandboxKernelManager(transport="ipc", connection_file=str(sandbox.conn_dir / "kernel.json"))
     km.grader_sandbox = sandbox
-    client = CappedClient(prepared.nb, km=km, timeout=int(sandbox.limits.cell_timeout_s),
+    first = notebook.prelude if isinstance(notebook, Deferred) else notebook
+    client = CappedClient(first.nb, km=km, timeout=int(sandbox.limits.cell_timeout_s),
                           startup_timeout=STARTUP_TIMEOUT_S, interrupt_on_timeout=True,
                           error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "cell timed out", "traceback": []},
                           shutdown_kernel="immediate", allow_errors=False, record_timing=False,
                           resources={"metadata": {"path": str(sandbox.workdir)}})
     client.output_budget = sandbox.limits.max_output_kb * 1024
-    client.export_index = prepared.export_index
+    client.export_index = first.export_index
     result = Execution()
     hard_limit = sandbox.limits.total_timeout_s + sandbox.limits.export_timeout_s + 2 * STARTUP_TIMEOUT_S
     started = time.monotonic()
     try:
-        asyncio.run(asyncio.wait_for(_run(prepared, sandbox, client, result), hard_limit))
+        # A notebook that comes later gets the limit from its arrival: each side of the wait has its own.
+        phased = isinstance(notebook, Deferred)
+        asyncio.run(asyncio.wait_for(_run(notebook, sandbox, client, result, hard_limit if phased else None),
+                                     None if phased else hard_limit))
     except DeadKernelError:
         result.status = Status.ERROR
         code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
@@ -226,7 +339,7 @@ def execute(prepared: PreparedNotebook, sandbox: Sandbox) -> Execution:
                          "when a cell breaks the kernel itself, for example by patching modules it relies on (such "
                          "as json) or by using up the process limit")
     finally:
-        result.timings["total"] = time.monotonic() - started
+        result.timings["total"] = time.monotonic() - started - result.timings.get("waited", 0.0)
         result.outputs_truncated = client.truncated
         result.export_digest = client.export_digest
         result.kernel_start = _kernel_start(sandbox)

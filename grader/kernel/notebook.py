@@ -36,6 +36,11 @@ class Submission:
     nb: nbformat.NotebookNode
     sha256: str
 
+    @classmethod
+    def empty(cls) -> Submission:
+        """A notebook without cells: what a kernel started before its notebook prepares its prelude from."""
+        return cls(pathlib.Path(), nbformat.v4.new_notebook(), "")
+
     @property
     def exercise_id(self) -> str | None:
         meta = self.nb.metadata.get(METADATA_KEY, {})
