@@ -10,6 +10,7 @@ Anything else is a bug in the grader: its traceback, and ``EXIT_INTERNAL``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import pathlib
 import sys
@@ -131,8 +132,25 @@ def error_json(args: argparse.Namespace, error: UserError) -> dict:
     return {"error": str(error), "exit_code": error.exit_code}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, warm: bool = False) -> int:
+    """The command line (``argv`` None: ``sys.argv``); a check or a batch typed there runs in the warm server
+    when it can (``warm``: this is the server's child, forked with the grader already imported)."""
     args = build_parser().parse_args(argv)
+    args.warm_process = warm
+    if argv is None and (args.command == "grade" or (args.command == "check" and not args.no_factory)):
+        from grader import warm_server
+
+        code = warm_server.forward(sys.argv[1:])
+        if code is not None:
+            return code
+    try:
+        return _run(args)
+    finally:
+        if argv is None:  # the process ends next: a last collection of torch's objects would take half a second
+            gc.freeze()
+
+
+def _run(args: argparse.Namespace) -> int:
     name = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
     try:
         return args.run(args)

@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Each `grader check` or `grader grade` a test starts runs in its own process, as it always can;
+# test_warm_server turns the warm server on, in a runtime folder of its own, and stops what it started.
+os.environ["GRADER_WARM_SERVER"] = "0"
 
 import matplotlib  # noqa: E402
 

@@ -121,3 +121,15 @@ def run_as_nobody(script: str, spec: str, *args: str, files: dict[str, list[str]
         return done.stdout.strip().splitlines()[-1]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def gradebook_rows(book: pathlib.Path) -> list:
+    """Each current result as two batches that grade alike must store it: verdicts, messages, hashes, versions."""
+    from grader.store.gradebook import Gradebook
+
+    with Gradebook.open(book) as gradebook:
+        return sorted((run.result.student, run.result.status.value, run.result.score, run.result.max_score,
+                       run.result.error, run.result.note, run.result.notebook_sha256, run.grader_version,
+                       run.secret_fingerprint,
+                       tuple((c.id, c.passed, c.points, c.message) for c in run.result.checks))
+                      for run in gradebook.current_runs())

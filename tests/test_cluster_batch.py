@@ -24,7 +24,7 @@ import nbformat
 import pytest
 from distributed import Client, LocalCluster  # the cluster extra is part of the test install (make test)
 from distributed.diagnostics.plugin import SchedulerPlugin
-from grading_support import FILES, one_value_spec, solution
+from grading_support import FILES, gradebook_rows, one_value_spec, solution
 
 from grader.assignments.catalog import load_assignment
 from grader.cli import main
@@ -262,15 +262,6 @@ def _processes(folder: pathlib.Path, workers: int, hide: pathlib.Path | None = N
                 proc.kill()
 
 
-def _gradebook_rows(book: pathlib.Path) -> list:
-    with Gradebook.open(book) as gradebook:
-        return sorted((run.result.student, run.result.status.value, run.result.score, run.result.max_score,
-                       run.result.error, run.result.note, run.result.notebook_sha256, run.grader_version,
-                       run.secret_fingerprint,
-                       tuple((c.id, c.passed, c.points, c.message) for c in run.result.checks))
-                      for run in gradebook.current_runs())
-
-
 def test_workers_elsewhere_without_the_clients_files_grade_as_the_local_pool_does(tmp_path):
     client_side = tmp_path / "client"  # the class, the gradebook and the secret: none of it visible to workers
     folder = client_side / "class"
@@ -297,8 +288,8 @@ def test_workers_elsewhere_without_the_clients_files_grade_as_the_local_pool_doe
         assert remote.returncode == 0, remote.stderr
     finally:
         shutil.rmtree(elsewhere, ignore_errors=True)
-    rows = _gradebook_rows(client_side / "cluster.sqlite")
-    assert rows == _gradebook_rows(client_side / "local.sqlite")
+    rows = gradebook_rows(client_side / "cluster.sqlite")
+    assert rows == gradebook_rows(client_side / "local.sqlite")
     assert [(r[0], r[1], r[2]) for r in rows] == [("ada", "ok", 10.0), ("bob", "ok", rows[1][2]),
                                                   ("cara", "invalid", 0), ("dave", "invalid", 0)]
     assert rows[0][8]  # hidden checks ran on the workers, from seeds the client derived

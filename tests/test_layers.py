@@ -32,7 +32,7 @@ LAYERS = [
     ("grader.grading",),
     ("grader.render",),
     ("grader.commands",),
-    ("grader.cli", "grader.quick", "grader.demo", "grader.__main__"),
+    ("grader.cli", "grader.warm_server", "grader.quick", "grader.demo", "grader.__main__"),
 ]
 # Run as scripts or as source inside a kernel: nothing of ours may be imported there.
 STANDALONE = {"grader.kernel.sandbox_launch": set(), "grader.kernel.kernel_export": {"torch"}}

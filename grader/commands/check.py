@@ -46,10 +46,15 @@ def error_json(args: argparse.Namespace, error: UserError) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.kernel.factory import launch_factory
+    import os
 
-    # First: the factory imports torch for the kernel while this process imports the grader.
-    factory = None if args.no_factory else launch_factory()
+    from grader.kernel.factory import SHARED_ENV, launch_factory
+
+    # A factory pays off over many checks (--watch), or is already warm (the warm server's); for one check in a
+    # process of its own, a fresh kernel is up before a factory has warmed up. First, when there is one: it
+    # imports torch for the kernel while this process imports the grader.
+    warm = not args.no_factory and (args.watch or bool(os.environ.get(SHARED_ENV)))
+    factory = launch_factory() if warm else None
     try:
         return _check(args, factory)
     finally:
@@ -75,7 +80,9 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
     exercise = load_exercise(exercise_id)
     data_root = resolve_data_root(exercise, args.data_root)
     # Not waited for here: the engine waits for the factory only when the kernel is needed.
-    handle = factory.handle if factory is not None else FactoryHandle(None, "turned off (--no-factory)")
+    handle = (factory.handle if factory is not None else
+              FactoryHandle(None, "turned off (--no-factory)" if args.no_factory else
+                            "one check without the warm server: a fresh kernel starts sooner than a factory"))
     if args.watch:
         return _watch(args, exercise, handle, data_root)
     result = grade_submission(submission, exercise, student=args.notebook.stem, data_root=data_root,

@@ -236,7 +236,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
 
     from grader.assignments.catalog import Exercise
     from grader.commands.override import review_lines
-    from grader.grading.batch import check_secret, grade_class
+    from grader.grading.batch import check_secret, forked_workers, grade_class
     from grader.grading.engine import resolve_data_root
     from grader.store.gradebook import Gradebook
     from grader.store.lateness import apply_late_policy
@@ -267,7 +267,10 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
     bar = console.is_terminal  # a log or a pipe gets no bar: one line per finished submission on stderr instead
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=args.json, disable=not bar)
-    with gradebook, progress:
+    # The warm server's child forks its workers before the bar starts a thread: they start warm, from one thread.
+    workers = (forked_workers(args.workers) if getattr(args, "warm_process", False) and not cluster
+               else contextlib.nullcontext())
+    with gradebook, workers as pool, progress:
         task = progress.add_task(f"grading {assignment.id}", total=None)
 
         def planned(todo: int, skipped: int) -> None:
@@ -295,7 +298,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
 
         report = grade_class(found, assignment, gradebook, args.workers, args.regrade, secret, hide, planned, done,
                              data_root=str(data_root) if data_root else None, times=times, cluster=cluster,
-                             on_progress=by_worker)
+                             on_progress=by_worker, pool=pool)
         late = apply_late_policy(gradebook, config, assignment.id)
         reviews = review_lines(gradebook, assignment.id, {r.student for r in report.graded})
     if not args.json:

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from grader.assignments.catalog import Assignment, Exercise
@@ -108,16 +108,37 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True)
 
 
-def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None
-                  ) -> Iterable[tuple[Job, SubmissionResult | None]]:
+@contextlib.contextmanager
+def forked_workers(workers: int) -> Iterator[cf.ProcessPoolExecutor]:
+    """``workers`` grading processes forked now from this one, for ``run_batch(pool=...)``.
+
+    Only for a process that has imported what grading needs and has one thread (the warm server's
+    child, before its progress bar starts): the workers then start warm, where spawned ones would
+    import torch again. They never touch what this process holds (the gradebook's connection) and
+    leave through ``os._exit``.
+    """
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                  initializer=worker_started)
+    try:
+        with signals_blocked():  # a fork pool starts every worker at its first task: now, with one thread
+            pool.submit(int).result()
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None,
+                  pool: cf.ProcessPoolExecutor | None = None) -> Iterable[tuple[Job, SubmissionResult | None]]:
     """(job, result) as they finish; result None when the pool broke (a worker process died) under it.
 
     Once ``stop`` is set, the results already finished are still given, and the pool is stopped (``_stop_pool``).
+    ``pool``: started workers to use (``forked_workers``) instead of spawning a pool for these jobs.
     """
     stop = stop or Stop()
+    owned = pool is None
     # spawn: workers start clean instead of inheriting the parent's torch and event-loop state.
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=worker_started)
+    pool = pool or cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=worker_started)
     pending: set = set()
     try:
         with signals_blocked():  # submit() starts the workers, which inherit the blocked signals
@@ -134,7 +155,7 @@ def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None
     finally:
         if pending or stop.is_set():
             _stop_pool(pool)
-        else:
+        elif owned:
             pool.shutdown(wait=True)
 
 
@@ -143,12 +164,14 @@ def _in_order(futures: dict, some: set) -> list:
     return [future for future in futures if future in some]
 
 
-def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None) -> Iterable[SubmissionResult]:
-    """Grade on a process pool. A dying worker breaks the whole pool, so the jobs it took down with it are
-    retried one by one in fresh pools: only the submission that kills its worker again ends as an error."""
+def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None,
+                   pool: cf.ProcessPoolExecutor | None = None) -> Iterable[SubmissionResult]:
+    """Grade on a process pool (``pool``, else one of ``workers`` spawned processes). A dying worker breaks the
+    whole pool, so the jobs it took down with it are retried one by one in fresh pools: only the submission that
+    kills its worker again ends as an error."""
     stop = stop or Stop()
     broken = []
-    for job, result in _pool_results(jobs, workers, stop):
+    for job, result in _pool_results(jobs, workers, stop, pool):
         if result is None:
             broken.append(job)
         else:
@@ -166,9 +189,11 @@ def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None) -> I
 def run_batch(jobs: list[Job], assignment: Assignment, version: str, gradebook: Gradebook, workers: int,
               on_result: Callable[[SubmissionResult], None] = lambda r: None, stop: Stop | None = None,
               cluster: ClusterSession | None = None, durations: dict[str, float] | None = None,
-              on_progress: Callable[[dict], None] = lambda counts: None) -> tuple[list, list[NotGraded]]:
-    """Grade the jobs (on ``cluster`` when given) and commit each result, with the grader ``version``, as it
-    arrives; the results in arrival order, and the jobs the cluster did not grade (nothing committed for them).
+              on_progress: Callable[[dict], None] = lambda counts: None,
+              pool: cf.ProcessPoolExecutor | None = None) -> tuple[list, list[NotGraded]]:
+    """Grade the jobs (on ``cluster`` when given, else on ``pool`` or a spawned one) and commit each result, with
+    the grader ``version``, as it arrives; the results in arrival order, and the jobs the cluster did not grade
+    (nothing committed for them).
 
     SIGINT or SIGTERM (or ``stop``, set by the caller's own handlers) ends the batch within seconds: queued jobs
     are cancelled, running kernels killed, every result already finished committed; then ``BatchInterrupted``.
@@ -176,7 +201,7 @@ def run_batch(jobs: list[Job], assignment: Assignment, version: str, gradebook: 
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(stop_on_signals())
         done, lost = (_run_jobs(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
-                                durations or {}, on_progress) if jobs else ([], []))
+                                durations or {}, on_progress, pool) if jobs else ([], []))
     if stop.is_set():
         kept = sorted(r.student for r in done)
         missing = sorted({job.student for job in jobs} - set(kept))
@@ -190,7 +215,8 @@ def run_batch(jobs: list[Job], assignment: Assignment, version: str, gradebook: 
 
 def _run_jobs(jobs: list[Job], assignment: Assignment, version: str, gradebook: Gradebook, workers: int,
               on_result: Callable[[SubmissionResult], None], stop: Stop, cluster: ClusterSession | None,
-              durations: dict[str, float], on_progress: Callable[[dict], None]) -> tuple[list, list[NotGraded]]:
+              durations: dict[str, float], on_progress: Callable[[dict], None],
+              pool: cf.ProcessPoolExecutor | None) -> tuple[list, list[NotGraded]]:
     paths = {job.student: _storable(job.path or job.origin) for job in jobs}
     secret = jobs[0].secret
     done, lost = [], []
@@ -199,7 +225,7 @@ def _run_jobs(jobs: list[Job], assignment: Assignment, version: str, gradebook: 
             # Workers elsewhere: each job carries its bytes and seeds; their kernels start fresh there.
             results = cluster_results(cluster, jobs, assignment, version, secret, durations, stop, on_progress)
         else:
-            results = _local_results(_with_factory(jobs, assignment, stack), workers, stop)
+            results = _local_results(_with_factory(jobs, assignment, stack), workers, stop, pool)
         for result in results:
             if isinstance(result, NotGraded):
                 lost.append(result)
@@ -249,8 +275,10 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
                 on_result: Callable[[SubmissionResult], None] = lambda r: None,
                 data_root: str | None = None, times: dict[str, SubmissionTime] | None = None,
                 stop: Stop | None = None, cluster: ClusterSession | None = None,
-                on_progress: Callable[[dict], None] = lambda counts: None) -> BatchReport:
-    """Grade every changed submission of one assignment into the gradebook, on ``cluster`` when given.
+                on_progress: Callable[[dict], None] = lambda counts: None,
+                pool: cf.ProcessPoolExecutor | None = None) -> BatchReport:
+    """Grade every changed submission of one assignment into the gradebook, on ``cluster`` when given, else on
+    ``pool`` (``forked_workers``) or a pool spawned for it.
 
     ``times`` (student -> when their hand-in was submitted) are stored first, keyed by the file's hash, so
     skipped and interrupted students keep theirs too.
@@ -264,5 +292,5 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
     jobs, skipped = plan_jobs(found, assignment, version, gradebook, regrade, secret, hide, data_root)
     on_plan(len(jobs), len(skipped))
     graded, lost = run_batch(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
-                             gradebook.durations(assignment.id), on_progress)
+                             gradebook.durations(assignment.id), on_progress, pool)
     return BatchReport(graded, skipped, time.monotonic() - start, lost)

@@ -29,6 +29,8 @@ PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "i
 WARM_TIMEOUT_S = 120
 HEADROOM_MB = 512  # what a kernel must be able to allocate above the factory's own mappings
 OFF_ENV = "GRADER_KERNEL_FACTORY"  # "0" turns the factory off (fresh launches), e.g. to measure it
+# {"socket", "pid"} of a factory another process keeps warm (the warm server's): used instead of starting one.
+SHARED_ENV = "GRADER_SHARED_KERNEL_FACTORY"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,16 +89,21 @@ class KernelFactory:
     folder: pathlib.Path | None = None
     warm_seconds: float = 0.0
     mapped_mb: int = 0
+    shared: FactoryHandle | None = None  # a factory another process owns and keeps (``SHARED_ENV``)
 
     @property
     def handle(self) -> FactoryHandle:
         """The handle to give kernels, usable while the factory still warms up (``FactoryHandle.resolve`` waits)."""
+        if self.shared is not None:
+            return self.shared
         if self.process is not None and self.folder is not None and (self.ready or self.process.poll() is None):
             return FactoryHandle(str(self.folder / "factory.sock"), mapped_mb=self.mapped_mb,
                                  warming_pid=0 if self.ready else self.process.pid)
         return FactoryHandle(None, self.reason if self.process is None else "the factory exited while warming up")
 
     def alive(self) -> bool:
+        if self.shared is not None:
+            return bool(self.shared.resolve().socket)
         return self.ready and self.process is not None and self.process.poll() is None
 
     def close(self) -> None:
@@ -130,6 +137,8 @@ def launch_factory(preload: tuple[str, ...] = PRELOAD) -> KernelFactory:
         return _refused(f"turned off ({OFF_ENV}=0)")
     if sys.platform != "linux" or not hasattr(os, "fork"):
         return _refused(f"forking a warm kernel needs Linux (this is {sys.platform})")
+    if os.environ.get(SHARED_ENV):
+        return _shared(os.environ[SHARED_ENV])
     from grader.kernel.sandbox import scrubbed_env
 
     folder = pathlib.Path(tempfile.mkdtemp(prefix="grader-factory-"))
@@ -142,6 +151,18 @@ def launch_factory(preload: tuple[str, ...] = PRELOAD) -> KernelFactory:
                                     json.dumps(list(preload))], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=log, env=env, cwd=folder / "home", start_new_session=True)
     return KernelFactory(False, "warming up", process, folder)
+
+
+def _shared(description: str) -> KernelFactory:
+    """Another process's factory: used like one's own, but left running on ``close``."""
+    try:
+        shared = json.loads(description)
+        handle = FactoryHandle(str(shared["socket"]), warming_pid=int(shared["pid"])).resolve()
+    except (ValueError, KeyError, TypeError):
+        return _refused(f"{SHARED_ENV} is not a factory's description")
+    if not handle.socket:
+        return _refused(f"the shared factory is not usable: {handle.reason}")
+    return KernelFactory(True, shared=handle)
 
 
 def wait_ready(factory: KernelFactory, timeout_s: float = WARM_TIMEOUT_S) -> KernelFactory:
