@@ -104,17 +104,6 @@ def server_folder(key: str | None = None) -> pathlib.Path | None:
 # --- the client: a command that a server can run -----------------------------------------------------
 
 
-def _read_line(conn: socket.socket, buffer: bytearray) -> dict | None:
-    while b"\n" not in buffer:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return None
-        buffer += chunk
-    line, _, rest = bytes(buffer).partition(b"\n")
-    buffer[:] = rest
-    return json.loads(line)
-
-
 @contextlib.contextmanager
 def _reachable(path: pathlib.Path):
     """``path`` as a unix socket address can hold it (108 bytes): through this process's handle on its folder."""
@@ -171,6 +160,8 @@ def forward(argv: list[str]) -> int | None:
     """
     if idle_seconds() <= 0 or sys.platform != "linux":
         return None
+    from grader.kernel.factory_client import await_exit, read_line
+
     folder = server_folder()
     if folder is None:
         return None
@@ -184,29 +175,14 @@ def forward(argv: list[str]) -> int | None:
     buffer = bytearray()
     try:
         socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
-        reply = _read_line(conn, buffer)
+        reply = read_line(conn, buffer)
     except (OSError, ValueError):
         reply = None
     if not reply or "pid" not in reply:
         conn.close()
         return None  # nothing ran yet: the check runs here instead
-    child = reply["pid"]
-
-    def relay(signum, frame) -> None:  # Ctrl-C reaches this process only: the check runs in the server's session
-        with contextlib.suppress(OSError):
-            os.kill(child, signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, relay)
-    while True:
-        try:
-            ended = _read_line(conn, buffer)
-            break
-        except InterruptedError:
-            continue
-        except (OSError, ValueError):
-            ended = None
-            break
+    # Ctrl-C reaches this process only (the command runs in the server's session): relayed to it.
+    ended = await_exit(conn, buffer, reply["pid"], (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     if ended is None:
         print("grader: the warm server stopped while it ran this command; run it again "
               f"(or with {ENV}=0 to run it without the server)", file=sys.stderr)

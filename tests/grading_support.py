@@ -133,3 +133,27 @@ def gradebook_rows(book: pathlib.Path) -> list:
                        run.secret_fingerprint,
                        tuple((c.id, c.passed, c.points, c.message) for c in run.result.checks))
                       for run in gradebook.current_runs())
+
+
+def process_children() -> dict[int, list[int]]:
+    """Parent pid -> its living (not zombie) children, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``."""
+    children, found, todo = process_children(), set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found

@@ -18,7 +18,7 @@ import time
 
 import nbformat
 import pytest
-from grading_support import one_value_spec, run_as_nobody
+from grading_support import one_value_spec, process_children, run_as_nobody
 
 from grader.assignments.catalog import load_spec_file
 from grader.grading.engine import run_notebook
@@ -167,16 +167,7 @@ def test_forked_kernels_are_isolated_when_the_grader_is_not_root():
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+    return process_children().get(pid, [])
 
 
 def test_a_kernel_started_before_its_notebook_is_as_fresh_as_any(factory, spec, tmp_path):

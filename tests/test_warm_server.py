@@ -18,7 +18,7 @@ import time
 
 import nbformat
 import pytest
-from grading_support import FILES, gradebook_rows, one_value_spec
+from grading_support import FILES, descendants, gradebook_rows, one_value_spec
 
 from grader import warm_server
 
@@ -148,38 +148,20 @@ def test_a_client_killed_mid_check_takes_its_check_with_it(runtime, tmp_path):
     warm = _check(_env(runtime), SOLUTION, "--json", "--html", tmp_path / "w.html", cwd=tmp_path)  # the server is up
     assert warm.returncode == 0, warm.stderr
     [server] = _server_pids(runtime)
-    before = _descendants(server)
+    before = descendants(server)
     client = subprocess.Popen([sys.executable, "-m", "grader", "check", "work.ipynb"], cwd=folder, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not any("sleep" in _cmdline(p) or "ipykernel" in _cmdline(p) for p in _descendants(server) - before):
+    while not any("sleep" in _cmdline(p) or "ipykernel" in _cmdline(p) for p in descendants(server) - before):
         assert time.monotonic() < deadline, "the check's kernel never started"
         time.sleep(0.2)
     client.kill()
     client.wait()
     deadline = time.monotonic() + 30
-    while _descendants(server) - before and time.monotonic() < deadline:
+    while descendants(server) - before and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _descendants(server) - before  # the check, its kernel and its sandbox are gone
+    assert not descendants(server) - before  # the check, its kernel and its sandbox are gone
     assert _server_pids(runtime) == [server]
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def _cmdline(pid: int) -> str:
@@ -239,14 +221,14 @@ def test_ctrl_c_stops_a_batch_in_the_server_and_keeps_what_finished(runtime, tmp
     warm = _check(_env(runtime), SOLUTION, "--json", "--html", tmp_path / "w.html", cwd=tmp_path)  # the server is up
     assert warm.returncode == 0, warm.stderr
     [server] = _server_pids(runtime)
-    before = _descendants(server)
+    before = descendants(server)
     out = tmp_path / "out.txt"
     with open(out, "wb") as stdout:
         proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while sum("ipykernel" in _cmdline(p) for p in _descendants(server) - before) < 2:  # bob's and cara's
+        while sum("ipykernel" in _cmdline(p) for p in descendants(server) - before) < 2:  # bob's and cara's
             assert time.monotonic() < deadline and proc.poll() is None, "the two kernels never ran"
             time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the client's group; it relays it to the batch
@@ -261,9 +243,9 @@ def test_ctrl_c_stops_a_batch_in_the_server_and_keeps_what_finished(runtime, tmp
     assert "Traceback" not in stderr and "1 result(s) kept" in stderr and "2 not graded (bob, cara)" in stderr
     assert [r["student"] for r in map(json.loads, out.read_text().splitlines()[:1])] == ["ada"]
     deadline = time.monotonic() + 30
-    while _descendants(server) - before and time.monotonic() < deadline:
+    while descendants(server) - before and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _descendants(server) - before  # no worker, kernel or sandbox of the batch is left
+    assert not descendants(server) - before  # no worker, kernel or sandbox of the batch is left
     assert [row[0] for row in gradebook_rows(book)] == ["ada"]
 
 

@@ -26,7 +26,8 @@ def _request(fresh: list) -> dict:
             "cwd": os.getcwd()}
 
 
-def _read_line(conn: socket.socket, buffer: bytearray) -> dict | None:
+def read_line(conn: socket.socket, buffer: bytearray) -> dict | None:
+    """The next JSON line from ``conn`` (``buffer`` holds what came after it); None once the peer closed."""
     while b"\n" not in buffer:
         chunk = conn.recv(4096)
         if not chunk:
@@ -37,6 +38,22 @@ def _read_line(conn: socket.socket, buffer: bytearray) -> dict | None:
     return json.loads(line)
 
 
+def await_exit(conn: socket.socket, buffer: bytearray, child: int, relayed: tuple) -> dict | None:
+    """Relay ``relayed`` signals to ``child`` until its exit line comes; None when the peer closed without one."""
+    def relay(signum, frame) -> None:
+        try:
+            os.kill(child, signum)
+        except OSError:  # already gone: its exit line says how it ended
+            pass
+
+    for sig in relayed:
+        signal.signal(sig, relay)
+    try:
+        return read_line(conn, buffer)  # a relayed signal does not interrupt it (PEP 475)
+    except (OSError, ValueError):
+        return None
+
+
 def main(argv: list) -> None:
     path, fresh = argv[1], argv[argv.index("--") + 1:]
     buffer = bytearray()
@@ -44,29 +61,14 @@ def main(argv: list) -> None:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(path)
         socket.send_fds(conn, [json.dumps(_request(fresh)).encode() + b"\n"], [0, 1, 2])
-        reply = _read_line(conn, buffer)
+        reply = read_line(conn, buffer)
         if not reply or "pid" not in reply:
             raise ConnectionError("the factory did not fork a kernel")
     except (OSError, ValueError) as e:
         sys.stderr.write(f"{FELL_BACK} the factory could not be used ({type(e).__name__}: {e})\n")
         sys.stderr.flush()
         os.execv(fresh[0], fresh)
-    child = reply["pid"]
-
-    def forward(signum, frame) -> None:
-        try:
-            os.kill(child, signum)
-        except OSError:  # already gone: the factory reports how it ended
-            pass
-
-    for sig in RELAYED:
-        signal.signal(sig, forward)
-    while True:
-        try:
-            ended = _read_line(conn, buffer)
-            break
-        except InterruptedError:
-            continue
+    ended = await_exit(conn, buffer, reply["pid"], RELAYED)
     code = ended["exit"] if ended else 70
     if code < 0:
         signal.signal(-code, signal.SIG_DFL)
