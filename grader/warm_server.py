@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from grader.errors import EXIT_INTERNAL
+
 ENV = "GRADER_WARM_SERVER"
 IDLE_S = 900.0
 START_TIMEOUT_S = 120.0
@@ -156,7 +158,7 @@ def forward(argv: list[str]) -> int | None:
     """Run ``grader ARGV...`` in the warm server (starting it if needed) and return its exit code.
 
     None when no server can be used here (turned off, not Linux, no private folder, it failed to start):
-    the caller then checks in its own process, as it always could.
+    the caller then runs the command in its own process, as it always could.
     """
     if idle_seconds() <= 0 or sys.platform != "linux":
         return None
@@ -180,13 +182,13 @@ def forward(argv: list[str]) -> int | None:
         reply = None
     if not reply or "pid" not in reply:
         conn.close()
-        return None  # nothing ran yet: the check runs here instead
+        return None  # nothing ran yet: the command runs here instead
     # Ctrl-C reaches this process only (the command runs in the server's session): relayed to it.
     ended = await_exit(conn, buffer, reply["pid"], (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     if ended is None:
         print("grader: the warm server stopped while it ran this command; run it again "
               f"(or with {ENV}=0 to run it without the server)", file=sys.stderr)
-        return 70
+        return EXIT_INTERNAL
     return ended["exit"] if ended["exit"] >= 0 else 128 - ended["exit"]
 
 
@@ -200,7 +202,7 @@ def _peer_uid(conn: socket.socket) -> int:
 
 def _run_command(request: dict, fds: list[int], closing: list, factory_env: dict) -> None:
     """In the forked child: become the client's ``grader`` process, run its command, exit with its code."""
-    code = 70
+    code = EXIT_INTERNAL
     try:
         for held in closing:
             held.close()
