@@ -41,6 +41,7 @@ class Row:
     label: str
     seconds: float
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
+    lines_at: list[float] = field(default_factory=list)  # when each stdout line came: this grader's results
 
     def verdicts(self) -> dict[str, bool]:
         return {s: score >= top > 0 for s, (score, top) in self.scores.items()}
@@ -56,18 +57,27 @@ def environment(peers_python: Path | None = None, **extra: str) -> dict[str, str
     return env
 
 
-def run(cmd: list, cwd: Path, env: dict, log: Path) -> tuple[float, str]:
-    """The wall time and stdout of ``cmd``; its stderr goes to ``log``. A failure stops the bench."""
+def run(cmd: list, cwd: Path, env: dict, log: Path) -> tuple[float, str, list[float]]:
+    """The wall time and stdout of ``cmd``, and when each stdout line came; its stderr goes to ``log``.
+
+    A failure stops the bench.
+    """
     with log.open("w") as err:
         start = time.perf_counter()
-        done = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
-                              check=False)
+        process = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=err,
+                                   text=True)
+        lines, at = [], []
+        for line in process.stdout:
+            lines.append(line)
+            at.append(time.perf_counter() - start)
+        process.wait()
         seconds = time.perf_counter() - start
-    log.with_suffix(".out").write_text(done.stdout)
-    if done.returncode != 0:
+    stdout = "".join(lines)
+    log.with_suffix(".out").write_text(stdout)
+    if process.returncode != 0:
         tail = log.read_text()[-3000:]
-        raise SystemExit(f"failed (exit {done.returncode}): {' '.join(map(str, cmd))}\n{tail}")
-    return seconds, done.stdout
+        raise SystemExit(f"failed (exit {process.returncode}): {' '.join(map(str, cmd))}\n{tail}")
+    return seconds, stdout, at
 
 
 def parse_scores(stdout: str) -> dict[str, tuple[float, float]]:
@@ -106,7 +116,7 @@ class Bench:
         run([sys.executable, *warm], self.root, environment(), log)
 
     def raw(self) -> Row:
-        seconds, out = run([self.peers_python, HERE / "peers_run.py", "raw", self.klass], self.root,
+        seconds, out, _ = run([self.peers_python, HERE / "peers_run.py", "raw", self.klass], self.root,
                            environment(self.peers_python), self.root / "raw.log")
         executed = sum(line.startswith("{") for line in out.splitlines())
         assert executed == self.n, f"the raw run executed {executed} of {self.n} notebooks"
@@ -114,19 +124,19 @@ class Bench:
 
     def nbgrader(self) -> Row:
         env = environment(self.peers_python)
-        seconds, _ = run([self.peers_python.with_name("nbgrader"), "autograde", pa.NBGRADER_ID], self.course, env,
-                         self.root / "nbgrader.log")
-        _, out = run([self.peers_python, HERE / "peers_run.py", "nbgrader-scores", self.course], self.course, env,
+        seconds, _, _ = run([self.peers_python.with_name("nbgrader"), "autograde", pa.NBGRADER_ID], self.course, env,
+                            self.root / "nbgrader.log")
+        _, out, _ = run([self.peers_python, HERE / "peers_run.py", "nbgrader-scores", self.course], self.course, env,
                      self.root / "nbgrader-scores.log")
         return Row("nbgrader", "nbgrader 0.9.6 `nbgrader autograde`", seconds, parse_scores(out))
 
     def otter_api(self) -> Row:
-        seconds, out = run([self.peers_python, HERE / "peers_run.py", "otter", self.otter / "autograder.zip",
+        seconds, out, _ = run([self.peers_python, HERE / "peers_run.py", "otter", self.otter / "autograder.zip",
                             self.otter_subs], self.otter, environment(self.peers_python), self.root / "otter.log")
         return Row("otter", "otter-grader 7.0.0 `grade_submission`, one process", seconds, parse_scores(out))
 
     def otter_cli(self) -> Row:
-        seconds, out = run([self.peers_python, HERE / "peers_run.py", "otter-cli", self.otter / "autograder.zip",
+        seconds, out, _ = run([self.peers_python, HERE / "peers_run.py", "otter-cli", self.otter / "autograder.zip",
                             self.otter_subs], self.otter, environment(self.peers_python), self.root / "otter-cli.log")
         return Row("otter_cli", "otter-grader 7.0.0 `otter run`, a process per notebook", seconds, parse_scores(out))
 
@@ -134,15 +144,15 @@ class Bench:
         key = f"ours_{'warm_' if warm else ''}{workers}"
         cmd = [sys.executable, "-m", "grader.cli", "grade", self.klass, "--exercise", pa.EXERCISE,
                "--gradebook", self.root / f"{key}.sqlite", "--workers", workers, "--json"]
-        seconds, out = run(cmd, ROOT, self._our_env(warm), self.root / f"{key}.log")
+        seconds, out, at = run(cmd, ROOT, self._our_env(warm), self.root / f"{key}.log")
         how = "through the warm server" if warm else "each command cold"
-        return Row(key, f"this grader, `grader grade --workers {workers}`, {how}", seconds, parse_scores(out))
+        return Row(key, f"this grader, `grader grade --workers {workers}`, {how}", seconds, parse_scores(out), at)
 
     def start_server(self) -> float:
         """The untimed batch that starts this bench's own warm server (its grading and page cache warm too)."""
         cmd = [sys.executable, "-m", "grader.cli", "grade", self.klass, "--exercise", pa.EXERCISE,
                "--gradebook", self.root / "server-start.sqlite", "--workers", 1, "--json"]
-        seconds, _ = run(cmd, ROOT, self._our_env(True), self.root / "server-start.log")
+        seconds, _, _ = run(cmd, ROOT, self._our_env(True), self.root / "server-start.log")
         return seconds
 
     def stop_server(self) -> None:
@@ -178,6 +188,17 @@ def table(rows: dict[str, Row], n: int) -> list[str]:
     for row in rows.values():
         lines.append(f"| {row.label} | {row.seconds:.1f} s | {row.seconds / n:.2f} s | {row.seconds / nbgrader:.2f}x "
                      f"| {row.seconds / raw:.2f}x |")
+    return lines
+
+
+def phases(rows: dict[str, Row]) -> list[str]:
+    """Where this grader's time goes: start-up to the first result, the results, and the exit after the last."""
+    lines = ["| run | first result | the other results | exit after the last |", "|---|---|---|---|"]
+    for row in rows.values():
+        if row.key.startswith("ours_") and len(row.lines_at) > 1:
+            first, last = row.lines_at[0], row.lines_at[-1]
+            lines.append(f"| {row.label} | {first:.1f} s | {len(row.lines_at) - 1} in {last - first:.1f} s | "
+                         f"{row.seconds - last:.1f} s |")
     return lines
 
 
@@ -218,6 +239,7 @@ def report(rows: dict[str, Row], subs: list[pa.Submission], workers: int, loads:
     head = [f"# Peers benchmark: {n} torch submissions, one at a time, measured in one run", "", about, ""]
     body = table(rows, n) + [""] + [f"This grader with {workers} workers against 1, {how}: {x:.2f}x faster."
                                     for how, x in speedups(rows, workers).items()]
+    body += ["", "This grader's time, from its `--json` lines as they came:", ""] + phases(rows)
     body += ["", "Issue 15's targets:"] + goals(rows, workers)
     agree = ["", "## Verdicts (pass = full marks)", ""]
     agree += [f"- {p}" for p in problems] or [
