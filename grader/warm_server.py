@@ -37,8 +37,8 @@ IDLE_S = 900.0
 START_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0  # how long a child whose client went away has after SIGINT before it is killed
 # Read by torch, numpy and matplotlib when the server imports them: a server started with other values is another.
-IMPORT_ENV = ("PYTHONPATH", "PYTHONHASHSEED", "MPLBACKEND", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
-              "HOME", "CUDA_VISIBLE_DEVICES")
+IMPORT_ENV = ("PYTHONPATH", "PYTHONHASHSEED", "PYTHONIOENCODING", "PYTHONUTF8", "LANG", "LC_ALL", "LC_CTYPE",
+              "MPLBACKEND", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "HOME", "CUDA_VISIBLE_DEVICES")
 # One thread while the server forks: a thread pool's locks would be copied into every child without their threads.
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                  "NUMEXPR_NUM_THREADS": "1"}
@@ -168,7 +168,9 @@ def forward(argv: list[str]) -> int | None:
     if folder is None:
         return None
     try:
-        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}
+        umask = os.umask(0o077)
+        os.umask(umask)
+        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path, "umask": umask}
     except OSError:  # a folder deleted under the shell: the command itself says what is wrong
         return None
     conn = _connect(folder) or _start(folder)
@@ -215,6 +217,7 @@ def _run_command(request: dict, fds: list[int], closing: list, factory_env: dict
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.chdir(request["cwd"])
+        os.umask(request["umask"])  # the pages and gradebooks it writes get the client's permissions
         os.environ.clear()
         os.environ.update(request["env"])
         os.environ.update(factory_env)  # the server's warm factory, not a new one (grader.kernel.factory)

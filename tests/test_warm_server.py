@@ -105,11 +105,13 @@ def test_the_environment_and_folder_are_each_checks_own(runtime, tmp_path):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"probe = {value}")],
                                       metadata={"grader": {"exercise": "probe"}})
         nbformat.write(nb, folder / "work.ipynb")
-        done = _check(_env(runtime, GRADER_EXERCISES=str(folder / "exercises")), "work.ipynb", "--json",
-                      cwd=folder)
+        umask = 0o077 if name == "one" else 0o022
+        done = subprocess.run([sys.executable, "-m", "grader", "check", "work.ipynb", "--json"], cwd=folder,
+                              env=_env(runtime, GRADER_EXERCISES=str(folder / "exercises")), capture_output=True,
+                              text=True, timeout=300, preexec_fn=lambda: os.umask(umask))
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["exercise"] == "probe"
-        assert (folder / "work.feedback.html").is_file()
+        assert (folder / "work.feedback.html").stat().st_mode & 0o777 == 0o666 & ~umask  # the client's umask
         pids += _server_pids(runtime)
     assert len(set(pids)) == 1
 
