@@ -135,8 +135,8 @@ def _start(folder: pathlib.Path) -> socket.socket | None:
     folder.mkdir(mode=0o700, exist_ok=True)
     with open(folder / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        conn = _connect(folder)  # another check started it while this one waited for the lock
-        if conn is not None:
+        conn = _connect(folder)  # another command started it while this one waited for the lock
+        if conn is not None or (folder / "failed").exists():  # failed once with this code: see server.log
             return conn
         with contextlib.suppress(FileNotFoundError):
             (folder / "server.sock").unlink()
@@ -251,7 +251,8 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
 
     factory = launch_factory()  # first, so that the kernel's torch and the grader's import side by side
     for name in WARM:
-        importlib.import_module(name)
+        with contextlib.suppress(ImportError):  # a package without it (the student's) imports it when used
+            importlib.import_module(name)
     from grader.assignments.catalog import load_all
     from grader.grading.engine import probe_sandboxes
 
@@ -261,7 +262,7 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
         print(f"warm server: sandboxes not probed ahead ({type(e).__name__}: {e})", file=sys.stderr)
     factory = wait_ready(factory)
     if _threads() != 1:
-        raise SystemExit(f"refused: {_threads()} threads after the imports; a fork is only safe from one")
+        raise RuntimeError(f"{_threads()} threads after the imports; a fork is only safe from one")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with _reachable(folder / "server.sock") as address:
         listener.bind(address)
@@ -349,7 +350,11 @@ def main(argv: list[str]) -> int:
     folder = pathlib.Path(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # its own session: a stray Ctrl-C is not meant for it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(folder, idle_seconds() or IDLE_S)
+    try:
+        serve(folder, idle_seconds() or IDLE_S)
+    except Exception as e:  # said once: the commands of this key then run in their own processes, not retry it
+        (folder / "failed").write_text(f"{type(e).__name__}: {e}\n")
+        raise
     return 0
 
 

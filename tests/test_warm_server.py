@@ -272,3 +272,22 @@ def test_turned_off_or_another_import_environment_means_another_server(monkeypat
     assert warm_server.server_key(base) != warm_server.server_key({**base, "TORCH_LOGS": "+dynamo"})
     # Read when a check runs, not when the server imports: the same server serves every course folder.
     assert warm_server.server_key(base) == warm_server.server_key({**base, "GRADER_EXERCISES": "/course"})
+
+
+def test_a_server_that_cannot_start_is_said_once_and_the_checks_run_cold(tmp_path):
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    site = tmp_path / "site"
+    site.mkdir()  # every interpreter with it starts a thread: forking from the server would not be safe
+    (site / "sitecustomize.py").write_text("import threading, time\n"
+                                           "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n")
+    env = _env(runtime, PYTHONPATH=str(site))
+    first = _check(env, SOLUTION, "--json", "--html", tmp_path / "a.html", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr  # checked in its own process instead
+    [failed] = runtime.glob("grader-warm-*/*/failed")
+    assert "threads after the imports" in failed.read_text()
+    log = failed.with_name("server.log")
+    size = log.stat().st_size
+    again = _check(env, SOLUTION, "--json", "--html", tmp_path / "b.html", cwd=tmp_path)
+    assert again.returncode == 0 and json.loads(again.stdout)["score"] == 8
+    assert log.stat().st_size == size and not _server_pids(runtime)  # no second try with the same code
