@@ -24,7 +24,6 @@ import os
 import pathlib
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -197,11 +196,6 @@ def forward(argv: list[str]) -> int | None:
 # --- the server ------------------------------------------------------------------------------------
 
 
-def _peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
-
-
 def _run_command(request: dict, fds: list[int], closing: list, factory_env: dict) -> None:
     """In the forked child: become the client's ``grader`` process, run its command, exit with its code."""
     code = EXIT_INTERNAL
@@ -238,16 +232,13 @@ def _run_command(request: dict, fds: list[int], closing: list, factory_env: dict
         os._exit(code)
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
 def serve(folder: pathlib.Path, idle_s: float) -> None:
     """Warm up, listen on ``folder``/server.sock and fork one child per command until ``idle_s`` pass without one."""
     import importlib
     import selectors
 
-    from grader.kernel.factory import SHARED_ENV, launch_factory, wait_ready
+    from grader.kernel.factory import launch_factory, wait_ready
+    from grader.kernel.factory_client import peer_uid, read_request, thread_count
 
     factory = launch_factory()  # first, so that the kernel's torch and the grader's import side by side
     for name in WARM:
@@ -261,8 +252,8 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
     except Exception as e:  # noqa: BLE001 - a course folder with a broken exercise still gets its server
         print(f"warm server: sandboxes not probed ahead ({type(e).__name__}: {e})", file=sys.stderr)
     factory = wait_ready(factory)
-    if _threads() != 1:
-        raise RuntimeError(f"{_threads()} threads after the imports; a fork is only safe from one")
+    if (threads := thread_count()) != 1:
+        raise RuntimeError(f"{threads} threads after the imports; a fork is only safe from one")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with _reachable(folder / "server.sock") as address:
         listener.bind(address)
@@ -273,28 +264,22 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
     children: dict[int, socket.socket] = {}
     stopping: dict[int, float] = {}  # child -> when its client went away
     last = time.monotonic()
+    factory_env = _shared(factory)
     try:
         while children or time.monotonic() - last < idle_s:
-            if not factory.alive():  # killed, or out of memory: the next commands get a new one
+            if factory.ready and not factory.alive():  # killed, or out of memory: the next commands get a new one
                 factory.close()
                 factory = wait_ready(launch_factory())
-            factory_env = {SHARED_ENV: json.dumps({"socket": factory.handle.socket, "pid": factory.process.pid})
-                           } if factory.ready else {}
+                factory_env = _shared(factory)
             for key, _ in selector.select(timeout=0.2):
                 if key.fileobj is listener:
                     conn, _ = listener.accept()
                     last = time.monotonic()
-                    if _peer_uid(conn) != os.getuid():
+                    if peer_uid(conn) != os.getuid():
                         conn.close()
                         continue
                     try:
-                        message, fds, _, _ = socket.recv_fds(conn, 1 << 22, 3)
-                        while not message.endswith(b"\n"):
-                            more = conn.recv(1 << 22)
-                            if not more:
-                                raise ConnectionError("the request ended early")
-                            message += more
-                        request = json.loads(message)
+                        request, fds = read_request(conn)
                     except (OSError, ValueError):
                         conn.close()
                         continue
@@ -325,6 +310,15 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
         factory.close()
+
+
+def _shared(factory) -> dict[str, str]:
+    """What a child needs to fork its kernels from ``factory`` (nothing when there is none: they start fresh)."""
+    if not factory.ready:
+        return {}
+    from grader.kernel.factory import SHARED_ENV
+
+    return {SHARED_ENV: json.dumps({"socket": factory.handle.socket, "pid": factory.process.pid})}
 
 
 def _reap(children: dict, stopping: dict, selector) -> None:

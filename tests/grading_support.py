@@ -166,3 +166,13 @@ def descendants(pid: int) -> set[int]:
             found.add(child)
             todo.append(child)
     return found
+
+
+def ended(process) -> None:
+    """A test's ``subprocess.Popen`` with piped output: killed if still running, its pipes closed."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()

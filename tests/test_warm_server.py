@@ -18,7 +18,7 @@ import time
 
 import nbformat
 import pytest
-from grading_support import FILES, descendants, gradebook_rows, one_value_spec
+from grading_support import FILES, descendants, ended, gradebook_rows, one_value_spec
 
 from grader import warm_server
 
@@ -132,11 +132,7 @@ def test_watch_through_the_server_stops_on_ctrl_c(runtime, tmp_path):
         assert "Traceback" not in process.stderr.read()
         assert _server_pids(runtime)  # the server stays for the next check
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+        ended(process)
 
 
 def test_a_client_killed_mid_check_takes_its_check_with_it(runtime, tmp_path):

@@ -16,7 +16,7 @@ import threading
 import time
 
 import nbformat
-from grading_support import one_value_spec
+from grading_support import ended, one_value_spec
 
 SPEC = one_value_spec("answer", "answer", "number", cell_timeout_s=60, total_timeout_s=120)
 
@@ -84,8 +84,4 @@ def test_watch_rechecks_each_save_and_stops_on_ctrl_c(tmp_path):
         assert process.wait(timeout=60) == 0
         assert "Traceback" not in process.stderr.read()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+        ended(process)

@@ -102,8 +102,6 @@ class KernelFactory:
         return FactoryHandle(None, self.reason if self.process is None else "the factory exited while warming up")
 
     def alive(self) -> bool:
-        if self.shared is not None:
-            return bool(self.shared.resolve().socket)
         return self.ready and self.process is not None and self.process.poll() is None
 
     def close(self) -> None:

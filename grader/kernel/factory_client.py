@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -36,6 +37,28 @@ def read_line(conn: socket.socket, buffer: bytearray) -> dict | None:
     line, _, rest = bytes(buffer).partition(b"\n")
     buffer[:] = rest
     return json.loads(line)
+
+
+def thread_count() -> int:
+    """This process's threads, as the kernel counts them: a server forks only from one."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a unix socket: a server forks only for its own user."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+def read_request(conn: socket.socket, limit: int = 1 << 22) -> tuple[dict, list[int]]:
+    """A server's side of a request: one JSON line and the client's stdin, stdout and stderr, passed as descriptors."""
+    message, fds, _, _ = socket.recv_fds(conn, limit, 3)
+    while not message.endswith(b"\n"):
+        more = conn.recv(limit)
+        if not more:
+            raise ConnectionError("the request ended early")
+        message += more
+    return json.loads(message), fds
 
 
 def await_exit(conn: socket.socket, buffer: bytearray, child: int, relayed: tuple) -> dict | None:

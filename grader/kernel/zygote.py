@@ -23,32 +23,12 @@ import random
 import selectors
 import signal
 import socket
-import struct
 import sys
 
+import factory_client
 import sandbox_launch
 
 PR_SET_PDEATHSIG = 1
-
-
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
-
-
-def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
-    """One JSON line and the client's stdin, stdout and stderr, passed as descriptors."""
-    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-    while not message.endswith(b"\n"):
-        more = conn.recv(1 << 20)
-        if not more:
-            raise ConnectionError("the request ended early")
-        message += more
-    return json.loads(message), fds
 
 
 def _reseed() -> None:
@@ -107,11 +87,11 @@ def serve(listener: socket.socket) -> None:
         for key, _ in selector.select(timeout=0.05):
             if key.fileobj is listener:
                 conn, _ = listener.accept()
-                if _peer_uid(conn) != uid:  # a sandbox user that somehow reached the socket
+                if factory_client.peer_uid(conn) != uid:  # a sandbox user that somehow reached the socket
                     conn.close()
                     continue
                 try:
-                    request, fds = _read_request(conn)
+                    request, fds = factory_client.read_request(conn)
                 except (OSError, ValueError):
                     conn.close()
                     continue
@@ -185,7 +165,7 @@ def main(argv: list) -> None:
     for name in preload:
         importlib.import_module(name)
     _warm_torch()
-    threads = _threads()
+    threads = factory_client.thread_count()
     if threads != 1:  # a fork would copy a thread pool's locks but not its threads
         _announce(path, f"refused: {threads} threads after the imports; a fork is only safe from one")
         sys.exit(3)
