@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(PINS) -e '.[test]'
+	@# pip compiles what it installs, not an editable project; where PYTHONDONTWRITEBYTECODE is set, every
+	@# grader process (the CLI, each worker, the factory) would compile our sources again at each start.
+	$(PY) -m compileall -q grader reference >/dev/null
 	touch $(STAMP)
 
 # The browser test needs Debian's Chromium and its driver; installed once, as root (as in CI).

@@ -187,6 +187,28 @@ def test_a_kernel_started_before_its_notebook_is_as_fresh_as_any(factory, spec, 
                            "tmp files": [], "env": False, "torch threads": 1}
 
 
+SEEN_BY_THE_NOTEBOOK = """
+import gc
+gc.collect()
+probe = {"names": sorted(n for n in globals() if not n.startswith("_") or n.startswith("_grader")),
+         "execution count": get_ipython().execution_count, "history": len(In),
+         "first forwards recorded": len(_grader_probe["INITIAL"]._items),
+         "optimizer steps recorded": len(_grader_probe["STEPS"]._items)}
+"""
+
+
+def test_the_head_start_a_waiting_kernel_takes_leaves_the_notebook_nothing_to_see(factory, spec, tmp_path):
+    """While it waits, the kernel runs a throwaway training step (``kernel_warm``): no name, history or record stays."""
+    from grader.grading.engine import run_next
+
+    path = _notebook(tmp_path, "seen", SEEN_BY_THE_NOTEBOOK)
+    waited = run_next(lambda: time.sleep(0.3) or read_submission(path), spec, factory=factory.handle)
+    plain = run_notebook(read_submission(path), spec, factory=factory.handle)
+    assert waited.sandbox["kernel_start"].endswith("before the save")
+    assert waited.exports.values["probe"] == plain.exports.values["probe"]
+    assert waited.exports.values["probe"]["optimizer steps recorded"] == 0
+
+
 def test_a_kernel_that_dies_while_it_waits_is_replaced_and_the_notebook_still_runs(factory, spec, tmp_path):
     from grader.grading.engine import run_next
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import importlib.util
 import pathlib
 import threading
 from importlib import metadata
 
 from grader.assignments.catalog import Assignment, Exercise
+from grader.specs.paths import module_file
 
 PACKAGE = "training-dynamics-grader"
 OWN_PACKAGES = ("grader", "reference")
@@ -29,14 +29,6 @@ def scoring_modules(assignment: Assignment) -> tuple[str, ...]:
     if isinstance(assignment, Exercise):
         return tuple(sorted({check.kind.fn.__module__ for check in assignment.checks}))
     return QUIZ_SCORING
-
-
-def _source(module: str) -> pathlib.Path | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    return pathlib.Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
 
 
 def _imports(path: pathlib.Path, module: str) -> set[str]:
@@ -77,7 +69,7 @@ def _code_closure(modules: tuple[str, ...]) -> tuple[pathlib.Path, ...]:
         module = todo.pop()
         if module in seen:
             continue
-        path = _source(module)
+        path = module_file(module)
         if path is None:  # a name imported from a module, not a module itself
             continue
         seen[module] = path

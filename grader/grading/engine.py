@@ -12,7 +12,6 @@ the grader's own start-up overlaps the student's cells instead of adding to them
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import pathlib
 import stat
@@ -25,14 +24,14 @@ from grader.assignments.catalog import Exercise
 from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
 from grader.errors import UserError
-from grader.kernel.cells import export_source, prelude_source
+from grader.kernel.cells import export_source, prelude_source, warm_source
 from grader.kernel.execute import Deferred, Execution, execute
 from grader.kernel.factory import FactoryHandle
 from grader.kernel.notebook import PreparedNotebook, Submission, prepare
 from grader.kernel.sandbox import Sandbox, open_sandbox
 from grader.loading.values import Exports
 from grader.results import PendingCheck, Status, SubmissionResult
-from grader.specs.paths import REPOSITORY, solutions_root
+from grader.specs.paths import REPOSITORY, module_file, solutions_root
 
 # What scoring imports after the kernel is done; warmed up while it runs. torch._dynamo is what the loader's
 # FakeTensorMode imports on first use (about 1.2 s), to measure a model's forward pass before running it.
@@ -54,15 +53,6 @@ def warm_up(modules: tuple[str, ...]) -> threading.Thread:
     return thread
 
 
-def _module_file(name: str) -> str | None:
-    """The source file of module ``name``, found without importing it (a name that is no module gives None)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    return spec.origin if spec is not None and spec.origin and spec.origin.endswith(".py") else None
-
-
 def solution_material(exercise: Exercise) -> tuple[list[str], list[str]]:
     """(module files to replace by a stub, folders to hide) in the kernel's view of the machine.
 
@@ -72,7 +62,7 @@ def solution_material(exercise: Exercise) -> tuple[list[str], list[str]]:
     """
     modules = {m for check in exercise.checks if check.kind.name == "own_work"
                for m in check.params.get("forbidden_modules", [])}
-    files = sorted(f for m in modules if (f := _module_file(m)))
+    files = sorted(str(f) for m in modules if (f := module_file(m)))
     folders = [str(p) for p in (solutions_root(), REPOSITORY / "tests", REPOSITORY / "examples") if p.is_dir()]
     return files, folders
 
@@ -140,6 +130,8 @@ def run_next(wait: Callable[[], Submission | None], exercise: Exercise, data_roo
 def _run(submission: Submission | Callable[[], Submission | None], exercise: Exercise, hide: tuple[str, ...],
          data_root: pathlib.Path | None, warm: tuple[str, ...], factory: FactoryHandle | None,
          env: dict[str, str] | None) -> Run | None:
+    # Scoring's imports start now: a fresh worker's first job then overlaps them with the factory's warm-up too.
+    warming = warm_up(warm)
     sandbox = exercise_sandbox(exercise, hide, data_root, env)
     sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
     try:
@@ -154,11 +146,10 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
                 came.extend([got] if got is not None else [])
                 return prepare(got, *cells) if got is not None else None
 
-            notebook = Deferred(prepare(Submission.empty(), *cells), arrived)
+            notebook = Deferred(prepare(Submission.empty(), *cells), arrived, warm_source(models))
         else:
             came.append(submission)
             notebook = prepare(submission, *cells)
-        warming = warm_up(warm)
         execution = execute(notebook, sandbox)
         warming.join()
         if not came:

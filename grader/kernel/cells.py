@@ -12,6 +12,7 @@ import pathlib
 
 KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
 KERNEL_PROBE = pathlib.Path(__file__).with_name("kernel_probe.py")
+KERNEL_WARM = pathlib.Path(__file__).with_name("kernel_warm.py")
 
 
 def _torchvision_compat() -> pathlib.Path:
@@ -60,3 +61,13 @@ def export_source(requests: list[dict], export_dir: pathlib.Path) -> str:
     """
     return ("# Added by the grader.\n"
             f"_grader_export['export_values'](None, {json.dumps(requests)}, {str(export_dir)!r})\n")
+
+
+def warm_source(models: bool) -> str:
+    """Code a waiting kernel runs silently after the prelude (``kernel_warm``): a throwaway training step and capture.
+
+    One statement in a namespace of its own, so it leaves no name behind; it reads the prelude's probe and exporter.
+    """
+    source = KERNEL_WARM.read_text() + "\nwarm(probe, export, models)\n"
+    return (f"exec(compile({source!r}, 'grader_warm.py', 'exec'), {{'__name__': 'grader_warm', "
+            f"'probe': _grader_probe, 'export': _grader_export, 'models': {models!r}}})\n")

@@ -125,7 +125,7 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_wait(self, pollinterval: float = 0.1) -> None:
         # After the kill that ends every run, jupyter_client polls for the exit every 0.1 s: a tenth of a
         # second per notebook, most of a watch-mode re-check's own overhead.
-        await super()._async_wait(min(pollinterval, 0.005))
+        await super()._async_wait(min(pollinterval, 0.001))
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         import os
@@ -176,6 +176,7 @@ class Deferred:
 
     prelude: PreparedNotebook
     wait: Callable[[], PreparedNotebook | None]
+    warm: str = ""  # the grader's code run silently while it waits (``cells.warm_source``)
 
 
 def _clean_traceback(message: str) -> str:
@@ -218,6 +219,8 @@ async def _run(notebook: PreparedNotebook | Deferred, sandbox: Sandbox, client: 
                                                              first.prelude_index), phase_limit)
             prepared = notebook
             if deferred:
+                if notebook.warm:
+                    await asyncio.wait_for(_silently(client, notebook.warm), phase_limit)
                 waiting = time.monotonic()
                 prepared = await _in_thread(notebook.wait)
                 result.timings["waited"] = time.monotonic() - waiting
@@ -228,6 +231,23 @@ async def _run(notebook: PreparedNotebook | Deferred, sandbox: Sandbox, client: 
                     return
                 client.nb, client.export_index = prepared.nb, prepared.export_index
             await asyncio.wait_for(_run_cells(prepared, sandbox, client, result), phase_limit)
+
+
+async def _silently(client: CappedClient, source: str) -> None:
+    """Run the grader's own ``source`` with no history, output or cell events; returns when it ends or the kernel died.
+
+    Its failure costs only the head start it was for: a kernel that died is found and replaced before the notebook runs.
+    """
+    msg_id = client.kc.execute(source, silent=True, store_history=False)
+    while True:
+        try:
+            reply = await client.kc.shell_channel.get_msg(timeout=1)
+        except Empty:
+            if not await client.km.is_alive():
+                return
+            continue
+        if reply.get("parent_header", {}).get("msg_id") == msg_id:
+            return
 
 
 async def _in_thread(wait: Callable[[], PreparedNotebook | None]) -> PreparedNotebook | None:

@@ -188,6 +188,7 @@ def zombie(proc: pathlib.Path) -> bool:
 
 def _kill_user(uid: int, rounds: int = 50) -> None:
     """SIGKILL every process of the sandbox user, again until none is left (a forking loop races one pass)."""
+    pause = 0.001
     for _ in range(rounds):
         pids = _user_processes(uid)
         if not pids:
@@ -195,7 +196,8 @@ def _kill_user(uid: int, rounds: int = 50) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.005)
+        time.sleep(pause)
+        pause = min(2 * pause, 0.01)
 
 
 def _claim_slot() -> tuple[int, object] | None:

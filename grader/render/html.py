@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
@@ -40,7 +41,14 @@ def code_spans(text: str) -> markupsafe.Markup:
 
 
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_root()),
+    """The templates' environment; one per templates folder, so each template is compiled once per process
+    (Jinja2 still reloads a template whose file changed)."""
+    return _environment(templates_root())
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(root: pathlib.Path) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
     env.globals["fmt"] = lambda value: f"{round(value, 2):g}"
     env.filters["code_spans"] = code_spans
