@@ -231,6 +231,8 @@ async def _run(notebook: PreparedNotebook | Deferred, sandbox: Sandbox, client: 
                     return
                 client.nb, client.export_index = prepared.nb, prepared.export_index
             await asyncio.wait_for(_run_cells(prepared, sandbox, client, result), phase_limit)
+            # The run is over: the kernel dies while nbclient closes its side, instead of after.
+            sandbox.kill(result.timings.get("pid"), wait=False)
 
 
 async def _silently(client: CappedClient, source: str) -> None:

@@ -109,20 +109,21 @@ class Sandbox:
         """The kernel command run through the launcher that applies this sandbox."""
         return [sys.executable, str(LAUNCHER), self.plan_json(), "--", *command]
 
-    def kill(self, pid: int | None = None) -> None:
+    def kill(self, pid: int | None = None, wait: bool = True) -> None:
         """Kill everything the kernel started, so nothing changes the exports while the grader reads them.
 
         The launcher's process group first (with the PID namespace, its death takes every process of the
         namespace with it), then every member of the control group and every process of the sandbox user,
-        repeated until none is left.
+        repeated until none is left. ``wait=False`` sends the signals once and returns: the processes die
+        (tens of milliseconds for a kernel's memory) while the caller does something else, then calls ``kill()``.
         """
         if pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         if self.group is not None:
-            self.group.kill()
+            self.group.kill(deadline_s=5.0 if wait else 0.0)
         if self.user:
-            _kill_user(self.user[0])
+            _kill_user(self.user[0], rounds=50 if wait else 1)
 
     def remove(self) -> None:
         """Remove the folders and the control group and free the user slot; call after ``kill``."""
