@@ -85,3 +85,29 @@ def test_watch_rechecks_each_save_and_stops_on_ctrl_c(tmp_path):
         assert "Traceback" not in process.stderr.read()
     finally:
         ended(process)
+
+
+def test_a_save_caught_half_written_is_checked_once_the_editor_finishes(tmp_path):
+    """The watcher reads a file mid-write; the full save that lands while it settles is the one it returns."""
+    from grader.grading.watch import SETTLE_S, _Saves, next_save
+
+    notebook = tmp_path / "work.ipynb"
+    _save(notebook, "x = 1")
+    saves, stop, invalid = _Saves(notebook), threading.Event(), []
+    assert next_save(saves, stop, lambda *why: invalid.append(why)).nb.cells[0].source == "x = 1"
+
+    notebook.write_text('{"cells": [')  # the editor's first write; the watcher sees it at once
+    finisher = threading.Timer(SETTLE_S / 3, _save, (notebook, "x = 1", "answer = 42"))
+    finisher.start()
+    guard = threading.Timer(10, stop.set)  # a watcher that missed the save would wait for ever
+    guard.start()
+    came = next_save(saves, stop, lambda *why: invalid.append(why))
+    guard.cancel()
+    finisher.join()
+    assert came is not None, "the save that finished while the watcher settled was never checked"
+    assert [c.source for c in came.nb.cells] == ["x = 1", "answer = 42"] and invalid == []
+
+    notebook.write_text("{ half a notebook")  # and one that stays broken is reported, once
+    threading.Timer(SETTLE_S * 3, stop.set).start()
+    assert next_save(saves, stop, lambda *why: invalid.append(why)) is None
+    assert len(invalid) == 1 and "not a Jupyter notebook" in invalid[0][0]

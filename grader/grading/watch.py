@@ -47,6 +47,30 @@ class _Saves:
         return digest
 
 
+def next_save(saves: _Saves, stop: threading.Event,
+              on_invalid: Callable[[str, str], None]) -> Submission | None:
+    """The next changed version of the watched file as a notebook; None once ``stop`` is set.
+
+    A version that cannot be read is retried once the editor's next write lands; only one that stays
+    unreadable for ``SETTLE_S`` goes to ``on_invalid(reason, digest)``.
+    """
+    waiting = False  # a version already seen (while settling) is still to be read
+    while not stop.is_set():
+        if waiting or saves.changed() is not None:
+            waiting = False
+            try:
+                return read_submission(saves.path)
+            except InvalidNotebook as e:
+                if stop.wait(SETTLE_S):
+                    return None
+                if saves.changed() is not None:
+                    waiting = True  # caught half-written: the editor's next write is the save to check
+                    continue
+                on_invalid(str(e), saves.digest)
+        stop.wait(POLL_S)
+    return None
+
+
 def watch_notebook(path: pathlib.Path, exercise: Exercise, factory: FactoryHandle,
                    on_result: Callable[[SubmissionResult], None], stop: threading.Event,
                    data_root: pathlib.Path | None = None, warm: tuple[str, ...] = ()) -> int:
@@ -57,23 +81,13 @@ def watch_notebook(path: pathlib.Path, exercise: Exercise, factory: FactoryHandl
     """
     saves, checked = _Saves(path), 0
 
-    def next_save() -> Submission | None:
+    def invalid(reason: str, digest: str) -> None:
         nonlocal checked
-        while not stop.is_set():
-            digest = saves.changed()
-            if digest is not None:
-                try:
-                    return read_submission(path)
-                except InvalidNotebook as e:
-                    if stop.wait(SETTLE_S) or saves.changed():
-                        continue  # caught half-written: the editor's next write is the save to check
-                    checked += 1
-                    on_result(SubmissionResult.invalid(exercise.id, path.stem, str(e), digest))
-            stop.wait(POLL_S)
-        return None
+        checked += 1
+        on_result(SubmissionResult.invalid(exercise.id, path.stem, reason, digest))
 
     while not stop.is_set():
-        result = grade_next(next_save, exercise, path.stem, data_root, warm, factory)
+        result = grade_next(lambda: next_save(saves, stop, invalid), exercise, path.stem, data_root, warm, factory)
         if result is None:
             break
         checked += 1
