@@ -1,7 +1,7 @@
 """Runs INSIDE a kernel that waits for its notebook (watch mode): pays this process's first-call costs.
 
 A kernel forked from the factory shares torch's pages with it; its first training step and its first
-``torch.export`` still fault in and write what they touch (copy-on-write), about 40 ms for the
+``torch.export`` still fault in and write what they touch (copy-on-write): 25 to 50 ms more for the
 export alone. A kernel that waits for the student's save does that here instead, on a throwaway
 model, so the save costs only the notebook's own cells. Executed silently (no history, no
 ``post_run_cell``), in a namespace of its own, with the probe's recording off and torch's random
