@@ -130,16 +130,20 @@ def watch_rechecks(folder: pathlib.Path, saves: int, exercise_id: str = "tiny-mo
              "kernel_start": r.sandbox.get("kernel_start")} for (r, came, written), at in zip(results[1:], saved)]
 
 
-def _watch_line(exercise_id: str, rechecks: list[dict]) -> tuple[str, float]:
-    """The medians of one exercise's re-checks, and where the time beyond the student's cells went."""
+def _watch_medians(rechecks: list[dict]) -> dict[str, float]:
+    """The medians of one exercise's re-checks, with the time beyond the student's cells that no stage names."""
     median = {key: statistics.median(r[key] for r in rechecks)
               for key in ("to_result", "to_page", "student_cells", "export", "load", "checks")}
-    rest = median["to_result"] - median["student_cells"] - median["export"] - median["load"] - median["checks"]
-    ratio = median["to_result"] / median["student_cells"]
+    median["rest"] = median["to_result"] - sum(median[k] for k in ("student_cells", "export", "load", "checks"))
+    return median
+
+
+def _watch_line(exercise_id: str, median: dict[str, float]) -> str:
+    cells = median["student_cells"]
     return (f"  {exercise_id:13s} result {median['to_result']:.2f} s, page {median['to_page']:.2f} s; cells "
-            f"{median['student_cells']:.2f} s -> {ratio:.2f}x (page {median['to_page'] / median['student_cells']:.2f}x)"
+            f"{cells:.2f} s -> {median['to_result'] / cells:.2f}x (page {median['to_page'] / cells:.2f}x)"
             f"; beyond the cells: export {median['export']:.3f}, load {median['load']:.3f}, checks "
-            f"{median['checks']:.3f}, the rest {rest:.3f} s (the save seen, the kernel stopped)"), ratio
+            f"{median['checks']:.3f}, the rest {median['rest']:.3f} s (the save seen, the kernel stopped)")
 
 
 def kernel_memory(folder: pathlib.Path) -> dict[str, dict]:
@@ -175,9 +179,8 @@ def main() -> int:
         memory = kernel_memory(folder)
     median = {how: statistics.median(times) for how, times in walls.items()}
     ratio = median["warm"] / median["fresh"]
-    result = statistics.median(r["to_result"] for r in rechecks)
-    page = statistics.median(r["to_page"] for r in rechecks)
-    cells = statistics.median(r["student_cells"] for r in rechecks)
+    tiny, heavy = _watch_medians(rechecks), _watch_medians(heavier)
+    result, page, cells = tiny["to_result"], tiny["to_page"], tiny["student_cells"]
     print(f"grader check, tiny-model solution, median of {args.repeats} (in turns):")
     print(f"  warm server    {median['warm']:6.2f} s   ratio {ratio:.2f}x (goal <= 0.5x); its first run, which "
           f"starts the server: {first:.2f} s")
@@ -187,17 +190,16 @@ def main() -> int:
           f"{page:.2f} s; the student's cells {cells:.2f} s in the forked kernel, {fresh_cells:.2f} s in a fresh one")
     print(f"  result / cells in that kernel {result / cells:.2f}x (goal <= 1.3x); page / cells {page / cells:.2f}x; "
           f"result / cells in a fresh kernel {result / fresh_cells:.2f}x")
-    lines = [_watch_line("tiny-model", rechecks), _watch_line(HEAVIER, heavier)]
     print("  each exercise's re-checks (medians):")
-    for line, _ in lines:
-        print(line)
+    print(_watch_line("tiny-model", tiny))
+    print(_watch_line(HEAVIER, heavy))
     print("kernel memory after import torch (MB):")
     for how in ("forked", "fresh"):
         print(f"  {how:7s} " + "  ".join(f"{k} {v}" for k, v in memory[how].items()))
     print(f"  the factory's own parent: RSS {memory['factory parent RSS']['Rss']} MB, shared by every forked kernel")
     path = record("check_wall", {"command_wall_s": walls, "first_warm_s": first, "median_s": median,
                                  "ratio": ratio, "watch_rechecks": rechecks, f"watch_rechecks_{HEAVIER}": heavier,
-                                 f"watch_ratio_{HEAVIER}": lines[1][1], "fresh_student_cells_s": fresh_cells,
+                                 f"watch_ratio_{HEAVIER}": heavy["to_result"] / heavy["student_cells"], "fresh_student_cells_s": fresh_cells,
                                  "watch_ratio_median": result / cells, "kernel_memory_mb": memory})
     print(f"written {path}")
     print(json.dumps({"ratio": round(ratio, 2), "watch": round(result / cells, 2)}))

@@ -14,6 +14,7 @@ import os
 import pathlib
 import signal
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 MOUNTINFO = pathlib.Path("/proc/self/mountinfo")
@@ -53,16 +54,7 @@ class ControlGroup:
         if self.version == 2:
             with contextlib.suppress(OSError):
                 (self.folders[0] / "cgroup.kill").write_text("1")
-        end, pause = time.monotonic() + deadline_s, 0.001
-        while members := self.members():  # every member is signalled at least once, even with no time to wait
-            for pid in members:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            if time.monotonic() >= end:
-                break
-            time.sleep(pause)  # a killed kernel is gone within milliseconds; a forking loop takes rounds
-            pause = min(2 * pause, 0.01)
-        return not self.members()
+        return kill_until_gone(self.members, deadline_s)
 
     def remove(self) -> None:
         """Delete the group's folders; call after ``kill`` (a folder with members cannot go)."""
@@ -165,3 +157,18 @@ def existing() -> dict[str, ControlGroup]:
     parents = _v1_parents()
     names = {p.name for folder in parents.values() for p in folder.glob(f"{PREFIX}*")}
     return {n[len(PREFIX):]: ControlGroup(1, [parents["memory"] / n, parents["pids"] / n]) for n in sorted(names)}
+
+
+def kill_until_gone(processes: Callable[[], Iterable[int]], deadline_s: float) -> bool:
+    """SIGKILL each of ``processes()`` and look again, until none is left or ``deadline_s`` has passed (every one
+    is signalled at least once, even with no time to wait); True when none is left."""
+    end, pause = time.monotonic() + deadline_s, 0.001
+    while pids := list(processes()):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if time.monotonic() >= end:
+            return False
+        time.sleep(pause)  # a killed kernel is gone within milliseconds; a forking loop takes rounds
+        pause = min(2 * pause, 0.01)
+    return True

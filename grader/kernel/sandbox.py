@@ -123,7 +123,7 @@ class Sandbox:
         if self.group is not None:
             self.group.kill(deadline_s=5.0 if wait else 0.0)
         if self.user:
-            _kill_user(self.user[0], rounds=50 if wait else 1)
+            _kill_user(self.user[0], 0.5 if wait else 0.0)
 
     def remove(self) -> None:
         """Remove the folders and the control group and free the user slot; call after ``kill``."""
@@ -187,18 +187,9 @@ def zombie(proc: pathlib.Path) -> bool:
     return stat_line[stat_line.rindex(")") + 2:].startswith(("Z", "X"))
 
 
-def _kill_user(uid: int, rounds: int = 50) -> None:
+def _kill_user(uid: int, deadline_s: float = 0.5) -> None:
     """SIGKILL every process of the sandbox user, again until none is left (a forking loop races one pass)."""
-    pause = 0.001
-    for _ in range(rounds):
-        pids = _user_processes(uid)
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(pause)
-        pause = min(2 * pause, 0.01)
+    cgroups.kill_until_gone(lambda: _user_processes(uid), deadline_s)
 
 
 def _claim_slot() -> tuple[int, object] | None:
