@@ -289,3 +289,19 @@ def test_a_hook_that_cannot_be_captured_is_named_with_what_to_do(tmp_path):
                                       "supported for tensor subclasses. The grader captures your model with its "
                                       "forward hooks, which run too: a forward hook on `1` (<lambda>). ")
     assert problem.message.endswith("if it only records values, remove it (handle.remove()) before the notebook ends")
+
+
+def test_a_forward_cost_is_measured_once_per_architecture_and_never_shared_across_shapes(tmp_path):
+    """Costs are kept by what a fake run sees (code and tensor shapes): new weights reuse them, new shapes do not."""
+    from grader.loading.guard import forward_cost
+
+    def loaded(model, name):
+        return export_and_load(tmp_path / name, m=(model, [2])).values["m"].module
+
+    first, again = loaded(SimpleMLP(), "a"), loaded(SimpleMLP(), "b")  # the same layers, other weights
+    wider = loaded(nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3)), "c")
+    assert forward_cost(first, (2,), 4096) is forward_cost(again, (2,), 4096)
+    assert forward_cost(first, (2,), 2) != forward_cost(first, (2,), 4096)
+    assert forward_cost(wider, (2,), 4096).flops > forward_cost(first, (2,), 4096).flops
+    doubled = loaded(nn.Sequential(SimpleMLP(), nn.ReLU(), nn.Linear(3, 3)), "d")  # one op more, the rest alike
+    assert forward_cost(doubled, (2,), 4096).elements > forward_cost(first, (2,), 4096).elements

@@ -12,6 +12,7 @@ import hashlib
 import os
 import pathlib
 import threading
+import time
 from collections.abc import Callable
 
 from grader.assignments.catalog import Exercise
@@ -61,13 +62,29 @@ def next_save(saves: _Saves, stop: threading.Event,
             try:
                 return read_submission(saves.path)
             except InvalidNotebook as e:
-                if stop.wait(SETTLE_S):
+                settled = _unchanged_for(saves, stop, SETTLE_S)
+                if settled is None:
                     return None
-                if saves.changed() is not None:
+                if not settled:
                     waiting = True  # caught half-written: the editor's next write is the save to check
                     continue
                 on_invalid(str(e), saves.digest)
         stop.wait(POLL_S)
+    return None
+
+
+def _unchanged_for(saves: _Saves, stop: threading.Event, seconds: float) -> bool | None:
+    """True once the file kept its contents for ``seconds``; False as soon as they change; None once ``stop`` is set.
+
+    An editor that writes in place (truncate, then write) is caught mid-save; its next write lands within
+    milliseconds, and is read then rather than after the whole settling time.
+    """
+    deadline = time.monotonic() + seconds
+    while not stop.wait(POLL_S):
+        if saves.changed() is not None:
+            return False
+        if time.monotonic() >= deadline:
+            return True
     return None
 
 
