@@ -22,6 +22,8 @@ from grader.loading.values import Exports
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FILES = pathlib.Path(__file__).parent / "files"
 SECRET = b"test-secret"
+# The per-cell limit of the fast tiny-model exercise (conftest.fast_exercises): what a hanging notebook costs.
+FAST_CELL_TIMEOUT_S = 8
 
 
 def solution(exercise_id: str) -> pathlib.Path:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from grading_support import FILES, solution
+from grading_support import FAST_CELL_TIMEOUT_S, FILES, solution
 from grader.cli import main
 from grader.grading.secrets import fingerprint
 from grader.results import SubmissionResult
@@ -34,7 +34,7 @@ def test_every_submission_gets_an_outcome(graded_class):
     status = {name: run.result.status.value for name, run in runs.items()}
     assert status == {"ada": "ok", "bob": "timeout", "cara": "error", "dave": "invalid", "emma": "ok"}
     assert runs["ada"].result.score == 10  # hidden checks included: the secret came from the environment
-    assert "did not finish within 20 s" in runs["bob"].result.error
+    assert f"did not finish within {FAST_CELL_TIMEOUT_S} s" in runs["bob"].result.error
     assert "the kernel died (exit code 3)" in runs["cara"].result.error
     assert "not a Jupyter notebook" in runs["dave"].result.error
     assert runs["emma"].path.endswith("emma/tiny-model.ipynb")  # the notebook named after the exercise
@@ -162,7 +162,7 @@ def test_feedback_pages_are_self_contained_and_hide_hidden_data(feedback_dir):
         html = page.read_text()
         assert "http://" not in html and "https://" not in html  # works offline
     bob = (feedback_dir / "tiny-model" / "bob.html").read_text()
-    assert "Where your notebook stopped" in bob or "did not finish within 20 s" in bob
+    assert "Where your notebook stopped" in bob or f"did not finish within {FAST_CELL_TIMEOUT_S} s" in bob
     emma = (feedback_dir / "tiny-model" / "emma.html").read_text()
     assert ("<strong>Which notebook:</strong> 2 notebooks: graded tiny-model.ipynb, the one named after the exercise; "
             "not graded: draft.ipynb") in emma

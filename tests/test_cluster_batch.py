@@ -144,7 +144,7 @@ def test_a_task_cancelled_by_another_client_is_not_graded_and_the_rest_are_kept(
     cluster, client = local_cluster
     # bob's cell outlasts the cancel: a running task cannot be stopped, the worker finishes it and nobody uses it.
     folder = _class(tmp_path / "class", {"ada": ("probe = {'ok': 1}",),
-                                         "bob": ("import time; time.sleep(15)", "probe = {'ok': 1}"),
+                                         "bob": ("import time; time.sleep(5)", "probe = {'ok': 1}"),
                                          "cara": ("probe = {'ok': 1}",)})
 
     def cancel_bob():

@@ -15,12 +15,12 @@ import sys
 import tempfile
 import time
 
-from grading_support import FILES, solution
+from grading_support import FAST_CELL_TIMEOUT_S, FILES, solution
 
 TINY = FILES / "tiny-model"
-# Two notebooks that hang keep both workers busy for their 20-second cell limit: a batch that did not stop at
-# once could not exit sooner than that.
-STOPPED_WITHIN_S = 15
+# Two notebooks that hang keep both workers busy for their cell limit (FAST_CELL_TIMEOUT_S): a batch that did not
+# stop at once could not exit sooner than that.
+STOPPED_WITHIN_S = FAST_CELL_TIMEOUT_S - 2
 
 
 def _processes() -> dict[int, tuple[int, str, str]]:
@@ -124,7 +124,7 @@ def test_sigint_mid_batch_stops_within_seconds_keeps_what_finished_and_resumes(t
     resumed = {r["student"]: r for r in map(json.loads, again.stdout.splitlines())}
     assert sorted(resumed) == ["bob", "cara", "dan"]
     # The cell limit still interrupts a hanging cell (a worker ignores Ctrl-C; its kernels must not).
-    assert "did not finish within 20 s (the per-cell limit)" in resumed["bob"]["error"]
+    assert f"did not finish within {FAST_CELL_TIMEOUT_S} s (the per-cell limit)" in resumed["bob"]["error"]
     assert _runs(book) == [("ada", "invalid", 0.0), ("bob", "timeout", 10.0), ("cara", "timeout", 10.0),
                            ("dan", "ok", 10.0)]
     assert sqlite3.connect(book).execute("SELECT count(*) FROM runs").fetchone()[0] == 4  # nothing graded twice
