@@ -132,8 +132,8 @@ def _kernel_factories(client, keep: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        if not keep:
-            with contextlib.suppress(Exception):  # a lost scheduler: its workers end, and their factories with them
+        if not keep and client.status == "running":  # a lost scheduler: its workers end, and their factories too
+            with contextlib.suppress(Exception):
                 client.unregister_worker_plugin(NAME)
 
 
@@ -287,7 +287,9 @@ def _cancel(session: ClusterSession, pending: set) -> None:
     running tasks finish, and their results are not used)."""
     from grader.kernel.sandbox import stop_open_sandboxes
 
-    with contextlib.suppress(Exception):  # a lost scheduler cannot be told anything
+    if session.client.status != "running":  # a lost scheduler cannot be told anything: asking waits for a timeout
+        return
+    with contextlib.suppress(Exception):
         session.client.cancel(list(pending))
         if session.owned:
             session.client.run(stop_open_sandboxes)
