@@ -4,12 +4,13 @@ The notebooks read whatever root the grader shows them (``MNIST_ROOT``, read-onl
 measures on the same root, so a subset changes nothing but the run time:
 - mnist-sgd: the first 20,000 training and 2,000 test images (its recipe still passes 85% / 95% there);
 - mnist-adam: the full bundled files (with fewer steps per epoch its recipe falls short of 90%);
-- lr-sweep: 3,000 / 1,000 images (1e-3 still clearly beats 1e-4); its mistakes, whose checks compare the runs
-  with each other rather than with a bar, 600 / 300;
+- lr-sweep: 3,000 / 1,000 images (1e-3 still clearly beats 1e-4);
+- mistakes whose checks compare the runs with each other, or read the architecture or the steps: 600 / 300;
 - mistakes whose check does not depend on how well the model learns: 5,000 / 1,000 images (too few
   steps to push SGD past 95% training accuracy, so that mistake keeps the 20,000).
 
-Step counts follow the root: an epoch over the 5,000 images of the small root is 79 batches of 64.
+Step counts follow the root: an epoch over the 5,000 images of the small root is 79 batches of 64, over the
+600 of the tiny one 10.
 Checks whose logic needs no kernel run on values exported in this process (``mnist_support``).
 """
 
@@ -39,7 +40,7 @@ def roots(tmp_path_factory):
     base = tmp_path_factory.mktemp("mnist-subsets")
     return {"mnist-sgd": subset_root(full, base / "sgd", 20_000, 2_000), "mnist-adam": full,
             "lr-sweep": subset_root(full, base / "cnn", 3_000, 1_000),
-            "sweep-tiny": subset_root(full, base / "cnn-tiny", 600, 300),
+            "tiny": subset_root(full, base / "tiny", 600, 300),
             "small": subset_root(full, base / "small", 5_000, 1_000)}
 
 
@@ -75,19 +76,18 @@ def test_sgd_changed_hidden_size(roots):
 
 
 def test_sgd_sequential_mlp_with_a_progress_bar_keeps_what_the_task_fixes(roots):
-    result = run(roots, "mnist-sgd", FILES / "mnist-sgd" / "sequential.ipynb", "small")
+    result = run(roots, "mnist-sgd", FILES / "mnist-sgd" / "sequential.ipynb", "tiny")
     assert result.status is Status.OK, result.error  # its `from tqdm import tqdm` works in the kernel
     checks = by_id(result)
     assert checks["architecture"].passed and checks["architecture"].message == (
         "`model` has the course's MnistMLP architecture: linear 784→128, relu, linear 128→10 (101,770 parameters).")
     # Its cosine schedule steps per batch: last_epoch counts batches then, and must not be taken for epochs.
     assert checks["fixed-setup"].passed and checks["fixed-setup"].message == (
-        "`optimizer` stepped 1,185 times: 15 epochs of batches of 64 over the 5,000 training images, as the task "
-        "fixes.")
+        "`optimizer` stepped 150 times: 15 epochs of batches of 64 over the 600 training images, as the task fixes.")
 
 
 def test_sgd_added_dropout_is_named(roots):
-    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "dropout.ipynb", "small"))["architecture"]
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "dropout.ipynb", "tiny"))["architecture"]
     assert not check.passed
     assert check.message == ("`model` is not the course's MnistMLP: it adds dropout (p=0.25) between relu and "
                              f"linear 128→10. {COURSE_MLP} {KEEP}")
@@ -157,14 +157,14 @@ def test_adam_preprocessing_changed(roots):
 
 
 def test_sweep_reported_accuracies_that_are_not_the_models(roots):
-    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "typed-val-accs.ipynb", "sweep-tiny"))
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "typed-val-accs.ipynb", "tiny"))
     check = checks["reported-vs-measured"]
     assert not check.passed
     assert "lr=0.0001: reported val 97.00% but the exported model scores" in check.message
 
 
 def test_sweep_with_one_learning_rate_for_all(roots):
-    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "same-lr.ipynb", "sweep-tiny"))
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "same-lr.ipynb", "tiny"))
     assert not checks["1e-3-beats-1e-4"].passed
     assert "check that each model is trained with its own learning rate" in checks["1e-3-beats-1e-4"].message
     assert not checks["labels-match-runs"].passed
@@ -173,7 +173,7 @@ def test_sweep_with_one_learning_rate_for_all(roots):
 
 
 def test_sweep_with_swapped_labels(roots):
-    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "swapped-labels.ipynb", "sweep-tiny"))
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "swapped-labels.ipynb", "tiny"))
     assert checks["architecture"].passed  # the CNN as one nn.Sequential
     assert checks["reported-vs-measured"].passed  # each report matches the model stored beside it
     labels = checks["labels-match-runs"]
@@ -292,26 +292,29 @@ def test_fixed_setup_counts_steps_over_the_roots_training_images(roots, exercise
 
 def test_sweep_reports_are_compared_to_the_image(roots, tmp_path):
     cnn = MnistCNN()
-    with torch.no_grad():  # it answers "1" for every image: 11.3% of the subset's training digits, 12.6% of its test
+    with torch.no_grad():  # it answers "4" for every image: 9.83% of the tiny subset's training digits, 12.33% of its test
         cnn.fc[3].weight.zero_()
-        cnn.fc[3].bias.copy_(F.one_hot(torch.tensor(1), 10).float())
+        cnn.fc[3].bias.copy_(F.one_hot(torch.tensor(4), 10).float())
     net = exported(cnn, tmp_path)
-    data = DataFactory(None, roots["lr-sweep"])
-    val = measured_accuracy(net, *vars(data.make({"kind": "mnist", "split": "test"})).values())[1]
+    data = DataFactory(None, roots["tiny"])
+    test_set = data.make({"kind": "mnist", "split": "test"})
+    n = len(test_set.Y)
+    val = measured_accuracy(net, *vars(test_set).values())[1]
     train = measured_accuracy(net, *vars(data.make({"kind": "mnist", "split": "train"})).values())[0]
     lrs = (0.0001, 0.001, 0.01)
 
     def check(reported: list[float]):
         results = {lr: {"train_losses": [2.3, 2.3], "val_accs": [0.1, r]} for lr, r in zip(lrs, reported)}
         return evaluate("lr-sweep", "reported-vs-measured", {"models": dict.fromkeys(lrs, net), "results": results},
-                        roots["lr-sweep"])
+                        roots["tiny"])
 
-    assert abs(train - val / 10) > 0.5  # the premise: a training accuracy is no validation accuracy here
-    assert check([(val + 2) / 1000, (val - 2) / 1000, 100 * val / 1000]).passed  # two images off, and in percent
-    three_off = check([(val + 3) / 1000, val / 1000, val / 1000])
+    assert abs(train - 100 * val / n) > 0.5  # the premise: a training accuracy is no validation accuracy here
+    assert check([(val + 2) / n, (val - 2) / n, 100 * val / n]).passed  # two images off, and in percent
+    three_off = check([(val + 3) / n, val / n, val / n])
     assert not three_off.passed and three_off.message.startswith(
-        f"lr=0.0001: reported val {(val + 3) / 10:.2f}% but the exported model scores {val / 10:.2f}% ({val}/1000);")
-    as_train = check([train / 100, val / 1000, val / 1000])
+        f"lr=0.0001: reported val {100 * (val + 3) / n:.2f}% but the exported model scores {100 * val / n:.2f}% "
+        f"({val}/{n});")
+    as_train = check([train / 100, val / n, val / n])
     assert not as_train.passed
     assert f", and {train:.2f}% on the training images: the report is its training accuracy" in as_train.message
 
