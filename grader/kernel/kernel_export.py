@@ -33,6 +33,7 @@ import math
 import os
 import sys
 import threading
+import time
 
 FORMAT = 1
 MAX_TENSOR_ELEMENTS = 100_000  # tensors larger than this inside plain values are not exported
@@ -46,6 +47,7 @@ _modules = sys.modules
 _threads, _current_thread = threading.enumerate, threading.current_thread
 _async_raise = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _sha256, _scandir = hashlib.sha256, os.scandir
+_sleep, _monotonic = time.sleep, time.monotonic
 DIGEST_LINE = "grader-export-digest "  # how the export cell's output names what it wrote
 _SEAL: dict = {}  # set by seal(): the notebook's namespace, the probe, the threads that are not the student's
 _T: dict = {}  # set by seal_torch(): torch's classes and functions the export uses
@@ -370,14 +372,34 @@ def _encode_plain(value, request: dict, writer: _Writer):
 
 def _stop_student_threads(wait_s: float = 2.0) -> list[str]:
     """Stop every Python thread the notebook started, so none changes a value while it is read; the names of
-    those that would not stop (blocked in native code)."""
+    those still alive: blocked in a wait (their SystemExit comes first when they wake) or in native code.
+
+    A thread blocked in the kernel, such as a progress bar's monitor waiting on its timer, is not waited for:
+    it runs no Python code until it wakes. One that computes is given up to ``wait_s``.
+    """
     mine = _current_thread()
     theirs = [t for t in _threads() if t is not mine and t.ident not in _SEAL.get("threads", ())]
     for thread in theirs:
         _async_raise(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
-    for thread in theirs:
-        thread.join(wait_s / max(len(theirs), 1))
+    deadline, blocked = _monotonic() + wait_s, 0
+    while (alive := [t for t in theirs if t.is_alive()]) and _monotonic() < deadline:
+        # Blocked at two looks with the GIL free between them: a thread that only waited for the GIL ran (and
+        # raised) in between, so these wait for something else.
+        blocked = blocked + 1 if all(_blocked(t) for t in alive) else 0
+        if blocked == 2:
+            break
+        _sleep(0.005)
     return [t.name for t in theirs if t.is_alive()]
+
+
+def _blocked(thread) -> bool:
+    """Whether the thread sleeps in the kernel now (state S or D in /proc); False when that cannot be read."""
+    try:
+        with open(f"/proc/self/task/{int(thread.native_id)}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] in (b"S", b"D")
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def export_values(namespace: dict | None, requests: list, root: str) -> None:

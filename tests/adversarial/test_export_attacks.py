@@ -63,3 +63,46 @@ def test_a_patched_export_writes_the_real_model_or_nothing(attack, honest, tmp_p
         assert all(torch.equal(exported.parameters[k], v) for k, v in real_weights().items()), \
             f"{attack}: the export wrote another model than the notebook's"
     assert result.score <= honest[1].score, f"{attack}: {[(c.id, c.points, c.message) for c in result.checks]}"
+
+
+THREADS = """
+import threading, sys
+namespace = {"__name__": "grader_export"}
+exec(compile(open(sys.argv[1]).read(), "grader_export.py", "exec"), namespace)
+namespace["seal"]({})  # the threads alive now are the kernel's own, never stopped
+def busy():
+    while True:
+        sum(range(100))
+def stubborn():  # catches the grader's SystemExit and computes on
+    while True:
+        try:
+            while True:
+                sum(range(100))
+        except SystemExit:
+            pass
+timer = threading.Event()
+threads = [threading.Thread(target=timer.wait, args=(600,), name="asleep", daemon=True),
+           threading.Thread(target=busy, name="busy", daemon=True)]
+for t in threads:
+    t.start()
+print(namespace["_stop_student_threads"](600), [t.name for t in threads if t.is_alive()], flush=True)
+threading.Thread(target=stubborn, name="stubborn", daemon=True).start()
+print(namespace["_stop_student_threads"](0.5), flush=True)
+"""
+
+
+def test_the_export_stops_computing_threads_and_does_not_wait_for_sleeping_ones(tmp_path):
+    """A progress bar's monitor asleep on its timer is left to die when it wakes (its SystemExit comes first), so the
+    export does not wait out its budget; a thread that computes is stopped; one that will not stop is named."""
+    import subprocess
+
+    from grader.kernel.cells import KERNEL_EXPORT
+
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS)
+    done = subprocess.run([sys.executable, str(script), str(KERNEL_EXPORT)], capture_output=True, text=True,
+                          timeout=120)  # far below the 600 s the sleeping thread would cost if it were waited for
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == "['asleep'] ['asleep']"  # the busy thread stopped; the sleeper is still blocked in its wait
+    assert second == "['asleep', 'stubborn']"
