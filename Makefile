@@ -10,6 +10,7 @@ OUT    ?= out
 CORES  := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)
 WORKERS ?= $(CORES)
 # Test files are spread over this many pytest processes; a file stays on one, so its fixtures are built once.
+# They are handed out in collection order, which tests/conftest.py starts with the longest files.
 TEST_WORKERS ?= $(shell n=$(CORES); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test bench bench-peers reference browser venv clean
@@ -42,7 +43,7 @@ reference: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m reference demo --out $(OUT)/reference
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) bench/run_all.py

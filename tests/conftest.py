@@ -17,6 +17,18 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+# The files that take half a minute or more of a test process, longest first. `make test` has pytest-xdist
+# hand whole files to its processes in collection order (--dist loadfile --no-loadscope-reorder; by default
+# it puts the files with the most tests first): one of these handed out last would leave the other
+# processes idle while it runs.
+LONGEST_FIRST = ("test_grading_mnist.py", "test_cluster_batch.py", "test_warm_server.py", "test_batch.py",
+                 "test_export_attacks.py", "test_grading_schedulers.py", "test_whole_term.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's tests keep their order
+
 
 
 
