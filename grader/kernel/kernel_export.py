@@ -397,7 +397,7 @@ def _blocked(thread) -> bool:
     try:
         with open(f"/proc/self/task/{int(thread.native_id)}/stat", "rb") as f:
             stat = f.read()
-        return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] in (b"S", b"D")
+        return stat[stat.rindex(b")") + 2:].startswith((b"S", b"D"))  # the state follows the command's name
     except (OSError, TypeError, ValueError):
         return False
 

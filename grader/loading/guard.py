@@ -27,6 +27,7 @@ import pathlib
 import stat
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,15 +280,17 @@ class _Costs:
         return (module.code, tuple((name, tuple(t.shape), t.stride(), t.dtype) for name, t in tensors),
                 tuple(input_shape), batch)
 
-    def get(self, key: tuple) -> ForwardCost | None:
+    def measured(self, key: tuple, measure: Callable[[], ForwardCost]) -> ForwardCost:
+        """The cost kept under ``key``, or ``measure()``'s, kept (the oldest goes past ``size``)."""
         with self.lock:
-            return self.known.get(key)
-
-    def put(self, key: tuple, cost: ForwardCost) -> None:
+            if key in self.known:
+                return self.known[key]
+        cost = measure()
         with self.lock:
             if len(self.known) >= self.size:
-                self.known.pop(next(iter(self.known)))  # the oldest
+                self.known.pop(next(iter(self.known)))
             self.known[key] = cost
+        return cost
 
 
 _COSTS = _Costs()
@@ -295,20 +298,19 @@ _COSTS = _Costs()
 
 def forward_cost(module: fx.GraphModule, input_shape: tuple[int, ...], batch: int) -> ForwardCost:
     """What one forward pass of ``batch`` samples would cost, measured without running it on data."""
+    return _COSTS.measured(_COSTS.key(module, input_shape, batch), lambda: _measure(module, input_shape, batch))
+
+
+def _measure(module: fx.GraphModule, input_shape: tuple[int, ...], batch: int) -> ForwardCost:
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
-    key = _COSTS.key(module, input_shape, batch)
-    if (known := _COSTS.get(key)) is not None:
-        return known
     meter = _Meter(module)
     with FakeTensorMode(allow_non_fake_inputs=True), FlopCounterMode(display=False) as flops:
         meter.run(torch.empty(batch, *input_shape))  # a fake tensor: shapes only, nothing allocated
     for node in module.graph.nodes:
         node.meta.pop("_numel", None)
-    cost = ForwardCost(batch, meter.peak, meter.elements, int(flops.get_total_flops()))
-    _COSTS.put(key, cost)
-    return cost
+    return ForwardCost(batch, meter.peak, meter.elements, int(flops.get_total_flops()))
 
 
 def check_forward(module: fx.GraphModule, input_shape: tuple[int, ...], static_batch: int | None,
