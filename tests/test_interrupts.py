@@ -39,8 +39,11 @@ def _processes() -> dict[int, tuple[int, str, str]]:
 
 
 def _workers(batch_pid: int) -> list[int]:
-    return [pid for pid, (parent, _, command) in _processes().items()
-            if parent == batch_pid and "--multiprocessing-fork" in command]
+    """The batch's grading processes: forked from it once it imported torch (``batch._warm_workers``), so they have
+    its command line; spawned ones, which would import torch each, are not counted."""
+    processes = _processes()
+    own = processes.get(batch_pid, (0, "", None))[2]
+    return [pid for pid, (parent, _, command) in processes.items() if parent == batch_pid and command == own]
 
 
 def _kernels(workers: list[int]) -> list[int]:

@@ -270,10 +270,12 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
     # The warm server's child forks its workers before the bar starts a thread: they start warm, from one thread.
     workers = (forked_workers(args.workers) if getattr(args, "warm_process", False) and not cluster
                else contextlib.nullcontext())
-    with gradebook, workers as pool, progress:
+    with gradebook, workers as pool, contextlib.ExitStack() as shown:
         task = progress.add_task(f"grading {assignment.id}", total=None)
 
         def planned(todo: int, skipped: int) -> None:
+            # Only now does the bar start its thread: a cold batch forks its workers before (batch._warm_workers).
+            shown.enter_context(progress)
             progress.update(task, total=todo)
             if skipped:
                 progress.console.print(f"{skipped} unchanged submission(s) already graded: skipped (use --regrade)")

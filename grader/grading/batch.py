@@ -13,6 +13,8 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import multiprocessing
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from grader.assignments.version import grader_version
 from grader.errors import UserError
 from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
 from grader.grading.discover import Found
+from grader.grading.engine import SCORING_MODULES, warm_up
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.jobs import Job, file_sha256, grade_job
 from grader.grading.secrets import fingerprint
@@ -220,21 +223,20 @@ def _run_jobs(jobs: list[Job], assignment: Assignment, version: str, gradebook: 
     paths = {job.student: _storable(job.path or job.origin) for job in jobs}
     secret = jobs[0].secret
     done, lost = [], []
-    with contextlib.ExitStack() as stack:
-        if cluster is not None and isinstance(assignment, Exercise):
-            # Workers elsewhere: each job carries its bytes and seeds; their kernels start fresh there.
-            results = cluster_results(cluster, jobs, assignment, version, secret, durations, stop, on_progress)
-        else:
-            results = _local_results(_with_factory(jobs, assignment, stack), workers, stop, pool)
-        for result in results:
-            if isinstance(result, NotGraded):
-                lost.append(result)
-                continue
-            result = storable(result)
-            gradebook.record(result, paths[result.student], version, hidden_included=secret is not None,
-                             artifacts=result.artifacts, secret_fingerprint=fingerprint(secret) if secret else "")
-            done.append(result)
-            on_result(result)
+    if cluster is not None and isinstance(assignment, Exercise):
+        # Workers elsewhere: each job carries its bytes and seeds; their kernels start from the workers' factories.
+        results = cluster_results(cluster, jobs, assignment, version, secret, durations, stop, on_progress)
+    else:
+        results = _local_results(jobs, workers, stop, pool)
+    for result in results:
+        if isinstance(result, NotGraded):
+            lost.append(result)
+            continue
+        result = storable(result)
+        gradebook.record(result, paths[result.student], version, hidden_included=secret is not None,
+                         artifacts=result.artifacts, secret_fingerprint=fingerprint(secret) if secret else "")
+        done.append(result)
+        on_result(result)
     return done, lost
 
 
@@ -248,6 +250,22 @@ def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.Exi
     # Not waited for here: it warms up while the workers start, and each job waits for it (FactoryHandle.resolve).
     factory = stack.enter_context(launch_factory())
     return [dataclasses.replace(job, factory=factory.handle) for job in jobs]
+
+
+def _warm_workers(jobs: list[Job], workers: int, stop: Stop,
+                  stack: contextlib.ExitStack) -> cf.ProcessPoolExecutor | None:
+    """Workers forked from this process once it imported what scoring needs, while the jobs' factory warms up;
+    None (a spawned pool then) where forking is unsafe (another thread runs here, or it is not Linux) or the
+    batch was stopped meanwhile.
+
+    Spawned workers would each import torch again, at the same time as the factory: three imports on two cores.
+    """
+    if not any(job.factory for job in jobs) or sys.platform != "linux" or threading.active_count() > 1:
+        return None
+    warm_up(SCORING_MODULES).join()
+    if stop.is_set() or threading.active_count() > 1:  # a thread an import started makes a fork unsafe
+        return None
+    return stack.enter_context(forked_workers(min(workers, len(jobs))))
 
 
 class SecretMismatch(UserError):
@@ -278,7 +296,7 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
                 on_progress: Callable[[dict], None] = lambda counts: None,
                 pool: cf.ProcessPoolExecutor | None = None) -> BatchReport:
     """Grade every changed submission of one assignment into the gradebook, on ``cluster`` when given, else on
-    ``pool`` (``forked_workers``) or a pool spawned for it.
+    ``pool`` (``forked_workers``) or workers started for it (``_warm_workers``).
 
     ``times`` (student -> when their hand-in was submitted) are stored first, keyed by the file's hash, so
     skipped and interrupted students keep theirs too.
@@ -290,7 +308,12 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
                                                 for item in found if item.path and item.student in times})
     version = grader_version(assignment)
     jobs, skipped = plan_jobs(found, assignment, version, gradebook, regrade, secret, hide, data_root)
-    on_plan(len(jobs), len(skipped))
-    graded, lost = run_batch(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
-                             gradebook.durations(assignment.id), on_progress, pool)
+    with contextlib.ExitStack() as stack:
+        stop = stop or stack.enter_context(stop_on_signals())  # Ctrl-C while the workers warm up stops the batch
+        if cluster is None:
+            jobs = _with_factory(jobs, assignment, stack)
+            pool = pool or _warm_workers(jobs, workers, stop, stack)
+        on_plan(len(jobs), len(skipped))
+        graded, lost = run_batch(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
+                                 gradebook.durations(assignment.id), on_progress, pool)
     return BatchReport(graded, skipped, time.monotonic() - start, lost)
