@@ -382,6 +382,9 @@ def test_a_gpu_exercise_asks_for_a_gpu_resource_and_its_kernel_sees_that_one_dev
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["student"], r["status"], r["score"], r["error"]) for r in results] == [
         ("ada", "ok", 1.0, None), ("bob", "ok", 2.0, None)]
+    for exercise in ("probe-a", "probe-b"):  # one notebook a batch: its kernel starts fresh, no worker warms a factory
+        with Gradebook.open(tmp_path / f"{exercise}.sqlite") as gradebook:
+            assert [run.result.sandbox.get("kernel_start") for run in gradebook.current_runs()] == ["fresh launch"]
 
 
 def test_jobs_run_longest_expected_first():

@@ -203,19 +203,28 @@ def run(args: argparse.Namespace) -> int:
         # The cluster first: a wrong address or a cluster without workers is said before any file is written.
         # A quiz needs none: its answers are scored here, without a kernel.
         on_cluster = args.cluster and isinstance(assignment, Exercise)
-        cluster = stack.enter_context(open_cluster(args, config, assignment)) if on_cluster else None
+        if on_cluster:
+            chosen = only_students(found, args.student, args.submissions) if args.student else found
+            # One notebook alone starts its kernel fresh, as a local batch's does: a factory per worker costs more.
+            cluster = stack.enter_context(open_cluster(args, config, assignment,
+                                                       factories=sum(1 for item in chosen if item.path) >= 2))
+        else:
+            cluster = None
         return grade_found(args, config, assignment, found, cluster)
 
 
 @contextlib.contextmanager
-def open_cluster(args: argparse.Namespace, config, assignment):
-    """The connected cluster --cluster names, its workers checked for this exercise; closed on exit."""
+def open_cluster(args: argparse.Namespace, config, assignment, factories: bool = True):
+    """The connected cluster --cluster names, its workers checked for this exercise; closed on exit.
+
+    ``factories``: each worker forks its kernels from a warm factory of its own (``cluster_factory``).
+    """
     from grader.assignments.version import grader_version
     from grader.grading.cluster_batch import connect
     from grader.specs.config import ClusterSettings
 
     settings = config.cluster if config else ClusterSettings()
-    with connect(args.cluster, args.workers, settings) as session:
+    with connect(args.cluster, args.workers, settings, factories) as session:
         session.check_workers(assignment, grader_version(assignment))
         print(f"grader grade: grading on the dask cluster at {session.address}"
               + (f" (dashboard: {session.dashboard})" if session.dashboard else ""), file=sys.stderr, flush=True)

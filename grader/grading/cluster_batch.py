@@ -86,9 +86,12 @@ class ClusterSession:
 
 
 @contextlib.contextmanager
-def connect(target: str, workers: int, settings) -> Iterator[ClusterSession]:
+def connect(target: str, workers: int, settings, factories: bool = True) -> Iterator[ClusterSession]:
     """A client of the cluster ``target`` names (local, slurm, kubernetes, or a scheduler address), once it has a
-    worker; ClusterError within ``settings.connect_timeout`` + ``settings.worker_timeout`` seconds otherwise."""
+    worker; ClusterError within ``settings.connect_timeout`` + ``settings.worker_timeout`` seconds otherwise.
+
+    ``factories``: a warm kernel factory on every worker while the session lasts.
+    """
     try:
         from distributed import Client
     except ImportError:
@@ -116,7 +119,7 @@ def connect(target: str, workers: int, settings) -> Iterator[ClusterSession]:
                                    f"{address}`), or wait longer with cluster.worker_timeout in grader.toml. Nothing "
                                    "was graded.") from None
             owned = not isinstance(cluster, str)
-            with _kernel_factories(client, keep=owned):
+            with _kernel_factories(client, keep=owned) if factories else contextlib.nullcontext():
                 yield ClusterSession(client, address, owned=owned, dashboard=_dashboard(cluster) if owned else "",
                                      mnist_root=str(settings.mnist_root) if settings.mnist_root else None,
                                      gpu_exercises=tuple(settings.gpu_exercises))
