@@ -240,6 +240,8 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
     from grader.kernel.factory import launch_factory, wait_ready
     from grader.kernel.factory_client import peer_uid, read_request, thread_count
 
+    if (threads := thread_count()) != 1:  # started by the interpreter's own start-up (a sitecustomize): give up now
+        raise RuntimeError(f"{threads} threads before any import; a fork is only safe from one")
     factory = launch_factory()  # first, so that the kernel's torch and the grader's import side by side
     for name in WARM:
         with contextlib.suppress(ImportError):  # a package without it (the student's) imports it when used
