@@ -9,16 +9,14 @@ import pytest
 from torch.optim import lr_scheduler
 
 from grading_support import by_id as checks
-from grading_support import round_trip
+from grading_support import grade, round_trip
 
 from grader.assignments.catalog import load_exercise
 from grader.checks import CheckContext
 from grader.checks.code import read_code
 from grader.checks.schedulers import ReplayError, lr_family, replay, scheduler_replay, step_order, step_orders
 from grader.cli import main
-from grader.grading.engine import grade_submission
 from grader.render.lr_plots import lr_comparison_figure
-from grader.kernel.notebook import read_submission
 from grader.results import Status
 from reference.schedules import COURSE_CONFIGS, dummy_optimizer, lr_history
 
@@ -321,12 +319,12 @@ def graded(exercise):
     """Each notebook is run once, on first use."""
     results = {}
 
-    def grade(path):
+    def graded_once(path):
         if path not in results:
-            results[path] = grade_submission(read_submission(path), exercise, pathlib.Path(path).stem)
+            results[path] = grade(path, exercise, hidden=False)  # forked from the test process's warm factory
         return results[path]
 
-    return grade
+    return graded_once
 
 
 def test_solution_notebook_scores_full_marks(graded):

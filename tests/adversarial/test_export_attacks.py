@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from grading_support import kernel_factory  # noqa: E402
 from hostile import BASE, EXPORT_ATTACKS, export_attack, write  # noqa: E402
 
 from grader.assignments.catalog import load_exercise  # noqa: E402
@@ -28,9 +29,11 @@ def real_weights() -> dict[str, torch.Tensor]:
 
 
 def graded(path: pathlib.Path):
+    """Run and scored as a batch runs it: the kernel forked from a warm factory (the sealed export is the same code
+    in a fresh kernel)."""
     exercise = load_exercise("tiny-model")
     submission = read_submission(path)
-    run = run_notebook(submission, exercise)
+    run = run_notebook(submission, exercise, factory=kernel_factory())
     return run, score(run, submission, exercise, path.stem)
 
 
