@@ -204,10 +204,10 @@ def run(args: argparse.Namespace) -> int:
         # A quiz needs none: its answers are scored here, without a kernel.
         on_cluster = args.cluster and isinstance(assignment, Exercise)
         if on_cluster:
+            from grader.grading.batch import worth_a_factory
+
             chosen = only_students(found, args.student, args.submissions) if args.student else found
-            # One notebook alone starts its kernel fresh, as a local batch's does: a factory per worker costs more.
-            cluster = stack.enter_context(open_cluster(args, config, assignment,
-                                                       factories=sum(1 for item in chosen if item.path) >= 2))
+            cluster = stack.enter_context(open_cluster(args, config, assignment, factories=worth_a_factory(chosen)))
         else:
             cluster = None
         return grade_found(args, config, assignment, found, cluster)

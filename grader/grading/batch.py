@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import multiprocessing
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,11 +23,12 @@ from grader.assignments.version import grader_version
 from grader.errors import UserError
 from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
 from grader.grading.discover import Found
-from grader.grading.engine import SCORING_MODULES, warm_up
+from grader.grading.engine import SCORING_MODULES, import_all
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.jobs import Job, file_sha256, grade_job
 from grader.grading.secrets import fingerprint
 from grader.kernel.factory import launch_factory
+from grader.kernel.factory_client import thread_count
 from grader.kernel.sandbox_files import clean_stale
 from grader.quizzes.model import Quiz
 from grader.results import Status, SubmissionResult
@@ -240,12 +240,17 @@ def _run_jobs(jobs: list[Job], assignment: Assignment, version: str, gradebook: 
     return done, lost
 
 
-def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.ExitStack) -> list[Job]:
-    """The jobs, forking their kernels from one warm factory (closed with ``stack``) when they run notebooks.
+def worth_a_factory(items: Iterable[Job | Found]) -> bool:
+    """Whether these submissions' kernels should fork from a warm factory (here, or on each cluster worker).
 
     One notebook alone starts fresh: warming a factory first would cost what it saves.
     """
-    if isinstance(assignment, Quiz) or sum(1 for job in jobs if job.path) < 2:
+    return sum(1 for item in items if item.path) >= 2
+
+
+def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.ExitStack) -> list[Job]:
+    """The jobs, forking their kernels from one warm factory (closed with ``stack``) when they run notebooks."""
+    if isinstance(assignment, Quiz) or not worth_a_factory(jobs):
         return jobs
     # Not waited for here: it warms up while the workers start, and each job waits for it (FactoryHandle.resolve).
     factory = stack.enter_context(launch_factory())
@@ -260,10 +265,10 @@ def _warm_workers(jobs: list[Job], workers: int, stop: Stop,
 
     Spawned workers would each import torch again, at the same time as the factory: three imports on two cores.
     """
-    if not any(job.factory for job in jobs) or sys.platform != "linux" or threading.active_count() > 1:
+    if not any(job.factory for job in jobs) or sys.platform != "linux" or thread_count() > 1:
         return None
-    warm_up(SCORING_MODULES).join()
-    if stop.is_set() or threading.active_count() > 1:  # a thread an import started makes a fork unsafe
+    import_all(SCORING_MODULES)  # in this thread: a helper thread could still be exiting at the fork
+    if stop.is_set() or thread_count() > 1:  # a thread an import started makes a fork unsafe
         return None
     return stack.enter_context(forked_workers(min(workers, len(jobs))))
 

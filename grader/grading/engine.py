@@ -38,17 +38,18 @@ from grader.specs.paths import REPOSITORY, module_file, solutions_root
 SCORING_MODULES = ("torch", "torch._dynamo", "grader.loading.exports", "grader.grading.artifacts", "reference.data")
 
 
+def import_all(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` in order, stopping at the first that fails: its user meets the error again, and says it."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the importing code's own import reports it
+            return
+
+
 def warm_up(modules: tuple[str, ...]) -> threading.Thread:
-    """Import ``modules`` in a background thread; a failed import is left for the caller to meet again."""
-
-    def run() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the main thread's own import reports it
-                return
-
-    thread = threading.Thread(target=run, name="grader-warm-up", daemon=True)
+    """``import_all(modules)`` in a background thread."""
+    thread = threading.Thread(target=import_all, args=(modules,), name="grader-warm-up", daemon=True)
     thread.start()
     return thread
 
