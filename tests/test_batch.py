@@ -3,17 +3,20 @@
 import csv
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
+import nbformat
 import pytest
+from grading_support import FAST_CELL_TIMEOUT_S, FILES, one_value_spec, process_children, solution
 
-from grading_support import FAST_CELL_TIMEOUT_S, FILES, solution
 from grader.cli import main
 from grader.grading.secrets import fingerprint
 from grader.results import SubmissionResult
@@ -122,6 +125,39 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     subprocess.run(_grade_command(folder, book), env=env, check=True, capture_output=True, timeout=600)
     assert _normalised(book) == _normalised(reference_book)
     assert _normalised(book)[2] == (4, 4, 4)  # nothing lost, nothing graded twice
+
+
+def _fork_servers() -> list[int]:
+    """This process's multiprocessing fork servers."""
+    return [pid for pid in process_children().get(os.getpid(), [])
+            if b"multiprocessing.forkserver" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_a_threaded_callers_batches_start_their_workers_from_one_fork_server_in_its_current_environment(
+        tmp_path, monkeypatch, capsys):
+    """A caller with threads of its own (a notebook, pytest-xdist) cannot fork its workers; they come from one fork
+    server kept for its later batches, yet each sees the caller's environment of the moment, not the server's."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("probe = {'ok': True}")])
+    (tmp_path / "class").mkdir()
+    nbformat.write(notebook, tmp_path / "class" / "ada.ipynb")
+    done = threading.Event()
+    threading.Thread(target=done.wait, daemon=True).start()  # whatever threads the caller runs
+    scores, servers = [], []
+    try:
+        for points in (1, 3):  # two versions of one exercise, named by $GRADER_EXERCISES as each batch runs
+            root = tmp_path / f"exercises-{points}"
+            (root / "probe").mkdir(parents=True)
+            spec = one_value_spec("probe").replace("points = 1", f"points = {points}")
+            (root / "probe" / "spec.toml").write_text(spec)
+            monkeypatch.setenv("GRADER_EXERCISES", str(root))
+            assert main(["grade", str(tmp_path / "class"), "--exercise", "probe", "--json", "--workers", "1",
+                         "--gradebook", str(tmp_path / f"book-{points}.sqlite")]) == 0
+            scores.append(json.loads(capsys.readouterr().out)["max_score"])
+            servers.append(_fork_servers())
+    finally:
+        done.set()
+    assert scores == [1, 3]  # the second batch's worker read the exercise the caller named then
+    assert len(servers[0]) == 1 and servers[1] == servers[0]  # one server, kept: no batch spawned its worker
 
 
 def test_dask_executor_grades_like_the_local_pool(tmp_path, monkeypatch, capsys):

@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -130,18 +131,40 @@ def forked_workers(workers: int) -> Iterator[cf.ProcessPoolExecutor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None,
-                  pool: cf.ProcessPoolExecutor | None = None) -> Iterable[tuple[Job, SubmissionResult | None]]:
+def _clean_start(preload: tuple[str, ...]) -> multiprocessing.context.BaseContext:
+    """How a pool's workers start when they cannot be forked from this process: clean, never inheriting its
+    torch, threads or event loop.
+
+    On Linux, from a fork server that imported ``preload`` once and lives as long as this process, so
+    that only a threaded caller's first batch (in a notebook, a test process) pays ``import torch`` per
+    worker; elsewhere spawned.
+    """
+    if sys.platform != "linux":
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["grader.grading.jobs", *preload])  # heeded only by the server's first start
+    return context
+
+
+def _clean_worker_started(environ: dict[str, str]) -> None:
+    """``worker_started``, in the caller's environment of the moment: a fork server's child has the server's."""
+    os.environ.clear()
+    os.environ.update(environ)
+    worker_started()
+
+
+def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool: cf.ProcessPoolExecutor | None = None,
+                  preload: tuple[str, ...] = ()) -> Iterable[tuple[Job, SubmissionResult | None]]:
     """(job, result) as they finish; result None when the pool broke (a worker process died) under it.
 
     Once ``stop`` is set, the results already finished are still given, and the pool is stopped (``_stop_pool``).
-    ``pool``: started workers to use (``forked_workers``) instead of spawning a pool for these jobs.
+    ``pool``: started workers to use (``forked_workers``) instead of starting a clean pool for these jobs, whose
+    workers have imported ``preload`` when they can (``_clean_start``).
     """
     stop = stop or Stop()
     owned = pool is None
-    # spawn: workers start clean instead of inheriting the parent's torch and event-loop state.
-    pool = pool or cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                          initializer=worker_started)
+    pool = pool or cf.ProcessPoolExecutor(max_workers=workers, mp_context=_clean_start(preload),
+                                          initializer=_clean_worker_started, initargs=(dict(os.environ),))
     pending: set = set()
     try:
         with signals_blocked():  # submit() starts the workers, which inherit the blocked signals
@@ -167,20 +190,20 @@ def _in_order(futures: dict, some: set) -> list:
     return [future for future in futures if future in some]
 
 
-def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None,
-                   pool: cf.ProcessPoolExecutor | None = None) -> Iterable[SubmissionResult]:
-    """Grade on a process pool (``pool``, else one of ``workers`` spawned processes). A dying worker breaks the
-    whole pool, so the jobs it took down with it are retried one by one in fresh pools: only the submission that
-    kills its worker again ends as an error."""
+def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool: cf.ProcessPoolExecutor | None = None,
+                   preload: tuple[str, ...] = ()) -> Iterable[SubmissionResult]:
+    """Grade on a process pool (``pool``, else one of ``workers`` clean processes, ``_clean_start``). A dying
+    worker breaks the whole pool, so the jobs it took down with it are retried one by one in fresh pools: only
+    the submission that kills its worker again ends as an error."""
     stop = stop or Stop()
     broken = []
-    for job, result in _pool_results(jobs, workers, stop, pool):
+    for job, result in _pool_results(jobs, workers, stop, pool, preload):
         if result is None:
             broken.append(job)
         else:
             yield result
     for job in broken:
-        retried = [result for _, result in _pool_results([job], 1, stop)]
+        retried = [result for _, result in _pool_results([job], 1, stop, preload=preload)]
         if stop.is_set():
             return
         yield (retried[0] if retried and retried[0] else
@@ -194,7 +217,7 @@ def run_batch(jobs: list[Job], assignment: Assignment, version: str, gradebook: 
               cluster: ClusterSession | None = None, durations: dict[str, float] | None = None,
               on_progress: Callable[[dict], None] = lambda counts: None,
               pool: cf.ProcessPoolExecutor | None = None) -> tuple[list, list[NotGraded]]:
-    """Grade the jobs (on ``cluster`` when given, else on ``pool`` or a spawned one) and commit each result, with
+    """Grade the jobs (on ``cluster`` when given, else on ``pool`` or a clean one) and commit each result, with
     the grader ``version``, as it arrives; the results in arrival order, and the jobs the cluster did not grade
     (nothing committed for them).
 
@@ -227,7 +250,7 @@ def _run_jobs(jobs: list[Job], assignment: Assignment, version: str, gradebook: 
         # Workers elsewhere: each job carries its bytes and seeds; their kernels start from the workers' factories.
         results = cluster_results(cluster, jobs, assignment, version, secret, durations, stop, on_progress)
     else:
-        results = _local_results(jobs, workers, stop, pool)
+        results = _local_results(jobs, workers, stop, pool, () if isinstance(assignment, Quiz) else SCORING_MODULES)
     for result in results:
         if isinstance(result, NotGraded):
             lost.append(result)
@@ -260,8 +283,8 @@ def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.Exi
 def _warm_workers(jobs: list[Job], workers: int, stop: Stop,
                   stack: contextlib.ExitStack) -> cf.ProcessPoolExecutor | None:
     """Workers forked from this process once it imported what scoring needs, while the jobs' factory warms up;
-    None (a spawned pool then) where forking is unsafe (another thread runs here, or it is not Linux) or the
-    batch was stopped meanwhile.
+    None (a clean pool then, ``_clean_start``) where forking is unsafe (another thread runs here, or it is not
+    Linux) or the batch was stopped meanwhile.
 
     Spawned workers would each import torch again, at the same time as the factory: three imports on two cores.
     """
