@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).parent
-BENCHES = ["startup.py", "seed_variance.py", "tiny_search.py", "mnist_epoch.py", "check_wall.py", "batch_class.py",
-           "cluster.py"]
+BENCHES = ["startup.py", "seed_variance.py", "tiny_search.py", "mnist_epoch.py", "check_wall.py", "export_cost.py",
+           "batch_class.py", "cluster.py"]
 
 
 def main() -> int:
