@@ -129,8 +129,13 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 def _fork_servers() -> list[int]:
     """This process's multiprocessing fork servers."""
-    return [pid for pid in process_children().get(os.getpid(), [])
-            if b"multiprocessing.forkserver" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()]
+    def command(pid: int) -> bytes:
+        try:
+            return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # a child that ended since it was listed
+            return b""
+
+    return [pid for pid in process_children().get(os.getpid(), []) if b"multiprocessing.forkserver" in command(pid)]
 
 
 def test_a_threaded_callers_batches_start_their_workers_from_one_fork_server_in_its_current_environment(
