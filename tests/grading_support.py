@@ -160,6 +160,14 @@ def process_children() -> dict[int, list[int]]:
     return children
 
 
+def command_line(pid: int) -> str:
+    """The command line of process ``pid``, words joined by spaces; "" once it has ended."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def descendants(pid: int) -> set[int]:
     """Every living process below ``pid``."""
     children, found, todo = process_children(), set(), [pid]

@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import pathlib
 import re
 import shutil
 import signal
@@ -15,7 +14,7 @@ import time
 
 import nbformat
 import pytest
-from grading_support import FAST_CELL_TIMEOUT_S, FILES, one_value_spec, process_children, solution
+from grading_support import FAST_CELL_TIMEOUT_S, FILES, command_line, one_value_spec, process_children, solution
 
 from grader.cli import main
 from grader.grading.secrets import fingerprint
@@ -129,13 +128,7 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 def _fork_servers() -> list[int]:
     """This process's multiprocessing fork servers."""
-    def command(pid: int) -> bytes:
-        try:
-            return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:  # a child that ended since it was listed
-            return b""
-
-    return [pid for pid in process_children().get(os.getpid(), []) if b"multiprocessing.forkserver" in command(pid)]
+    return [pid for pid in process_children().get(os.getpid(), []) if "multiprocessing.forkserver" in command_line(pid)]
 
 
 def test_a_threaded_callers_batches_start_their_workers_from_one_fork_server_in_its_current_environment(

@@ -18,7 +18,7 @@ import time
 
 import nbformat
 import pytest
-from grading_support import FILES, descendants, ended, gradebook_rows, one_value_spec
+from grading_support import FILES, command_line, descendants, ended, gradebook_rows, one_value_spec
 
 from grader import warm_server
 
@@ -150,7 +150,7 @@ def test_a_client_killed_mid_check_takes_its_check_with_it(runtime, tmp_path):
     client = subprocess.Popen([sys.executable, "-m", "grader", "check", "work.ipynb"], cwd=folder, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not any("sleep" in _cmdline(p) or "ipykernel" in _cmdline(p) for p in descendants(server) - before):
+    while not any("sleep" in command_line(p) or "ipykernel" in command_line(p) for p in descendants(server) - before):
         assert time.monotonic() < deadline, "the check's kernel never started"
         time.sleep(0.2)
     client.kill()
@@ -160,13 +160,6 @@ def test_a_client_killed_mid_check_takes_its_check_with_it(runtime, tmp_path):
         time.sleep(0.2)
     assert not descendants(server) - before  # the check, its kernel and its sandbox are gone
     assert _server_pids(runtime) == [server]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def test_an_idle_server_exits_and_the_next_check_starts_another(tmp_path):
@@ -226,7 +219,7 @@ def test_ctrl_c_stops_a_batch_in_the_server_and_keeps_what_finished(runtime, tmp
                                 start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while sum("ipykernel" in _cmdline(p) for p in descendants(server) - before) < 2:  # bob's and cara's
+        while sum("ipykernel" in command_line(p) for p in descendants(server) - before) < 2:  # bob's and cara's
             assert time.monotonic() < deadline and proc.poll() is None, "the two kernels never ran"
             time.sleep(0.1)
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the client's group; it relays it to the batch

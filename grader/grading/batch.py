@@ -142,7 +142,7 @@ def _clean_start(preload: tuple[str, ...]) -> multiprocessing.context.BaseContex
     if sys.platform != "linux":
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["grader.grading.jobs", *preload])  # heeded only by the server's first start
+    context.set_forkserver_preload([grade_job.__module__, *preload])  # heeded only by the server's first start
     return context
 
 
