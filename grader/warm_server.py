@@ -316,11 +316,7 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
 
 def _shared(factory) -> dict[str, str]:
     """What a child needs to fork its kernels from ``factory`` (nothing when there is none: they start fresh)."""
-    if not factory.ready:
-        return {}
-    from grader.kernel.factory import SHARED_ENV
-
-    return {SHARED_ENV: json.dumps({"socket": factory.handle.socket, "pid": factory.process.pid})}
+    return factory.shared_env() if factory.ready else {}
 
 
 def _reap(children: dict, stopping: dict, selector) -> None:

@@ -46,9 +46,19 @@ def _close_figures():
 import shutil  # noqa: E402
 
 from grader.cli import main  # noqa: E402
-from grading_support import FAST_CELL_TIMEOUT_S, FILES, ROOT, solution  # noqa: E402
+from grading_support import FAST_CELL_TIMEOUT_S, FILES, ROOT, shared_factory_env, solution  # noqa: E402
 
 TINY = FILES / "tiny-model"
+
+
+@pytest.fixture
+def shared_kernel_factory(monkeypatch):
+    """The commands this test runs, here or in processes it starts, fork their kernels from this process's factory.
+
+    For tests whose subject is a batch rather than how a factory starts, stops or falls back.
+    """
+    for name, value in shared_factory_env().items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +90,9 @@ def graded_class(tmp_path_factory, fast_exercises):
     shutil.copy(TINY / "crash-midway.ipynb", folder / "emma" / "draft.ipynb")
     gradebook = folder.parent / "gradebook.sqlite"
     mp = pytest.MonkeyPatch()
-    mp.setenv("GRADER_EXERCISES", str(fast_exercises))
-    mp.setenv("GRADER_SECRET", "batch-test-secret")
+    for name, value in {"GRADER_EXERCISES": str(fast_exercises), "GRADER_SECRET": "batch-test-secret",
+                        **shared_factory_env()}.items():
+        mp.setenv(name, value)
     try:
         code = main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(gradebook), "--workers", "2"])
     finally:

@@ -12,7 +12,7 @@ from grader.assignments.catalog import Exercise, load_exercise
 from grader.cli import main
 from grader.grading.engine import grade_submission
 from grader.grading.secrets import hidden_seeds
-from grader.kernel.factory import FactoryHandle, start_factory
+from grader.kernel.factory import FactoryHandle, KernelFactory, start_factory
 from grader.kernel.kernel_export import export_values
 from grader.kernel.notebook import read_submission
 from grader.kernel.sandbox import LAUNCHER, needed_paths, reveal_plan
@@ -35,11 +35,24 @@ def student(exercise_id: str) -> pathlib.Path:
 
 
 @functools.cache
-def kernel_factory() -> FactoryHandle:
-    """One warm factory per test process, as a batch has one: started on first use, closed at exit."""
+def _own_factory() -> KernelFactory:
     factory = start_factory()
     atexit.register(factory.close)
-    return factory.handle
+    return factory
+
+
+def kernel_factory() -> FactoryHandle:
+    """One warm factory per test process, as a batch has one: started on first use, closed at exit."""
+    return _own_factory().handle
+
+
+def shared_factory_env() -> dict[str, str]:
+    """The environment that has a command (in this process or another) fork its kernels from ``kernel_factory``.
+
+    As the warm server's commands fork theirs from its factory: a batch whose subject is not the factory's own
+    start need not warm one of its own (about 4 s of a core each).
+    """
+    return _own_factory().shared_env()
 
 
 def grade(path, exercise: Exercise | str, hidden: bool = True, data_root: pathlib.Path | None = None):

@@ -46,6 +46,7 @@ def test_every_submission_gets_an_outcome(graded_class):
     assert {run.secret_fingerprint for run in runs.values()} == {fingerprint(b"batch-test-secret")}
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_unchanged_submissions_are_skipped_and_regrade_keeps_history(graded_class, fast_exercises, monkeypatch, capsys,
                                                                      tmp_path):
     # On a copy: the graded class is shared by the other tests, which must see it as graded.
@@ -94,6 +95,7 @@ def _grade_command(folder, gradebook):
             "--gradebook", str(gradebook), "--workers", "1"]
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
@@ -158,6 +160,7 @@ def test_a_threaded_callers_batches_start_their_workers_from_one_fork_server_in_
     assert len(servers[0]) == 1 and servers[1] == servers[0]  # one server, kept: no batch spawned its worker
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_dask_executor_grades_like_the_local_pool(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "class"
     folder.mkdir()

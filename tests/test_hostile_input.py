@@ -335,6 +335,7 @@ def test_student_names_are_unique_stable_and_lead_back_to_their_entries(tmp_path
     assert found["linked-folder"].path is None and "is a symbolic link" in found["linked-folder"].note
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_names_that_only_normalise_alike_never_share_a_gradebook_row(tmp_path, monkeypatch, capsys):
     """The accent collision of issue 13: both students get a row, each leading back to their own file."""
     folder, book = _odd_class(tmp_path / "class"), tmp_path / "gradebook.sqlite"
@@ -356,6 +357,7 @@ def test_names_that_only_normalise_alike_never_share_a_gradebook_row(tmp_path, m
         assert sorted(gb.students()) == sorted(runs)
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_a_hostile_class_is_graded_whole(tmp_path, fast_exercises, monkeypatch, capsys):
     """Notebooks that break parsing, a pipe in the export folder, an eval-only memory bomb and odd entries
     beside a correct solution: every student has an outcome with a reason, and the rest are graded."""

@@ -69,8 +69,11 @@ def exercises(tmp_path_factory):
 
 
 @pytest.fixture
-def course(tmp_path, exercises, monkeypatch):
-    """The course folder, the current folder; the example class assembled under class/, the late batch set aside."""
+def course(tmp_path, exercises, monkeypatch, shared_kernel_factory):
+    """The course folder, the current folder; the example class assembled under class/, the late batch set aside.
+
+    Its commands fork their kernels from the test process's factory, as a term's commands do from the warm server's.
+    """
     monkeypatch.setenv("GRADER_EXERCISES", str(exercises))
     monkeypatch.delenv("GRADER_SECRET", raising=False)  # grader.toml's secret file, as a course runs it
     root = tmp_path / "course"

@@ -104,6 +104,15 @@ class KernelFactory:
     def alive(self) -> bool:
         return self.ready and self.process is not None and self.process.poll() is None
 
+    def shared_env(self) -> dict[str, str]:
+        """What another process of this uid needs to fork its kernels from this factory (``SHARED_ENV``).
+
+        Empty when this process does not own a running factory: that process then starts its own.
+        """
+        if self.process is None or self.folder is None or self.process.poll() is not None:
+            return {}
+        return {SHARED_ENV: json.dumps({"socket": str(self.folder / "factory.sock"), "pid": self.process.pid})}
+
     def close(self) -> None:
         if self.process is not None:
             if self.process.poll() is None:
