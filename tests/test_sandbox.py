@@ -117,3 +117,30 @@ def test_shared_temp_folder_shows_only_this_sandbox(probe):
 
 def test_torchvision_imports_in_the_kernel(probe):
     assert probe.exports.values["probe"]["torchvision"] == ["MNIST", "ToTensor"]
+
+
+def test_one_probe_of_the_sandbox_user_serves_every_uid():
+    """Two sandboxes open at once hold two uids (as root); only the first claim runs the probe of what the sandbox
+    user can reach, so a batch's workers, each holding whichever uid is free, do not probe every uid again."""
+    from grader.kernel import sandbox as sandboxes
+
+    limits = load_spec_file(FILES / "spec.toml").spec.limits
+    sandboxes._plan_works.cache_clear()
+    sandboxes._USER_PLANS_WORKING.clear()
+    first = sandboxes.open_sandbox(limits)
+    try:
+        probed = sandboxes._plan_works.cache_info().misses
+        second = sandboxes.open_sandbox(limits)
+        try:
+            assert sandboxes._plan_works.cache_info().misses == probed
+            if ROOT_RUN:
+                assert first.user and second.user and first.user != second.user
+                assert second.report["unprivileged_user"]
+            else:  # no uid to claim: nothing to probe either
+                assert first.user is None and second.user is None
+        finally:
+            second.kill()
+            second.remove()
+    finally:
+        first.kill()
+        first.remove()

@@ -24,7 +24,7 @@ from grader.assignments.version import grader_version
 from grader.errors import UserError
 from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
 from grader.grading.discover import Found
-from grader.grading.engine import SCORING_MODULES, import_all
+from grader.grading.engine import SCORING_MODULES, import_all, probe_sandboxes
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.jobs import Job, file_sha256, grade_job
 from grader.grading.secrets import fingerprint
@@ -280,17 +280,21 @@ def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.Exi
     return [dataclasses.replace(job, factory=factory.handle) for job in jobs]
 
 
-def _warm_workers(jobs: list[Job], workers: int, stop: Stop,
+def _warm_workers(jobs: list[Job], exercise: Exercise, workers: int, stop: Stop,
                   stack: contextlib.ExitStack) -> cf.ProcessPoolExecutor | None:
-    """Workers forked from this process once it imported what scoring needs, while the jobs' factory warms up;
-    None (a clean pool then, ``_clean_start``) where forking is unsafe (another thread runs here, or it is not
-    Linux) or the batch was stopped meanwhile.
+    """Workers forked from this process once it imported what scoring needs and probed the sandbox, while the jobs'
+    factory warms up; None (a clean pool then, ``_clean_start``) where forking is unsafe (another thread runs here,
+    or it is not Linux) or the batch was stopped meanwhile.
 
     Spawned workers would each import torch again, at the same time as the factory: three imports on two cores.
+    Each would also probe what the machine allows (two short-lived interpreters), where the probes done here are
+    inherited.
     """
     if not any(job.factory for job in jobs) or sys.platform != "linux" or thread_count() > 1:
         return None
     import_all(SCORING_MODULES)  # in this thread: a helper thread could still be exiting at the fork
+    with contextlib.suppress(Exception):  # a head start only: a worker probes whatever was not probed here
+        probe_sandboxes([exercise])
     if stop.is_set() or thread_count() > 1:  # a thread an import started makes a fork unsafe
         return None
     return stack.enter_context(forked_workers(min(workers, len(jobs))))
@@ -340,7 +344,7 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
         stop = stop or stack.enter_context(stop_on_signals())  # Ctrl-C while the workers warm up stops the batch
         if cluster is None:
             jobs = _with_factory(jobs, assignment, stack)
-            pool = pool or _warm_workers(jobs, workers, stop, stack)
+            pool = pool or _warm_workers(jobs, assignment, workers, stop, stack)
         on_plan(len(jobs), len(skipped))
         graded, lost = run_batch(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
                                  gradebook.durations(assignment.id), on_progress, pool)

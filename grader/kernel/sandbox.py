@@ -252,6 +252,23 @@ def _plan_works(plan_json: str) -> bool:
     return probe.returncode == 0
 
 
+# Plans (their user left out) that a sandbox uid was shown to run: the others can run them too, as these uids differ
+# only in number (no groups, nothing of their own to reach). A failure stays that uid's own (leftovers of a killed
+# grader can exhaust its process limit until _kill_user runs).
+_USER_PLANS_WORKING: set[str] = set()
+
+
+def _user_plan_works(plan: dict, uid: int) -> bool:
+    """``_plan_works`` for ``plan`` run as sandbox user ``uid``; probed once for every uid where it works."""
+    key = json.dumps({**plan, "user": None}, sort_keys=True)
+    if key in _USER_PLANS_WORKING:
+        return True
+    works = _plan_works(json.dumps({**plan, "user": [uid, uid]}, sort_keys=True))
+    if works:
+        _USER_PLANS_WORKING.add(key)
+    return works
+
+
 def _network_isolation_available() -> bool:
     if sys.platform != "linux":
         return False
@@ -377,7 +394,7 @@ def _claim_user(sandbox: Sandbox) -> None:
     # This sandbox's own paths would make every probe unique: a batch of 200 would pay 200 probes.
     probe_plan["stub_source"] = probe_plan["workdir"] = ""
     probe_plan["work_mb"] = None
-    if _plan_works(json.dumps(probe_plan, sort_keys=True)):
+    if _user_plan_works(probe_plan, uid):
         _kill_user(uid)  # leftovers of a grader that was killed mid-run
     else:
         # The kernel runs as the grader's user, but what is hidden stays hidden wherever a mount namespace holds:
