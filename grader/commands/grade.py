@@ -182,9 +182,9 @@ def summary_table(results, title: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from grader.assignments.catalog import Exercise, load_assignment
-    from grader.grading.discover import discover
+    from grader.kernel.factory import launch_factory
     from grader.specs import config as course
+    from grader.specs.paths import SPEC_FILE, exercises_root
 
     config = course.discover(getattr(args, "config", None))
     apply_course_config(args, config)
@@ -192,14 +192,22 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.submissions} is not a folder of submissions")
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
-    assignment = load_assignment(args.exercise)
-    suffixes = assignment.suffixes
-    found = discover(args.submissions, assignment.id, suffixes)
-    if not found:
-        raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file per "
-                        f"student, as {args.submissions}/<student>{suffixes[0]} or inside "
-                        f"{args.submissions}/<student>/")
     with contextlib.ExitStack() as stack:
+        # An exercise's kernels' factory first, as the warm server starts its own: its imports and ours then run side
+        # by side, where waiting to know that two notebooks need grading would start it most of a second later.
+        # Closed at once where none does (one notebook, nothing changed); on a cluster each worker starts its own.
+        exercise = (exercises_root() / args.exercise / SPEC_FILE).is_file()
+        factory = stack.enter_context(launch_factory()) if exercise and not args.cluster else None
+        from grader.assignments.catalog import Exercise, load_assignment
+        from grader.grading.discover import discover
+
+        assignment = load_assignment(args.exercise)
+        suffixes = assignment.suffixes
+        found = discover(args.submissions, assignment.id, suffixes)
+        if not found:
+            raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file "
+                            f"per student, as {args.submissions}/<student>{suffixes[0]} or inside "
+                            f"{args.submissions}/<student>/")
         # The cluster first: a wrong address or a cluster without workers is said before any file is written.
         # A quiz needs none: its answers are scored here, without a kernel.
         on_cluster = args.cluster and isinstance(assignment, Exercise)
@@ -210,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             cluster = stack.enter_context(open_cluster(args, config, assignment, factories=worth_a_factory(chosen)))
         else:
             cluster = None
-        return grade_found(args, config, assignment, found, cluster)
+        return grade_found(args, config, assignment, found, cluster, factory)
 
 
 @contextlib.contextmanager
@@ -231,8 +239,9 @@ def open_cluster(args: argparse.Namespace, config, assignment, factories: bool =
         yield session
 
 
-def grade_found(args: argparse.Namespace, config, assignment, found: list, cluster) -> int:
-    """Grade what was found into the gradebook (on ``cluster`` when given), then say what happened."""
+def grade_found(args: argparse.Namespace, config, assignment, found: list, cluster, factory=None) -> int:
+    """Grade what was found into the gradebook (on ``cluster`` when given), then say what happened; ``factory``: the
+    kernels' (``grade_class``)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -309,7 +318,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
 
         report = grade_class(found, assignment, gradebook, args.workers, args.regrade, secret, hide, planned, done,
                              data_root=str(data_root) if data_root else None, times=times, cluster=cluster,
-                             on_progress=by_worker, pool=pool)
+                             on_progress=by_worker, pool=pool, factory=factory)
         late = apply_late_policy(gradebook, config, assignment.id)
         reviews = review_lines(gradebook, assignment.id, {r.student for r in report.graded})
     if not args.json:

@@ -28,7 +28,7 @@ from grader.grading.engine import SCORING_MODULES, import_all, probe_sandboxes
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.jobs import Job, file_sha256, grade_job
 from grader.grading.secrets import fingerprint
-from grader.kernel.factory import launch_factory
+from grader.kernel.factory import KernelFactory, launch_factory
 from grader.kernel.factory_client import thread_count
 from grader.kernel.sandbox_files import clean_stale
 from grader.quizzes.model import Quiz
@@ -271,12 +271,16 @@ def worth_a_factory(items: Iterable[Job | Found]) -> bool:
     return sum(1 for item in items if item.path) >= 2
 
 
-def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.ExitStack) -> list[Job]:
-    """The jobs, forking their kernels from one warm factory (closed with ``stack``) when they run notebooks."""
+def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.ExitStack,
+                  launched: KernelFactory | None) -> list[Job]:
+    """The jobs, forking their kernels from one warm factory when they run notebooks: ``launched`` (the caller's, who
+    closes it; closed here at once if these jobs do not need it), else one closed with ``stack``."""
     if isinstance(assignment, Quiz) or not worth_a_factory(jobs):
+        if launched is not None:
+            launched.close()
         return jobs
     # Not waited for here: it warms up while the workers start, and each job waits for it (FactoryHandle.resolve).
-    factory = stack.enter_context(launch_factory())
+    factory = launched or stack.enter_context(launch_factory())
     return [dataclasses.replace(job, factory=factory.handle) for job in jobs]
 
 
@@ -326,9 +330,11 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
                 data_root: str | None = None, times: dict[str, SubmissionTime] | None = None,
                 stop: Stop | None = None, cluster: ClusterSession | None = None,
                 on_progress: Callable[[dict], None] = lambda counts: None,
-                pool: cf.ProcessPoolExecutor | None = None) -> BatchReport:
+                pool: cf.ProcessPoolExecutor | None = None, factory: KernelFactory | None = None) -> BatchReport:
     """Grade every changed submission of one assignment into the gradebook, on ``cluster`` when given, else on
     ``pool`` (``forked_workers``) or workers started for it (``_warm_workers``).
+
+    ``factory``: one the caller launched before it knew whether the kernels would need it (it still closes it).
 
     ``times`` (student -> when their hand-in was submitted) are stored first, keyed by the file's hash, so
     skipped and interrupted students keep theirs too.
@@ -343,7 +349,7 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
     with contextlib.ExitStack() as stack:
         stop = stop or stack.enter_context(stop_on_signals())  # Ctrl-C while the workers warm up stops the batch
         if cluster is None:
-            jobs = _with_factory(jobs, assignment, stack)
+            jobs = _with_factory(jobs, assignment, stack, factory)
             pool = pool or _warm_workers(jobs, assignment, workers, stop, stack)
         on_plan(len(jobs), len(skipped))
         graded, lost = run_batch(jobs, assignment, version, gradebook, workers, on_result, stop, cluster,
