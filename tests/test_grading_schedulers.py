@@ -154,9 +154,17 @@ def test_step_order_finds_the_scheduler_stepped_first_with_cell_and_line():
     ("for epoch in range(3):\n    for batch in data:\n        optimizer.step()\n    scheduler.step()\n", "ok"),
     ("for epoch in range(3):\n    scheduler.step()\n    for batch in data:\n        optimizer.step()\n",
      "scheduler-first"),
+    # Rotated: one optimizer step before the loop, so each scheduler step still follows one (torch's order).
+    ("optimizer.step()\nwhile True:\n    scheduler.step()\n    if done():\n        break\n    optimizer.step()\n",
+     "ok"),
+    ("for name in names:\n    optimizer.step()\n    for _ in range(30):\n        scheduler.step()\n"
+     "        optimizer.step()\n", "ok"),
+    # ... but not where the last step before the loop was the scheduler's own.
+    ("for _ in range(3):\n    optimizer.step()\n    scheduler.step()\nfor _ in range(30):\n    scheduler.step()\n"
+     "    optimizer.step()\n", ["ok", "scheduler-first"]),
 ])
 def test_step_order_verdicts(loop, verdict):
-    assert [o[2] for o in orders(loop)] == [verdict]
+    assert [o[2] for o in orders(loop)] == (verdict if isinstance(verdict, list) else [verdict])
 
 
 def test_roles_come_from_what_objects_are_not_from_their_names():

@@ -50,13 +50,18 @@ def parse(source: str) -> ast.Module | None:
 
 
 def _verdict(event: StepEvent) -> str:
-    """The innermost loop around a scheduler step that steps anything else decides its order."""
+    """The innermost loop around a scheduler step that steps anything else decides its order.
+
+    A loop that steps the scheduler first but starts right after an optimizer step runs them in torch's order,
+    rotated: ``opt.step()``, then ``while ...: sched.step(); ...; opt.step()``.
+    """
     for run in reversed(event.loops):
         i = next(k for k, e in enumerate(run.events) if e is event)
         for part, found in ((run.events[:i], "ok"), (run.events[i + 1:], "scheduler-first")):
             roles = {e.role for e in part}
             if "optimizer" in roles:
-                return found
+                rotated = found == "scheduler-first" and run.before is not None and run.before.role == "optimizer"
+                return "ok" if rotated else found
             if "unknown" in roles:
                 return "undecided"
     return "alone"

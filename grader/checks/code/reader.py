@@ -22,10 +22,11 @@ BUDGET = 100_000  # nodes read per notebook (a course notebook needs about 1,000
 
 
 class Run:
-    """One iteration of a loop: the steps taken in it, in order."""
+    """One iteration of a loop: the steps taken in it, in order, and the step taken last before the loop began."""
 
-    def __init__(self):
+    def __init__(self, before: StepEvent | None = None):
         self.events: list[StepEvent] = []
+        self.before = before
 
 
 @dataclass(eq=False)
@@ -80,8 +81,10 @@ class Reader(Calls):
             self.rebuilt[o.site] = None
 
     def loop(self, body: Callable[[], object]) -> None:
+        enclosing = self.loops[-1].events if self.loops else self.events  # what ran before it, each time it starts
+        before = enclosing[-1] if enclosing else None
         for silent in (1, 0):
-            self.loops.append(Run())
+            self.loops.append(Run(before))
             self.silent += silent
             try:
                 body()
