@@ -12,7 +12,7 @@ from reference.models import SimpleMLP
 
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
-         "test-on-val")
+         "test-on-val", "stop-epoch")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -61,6 +61,17 @@ def test_the_course_running_train_accuracy_is_accepted(graded):
     result = graded["running-train-acc"]
     assert by_id(result)["reported-vs-measured"].passed and by_id(result)["seed-start"].passed
     assert result.score == 8
+
+
+def test_a_best_epoch_other_than_the_restored_one_is_caught_where_the_grader_knows_the_run(graded):
+    """Every figure is right, but best_epoch is where each run stopped: the models are the course set-up's own."""
+    check = by_id(graded["stop-epoch"])["reported-vs-measured"]
+    assert not check.passed and check.points == 0
+    assert ("seed 3: best_epoch reported 47, but the exported model is exactly the course set-up's model for this seed "
+            "restored to epoch 27, the epoch with its lowest val loss (epochs counted from 1, as train_model_extended "
+            "counts them); 47 is the epoch where that run stopped" in check.message)
+    assert "Report as best_epoch the epoch whose weights your model holds" in check.message
+    assert "typed by hand" not in check.message  # every figure matched: no cause about them
 
 
 def test_figures_from_an_unrestored_model_do_not_match(graded):

@@ -53,13 +53,18 @@ def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, Loaded
     return {s: by_seed[s] for s in seeds}
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+
+
 def seed_results(ctx: CheckContext, results: str, seeds: list) -> dict[int, dict]:
     table = _by_seed(ctx.value(results, "dict"), results, seeds)
     for seed in seeds:
         row = table.get(seed)
-        if not isinstance(row, dict) or any(not isinstance(row.get(f), (int, float)) for f in FIGURES):
+        if (not isinstance(row, dict) or any(not isinstance(row.get(f), (int, float)) for f in FIGURES)
+                or not _whole(row.get("best_epoch"))):
             raise CheckFailed(f"`{results}[{seed}]` must be a dict with numbers for {', '.join(FIGURES)} "
-                              "(accuracies in percent) and best_epoch.")
+                              "(accuracies in percent) and a whole number for best_epoch.")
     return table
 
 
@@ -95,7 +100,8 @@ def _reference_runs(seeds: tuple[int, ...]) -> dict[int, dict]:
         torch.manual_seed(seed)
         history = train_model_extended(SimpleMLP(), loaders.train, loaders.val, lr=0.01, n_epochs=500,
                                        logging_interval=None, patience=20)
-        runs[seed] = {"best_epoch": history.best_epoch, "state": history.model.state_dict()}
+        runs[seed] = {"best_epoch": history.best_epoch, "stopped": len(history.train_loss),
+                      "state": history.model.state_dict()}
     return runs
 
 
@@ -181,7 +187,7 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     equal = {f"{split}_acc": min(0.05, 50 / len(d.Y)) for split, d in sets.items()}
     groups = same_objects(nets)
     shared = {s for g in groups for s in g}  # their figures may describe models never exported
-    lines, good, measured_all, offs = [], 0, {}, {}
+    lines, good, measured_all, offs, epochs_off = [], 0, {}, {}, []
     for seed in seeds:
         measured = {f"{split}_acc": measured_accuracy(nets[seed], d.X, d.Y)[0] for split, d in sets.items()}
         measured_all[seed] = {k: round(v, 2) for k, v in measured.items()}
@@ -195,8 +201,17 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
             offs[seed] = off
             lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
             continue
-        good += 1
         best = matches_reference(nets[seed], seed)
+        reported_best = int(table[seed]["best_epoch"])
+        if best is not None and reported_best != best:  # only where the grader knows the run: the course set-up's
+            epochs_off.append(seed)
+            stopped = _reference_runs((seed,))[seed]["stopped"]
+            where = f"; {stopped} is the epoch where that run stopped" if reported_best == stopped else ""
+            lines.append(f"seed {seed}: best_epoch reported {reported_best}, but the exported model is exactly the "
+                         f"course set-up's model for this seed restored to epoch {best}, the epoch with its lowest "
+                         f"val loss (epochs counted from 1, as train_model_extended counts them){where}")
+            continue
+        good += 1
         same = f", best epoch {best}, as the reference run" if best is not None else ""
         lines.append(f"seed {seed}: matches (val {measured['val_acc']:.2f}%, test {measured['test_acc']:.2f}%{same})")
     definition = ("The grader measures each exported model itself in eval mode; reported val and test accuracy must "
@@ -206,6 +221,9 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     if good == len(seeds):
         return Outcome(True, "; ".join(lines) + ". " + definition, details=details)
     hint = _results_hint(offs, groups, models)
+    if epochs_off:
+        hint = (hint + " " if hint else "") + ("Report as best_epoch the epoch whose weights your model holds: the "
+                                               "best_epoch of that run's history.")
     return Outcome(False, "; ".join(lines) + "." + (" " + hint if hint else "") + " " + definition,
                    fraction=good / len(seeds), details=details)
 
