@@ -307,3 +307,25 @@ def test_restoring_in_every_case_is_advised_only_when_patience_did_not_run_out()
     assert "in every case" in why_not_best(RestoreEvidence(epochs=12, n_epochs=12, **base))
     refuted = why_not_best(RestoreEvidence(epochs=12, n_epochs=12, early_restored=False, **base))
     assert "in every case" not in refuted and "cannot see why" in refuted
+
+
+def test_a_model_of_the_reported_best_epoch_blames_the_rule_that_picked_it_not_the_copy():
+    """Restore works, but best_epoch came from another rule (val accuracy, the training loss): no copy is blamed."""
+    picked = why_not_best(RestoreEvidence(best=13, epochs=40, held=30, reported=30))
+    assert picked.startswith(" It is the epoch the run reports as best_epoch, so the copy and its restore work")
+    assert "the lowest val loss is epoch 13's" in picked and "copy replaced it" not in picked
+    other = why_not_best(RestoreEvidence(best=13, epochs=40, held=30, reported=13))
+    assert "a later copy replaced it" in other
+    last = why_not_best(RestoreEvidence(best=13, epochs=40, held=40, reported=40))  # no restore would look the same
+    assert "whether it puts a best state back cannot be told here" in last and "restore work" not in last
+
+
+def test_the_epoch_a_model_holds_is_the_closest_record_of_those_within_tolerance():
+    """Two epochs' val losses within 1e-4 of each other: the model is the one whose record it equals."""
+    from grader.checks.training import _held
+
+    curve = (6.0, 5.5, 5.189694, 5.189890, 5.3)
+    assert _held([3, 4], curve, 5.189890, reported=4) == 4
+    assert _held([3, 4], curve, 5.189694, reported=4) == 3
+    assert _held([2, 5], (1.0, 5.3, 2.0, 2.0, 5.3), 5.3, reported=2) == 5  # a tie: the last epoch first
+    assert _held([], curve, 1.0, reported=1) is None

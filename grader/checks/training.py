@@ -171,6 +171,16 @@ def _epochs_matching(value: float, curve: tuple[float, ...]) -> list[int]:
     return [e + 1 for e, v in enumerate(curve) if math.isclose(value, v, rel_tol=REL_TOL)]
 
 
+def _held(matching: list[int], curve: tuple[float, ...], measured: float, reported: int) -> int | None:
+    """The epoch whose weights the model holds: of the epochs whose record it matches, the closest one; on a tie, the
+    last epoch, then the one reported as best_epoch, then the earliest."""
+    if not matching:
+        return None
+    gaps = {e: abs(curve[e - 1] - measured) for e in matching}
+    closest = [e for e in matching if gaps[e] == min(gaps.values())]
+    return next((e for e in (len(curve), reported) if e in closest), closest[0])
+
+
 def _convention_of(losses: dict[str, float], curve: tuple[float, ...], best: int) -> tuple[str, list[int]]:
     """The convention the history uses, and the epochs the model matches in it.
 
@@ -223,7 +233,8 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
     code = restore_code(source) if source else None
     return RestoreEvidence(first_minimum(view.val_loss), len(view.val_loss), held, n_epochs, pre_update,
                            is_untrained, _restored_in(ctx, early_run, dataset, batch_size) if early_run else None,
-                           _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line))
+                           _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line),
+                           view.best_epoch)
 
 
 @check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),
@@ -250,7 +261,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     if best in matching:
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
-    held = matching[-1] if matching and matching[-1] == len(view.val_loss) else matching[0] if matching else None
+    held = _held(matching, view.val_loss, measured, view.best_epoch)
     metrics["held_epoch"] = held
     why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run))
     if held is None:

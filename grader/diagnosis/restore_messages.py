@@ -30,6 +30,7 @@ class RestoreEvidence:
     mode_matters: bool = False  # the model has dropout or batch norm, so train and eval mode differ
     code: RestoreCode | None = None
     where: Callable[[int], str] = str  # where line n of the function is in the notebook
+    reported: int | None = None  # the run's own best_epoch
 
     @property
     def stopped(self) -> bool | None:
@@ -106,6 +107,13 @@ def why_not_best(ev: RestoreEvidence) -> str:
                 "update. Copy the weights when the val loss improves, after the epoch's updates.")
     if ev.pre_update is not None and ev.held in (ev.best + 1, None):
         return _pre_update(ev)
+    if ev.held is not None and ev.held == ev.reported:
+        # The run's own best_epoch is not its lowest val loss: its rule is wrong, whatever its restore does.
+        restore = (" (whether it puts a best state back cannot be told here: its best epoch is also its last)"
+                   if ev.held == ev.epochs else ", so the copy and its restore work")
+        return (f" It is the epoch the run reports as best_epoch{restore}; what differs is which epoch counts as best: "
+                f"the lowest val loss is epoch {ev.best}'s. Pick the best epoch by the val loss alone: a new best "
+                "whenever it is strictly lower than the best so far.")
     if ev.held == ev.epochs:
         return _last_epoch(ev)
     if ev.held is not None:
