@@ -329,3 +329,20 @@ def test_the_epoch_a_model_holds_is_the_closest_record_of_those_within_tolerance
     assert _held([3, 4], curve, 5.189694, reported=4) == 3
     assert _held([2, 5], (1.0, 5.3, 2.0, 2.0, 5.3), 5.3, reported=2) == 5  # a tie: the last epoch first
     assert _held([], curve, 1.0, reported=1) is None
+
+
+@pytest.mark.parametrize("ran, says", [
+    (32, "one epoch early. The count of epochs without improvement is off by one, for example"),
+    (34, "one epoch late. The count of epochs without improvement is off by one, for example"),
+])
+def test_a_stop_one_epoch_off_lists_the_usual_causes_and_names_none(tmp_path, ran, says):
+    """A length measured one off shows that the count is off, not which of the ways: each is given as an example."""
+    from grader.checks.training import stopped_after_patience
+
+    val = [10.0 - e for e in range(13)] + [5.0] * (ran - 13)  # best at epoch 13, flat afterwards
+    exports = round_trip(tmp_path, {"history": {"train_loss": val, "val_loss": val}, "best_epoch": 13},
+                         [{"name": "history", "kind": "dict"}, {"name": "best_epoch", "kind": "integer"}])
+    ctx = CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id="stopped-after-patience")
+    outcome = stopped_after_patience(ctx, patience=20, n_epochs=500, run="", model="model", history="history",
+                                     best_epoch="best_epoch")
+    assert not outcome.passed and f"stopped at epoch {ran}" in outcome.message and says in outcome.message

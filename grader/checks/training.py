@@ -129,11 +129,15 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
         how = (f"{patience} epochs after the best epoch {best}" if expected < n_epochs
                else f"at the {n_epochs}-epoch budget, before patience ran out")
         return Outcome(True, f"{view.label.capitalize()} stopped at epoch {ran}: {how}.", metrics=metrics)
+    # One epoch off says only that the count is off by one, not which of the usual ways: each is listed, none named.
     if ran == expected + 1:
-        why = ("one epoch late: stop as soon as the count of epochs without improvement reaches patience "
-               "(epochs_no_improve >= patience)")
+        why = ("one epoch late. The count of epochs without improvement is off by one, for example a test with > "
+               "where >= belongs, or a count that starts at 0 on the first epoch without improvement: stop as soon as "
+               "the epochs since the best one reach patience")
     elif ran == expected - 1:
-        why = "one epoch early: count an epoch without improvement only after comparing its val loss with the best"
+        why = ("one epoch early. The count of epochs without improvement is off by one, for example an epoch counted "
+               "before its val loss is compared with the best, or an epoch counted from 1 compared with a best index "
+               "counted from 0: stop as soon as the epochs since the best one reach patience")
     elif ran == n_epochs:
         why = ("early stopping never triggered: reset the counter when the val loss improves, add one otherwise, "
                "and break when it reaches patience")
