@@ -170,12 +170,16 @@ def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float
 
 def _stored(count: StoredNumbers) -> str:
     """Where the numbers beside the parameters are, e.g. "900 numbers in buffers (`points`: 360, `onehot`: 540)"."""
-    parts = [f"{sum(tensors.values())} numbers {where} ({_listed(tensors)})"
+    parts = [f"{_numbers(sum(tensors.values()))} {where} ({_listed(tensors)})"
              for where, tensors in (("in buffers", count.buffers), ("in constant tensors", count.constants)) if tensors]
     if count.literals:
         examples = ", ".join(f"{v:g}" for v in list(dict.fromkeys(count.literals))[:3])
-        parts.append(f"{len(count.literals)} numbers written into the forward pass as values (such as {examples})")
+        parts.append(f"{_numbers(len(count.literals))} written into the forward pass as values (such as {examples})")
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _numbers(n: int) -> str:
+    return f"{n} number{'' if n == 1 else 's'}"
 
 
 def _listed(tensors: dict[str, int]) -> str:
