@@ -12,7 +12,7 @@ from reference.models import SimpleMLP
 
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
-         "test-on-val", "stop-epoch")
+         "test-on-val", "stop-epoch", "batch-mean")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -72,6 +72,16 @@ def test_a_best_epoch_other_than_the_restored_one_is_caught_where_the_grader_kno
             "counts them); 47 is the epoch where that run stopped" in check.message)
     assert "Report as best_epoch the epoch whose weights your model holds" in check.message
     assert "typed by hand" not in check.message  # every figure matched: no cause about them
+
+
+def test_a_mean_of_per_batch_accuracies_is_recognised_and_no_other_cause_is_given(graded):
+    """Each batch's accuracy averaged: the last batch of 20 weighs as much as the batches of 32."""
+    check = by_id(graded["batch-mean"])["reported-vs-measured"]
+    assert not check.passed
+    assert ("seed 3: val_acc reported 58.54% is the mean of the per-batch accuracies over batches of 32, not the "
+            "accuracy over all the split's points (57.78%)" in check.message)
+    assert "count the correct predictions over all the points" in check.message
+    assert "typed by hand" not in check.message and "another model" not in check.message
 
 
 def test_figures_from_an_unrestored_model_do_not_match(graded):

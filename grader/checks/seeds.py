@@ -10,6 +10,7 @@ Where each model started is checked in ``seed_starts``.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from grader.loading.model_graph import LoadedModel
 
 FIGURES = ("train_acc", "val_acc", "test_acc")
+BATCH = 32  # the course's loaders' batch size
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 MODELS = Param(str, "models", "the export holding {seed: model}", export=True)
 SEEDS = Param(list, doc="the seeds, e.g. [0, 3, 18]", of=int)
@@ -133,8 +135,12 @@ class Off:
     reported: float
     measured: float
     elsewhere: tuple[str, ...]
+    batch_mean: bool = False  # it equals the mean of the accuracies of the split's unshuffled batches
 
     def __str__(self) -> str:
+        if self.batch_mean:
+            return (f"{self.figure} reported {self.reported:.2f}% is the mean of the per-batch accuracies over "
+                    f"batches of {BATCH}, not the accuracy over all the split's points ({self.measured:.2f}%)")
         if not self.elsewhere:
             return f"{self.figure} reported {self.reported:.2f}%, measured {self.measured:.2f}%"
         own = SPLIT_WORDS[self.figure.removesuffix("_acc")]
@@ -143,14 +149,22 @@ class Off:
                 f"({self.measured:.2f}%)")
 
 
-def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict) -> list[Off]:
-    """The figures outside their tolerance; ``equal`` (per figure, or empty) says when one equals another split's."""
+def _batch_mean(net: LoadedModel, dataset) -> float:
+    """The mean of the per-batch accuracies over the split's batches of BATCH in order, in %."""
+    correct = (net.predict(dataset.X.float()) == dataset.Y).double()
+    return 100 * math.fsum(chunk.mean().item() for chunk in correct.split(BATCH)) / len(correct.split(BATCH))
+
+
+def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict, batch_means: dict) -> list[Off]:
+    """The figures outside their tolerance; ``equal`` (per figure, or empty) says when one equals another split's, and
+    ``batch_means`` (per figure of an unshuffled split) when it is a mean of per-batch accuracies."""
     off = []
     for figure in FIGURES:
         if abs(reported[figure] - measured[figure]) > allowed[figure]:
             elsewhere = tuple(f.removesuffix("_acc") for f in equal
                               if f != figure and abs(reported[figure] - measured[f]) <= equal[f])
-            off.append(Off(figure, reported[figure], measured[figure], elsewhere))
+            batch_mean = figure in batch_means and abs(reported[figure] - batch_means[figure]) <= equal.get(figure, 0)
+            off.append(Off(figure, reported[figure], measured[figure], () if batch_mean else elsewhere, batch_mean))
     return off
 
 
@@ -166,7 +180,10 @@ def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: s
         hints.append("Where a reported figure equals the grader's measurement of the same model on another split, "
                      "check which data your code measured it on: test_acc must come from the test data, val_acc from "
                      "the validation data and train_acc from the training data.")
-    if any(not o.elsewhere for o in flat):
+    if any(o.batch_mean for o in flat):
+        hints.append("A mean of per-batch accuracies gives the points of a smaller last batch more weight than the "
+                     "others: count the correct predictions over all the points and divide by their number.")
+    if any(not o.elsewhere and not o.batch_mean for o in flat):
         hints.append("Figures that match no measurement of the exported model come from another model than the one "
                      "exported (for example before its best weights were restored), from other data, or were typed "
                      "by hand: report what your final, restored models score.")
@@ -196,7 +213,10 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
             lines.append(f"seed {seed}: report accuracies in percent (you gave {reported['val_acc']:g}, "
                          f"the grader measures {measured['val_acc']:.2f}%)")
             continue
-        off = _off_figures(reported, measured, allowed, {} if seed in shared else equal)
+        # The val and test loaders are not shuffled, so a mean of their batches' accuracies can be recomputed.
+        batch_means = {} if seed in shared else {f"{split}_acc": _batch_mean(nets[seed], sets[split])
+                                                  for split in ("val", "test")}
+        off = _off_figures(reported, measured, allowed, {} if seed in shared else equal, batch_means)
         if off:
             offs[seed] = off
             lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
