@@ -84,10 +84,20 @@ def test_a_mean_of_per_batch_accuracies_is_recognised_and_no_other_cause_is_give
     assert "typed by hand" not in check.message and "another model" not in check.message
 
 
-def test_figures_from_an_unrestored_model_do_not_match(graded):
+def test_figures_from_an_unrestored_model_do_not_match_and_the_model_is_told_unrestored(graded):
     check = by_id(graded["not-restored"])["reported-vs-measured"]
     assert not check.passed and "measured" in check.message
-    assert check.points < 4
+    assert check.points < 3
+    restored = by_id(graded["not-restored"])["restored"]
+    assert not restored.passed and restored.points == 0
+    assert ("seed 3: it is the course set-up's model for this seed as its run stopped, at epoch 47, not restored to "
+            "its best epoch 27" in restored.message)
+
+
+def test_a_run_other_than_the_course_set_up_is_not_judged_restored_or_not(graded):
+    """Its own Adam loop: which epoch its weights are from cannot be told by replaying the course's run."""
+    restored = by_id(graded["seeded-once"])["restored"]
+    assert restored.passed and "cannot tell which epoch's weights it holds" in restored.message
 
 
 def test_models_built_before_seeding_are_told_which_build_they_are(graded):
@@ -145,7 +155,7 @@ def test_test_figure_measured_on_the_validation_split_is_named(graded):
             in check.message)
     assert "test_acc must come from the test data" in check.message
     assert "typed by hand" not in check.message  # every differing figure equals a measurement
-    assert by_id(result)["seed-start"].passed and result.score == 4
+    assert by_id(result)["seed-start"].passed and by_id(result)["restored"].passed and result.score == 5
 
 
 # --- seed_start on exported models, without a kernel: the records are set by hand -------------------------

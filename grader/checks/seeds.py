@@ -107,15 +107,37 @@ def _reference_runs(seeds: tuple[int, ...]) -> dict[int, dict]:
     return runs
 
 
-def matches_reference(model: LoadedModel, seed: int) -> int | None:
-    """The reference's best epoch if ``model`` is exactly the course set-up's restored model for ``seed``."""
+@functools.lru_cache(maxsize=4)
+def _unrestored_states(seeds: tuple[int, ...]) -> dict[int, dict]:
+    """The same runs left as they stopped (``restore_best=False``): where a model that was never restored ends."""
     import torch
 
+    from reference.data import course_loaders, course_splits
+    from reference.models import SimpleMLP
+    from reference.training import train_model_extended
+
+    loaders = course_loaders(course_splits())
+    states = {}
+    for seed in seeds:
+        torch.manual_seed(seed)
+        history = train_model_extended(SimpleMLP(), loaders.train, loaders.val, lr=0.01, n_epochs=500,
+                                       logging_interval=None, patience=20, restore_best=False)
+        states[seed] = history.model.state_dict()
+    return states
+
+
+def _same_state(model: LoadedModel, state: dict) -> bool:
+    import torch
+
+    return model.parameters.keys() == state.keys() and all(
+        model.parameters[k].shape == state[k].shape and torch.allclose(model.parameters[k], state[k], atol=1e-6)
+        for k in model.parameters)
+
+
+def matches_reference(model: LoadedModel, seed: int) -> int | None:
+    """The reference's best epoch if ``model`` is exactly the course set-up's restored model for ``seed``."""
     run = _reference_runs((seed,))[seed]
-    same = model.parameters.keys() == run["state"].keys() and all(
-        model.parameters[k].shape == run["state"][k].shape
-        and torch.allclose(model.parameters[k], run["state"][k], atol=1e-6) for k in model.parameters)
-    return run["best_epoch"] if same else None
+    return run["best_epoch"] if _same_state(model, run["state"]) else None
 
 
 # --- reported figures --------------------------------------------------------------------------
@@ -246,6 +268,32 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
                                                "best_epoch of that run's history.")
     return Outcome(False, "; ".join(lines) + "." + (" " + hint if hint else "") + " " + definition,
                    fraction=good / len(seeds), details=details)
+
+
+@check_kind("seed_restored", models=MODELS, seeds=SEEDS)
+def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
+    """Each model must hold its run's best weights; told where its run is the course set-up's own, replayed here."""
+    nets = seed_models(ctx, models, seeds)
+    lines, unrestored = [], []
+    for seed in seeds:
+        best = matches_reference(nets[seed], seed)
+        run = _reference_runs((seed,))[seed]
+        if best is not None:
+            lines.append(f"seed {seed}: restored to its best epoch {best}")
+        elif _same_state(nets[seed], _unrestored_states((seed,))[seed]):
+            unrestored.append(seed)
+            lines.append(f"seed {seed}: it is the course set-up's model for this seed as its run stopped, at epoch "
+                         f"{run['stopped']}, not restored to its best epoch {run['best_epoch']}")
+        else:
+            lines.append(f"seed {seed}: its run is not the course set-up's own, so the grader cannot tell which "
+                         "epoch's weights it holds")
+    message = "; ".join(lines) + "."
+    if not unrestored:
+        return Outcome(True, message)
+    return Outcome(False, message + " Put the best epoch's weights back before storing the model: "
+                   "train_model_extended does so with patience set (unless restore_best=False); a loop of your own "
+                   "must keep a copy (copy.deepcopy(model.state_dict())) at each new best and load it after the loop.",
+                   fraction=1 - len(unrestored) / len(seeds))
 
 
 # --- spread and hidden data --------------------------------------------------------------------
