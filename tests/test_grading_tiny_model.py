@@ -177,3 +177,19 @@ def test_batchnorm_running_stats_count_and_an_honest_model_still_fits(exercise):
                               "`norm.running_var`: 3); the budget counts both: 33 numbers, within the 33-number "
                               "budget. torchinfo counts 27 parameters, as it counts parameters only. The smallest the "
                               "reference found has 21.")
+
+
+def test_an_accuracy_far_below_chance_is_said_to_be_systematic_not_a_lack_of_training():
+    """Below what predicting one class scores, by more than a guessing model could fall (about 1e-6): more training
+    is not the advice; what remains is listed."""
+    import torch
+
+    from grader.checks.models import below_chance
+
+    labels = torch.arange(3).repeat(60)  # the 180 balanced training points
+    said = below_chance(100 * 20 / 180, labels)
+    assert said.startswith("That is below the 33.3% that always predicting one class would score")
+    assert "inputs other than the raw points" in said
+    assert below_chance(20.0, labels) == ""  # 4.3 standard deviations below: still within what guessing can do
+    rare = torch.cat([torch.zeros(900, dtype=torch.long), torch.ones(100, dtype=torch.long)])
+    assert below_chance(7.0, rare) == "" and below_chance(5.0, rare) != ""  # the rarest class sets the mark: 10%

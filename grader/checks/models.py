@@ -94,9 +94,27 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     needs = " and ".join(n for n in needs if n)
     if acc + 1e-9 >= min_accuracy and acc > above and acc < below:
         return Outcome(True, f"Your model scores {measured}" + (f" (needs {needs})." if needs else "."), metrics=metrics)
-    # A scheduler that never stepped explains a run better than advice on tuning one that did.
-    advice = unstepped_scheduler(ctx, scheduler) or hint
+    # A scheduler that never stepped explains a run better than advice on tuning one that did; so does a model
+    # that is wrong more often than one guessing a single class would be, which more training would not explain.
+    too_low = acc + 1e-9 < min_accuracy or acc <= above
+    advice = unstepped_scheduler(ctx, scheduler) or (below_chance(acc, dataset.Y) if too_low else "") or hint
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
+
+
+def below_chance(acc: float, labels: Any) -> str:
+    """What to say when ``acc`` (in %) is clearly below what predicting any one class would score; "" otherwise.
+
+    "Clearly": below the rarest class's share by 4.75 standard deviations of an accuracy on this many points (a
+    one-sided chance of about 1e-6 for a model that guesses).
+    """
+    counts = labels.bincount().double()
+    share = (counts[counts > 0].min() / counts.sum()).item()
+    if acc >= 100 * (share - 4.75 * math.sqrt(share * (1 - share) / len(labels))):
+        return ""
+    return (f"That is below the {100 * share:.1f}% that always predicting one class would score, so more training "
+            "would not explain it: the model is wrong in a systematic way. What remains: it expects inputs other than "
+            "the raw points the grader gives it (scaled, normalised or reordered in your notebook), its outputs are "
+            "in another order than the labels, or the exported model is not the one that learned.")
 
 
 def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
