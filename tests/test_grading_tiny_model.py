@@ -193,3 +193,15 @@ def test_an_accuracy_far_below_chance_is_said_to_be_systematic_not_a_lack_of_tra
     assert below_chance(20.0, labels) == ""  # 4.3 standard deviations below: still within what guessing can do
     rare = torch.cat([torch.zeros(900, dtype=torch.long), torch.ones(100, dtype=torch.long)])
     assert below_chance(7.0, rare) == "" and below_chance(5.0, rare) != ""  # the rarest class sets the mark: 10%
+
+
+def test_a_few_literals_that_tip_the_budget_say_how_torchs_own_settings_are_counted():
+    """A hand-written leaky ReLU (torch.maximum(x, 0.1 * x)) costs its 0.1; nn.LeakyReLU(0.1) would not: said."""
+    from grader.checks.models import _budget_message
+    from grader.loading.model_graph import StoredNumbers
+
+    leaky = _budget_message(StoredNumbers(33, 33, {}, {}, (0.1,)), 33, 0.5, 33, ())
+    assert "stores 1 number written into the forward pass as a value (such as 0.1)" in leaky
+    assert "(nn.LeakyReLU(0.1), F.leaky_relu(x, 0.1)); the same number written into arithmetic does." in leaky
+    memoriser = _budget_message(StoredNumbers(0, 0, {}, {}, tuple(range(2, 722))), 0, 0.0, 33, ())
+    assert "LeakyReLU" not in memoriser  # hundreds of values are data, not settings

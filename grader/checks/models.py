@@ -183,6 +183,9 @@ def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float
     if fraction < 1.0:
         message += (" Whatever the model keeps to compute its output counts, trained or not." if count.stored
                     else " Try fewer hidden units or fewer layers.")
+        if 0 < len(count.literals) <= 5 and count.total - len(count.literals) <= budget:  # a few settings, perhaps
+            message += (" A number given to torch's own layer or function as its setting does not count "
+                        "(nn.LeakyReLU(0.1), F.leaky_relu(x, 0.1)); the same number written into arithmetic does.")
     return message
 
 
@@ -192,7 +195,9 @@ def _stored(count: StoredNumbers) -> str:
              for where, tensors in (("in buffers", count.buffers), ("in constant tensors", count.constants)) if tensors]
     if count.literals:
         examples = ", ".join(f"{v:g}" for v in list(dict.fromkeys(count.literals))[:3])
-        parts.append(f"{_numbers(len(count.literals))} written into the forward pass as values (such as {examples})")
+        n = len(count.literals)
+        parts.append(f"{_numbers(n)} written into the forward pass as {'a value' if n == 1 else 'values'} "
+                     f"(such as {examples})")
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
