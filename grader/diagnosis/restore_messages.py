@@ -48,9 +48,9 @@ def _alias(ev: RestoreEvidence) -> str:
 
 def _live_save(ev: RestoreEvidence) -> str:
     fact = ev.code.live_saves[0]
-    return (f" Your function keeps model.state_dict() without copy.deepcopy (`{fact.code}`, {ev.where(fact.line)}): "
-            "that dict holds references to the live weights, so the saved 'best' state changed with every update. "
-            "Save copy.deepcopy(model.state_dict()).")
+    return (f" Your function keeps the weights without copy.deepcopy (`{fact.code}`, {ev.where(fact.line)}): what it "
+            "keeps are references to the live weights, so the saved 'best' state changed with every update. Save a "
+            "copy, such as copy.deepcopy(model.state_dict()), and load it back after the loop.")
 
 
 def _every_epoch(ev: RestoreEvidence) -> str:
