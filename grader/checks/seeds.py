@@ -87,9 +87,12 @@ def seeds_word(seeds: list[int]) -> str:
     return f"seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)}"
 
 
-@functools.lru_cache(maxsize=4)
-def _reference_runs(seeds: tuple[int, ...]) -> dict[int, dict]:
-    """The course set-up run by the reference, once per process: restored weights and best epochs."""
+@functools.lru_cache(maxsize=8)
+def _course_run(seed: int, restore: bool = True) -> dict:
+    """The course set-up for ``seed`` run by the reference, once per process: its model's state, best and stop epochs.
+
+    ``restore=False`` leaves the model as the run stopped: where one that was never restored ends.
+    """
     import torch
 
     from reference.data import course_loaders, course_splits
@@ -97,33 +100,10 @@ def _reference_runs(seeds: tuple[int, ...]) -> dict[int, dict]:
     from reference.training import train_model_extended
 
     loaders = course_loaders(course_splits())
-    runs = {}
-    for seed in seeds:
-        torch.manual_seed(seed)
-        history = train_model_extended(SimpleMLP(), loaders.train, loaders.val, lr=0.01, n_epochs=500,
-                                       logging_interval=None, patience=20)
-        runs[seed] = {"best_epoch": history.best_epoch, "stopped": len(history.train_loss),
-                      "state": history.model.state_dict()}
-    return runs
-
-
-@functools.lru_cache(maxsize=4)
-def _unrestored_states(seeds: tuple[int, ...]) -> dict[int, dict]:
-    """The same runs left as they stopped (``restore_best=False``): where a model that was never restored ends."""
-    import torch
-
-    from reference.data import course_loaders, course_splits
-    from reference.models import SimpleMLP
-    from reference.training import train_model_extended
-
-    loaders = course_loaders(course_splits())
-    states = {}
-    for seed in seeds:
-        torch.manual_seed(seed)
-        history = train_model_extended(SimpleMLP(), loaders.train, loaders.val, lr=0.01, n_epochs=500,
-                                       logging_interval=None, patience=20, restore_best=False)
-        states[seed] = history.model.state_dict()
-    return states
+    torch.manual_seed(seed)
+    history = train_model_extended(SimpleMLP(), loaders.train, loaders.val, lr=0.01, n_epochs=500,
+                                   logging_interval=None, patience=20, restore_best=restore)
+    return {"best_epoch": history.best_epoch, "stopped": len(history.train_loss), "state": history.model.state_dict()}
 
 
 def _same_state(model: LoadedModel, state: dict) -> bool:
@@ -136,7 +116,7 @@ def _same_state(model: LoadedModel, state: dict) -> bool:
 
 def matches_reference(model: LoadedModel, seed: int) -> int | None:
     """The reference's best epoch if ``model`` is exactly the course set-up's restored model for ``seed``."""
-    run = _reference_runs((seed,))[seed]
+    run = _course_run(seed)
     return run["best_epoch"] if _same_state(model, run["state"]) else None
 
 
@@ -173,8 +153,8 @@ class Off:
 
 def _batch_mean(net: LoadedModel, dataset) -> float:
     """The mean of the per-batch accuracies over the split's batches of BATCH in order, in %."""
-    correct = (net.predict(dataset.X.float()) == dataset.Y).double()
-    return 100 * math.fsum(chunk.mean().item() for chunk in correct.split(BATCH)) / len(correct.split(BATCH))
+    batches = (net.predict(dataset.X.float()) == dataset.Y).double().split(BATCH)
+    return 100 * math.fsum(batch.mean().item() for batch in batches) / len(batches)
 
 
 def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict, batch_means: dict) -> list[Off]:
@@ -247,7 +227,7 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
         reported_best = int(table[seed]["best_epoch"])
         if best is not None and reported_best != best:  # only where the grader knows the run: the course set-up's
             epochs_off.append(seed)
-            stopped = _reference_runs((seed,))[seed]["stopped"]
+            stopped = _course_run(seed)["stopped"]
             where = f"; {stopped} is the epoch where that run stopped" if reported_best == stopped else ""
             lines.append(f"seed {seed}: best_epoch reported {reported_best}, but the exported model is exactly the "
                          f"course set-up's model for this seed restored to epoch {best}, the epoch with its lowest "
@@ -277,10 +257,10 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     lines, unrestored = [], []
     for seed in seeds:
         best = matches_reference(nets[seed], seed)
-        run = _reference_runs((seed,))[seed]
+        run = _course_run(seed)
         if best is not None:
             lines.append(f"seed {seed}: restored to its best epoch {best}")
-        elif _same_state(nets[seed], _unrestored_states((seed,))[seed]):
+        elif _same_state(nets[seed], _course_run(seed, restore=False)["state"]):
             unrestored.append(seed)
             lines.append(f"seed {seed}: it is the course set-up's model for this seed as its run stopped, at epoch "
                          f"{run['stopped']}, not restored to its best epoch {run['best_epoch']}")
