@@ -12,7 +12,7 @@ from reference.models import SimpleMLP
 
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
-         "test-on-val", "stop-epoch", "batch-mean")
+         "test-on-val", "stop-epoch", "batch-mean", "stops-on-test")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -92,6 +92,17 @@ def test_figures_from_an_unrestored_model_do_not_match_and_the_model_is_told_unr
     assert not restored.passed and restored.points == 0
     assert ("seed 3: it is the course set-up's model for this seed as its run stopped, at epoch 47, not restored to "
             "its best epoch 27" in restored.message)
+
+
+def test_early_stopping_on_the_test_set_is_recognised_by_its_replay(graded):
+    """Figures honest and measured on the right splits, but the epoch was picked by the test loss."""
+    result = graded["stops-on-test"]
+    restored = by_id(result)["restored"]
+    assert not restored.passed and restored.points == 0
+    assert ("seed 3: it is the course set-up's run with early stopping on the test set, restored to epoch 35, where "
+            "the test loss was lowest; on the validation set the best epoch is 27" in restored.message)
+    assert "Early stopping must watch the validation set" in restored.message
+    assert by_id(result)["reported-vs-measured"].passed
 
 
 def test_a_run_other_than_the_course_set_up_is_not_judged_restored_or_not(graded):

@@ -88,11 +88,14 @@ def seeds_word(seeds: list[int]) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _course_run(seed: int, restore: bool = True) -> dict:
+def _course_run(seed: int, restore: bool = True, watch: str = "val") -> dict:
     """The course set-up for ``seed`` run by the reference, once per process: its model's state, best and stop epochs.
 
-    ``restore=False`` leaves the model as the run stopped: where one that was never restored ends.
+    ``restore=False`` leaves the model as the run stopped: where one that was never restored ends; ``watch="test"``
+    stops early on the test set instead of the validation set.
     """
+    import copy
+
     import torch
 
     from reference.data import course_loaders, course_splits
@@ -101,17 +104,21 @@ def _course_run(seed: int, restore: bool = True) -> dict:
 
     loaders = course_loaders(course_splits())
     torch.manual_seed(seed)
-    history = train_model_extended(SimpleMLP(), loaders.train, loaders.val, lr=0.01, n_epochs=500,
+    model = SimpleMLP()
+    initial = copy.deepcopy(model.state_dict())
+    history = train_model_extended(model, loaders.train, getattr(loaders, watch), lr=0.01, n_epochs=500,
                                    logging_interval=None, patience=20, restore_best=restore)
-    return {"best_epoch": history.best_epoch, "stopped": len(history.train_loss), "state": history.model.state_dict()}
+    return {"best_epoch": history.best_epoch, "stopped": len(history.train_loss), "state": history.model.state_dict(),
+            "initial": initial}
 
 
-def _same_state(model: LoadedModel, state: dict) -> bool:
+def _same_state(model: LoadedModel, state: dict, initial: bool = False) -> bool:
+    """Whether ``model``'s parameters (or, with ``initial``, those it had at its first forward pass) are ``state``."""
     import torch
 
-    return model.parameters.keys() == state.keys() and all(
-        model.parameters[k].shape == state[k].shape and torch.allclose(model.parameters[k], state[k], atol=1e-6)
-        for k in model.parameters)
+    tensors = model.initial if initial else model.parameters
+    return tensors.keys() == state.keys() and all(
+        tensors[k].shape == state[k].shape and torch.allclose(tensors[k], state[k], atol=1e-6) for k in tensors)
 
 
 def matches_reference(model: LoadedModel, seed: int) -> int | None:
@@ -254,26 +261,36 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
 def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     """Each model must hold its run's best weights; told where its run is the course set-up's own, replayed here."""
     nets = seed_models(ctx, models, seeds)
-    lines, unrestored = [], []
+    lines, unrestored, on_test = [], [], []
     for seed in seeds:
-        best = matches_reference(nets[seed], seed)
-        run = _course_run(seed)
+        net, best, run = nets[seed], matches_reference(nets[seed], seed), _course_run(seed)
+        # A model that started elsewhere cannot be any replay of the course set-up: no replay is run for it.
+        elsewhere = bool(net.initial) and not _same_state(net, run["initial"], initial=True)
         if best is not None:
             lines.append(f"seed {seed}: restored to its best epoch {best}")
-        elif _same_state(nets[seed], _course_run(seed, restore=False)["state"]):
+        elif not elsewhere and _same_state(net, _course_run(seed, restore=False)["state"]):
             unrestored.append(seed)
             lines.append(f"seed {seed}: it is the course set-up's model for this seed as its run stopped, at epoch "
                          f"{run['stopped']}, not restored to its best epoch {run['best_epoch']}")
+        elif not elsewhere and _same_state(net, (watched := _course_run(seed, watch="test"))["state"]):
+            on_test.append(seed)
+            lines.append(f"seed {seed}: it is the course set-up's run with early stopping on the test set, restored to "
+                         f"epoch {watched['best_epoch']}, where the test loss was lowest; on the validation set the "
+                         f"best epoch is {run['best_epoch']}")
         else:
             lines.append(f"seed {seed}: its run is not the course set-up's own, so the grader cannot tell which "
                          "epoch's weights it holds")
     message = "; ".join(lines) + "."
-    if not unrestored:
+    if not unrestored and not on_test:
         return Outcome(True, message)
-    return Outcome(False, message + " Put the best epoch's weights back before storing the model: "
-                   "train_model_extended does so with patience set (unless restore_best=False); a loop of your own "
-                   "must keep a copy (copy.deepcopy(model.state_dict())) at each new best and load it after the loop.",
-                   fraction=1 - len(unrestored) / len(seeds))
+    if unrestored:
+        message += (" Put the best epoch's weights back before storing the model: train_model_extended does so with "
+                    "patience set (unless restore_best=False); a loop of your own must keep a copy "
+                    "(copy.deepcopy(model.state_dict())) at each new best and load it after the loop.")
+    if on_test:
+        message += (" Early stopping must watch the validation set (pass val_loader): an epoch chosen by the test loss "
+                    "makes the test accuracy an optimistic figure, as the test set then helped pick the model.")
+    return Outcome(False, message, fraction=1 - len(unrestored + on_test) / len(seeds))
 
 
 # --- spread and hidden data --------------------------------------------------------------------
