@@ -181,7 +181,8 @@ def _held(matching: list[int], curve: tuple[float, ...], measured: float, report
     if not matching:
         return None
     gaps = {e: abs(curve[e - 1] - measured) for e in matching}
-    closest = [e for e in matching if gaps[e] == min(gaps.values())]
+    smallest = min(gaps.values())
+    closest = [e for e in matching if gaps[e] == smallest]
     return next((e for e in (len(curve), reported) if e in closest), closest[0])
 
 
