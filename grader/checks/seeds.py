@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 FIGURES = ("train_acc", "val_acc", "test_acc")
 BATCH = 32  # the course's loaders' batch size
+UNSHUFFLED = ("val", "test")  # the course's loaders that keep the split's order, so their batches can be recomputed
 SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 MODELS = Param(str, "models", "the export holding {seed: model}", export=True)
 SEEDS = Param(list, doc="the seeds, e.g. [0, 3, 18]", of=int)
@@ -164,16 +166,19 @@ def _batch_mean(net: LoadedModel, dataset) -> float:
     return 100 * math.fsum(batch.mean().item() for batch in batches) / len(batches)
 
 
-def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict, batch_means: dict) -> list[Off]:
-    """The figures outside their tolerance; ``equal`` (per figure, or empty) says when one equals another split's, and
-    ``batch_means`` (per figure of an unshuffled split) when it is a mean of per-batch accuracies."""
+def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict,
+                 batch_mean: Callable[[str], float]) -> list[Off]:
+    """The figures outside their tolerance; ``equal`` (per figure, or empty) says when one equals another split's, or
+    the mean of per-batch accuracies ``batch_mean(split)`` of an unshuffled split (val, test), computed only then."""
     off = []
     for figure in FIGURES:
         if abs(reported[figure] - measured[figure]) > allowed[figure]:
             elsewhere = tuple(f.removesuffix("_acc") for f in equal
                               if f != figure and abs(reported[figure] - measured[f]) <= equal[f])
-            batch_mean = figure in batch_means and abs(reported[figure] - batch_means[figure]) <= equal.get(figure, 0)
-            off.append(Off(figure, reported[figure], measured[figure], () if batch_mean else elsewhere, batch_mean))
+            split = figure.removesuffix("_acc")
+            by_batch = (figure in equal and split in UNSHUFFLED
+                        and abs(reported[figure] - batch_mean(split)) <= equal[figure])
+            off.append(Off(figure, reported[figure], measured[figure], () if by_batch else elsewhere, by_batch))
     return off
 
 
@@ -222,10 +227,8 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
             lines.append(f"seed {seed}: report accuracies in percent (you gave {reported['val_acc']:g}, "
                          f"the grader measures {measured['val_acc']:.2f}%)")
             continue
-        # The val and test loaders are not shuffled, so a mean of their batches' accuracies can be recomputed.
-        batch_means = {} if seed in shared else {f"{split}_acc": _batch_mean(nets[seed], sets[split])
-                                                  for split in ("val", "test")}
-        off = _off_figures(reported, measured, allowed, {} if seed in shared else equal, batch_means)
+        off = _off_figures(reported, measured, allowed, {} if seed in shared else equal,
+                           lambda split, net=nets[seed]: _batch_mean(net, sets[split]))
         if off:
             offs[seed] = off
             lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
