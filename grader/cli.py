@@ -160,7 +160,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"grader {name}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("grader: interrupted", file=sys.stderr)
+        # Outside a batch's own handling of signals: before it starts, or once each of its results is committed.
+        print(f"grader {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:  # noqa: BLE001 - a bug in the grader: never an exit code that reads as a verdict
         traceback.print_exc()

@@ -16,6 +16,7 @@ import nbformat
 import pytest
 from grading_support import FAST_CELL_TIMEOUT_S, FILES, command_line, one_value_spec, process_children, solution
 
+from grader.assignments.catalog import load_exercise
 from grader.cli import main
 from grader.grading.secrets import fingerprint
 from grader.results import SubmissionResult
@@ -353,6 +354,24 @@ def test_a_dying_worker_only_fails_its_own_submission(monkeypatch):
     assert sorted(results) == ["ann", "kill-me", "zoe"]
     assert results["kill-me"].status.value == "error" and "worker process died" in results["kill-me"].error
     assert results["ann"].status.value == "invalid" and results["zoe"].status.value == "invalid"
+
+
+def test_a_batch_stopped_before_its_workers_start_starts_none(monkeypatch, tmp_path):
+    """Ctrl-C during the set-up (a sandbox probe) stops the batch before any worker process exists: a pool
+    started then would only be killed, and its workers would outlive the batch holding its output."""
+    from grader.grading import batch
+    from grader.grading.interrupts import BatchInterrupted, Stop
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool of workers was started for a stopped batch")
+
+    monkeypatch.setattr(batch.cf, "ProcessPoolExecutor", no_pool)
+    stop = Stop()
+    stop.set(signal.SIGINT)
+    jobs = [batch.Job(name, tmp_path / f"{name}.ipynb", "tiny-model") for name in ("ann", "ben")]
+    with Gradebook.open(tmp_path / "gradebook.sqlite") as book, pytest.raises(BatchInterrupted) as stopped:
+        batch.run_batch(jobs, load_exercise("tiny-model"), "v1", book, 2, stop=stop)
+    assert stopped.value.kept == [] and stopped.value.missing == ["ann", "ben"]
 
 
 def _die_for_kill_me(job):

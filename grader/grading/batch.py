@@ -162,6 +162,8 @@ def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool:
     workers have imported ``preload`` when they can (``_clean_start``).
     """
     stop = stop or Stop()
+    if stop.is_set() and pool is None:  # stopped while the batch set up: no workers to start, then kill at once
+        return
     owned = pool is None
     pool = pool or cf.ProcessPoolExecutor(max_workers=workers, mp_context=_clean_start(preload),
                                           initializer=_clean_worker_started, initargs=(dict(os.environ),))
