@@ -208,7 +208,7 @@ def test_feedback_pages_are_self_contained_and_hide_hidden_data(feedback_dir):
     cara = (feedback_dir / "tiny-model" / "cara.html").read_text()
     assert cara.count("the kernel died (exit code 3)") == 1 and "What happened" not in cara
     assert "Nothing could be checked: the kernel died (exit code 3)" in cara
-    assert cara.count("Needs your notebook to run to the end first: see the note above.") == 4
+    assert cara.count("Needs your notebook to run to the end first: see the note above.") == 5
 
 
 def test_class_summary_has_histogram_pass_rates_leaderboard_failures_and_times(feedback_dir):
@@ -278,7 +278,7 @@ def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
                     str(submission), "--secret-file", str(tmp_path / "instructor.secret"), "--out", str(out)],
                    check=True, capture_output=True, timeout=300)
     results = json.loads(out.read_text())
-    assert results["score"] == 10 and len(results["tests"]) == 4
+    assert results["score"] == 10 and len(results["tests"]) == 5
 
 
 def test_wrong_exercise_and_ambiguous_folders_are_invalid_and_another_secret_is_refused(tmp_path, monkeypatch, capsys):

@@ -122,9 +122,11 @@ def test_a_good_submission_gets_full_marks_and_the_kernel_sees_no_solution_or_se
     assert results["score"] == 10 and results["output"] == "tiny-model: 10/10 (ok)"
     assert [(t["name"], t["score"], t["visibility"]) for t in results["tests"]] == [
         ("tiny-model: Your own model, not the reference solution", 1, "visible"),
+        ("tiny-model: A network that learns, not a fixed rule", 0, "visible"),
         ("tiny-model: 100% training accuracy", 4, "visible"),
         ("tiny-model: At most 33 parameters", 3, "visible"),
         ("tiny-model: Generalises to a fresh low-noise set", 2, "after_published")]
+    assert {t["status"] for t in results["tests"]} == {"passed"}  # said per test: a 0-point gate has no score to tell
 
 
 def test_a_broken_submission_gets_a_result_with_its_reason(autograder):

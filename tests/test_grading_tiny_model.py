@@ -131,7 +131,8 @@ def test_a_kernel_whose_messaging_is_patched_ends_in_a_graded_error(exercise):
 
 
 # What the budget counts besides parameters (rule: grader/loading/model_graph.py). Each memoriser fits its training
-# points, so the accuracy check rightly passes it: the budget is the check that must stop it.
+# points, so the accuracy measured is 100%: the budget must stop it, and so must `a-network` where nothing in it could
+# be trained (no parameters at all).
 MEMORISERS = {
     "memorise-buffers.ipynb": (902, ("Your model has 0 parameters, but stores 900 numbers in buffers (`points`: 360, "
                                      "`votes`: 540) and 2 numbers written into the forward pass as values (such as 2, "
@@ -159,12 +160,41 @@ MEMORISERS = {
 def test_a_model_that_stores_its_training_points_gets_no_size_points(exercise, name):
     result = grade(FILES / name, exercise, hidden=False)
     by_id = checks(result)
-    assert by_id["own-model"].passed and by_id["fits-training-data"].passed, by_id["fits-training-data"].message
-    budget = by_id["parameter-budget"]
     total, counted = MEMORISERS[name]
+    assert by_id["own-model"].passed and by_id["fits-training-data"].metrics["accuracy"] == 100.0
+    learned = by_id["a-network"]
+    assert learned.passed == (name == "memorise-hook.ipynb")  # the one with 9 parameters that its scores read
+    assert by_id["fits-training-data"].passed == learned.passed, by_id["fits-training-data"].message
+    budget = by_id["parameter-budget"]
     assert not budget.passed and budget.points == 0 and budget.metrics["n_params"] == total
     assert budget.message == (counted + " Whatever the model keeps to compute its output counts, trained or not. The "
                               "smallest the reference found has 21.")
+
+
+# A fixed rule fits the board without learning anything: the colour read off each point's square. Its accuracy is
+# 100%, so only `a-network`, reading the graph and its gradients, can tell it from a network.
+RULES = {
+    "rule-by-squares.ipynb": "`model` has no parameters, so nothing in it can be trained: what it computes is fixed by "
+                             "its code and whatever it stores (through `floor`, `eq`, which have no gradient).",
+    "unused-layer.ipynb": "`model` has 9 parameters (`fc.weight`, `fc.bias`), but its forward pass never reads them, so "
+                          "it computes a fixed rule (through `round`, `eq`, which have no gradient).",
+    "rule-with-offsets.ipynb": "`model`'s scores do not change with any of its 2 parameters at any of the 180 points: "
+                               "they pass through `round`, `eq`, which have no gradient, so no training could change "
+                               "what it predicts.",
+}
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_a_fixed_rule_that_fits_is_not_credited_as_a_network(exercise, name):
+    result = grade(FILES / name, exercise, hidden=False)
+    by_id = checks(result)
+    rule = by_id["a-network"]
+    assert not rule.passed and rule.message.startswith(RULES[name]), rule.message
+    assert "layers with weights (nn.Linear, or weight tensors of your own) trained by an optimizer" in rule.message
+    fit = by_id["fits-training-data"]
+    assert fit.metrics["accuracy"] == 100.0 and fit.points == 0
+    assert fit.message.startswith("Not credited until `a-network` passes.")
+    assert result.score == 1.0  # its own work, nothing more
 
 
 def test_batchnorm_running_stats_count_and_an_honest_model_still_fits(exercise):

@@ -305,3 +305,39 @@ def test_a_forward_cost_is_measured_once_per_architecture_and_never_shared_acros
     assert forward_cost(wider, (2,), 4096).flops > forward_cost(first, (2,), 4096).flops
     doubled = loaded(nn.Sequential(SimpleMLP(), nn.ReLU(), nn.Linear(3, 3)), "d")  # one op more, the rest alike
     assert forward_cost(doubled, (2,), 4096).elements > forward_cost(first, (2,), 4096).elements
+
+
+class Saturated(nn.Module):
+    """A softmax on logits 60 apart, after a hand-written ReLU (a comparison): each point's own-class probability is
+    1.0 even in float64, whose gradient is exactly zero; the others' are not, so training could still move it."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(2, 4), nn.Linear(4, 3)
+        with torch.no_grad():
+            self.out.weight.mul_(0).add_(torch.tensor([[60.0, 0, 0, 0], [0, 60.0, 0, 0], [0, 0, 60.0, 0]]))
+
+    def forward(self, x):
+        h = self.hidden(x)
+        return torch.softmax(self.out(h * (h > 0)) * 10, dim=1)
+
+
+class Rounded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.shift = nn.Parameter(torch.ones(2))
+
+    def forward(self, x):
+        return (torch.round(x + self.shift).sum(1, keepdim=True) == torch.arange(3)).float()
+
+
+def test_parameter_gradients_see_what_training_could_move(tmp_path):
+    x = torch.randn(50, 2) * 2
+    frozen = SimpleMLP().requires_grad_(False)
+    nets = export_and_load(tmp_path, saturated=(Saturated(), [2]), frozen=(frozen, [2]), rounded=(Rounded(), [2]),
+                           fixed=(FixedBatch(), [4])).values
+    saturated = nets["saturated"].parameter_gradients(x)
+    assert set(saturated) == {"hidden.weight", "hidden.bias", "out.weight", "out.bias"} and all(saturated.values())
+    assert all(nets["frozen"].parameter_gradients(x).values())  # frozen after training: still a network
+    assert nets["rounded"].parameter_gradients(x) == {"shift": 0.0}  # read, but only through round and eq
+    assert all(nets["fixed"].parameter_gradients(torch.randn(5, 4)).values())  # fed in padded batches of 2

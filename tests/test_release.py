@@ -143,7 +143,8 @@ def test_the_installed_package_checks_a_notebook(installed, tmp_path):
     result = json.loads(done.stdout)
     assert done.returncode == 0, done.stderr
     assert (result["status"], result["score"], result["max_score"]) == ("ok", 8, 8)
-    assert [c["id"] for c in result["checks"]] == ["own-model", "fits-training-data", "parameter-budget"]
+    assert [c["id"] for c in result["checks"]] == ["own-model", "a-network", "fits-training-data",
+                                                        "parameter-budget"]
     assert (work / "tiny-model.feedback.html").is_file()
 
 

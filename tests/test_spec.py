@@ -27,15 +27,15 @@ def test_every_shipped_spec_loads():
 
 
 @pytest.mark.parametrize("change, where, problem", [
-    (("points = 4", "points = \"four\""), "checks[1].points", "expected a non-negative number, got 'four'"),
-    (("kind = \"accuracy\"", "kind = \"acuracy\""), "checks[1].kind", "expected one of"),
+    (("points = 4", "points = \"four\""), "checks[2].points", "expected a non-negative number, got 'four'"),
+    (("kind = \"accuracy\"", "kind = \"acuracy\""), "checks[2].kind", "expected one of"),
     (("data = { kind", "dat = { kind"), "checks[1].params.data", "required"),
-    (("min_accuracy = 100.0", "min_acuracy = 100.0"), "checks[1].params.min_acuracy", "unknown parameter for accuracy"),
-    (("visibility = \"hidden\"", "visibility = \"secret\""), "checks[3].visibility", "expected one of hidden, public"),
+    (("min_accuracy = 100.0", "min_acuracy = 100.0"), "checks[2].params.min_acuracy", "unknown parameter for accuracy"),
+    (("visibility = \"hidden\"", "visibility = \"secret\""), "checks[4].visibility", "expected one of hidden, public"),
     (("input_shape = [2]", "input_shape = [0]"), "exports[0].input_shape", "positive integers"),
     (("cell_timeout_s = 120", "cell_timeout_s = -1"), "limits.cell_timeout_s", "expected a number >= 1"),
-    (("requires = [\"own-model\"]\n[checks.params]\ndata", "requires = [\"nope\"]\n[checks.params]\ndata"),
-     "checks[1].requires", "expected ids of earlier checks"),
+    (("requires = [\"own-model\", \"a-network\"]\n[checks.params]\ndata",
+      "requires = [\"nope\"]\n[checks.params]\ndata"), "checks[2].requires", "expected ids of earlier checks"),
     (("id = \"tiny-model\"", "id = \"tiny\""), "id", "expected the folder name"),
     (("title = \"Exercise 1", "titel = \"Exercise 1"), "title", "required field is missing"),
 ])
@@ -78,13 +78,13 @@ MNIST = (ROOT / "exercises" / "mnist-sgd" / "spec.toml").read_text()
      "expected one of MnistCNN, MnistMLP, SimpleMLP, TinyMLP, got 'MnistMPL'"),
     ("tiny-model", GOOD, ('data = { kind = "checkerboard"', 'data = { kind = "chequerboard"'),
      "checks[1].params.data", "expected a data kind, one of checkerboard, mnist, got kind = 'chequerboard'"),
-    ("tiny-model", GOOD, ("noise = 0.1, seed = 0 }\nmin", "noise = -1, seed = 0 }\nmin"), "checks[1].params.data",
+    ("tiny-model", GOOD, ("noise = 0.1, seed = 0 }\nmin", "noise = -1, seed = 0 }\nmin"), "checks[2].params.data",
      "noise must be a non-negative number, got -1"),
-    ("tiny-model", GOOD, ('seed = "hidden" }\nmin', 'seed = "secret" }\nmin'), "checks[3].params.data",
+    ("tiny-model", GOOD, ('seed = "hidden" }\nmin', 'seed = "secret" }\nmin'), "checks[4].params.data",
      'seed must be a non-negative integer or "hidden", got \'secret\''),
-    ("tiny-model", GOOD, ("min_accuracy = 100.0", 'min_accuracy = "100"'), "checks[1].params.min_accuracy",
+    ("tiny-model", GOOD, ("min_accuracy = 100.0", 'min_accuracy = "100"'), "checks[2].params.min_accuracy",
      "expected a number, got '100'"),
-    ("tiny-model", GOOD, ("tiers = [[33, 1.0]", "tiers = [[33, 2.0]"), "checks[2].params.tiers",
+    ("tiny-model", GOOD, ("tiers = [[33, 1.0]", "tiers = [[33, 2.0]"), "checks[3].params.tiers",
      "expected [[max_params, share], ...] with shares from 0 to 1"),
     ("tiny-model", GOOD, ('forbidden_names = ["fit_recipe"', 'forbidden_names = [3, "fit_recipe"'),
      "checks[0].params.forbidden_names", "expected a list of strings, got [3,"),
@@ -113,5 +113,5 @@ def test_grader_exercises_reports_an_author_error_with_file_and_field_unmangled(
     monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
     code, out, err = run_cli(capsys, "exercises")
     assert code == 2
-    assert err.strip().endswith("tiny-model/spec.toml: checks[1].points: expected a non-negative number, got 'four'")
+    assert err.strip().endswith("tiny-model/spec.toml: checks[2].points: expected a non-negative number, got 'four'")
     assert "Traceback" not in err

@@ -142,7 +142,7 @@ def _grade_both(course, capsys):
 
     tiny, err = _grade(capsys, "tiny-model")
     assert {s: (r["status"], r["score"]) for s, r in tiny.items()} == {"ada": ("ok", 10), "ben": ("ok", 8.5)}
-    assert _points(tiny["ben"]) == {"own-model": 1, "fits-training-data": 4, "parameter-budget": 1.5,
+    assert _points(tiny["ben"]) == {"own-model": 1, "a-network": 0, "fits-training-data": 4, "parameter-budget": 1.5,
                                     "fresh-data": 2}
     assert "Submission times: 2 from the manifest, 0 from file modification times" in err
     assert "Late policy: 10% off per started day late; more than 5 days late scores 0" in err
@@ -200,7 +200,7 @@ def _override_and_regrade(course, capsys):
         "  cleo  ok, 4 of 7 checks failed  6/10 (override; graded 4)  failed: steplr, cosine, warm-restarts, one-cycle",
         "tiny-model: 2 students:",
         "  ada  ok                        10/10",
-        "  ben  ok, 1 of 4 checks failed  10/10 (override; graded 8.5)  failed: parameter-budget"]
+        "  ben  ok, 1 of 5 checks failed  10/10 (override; graded 8.5)  failed: parameter-budget"]
     # The regrade added a run and kept the first; the current one is the resubmission's.
     assert [r[1:5] for r in _runs(course) if r[2] == "schedulers"] == [
         ("ada", "schedulers", "ok", 10), ("cleo", "schedulers", "ok", 3), ("cleo", "schedulers", "ok", 4)]
@@ -300,9 +300,9 @@ SCHEDULERS_TESTS = ("Your own loop, not the reference solution", "StepLR: three 
                     "CosineAnnealingWarmRestarts: three lists match torch", "OneCycleLR: three lists match torch",
                     "Each list is what its exported scheduler produces", "optimizer.step() before scheduler.step()")
 SCHEDULERS_MAX = (1, 1.5, 1.5, 1.5, 1.5, 2, 1)
-TINY_TESTS = ("Your own model, not the reference solution", "100% training accuracy", "At most 33 parameters",
-              "Generalises to a fresh low-noise set")
-TINY_MAX = (1, 4, 3, 2)
+TINY_TESTS = ("Your own model, not the reference solution", "A network that learns, not a fixed rule",
+              "100% training accuracy", "At most 33 parameters", "Generalises to a fresh low-noise set")
+TINY_MAX = (1, 0, 4, 3, 2)
 LATE_POLICY = "10% off per started day late; more than 5 days late scores 0"
 
 
@@ -315,13 +315,13 @@ def _tests(exercise: str, names, maxima, scores) -> list[tuple]:
 GRADESCOPE = {  # student -> (score, tests): the overrides applied, then the late penalty, as in the CSV
     "ada": (20, _tests("schedulers", SCHEDULERS_TESTS, SCHEDULERS_MAX, SCHEDULERS_MAX)
             + _tests("tiny-model", TINY_TESTS, TINY_MAX, TINY_MAX)),
-    "ben": (9, _tests("tiny-model", TINY_TESTS, TINY_MAX, (1, 4, 3, 2))
+    "ben": (9, _tests("tiny-model", TINY_TESTS, TINY_MAX, (1, 0, 4, 3, 2))
             + [("tiny-model: late penalty", -1, 0, "visible")]),
     "cleo": (6, _tests("schedulers", SCHEDULERS_TESTS, SCHEDULERS_MAX, (1, 0, 0, 0, 0, 2, 1))
              + [("schedulers: changed by your instructor", 2, 0, "visible"),
                 ("tiny-model: notebook run", 0, 0, "visible")]
-             + _tests("tiny-model", TINY_TESTS, TINY_MAX, (0, 0, 0, 0))),
-    "eve": (0.8, _tests("tiny-model", TINY_TESTS, TINY_MAX, (1, 0, 0, 0))
+             + _tests("tiny-model", TINY_TESTS, TINY_MAX, (0, 0, 0, 0, 0))),
+    "eve": (0.8, _tests("tiny-model", TINY_TESTS, TINY_MAX, (1, 0, 0, 0, 0))
             + [("tiny-model: late penalty", -0.2, 0, "visible")]),
 }
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import reference
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
-from grader.checks.models import MODEL
+from grader.checks.models import DATA, MODEL
 from grader.checks.registry import Param, check_kind
 from grader.loading.values import ModelValue
 
@@ -245,3 +245,46 @@ def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
                            "only the training may differ.", details={"layers": [g.describe() for g in got]})
     return Outcome(True, f"{'Every model in ' if len(nets) > 1 else ''}`{model}` has the course's {reference} "
                    f"architecture: {_listing(want)} ({n_params:,} parameters).")
+
+
+# Ops whose result has no gradient: a step, a comparison, an index. A decision reached only through them is a rule
+# that training cannot move.
+STEP_OPS = frozenset({"round", "floor", "ceil", "trunc", "sign", "eq", "ne", "lt", "le", "gt", "ge", "argmax",
+                      "argmin", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "logical_and",
+                      "logical_or", "logical_xor", "logical_not", "floor_divide", "one_hot"})
+
+
+@check_kind("learned_network", model=MODEL, data=DATA)
+def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
+    """The model is a network that training can change: its scores on ``data`` move with parameters it reads.
+
+    A fixed rule, such as rounding a point to its cell, has nothing to learn, whatever its accuracy.
+    """
+    net = ctx.value(model, "model")
+    dataset = ctx.data.make(data, ctx.check_id)
+    steps = list(dict.fromkeys(name for name, _ in map(_names, net.module.graph.nodes) if name in STEP_OPS))
+    listed = ", ".join(f"`{s}`" for s in steps[:4])
+    through = f" (through {listed}, which {'has' if len(steps) == 1 else 'have'} no gradient)" if steps else ""
+    learn = (" The exercise asks for a network that learns the classes from the points: layers with weights "
+             "(nn.Linear, or weight tensors of your own) trained by an optimizer.")
+    n = sum(t.numel() for t in net.parameters.values())
+    if not n:
+        return Outcome(False, f"`{model}` has no parameters, so nothing in it can be trained: what it computes is "
+                              f"fixed by its code and whatever it stores{through}.{learn}", metrics={"parameters": 0})
+    gradients = net.parameter_gradients(dataset.X)
+    if gradients == {}:
+        names = ", ".join(f"`{name}`" for name in list(net.parameters)[:3]) + (", …" if len(net.parameters) > 3 else "")
+        return Outcome(False, f"`{model}` has {n} parameters ({names}), but its forward pass never reads them, so it "
+                              f"computes a fixed rule{through}.{learn}",
+                       metrics={"parameters": n, "parameters_read": 0})
+    metrics = {"parameters": n, "parameters_read": len(gradients or {})}
+    # Scores that no parameter moves, with no step on the way, are saturated or dead units: the accuracy checks say
+    # what that costs; only a step op makes them a rule.
+    if gradients and steps and not any(gradients.values()):
+        return Outcome(False, f"`{model}`'s scores do not change with any of its {n} parameters at any of the "
+                              f"{len(dataset.Y)} points: they pass through {listed}, which "
+                              f"{'has' if len(steps) == 1 else 'have'} no gradient, so no training could change what "
+                              f"it predicts.{learn}", metrics=metrics)
+    read = f"{len(gradients)} parameter tensor{'s' if len(gradients) != 1 else ''}" if gradients else "its parameters"
+    return Outcome(True, f"`{model}` computes its scores from {read} ({n} numbers), so training can change what it "
+                         "predicts.", metrics=metrics)

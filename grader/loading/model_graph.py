@@ -204,15 +204,45 @@ class LoadedModel(ModelValue):
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(self.module, x)
+
+    def _forward(self, module: fx.GraphModule, x: torch.Tensor) -> torch.Tensor:
         if self.static_batch is None:
-            return _first(self.module(x))
+            return _first(module(x))
         # A model that fixed its batch size is fed padded chunks of exactly that size.
         out = []
         for chunk in x.split(self.static_batch):
             pad = self.static_batch - chunk.shape[0]
             full = torch.cat([chunk, chunk.new_zeros(pad, *chunk.shape[1:])]) if pad else chunk
-            out.append(_first(self.module(full))[: chunk.shape[0]])
+            out.append(_first(module(full))[: chunk.shape[0]])
         return torch.cat(out)
+
+    def parameter_gradients(self, x: torch.Tensor) -> dict[str, float] | None:
+        """For each parameter the forward pass reads, the size of its gradient on ``x``: how much training could
+        move the scores through it (frozen ones too); {} if it reads none, None if the graph cannot be differentiated.
+
+        What is differentiated weighs each class's scores differently (1, 2, 3, ...): the plain sum of a softmax is
+        always 1, and a saturated score for the right class alone has a gradient of exactly zero. In float64 where
+        the graph allows it: float32 rounds a sigmoid or softmax to exactly 0 or 1 sooner.
+        """
+        name_of = {p.data_ptr(): name for name, p in self.parameters.items()}
+        attrs = {attr: name_of[p.data_ptr()] for attr, p in self.module.named_parameters()}
+        read = {node.target for node in self.module.graph.nodes if node.op == "get_attr" and node.users}
+        for dtype in (torch.float64, torch.float32):
+            module = copy.deepcopy(self.module).to(dtype)
+            params = {attr: p.requires_grad_(True) for attr, p in module.named_parameters() if attr in read}
+            if not params:
+                return {}
+            try:
+                with torch.enable_grad():
+                    scores = self._forward(module, x.to(dtype))
+                    weighed = (scores * torch.arange(1, scores.shape[-1] + 1, dtype=dtype)).sum()
+                    grads = (torch.autograd.grad(weighed, list(params.values()), allow_unused=True)
+                             if weighed.requires_grad else [None] * len(params))
+            except Exception:  # noqa: BLE001, S112 - an op without float64 kernels, or without a backward
+                continue
+            return {attrs[attr]: float(g.abs().sum()) if g is not None else 0.0 for attr, g in zip(params, grads)}
+        return None
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:

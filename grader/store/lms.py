@@ -193,7 +193,10 @@ def gradescope_results(results: Iterable[SubmissionResult], finals: dict | None 
                           "output": check.message + (f"\n\nChanged by your instructor from {check.points:g} to "
                                                      f"{override.points:g} points: {override.comment}"
                                                      if override else ""),
-                          "visibility": VISIBILITY.get(check.visibility, "visible")})
+                          "visibility": VISIBILITY.get(check.visibility, "visible"),
+                          # said, not left to score == max_score: a gate worth 0 points that fails is still a failure
+                          "status": "passed" if (override.points >= check.max_points if override else check.passed)
+                          else "failed"})
         score = final.score if final else result.score
         whole = by_check.get(WHOLE)
         if whole is not None:  # the whole score set by hand: a test that brings the checks' sum to it
