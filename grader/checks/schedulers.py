@@ -17,7 +17,8 @@
 - ``step_order``: read from the code by data flow (``grader.checks.code``), every loop that steps
   a scheduler must call ``optimizer.step()`` before ``scheduler.step()``. The LR values come out
   the same either way, so only the code can show this mistake; where the code cannot be followed,
-  the check says so and gives the points.
+  the check says so and gives the points. One thing the run shows instead: an exported scheduler
+  whose own optimizer never stepped (the kernel probe's count) was stepped after another optimizer.
 """
 
 from __future__ import annotations
@@ -306,9 +307,21 @@ def _unclear(report: CodeReport) -> str:
             "so the order can be read.")
 
 
-@check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True))
-def step_order(ctx: CheckContext, export: str) -> Outcome:
-    """Read from the code by data flow: each loop calls optimizer.step() before scheduler.step()."""
+def _idle_optimizers(value) -> list[str]:
+    """The exported schedulers that stepped while their own optimizer never did, by the run's count of step() calls
+    (a count the run did not record is not taken as zero)."""
+    if not isinstance(value, dict):
+        return []
+    return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.optimizer is not None
+            and s.optimizer.steps == 0 and not s.optimizer.state_steps and (s.state.get("last_epoch") or 0) > 0]
+
+
+@check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True),
+            schedulers=Param(str, "", "the exported schedulers (scheduler_dict), whose optimizers' step() calls the "
+                             "run counted: a loop that steps another optimizer fails", export=True))
+def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
+    """Read from the code by data flow: each loop calls optimizer.step() before scheduler.step(); and, measured in
+    the run, each exported scheduler's own optimizer stepped."""
     ctx.value(export)  # nothing to credit before the lists exist
     report = read_code(ctx.code_cells)
     orders = report.orders
@@ -320,6 +333,20 @@ def step_order(ctx: CheckContext, export: str) -> Outcome:
                           "come out the same here, but in training the first update would already use the second LR "
                           "of the schedule, and torch warns about it. Call optimizer.step() first, then "
                           "scheduler.step().", details=details)
+    exported = ctx.exports.values.get(schedulers) if schedulers else None
+    idle = _idle_optimizers(exported)
+    if idle and any(o.verdict in ("ok", "undecided") for o in orders):
+        if len(idle) == len(exported):
+            which = f"None of the optimizers behind your {len(idle)} exported schedulers ever stepped"
+        else:
+            listed = ", ".join(f"`{name}`" for name in idle[:3]) + (f" and {len(idle) - 3} more" if len(idle) > 3
+                                                                    else "")
+            which = f"The optimizer{'s' if len(idle) > 1 else ''} behind {listed} never stepped"
+        raise CheckFailed(f"{which}: the grader counted no optimizer.step() call on "
+                          f"{'them' if len(idle) > 1 else 'it'} while your notebook ran, though the schedulers "
+                          "stepped. So the optimizer.step() in your loop steps another optimizer, and torch warns that "
+                          "a scheduler stepped before its optimizer. Step the optimizer you gave to the scheduler.",
+                          details=details)
     if any(o.verdict == "ok" for o in orders):
         return Outcome(True, "Your loop calls optimizer.step() before scheduler.step(), the order torch expects.",
                        details=details)

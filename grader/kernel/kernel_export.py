@@ -285,7 +285,16 @@ def _optimizer(opt, probe: dict | None = None) -> dict:
                          key=str)
     return {"class": type(opt).__name__, "module": type(opt).__module__, "param_groups": groups,
             "defaults": {k: _jsonable(v) for k, v in opt.defaults.items()},
-            "steps": probe["STEPS"].get(opt) if probe else None, "state_steps": state_steps[:10]}
+            "steps": _steps(opt, probe), "state_steps": state_steps[:10]}
+
+
+def _steps(opt, probe: dict | None) -> int | None:
+    """The optimizer's step() calls the probe counted: 0 for one it never saw step, None where nothing counted."""
+    if not probe:
+        return None
+    counted = probe["STEPS"].get(opt)
+    hooked = "register_optimizer_step_post_hook" in probe.get("HOOKED", ())
+    return counted if counted is not None or not hooked else 0
 
 
 def _scheduler(scheduler, probe: dict | None = None) -> dict:
