@@ -251,7 +251,7 @@ def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
 # that training cannot move.
 STEP_OPS = frozenset({"round", "floor", "ceil", "trunc", "sign", "eq", "ne", "lt", "le", "gt", "ge", "argmax",
                       "argmin", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "logical_and",
-                      "logical_or", "logical_xor", "logical_not", "floor_divide", "one_hot"})
+                      "logical_or", "logical_xor", "logical_not", "floor_divide"})
 
 
 @check_kind("learned_network", model=MODEL, data=DATA)
