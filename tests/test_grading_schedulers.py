@@ -495,12 +495,17 @@ def test_one_list_shared_by_every_configuration_is_named(graded):
 
 def test_a_loop_that_steps_another_optimizer_loses_the_order_point_measured_not_read(graded):
     """The code reads `optimizer.step()` then `scheduler.step()`, but that optimizer is not the one the schedulers were
-    built on: the run's count of step() calls on each scheduler's own optimizer (the kernel probe) shows it."""
+    built on: torch's own record on each scheduler's optimizer (the one behind its warning) shows it."""
     result = graded(FILES / "steps-another-optimizer.ipynb")
     by_id = checks(result)
     order = by_id["step-order"]
     assert not order.passed and order.message.startswith(
-        "None of the optimizers behind your 12 exported schedulers ever stepped: the grader counted no "
-        "optimizer.step() call on them while your notebook ran")
+        "The optimizers behind all 12 of your exported schedulers never stepped after their scheduler was made")
     assert all(by_id[c].passed for c in ("steplr", "cosine", "warm-restarts", "one-cycle", "scheduler-runs"))
     assert result.score == 9  # the lists are right: only the order's point goes
+
+
+def test_schedulers_kept_as_deepcopies_keep_their_order_point(graded):
+    """A deepcopy of a scheduler copies its optimizer without torch's record of its steps: nothing is judged from it."""
+    result = graded(FILES / "deepcopy-snapshot.ipynb")
+    assert checks(result)["step-order"].passed and result.score == 10

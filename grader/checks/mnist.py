@@ -83,8 +83,7 @@ class RunCount:
 
 def count_run(ctx: CheckContext, optimizer: str, history: str, scheduler: str) -> RunCount:
     opt = ctx.value(optimizer, "optimizer")
-    # No step() call counted (say, an optimizer given a loaded state_dict): Adam's own count, where it keeps one.
-    steps = opt.steps or max((int(s) for s in opt.state_steps), default=opt.steps)
+    steps = opt.steps if opt.steps is not None else max((int(s) for s in opt.state_steps), default=None)
     hist = ctx.exports.values.get(history)
     curve = hist.get("train_loss") if isinstance(hist, dict) else None
     sched = ctx.exports.values.get(scheduler) if scheduler else None

@@ -18,7 +18,8 @@
   a scheduler must call ``optimizer.step()`` before ``scheduler.step()``. The LR values come out
   the same either way, so only the code can show this mistake; where the code cannot be followed,
   the check says so and gives the points. One thing the run shows instead: an exported scheduler
-  whose own optimizer never stepped (the kernel probe's count) was stepped after another optimizer.
+  whose own optimizer never stepped after it was made (torch's record on the optimizer) was stepped
+  after another optimizer.
 """
 
 from __future__ import annotations
@@ -308,12 +309,12 @@ def _unclear(report: CodeReport) -> str:
 
 
 def _idle_optimizers(value) -> list[str]:
-    """The exported schedulers that stepped while their own optimizer never did, by the run's count of step() calls
-    (a count the run did not record is not taken as zero)."""
+    """The exported schedulers that stepped while their own optimizer never did after they were made: torch's own
+    record on the optimizer, the one behind its warning (a deepcopy keeps none, and is not judged)."""
     if not isinstance(value, dict):
         return []
     return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.optimizer is not None
-            and s.optimizer.steps == 0 and not s.optimizer.state_steps and (s.state.get("last_epoch") or 0) > 0]
+            and s.optimizer.stepped_under_scheduler is False and (s.state.get("last_epoch") or 0) > 0]
 
 
 @check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True),
@@ -337,15 +338,15 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
     idle = _idle_optimizers(exported)
     if idle and any(o.verdict in ("ok", "undecided") for o in orders):
         if len(idle) == len(exported):
-            which = f"None of the optimizers behind your {len(idle)} exported schedulers ever stepped"
+            which = f"The optimizers behind all {len(idle)} of your exported schedulers"
         else:
             listed = ", ".join(f"`{name}`" for name in idle[:3]) + (f" and {len(idle) - 3} more" if len(idle) > 3
                                                                     else "")
-            which = f"The optimizer{'s' if len(idle) > 1 else ''} behind {listed} never stepped"
-        raise CheckFailed(f"{which}: the grader counted no optimizer.step() call on "
-                          f"{'them' if len(idle) > 1 else 'it'} while your notebook ran, though the schedulers "
-                          "stepped. So the optimizer.step() in your loop steps another optimizer, and torch warns that "
-                          "a scheduler stepped before its optimizer. Step the optimizer you gave to the scheduler.",
+            which = f"The optimizer{'s' if len(idle) > 1 else ''} behind {listed}"
+        raise CheckFailed(f"{which} never stepped after {'its' if len(idle) == 1 else 'their'} scheduler was made, "
+                          "though the schedulers stepped (torch keeps that record on each optimizer, for its warning). "
+                          "So the optimizer.step() in your loop steps another optimizer, and torch warns that a "
+                          "scheduler stepped before its optimizer. Step the optimizer you gave to the scheduler.",
                           details=details)
     if any(o.verdict == "ok" for o in orders):
         return Outcome(True, "Your loop calls optimizer.step() before scheduler.step(), the order torch expects.",

@@ -285,16 +285,18 @@ def _optimizer(opt, probe: dict | None = None) -> dict:
                          key=str)
     return {"class": type(opt).__name__, "module": type(opt).__module__, "param_groups": groups,
             "defaults": {k: _jsonable(v) for k, v in opt.defaults.items()},
-            "steps": _steps(opt, probe), "state_steps": state_steps[:10]}
+            "steps": probe["STEPS"].get(opt) if probe else None, "state_steps": state_steps[:10],
+            "stepped_under_scheduler": _stepped_under_scheduler(opt)}
 
 
-def _steps(opt, probe: dict | None) -> int | None:
-    """The optimizer's step() calls the probe counted: 0 for one it never saw step, None where nothing counted."""
-    if not probe:
+def _stepped_under_scheduler(opt) -> bool | None:
+    """torch's own record, the one behind its warning: whether step() ran after a scheduler was made on ``opt``.
+
+    None where torch keeps none: no scheduler wrapped its step(), or ``opt`` is a copy (a deepcopy keeps neither).
+    """
+    if not getattr(getattr(opt, "step", None), "_wrapped_by_lr_sched", False):
         return None
-    counted = probe["STEPS"].get(opt)
-    hooked = "register_optimizer_step_post_hook" in probe.get("HOOKED", ())
-    return counted if counted is not None or not hooked else 0
+    return bool(getattr(opt, "_opt_called", False))
 
 
 def _scheduler(scheduler, probe: dict | None = None) -> dict:

@@ -41,7 +41,6 @@ INITIAL = _ById()  # parameter -> a copy of its values at its module's first for
 STEPS = _ById()  # optimizer -> how many times it stepped
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
-HOOKED: list = []  # the global hooks this torch took: only where a step hook went in does "no record" mean "no step"
 
 
 def _first_forward(module, args):
@@ -72,7 +71,6 @@ def install(torch) -> None:
                                    ("torch.optim.optimizer", "register_optimizer_step_post_hook", _stepped)):
         try:
             getattr(importlib.import_module(module), register)(hook)
-            HOOKED.append(register)
         except Exception:  # noqa: BLE001 - a torch without this global hook: that record stays empty
             pass
 

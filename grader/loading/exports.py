@@ -37,7 +37,8 @@ def _optimizer(data: dict) -> OptimizerExport:
                            tuple(g for g in data.get("param_groups", []) if isinstance(g, dict)),
                            data.get("defaults") if isinstance(data.get("defaults"), dict) else {},
                            steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
-                           tuple(s for s in state_steps if isinstance(s, (int, float)) and not isinstance(s, bool)))
+                           tuple(s for s in state_steps if isinstance(s, (int, float)) and not isinstance(s, bool)),
+                           under if isinstance(under := data.get("stepped_under_scheduler"), bool) else None)
 
 
 @dataclass

@@ -35,6 +35,7 @@ class OptimizerExport:
     defaults: dict
     steps: int | None = None  # optimizer.step() calls the kernel's probe counted; None when not recorded
     state_steps: tuple = ()  # the distinct per-parameter ``step`` counts in its state (Adam and friends)
+    stepped_under_scheduler: bool | None = None  # step() ran after a scheduler was made on it (torch's record)
 
 
 @dataclass(frozen=True)
