@@ -280,6 +280,13 @@ LOADER = LoaderExport(64, True, "RandomSampler", False, "MNIST", 5000, "ToTensor
              "batches of 125 to 128 images, not 64; or, with batches of 64, epochs of 2,497 to 2,560 images instead of "
              "all 5,000; `train_loader` has batches of 64, so the training did not use it: train on `train_loader` "
              "itself.")),
+    # epochs the notebook's choice, but the exported optimizer ran one of the 4 the history records
+    ("mnist-adam", {"optimizer": _optimizer(79), "history": {"train_loss": [1.0] * 4}}, False,
+     ("`optimizer` stepped 79 times: 1 epoch of batches of 64 over the 5,000 training images (`history` records 4; "
+      "if 4 ran, `optimizer` was created anew during training: create it once, before the loop); a new optimizer each "
+      "epoch also restarts what it has learnt of the gradients (Adam's running averages, SGD's momentum).")),
+    ("mnist-adam", {"optimizer": _optimizer(79), "history": {"train_loss": [1.0]}}, True,
+     "`optimizer` stepped 79 times: 1 epoch of batches of 64 over the 5,000 training images, as the task fixes."),
     ("mnist-sgd", {"optimizer": _optimizer(1000), "history": {"train_loss": [1.0] * 15}}, False,
      ("`optimizer` stepped 1,000 times, which is no whole number of epochs of 79 batches of 64 over the 5,000 "
       "training images: the batch size or the training data changed, or an epoch stopped early.")),
@@ -337,3 +344,61 @@ def test_sweep_labels_name_one_run_stored_twice_and_missing_records(tmp_path):
     missing = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: unrecorded, 0.01: net}})
     assert not missing.passed and missing.fraction == 0.5 and "no record of the starting weights of lr=0.001" in \
         missing.message
+
+
+def _trained_by(cls: str, group: dict, ids=frozenset({1, 2, 3, 4})) -> OptimizerExport:
+    return OptimizerExport(cls, f"torch.optim.{cls.lower()}", ({"lr": 0.01, "initial_lr": 0.01, "n_params": 101770}
+                                                              | group,), {}, 100, (), None, ids)
+
+
+def test_what_a_cycling_scheduler_does_to_the_optimizer_is_the_schedulers_and_other_tensors_are_named(tmp_path):
+    """OneCycleLR moves Adam's first beta (and SGD's momentum) with the LR by default: not the student's setting, but
+    plain SGD with momentum is no longer plain SGD. An optimizer over other tensors than the model's is named."""
+    net = exported(MnistMLP(), tmp_path)
+    ids = net.param_ids
+    cycle = SchedulerExport("OneCycleLR", "torch.optim.lr_scheduler", {"cycle_momentum": True, "use_beta1": True,
+                                                                        "last_epoch": 300}, None)
+    adam = _trained_by("Adam", {"betas": [0.9499, 0.999], "eps": 1e-8, "weight_decay": 0, "amsgrad": False}, ids)
+    outcome = evaluate("mnist-adam", "optimizer", {"optimizer": adam, "scheduler": cycle, "model": net})
+    assert outcome.passed and outcome.message == (
+        "`optimizer` is torch's Adam (starting learning rate 0.01). Its first beta moves with your OneCycleLR "
+        "(cycle_momentum=True, the default): that is the scheduler's doing, not a change of the optimizer.")
+    moved = dataclasses.replace(adam, param_groups=({**adam.param_groups[0], "betas": [0.9499, 0.99]},))
+    outcome = evaluate("mnist-adam", "optimizer", {"optimizer": moved, "scheduler": cycle, "model": net})
+    assert not outcome.passed and "betas[1]=0.99 (torch's default is 0.999)" in outcome.message
+
+    sgd = _trained_by("SGD", {"momentum": 0.95}, ids)
+    sgd_cycle = dataclasses.replace(cycle, state={**cycle.state, "use_beta1": False})
+    outcome = evaluate("mnist-sgd", "optimizer", {"optimizer": sgd, "scheduler": sgd_cycle, "model": net})
+    assert not outcome.passed and outcome.message == (
+        "`optimizer` is torch's SGD, but your OneCycleLR gave it momentum=0.95 (it cycles the momentum unless made "
+        "with cycle_momentum=False), and the task keeps plain SGD: pass cycle_momentum=False.")
+
+    elsewhere = _trained_by("Adam", {}, frozenset(-i for i in ids))  # the same count of other tensors
+    outcome = evaluate("mnist-adam", "optimizer", {"optimizer": elsewhere, "model": net})
+    assert not outcome.passed and "it holds none of `model`'s parameters, so stepping it never changed `model`" in \
+        outcome.message
+
+
+def test_a_model_still_at_its_first_weights_is_told_so_not_to_train_longer(roots, tmp_path):
+    """The kernel records each parameter at its module's first forward pass: weights that never moved are not a
+    learning-rate problem."""
+    net = exported(MnistMLP(), tmp_path)
+    never = dataclasses.replace(net, initial=dict(net.parameters))
+    outcome = evaluate("mnist-adam", "val-accuracy", {"model": never}, roots["tiny"])
+    assert not outcome.passed and "Every weight of `model` is still what it was at its first forward pass: it was " \
+        "never trained, so more training or another learning rate would not explain it." in outcome.message
+    moved = dataclasses.replace(net, initial={k: v + 1 for k, v in net.parameters.items()})
+    assert "Let it learn more" in evaluate("mnist-adam", "val-accuracy", {"model": moved}, roots["tiny"]).message
+
+
+def test_a_scheduler_stepped_once_per_batch_is_named_when_the_accuracy_falls_short(roots, tmp_path):
+    net = exported(MnistMLP(), tmp_path)  # untrained: it falls short; nothing recorded, so no "first weights" advice
+    per_batch = SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 3752, "step_size": 2},
+                                OptimizerExport("Adam", "torch.optim.adam", ({"lr": 1e-9},), {}, 3752))
+    outcome = evaluate("mnist-adam", "val-accuracy", {"model": net, "scheduler": per_batch}, roots["tiny"])
+    assert not outcome.passed and "Your `scheduler` (StepLR) stepped 3,752 times, about as often as its optimizer " \
+        "(3,752 steps): once per batch." in outcome.message
+    per_epoch = dataclasses.replace(per_batch, state={"last_epoch": 4, "step_size": 2})
+    outcome = evaluate("mnist-adam", "val-accuracy", {"model": net, "scheduler": per_epoch}, roots["tiny"])
+    assert "once per batch" not in outcome.message and "Let it learn more" in outcome.message

@@ -509,3 +509,17 @@ def test_schedulers_kept_as_deepcopies_keep_their_order_point(graded):
     """A deepcopy of a scheduler copies its optimizer without torch's record of its steps: nothing is judged from it."""
     result = graded(FILES / "deepcopy-snapshot.ipynb")
     assert checks(result)["step-order"].passed and result.score == 10
+
+
+def test_a_list_read_once_every_few_scheduler_steps_is_named_from_the_exported_schedulers(graded):
+    """Three batches per recorded LR: a fit would blame the parameters (T_max=10 for 30); the exported scheduler,
+    with the configuration's own settings, stepped 90 times, which names the cadence instead."""
+    result = graded(FILES / "three-steps-per-reading.ipynb")
+    by_id = checks(result)
+    cadence = ("Its scheduler stepped 90 times for the 30 LRs recorded: 3 scheduler.step() calls per LR read (once "
+               "per batch, say), so the list runs through the schedule 3 times as fast.")
+    for family in ("steplr", "cosine", "warm-restarts"):
+        assert cadence in by_id[family].message and "Use the values given in CONFIGS" not in by_id[family].message
+    # Its OneCycleLRs were made with total_steps=90: settings changed to fit, so the cadence is not what is named.
+    assert cadence not in by_id["one-cycle"].message and not by_id["one-cycle"].passed
+    assert by_id["step-order"].passed

@@ -11,6 +11,7 @@ import itertools
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.data import data_problem
@@ -23,8 +24,9 @@ from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, Sch
 IMPLEMENTATION_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
 
-def changed_settings(opt: OptimizerExport) -> list[str]:
-    """Hyperparameters other than the learning rate that differ from torch's defaults for the class."""
+def changed_settings(opt: OptimizerExport, cycled: str = "") -> list[str]:
+    """Hyperparameters other than the learning rate that differ from torch's defaults for the class; ``cycled``
+    (``cycled_setting``) is left out, as a scheduler moves it."""
     import torch
 
     cls = getattr(torch.optim, opt.cls, None)
@@ -34,37 +36,69 @@ def changed_settings(opt: OptimizerExport) -> list[str]:
     group = opt.param_groups[0]
     changed = []
     for key, default in defaults.items():
-        if key in IMPLEMENTATION_FLAGS or key in ("lr", "initial_lr") or key not in group:
+        if key in IMPLEMENTATION_FLAGS or key in ("lr", "initial_lr", cycled) or key not in group:
             continue
         value = group[key]
         if value != (list(default) if isinstance(default, tuple) else default):  # JSON turned tuples into lists
             changed.append(f"{key}={value!r} (torch's default is {default!r})")
+    if cycled == "betas" and isinstance(group.get("betas"), list) and "betas" in defaults:
+        if group["betas"][1:] != list(defaults["betas"])[1:]:  # the second beta is still the student's own
+            changed.append(f"betas[1]={group['betas'][1]!r} (torch's default is {defaults['betas'][1]!r})")
     return changed
 
 
+def cycled_setting(scheduler: Any) -> str:
+    """The optimizer setting a scheduler moves along with the LR: OneCycleLR and CyclicLR cycle the momentum (Adam's
+    first beta) unless made with cycle_momentum=False; "" for any other scheduler."""
+    if not isinstance(scheduler, SchedulerExport) or scheduler.cls not in ("OneCycleLR", "CyclicLR"):
+        return ""
+    if not scheduler.state.get("cycle_momentum"):
+        return ""
+    return "betas" if scheduler.state.get("use_beta1") else "momentum"
+
+
 @check_kind("optimizer_class", export=Param(str, "optimizer", export=True), expected=Param(str, doc="e.g. SGD or Adam"),
-            model=Param(str, "", "the model export the optimizer must train", export=True))
-def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str) -> Outcome:
+            model=Param(str, "", "the model export the optimizer must train", export=True),
+            scheduler=Param(str, "", "the scheduler, if any: what it moves besides the LR is its own doing",
+                            export=True))
+def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str, scheduler: str = "") -> Outcome:
     """The optimiser is fixed by the task; only its learning rate (and a scheduler) may change."""
     opt = ctx.value(export, "optimizer")
     lr = opt.param_groups[0].get("initial_lr", opt.param_groups[0].get("lr")) if opt.param_groups else None
     if opt.cls != expected or not opt.module.startswith("torch.optim"):
         return Outcome(False, f"`{export}` is {opt.module}.{opt.cls}, but the task keeps torch's {expected}: change "
                        "only its learning rate and the scheduler.")
-    problems = []
-    changed = changed_settings(opt)
+    problems, notes = [], ""
+    sched = ctx.exports.values.get(scheduler) if scheduler else None
+    cycled = cycled_setting(sched)
+    changed = changed_settings(opt, cycled)
     if changed:
         problems.append(f"it also sets {', '.join(changed)}, and the task changes only the learning rate: "
                         f"create it as optim.{expected}(model.parameters(), lr=...)")
+    group = opt.param_groups[0] if opt.param_groups else {}
+    if cycled == "momentum" and group.get("momentum"):
+        # Plain SGD given momentum by its scheduler: the training used momentum, so the recipe changed all the same.
+        problems.append(f"your {sched.cls} gave it momentum={group['momentum']!r} (it cycles the momentum unless made "
+                        "with cycle_momentum=False), and the task keeps plain SGD: pass cycle_momentum=False")
+    elif cycled == "betas":
+        notes = (f" Its first beta moves with your {sched.cls} (cycle_momentum=True, the default): that is the "
+                 "scheduler's doing, not a change of the optimizer.")
     net = ctx.exports.values.get(model) if model else None
     optimised = sum(int(g.get("n_params", 0)) for g in opt.param_groups)
-    if isinstance(net, ModelValue) and optimised != net.n_params:
+    theirs = getattr(net, "param_ids", frozenset())
+    if isinstance(net, ModelValue) and opt.param_ids and theirs and not opt.param_ids & theirs:
+        # The same count, other tensors: the model was made again after the optimizer was given its parameters.
+        problems.append(f"it holds none of `{model}`'s parameters, so stepping it never changed `{model}`: make the "
+                        f"optimizer from {model}.parameters() after the last `{model} = ...`")
+    elif isinstance(net, ModelValue) and optimised != net.n_params:
         problems.append(f"it updates {optimised} parameters, but `{model}` has {net.n_params}: pass it "
                         f"{model}.parameters() of the model you train and export")
     metrics = {"initial_lr": lr} if isinstance(lr, (int, float)) else {}
     if problems:
         return Outcome(False, f"`{export}` is torch's {expected}, but {'; and '.join(problems)}.", metrics=metrics)
-    return Outcome(True, f"`{export}` is torch's {expected} (starting learning rate {lr}).", metrics=metrics)
+    # A scheduler keeps the first LR as initial_lr; without one, the LR is only known as it was exported.
+    which = "starting learning rate" if "initial_lr" in group else "learning rate when exported"
+    return Outcome(True, f"`{export}` is torch's {expected} ({which} {lr}).{notes}", metrics=metrics)
 
 
 @dataclass(frozen=True)
@@ -176,14 +210,20 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
         problems.append(f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
                         f"{batch_size} over the {n:,} training images{_as_recorded(run, whole, history, optimizer)}, "
                         f"but the task fixes {epochs} epochs")
+    elif not epochs and (run.epochs_recorded or 0) > whole:
+        # The epochs are the notebook's choice, but the exported optimizer ran fewer than the history records.
+        problems.append(f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
+                        f"{batch_size} over the {n:,} training images{_as_recorded(run, whole, history, optimizer)}; "
+                        "a new optimizer each epoch also restarts what it has learnt of the gradients (Adam's running "
+                        "averages, SGD's momentum)")
     problems += [] if named else _loader_notes(handed_out, loader, n, batch_size, whole is None)
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     metrics = {"steps": run.steps, "n_train": n}
     if problems:
         return Outcome(False, "; ".join(problems) + ".", metrics=metrics)
-    return Outcome(True, f"`{optimizer}` stepped {run.steps:,} times: {whole} epochs of batches of {batch_size} over "
-                   f"the {n:,} training images, as the task fixes.", metrics=metrics)
+    return Outcome(True, f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
+                   f"{batch_size} over the {n:,} training images, as the task fixes.", metrics=metrics)
 
 
 TRANSFORM_CALL = re.compile(r"\btransforms\.(\w+)\s*\(")

@@ -97,8 +97,26 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     # A scheduler that never stepped explains a run better than advice on tuning one that did; so does a model
     # that is wrong more often than one guessing a single class would be, which more training would not explain.
     too_low = acc + 1e-9 < min_accuracy or acc <= above
-    advice = unstepped_scheduler(ctx, scheduler) or (below_chance(acc, dataset.Y) if too_low else "") or hint
+    advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
+              or (per_batch_scheduler(ctx, scheduler) if too_low else "")
+              or (below_chance(acc, dataset.Y) if too_low else "") or hint)
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
+
+
+def untrained(net: Any, name: str) -> str:
+    """What to say when every weight of ``net`` is still what it was at its first forward pass (the kernel's record);
+    "" otherwise, or where nothing was recorded."""
+    import torch
+
+    initial = getattr(net, "initial", None) or {}
+    parameters = getattr(net, "parameters", None) or {}
+    if not parameters or set(initial) != set(parameters) or not all(torch.equal(initial[k], parameters[k])
+                                                                    for k in parameters):
+        return ""
+    return (f"Every weight of `{name}` is still what it was at its first forward pass: it was never trained, so more "
+            "training or another learning rate would not explain it. What remains: the optimizer was made for other "
+            f"parameters (a model made again after the optimizer), the training loop trained another model, or it "
+            "never ran.")
 
 
 def below_chance(acc: float, labels: Any) -> str:
@@ -125,6 +143,21 @@ def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
     return (f"Your `{name}` ({value.cls}) never stepped: its last_epoch is 0, so it never changed the learning rate "
             f"during training. Call {name}.step() in the training loop, after the optimizer's steps (once per epoch "
             "for a schedule counted in epochs).")
+
+
+def per_batch_scheduler(ctx: CheckContext, name: str) -> str:
+    """What to say when the exported scheduler ``name`` stepped about as often as its optimizer (the kernel's count):
+    once per batch, where a schedule counted in epochs decays the learning rate far sooner; "" otherwise."""
+    value = ctx.exports.values.get(name) if name else None
+    if not isinstance(value, SchedulerExport) or value.optimizer is None or not value.optimizer.steps:
+        return ""
+    stepped, steps = value.state.get("last_epoch"), value.optimizer.steps
+    if not isinstance(stepped, int) or steps < 50 or stepped < steps // 2:
+        return ""
+    return (f"Your `{name}` ({value.cls}) stepped {stepped:,} times, about as often as its optimizer ({steps:,} "
+            "steps): once per batch. A schedule whose settings count epochs then moves the learning rate once per "
+            f"batch instead, so it decays far sooner than written. Call {name}.step() once per epoch, after the loop "
+            "over the batches, or size the schedule in batches.")
 
 
 def _tiers_problem(tiers: list) -> str | None:

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Callable
@@ -67,10 +68,13 @@ def _missing(name: str, histories: dict, export: str) -> str:
     export=Param(str, "lr_histories", "the export holding {configuration name: list of LRs}", export=True),
     family=Param(str, doc="a scheduler class of the course configurations, e.g. 'StepLR'",
                  choices=lambda: {c.family for c in COURSE_CONFIGS}),
+    schedulers=Param(str, "", "the exported schedulers (scheduler_dict): a list read once every few steps of its "
+                     "scheduler is named from their step counts", export=True),
 )
-def lr_family(ctx: CheckContext, export: str, family: str) -> Outcome:
+def lr_family(ctx: CheckContext, export: str, family: str, schedulers: str = "") -> Outcome:
     """One scheduler family's configurations against torch's own runs (rtol 1e-6), each mistake named."""
     histories = ctx.value(export, "dict")
+    exported = ctx.exports.values.get(schedulers) if schedulers else None
     configs = [c for c in COURSE_CONFIGS if c.family == family]
     curves: dict[str, dict] = {}
     problems: dict[str, list[str]] = {}  # one message per diagnosis, naming every configuration it fits
@@ -82,6 +86,8 @@ def lr_family(ctx: CheckContext, export: str, family: str) -> Outcome:
             found = diagnose_shared(config, value, shared[config.name], hints)
         elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):  # a tensor arrives as a tensor
             found = diagnose(config, value, hints=hints)
+            found = _read_every_few_steps(found, config, exported.get(config.name) if isinstance(exported, dict)
+                                          else None)
         elif config.name in histories:
             found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
                               reference=tuple(lr_history(config)))
@@ -100,6 +106,25 @@ def lr_family(ctx: CheckContext, export: str, family: str) -> Outcome:
     text = " ".join(f"{', '.join(names)}: {message}" for message, names in problems.items())
     return Outcome(False, f"{matched}/{len(configs)} {family} lists match torch's. {text}",
                    fraction=matched / len(configs), metrics=metrics, details=details)
+
+
+def _read_every_few_steps(found: Diagnosis, config: SchedulerConfig, scheduler) -> Diagnosis:
+    """``found``, unless the configuration's own exported scheduler, with its class and settings, stepped a whole
+    multiple of the LRs recorded: then what a fit of other parameters would blame is the loop reading one LR every k
+    steps. (Settings changed to match, such as a OneCycleLR's total_steps, keep the fit's diagnosis.)"""
+    n = len(found.student)
+    if found.ok or not n or not isinstance(scheduler, SchedulerExport) or scheduler.cls != config.family:
+        return found
+    stepped, state = scheduler.state.get("last_epoch"), scheduler.state
+    own = [key for key in config.params if key in state]
+    if (not own or any(state[key] != config.params[key] for key in own) or not isinstance(stepped, int)
+            or stepped < 2 * n or stepped % n):
+        return found
+    k = stepped // n
+    return dataclasses.replace(found, kind="steps_per_reading", message=(
+        f"Its scheduler stepped {stepped} times for the {n} LRs recorded: {k} scheduler.step() calls per LR read (once "
+        f"per batch, say), so the list runs through the schedule {k} times as fast. Record the LR after every "
+        "scheduler.step(), one step per LR."))
 
 
 # --- scheduler_replay ----------------------------------------------------------------------
