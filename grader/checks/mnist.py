@@ -85,12 +85,7 @@ def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str, s
                  "scheduler's doing, not a change of the optimizer.")
     net = ctx.exports.values.get(model) if model else None
     optimised = sum(int(g.get("n_params", 0)) for g in opt.param_groups)
-    theirs = getattr(net, "param_ids", frozenset())
-    if isinstance(net, ModelValue) and opt.param_ids and theirs and not opt.param_ids & theirs:
-        # The same count, other tensors: the model was made again after the optimizer was given its parameters.
-        problems.append(f"it holds none of `{model}`'s parameters, so stepping it never changed `{model}`: make the "
-                        f"optimizer from {model}.parameters() after the last `{model} = ...`")
-    elif isinstance(net, ModelValue) and optimised != net.n_params:
+    if isinstance(net, ModelValue) and optimised != net.n_params:
         problems.append(f"it updates {optimised} parameters, but `{model}` has {net.n_params}: pass it "
                         f"{model}.parameters() of the model you train and export")
     metrics = {"initial_lr": lr} if isinstance(lr, (int, float)) else {}

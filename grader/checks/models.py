@@ -94,8 +94,9 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     needs = " and ".join(n for n in needs if n)
     if acc + 1e-9 >= min_accuracy and acc > above and acc < below:
         return Outcome(True, f"Your model scores {measured}" + (f" (needs {needs})." if needs else "."), metrics=metrics)
-    # A scheduler that never stepped explains a run better than advice on tuning one that did; so does a model
-    # that is wrong more often than one guessing a single class would be, which more training would not explain.
+    # What the run shows explains it better than advice on tuning: a scheduler that never stepped, weights that never
+    # moved, a scheduler stepped once per batch; so does a model wrong more often than one guessing a single class
+    # would be, which more training would not explain.
     too_low = acc + 1e-9 < min_accuracy or acc <= above
     advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
@@ -113,10 +114,11 @@ def untrained(net: Any, name: str) -> str:
     if not parameters or set(initial) != set(parameters) or not all(torch.equal(initial[k], parameters[k])
                                                                     for k in parameters):
         return ""
-    return (f"Every weight of `{name}` is still what it was at its first forward pass: it was never trained, so more "
-            "training or another learning rate would not explain it. What remains: the optimizer was made for other "
-            f"parameters (a model made again after the optimizer), the training loop trained another model, or it "
-            "never ran.")
+    return (f"Every weight of `{name}` is still what it was at its first forward pass. If `{name}` is the network "
+            "your loop trained, it never learned, and more training or another learning rate would not help: the "
+            "optimizer was made for other parameters (a model made again after the optimizer), or the loop trained "
+            "another model, or never ran. (A copy taken after training, with copy.deepcopy, starts its own record at "
+            "its first forward pass.)")
 
 
 def below_chance(acc: float, labels: Any) -> str:

@@ -264,7 +264,6 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None) -> 
         "nodes": nodes,
         "trainable": trainable,
         "hooks": _hooks(model, probe),
-        "param_ids": _param_ids(model.parameters()),
     }
     _T["save"](tensors, _path_join(folder, "weights.pt"))
     initial = probe["initial_state"](model) if probe else {}
@@ -287,14 +286,7 @@ def _optimizer(opt, probe: dict | None = None) -> dict:
     return {"class": type(opt).__name__, "module": type(opt).__module__, "param_groups": groups,
             "defaults": {k: _jsonable(v) for k, v in opt.defaults.items()},
             "steps": probe["STEPS"].get(opt) if probe else None, "state_steps": state_steps[:10],
-            "stepped_under_scheduler": _stepped_under_scheduler(opt),
-            "param_ids": _param_ids(p for g in opt.param_groups for p in g["params"])}
-
-
-def _param_ids(parameters) -> list[int]:
-    """The parameter tensors' identities in this kernel, so the grader can tell whether an optimizer holds a model's
-    own parameters (the numbers mean nothing outside this one export)."""
-    return [id(p) for p in parameters][:10000]
+            "stepped_under_scheduler": _stepped_under_scheduler(opt)}
 
 
 def _stepped_under_scheduler(opt) -> bool | None:

@@ -27,7 +27,6 @@ from grader.loading.values import (
     Opaque,
     OptimizerExport,
     SchedulerExport,
-    param_ids,
 )
 
 
@@ -39,8 +38,7 @@ def _optimizer(data: dict) -> OptimizerExport:
                            data.get("defaults") if isinstance(data.get("defaults"), dict) else {},
                            steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
                            tuple(s for s in state_steps if isinstance(s, (int, float)) and not isinstance(s, bool)),
-                           under if isinstance(under := data.get("stepped_under_scheduler"), bool) else None,
-                           param_ids(data))
+                           under if isinstance(under := data.get("stepped_under_scheduler"), bool) else None)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from grader.loading.guard import ExportBudget, LoadRefused, check_forward, model_input, read_json, read_tensors
-from grader.loading.values import ModelValue, param_ids
+from grader.loading.values import ModelValue
 
 # Pure tensor ops a course model plausibly needs (a student's forward() may be written in many styles); anything
 # else, such as ops that read files or draw random numbers, is refused with its name. The in-place form of an
@@ -150,7 +150,6 @@ class LoadedModel(ModelValue):
     initial: dict[str, torch.Tensor] = field(default_factory=dict)  # parameters at the first forward pass, if recorded
     unread: frozenset[str] = frozenset()  # buffers and constants that the eval-mode graph never reads
     hooks: tuple[str, ...] = ()  # the forward hooks that ran while the kernel captured the model, described
-    param_ids: frozenset[int] = frozenset()  # its parameter tensors' identities in the kernel (OptimizerExport's too)
 
     @property
     def n_params(self) -> int:
@@ -413,7 +412,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
     hooks = tuple(str(h)[:200] for h in data.get("hooks") or [])[:20] if isinstance(data.get("hooks"), list) else ()
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
                        batch, stored["BUFFER"], stored["CONSTANT_TENSOR"],
-                       _initial(folder / "initial.pt", parameters, budget), unread, hooks, param_ids(data))
+                       _initial(folder / "initial.pt", parameters, budget), unread, hooks)
 
 
 def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor], budget: ExportBudget

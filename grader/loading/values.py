@@ -14,15 +14,6 @@ class ModelValue:
     """Base of every loaded model, so torch-free code can recognise one (``isinstance(v, ModelValue)``)."""
 
 
-def param_ids(data: dict) -> frozenset[int]:
-    """The parameter identities an exported model or optimizer lists (``kernel_export._param_ids``); empty where it
-    lists none. They only compare within one export."""
-    ids = data.get("param_ids")
-    if not isinstance(ids, list):
-        return frozenset()
-    return frozenset(i for i in ids if isinstance(i, int) and not isinstance(i, bool))
-
-
 @dataclass(frozen=True)
 class ExportProblem:
     message: str
@@ -45,7 +36,6 @@ class OptimizerExport:
     steps: int | None = None  # optimizer.step() calls the kernel's probe counted; None when not recorded
     state_steps: tuple = ()  # the distinct per-parameter ``step`` counts in its state (Adam and friends)
     stepped_under_scheduler: bool | None = None  # step() ran after a scheduler was made on it (torch's record)
-    param_ids: frozenset[int] = frozenset()  # its parameter tensors' identities in the kernel (ModelValue.param_ids)
 
 
 @dataclass(frozen=True)
