@@ -523,3 +523,15 @@ def test_a_list_read_once_every_few_scheduler_steps_is_named_from_the_exported_s
     # Its OneCycleLRs were made with total_steps=90: settings changed to fit, so the cadence is not what is named.
     assert cadence not in by_id["one-cycle"].message and not by_id["one-cycle"].passed
     assert by_id["step-order"].passed
+
+
+def test_one_list_emptied_and_refilled_for_each_configuration_is_not_blamed_on_the_schedulers(graded):
+    """`lrs.clear()` per configuration, the same list stored under every name: each entry holds the last
+    configuration's 30 LRs. A fit says "this is OneCycleLR(...)", but every exported scheduler is built right."""
+    result = graded(FILES / "one-list-cleared.ipynb")
+    by_id = checks(result)
+    said = ("This list is OneCycleLR(max_lr=0.1, total_steps=30, pct_start=0.5)'s, though the scheduler stored under "
+            "this name is a StepLR built as this configuration says: the list is not the one its scheduler made.")
+    assert said in by_id["steplr"].message and "Build the scheduler class named in CONFIGS" not in by_id["steplr"].message
+    assert "make a new list for each configuration" in by_id["cosine"].message
+    assert by_id["step-order"].passed

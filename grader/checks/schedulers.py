@@ -86,8 +86,8 @@ def lr_family(ctx: CheckContext, export: str, family: str, schedulers: str = "")
             found = diagnose_shared(config, value, shared[config.name], hints)
         elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):  # a tensor arrives as a tensor
             found = diagnose(config, value, hints=hints)
-            found = _read_every_few_steps(found, config, exported.get(config.name) if isinstance(exported, dict)
-                                          else None)
+            found = _explained_by_scheduler(found, config, exported.get(config.name) if isinstance(exported, dict)
+                                            else None)
         elif config.name in histories:
             found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
                               reference=tuple(lr_history(config)))
@@ -108,23 +108,41 @@ def lr_family(ctx: CheckContext, export: str, family: str, schedulers: str = "")
                    fraction=matched / len(configs), metrics=metrics, details=details)
 
 
-def _read_every_few_steps(found: Diagnosis, config: SchedulerConfig, scheduler) -> Diagnosis:
-    """``found``, unless the configuration's own exported scheduler, with its class and settings, stepped a whole
-    multiple of the LRs recorded: then what a fit of other parameters would blame is the loop reading one LR every k
-    steps. (Settings changed to match, such as a OneCycleLR's total_steps, keep the fit's diagnosis.)"""
+def _built_as(config: SchedulerConfig, scheduler) -> bool:
+    """Whether the exported ``scheduler`` is of the configuration's class, with its settings wherever its state
+    keeps them."""
+    if not isinstance(scheduler, SchedulerExport) or scheduler.cls != config.family:
+        return False
+    own = [key for key in config.params if key in scheduler.state]
+    return bool(own) and all(scheduler.state[key] == config.params[key] for key in own)
+
+
+def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler) -> Diagnosis:
+    """``found``, unless the configuration's own exported scheduler, built as the configuration says, shows what a fit
+    of other parameters would blame instead (settings changed to match, such as a OneCycleLR's total_steps, keep the
+    fit's diagnosis):
+
+    - it stepped a whole multiple of the LRs recorded: the loop read one LR every k steps;
+    - the list is another configuration's own run: the list stored under this name is not its scheduler's.
+    """
     n = len(found.student)
-    if found.ok or not n or not isinstance(scheduler, SchedulerExport) or scheduler.cls != config.family:
+    if found.ok or not n or not _built_as(config, scheduler):
         return found
-    stepped, state = scheduler.state.get("last_epoch"), scheduler.state
-    own = [key for key in config.params if key in state]
-    if (not own or any(state[key] != config.params[key] for key in own) or not isinstance(stepped, int)
-            or stepped < 2 * n or stepped % n):
-        return found
-    k = stepped // n
-    return dataclasses.replace(found, kind="steps_per_reading", message=(
-        f"Its scheduler stepped {stepped} times for the {n} LRs recorded: {k} scheduler.step() calls per LR read (once "
-        f"per batch, say), so the list runs through the schedule {k} times as fast. Record the LR after every "
-        "scheduler.step(), one step per LR."))
+    stepped = scheduler.state.get("last_epoch")
+    if isinstance(stepped, int) and stepped >= 2 * n and stepped % n == 0:
+        k = stepped // n
+        return dataclasses.replace(found, kind="steps_per_reading", message=(
+            f"Its scheduler stepped {stepped} times for the {n} LRs recorded: {k} scheduler.step() calls per LR read "
+            f"(once per batch, say), so the list runs through the schedule {k} times as fast. Record the LR after "
+            "every scheduler.step(), one step per LR."))
+    other = next((c.name for c in COURSE_CONFIGS if c.name != config.name and found.fitted in (c.name, call(c))), None)
+    if other is not None and found.kind in ("other_family", "wrong_parameter"):
+        return dataclasses.replace(found, kind="not_its_list", message=(
+            f"This list is {other}'s, though the scheduler stored under this name is a {config.family} built as "
+            "this configuration says: the list is not the one its scheduler made. One list object stored under "
+            "every name (emptied and refilled for each configuration, say) shows the last configuration's LRs "
+            "under all of them: make a new list for each configuration."))
+    return found
 
 
 # --- scheduler_replay ----------------------------------------------------------------------

@@ -22,8 +22,9 @@ returns the most specific explanation, trying them in this order:
 A fit is reported only when torch, run with the fitted parameters, reproduces the list to
 rtol 1e-6 (``grader.diagnosis.lr_fitting``). ``shared_list`` is a diagnosis across
 configurations: one list object filled by every configuration's loop (``shared_lists``), and
-``steps_per_reading`` one the family check makes from the exported scheduler: it stepped k times
-for every LR recorded (``grader.checks.schedulers``).
+``steps_per_reading`` and ``not_its_list`` two the family check makes from the exported scheduler:
+it stepped k times for every LR recorded, or the list is another configuration's run
+(``grader.checks.schedulers``).
 ``CodeHints`` carries what the notebook's code shows, so a message names a cause only then.
 """
 
