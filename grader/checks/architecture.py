@@ -262,7 +262,8 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
     """
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
-    steps = list(dict.fromkeys(name for name, _ in map(_names, net.module.graph.nodes) if name in STEP_OPS))
+    calls = (node for node in net.module.graph.nodes if node.op == "call_function")
+    steps = list(dict.fromkeys(name for name, _ in map(_names, calls) if name in STEP_OPS))
     listed = ", ".join(f"`{s}`" for s in steps[:4])
     through = f" (through {listed}, which {'has' if len(steps) == 1 else 'have'} no gradient)" if steps else ""
     learn = (" The exercise asks for a network that learns the classes from the points: layers with weights "

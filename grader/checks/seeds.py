@@ -19,6 +19,7 @@ from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.data import data_problem
 from grader.checks.models import measured_accuracy
 from grader.checks.registry import Param, check_kind
+from grader.loading.kinds import whole_number
 from grader.loading.values import ModelValue
 
 if TYPE_CHECKING:
@@ -57,16 +58,12 @@ def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, Loaded
     return {s: by_seed[s] for s in seeds}
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
-
-
 def seed_results(ctx: CheckContext, results: str, seeds: list) -> dict[int, dict]:
     table = _by_seed(ctx.value(results, "dict"), results, seeds)
     for seed in seeds:
         row = table.get(seed)
         if (not isinstance(row, dict) or any(not isinstance(row.get(f), (int, float)) for f in FIGURES)
-                or not _whole(row.get("best_epoch"))):
+                or not whole_number(row.get("best_epoch"))):
             raise CheckFailed(f"`{results}[{seed}]` must be a dict with numbers for {', '.join(FIGURES)} "
                               "(accuracies in percent) and a whole number for best_epoch.")
     return table

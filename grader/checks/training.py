@@ -25,6 +25,7 @@ from grader.diagnosis.lr_cadence import CadenceRun, diagnose
 from grader.diagnosis.lr_fitting import as_floats
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
+from grader.loading.kinds import whole_number
 from grader.loading.values import ExportProblem, ModelValue, SchedulerExport
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
                           "epoch under 'val_loss', and the training loss under 'train_loss'.")
     val = _floats(hist.get("val_loss"), f"{where}['val_loss']")
     train = _floats(hist.get("train_loss"), f"{where}['train_loss']") if "train_loss" in hist else ()
-    if not isinstance(best, (int, float)) or isinstance(best, bool) or not float(best).is_integer():
+    if not whole_number(best):
         raise CheckFailed(f"best_epoch of {label} must be a whole number, got {best!r}.")
     if need_model and not isinstance(net, ModelValue):
         reason = net.message if isinstance(net, ExportProblem) else "it holds no model"

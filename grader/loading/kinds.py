@@ -25,6 +25,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def whole_number(value: Any) -> bool:
+    """A number with no fractional part, such as 27 or 27.0 (never a bool)."""
+    return _number(value) and float(value).is_integer()
+
+
 EXPORT_KINDS: dict[str, ExportKind] = {
     "model": ExportKind("a torch.nn.Module", lambda v: isinstance(v, ModelValue), needs_input_shape=True),
     "model_dict": ExportKind("a dict of torch.nn.Module", lambda v: isinstance(v, dict), needs_input_shape=True),
@@ -33,7 +38,7 @@ EXPORT_KINDS: dict[str, ExportKind] = {
     "optimizer": ExportKind("a torch optimizer", lambda v: isinstance(v, OptimizerExport)),
     "dataloader": ExportKind("a torch DataLoader", lambda v: isinstance(v, LoaderExport)),
     "number": ExportKind("a number", _number),
-    "integer": ExportKind("a whole number", lambda v: _number(v) and float(v).is_integer()),
+    "integer": ExportKind("a whole number", whole_number),
     "list": ExportKind("a list", lambda v: isinstance(v, list)),
     "dict": ExportKind("a dict", lambda v: isinstance(v, dict)),
     "function": ExportKind("a function", lambda v: isinstance(v, FunctionExport)),

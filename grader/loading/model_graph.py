@@ -182,15 +182,20 @@ class LoadedModel(ModelValue):
         return self.param_shapes() == other.param_shapes() and all(
             torch.equal(self.parameters[k], other.parameters[k]) for k in self.parameters)
 
-    def with_parameters(self, values: dict[str, torch.Tensor]) -> LoadedModel:
-        """A copy with ``values`` in place of the parameters they name, e.g. ``self.initial``: the untrained model."""
+    def _attributes(self) -> dict[str, str]:
+        """Each parameter's name (as in the student's state_dict) -> the module attribute the rebuilt graph reads."""
         # Each registered parameter shares its storage with its entry in ``parameters``; that is how they pair up.
         attr_of = {p.data_ptr(): attr for attr, p in self.module.named_parameters()}
+        return {name: attr_of[tensor.data_ptr()] for name, tensor in self.parameters.items()}
+
+    def with_parameters(self, values: dict[str, torch.Tensor]) -> LoadedModel:
+        """A copy with ``values`` in place of the parameters they name, e.g. ``self.initial``: the untrained model."""
+        attributes = self._attributes()
         module = copy.deepcopy(self.module)
         parameters = {}
         with torch.no_grad():
-            for name, tensor in self.parameters.items():
-                param = module.get_parameter(attr_of[tensor.data_ptr()])
+            for name in self.parameters:
+                param = module.get_parameter(attributes[name])
                 if name in values:
                     param.copy_(values[name])
                 parameters[name] = param.detach()
@@ -225,8 +230,7 @@ class LoadedModel(ModelValue):
         always 1, and a saturated score for the right class alone has a gradient of exactly zero. In float64 where
         the graph allows it: float32 rounds a sigmoid or softmax to exactly 0 or 1 sooner.
         """
-        name_of = {p.data_ptr(): name for name, p in self.parameters.items()}
-        attrs = {attr: name_of[p.data_ptr()] for attr, p in self.module.named_parameters()}
+        attrs = {attr: name for name, attr in self._attributes().items()}
         read = {node.target for node in self.module.graph.nodes if node.op == "get_attr" and node.users}
         for dtype in (torch.float64, torch.float32):
             module = copy.deepcopy(self.module).to(dtype)
