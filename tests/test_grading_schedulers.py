@@ -309,7 +309,7 @@ def test_the_spec_decides_which_readings_count(tmp_path):
     ctx = context(tmp_path, lr_histories=histories, schedulers=stored)
     outcome = scheduler_replay(ctx, "lr_histories", "schedulers")
     assert outcome.passed and outcome.metrics["read_initial"] == 12
-    assert outcome.message.endswith("12 of them are read another way than after each step (initial); the family "
+    assert outcome.message.endswith("12 of them are not the LRs as read after each step (initial); the family "
                                     "checks say how.")
     assert not scheduler_replay(ctx, "lr_histories", "schedulers", readings=["after", "before"]).passed
 
@@ -429,7 +429,7 @@ def test_reading_get_lr_is_the_schedulers_run_and_the_family_checks_name_it(grad
     assert result.status is Status.OK, result.error
     runs = by_id["scheduler-runs"]
     assert runs.passed and runs.metrics == {"verified": 12, "configs": 12, "read_get_lr": 6}
-    assert runs.message.endswith("6 of them are read another way than after each step (get_lr); the family checks "
+    assert runs.message.endswith("6 of them are not the LRs as read after each step (get_lr); the family checks "
                                  "say how.")
     for family in ("steplr", "cosine"):
         assert {c["diagnosis"] for c in by_id[family].details["curves"].values()} == {"get_lr"}
@@ -535,3 +535,16 @@ def test_one_list_emptied_and_refilled_for_each_configuration_is_not_blamed_on_t
     assert said in by_id["steplr"].message and "Build the scheduler class named in CONFIGS" not in by_id["steplr"].message
     assert "make a new list for each configuration" in by_id["cosine"].message
     assert by_id["step-order"].passed
+
+
+def test_lists_rounded_for_display_lose_the_numbers_not_the_run_and_are_named_as_rounded(graded):
+    """`round(get_last_lr()[0], 4)` in a helper function: the lists are the schedulers' runs, rounded. The family
+    checks (rtol 1e-6) fail and say it is rounding; the replay still finds every list is its scheduler's run."""
+    result = graded(FILES / "rounded-four-decimals.ipynb")
+    by_id = checks(result)
+    assert "Your list is torch's CosineAnnealingLR run rounded to 4 decimal places." in by_id["cosine"].message
+    assert by_id["steplr"].metrics["matched"] == 2  # 0.1, 0.05, 0.025 and 0.1, 0.02, 0.004 lose nothing to rounding
+    runs = by_id["scheduler-runs"]
+    assert runs.passed and runs.metrics["read_rounded"] == 10
+    assert "did not come from this scheduler" not in runs.message
+    assert by_id["step-order"].passed and result.score == 5

@@ -6,7 +6,7 @@ import matplotlib
 import pytest
 from torch.optim import lr_scheduler
 
-from grader.diagnosis.lr_fitting import restarts
+from grader.diagnosis.lr_fitting import restarts, same
 from grader.diagnosis.lr_messages import CodeHints, diagnose, diagnose_shared, shared_lists
 from grader.render.lr_plots import lr_comparison_figure
 from reference.schedules import COURSE_CONFIGS, SchedulerConfig, closed_form_history, dummy_optimizer, lr_history
@@ -312,6 +312,31 @@ def test_anything_else_names_the_first_differing_step():
 def test_torch_values_within_the_tolerance_match():
     lrs = [v * (1 + 5e-7) for v in lr_history(COSINE)]
     assert diagnose(COSINE, lrs).ok and not diagnose(COSINE, [v * 1.00001 for v in lrs]).ok
+
+
+@pytest.mark.parametrize("config", COURSE_CONFIGS, ids=lambda c: c.name)
+def test_a_rounded_run_is_named_as_rounded_not_as_another_schedule(config):
+    lrs = record(config, read=lambda o, s: round(s.get_last_lr()[0], 4))
+    found = diagnose(config, lrs)
+    if same(lrs, lr_history(config)):  # StepLR(step_size=10, gamma=0.5): 0.1, 0.05, 0.025 lose nothing
+        assert found.ok
+        return
+    assert (found.kind, found.fitted) == ("rounded", "")
+    assert found.message.startswith(f"Your list is torch's {config.family} run rounded to 4 decimal places.")
+    assert "store each LR as you read it, and round only where you print or plot it" in found.message
+
+
+def test_rounding_to_significant_digits_is_named_as_such():
+    found = diagnose(ONE_CYCLE, record(ONE_CYCLE, read=lambda o, s: float(f"{o.param_groups[0]['lr']:.3g}")))
+    assert found.kind == "rounded" and "rounded to 3 significant digits" in found.message
+
+
+def test_a_rounded_list_read_at_the_wrong_moment_names_both_and_coarse_rounding_is_not_guessed():
+    found = diagnose(COSINE, record(COSINE, before=True, read=lambda o, s: round(o.param_groups[0]["lr"], 5)))
+    assert found.kind == "recorded_before_step"
+    assert "Your values are also rounded to 5 decimal places." in found.message
+    coarse = diagnose(COSINE, [round(v, 2) for v in record(COSINE)])  # two digits: other schedules round alike
+    assert coarse.kind == "differs"
 
 
 def test_restarts_are_the_steps_where_the_lr_jumps_up():

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from grader.checks.base import CheckContext, CheckFailed, Outcome, describe
 from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.registry import Param, check_kind
-from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, same
+from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, rounded, same
 from grader.diagnosis.lr_fitting import readings as read_run
 from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, diagnose, diagnose_shared, shared_lists,
                                           shared_message)
@@ -285,6 +285,8 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     reading = next((r for r in accepted if same(lrs, runs.get(r))), None)
     if reading is not None:
         return None, reading
+    if any(rounded(lrs, runs.get(r)) for r in accepted):  # still that run: the family checks say it is rounded
+        return None, "rounded"
     k = next((i for i, (a, b) in enumerate(zip(lrs, run)) if not same([a], [b])), min(len(lrs), n))
     theirs = f"{lrs[k]:.6g}" if k < len(lrs) else "nothing"
     ours = f"{run[k]:.6g}" if k < n else "nothing"
@@ -328,7 +330,7 @@ def scheduler_replay(ctx: CheckContext, export: str, schedulers: str, readings: 
     failed = sum(len(v) for v in problems.values())
     metrics = {"verified": len(names) - failed, "configs": len(names)} | {f"read_{k}": v for k, v in read.items()}
     if not problems:
-        other = "" if not read else (f" {sum(read.values())} of them are read another way than after each step "
+        other = "" if not read else (f" {sum(read.values())} of them are not the LRs as read after each step "
                                      f"({', '.join(sorted(read))}); the family checks say how.")
         return Outcome(True, f"All {len(names)} lists are what their schedulers produce, replayed by the grader "
                        f"from the exported state ({N_STEPS} steps each).{other}", metrics=metrics)

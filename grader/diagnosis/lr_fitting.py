@@ -47,6 +47,27 @@ def same(a: Sequence[float], b: Sequence[float] | None) -> bool:
     return b is not None and len(a) == len(b) and all(map(close, a, b))
 
 
+def rounded(lrs: Sequence[float], run: Sequence[float] | None) -> str | None:
+    """How ``lrs`` is ``run`` rounded ("4 decimal places", "3 significant digits"), or None when it is not.
+
+    Rounding that keeps fewer than three significant digits of the largest LR is not recognised: so coarse a list
+    could be another schedule's as well.
+
+    >>> rounded([0.0997, 0.0989], [0.0997261, 0.0989074]), rounded([0.1, 0.1], [0.0997261, 0.0989074])
+    ('4 decimal places', None)
+    """
+    if run is None or len(run) != len(lrs) or not run or same(lrs, run):
+        return None
+    top = max(abs(x) for x in run)
+    for places in range(11):
+        if 10.0 ** -places <= top / 100 and same(lrs, [round(x, places) for x in run]):
+            return f"{places} decimal places"
+    for digits in range(3, 11):
+        if same(lrs, [float(f"{x:.{digits}g}") for x in run]):
+            return f"{digits} significant digits"
+    return None
+
+
 def as_floats(value: object) -> list[float] | str:
     """The list as floats, or why it is not a flat list of finite numbers."""
     if hasattr(value, "tolist"):  # a tensor or array that reached the grader as one

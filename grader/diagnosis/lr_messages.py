@@ -8,16 +8,18 @@ returns the most specific explanation, trying them in this order:
 2. ``not_numbers``, ``rebuilt``, ``constant``: not a flat list of numbers; what a scheduler made
    anew in every iteration gives (the cause named from the code when it shows it); one LR
    repeated throughout (what the value is, and the causes it leaves open);
-3. ``recorded_before_step``, ``one_step_ahead``, ``get_lr``, ``get_lr_before``,
+3. ``rounded``: torch's list rounded (to 4 decimal places, say); one of the readings below, rounded,
+   is diagnosed as that reading, and the rounding said too;
+4. ``recorded_before_step``, ``one_step_ahead``, ``get_lr``, ``get_lr_before``,
    ``initial_lr_included``: torch's own run of the right scheduler, read at the wrong moment or
    with the wrong call (``grader.diagnosis.lr_fitting.readings``);
-4. ``wrong_length``: expected 30, got N; the overlap is diagnosed as well;
-5. ``total_steps`` (OneCycleLR), ``t_mult`` (warm restarts), ``wrong_parameter``: parameters of
+5. ``wrong_length``: expected 30, got N; the overlap is diagnosed as well;
+6. ``total_steps`` (OneCycleLR), ``t_mult`` (warm restarts), ``wrong_parameter``: parameters of
    the same family that reproduce the list, e.g. "This is StepLR(step_size=5, gamma=0.7);
    expected gamma=0.5";
-6. ``other_family``: another scheduler class reproduces the list;
-7. ``t_mult`` again for restarts no torch parameters explain (T_mult read as an addition);
-8. ``differs``: the first step that differs.
+7. ``other_family``: another scheduler class reproduces the list;
+8. ``t_mult`` again for restarts no torch parameters explain (T_mult read as an addition);
+9. ``differs``: the first step that differs.
 
 A fit is reported only when torch, run with the fitted parameters, reproduces the list to
 rtol 1e-6 (``grader.diagnosis.lr_fitting``). ``shared_list`` is a diagnosis across
@@ -35,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.diagnosis.lr_fitting import (RTOL, Fit, as_floats, call, changed, close, fit, rebuilt_runs, restarts, same,
-                                        torch_runs)
+from grader.diagnosis.lr_fitting import (RTOL, Fit, as_floats, call, changed, close, fit, rebuilt_runs, restarts,
+                                        rounded, same, torch_runs)
 from reference.schedules import BASE_LR, COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
 
 
@@ -210,6 +212,9 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
         return rebuilt
     if k > 1 and all(close(v, lrs[0]) for v in lrs) and not all(close(v, ref[0]) for v in ref):
         return _constant(lrs[0], runs)
+    rounding = next(((reading, how) for reading, run in runs.items() if (how := rounded(lrs, run))), None)
+    if rounding is not None:
+        return _rounded(config, lrs, runs, *rounding, n, base_lr, hints)
     initial = _g(runs["initial"][0])
     if same(lrs, runs["before"]):
         return Diagnosis("recorded_before_step", f"Your list is shifted by one step: it starts with the initial LR "
@@ -238,6 +243,17 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     return Diagnosis("differs", f"Step {i + 1} differs: expected {_g(ref[i])}, got {_g(lrs[i])}. Compare your loop "
                      f"with the set-up: a fresh SGD(..., lr={_g(base_lr)}) and scheduler per configuration, then {n} "
                      "times optimizer.step(); scheduler.step(), reading optimizer.param_groups[0]['lr'] after each.")
+
+
+def _rounded(config: SchedulerConfig, lrs: list[float], runs: dict, reading: str, how: str, n: int, base_lr: float,
+             hints: CodeHints) -> Diagnosis:
+    """A list that is one of torch's readings, rounded: said as such, with what else is wrong with that reading."""
+    fix = ("The grader compares the LRs as read with torch's, to a relative tolerance of 1e-6: store each LR as you "
+           "read it, and round only where you print or plot it.")
+    if reading == "after":
+        return Diagnosis("rounded", f"Your list is torch's {config.family} run rounded to {how}. {fix}")
+    inner = _explain(config, runs[reading], runs, n, base_lr, hints)
+    return Diagnosis(inner.kind, f"{inner.message} Your values are also rounded to {how}. {fix}", inner.fitted)
 
 
 def _continues(config: SchedulerConfig, lrs: list[float], base_lr: float) -> bool:

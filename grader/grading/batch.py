@@ -276,8 +276,12 @@ def worth_a_factory(items: Iterable[Job | Found]) -> bool:
 def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.ExitStack,
                   launched: KernelFactory | None) -> list[Job]:
     """The jobs, forking their kernels from one warm factory when they run notebooks: ``launched`` (the caller's, who
-    closes it; closed here at once if these jobs do not need it), else one closed with ``stack``."""
-    if isinstance(assignment, Quiz) or not worth_a_factory(jobs):
+    closes it; closed here at once if these jobs do not need it), else one closed with ``stack``.
+
+    One notebook forks from a factory another process keeps warm (the warm server's): that one costs nothing here.
+    """
+    already_warm = launched is not None and launched.shared is not None
+    if isinstance(assignment, Quiz) or not (worth_a_factory(jobs) or already_warm and any(job.path for job in jobs)):
         if launched is not None:
             launched.close()
         return jobs
