@@ -268,6 +268,9 @@ def test_the_reading_finds_schedulers_made_in_the_loop_that_steps_them_and_lists
     report = read_code(cells(SETUP, shared))
     assert [(s.line, s.text) for s in report.shared] == [(1, "lrs = []")] and report.rebuilt == ()
     assert [s.line for s in read_code(cells(SETUP, "h = dict.fromkeys(configs, [])\n")).shared] == [1]
+    epochs = ("s = lr_scheduler.StepLR(optimizer, 5)\nfor e in range(30):\n    optimizer.step()\n    s.step(e)\n"
+              "for e in range(30):\n    optimizer.step()\n    s.step()\n")
+    assert [(s.line, s.text) for s in read_code(cells(SETUP, epochs)).epochs] == [(4, "s.step(e)")]
 
 
 def test_step_order_ignores_loops_without_a_scheduler_and_cells_that_do_not_parse():
@@ -548,3 +551,19 @@ def test_lists_rounded_for_display_lose_the_numbers_not_the_run_and_are_named_as
     assert runs.passed and runs.metrics["read_rounded"] == 10
     assert "did not come from this scheduler" not in runs.message
     assert by_id["step-order"].passed and result.score == 5
+
+
+def test_a_scheduler_given_epochs_from_zero_is_named_from_its_step_count_not_as_a_reading_before_the_step(graded):
+    """`sched.step(epoch)` with epoch = 0..29 in a recorder class: every list is the LR before each step. torch counts
+    the step() calls (30) apart from the epoch (29); warm restarts keep no count, and there the code shows it."""
+    result = graded(FILES / "step-with-epoch.ipynb")
+    by_id = checks(result)
+    assert ("Its scheduler.step() ran 30 times, yet its schedule stands at epoch 29: the loop passes an epoch to step() "
+            "(scheduler.step(epoch)).") in by_id["cosine"].message
+    assert "your code passes an argument to scheduler.step() (code cell 2, line 14: `self.sched.step(epoch)`)" \
+        in by_id["warm-restarts"].message
+    assert all("Read the LR after scheduler.step(), not before it" not in by_id[i].message
+               for i in ("steplr", "cosine", "warm-restarts", "one-cycle"))
+    runs = by_id["scheduler-runs"]  # each list is its scheduler's run, read through explicit epochs
+    assert runs.passed and runs.metrics["read_before"] == 12
+    assert result.score == 4

@@ -49,7 +49,8 @@ MAX_PLOTTED = 100  # LRs of one list kept in the details: enough to plot, bounde
 def code_hints(report: CodeReport) -> CodeHints:
     """The places in the code that show a cause, for the diagnosis messages."""
     return CodeHints(rebuilt=report.rebuilt[0].where() if report.rebuilt else "",
-                     shared=report.shared[0].where() if report.shared else "")
+                     shared=report.shared[0].where() if report.shared else "",
+                     epoch=report.epochs[0].where() if report.epochs else "")
 
 
 # --- lr_family ---------------------------------------------------------------------------
@@ -87,7 +88,7 @@ def lr_family(ctx: CheckContext, export: str, family: str, schedulers: str = "")
         elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):  # a tensor arrives as a tensor
             found = diagnose(config, value, hints=hints)
             found = _explained_by_scheduler(found, config, exported.get(config.name) if isinstance(exported, dict)
-                                            else None)
+                                            else None, hints)
         elif config.name in histories:
             found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
                               reference=tuple(lr_history(config)))
@@ -117,17 +118,26 @@ def _built_as(config: SchedulerConfig, scheduler) -> bool:
     return bool(own) and all(scheduler.state[key] == config.params[key] for key in own)
 
 
-def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler) -> Diagnosis:
+def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler,
+                            hints: CodeHints = CodeHints()) -> Diagnosis:
     """``found``, unless the configuration's own exported scheduler, built as the configuration says, shows what a fit
     of other parameters would blame instead (settings changed to match, such as a OneCycleLR's total_steps, keep the
     fit's diagnosis):
 
+    - it was given epochs, scheduler.step(epoch) (``_epochs_given``);
     - it stepped a whole multiple of the LRs recorded: the loop read one LR every k steps;
     - the list is another configuration's own run: the list stored under this name is not its scheduler's.
     """
     n = len(found.student)
     if found.ok or not n or not _built_as(config, scheduler):
         return found
+    given = _epochs_given(scheduler, n, hints)
+    if given:
+        shifted = (" Counted from 0, entry k is the LR of epoch k - 1, so your list starts with the initial LR."
+                   if scheduler.state["last_epoch"] == n - 1 else "")
+        return dataclasses.replace(found, kind="epoch_given", message=(
+            f"{given[0].upper()}{given[1:]}. step(epoch) moves the schedule to the epoch given rather than one step "
+            f"on (torch deprecates it).{shifted} Call scheduler.step() with no argument."))
     stepped = scheduler.state.get("last_epoch")
     if isinstance(stepped, int) and stepped >= 2 * n and stepped % n == 0:
         k = stepped // n
@@ -248,6 +258,24 @@ def replay(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, float, list[
     return rebuilt, runs["initial"][0], runs["after"]
 
 
+def _epochs_given(scheduler: SchedulerExport, n: int, hints: CodeHints) -> str:
+    """Why a scheduler's epoch is not its ``n`` steps when it was given epochs, ``scheduler.step(epoch)``; else "".
+
+    Measured where torch counts the step() calls (``_step_count``, one more than the calls); from the code where it
+    keeps no count (CosineAnnealingWarmRestarts).
+    """
+    last, calls = scheduler.state.get("last_epoch"), scheduler.state.get("_step_count")
+    if type(last) is not int or last == n or not 0 <= last <= n:
+        return ""
+    if type(calls) is int and calls >= 1:
+        return (f"its scheduler.step() ran {n} times, yet its schedule stands at epoch {last}: the loop passes an "
+                "epoch to step() (scheduler.step(epoch))") if calls - 1 == n else ""
+    if hints.epoch:
+        return (f"its schedule stands at epoch {last}, not {n}, and your code passes an argument to scheduler.step() "
+                f"({hints.epoch})")
+    return ""
+
+
 def _stepped(last: object, n: int, hints: CodeHints) -> str:
     done = "it was never stepped" if last == 0 else "it was stepped once" if last == 1 else \
         f"it was stepped {last} times, not {n}"
@@ -266,7 +294,7 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     if not isinstance(value, SchedulerExport):
         return f"the entry is {describe(value)}, not a scheduler", ""
     last = value.state.get("last_epoch")
-    if last != n:
+    if last != n and not _epochs_given(value, n, hints):
         return _stepped(last, n, hints), ""
     try:
         rebuilt, runs = replay_readings(value, n)
@@ -277,10 +305,12 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
         return "there is no list of numbers to compare with it", ""
     run = runs["after"]
     current = _group(value).get("lr")
-    if isinstance(current, (int, float)) and not same([current], run[-1:]):
-        return (f"its optimizer is at lr={current:.6g}, but {n} steps of {rebuilt} end at {run[-1]:.6g}: something "
-                "else changed that optimizer's LR, such as another scheduler on the same optimizer. Give each "
-                "scheduler a fresh optimizer"), ""
+    ends = runs["initial"][last:last + 1]  # after n steps, or at the last epoch it was given
+    if isinstance(current, (int, float)) and ends and not same([current], ends):
+        at = f"{n} steps of {rebuilt} end" if last == n else f"{rebuilt} at epoch {last} is"
+        return (f"its optimizer is at lr={current:.6g}, but {at} at {ends[0]:.6g}: something else changed that "
+                "optimizer's LR, such as another scheduler on the same optimizer. Give each scheduler a fresh "
+                "optimizer"), ""
     # The same run read before the step, through get_lr(), or with the initial LR in front is still that run.
     reading = next((r for r in accepted if same(lrs, runs.get(r))), None)
     if reading is not None:

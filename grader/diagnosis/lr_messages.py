@@ -48,6 +48,7 @@ class CodeHints:
 
     rebuilt: str = ""  # a scheduler made inside the loop that steps it, e.g. "code cell 3, line 7: `s = ...`"
     shared: str = ""  # a list made once, before the loop over the configurations, and stored under every name
+    epoch: str = ""  # a scheduler.step() given an argument: scheduler.step(epoch)
 
 
 @dataclass(frozen=True)

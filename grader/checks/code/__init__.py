@@ -39,6 +39,7 @@ class CodeReport:
     unclear: tuple[str, ...]  # what the reading could not follow, for a message
     rebuilt: tuple[Site, ...]  # schedulers made inside the very loop iteration that steps them
     shared: tuple[Site, ...]  # lists made once and stored under a key in every iteration of a loop
+    epochs: tuple[Site, ...] = ()  # scheduler steps given an argument: scheduler.step(epoch)
 
 
 def parse(source: str) -> ast.Module | None:
@@ -90,7 +91,7 @@ def read_code(cells: tuple[tuple[int, str], ...]) -> CodeReport:
             if key not in best or RANK[verdict] > RANK[best[key]]:
                 best[key] = verdict
     orders = tuple(StepOrder(c, line, r, v) for (c, line, r), v in best.items())
-    return CodeReport(orders, tuple(reader.unclear), tuple(reader.rebuilt), tuple(reader.shared))
+    return CodeReport(orders, tuple(reader.unclear), tuple(reader.rebuilt), tuple(reader.shared), tuple(reader.epochs))
 
 
 def step_orders(cells: tuple[tuple[int, str], ...]) -> list[StepOrder]:

@@ -59,6 +59,8 @@ class Calls:
         if any(role(a) == "optimizer" for a in args if a):  # GradScaler.step(optimizer) steps that optimizer
             roles = {"optimizer"}
         if len(roles) == 1 and roles != {"unknown"}:
+            if roles == {"scheduler"} and (node.args or node.keywords) and not self.silent:
+                self.epochs[self.site(node)] = None
             self.step(roles.pop(), node, receiver)
         elif roles:
             why = "may be an optimizer or a scheduler" if {"optimizer", "scheduler"} <= roles else \

@@ -4,7 +4,8 @@ Every ``.step()`` it meets becomes a ``StepEvent`` recorded in each loop iterati
 moment (``Run``), in the order the code would run them. A loop body is read twice, the first
 time silently, so what one iteration sets is known to the next; nothing is recorded while
 silent. The reader also notes schedulers made inside the very iteration that steps them
-(``rebuilt``) and lists made before a loop and stored under a key in it (``shared``).
+(``rebuilt``), lists made before a loop and stored under a key in it (``shared``), and scheduler
+steps given an argument, ``scheduler.step(epoch)`` (``epochs``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Reader(Calls):
         self.unclear: dict[str, None] = {}  # ordered sets
         self.rebuilt: dict[Site, None] = {}
         self.shared: dict[Site, None] = {}
+        self.epochs: dict[Site, None] = {}  # scheduler.step(x): an epoch, or ReduceLROnPlateau's metric
         self.funcs: dict[ast.AST, Func] = {}
         self.called: set[ast.AST] = set()
 
