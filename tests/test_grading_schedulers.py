@@ -123,6 +123,11 @@ def test_one_optimizer_shared_by_all_schedulers_is_named(tmp_path):
     replayed = scheduler_replay(ctx, "lr_histories", "schedulers")
     assert replayed.metrics["verified"] == 0
     assert "such as another scheduler on the same optimizer. Give each scheduler a fresh optimizer" in replayed.message
+    # The last one's optimizer was changed before it, not after: its list is its run from where the others left it.
+    assert ("StepLR(step_size=10, gamma=0.2): replayed on an optimizer already at lr=0.000195313 when the scheduler "
+            "was made on it, StepLR(step_size=10, gamma=0.2) gives your list: that optimizer was used by an earlier "
+            "scheduler, which left its LR there.") in replayed.message
+    assert "did not come from this scheduler" not in replayed.message
 
 
 def cells(*sources):

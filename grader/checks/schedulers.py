@@ -226,8 +226,13 @@ def _group(export: SchedulerExport) -> dict:
     return optimizer.param_groups[0]
 
 
-def replay_readings(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, dict[str, list[float] | None]]:
-    """(the rebuilt call, every reading of ``n`` steps of a fresh copy, as ``lr_fitting.readings`` names them)."""
+def replay_readings(export: SchedulerExport, n: int = N_STEPS,
+                    start: float | None = None) -> tuple[str, dict[str, list[float] | None]]:
+    """(the rebuilt call, every reading of ``n`` steps of a fresh copy, as ``lr_fitting.readings`` names them).
+
+    ``start``: the copy is made on an optimizer already at that LR, its initial LR still the exported one, as an
+    optimizer reused from an earlier scheduler is.
+    """
     if export.module != TORCH_MODULE or export.cls not in REBUILD:
         where = f" from `{export.module}`" if export.module != TORCH_MODULE else ""
         raise ReplayError(f"it is a `{export.cls}`{where}; the grader replays only torch's own "
@@ -243,6 +248,8 @@ def replay_readings(export: SchedulerExport, n: int = N_STEPS) -> tuple[str, dic
     args = read(state, group)
     try:
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=_num({"base_lrs": base[0]}, "base_lrs"))
+        if start is not None:
+            optimizer.param_groups[0].update(initial_lr=base[0], lr=start)
         runs = read_run(optimizer, cls(optimizer, **args), n)
     except (ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
         raise ReplayError(f"torch refuses its settings ({e})") from None
@@ -304,6 +311,11 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     if isinstance(lrs, str):
         return "there is no list of numbers to compare with it", ""
     run = runs["after"]
+    start = _reused_at(value, lrs, n) if not same(lrs, run) else None
+    if start is not None:
+        return (f"replayed on an optimizer already at lr={start:.6g} when the scheduler was made on it, {rebuilt} "
+                "gives your list: that optimizer was used by an earlier scheduler, which left its LR there. Give "
+                "each scheduler a fresh optimizer"), ""
     current = _group(value).get("lr")
     ends = runs["initial"][last:last + 1]  # after n steps, or at the last epoch it was given
     if isinstance(current, (int, float)) and ends and not same([current], ends):
@@ -322,6 +334,26 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     ours = f"{run[k]:.6g}" if k < n else "nothing"
     return (f"replayed from its state, {rebuilt} gives {ours} at step {k + 1}, but your list has {theirs}: "
             "the list did not come from this scheduler. Fill each list from the scheduler you store under its name"), ""
+
+
+def _reused_at(export: SchedulerExport, lrs: list[float], n: int) -> float | None:
+    """The LR the optimizer was at when ``export`` was made on it, when that explains ``lrs``: else None.
+
+    A scheduler that multiplies the current LR (StepLR, CosineAnnealingLR's recursive form) continues from
+    whatever LR its optimizer holds, and its run is affine in that LR: two replays solve for it from the first
+    entry, and a third, from there, must give the whole list.
+    """
+    base = export.state["base_lrs"][0]
+    try:
+        first = [replay_readings(export, n, start)[1]["after"][0] for start in (base, base / 2)]
+        if math.isclose(first[0], first[1], rel_tol=1e-9) or not lrs:
+            return None  # the run does not depend on the LR it starts from (OneCycleLR, warm restarts)
+        start = base + (lrs[0] - first[0]) * (base / 2 - base) / (first[1] - first[0])
+        if not (math.isfinite(start) and start > 0) or math.isclose(start, base, rel_tol=1e-6):
+            return None
+        return start if same(lrs, replay_readings(export, n, start)[1]["after"]) else None
+    except (ReplayError, IndexError):
+        return None
 
 
 def _readings_problem(value: list) -> str | None:
