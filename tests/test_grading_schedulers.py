@@ -6,6 +6,8 @@ import pathlib
 import warnings
 
 import pytest
+import torch
+from torch import optim
 from torch.optim import lr_scheduler
 
 from grading_support import by_id as checks
@@ -128,6 +130,41 @@ def test_one_optimizer_shared_by_all_schedulers_is_named(tmp_path):
             "was made on it, StepLR(step_size=10, gamma=0.2) gives your list: that optimizer was used by an earlier "
             "scheduler, which left its LR there.") in replayed.message
     assert "did not come from this scheduler" not in replayed.message
+
+
+def _run(scheduler, n=30) -> list[float]:
+    """The course's reading of ``scheduler``: its first param group's LR after each of n steps."""
+    return [stepped(scheduler, 1).optimizer.param_groups[0]["lr"] for _ in range(n)]
+
+
+def test_what_the_stored_scheduler_shows_names_the_cause_a_fit_alone_would_guess(tmp_path):
+    """A fit says "on an optimizer starting at lr=1" or "eta_min=0.0"; the scheduler stored under the name says
+    whether its optimizer was made so or reused, whether the scheduler was built so, or is another class, or the
+    list is another param group's."""
+    cosine, step, cycle = COURSE_CONFIGS[4], COURSE_CONFIGS[0], COURSE_CONFIGS[9]  # eta_min=0.05, gamma 0.5, 0.3
+    names = {c.family: c for c in (cosine, step, cycle)}
+    built_wrong = lr_scheduler.CosineAnnealingLR(dummy_optimizer(), T_max=30)  # eta_min left out
+    made_at_one = step.build(dummy_optimizer(1.0))
+    other_class = lr_scheduler.LinearLR(dummy_optimizer(), start_factor=0.04, total_iters=9)
+    histories = {cosine.name: _run(built_wrong), step.name: _run(made_at_one), cycle.name: _run(other_class)}
+    ctx = context(tmp_path, lr_histories=histories, schedulers={cosine.name: built_wrong, step.name: made_at_one,
+                                                                 cycle.name: other_class})
+    said = {family: lr_family(ctx, "lr_histories", family, "schedulers").message for family in names}
+    assert (f"This is CosineAnnealingLR(T_max=30, eta_min=0.0); expected eta_min={cosine.params['eta_min']!r}. The "
+            "scheduler stored under this name was built with eta_min=0.0: pass the values given in CONFIGS."
+            ) in said["CosineAnnealingLR"] and "another configuration's list" not in said["CosineAnnealingLR"]
+    assert ("on an optimizer starting at lr=1; expected lr=0.1. Its optimizer was made with lr=1, as its scheduler "
+            "records.") in said["StepLR"] and "reused" not in said["StepLR"]
+    assert "The scheduler stored under this name is a LinearLR, not a OneCycleLR" in said["OneCycleLR"]
+    two_groups = optim.SGD([{"params": [torch.zeros(1, requires_grad=True)]},
+                            {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.01}], lr=0.1)
+    second_group = cosine.build(two_groups)
+    histories[cosine.name] = [stepped(second_group, 1).get_last_lr()[-1] for _ in range(30)]
+    ctx = context(tmp_path / "groups", lr_histories=histories, schedulers={cosine.name: second_group})
+    assert ("This is the LR of param group 2 of its optimizer, which starts at lr=0.01"
+            in lr_family(ctx, "lr_histories", "CosineAnnealingLR", "schedulers").message)
+    replayed = scheduler_replay(ctx, "lr_histories", "schedulers")
+    assert f"{cosine.name}:" not in replayed.message and replayed.metrics["read_group_2"] == 1
 
 
 def cells(*sources):
@@ -382,8 +419,8 @@ def test_wrong_parameters_are_fitted_and_named(graded):
     result = graded(FILES / "wrong-parameters.ipynb")
     by_id = checks(result)
     assert by_id["steplr"].message == ("2/3 StepLR lists match torch's. StepLR(step_size=5, gamma=0.5): This is "
-                                       "StepLR(step_size=5, gamma=0.7); expected gamma=0.5. Use the values given in "
-                                       "CONFIGS.")
+                                       "StepLR(step_size=5, gamma=0.7); expected gamma=0.5. The scheduler stored under "
+                                       "this name was built with gamma=0.7: pass the values given in CONFIGS.")
     assert by_id["one-cycle"].message.endswith(
         "This is OneCycleLR(max_lr=0.1, total_steps=40, pct_start=0.3); expected total_steps=30. The LR peaks at step "
         "11 instead of 8: set total_steps to the number of scheduler.step() calls, 30.")

@@ -34,8 +34,8 @@ from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, rounded, same
 from grader.diagnosis.lr_fitting import readings as read_run
-from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, diagnose, diagnose_shared, shared_lists,
-                                          shared_message)
+from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, Stored, diagnose, diagnose_shared,
+                                          shared_lists, shared_message)
 from grader.loading.values import OptimizerExport, SchedulerExport
 from reference.schedules import COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
 
@@ -86,9 +86,9 @@ def lr_family(ctx: CheckContext, export: str, family: str, schedulers: str = "")
         if config.name in shared:
             found = diagnose_shared(config, value, shared[config.name], hints)
         elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):  # a tensor arrives as a tensor
-            found = diagnose(config, value, hints=hints)
-            found = _explained_by_scheduler(found, config, exported.get(config.name) if isinstance(exported, dict)
-                                            else None, hints)
+            scheduler = exported.get(config.name) if isinstance(exported, dict) else None
+            own = dataclasses.replace(hints, stored=_stored(scheduler))
+            found = _explained_by_scheduler(diagnose(config, value, hints=own), config, scheduler, own)
         elif config.name in histories:
             found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
                               reference=tuple(lr_history(config)))
@@ -107,6 +107,16 @@ def lr_family(ctx: CheckContext, export: str, family: str, schedulers: str = "")
     text = " ".join(f"{', '.join(names)}: {message}" for message, names in problems.items())
     return Outcome(False, f"{matched}/{len(configs)} {family} lists match torch's. {text}",
                    fraction=matched / len(configs), metrics=metrics, details=details)
+
+
+def _stored(scheduler) -> Stored | None:
+    """What an exported scheduler shows of how it was built, for the family messages; None for anything else."""
+    if not isinstance(scheduler, SchedulerExport):
+        return None
+    base = scheduler.state.get("base_lrs")
+    lrs = tuple(float(v) for v in base if type(v) in (int, float)) if isinstance(base, list) else ()
+    params = {k: v for k, v in scheduler.state.items() if type(v) in (int, float)}
+    return Stored(scheduler.cls, params, lrs if len(lrs) == len(base or ()) else ())
 
 
 def _built_as(config: SchedulerConfig, scheduler) -> bool:
@@ -219,19 +229,19 @@ REBUILD: dict[str, Callable[[dict, dict], dict]] = {
 }
 
 
-def _group(export: SchedulerExport) -> dict:
+def _group(export: SchedulerExport, group: int = 0) -> dict:
     optimizer = export.optimizer
-    if not isinstance(optimizer, OptimizerExport) or not optimizer.param_groups:
+    if not isinstance(optimizer, OptimizerExport) or len(optimizer.param_groups) <= group:
         raise ReplayError("it was exported without its optimizer")
-    return optimizer.param_groups[0]
+    return optimizer.param_groups[group]
 
 
-def replay_readings(export: SchedulerExport, n: int = N_STEPS,
-                    start: float | None = None) -> tuple[str, dict[str, list[float] | None]]:
+def replay_readings(export: SchedulerExport, n: int = N_STEPS, start: float | None = None,
+                    group: int = 0) -> tuple[str, dict[str, list[float] | None]]:
     """(the rebuilt call, every reading of ``n`` steps of a fresh copy, as ``lr_fitting.readings`` names them).
 
     ``start``: the copy is made on an optimizer already at that LR, its initial LR still the exported one, as an
-    optimizer reused from an earlier scheduler is.
+    optimizer reused from an earlier scheduler is. ``group``: the run of that param group of its optimizer.
     """
     if export.module != TORCH_MODULE or export.cls not in REBUILD:
         where = f" from `{export.module}`" if export.module != TORCH_MODULE else ""
@@ -241,15 +251,15 @@ def replay_readings(export: SchedulerExport, n: int = N_STEPS,
     from torch.optim import lr_scheduler
 
     cls, read = getattr(lr_scheduler, export.cls), REBUILD[export.cls]
-    state, group = export.state, _group(export)
+    state = export.state
     base = state.get("base_lrs")
-    if not isinstance(base, list) or not base:
+    if not isinstance(base, list) or len(base) <= group:
         raise ReplayError("its state has no `base_lrs`")
-    args = read(state, group)
+    args = read(state, _group(export, group))
     try:
-        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=_num({"base_lrs": base[0]}, "base_lrs"))
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=_num({"lr": base[group]}, "lr"))
         if start is not None:
-            optimizer.param_groups[0].update(initial_lr=base[0], lr=start)
+            optimizer.param_groups[0].update(initial_lr=base[group], lr=start)
         runs = read_run(optimizer, cls(optimizer, **args), n)
     except (ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
         raise ReplayError(f"torch refuses its settings ({e})") from None
@@ -311,6 +321,13 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     if isinstance(lrs, str):
         return "there is no list of numbers to compare with it", ""
     run = runs["after"]
+    for group in range(1, len(value.state["base_lrs"])):  # another param group's run is still this scheduler's
+        try:
+            other = _reading(lrs, replay_readings(value, n, group=group)[1], accepted)
+        except ReplayError:
+            continue
+        if other is not None:
+            return None, f"group_{group + 1}"
     start = _reused_at(value, lrs, n) if not same(lrs, run) else None
     if start is not None:
         return (f"replayed on an optimizer already at lr={start:.6g} when the scheduler was made on it, {rebuilt} "
@@ -323,17 +340,23 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
         return (f"its optimizer is at lr={current:.6g}, but {at} at {ends[0]:.6g}: something else changed that "
                 "optimizer's LR, such as another scheduler on the same optimizer. Give each scheduler a fresh "
                 "optimizer"), ""
-    # The same run read before the step, through get_lr(), or with the initial LR in front is still that run.
-    reading = next((r for r in accepted if same(lrs, runs.get(r))), None)
+    reading = _reading(lrs, runs, accepted)
     if reading is not None:
         return None, reading
-    if any(rounded(lrs, runs.get(r)) for r in accepted):  # still that run: the family checks say it is rounded
-        return None, "rounded"
     k = next((i for i, (a, b) in enumerate(zip(lrs, run)) if not same([a], [b])), min(len(lrs), n))
     theirs = f"{lrs[k]:.6g}" if k < len(lrs) else "nothing"
     ours = f"{run[k]:.6g}" if k < n else "nothing"
     return (f"replayed from its state, {rebuilt} gives {ours} at step {k + 1}, but your list has {theirs}: "
             "the list did not come from this scheduler. Fill each list from the scheduler you store under its name"), ""
+
+
+def _reading(lrs: list[float], runs: dict, accepted: list[str]) -> str | None:
+    """Which accepted reading of a replayed run ``lrs`` is: the same run read before the step, through get_lr(), with
+    the initial LR in front, or rounded ("rounded"), is still that run; None when it is none of them."""
+    reading = next((r for r in accepted if same(lrs, runs.get(r))), None)
+    if reading is None and any(rounded(lrs, runs.get(r)) for r in accepted):  # the family checks say it is rounded
+        reading = "rounded"
+    return reading
 
 
 def _reused_at(export: SchedulerExport, lrs: list[float], n: int) -> float | None:

@@ -43,12 +43,27 @@ from reference.schedules import BASE_LR, COURSE_CONFIGS, N_STEPS, SchedulerConfi
 
 
 @dataclass(frozen=True)
+class Stored:
+    """The scheduler a notebook stored under a configuration's name, as its exported state shows it."""
+
+    family: str  # its class
+    params: dict  # the configuration's settings, as far as its state keeps them
+    base_lrs: tuple[float, ...]  # each param group's LR when the scheduler was made (its initial_lr)
+
+    def unlike(self, config: SchedulerConfig) -> dict:
+        """The configuration's settings this scheduler was built with other values of."""
+        return {k: v for k, v in self.params.items() if k in config.params and v != config.params[k]}
+
+
+@dataclass(frozen=True)
 class CodeHints:
-    """What the notebook's code shows (``grader.checks.code``), as places for a message; empty when it shows nothing."""
+    """What the notebook shows beyond the list: places in its code (``grader.checks.code``), empty when the code
+    shows nothing, and the scheduler it stored under the configuration's name."""
 
     rebuilt: str = ""  # a scheduler made inside the loop that steps it, e.g. "code cell 3, line 7: `s = ...`"
     shared: str = ""  # a list made once, before the loop over the configurations, and stored under every name
     epoch: str = ""  # a scheduler.step() given an argument: scheduler.step(epoch)
+    stored: Stored | None = None
 
 
 @dataclass(frozen=True)
@@ -126,11 +141,14 @@ def _cycles(T_0: int, T_mult: int, n: int) -> list[int]:
 
 
 def _fit_diagnosis(found: Fit, config: SchedulerConfig, lrs: list[float], ref: list[float], n: int,
-                   base_lr: float) -> Diagnosis:
+                   base_lr: float, stored: Stored | None = None) -> Diagnosis:
     name = call(found.config)
     if found.config.family != config.family:
+        fix = ("Build the scheduler class named in CONFIGS." if stored is None or stored.family != config.family else
+               f"The scheduler stored under this name is a {config.family}, so the list is not its run: fill each "
+               "list from the scheduler you store under its name.")
         return Diagnosis("other_family", f"This is {name}, a {found.config.family} schedule; expected {config.name}. "
-                         "Build the scheduler class named in CONFIGS.", name)
+                         + fix, name)
     diffs = changed(found, config, base_lr)
     start = f" on an optimizer starting at lr={_g(found.base_lr)}" if "lr" in diffs else ""
     wanted = ", ".join(f"{k}={v!r}" for k, v in diffs.items())
@@ -143,13 +161,27 @@ def _fit_diagnosis(found: Fit, config: SchedulerConfig, lrs: list[float], ref: l
         cycles = ", ".join(map(str, _cycles(config.params["T_0"], config.params["T_mult"], n)))
         return Diagnosis("t_mult", f"{text} Your LR restarts at steps {_steps(restarts(lrs))} instead of "
                          f"{_steps(restarts(ref))}: T_mult multiplies each cycle's length ({cycles} steps).", name)
-    hint = " Use the values given in CONFIGS."
+    return Diagnosis("wrong_parameter", f"{text} {_fit_cause(found, config, base_lr, diffs, stored)}", name)
+
+
+def _fit_cause(found: Fit, config: SchedulerConfig, base_lr: float, diffs: dict, stored: Stored | None) -> str:
+    """Why a fitted configuration differs, from the scheduler stored under the name where it shows it."""
+    built = stored.unlike(config) if stored is not None else {}
+    if built:
+        values = ", ".join(f"{k}={v!r}" for k, v in built.items())
+        return f"The scheduler stored under this name was built with {values}: pass the values given in CONFIGS."
     if "lr" in diffs:
-        hint = (f" Give every scheduler a fresh SGD(..., lr={_g(base_lr)}): an optimizer reused from an earlier "
-                "scheduler starts where that one ended.")
+        fresh = f"Give every scheduler a fresh SGD(..., lr={_g(base_lr)})"
+        made = stored.base_lrs[0] if stored is not None and stored.base_lrs else None
+        if made is not None and close(made, found.base_lr):
+            return f"Its optimizer was made with lr={_g(made)}, as its scheduler records. {fresh}, as the set-up says."
+        if made is not None and close(made, base_lr):
+            return f"{fresh}: an optimizer reused from an earlier scheduler starts where that one ended."
+        return (f"{fresh}: an optimizer made with another LR, or one reused from an earlier scheduler (which starts "
+                "where that one ended), gives this.")
     if found.base_lr == base_lr and found.config.name in {c.name for c in COURSE_CONFIGS}:
-        hint = " That is another configuration's list: store each list under its own name."
-    return Diagnosis("wrong_parameter", text + hint, name)
+        return "That is another configuration's list: store each list under its own name."
+    return "Use the values given in CONFIGS."
 
 
 def _restart_diagnosis(config: SchedulerConfig, lrs: list[float], ref: list[float], n: int) -> Diagnosis | None:
@@ -208,6 +240,9 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     k = len(lrs)
     if same(lrs, ref):
         return Diagnosis("match", f"Matches torch's {config.family} (rtol {RTOL:g}).")
+    group = _other_group(config, lrs, n, hints.stored)
+    if group is not None:
+        return group
     rebuilt = _rebuilt(config, lrs, n, base_lr, hints) if k > 1 else None
     if rebuilt is not None:
         return rebuilt
@@ -236,14 +271,30 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     for family in [config.family] + sorted({c.family for c in COURSE_CONFIGS} - {config.family}):
         found = fit(family, lrs, config, base_lr)
         if found is not None:
-            return _fit_diagnosis(found, config, lrs, ref, n, base_lr)
+            return _fit_diagnosis(found, config, lrs, ref, n, base_lr, hints.stored)
     restart = _restart_diagnosis(config, lrs, ref, n)
     if restart is not None:
         return restart
     i = next((i for i, (a, b) in enumerate(zip(lrs, ref)) if not close(a, b)), min(k, len(ref)) - 1)
-    return Diagnosis("differs", f"Step {i + 1} differs: expected {_g(ref[i])}, got {_g(lrs[i])}. Compare your loop "
-                     f"with the set-up: a fresh SGD(..., lr={_g(base_lr)}) and scheduler per configuration, then {n} "
-                     "times optimizer.step(); scheduler.step(), reading optimizer.param_groups[0]['lr'] after each.")
+    step = f"Step {i + 1} differs: expected {_g(ref[i])}, got {_g(lrs[i])}."
+    stored = hints.stored
+    if stored is not None and stored.family != config.family:
+        return Diagnosis("differs", f"{step} The scheduler stored under this name is a {stored.family}, not a "
+                         f"{config.family}: build {config.name} with torch's {config.family}, as CONFIGS says.")
+    return Diagnosis("differs", f"{step} Compare your loop with the set-up: a fresh SGD(..., lr={_g(base_lr)}) and "
+                     f"scheduler per configuration, then {n} times optimizer.step(); scheduler.step(), reading "
+                     "optimizer.param_groups[0]['lr'] after each.")
+
+
+def _other_group(config: SchedulerConfig, lrs: list[float], n: int, stored: Stored | None) -> Diagnosis | None:
+    """The list is the run of another param group than the first, which the stored scheduler also drives."""
+    for g, lr in enumerate(stored.base_lrs[1:] if stored is not None else (), start=2):
+        if not close(lr, stored.base_lrs[0]) and same(lrs, lr_history(config, len(lrs), lr)):
+            return Diagnosis("other_group", f"This is the LR of param group {g} of its optimizer, which starts at "
+                             f"lr={_g(lr)}: the set-up's optimizer has one group, SGD(..., lr={_g(stored.base_lrs[0])}"
+                             "), and the list is read from it (optimizer.param_groups[0]['lr'], or "
+                             "scheduler.get_last_lr()[0]).")
+    return None
 
 
 def _rounded(config: SchedulerConfig, lrs: list[float], runs: dict, reading: str, how: str, n: int, base_lr: float,
