@@ -12,7 +12,7 @@ from reference.models import SimpleMLP
 
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
-         "test-on-val", "stop-epoch", "batch-mean", "stops-on-test")
+         "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -109,6 +109,17 @@ def test_a_run_other_than_the_course_set_up_is_not_judged_restored_or_not(graded
     """Its own Adam loop: which epoch its weights are from cannot be told by replaying the course's run."""
     restored = by_id(graded["seeded-once"])["restored"]
     assert restored.passed and "cannot tell which epoch's weights it holds" in restored.message
+
+
+def test_models_copied_before_training_are_told_never_trained_not_given_the_restore_point(graded):
+    """`models[seed] = copy.deepcopy(model)` before train_model_extended trains `model`: the stored models hold the
+    course set-up's starting weights, which no training ends at."""
+    result = graded["copied-before-training"]
+    restored = by_id(result)["restored"]
+    assert not restored.passed and restored.points == 0
+    assert ("seed 3: it holds the weights the course set-up's model starts from for this seed: the model stored was "
+            "never trained (a copy taken before training, say)") in restored.message
+    assert by_id(result)["seed-start"].passed  # they were seeded right: their weights show where they started
 
 
 def test_models_built_before_seeding_are_told_which_build_they_are(graded):
@@ -220,7 +231,7 @@ def test_without_a_usable_record_the_start_is_not_judged(tmp_path):
         "The model for seed 18 starts from the weights of a SimpleMLP built right after its own "
         "torch.manual_seed(seed), as its weights at its first forward pass show. seed 0: the grader has no record of "
         "its weights before training (a record exists only for a model object that ran forward in a graded run; a "
-        "copy made after training has none); how it was seeded could not be checked; seed 3: its weights at its "
+        "copy of one has none); how it was seeded could not be checked; seed 3: its weights at its "
         "first forward pass lie outside the range of a fresh initialisation, so they are not where it started; how "
         "it was seeded could not be checked.")
     unchanged = _start(tmp_path / "unchanged", nets, {0: nets[0].state_dict()})

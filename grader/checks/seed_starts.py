@@ -63,20 +63,32 @@ def _untrained(tensors: list) -> bool:
     return True
 
 
+def _seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int] | None:
+    """(seed, build) of the ``reference`` built build-th after torch.manual_seed(seed) whose weights are ``tensors``."""
+    import torch
+
+    known = (*seeds, *(s for s in KNOWN_SEEDS if s not in seeds))
+    for seed, build, params in _seeded_builds(reference, tuple(known)):
+        if len(params) == len(tensors) and all(p.shape == t.shape and torch.equal(p, t.to(p.dtype))
+                                               for p, t in zip(params, tensors)):
+            return seed, build
+    return None
+
+
 def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
     """Where ``net`` started, from its recorded initial weights (compared in parameter order, as built)."""
     import torch
 
     initial = list(net.initial.values())
     if not initial or set(net.initial) != set(net.parameters):
+        never_trained = _seeded_build(list(net.parameters.values()), reference, seeds)
+        if never_trained is not None:  # its weights now are a seeded build's: where it started, and still is
+            return Start(True, *never_trained)
         return Start(False, unusable="the grader has no record of its weights before training (a record exists only "
-                                     "for a model object that ran forward in a graded run; a copy made after "
-                                     "training has none)")
-    known = (*seeds, *(s for s in KNOWN_SEEDS if s not in seeds))
-    for seed, build, params in _seeded_builds(reference, tuple(known)):
-        if len(params) == len(initial) and all(p.shape == t.shape and torch.equal(p, t.to(p.dtype))
-                                               for p, t in zip(params, initial)):
-            return Start(True, seed, build)
+                                     "for a model object that ran forward in a graded run; a copy of one has none)")
+    found = _seeded_build(initial, reference, seeds)
+    if found is not None:
+        return Start(True, *found)
     if not _untrained(initial):
         return Start(False, unusable="its weights at its first forward pass lie outside the range of a fresh "
                                      "initialisation, so they are not where it started")

@@ -261,13 +261,17 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
 def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     """Each model must hold its run's best weights; told where its run is the course set-up's own, replayed here."""
     nets = seed_models(ctx, models, seeds)
-    lines, unrestored, on_test = [], [], []
+    lines, unrestored, on_test, untrained = [], [], [], []
     for seed in seeds:
         net, best, run = nets[seed], matches_reference(nets[seed], seed), _course_run(seed)
         # A model that started elsewhere cannot be any replay of the course set-up: no replay is run for it.
         elsewhere = bool(net.initial) and not _same_state(net, run["initial"], initial=True)
         if best is not None:
             lines.append(f"seed {seed}: restored to its best epoch {best}")
+        elif _same_state(net, run["initial"]):  # no training ends exactly where it began
+            untrained.append(seed)
+            lines.append(f"seed {seed}: it holds the weights the course set-up's model starts from for this seed: "
+                         "the model stored was never trained (a copy taken before training, say)")
         elif not elsewhere and _same_state(net, _course_run(seed, restore=False)["state"]):
             unrestored.append(seed)
             lines.append(f"seed {seed}: it is the course set-up's model for this seed as its run stopped, at epoch "
@@ -281,8 +285,10 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
             lines.append(f"seed {seed}: its run is not the course set-up's own, so the grader cannot tell which "
                          "epoch's weights it holds")
     message = "; ".join(lines) + "."
-    if not unrestored and not on_test:
+    if not unrestored and not on_test and not untrained:
         return Outcome(True, message)
+    if untrained:
+        message += " Store each seed's model after its training, the one whose best weights were put back."
     if unrestored:
         message += (" Put the best epoch's weights back before storing the model: train_model_extended does so with "
                     "patience set (unless restore_best=False); a loop of your own must keep a copy "
@@ -290,7 +296,7 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     if on_test:
         message += (" Early stopping must watch the validation set (pass val_loader): an epoch chosen by the test loss "
                     "makes the test accuracy an optimistic figure, as the test set then helped pick the model.")
-    return Outcome(False, message, fraction=1 - len(unrestored + on_test) / len(seeds))
+    return Outcome(False, message, fraction=1 - len(unrestored + on_test + untrained) / len(seeds))
 
 
 # --- spread and hidden data --------------------------------------------------------------------
