@@ -55,7 +55,8 @@ def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
 def graded():
     return {name: grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)
             for name in ("no-restore", "no-deepcopy", "zero-based-best-epoch", "late-stop", "course-flaw",
-                         "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch")}
+                         "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
+                         "best-epoch-from-the-stop")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -346,3 +347,14 @@ def test_a_stop_one_epoch_off_lists_the_usual_causes_and_names_none(tmp_path, ra
     outcome = stopped_after_patience(ctx, patience=20, n_epochs=500, run="", model="model", history="history",
                                      best_epoch="best_epoch")
     assert not outcome.passed and f"stopped at epoch {ran}" in outcome.message and says in outcome.message
+
+
+def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_runs_out(graded):
+    """`best_epoch = len(val_loss) - patience`: right wherever early stopping triggers, -75 in the grader's run of 25
+    epochs with patience 100. The best state itself is kept and restored right."""
+    checks = by_id(graded["best-epoch-from-the-stop"])
+    assert all(checks[i].passed for i in ("best-epoch", "grader-run-best-epoch", "restored-without-trigger"))
+    missed = checks["best-epoch-without-trigger"]
+    assert not missed.passed and missed.points == 0
+    assert missed.message.startswith("In the grader's own run of your function, best_epoch is -75 but the lowest val "
+                                     "loss is at epoch 23")
