@@ -58,6 +58,15 @@ def test_round_trip_matches_the_original_model(tmp_path, model, shape):
     assert loaded.class_name == type(model).__name__
 
 
+def test_a_model_kept_in_float64_is_captured_and_run_on_the_graders_float32_data(tmp_path):
+    torch.manual_seed(0)
+    model = SimpleMLP().double().eval()
+    loaded = export_and_load(tmp_path, m=(model, [2])).values["m"]
+    x = torch.randn(7, 2)
+    assert torch.allclose(loaded(x), model(x.double()), atol=1e-12)
+    assert loaded.predict(x).tolist() == model(x.double()).argmax(dim=1).tolist()
+
+
 class Styled(nn.Module):
     """forward() written the ways students write it: casts, in-place ops, functional calls, constants."""
 

@@ -228,7 +228,8 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None) -> 
     was_training = model.training
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else _T["device"]("cpu")
-    example = _T["zeros"](2, *input_shape, device=device)
+    dtype = param.dtype if param is not None and param.is_floating_point() else None  # a model kept in float64, say
+    example = _T["zeros"](2, *input_shape, device=device, dtype=dtype)
     model.eval()
     try:
         with _T["no_grad"]():

@@ -168,7 +168,7 @@ class LoadedModel(ModelValue):
         """torchinfo's "Total params" from a summary of the rebuilt module on a zero batch; None if it cannot run."""
         from torchinfo import summary
 
-        batch = torch.zeros(self.static_batch or 2, *self.input_shape)
+        batch = torch.zeros(self.static_batch or 2, *self.input_shape, dtype=_float_type(self.module))
         try:
             return int(summary(self.module, input_data=[batch], device="cpu", verbose=0).total_params)
         except Exception:  # noqa: BLE001 - torchinfo's failures vary (RuntimeError, its own errors)
@@ -212,6 +212,7 @@ class LoadedModel(ModelValue):
         return self._forward(self.module, x)
 
     def _forward(self, module: fx.GraphModule, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(_float_type(module) or x.dtype) if x.is_floating_point() else x
         if self.static_batch is None:
             return _first(module(x))
         # A model that fixed its batch size is fed padded chunks of exactly that size.
@@ -251,6 +252,13 @@ class LoadedModel(ModelValue):
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         return torch.cat([self(chunk).argmax(dim=1) for chunk in x.split(batch_size)])
+
+
+def _float_type(module: nn.Module) -> torch.dtype | None:
+    """The one float type of a module's tensors, which its input gets: a model kept in float64 (trained so, say)
+    runs on the grader's float32 data in its own type; None where it has none or several."""
+    kinds = {t.dtype for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _first(out):
