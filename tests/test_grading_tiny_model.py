@@ -225,6 +225,20 @@ def test_an_accuracy_far_below_chance_is_said_to_be_systematic_not_a_lack_of_tra
     assert below_chance(7.0, rare) == "" and below_chance(5.0, rare) != ""  # the rarest class sets the mark: 10%
 
 
+def test_an_accuracy_at_chance_lists_what_remains_instead_of_tuning_advice():
+    """Points trained against a shuffled copy of their labels score what guessing scores: not 'train longer'."""
+    import torch
+
+    from grader.checks.models import at_chance
+
+    labels = torch.arange(3).repeat(60)
+    said = at_chance(34.44, labels)
+    assert said.startswith("That is about the 33.3% that always predicting one class scores")
+    assert "inputs and labels shuffled or sorted apart" in said and "another seed" in said
+    assert at_chance(40.0, labels) == ""  # 1.8 standard deviations above one class's share: it may have learned
+    assert at_chance(37.0, labels) != ""
+
+
 def test_a_few_literals_that_tip_the_budget_say_how_torchs_own_settings_are_counted():
     """A hand-written leaky ReLU (torch.maximum(x, 0.1 * x)) costs its 0.1; nn.LeakyReLU(0.1) would not: said."""
     from grader.checks.models import _budget_message

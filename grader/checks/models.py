@@ -100,7 +100,8 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     too_low = acc + 1e-9 < min_accuracy or acc <= above
     advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
-              or (below_chance(acc, dataset.Y) if too_low else "") or hint)
+              or (below_chance(acc, dataset.Y) if too_low else "") or (at_chance(acc, dataset.Y) if too_low else "")
+              or hint)
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
 
 
@@ -135,6 +136,19 @@ def below_chance(acc: float, labels: Any) -> str:
             "would not explain it: the model is wrong in a systematic way. What remains: it expects inputs other than "
             "the raw points the grader gives it (scaled, normalised or reordered in your notebook), its outputs are "
             "in another order than the labels, or the exported model is not the one that learned.")
+
+
+def at_chance(acc: float, labels: Any) -> str:
+    """What to say when ``acc`` (in %) is no better than always predicting the commonest class, within 1.5 standard
+    deviations of an accuracy on this many points; "" otherwise. A description, not a test: it changes no points."""
+    counts = labels.bincount().double()
+    share = (counts.max() / counts.sum()).item()
+    if acc > 100 * (share + 1.5 * math.sqrt(share * (1 - share) / len(labels))):
+        return ""
+    return (f"That is about the {100 * share:.1f}% that always predicting one class scores: the model shows nothing "
+            "learned about the labels, so longer or faster training alone is unlikely to help. What remains: it was "
+            "never trained, its training paired the points with other points' labels (inputs and labels shuffled or "
+            "sorted apart), or training diverged or got stuck from its start (another seed).")
 
 
 def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
