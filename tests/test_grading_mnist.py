@@ -395,4 +395,5 @@ def test_a_scheduler_stepped_once_per_batch_is_named_when_the_accuracy_falls_sho
         "(3,752 steps): once per batch." in outcome.message
     per_epoch = dataclasses.replace(per_batch, state={"last_epoch": 4, "step_size": 2})
     outcome = evaluate("mnist-adam", "val-accuracy", {"model": net, "scheduler": per_epoch}, roots["tiny"])
-    assert "once per batch" not in outcome.message and "Let it learn more" in outcome.message
+    assert "once per batch" not in outcome.message  # at chance (untrained), what remains is said instead of tuning
+    assert "that always predicting one class scores: the model shows nothing learned" in outcome.message

@@ -78,9 +78,11 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     hint=Param(str, "", "advice shown when the check fails"),
     scheduler=Param(str, "", "the run's scheduler export: one that never stepped is named instead of the hint",
                     export=True),
+    chance=Param(bool, True, "at chance level, say so and what remains instead of the hint (false where the hint "
+                 "already speaks to that)"),
 )
 def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, above: float, below: float,
-             describe: str, hint: str, scheduler: str) -> Outcome:
+             describe: str, hint: str, scheduler: str, chance: bool = True) -> Outcome:
     """Accuracy of the exported model, measured by the grader on data it makes itself, against a band."""
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
@@ -100,8 +102,8 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     too_low = acc + 1e-9 < min_accuracy or acc <= above
     advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
-              or (below_chance(acc, dataset.Y) if too_low else "") or (at_chance(acc, dataset.Y) if too_low else "")
-              or hint)
+              or (below_chance(acc, dataset.Y) if too_low else "")
+              or (at_chance(acc, dataset.Y) if too_low and chance else "") or hint)
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
 
 
