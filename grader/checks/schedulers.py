@@ -43,6 +43,7 @@ __all__ = ["ReplayError", "lr_family", "replay", "replay_readings", "scheduler_r
 
 TORCH_MODULE = "torch.optim.lr_scheduler"
 MAX_MILESTONES = 1000
+MAX_GROUPS = 16  # param groups replayed for a list that is not the first group's: a state is the student's data
 MAX_PLOTTED = 100  # LRs of one list kept in the details: enough to plot, bounded in the gradebook
 
 
@@ -321,7 +322,7 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     if isinstance(lrs, str):
         return "there is no list of numbers to compare with it", ""
     run = runs["after"]
-    for group in range(1, len(value.state["base_lrs"])):  # another param group's run is still this scheduler's
+    for group in range(1, min(len(value.state["base_lrs"]), MAX_GROUPS)):  # another group's run is still its run
         try:
             other = _reading(lrs, replay_readings(value, n, group=group)[1], accepted)
         except ReplayError:
