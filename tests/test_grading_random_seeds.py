@@ -120,6 +120,8 @@ def test_models_copied_before_training_are_told_never_trained_not_given_the_rest
     assert ("seed 3: it holds the weights the course set-up's model starts from for this seed: the model stored was "
             "never trained (a copy taken before training, say)") in restored.message
     assert by_id(result)["seed-start"].passed  # they were seeded right: their weights show where they started
+    spread = by_id(result)["seed-spread"]  # three untrained models differ, but say nothing about seeds in training
+    assert not spread.passed and "the models show nothing learned" in spread.message
 
 
 def test_models_built_before_seeding_are_told_which_build_they_are(graded):
