@@ -257,6 +257,14 @@ def test_helpers_are_read_with_their_arguments_and_their_loops_count():
                     "for cfg in [Config(k, kw) for k, kw in configs]:\n    o = torch.optim.SGD([torch.zeros(1)])\n"
                     "    s = cfg.build(o)\n    for _ in range(30):\n        o.step()\n        s.step()\n")
     assert orders(config_build) == [(11, "s", "ok")]
+    iterated = ("class Recorder:\n    def __init__(self, kind, kw):\n"
+                "        self.opt = optim.SGD([torch.zeros(1)], lr=0.1)\n"
+                "        self.sched = getattr(lr_scheduler, kind)(self.opt, **kw)\n"
+                "    def __iter__(self):\n        for _ in range(30):\n            self.sched.step()\n"
+                "            self.opt.step()\n            yield self.opt.param_groups[0]['lr']\n"
+                "recorders = {n: Recorder(*c) for n, c in configs.items()}\n"
+                "lists = {n: list(r) for n, r in recorders.items()}\n")
+    assert orders(iterated) == [(7, "self.sched", "scheduler-first")]  # __iter__, run by list(r), is read
 
 
 def test_step_methods_kept_in_variables_subclasses_and_grad_scalers_are_followed():
