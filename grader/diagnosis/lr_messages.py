@@ -240,7 +240,7 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     k = len(lrs)
     if same(lrs, ref):
         return Diagnosis("match", f"Matches torch's {config.family} (rtol {RTOL:g}).")
-    group = _other_group(config, lrs, n, hints.stored)
+    group = _other_group(config, lrs, base_lr, hints.stored)
     if group is not None:
         return group
     rebuilt = _rebuilt(config, lrs, n, base_lr, hints) if k > 1 else None
@@ -286,14 +286,14 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
                      "optimizer.param_groups[0]['lr'] after each.")
 
 
-def _other_group(config: SchedulerConfig, lrs: list[float], n: int, stored: Stored | None) -> Diagnosis | None:
-    """The list is the run of another param group than the first, which the stored scheduler also drives."""
-    for g, lr in enumerate(stored.base_lrs[1:] if stored is not None else (), start=2):
+def _other_group(config: SchedulerConfig, lrs: list[float], base_lr: float, stored: Stored | None) -> Diagnosis | None:
+    """The list is the run of another param group than the first (of the first 16), which the stored scheduler also
+    drives."""
+    for g, lr in enumerate(stored.base_lrs[1:16] if stored is not None else (), start=2):
         if not close(lr, stored.base_lrs[0]) and same(lrs, lr_history(config, len(lrs), lr)):
             return Diagnosis("other_group", f"This is the LR of param group {g} of its optimizer, which starts at "
-                             f"lr={_g(lr)}: the set-up's optimizer has one group, SGD(..., lr={_g(stored.base_lrs[0])}"
-                             "), and the list is read from it (optimizer.param_groups[0]['lr'], or "
-                             "scheduler.get_last_lr()[0]).")
+                             f"lr={_g(lr)}: the set-up's optimizer has one group, SGD(..., lr={_g(base_lr)}), and the "
+                             "list is read from it (optimizer.param_groups[0]['lr'], or scheduler.get_last_lr()[0]).")
     return None
 
 
