@@ -124,15 +124,21 @@ def untrained(net: Any, name: str) -> str:
             "its first forward pass.)")
 
 
+def _one_class_share(labels: Any, rarest: bool) -> tuple[float, float]:
+    """(the share of the rarest or commonest class, one standard deviation of a guessed accuracy on this many points)."""
+    counts = labels.bincount().double()
+    share = ((counts[counts > 0].min() if rarest else counts.max()) / counts.sum()).item()
+    return share, math.sqrt(share * (1 - share) / len(labels))
+
+
 def below_chance(acc: float, labels: Any) -> str:
     """What to say when ``acc`` (in %) is clearly below what predicting any one class would score; "" otherwise.
 
     "Clearly": below the rarest class's share by 4.75 standard deviations of an accuracy on this many points (a
     one-sided chance of about 1e-6 for a model that guesses).
     """
-    counts = labels.bincount().double()
-    share = (counts[counts > 0].min() / counts.sum()).item()
-    if acc >= 100 * (share - 4.75 * math.sqrt(share * (1 - share) / len(labels))):
+    share, sd = _one_class_share(labels, rarest=True)
+    if acc >= 100 * (share - 4.75 * sd):
         return ""
     return (f"That is below the {100 * share:.1f}% that always predicting one class would score, so more training "
             "would not explain it: the model is wrong in a systematic way. What remains: it expects inputs other than "
@@ -140,12 +146,17 @@ def below_chance(acc: float, labels: Any) -> str:
             "in another order than the labels, or the exported model is not the one that learned.")
 
 
+def chance_level(acc: float, labels: Any) -> float | None:
+    """The commonest class's share (0-1) when ``acc`` (in %) is no better than always predicting that class, within
+    1.5 standard deviations of an accuracy on this many points; None when it is better."""
+    share, sd = _one_class_share(labels, rarest=False)
+    return share if acc <= 100 * (share + 1.5 * sd) else None
+
+
 def at_chance(acc: float, labels: Any) -> str:
-    """What to say when ``acc`` (in %) is no better than always predicting the commonest class, within 1.5 standard
-    deviations of an accuracy on this many points; "" otherwise. A description, not a test: it changes no points."""
-    counts = labels.bincount().double()
-    share = (counts.max() / counts.sum()).item()
-    if acc > 100 * (share + 1.5 * math.sqrt(share * (1 - share) / len(labels))):
+    """What to say when ``acc`` is at ``chance_level``; "" otherwise. A description: it changes no points."""
+    share = chance_level(acc, labels)
+    if share is None:
         return ""
     return (f"That is about the {100 * share:.1f}% that always predicting one class scores: the model shows nothing "
             "learned about the labels, so longer or faster training alone is unlikely to help. What remains: it was "

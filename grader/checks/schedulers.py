@@ -116,17 +116,8 @@ def _stored(scheduler) -> Stored | None:
         return None
     base = scheduler.state.get("base_lrs")
     lrs = tuple(float(v) for v in base if type(v) in (int, float)) if isinstance(base, list) else ()
-    params = {k: v for k, v in scheduler.state.items() if type(v) in (int, float)}
+    params = {k: v for k, v in scheduler.state.items() if not isinstance(v, (dict, list))}
     return Stored(scheduler.cls, params, lrs if len(lrs) == len(base or ()) else ())
-
-
-def _built_as(config: SchedulerConfig, scheduler) -> bool:
-    """Whether the exported ``scheduler`` is of the configuration's class, with its settings wherever its state
-    keeps them."""
-    if not isinstance(scheduler, SchedulerExport) or scheduler.cls != config.family:
-        return False
-    own = [key for key in config.params if key in scheduler.state]
-    return bool(own) and all(scheduler.state[key] == config.params[key] for key in own)
 
 
 def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler,
@@ -140,7 +131,7 @@ def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler
     - the list is another configuration's own run: the list stored under this name is not its scheduler's.
     """
     n = len(found.student)
-    if found.ok or not n or not _built_as(config, scheduler):
+    if found.ok or not n or hints.stored is None or not hints.stored.built_as(config):
         return found
     given = _epochs_given(scheduler, n, hints)
     if given:
@@ -329,7 +320,7 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
             continue
         if other is not None:
             return None, f"group_{group + 1}"
-    start = _reused_at(value, lrs, n) if not same(lrs, run) else None
+    start = _reused_at(value, lrs, n, run) if not same(lrs, run) else None
     if start is not None:
         return (f"replayed on an optimizer already at lr={start:.6g} when the scheduler was made on it, {rebuilt} "
                 "gives your list: that optimizer was used by an earlier scheduler, which left its LR there. Give "
@@ -360,16 +351,17 @@ def _reading(lrs: list[float], runs: dict, accepted: list[str]) -> str | None:
     return reading
 
 
-def _reused_at(export: SchedulerExport, lrs: list[float], n: int) -> float | None:
-    """The LR the optimizer was at when ``export`` was made on it, when that explains ``lrs``: else None.
+def _reused_at(export: SchedulerExport, lrs: list[float], n: int, run: list[float]) -> float | None:
+    """The LR the optimizer was at when ``export`` was made on it, when that explains ``lrs``: else None. ``run`` is
+    its replay from its own initial LR.
 
     A scheduler that multiplies the current LR (StepLR, CosineAnnealingLR's recursive form) continues from
-    whatever LR its optimizer holds, and its run is affine in that LR: two replays solve for it from the first
-    entry, and a third, from there, must give the whole list.
+    whatever LR its optimizer holds, and its run is affine in that LR: with one more replay, two runs solve for it
+    from the first entry, and a third, from there, must give the whole list.
     """
     base = export.state["base_lrs"][0]
     try:
-        first = [replay_readings(export, n, start)[1]["after"][0] for start in (base, base / 2)]
+        first = [run[0], replay_readings(export, n, base / 2)[1]["after"][0]]
         if math.isclose(first[0], first[1], rel_tol=1e-9) or not lrs:
             return None  # the run does not depend on the LR it starts from (OneCycleLR, warm restarts)
         start = base + (lrs[0] - first[0]) * (base / 2 - base) / (first[1] - first[0])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.data import data_problem
-from grader.checks.models import at_chance, measured_accuracy
+from grader.checks.models import chance_level, measured_accuracy
 from grader.checks.registry import Param, check_kind
 from grader.loading.kinds import whole_number
 from grader.loading.values import ModelValue
@@ -333,7 +333,7 @@ def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict) -> Outc
     low, high = min(accs, key=accs.get), max(accs, key=accs.get)
     spread = accs[high] - accs[low]
     metrics = {"spread": round(spread, 4), **{f"test_acc_{s}": round(a, 4) for s, a in accs.items()}}
-    if all(at_chance(a, test.Y) for a in accs.values()):
+    if all(chance_level(a, test.Y) is not None for a in accs.values()):
         return Outcome(False, f"Test accuracy ranges from {accs[low]:.2f}% to {accs[high]:.2f}%, about what always "
                        "predicting one class scores, for every seed: the models show nothing learned, so their "
                        "spread says nothing about what a seed does to training. Store each seed's trained model.",

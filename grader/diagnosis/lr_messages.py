@@ -54,6 +54,11 @@ class Stored:
         """The configuration's settings this scheduler was built with other values of."""
         return {k: v for k, v in self.params.items() if k in config.params and v != config.params[k]}
 
+    def built_as(self, config: SchedulerConfig) -> bool:
+        """Of the configuration's class, with its settings wherever its state keeps them."""
+        return (self.family == config.family and any(k in self.params for k in config.params)
+                and not self.unlike(config))
+
 
 @dataclass(frozen=True)
 class CodeHints:
