@@ -165,6 +165,13 @@ def test_what_the_stored_scheduler_shows_names_the_cause_a_fit_alone_would_guess
             in lr_family(ctx, "lr_histories", "CosineAnnealingLR", "schedulers").message)
     replayed = scheduler_replay(ctx, "lr_histories", "schedulers")
     assert f"{cosine.name}:" not in replayed.message and replayed.metrics["read_group_2"] == 1
+    # Two groups at the same LR (weights and biases apart, say) run alike: the list is the first group's, as read.
+    alike = cosine.build(optim.SGD([{"params": [torch.zeros(1, requires_grad=True)]},
+                                    {"params": [torch.zeros(1, requires_grad=True)]}], lr=0.1))
+    histories[cosine.name] = _run(alike)
+    replayed = scheduler_replay(context(tmp_path / "alike", lr_histories=histories, schedulers={cosine.name: alike}),
+                                "lr_histories", "schedulers")
+    assert f"{cosine.name}:" not in replayed.message and "read_group_2" not in replayed.metrics
 
 
 def cells(*sources):

@@ -313,13 +313,9 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     if isinstance(lrs, str):
         return "there is no list of numbers to compare with it", ""
     run = runs["after"]
-    for group in range(1, min(len(value.state["base_lrs"]), MAX_GROUPS)):  # another group's run is still its run
-        try:
-            other = _reading(lrs, replay_readings(value, n, group=group)[1], accepted)
-        except ReplayError:
-            continue
-        if other is not None:
-            return None, f"group_{group + 1}"
+    other = _other_group(value, lrs, n, accepted) if _reading(lrs, runs, accepted) is None else None
+    if other is not None:  # another param group's run is still this scheduler's
+        return None, other
     start = _reused_at(value, lrs, n, run) if not same(lrs, run) else None
     if start is not None:
         return (f"replayed on an optimizer already at lr={start:.6g} when the scheduler was made on it, {rebuilt} "
@@ -340,6 +336,21 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     ours = f"{run[k]:.6g}" if k < n else "nothing"
     return (f"replayed from its state, {rebuilt} gives {ours} at step {k + 1}, but your list has {theirs}: "
             "the list did not come from this scheduler. Fill each list from the scheduler you store under its name"), ""
+
+
+def _other_group(export: SchedulerExport, lrs: list[float], n: int, accepted: list[str]) -> str | None:
+    """"group_k" when ``lrs`` is a reading of the run of param group k (of the first 16) with another initial LR than
+    the first group's; None otherwise."""
+    base = export.state["base_lrs"]
+    for group in range(1, min(len(base), MAX_GROUPS)):
+        if base[group] == base[0]:  # the same run as the first group's, which was read already
+            continue
+        try:
+            if _reading(lrs, replay_readings(export, n, group=group)[1], accepted) is not None:
+                return f"group_{group + 1}"
+        except ReplayError:
+            continue
+    return None
 
 
 def _reading(lrs: list[float], runs: dict, accepted: list[str]) -> str | None:
