@@ -144,3 +144,31 @@ def test_one_probe_of_the_sandbox_user_serves_every_uid():
     finally:
         first.kill()
         first.remove()
+
+
+
+def test_a_killed_process_has_ended_before_anyone_reaps_it():
+    """What the grader waits for after its kill: every thread of a sandbox's processes out of user code for good.
+    A zombie runs nothing; its reaping is up to whatever adopted it (a container's init may never reap)."""
+    import subprocess
+    import sys
+    import time
+
+    from grader.kernel.cgroups import ended
+
+    child = subprocess.Popen([sys.executable, "-c", "import threading, time\n"
+                              "threading.Thread(target=time.sleep, args=(60,)).start()\ntime.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(os.listdir(f"/proc/{child.pid}/task")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not ended(child.pid)
+        child.kill()
+        while (pathlib.Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        assert ended(child.pid)  # not yet reaped: this test has not waited for it
+    finally:
+        child.kill()
+        child.wait()
+    assert ended(child.pid)

@@ -21,7 +21,7 @@ from grader.kernel.factory import FactoryHandle
 from grader.kernel.notebook import InvalidNotebook, Submission, read_submission
 from grader.results import SubmissionResult
 
-POLL_S = 0.01  # a stat() per poll (microseconds); the file is read only when its size, time or inode changed
+POLL_S = 0.002  # a stat() per poll (microseconds); the file is read only when its size, time or inode changed
 SETTLE_S = 0.3  # a save that is not a notebook is reported only if the file stays so this long
 
 

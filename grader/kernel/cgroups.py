@@ -41,6 +41,11 @@ class ControlGroup:
                 pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
         return pids
 
+    def running(self) -> list[int]:
+        """The members that have not yet ended (``ended``): the rest run nothing, and need only be reaped, which
+        for an orphaned kernel is up to an init that may take tens of milliseconds, or forever."""
+        return [pid for pid in self.members() if not ended(pid)]
+
     def peak_memory_mb(self) -> float | None:
         """The most memory the sandbox held together, where the kernel reports it."""
         for folder in self.folders:
@@ -54,19 +59,25 @@ class ControlGroup:
         if self.version == 2:
             with contextlib.suppress(OSError):
                 (self.folders[0] / "cgroup.kill").write_text("1")
-        return kill_until_gone(self.members, deadline_s)
+        return kill_until_gone(self.running, deadline_s)
 
-    def remove(self) -> None:
-        """Delete the group's folders; call after ``kill`` (a folder with members cannot go)."""
+    def remove(self, deadline_s: float = 1.0) -> bool:
+        """Delete the group's folders, trying again until ``deadline_s`` while members are still exiting or not yet
+        reaped; call after ``kill`` (a folder with members cannot go). True when every folder is gone."""
+        end, pause = time.monotonic() + deadline_s, 0.001
         for folder in self.folders:
-            for _ in range(50):
+            while True:
                 try:
                     folder.rmdir()
                     break
                 except FileNotFoundError:
                     break
-                except OSError:  # members still exiting
-                    time.sleep(0.02)
+                except OSError:
+                    if time.monotonic() >= end:
+                        return False
+                    time.sleep(pause)
+                    pause = min(2 * pause, 0.02)
+        return True
 
 
 def _mounts() -> list[tuple[str, str, set[str]]]:
@@ -157,6 +168,30 @@ def existing() -> dict[str, ControlGroup]:
     parents = _v1_parents()
     names = {p.name for folder in parents.values() for p in folder.glob(f"{PREFIX}*")}
     return {n[len(PREFIX):]: ControlGroup(1, [parents["memory"] / n, parents["pids"] / n]) for n in sorted(names)}
+
+
+PF_EXITING = 0x4  # a task's flag from its first step out (do_exit): it never runs user code or a system call again
+
+
+def ended(pid: int) -> bool:
+    """Whether process ``pid`` can no longer change anything: gone, a zombie, or each of its threads exiting.
+
+    A killed kernel takes tens of milliseconds to free its memory after its last system call returned; a
+    thread still inside a system call (a long write, say) is not exiting until that call is done.
+    """
+    try:
+        tasks = [entry.name for entry in os.scandir(f"/proc/{pid}/task")]
+    except OSError:
+        return True
+    for tid in tasks:
+        try:
+            stat_line = pathlib.Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # this thread is gone
+        state, *fields = stat_line[stat_line.rindex(")") + 2:].split()
+        if state not in ("Z", "X") and not int(fields[5]) & PF_EXITING:
+            return False
+    return True
 
 
 def kill_until_gone(processes: Callable[[], Iterable[int]], deadline_s: float) -> bool:

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from grader.kernel import cgroups
+
 ZYGOTE = pathlib.Path(__file__).with_name("zygote.py")
 CLIENT = pathlib.Path(__file__).with_name("factory_client.py")
 # What every kernel imports anyway: ipykernel's own start (its shell, debugger and event loop), torch and the
@@ -194,12 +196,7 @@ def start_factory(preload: tuple[str, ...] = PRELOAD, timeout_s: float = WARM_TI
 
 
 def _running(pid: int) -> bool:
-    from grader.kernel.sandbox import zombie
-
-    try:
-        return not zombie(pathlib.Path(f"/proc/{pid}"))
-    except OSError:
-        return False
+    return not cgroups.ended(pid)
 
 
 def _log_tail(path: pathlib.Path) -> str:

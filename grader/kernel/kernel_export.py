@@ -90,7 +90,11 @@ def seal_torch(torch, models: bool | None = None) -> None:
         import torch.fx
         from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
-        _T.update(export=torch.export.export, Dim=torch.export.Dim, Node=torch.fx.Node, is_concrete_int=is_concrete_int)
+        # Fake tensors cache each op's result per capture, and a capture with a free batch size makes its own
+        # cache that no later op reuses on the course's models: building the entries is a sixth of the capture.
+        no_cache = torch._dynamo.config.patch
+        _T.update(export=torch.export.export, Dim=torch.export.Dim, Node=torch.fx.Node, is_concrete_int=is_concrete_int,
+                  no_fake_cache=lambda: no_cache(fake_tensor_cache_enabled=False))
         _T["modules"].update((k, v) for k, v in _modules.items() if k.startswith("torch."))
 
 
@@ -193,7 +197,8 @@ def _arg(value):
 
 def _capture(model, example):
     """Export with a free batch size where the model allows it; AUTO falls back to the example's."""
-    program = _T["export"](model, (example,), dynamic_shapes=({0: _T["Dim"].AUTO},), strict=False)
+    with _T["no_fake_cache"]():
+        program = _T["export"](model, (example,), dynamic_shapes=({0: _T["Dim"].AUTO},), strict=False)
     user_inputs = [n for n in program.graph.nodes if n.op == "placeholder"
                    and n.name in program.graph_signature.user_inputs]
     val = user_inputs[0].meta.get("val") if user_inputs else None
@@ -393,14 +398,15 @@ def _stop_student_threads(wait_s: float = 2.0) -> list[str]:
     theirs = [t for t in _threads() if t is not mine and t.ident not in _SEAL.get("threads", ())]
     for thread in theirs:
         _async_raise(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
-    deadline, blocked = _monotonic() + wait_s, 0
+    deadline, blocked, pause = _monotonic() + wait_s, 0, 0.0005
     while (alive := [t for t in theirs if t.is_alive()]) and _monotonic() < deadline:
         # Blocked at two looks with the GIL free between them: a thread that only waited for the GIL ran (and
         # raised) in between, so these wait for something else.
         blocked = blocked + 1 if all(_blocked(t) for t in alive) else 0
         if blocked == 2:
             break
-        _sleep(0.005)
+        _sleep(pause)
+        pause = min(2 * pause, 0.005)
     return [t.name for t in theirs if t.is_alive()]
 
 
