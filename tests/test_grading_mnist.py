@@ -338,12 +338,35 @@ def test_sweep_labels_name_one_run_stored_twice_and_missing_records(tmp_path):
     net = exported(MnistCNN(), tmp_path / "a")
     net.initial = {k: v + 0.01 for k, v in net.parameters.items()}
     twice = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: net, 0.01: net}})
-    assert not twice.passed and twice.message.startswith("The models under lr=0.0001 and lr=0.001 moved exactly as "
-                                                         "far from their starting weights (")
+    assert not twice.passed and twice.message.startswith("The models under lr=0.0001 and lr=0.001 are one model "
+                                                         "stored twice")
     unrecorded = dataclasses.replace(net, initial={})
     missing = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: unrecorded, 0.01: net}})
-    assert not missing.passed and missing.fraction == 0.5 and "no record of the starting weights of lr=0.001" in \
-        missing.message
+    assert missing.passed and "could not be checked" in missing.message and \
+        "the model under lr=0.001 never ran forward in your notebook" in missing.message
+
+
+@pytest.mark.parametrize("notebook, how", [("deepcopy-after-training", "first ran forward only after training"),
+                                          ("state-dict-copies", "never ran forward in your notebook")])
+def test_sweep_models_stored_as_copies_after_training_keep_the_labels_point_and_say_what_was_not_checked(
+        roots, notebook, how):
+    """Correct sweeps that store a copy of each trained model: a copy has no first forward pass of its own to
+    measure from, so nothing says whether the labels are right; it was called "one run, or one model stored twice"."""
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / f"{notebook}.ipynb", "tiny"))
+    assert all(c.passed for c in checks.values()), [(c.id, c.message) for c in checks.values() if not c.passed]
+    labels = checks["labels-match-runs"]
+    assert labels.message.startswith("Whether each model is stored under its own learning rate could not be checked")
+    assert how in labels.message and "one run" not in labels.message
+
+
+def test_sweep_models_that_never_trained_are_named_as_such_not_as_one_run(roots):
+    """Each run's optimizer was built on another model: three distinct models, none of them ever updated."""
+    labels = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "optimizer-on-another-model.ipynb", "tiny"))[
+        "labels-match-runs"]
+    assert not labels.passed
+    assert labels.message.startswith("The models under lr=0.0001, lr=0.001 and lr=0.01 never changed from the weights "
+                                     "recorded at the first forward pass")
+    assert "never trained" in labels.message and "one run" not in labels.message
 
 
 def _trained_by(cls: str, group: dict) -> OptimizerExport:

@@ -15,7 +15,7 @@ from typing import Any
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.data import data_problem
-from grader.checks.models import measured_accuracy
+from grader.checks.models import chance_level, measured_accuracy
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
@@ -362,30 +362,52 @@ def _moved(net: ModelValue) -> float:
                          for k, start in net.initial.items()))
 
 
-@check_kind("sweep_labels", models=SWEEP["models"], lrs=Param(list, doc="the learning rates", of=(int, float)))
-def sweep_labels(ctx: CheckContext, models: str, lrs: list) -> Outcome:
+@check_kind("sweep_labels", models=SWEEP["models"], lrs=Param(list, doc="the learning rates", of=(int, float)),
+            data=Param(dict, doc="where a model that never moved is measured, to tell an untrained one from a copy",
+                       check=data_problem))
+def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outcome:
     """Each model is stored under the LR it trained at: the higher the LR, the farther its weights moved from the start.
 
     The kernel records every model's weights at its first forward pass. In the same number of steps, Adam
     (or SGD) moves the weights farther at a higher learning rate; at the sweep's tenfold spacing the order
     is far from close for runs labelled right (seed 004's recipe, full MNIST: 8.5, 22.7, 87.6; the tests'
-    3,000 images: 4.5, 9.1, 30.0), and a swap reverses it.
+    3,000 images: 4.5, 9.1, 30.0), and a swap reverses it. A model stored as a copy taken after training
+    has no start of its own to measure from: the point is then given, saying what could not be checked.
     """
     nets = _sweep_models(ctx, models, lrs)
-    unknown = [f"lr={lr:g}" for lr, net in nets.items() if not net.initial]
-    if unknown:
-        return Outcome(False, f"Whether each model is stored under its own learning rate cannot be checked: the grader "
-                       f"has no record of the starting weights of {', '.join(unknown)}. It records them when a model "
-                       "first runs forward in your notebook: train every model in the notebook itself.", fraction=0.5)
     order = sorted(lrs)
-    moved = {lr: _moved(nets[lr]) for lr in order}
+    twice = next(((low, high) for low, high in itertools.pairwise(order) if nets[low] is nets[high]), None)
+    if twice:
+        return Outcome(False, f"The models under lr={twice[0]:g} and lr={twice[1]:g} are one model stored twice. Train "
+                       "a fresh model for each learning rate.")
+    unknown = [lr for lr in order if not nets[lr].initial]
+    moved = {lr: _moved(nets[lr]) for lr in order if lr not in unknown}
+    still = [lr for lr, distance in moved.items() if distance == 0]
+    if still:
+        val = ctx.data.make(data, ctx.check_id)
+        untrained = [lr for lr in still if chance_level(measured_accuracy(nets[lr], val.X, val.Y)[0], val.Y) is not None]
+        if untrained:
+            named = _models(untrained)
+            return Outcome(False, f"T{named[1:]} never changed from the weights recorded at the first forward pass, "
+                           f"and {'score' if len(untrained) > 1 else 'scores'} about what predicting one class scores: "
+                           "never trained. Check that each run's optimizer is built on that run's own model's "
+                           "parameters.")
+    if unknown or still:
+        where = [f"{_models(unknown)} never ran forward in your notebook"] if unknown else []
+        where += [f"{_models(still)} first ran forward only after training"] if still else []
+        return Outcome(True, f"Whether each model is stored under its own learning rate could not be checked: the "
+                       f"grader measures how far a model moved from the weights it had at its first forward pass, but "
+                       f"{' and '.join(where)}, as a copy taken after training (copy.deepcopy, or "
+                       "load_state_dict into a new model) does. If each is a fresh model trained at its own rate, "
+                       "nothing is wrong; snapshots of one model trained on from rate to rate would be.",
+                       metrics={f"moved lr={lr:g}": round(d, 6) for lr, d in moved.items()})
     listing = ", ".join(f"lr={lr:g}: {moved[lr]:.3g}" for lr in order)
     metrics = {f"moved lr={lr:g}": round(moved[lr], 6) for lr in order}
     for low, high in itertools.pairwise(order):
-        if nets[low] is nets[high] or moved[high] == moved[low]:
+        if moved[high] == moved[low]:
             return Outcome(False, f"The models under lr={low:g} and lr={high:g} moved exactly as far from their "
-                           f"starting weights ({moved[low]:.3g}): they are one run, or one model stored twice. Train "
-                           "a fresh model for each learning rate.", metrics=metrics)
+                           f"starting weights ({moved[low]:.3g}): they are one run. Train a fresh model for each "
+                           "learning rate, with its own learning rate.", metrics=metrics)
         if moved[high] < moved[low]:
             return Outcome(False, f"The runs do not move as their labels say: from its starting weights, the model "
                            f"under lr={high:g} moved {moved[high]:.3g}, less than the one under lr={low:g} "
@@ -395,6 +417,12 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list) -> Outcome:
                            f"Distances moved: {listing}.", metrics=metrics)
     return Outcome(True, f"Each model moved farther from its starting weights the higher its learning rate "
                    f"({listing}), as runs stored under their own learning rates do.", metrics=metrics)
+
+
+def _models(lrs: list) -> str:
+    """"the model under lr=0.01", or "the models under lr=0.001 and lr=0.01"."""
+    named = [f"lr={lr:g}" for lr in lrs]
+    return f"the model{'s' * (len(named) > 1)} under " + " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
 
 
 @check_kind("sweep_order", **SWEEP, better=Param((int, float)), worse=Param((int, float)),
