@@ -448,6 +448,17 @@ def test_wrong_parameters_are_fitted_and_named(graded):
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
 
 
+def test_another_class_giving_the_same_numbers_is_named_by_the_class_stored(graded):
+    """ExponentialLR(gamma**(1/step_size)) for a StepLR: its list is a StepLR's with step_size=1, and the message
+    once said to pass CONFIGS' gamma, which keeps the wrong class; the stored scheduler shows the class."""
+    steplr = checks(graded(FILES / "exponential-for-step.ipynb"))["steplr"]
+    assert not steplr.passed
+    assert ("StepLR(step_size=5, gamma=0.5): Your list is what StepLR(step_size=1, gamma=0.87055056) gives, but the "
+            "scheduler stored under this name is an ExponentialLR, not a StepLR. Build StepLR(step_size=5, gamma=0.5) "
+            "with torch's StepLR and the values in CONFIGS, and store it under its name.") in steplr.message
+    assert "pass the values given in CONFIGS" not in steplr.message
+
+
 def test_hand_typed_lists_are_not_a_scheduler_run(graded):
     result = graded(FILES / "hand-typed.ipynb")
     by_id = checks(result)

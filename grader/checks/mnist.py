@@ -385,7 +385,8 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
     still = [lr for lr, distance in moved.items() if distance == 0]
     if still:
         val = ctx.data.make(data, ctx.check_id)
-        untrained = [lr for lr in still if chance_level(measured_accuracy(nets[lr], val.X, val.Y)[0], val.Y) is not None]
+        untrained = [lr for lr in still
+                     if chance_level(measured_accuracy(nets[lr], val.X, val.Y)[0], val.Y) is not None]
         if untrained:
             named = _models(untrained)
             return Outcome(False, f"T{named[1:]} never changed from the weights recorded at the first forward pass, "
@@ -422,7 +423,8 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
 def _models(lrs: list) -> str:
     """"the model under lr=0.01", or "the models under lr=0.001 and lr=0.01"."""
     named = [f"lr={lr:g}" for lr in lrs]
-    return f"the model{'s' * (len(named) > 1)} under " + " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+    listed = " and ".join([", ".join(named[:-1]), named[-1]]) if len(named) > 1 else named[0]
+    return f"the model{'s' * (len(named) > 1)} under {listed}"
 
 
 @check_kind("sweep_order", **SWEEP, better=Param((int, float)), worse=Param((int, float)),

@@ -150,10 +150,14 @@ def _fit_diagnosis(found: Fit, config: SchedulerConfig, lrs: list[float], ref: l
     name = call(found.config)
     if found.config.family != config.family:
         fix = ("Build the scheduler class named in CONFIGS." if stored is None or stored.family != config.family else
-               f"The scheduler stored under this name is a {config.family}, so the list is not its run: fill each "
+               f"The scheduler stored under this name is {_a(config.family)}, so the list is not its run: fill each "
                "list from the scheduler you store under its name.")
-        return Diagnosis("other_family", f"This is {name}, a {found.config.family} schedule; expected {config.name}. "
+        return Diagnosis("other_family", f"This is {name}, {_a(found.config.family)} schedule; expected {config.name}. "
                          + fix, name)
+    if stored is not None and stored.family != config.family:  # another class that gives the same numbers
+        return Diagnosis("other_family", f"Your list is what {name} gives, but the scheduler stored under this name is "
+                         f"{_a(stored.family)}, not {_a(config.family)}. Build {config.name} with torch's "
+                         f"{config.family} and the values in CONFIGS, and store it under its name.", name)
     diffs = changed(found, config, base_lr)
     start = f" on an optimizer starting at lr={_g(found.base_lr)}" if "lr" in diffs else ""
     wanted = ", ".join(f"{k}={v!r}" for k, v in diffs.items())
@@ -167,6 +171,11 @@ def _fit_diagnosis(found: Fit, config: SchedulerConfig, lrs: list[float], ref: l
         return Diagnosis("t_mult", f"{text} Your LR restarts at steps {_steps(restarts(lrs))} instead of "
                          f"{_steps(restarts(ref))}: T_mult multiplies each cycle's length ({cycles} steps).", name)
     return Diagnosis("wrong_parameter", f"{text} {_fit_cause(found, config, base_lr, diffs, stored)}", name)
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "a StepLR", "an ExponentialLR", "a OneCycleLR" (said "one")."""
+    return f"{'an' if word[0] in 'AEIU' else 'a'} {word}"
 
 
 def _fit_cause(found: Fit, config: SchedulerConfig, base_lr: float, diffs: dict, stored: Stored | None) -> str:
@@ -284,8 +293,8 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     step = f"Step {i + 1} differs: expected {_g(ref[i])}, got {_g(lrs[i])}."
     stored = hints.stored
     if stored is not None and stored.family != config.family:
-        return Diagnosis("differs", f"{step} The scheduler stored under this name is a {stored.family}, not a "
-                         f"{config.family}: build {config.name} with torch's {config.family}, as CONFIGS says.")
+        return Diagnosis("differs", f"{step} The scheduler stored under this name is {_a(stored.family)}, not "
+                         f"{_a(config.family)}: build {config.name} with torch's {config.family}, as CONFIGS says.")
     return Diagnosis("differs", f"{step} Compare your loop with the set-up: a fresh SGD(..., lr={_g(base_lr)}) and "
                      f"scheduler per configuration, then {n} times optimizer.step(); scheduler.step(), reading "
                      "optimizer.param_groups[0]['lr'] after each.")
