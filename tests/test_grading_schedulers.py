@@ -272,6 +272,20 @@ def test_helpers_are_read_with_their_arguments_and_their_loops_count():
                 "recorders = {n: Recorder(*c) for n, c in configs.items()}\n"
                 "lists = {n: list(r) for n, r in recorders.items()}\n")
     assert orders(iterated) == [(7, "self.sched", "scheduler-first")]  # __iter__, run by list(r), is read
+    probe = ("class Probe:\n    def __init__(self, kind, kw):\n"
+             "        self.opt = optim.SGD([torch.zeros(1)], lr=0.1)\n"
+             "        self.sched = getattr(lr_scheduler, kind)(self.opt, **kw)\n"
+             "    def __call__(self):\n        self.opt.step()\n        self.sched.step()\n"
+             "        return self.opt.param_groups[0]['lr']\n"
+             "    def __iter__(self):\n        return self\n"
+             "    def __next__(self):\n        self.sched.step()\n        self.opt.step()\n        return 0.0\n"
+             "probes = {n: Probe(*c) for n, c in configs.items()}\n")
+    # Each was "No loop in your notebook calls optimizer.step() and then scheduler.step()": neither the call of an
+    # object (its __call__) nor next() on one (its __next__) was followed.
+    assert orders(probe + "lists = {n: [p() for _ in range(30)] for n, p in probes.items()}\n") == \
+        [(7, "self.sched", "ok")]
+    assert orders(probe + "lists = {n: [next(p) for _ in range(30)] for n, p in probes.items()}\n") == \
+        [(12, "self.sched", "scheduler-first")]
 
 
 def test_step_methods_kept_in_variables_subclasses_and_grad_scalers_are_followed():

@@ -77,6 +77,8 @@ class Calls:
                 if isinstance(init, Func):
                     self.call_func(init.bound(instance), args, kwargs)
             return one(instance)
+        if isinstance(fn, Instance):  # calling an object of the notebook's own class runs its __call__
+            return self.run_method(fn, "__call__", args, kwargs)
         if is_kind(fn, "class"):
             first = args[0] if args and args[0] is not None else kwargs.get("optimizer", frozenset())
             return one(Torch(fn.value, self.site(node), tuple(self.loops), first))
@@ -165,8 +167,9 @@ class Calls:
             parts = [self.iterate(a) for a in args if a is not None] if name == "zip" else [U, self.iterate(arg[0])]
             made.add(one(Box("tuple", None, (), parts)))
             return one(made)
-        elif name == "next":
-            return self.iterate(arg[0])
+        elif name == "next":  # an iterator of the notebook's own class runs its __next__
+            return union(self.iterate(arg[0]), *(self.run_method(o, "__next__", [], {}) for o in ordered(arg[0])
+                                                 if isinstance(o, Instance)))
         elif name == "map":  # map(f, xs) is a loop calling f
             items = [self.iterate(a) for a in args[1:] if a is not None]
             self.loop(lambda: made.add(union(*(self.call(f, node, items, {}) for f in ordered(arg[0])))))
@@ -182,6 +185,12 @@ class Calls:
         if any(isinstance(o, (Torch, Instance, Box)) for o in owners):
             self.note(node, "`getattr()` with a computed name")
         return U
+
+    def run_method(self, instance: Instance, name: str, args: list, kwargs: dict) -> frozenset:
+        """What ``instance``'s own method ``name`` returns, read as called there; nothing when its class has none."""
+        out = [self.call_func(f.bound(instance), args, kwargs) for f in ordered(instance.cls.lookup(name) or frozenset())
+               if isinstance(f, Func)]
+        return union(*out) if out else U
 
     def call_func(self, fn: Func, args: list, kwargs: dict) -> frozenset:
         """The value ``fn`` returns, reading its body with the arguments bound (its steps happen here)."""

@@ -387,10 +387,8 @@ class Reader(Calls):
         """What iterating over ``value`` yields: a dict's keys, a list's elements. Iterating over an object of the
         notebook's own class runs its ``__iter__``, which is read as called there."""
         for o in ordered(value):
-            method = o.cls.lookup("__iter__") if isinstance(o, Instance) else None
-            for f in ordered(method or frozenset()):
-                if isinstance(f, Func):
-                    self.call_func(f.bound(o), [], {})
+            if isinstance(o, Instance):
+                self.run_method(o, "__iter__", [], {})
         out = [(frozenset(Simple("const", k) for k in o.keys) or U) if o.kind == "dict" else (o.elements() or U)
                for o in value if isinstance(o, Box)]
         return union(*out) if out else U
