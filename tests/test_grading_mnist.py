@@ -69,6 +69,19 @@ def test_untouched_notebook_scores_zero_with_what_to_do(roots, exercise, first_w
     assert result.checks[0].message.startswith(first_words)
 
 
+def test_a_history_under_other_keys_is_a_loop_that_ran_not_one_that_did_not():
+    """Keras-style keys ('loss', 'accuracy', ...) for the given history: the loop ran, and was told it had not, which
+    also withheld every check that requires `trained` (0/10 for a model that passed them all)."""
+    renamed = evaluate("mnist-sgd", "trained", {"history": {"loss": [0.5] * 15, "accuracy": [90.0] * 15}})
+    assert renamed.passed and renamed.fraction == 0.5
+    assert renamed.message.startswith("Training ran: `history` holds lists under 'loss', 'accuracy' (15 values), but "
+                                      "none under 'train_loss'")
+    empty = evaluate("mnist-sgd", "trained", {"history": {"loss": [], "accuracy": []}})
+    assert not empty.passed and empty.message.startswith("`history` has no 'train_loss' list, and no other list")
+    untouched = evaluate("mnist-sgd", "trained", {"history": {"train_loss": [], "val_acc": []}})
+    assert not untouched.passed and untouched.message.startswith("`history['train_loss']` records no epoch")
+
+
 def test_sgd_changed_hidden_size(roots):
     check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "hidden-256.ipynb", "small"))["architecture"]
     assert not check.passed
@@ -192,6 +205,21 @@ def test_preprocessing_that_cannot_be_read_is_said_so():
     assert unclear == ["cell 3 picks a transform by name"]
     used, unclear = transforms_in_code(((1, "from torchvision.transforms import Normalize, ToTensor"),))
     assert used == {"Normalize", "ToTensor"} and unclear == []
+
+
+@pytest.mark.parametrize("code, built", [
+    # A Normalize left in a comment was read as used: correct work lost preprocessing's point.
+    ("# transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
+     "transform = transforms.ToTensor()\n", {"ToTensor"}),
+    # Under another name the transform was not found at all ("cannot be decided": half the point).
+    ("import torchvision.transforms as T\nto_tensor = T.ToTensor()\n", {"ToTensor"}),
+    ("from torchvision import transforms as tf\nt = tf.Compose([tf.ToTensor(), tf.Normalize((0.5,), (0.5,))])\n",
+     {"Compose", "ToTensor", "Normalize"}),
+    ("import torchvision\nt = torchvision.transforms.Normalize((0.5,), (0.5,))\n", {"Normalize"}),
+    ("%matplotlib inline\nfrom torchvision.transforms import v2\nt = v2.RandomRotation(10)\n", {"RandomRotation"}),
+])
+def test_transforms_are_read_from_the_syntax_under_any_name_and_never_from_comments(code, built):
+    assert transforms_in_code(((2, code),)) == (built, [])
 
 
 # --- without a kernel: models exported in this process, values built by hand -------------------------------------

@@ -222,24 +222,40 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
 
 
 TRANSFORM_CALL = re.compile(r"\btransforms\.(\w+)\s*\(")
+TRANSFORM_MODULES = ("torchvision.transforms", "torchvision.transforms.v2")
 
 
 def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], list[str]]:
-    """Transform classes the code builds, and cells where the pipeline is built in a way reading cannot follow."""
-    used, unclear = set(), []
+    """Transform classes the code builds, and cells where the pipeline is built in a way reading cannot follow.
+
+    Read from the syntax, so a commented-out line counts for nothing and an import under another name
+    (``import torchvision.transforms as T``) is followed; a cell that does not parse is searched as text.
+    """
+    used, unclear, modules = set(), [], {"transforms"}  # the starter's `from torchvision import transforms`
     for cell, source in cells:
-        used.update(TRANSFORM_CALL.findall(source))
         try:
-            tree = ast.parse(source)
+            tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                                       for line in source.splitlines()))
         except SyntaxError:
+            used.update(TRANSFORM_CALL.findall("\n".join(line.split("#")[0] for line in source.splitlines())))
             continue
         for node in ast.walk(tree):
-            # getattr(transforms, name) or a transform imported under another name hides the pipeline.
+            if isinstance(node, ast.Import):
+                modules.update(a.asname for a in node.names if a.name in TRANSFORM_MODULES and a.asname)
+            elif isinstance(node, ast.ImportFrom) and node.module in ("torchvision", "torchvision.transforms"):
+                for a in node.names:
+                    if f"{node.module}.{a.name}" in TRANSFORM_MODULES:
+                        modules.add(a.asname or a.name)
+                    elif node.module == "torchvision.transforms":
+                        used.add(a.name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    ast.unparse(node.func.value) in modules | set(TRANSFORM_MODULES):
+                used.add(node.func.attr)
+            # getattr(transforms, name) hides which transform is built.
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and \
-                    node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "transforms":
+                    node.args and ast.unparse(node.args[0]) in modules:
                 unclear.append(f"cell {cell} picks a transform by name")
-            if isinstance(node, ast.ImportFrom) and node.module == "torchvision.transforms":
-                used.update(alias.name for alias in node.names)
     return used, unclear
 
 

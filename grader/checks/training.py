@@ -397,10 +397,21 @@ def scheduler_cadence(ctx: CheckContext, run: str, function: str) -> Outcome:
             min_epochs=Param(int, 1))
 def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int) -> Outcome:
     """The training loop ran: ``history[key]`` holds a value per epoch. Other checks can require this one."""
-    curve = ctx.value(history, "dict").get(key)
+    record = ctx.value(history, "dict")
+    curve = record.get(key)
     epochs = len(curve) if isinstance(curve, list) else 0
     if epochs >= min_epochs:
         return Outcome(True, f"Training ran: `{history}` records {epochs} epoch{'s' * (epochs != 1)}.",
                        metrics={"epochs": epochs})
+    others = {k: len(v) for k, v in record.items() if isinstance(v, list) and len(v) >= min_epochs}
+    if key not in record and others:  # its own names for the record: the loop ran, the task's key is missing
+        listed = ", ".join(f"'{k}'" for k in others)
+        return Outcome(True, f"Training ran: `{history}` holds lists under {listed} ({max(others.values())} values), "
+                       f"but none under '{key}', the key the task's `{history}` uses. Keep the given keys, so that the "
+                       "grader and your feedback can read your curves.", fraction=0.5)
+    if key not in record:
+        return Outcome(False, f"`{history}` has no '{key}' list, and no other list with an entry per epoch: the "
+                       f"training loop did not record its epochs. Keep the given `{history}` and its keys, and run the "
+                       "notebook again from the top.")
     return Outcome(False, f"`{history}['{key}']` records no epoch: the training loop did not run. Fix the first "
                    "error your notebook reports, then run it again from the top.")
