@@ -80,6 +80,9 @@ def test_a_history_under_other_keys_is_a_loop_that_ran_not_one_that_did_not():
     assert not empty.passed and empty.message.startswith("`history` has no 'train_loss' list, and no other list")
     untouched = evaluate("mnist-sgd", "trained", {"history": {"train_loss": [], "val_acc": []}})
     assert not untouched.passed and untouched.message.startswith("`history['train_loss']` records no epoch")
+    per_batch = evaluate("mnist-sgd", "trained", {"history": {"train_loss": [1.0] * 316}, "optimizer": _optimizer(316)})
+    assert per_batch.passed and per_batch.fraction == 0.5 and per_batch.message.startswith(
+        "Training ran, but `history['train_loss']` holds 316 values, one per `optimizer`.step(): one per batch")
 
 
 def test_sgd_changed_hidden_size(roots):
@@ -149,8 +152,9 @@ def test_adam_trained_on_its_own_loader_while_exporting_the_given_one(roots):
     assert not check.passed
     assert check.message == ("`optimizer` stepped 160 times in 4 epochs, 40 times per epoch. Over the 5,000 training "
                              "images that is batches of 125 to 128 images, not 64; or, with batches of 64, epochs of "
-                             "2,497 to 2,560 images instead of all 5,000; `train_loader` has batches of 64, so the "
-                             "training did not use it: train on `train_loader` itself.")
+                             "2,497 to 2,560 images instead of all 5,000; `train_loader` makes 79 batches of 64 per "
+                             "epoch, so the training did not step on its batches alone: it also stepped on other "
+                             "batches (another loader's, say), skipped some, or did not use `train_loader`.")
 
 
 def test_adam_scheduler_that_never_stepped_is_named_instead_of_advice(roots):
@@ -306,8 +310,26 @@ LOADER = LoaderExport(64, True, "RandomSampler", False, "MNIST", 5000, "ToTensor
                    "scheduler": SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 15}, None)},
      False, ("`optimizer` stepped 600 times in 15 epochs, 40 times per epoch. Over the 5,000 training images that is "
              "batches of 125 to 128 images, not 64; or, with batches of 64, epochs of 2,497 to 2,560 images instead of "
-             "all 5,000; `train_loader` has batches of 64, so the training did not use it: train on `train_loader` "
-             "itself.")),
+             "all 5,000; `train_loader` makes 79 batches of 64 per epoch, so the training did not step on its "
+             "batches alone: it also stepped on other batches (another loader's, say), skipped some, or did not use "
+             "`train_loader`.")),
+    # the training loader's own batches, 157 an epoch, then the validation loader's two, with train=True: it did use
+    # `train_loader` (this was "so the training did not use it")
+    ("mnist-sgd", {"optimizer": _optimizer(15 * 81), "train_loader": LOADER, "history": {"train_loss": [1.0] * 15}},
+     False, ("`optimizer` stepped 1,215 times in 15 epochs, 81 times per epoch. Over the 5,000 training images that is "
+             "batches of 62 images, not 64; or, with batches of 64, epochs of 5,121 to 5,184 images instead of all "
+             "5,000; `train_loader` makes 79 batches of 64 per epoch, so the training did not step on its batches "
+             "alone: it also stepped on other batches (another loader's, say), skipped some, or did not use "
+             "`train_loader`.")),
+    # a loader over 90% of the split (random_split): its own batches explain the count (was "batches of 72, not 64")
+    ("mnist-adam", {"optimizer": _optimizer(4 * 71), "history": {"train_loss": [1.0] * 4},
+                    "train_loader": dataclasses.replace(LOADER, dataset_len=4500)}, False,
+     ("`optimizer` stepped 284 times in 4 epochs, 71 times per epoch: batches of 64 over the 4,500 images "
+      "`train_loader` holds, as it makes them, but the training split has 5,000: train on all of it.")),
+    # a history filled once per batch: its length is the step count (was "if 316 ran, `optimizer` was created anew")
+    ("mnist-adam", {"optimizer": _optimizer(4 * 79), "history": {"train_loss": [1.0] * 316}}, True,
+     ("`optimizer` stepped 316 times: 4 epochs of batches of 64 over the 5,000 training images, as the task fixes "
+      "(`history` holds one value per optimizer step, not one per epoch: its length counts batches).")),
     # epochs the notebook's choice, but the exported optimizer ran one of the 4 the history records
     ("mnist-adam", {"optimizer": _optimizer(79), "history": {"train_loss": [1.0] * 4}}, False,
      ("`optimizer` stepped 79 times: 1 epoch of batches of 64 over the 5,000 training images (`history` records 4; "

@@ -7,6 +7,7 @@ data: the grader measures on its own copy of the split the kernel was shown read
 from __future__ import annotations
 
 import ast
+import dataclasses
 import itertools
 import math
 import re
@@ -111,8 +112,7 @@ class RunCount:
 
 
 def count_run(ctx: CheckContext, optimizer: str, history: str, scheduler: str) -> RunCount:
-    opt = ctx.value(optimizer, "optimizer")
-    steps = opt.steps if opt.steps is not None else max((int(s) for s in opt.state_steps), default=None)
+    steps = ctx.value(optimizer, "optimizer").step_count()
     hist = ctx.exports.values.get(history)
     curve = hist.get("train_loss") if isinstance(hist, dict) else None
     sched = ctx.exports.values.get(scheduler) if scheduler else None
@@ -140,6 +140,10 @@ def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: Lo
         if isinstance(own, int) and own != batch and math.ceil(n / own) == k:
             return (f"{counted}: batches of {own} over the {n:,} training images, as `{name}` makes them, but the "
                     f"task fixes the batch size at {batch}"), True
+        held = loader.dataset_len if isinstance(loader, LoaderExport) and loader.batch_size == batch else None
+        if isinstance(held, int) and held != n and k in (math.ceil(held / batch), held // batch):
+            return (f"{counted}: batches of {batch} over the {held:,} images `{name}` holds, as it makes them, "
+                    f"but the training split has {n:,}: train on all of it"), True
         return (f"{counted}. Over the {n:,} training images that is batches of {_batches_for(n, k)} images, not "
                 f"{batch}; or, with batches of {batch}, epochs of {(k - 1) * batch + 1:,} to {k * batch:,} images "
                 f"instead of all {n:,}"), False
@@ -167,7 +171,9 @@ def _loader_notes(loader: LoaderExport | None, name: str, n: int, batch: int, ba
     if loader.batch_size != batch:
         notes.append(f"`{name}` has batch size {loader.batch_size}, but the task fixes it at {batch}")
     elif batch_differs:
-        notes.append(f"`{name}` has batches of {batch}, so the training did not use it: train on `{name}` itself")
+        notes.append(f"`{name}` makes {math.ceil(n / batch)} batches of {batch} per epoch, so the training did not "
+                     f"step on its batches alone: it also stepped on other batches (another loader's, say), "
+                     f"skipped some, or did not use `{name}`")
     if loader.dataset_len not in (None, n):
         notes.append(f"`{name}` holds {loader.dataset_len:,} images, but the training split has {n:,}")
     return notes
@@ -195,6 +201,9 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     if not run.steps:
         return Outcome(False, f"`{optimizer}` never stepped, or its steps could not be counted: train with this "
                        "optimizer, calling its step() once per batch.")
+    per_step = run.epochs_recorded == run.steps and run.steps > math.ceil(n / batch_size)
+    if per_step:  # the history was filled once per batch: its length counts steps, not epochs
+        run = dataclasses.replace(run, epochs_recorded=None)
     whole = next((run.steps // k for k in (math.ceil(n / batch_size), n // batch_size) if k and run.steps % k == 0),
                  None)
     problems, named = [], False
@@ -215,10 +224,12 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     metrics = {"steps": run.steps, "n_train": n}
+    recorded = (f" (`{history}` holds one value per optimizer step, not one per epoch: its length counts batches)"
+                if per_step else "")
     if problems:
-        return Outcome(False, "; ".join(problems) + ".", metrics=metrics)
+        return Outcome(False, "; ".join(problems) + recorded + ".", metrics=metrics)
     return Outcome(True, f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
-                   f"{batch_size} over the {n:,} training images, as the task fixes.", metrics=metrics)
+                   f"{batch_size} over the {n:,} training images, as the task fixes{recorded}.", metrics=metrics)
 
 
 TRANSFORM_CALL = re.compile(r"\btransforms\.(\w+)\s*\(")

@@ -394,12 +394,19 @@ def scheduler_cadence(ctx: CheckContext, run: str, function: str) -> Outcome:
 
 
 @check_kind("history_recorded", history=Param(str, "history", export=True), key=Param(str, "train_loss"),
-            min_epochs=Param(int, 1))
-def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int) -> Outcome:
+            min_epochs=Param(int, 1),
+            optimizer=Param(str, "", "the optimizer whose step count tells a record per batch from one per epoch, where "
+                            "each epoch is many batches", export=True))
+def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int, optimizer: str) -> Outcome:
     """The training loop ran: ``history[key]`` holds a value per epoch. Other checks can require this one."""
     record = ctx.value(history, "dict")
     curve = record.get(key)
     epochs = len(curve) if isinstance(curve, list) else 0
+    steps = ctx.value(optimizer, "optimizer").step_count() if optimizer and epochs > 1 else None
+    if epochs > 1 and epochs == steps:
+        return Outcome(True, f"Training ran, but `{history}['{key}']` holds {epochs:,} values, one per "
+                       f"`{optimizer}`.step(): one per batch, where the task records one per epoch (the mean over "
+                       "the epoch's batches).", fraction=0.5)
     if epochs >= min_epochs:
         return Outcome(True, f"Training ran: `{history}` records {epochs} epoch{'s' * (epochs != 1)}.",
                        metrics={"epochs": epochs})

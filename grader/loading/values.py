@@ -37,6 +37,10 @@ class OptimizerExport:
     state_steps: tuple = ()  # the distinct per-parameter ``step`` counts in its state (Adam and friends)
     stepped_under_scheduler: bool | None = None  # step() ran after a scheduler was made on it (torch's record)
 
+    def step_count(self) -> int | None:
+        """Its step() calls: the probe's count, else the largest per-parameter count Adam-like optimizers keep."""
+        return self.steps if self.steps is not None else max((int(s) for s in self.state_steps), default=None)
+
 
 @dataclass(frozen=True)
 class SchedulerExport:
