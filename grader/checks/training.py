@@ -26,7 +26,7 @@ from grader.diagnosis.lr_fitting import as_floats
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
 from grader.loading.kinds import whole_number
-from grader.loading.values import ExportProblem, ModelValue, SchedulerExport
+from grader.loading.values import ExportProblem, ModelValue, OptimizerExport, SchedulerExport
 
 if TYPE_CHECKING:
     from grader.loading.model_graph import LoadedModel
@@ -402,7 +402,8 @@ def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int,
     record = ctx.value(history, "dict")
     curve = record.get(key)
     epochs = len(curve) if isinstance(curve, list) else 0
-    steps = ctx.value(optimizer, "optimizer").step_count() if optimizer and epochs > 1 else None
+    opt = ctx.exports.values.get(optimizer) if optimizer else None  # its own checks judge a missing one, not this
+    steps = opt.step_count() if isinstance(opt, OptimizerExport) and epochs > 1 else None
     if epochs > 1 and epochs == steps:
         return Outcome(True, f"Training ran, but `{history}['{key}']` holds {epochs:,} values, one per "
                        f"`{optimizer}`.step(): one per batch, where the task records one per epoch (the mean over "
