@@ -121,7 +121,9 @@ def watch_rechecks(folder: pathlib.Path, saves: int, exercise_id: str = "tiny-mo
                 time.sleep(0.5)  # the student edits; the next kernel starts meanwhile
                 nb = nbformat.read(notebook, as_version=4)
                 nb.cells[-1].source += f"\n# saved {save}"
-                nbformat.write(nb, notebook)
+                # As Jupyter saves: the whole file written beside it, then renamed over it (never seen half-written).
+                nbformat.write(nb, notebook.with_suffix(".saving"))
+                os.replace(notebook.with_suffix(".saving"), notebook)
                 saved.append(time.monotonic())
         stop.set()
         thread.join()

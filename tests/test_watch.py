@@ -111,3 +111,21 @@ def test_a_save_caught_half_written_is_checked_once_the_editor_finishes(tmp_path
     threading.Timer(SETTLE_S * 3, stop.set).start()
     assert next_save(saves, stop, lambda *why: invalid.append(why)) is None
     assert len(invalid) == 1 and "not a Jupyter notebook" in invalid[0][0]
+
+
+def test_a_save_whose_last_newline_lands_apart_is_one_version_not_two(tmp_path):
+    """nbformat.write (and some editors) write the closing newline in a second write: the file caught between the
+    two is the same notebook, and was checked twice (the second run a whole check's time for nothing)."""
+    import hashlib
+
+    from grader.grading.watch import _Saves
+
+    path = tmp_path / "nb.ipynb"
+    saves = _Saves(path)
+    body = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])).rstrip()
+    path.write_text(body)
+    assert saves.changed() == hashlib.sha256(body.encode()).hexdigest()
+    path.write_text(body + "\n")
+    assert saves.changed() is None  # the newline landed: still the version already seen
+    path.write_text(body.replace("x = 1", "x = 2") + "\n")
+    assert saves.changed() == hashlib.sha256((body.replace("x = 1", "x = 2") + "\n").encode()).hexdigest()

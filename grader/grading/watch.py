@@ -29,23 +29,26 @@ class _Saves:
     """The watched file's contents as they change: each new version once, read only when its stat changed."""
 
     def __init__(self, path: pathlib.Path) -> None:
-        self.path, self.stat, self.digest = path, None, None
+        self.path, self.stat, self.key, self.digest = path, None, None, None
 
     def changed(self) -> str | None:
-        """The new contents' digest when the file changed since the last call, else None."""
+        """The new contents' digest (sha256) when the file changed since the last call, else None."""
         try:
             st = os.stat(self.path)
             signature = (st.st_mtime_ns, st.st_size, st.st_ino)
             if signature == self.stat:
                 return None
-            digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+            data = self.path.read_bytes()
         except OSError:  # between an editor's delete and its rename: wait for the next poll
             return None
         self.stat = signature
-        if digest == self.digest:
+        # Compared without trailing whitespace: an editor (and nbformat.write) may write the newline at the end
+        # apart, and the version caught between the two writes is the same notebook, not a save to check again.
+        key = hashlib.sha256(data.rstrip()).hexdigest()
+        if key == self.key:
             return None
-        self.digest = digest
-        return digest
+        self.key, self.digest = key, hashlib.sha256(data).hexdigest()
+        return self.digest
 
 
 def next_save(saves: _Saves, stop: threading.Event,
