@@ -63,7 +63,12 @@ class ControlGroup:
 
     def remove(self, deadline_s: float = 1.0) -> bool:
         """Delete the group's folders, trying again until ``deadline_s`` while members are still exiting or not yet
-        reaped; call after ``kill`` (a folder with members cannot go). True when every folder is gone."""
+        reaped; call after ``kill``. True when every folder is gone.
+
+        A folder with members cannot go. A member that joined after the kill (a kernel whose launch was under
+        way when the grader was interrupted) is killed here, or it would outlive the grader; once the folder is
+        gone, none can join.
+        """
         end, pause = time.monotonic() + deadline_s, 0.001
         for folder in self.folders:
             while True:
@@ -73,6 +78,9 @@ class ControlGroup:
                 except FileNotFoundError:
                     break
                 except OSError:
+                    for pid in self.running():
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.kill(pid, signal.SIGKILL)
                     if time.monotonic() >= end:
                         return False
                     time.sleep(pause)
