@@ -234,3 +234,51 @@ def test_no_notebook_coming_leaves_no_kernel(factory, spec):
     while _children(factory.process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _children(factory.process.pid) == []
+
+
+KILLED_MIDWAY = """
+import pathlib, sys, threading, time
+from grader.assignments.catalog import load_spec_file
+from grader.grading.engine import run_next
+from grader.kernel.factory import start_factory
+spec = load_spec_file(pathlib.Path(sys.argv[1]))
+factory = start_factory().__enter__()
+threading.Thread(target=run_next, args=(lambda: time.sleep(600), spec), kwargs={"factory": factory.handle},
+                 daemon=True).start()
+print(factory.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_grader_killed_while_its_kernel_waits_leaves_no_kernel_behind(spec, tmp_path):
+    """The grader dies (SIGKILL, so nothing of it cleans up) while a kernel forked for it waits for its notebook: the
+    factory, told by the kernel of the grader's death, kills the kernels it forked before it goes."""
+    import signal
+
+    spec_file = tmp_path / "probe"
+    spec_file.mkdir()
+    (spec_file / "spec.toml").write_text(SPEC)
+    grader = subprocess.Popen([sys.executable, "-c", KILLED_MIDWAY, str(spec_file / "spec.toml")],
+                              stdout=subprocess.PIPE, text=True, cwd=pathlib.Path(__file__).resolve().parent.parent)
+    try:
+        factory = int(grader.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not _children(factory) and time.monotonic() < deadline:  # the kernel's launcher, forked for it
+            time.sleep(0.1)
+        forked = _children(factory)
+        assert forked
+        kernels = forked + [k for f in forked for k in _children(f)]
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+        grader.stdout.close()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in [factory, *kernels]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in [factory, *kernels] if _alive(pid)] == []
+
+
+def _alive(pid: int) -> bool:
+    from grader.kernel.cgroups import ended
+
+    return not ended(pid)

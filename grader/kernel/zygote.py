@@ -104,6 +104,16 @@ def serve(listener: socket.socket) -> None:
     selector.register(wake[0], selectors.EVENT_READ)
     children: dict[int, socket.socket] = {}  # child pid -> its client's connection
     uid = os.getuid()
+
+    def stop(*_) -> None:  # the grader is gone, or stops this factory: no kernel of it runs on
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     while True:
         for key, _ in selector.select(timeout=0.05):
             if key.fileobj == wake[0]:  # drained; the children are reaped below
@@ -187,7 +197,9 @@ def _warm_torch() -> None:
 
 
 def main(argv: list) -> None:
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the grader
+    # Never outlive the grader: SIGTERM, so that the kernels it forked go too (``serve``), and a kernel whose launch
+    # the grader's own kill missed (it joined its control group later) does not run on alone.
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     path, preload = argv[1], json.loads(argv[2])
     for name in preload:
         importlib.import_module(name)
