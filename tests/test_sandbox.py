@@ -174,7 +174,6 @@ def test_a_killed_process_has_ended_before_anyone_reaps_it():
     assert ended(child.pid)
 
 
-@pytest.mark.skipif(not ROOT_RUN, reason="control groups are made by a grader running as root")
 def test_a_process_that_joins_after_the_kill_is_killed_when_the_group_is_removed():
     """A kernel whose launch was under way when the grader was interrupted joins its group after the grader's kill:
     removing the group kills it, where it once outlived the grader (holding the grader's output pipe open)."""
@@ -185,7 +184,7 @@ def test_a_process_that_joins_after_the_kill_is_killed_when_the_group_is_removed
 
     group = cgroups.create(f"{os.getpid()}.1-late", 256, 16)
     if group is None:
-        pytest.skip("no control groups on this machine")
+        pytest.skip("no control group: the grader makes them only as root, on a machine with cgroups")
     late = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         assert group.kill(deadline_s=1.0)  # nothing in it yet

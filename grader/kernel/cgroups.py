@@ -78,9 +78,7 @@ class ControlGroup:
                 except FileNotFoundError:
                     break
                 except OSError:
-                    for pid in self.running():
-                        with contextlib.suppress(ProcessLookupError, PermissionError):
-                            os.kill(pid, signal.SIGKILL)
+                    kill_until_gone(self.running, 0.0)
                     if time.monotonic() >= end:
                         return False
                     time.sleep(pause)

@@ -106,7 +106,7 @@ def serve(listener: socket.socket) -> None:
     uid = os.getuid()
 
     def stop(*_) -> None:  # the grader is gone, or stops this factory: no kernel of it runs on
-        for pid in children:
+        for pid in list(children):  # a handler: the loop it interrupted may be changing the dict
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
