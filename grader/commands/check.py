@@ -93,6 +93,7 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
 
 def _watch(args: argparse.Namespace, exercise: Exercise, handle: FactoryHandle, data_root) -> int:
     """Re-check on every save until Ctrl-C; each table is labelled as the self-check, never the grade."""
+    import signal
     import threading
     import time
 
@@ -106,10 +107,22 @@ def _watch(args: argparse.Namespace, exercise: Exercise, handle: FactoryHandle, 
                   f"{args.notebook} for the next save (Ctrl-C to stop). Self-check only: not your grade.", flush=True)
 
     stop = threading.Event()
+
+    def interrupted(signum, frame) -> None:
+        # Set first: asyncio (3.11) can swallow the interrupt when it lands as a kernel starts, and the watch would
+        # then wait for the next save for ever; with ``stop`` set, its next wait ends it.
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupted) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         watch_notebook(args.notebook, exercise, handle, shown, stop, data_root, SCORING_MODULES + RENDERING_MODULES)
     except KeyboardInterrupt:
         stop.set()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return EXIT_OK
 
 
