@@ -23,8 +23,11 @@ CASES = FILES / "early-stopping"
 def test_solution_full_marks():
     result = grade(solution("early-stopping"), "early-stopping")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
+    assert checks["follows-arguments"].message == (
+        "The grader called your function with n_epochs=25, patience=100 and lr=0.01: it trained all 25 epochs. Its "
+        "Adam optimizer stepped at lr 0.01.")
     assert checks["scheduler-per-epoch"].message.startswith("Your function stepped StepLR(step_size=1, gamma=0.5) once "
                                                             "per epoch, after the epoch's updates")
     assert checks["stopped-after-patience"].message.startswith("Your run stopped at epoch 33: 20 epochs after the best "
@@ -45,7 +48,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
 def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "mean over samples"
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
@@ -56,7 +59,8 @@ def graded():
     return {name: grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)
             for name in ("no-restore", "no-deepcopy", "zero-based-best-epoch", "late-stop", "course-flaw",
                          "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
-                         "best-epoch-from-the-stop")}
+                         "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
+                         "stops-on-accuracy-copy")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -358,3 +362,42 @@ def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_ru
     assert not missed.passed and missed.points == 0
     assert missed.message.startswith("In the grader's own run of your function, best_epoch is -75 but the lowest val "
                                      "loss is at epoch 23")
+
+
+def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded):
+    result = graded["loss-over-dataset-size"]
+    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
+    restored = by_id(result)["restored-best"]
+    assert restored.metrics["loss_convention"] == "sum of batch means per sample"
+    assert "the sum of the batches' mean losses divided by the number of samples" in restored.message
+
+
+def test_a_loop_one_epoch_short_costs_half_of_follows_arguments_and_nothing_else(graded):
+    result = graded["range-one-short"]
+    follows = by_id(result)["follows-arguments"]
+    assert result.score == result.max_score - 0.5, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert follows.metrics == {"epochs_run": 24, "n_epochs": 25}
+    assert ("patience=100, which cannot run out in 25 epochs, but it recorded 24 epochs: a loop over range(1, "
+            "n_epochs) runs one epoch short") in follows.message
+
+
+def test_an_optimizer_made_without_the_lr_is_named_with_torch_s_default(graded):
+    result = graded["ignores-lr"]
+    follows = by_id(result)["follows-arguments"]
+    assert result.score == result.max_score - 0.5, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert follows.message == (
+        "The grader passed lr=0.01 and no optimizer, but the Adam your function made took its first step at lr 0.001 "
+        "(0.001 is Adam's default, used when no lr is passed): make the optimizer with the lr argument, e.g. "
+        "Adam(model.parameters(), lr=lr).")
+
+
+def test_a_copy_first_run_after_training_is_not_called_untrained(graded):
+    # The returned deepcopy runs forward only in a later cell: the kernel's record of its first pass is its trained
+    # state, which is not the model before training.
+    checks = by_id(graded["stops-on-accuracy-copy"])
+    restored = checks["restored-best"]
+    assert not restored.passed
+    assert "before training" not in restored.message
+    assert "it is the model of epoch 30" in restored.message
+    assert "It is the epoch the run reports as best_epoch" in restored.message
+    assert checks["follows-arguments"].passed

@@ -151,6 +151,72 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                    metrics=metrics)
 
 
+def _epochs_followed(ran: int, n_epochs: int, patience: int) -> str:
+    """'' when a run that patience could not stop recorded its ``n_epochs`` epochs; else what it did, with the causes
+    that remain."""
+    if ran == n_epochs:
+        return ""
+    called = (f"The grader called your function with n_epochs={n_epochs} and patience={patience}, which cannot run "
+              f"out in {n_epochs} epochs, but it recorded {ran} epochs")
+    if ran < n_epochs:
+        loop = (": a loop over range(1, n_epochs) runs one epoch short (range(1, n_epochs + 1) runs them all)"
+                if ran == n_epochs - 1 else "")
+        return (f"{called}{loop}. Otherwise something besides patience stops it early: train for all n_epochs "
+                "unless the val loss has not improved for patience epochs.")
+    extra = (": either the loop runs one epoch more (one that counts from 0 up to and including n_epochs, say), or "
+             "a val loss is recorded once before training" if ran == n_epochs + 1 else "")
+    return f"{called}, more than n_epochs{extra}. Record one value per epoch, for n_epochs epochs at most."
+
+
+def _lr_followed(first_step: object, lr: float) -> tuple[str | None, str]:
+    """Whether the first optimizer step of the run used ``lr`` (None: no step was seen), and what it shows."""
+    if not isinstance(first_step, dict) or not isinstance(first_step.get("lr"), list) or not first_step["lr"]:
+        return None, "No optimizer took a step in that run, so its learning rate could not be read."
+    name = str(first_step.get("optimizer", "optimizer"))
+    rates = [v for v in first_step["lr"] if isinstance(v, (int, float))]
+    if rates and all(math.isclose(v, lr, rel_tol=1e-6) for v in rates):
+        return "", f"Its {name} optimizer stepped at lr {lr:g}."
+    shown = ", ".join(f"{v:g}" for v in rates) or "not a number"
+    default = _default_lr(name)
+    known = f" ({default:g} is {name}'s default, used when no lr is passed)" if default in rates else ""
+    return (f"The grader passed lr={lr:g} and no optimizer, but the {name} your function made took its first step "
+            f"at lr {shown}{known}: make the optimizer with the lr argument, e.g. {name}(model.parameters(), "
+            "lr=lr)."), ""
+
+
+def _default_lr(optimizer: str) -> float | None:
+    """torch's default learning rate of the optimizer class ``optimizer`` (None if it has none, or is not torch's)."""
+    import inspect
+
+    import torch
+
+    cls = getattr(torch.optim, optimizer, None)
+    try:
+        default = inspect.signature(cls).parameters["lr"].default if isinstance(cls, type) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return float(default) if isinstance(default, (int, float)) else None
+
+
+@check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, and "
+                                           "the optimizer's first step as first_step {optimizer, lr}", export=True),
+            n_epochs=Param(int, doc="the n_epochs the run was called with"),
+            patience=Param(int, doc="the patience the run was called with (more than n_epochs)"),
+            lr=Param((int, float), doc="the lr the run was called with"))
+def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int, lr: float) -> Outcome:
+    """A run that patience cannot stop trains all n_epochs epochs, with an optimizer at the lr it was given."""
+    data = ctx.value(run, "dict")
+    ran = len(_floats(data.get("val_loss"), f"`{run}`['val_loss']"))
+    epochs = _epochs_followed(ran, n_epochs, patience)
+    rate, rate_note = _lr_followed(data.get("first_step"), lr)
+    metrics = {"epochs_run": ran, "n_epochs": n_epochs}
+    wrong = [m for m in (epochs, rate) if m]
+    if not wrong:
+        return Outcome(True, f"The grader called your function with n_epochs={n_epochs}, patience={patience} and "
+                       f"lr={lr:g}: it trained all {ran} epochs. {rate_note}".strip(), metrics=metrics)
+    return Outcome(False, " ".join(wrong), fraction=0.5 if len(wrong) == 1 else 0.0, metrics=metrics)
+
+
 # How a validation loss may be reported; the course's is the first. Early stopping works the same with any of
 # them, so the grader measures all and compares in whichever the student's history uses.
 LOSS_CONVENTIONS = {
@@ -158,6 +224,7 @@ LOSS_CONVENTIONS = {
     "mean over samples": "the mean loss per sample",
     "mean of batch means": "the mean of the batches' mean losses",
     "sum over samples": "the sum of the per-sample losses",
+    "sum of batch means per sample": "the sum of the batches' mean losses divided by the number of samples",
 }
 
 
@@ -167,7 +234,8 @@ def val_loss_conventions(model: LoadedModel, dataset, batch_size: int) -> tuple[
     batch_means = [chunk.mean().item() for chunk in per_sample.split(batch_size)]
     losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
               "mean of batch means": math.fsum(batch_means) / len(batch_means),
-              "sum over samples": per_sample.sum().item()}
+              "sum over samples": per_sample.sum().item(),
+              "sum of batch means per sample": math.fsum(batch_means) / len(per_sample)}
     accuracy = 100 * (predicted == dataset.Y).double().mean().item()
     return losses, accuracy
 
@@ -234,7 +302,10 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
         before, _ = val_loss_conventions(untrained, dataset, batch_size)
         if any(math.isclose(v, view.val_loss[0], rel_tol=REL_TOL) for v in before.values()):
             pre_update = view.val_loss[0]
-        is_untrained = untrained.same_weights(view.model)
+        # The kernel's record is of a model object's first forward pass: for a copy taken during training and first
+        # run afterwards, that is its trained state. Only the probe's own copy, or weights matching no trained
+        # epoch's record, show a model that was never trained.
+        is_untrained = untrained.same_weights(view.model) and (view.initial is not None or held is None)
     source = ctx.function_source(function)
     code = restore_code(source) if source else None
     return RestoreEvidence(first_minimum(view.val_loss), len(view.val_loss), held, n_epochs, pre_update,
