@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
@@ -12,7 +13,8 @@ from reference.models import SimpleMLP
 
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
-         "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training")
+         "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
+         "one-model-continued", "swapped-unpack")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -232,11 +234,74 @@ def test_without_a_usable_record_the_start_is_not_judged(tmp_path):
     assert outcome.message == (
         "The model for seed 18 starts from the weights of a SimpleMLP built right after its own "
         "torch.manual_seed(seed), as its weights at its first forward pass show. seed 0: the grader has no record of "
-        "its weights before training (a record exists only for a model object that ran forward in a graded run; a "
-        "copy of one has none); how it was seeded could not be checked; seed 3: its weights at its "
+        "its weights before training (a record exists only for a model object that ran forward in a graded run, or a "
+        "deep copy of one; weights loaded into another model have none); how it was seeded could not be checked; seed 3: its weights at its "
         "first forward pass lie outside the range of a fresh initialisation, so they are not where it started; how "
         "it was seeded could not be checked.")
     unchanged = _start(tmp_path / "unchanged", nets, {0: nets[0].state_dict()})
     assert unchanged.passed and unchanged.message.startswith(
         "No model's start could be checked. seed 0: its weights never changed after its first forward pass, so that "
-        "pass may have come after training (as for a copy of a trained model); how it was seeded could not be checked")
+        "pass may have come after training (as for a model given trained weights before it ran); how it was seeded "
+        "could not be checked")
+
+
+def test_a_function_of_the_notebook_s_own_named_like_the_reference_s_is_its_own_work(graded):
+    """The whole experiment in the notebook's own `def random_seeds(seeds)`: the reference solution's function name,
+    but defined here, not imported."""
+    result = graded["experiment-function"]
+    assert result.score == result.max_score == 8, [(c.id, c.message) for c in result.checks if not c.passed]
+
+
+def test_copies_of_one_model_trained_on_from_seed_to_seed_show_the_first_seed_s_start(graded):
+    """One SimpleMLP, built once, trained on under each seed; a deepcopy is stored each time. A copy keeps its
+    original's recorded start, so seeds 3 and 18 are measured to start where seed 0's model did."""
+    check = by_id(graded["one-model-continued"])["seed-start"]
+    assert not check.passed and check.points == pytest.approx(2 / 3, abs=1e-4)
+    assert ("seed 3: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0), not "
+            "torch.manual_seed(3)") in check.message
+    assert "seed 18: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0)" in check.message
+
+
+class _HeadFirst(nn.Module):
+    """SimpleMLP's layers in a class of a student's own, the output layer declared (and so built) first."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(8, 3)
+        self.body = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU())
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_a_class_of_its_own_declared_in_another_order_is_replayed_as_its_own_layers(tmp_path):
+    nets = {}
+    for seed in (0, 3, 18):
+        torch.manual_seed(seed if seed != 18 else 5)
+        nets[seed] = _HeadFirst()
+    outcome = _start(tmp_path, nets, {s: _trained(net) for s, net in nets.items()})
+    assert not outcome.passed and outcome.fraction == pytest.approx(2 / 3)
+    assert outcome.message.startswith("seed 18: its initial weights are those of a SimpleMLP built right after "
+                                      "torch.manual_seed(5), not torch.manual_seed(18)")
+    assert "What remains possible" not in outcome.message
+
+
+def test_losses_reported_as_accuracies_are_named_as_losses_not_as_typed_by_hand(graded):
+    """`val_acc, val_loss = evaluate(...)`: evaluate returns (loss, accuracy), so every figure is a loss."""
+    check = by_id(graded["swapped-unpack"])["reported-vs-measured"]
+    assert not check.passed and check.points == 0
+    assert ("val_acc reported 5.729 is the model's loss on the validation split (the sum of the batches' mean "
+            "losses), not its accuracy (53.33%)") in check.message
+    assert "train_acc reported 4.422 is the model's loss on the training split" in check.message
+    assert "returns (loss, accuracy)" in check.message and "typed by hand" not in check.message
+
+
+def test_one_figure_given_as_a_fraction_is_named_as_such():
+    from grader.checks.seeds import _off_figures
+
+    reported = {"train_acc": 64.44, "val_acc": 0.5333, "test_acc": 0.6333}
+    measured = {"train_acc": 64.44, "val_acc": 53.33, "test_acc": 63.33}
+    off = _off_figures(reported, measured, {"train_acc": 6, "val_acc": 0.6, "test_acc": 0.6}, {},
+                       lambda split: 0.0, lambda split: {"sum of batch means": 5.7})
+    assert [(o.figure, o.fraction) for o in off] == [("val_acc", True), ("test_acc", True)]
+    assert str(off[0]) == "val_acc reported 0.5333 is the accuracy as a fraction of 1: the grader measures 53.33%"

@@ -425,8 +425,8 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
         where += [f"{_models(still)} first ran forward only after training"] if still else []
         return Outcome(True, f"Whether each model is stored under its own learning rate could not be checked: the "
                        f"grader measures how far a model moved from the weights it had at its first forward pass, but "
-                       f"{' and '.join(where)}, as a copy taken after training (copy.deepcopy, or "
-                       "load_state_dict into a new model) does. If each is a fresh model trained at its own rate, "
+                       f"{' and '.join(where)}, as a model given trained weights with load_state_dict does (a "
+                       "deep copy keeps its original's record). If each is a fresh model trained at its own rate, "
                        "nothing is wrong; snapshots of one model trained on from rate to rate would be.",
                        metrics={f"moved lr={lr:g}": round(d, 6) for lr, d in moved.items()})
     listing = ", ".join(f"lr={lr:g}: {moved[lr]:.3g}" for lr in order)

@@ -63,15 +63,52 @@ def _untrained(tensors: list) -> bool:
     return True
 
 
-def _seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int] | None:
-    """(seed, build) of the ``reference`` built build-th after torch.manual_seed(seed) whose weights are ``tensors``."""
+def _linear_layers(tensors: list) -> tuple[tuple[int, int, bool], ...] | None:
+    """(in, out, bias) of each nn.Linear whose weight and bias ``tensors`` are, in order; None if they are not that."""
+    layers, i = [], 0
+    while i < len(tensors):
+        weight = tensors[i]
+        if weight.ndim != 2:
+            return None
+        bias = i + 1 < len(tensors) and tensors[i + 1].ndim == 1 and tensors[i + 1].shape[0] == weight.shape[0]
+        layers.append((int(weight.shape[1]), int(weight.shape[0]), bias))
+        i += 2 if bias else 1
+    return tuple(layers)
+
+
+@functools.lru_cache(maxsize=8)
+def _seeded_linear_builds(layers: tuple[tuple[int, int, bool], ...],
+                          seeds: tuple[int, ...]) -> tuple[tuple[int, int, tuple], ...]:
+    """As ``_seeded_builds``, for a model of its own made of these nn.Linear layers, built in this order."""
     import torch
 
-    known = (*seeds, *(s for s in KNOWN_SEEDS if s not in seeds))
-    for seed, build, params in _seeded_builds(reference, tuple(known)):
-        if len(params) == len(tensors) and all(p.shape == t.shape and torch.equal(p, t.to(p.dtype))
-                                               for p, t in zip(params, tensors)):
-            return seed, build
+    builds = []
+    with torch.random.fork_rng(devices=[]):
+        for seed in seeds:
+            torch.manual_seed(seed)
+            for k in range(1, BUILDS + 1):
+                made = [torch.nn.Linear(n_in, n_out, bias=bias) for n_in, n_out, bias in layers]
+                builds.append((seed, k, tuple(p.detach().clone() for layer in made for p in layer.parameters())))
+    return tuple(builds)
+
+
+def _seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int] | None:
+    """(seed, build) of the ``reference`` built build-th after torch.manual_seed(seed) whose weights are ``tensors``.
+
+    A class of the student's own whose parameters are nn.Linear layers (the reference's, declared in another order,
+    say) is replayed as those layers, built in the order of its parameters.
+    """
+    import torch
+
+    known = tuple((*seeds, *(s for s in KNOWN_SEEDS if s not in seeds)))
+    layers = _linear_layers(tensors)
+    candidates = [_seeded_builds(reference, known)]
+    candidates += [_seeded_linear_builds(layers, known)] if layers else []
+    for builds in candidates:
+        for seed, build, params in builds:
+            if len(params) == len(tensors) and all(p.shape == t.shape and torch.equal(p, t.to(p.dtype))
+                                                   for p, t in zip(params, tensors)):
+                return seed, build
     return None
 
 
@@ -85,7 +122,8 @@ def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
         if never_trained is not None:  # its weights now are a seeded build's: where it started, and still is
             return Start(True, *never_trained)
         return Start(False, unusable="the grader has no record of its weights before training (a record exists only "
-                                     "for a model object that ran forward in a graded run; a copy of one has none)")
+                                     "for a model object that ran forward in a graded run, or a deep copy of one; "
+                                     "weights loaded into another model have none)")
     found = _seeded_build(initial, reference, seeds)
     if found is not None:
         return Start(True, *found)
@@ -93,9 +131,9 @@ def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
         return Start(False, unusable="its weights at its first forward pass lie outside the range of a fresh "
                                      "initialisation, so they are not where it started")
     if all(torch.equal(t, net.parameters[k]) for k, t in net.initial.items()):
-        # Unchanged since its first forward pass: a copy run only after training looks just like this.
+        # Unchanged since its first forward pass: trained weights loaded into a new model look just like this.
         return Start(False, unusable="its weights never changed after its first forward pass, so that pass may have "
-                                     "come after training (as for a copy of a trained model)")
+                                     "come after training (as for a model given trained weights before it ran)")
     return Start(True)
 
 
@@ -179,7 +217,8 @@ def seed_start(ctx: CheckContext, models: str, seeds: list, reference: str) -> O
     lines = _start_lines(starts, groups, reference)
     if not lines:
         return Outcome(True, _passed(right, seeds, reference) + noted)
-    measured = ("The grader compares each model's weights at its first forward pass with those of a "
+    measured = ("The grader compares each model's weights at its first forward pass (a deep copy's: its original's) "
+                "with those of a "
                 f"{reference} built right after torch.manual_seed(seed).")
     wrong = sum(1 for s, start in starts.items() if start.recorded and s not in right)
     return Outcome(False, "; ".join(lines) + "." + noted + " " + _start_advice(starts, groups, reference)

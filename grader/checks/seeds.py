@@ -19,6 +19,8 @@ from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.data import data_problem
 from grader.checks.models import chance_level, measured_accuracy
 from grader.checks.registry import Param, check_kind
+from grader.checks.training import LOSS_CONVENTIONS, val_loss_conventions
+from grader.checks.training import REL_TOL as LOSS_TOL
 from grader.loading.kinds import whole_number
 from grader.loading.values import ModelValue
 
@@ -144,8 +146,24 @@ class Off:
     measured: float
     elsewhere: tuple[str, ...]
     batch_mean: bool = False  # it equals the mean of the accuracies of the split's unshuffled batches
+    fraction: bool = False  # it is the measured accuracy as a fraction of 1
+    loss: str = ""  # the loss convention whose value of the model on this split it equals (is close to, if shuffled)
+
+    @property
+    def explained(self) -> bool:
+        return bool(self.elsewhere or self.batch_mean or self.fraction or self.loss)
 
     def __str__(self) -> str:
+        if self.fraction:
+            return (f"{self.figure} reported {self.reported:g} is the accuracy as a fraction of 1: the grader measures "
+                    f"{self.measured:.2f}%")
+        if self.loss:
+            split = self.figure.removesuffix("_acc")
+            how = LOSS_CONVENTIONS[self.loss].split(": ", 1)[-1]
+            if split not in UNSHUFFLED:  # its batches are shuffled: the same loss, summed in another grouping
+                how += ", give or take the grouping a shuffled loader's batches make"
+            return (f"{self.figure} reported {self.reported:.4g} is the model's loss on the {SPLIT_WORDS[split]} "
+                    f"split ({how}), not its accuracy ({self.measured:.2f}%)")
         if self.batch_mean:
             return (f"{self.figure} reported {self.reported:.2f}% is the mean of the per-batch accuracies over "
                     f"batches of {BATCH}, not the accuracy over all the split's points ({self.measured:.2f}%)")
@@ -164,18 +182,30 @@ def _batch_mean(net: LoadedModel, dataset) -> float:
 
 
 def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict,
-                 batch_mean: Callable[[str], float]) -> list[Off]:
-    """The figures outside their tolerance; ``equal`` (per figure, or empty) says when one equals another split's, or
-    the mean of per-batch accuracies ``batch_mean(split)`` of an unshuffled split (val, test), computed only then."""
+                 batch_mean: Callable[[str], float], losses: Callable[[str], dict[str, float]]) -> list[Off]:
+    """The figures outside their tolerance, each with what it equals where something does: the accuracy as a
+    fraction, the model's loss ``losses(split)`` in some convention, or (``equal``, per figure, or empty) another
+    split's accuracy or the mean of per-batch accuracies ``batch_mean(split)``; the last two only on an unshuffled
+    split (val, test), computed only then."""
     off = []
     for figure in FIGURES:
-        if abs(reported[figure] - measured[figure]) > allowed[figure]:
-            elsewhere = tuple(f.removesuffix("_acc") for f in equal
-                              if f != figure and abs(reported[figure] - measured[f]) <= equal[f])
-            split = figure.removesuffix("_acc")
-            by_batch = (figure in equal and split in UNSHUFFLED
-                        and abs(reported[figure] - batch_mean(split)) <= equal[figure])
-            off.append(Off(figure, reported[figure], measured[figure], () if by_batch else elsewhere, by_batch))
+        value, split = reported[figure], figure.removesuffix("_acc")
+        if abs(value - measured[figure]) <= allowed[figure]:
+            continue
+        if 0 <= value <= 1 and abs(100 * value - measured[figure]) <= allowed[figure]:
+            off.append(Off(figure, value, measured[figure], (), fraction=True))
+            continue
+        # A loss is far below any accuracy a trained model reports: on a shuffled split, within 10% is a match.
+        tol = LOSS_TOL if split in UNSHUFFLED else 0.1
+        loss = next((name for name, v in losses(split).items() if math.isclose(value, v, rel_tol=tol)), "") \
+            if value < 0.5 * measured[figure] else ""
+        if loss:
+            off.append(Off(figure, value, measured[figure], (), loss=loss))
+            continue
+        elsewhere = tuple(f.removesuffix("_acc") for f in equal
+                          if f != figure and abs(value - measured[f]) <= equal[f])
+        by_batch = figure in equal and split in UNSHUFFLED and abs(value - batch_mean(split)) <= equal[figure]
+        off.append(Off(figure, value, measured[figure], () if by_batch else elsewhere, by_batch))
     return off
 
 
@@ -194,7 +224,12 @@ def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: s
     if any(o.batch_mean for o in flat):
         hints.append("A mean of per-batch accuracies gives the points of a smaller last batch more weight than the "
                      "others: count the correct predictions over all the points and divide by their number.")
-    if any(not o.elsewhere and not o.batch_mean for o in flat):
+    if any(o.fraction for o in flat):
+        hints.append("Report every accuracy in percent (100 * correct / total).")
+    if any(o.loss for o in flat):
+        hints.append("A figure that is the model's loss was taken from the wrong place: evaluate(model, loader) "
+                     "returns (loss, accuracy), so the accuracy is its second value.")
+    if any(not o.explained for o in flat):
         hints.append("Figures that match no measurement of the exported model come from another model than the one "
                      "exported (for example before its best weights were restored), from other data, or were typed "
                      "by hand: report what your final, restored models score.")
@@ -225,7 +260,8 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
                          f"the grader measures {measured['val_acc']:.2f}%)")
             continue
         off = _off_figures(reported, measured, allowed, {} if seed in shared else equal,
-                           lambda split, net=nets[seed]: _batch_mean(net, sets[split]))
+                           lambda split, net=nets[seed]: _batch_mean(net, sets[split]),
+                           lambda split, net=nets[seed]: val_loss_conventions(net, sets[split], BATCH)[0])
         if off:
             offs[seed] = off
             lines.append(f"seed {seed}: " + "; ".join(map(str, off)))

@@ -42,6 +42,23 @@ def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
     return modules, names
 
 
+def _bound_names(source: str) -> set[str]:
+    """Names the code binds itself: functions, classes, parameters and assignment targets (never imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound
+
+
 @check_kind(
     "own_work",
     export=Param(str, "model", "the export that must be the student's own", export=True),
@@ -55,10 +72,13 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
     stub that raises ImportError), so the evidence is what the code tries, whether or not the value exists.
     """
     found = []
+    # A name of the reference solution that the notebook defines itself (its own `seed_line`, say) is its own work;
+    # one it imports, or reaches through a module, is not.
+    own = set().union(*(_bound_names(source) for _, source in ctx.code_cells))
     for cell, source in ctx.code_cells:
         modules, names = _imports_and_names(source)
         hits = sorted({m for m in modules for f in forbidden_modules if m == f or m.startswith(f + ".")}
-                      | (names & set(forbidden_names)))
+                      | ((names - own) & set(forbidden_names)))
         found += [f"cell {cell}: `{hit}`" for hit in hits]
     # A module that `import reference` or the quick check loads anyway proves nothing.
     loaded = sorted(m for m in set(ctx.exports.modules) & set(forbidden_modules)

@@ -3,7 +3,8 @@
 Two facts that the values alone cannot show:
 
 - the weights each parameter had when its module first ran forward: a model's initial weights, so the
-  grader can tell whether it was built right after ``torch.manual_seed(s)``;
+  grader can tell whether it was built right after ``torch.manual_seed(s)`` (a deep copy keeps its
+  original's);
 - how many times each optimizer stepped, so the grader can count epochs times batches instead of
   trusting an exported loader.
 
@@ -63,8 +64,29 @@ def _stepped(optimizer, args, kwargs):
         pass
 
 
+def _inherit_start(deepcopy):
+    """``Parameter.__deepcopy__`` that hands the original's recorded start to the copy.
+
+    A copy taken during or after training (``copy.deepcopy(model)``) first runs forward, if ever, once
+    trained: its own first pass would record trained weights as its start. Where its training began is
+    the original's start.
+    """
+    def __deepcopy__(self, memo):
+        result = deepcopy(self, memo)
+        try:
+            start = INITIAL.get(self)
+            if start is not None and result not in INITIAL:
+                INITIAL.set(result, start)
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    return __deepcopy__
+
+
 def install(torch) -> None:
-    """Register the two global hooks on an imported torch (each only where this torch has it)."""
+    """Register the two global hooks on an imported torch (each only where this torch has it), and pass a
+    parameter's recorded start on to its deep copies."""
     import importlib
 
     for module, register, hook in (("torch.nn.modules.module", "register_module_forward_pre_hook", _first_forward),
@@ -73,6 +95,9 @@ def install(torch) -> None:
             getattr(importlib.import_module(module), register)(hook)
         except Exception:  # noqa: BLE001 - a torch without this global hook: that record stays empty
             pass
+    parameter = getattr(getattr(torch, "nn", None), "Parameter", None)
+    if parameter is not None and callable(getattr(parameter, "__deepcopy__", None)):
+        parameter.__deepcopy__ = _inherit_start(parameter.__deepcopy__)
 
 
 def initial_state(model) -> dict:
