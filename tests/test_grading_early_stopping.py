@@ -26,8 +26,8 @@ def test_solution_full_marks():
     assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
     assert checks["follows-arguments"].message == (
-        "The grader called your function with n_epochs=25, patience=100 and lr=0.01: it trained all 25 epochs. Its "
-        "Adam optimizer stepped at lr 0.01.")
+        "The grader called your function with n_epochs=25, patience=100 and lr=0.01: it trained all 25 epochs, one "
+        "optimizer step per training batch. Its Adam optimizer stepped at lr 0.01.")
     assert checks["scheduler-per-epoch"].message.startswith("Your function stepped StepLR(step_size=1, gamma=0.5) once "
                                                             "per epoch, after the epoch's updates")
     assert checks["stopped-after-patience"].message.startswith("Your run stopped at epoch 33: 20 epochs after the best "
@@ -60,7 +60,7 @@ def graded():
             for name in ("no-restore", "no-deepcopy", "zero-based-best-epoch", "late-stop", "course-flaw",
                          "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
                          "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
-                         "stops-on-accuracy-copy")}
+                         "stops-on-accuracy-copy", "steps-on-validation")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -372,11 +372,12 @@ def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded)
     assert "the sum of the batches' mean losses divided by the number of samples" in restored.message
 
 
-def test_a_loop_one_epoch_short_costs_half_of_follows_arguments_and_nothing_else(graded):
+def test_a_loop_one_epoch_short_costs_a_third_of_follows_arguments_and_nothing_else(graded):
     result = graded["range-one-short"]
     follows = by_id(result)["follows-arguments"]
-    assert result.score == result.max_score - 0.5, [(c.id, c.message) for c in result.checks if not c.passed]
-    assert follows.metrics == {"epochs_run": 24, "n_epochs": 25}
+    assert result.score == pytest.approx(result.max_score - 1 / 3, abs=1e-3), \
+        [(c.id, c.message) for c in result.checks if not c.passed]
+    assert follows.metrics == {"epochs_run": 24, "n_epochs": 25, "optimizer_steps": 24 * 6}
     assert ("patience=100, which cannot run out in 25 epochs, but it recorded 24 epochs: a loop over range(1, "
             "n_epochs) runs one epoch short") in follows.message
 
@@ -384,7 +385,8 @@ def test_a_loop_one_epoch_short_costs_half_of_follows_arguments_and_nothing_else
 def test_an_optimizer_made_without_the_lr_is_named_with_torch_s_default(graded):
     result = graded["ignores-lr"]
     follows = by_id(result)["follows-arguments"]
-    assert result.score == result.max_score - 0.5, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == pytest.approx(result.max_score - 1 / 3, abs=1e-3), \
+        [(c.id, c.message) for c in result.checks if not c.passed]
     assert follows.message == (
         "The grader passed lr=0.01 and no optimizer, but the Adam your function made took its first step at lr 0.001 "
         "(0.001 is Adam's default, used when no lr is passed): make the optimizer with the lr argument, e.g. "
@@ -401,3 +403,11 @@ def test_a_copy_first_run_after_training_is_not_called_untrained(graded):
     assert "it is the model of epoch 30" in restored.message
     assert "It is the epoch the run reports as best_epoch" in restored.message
     assert checks["follows-arguments"].passed
+
+
+def test_an_optimizer_stepped_on_the_validation_batches_too_is_counted(graded):
+    follows = by_id(graded["steps-on-validation"])["follows-arguments"]
+    assert not follows.passed and follows.points == pytest.approx(2 / 3, abs=1e-3)
+    assert follows.message == (
+        "Your function stepped the optimizer 300 times in its 25 epochs, 12 per epoch, but the training loader has 6 "
+        "batches: it also updates the model on other batches (a validation pass that steps the optimizer, say).")

@@ -198,23 +198,39 @@ def _default_lr(optimizer: str) -> float | None:
     return float(default) if isinstance(default, (int, float)) else None
 
 
-@check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, and "
-                                           "the optimizer's first step as first_step {optimizer, lr}", export=True),
+def _steps_followed(steps: object, batches: object, ran: int) -> str:
+    """'' when the run's optimizer steps are one per training batch of each recorded epoch (or were not counted)."""
+    if not whole_number(steps) or not whole_number(batches) or not steps or not batches or steps == ran * batches:
+        return ""
+    per = steps / ran
+    what = (f"Your function stepped the optimizer {steps} times in its {ran} epochs, {per:g} per epoch, but the "
+            f"training loader has {batches} batches")
+    if per > batches:
+        return f"{what}: it also updates the model on other batches (a validation pass that steps the optimizer, say)."
+    return f"{what}: it skips some training batches, or steps once per several of them."
+
+
+@check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, the "
+                                           "optimizer's first step as first_step {optimizer, lr}, and optimizer_steps "
+                                           "and batches (the training loader's)", export=True),
             n_epochs=Param(int, doc="the n_epochs the run was called with"),
             patience=Param(int, doc="the patience the run was called with (more than n_epochs)"),
             lr=Param((int, float), doc="the lr the run was called with"))
 def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int, lr: float) -> Outcome:
-    """A run that patience cannot stop trains all n_epochs epochs, with an optimizer at the lr it was given."""
+    """A run that patience cannot stop trains all n_epochs epochs, one optimizer step per training batch, at the lr it
+    was given."""
     data = ctx.value(run, "dict")
     ran = len(_floats(data.get("val_loss"), f"`{run}`['val_loss']"))
     epochs = _epochs_followed(ran, n_epochs, patience)
     rate, rate_note = _lr_followed(data.get("first_step"), lr)
-    metrics = {"epochs_run": ran, "n_epochs": n_epochs}
-    wrong = [m for m in (epochs, rate) if m]
+    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
+    metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
+    wrong = [m for m in (epochs, rate, steps) if m]
     if not wrong:
         return Outcome(True, f"The grader called your function with n_epochs={n_epochs}, patience={patience} and "
-                       f"lr={lr:g}: it trained all {ran} epochs. {rate_note}".strip(), metrics=metrics)
-    return Outcome(False, " ".join(wrong), fraction=0.5 if len(wrong) == 1 else 0.0, metrics=metrics)
+                       f"lr={lr:g}: it trained all {ran} epochs, one optimizer step per training batch. "
+                       f"{rate_note}".strip(), metrics=metrics)
+    return Outcome(False, " ".join(wrong), fraction=1 - len(wrong) / 3, metrics=metrics)
 
 
 # How a validation loss may be reported; the course's is the first. Early stopping works the same with any of
