@@ -649,3 +649,14 @@ def test_a_scheduler_given_epochs_from_zero_is_named_from_its_step_count_not_as_
     runs = by_id["scheduler-runs"]  # each list is its scheduler's run, read through explicit epochs
     assert runs.passed and runs.metrics["read_before"] == 12
     assert result.score == 4
+
+
+def test_a_scheduler_stepped_by_an_optimizer_step_hook_is_read_where_torch_calls_it():
+    """`register_step_post_hook` runs after each optimizer.step(), a pre-hook before it; the loop itself calls only
+    optimizer.step(). It was "No loop in your notebook calls optimizer.step() and then scheduler.step()"."""
+    post = ("optimizer.register_step_post_hook(lambda opt, args, kwargs, s=scheduler: s.step())\n"
+            "for _ in range(30):\n    optimizer.step()\n")
+    assert orders(post) == [(1, "s", "ok")]
+    pre = ("def tick(opt, args, kwargs):\n    scheduler.step()\n"
+           "optimizer.register_step_pre_hook(tick)\nfor _ in range(30):\n    optimizer.step()\n")
+    assert orders(pre) == [(2, "scheduler", "scheduler-first")]

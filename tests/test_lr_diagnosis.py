@@ -363,3 +363,20 @@ def test_the_comparison_figure_has_one_panel_per_family_with_dashed_references()
     with pytest.raises(ValueError, match="no LR curves"):
         lr_comparison_figure({})
 
+
+
+def test_a_list_recorded_before_and_after_each_scheduler_step_is_named_two_per_iteration():
+    twice = [lr for before, after in zip(record(COSINE, before=True), record(COSINE)) for lr in (before, after)]
+    found = diagnose(COSINE, twice)
+    assert found.kind == "wrong_length"
+    assert found.message.startswith("Expected 30 LRs, got 60: two per iteration. Each step's LR comes twice, before "
+                                    "and after scheduler.step()")
+    assert "another configuration" not in found.message
+
+
+def test_a_list_never_emptied_between_configurations_is_named_with_its_own_run_last():
+    carried = record(STEP) + record(COSINE) + record(ONE_CYCLE)
+    found = diagnose(ONE_CYCLE, carried)
+    assert found.message.startswith("Expected 30 LRs, got 90: 3 runs of 30, and the last 30 are torch's list for "
+                                    "this configuration.")
+    assert "never emptied" in found.message and "another configuration" not in found.message

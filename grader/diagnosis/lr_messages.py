@@ -330,6 +330,17 @@ def _continues(config: SchedulerConfig, lrs: list[float], base_lr: float) -> boo
         return False
 
 
+def _twice_per_step(lrs: list[float], runs: dict) -> str:
+    """What a list of two values per step holds, when every second value is torch's list; "" otherwise."""
+    after, before = runs["after"], runs["before"]
+    if same(lrs[1::2], after) and before and same(lrs[0::2], before):
+        return ("Each step's LR comes twice, before and after scheduler.step() (after optimizer.step(), say): every "
+                "second value is torch's list.")
+    if same(lrs[0::2], after) or same(lrs[1::2], after):
+        return "Every second value is torch's list; the others were recorded at another moment of the iteration."
+    return ""
+
+
 def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: float = BASE_LR,
              hints: CodeHints = CodeHints()) -> Diagnosis:
     """The most specific explanation of how ``value`` differs from torch's list for ``config``."""
@@ -361,6 +372,14 @@ def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: 
     elif m < n and same(lrs, ref[:m]):
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; those {m} match torch's first {m}. Run {n} "
                           "iterations and record the LR after each.")
+    elif m == 2 * n and (twice := _twice_per_step(lrs, runs)):
+        found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}: two per iteration. {twice} Record the LR "
+                          "once per iteration, after scheduler.step().")
+    elif m > n and m % n == 0 and same(lrs[-n:], ref):
+        found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}: {m // n} runs of {n}, and the last {n} are "
+                          f"torch's list for this configuration. The {m - n} before them are not this run's: a list "
+                          "carried over from the configurations before it, never emptied, gives this. Make a new list "
+                          "for each configuration.")
     else:
         k = min(m, n)
         inner = _explain(config, lrs[:k], torch_runs(config, k, base_lr), n, base_lr, hints)

@@ -41,6 +41,17 @@ def _reseed() -> None:
         sys.modules["torch"].seed()
 
 
+def _forget_environment_caches() -> None:
+    """What the factory's imports worked out from its own environment, worked out again from the kernel's.
+
+    tempfile keeps the folder it first chose: the factory's /tmp, which the sandbox user cannot write, so any
+    tempfile use, and torch.compile's cache, failed in a forked kernel.
+    """
+    import tempfile
+
+    tempfile.tempdir = None
+
+
 def _become_kernel(request: dict, fds: list[int], closing: list) -> None:
     """In the forked child: the sandbox first, then the kernel. Never returns."""
     try:
@@ -54,6 +65,7 @@ def _become_kernel(request: dict, fds: list[int], closing: list) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the factory's only handler; the rest are a fresh Python's
         os.environ.clear()
         os.environ.update(request["env"])
+        _forget_environment_caches()
         os.chdir(request["cwd"])
         sandbox_launch.apply(request["plan"])
         _reseed()

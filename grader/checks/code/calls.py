@@ -46,7 +46,7 @@ class Calls:
     def step_call(self, node: ast.Call, args: list) -> frozenset:
         """``x.step(...)``: the notebook's own step method is read; otherwise a step of whatever ``x`` is."""
         receiver = ast.unparse(node.func.value)
-        roles, out = set(), []
+        roles, out, hooked = set(), [], []
         for o in ordered(self.eval(node.func.value)):
             method = o.cls.lookup("step") if isinstance(o, Instance) else None
             if method is not None:
@@ -54,6 +54,7 @@ class Calls:
             elif isinstance(o, (Torch, Instance)) and o.role:
                 roles.add(o.role)
                 self.stepped(o)
+                hooked += [o] if isinstance(o, Torch) and o.role == "optimizer" else []
             elif o is UNKNOWN or isinstance(o, Instance):
                 roles.add("unknown")
         if any(role(a) == "optimizer" for a in args if a):  # GradScaler.step(optimizer) steps that optimizer
@@ -61,7 +62,9 @@ class Calls:
         if len(roles) == 1 and roles != {"unknown"}:
             if roles == {"scheduler"} and (node.args or node.keywords) and not self.silent:
                 self.epochs[self.site(node)] = None
+            self.run_hooks(hooked, "pre")
             self.step(roles.pop(), node, receiver)
+            self.run_hooks(hooked, "post")
         elif roles:
             why = "may be an optimizer or a scheduler" if {"optimizer", "scheduler"} <= roles else \
                 "cannot be traced to an optimizer or a scheduler"
@@ -93,8 +96,20 @@ class Calls:
                       "step it")
         return U
 
+    def run_hooks(self, optimizers: list[Torch], when: str) -> None:
+        """The step hooks the notebook registered on these optimizers, called as torch calls them: (optimizer, args,
+        kwargs), before (``pre``) or after (``post``) each step."""
+        for optimizer in optimizers:
+            for hook in list(optimizer.hooks[when].values()):
+                self.call_func(hook, [one(optimizer), U, U], {})
+
     def method(self, owner: object, name: str, node: ast.Call, args: list, kwargs: dict) -> frozenset:
         arg = [a if a is not None else U for a in args] + [U, U]
+        if isinstance(owner, Torch) and owner.role == "optimizer" and name in ("register_step_pre_hook",
+                                                                              "register_step_post_hook"):
+            when = "pre" if name == "register_step_pre_hook" else "post"
+            owner.hooks[when].update((f.node, f) for f in ordered(arg[0]) if isinstance(f, Func))
+            return U
         if isinstance(owner, (Torch, Instance)):
             if name == "step":  # a step method kept in a variable, e.g. tick = scheduler.step
                 self.step(owner.role or "unknown", node, ast.unparse(node.func))

@@ -59,6 +59,9 @@ class Torch(Obj):
 
     def __init__(self, role: str, site: Site, loops: tuple, optimizer: frozenset = frozenset()):
         self.role, self.site, self.loops, self.optimizer = role, site, loops, optimizer
+        # An optimizer's step hooks (register_step_pre_hook / _post_hook), by the def or lambda that made them: a
+        # loop read twice registers each once.
+        self.hooks: dict[str, dict[ast.AST, Func]] = {"pre": {}, "post": {}}
 
 
 class Box(Obj):
