@@ -350,3 +350,69 @@ def test_parameter_gradients_see_what_training_could_move(tmp_path):
     assert all(nets["frozen"].parameter_gradients(x).values())  # frozen after training: still a network
     assert nets["rounded"].parameter_gradients(x) == {"shift": 0.0}  # read, but only through round and eq
     assert all(nets["fixed"].parameter_gradients(torch.randn(5, 4)).values())  # fed in padded batches of 2
+
+
+class LayerHandles(nn.Module):
+    """Each layer kept under two names: as an attribute of its own and inside the Sequential that runs it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(2, 4), nn.Linear(4, 3)
+        self.net = nn.Sequential(self.fc1, nn.ReLU(), self.fc2)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_layer_kept_under_two_names_is_one_set_of_parameters(tmp_path):
+    model = LayerHandles().eval()
+    loaded, count = stored(tmp_path, model)
+    assert loaded.n_params == count.parameters == loaded.torchinfo_params() == 27  # was 54: each name counted
+    assert set(loaded.parameters) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    x = torch.randn(5, 2)
+    assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_a_torch_compiled_model_is_captured_as_the_module_it_compiles(tmp_path):
+    model = SimpleMLP().eval()
+    loaded = export_and_load(tmp_path, m=(torch.compile(model, backend="eager"), [2])).values["m"]
+    x = torch.randn(5, 2)
+    assert torch.allclose(loaded(x), model(x), atol=1e-6) and loaded.class_name == "SimpleMLP"
+
+
+class Standardised(nn.Module):  # normalises each feature by the batch's own mean and spread
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.fc((x - x.mean(0)) / x.std(0))
+
+
+class AlwaysDropping(nn.Module):  # F.dropout without training=self.training: on in eval mode too
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(2, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.dropout(torch.relu(self.fc1(x)), p=0.2))
+
+
+@pytest.mark.parametrize("model, says", [
+    (Standardised(), "Your model's score for a point depends on the other points in its batch"),
+    (AlwaysDropping(), "Your model gives the same points different scores each time it runs in eval mode"),
+    (nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 3)), "")])
+def test_a_score_that_is_not_the_point_s_own_fails_every_accuracy_measurement(tmp_path, model, says):
+    from grader.checks.base import CheckFailed
+    from grader.checks.models import measured_accuracy
+
+    loaded = export_and_load(tmp_path, m=(model.eval(), [2])).values["m"]
+    X, Y = torch.randn(64, 2), torch.arange(64) % 3
+    if not says:  # batch norm in eval mode uses its running statistics: each point on its own
+        assert measured_accuracy(loaded, X, Y)[1] >= 0
+        return
+    with pytest.raises(CheckFailed) as failed:
+        measured_accuracy(loaded, X, Y)
+    assert failed.value.message.startswith(says)
+    if isinstance(model, AlwaysDropping):
+        assert "pass training=self.training" in failed.value.message

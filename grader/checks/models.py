@@ -45,13 +45,60 @@ def _matmul_inputs(error: str, has: tuple[int, ...]) -> int | None:
     return None
 
 
+CONSISTENCY_POINTS = 32  # the points scored twice, and one at a time, to see that a point's score is its own
+
+
+def _random_ops(model: LoadedModel) -> list[str]:
+    """The graph's ops that draw random numbers (dropout left on in eval mode, a rand call), as names."""
+    names = []
+    for node in model.module.graph.nodes:
+        target = str(node.target)
+        train = node.kwargs.get("train", node.args[2] if "dropout" in target and len(node.args) > 2 else False)
+        if ("dropout" in target and train is True) or any(w in target for w in ("bernoulli", "rand", "normal")):
+            names.append(target.split(".")[1] if target.startswith("aten.") else target)
+    return sorted(set(names))
+
+
+def _scored_alike(a: Any, b: Any) -> bool:
+    import torch
+
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5, equal_nan=True))
+
+
+def check_consistent(model: LoadedModel, X: Any) -> None:
+    """Raise CheckFailed when the model's score for a point is not a function of that point alone, in eval mode: it
+    changes from one run to the next (a random op left on), or with the other points in its batch."""
+    import torch
+
+    x = X[:CONSISTENCY_POINTS].float()
+    together = model(x)
+    if not _scored_alike(together, model(x)):
+        ops = _random_ops(model)
+        named = (f" Its graph draws random numbers in eval mode ({', '.join(ops)})" + (
+            ": dropout called as F.dropout(x, p) stays on in eval mode; pass training=self.training, or use "
+            "nn.Dropout" if any("dropout" in op for op in ops) else "") + "." if ops else "")
+        raise CheckFailed("Your model gives the same points different scores each time it runs in eval mode, so no "
+                          f"accuracy the grader measures would be its own.{named} In eval mode a model must give a "
+                          "point the same score every time.")
+    alone = torch.cat([model(x[i:i + 1]) for i in range(len(x))])
+    if not _scored_alike(together, alone):
+        nan = " (some come out as NaN)" if bool(torch.isnan(alone).any()) and not bool(torch.isnan(together).any()) \
+            else ""
+        raise CheckFailed(f"Your model's score for a point depends on the other points in its batch: the grader's "
+                          f"first {len(x)} points, scored one at a time, get other scores than scored together{nan}. "
+                          "Statistics of the batch computed in forward (x - x.mean(0), x.std(0), or BatchNorm with "
+                          "track_running_stats=False) do this; a model must score each point on its own, so "
+                          "normalise with fixed numbers, or with BatchNorm's running statistics.")
+
+
 def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
-    """Accuracy in % and the count correct, in eval mode on the grader's tensors."""
+    """Accuracy in % and the count correct, in eval mode on the grader's tensors; see ``check_consistent``."""
     expected = tuple(X.shape[1:])
     if model.input_shape and tuple(model.input_shape) != expected:
         raise CheckFailed(_inputs_mismatch(tuple(model.input_shape), expected))
     try:
         scores = model(X[:2].float())
+        check_consistent(model, X)
         preds = model.predict(X.float())
     except RuntimeError as e:
         first = str(e).splitlines()[0]

@@ -36,7 +36,12 @@ def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
     # alive, and the export cell calls the sealed exporter in ``_grader_export``.
     return ("# Added by the grader.\n"
             "import builtins as _grader_builtins\n"
-            "_grader_probe = {'__name__': 'grader_probe'}\n"
+            # A module of its own: torch.compile traces the probe's global hooks, and looks their globals up by the
+            # module's name.
+            "import sys as _grader_sys, types as _grader_types\n"
+            "_grader_sys.modules['grader_probe'] = _grader_types.ModuleType('grader_probe')\n"
+            "_grader_probe = vars(_grader_sys.modules['grader_probe'])\n"
+            "del _grader_types\n"
             f"exec(compile({KERNEL_PROBE.read_text()!r}, 'grader_probe.py', 'exec'), _grader_probe)\n"
             "_grader_export = {'__name__': 'grader_export', '__builtins__': dict(vars(_grader_builtins))}\n"
             f"exec(compile({KERNEL_EXPORT.read_text()!r}, 'grader_export.py', 'exec'), _grader_export)\n"

@@ -229,6 +229,8 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None) -> 
     """Capture the forward pass in eval mode and write graph.json + weights.pt (+ initial.pt) into ``folder``."""
     if "export" not in _T:  # the prelude was told no model is exported; an unexpected one is still captured
         seal_torch(_T.get("torch") or _modules["torch"], models=True)
+    if type(model).__name__ == "OptimizedModule" and type(model).__module__.startswith("torch._dynamo"):
+        model = model._orig_mod  # torch.compile's wrapper: the module it compiles holds the same parameters
     _makedirs(folder, exist_ok=True)
     was_training = model.training
     param = next(iter(model.parameters()), None)
@@ -244,14 +246,18 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None) -> 
     signature = program.graph_signature
     specs = {spec.arg.name: spec for spec in signature.input_specs if hasattr(spec.arg, "name")}
     state = {**program.state_dict, **program.constants}
-    nodes, tensors = [], {}
+    nodes, tensors, first_name = [], {}, {}
     for node in program.graph.nodes:
         if node.op == "placeholder":
             spec = specs[node.name]
             entry = {"op": "input", "name": node.name, "kind": spec.kind.name}
             if spec.target is not None:
-                entry["target"] = spec.target
-                tensors[spec.target] = state[spec.target].detach().cpu().contiguous()
+                # One layer kept under two names (self.fc1, and self.net holding it) is one tensor in torch.export's
+                # state, lifted once per name: written once, under its first name, as named_parameters() has it.
+                target = first_name.setdefault(id(state[spec.target]), spec.target)
+                entry["target"] = target
+                if target == spec.target:
+                    tensors[target] = state[target].detach().cpu().contiguous()
             nodes.append(entry)
         elif node.op == "call_function":
             nodes.append({"op": "call", "name": node.name, "target": _op_name(node.target),

@@ -298,6 +298,10 @@ def scrubbed_env(workdir: pathlib.Path, extra: dict | None = None) -> dict:
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(workdir),
         "TMPDIR": str(workdir / "tmp"),
+        # torch.compile's caches: torch would take the first folder it ever chose, in a factory-forked kernel the
+        # factory's own, which the kernel cannot write.
+        "TORCHINDUCTOR_CACHE_DIR": str(workdir / "tmp" / "torchinductor"),
+        "TRITON_CACHE_DIR": str(workdir / "tmp" / "triton"),
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": str(workdir / ".config" / "matplotlib"),
         "IPYTHONDIR": str(workdir / ".ipython"),

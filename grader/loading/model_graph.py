@@ -376,7 +376,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
     root, graph, env = nn.Module(), fx.Graph(), {}
     parameters: dict[str, torch.Tensor] = {}
     stored: dict[str, dict[str, torch.Tensor]] = {"BUFFER": {}, "CONSTANT_TENSOR": {}}
-    outputs, reads = None, {}  # reads: stored tensor -> its node, to see whether the graph reads it
+    outputs, reads, attrs = None, {}, {}  # reads: stored tensor -> its nodes, to see whether the graph reads it
     for i, node in enumerate(data["nodes"]):
         if not isinstance(node, dict):
             raise ModelRefused("the exported graph is malformed")
@@ -388,7 +388,12 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                 continue
             if target not in weights:
                 raise ModelLoadError(f"the model's weights lack {target!r}")
-            attr = f"w{i}"
+            if target in attrs:  # one tensor read under two names: one parameter, counted once
+                env[name] = graph.get_attr(attrs[target])
+                if target in reads:
+                    reads[target].append(name)
+                continue
+            attr = attrs[target] = f"w{i}"
             if kind == "PARAMETER":
                 # The student's requires_grad, so torchinfo's "Trainable params" agrees with ours.
                 root.register_parameter(attr, nn.Parameter(weights[target], requires_grad=trainable.get(target, True)))
@@ -396,7 +401,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
             elif kind in stored:
                 root.register_buffer(attr, weights[target])
                 stored[kind][target] = weights[target]
-                reads[target] = name
+                reads[target] = [name]
             else:
                 raise ModelLoadError(f"the model has an input of kind {kind!r} the grader cannot provide")
             env[name] = graph.get_attr(attr)
@@ -420,7 +425,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
     except Exception as e:  # noqa: BLE001
         raise ModelLoadError(f"the exported graph is inconsistent: {e}") from None
     module.eval()
-    unread = frozenset(target for target, name in reads.items() if not env[name].users)
+    unread = frozenset(target for target, names in reads.items() if not any(env[n].users for n in names))
     hooks = tuple(str(h)[:200] for h in data.get("hooks") or [])[:20] if isinstance(data.get("hooks"), list) else ()
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
                        batch, stored["BUFFER"], stored["CONSTANT_TENSOR"],
