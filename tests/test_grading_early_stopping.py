@@ -60,7 +60,7 @@ def graded():
             for name in ("no-restore", "no-deepcopy", "zero-based-best-epoch", "late-stop", "course-flaw",
                          "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
                          "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
-                         "stops-on-accuracy-copy", "steps-on-validation")}
+                         "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -339,6 +339,9 @@ def test_the_epoch_a_model_holds_is_the_closest_record_of_those_within_tolerance
 @pytest.mark.parametrize("ran, says", [
     (32, "one epoch early. The count of epochs without improvement is off by one, for example"),
     (34, "one epoch late. The count of epochs without improvement is off by one, for example"),
+    # Exactly 10 after the best: what the function does with patience=10, so the run may have been given that.
+    (23, "it stopped 10 epochs after its best epoch, where a run with patience=10 stops. If the run was given "
+         "patience=20, reset the counter"),
 ])
 def test_a_stop_one_epoch_off_lists_the_usual_causes_and_names_none(tmp_path, ran, says):
     """A length measured one off shows that the count is off, not which of the ways: each is given as an example."""
@@ -411,3 +414,23 @@ def test_an_optimizer_stepped_on_the_validation_batches_too_is_counted(graded):
     assert follows.message == (
         "Your function stepped the optimizer 300 times in its 25 epochs, 12 per epoch, but the training loader has 6 "
         "batches: it also updates the model on other batches (a validation pass that steps the optimizer, say).")
+
+
+def test_a_validation_loader_of_another_batch_size_is_compared_in_its_own_batches(graded):
+    """The course's function, with the notebook's `val_loader` in batches of 64: its recorded val losses are sums of
+    3 batch means, not 6. It was told "matches no epoch of its history ... over the whole validation set"."""
+    result = graded["val-batches-of-64"]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert by_id(result)["restored-best"].message.startswith("The model of your run is the restored best state")
+
+
+def test_a_sum_over_samples_divided_by_the_batches_is_a_known_scale():
+    from grader.checks.training import val_loss_conventions
+
+    class Fixed:  # per-sample losses 1..180, predicting class 0 everywhere
+        def losses(self, x, y):
+            return torch.arange(1, 181, dtype=torch.float64), torch.zeros(180, dtype=torch.long)
+
+    data = generate_checkerboard_dataset(n_per_cell=20, noise=0.5, seed=1)
+    losses, _ = val_loss_conventions(Fixed(), data, 32)
+    assert losses["mean of batch sums"] == pytest.approx(sum(range(1, 181)) / 6)

@@ -26,7 +26,7 @@ from grader.diagnosis.lr_fitting import as_floats
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
 from grader.loading.kinds import whole_number
-from grader.loading.values import ExportProblem, ModelValue, OptimizerExport, SchedulerExport
+from grader.loading.values import ExportProblem, LoaderExport, ModelValue, OptimizerExport, SchedulerExport
 
 if TYPE_CHECKING:
     from grader.loading.model_graph import LoadedModel
@@ -144,6 +144,10 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                "and break when it reaches patience")
     elif ran > n_epochs:
         why = f"it ran more epochs than its budget of {n_epochs}"
+    elif best < ran < n_epochs:
+        why = (f"it stopped {ran - best} epochs after its best epoch, where a run with patience={ran - best} stops. "
+               f"If the run was given patience={patience}, reset the counter only on a strict improvement of the "
+               "val loss, and stop when it reaches patience")
     else:
         why = "reset the counter only on a strict improvement of the val loss, and stop when it reaches patience"
     return Outcome(False, f"{view.label.capitalize()} stopped at epoch {ran}, but its val loss last improved at "
@@ -241,6 +245,7 @@ LOSS_CONVENTIONS = {
     "mean of batch means": "the mean of the batches' mean losses",
     "sum over samples": "the sum of the per-sample losses",
     "sum of batch means per sample": "the sum of the batches' mean losses divided by the number of samples",
+    "mean of batch sums": "the sum of the per-sample losses divided by the number of batches",
 }
 
 
@@ -251,7 +256,8 @@ def val_loss_conventions(model: LoadedModel, dataset, batch_size: int) -> tuple[
     losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
               "mean of batch means": math.fsum(batch_means) / len(batch_means),
               "sum over samples": per_sample.sum().item(),
-              "sum of batch means per sample": math.fsum(batch_means) / len(per_sample)}
+              "sum of batch means per sample": math.fsum(batch_means) / len(per_sample),
+              "mean of batch sums": per_sample.sum().item() / len(batch_means)}
     accuracy = 100 * (predicted == dataset.Y).double().mean().item()
     return losses, accuracy
 
@@ -336,12 +342,15 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
             n_epochs=Param(int, 0, "the run's epoch budget, so a message can say whether patience ran out (0: unknown)"),
             early_run=Param(str, "", "a probe run of the same function whose patience ran out, on the same validation "
                             "set: shows whether the function restores at least then", export=True),
+            loader=Param(str, "", "the validation DataLoader the run used (optional): its batch size replaces "
+                         "batch_size", export=True),
             **_RUN_PARAMS)
 def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str, n_epochs: int, early_run: str,
-                  run: str, model: str, history: str, best_epoch: str) -> Outcome:
+                  loader: str, run: str, model: str, history: str, best_epoch: str) -> Outcome:
     """The exported model must BE the best state: its val loss, measured here, equals the best epoch's."""
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=True)
     dataset = ctx.data.make(data, ctx.check_id)
+    batch_size = _loader_batch_size(ctx, loader, len(dataset.Y)) or batch_size
     losses, accuracy = val_loss_conventions(view.model, dataset, batch_size)
     best = first_minimum(view.val_loss)
     target, last = view.val_loss[best - 1], view.val_loss[-1]
@@ -369,6 +378,15 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     return Outcome(False, f"The model of {view.label} is not the best one: the grader measures a val loss of "
                    f"{measured:.4f}{scale}, but the best epoch {best} had {target:.4f}; {found}.{why}",
                    metrics=metrics)
+
+
+def _loader_batch_size(ctx: CheckContext, loader: str, points: int) -> int | None:
+    """The batch size of the exported loader ``loader`` when it holds the ``points`` of the validation set unshuffled
+    (the val losses were summed over its batches); None otherwise."""
+    value = ctx.exports.values.get(loader) if loader else None
+    if not isinstance(value, LoaderExport) or value.shuffle or value.drop_last or value.dataset_len != points:
+        return None
+    return value.batch_size if whole_number(value.batch_size) and value.batch_size > 0 else None
 
 
 def _call_keywords(ctx: CheckContext, run: str, function: str) -> list[str]:
