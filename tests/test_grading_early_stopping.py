@@ -184,8 +184,8 @@ def _trainer(mode: str):
         if mode == "own optimizer" or optimizer is None:
             optimizer = optim.Adam(model.parameters(), lr=lr)
         train_loss, val_loss, lr_history = [], [], []
-        for _ in range(n_epochs):
-            if mode == "start of epoch":
+        for epoch in range(n_epochs):
+            if mode == "start of epoch" or (mode == "start of the next epoch" and epoch > 0):
                 scheduler.step()
             total = 0.0
             for x, y in dataloader:
@@ -200,7 +200,7 @@ def _trainer(mode: str):
                 lr_history.append(optimizer.param_groups[0]["lr"])
             if mode == "step with the loss":
                 scheduler.step(val_loss[-1])
-            elif mode not in ("start of epoch", "never"):
+            elif mode not in ("start of epoch", "never", "start of the next epoch"):
                 scheduler.step()
             if mode == "twice":
                 scheduler.step()
@@ -235,6 +235,9 @@ def test_the_course_function_steps_once_per_epoch(tmp_path):
     ("twice", "several_per_epoch", 0.0, ("8 times in 4 epochs of 6 batches: twice per epoch, so the LR was multiplied "
                                          "by 0.5 twice per epoch instead of once")),
     ("start of epoch", "before_updates", 0.0, "the optimizer had stepped 0, 6, 12, 18 times at the 4 calls"),
+    # Each epoch trains at the course's LR; only the last step is missing, and the record reads one epoch behind.
+    ("start of the next epoch", "next_epoch_start", 0.5, ("3 times in 4 epochs, at the start of epochs 2 to 4 (after "
+                                                          "6, 12, 18 optimizer steps, 6 per epoch)")),
     ("never", "never_stepped", 0.0, "never called scheduler.step(): the LR stayed 0.01 for all 4 epochs"),
     ("own optimizer", "own_optimizer", 0.0, "The optimizer the grader passed as optimizer= never stepped"),
     ("record before", "recorded_before_step", 0.5, "records the LR before scheduler.step()"),

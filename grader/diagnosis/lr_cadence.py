@@ -7,7 +7,8 @@ came before it. The course's convention: one call per epoch, after the epoch's u
 cadence and the recorded list with torch's per-epoch run and names only what the measurement shows:
 
 1. ``own_optimizer``, ``never_stepped``: the given optimizer or scheduler never stepped;
-2. ``per_batch``, ``several_per_epoch``, ``irregular``: not one call per epoch;
+2. ``per_batch``, ``several_per_epoch``, ``next_epoch_start`` (half the points when lr_history is read before
+   each call), ``irregular``: not one call per epoch;
 3. ``before_updates``: one call per epoch, before the epoch's updates;
 4. ``match``;
 5. ``step_argument``, ``lr_changed``: the right calls, yet the optimizer's LR is not torch's;
@@ -108,7 +109,22 @@ def _wrong_cadence(run: CadenceRun) -> Cadence | None:
     if n % e == 0:
         return Cadence("several_per_epoch", f"{counted}: {_times(n // e)} per epoch, so "
                        f"{_effect(run, n // e)}. " + ADVICE)
+    if steps == e * b and e > 1 and list(run.calls) == [i * b for i in range(1, e)]:
+        return _next_epoch_start(run)
     return Cadence("irregular", f"{counted}, not once per epoch. " + ADVICE)
+
+
+def _next_epoch_start(run: CadenceRun) -> Cadence:
+    """Calls at the start of epochs 2..n: each epoch trains at torch's per-epoch LR, but the last step never comes."""
+    e, b = run.epochs, run.batches
+    late = same(list(run.lrs), [run.initial_lr] + list(run.torch_lrs[:-1]))
+    record = (f"; lr_history, read before each call, is one epoch behind ({_g(run.lrs)} where torch gives "
+              f"{_g(run.torch_lrs)})" if late else "")
+    return Cadence("next_epoch_start", f"Your function called scheduler.step() {len(run.calls)} times in {e} epochs, at "
+                   f"the start of epochs 2 to {e} (after {', '.join(map(str, run.calls))} optimizer steps, {b} per "
+                   f"epoch): each epoch trains at the LR torch's per-epoch {run.scheduler} gives it, but the step "
+                   f"after the last epoch never comes{record}. Call scheduler.step() at the end of each epoch, after "
+                   "its updates, and record the LR after it.", RECORD_ONLY if late else 0.0)
 
 
 def _wrong_record(run: CadenceRun) -> Cadence:
