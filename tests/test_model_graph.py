@@ -416,3 +416,19 @@ def test_a_score_that_is_not_the_point_s_own_fails_every_accuracy_measurement(tm
     assert failed.value.message.startswith(says)
     if isinstance(model, AlwaysDropping):
         assert "pass training=self.training" in failed.value.message
+
+
+class ReshapedToTheDataset(nn.Module):  # x.view(180, 2): runs only on batches of exactly 180 points
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.fc(x.view(180, 2))
+
+
+def test_a_reshape_to_a_fixed_size_is_refused_with_what_to_write_instead(tmp_path):
+    problem = export_and_load(tmp_path, m=(ReshapedToTheDataset(), [2])).values["m"]
+    assert isinstance(problem, ExportProblem)
+    assert "shape '[180, 2]' is invalid" in problem.message
+    assert "reshapes its input to a fixed size" in problem.message and "x.view(x.size(0), -1)" in problem.message

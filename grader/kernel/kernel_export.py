@@ -349,9 +349,18 @@ class _Writer:
                 self.models[id(model)] = (model, export_model(model, input_shape, folder, self.probe))
             except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
                 error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
-                advice = _hook_advice(model, self.probe)
+                advice = _reshape_advice(e) or _hook_advice(model, self.probe)
                 self.models[id(model)] = (model, {"$error": error.rstrip(". \n") + advice if advice else error})
         return self.models[id(model)][1]
+
+
+def _reshape_advice(error: Exception) -> str:
+    """Why a reshape to a fixed size fails on the grader's batches, "" for another error."""
+    if "is invalid for input of size" not in str(error):
+        return ""
+    return (". Your model's forward reshapes its input to a fixed size, so it runs only on batches of one size (in "
+            "torch's message, s and a number stand for the grader's batch size); the grader runs it on batches of "
+            "its own. Leave the batch dimension free: x.view(-1, ...), x.view(x.size(0), -1), or nn.Flatten()")
 
 
 def _hook_advice(model, probe: dict | None) -> str:
