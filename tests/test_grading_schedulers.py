@@ -660,3 +660,14 @@ def test_a_scheduler_stepped_by_an_optimizer_step_hook_is_read_where_torch_calls
     pre = ("def tick(opt, args, kwargs):\n    scheduler.step()\n"
            "optimizer.register_step_pre_hook(tick)\nfor _ in range(30):\n    optimizer.step()\n")
     assert orders(pre) == [(2, "scheduler", "scheduler-first")]
+
+
+def test_an_entry_missing_after_the_notebook_failed_is_blamed_on_the_failure_not_the_key():
+    from grader.checks.schedulers import _missing
+
+    name = "OneCycleLR(max_lr=0.1, total_steps=30, pct_start=0.3)"
+    filled = {"StepLR(step_size=5, gamma=0.5)": [0.1] * 30}
+    assert _missing(name, filled, "lr_histories", "code cell 2 raised ValueError: Tried to step 31 times.") == (
+        f'`lr_histories` has no entry "{name}": your notebook hit an error before it was filled (code cell 2 raised '
+        "ValueError: Tried to step 31 times).")
+    assert _missing(name, filled, "lr_histories").endswith("Use the names in CONFIGS as keys, exactly as written.")

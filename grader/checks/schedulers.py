@@ -57,10 +57,13 @@ def code_hints(report: CodeReport) -> CodeHints:
 # --- lr_family ---------------------------------------------------------------------------
 
 
-def _missing(name: str, histories: dict, export: str) -> str:
+def _missing(name: str, histories: dict, export: str, run_error: str = "") -> str:
     keys = [k for k in histories if isinstance(k, str)]
     near = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
     hint = f' (the closest key is "{near[0]}")' if near else ""
+    if run_error and not near:  # the loop stopped before this configuration: its key was never written
+        return (f'`{export}` has no entry "{name}": your notebook hit an error before it was filled '
+                f"({run_error.rstrip('.')}).")
     return f'`{export}` has no entry "{name}"{hint}. Use the names in CONFIGS as keys, exactly as written.'
 
 
@@ -94,7 +97,8 @@ def lr_family(ctx: CheckContext, export: str, family: str, schedulers: str = "")
             found = Diagnosis("not_numbers", f"It must be a list of {N_STEPS} numbers, but it is {describe(value)}.",
                               reference=tuple(lr_history(config)))
         else:
-            found = Diagnosis("missing", _missing(config.name, histories, export), reference=tuple(lr_history(config)))
+            found = Diagnosis("missing", _missing(config.name, histories, export, ctx.run_error),
+                              reference=tuple(lr_history(config)))
         curves[config.name] = {"reference": list(found.reference), "student": list(found.student[:MAX_PLOTTED]),
                                "diagnosis": found.kind}
         if not found.ok:
