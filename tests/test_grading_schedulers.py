@@ -671,3 +671,17 @@ def test_an_entry_missing_after_the_notebook_failed_is_blamed_on_the_failure_not
         f'`lr_histories` has no entry "{name}": your notebook hit an error before it was filled (code cell 2 raised '
         "ValueError: Tried to step 31 times).")
     assert _missing(name, filled, "lr_histories").endswith("Use the names in CONFIGS as keys, exactly as written.")
+
+
+def test_right_lists_beside_another_configuration_s_scheduler_blame_the_stored_scheduler(tmp_path):
+    """Every name holds the last scheduler made: the lists are right, the schedulers stored beside them are not."""
+    last = stepped(COURSE_CONFIGS[-1].build(dummy_optimizer()))
+    values = {"lr_histories": {c.name: lr_history(c) for c in COURSE_CONFIGS},
+              "schedulers": {c.name: last for c in COURSE_CONFIGS}}
+    outcome = scheduler_replay(context(tmp_path, **values), "lr_histories", "schedulers")
+    assert outcome.metrics["verified"] == 1
+    assert ("StepLR(step_size=5, gamma=0.5), StepLR(step_size=10, gamma=0.5), StepLR(step_size=10, gamma=0.2), "
+            "CosineAnnealingLR") in outcome.message
+    assert "the list is torch's run of this configuration, but the scheduler stored under its name replays as " \
+        "OneCycleLR" in outcome.message
+    assert "the list did not come from this scheduler" not in outcome.message

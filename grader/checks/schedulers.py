@@ -298,9 +298,13 @@ def _stepped(last: object, n: int, hints: CodeHints) -> str:
     return f"its last_epoch is {last!r:.20}: {done}. Store each scheduler after exactly {n} steps"
 
 
-def _backing_problem(reported: object, value: object, n: int, accepted: list[str],
-                     hints: CodeHints) -> tuple[str | None, str]:
-    """(why ``value`` does not show that ``reported`` came from a scheduler run, or None; the reading it matched)."""
+def _backing_problem(reported: object, value: object, n: int, accepted: list[str], hints: CodeHints,
+                     expected: list[float] | None = None) -> tuple[str | None, str]:
+    """(why ``value`` does not show that ``reported`` came from a scheduler run, or None; the reading it matched).
+
+    ``expected``: torch's list for the configuration the entry is stored under, to tell a right list stored beside
+    another configuration's scheduler from a list that no scheduler made.
+    """
     if value is None:
         return ("no scheduler is stored under this name, so nothing shows the list came from a scheduler run. "
                 "Store the scheduler you stepped, e.g. schedulers[name] = scheduler"), ""
@@ -335,6 +339,9 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     reading = _reading(lrs, runs, accepted)
     if reading is not None:
         return None, reading
+    if expected is not None and same(lrs, expected):
+        return (f"the list is torch's run of this configuration, but the scheduler stored under its name replays as "
+                f"{rebuilt}, another configuration's: store under each name the scheduler that made its list"), ""
     k = next((i for i, (a, b) in enumerate(zip(lrs, run)) if not same([a], [b])), min(len(lrs), n))
     theirs = f"{lrs[k]:.6g}" if k < len(lrs) else "nothing"
     ours = f"{run[k]:.6g}" if k < n else "nothing"
@@ -405,7 +412,8 @@ def scheduler_replay(ctx: CheckContext, export: str, schedulers: str, readings: 
     stored = ctx.value(schedulers, "scheduler_dict")
     hints = code_hints(read_code(ctx.code_cells))
     shared = shared_lists(histories, N_STEPS)
-    names = [c.name for c in COURSE_CONFIGS]
+    configs = {c.name: c for c in COURSE_CONFIGS}
+    names = list(configs)
     problems: dict[str, list[str]] = {}  # one message per problem, naming every configuration it affects
     read: dict[str, int] = {}
     for name in names:
@@ -415,7 +423,8 @@ def scheduler_replay(ctx: CheckContext, export: str, schedulers: str, readings: 
         elif name in shared:
             problem = _shared_problem(shared[name], hints)
         else:
-            problem, reading = _backing_problem(histories[name], stored.get(name), N_STEPS, readings, hints)
+            problem, reading = _backing_problem(histories[name], stored.get(name), N_STEPS, readings, hints,
+                                                lr_history(configs[name], N_STEPS))
         if problem:
             problems.setdefault(problem, []).append(name)
         elif reading != "after":
