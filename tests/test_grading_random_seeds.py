@@ -68,7 +68,7 @@ def test_the_course_running_train_accuracy_is_accepted(graded):
 def test_a_best_epoch_other_than_the_restored_one_is_caught_where_the_grader_knows_the_run(graded):
     """Every figure is right, but best_epoch is where each run stopped: the models are the course set-up's own."""
     check = by_id(graded["stop-epoch"])["reported-vs-measured"]
-    assert not check.passed and check.points == 0
+    assert not check.passed and check.points == 1.5  # the figures are right: half of each seed's share
     assert ("seed 3: best_epoch reported 47, but the exported model is exactly the course set-up's model for this seed "
             "restored to epoch 27, the epoch with its lowest val loss (epochs counted from 1, as train_model_extended "
             "counts them); 47 is the epoch where that run stopped" in check.message)
