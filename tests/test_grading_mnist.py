@@ -185,7 +185,7 @@ def test_sweep_reported_accuracies_that_are_not_the_models(roots):
 def test_sweep_with_one_learning_rate_for_all(roots):
     checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "same-lr.ipynb", "tiny"))
     assert not checks["1e-3-beats-1e-4"].passed
-    assert "check that each model is trained with its own learning rate" in checks["1e-3-beats-1e-4"].message
+    assert "Train a fresh model with a fresh optimizer for each rate" in checks["1e-3-beats-1e-4"].message
     assert not checks["labels-match-runs"].passed
     assert checks["labels-match-runs"].message.startswith(
         "The models under lr=0.0001 and lr=0.001 moved exactly as far from their starting weights")
@@ -326,6 +326,10 @@ LOADER = LoaderExport(64, True, "RandomSampler", False, "MNIST", 5000, "ToTensor
                     "train_loader": dataclasses.replace(LOADER, dataset_len=4500)}, False,
      ("`optimizer` stepped 284 times in 4 epochs, 71 times per epoch: batches of 64 over the 4,500 images "
       "`train_loader` holds, as it makes them, but the training split has 5,000: train on all of it.")),
+    # one row more than the epochs stepped: the untrained network evaluated first (was "created anew", half the point)
+    ("mnist-adam", {"optimizer": _optimizer(4 * 79), "history": {"train_loss": [1.0] * 5}}, True,
+     "`optimizer` stepped 316 times: 4 epochs of batches of 64 over the 5,000 training images, as the task fixes "
+     "(`history` records 5 values, one more than the epochs stepped: a row before training, say)."),
     # a history filled once per batch: its length is the step count (was "if 316 ran, `optimizer` was created anew")
     ("mnist-adam", {"optimizer": _optimizer(4 * 79), "history": {"train_loss": [1.0] * 316}}, True,
      ("`optimizer` stepped 316 times: 4 epochs of batches of 64 over the 5,000 training images, as the task fixes "
@@ -472,3 +476,42 @@ def test_a_scheduler_stepped_once_per_batch_is_named_when_the_accuracy_falls_sho
     outcome = evaluate("mnist-adam", "val-accuracy", {"model": net, "scheduler": per_epoch}, roots["tiny"])
     assert "once per batch" not in outcome.message  # at chance (untrained), what remains is said instead of tuning
     assert "that always predicting one class scores: the model shows nothing learned" in outcome.message
+
+
+def test_sweep_keys_and_curves_in_torch_s_own_types_are_read(tmp_path):
+    """Rates from torch.logspace are float32 (1e-4 is 9.9999997e-05), and a curve may be kept in a tensor: both were
+    "has no entry for lr=0.0001" and "must be a list of numbers", for a correct sweep."""
+    from grader.checks.base import CheckFailed
+    from grader.checks.mnist import _curve, _pick
+
+    rates = torch.logspace(-4, -2, 3)
+    table = {float(lr): {"val_accs": torch.tensor([0.65, 0.88, 0.94], dtype=torch.float64)} for lr in rates}
+    row = _pick(table, 1e-4, "results")
+    assert _curve(row, "val_accs", 1e-4, "results") == pytest.approx([0.65, 0.88, 0.94])
+    with pytest.raises(CheckFailed, match=r"has no entry for lr=0.1 \(its keys: 9.99"):
+        _pick(table, 0.1, "results")
+
+
+@pytest.mark.parametrize("transform, passed, says", [
+    # torchvision's v2 spelling of ToTensor lost half a point as "uses ToDtype, ToImage".
+    ("Compose(\n      ToImage()\n      ToDtype(scale=True)\n)", True, "ToImage + ToDtype(scale=True)"),
+    ("Compose(\n      ToImage()\n      ToDtype()\n)", False, "the notebook uses ToDtype, ToImage"),
+    # A lambda normalising inside the pipeline passed as "unchanged (ToTensor)".
+    ("Compose(\n    ToTensor()\n    <function <lambda> at 0x7f3a>\n)", False, "a function of your own"),
+    ("Compose(\n    ToTensor()\n    Lambda()\n)", False, "a function of your own"),
+])
+def test_preprocessing_reads_torchvision_s_v2_spelling_and_functions_of_the_notebook_s_own(transform, passed, says):
+    loader = dataclasses.replace(LOADER, transform=transform)
+    outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader})
+    assert outcome.passed is passed and says in outcome.message
+
+
+def test_a_setting_changed_in_a_later_param_group_is_named_with_its_group(tmp_path):
+    net = exported(MnistMLP(), tmp_path)
+    plain = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
+    sgd = OptimizerExport("SGD", "torch.optim.sgd", ({"lr": 0.05, "n_params": 202} | plain,
+                                                     {"lr": 0.05, "n_params": 101568} | plain | {"weight_decay": 1e-3}),
+                          {}, 100)
+    outcome = evaluate("mnist-sgd", "optimizer", {"optimizer": sgd, "model": net})
+    assert not outcome.passed
+    assert "weight_decay=0.001 in param group 2 (torch's default is 0)" in outcome.message

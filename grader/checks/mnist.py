@@ -34,17 +34,19 @@ def changed_settings(opt: OptimizerExport, cycled: str = "") -> list[str]:
     if not isinstance(cls, type) or not opt.param_groups:
         return []
     defaults = {k: v for k, v in cls([torch.nn.Parameter(torch.zeros(1))]).param_groups[0].items() if k != "params"}
-    group = opt.param_groups[0]
     changed = []
-    for key, default in defaults.items():
-        if key in IMPLEMENTATION_FLAGS or key in ("lr", "initial_lr", cycled) or key not in group:
-            continue
-        value = group[key]
-        if value != (list(default) if isinstance(default, tuple) else default):  # JSON turned tuples into lists
-            changed.append(f"{key}={value!r} (torch's default is {default!r})")
-    if cycled == "betas" and isinstance(group.get("betas"), list) and "betas" in defaults:
-        if group["betas"][1:] != list(defaults["betas"])[1:]:  # the second beta is still the student's own
-            changed.append(f"betas[1]={group['betas'][1]!r} (torch's default is {defaults['betas'][1]!r})")
+    # Every group: weight decay kept off the biases puts it in the second group, say.
+    for number, group in enumerate(opt.param_groups, 1):
+        where = f" in param group {number}" if len(opt.param_groups) > 1 else ""
+        for key, default in defaults.items():
+            if key in IMPLEMENTATION_FLAGS or key in ("lr", "initial_lr", cycled) or key not in group:
+                continue
+            value = group[key]
+            if value != (list(default) if isinstance(default, tuple) else default):  # JSON turned tuples into lists
+                changed.append(f"{key}={value!r}{where} (torch's default is {default!r})")
+        if cycled == "betas" and isinstance(group.get("betas"), list) and "betas" in defaults:
+            if group["betas"][1:] != list(defaults["betas"])[1:]:  # the second beta is still the student's own
+                changed.append(f"betas[1]={group['betas'][1]!r}{where} (torch's default is {defaults['betas'][1]!r})")
     return changed
 
 
@@ -214,8 +216,9 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
         problems.append(f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
                         f"{batch_size} over the {n:,} training images{_as_recorded(run, whole, history, optimizer)}, "
                         f"but the task fixes {epochs} epochs")
-    elif not epochs and (run.epochs_recorded or 0) > whole:
-        # The epochs are the notebook's choice, but the exported optimizer ran fewer than the history records.
+    elif not epochs and (run.epochs_recorded or 0) > whole + 1:
+        # One value more than the epochs stepped is a row for the untrained network (an evaluation before training);
+        # more: the epochs are the notebook's choice, but the exported optimizer ran fewer than the history records.
         problems.append(f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
                         f"{batch_size} over the {n:,} training images{_as_recorded(run, whole, history, optimizer)}; "
                         "a new optimizer each epoch also restarts what it has learnt of the gradients (Adam's running "
@@ -225,7 +228,8 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     metrics = {"steps": run.steps, "n_train": n}
     recorded = (f" (`{history}` holds one value per optimizer step, not one per epoch: its length counts batches)"
-                if per_step else "")
+                if per_step else f" (`{history}` records {whole + 1} values, one more than the epochs stepped: a row "
+                "before training, say)" if whole is not None and run.epochs_recorded == whole + 1 else "")
     if problems:
         return Outcome(False, "; ".join(problems) + recorded + ".", metrics=metrics)
     return Outcome(True, f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
@@ -278,28 +282,40 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list) -> Outcome:
     loader = ctx.exports.values.get(export)
     shown = loader.transform if isinstance(loader, LoaderExport) else ""
     in_loader = set(re.findall(r"\b([A-Z]\w+)\(", shown)) - {"Compose"}
-    extra = sorted((used | in_loader) - set(allowed))
+    found = used | in_loader
+    # torchvision's v2 spelling of ToTensor: ToImage, then ToDtype(float32, scale=True), the same pixels in [0, 1].
+    scaled = "scale=True" in shown or any("scale=True" in source for _, source in ctx.code_cells)
+    if "ToTensor" in allowed and {"ToImage", "ToDtype"} <= found and scaled:
+        found = (found - {"ToImage", "ToDtype"}) | {"ToTensor"}
+    if re.search(r"<function |\bLambda\(| object at 0x", shown):  # a function of the notebook's own in the pipeline
+        found = found | {"a function of your own (a lambda or def in the transform)"}
+    extra = sorted(found - set(allowed))
     if extra:
         return Outcome(False, f"The preprocessing changed: the notebook uses {', '.join(extra)}. The task keeps it as "
                        f"given ({' + '.join(a for a in allowed if a != 'Compose')} only); change only the learning "
-                       "rate strategy.", details={"transforms": sorted(used | in_loader)})
-    if unclear or not (used or in_loader):
+                       "rate strategy.", details={"transforms": sorted(found)})
+    if unclear or not found:
         why = "; ".join(unclear) or "no transform could be found in the code or the exported loader"
         return Outcome(False, f"Whether the preprocessing is unchanged cannot be decided from the code ({why}). Build "
                        "the transform as given (transforms.ToTensor()), so it can be read.", fraction=0.5,
                        metrics={"undecided": 1})
-    return Outcome(True, f"The preprocessing is unchanged ({', '.join(sorted((used | in_loader) - {'Compose'}))}), "
+    v2 = " (ToImage + ToDtype(scale=True), torchvision's v2 ToTensor)" if {"ToImage", "ToDtype"} <= used | in_loader \
+        else ""
+    return Outcome(True, f"The preprocessing is unchanged ({', '.join(sorted(found - {'Compose'}))}{v2}), "
                    "read from the code" + (" and the exported loader." if shown else "."))
 
 
 def _pick(mapping: dict, lr: float, what: str):
+    # Rates a tenfold apart: float32 keys (torch.logspace, say) are 1e-7 off and still plainly the same rate.
     for key, value in mapping.items():
         try:
-            if abs(float(key) - lr) <= 1e-12 * max(1.0, lr):
+            if math.isclose(float(key), lr, rel_tol=1e-6):
                 return value
         except (TypeError, ValueError):
             continue
-    raise CheckFailed(f"`{what}` has no entry for lr={lr:g}: key it by the learning rate, e.g. {{{lr!r}: ...}}.")
+    keys = ", ".join(repr(k) for k in list(mapping)[:6]) or "none"
+    raise CheckFailed(f"`{what}` has no entry for lr={lr:g} (its keys: {keys}): key it by the learning rate, e.g. "
+                      f"{{{lr!r}: ...}}.")
 
 
 def _sweep_models(ctx: CheckContext, models: str, lrs: list) -> dict:
@@ -318,6 +334,9 @@ def _sweep(ctx: CheckContext, models: str, results: str, lrs: list) -> tuple[dic
 
 def _curve(row, key: str, lr: float, results: str) -> list[float]:
     values = row.get(key) if isinstance(row, dict) else None
+    if getattr(values, "ndim", None) == 1 and hasattr(values, "tolist"):  # a curve kept in a tensor, one per epoch
+        values = values.tolist()
+    values = list(values) if isinstance(values, tuple) else values
     if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
         raise CheckFailed(f"`{results}[{lr:g}]['{key}']` must be a list of numbers, one per epoch.")
     return values
@@ -461,9 +480,16 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     nets, table = _sweep(ctx, models, results, [better, worse])
     val = ctx.data.make(data, ctx.check_id)
     acc = {lr: measured_accuracy(nets[lr], val.X, val.Y)[0] for lr in (better, worse)}
-    diagnosis = diagnose_accuracy([float(v) for v in _curve(table[worse], "val_accs", worse, results)])
+    try:  # the reported curve only adds a sentence: the verdict is the grader's own measurement
+        curve = _curve(table[worse], "val_accs", worse, results)
+        said = f" Your reported curve for lr={worse:g}: {diagnose_accuracy([float(v) for v in curve]).summary}"
+    except CheckFailed:
+        said = ""
     if acc[better] > acc[worse]:
         return Outcome(True, f"lr={better:g} beats lr={worse:g}: {acc[better]:.2f}% against {acc[worse]:.2f}% on the "
-                       f"validation split. Your reported curve for lr={worse:g}: {diagnosis.summary}")
-    return Outcome(False, f"lr={better:g} scores {acc[better]:.2f}%, not more than lr={worse:g} ({acc[worse]:.2f}%): "
-                   "check that each model is trained with its own learning rate, from a fresh model and optimizer.")
+                       f"validation split.{said}")
+    return Outcome(False, f"lr={better:g} scores {acc[better]:.2f}%, not more than lr={worse:g} ({acc[worse]:.2f}%) on "
+                   "the grader's validation split. What makes the higher rate lose: the models stored under each "
+                   "other's rates, a model or optimizer carried over from one run to the next, or training unlike the "
+                   "task's set-up (another optimizer, fewer epochs). Train a fresh model with a fresh optimizer for "
+                   "each rate, as the task sets it up.")
