@@ -462,8 +462,15 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
                            "farther, so these models (and their results) look stored under each other's learning "
                            "rates; if they are not, check that every run trains for the same number of steps. "
                            f"Distances moved: {listing}.", metrics=metrics)
+    import torch
+
+    shared = all(set(nets[lr].initial) == set(nets[order[0]].initial) and
+                 all(torch.equal(nets[lr].initial[k], v) for k, v in nets[order[0]].initial.items()) for lr in order)
+    # Fresh models built after one seed start alike; so do copies of one model trained on from rate to rate.
+    alike = (" They all started from the same weights, as fresh models built after the same seed do; snapshots of one "
+             "model trained on from rate to rate (wrong) would look the same here." if shared else "")
     return Outcome(True, f"Each model moved farther from its starting weights the higher its learning rate "
-                   f"({listing}), as runs stored under their own learning rates do.", metrics=metrics)
+                   f"({listing}), as runs stored under their own learning rates do.{alike}", metrics=metrics)
 
 
 def _models(lrs: list) -> str:
@@ -473,9 +480,22 @@ def _models(lrs: list) -> str:
     return f"the model{'s' * (len(named) > 1)} under {listed}"
 
 
+def _epochs_recorded(table: dict, lrs: list, results: str) -> dict:
+    """Each rate's number of recorded epochs, where its curve can be read."""
+    counts = {}
+    for lr in lrs:
+        try:
+            counts[lr] = len(_curve(table[lr], "val_accs", lr, results))
+        except CheckFailed:
+            continue
+    return counts
+
+
 @check_kind("sweep_order", **SWEEP, better=Param((int, float)), worse=Param((int, float)),
-            data=Param(dict, check=data_problem))
-def sweep_order(ctx: CheckContext, models: str, results: str, better: float, worse: float, data: dict) -> Outcome:
+            data=Param(dict, check=data_problem),
+            epochs=Param(int, 0, "the epochs the task trains each rate for, read from the reported curves (0: any)"))
+def sweep_order(ctx: CheckContext, models: str, results: str, better: float, worse: float, data: dict,
+                epochs: int = 0) -> Outcome:
     """The grader's measurement must show ``better`` beating ``worse`` after training (e.g. 1e-3 over 1e-4)."""
     nets, table = _sweep(ctx, models, results, [better, worse])
     val = ctx.data.make(data, ctx.check_id)
@@ -485,6 +505,14 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
         said = f" Your reported curve for lr={worse:g}: {diagnose_accuracy([float(v) for v in curve]).summary}"
     except CheckFailed:
         said = ""
+    recorded = _epochs_recorded(table, [better, worse], results)
+    if epochs and any(n != epochs for n in recorded.values()):
+        counts = ", ".join(f"{n} for lr={lr:g}" for lr, n in recorded.items())
+        beats = "beats" if acc[better] > acc[worse] else "does not beat"
+        return Outcome(False, f"Your curves record {counts}, but the comparison is after {epochs} epochs for each "
+                       f"rate, trained alike (lr={better:g} {beats} lr={worse:g} here: {acc[better]:.2f}% against "
+                       f"{acc[worse]:.2f}%). Train every rate for {epochs} epochs.",
+                       fraction=0.5 if acc[better] > acc[worse] else 0.0)
     if acc[better] > acc[worse]:
         return Outcome(True, f"lr={better:g} beats lr={worse:g}: {acc[better]:.2f}% against {acc[worse]:.2f}% on the "
                        f"validation split.{said}")
