@@ -166,9 +166,10 @@ def untrained(net: Any, name: str) -> str:
         return ""
     return (f"Every weight of `{name}` is still what it was at its first forward pass. If `{name}` is the network "
             "your loop trained, it never learned, and more training or another learning rate would not help: the "
-            "optimizer was made for other parameters (a model made again after the optimizer), or the loop trained "
-            "another model, or never ran. (A model given trained weights with load_state_dict starts its own record "
-            "at its first forward pass.)")
+            "optimizer was made for other parameters (a model made again after the optimizer), its step() found no "
+            "gradients (zero_grad() called between backward() and step(), or no backward() at all), or the loop "
+            "trained another model, or never ran. (A model given trained weights with load_state_dict starts its own "
+            "record at its first forward pass.)")
 
 
 def _one_class_share(labels: Any, rarest: bool) -> tuple[float, float]:
