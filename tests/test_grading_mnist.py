@@ -188,8 +188,8 @@ def test_sweep_with_one_learning_rate_for_all(roots):
     # One epoch per rate (to keep the test short): the comparison is said not to hold, and the epochs named too.
     order = checks["1e-3-beats-1e-4"]
     assert order.points == 0 and "lr=0.001 does not beat lr=0.0001 here" in order.message
-    assert order.message.startswith("Your curves record 1 for lr=0.001, 1 for lr=0.0001, but the comparison is after "
-                                    "5 epochs for each rate")
+    assert order.message.startswith("The comparison is of runs trained alike, but your curves record 1 for lr=0.001, "
+                                    "1 for lr=0.0001, where the task trains every rate for 5 epochs")
     assert not checks["labels-match-runs"].passed
     assert checks["labels-match-runs"].message.startswith(
         "The models under lr=0.0001 and lr=0.001 moved exactly as far from their starting weights")
@@ -522,3 +522,18 @@ def test_a_setting_changed_in_a_later_param_group_is_named_with_its_group(tmp_pa
     outcome = evaluate("mnist-sgd", "optimizer", {"optimizer": sgd, "model": net})
     assert not outcome.passed
     assert "weight_decay=0.001 in param group 2 (torch's default is 0)" in outcome.message
+
+
+def test_runs_from_different_starts_are_not_compared_as_alike(roots, tmp_path):
+    """No torch.manual_seed(0) before each model: the recorded starts differ, so more than the rate differs."""
+    from grader.checks.mnist import _different_starts
+
+    torch.manual_seed(0)
+    a, b = exported(MnistCNN(), tmp_path / "a"), exported(MnistCNN(), tmp_path / "b")
+    start = {k: v - 0.01 for k, v in a.parameters.items()}
+    same_a, same_b = dataclasses.replace(a, initial=start), dataclasses.replace(b, initial=start)
+    assert not _different_starts(same_a, dataclasses.replace(a, initial=start))
+    assert _different_starts(same_a, dataclasses.replace(b, initial={k: v - 0.01 for k, v in b.parameters.items()}))
+    # weights loaded into a model record no start of their own (it never moved): not a difference of starts
+    assert not _different_starts(same_a, dataclasses.replace(b, initial=dict(b.parameters)))
+    assert same_b.initial is start

@@ -480,6 +480,17 @@ def _models(lrs: list) -> str:
     return f"the model{'s' * (len(named) > 1)} under {listed}"
 
 
+def _different_starts(a: ModelValue, b: ModelValue) -> bool:
+    """Whether two models' recorded starts differ, where both records are starts: every parameter recorded, and the
+    weights moved since (a model given trained weights records those at its first forward pass)."""
+    import torch
+
+    starts = [net.initial for net in (a, b)]
+    if any(not start or set(start) != set(net.parameters) or _moved(net) == 0 for start, net in zip(starts, (a, b))):
+        return False
+    return set(starts[0]) != set(starts[1]) or any(not torch.equal(v, starts[1][k]) for k, v in starts[0].items())
+
+
 def _epochs_recorded(table: dict, lrs: list, results: str) -> dict:
     """Each rate's number of recorded epochs, where its curve can be read."""
     counts = {}
@@ -506,12 +517,18 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     except CheckFailed:
         said = ""
     recorded = _epochs_recorded(table, [better, worse], results)
+    unlike = []  # what makes the two runs differ in more than their rate
     if epochs and any(n != epochs for n in recorded.values()):
         counts = ", ".join(f"{n} for lr={lr:g}" for lr, n in recorded.items())
+        unlike.append(f"your curves record {counts}, where the task trains every rate for {epochs} epochs")
+    if _different_starts(nets[better], nets[worse]):
+        unlike.append("the two models started from different weights (as the kernel recorded them at their first "
+                      "forward pass), where the task builds each right after torch.manual_seed(0)")
+    if unlike:
         beats = "beats" if acc[better] > acc[worse] else "does not beat"
-        return Outcome(False, f"Your curves record {counts}, but the comparison is after {epochs} epochs for each "
-                       f"rate, trained alike (lr={better:g} {beats} lr={worse:g} here: {acc[better]:.2f}% against "
-                       f"{acc[worse]:.2f}%). Train every rate for {epochs} epochs.",
+        return Outcome(False, f"The comparison is of runs trained alike, but {'; and '.join(unlike)} (lr={better:g} "
+                       f"{beats} lr={worse:g} here: {acc[better]:.2f}% against {acc[worse]:.2f}%). Train every rate "
+                       "the same way, from the same start, and only the rate changes.",
                        fraction=0.5 if acc[better] > acc[worse] else 0.0)
     if acc[better] > acc[worse]:
         return Outcome(True, f"lr={better:g} beats lr={worse:g}: {acc[better]:.2f}% against {acc[worse]:.2f}% on the "
