@@ -462,10 +462,7 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
                            "farther, so these models (and their results) look stored under each other's learning "
                            "rates; if they are not, check that every run trains for the same number of steps. "
                            f"Distances moved: {listing}.", metrics=metrics)
-    import torch
-
-    shared = all(set(nets[lr].initial) == set(nets[order[0]].initial) and
-                 all(torch.equal(nets[lr].initial[k], v) for k, v in nets[order[0]].initial.items()) for lr in order)
+    shared = all(_same_start(nets[lr], nets[order[0]]) for lr in order)
     # Fresh models built after one seed start alike; so do copies of one model trained on from rate to rate.
     alike = (" They all started from the same weights, as fresh models built after the same seed do; snapshots of one "
              "model trained on from rate to rate (wrong) would look the same here." if shared else "")
@@ -480,15 +477,19 @@ def _models(lrs: list) -> str:
     return f"the model{'s' * (len(named) > 1)} under {listed}"
 
 
+def _same_start(a: ModelValue, b: ModelValue) -> bool:
+    """Whether two models' recorded starts are the same weights."""
+    import torch
+
+    return set(a.initial) == set(b.initial) and all(torch.equal(v, b.initial[k]) for k, v in a.initial.items())
+
+
 def _different_starts(a: ModelValue, b: ModelValue) -> bool:
     """Whether two models' recorded starts differ, where both records are starts: every parameter recorded, and the
     weights moved since (a model given trained weights records those at its first forward pass)."""
-    import torch
-
-    starts = [net.initial for net in (a, b)]
-    if any(not start or set(start) != set(net.parameters) or _moved(net) == 0 for start, net in zip(starts, (a, b))):
+    if any(not net.initial or set(net.initial) != set(net.parameters) or _moved(net) == 0 for net in (a, b)):
         return False
-    return set(starts[0]) != set(starts[1]) or any(not torch.equal(v, starts[1][k]) for k, v in starts[0].items())
+    return not _same_start(a, b)
 
 
 def _epochs_recorded(table: dict, lrs: list, results: str) -> dict:

@@ -36,17 +36,22 @@ class Start:
     unusable: str = ""  # why there is no usable record, in a student's terms
 
 
-@functools.lru_cache(maxsize=4)
-def _seeded_builds(reference: str, seeds: tuple[int, ...]) -> tuple[tuple[int, int, tuple], ...]:
-    """(seed, k, parameters) of the k-th ``reference`` model built after ``torch.manual_seed(seed)``."""
+@functools.lru_cache(maxsize=8)
+def _seeded_builds(model: str | tuple, seeds: tuple[int, ...]) -> tuple[tuple[int, int, tuple], ...]:
+    """(seed, k, parameters) of the k-th model built after ``torch.manual_seed(seed)``: the course model named
+    ``model``, or one made of the nn.Linear layers ``model`` lists as (in, out, bias), built in that order."""
     import torch
 
-    cls = course.model_class(reference)
+    def build() -> list:
+        if isinstance(model, str):
+            return list(course.model_class(model)().parameters())
+        return [p for n_in, n_out, bias in model for p in torch.nn.Linear(n_in, n_out, bias=bias).parameters()]
+
     builds = []
     with torch.random.fork_rng(devices=[]):  # the grader's own random state stays as it was
         for seed in seeds:
             torch.manual_seed(seed)
-            builds += [(seed, k, tuple(p.detach().clone() for p in cls().parameters())) for k in range(1, BUILDS + 1)]
+            builds += [(seed, k, tuple(p.detach().clone() for p in build())) for k in range(1, BUILDS + 1)]
     return tuple(builds)
 
 
@@ -76,22 +81,6 @@ def _linear_layers(tensors: list) -> tuple[tuple[int, int, bool], ...] | None:
     return tuple(layers)
 
 
-@functools.lru_cache(maxsize=8)
-def _seeded_linear_builds(layers: tuple[tuple[int, int, bool], ...],
-                          seeds: tuple[int, ...]) -> tuple[tuple[int, int, tuple], ...]:
-    """As ``_seeded_builds``, for a model of its own made of these nn.Linear layers, built in this order."""
-    import torch
-
-    builds = []
-    with torch.random.fork_rng(devices=[]):
-        for seed in seeds:
-            torch.manual_seed(seed)
-            for k in range(1, BUILDS + 1):
-                made = [torch.nn.Linear(n_in, n_out, bias=bias) for n_in, n_out, bias in layers]
-                builds.append((seed, k, tuple(p.detach().clone() for layer in made for p in layer.parameters())))
-    return tuple(builds)
-
-
 def _seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int] | None:
     """(seed, build) of the ``reference`` built build-th after torch.manual_seed(seed) whose weights are ``tensors``.
 
@@ -102,9 +91,7 @@ def _seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int]
 
     known = tuple((*seeds, *(s for s in KNOWN_SEEDS if s not in seeds)))
     layers = _linear_layers(tensors)
-    candidates = [_seeded_builds(reference, known)]
-    candidates += [_seeded_linear_builds(layers, known)] if layers else []
-    for builds in candidates:
+    for builds in [_seeded_builds(reference, known)] + ([_seeded_builds(layers, known)] if layers else []):
         for seed, build, params in builds:
             if len(params) == len(tensors) and all(p.shape == t.shape and torch.equal(p, t.to(p.dtype))
                                                    for p, t in zip(params, tensors)):

@@ -17,15 +17,16 @@ PACKAGE_BASELINE = frozenset({"reference", "reference.data", "reference.models",
                               "reference.training"})
 
 
-def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
-    """Modules imported (with ``from X import y`` also as ``X.y``) and every name or attribute used."""
-    modules, names = set(), set()
+def _imports_and_names(source: str) -> tuple[set[str], set[str], set[str]]:
+    """Modules imported (with ``from X import y`` also as ``X.y``), every name or attribute used, and the names the
+    code binds itself: functions, classes, parameters and assignment targets (never imports)."""
+    modules, names, bound = set(), set(), set()
     try:
         tree = ast.parse(source)
     except SyntaxError:
         # Cells with IPython magics do not parse; fall back to words, which over-reports rather than misses.
         words = set(re.findall(r"[A-Za-z_][\w.]*", source))
-        return words, {w.rsplit(".", 1)[-1] for w in words}
+        return words, {w.rsplit(".", 1)[-1] for w in words}, set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
@@ -35,28 +36,17 @@ def _imports_and_names(source: str) -> tuple[set[str], set[str]]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.Name):
             names.add(node.id)
+            if isinstance(node.ctx, ast.Store):
+                bound.add(node.id)
         elif isinstance(node, ast.Attribute):
             names.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             modules.add(node.value)  # importlib.import_module("reference.x") and friends
-    return modules, names
-
-
-def _bound_names(source: str) -> set[str]:
-    """Names the code binds itself: functions, classes, parameters and assignment targets (never imports)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    bound = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            bound.add(node.id)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
-    return bound
+    return modules, names, bound
 
 
 @check_kind(
@@ -74,9 +64,9 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
     found = []
     # A name of the reference solution that the notebook defines itself (its own `seed_line`, say) is its own work;
     # one it imports, or reaches through a module, is not.
-    own = set().union(*(_bound_names(source) for _, source in ctx.code_cells))
-    for cell, source in ctx.code_cells:
-        modules, names = _imports_and_names(source)
+    read = [(cell, *_imports_and_names(source)) for cell, source in ctx.code_cells]
+    own = set().union(*(bound for *_, bound in read))
+    for cell, modules, names, _ in read:
         hits = sorted({m for m in modules for f in forbidden_modules if m == f or m.startswith(f + ".")}
                       | ((names - own) & set(forbidden_names)))
         found += [f"cell {cell}: `{hit}`" for hit in hits]
