@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from grader.assignments.catalog import Exercise
 from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
+from grader.grading.captures import CaptureCache
 from grader.errors import UserError
 from grader.kernel.cells import export_source, prelude_source, warm_source
 from grader.kernel.execute import Deferred, Execution, execute
@@ -99,6 +100,7 @@ class Run:
     sandbox: dict
     load_seconds: float
     submission: Submission | None = None  # what ran: with ``run_next``, the notebook that came
+    capture_miss: str = ""  # watch mode: why a reused model capture could not stand (the save is run again)
 
 
 def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ...] = (),
@@ -115,22 +117,29 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
 
 
 def run_next(wait: Callable[[], Submission | None], exercise: Exercise, data_root: pathlib.Path | None = None,
-             warm: tuple[str, ...] = SCORING_MODULES, factory: FactoryHandle | None = None) -> Run | None:
+             warm: tuple[str, ...] = SCORING_MODULES, factory: FactoryHandle | None = None,
+             captures: CaptureCache | None = None) -> Run | None:
     """Start a sandboxed kernel now, then run the notebook ``wait`` returns in it; None if it returns None.
 
     For watch mode: the kernel starts (and runs the grader's prelude) while the student edits, so a save
     costs only the notebook's own cells and the scoring. The kernel is still fresh and only ever runs one
-    notebook; one that died while it waited is replaced by a new one.
+    notebook; one that died while it waited is replaced by a new one. With ``captures``, a model whose code
+    an earlier run captured is not captured again (``grader.grading.captures``); where that cannot stand,
+    the notebook runs again with every model captured.
     """
-    run = _run(wait, exercise, (), data_root, warm, factory, None)
+    run = _run(wait, exercise, (), data_root, warm, factory, None, captures)
     if run is not None and run.execution.kernel_lost:
-        return _run(run.submission, exercise, (), data_root, warm, factory, None)
+        run = _run(run.submission, exercise, (), data_root, warm, factory, None, captures)
+    if run is not None and run.capture_miss:
+        again = _run(run.submission, exercise, (), data_root, warm, factory, None, captures, offer=False)
+        again.sandbox["captures"] = f"every model captured again: {run.capture_miss}"
+        return again
     return run
 
 
 def _run(submission: Submission | Callable[[], Submission | None], exercise: Exercise, hide: tuple[str, ...],
          data_root: pathlib.Path | None, warm: tuple[str, ...], factory: FactoryHandle | None,
-         env: dict[str, str] | None) -> Run | None:
+         env: dict[str, str] | None, captures: CaptureCache | None = None, offer: bool = True) -> Run | None:
     # Scoring's imports start now: a fresh worker's first job then overlaps them with the factory's warm-up too.
     warming = warm_up(warm)
     sandbox = exercise_sandbox(exercise, hide, data_root, env)
@@ -139,7 +148,8 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
         requests = [e.request() for e in exercise.spec.exports]
         models = any(e.input_shape for e in exercise.spec.exports)
         names = tuple(e.name for e in exercise.spec.exports if not e.code)
-        cells = prelude_source(models, names), export_source(requests, sandbox.export_dir)
+        reuse = None if captures is None else captures.offered() if offer else []
+        cells = prelude_source(models, names), export_source(requests, sandbox.export_dir, reuse)
         came: list[Submission] = []
         if callable(submission):
             def arrived() -> PreparedNotebook | None:
@@ -159,18 +169,26 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
             return Run(execution, Exports.unavailable("the kernel was lost"), sandbox.report, 0.0, came[0])
         start = time.monotonic()
         changed = execution.exported and _changed_after_export(sandbox.export_dir, execution.export_digest)
+        report = sandbox.report | {"outputs_truncated": execution.outputs_truncated,
+                                   "kernel_start": execution.kernel_start + (", before the save"
+                                                                             if callable(submission) else "")}
         if changed:
             exports = Exports.unavailable(changed)
         elif execution.exported:
             from grader.loading.exports import load_exports
 
+            if captures is not None:
+                reused, miss = captures.fill(sandbox.export_dir)
+                if miss:
+                    return Run(execution, Exports.unavailable(miss), report, 0.0, came[0], capture_miss=miss)
+                if reused:
+                    report["captures"] = f"{reused} model capture(s) of an earlier save reused, their outputs checked"
             exports = load_exports(sandbox.export_dir)
+            if captures is not None:
+                captures.learn(sandbox.export_dir)
         else:
             exports = Exports.unavailable(execution.reason or "the notebook did not reach the grader's export step")
-        started = execution.kernel_start + (", before the save" if callable(submission) else "")
-        return Run(execution, exports, sandbox.report | {"outputs_truncated": execution.outputs_truncated,
-                                                         "kernel_start": started},
-                   time.monotonic() - start, came[0])
+        return Run(execution, exports, report, time.monotonic() - start, came[0])
     finally:
         sandbox.kill()
         sandbox.remove()
@@ -241,7 +259,7 @@ def grade_submission(
 
 def grade_next(wait: Callable[[], Submission | None], exercise: Exercise, student: str,
                data_root: pathlib.Path | None = None, warm: tuple[str, ...] = SCORING_MODULES,
-               factory: FactoryHandle | None = None) -> SubmissionResult | None:
+               factory: FactoryHandle | None = None, captures: CaptureCache | None = None) -> SubmissionResult | None:
     """Start a kernel now and score, with the public checks, the notebook ``wait`` returns (``run_next``).
 
     ``wall`` counts from the notebook's arrival; None when ``wait`` returns None.
@@ -254,7 +272,7 @@ def grade_next(wait: Callable[[], Submission | None], exercise: Exercise, studen
         return submission
 
     root = resolve_data_root(exercise, data_root)
-    run = run_next(timed, exercise, root, warm, factory)
+    run = run_next(timed, exercise, root, warm, factory, captures)
     if run is None:
         return None
     result = score(run, run.submission, exercise, student, data_root=root)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from grader.assignments.catalog import Exercise
+from grader.grading.captures import CaptureCache
 from grader.grading.engine import grade_next
 from grader.kernel.factory import FactoryHandle
 from grader.kernel.notebook import InvalidNotebook, Submission, read_submission
@@ -99,7 +100,7 @@ def watch_notebook(path: pathlib.Path, exercise: Exercise, factory: FactoryHandl
     A save that cannot be read as a notebook (an editor's half-written file) gives an ``invalid``
     result and the next save is checked as usual.
     """
-    saves, checked = _Saves(path), 0
+    saves, checked, captures = _Saves(path), 0, CaptureCache()
 
     def invalid(reason: str, digest: str) -> None:
         nonlocal checked
@@ -107,7 +108,8 @@ def watch_notebook(path: pathlib.Path, exercise: Exercise, factory: FactoryHandl
         on_result(SubmissionResult.invalid(exercise.id, path.stem, reason, digest))
 
     while not stop.is_set():
-        result = grade_next(lambda: next_save(saves, stop, invalid), exercise, path.stem, data_root, warm, factory)
+        result = grade_next(lambda: next_save(saves, stop, invalid), exercise, path.stem, data_root, warm, factory,
+                            captures)
         if result is None:
             break
         checked += 1

@@ -59,13 +59,14 @@ def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
             "_grader_sys.meta_path.insert(0, _GraderTorchvisionHook())\n")
 
 
-def export_source(requests: list[dict], export_dir: pathlib.Path) -> str:
+def export_source(requests: list[dict], export_dir: pathlib.Path, reuse: list[str] | None = None) -> str:
     """The last cell: the sealed exporter writes every requested value into ``export_dir``.
 
     A request is ``{"name", "kind", "input_shape", "code"}``, as ``kernel_export.export_values`` reads it.
+    ``reuse`` (watch mode): digests of the model captures the grader holds, which the export need not redo.
     """
     return ("# Added by the grader.\n"
-            f"_grader_export['export_values'](None, {json.dumps(requests)}, {str(export_dir)!r})\n")
+            f"_grader_export['export_values'](None, {json.dumps(requests)}, {str(export_dir)!r}, {reuse!r})\n")
 
 
 def warm_source(models: bool) -> str:

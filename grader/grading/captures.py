@@ -1,0 +1,120 @@
+"""Watch mode: the model captures of earlier saves, reused while the model's code stays the same.
+
+Capturing a model (torch.export) is most of what a re-check costs beyond the student's cells. In
+watch mode the export cell takes a digest of each model's code (``kernel_export._fingerprint``);
+a model whose digest the grader already holds is not captured again: the kernel writes its
+tensors and its outputs on a few inputs instead. Before the capture is reused, the grader rebuilds
+it with the new tensors and runs those inputs through it: any output that differs, as it would if
+the code read something the digest cannot see, and the save is run again with every model
+captured. Grading (``grader grade``) never reuses a capture.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from dataclasses import dataclass, field
+
+import torch
+
+from grader.loading.guard import ExportBudget, LoadRefused, read_json, read_tensors
+from grader.loading.model_graph import ModelLoadError, load_model
+
+MAX_KEPT = 16  # captures kept: a student trying models in turn comes back to a recent one
+FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks")  # what the kernel writes anew for a reused capture
+
+
+@dataclass
+class CaptureCache:
+    """The graphs of earlier saves' models, by the digest of their code; one per watched notebook."""
+
+    graphs: dict[str, dict] = field(default_factory=dict)
+    distrusted: set[str] = field(default_factory=set)  # a reuse of these once computed something else
+
+    def offered(self) -> list[str]:
+        """The digests the next export may reuse."""
+        return sorted(self.graphs)
+
+    def fill(self, folder: pathlib.Path) -> tuple[int, str]:
+        """Write the held graph into each model folder that reused one; (how many, "") or (n, why one cannot be).
+
+        A reused graph is checked first: rebuilt with the model's new tensors, it must give the outputs the
+        model gave in the kernel.
+        """
+        reused = 0
+        for path in sorted((folder / "models").glob("*/graph.json")):
+            stub = _graph(path)
+            if stub.get("reuse") is None:
+                continue
+            key = str(stub["reuse"])
+            held = self.graphs.get(key)
+            if held is None:
+                return reused, "the export reused a capture the grader does not hold"
+            path.write_text(json.dumps(held | {k: stub[k] for k in FRESH_FIELDS if k in stub}))
+            why = _differs(path.parent)
+            if why:
+                self.graphs.pop(key, None)
+                self.distrusted.add(key)
+                return reused, why
+            reused += 1
+        return reused, ""
+
+    def learn(self, folder: pathlib.Path) -> None:
+        """Keep each model captured in this export under its digest (not one that reads tensors as constants)."""
+        for path in sorted((folder / "models").glob("*/graph.json")):
+            graph = _graph(path)
+            key = graph.get("key")
+            if not isinstance(key, str) or key in self.distrusted or not isinstance(graph.get("nodes"), list):
+                continue
+            # A constant is a tensor forward() reads that is no parameter or buffer: the kernel writes no such tensor
+            # for a reused capture.
+            if any(isinstance(n, dict) and n.get("kind") == "CONSTANT_TENSOR" for n in graph["nodes"]):
+                continue
+            self.graphs.pop(key, None)
+            self.graphs[key] = {k: v for k, v in graph.items() if k not in FRESH_FIELDS}
+            while len(self.graphs) > MAX_KEPT:
+                self.graphs.pop(next(iter(self.graphs)))
+
+
+def _graph(path: pathlib.Path) -> dict:
+    """The graph file as the loader would read it, within its limits; {} where it cannot be (the loader says why)."""
+    budget = ExportBudget()
+    try:
+        graph = read_json(path, budget.limits.max_graph_bytes, "the exported graph (graph.json)", budget)
+    except (LoadRefused, OSError):
+        return {}
+    return graph if isinstance(graph, dict) else {}
+
+
+def _differs(folder: pathlib.Path) -> str:
+    """Why the capture now in ``folder`` does not compute what the model computed in the kernel; "" when it does."""
+    try:
+        model = load_model(folder)
+        seen = read_tensors(folder / "probe.pt", "the model's outputs (probe.pt)", ExportBudget())
+    except (ModelLoadError, LoadRefused, OSError) as e:
+        return f"the reused capture could not be checked ({e})"
+    for i in range(len([k for k in seen if k.startswith("in.")])):
+        expected = [seen[k] for k in sorted((k for k in seen if k.startswith(f"out.{i}.")),
+                                            key=lambda k: int(k.rsplit(".", 1)[1]))]
+        x = seen.get(f"in.{i}")
+        try:
+            with torch.no_grad():
+                got = _tensors_in(model.module(x)) if x is not None else []
+        except Exception:  # noqa: BLE001 - a graph that fixed its batch size refuses this one, as the model did
+            got = []
+        if len(got) != len(expected) or not all(_close(a, b) for a, b in zip(got, expected)):
+            return f"the model's outputs on {len(x) if x is not None else 0} inputs differ from the reused capture's"
+    return ""
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    # The rebuilt graph runs the same aten ops as the model did: only the order of float sums may differ.
+    return a.shape == b.shape and a.dtype == b.dtype and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def _tensors_in(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors_in(v)]
+    return []
