@@ -41,10 +41,13 @@ torch.set_num_threads(2)
 LOOK = """
 import json, os, random, sys, pathlib, tempfile, threading
 import numpy, torch
+from torch._inductor import codecache
 with tempfile.NamedTemporaryFile() as f:  # where a fresh kernel's tempfile writes: the sandbox's own TMPDIR
     temp = f.name.startswith(os.environ["TMPDIR"] + os.sep)
 probe = {
     "temp folder": temp and tempfile.gettempdir() == os.environ["TMPDIR"],
+    # where torch.compile precompiles its C++ headers: a folder named when the factory imported inductor
+    "compile headers": getattr(codecache, "_HEADER_DIR", os.environ["TMPDIR"]).startswith(os.environ["TMPDIR"]),
     "global": "left_behind" in globals(),
     "patched json": hasattr(sys.modules["json"], "dumps_original"),
     "evil module": "evil_module" in sys.modules,
@@ -93,7 +96,8 @@ def test_a_forked_kernel_sees_nothing_of_the_one_before_it(factory, spec, tmp_pa
     second, seen = _probe(_notebook(tmp_path, "second", LOOK), spec, factory.handle)
     assert first.sandbox["kernel_start"] == second.sandbox["kernel_start"] == "forked from the pre-warmed factory"
     assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
-                           "tmp files": [], "env": False, "torch threads": 1, "temp folder": True}
+                           "tmp files": [], "env": False, "torch threads": 1, "temp folder": True,
+                           "compile headers": True}
 
 
 def test_every_forked_kernel_draws_fresh_random_numbers(factory, spec, tmp_path):
@@ -162,7 +166,8 @@ def test_forked_kernels_are_isolated_when_the_grader_is_not_root():
     assert first["start"] == second["start"] == "forked from the pre-warmed factory", (first, second)
     seen = second["probe"]
     assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
-                           "tmp files": [], "env": False, "torch threads": 1, "temp folder": True}
+                           "tmp files": [], "env": False, "torch threads": 1, "temp folder": True,
+                           "compile headers": True}
     assert first["probe"]["random"] != seen["random"] and first["probe"]["torch seed"] != seen["torch seed"]
 
 
@@ -187,7 +192,8 @@ def test_a_kernel_started_before_its_notebook_is_as_fresh_as_any(factory, spec, 
     assert first.exports.values["probe"]["torch seed"] != second.exports.values["probe"]["torch seed"]
     seen = second.exports.values["probe"]
     assert seen == seen | {"global": False, "patched json": False, "evil module": False, "files": [],
-                           "tmp files": [], "env": False, "torch threads": 1, "temp folder": True}
+                           "tmp files": [], "env": False, "torch threads": 1, "temp folder": True,
+                           "compile headers": True}
 
 
 SEEN_BY_THE_NOTEBOOK = """

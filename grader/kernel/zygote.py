@@ -50,6 +50,13 @@ def _forget_environment_caches() -> None:
     import tempfile
 
     tempfile.tempdir = None
+    # torch.compile's C++ headers are precompiled into a folder inductor names at import, from the factory's own
+    # temp folder: the kernel's cache folder instead (the sandbox sets TORCHINDUCTOR_CACHE_DIR).
+    codecache = sys.modules.get("torch._inductor.codecache")
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if codecache is not None and cache and hasattr(codecache, "_HEADER_DIR"):
+        codecache._HEADER_DIR = os.path.join(cache, "precompiled_headers")
+        codecache._HEADER_LOCK_DIR = os.path.join(codecache._HEADER_DIR, "locks")
 
 
 def _become_kernel(request: dict, fds: list[int], closing: list) -> None:
