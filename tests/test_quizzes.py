@@ -123,7 +123,8 @@ def test_unreadable_answers_files_say_why(name, reason):
 
 @pytest.mark.parametrize("text, reason", [
     ('["A", "B"]', "expected an object with an `answers` table"),
-    ('{"quiz": "convergence", "lr-role": 3}', 'has no `answers`; write them as answers = {"q1": "A"'),
+    ('{"quiz": "convergence"}', 'has no `answers`; write them as answers = {"q1": "A"'),
+    ('{"answers": {"lr-role": "A", "lr-keyword": "B", "lr-role": "C"}}', "'lr-role' is given twice"),
     ('{"answers": ["C", "B"]}', "`answers` must map question ids to option letters, got list"),
     ('{"quiz": 3, "answers": {}}', "`quiz` must be the quiz id as a string"),
     ('{"answers": {"lr-role": ', "not valid JSON"),
@@ -140,6 +141,59 @@ def test_question_ids_at_the_top_level_are_answers_too(tmp_path):
     answers = read_answers(path)
     assert answers.error is None and answers.quiz == "convergence"
     assert answers.answers == {"lr-role": "C", "high-fixed-lr": "d"}
+
+
+def _notebook(tmp_path, *cells: str) -> pathlib.Path:
+    import nbformat
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    return path
+
+
+def test_answers_as_students_write_them_are_read_and_scored_as_meant(tmp_path):
+    """The sheet's labels copied with their punctuation, an option's own text, ids in other case, a byte-order mark,
+    UTF-16 from PowerShell, lines above the [answers] header, a blank left from the template."""
+    quiz = load_quiz("convergence")
+    toml = tmp_path / "a.toml"
+    toml.write_bytes("\ufeffquiz = 'Convergence'\nlr-role = 'C.'\n[answers]\n' LR-Keyword' = '(b)'\n"
+                     "high-fixed-lr = 'Option D'\nscheduler-printout = ''\n".encode("utf-8"))
+    result = score_quiz(quiz, read_answers(toml), "s")
+    assert result.status is Status.OK, result.error
+    outcomes = {c.id: c.details["outcome"] for c in result.checks}
+    assert outcomes == {"lr-role": "right", "lr-keyword": "right", "high-fixed-lr": "right",
+                        "scheduler-printout": "missing", "fast-then-fine": "missing"}
+    assert "read lr-role from outside the `answers` table" in result.error and "not an option" not in result.error
+
+    fast_then_fine = quiz.question("fast-then-fine").option_text("C")
+    utf16 = tmp_path / "b.json"
+    utf16.write_text(json.dumps({"answers": {"lr-role": f"c: {quiz.question('lr-role').option_text('C')}",
+                                             "fast-then-fine": fast_then_fine.upper(), "lr-keyword": "B or C",
+                                             "high-fixed-lr": "BD", "scheduler-printout": None}}), encoding="utf-16")
+    outcomes = {c.id: c.details["outcome"] for c in score_quiz(quiz, read_answers(utf16), "s").checks}
+    assert outcomes == {"lr-role": "right", "fast-then-fine": "right", "lr-keyword": "no-such-option",
+                        "high-fixed-lr": "no-such-option", "scheduler-printout": "missing"}
+
+
+def test_top_level_answers_with_a_value_that_is_no_label_are_still_scored(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('lr-role = "C"\nlr-keyword = 0.01\n')
+    result = score_quiz(load_quiz("convergence"), read_answers(path), "s")
+    assert result.status is Status.OK and result.score == 1
+    assert "lr-keyword: 0.01 is not an option" in result.error
+
+
+def test_an_id_given_twice_is_refused_not_scored_by_its_last_answer(tmp_path):
+    assert "'lr-role' is given twice" in read_answers(_notebook(tmp_path, 'answers = {"lr-role": "A", "lr-role": "C"}')
+                                                      ).error
+    mixed = score_quiz(load_quiz("convergence"), {"lr-role": "A", "LR-ROLE": "C"}, "s")
+    assert mixed.status is Status.INVALID and "lr-role is answered twice" in mixed.error
+
+
+def test_a_notebook_may_read_its_answers_and_hold_prose_that_is_not_python(tmp_path):
+    path = _notebook(tmp_path, 'quiz = "convergence"\nanswers = {"lr-role": "C"}', "for k, v in answers.items():\n"
+                     "    print(k, v)\nanswers.get('lr-role')", "Notes for the quiz = see lecture 3")
+    answers = read_answers(path)
+    assert answers.error is None and answers.answers == {"lr-role": "C"}
 
 
 def test_notebook_that_changes_answers_in_code_is_refused(tmp_path):
@@ -225,6 +279,14 @@ def test_check_notebook_answers_with_quiz_from_the_notebook(capsys, tmp_path):
     code, out, err = run_cli(capsys, "quiz", "check", FILES / "answers.ipynb", "--json", "--html", tmp_path / "a.html")
     assert code == 0, err
     assert json.loads(out)["exercise"] == "lr-schedulers"
+
+
+def test_check_finds_the_quiz_a_file_names_in_another_case(capsys, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text((FILES / "perfect.toml").read_text().replace('quiz = "convergence"', 'quiz = "Convergence"'))
+    code, out, err = run_cli(capsys, "quiz", "check", path, "--json", "--html", tmp_path / "a.html")
+    assert code == 0, err
+    assert json.loads(out)["exercise"] == "convergence"
 
 
 @pytest.mark.parametrize("args, reason", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import pathlib
 import re
 from collections.abc import Mapping
@@ -38,27 +39,58 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     suffix = path.suffix.lower()
     if suffix == ".ipynb":
         return _from_notebook(path)
-    expected = (f"{path}: expected a .toml, .json or .ipynb answers file (of at most {MAX_ANSWERS_BYTES // 1024} "
-                "KB)")
     try:  # a pipe or device is refused before it is opened, so it cannot block
         raw = untrusted.read_bytes(path, MAX_ANSWERS_BYTES)
     except UnreadableFile as e:
-        return QuizAnswers({}, path, error=f"{path}: no such file" if e.kind == "missing"
-                           else expected if e.kind == "large" else f"{path}: the file {e}")
+        return QuizAnswers({}, path, error=f"{path}: no such file" if e.kind == "missing" else
+                           f"{path}: the file is larger than {MAX_ANSWERS_BYTES // 1024} KB, far more than any "
+                           "answers file" if e.kind == "large" else f"{path}: the file {e}")
     if suffix not in (".toml", ".json"):
-        return QuizAnswers({}, path, error=expected)
+        return QuizAnswers({}, path, error=f"{path}: expected a .toml, .json or .ipynb answers file")
     kind = "TOML" if suffix == ".toml" else "JSON"
     try:
-        text = raw.decode("utf-8")
+        text = _decoded(raw)
+    except UnicodeDecodeError:
+        return QuizAnswers({}, path, error=f"{path}: not UTF-8 text; save it again as UTF-8 (an editor's encoding "
+                                           "setting, or PowerShell's `Out-File -Encoding utf8`)")
+    try:
         data = tomllib.loads(text) if suffix == ".toml" else untrusted.loads(text)
-    except (UnicodeDecodeError, ValueError) as e:  # TOMLDecodeError and JsonLimitError are ValueErrors
+        twice = [] if suffix == ".toml" else _json_keys_twice(text)  # TOML itself refuses a key given twice
+    except ValueError as e:  # TOMLDecodeError and JsonLimitError are ValueErrors
         reason = str(e).removeprefix("is not valid JSON: ")
         return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({reason})")
     except RecursionError:
         return QuizAnswers({}, path, error=f"{path}: not valid {kind} (it is nested too deeply)")
+    if twice:
+        return QuizAnswers({}, path, error=f"{path}: {_twice_message(twice)}")
     if not isinstance(data, dict):
         return QuizAnswers({}, path, error=f"{path}: expected an object with an `answers` table")
     return _from_mapping(data, path, "the file")
+
+
+def _decoded(raw: bytes) -> str:
+    """The text of an answers file: UTF-8, with or without a byte-order mark, or UTF-16 with one (Windows tools)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
+
+
+def _json_keys_twice(text: str) -> list[str]:
+    """Keys one JSON object gives twice (json keeps the last silently). The text already passed the limits."""
+    twice: list[str] = []
+
+    def pairs(items: list) -> dict:
+        keys = [k for k, _ in items]
+        twice.extend(k for i, k in enumerate(keys) if k in keys[:i])
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)
+    return twice
+
+
+def _twice_message(keys: list) -> str:
+    return (f"{', '.join(repr(k) for k in dict.fromkeys(keys))} is given twice; give each question one answer "
+            "(only one option counts, so two answers cannot both be scored)")
 
 
 def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
@@ -66,18 +98,21 @@ def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
     if quiz is not None and not isinstance(quiz, str):
         return QuizAnswers({}, path, error=f"{path}: `quiz` must be the quiz id as a string, got {quiz!r}")
     answers = data.get("answers")
-    flat = {k: v for k, v in data.items() if k not in ("quiz", "student")}
-    if answers is None and flat and all(isinstance(v, str) for v in flat.values()):
-        return QuizAnswers(flat, path, quiz)  # question ids at the top level: `q1 = "A"` is as clear as a table
+    flat = {k: v for k, v in data.items() if k not in ("quiz", "student", "answers")}
+    if answers is None and flat:
+        # Question ids at the top level: `q1 = "A"` is as clear as a table. A value that is no option's label
+        # is scored as such, and keys that are no question are named, as in a table.
+        return QuizAnswers(flat, path, quiz)
     if answers is None:
         return QuizAnswers({}, path, quiz, error=f"{path}: {where} has no `answers`; write them as "
                                                  'answers = {"q1": "A", "q2": "C", ...}')
     if not isinstance(answers, dict):
         return QuizAnswers({}, path, quiz, error=f"{path}: `answers` must map question ids to option letters, "
                                                  f"got {type(answers).__name__}")
-    extra = sorted(str(k) for k in data if k not in ("quiz", "answers", "student"))
-    notes = (f"ignored unknown field(s) in {where}: {', '.join(extra)}",) if extra else ()
-    return QuizAnswers(dict(answers), path, quiz, notes=notes)
+    # Lines above a TOML file's [answers] header are outside the table: read as answers where the table has none.
+    outside = {k: v for k, v in flat.items() if k not in answers}
+    notes = (f"read {', '.join(map(str, outside))} from outside the `answers` table as answers",) if outside else ()
+    return QuizAnswers(dict(answers) | outside, path, quiz, notes=notes)
 
 
 def _from_notebook(path: pathlib.Path) -> QuizAnswers:
@@ -96,7 +131,7 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
         try:
             tree = ast.parse(_without_magics(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):  # null bytes, nesting past the parser's limit
-            if re.search(r"\b(answers|quiz)\s*(\[|=)", source):
+            if re.search(r"^\s*(answers|quiz)\s*(\[|=)", source, re.MULTILINE):
                 return QuizAnswers({}, path, error=f"{path}: code cell {number} has a syntax error, so its "
                                                    "answers cannot be read; fix it and save the notebook")
             continue
@@ -127,6 +162,11 @@ def _take_assignment(node: ast.stmt, found: dict) -> str | None:
             key = ast.literal_eval(target.slice) if item else target.id
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return LITERAL_HINT
+        if isinstance(node.value, ast.Dict):
+            keys = [ast.literal_eval(k) for k in node.value.keys if k is not None]
+            twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+            if twice:
+                return _twice_message(twice)
         if not item:
             found[key] = value
         elif isinstance(found.get("answers"), dict):
@@ -136,12 +176,19 @@ def _take_assignment(node: ast.stmt, found: dict) -> str | None:
     return None
 
 
+READ_ONLY = frozenset({"items", "keys", "values", "get", "copy", "__len__", "__contains__"})
+
+
 def _changes_answers(node: ast.stmt) -> bool:
-    """``answers.update(...)``, ``answers |= ...``: changes the grader cannot follow without running the code."""
+    """``answers.update(...)``, ``answers |= ...``: changes the grader cannot follow without running the code.
+
+    A call that only reads (``answers.items()``, to print them) changes nothing.
+    """
     if isinstance(node, ast.AugAssign):
         return isinstance(node.target, ast.Name) and node.target.id == "answers"
     call = node.value if isinstance(node, ast.Expr) else None
     return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-            and isinstance(call.func.value, ast.Name) and call.func.value.id == "answers")
+            and isinstance(call.func.value, ast.Name) and call.func.value.id == "answers"
+            and call.func.attr not in READ_ONLY)
 
 
