@@ -1,8 +1,8 @@
 """Watch mode's reuse of a model capture across saves, in real forked kernels (``grader.grading.captures``).
 
 A save that keeps the model's code reuses the last capture with the new weights; a save that changes
-what the code reads gets a capture of its own, whether the digest sees the change (a constant) or only
-the check of the reused capture's outputs does (a function kept in a dict).
+what the code reads gets a capture of its own, whether the digest sees the change (a constant, a name
+in a dict) or only the check of the reused capture's outputs does (a function of torch's patched).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ value = "net"
 SETUP = """import torch
 from torch import nn
 
-squash = {"hidden": torch.relu}
+squash = {"hidden": "relu"}
 GAIN = 1.0
 
 class Wide(nn.Module):
@@ -43,7 +43,7 @@ class Wide(nn.Module):
         self.out = nn.Linear(6, 3)
 
     def forward(self, points):
-        return self.out(squash["hidden"](self.inp(points)) * GAIN)
+        return self.out(getattr(torch, squash["hidden"])(self.inp(points)) * GAIN)
 
 torch.manual_seed(3)
 net = Wide()
@@ -86,13 +86,49 @@ def test_a_save_that_keeps_the_code_reuses_the_capture_and_one_that_changes_it_d
     assert "captures" not in scaled.sandbox and len(captures.graphs) == 2
     assert 3.0 in model.stored_numbers().literals
 
-    # A function kept in a dict is outside the digest: the reused capture's outputs give the change away.
-    swapped, model = _run(tmp_path, "squash", captures, "GAIN = 3.0\n", 'squash["hidden"] = torch.tanh\n')
-    assert swapped.sandbox["captures"].startswith("every model captured again: the model's outputs")
+    swapped, model = _run(tmp_path, "squash", captures, "GAIN = 3.0\n", 'squash["hidden"] = "tanh"\n')
+    assert "captures" not in swapped.sandbox
     assert any("tanh" in op for op in _ops(model)) and not any("relu" in op for op in _ops(model))
 
+    # torch's own function patched is outside the digest: the reused capture's outputs give the change away.
+    patched, model = _run(tmp_path, "patched", captures, "GAIN = 3.0\n", "torch.relu = torch.sigmoid\n")
+    assert patched.sandbox["captures"].startswith("every model captured again: the model's outputs")
+    assert any("sigmoid" in op for op in _ops(model)) and not any("relu" in op for op in _ops(model))
 
-def _digest(source: str, filename: str) -> str:
+
+READS = """import functools, types
+import numpy as np
+import torch
+from torch import nn
+
+cfg = types.SimpleNamespace(limit=100.0)
+LIM = np.float32(100.0)
+
+class Clip:
+    def __init__(self, m):
+        self.m = m
+
+    def __call__(self, x):
+        return x.clamp(-self.m, self.m)
+
+class Net(nn.Module):
+    def __init__(self, limit=100.0):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+        self._limit = limit
+        self.clip = Clip(limit)
+        self.cap = functools.partial(torch.clamp, max=limit)
+        self.post = Clip(limit).__call__
+
+    def forward(self, x):
+        y = self.fc(x).clamp(max=self._limit).clamp(max=cfg.limit).clamp(max=float(LIM))
+        return self.post(self.cap(self.clip(y)))
+
+net = Net()
+"""
+
+
+def _digest(source: str, filename: str) -> str | None:
     from grader.kernel import kernel_export
 
     kernel_export._torch()  # in this process no prelude sealed torch's references
@@ -103,8 +139,30 @@ def _digest(source: str, filename: str) -> str:
 
 def test_the_digest_ignores_where_a_cell_was_compiled_but_not_what_its_code_reads():
     same = _digest(SETUP, "/tmp/ipykernel_101/1.py")
+    assert same is not None
     assert _digest("\n\n# moved down\n" + SETUP, "/tmp/ipykernel_202/9.py") == same
-    assert _digest(SETUP.replace("GAIN = 1.0", "GAIN = 2.0"), "a.py") != same
-    assert _digest(SETUP.replace("nn.Linear(6, 3)", "nn.Linear(6, 3, bias=False)"), "a.py") != same
-    assert _digest(SETUP.replace("* GAIN", "* GAIN * GAIN"), "a.py") != same
-    assert _digest(SETUP.replace("(points)", "(points.float())"), "a.py") != same
+    for changed in (SETUP.replace("GAIN = 1.0", "GAIN = 2.0"), SETUP.replace('"relu"', '"tanh"'),
+                    SETUP.replace("nn.Linear(6, 3)", "nn.Linear(6, 3, bias=False)"),
+                    SETUP.replace("* GAIN", "* GAIN * GAIN"), SETUP.replace("(points)", "(points.float())")):
+        assert _digest(changed, "a.py") != same
+
+
+def test_the_digest_follows_objects_partials_numpy_scalars_and_private_attributes():
+    base = _digest(READS, "a.py")
+    assert base is not None
+    for old, new in (("net = Net()", "net = Net(limit=5.0)"), ("limit=100.0)\nLIM", "limit=5.0)\nLIM"),
+                     ("np.float32(100.0)", "np.float32(5.0)"), ("self.m = m", "self.m = m * 2")):
+        assert _digest(READS.replace(old, new, 1), "a.py") != base, new
+    # What it cannot follow, it does not guess: a tensor read in forward is no digest, and the model is captured.
+    assert _digest(READS.replace("limit=100.0)\nLIM", "limit=torch.tensor(100.0))\nLIM", 1), "a.py") is None
+
+
+def test_the_digest_sees_torch_s_own_forward_patched():
+    from torch import nn
+
+    base, original = _digest(READS, "a.py"), nn.Linear.forward
+    try:
+        nn.Linear.forward = lambda self, x: nn.functional.linear(x, self.weight, self.bias) * 2
+        assert _digest(READS, "a.py") not in (base, None)
+    finally:
+        nn.Linear.forward = original

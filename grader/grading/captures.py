@@ -18,10 +18,19 @@ from dataclasses import dataclass, field
 import torch
 
 from grader.loading.guard import ExportBudget, LoadRefused, read_json, read_tensors
-from grader.loading.model_graph import ModelLoadError, load_model
+from grader.loading.model_graph import LoadedModel, ModelLoadError, load_model
 
 MAX_KEPT = 16  # captures kept: a student trying models in turn comes back to a recent one
 FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks")  # what the kernel writes anew for a reused capture
+
+
+@dataclass
+class Filled:
+    """The reused captures of one export, loaded and checked: what ``load_exports`` then takes as loaded."""
+
+    miss: str = ""  # why a reused capture cannot stand; the save is run again
+    models: dict[str, LoadedModel] = field(default_factory=dict)  # by model folder
+    budget: ExportBudget = field(default_factory=ExportBudget)  # what loading them took of the folder's limits
 
 
 @dataclass
@@ -35,13 +44,13 @@ class CaptureCache:
         """The digests the next export may reuse."""
         return sorted(self.graphs)
 
-    def fill(self, folder: pathlib.Path) -> tuple[int, str]:
-        """Write the held graph into each model folder that reused one; (how many, "") or (n, why one cannot be).
+    def fill(self, folder: pathlib.Path) -> Filled:
+        """Write the held graph into each model folder that reused one, and load it.
 
         A reused graph is checked first: rebuilt with the model's new tensors, it must give the outputs the
-        model gave in the kernel.
+        model gave in the kernel; ``miss`` says why one does not.
         """
-        reused = 0
+        filled = Filled()
         for path in sorted((folder / "models").glob("*/graph.json")):
             stub = _graph(path)
             if stub.get("reuse") is None:
@@ -49,15 +58,19 @@ class CaptureCache:
             key = str(stub["reuse"])
             held = self.graphs.get(key)
             if held is None:
-                return reused, "the export reused a capture the grader does not hold"
+                return Filled("the export reused a capture the grader does not hold")
             path.write_text(json.dumps(held | {k: stub[k] for k in FRESH_FIELDS if k in stub}))
-            why = _differs(path.parent)
+            try:
+                model = load_model(path.parent, filled.budget)
+            except ModelLoadError as e:
+                return Filled(f"the reused capture could not be loaded ({e})")
+            why = _differs(model, path.parent)
             if why:
                 self.graphs.pop(key, None)
                 self.distrusted.add(key)
-                return reused, why
-            reused += 1
-        return reused, ""
+                return Filled(why)
+            filled.models[path.parent.name] = model
+        return filled
 
     def learn(self, folder: pathlib.Path) -> None:
         """Keep each model captured in this export under its digest (not one that reads tensors as constants)."""
@@ -86,12 +99,11 @@ def _graph(path: pathlib.Path) -> dict:
     return graph if isinstance(graph, dict) else {}
 
 
-def _differs(folder: pathlib.Path) -> str:
-    """Why the capture now in ``folder`` does not compute what the model computed in the kernel; "" when it does."""
+def _differs(model: LoadedModel, folder: pathlib.Path) -> str:
+    """Why the capture ``model`` does not compute what the model computed in the kernel; "" when it does."""
     try:
-        model = load_model(folder)
         seen = read_tensors(folder / "probe.pt", "the model's outputs (probe.pt)", ExportBudget())
-    except (ModelLoadError, LoadRefused, OSError) as e:
+    except (LoadRefused, OSError) as e:
         return f"the reused capture could not be checked ({e})"
     for i in range(len([k for k in seen if k.startswith("in.")])):
         expected = [seen[k] for k in sorted((k for k in seen if k.startswith(f"out.{i}.")),

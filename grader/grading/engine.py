@@ -177,13 +177,14 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
         elif execution.exported:
             from grader.loading.exports import load_exports
 
-            if captures is not None:
-                reused, miss = captures.fill(sandbox.export_dir)
-                if miss:
-                    return Run(execution, Exports.unavailable(miss), report, 0.0, came[0], capture_miss=miss)
-                if reused:
-                    report["captures"] = f"{reused} model capture(s) of an earlier save reused, their outputs checked"
-            exports = load_exports(sandbox.export_dir)
+            filled = captures.fill(sandbox.export_dir) if captures is not None else None
+            if filled and filled.miss:
+                return Run(execution, Exports.unavailable(filled.miss), report, 0.0, came[0], capture_miss=filled.miss)
+            if filled and filled.models:
+                report["captures"] = (f"{len(filled.models)} model capture(s) of an earlier save reused, their outputs "
+                                      "checked")
+            exports = load_exports(sandbox.export_dir, budget=filled.budget if filled else None,
+                                   models=filled.models if filled else None)
             if captures is not None:
                 captures.learn(sandbox.export_dir)
         else:

@@ -41,6 +41,7 @@ MAX_TENSOR_ELEMENTS = 100_000  # tensors larger than this inside plain values ar
 
 # Taken when this source runs (the prelude, before any student cell): later patches of these modules do not reach us.
 _makedirs, _replace, _path_join, _basename = os.makedirs, os.replace, os.path.join, os.path.basename
+_getcwd, _ModuleType = os.getcwd, type(sys)
 _getsource, _isfunction, _ismethod = inspect.getsource, inspect.isfunction, inspect.ismethod
 _isfinite = math.isfinite
 _quote = json.encoder.encode_basestring_ascii  # C code where the json speedups exist, like json.dump itself
@@ -250,7 +251,9 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None, reu
         except Exception:  # noqa: BLE001 - the student's objects answer attribute reads: captured as usual
             key = None
     if key is not None and key in reuse:
-        return _reused(model, key, input_shape, example, folder, probe)
+        reused = _reused(model, key, input_shape, example, folder, probe)
+        if reused is not None:
+            return reused
     model.eval()
     try:
         with _T["no_grad"]():
@@ -309,17 +312,14 @@ def _write_model(model, graph: dict, tensors: dict, folder: str, probe: dict | N
 # --- watch mode: a capture reused while the model's code stays the same ------------------------
 
 _SIMPLE = (bool, int, float, complex, str, bytes, type(None))
-PROBE_BATCHES = (2, 5)  # one at the batch a capture fixes, one it does not
+# Inputs the kernel runs a model whose capture is reused on: (batch, scale). The batch a capture fixes, one it does
+# not, a single point; inputs spread wide enough to cross the thresholds a forward may hold (a clamp, a branch).
+PROBES = ((2, 1.0), (5, 30.0), (1, 3.0))
+_MAX_PARTS = 5000
 
 
-def _plain_value(value, depth: int = 0) -> bool:
-    if isinstance(value, _SIMPLE):
-        return True
-    if depth < 3 and isinstance(value, (tuple, list)) and len(value) <= 50:
-        return all(_plain_value(v, depth + 1) for v in value)
-    if depth < 3 and isinstance(value, dict) and len(value) <= 50:
-        return all(_plain_value(k, depth + 1) and _plain_value(v, depth + 1) for k, v in value.items())
-    return False
+class _Unread(Exception):
+    """Something the model's code reads that the digest cannot follow: no digest, the model is captured."""
 
 
 def _code_parts(code, out: list, names: set) -> None:
@@ -333,71 +333,166 @@ def _code_parts(code, out: list, names: set) -> None:
             out.append(repr(const))
 
 
-def _value_parts(value, out: list, seen: set) -> None:
-    """A value the model's code reads: plain data by value, a function by its code, anything else by its type."""
-    if _plain_value(value):
-        out.append(repr(value))
-        return
-    function = getattr(value, "__func__", value)  # a bound method, a staticmethod
-    code = getattr(function, "__code__", None)
-    if code is None or not hasattr(code, "co_code") or id(function) in seen or len(seen) > 300:
-        out.append(f"<{type(value).__module__}.{type(value).__qualname__} {getattr(value, '__qualname__', '')}>")
-        return
-    seen.add(id(function))
-    names: set = set()
-    _code_parts(code, out, names)
-    for extra in (getattr(function, "__defaults__", None), getattr(function, "__kwdefaults__", None)):
-        _value_parts(extra, out, seen)
-    for cell in getattr(function, "__closure__", None) or ():
-        try:
-            _value_parts(cell.cell_contents, out, seen)
-        except ValueError:  # a cell not yet filled
-            out.append("<empty cell>")
-    scope = getattr(function, "__globals__", None) or {}
-    for name in sorted(names):
-        if name in scope:
-            out.append(name)
-            _value_parts(scope[name], out, seen)
+class _Digest:
+    """What a capture of one model depends on, as parts; ``value`` raises _Unread for anything it cannot follow."""
+
+    def __init__(self, modules: dict):
+        self.out: list = []
+        self.seen: set = set()
+        self.modules = modules  # id(submodule) -> its name in the model
+
+    def add(self, *parts) -> None:
+        self.out.extend(parts)
+        if len(self.out) > _MAX_PARTS:
+            raise _Unread("too much to follow")
+
+    def value(self, value, depth: int = 0) -> None:  # noqa: C901 - one branch per kind of value
+        if depth > 8:
+            raise _Unread("nested too deeply")
+        kind = type(value)
+        if isinstance(value, _SIMPLE):
+            self.add(f"{kind.__name__}:{value!r}")
+        elif kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+            self.add(f"numpy:{value.item()!r}")
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+            self.add(f"{kind.__name__}[{len(value)}]")
+            for item in items:
+                self.value(item, depth + 1)
+        elif isinstance(value, dict):
+            self.add(f"dict[{len(value)}]")
+            for key, item in value.items():
+                self.value(key, depth + 1)
+                self.value(item, depth + 1)
+        elif isinstance(value, _T["Module"]):
+            if id(value) not in self.modules:
+                raise _Unread("a module outside the model")
+            self.add(f"module:{self.modules[id(value)]}")
+        elif isinstance(value, (_T["device"], _T["dtype"])):
+            self.add(f"{kind.__name__}:{value}")
+        elif isinstance(value, _T["Tensor"]):
+            raise _Unread("a tensor")  # read in forward, it is a constant of the graph: never reused
+        elif isinstance(value, _ModuleType):
+            where = getattr(value, "__file__", None) or ""
+            if where.startswith(_getcwd() + "/") and "/site-packages/" not in where:
+                raise _Unread("a module of the notebook's own folder")  # the notebook's folder may change it
+            self.add(f"module:{value.__name__}")
+        elif isinstance(value, type):
+            self.klass(value)
+        elif kind.__name__ == "partial" and kind.__module__ == "functools":
+            self.add("partial")
+            self.value(value.func, depth + 1)
+            self.value(value.args, depth + 1)
+            self.value(value.keywords, depth + 1)
+        elif hasattr(value, "__func__") and hasattr(value, "__self__"):  # a bound method, or a classmethod
+            self.add("method")
+            self.function(value.__func__)
+            self.value(value.__self__, depth + 1)
+        elif hasattr(value, "__code__"):
+            self.function(value)
+        elif kind.__name__ in ("builtin_function_or_method", "method_descriptor", "wrapper_descriptor",
+                               "getset_descriptor", "member_descriptor", "OpOverloadPacket", "OpOverload"):
+            owner = getattr(value, "__self__", None)
+            if owner is not None and not isinstance(owner, (_ModuleType, type)):
+                raise _Unread("a method bound to an object")
+            self.add(f"builtin:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}")
+        elif isinstance(value, (staticmethod, classmethod, property)):
+            self.add(kind.__name__)
+            for part in (getattr(value, "__func__", None), getattr(value, "fget", None), getattr(value, "fset", None)):
+                if part is not None:
+                    self.value(part, depth + 1)
+        elif hasattr(value, "__dict__") and not hasattr(kind, "__slots__"):  # an object of the notebook's: its state
+            if id(value) in self.seen:
+                self.add("seen")
+                return
+            self.seen.add(id(value))
+            self.klass(kind)
+            for name, item in sorted(vars(value).items(), key=lambda entry: entry[0]):
+                self.add(name)
+                self.value(item, depth + 1)
+        else:
+            raise _Unread(f"a {kind.__name__}")
+
+    def function(self, function) -> None:
+        if id(function) in self.seen:
+            self.add("seen")
+            return
+        self.seen.add(id(function))
+        names: set = set()
+        _code_parts(function.__code__, self.out, names)
+        self.value(getattr(function, "__defaults__", None))
+        self.value(getattr(function, "__kwdefaults__", None))
+        for cell in getattr(function, "__closure__", None) or ():
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # a cell not yet filled
+                contents = "<empty cell>"
+            self.value(contents)
+        scope = getattr(function, "__globals__", None) or {}
+        for name in sorted(names):
+            if name in scope:
+                self.add(name)
+                self.value(scope[name])
+
+    def klass(self, klass) -> None:
+        """A class by its code and attributes; torch's own by name and by its forward, in case a notebook patched it."""
+        self.add(f"class:{klass.__module__}.{klass.__qualname__}")
+        if id(klass) in self.seen:
+            return
+        self.seen.add(id(klass))
+        if klass.__module__.split(".")[0] in ("torch", "builtins"):
+            forward = vars(klass).get("forward")
+            if forward is not None and hasattr(forward, "__code__"):
+                self.function(forward)
+            return
+        for base in klass.__bases__:
+            self.klass(base)
+        for name, item in sorted(vars(klass).items(), key=lambda entry: entry[0]):
+            if name not in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__"):
+                self.add(name)
+                self.value(item)
 
 
-def _fingerprint(model, input_shape, example, probe: dict | None) -> str:
+def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
     """A digest of what a capture of ``model`` depends on: its modules, their code and settings, the tensors' shapes,
-    the code its functions and hooks read. Two models with one digest capture alike, save for what the code reads
-    that no digest sees (a dict of functions, say): the grader checks a reused capture's outputs for that."""
-    out: list = [repr(list(input_shape)), str(example.dtype), str(example.device)]
-    seen: set = set()
-    ours = probe.get("_first_forward") if probe else None
-    globals_ = _T["module_hooks"]
-    for table in (getattr(globals_, "_global_forward_hooks", {}), getattr(globals_, "_global_forward_pre_hooks", {})):
-        for hook in list(table.values()):
-            if hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe":
-                _value_parts(hook, out, seen)
-    classes: set = set()
-    for name, module in model.named_modules(remove_duplicate=False):
-        kind = type(module)
-        out.append(f"{name}:{kind.__module__}.{kind.__qualname__}")
-        for attr, value in sorted(vars(module).items(), key=lambda item: item[0]):
-            if not attr.startswith("_") and attr != "training":
-                out.append(attr)
-                _value_parts(value, out, seen)
-        for table in (module._forward_hooks, module._forward_pre_hooks):
+    the code its functions and hooks read and the values they read, followed through objects, classes and closures.
+    None when the model reads something it cannot follow (a tensor, a module of the notebook's folder): captured.
+    """
+    modules = dict(model.named_modules(remove_duplicate=False))
+    digest = _Digest({id(module): name for name, module in reversed(list(modules.items()))})
+    if "module_private" not in _T:  # nn.Module's own bookkeeping: parameters, hooks, the training flag
+        _T["module_private"] = frozenset(vars(_T["Module"]()))
+    private = _T["module_private"]
+    try:
+        digest.add(repr(list(input_shape)), str(example.dtype), str(example.device))
+        ours = probe.get("_first_forward") if probe else None
+        globals_ = _T["module_hooks"]
+        for table in (getattr(globals_, "_global_forward_hooks", {}),
+                      getattr(globals_, "_global_forward_pre_hooks", {})):
             for hook in list(table.values()):
-                _value_parts(hook, out, seen)
-        for klass in kind.__mro__:
-            if klass.__module__.split(".")[0] in ("torch", "builtins") or klass in classes:
-                continue  # torch's own code is the installed version's
-            classes.add(klass)
-            for attr, value in sorted(vars(klass).items(), key=lambda item: item[0]):
-                out.append(attr)
-                _value_parts(value, out, seen)
-    first: dict = {}
-    for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
-        out.append(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}:{first.setdefault(id(tensor), len(first))}")
-    digest = _sha256()
-    for part in out:
-        digest.update(part if isinstance(part, bytes) else part.encode("utf-8", "replace"))
-        digest.update(b"\0")
-    return digest.hexdigest()
+                if hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe":
+                    digest.value(hook)
+        for name, module in modules.items():
+            digest.add(f"{name}:")
+            digest.klass(type(module))
+            for attr, value in sorted(vars(module).items(), key=lambda item: item[0]):
+                if attr not in private:
+                    digest.add(attr)
+                    digest.value(value)
+            for table in (module._forward_hooks, module._forward_pre_hooks):
+                for hook in list(table.values()):
+                    digest.value(hook)
+        first: dict = {}
+        for name, tensor in [*model.named_parameters(remove_duplicate=False),
+                             *model.named_buffers(remove_duplicate=False)]:
+            digest.add(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}:{first.setdefault(id(tensor), len(first))}")
+    except _Unread:
+        return None
+    hashed = _sha256()
+    for part in digest.out:
+        hashed.update(part if isinstance(part, bytes) else part.encode("utf-8", "replace"))
+        hashed.update(b"\0")
+    return hashed.hexdigest()
 
 
 def _tensors_in(value) -> list:
@@ -410,32 +505,54 @@ def _tensors_in(value) -> list:
     return []
 
 
-def _reused(model, key: str, input_shape, example, folder: str, probe: dict | None) -> dict:
+def _reused(model, key: str, input_shape, example, folder: str, probe: dict | None) -> dict | None:
     """The model's code is that of a capture the grader holds: its tensors, and its outputs on a few inputs from which
-    the grader checks that the capture still computes what the model does (``grader.grading.captures``)."""
-    _makedirs(folder, exist_ok=True)
-    tensors = {name: t.detach().cpu().contiguous() for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    the grader checks that the capture still computes what the model does (``grader.grading.captures``).
+
+    None, and nothing written, when the model's outputs are no function of its inputs and weights alone here (a random
+    op, a buffer its forward changes): the grader could not check a reused capture against them, so it is captured.
+    """
     generator = _T["Generator"]().manual_seed(0)
+    state = {name: t.detach().clone() for name, t in model.named_buffers()}
     outputs = {}
     was_training = model.training
     model.eval()
     try:
         with _T["no_grad"]():
-            for i, batch in enumerate(PROBE_BATCHES):
-                x = _T["randn"](batch, *input_shape, generator=generator).to(device=example.device, dtype=example.dtype)
+            for i, (batch, scale) in enumerate(PROBES):
+                x = _T["randn"](batch, *input_shape, generator=generator) * scale
+                x = x.to(device=example.device, dtype=example.dtype)
                 outputs[f"in.{i}"] = x.cpu()
                 try:
                     got = _tensors_in(model(x))
                 except Exception:  # noqa: BLE001 - a model that fixed its batch size: the grader expects that too
                     continue
+                if i == 0 and not _same(got, _tensors_in(model(x))):
+                    return None
                 outputs.update((f"out.{i}.{j}", t.contiguous()) for j, t in enumerate(got))
+    except Exception:  # noqa: BLE001 - the capture says what is wrong with the model, as without reuse
+        return None
     finally:
         model.train(was_training)
+        for name, t in model.named_buffers():
+            if name in state and not (t.shape == state[name].shape and bool((t == state[name]).all())):
+                with _T["no_grad"]():
+                    t.copy_(state[name])
+                state[name] = None  # changed by the probes: that model is captured
+    if any(v is None for v in state.values()):
+        return None
+    _makedirs(folder, exist_ok=True)
     _T["save"](outputs, _path_join(folder, "probe.pt"))
+    tensors = {name: t.detach().cpu().contiguous() for name, t in [*model.named_parameters(), *model.named_buffers()]}
     trainable = {name: bool(p.requires_grad) for name, p in model.named_parameters()}
     graph = {"format": FORMAT, "reuse": key, "class": type(model).__name__, "input_shape": list(input_shape),
              "trainable": trainable, "hooks": _hooks(model, probe)}
     return _write_model(model, graph, tensors, folder, probe)
+
+
+def _same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and bool(((x == y) | (x.isnan() & y.isnan())).all())
+                                    for x, y in zip(a, b))
 
 
 # --- other objects --------------------------------------------------------------------

@@ -184,20 +184,22 @@ def _manifest(folder: pathlib.Path, budget: ExportBudget) -> dict | str:
     return manifest
 
 
-def load_exports(folder: pathlib.Path, limits: LoadLimits = LOAD_LIMITS) -> Exports:
+def load_exports(folder: pathlib.Path, limits: LoadLimits = LOAD_LIMITS, budget: ExportBudget | None = None,
+                 models: dict[str, LoadedModel] | None = None) -> Exports:
     """Read ``manifest.json`` and everything it points to; the kernel must be dead by now.
 
     Never raises for what the folder holds: a folder that breaks ``limits`` (``grader.loading.guard``) is
     ``Exports.refused`` with the reason, and a value that cannot be loaded is an ``ExportProblem``; one refused
-    for a limit or a broken format also sets ``refusal``.
+    for a limit or a broken format also sets ``refusal``. ``models`` (by folder name) were loaded already, within
+    ``budget``, which the rest of the folder then shares.
     """
-    budget = ExportBudget(limits)
+    budget = budget or ExportBudget(limits)
     manifest = _manifest(folder, budget)
     if isinstance(manifest, str):
         if manifest == "the notebook did not reach the grader's export step":
             return Exports.unavailable(manifest)
         return Exports.refused(manifest)
-    reader = _Reader(folder, budget)
+    reader = _Reader(folder, budget, dict(models or {}))
     values = manifest.get("values") if isinstance(manifest.get("values"), dict) else {}
     exports = Exports(found=True)
     for name, value in values.items():
