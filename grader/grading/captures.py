@@ -1,12 +1,13 @@
 """Watch mode: the model captures of earlier saves, reused while the model's code stays the same.
 
 Capturing a model (torch.export) is most of what a re-check costs beyond the student's cells. In
-watch mode the export cell takes a digest of each model's code (``kernel_export._fingerprint``);
-a model whose digest the grader already holds is not captured again: the kernel writes its
-tensors and its outputs on a few inputs instead. Before the capture is reused, the grader rebuilds
-it with the new tensors and runs those inputs through it: any output that differs, as it would if
-the code read something the digest cannot see, and the save is run again with every model
-captured. Grading (``grader grade``) never reuses a capture.
+watch mode the export cell takes a digest of each model's code and of everything that code reads
+(``kernel_export._fingerprint``; where it cannot follow a value there is no digest, and the model
+is captured). A model whose digest the grader already holds is not captured again: the kernel
+writes its tensors and its outputs on a few inputs instead. Before the capture is reused, the
+grader rebuilds it with the new tensors and runs those inputs through it: any output that differs,
+as it would if the code read something no digest sees (a function of torch's patched), and the
+save is run again with every model captured. Grading (``grader grade``) never reuses a capture.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from grader.assignments.catalog import Exercise
 from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
-from grader.grading.captures import CaptureCache
 from grader.errors import UserError
+from grader.grading.captures import CaptureCache
 from grader.kernel.cells import export_source, prelude_source, warm_source
 from grader.kernel.execute import Deferred, Execution, execute
 from grader.kernel.factory import FactoryHandle
