@@ -196,12 +196,43 @@ def test_a_notebook_may_read_its_answers_and_hold_prose_that_is_not_python(tmp_p
     assert answers.error is None and answers.answers == {"lr-role": "C"}
 
 
+ALL_RIGHT = 'answers = {"lr-role": "C", "lr-keyword": "B", "high-fixed-lr": "D", "scheduler-printout": "B", ' \
+            '"fast-then-fine": "C"}'
+
+
+@pytest.mark.parametrize("change", ['print(answers.pop("lr-role"))', 'del answers["lr-role"]',
+                                    'answers["lr-role"] += " or B"', 'if True:\n    answers["lr-role"] = "A"',
+                                    'answers["lr-role"], answers["lr-keyword"] = "A", "A"',
+                                    'for k in answers:\n    answers[k] = "A"', 'quiz, answers = "convergence", {}'])
+def test_a_notebook_that_changes_its_answers_anywhere_else_is_refused_not_scored_as_first_written(tmp_path, change):
+    answers = read_answers(_notebook(tmp_path, ALL_RIGHT, change))
+    assert answers.answers == {} and "code cell 2" in answers.error and "changes `answers` otherwise" in answers.error
+
+
+def test_what_a_file_says_twice_or_spells_otherwise_is_read_as_meant(tmp_path):
+    above = tmp_path / "above.toml"
+    above.write_text('lr-role = "A"\n[answers]\nlr-role = "C"\n')
+    assert "'lr-role' is given twice, inside the `answers` table and above" in read_answers(above).error
+    spelled = tmp_path / "spelled.json"
+    spelled.write_text('{"Quiz": " ", "Answers": {"lr-role": "C", "LR-Role": "c.", "quiz": "convergence"}}')
+    answers = read_answers(spelled)
+    assert answers.quiz == "convergence" and answers.error is None
+    assert score_quiz(load_quiz("convergence"), answers, "s").score == 1
+    number = tmp_path / "number.toml"
+    number.write_text("steplr-three-steps = 0.05\n")
+    scored = score_quiz(load_quiz("lr-schedulers"), read_answers(number), "s")
+    assert [c.details["outcome"] for c in scored.checks if c.id == "steplr-three-steps"] == ["right"]
+    bare = tmp_path / "bare.json"
+    bare.write_bytes('{"answers": {"lr-role": "C"}}'.encode("utf-16-le"))  # UTF-16 without its byte-order mark
+    assert "its text encoding could not be read" in read_answers(bare).error
+
+
 def test_notebook_that_changes_answers_in_code_is_refused(tmp_path):
     import nbformat
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('answers = {}\nanswers.update({"q1": "A"})')])
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
-    assert "code cell 1, line 2: the grader reads only `answers = {...}`" in read_answers(path).error
+    assert "code cell 1, line 2: the grader reads only top-level `answers = {...}`" in read_answers(path).error
 
 
 # --- scoring -----------------------------------------------------------------------

@@ -48,8 +48,8 @@ def run_check(args: argparse.Namespace) -> int:
     from grader.render.terminal import print_json
 
     answers = read_answers(args.answers)
-    named = (answers.quiz or "").strip()  # as the file writes it: "Convergence" names the quiz convergence
-    quiz_id = args.quiz or next((q for q in quiz_ids() if q.casefold() == named.casefold()), named)
+    named = (args.quiz or answers.quiz or "").strip()  # as written: "Convergence" names the quiz convergence
+    quiz_id = next((q for q in quiz_ids() if q.casefold() == named.casefold()), named)
     if not quiz_id:
         raise UserError(answers.error or f"{args.answers}: the file does not say which quiz it answers; pass "
                                          f"--quiz ID (quizzes: {', '.join(quiz_ids())})")

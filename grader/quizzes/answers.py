@@ -51,7 +51,8 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     try:
         text = _decoded(raw)
     except UnicodeDecodeError:
-        return QuizAnswers({}, path, error=f"{path}: not UTF-8 text; save it again as UTF-8 (an editor's encoding "
+        return QuizAnswers({}, path, error=f"{path}: its text encoding could not be read (it is not UTF-8, nor UTF-16 "
+                                           "with a byte-order mark); save it again as UTF-8 (an editor's encoding "
                                            "setting, or PowerShell's `Out-File -Encoding utf8`)")
     try:
         data = tomllib.loads(text) if suffix == ".toml" else untrusted.loads(text)
@@ -69,9 +70,16 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
 
 
 def _decoded(raw: bytes) -> str:
-    """The text of an answers file: UTF-8, with or without a byte-order mark, or UTF-16 with one (Windows tools)."""
+    """The text of an answers file: UTF-8, with or without a byte-order mark, or UTF-16/32 with one (Windows tools).
+
+    UnicodeDecodeError for anything else, NUL bytes included (UTF-16 without its mark reads as UTF-8 with NULs).
+    """
+    if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return raw.decode("utf-32")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return raw.decode("utf-16")
+    if b"\x00" in raw:
+        raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "a NUL byte")
     return raw.decode("utf-8-sig")
 
 
@@ -88,17 +96,33 @@ def _json_keys_twice(text: str) -> list[str]:
     return twice
 
 
-def _twice_message(keys: list) -> str:
-    return (f"{', '.join(repr(k) for k in dict.fromkeys(keys))} is given twice; give each question one answer "
+def _twice_message(keys: list, where: str = "") -> str:
+    return (f"{', '.join(repr(k) for k in dict.fromkeys(keys))} is given twice{where}; give each question one answer "
             "(only one option counts, so two answers cannot both be scored)")
 
 
+def _spells(key: object, name: str) -> bool:
+    """``key`` is the field ``name`` in any case or spacing ("Answers", " quiz")."""
+    return isinstance(key, str) and key.strip().casefold() == name
+
+
+def _field(data: Mapping, name: str):
+    """The key of ``data`` that spells ``name``, or None."""
+    return next((k for k in data if _spells(k, name)), None)
+
+
 def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
-    quiz = data.get("quiz")
+    fields = {name: _field(data, name) for name in ("quiz", "student", "answers")}
+    answers = data.get(fields["answers"]) if fields["answers"] is not None else None
+    quiz = data.get(fields["quiz"]) if fields["quiz"] is not None else None
+    if isinstance(answers, dict):  # `quiz` and `student` written inside the table are still those fields
+        if (quiz is None or isinstance(quiz, str) and not quiz.strip()) and _field(answers, "quiz"):
+            quiz = answers[_field(answers, "quiz")]
+        answers = {k: v for k, v in answers.items() if not (_spells(k, "quiz") or _spells(k, "student"))}
     if quiz is not None and not isinstance(quiz, str):
         return QuizAnswers({}, path, error=f"{path}: `quiz` must be the quiz id as a string, got {quiz!r}")
-    answers = data.get("answers")
-    flat = {k: v for k, v in data.items() if k not in ("quiz", "student", "answers")}
+    quiz = quiz.strip() or None if isinstance(quiz, str) else None  # a blank id says nothing
+    flat = {k: v for k, v in data.items() if k not in fields.values()}
     if answers is None and flat:
         # Question ids at the top level: `q1 = "A"` is as clear as a table. A value that is no option's label
         # is scored as such, and keys that are no question are named, as in a table.
@@ -110,6 +134,10 @@ def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
         return QuizAnswers({}, path, quiz, error=f"{path}: `answers` must map question ids to option letters, "
                                                  f"got {type(answers).__name__}")
     # Lines above a TOML file's [answers] header are outside the table: read as answers where the table has none.
+    twice = [k for k, v in flat.items() if k in answers and answers[k] != v]
+    if twice:
+        return QuizAnswers({}, path, quiz, error=f"{path}: " + _twice_message(
+            twice, ", inside the `answers` table and above or beside it"))
     outside = {k: v for k, v in flat.items() if k not in answers}
     notes = (f"read {', '.join(map(str, outside))} from outside the `answers` table as answers",) if outside else ()
     return QuizAnswers(dict(answers) | outside, path, quiz, notes=notes)
@@ -139,6 +167,11 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
             problem = _take_assignment(node, found)
             if problem:
                 return QuizAnswers({}, path, error=f"{path}: code cell {number}, line {node.lineno}: {problem}")
+        changed = _other_write(tree)
+        if changed is not None:
+            return QuizAnswers({}, path, error=f"{path}: code cell {number}, line {changed.lineno}: the grader reads "
+                                               "only top-level `answers = {...}` and `answers[\"q1\"] = \"A\"` lines, "
+                                               f"and this line changes `answers` otherwise; {LITERAL_HINT}")
     return _from_mapping(found, path, "the notebook")
 
 
@@ -147,10 +180,39 @@ def _without_magics(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
+def _read_line(node: ast.stmt) -> bool:
+    """A top-level line the grader reads: ``answers = {...}``, ``answers["q1"] = "A"``, ``quiz = "..."``."""
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+        return False
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return all(isinstance(t, ast.Name) or isinstance(t, ast.Subscript) and _is_answers(t.value) for t in targets)
+
+
+def _is_answers(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "answers"
+
+
+def _other_write(tree: ast.Module) -> ast.AST | None:
+    """A statement anywhere in the cell, other than the lines read, that rebinds, changes or deletes ``answers``:
+    ``del answers[k]``, ``answers.pop(k)`` inside a print, an assignment under ``if`` or in a tuple."""
+    read = {id(node) for node in tree.body if _read_line(node)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete, ast.For, ast.With)) \
+                and id(node) not in read:
+            targets = (node.targets if isinstance(node, (ast.Assign, ast.Delete)) else
+                       [item.optional_vars for item in node.items if item.optional_vars] if isinstance(node, ast.With)
+                       else [node.target])
+            if any(_is_answers(sub) or isinstance(sub, ast.Subscript) and _is_answers(sub.value)
+                   for target in targets for sub in ast.walk(target)):
+                return node
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_answers(node.func.value) \
+                and node.func.attr not in READ_ONLY:
+            return node
+    return None
+
+
 def _take_assignment(node: ast.stmt, found: dict) -> str | None:
     """Record a top-level ``answers``/``quiz`` assignment into ``found``; a reason when it is not a literal."""
-    if _changes_answers(node):
-        return "the grader reads only `answers = {...}` and `answers[\"q1\"] = \"A\"` lines; " + LITERAL_HINT
     if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
         return None
     for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
@@ -177,18 +239,5 @@ def _take_assignment(node: ast.stmt, found: dict) -> str | None:
 
 
 READ_ONLY = frozenset({"items", "keys", "values", "get", "copy", "__len__", "__contains__"})
-
-
-def _changes_answers(node: ast.stmt) -> bool:
-    """``answers.update(...)``, ``answers |= ...``: changes the grader cannot follow without running the code.
-
-    A call that only reads (``answers.items()``, to print them) changes nothing.
-    """
-    if isinstance(node, ast.AugAssign):
-        return isinstance(node.target, ast.Name) and node.target.id == "answers"
-    call = node.value if isinstance(node, ast.Expr) else None
-    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-            and isinstance(call.func.value, ast.Name) and call.func.value.id == "answers"
-            and call.func.attr not in READ_ONLY)
 
 

@@ -35,7 +35,8 @@ def _by_question(quiz: Quiz, answers: Mapping) -> tuple[dict, list, list]:
         qid = _question_id(quiz, key)
         if qid is None:
             unknown.append(key)
-        elif qid in found and found[qid] != value:
+        elif qid in found and found[qid] != value and _label(quiz.question(qid), found[qid]) != _label(
+                quiz.question(qid), value):
             twice.append(qid)
         else:
             found[qid] = value
@@ -72,6 +73,8 @@ def _label(question: Question, given: object) -> str | None:
 
     'b ', 'B.', '(B)', 'Option B', 'B: <B's text>' and B's text itself all mean B; 'B or C' and 'BC' mean none.
     """
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        given = repr(given)  # a number written unquoted, where an option is that number: 0.05 = "0.05"
     if not isinstance(given, str):
         return None
     text = given.strip()
