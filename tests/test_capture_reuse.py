@@ -2,12 +2,13 @@
 
 A save that keeps the model's code reuses the last capture with the new weights; a save that changes
 what the code reads gets a capture of its own, whether the digest sees the change (a constant, a name
-in a dict) or only the check of the reused capture's outputs does (a function of torch's patched).
+in a dict) or only the check of the reused capture's outputs does (a method of torch's tensors patched).
 """
 
 from __future__ import annotations
 
 import nbformat
+import pytest
 import torch
 from grading_support import kernel_factory
 
@@ -43,7 +44,9 @@ class Wide(nn.Module):
         self.out = nn.Linear(6, 3)
 
     def forward(self, points):
-        return self.out(getattr(torch, squash["hidden"])(self.inp(points)) * GAIN)
+        hidden = self.inp(points)
+        hidden = hidden.relu() if squash["hidden"] == "relu" else hidden.tanh()
+        return self.out(hidden * GAIN)
 
 torch.manual_seed(3)
 net = Wide()
@@ -90,8 +93,8 @@ def test_a_save_that_keeps_the_code_reuses_the_capture_and_one_that_changes_it_d
     assert "captures" not in swapped.sandbox
     assert any("tanh" in op for op in _ops(model)) and not any("relu" in op for op in _ops(model))
 
-    # torch's own function patched is outside the digest: the reused capture's outputs give the change away.
-    patched, model = _run(tmp_path, "patched", captures, "GAIN = 3.0\n", "torch.relu = torch.sigmoid\n")
+    # A method of torch's tensors patched is outside the digest: the reused capture's outputs give the change away.
+    patched, model = _run(tmp_path, "patched", captures, "GAIN = 3.0\n", "torch.Tensor.relu = torch.Tensor.sigmoid\n")
     assert patched.sandbox["captures"].startswith("every model captured again: the model's outputs")
     assert any("sigmoid" in op for op in _ops(model)) and not any("relu" in op for op in _ops(model))
 
@@ -166,3 +169,57 @@ def test_the_digest_sees_torch_s_own_forward_patched():
         assert _digest(READS, "a.py") not in (base, None)
     finally:
         nn.Linear.forward = original
+
+
+TEMPLATE = """import builtins, functools, types
+import torch
+from torch import nn
+{setup}
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+{init}
+    def forward(self, x):
+        return {expr}
+net = Net()
+{after}"""
+
+
+def _pair(expr: str, before: str, after: str, setup: str = "", init: str = "", late: str = "") -> tuple:
+    def source(value: str) -> str:
+        return TEMPLATE.format(setup=setup.format(v=value), init=init.format(v=value), expr=expr.format(v=value),
+                               after=late.format(v=value))
+    return _digest(source(before), "a.py"), _digest(source(after), "a.py")
+
+
+@pytest.mark.parametrize("case", [
+    dict(expr="self.fc(x).clamp(max=LIMIT)", setup="builtins.LIMIT = {v}"),
+    dict(expr="self.fc(x).clamp(max=cfg['limit'])", setup="class D(dict):\n    pass\ncfg = D(limit={v})"),
+    dict(expr="self.fc(x) * SCALE", setup="class F(float):\n    pass\nSCALE = F({v})"),
+    dict(expr="self.fc(x).clamp(max=cap.lim)", setup="def cap():\n    pass\ncap.lim = {v}"),
+    dict(expr="self.fc(x).clamp(max=cfg.a.b)", setup="cfg = types.SimpleNamespace(a=types.SimpleNamespace(b={v}))"),
+    dict(expr="self.fc(x).clamp(max=torch.LIM)", setup="torch.LIM = {v}"),
+    dict(expr="self.fc(x)", late="nn.Linear.forward = lambda self, x: nn.functional.linear(x, self.weight) * {v}"),
+    dict(expr="self.fc(x)", late="net.fc.register_forward_hook(lambda m, a, k, out: out, with_kwargs={v})"),
+])
+def test_a_changed_value_the_code_reads_changes_the_digest_or_leaves_none(case):
+    from torch import nn
+
+    forward = nn.Linear.forward
+    values = ("True", "False") if "with_kwargs" in case.get("late", "") else ("1000.0", "500.0")
+    try:
+        before, after = _pair(case.pop("expr"), *values, **case)
+    finally:
+        nn.Linear.forward = forward
+        for name in ("LIMIT",):
+            vars(__import__("builtins")).pop(name, None)
+        vars(torch).pop("LIM", None)
+    assert before is None or before != after
+
+
+@pytest.mark.parametrize("expr, setup", [("self.fc(x) * globals()['SCALE']", "SCALE = 2.0"),
+                                         ("self.fc(x) * mylib.SCALE", "mylib = types.ModuleType('mylib')\n"
+                                                                      "mylib.SCALE = 2.0")])
+def test_what_the_digest_cannot_follow_leaves_no_digest(expr, setup):
+    assert _digest(TEMPLATE.format(setup=setup, init="", expr=expr, after=""), "a.py") is None

@@ -432,3 +432,20 @@ def test_a_reshape_to_a_fixed_size_is_refused_with_what_to_write_instead(tmp_pat
     assert isinstance(problem, ExportProblem)
     assert "shape '[180, 2]' is invalid" in problem.message
     assert "reshapes its input to a fixed size" in problem.message and "x.view(x.size(0), -1)" in problem.message
+
+
+class Logging(nn.Module):  # keeps the batch sizes it saw in a list the notebook also exports
+    def __init__(self, log: list):
+        super().__init__()
+        self.fc, self.log = nn.Linear(2, 3), log
+
+    def forward(self, x):
+        self.log.append(x.shape[0])
+        return self.fc(x)
+
+
+def test_values_are_written_before_any_model_is_captured_so_the_capture_changes_none(tmp_path):
+    log = [7]  # what the notebook's own cells left in it
+    exports = round_trip(tmp_path, {"net": Logging(log), "log": log},
+                         [{"name": "net", "input_shape": [2]}, {"name": "log"}])
+    assert exports.values["log"] == [7] and exports.values["net"].class_name == "Logging"

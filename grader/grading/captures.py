@@ -6,7 +6,7 @@ watch mode the export cell takes a digest of each model's code and of everything
 is captured). A model whose digest the grader already holds is not captured again: the kernel
 writes its tensors and its outputs on a few inputs instead. Before the capture is reused, the
 grader rebuilds it with the new tensors and runs those inputs through it: any output that differs,
-as it would if the code read something no digest sees (a function of torch's patched), and the
+as it would if the code read something no digest sees (a method of torch's tensors patched), and the
 save is run again with every model captured. Grading (``grader grade``) never reuses a capture.
 """
 

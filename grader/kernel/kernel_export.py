@@ -41,7 +41,7 @@ MAX_TENSOR_ELEMENTS = 100_000  # tensors larger than this inside plain values ar
 
 # Taken when this source runs (the prelude, before any student cell): later patches of these modules do not reach us.
 _makedirs, _replace, _path_join, _basename = os.makedirs, os.replace, os.path.join, os.path.basename
-_getcwd, _ModuleType = os.getcwd, type(sys)
+_getcwd, _ModuleType, _builtin_modules = os.getcwd, type(sys), frozenset(sys.builtin_module_names)
 _getsource, _isfunction, _ismethod = inspect.getsource, inspect.isfunction, inspect.ismethod
 _isfinite = math.isfinite
 _quote = json.encoder.encode_basestring_ascii  # C code where the json speedups exist, like json.dump itself
@@ -311,11 +311,15 @@ def _write_model(model, graph: dict, tensors: dict, folder: str, probe: dict | N
 
 # --- watch mode: a capture reused while the model's code stays the same ------------------------
 
-_SIMPLE = (bool, int, float, complex, str, bytes, type(None))
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))  # exact types: a subclass may carry code and state
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 # Inputs the kernel runs a model whose capture is reused on: (batch, scale). The batch a capture fixes, one it does
 # not, a single point; inputs spread wide enough to cross the thresholds a forward may hold (a clamp, a branch).
 PROBES = ((2, 1.0), (5, 30.0), (1, 3.0))
-_MAX_PARTS = 5000
+_MAX_PARTS = 20000
+# Code naming these reads values no digest can list (globals()["x"], eval, a file): no digest, the model is captured.
+_DYNAMIC = frozenset({"globals", "vars", "locals", "eval", "exec", "compile", "getattr", "__import__", "open",
+                      "importlib", "__dict__", "__builtins__"})
 
 
 class _Unread(Exception):
@@ -333,12 +337,30 @@ def _code_parts(code, out: list, names: set) -> None:
             out.append(repr(const))
 
 
+def _own(obj) -> bool:
+    """Code or a module of the notebook's: defined in it, or in a file of its folder (not an installed package)."""
+    name = obj.__name__ if isinstance(obj, _ModuleType) else getattr(obj, "__module__", None)
+    if name in (None, "__main__", "builtins") and not isinstance(obj, _ModuleType):
+        return name != "builtins"
+    module = obj if isinstance(obj, _ModuleType) else _modules.get(name)
+    if module is not None and module.__name__ in _builtin_modules:
+        return False
+    where = getattr(module, "__file__", None) or ""
+    return module is None or not where or (where.startswith(_getcwd() + "/") and "/site-packages/" not in where)
+
+
 class _Digest:
-    """What a capture of one model depends on, as parts; ``value`` raises _Unread for anything it cannot follow."""
+    """What a capture of one model depends on, as parts; ``value`` raises _Unread for anything it cannot follow.
+
+    The notebook's own code is followed through everything it reads: plain values, containers, objects, classes,
+    closures, defaults, the attributes it reads of the modules it names. Installed code (torch's, numpy's, the
+    standard library's) is the installed version's, named; but a class or module of torch's that the notebook
+    patched (a method or value of its own put in it) shows that entry.
+    """
 
     def __init__(self, modules: dict):
         self.out: list = []
-        self.seen: set = set()
+        self.seen: dict = {}
         self.modules = modules  # id(submodule) -> its name in the model
 
     def add(self, *parts) -> None:
@@ -346,117 +368,150 @@ class _Digest:
         if len(self.out) > _MAX_PARTS:
             raise _Unread("too much to follow")
 
-    def value(self, value, depth: int = 0) -> None:  # noqa: C901 - one branch per kind of value
-        if depth > 8:
+    def _once(self, obj) -> bool:
+        """True the first time ``obj`` is met; later meetings add a reference to the first."""
+        if id(obj) in self.seen:
+            self.add(f"ref:{self.seen[id(obj)]}")
+            return False
+        self.seen[id(obj)] = len(self.seen)
+        return True
+
+    def value(self, value, depth: int = 0, names: frozenset = frozenset()) -> None:  # noqa: C901 - one per kind
+        if depth > 12:
             raise _Unread("nested too deeply")
         kind = type(value)
-        if isinstance(value, _SIMPLE):
+        if kind in _PLAIN:
             self.add(f"{kind.__name__}:{value!r}")
-        elif kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-            self.add(f"numpy:{value.item()!r}")
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-            self.add(f"{kind.__name__}[{len(value)}]")
+        elif kind in _CONTAINERS:
+            items = list(value.items()) if kind is dict else sorted(value, key=repr) if kind in (set, frozenset) \
+                else list(value)
+            self.add(f"{kind.__name__}[{len(items)}]")
             for item in items:
-                self.value(item, depth + 1)
-        elif isinstance(value, dict):
-            self.add(f"dict[{len(value)}]")
-            for key, item in value.items():
-                self.value(key, depth + 1)
-                self.value(item, depth + 1)
+                if kind is dict:
+                    self.value(item[0], depth + 1)
+                    self.value(item[1], depth + 1)
+                else:
+                    self.value(item, depth + 1)
+            self.add("end")
+        elif kind.__module__ == "numpy" and getattr(value, "ndim", 1) == 0 and hasattr(value, "item"):
+            self.add(f"numpy.{kind.__name__}:{value.item()!r}")
         elif isinstance(value, _T["Module"]):
             if id(value) not in self.modules:
                 raise _Unread("a module outside the model")
-            self.add(f"module:{self.modules[id(value)]}")
-        elif isinstance(value, (_T["device"], _T["dtype"])):
-            self.add(f"{kind.__name__}:{value}")
+            self.add(f"submodule:{self.modules[id(value)]}")
         elif isinstance(value, _T["Tensor"]):
             raise _Unread("a tensor")  # read in forward, it is a constant of the graph: never reused
+        elif kind in (_T["device"], _T["dtype"]):
+            self.add(f"{kind.__name__}:{value}")
         elif isinstance(value, _ModuleType):
-            where = getattr(value, "__file__", None) or ""
-            if where.startswith(_getcwd() + "/") and "/site-packages/" not in where:
-                raise _Unread("a module of the notebook's own folder")  # the notebook's folder may change it
-            self.add(f"module:{value.__name__}")
+            self.module(value, names, depth)
         elif isinstance(value, type):
             self.klass(value)
         elif kind.__name__ == "partial" and kind.__module__ == "functools":
             self.add("partial")
-            self.value(value.func, depth + 1)
-            self.value(value.args, depth + 1)
-            self.value(value.keywords, depth + 1)
+            for part in (value.func, value.args, value.keywords):
+                self.value(part, depth + 1)
         elif hasattr(value, "__func__") and hasattr(value, "__self__"):  # a bound method, or a classmethod
             self.add("method")
-            self.function(value.__func__)
+            self.value(value.__func__, depth + 1)
             self.value(value.__self__, depth + 1)
         elif hasattr(value, "__code__"):
-            self.function(value)
+            self.function(value, depth)
         elif kind.__name__ in ("builtin_function_or_method", "method_descriptor", "wrapper_descriptor",
                                "getset_descriptor", "member_descriptor", "OpOverloadPacket", "OpOverload"):
             owner = getattr(value, "__self__", None)
             if owner is not None and not isinstance(owner, (_ModuleType, type)):
                 raise _Unread("a method bound to an object")
             self.add(f"builtin:{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}")
-        elif isinstance(value, (staticmethod, classmethod, property)):
+        elif kind in (staticmethod, classmethod, property):
             self.add(kind.__name__)
             for part in (getattr(value, "__func__", None), getattr(value, "fget", None), getattr(value, "fset", None)):
-                if part is not None:
-                    self.value(part, depth + 1)
-        elif hasattr(value, "__dict__") and not hasattr(kind, "__slots__"):  # an object of the notebook's: its state
-            if id(value) in self.seen:
-                self.add("seen")
+                self.value(part, depth + 1)
+        elif hasattr(value, "__dict__") and not hasattr(kind, "__slots__"):  # an object: its class and its state
+            self.add("object")
+            if not self._once(value):
                 return
-            self.seen.add(id(value))
             self.klass(kind)
-            for name, item in sorted(vars(value).items(), key=lambda entry: entry[0]):
-                self.add(name)
-                self.value(item, depth + 1)
+            for base in _CONTAINERS + _PLAIN[1:]:
+                if isinstance(value, base):  # a dict or float of a class of its own: its contents as well
+                    self.value(base(value), depth + 1)
+                    break
+            self.value(dict(vars(value)), depth + 1)
         else:
             raise _Unread(f"a {kind.__name__}")
 
-    def function(self, function) -> None:
-        if id(function) in self.seen:
-            self.add("seen")
+    def function(self, function, depth: int = 0) -> None:
+        if not _own(function):
+            self.add(f"function:{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}")
             return
-        self.seen.add(id(function))
+        self.add("own function")
+        if not self._once(function):
+            return
         names: set = set()
         _code_parts(function.__code__, self.out, names)
-        self.value(getattr(function, "__defaults__", None))
-        self.value(getattr(function, "__kwdefaults__", None))
+        if names & _DYNAMIC:
+            raise _Unread("code that looks values up by name at run time")
+        frozen = frozenset(names)
+        for part in (getattr(function, "__defaults__", None), getattr(function, "__kwdefaults__", None),
+                     dict(getattr(function, "__dict__", {}))):
+            self.value(part, depth + 1)
         for cell in getattr(function, "__closure__", None) or ():
             try:
                 contents = cell.cell_contents
             except ValueError:  # a cell not yet filled
                 contents = "<empty cell>"
-            self.value(contents)
+            self.value(contents, depth + 1, frozen)
         scope = getattr(function, "__globals__", None) or {}
+        builtins = scope.get("__builtins__")
+        builtins = vars(builtins) if isinstance(builtins, _ModuleType) else builtins if isinstance(builtins, dict) \
+            else {}
         for name in sorted(names):
-            if name in scope:
-                self.add(name)
-                self.value(scope[name])
+            if name in scope or name in builtins:
+                self.add(f"name:{name}")
+                self.value(scope[name] if name in scope else builtins[name], depth + 1, frozen)
+
+    def module(self, module, names: frozenset, depth: int) -> None:
+        """An installed module by name, with the attributes the code reads of it; one of the notebook's: unread."""
+        if _own(module):
+            raise _Unread("a module of the notebook's own")
+        self.add(f"module:{module.__name__}")
+        for name in sorted(names):
+            attribute = vars(module).get(name, _GONE)  # not getattr: a module's __getattr__ may import on a read
+            if attribute is not _GONE and not isinstance(attribute, _ModuleType):
+                self.add(f"attribute:{name}")
+                self.value(attribute, depth + 1)
 
     def klass(self, klass) -> None:
-        """A class by its code and attributes; torch's own by name and by its forward, in case a notebook patched it."""
+        """A class of the notebook's by its code and attributes, and its metaclass; an installed class by name, with
+        whatever the notebook put in it or its bases (a patched forward, a value)."""
         self.add(f"class:{klass.__module__}.{klass.__qualname__}")
-        if id(klass) in self.seen:
+        if not self._once(klass):
             return
-        self.seen.add(id(klass))
-        if klass.__module__.split(".")[0] in ("torch", "builtins"):
-            forward = vars(klass).get("forward")
-            if forward is not None and hasattr(forward, "__code__"):
-                self.function(forward)
+        if type(klass) is not type:
+            self.klass(type(klass))
+        if not _own(klass):
+            for base in klass.__mro__:
+                for name, item in list(vars(base).items()):
+                    inner = getattr(item, "__func__", None) or getattr(item, "fget", None) or item
+                    if type(item) in _PLAIN or (hasattr(inner, "__code__") or isinstance(inner, type)) and _own(inner):
+                        self.add(f"{base.__qualname__}.{name}")
+                        self.value(item)
             return
         for base in klass.__bases__:
             self.klass(base)
         for name, item in sorted(vars(klass).items(), key=lambda entry: entry[0]):
-            if name not in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__"):
-                self.add(name)
+            # A dataclass's fields are its instances' values, read there; its field objects are bookkeeping.
+            if name not in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__", "__dataclass_fields__",
+                            "__dataclass_params__"):
+                self.add(f"attr:{name}")
                 self.value(item)
+        self.add("end")
 
 
 def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
     """A digest of what a capture of ``model`` depends on: its modules, their code and settings, the tensors' shapes,
-    the code its functions and hooks read and the values they read, followed through objects, classes and closures.
-    None when the model reads something it cannot follow (a tensor, a module of the notebook's folder): captured.
+    the code its functions and hooks read and the values they read (``_Digest``). None when the model reads
+    something it cannot follow (a tensor, a module of the notebook's, a name looked up at run time): captured.
     """
     modules = dict(model.named_modules(remove_duplicate=False))
     digest = _Digest({id(module): name for name, module in reversed(list(modules.items()))})
@@ -473,14 +528,17 @@ def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
                 if hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe":
                     digest.value(hook)
         for name, module in modules.items():
-            digest.add(f"{name}:")
+            digest.add(f"module {name}")
             digest.klass(type(module))
             for attr, value in sorted(vars(module).items(), key=lambda item: item[0]):
                 if attr not in private:
-                    digest.add(attr)
+                    digest.add(f"attr:{attr}")
                     digest.value(value)
-            for table in (module._forward_hooks, module._forward_pre_hooks):
-                for hook in list(table.values()):
+            for table, flags in ((module._forward_hooks, ("_forward_hooks_with_kwargs",
+                                                          "_forward_hooks_always_called")),
+                                 (module._forward_pre_hooks, ("_forward_pre_hooks_with_kwargs",))):
+                for handle, hook in list(table.items()):  # with the flags it was registered with
+                    digest.add("hook", *(f"{flag}:{handle in getattr(module, flag, {})}" for flag in flags))
                     digest.value(hook)
         first: dict = {}
         for name, tensor in [*model.named_parameters(remove_duplicate=False),
@@ -489,9 +547,9 @@ def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
     except _Unread:
         return None
     hashed = _sha256()
-    for part in digest.out:
-        hashed.update(part if isinstance(part, bytes) else part.encode("utf-8", "replace"))
-        hashed.update(b"\0")
+    for part in digest.out:  # each part prefixed by its length, so no two lists of parts hash alike
+        data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
+        hashed.update(len(data).to_bytes(8, "little") + data)
     return hashed.hexdigest()
 
 
@@ -606,21 +664,29 @@ def _function(fn) -> dict:
 
 
 class _Writer:
-    """One export: where it goes, the probe's records, and the models already written (by object identity)."""
+    """One export: where it goes, the probe's records, and the models met so far (by object identity)."""
 
     def __init__(self, root: str, probe: dict | None, reuse: frozenset | None = None):
         self.root, self.probe, self.models, self.reuse = root, probe, {}, reuse
 
     def model(self, model, input_shape) -> dict:
+        """The model's entry in the manifest; ``finish`` writes its folder once every value is encoded, so that no
+        forward pass of the grader's (a capture runs the student's forward and hooks) changes a value written later.
+        """
         if id(model) not in self.models:
-            folder = _path_join(self.root, "models", str(len(self.models) + 1))
+            self.models[id(model)] = (model, input_shape, {"$model": str(len(self.models) + 1)})
+        return self.models[id(model)][2]
+
+    def finish(self) -> None:
+        for model, input_shape, entry in self.models.values():
+            folder = _path_join(self.root, "models", entry["$model"])
             try:
-                self.models[id(model)] = (model, export_model(model, input_shape, folder, self.probe, self.reuse))
+                export_model(model, input_shape, folder, self.probe, self.reuse)
             except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
                 error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
                 advice = _reshape_advice(e) or _hook_advice(model, self.probe)
-                self.models[id(model)] = (model, {"$error": error.rstrip(". \n") + advice if advice else error})
-        return self.models[id(model)][1]
+                entry.clear()  # the manifest holds this very dict, wherever the model was met
+                entry["$error"] = error.rstrip(". \n") + advice if advice else error
 
 
 def _reshape_advice(error: Exception) -> str:
@@ -750,6 +816,7 @@ def export_values(namespace: dict | None, requests: list, root: str, reuse: list
             manifest["values"][name] = encode(value, request, writer)
         except Exception as e:  # noqa: BLE001
             manifest["errors"][name] = f"{type(e).__name__}: {str(e)[:500]}"
+    writer.finish()
     tmp = _path_join(root, "manifest.json.tmp")
     with open(tmp, "w") as f:
         f.write(_dumps(manifest))
