@@ -594,8 +594,9 @@ def _reused(model, key: str, input_shape, example, folder: str, probe: dict | No
         model.train(was_training)
         for name, t in model.named_buffers():
             if name in state and not (t.shape == state[name].shape and bool((t == state[name]).all())):
-                with _T["no_grad"]():
-                    t.copy_(state[name])
+                if t.shape == state[name].shape:
+                    with _T["no_grad"]():
+                        t.copy_(state[name])
                 state[name] = None  # changed by the probes: that model is captured
     if any(v is None for v in state.values()):
         return None
