@@ -20,7 +20,6 @@ MSG_NO_SUCH_OPTION = ("{given!r} is not an option of this question (its options 
 LABELLED = re.compile(r"^(?:option\s+)?\(?\s*([a-z])\s*(?:[.):]|\s|$)\s*(.*)$", re.IGNORECASE | re.DOTALL)
 
 
-
 def _question_id(quiz: Quiz, given: object) -> str | None:
     """The quiz's question id a given key names, whatever its case or surrounding spaces; None if none."""
     wanted = str(given).strip().casefold()
