@@ -99,6 +99,17 @@ def test_a_save_that_keeps_the_code_reuses_the_capture_and_one_that_changes_it_d
     assert any("sigmoid" in op for op in _ops(model)) and not any("relu" in op for op in _ops(model))
 
 
+def test_a_threshold_no_digest_sees_is_crossed_by_the_wide_probe(tmp_path):
+    """A value put into torch's own nn.Module is outside the digest; the probe at 1e4 reaches the clamp it sets."""
+    captures = CaptureCache()
+    limit = ("nn.Module.LIM = ({v},)\n"
+             "Wide.forward = lambda self, points: self.out(self.inp(points)).clamp(max=self.LIM[0])\n")
+    _run(tmp_path, "wide", captures, limit.format(v=1000.0))
+    narrow, model = _run(tmp_path, "narrow", captures, limit.format(v=500.0))
+    assert narrow.sandbox["captures"].startswith("every model captured again: the model's outputs")
+    assert 500.0 in model.stored_numbers().literals
+
+
 READS = """import functools, types
 import numpy as np
 import torch

@@ -246,10 +246,14 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None, reu
     example = _T["zeros"](2, *input_shape, device=device, dtype=dtype)
     key = None
     if reuse is not None:
+        was_training = model.training
         try:
+            model.eval()  # as the capture runs it: a module whose train() does not follow stays as it is
             key = _fingerprint(model, input_shape, example, probe)
         except Exception:  # noqa: BLE001 - the student's objects answer attribute reads: captured as usual
             key = None
+        finally:
+            model.train(was_training)
     if key is not None and key in reuse:
         reused = _reused(model, key, input_shape, example, folder, probe)
         if reused is not None:
@@ -314,8 +318,9 @@ def _write_model(model, graph: dict, tensors: dict, folder: str, probe: dict | N
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))  # exact types: a subclass may carry code and state
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 # Inputs the kernel runs a model whose capture is reused on: (batch, scale). The batch a capture fixes, one it does
-# not, a single point; inputs spread wide enough to cross the thresholds a forward may hold (a clamp, a branch).
-PROBES = ((2, 1.0), (5, 30.0), (1, 3.0))
+# not, a single point; inputs spread wide enough to cross the thresholds a forward may hold (a clamp, a branch),
+# whatever the digest missed that sets one.
+PROBES = ((2, 1.0), (5, 30.0), (1, 3.0), (3, 1e4))
 _MAX_PARTS = 20000
 # Code naming these reads values no digest can list (globals()["x"], eval, a file): no digest, the model is captured.
 _DYNAMIC = frozenset({"globals", "vars", "locals", "eval", "exec", "compile", "getattr", "__import__", "open",
@@ -328,7 +333,9 @@ class _Unread(Exception):
 
 def _code_parts(code, out: list, names: set) -> None:
     """The code's instructions, names and constants, without where it was compiled (a cell's file names the kernel)."""
-    out += [code.co_code, repr(code.co_names), repr(code.co_varnames), repr(code.co_freevars)]
+    out += [code.co_code, repr(code.co_names), repr(code.co_varnames), repr(code.co_freevars), repr(code.co_cellvars),
+            repr((code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)),
+            getattr(code, "co_exceptiontable", b"")]
     names.update(code.co_names)
     for const in code.co_consts:
         if hasattr(const, "co_code"):
@@ -338,7 +345,14 @@ def _code_parts(code, out: list, names: set) -> None:
 
 
 def _own(obj) -> bool:
-    """Code or a module of the notebook's: defined in it, or in a file of its folder (not an installed package)."""
+    """Code or a module of the notebook's: defined in it, or in a file of its folder (not an installed package).
+
+    A function is judged by the globals it runs with, not by its ``__module__``, which any code may set.
+    """
+    scope = getattr(obj, "__globals__", None)
+    if isinstance(scope, dict):
+        home = _modules.get(scope.get("__name__"))
+        return home is None or vars(home) is not scope or _own(home)
     name = obj.__name__ if isinstance(obj, _ModuleType) else getattr(obj, "__module__", None)
     if name in (None, "__main__", "builtins") and not isinstance(obj, _ModuleType):
         return name != "builtins"
@@ -462,7 +476,7 @@ class _Digest:
                 contents = "<empty cell>"
             self.value(contents, depth + 1, frozen)
         scope = getattr(function, "__globals__", None) or {}
-        builtins = scope.get("__builtins__")
+        builtins = getattr(function, "__builtins__", None) or scope.get("__builtins__")  # those it runs with
         builtins = vars(builtins) if isinstance(builtins, _ModuleType) else builtins if isinstance(builtins, dict) \
             else {}
         for name in sorted(names):
@@ -475,11 +489,15 @@ class _Digest:
         if _own(module):
             raise _Unread("a module of the notebook's own")
         self.add(f"module:{module.__name__}")
-        for name in sorted(names):
+        if not self._once(module):
+            return
+        if type(module) is not _ModuleType:
+            self.klass(type(module))
+        for name in sorted(names | {"__getattr__"}):
             attribute = vars(module).get(name, _GONE)  # not getattr: a module's __getattr__ may import on a read
-            if attribute is not _GONE and not isinstance(attribute, _ModuleType):
+            if attribute is not _GONE:
                 self.add(f"attribute:{name}")
-                self.value(attribute, depth + 1)
+                self.value(attribute, depth + 1, names)
 
     def klass(self, klass) -> None:
         """A class of the notebook's by its code and attributes, and its metaclass; an installed class by name, with
@@ -522,13 +540,15 @@ def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
         digest.add(repr(list(input_shape)), str(example.dtype), str(example.device))
         ours = probe.get("_first_forward") if probe else None
         globals_ = _T["module_hooks"]
-        for table in (getattr(globals_, "_global_forward_hooks", {}),
-                      getattr(globals_, "_global_forward_pre_hooks", {})):
-            for hook in list(table.values()):
+        for table, flags in (("_global_forward_hooks", ("_global_forward_hooks_with_kwargs",
+                                                        "_global_forward_hooks_always_called")),
+                             ("_global_forward_pre_hooks", ())):
+            for handle, hook in list(getattr(globals_, table, {}).items()):
                 if hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe":
+                    digest.add("global hook", *(f"{flag}:{handle in getattr(globals_, flag, {})}" for flag in flags))
                     digest.value(hook)
         for name, module in modules.items():
-            digest.add(f"module {name}")
+            digest.add(f"module {name}", f"training:{module.training}")  # as the capture's eval() left it
             digest.klass(type(module))
             for attr, value in sorted(vars(module).items(), key=lambda item: item[0]):
                 if attr not in private:
