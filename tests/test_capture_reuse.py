@@ -95,7 +95,7 @@ def test_a_save_that_keeps_the_code_reuses_the_capture_and_one_that_changes_it_d
 
     # A method of torch's tensors patched is outside the digest: the reused capture's outputs give the change away.
     patched, model = _run(tmp_path, "patched", captures, "GAIN = 3.0\n", "torch.Tensor.relu = torch.Tensor.sigmoid\n")
-    assert patched.sandbox["captures"].startswith("every model captured again: the model's outputs")
+    assert patched.sandbox["captures"].startswith("every model captured again: the model's")
     assert any("sigmoid" in op for op in _ops(model)) and not any("relu" in op for op in _ops(model))
 
 
@@ -106,8 +106,21 @@ def test_a_threshold_no_digest_sees_is_crossed_by_the_wide_probe(tmp_path):
              "Wide.forward = lambda self, points: self.out(self.inp(points)).clamp(max=self.LIM[0])\n")
     _run(tmp_path, "wide", captures, limit.format(v=1000.0))
     narrow, model = _run(tmp_path, "narrow", captures, limit.format(v=500.0))
-    assert narrow.sandbox["captures"].startswith("every model captured again: the model's outputs")
+    assert narrow.sandbox["captures"].startswith("every model captured again: the model's")
     assert 500.0 in model.stored_numbers().literals
+
+
+def test_a_change_beyond_every_probe_s_reach_shows_in_the_operations_the_model_runs(tmp_path):
+    """A limit chosen by an environment variable (no digest reads it) and far beyond the inputs: the aten ops recorded
+    on a probe carry the literal, and the held capture's differ."""
+    captures = CaptureCache()
+    cap = ("import os\nos.environ['CAP'] = '{v}'\nWide.forward = lambda self, points: self.out(self.inp(points))"
+           ".clamp(max=1e7 if os.getenv('CAP') == 'a' else 2e7)\n")
+    _run(tmp_path, "a", captures, cap.format(v="a"))
+    b, model = _run(tmp_path, "b", captures, cap.format(v="b"))
+    assert b.sandbox["captures"] == ("every model captured again: the model's operations on 2 inputs differ from the "
+                                     "reused capture's")
+    assert 2e7 in model.stored_numbers().literals
 
 
 READS = """import functools, types

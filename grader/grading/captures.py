@@ -4,10 +4,11 @@ Capturing a model (torch.export) is most of what a re-check costs beyond the stu
 watch mode the export cell takes a digest of each model's code and of everything that code reads
 (``kernel_export._fingerprint``; where it cannot follow a value there is no digest, and the model
 is captured). A model whose digest the grader already holds is not captured again: the kernel
-writes its tensors and its outputs on a few inputs instead. Before the capture is reused, the
-grader rebuilds it with the new tensors and runs those inputs through it: any output that differs,
-as it would if the code read something no digest sees (a method of torch's tensors patched), and the
-save is run again with every model captured. Grading (``grader grade``) never reuses a capture.
+writes its tensors, its outputs on a few inputs, and the aten ops (with their literals) its forward
+runs on the first. Before the capture is reused, the grader rebuilds it with the new tensors and
+runs those inputs through it: any output or op that differs, as it would if the code read something
+no digest sees (an environment variable, a method of torch's tensors patched), and the save is run
+again with every model captured. Grading (``grader grade``) never reuses a capture.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import pathlib
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from grader.loading.guard import ExportBudget, LoadRefused, read_json, read_tensors
 from grader.loading.model_graph import LoadedModel, ModelLoadError, load_model
 
 MAX_KEPT = 16  # captures kept: a student trying models in turn comes back to a recent one
 FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks")  # what the kernel writes anew for a reused capture
+MAX_TRACE = 5000
 
 
 @dataclass
@@ -65,7 +68,7 @@ class CaptureCache:
                 model = load_model(path.parent, filled.budget)
             except ModelLoadError as e:
                 return Filled(f"the reused capture could not be loaded ({e})")
-            why = _differs(model, path.parent)
+            why = _differs(model, path.parent, stub.get("trace"))
             if why:
                 self.graphs.pop(key, None)
                 self.distrusted.add(key)
@@ -100,12 +103,22 @@ def _graph(path: pathlib.Path) -> dict:
     return graph if isinstance(graph, dict) else {}
 
 
-def _differs(model: LoadedModel, folder: pathlib.Path) -> str:
-    """Why the capture ``model`` does not compute what the model computed in the kernel; "" when it does."""
+def _differs(model: LoadedModel, folder: pathlib.Path, trace: object) -> str:
+    """Why the capture ``model`` does not compute what the model computed in the kernel; "" when it does.
+
+    Its outputs on the kernel's inputs must agree, and so must every aten op it runs on the first of them, with its
+    literals: a change no output shows (a clamp beyond the inputs' reach, relu written as clamp) shows there.
+    """
     try:
         seen = read_tensors(folder / "probe.pt", "the model's outputs (probe.pt)", ExportBudget())
     except (LoadRefused, OSError) as e:
         return f"the reused capture could not be checked ({e})"
+    try:
+        ran = _op_trace(model.module, seen["in.0"])
+    except Exception:  # noqa: BLE001 - the held graph failed where the model ran: it is not the model's
+        ran = None
+    if not isinstance(trace, list) or ran != trace:
+        return "the model's operations on 2 inputs differ from the reused capture's"
     for i in range(len([k for k in seen if k.startswith("in.")])):
         expected = [seen[k] for k in sorted((k for k in seen if k.startswith(f"out.{i}.")),
                                             key=lambda k: int(k.rsplit(".", 1)[1]))]
@@ -118,6 +131,37 @@ def _differs(model: LoadedModel, folder: pathlib.Path) -> str:
         if len(got) != len(expected) or not all(_close(a, b) for a, b in zip(got, expected)):
             return f"the model's outputs on {len(x) if x is not None else 0} inputs differ from the reused capture's"
     return ""
+
+
+def _op_arg(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"T{tuple(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_op_arg(v) for v in value) + "]"
+    return repr(value)
+
+
+class _Recorder(TorchDispatchMode):
+    """The aten ops a forward runs, written as the kernel's exporter writes them (``kernel_export._op_trace``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        self.ops.append(f"{func}({','.join(_op_arg(a) for a in args)};"
+                        f"{','.join(f'{k}={_op_arg(v)}' for k, v in kwargs.items())})"[:300])
+        if len(self.ops) > MAX_TRACE:
+            raise RuntimeError("too many operations to record")
+        return func(*args, **kwargs)
+
+
+def _op_trace(module: torch.nn.Module, x: torch.Tensor) -> list[str]:
+    recorder = _Recorder()
+    with torch.no_grad(), recorder:
+        module(x)
+    return recorder.ops
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:

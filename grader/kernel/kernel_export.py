@@ -92,11 +92,13 @@ def seal_torch(torch, models: bool | None = None) -> None:
         import torch.export
         import torch.fx
         from torch.fx.experimental.symbolic_shapes import is_concrete_int
+        from torch.utils._python_dispatch import TorchDispatchMode
 
         # Fake tensors cache each op's result per capture, and a capture with a free batch size makes its own
         # cache that no later op reuses on the course's models: building the entries is a sixth of the capture.
         no_cache = torch._dynamo.config.patch
         _T.update(export=torch.export.export, Dim=torch.export.Dim, Node=torch.fx.Node, is_concrete_int=is_concrete_int,
+                  DispatchMode=TorchDispatchMode,
                   no_fake_cache=lambda: no_cache(fake_tensor_cache_enabled=False))
         _T["modules"].update((k, v) for k, v in _modules.items() if k.startswith("torch."))
 
@@ -608,6 +610,7 @@ def _reused(model, key: str, input_shape, example, folder: str, probe: dict | No
                 if i == 0 and not _same(got, _tensors_in(model(x))):
                     return None
                 outputs.update((f"out.{i}.{j}", t.contiguous()) for j, t in enumerate(got))
+            trace = _op_trace(model, outputs["in.0"].to(device=example.device, dtype=example.dtype))
     except Exception:  # noqa: BLE001 - the capture says what is wrong with the model, as without reuse
         return None
     finally:
@@ -625,8 +628,37 @@ def _reused(model, key: str, input_shape, example, folder: str, probe: dict | No
     tensors = {name: t.detach().cpu().contiguous() for name, t in [*model.named_parameters(), *model.named_buffers()]}
     trainable = {name: bool(p.requires_grad) for name, p in model.named_parameters()}
     graph = {"format": FORMAT, "reuse": key, "class": type(model).__name__, "input_shape": list(input_shape),
-             "trainable": trainable, "hooks": _hooks(model, probe)}
+             "trainable": trainable, "hooks": _hooks(model, probe), "trace": trace}
     return _write_model(model, graph, tensors, folder, probe)
+
+
+def _op_arg(value) -> str:
+    if isinstance(value, _T["Tensor"]):
+        return f"T{tuple(value.shape)}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_op_arg(v) for v in value) + "]"
+    return repr(value)
+
+
+def _op_trace(model, x) -> list:
+    """Every aten op the model's forward runs on ``x``, with its arguments other than tensors' values: the grader runs
+    the held capture under the same record (``captures._op_trace``) and the two must agree, literals included."""
+    if "Recorder" not in _T:
+        class Recorder(_T["DispatchMode"]):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                self.ops.append(f"{func}({','.join(_op_arg(a) for a in args)};"
+                                f"{','.join(f'{k}={_op_arg(v)}' for k, v in kwargs.items())})"[:300])
+                if len(self.ops) > 5000:
+                    raise RuntimeError("too many operations to record")
+                return func(*args, **kwargs)
+
+        _T["Recorder"] = Recorder
+    recorder = _T["Recorder"]()
+    recorder.ops = []
+    with _T["no_grad"](), recorder:
+        model(x)
+    return recorder.ops
 
 
 def _same(a: list, b: list) -> bool:
