@@ -191,7 +191,8 @@ def test_an_id_given_twice_is_refused_not_scored_by_its_last_answer(tmp_path):
 
 def test_a_notebook_may_read_its_answers_and_hold_prose_that_is_not_python(tmp_path):
     path = _notebook(tmp_path, 'quiz = "convergence"\nanswers = {"lr-role": "C"}', "for k, v in answers.items():\n"
-                     "    print(k, v)\nanswers.get('lr-role')", "Notes for the quiz = see lecture 3")
+                     "    print(k, v)\nanswers.get('lr-role')", "Notes for the quiz = see lecture 3",
+                     "kept = answers\nkept = None\ndef show(sheet):\n    print(sheet['lr-role'])\nshow(answers)")
     answers = read_answers(path)
     assert answers.error is None and answers.answers == {"lr-role": "C"}
 
@@ -203,7 +204,9 @@ ALL_RIGHT = 'answers = {"lr-role": "C", "lr-keyword": "B", "high-fixed-lr": "D",
 @pytest.mark.parametrize("change", ['print(answers.pop("lr-role"))', 'del answers["lr-role"]',
                                     'answers["lr-role"] += " or B"', 'if True:\n    answers["lr-role"] = "A"',
                                     'answers["lr-role"], answers["lr-keyword"] = "A", "A"',
-                                    'for k in answers:\n    answers[k] = "A"', 'quiz, answers = "convergence", {}'])
+                                    'for k in answers:\n    answers[k] = "A"', 'quiz, answers = "convergence", {}',
+                                    'mine = answers\nmine["lr-role"] = "A"',
+                                    'def fill(sheet):\n    sheet.update({"lr-role": "A"})\nfill(answers)'])
 def test_a_notebook_that_changes_its_answers_anywhere_else_is_refused_not_scored_as_first_written(tmp_path, change):
     answers = read_answers(_notebook(tmp_path, ALL_RIGHT, change))
     assert answers.answers == {} and "code cell 2" in answers.error and "changes `answers` otherwise" in answers.error

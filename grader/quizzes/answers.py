@@ -155,19 +155,22 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
     except InvalidNotebook as e:
         return QuizAnswers({}, path, error=str(e))
     found: dict = {}
+    trees = []
     for number, source in cells:
         try:
-            tree = ast.parse(_without_magics(source))
+            trees.append((number, ast.parse(_without_magics(source))))
         except (SyntaxError, ValueError, RecursionError, MemoryError):  # null bytes, nesting past the parser's limit
             if re.search(r"^\s*(answers|quiz)\s*(\[|=)", source, re.MULTILINE):
                 return QuizAnswers({}, path, error=f"{path}: code cell {number} has a syntax error, so its "
                                                    "answers cannot be read; fix it and save the notebook")
-            continue
+    functions = {node.name: node for _, tree in trees for node in ast.walk(tree)
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for number, tree in trees:
         for node in tree.body:
             problem = _take_assignment(node, found)
             if problem:
                 return QuizAnswers({}, path, error=f"{path}: code cell {number}, line {node.lineno}: {problem}")
-        changed = _other_write(tree)
+        changed = _other_write(tree) or _write_through(tree, trees, functions)
         if changed is not None:
             return QuizAnswers({}, path, error=f"{path}: code cell {number}, line {changed.lineno}: the grader reads "
                                                "only top-level `answers = {...}` and `answers[\"q1\"] = \"A\"` lines, "
@@ -192,20 +195,55 @@ def _is_answers(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and node.id == "answers"
 
 
-def _other_write(tree: ast.Module) -> ast.AST | None:
-    """A statement anywhere in the cell, other than the lines read, that rebinds, changes or deletes ``answers``:
-    ``del answers[k]``, ``answers.pop(k)`` inside a print, an assignment under ``if`` or in a tuple."""
-    read = {id(node) for node in tree.body if _read_line(node)}
+def _write_through(tree: ast.Module, trees: list, functions: dict) -> ast.AST | None:
+    """A line of this cell that hands ``answers`` to another name that some code then changes: ``a = answers`` with
+    ``a["q1"] = "B"`` anywhere, or ``fill(answers)`` where the notebook's own ``fill`` changes its parameter."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _bare_answers(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [sub.id for target in targets for sub in ast.walk(target) if isinstance(sub, ast.Name)]
+            if any(_other_write(other, name, set(), rebinding=False) for name in names for _, other in trees):
+                return node
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions:
+            function = functions[node.func.id]
+            params = [a.arg for a in function.args.posonlyargs + function.args.args]
+            handed = [params[i] for i, arg in enumerate(node.args) if i < len(params) and _is_answers(arg)]
+            handed += [k.arg for k in node.keywords if k.arg and _is_answers(k.value)]
+            if any(_other_write(function, name, set(), rebinding=False) for name in handed):
+                return node
+    return None
+
+
+def _bare_answers(value: ast.AST) -> bool:
+    """``answers`` itself, or held in a tuple, list or dict: the same object under another name."""
+    if _is_answers(value):
+        return True
+    items = value.elts if isinstance(value, (ast.Tuple, ast.List, ast.Set)) else \
+        value.values if isinstance(value, ast.Dict) else []
+    return any(_bare_answers(item) for item in items)
+
+
+def _other_write(tree: ast.AST, name: str = "answers", read: set | None = None, rebinding: bool = True
+                 ) -> ast.AST | None:
+    """A statement anywhere in ``tree``, other than the lines read, that changes or deletes ``name`` (and, with
+    ``rebinding``, binds it anew): ``del answers[k]``, ``answers.pop(k)`` inside a print, an assignment under ``if``
+    or in a tuple."""
+    def named(node: ast.AST) -> bool:
+        return isinstance(node, ast.Name) and node.id == name
+
+    if read is None:
+        read = {id(node) for node in tree.body if _read_line(node)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete, ast.For, ast.With)) \
                 and id(node) not in read:
             targets = (node.targets if isinstance(node, (ast.Assign, ast.Delete)) else
                        [item.optional_vars for item in node.items if item.optional_vars] if isinstance(node, ast.With)
                        else [node.target])
-            if any(_is_answers(sub) or isinstance(sub, ast.Subscript) and _is_answers(sub.value)
+            if any(isinstance(sub, ast.Subscript) and named(sub.value)
+                   or named(sub) and (rebinding or isinstance(node, ast.AugAssign))  # `d |= {...}` changes d itself
                    for target in targets for sub in ast.walk(target)):
                 return node
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_answers(node.func.value) \
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and named(node.func.value) \
                 and node.func.attr not in READ_ONLY:
             return node
     return None
