@@ -18,14 +18,13 @@ import pathlib
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from grader.kernel.kernel_export import op_trace, tensors_in
 from grader.loading.guard import ExportBudget, LoadRefused, read_json, read_tensors
 from grader.loading.model_graph import LoadedModel, ModelLoadError, load_model
 
 MAX_KEPT = 16  # captures kept: a student trying models in turn comes back to a recent one
 FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks")  # what the kernel writes anew for a reused capture
-MAX_TRACE = 5000
 
 
 @dataclass
@@ -114,7 +113,7 @@ def _differs(model: LoadedModel, folder: pathlib.Path, trace: object) -> str:
     except (LoadRefused, OSError) as e:
         return f"the reused capture could not be checked ({e})"
     try:
-        ran = _op_trace(model.module, seen["in.0"])
+        ran = op_trace(model.module, seen["in.0"])
     except Exception:  # noqa: BLE001 - the held graph failed where the model ran: it is not the model's
         ran = None
     if not isinstance(trace, list) or ran != trace:
@@ -125,7 +124,7 @@ def _differs(model: LoadedModel, folder: pathlib.Path, trace: object) -> str:
         x = seen.get(f"in.{i}")
         try:
             with torch.no_grad():
-                got = _tensors_in(model.module(x)) if x is not None else []
+                got = tensors_in(model.module(x)) if x is not None else []
         except Exception:  # noqa: BLE001 - a graph that fixed its batch size refuses this one, as the model did
             got = []
         if len(got) != len(expected) or not all(_close(a, b) for a, b in zip(got, expected)):
@@ -133,45 +132,6 @@ def _differs(model: LoadedModel, folder: pathlib.Path, trace: object) -> str:
     return ""
 
 
-def _op_arg(value: object) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"T{tuple(value.shape)}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_op_arg(v) for v in value) + "]"
-    return repr(value)
-
-
-class _Recorder(TorchDispatchMode):
-    """The aten ops a forward runs, written as the kernel's exporter writes them (``kernel_export._op_trace``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        self.ops.append(f"{func}({','.join(_op_arg(a) for a in args)};"
-                        f"{','.join(f'{k}={_op_arg(v)}' for k, v in kwargs.items())})"[:300])
-        if len(self.ops) > MAX_TRACE:
-            raise RuntimeError("too many operations to record")
-        return func(*args, **kwargs)
-
-
-def _op_trace(module: torch.nn.Module, x: torch.Tensor) -> list[str]:
-    recorder = _Recorder()
-    with torch.no_grad(), recorder:
-        module(x)
-    return recorder.ops
-
-
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     # The rebuilt graph runs the same aten ops as the model did: only the order of float sums may differ.
     return a.shape == b.shape and a.dtype == b.dtype and torch.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
-
-
-def _tensors_in(value) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors_in(v)]
-    return []

@@ -226,8 +226,12 @@ def _hooks(model, probe: dict | None = None) -> list[str]:
         tables += [(f"a forward hook on {where}", module._forward_hooks),
                    (f"a forward pre-hook on {where}", module._forward_pre_hooks)]
     return [f"{label} ({getattr(hook, '__name__', type(hook).__name__)})"
-            for label, table in tables for hook in list(table.values())
-            if hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe"][:20]
+            for label, table in tables for hook in list(table.values()) if _students(hook, ours)][:20]
+
+
+def _students(hook, ours) -> bool:
+    """A hook of the student's: not the grader's probe (``ours``) nor another of the probe module's functions."""
+    return hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe"
 
 
 def export_model(model, input_shape, folder: str, probe: dict | None = None, reuse: frozenset | None = None) -> dict:
@@ -546,7 +550,7 @@ def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
                                                         "_global_forward_hooks_always_called")),
                              ("_global_forward_pre_hooks", ())):
             for handle, hook in list(getattr(globals_, table, {}).items()):
-                if hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe":
+                if _students(hook, ours):
                     digest.add("global hook", *(f"{flag}:{handle in getattr(globals_, flag, {})}" for flag in flags))
                     digest.value(hook)
         for name, module in modules.items():
@@ -575,13 +579,14 @@ def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
     return hashed.hexdigest()
 
 
-def _tensors_in(value) -> list:
+def tensors_in(value) -> list:
+    """The tensors a forward returned (a tensor, or held in tuples, lists and dicts), in order, on the CPU."""
     if isinstance(value, _T["Tensor"]):
         return [value.detach().cpu()]
     if isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors_in(v)]
+        return [t for v in value for t in tensors_in(v)]
     return []
 
 
@@ -604,13 +609,13 @@ def _reused(model, key: str, input_shape, example, folder: str, probe: dict | No
                 x = x.to(device=example.device, dtype=example.dtype)
                 outputs[f"in.{i}"] = x.cpu()
                 try:
-                    got = _tensors_in(model(x))
+                    got = tensors_in(model(x))
                 except Exception:  # noqa: BLE001 - a model that fixed its batch size: the grader expects that too
                     continue
-                if i == 0 and not _same(got, _tensors_in(model(x))):
+                if i == 0 and not _same(got, tensors_in(model(x))):
                     return None
                 outputs.update((f"out.{i}.{j}", t.contiguous()) for j, t in enumerate(got))
-            trace = _op_trace(model, outputs["in.0"].to(device=example.device, dtype=example.dtype))
+            trace = op_trace(model, outputs["in.0"].to(device=example.device, dtype=example.dtype))
     except Exception:  # noqa: BLE001 - the capture says what is wrong with the model, as without reuse
         return None
     finally:
@@ -640,9 +645,12 @@ def _op_arg(value) -> str:
     return repr(value)
 
 
-def _op_trace(model, x) -> list:
-    """Every aten op the model's forward runs on ``x``, with its arguments other than tensors' values: the grader runs
-    the held capture under the same record (``captures._op_trace``) and the two must agree, literals included."""
+def op_trace(model, x) -> list:
+    """Every aten op the model's forward runs on ``x``, with its arguments other than tensors' values, literals
+    included. The kernel records the student's model; the grader (``grader.grading.captures``) records the held
+    capture with this same function, so the two records can only differ where the computations do."""
+    if "DispatchMode" not in _T:  # the grader's own process: nothing sealed torch here
+        seal_torch(_T.get("torch") or _modules["torch"], models=True)
     if "Recorder" not in _T:
         class Recorder(_T["DispatchMode"]):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
