@@ -23,8 +23,12 @@ CASES = FILES / "early-stopping"
 def test_solution_full_marks():
     result = grade(solution("early-stopping"), "early-stopping")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 13, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
+    assert checks["strict-improvement"].message == (
+        "At lr=0 (the val loss never changes) your function reported best_epoch 1 and stopped at epoch 4: no tie "
+        "counted as an improvement. On a run given lr=1e-06, where its val loss fell by 1.5e-05 to 1.8e-05 an epoch, "
+        "your function reported best_epoch 12 and ran all 12 epochs: every fall counted as an improvement.")
     assert checks["follows-arguments"].message == (
         "The grader called your function with n_epochs=25, patience=100 and lr=0.01: it trained all 25 epochs, one "
         "optimizer step per training batch. Its Adam optimizer stepped at lr 0.01.")
@@ -48,7 +52,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
 def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "mean over samples"
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
@@ -60,7 +64,8 @@ def graded():
             for name in ("no-restore", "no-deepcopy", "zero-based-best-epoch", "late-stop", "course-flaw",
                          "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
                          "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
-                         "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64")}
+                         "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64", "ties-reset-patience",
+                         "min-delta")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -372,7 +377,7 @@ def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_ru
 
 def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded):
     result = graded["loss-over-dataset-size"]
-    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "sum of batch means per sample"
     assert "the sum of the batches' mean losses divided by the number of samples" in restored.message
@@ -437,3 +442,64 @@ def test_a_sum_over_samples_divided_by_the_batches_is_a_known_scale():
     data = generate_checkerboard_dataset(n_per_cell=20, noise=0.5, seed=1)
     losses, _ = val_loss_conventions(Fixed(), data, 32)
     assert losses["mean of batch sums"] == pytest.approx(sum(range(1, 181)) / 6)
+
+
+@pytest.mark.parametrize("name, says", [
+    ("ties-reset-patience", "exactly what counting an equal val loss as an improvement gives (<= where the task has <)"),
+    ("min-delta", "a min_delta anywhere from 6e-05 to 0.1 gives them all"),
+])
+def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded, name, says):
+    """`<=` and a min_delta of 1e-3 pass every run on the grader's usual data: only the plateau (lr=0) shows the
+    first, and only the tiny falls (lr=1e-6) the second."""
+    result = graded[name]
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.id for c in failed] == ["strict-improvement"], [(c.id, c.message) for c in failed]
+    assert failed[0].points == 0.5 and says in failed[0].message
+
+
+def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False):
+    """A train_model_extended (Adam, sums of batch means) with its own test for an improvement and count to stop."""
+    def train_model_extended(model, dataloader, val_dataloader=None, criterion=None, optimizer=None, scheduler=None,
+                             lr=0.01, n_epochs=200, logging_interval=50, patience=None):
+        if refuse_zero and lr <= 0:
+            raise ValueError("lr must be positive")
+        criterion, optimizer = nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=lr)
+        val_loss, best, best_epoch, waited = [], None, 0, 0
+        for epoch in range(1, n_epochs + 1):
+            for x, y in dataloader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+            with torch.no_grad():
+                loss = sum(criterion(model(x), y).item() for x, y in val_dataloader)
+            val_loss.append(record(loss))
+            if best is None or improves(loss, best):
+                best, best_epoch, waited = loss, epoch, 0
+            else:
+                waited += 1
+                if waited >= patience + late:
+                    break
+        return model, [], [], val_loss, [], best_epoch, []
+
+    return train_model_extended
+
+
+@pytest.mark.parametrize("improves, kwargs, passed, says", [
+    (lambda v, best: v < best, {}, True, "no tie counted as an improvement"),
+    (lambda v, best: v < best, {"late": 1}, True, "every fall counted as an improvement"),  # the patience checks' part
+    (lambda v, best: v <= best, {}, False, "(<= where the task has <)"),
+    (lambda v, best: v < best - 1e-4, {}, False, "a min_delta anywhere from"),
+    (lambda v, best: v < best, {"record": lambda v: round(v, 2)}, True, "a rounded record looks like this"),
+    (lambda v, best: v < best, {"refuse_zero": True}, True, "could not be used, so ties were not tested"),
+])
+def test_strict_improvement_judges_the_rule_on_the_function_s_own_record(tmp_path, improves, kwargs, passed, says):
+    from grader.checks.improvement import strict_improvement
+
+    spec = load_exercise("early-stopping").spec
+    requests = [{"name": "train_model_extended", "kind": "function"}]
+    requests += [{"name": e.name, "kind": e.kind, "code": e.code}
+                 for e in map(spec.export, ("grader_run", "grader_plateau_run", "grader_creep_run"))]
+    exports = round_trip(tmp_path, {"train_model_extended": _stopper(improves, **kwargs)}, requests)
+    outcome = strict_improvement(CheckContext(spec, exports, (), None, check_id="strict-improvement"),
+                                 plateau="grader_plateau_run", creep="grader_creep_run", also="grader_run")
+    assert outcome.passed is passed and says in outcome.message, outcome.message
