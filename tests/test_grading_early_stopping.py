@@ -322,6 +322,21 @@ def test_restoring_in_every_case_is_advised_only_when_patience_did_not_run_out()
     assert "in every case" not in refuted and "cannot see why" in refuted
 
 
+def test_a_loop_that_only_rebinds_its_variable_is_named_as_the_restore_that_does_nothing():
+    """`for p, b in zip(model.parameters(), best): p = b` restores nothing; it was told only that the function never
+    calls load_state_dict. Copying into the parameter, or a loop over something else, is no such fact."""
+    source = ("def fit(model, loader):\n    best = [p.detach().clone() for p in model.parameters()]\n"
+              "    for p, b in zip(model.parameters(), best):\n        p = b  # put the best weights back\n"
+              "    return model\n")
+    said = why_not_best(RestoreEvidence(best=5, epochs=30, held=30, n_epochs=30, code=restore_code(source),
+                                        where=lambda line: f"line {line}"))
+    assert said.startswith(" `p = b` (line 4) binds the loop variable `p` to another tensor: the model's parameter "
+                           "is left as it was"), said
+    copying = source.replace("p = b", "p.data.copy_(b)")
+    assert restore_code(copying).rebinding_loops == ()
+    assert restore_code(source.replace("zip(model.parameters(), best)", "enumerate(best)")).rebinding_loops == ()
+
+
 def test_a_model_of_the_reported_best_epoch_blames_the_rule_that_picked_it_not_the_copy():
     """Restore works, but best_epoch came from another rule (val accuracy, the training loss): no copy is blamed."""
     picked = why_not_best(RestoreEvidence(best=13, epochs=40, held=30, reported=30))

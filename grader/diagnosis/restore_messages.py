@@ -87,6 +87,12 @@ def _last_epoch(ev: RestoreEvidence) -> str:
         return _alias(ev)
     if code and code.live_saves:
         return _live_save(ev)
+    if code and code.rebinding_loops and not code.loads:
+        fact = code.rebinding_loops[0]
+        return (f" `{fact.code}` ({ev.where(fact.line)}) binds the loop variable `{fact.target}` to another tensor: "
+                "the model's parameter is left as it was, so nothing is put back. Copy the values into it (under "
+                f"torch.no_grad(), `{fact.target}.copy_(...)`), or save copy.deepcopy(model.state_dict()) and load it "
+                "back with model.load_state_dict(...).")
     if code and not code.loads and not code.restores_otherwise:
         return (" Your function never calls model.load_state_dict(...) to put the best weights back (nor returns a "
                 "saved copy).")

@@ -36,6 +36,7 @@ class RestoreCode:
     loads: tuple[Fact, ...] = ()  # load_state_dict(...) calls
     loads_only_in_loop: bool = False  # every load sits inside a loop, so a run that never breaks out skips them
     restores_otherwise: bool = False  # returns, or rebinds the model to, another object (e.g. a saved copy)
+    rebinding_loops: tuple[Fact, ...] = ()  # `for p, b in zip(model.parameters(), best): p = b`: the weights stay
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,21 @@ def restore_code(source: str) -> RestoreCode | None:
     returns_other = any(not (isinstance(r, ast.Name) and r.id == model) for r in _returned_model(fn))
     return RestoreCode(model, _unique(aliases), _unique(live), _unique(every),
                        _unique([reader.fact(n) for n in loads]),
-                       bool(loads) and all(reader.in_loop(n) for n in loads), rebinds or returns_other)
+                       bool(loads) and all(reader.in_loop(n) for n in loads), rebinds or returns_other,
+                       _unique([reader.fact(a, t) for a, t in _rebound_weights(fn)]))
+
+
+def _rebound_weights(fn: ast.AST) -> list[tuple[ast.Assign, str]]:
+    """Assignments to the variable of a loop over the weights: each binds the name to another tensor and leaves
+    the parameter itself as it was."""
+    found = []
+    for loop in ast.walk(fn):
+        if not isinstance(loop, (ast.For, ast.AsyncFor)) or not WEIGHT_SOURCES & _calls(loop.iter):
+            continue
+        names = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+        found += [(node, target.id) for node in ast.walk(loop) if isinstance(node, ast.Assign)
+                  for target in node.targets if isinstance(target, ast.Name) and target.id in names]
+    return found
 
 
 def _unique(facts: list[Fact]) -> tuple[Fact, ...]:
