@@ -14,13 +14,16 @@ from reference.models import SimpleMLP
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
-         "one-model-continued", "swapped-unpack")
+         "one-model-continued", "swapped-unpack", "train-plus-val")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
     result = grade(solution("random-seeds"), "random-seeds")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert by_id(result)["trained-steps"].message == (
+        "seed 0: 198 steps, 33 epochs of 6 batches; seed 3: 282 steps, 47 epochs of 6 batches; seed 18: 174 steps, 29 "
+        "epochs of 6 batches.")
     message = by_id(result)["reported-vs-measured"].message
     assert "seed 3: matches (val 57.78%, test 66.67%, best epoch 27, as the reference run)" in message
     assert "running figure" in message  # the check says which definition it uses
@@ -62,7 +65,7 @@ def test_one_seed_for_all_runs_is_caught(graded):
 def test_the_course_running_train_accuracy_is_accepted(graded):
     result = graded["running-train-acc"]
     assert by_id(result)["reported-vs-measured"].passed and by_id(result)["seed-start"].passed
-    assert result.score == 8
+    assert result.score == 9
 
 
 def test_a_best_epoch_other_than_the_restored_one_is_caught_where_the_grader_knows_the_run(graded):
@@ -137,7 +140,7 @@ def test_models_built_before_seeding_are_told_which_build_they_are(graded):
         "seed 18: its initial weights are those the 3rd SimpleMLP built after torch.manual_seed(0) gets")
     assert "What remains possible" not in check.message  # the builds are known, so no list of causes
     assert by_id(result)["reported-vs-measured"].passed and by_id(result)["seed-spread"].passed
-    assert result.score == pytest.approx(8 - 4 / 3, abs=1e-3)
+    assert result.score == pytest.approx(9 - 4 / 3, abs=1e-3)
 
 
 def test_one_model_object_stored_for_every_seed_is_named(graded):
@@ -169,7 +172,7 @@ def test_seeding_once_outside_the_loop_is_caught(graded):
     assert ("What remains possible: the model was built before torch.manual_seed(seed) was called, something drew "
             "random numbers between seeding and building") in check.message
     assert by_id(result)["reported-vs-measured"].passed  # its own loop reports what its models score
-    assert result.score == 6
+    assert result.score == 7
 
 
 def test_test_figure_measured_on_the_validation_split_is_named(graded):
@@ -181,7 +184,7 @@ def test_test_figure_measured_on_the_validation_split_is_named(graded):
             in check.message)
     assert "test_acc must come from the test data" in check.message
     assert "typed by hand" not in check.message  # every differing figure equals a measurement
-    assert by_id(result)["seed-start"].passed and by_id(result)["restored"].passed and result.score == 5
+    assert by_id(result)["seed-start"].passed and by_id(result)["restored"].passed and result.score == 6
 
 
 # --- seed_start on exported models, without a kernel: the records are set by hand -------------------------
@@ -249,7 +252,7 @@ def test_a_function_of_the_notebook_s_own_named_like_the_reference_s_is_its_own_
     """The whole experiment in the notebook's own `def random_seeds(seeds)`: the reference solution's function name,
     but defined here, not imported."""
     result = graded["experiment-function"]
-    assert result.score == result.max_score == 8, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 9, [(c.id, c.message) for c in result.checks if not c.passed]
 
 
 def test_copies_of_one_model_trained_on_from_seed_to_seed_show_the_first_seed_s_start(graded):
@@ -305,3 +308,43 @@ def test_one_figure_given_as_a_fraction_is_named_as_such():
                        lambda split: 0.0, lambda split: {"sum of batch means": 5.7})
     assert [(o.figure, o.fraction) for o in off] == [("val_acc", True), ("test_acc", True)]
     assert str(off[0]) == "val_acc reported 0.5333 is the accuracy as a fraction of 1: the grader measures 53.33%"
+
+
+def test_training_on_train_and_val_is_counted_in_the_models_own_optimizer_steps(graded):
+    """ConcatDataset([train, val]) with early stopping on val: every figure is the model's own and every start is
+    right, so it got full marks. Its parameters took 12 steps per epoch, where the 180 training points give 6."""
+    result = graded["train-plus-val"]
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.id for c in failed] == ["trained-steps"] and failed[0].points == 0, [(c.id, c.message) for c in failed]
+    assert "12 per epoch over the 136 epochs its best_epoch implies, twice the 6 training batches" in failed[0].message
+    assert "the validation set added to the training data" in failed[0].message
+
+
+@pytest.mark.parametrize("steps, best, passed, says", [
+    (33 * 6, 13, True, "33 epochs of 6 batches"),  # stopped 20 epochs after the best
+    (13 * 6, 13, True, "13 epochs of 6 batches"),  # a copy taken at the best epoch
+    (34 * 6, 12, True, "34 epochs"),  # best_epoch counted from 0 and one epoch late: the other checks' to judge
+    (500 * 6, 495, True, "500 epochs"),  # ran out of epochs
+    (33 * 12, 13, False, "twice the 6 training batches"),
+    (45 * 6, 13, False, "45 epochs of 6 batches, where best_epoch 13 implies 33"),
+    (33 * 6 - 1, 13, False, "not a whole number of epochs"),
+])
+def test_steps_are_judged_against_the_run_the_best_epoch_implies(steps, best, passed, says):
+    from grader.checks.seed_steps import seed_steps
+    from grader.loading.values import Exports
+
+    exercise = load_exercise("random-seeds")
+    net = SimpleMLP()
+    exports = Exports(values={"models": {0: _loaded(net, steps)}, "results": {0: {
+        "best_epoch": best, "train_acc": 60.0, "val_acc": 50.0, "test_acc": 55.0}}}, found=True)
+    outcome = seed_steps(CheckContext(exercise.spec, exports, (), None), models="models", results="results", seeds=[0],
+                         batches=6, patience=20, n_epochs=500)
+    assert outcome.passed is passed and says in outcome.message, outcome.message
+
+
+def _loaded(net: nn.Module, steps: int):
+    from grader.loading.model_graph import LoadedModel
+
+    parameters = {k: v.detach() for k, v in net.named_parameters()}
+    return LoadedModel(torch.fx.symbolic_trace(net), "SimpleMLP", (2,), parameters,
+                       steps={k: steps for k in parameters})

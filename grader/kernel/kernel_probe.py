@@ -6,7 +6,9 @@ Two facts that the values alone cannot show:
   grader can tell whether it was built right after ``torch.manual_seed(s)`` (a deep copy keeps its
   original's);
 - how many times each optimizer stepped, so the grader can count epochs times batches instead of
-  trusting an exported loader.
+  trusting an exported loader; and how many optimizer steps each parameter took part in (with a
+  gradient), so a model's own training is counted whichever optimizers trained it (a deep copy keeps
+  its original's count at the time of the copy).
 
 Both are kept in weak tables (nothing outlives its object) by global torch hooks, installed right after
 the notebook first imports torch, so a notebook without torch pays nothing. The export cell reads them
@@ -40,6 +42,7 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 STEPS = _ById()  # optimizer -> how many times it stepped
+PARAMETER_STEPS = _ById()  # parameter -> [optimizer steps it took part in with a gradient]
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
 
@@ -60,16 +63,24 @@ def _first_forward(module, args):
 def _stepped(optimizer, args, kwargs):
     try:
         STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is not None:  # torch's optimizers leave a parameter without a gradient alone
+                    count = PARAMETER_STEPS.get(parameter)
+                    if count is None:
+                        PARAMETER_STEPS.set(parameter, [1])
+                    else:
+                        count[0] += 1
     except Exception:  # noqa: BLE001
         pass
 
 
 def _inherit_start(deepcopy):
-    """``Parameter.__deepcopy__`` that hands the original's recorded start to the copy.
+    """``Parameter.__deepcopy__`` that hands the original's recorded start, and its steps so far, to the copy.
 
     A copy taken during or after training (``copy.deepcopy(model)``) first runs forward, if ever, once
     trained: its own first pass would record trained weights as its start. Where its training began is
-    the original's start.
+    the original's start, and the steps that trained it are the original's until then.
     """
     def __deepcopy__(self, memo):
         result = deepcopy(self, memo)
@@ -77,6 +88,9 @@ def _inherit_start(deepcopy):
             start = INITIAL.get(self)
             if start is not None and result not in INITIAL:
                 INITIAL.set(result, start)
+            steps = PARAMETER_STEPS.get(self)
+            if steps is not None and result not in PARAMETER_STEPS:
+                PARAMETER_STEPS.set(result, [steps[0]])
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -103,6 +117,11 @@ def install(torch) -> None:
 def initial_state(model) -> dict:
     """The recorded initial weights of ``model``, by parameter name (parameters never run are missing)."""
     return {name: INITIAL.get(p) for name, p in model.named_parameters() if p in INITIAL}
+
+
+def steps_taken(model) -> dict:
+    """The optimizer steps each parameter of ``model`` took part in, by name (parameters never stepped are missing)."""
+    return {name: PARAMETER_STEPS.get(p)[0] for name, p in model.named_parameters() if p in PARAMETER_STEPS}
 
 
 def after_import(name: str, then) -> None:

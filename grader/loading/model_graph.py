@@ -150,6 +150,7 @@ class LoadedModel(ModelValue):
     initial: dict[str, torch.Tensor] = field(default_factory=dict)  # parameters at the first forward pass, if recorded
     unread: frozenset[str] = frozenset()  # buffers and constants that the eval-mode graph never reads
     hooks: tuple[str, ...] = ()  # the forward hooks that ran while the kernel captured the model, described
+    steps: dict[str, int] = field(default_factory=dict)  # optimizer steps each parameter took part in (kernel_probe)
 
     @property
     def n_params(self) -> int:
@@ -429,7 +430,15 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
     hooks = tuple(str(h)[:200] for h in data.get("hooks") or [])[:20] if isinstance(data.get("hooks"), list) else ()
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
                        batch, stored["BUFFER"], stored["CONSTANT_TENSOR"],
-                       _initial(folder / "initial.pt", parameters, budget), unread, hooks)
+                       _initial(folder / "initial.pt", parameters, budget), unread, hooks, _steps(data, parameters))
+
+
+def _steps(data: dict, parameters: dict[str, torch.Tensor]) -> dict[str, int]:
+    """The recorded optimizer steps per parameter, kept only for parameters the model has, as whole numbers."""
+    steps = data.get("steps")
+    if not isinstance(steps, dict):
+        return {}
+    return {k: v for k, v in steps.items() if k in parameters and type(v) is int and 0 <= v < 2**53}
 
 
 def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor], budget: ExportBudget

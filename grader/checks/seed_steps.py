@@ -1,0 +1,81 @@
+"""How long each seed's model trained: the optimizer steps its parameters took, against its reported best epoch.
+
+A run of the course set-up takes one step per training batch in every epoch it runs: best_epoch + patience
+epochs when patience runs out, n_epochs otherwise. A model stored as a copy taken at its best epoch carries
+the steps until then (the kernel hands a deep copy its original's count). Counting off by one, such as a
+0-based best_epoch or a stop one epoch late, is for other checks to judge and passes here. A model whose
+parameters no torch optimizer stepped (rebuilt and loaded with the weights, or trained by hand) is not judged.
+"""
+
+from __future__ import annotations
+
+from grader.checks.base import CheckContext, Outcome
+from grader.checks.registry import Param, check_kind
+from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
+
+
+def allowed_epochs(best: int, patience: int, n_epochs: int) -> set[int]:
+    """Epochs of training a model reporting ``best`` may hold: a copy at its best epoch, or the whole run.
+
+    >>> sorted(allowed_epochs(13, 20, 500))
+    [13, 14, 32, 33, 34, 35]
+    """
+    stops = {best + patience + d for d in (-1, 0, 1, 2)}
+    ran_out = {n_epochs - 1, n_epochs} if max(stops) >= n_epochs else set()
+    return {best, best + 1} | {min(e, n_epochs) for e in stops} | ran_out
+
+
+# What each way of being off leaves, as the measurement shows it: never one cause where several give the same count.
+CAUSES = {
+    "twice": "twice the training batches per epoch: the validation set added to the training data, batches of 16, or "
+             "a pass that also steps the optimizer on the validation batches",
+    "length": "a run that went on past its patience or stopped before it, a model that had trained before this seed's "
+              "run (one model trained on from seed to seed), or a best_epoch that is not the stored model's run's",
+    "batches": "steps on only some batches, or on more than the training batches, or a loader of another batch size",
+}
+
+
+def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int) -> tuple[str, str]:
+    """What ``steps`` is, against the run that best_epoch implies, and which of CAUSES that leaves."""
+    ran = min(best + patience, n_epochs)
+    for epochs in (ran, best):
+        if epochs and steps == 2 * batches * epochs:
+            return (f"{steps} is {2 * batches} per epoch over the {epochs} epochs its best_epoch implies, twice the "
+                    f"{batches} training batches", "twice")
+    if steps % batches == 0:
+        return (f"{steps} steps are {steps // batches} epochs of {batches} batches, where best_epoch {best} implies "
+                f"{ran} (or {best} for a copy taken at the best epoch)", "length")
+    return f"{steps} is not a whole number of epochs of {batches} batches", "batches"
+
+
+@check_kind("seed_steps", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,
+            batches=Param(int, doc="training batches per epoch in the set-up (180 points in batches of 32: 6)"),
+            patience=Param(int, doc="the set-up's patience"), n_epochs=Param(int, doc="the set-up's epoch budget"))
+def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batches: int, patience: int,
+               n_epochs: int) -> Outcome:
+    """Each model took one optimizer step per training batch, for the epochs its reported best epoch implies."""
+    nets, table = seed_models(ctx, models, seeds), seed_results(ctx, results, seeds)
+    lines, off, causes = [], [], []
+    for seed in seeds:
+        best = int(table[seed]["best_epoch"])
+        counted = nets[seed].steps
+        if not counted:
+            lines.append(f"seed {seed}: no optimizer step was recorded for its parameters (a model built anew and "
+                         "loaded with the weights, or trained without a torch optimizer), so its training was not "
+                         "counted")
+            continue
+        steps = max(counted.values())
+        if steps % batches == 0 and steps // batches in allowed_epochs(best, patience, n_epochs):
+            lines.append(f"seed {seed}: {steps} steps, {steps // batches} epochs of {batches} batches")
+            continue
+        off.append(seed)
+        said, cause = _measured(steps, best, patience, n_epochs, batches)
+        causes += [cause] if cause not in causes else []
+        lines.append(f"seed {seed}: its parameters took {steps} optimizer steps; {said}")
+    message = "; ".join(lines) + "."
+    if not off:
+        return Outcome(True, message, metrics={"off": 0})
+    left = "; or ".join(CAUSES[c] for c in causes)
+    return Outcome(False, f"{message} What this leaves: {left}. Train each seed's own model on the training split "
+                   "only, one step per batch of the set-up's loader, and report its own best epoch.",
+                   fraction=1 - len(off) / len(seeds), metrics={"off": len(off)})
