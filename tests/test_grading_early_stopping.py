@@ -461,7 +461,7 @@ def test_a_sum_over_samples_divided_by_the_batches_is_a_known_scale():
 
 @pytest.mark.parametrize("name, says", [
     ("ties-reset-patience", "exactly what counting an equal val loss as an improvement gives (<= where the task has <)"),
-    ("min-delta", "a min_delta anywhere from 6e-05 to 0.1 gives them all"),
+    ("min-delta", "any margin from 6e-05 to 0.1 gives them all): a min_delta does this"),
 ])
 def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded, name, says):
     """`<=` and a min_delta of 1e-3 pass every run on the grader's usual data: only the plateau (lr=0) shows the
@@ -472,7 +472,7 @@ def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded
     assert failed[0].points == 0.5 and says in failed[0].message
 
 
-def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False):
+def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, best_from_stop: bool = False):
     """A train_model_extended (Adam, sums of batch means) with its own test for an improvement and count to stop."""
     def train_model_extended(model, dataloader, val_dataloader=None, criterion=None, optimizer=None, scheduler=None,
                              lr=0.01, n_epochs=200, logging_interval=50, patience=None):
@@ -494,6 +494,8 @@ def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False):
                 waited += 1
                 if waited >= patience + late:
                     break
+        if best_from_stop:  # the epoch patience counts back from: wrong where patience never ran out
+            best_epoch = len(val_loss) - patience
         return model, [], [], val_loss, [], best_epoch, []
 
     return train_model_extended
@@ -503,9 +505,13 @@ def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False):
     (lambda v, best: v < best, {}, True, "no tie counted as an improvement"),
     (lambda v, best: v < best, {"late": 1}, True, "every fall counted as an improvement"),  # the patience checks' part
     (lambda v, best: v <= best, {}, False, "(<= where the task has <)"),
-    (lambda v, best: v < best - 1e-4, {}, False, "a min_delta anywhere from"),
-    (lambda v, best: v < best, {"record": lambda v: round(v, 2)}, True, "a rounded record looks like this"),
+    (lambda v, best: v < best - 1e-4, {}, False, "a min_delta does this"),
+    (lambda v, best: v < best, {"record": lambda v: round(v, 2)}, True, "which a rounded record cannot show"),
     (lambda v, best: v < best, {"refuse_zero": True}, True, "could not be used, so ties were not tested"),
+    # best_epoch worked out from the stop is the best-epoch checks' to judge, not a rule for an improvement
+    (lambda v, best: v < best, {"best_from_stop": True}, True, "every fall counted as an improvement"),
+    # a tie in a rounded record excuses nothing where a fall it shows was not counted
+    (lambda v, best: v < best - 1e-3, {"record": lambda v: round(v, 4)}, False, "a min_delta does this"),
 ])
 def test_strict_improvement_judges_the_rule_on_the_function_s_own_record(tmp_path, improves, kwargs, passed, says):
     from grader.checks.improvement import strict_improvement

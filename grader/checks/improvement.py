@@ -3,8 +3,11 @@
 The task's rule: an epoch improves when its val loss is strictly below the best so far, and training stops
 once ``patience`` epochs in a row did not improve. Runs on the grader's usual data never tie and never fall by
 less than the margins students add, so ``<=`` and a ``min_delta`` pass every other check. Each run is judged
-against the val losses the student's own function recorded, so no data can make a correct function fail; a
-cause is named only when a rule reproduces every run exactly.
+against the val losses the student's own function recorded, so no data can make a correct function fail, and
+only on what the rule for an improvement decides: on the plateau, whether a tie moved the best epoch or kept
+the run from stopping; on the tiny falls, where the run stopped. How a function counts epochs (from 0, one
+epoch late) and how it works out best_epoch are the other checks' to judge. A cause is named only when a rule
+gives every run exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from grader.checks.base import CheckContext, CheckFailed, Outcome
 from grader.checks.registry import Param, check_kind
 from grader.loading.kinds import whole_number
 
-Rule = Callable[[float, float], bool]  # (this epoch's val loss, the best so far) -> whether it is an improvement
+# (this epoch's val loss, the best so far, the epoch) -> whether the epoch is an improvement
+Rule = Callable[[float, float, int], bool]
 MARGINS = tuple(10 ** (k / 4) for k in range(-32, 5))  # 1e-8 to 10: the margins tried as a min_delta
 
 
@@ -52,31 +56,31 @@ COUNTINGS = tuple(Counting(f, p, b) for f in (1, 0) for p in (0, -1, 1) for b in
 
 
 def follow(val_loss: tuple[float, ...], patience: int, n_epochs: int, improves: Rule,
-           counting: Counting = TASK) -> tuple[int, int | None]:
-    """(best_epoch reported, stop epoch) under ``improves``; stop None when patience never ran out.
+           counting: Counting = TASK) -> tuple[int, int]:
+    """(best_epoch as reported, the epoch the run ends at) under ``improves``, counted as ``counting`` counts.
 
-    >>> follow((3.0, 3.0, 3.0, 3.0), patience=2, n_epochs=9, improves=lambda v, best: v < best)
+    >>> follow((3.0, 3.0, 3.0, 3.0), patience=2, n_epochs=9, improves=strict)
     (1, 3)
     """
     best, best_epoch, waited = math.inf, 0, 0
-    for epoch, value in enumerate(val_loss[:n_epochs + counting.budget_shift], 1):
-        if improves(value, best):
+    budget = n_epochs + counting.budget_shift
+    for epoch, value in enumerate(val_loss[:budget], 1):
+        if improves(value, best, epoch):
             best, best_epoch, waited = value, epoch, 0
         else:
             waited += 1
             if waited >= patience + counting.patience_shift:
                 return best_epoch - 1 + counting.first_epoch, epoch
-    return best_epoch - 1 + counting.first_epoch, None
+    return best_epoch - 1 + counting.first_epoch, budget
+
+
+def strict(value: float, best: float, epoch: int) -> bool:
+    return value < best
 
 
 def reproduces(run: Called, improves: Rule, counting: Counting = TASK) -> bool:
     """Whether ``improves``, counted as ``counting`` counts, gives exactly the run's best_epoch and its length."""
-    best, stop = follow(run.val_loss, run.patience, run.n_epochs, improves, counting)
-    return best == run.best_epoch and run.ran == (stop if stop is not None else run.n_epochs + counting.budget_shift)
-
-
-def strict(value: float, best: float) -> bool:
-    return value < best
+    return follow(run.val_loss, run.patience, run.n_epochs, improves, counting) == (run.best_epoch, run.ran)
 
 
 def countings(also: Called | None) -> tuple[Counting, ...]:
@@ -86,14 +90,47 @@ def countings(also: Called | None) -> tuple[Counting, ...]:
     return fitting or COUNTINGS
 
 
-def ties_hidden(run: Called) -> bool:
-    """Whether a recorded val loss equals the best before it: a rounded record can hide a real fall there."""
-    best = math.inf
-    for value in run.val_loss:
-        if value == best:
-            return True
-        best = min(best, value)
-    return False
+def tied_epochs(run: Called) -> tuple[int, ...]:
+    """Epochs whose recorded val loss equals the lowest before it: a rounded record, or a fall below float32's
+    resolution, can hide a real fall there, so the strict rule may have counted them either way."""
+    low, tied = math.inf, []
+    for epoch, value in enumerate(run.val_loss, 1):
+        if value == low:
+            tied.append(epoch)
+        low = min(low, value)
+    return tuple(tied)
+
+
+def strict_outcomes(run: Called, ways: tuple[Counting, ...], ties: bool = False) -> dict[tuple[int, int], bool]:
+    """(best_epoch, end) the strict rule can give, counted each of ``ways``; with ``ties``, each tied epoch
+    (``tied_epochs``) taken either way. Each maps to whether it needs a tie taken as a fall.
+
+    The best value is always the lowest so far, whichever way a tie goes: only the best epoch and the count
+    branch, so the states stay few.
+    """
+    tied = set(tied_epochs(run)) if ties else set()
+    found: dict[tuple[int, int], bool] = {}
+    for way in ways:
+        budget, limit = run.n_epochs + way.budget_shift, run.patience + way.patience_shift
+        states, low = {(0, 0, False)}, math.inf  # (best epoch, epochs without improvement, a tie taken as a fall)
+        for epoch, value in enumerate(run.val_loss[:budget], 1):
+            moved = set()
+            for best, waited, used in states:
+                if value < low:
+                    moved.add((epoch, 0, used))
+                    continue
+                if epoch in tied:
+                    moved.add((epoch, 0, True))
+                if waited + 1 >= limit:
+                    key = (best - 1 + way.first_epoch, epoch)
+                    found[key] = found.get(key, True) and used
+                else:
+                    moved.add((best, waited + 1, used))
+            states, low = moved, min(low, value)
+        for best, _, used in states:
+            key = (best - 1 + way.first_epoch, budget)
+            found[key] = found.get(key, True) and used
+    return found
 
 
 def _called(ctx: CheckContext, name: str) -> Called:
@@ -115,18 +152,19 @@ def _called(ctx: CheckContext, name: str) -> Called:
                   float(lr) if isinstance(lr, (int, float)) else None, moved if isinstance(moved, bool) else None)
 
 
+def _optional(ctx: CheckContext, name: str) -> tuple[Called | None, str]:
+    """The run ``name``, or None and why it cannot be read."""
+    if not name:
+        return None, ""
+    try:
+        return _called(ctx, name), ""
+    except CheckFailed as e:
+        return None, e.message
+
+
 def _did(run: Called) -> str:
     stopped = (f"stopped at epoch {run.ran}" if run.ran < run.n_epochs else f"ran all {run.n_epochs} epochs")
     return f"your function reported best_epoch {run.best_epoch} and {stopped}"
-
-
-def _should(run: Called) -> str:
-    best, stop = follow(run.val_loss, run.patience, run.n_epochs, strict)
-    rule = "counting only a strictly lower val loss as an improvement"
-    if stop is None and run.ran < run.n_epochs:
-        return f"{rule} has epoch {best} as the best at epoch {run.ran}, with patience left, and trains on"
-    end = f"stops at epoch {stop}" if stop is not None else f"runs all {run.n_epochs} epochs"
-    return f"{rule} keeps epoch {best} and {end}"
 
 
 def _falls(run: Called) -> str:
@@ -134,7 +172,9 @@ def _falls(run: Called) -> str:
     if not falls:
         return "where its val loss never fell"
     low, high = f"{min(falls):.2g}", f"{max(falls):.2g}"
-    return f"where its val loss fell by {low if low == high else f'{low} to {high}'} an epoch"
+    ties = len(tied_epochs(run))
+    tied = f", and {ties} epoch{'s' if ties > 1 else ''} tied the best before" if ties else ""
+    return f"where its val loss fell by {low if low == high else f'{low} to {high}'} an epoch{tied}"
 
 
 def _cause(runs: list[Called], ways: tuple[Counting, ...]) -> str:
@@ -142,17 +182,60 @@ def _cause(runs: list[Called], ways: tuple[Counting, ...]) -> str:
     def all_given(improves: Rule) -> bool:
         return any(all(reproduces(r, improves, c) for r in runs) for c in ways)
 
-    if all_given(lambda v, best: v <= best):
+    if all_given(lambda v, best, e: v <= best):
         return ("Your function's runs are exactly what counting an equal val loss as an improvement gives (<= where "
                 "the task has <): on a plateau that resets the count every epoch, so patience never runs out.")
-    margins = [m for m in MARGINS if all_given(lambda v, best, m=m: v < best - m)]
+    margins = [m for m in MARGINS if all_given(lambda v, best, e, m=m: v < best - m)]
     if margins:
-        return (f"Your function's runs are exactly what a rule gives that counts a fall only when it exceeds a margin "
-                f"(a min_delta anywhere from {margins[0]:.1g} to {margins[-1]:.1g} gives them all). The task counts "
-                "every strictly lower val loss as an improvement, however small: drop the margin.")
-    return ("Neither counting ties as improvements nor a margin (min_delta) gives these runs exactly, so the grader "
-            "names no cause: compare your function's test for an improvement with the task's (a strictly lower val "
-            "loss than the best so far).")
+        return (f"Your function's runs are exactly what counting a fall only when it exceeds a margin gives (any "
+                f"margin from {margins[0]:.1g} to {margins[-1]:.1g} gives them all): a min_delta does this, and so do "
+                "val losses rounded before they are compared. The task counts every strictly lower val loss as an "
+                "improvement, however small.")
+    return ""
+
+
+def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple[Counting, ...]
+             ) -> tuple[str, str, str]:
+    """(what went wrong, a note, an undecided note) for the run at lr=0."""
+    if flat is None:
+        return "", "", f"The grader's run on a plateau (lr=0) could not be used, so ties were not tested: {failed}"
+    at = f"At lr={flat.lr:g}" if flat.lr is not None else "On the grader's plateau"
+    if flat.weights_moved is not False:
+        return "", "", (f"{at} the weights still moved (or could not be compared), so the run that should sit on a "
+                        "plateau did not, and ties were not tested; the check of the lr your function uses says more.")
+    possible = strict_outcomes(flat, ways)
+    latest_best = max(best for best, _ in possible)
+    never_stopped = flat.ran >= flat.n_epochs - 1 and flat.ran > max(end for _, end in possible)
+    if flat.best_epoch <= latest_best and not never_stopped:
+        return "", f"{at} (the val loss never changes) {_did(flat)}: no tie counted as an improvement.", ""
+    if never_stopped and flat.best_epoch <= latest_best and (other is None or other.ran >= other.n_epochs):
+        return "", "", (f"{at} {_did(flat)}, but it also ran all its epochs in the grader's other run, so its early "
+                        "stopping is the patience checks' to judge, not its ties.")
+    level = f"{flat.val_loss[0]:.4f}" if len(set(flat.val_loss)) == 1 else "the same value"
+    what = (f"{at} the weights never change, so every epoch's val loss is {level}: {_did(flat)}, but counting only "
+            f"a strictly lower val loss as an improvement keeps epoch 1 as the best and stops {flat.patience} epochs "
+            "later")
+    if flat.best_epoch <= latest_best:  # the best stayed, yet the count never ran out
+        what += (". The best epoch stayed, yet patience never ran out: what remains is a tie that resets the count of "
+                 "epochs without improvement, or a count of epochs whose val loss rose rather than of epochs without "
+                 "a new best")
+    return what + ".", "", ""
+
+
+def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
+    """(what went wrong, a note, an undecided note) for the run with tiny falls: judged by where it ended."""
+    where = f"given lr={slow.lr:g}, {_falls(slow)}" if slow.lr is not None else _falls(slow)
+    ends: dict[int, bool] = {}  # where the strict rule can end the run -> whether only with a tie taken as a fall
+    for (_, end), tie in strict_outcomes(slow, ways, ties=True).items():
+        ends[end] = ends.get(end, True) and tie
+    if slow.ran in ends and not ends[slow.ran]:
+        return "", f"On a run {where}, {_did(slow)}: every fall counted as an improvement.", ""
+    if slow.ran in ends:
+        return "", "", (f"On a run {where}, {_did(slow)}: that fits the task's rule only if some of the tied epochs "
+                        "hid a fall, which a rounded record cannot show, so it was not judged.")
+    plain = follow(slow.val_loss, slow.patience, slow.n_epochs, strict)[1]
+    return (f"On a run {where}, {_did(slow)}, although each fall it recorded is an improvement under the task's "
+            f"rule, which ends that run at epoch {plain}."), "", ""
 
 
 @check_kind("strict_improvement",
@@ -160,58 +243,25 @@ def _cause(runs: list[Called], ways: tuple[Counting, ...]) -> str:
                           "weights_moved): every epoch ties the first", export=True),
             creep=Param(str, doc="a dict export of a run whose val loss falls by tiny amounts (val_loss, best_epoch, "
                         "patience, n_epochs, lr)", export=True),
-            also=Param(str, "", "a dict export of another run of the function (with patience and n_epochs): a cause "
-                       "is named only when it gives this run too", export=True))
+            also=Param(str, "", "a dict export of another run of the function (with patience and n_epochs): it fixes "
+                       "how the function counts, and a cause is named only when it gives this run too", export=True))
 def strict_improvement(ctx: CheckContext, plateau: str, creep: str, also: str) -> Outcome:
     """A tie is not an improvement, and every fall is: the task's rule on a plateau and on tiny falls."""
     slow = _called(ctx, creep)
-    other, flat, flat_failed = _optional(ctx, also), _optional(ctx, plateau), ""
-    if flat is None:
-        try:
-            _called(ctx, plateau)
-        except CheckFailed as e:  # lr=0 is an unusual argument: a function may refuse it, which costs nothing here
-            flat_failed = e.message
+    other, _ = _optional(ctx, also)
+    flat, failed = _optional(ctx, plateau)
     ways = countings(other)
-    wrong, notes, undecided = [], [], []
-    if flat is None:
-        undecided.append(f"The grader's run on a plateau (lr=0) could not be used, so ties were not tested: "
-                         f"{flat_failed}")
-    elif flat.weights_moved is not False:
-        undecided.append(f"At lr={flat.lr:g} the weights still moved (or could not be compared), so the run that "
-                         "should sit on a plateau did not, and ties were not tested; the check of the lr your "
-                         "function uses says more.")
-    elif any(reproduces(flat, strict, c) for c in ways):
-        notes.append(f"At lr={flat.lr:g} (the val loss never changes) {_did(flat)}: no tie counted as an improvement.")
-    else:
-        level = f"{flat.val_loss[0]:.4f}" if len(set(flat.val_loss)) == 1 else "the same value"
-        wrong.append(f"At lr={flat.lr:g} the weights never change, so every epoch's val loss is {level}: "
-                     f"{_did(flat)}, but {_should(flat)} (patience {flat.patience}).")
-    where = f"given lr={slow.lr:g}, {_falls(slow)}" if slow.lr is not None else _falls(slow)
-    if any(reproduces(slow, strict, c) for c in ways):
-        notes.append(f"On a run {where}, {_did(slow)}: every fall counted as an improvement.")
-    elif ties_hidden(slow):
-        undecided.append(f"On a run {where}, the val losses your function recorded tie the best before them, so "
-                         "whether it counted those epochs cannot be told from them (a rounded record looks like "
-                         "this).")
-    else:
-        wrong.append(f"On a run {where}, {_did(slow)}, but {_should(slow)} (patience {slow.patience}).")
+    judged = [_plateau(flat, failed, other, ways), _creep(slow, ways)]
+    wrong = [w for w, _, _ in judged if w]
+    notes = [n for _, n, _ in judged if n] + [u for _, _, u in judged if u]
+    undecided = sum(1 for _, _, u in judged if u)
     metrics = {"creep_best_epoch": slow.best_epoch, "creep_epochs": slow.ran}
     if flat is not None:
         metrics |= {"plateau_best_epoch": flat.best_epoch, "plateau_epochs": flat.ran}
     if not wrong:
-        return Outcome(True, " ".join(notes + undecided),
-                       metrics=metrics | ({"undecided": len(undecided)} if undecided else {}))
+        return Outcome(True, " ".join(notes), metrics=metrics | ({"undecided": undecided} if undecided else {}))
     plateau_known = flat is not None and flat.weights_moved is False
     known = [slow] + ([flat] if plateau_known else []) + ([other] if other else [])
-    return Outcome(False, " ".join(wrong + [_cause(known, ways)] + notes + undecided), fraction=1 - len(wrong) / 2,
+    cause = _cause(known, ways)
+    return Outcome(False, " ".join(wrong + ([cause] if cause else []) + notes), fraction=1 - len(wrong) / 2,
                    metrics=metrics)
-
-
-def _optional(ctx: CheckContext, name: str) -> Called | None:
-    """The run ``name``, or None when there is none or it cannot be read."""
-    if not name:
-        return None
-    try:
-        return _called(ctx, name)
-    except CheckFailed:
-        return None
