@@ -118,6 +118,17 @@ def test_sgd_two_epochs_instead_of_fifteen(roots):
                              "images, but the task fixes 15 epochs.")
 
 
+def test_a_plain_sgd_made_anew_each_epoch_is_counted_by_the_model_s_steps(roots):
+    """A learning rate decayed by hand, one new SGD per epoch: the exported optimizer stepped in the last epoch only,
+    and the run lost half of fixed-setup as "created anew". The model's parameters took all 15 epochs' steps."""
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "sgd-per-epoch.ipynb", "small"))["fixed-setup"]
+    assert check.passed, check.message
+    assert check.message == (
+        "the model's parameters took 1,185 optimizer steps: 15 epochs of batches of 64 over the 5,000 training images, "
+        "as the task fixes (`optimizer` itself stepped 79 times: a new SGD was made during training (a plain SGD keeps "
+        "no state, so that changes nothing but the learning rate)).")
+
+
 def test_sgd_training_accuracy_too_high(roots):
     checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "constant-high-lr.ipynb"))
     assert checks["val-accuracy"].passed
@@ -297,6 +308,16 @@ def _optimizer(steps=None, state_steps=()) -> OptimizerExport:
 LOADER = LoaderExport(64, True, "RandomSampler", False, "MNIST", 5000, "ToTensor()")
 
 
+def _trained(steps: int):
+    """A loaded 784-128-10 model whose parameters the kernel counted ``steps`` optimizer steps for."""
+    from grader.loading.model_graph import LoadedModel
+
+    net = MnistMLP()
+    parameters = {k: v.detach() for k, v in net.named_parameters()}
+    return LoadedModel(torch.fx.symbolic_trace(net), "MnistMLP", (1, 28, 28), parameters,
+                       steps={k: steps for k in parameters})
+
+
 @pytest.mark.parametrize("exercise, values, verdict, message", [
     # drop_last=True: 78 batches an epoch
     ("mnist-sgd", {"optimizer": _optimizer(15 * 78), "history": {"train_loss": [1.0] * 15}}, True,
@@ -351,6 +372,18 @@ LOADER = LoaderExport(64, True, "RandomSampler", False, "MNIST", 5000, "ToTensor
     ("mnist-sgd", {"optimizer": _optimizer(None), "history": {"train_loss": [1.0] * 15}}, False,
      ("`optimizer` never stepped, or its steps could not be counted: train with this optimizer, calling its step() "
       "once per batch.")),
+    # a plain SGD made anew each epoch (an LR set by hand): the model's parameters took all 15 epochs' steps
+    # (was "if 15 ran, `optimizer` was created anew during training", half the point lost)
+    ("mnist-sgd", {"optimizer": _optimizer(79), "history": {"train_loss": [1.0] * 15}, "model": _trained(15 * 79)},
+     True, ("the model's parameters took 1,185 optimizer steps: 15 epochs of batches of 64 over the 5,000 training "
+            "images, as the task fixes (`optimizer` itself stepped 79 times: a new SGD was made during training (a "
+            "plain SGD keeps no state, so that changes nothing but the learning rate)).")),
+    # an Adam made anew each epoch starts its running averages over: that is not the set-up
+    ("mnist-adam", {"optimizer": dataclasses.replace(_optimizer(79), cls="Adam"), "history": {"train_loss": [1.0] * 4},
+                    "model": _trained(4 * 79)}, False,
+     ("the model's parameters took 316 optimizer steps, 4 epochs of batches of 64 over the 5,000 training images, but "
+      "`optimizer` itself stepped 79 times: a new Adam was made during training, which starts its state over (running "
+      "averages); create it once, before the loop, and change the learning rate with a scheduler.")),
 ])
 def test_fixed_setup_counts_steps_over_the_roots_training_images(roots, exercise, values, verdict, message):
     outcome = evaluate(exercise, "fixed-setup", values, roots["small"])

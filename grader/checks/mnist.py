@@ -106,6 +106,14 @@ class RunCount:
     steps: int | None  # optimizer.step() calls (the kernel's probe), else Adam's per-parameter step count
     epochs_recorded: int | None  # the history's length
     scheduler_epochs: int | None  # the scheduler's last_epoch: its step() calls
+    model_steps: int | None = None  # the optimizer steps the model's parameters took, whichever optimizers made them
+    counted_by_model: bool = False  # ``steps`` are the model's: more than one optimizer made them
+
+    def stepped(self, optimizer: str) -> str:
+        """What ``steps`` counts, in words: the exported optimizer's step() calls, or the model's steps."""
+        if self.counted_by_model:
+            return f"the model's parameters took {self.steps:,} optimizer steps"
+        return f"`{optimizer}` stepped {self.steps:,} times"
 
     def epoch_counts(self) -> list[int]:
         """Epoch counts the run may have had, most trusted first (a scheduler stepped per batch counts none)."""
@@ -113,14 +121,39 @@ class RunCount:
         return list(dict.fromkeys(c for c in counts if c and self.steps and c < self.steps))
 
 
-def count_run(ctx: CheckContext, optimizer: str, history: str, scheduler: str) -> RunCount:
+def count_run(ctx: CheckContext, optimizer: str, history: str, scheduler: str, model: str = "") -> RunCount:
     steps = ctx.value(optimizer, "optimizer").step_count()
     hist = ctx.exports.values.get(history)
     curve = hist.get("train_loss") if isinstance(hist, dict) else None
     sched = ctx.exports.values.get(scheduler) if scheduler else None
     last = sched.state.get("last_epoch") if isinstance(sched, SchedulerExport) else None
+    net = ctx.exports.values.get(model) if model else None
+    took = max(net.steps.values(), default=None) if isinstance(net, ModelValue) and hasattr(net, "steps") else None
     return RunCount(steps, len(curve) if isinstance(curve, list) else None,
-                    last if isinstance(last, int) and not isinstance(last, bool) else None)
+                    last if isinstance(last, int) and not isinstance(last, bool) else None, took or None)
+
+
+def _whole_epochs(steps: int | None, n: int, batch: int) -> int | None:
+    """``steps`` as whole epochs of batches of ``batch`` over ``n`` images (the last batch kept, or dropped)."""
+    return next((steps // k for k in (math.ceil(n / batch), n // batch) if steps and k and steps % k == 0), None)
+
+
+def _remade(opt: OptimizerExport, run: RunCount, optimizer: str) -> tuple[RunCount, str, bool]:
+    """A run whose model took more optimizer steps than the exported optimizer made: another optimizer made them too.
+
+    Returns the run counted by the model's steps, what that shows, and whether it changes the training: a plain SGD
+    (no momentum) keeps no state, so making it anew changes nothing but the LR; any other optimizer starts over.
+    """
+    if not run.model_steps or not run.steps or run.model_steps <= run.steps:
+        return run, "", False
+    stateless = opt.cls == "SGD" and all(not g.get("momentum") for g in opt.param_groups)
+    what = f"`{optimizer}` itself stepped {run.steps:,} times: a new {opt.cls} was made during training"
+    if stateless:
+        what += " (a plain SGD keeps no state, so that changes nothing but the learning rate)"
+    else:
+        what += (f", which starts its state over ({'running averages' if opt.cls != 'SGD' else 'momentum'}); "
+                 "create it once, before the loop, and change the learning rate with a scheduler")
+    return dataclasses.replace(run, steps=run.model_steps, counted_by_model=True), what, not stateless
 
 
 def _batches_for(n: int, per_epoch: int) -> str:
@@ -138,7 +171,7 @@ def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: Lo
         if run.steps % epochs:
             continue
         k = run.steps // epochs
-        counted = f"`{optimizer}` stepped {run.steps:,} times in {epochs} epochs, {k} times per epoch"
+        counted = f"{run.stepped(optimizer)} in {epochs} epochs, {k} times per epoch"
         if isinstance(own, int) and own != batch and math.ceil(n / own) == k:
             return (f"{counted}: batches of {own} over the {n:,} training images, as `{name}` makes them, but the "
                     f"task fixes the batch size at {batch}"), True
@@ -149,7 +182,7 @@ def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: Lo
         return (f"{counted}. Over the {n:,} training images that is batches of {_batches_for(n, k)} images, not "
                 f"{batch}; or, with batches of {batch}, epochs of {(k - 1) * batch + 1:,} to {k * batch:,} images "
                 f"instead of all {n:,}"), False
-    return (f"`{optimizer}` stepped {run.steps:,} times, which is no whole number of epochs of {math.ceil(n / batch)} "
+    return (f"{run.stepped(optimizer)}, which is no whole number of epochs of {math.ceil(n / batch)} "
             f"batches of {batch} over the {n:,} training images: the batch size or the training data changed, or an "
             "epoch stopped early"), False
 
@@ -189,16 +222,22 @@ def _loader_notes(loader: LoaderExport | None, name: str, n: int, batch: int, ba
             data=Param(dict, doc="the training split, e.g. {kind='mnist', split='train'}", check=data_problem),
             batch_size=Param(int, doc="the batch size the task fixes"),
             epochs=Param(int, 0, "the epochs the task fixes; 0 when the notebook chooses them"),
-            shuffle=Param(bool, True, "the training loader must shuffle"))
+            shuffle=Param(bool, True, "the training loader must shuffle"),
+            model=Param(str, "model", "the trained model: the optimizer steps its parameters took count the run when "
+                        "more than one optimizer made them", export=True))
 def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str, loader: str, data: dict,
-                batch_size: int, epochs: int, shuffle: bool) -> Outcome:
+                batch_size: int, epochs: int, shuffle: bool, model: str) -> Outcome:
     """What the task fixes (epochs, batch size, training data), counted from the optimizer's steps, not a loader.
 
     One epoch over the n training images of the grader's root is ceil(n / batch_size) steps (n // batch_size
     with drop_last), so the run's step count shows the epochs and the batches it really used.
     """
-    run = count_run(ctx, optimizer, history, scheduler)
+    run = count_run(ctx, optimizer, history, scheduler, model)
     n = len(ctx.data.make(data, ctx.check_id).Y)
+    remade, restarted = "", False
+    own = _whole_epochs(run.steps, n, batch_size)
+    if own is None or own != (epochs or run.epochs_recorded or own):  # the exported optimizer does not explain it
+        run, remade, restarted = _remade(ctx.value(optimizer, "optimizer"), run, optimizer)
     handed_out = ctx.exports.values.get(loader)
     if not run.steps:
         return Outcome(False, f"`{optimizer}` never stepped, or its steps could not be counted: train with this "
@@ -206,20 +245,22 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     per_step = run.epochs_recorded == run.steps and run.steps > math.ceil(n / batch_size)
     if per_step:  # the history was filled once per batch: its length counts steps, not epochs
         run = dataclasses.replace(run, epochs_recorded=None)
-    whole = next((run.steps // k for k in (math.ceil(n / batch_size), n // batch_size) if k and run.steps % k == 0),
-                 None)
+    whole = _whole_epochs(run.steps, n, batch_size)
     problems, named = [], False
     if whole is None:
         explained, named = _explain_steps(run, n, batch_size, optimizer, handed_out, loader)
         problems.append(explained)
     elif epochs and whole != epochs:
-        problems.append(f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
+        problems.append(f"{run.stepped(optimizer)}: {whole} epoch{'s' * (whole != 1)} of batches of "
                         f"{batch_size} over the {n:,} training images{_as_recorded(run, whole, history, optimizer)}, "
                         f"but the task fixes {epochs} epochs")
-    elif not epochs and (run.epochs_recorded or 0) > whole + 1:
+    elif remade and restarted:
+        problems.append(f"{run.stepped(optimizer)}, {whole} epoch{'s' * (whole != 1)} of batches of {batch_size} over "
+                        f"the {n:,} training images, but {remade}")
+    elif not epochs and (run.epochs_recorded or 0) > whole + 1 and not remade:
         # One value more than the epochs stepped is a row for the untrained network (an evaluation before training);
         # more: the epochs are the notebook's choice, but the exported optimizer ran fewer than the history records.
-        problems.append(f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
+        problems.append(f"{run.stepped(optimizer)}: {whole} epoch{'s' * (whole != 1)} of batches of "
                         f"{batch_size} over the {n:,} training images{_as_recorded(run, whole, history, optimizer)}; "
                         "a new optimizer each epoch also restarts what it has learnt of the gradients (Adam's running "
                         "averages, SGD's momentum)")
@@ -230,9 +271,11 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     recorded = (f" (`{history}` holds one value per optimizer step, not one per epoch: its length counts batches)"
                 if per_step else f" (`{history}` records {whole + 1} values, one more than the epochs stepped: a row "
                 "before training, say)" if whole is not None and run.epochs_recorded == whole + 1 else "")
+    if remade and not restarted:
+        recorded += f" ({remade})"
     if problems:
         return Outcome(False, "; ".join(problems) + recorded + ".", metrics=metrics)
-    return Outcome(True, f"`{optimizer}` stepped {run.steps:,} times: {whole} epoch{'s' * (whole != 1)} of batches of "
+    return Outcome(True, f"{run.stepped(optimizer)}: {whole} epoch{'s' * (whole != 1)} of batches of "
                    f"{batch_size} over the {n:,} training images, as the task fixes{recorded}.", metrics=metrics)
 
 
