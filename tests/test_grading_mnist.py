@@ -462,6 +462,21 @@ def test_sweep_models_that_never_trained_are_named_as_such_not_as_one_run(roots)
     assert "never trained" in labels.message and "one run" not in labels.message
 
 
+@pytest.mark.parametrize("notebook, says", [
+    # SGD with momentum: every other check passes, and the kernel records no optimizer but the one stepping
+    ("sgd-momentum", "the models were trained with SGD, where the task trains each with Adam"),
+    # one model's parameters, reset in place, and one Adam for all three rates: the starts match, the steps grow
+    ("one-adam-reset", "an optimizer kept for them carries its state over too"),
+])
+def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each_model(roots, notebook, says):
+    """Both got 10/10: the labels, starts and curves are all right. The kernel's per-parameter step record shows
+    what the runs did instead."""
+    result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{notebook}.ipynb", "tiny")
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.id for c in failed] == ["1e-3-beats-1e-4"], [(c.id, c.message) for c in failed]
+    assert failed[0].points == 1.5 and says in failed[0].message, failed[0].message
+
+
 def _trained_by(cls: str, group: dict) -> OptimizerExport:
     return OptimizerExport(cls, f"torch.optim.{cls.lower()}", ({"lr": 0.01, "initial_lr": 0.01, "n_params": 101770}
                                                               | group,), {}, 100)

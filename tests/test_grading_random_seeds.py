@@ -263,6 +263,10 @@ def test_copies_of_one_model_trained_on_from_seed_to_seed_show_the_first_seed_s_
     assert ("seed 3: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0), not "
             "torch.manual_seed(3)") in check.message
     assert "seed 18: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0)" in check.message
+    # The copies also keep the original's optimizer steps: seed 3's holds seed 0's run (35 epochs) and its own (24).
+    steps = by_id(graded["one-model-continued"])["trained-steps"].message
+    assert "seed 3: its parameters took 354 optimizer steps; 354 steps are 59 epochs of 6 batches" in steps
+    assert "a model that had trained before this seed's run (one model trained on from seed to seed)" in steps
 
 
 class _HeadFirst(nn.Module):

@@ -546,11 +546,33 @@ def _epochs_recorded(table: dict, lrs: list, results: str) -> dict:
     return counts
 
 
+def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
+    """How the runs' recorded training differs: their parameters' optimizer steps, or the optimizers that made them.
+
+    A copy keeps its original's steps, so a model trained on from one rate to the next, or one model's parameters
+    reset in place and trained again, shows a count that grows from rate to rate.
+    """
+    steps = {lr: max(net.steps.values()) for lr, net in nets.items() if getattr(net, "steps", None)}
+    found = []
+    if len(steps) == len(nets) and len(set(steps.values())) > 1:
+        counts = " and ".join(f"{n:,} (lr={lr:g})" for lr, n in steps.items())
+        found.append(f"the models' parameters took {counts} optimizer steps, where runs trained alike take the same "
+                     "number: a model trained on from one rate to the next, one model's parameters reset in place and "
+                     "trained again (an optimizer kept for them carries its state over too), or more epochs or "
+                     "batches for one rate")
+    used = sorted({c for net in nets.values() for c in getattr(net, "optimizers", ())})
+    if optimizer and used and used != [optimizer]:
+        found.append(f"the models were trained with {' and '.join(used)}, where the task trains each with {optimizer}")
+    return found
+
+
 @check_kind("sweep_order", **SWEEP, better=Param((int, float)), worse=Param((int, float)),
             data=Param(dict, check=data_problem),
-            epochs=Param(int, 0, "the epochs the task trains each rate for, read from the reported curves (0: any)"))
+            epochs=Param(int, 0, "the epochs the task trains each rate for, read from the reported curves (0: any)"),
+            optimizer=Param(str, "", "the optimizer class the task trains each rate with, as the kernel recorded the "
+                            "classes that stepped each model ('': any)"))
 def sweep_order(ctx: CheckContext, models: str, results: str, better: float, worse: float, data: dict,
-                epochs: int = 0) -> Outcome:
+                epochs: int = 0, optimizer: str = "") -> Outcome:
     """The grader's measurement must show ``better`` beating ``worse`` after training (e.g. 1e-3 over 1e-4)."""
     nets, table = _sweep(ctx, models, results, [better, worse])
     val = ctx.data.make(data, ctx.check_id)
@@ -568,6 +590,7 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     if _different_starts(nets[better], nets[worse]):
         unlike.append("the two models started from different weights (as the kernel recorded them at their first "
                       "forward pass), where the task builds each right after torch.manual_seed(0)")
+    unlike += _trained_unlike({lr: nets[lr] for lr in (better, worse)}, optimizer)
     if unlike:
         beats = "beats" if acc[better] > acc[worse] else "does not beat"
         return Outcome(False, f"The comparison is of runs trained alike, but {'; and '.join(unlike)} (lr={better:g} "

@@ -21,7 +21,7 @@ Layout of the export folder::
     models/<k>/graph.json  the model's forward pass as aten ops (captured by torch.export, forward hooks included)
     models/<k>/weights.pt  a dict of tensors: parameters, buffers and constants by name
     models/<k>/initial.pt  the parameters as they were at the model's first forward pass (kernel_probe); graph.json
-                           also holds the optimizer steps each parameter took part in
+                           also holds the optimizer steps each parameter took part in, and the optimizers' classes
     models/<k>/probe.pt    watch mode, a capture reused: the model's outputs on a few inputs (``_reused``)
 
 One model object stored under several names is exported once, so the grader sees it is one object.
@@ -313,7 +313,7 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None, reu
 def _write_model(model, graph: dict, tensors: dict, folder: str, probe: dict | None) -> dict:
     _T["save"](tensors, _path_join(folder, "weights.pt"))
     if probe and "steps_taken" in probe:
-        graph["steps"] = probe["steps_taken"](model)
+        graph["steps"], graph["optimizers"] = probe["steps_taken"](model), probe["stepped_by"](model)
     initial = probe["initial_state"](model) if probe else {}
     if initial:
         _T["save"]({k: v.contiguous() for k, v in initial.items()}, _path_join(folder, "initial.pt"))

@@ -42,7 +42,7 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 STEPS = _ById()  # optimizer -> how many times it stepped
-PARAMETER_STEPS = _ById()  # parameter -> [optimizer steps it took part in with a gradient]
+PARAMETER_STEPS = _ById()  # parameter -> [optimizer steps it took part in with a gradient, {optimizer classes}]
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
 
@@ -68,9 +68,10 @@ def _stepped(optimizer, args, kwargs):
                 if parameter.grad is not None:  # torch's optimizers leave a parameter without a gradient alone
                     count = PARAMETER_STEPS.get(parameter)
                     if count is None:
-                        PARAMETER_STEPS.set(parameter, [1])
+                        PARAMETER_STEPS.set(parameter, [1, {type(optimizer).__name__}])
                     else:
                         count[0] += 1
+                        count[1].add(type(optimizer).__name__)
     except Exception:  # noqa: BLE001
         pass
 
@@ -90,7 +91,7 @@ def _inherit_start(deepcopy):
                 INITIAL.set(result, start)
             steps = PARAMETER_STEPS.get(self)
             if steps is not None and result not in PARAMETER_STEPS:
-                PARAMETER_STEPS.set(result, [steps[0]])
+                PARAMETER_STEPS.set(result, [steps[0], set(steps[1])])
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -122,6 +123,11 @@ def initial_state(model) -> dict:
 def steps_taken(model) -> dict:
     """The optimizer steps each parameter of ``model`` took part in, by name (parameters never stepped are missing)."""
     return {name: PARAMETER_STEPS.get(p)[0] for name, p in model.named_parameters() if p in PARAMETER_STEPS}
+
+
+def stepped_by(model) -> list:
+    """The classes of the optimizers that stepped any parameter of ``model``, sorted."""
+    return sorted({c for p in model.parameters() if p in PARAMETER_STEPS for c in PARAMETER_STEPS.get(p)[1]})
 
 
 def after_import(name: str, then) -> None:

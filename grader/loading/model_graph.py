@@ -151,6 +151,7 @@ class LoadedModel(ModelValue):
     unread: frozenset[str] = frozenset()  # buffers and constants that the eval-mode graph never reads
     hooks: tuple[str, ...] = ()  # the forward hooks that ran while the kernel captured the model, described
     steps: dict[str, int] = field(default_factory=dict)  # optimizer steps each parameter took part in (kernel_probe)
+    optimizers: tuple[str, ...] = ()  # the classes of the optimizers that stepped its parameters
 
     @property
     def n_params(self) -> int:
@@ -430,7 +431,15 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
     hooks = tuple(str(h)[:200] for h in data.get("hooks") or [])[:20] if isinstance(data.get("hooks"), list) else ()
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
                        batch, stored["BUFFER"], stored["CONSTANT_TENSOR"],
-                       _initial(folder / "initial.pt", parameters, budget), unread, hooks, _steps(data, parameters))
+                       _initial(folder / "initial.pt", parameters, budget), unread, hooks, _steps(data, parameters),
+                       _names(data.get("optimizers")))
+
+
+def _names(value: object) -> tuple[str, ...]:
+    """A short list of class names as the kernel wrote it; () for anything else."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(v)[:60] for v in value[:10] if isinstance(v, str))
 
 
 def _steps(data: dict, parameters: dict[str, torch.Tensor]) -> dict[str, int]:
