@@ -320,7 +320,8 @@ def test_training_on_train_and_val_is_counted_in_the_models_own_optimizer_steps(
     result = graded["train-plus-val"]
     failed = [c for c in result.checks if not c.passed]
     assert [c.id for c in failed] == ["trained-steps"] and failed[0].points == 0, [(c.id, c.message) for c in failed]
-    assert "12 per epoch over the 136 epochs its best_epoch implies, twice the 6 training batches" in failed[0].message
+    assert "1632 is 12 per epoch over 136 epochs, as many as its best_epoch implies, twice the 6 training batches" in \
+        failed[0].message
     assert "the validation set added to the training data" in failed[0].message
 
 
@@ -329,7 +330,11 @@ def test_training_on_train_and_val_is_counted_in_the_models_own_optimizer_steps(
     (13 * 6, 13, True, "13 epochs of 6 batches"),  # a copy taken at the best epoch
     (34 * 6, 12, True, "34 epochs"),  # best_epoch counted from 0 and one epoch late: the other checks' to judge
     (500 * 6, 495, True, "500 epochs"),  # ran out of epochs
+    (12 * 6, 13, True, "12 epochs of 6 batches"),  # a copy at the best, with best_epoch one epoch late
+    (6, 13, True, "keeps the count it had when copied"),  # deep-copied at epoch 1, then refreshed by load_state_dict
     (33 * 12, 13, False, "twice the 6 training batches"),
+    (34 * 12, 13, False, "twice the 6 training batches"),  # train+val, and one epoch late
+    (1 * 6 + 45 * 6, 13, False, "46 epochs of 6 batches"),
     (45 * 6, 13, False, "45 epochs of 6 batches, where best_epoch 13 implies 33"),
     (33 * 6 - 1, 13, False, "not a whole number of epochs"),
 ])

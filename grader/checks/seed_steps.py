@@ -4,7 +4,8 @@ A run of the course set-up takes one step per training batch in every epoch it r
 epochs when patience runs out, n_epochs otherwise. A model stored as a copy taken at its best epoch carries
 the steps until then (the kernel hands a deep copy its original's count). Counting off by one, such as a
 0-based best_epoch or a stop one epoch late, is for other checks to judge and passes here. A model whose
-parameters no torch optimizer stepped (rebuilt and loaded with the weights, or trained by hand) is not judged.
+parameters no torch optimizer stepped (rebuilt and loaded with the weights, or trained by hand) is not judged,
+nor one with fewer steps than its best epoch needs (a copy refreshed in place keeps its count from the copy).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ def allowed_epochs(best: int, patience: int, n_epochs: int) -> set[int]:
     """Epochs of training a model reporting ``best`` may hold: a copy at its best epoch, or the whole run.
 
     >>> sorted(allowed_epochs(13, 20, 500))
-    [13, 14, 32, 33, 34, 35]
+    [12, 13, 14, 32, 33, 34, 35]
     """
     stops = {best + patience + d for d in (-1, 0, 1, 2)}
     ran_out = {n_epochs - 1, n_epochs} if max(stops) >= n_epochs else set()
-    return {best, best + 1} | {min(e, n_epochs) for e in stops} | ran_out
+    return {best - 1, best, best + 1} | {min(e, n_epochs) for e in stops} | ran_out
 
 
 # What each way of being off leaves, as the measurement shows it: never one cause where several give the same count.
@@ -38,14 +39,17 @@ CAUSES = {
 def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int) -> tuple[str, str]:
     """What ``steps`` is, against the run that best_epoch implies, and which of CAUSES that leaves."""
     ran = min(best + patience, n_epochs)
-    for epochs in (ran, best):
-        if epochs and steps == 2 * batches * epochs:
-            return (f"{steps} is {2 * batches} per epoch over the {epochs} epochs its best_epoch implies, twice the "
-                    f"{batches} training batches", "twice")
+    if steps % (2 * batches) == 0 and steps // (2 * batches) in allowed_epochs(best, patience, n_epochs):
+        return (f"{steps} is {2 * batches} per epoch over {steps // (2 * batches)} epochs, as many as its best_epoch "
+                f"implies, twice the {batches} training batches", "twice")
     if steps % batches == 0:
-        return (f"{steps} steps are {steps // batches} epochs of {batches} batches, where best_epoch {best} implies "
+        return (f"{steps} steps are {_epochs(steps // batches)} of {batches} batches, where best_epoch {best} implies "
                 f"{ran} (or {best} for a copy taken at the best epoch)", "length")
     return f"{steps} is not a whole number of epochs of {batches} batches", "batches"
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' * (n != 1)}"
 
 
 @check_kind("seed_steps", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,
@@ -66,7 +70,14 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
             continue
         steps = max(counted.values())
         if steps % batches == 0 and steps // batches in allowed_epochs(best, patience, n_epochs):
-            lines.append(f"seed {seed}: {steps} steps, {steps // batches} epochs of {batches} batches")
+            lines.append(f"seed {seed}: {steps} steps, {_epochs(steps // batches)} of {batches} batches")
+            continue
+        if steps < (best - 1) * batches:
+            # Fewer steps than its own best epoch needs: no run gives that, but a copy refreshed in place does
+            # (copy.deepcopy once, then load_state_dict into it), whose count stays the copy's. Not judged.
+            lines.append(f"seed {seed}: its parameters took {steps} optimizer steps, fewer than the {best} epochs "
+                         "before its best epoch need; a copy taken early and then refreshed in place "
+                         "(load_state_dict) keeps the count it had when copied, so its training was not counted")
             continue
         off.append(seed)
         said, cause = _measured(steps, best, patience, n_epochs, batches)
