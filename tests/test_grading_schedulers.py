@@ -590,6 +590,21 @@ def test_a_loop_that_steps_another_optimizer_loses_the_order_point_measured_not_
     assert result.score == 9  # the lists are right: only the order's point goes
 
 
+def test_an_optimizer_stepped_through_a_method_taken_before_its_scheduler_keeps_the_order_point(graded):
+    """`update = opt.step` before the scheduler wraps opt.step: torch's record (and its warning) misses those steps,
+    and this was told "the optimizer.step() in your loop steps another optimizer". The kernel saw it step 30 times."""
+    result = graded(FILES / "step-alias-before-scheduler.ipynb")
+    assert checks(result)["step-order"].passed and result.score == 10, checks(result)["step-order"].message
+
+
+def test_items_of_a_list_literal_stay_in_it_after_an_append():
+    """`[optimizer]` then `.append(scheduler)`: the reader forgot the optimizer and said the loop never steps one."""
+    code = ("in_order = [optimizer]\nin_order.append(scheduler)\nfor _ in range(30):\n    for thing in in_order:\n"
+            "        thing.step()\n")
+    report = read_code(cells(SETUP, code))
+    assert report.orders == () and "`thing` may be an optimizer or a scheduler" in " ".join(map(str, report.unclear))
+
+
 def test_schedulers_kept_as_deepcopies_keep_their_order_point(graded):
     """A deepcopy of a scheduler copies its optimizer without torch's record of its steps: nothing is judged from it."""
     result = graded(FILES / "deepcopy-snapshot.ipynb")

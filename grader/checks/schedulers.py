@@ -457,11 +457,17 @@ def _unclear(report: CodeReport) -> str:
 
 def _idle_optimizers(value) -> list[str]:
     """The exported schedulers that stepped while their own optimizer never did after they were made: torch's own
-    record on the optimizer, the one behind its warning (a deepcopy keeps none, and is not judged)."""
+    record on the optimizer, the one behind its warning (a deepcopy keeps none, and is not judged).
+
+    torch's record misses steps made through the optimizer's step method taken before the scheduler wrapped it
+    (``update = opt.step``), so a scheduler whose optimizer the kernel saw step as often as the scheduler did is not
+    idle.
+    """
     if not isinstance(value, dict):
         return []
     return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.optimizer is not None
-            and s.optimizer.stepped_under_scheduler is False and (s.state.get("last_epoch") or 0) > 0]
+            and s.optimizer.stepped_under_scheduler is False and (s.state.get("last_epoch") or 0) > 0
+            and not (s.optimizer.steps or 0) >= s.state["last_epoch"]]
 
 
 @check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True),

@@ -73,9 +73,10 @@ class Box(Obj):
         self.values: frozenset = frozenset()
 
     def add(self, value: frozenset, key: object = None) -> None:
+        if self.kind == "list" and self.items is not None:
+            # Positions are no longer known; the items held so far are still in the list.
+            self.values, self.items = union(self.values, *self.items), None
         self.values = union(self.values, value)
-        if self.kind == "list":
-            self.items = None  # positions are no longer known
         if key is not None:
             self.keys[key] = value
 
