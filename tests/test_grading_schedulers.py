@@ -597,6 +597,16 @@ def test_an_optimizer_stepped_through_a_method_taken_before_its_scheduler_keeps_
     assert checks(result)["step-order"].passed and result.score == 10, checks(result)["step-order"].message
 
 
+def test_a_scheduler_stepped_first_where_the_code_cannot_tell_is_measured_in_the_run(graded):
+    """`for obj in (sched, opt): obj.step()`: the code reader cannot tell which `obj` steps first, so the point was
+    given. The kernel counts each optimizer's steps at every scheduler.step() call: 0 at the first one."""
+    result = graded(FILES / "scheduler-first-tuple-loop.ipynb")
+    order = checks(result)["step-order"]
+    assert not order.passed and result.score == 9, order.message
+    assert order.message.startswith("12 of your exported schedulers (`StepLR(step_size=5, gamma=0.5)`")
+    assert "at their first scheduler.step() call the optimizer had taken 0 steps" in order.message
+
+
 def test_items_of_a_list_literal_stay_in_it_after_an_append():
     """`[optimizer]` then `.append(scheduler)`: the reader forgot the optimizer and said the loop never steps one."""
     code = ("in_order = [optimizer]\nin_order.append(scheduler)\nfor _ in range(30):\n    for thing in in_order:\n"

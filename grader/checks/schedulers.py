@@ -470,6 +470,14 @@ def _idle_optimizers(value) -> list[str]:
             and not (s.optimizer.steps or 0) >= s.state["last_epoch"]]
 
 
+def _scheduler_first(value) -> list[str]:
+    """The exported schedulers whose first step() came before their optimizer had stepped at all, as the kernel
+    counted the optimizer's steps at each scheduler call (a deepcopy keeps no record, and is not judged)."""
+    if not isinstance(value, dict):
+        return []
+    return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.calls and s.calls[0] == 0]
+
+
 @check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True),
             schedulers=Param(str, "", "the exported schedulers (scheduler_dict), whose optimizers' step() calls the "
                              "run counted: a loop that steps another optimizer fails", export=True))
@@ -500,6 +508,16 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
                           "though the schedulers stepped (torch keeps that record on each optimizer, for its warning). "
                           "So the optimizer.step() in your loop steps another optimizer, and torch warns that a "
                           "scheduler stepped before its optimizer. Step the optimizer you gave to the scheduler.",
+                          details=details)
+    first = _scheduler_first(exported)
+    if first:
+        more = f" and {len(first) - 3} more" if len(first) > 3 else ""
+        listed = ", ".join(f"`{name}`" for name in first[:3]) + more
+        raise CheckFailed(f"{len(first)} of your exported schedulers ({listed}) stepped before their optimizer had "
+                          "stepped at all: at their first scheduler.step() call the optimizer had taken 0 steps (the "
+                          "grader counts each optimizer's steps at every scheduler call). The LRs you record come out "
+                          "the same here, but in training the first update would already use the second LR of the "
+                          "schedule, and torch warns about it. Call optimizer.step() first, then scheduler.step().",
                           details=details)
     if any(o.verdict == "ok" for o in orders):
         return Outcome(True, "Your loop calls optimizer.step() before scheduler.step(), the order torch expects.",

@@ -706,7 +706,8 @@ def _scheduler(scheduler, probe: dict | None = None) -> dict:
     optimizer = getattr(scheduler, "optimizer", None)
     return {"class": type(scheduler).__name__, "module": type(scheduler).__module__,
             "state": {k: _jsonable(v) for k, v in scheduler.state_dict().items()},
-            "optimizer": _optimizer(optimizer, probe) if optimizer is not None else None}
+            "optimizer": _optimizer(optimizer, probe) if optimizer is not None else None,
+            "calls": probe["scheduler_calls"](scheduler) if probe and "scheduler_calls" in probe else None}
 
 
 def _loader(loader) -> dict:

@@ -5,6 +5,7 @@ Two facts that the values alone cannot show:
 - the weights each parameter had when its module first ran forward: a model's initial weights, so the
   grader can tell whether it was built right after ``torch.manual_seed(s)`` (a deep copy keeps its
   original's);
+- at each scheduler.step() call, how often its optimizer had stepped, so the order of the two is measured;
 - how many times each optimizer stepped, so the grader can count epochs times batches instead of
   trusting an exported loader; and how many optimizer steps each parameter took part in (with a
   gradient), so a model's own training is counted whichever optimizers trained it (a deep copy keeps
@@ -43,6 +44,11 @@ class _ById:
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 STEPS = _ById()  # optimizer -> how many times it stepped
 PARAMETER_STEPS = _ById()  # parameter -> [optimizer steps it took part in with a gradient, {optimizer classes}]
+SCHEDULER_CALLS = _ById()  # scheduler -> its optimizer's steps begun at each of the notebook's step() calls
+STARTED = _ById()  # optimizer -> steps begun: a scheduler stepped from the optimizer's own post-hook comes after one
+_IN_SCHEDULER_STEP = [0]  # depth: a scheduler's step() that calls another's (super().step()) is one call
+_MAKING: set = set()  # ids of the schedulers whose constructor is stepping them once (not the notebook's call)
+MAX_CALLS = 1000
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
 
@@ -60,6 +66,13 @@ def _first_forward(module, args):
     return None
 
 
+def _starting(optimizer, args, kwargs):
+    try:
+        STARTED.set(optimizer, STARTED.get(optimizer, 0) + 1)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _stepped(optimizer, args, kwargs):
     try:
         STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
@@ -74,6 +87,52 @@ def _stepped(optimizer, args, kwargs):
                         count[1].add(type(optimizer).__name__)
     except Exception:  # noqa: BLE001
         pass
+
+
+def _recorded_step(step):
+    """A scheduler class's ``step`` that notes, at each outermost call, how many steps its optimizer had begun.
+
+    The call a scheduler makes on itself when it is made (``_initial_step``) is not one of the notebook's.
+    """
+    def recorded(self, *args, **kwargs):
+        outer = _IN_SCHEDULER_STEP[0] == 0
+        made = id(self) in _MAKING
+        _IN_SCHEDULER_STEP[0] += 1
+        try:
+            return step(self, *args, **kwargs)
+        finally:
+            _IN_SCHEDULER_STEP[0] -= 1
+            if outer and not made and RECORDING[0]:
+                try:
+                    calls = SCHEDULER_CALLS.get(self)
+                    if calls is None:
+                        calls = []
+                        SCHEDULER_CALLS.set(self, calls)
+                    if len(calls) < MAX_CALLS:
+                        calls.append(STARTED.get(getattr(self, "optimizer", None), 0))
+                except Exception:  # noqa: BLE001
+                    pass
+
+    recorded.__wrapped__ = step
+    return recorded
+
+
+def _making(initial_step):
+    """``LRScheduler._initial_step``, during which the scheduler's own step() call is not recorded."""
+    def making(self, *args, **kwargs):
+        _MAKING.add(id(self))
+        try:
+            return initial_step(self, *args, **kwargs)
+        finally:
+            _MAKING.discard(id(self))
+
+    return making
+
+
+def scheduler_calls(scheduler) -> list | None:
+    """The optimizer's step count at each of ``scheduler``'s step() calls; None when none was recorded."""
+    calls = SCHEDULER_CALLS.get(scheduler)
+    return list(calls) if calls is not None else None
 
 
 def _inherit_start(deepcopy):
@@ -105,6 +164,7 @@ def install(torch) -> None:
     import importlib
 
     for module, register, hook in (("torch.nn.modules.module", "register_module_forward_pre_hook", _first_forward),
+                                   ("torch.optim.optimizer", "register_optimizer_step_pre_hook", _starting),
                                    ("torch.optim.optimizer", "register_optimizer_step_post_hook", _stepped)):
         try:
             getattr(importlib.import_module(module), register)(hook)
@@ -113,6 +173,15 @@ def install(torch) -> None:
     parameter = getattr(getattr(torch, "nn", None), "Parameter", None)
     if parameter is not None and callable(getattr(parameter, "__deepcopy__", None)):
         parameter.__deepcopy__ = _inherit_start(parameter.__deepcopy__)
+    try:  # every scheduler class of torch's that defines its own step(), so the order of the calls is measured
+        schedulers = importlib.import_module("torch.optim.lr_scheduler")
+        for cls in list(vars(schedulers).values()):
+            if isinstance(cls, type) and callable(vars(cls).get("step")):
+                cls.step = _recorded_step(vars(cls)["step"])
+            if isinstance(cls, type) and callable(vars(cls).get("_initial_step")):
+                cls._initial_step = _making(vars(cls)["_initial_step"])
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def initial_state(model) -> dict:

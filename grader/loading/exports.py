@@ -79,8 +79,10 @@ def _scheduler(reader: _Reader, s: Any, _: dict) -> SchedulerExport:
     s = s if isinstance(s, dict) else {}
     optimizer = _optimizer(s["optimizer"]) if isinstance(s.get("optimizer"), dict) else None
     state = _plain(s.get("state", {}))
+    calls = s.get("calls")
+    calls = tuple(c for c in calls[:1000] if type(c) is int) if isinstance(calls, list) else None
     return SchedulerExport(str(s.get("class", "")), str(s.get("module", "")), state if isinstance(state, dict) else {},
-                           optimizer)
+                           optimizer, calls)
 
 
 def _loader(reader: _Reader, d: Any, _: dict) -> LoaderExport:

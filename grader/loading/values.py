@@ -48,6 +48,7 @@ class SchedulerExport:
     module: str
     state: dict
     optimizer: OptimizerExport | None
+    calls: tuple[int, ...] | None = None  # its optimizer's step count at each of its step() calls (the kernel's probe)
 
 
 @dataclass(frozen=True)
