@@ -40,3 +40,19 @@ def test_a_name_of_the_reference_solution_reached_through_a_module_or_imported_i
     imported = _own_work(["from reference.exercises import seed_line\n", "seed_line(0, {})\n"])
     assert not imported.passed
     assert "cell 1: `reference.exercises`" in imported.details["evidence"]
+
+
+def test_an_attribute_the_notebook_sets_and_a_cell_with_magics_keep_their_own_names():
+    """`self.seed_line = ...`, and a `def random_seeds` under `%%time`, are the notebook's own: the first was read as
+    a use of the reference solution, and a cell with a magic did not parse, so nothing in it counted as defined.
+    Both scored 0 on the whole exercise (every check requires own-runs)."""
+    attribute = ["class Table:\n    def __init__(self):\n        self.seed_line = '{}: {}'\n",
+                 "t = Table()\nprint(t.seed_line.format(0, 1))\n"]
+    assert _own_work(attribute).passed
+    magic = ["%%time\ndef random_seeds(seeds):\n    !echo training\n    return {s: s for s in seeds}\n",
+             "%matplotlib inline\nrows = random_seeds([0, 3, 18])\n"]
+    assert _own_work(magic).passed
+    # the same name read through an imported module is still the reference's, whatever the notebook sets
+    through = _own_work(["import reference as r\n", "class T:\n    seed_line = None\n    def __init__(self):\n"
+                         "        self.seed_line = r.seed_line\n"])
+    assert not through.passed and through.details["evidence"] == ["cell 2: `seed_line`"]

@@ -7,6 +7,7 @@ import re
 
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.registry import Param, check_kind
+from grader.kernel.notebook import without_magics
 from grader.loading.kinds import EXPORT_KINDS
 from grader.loading.values import FunctionExport
 
@@ -17,16 +18,24 @@ PACKAGE_BASELINE = frozenset({"reference", "reference.data", "reference.models",
                               "reference.training"})
 
 
-def _imports_and_names(source: str) -> tuple[set[str], set[str], set[str]]:
-    """Modules imported (with ``from X import y`` also as ``X.y``), every name or attribute used, and the names the
-    code binds itself: functions, classes, parameters and assignment targets (never imports)."""
-    modules, names, bound = set(), set(), set()
+def _parsed(source: str) -> ast.Module | None:
     try:
-        tree = ast.parse(source)
+        return ast.parse(without_magics(source))
     except SyntaxError:
-        # Cells with IPython magics do not parse; fall back to words, which over-reports rather than misses.
+        return None
+
+
+def _imports_and_names(source: str, tree: ast.Module | None, imported: frozenset[str]
+                       ) -> tuple[set[str], set[str], set[str], set[str]]:
+    """Modules imported (with ``from X import y`` also as ``X.y``), every name or attribute used, the names the
+    code binds itself (functions, classes, parameters, assignment targets, attributes it sets; never imports), and
+    the attributes it reads through an imported name (``ref.fit`` after ``import reference as ref``)."""
+    if tree is None:
+        # A cell that does not parse even without its magics: fall back to words, which over-reports rather than
+        # misses.
         words = set(re.findall(r"[A-Za-z_][\w.]*", source))
-        return words, {w.rsplit(".", 1)[-1] for w in words}, set()
+        return words, {w.rsplit(".", 1)[-1] for w in words}, set(), set()
+    modules, names, bound, through = set(), set(), set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
@@ -40,13 +49,25 @@ def _imports_and_names(source: str) -> tuple[set[str], set[str], set[str]]:
                 bound.add(node.id)
         elif isinstance(node, ast.Attribute):
             names.add(node.attr)
+            if isinstance(node.ctx, ast.Store):
+                bound.add(node.attr)  # self.fit_recipe = ...: an attribute of the notebook's own
+            elif isinstance(node.value, ast.Name) and node.value.id in imported:
+                through.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             modules.add(node.value)  # importlib.import_module("reference.x") and friends
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(node.name)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
-    return modules, names, bound
+    return modules, names, bound, through
+
+
+def _import_aliases(tree: ast.Module | None) -> frozenset[str]:
+    """The names an import binds: ``ref`` for ``import reference as ref``, ``reference`` for ``import reference.x``."""
+    if tree is None:
+        return frozenset()
+    return frozenset(alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names)
 
 
 @check_kind(
@@ -64,11 +85,13 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
     found = []
     # A name of the reference solution that the notebook defines itself (its own `seed_line`, say) is its own work;
     # one it imports, or reaches through a module, is not.
-    read = [(cell, *_imports_and_names(source)) for cell, source in ctx.code_cells]
-    own = set().union(*(bound for *_, bound in read))
-    for cell, modules, names, _ in read:
+    trees = [(cell, source, _parsed(source)) for cell, source in ctx.code_cells]
+    imported = frozenset().union(*(_import_aliases(tree) for *_, tree in trees))
+    read = [(cell, *_imports_and_names(source, tree, imported)) for cell, source, tree in trees]
+    own = set().union(*(bound for *_, bound, _ in read))
+    for cell, modules, names, _, through in read:
         hits = sorted({m for m in modules for f in forbidden_modules if m == f or m.startswith(f + ".")}
-                      | ((names - own) & set(forbidden_names)))
+                      | (((names - own) | through) & set(forbidden_names)))
         found += [f"cell {cell}: `{hit}`" for hit in hits]
     # A module that `import reference` or the quick check loads anyway proves nothing.
     loaded = sorted(m for m in set(ctx.exports.modules) & set(forbidden_modules)

@@ -53,6 +53,16 @@ class Submission:
         return [(i, c.source) for i, c in enumerate(cells, start=1)]
 
 
+def without_magics(source: str) -> str:
+    r"""A cell's source with its IPython-only lines (``%magic``, ``%%cell magic``, ``!shell``) blanked, so the rest
+    parses as Python with its line numbers unchanged.
+
+    >>> without_magics("%%time\ndef f():\n    !ls\n    return 1")
+    '\ndef f():\n\n    return 1'
+    """
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
+
+
 def read_notebook_bytes(path: pathlib.Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
     """The file's bytes, at most ``limit``; a FIFO, device or socket is refused before it is opened."""
     try:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from grader.kernel import untrusted
+from grader.kernel.notebook import without_magics
 from grader.kernel.untrusted import UnreadableFile
 
 try:
@@ -158,7 +159,7 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
     trees = []
     for number, source in cells:
         try:
-            trees.append((number, ast.parse(_without_magics(source))))
+            trees.append((number, ast.parse(without_magics(source))))
         except (SyntaxError, ValueError, RecursionError, MemoryError):  # null bytes, nesting past the parser's limit
             if re.search(r"^\s*(answers|quiz)\s*(\[|=)", source, re.MULTILINE):
                 return QuizAnswers({}, path, error=f"{path}: code cell {number} has a syntax error, so its "
@@ -176,11 +177,6 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
                                                "only top-level `answers = {...}` and `answers[\"q1\"] = \"A\"` lines, "
                                                f"and this line changes `answers` otherwise; {LITERAL_HINT}")
     return _from_mapping(found, path, "the notebook")
-
-
-def _without_magics(source: str) -> str:
-    # IPython-only lines (%magic, !shell) are not Python; blank them so line numbers stay right.
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
 def _read_line(node: ast.stmt) -> bool:

@@ -28,6 +28,7 @@ from grader.assignments.catalog import Exercise, load_assignment
 from grader.assignments.catalog import assignment_ids as all_assignments
 from grader.assignments.version import scoring_modules
 from grader.errors import UserError
+from grader.kernel.notebook import without_magics
 from grader.quizzes.model import Quiz
 from grader.specs.paths import PACKAGED, RELEASE_MARKER, REPOSITORY, exercises_root, templates_root
 from grader.store.wheel import Distribution, read_project, write_wheel
@@ -109,7 +110,7 @@ def source_imports(source: str, package: str = "") -> set[Import]:
 
 def student_code_imports(source: str) -> set[str]:
     """What a notebook cell or a spec's kernel code imports, all of it run; IPython magics are blanked."""
-    plain = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    plain = without_magics(source)
     try:
         return {i.module for i in source_imports(plain)}
     except SyntaxError:  # a cell a student left broken still shows what it means to import

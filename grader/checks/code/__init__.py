@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ast
 import functools
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from grader.checks.code.reader import Reader, StepEvent, TooLong
 from grader.checks.code.values import Site
+from grader.kernel.notebook import without_magics
 
 __all__ = ["CodeReport", "Site", "StepOrder", "read_code", "step_orders"]
 
@@ -45,7 +45,7 @@ class CodeReport:
 def parse(source: str) -> ast.Module | None:
     """A cell's AST; IPython magics and shell lines are blanked first so line numbers stay right."""
     try:
-        return ast.parse(re.sub(r"(?m)^\s*[%!].*$", "", source))
+        return ast.parse(without_magics(source))
     except SyntaxError:
         return None
 
