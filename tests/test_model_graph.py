@@ -88,6 +88,19 @@ def test_common_forward_styles_round_trip(tmp_path):
     assert torch.allclose(loaded(x), model(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("wrap", ["weight_norm", "spectral_norm", "orthogonal"])
+def test_torch_s_own_parametrizations_round_trip(tmp_path, wrap):
+    """A layer reparametrized by torch.nn.utils.parametrizations: its ops (_weight_norm, vdot, matrix_exp, mH) were
+    off the allowlist, and a correct tiny model got 0/8, told to "build it from standard torch layers"."""
+    from torch.nn.utils import parametrizations
+
+    torch.manual_seed(0)
+    model = nn.Sequential(getattr(parametrizations, wrap)(nn.Linear(3, 3)), nn.ReLU(), nn.Linear(3, 2)).eval()
+    loaded = export_and_load(tmp_path, m=(model, [3])).values["m"]
+    x = torch.randn(5, 3)
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
 def test_a_training_result_stored_instead_of_its_model_is_named(tmp_path):
     from grader.checks.base import not_a_model
     from reference.training import TrainingHistory

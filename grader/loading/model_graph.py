@@ -46,8 +46,9 @@ from grader.loading.values import ModelValue
 # else, such as ops that read files or draw random numbers, is refused with its name. The in-place form of an
 # allowed op (``relu_``, ``add_``) is allowed too.
 ALLOWED_ATEN = frozenset("""
-    linear addmm mm bmm matmul baddbmm addmv mv dot outer einsum bilinear
-    t transpose permute view reshape _unsafe_view flatten unflatten squeeze unsqueeze movedim swapaxes
+    linear addmm mm bmm matmul baddbmm addmv mv dot vdot outer einsum bilinear
+    _weight_norm _weight_norm_interface matrix_exp
+    t transpose mH mT permute view reshape _unsafe_view flatten unflatten squeeze unsqueeze movedim swapaxes
     expand expand_as view_as reshape_as contiguous clone detach alias lift_fresh_copy
     select slice narrow index index_select gather cat stack split split_with_sizes chunk unbind repeat
     repeat_interleave tile flip roll diagonal tril triu
