@@ -99,6 +99,7 @@ def seal_torch(torch, models: bool | None = None) -> None:
         # cache that no later op reuses on the course's models: building the entries is a sixth of the capture.
         no_cache = torch._dynamo.config.patch
         _T.update(export=torch.export.export, Dim=torch.export.Dim, Node=torch.fx.Node, is_concrete_int=is_concrete_int,
+                  ScriptModule=torch.jit.ScriptModule,
                   DispatchMode=TorchDispatchMode,
                   no_fake_cache=lambda: no_cache(fake_tensor_cache_enabled=False))
         _T["modules"].update((k, v) for k, v in _modules.items() if k.startswith("torch."))
@@ -202,9 +203,17 @@ def _arg(value):
 
 
 def _capture(model, example):
-    """Export with a free batch size where the model allows it; AUTO falls back to the example's."""
+    """Export with a free batch size where the model allows it; AUTO falls back to the example's.
+
+    A TorchScript module (``torch.jit.script(net)``), which torch.export refuses, goes through torch's converter.
+    """
     with _T["no_fake_cache"]():
-        program = _T["export"](model, (example,), dynamic_shapes=({0: _T["Dim"].AUTO},), strict=False)
+        if isinstance(model, _T["ScriptModule"]):
+            from torch._export.converter import TS2EPConverter
+
+            program = TS2EPConverter(model, (example,)).convert()
+        else:
+            program = _T["export"](model, (example,), dynamic_shapes=({0: _T["Dim"].AUTO},), strict=False)
     user_inputs = [n for n in program.graph.nodes if n.op == "placeholder"
                    and n.name in program.graph_signature.user_inputs]
     val = user_inputs[0].meta.get("val") if user_inputs else None
