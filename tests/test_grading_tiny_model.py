@@ -235,6 +235,7 @@ def test_an_accuracy_at_chance_lists_what_remains_instead_of_tuning_advice():
     said = at_chance(34.44, labels)
     assert said.startswith("That is about the 33.3% that always predicting one class scores")
     assert "inputs and labels shuffled or sorted apart" in said and "another seed" in said
+    assert "scaled or normalised in your notebook" in said  # a model trained on min-max-scaled points scores 33%
     assert at_chance(40.0, labels) == ""  # 1.8 standard deviations above one class's share: it may have learned
     assert at_chance(37.0, labels) != ""
 

@@ -212,7 +212,8 @@ def at_chance(acc: float, labels: Any) -> str:
     return (f"That is about the {100 * share:.1f}% that always predicting one class scores: the model shows nothing "
             "learned about the labels, so longer or faster training alone is unlikely to help. What remains: it was "
             "never trained, its training paired the points with other points' labels (inputs and labels shuffled or "
-            "sorted apart), or training diverged or got stuck from its start (another seed).")
+            "sorted apart), it learned on inputs other than the raw points the grader gives it (scaled or normalised "
+            "in your notebook), or training diverged or got stuck from its start (another seed).")
 
 
 def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
