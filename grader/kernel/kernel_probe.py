@@ -1,6 +1,6 @@
 """Runs INSIDE the student's kernel, from the grader's first cell: a record of what the run did, for diagnosis.
 
-Two facts that the values alone cannot show:
+Facts that the values alone cannot show:
 
 - the weights each parameter had when its module first ran forward: a model's initial weights, so the
   grader can tell whether it was built right after ``torch.manual_seed(s)`` (a deep copy keeps its
@@ -11,11 +11,13 @@ Two facts that the values alone cannot show:
   gradient), so a model's own training is counted whichever optimizers trained it (a deep copy keeps
   its original's count at the time of the copy).
 
-Both are kept in weak tables (nothing outlives its object) by global torch hooks, installed right after
-the notebook first imports torch, so a notebook without torch pays nothing. The export cell reads them
-(``kernel_export``) and switches recording off first, so its own tracing records nothing. Student code
-can tamper with these records like with anything in the kernel: they only choose which message explains
-a difference the grader measured itself, and never earn points on their own. Standard library and torch only.
+They are kept in weak tables (nothing outlives its object) by global torch hooks and by wrappers on
+``Parameter.__deepcopy__`` and on torch's schedulers' ``step()``, installed right after the notebook first
+imports torch, so a notebook without torch pays nothing. The export cell reads them (``kernel_export``)
+and switches recording off first, so its own tracing records nothing. Student code can tamper with these
+records like with anything in the kernel, by reaching into this module on purpose: where a check's points
+rest on a record (step counts, the order of scheduler and optimizer steps), a notebook that rewrites it
+can pass that check, as one that forges its exported values can pass others. Standard library and torch only.
 """
 
 import sys
@@ -130,7 +132,7 @@ def _making(initial_step):
 
 
 def scheduler_calls(scheduler) -> list | None:
-    """The optimizer's step count at each of ``scheduler``'s step() calls; None when none was recorded."""
+    """The steps its optimizer had begun at each of ``scheduler``'s step() calls; None when none was recorded."""
     calls = SCHEDULER_CALLS.get(scheduler)
     return list(calls) if calls is not None else None
 
@@ -176,9 +178,11 @@ def install(torch) -> None:
     try:  # every scheduler class of torch's that defines its own step(), so the order of the calls is measured
         schedulers = importlib.import_module("torch.optim.lr_scheduler")
         for cls in list(vars(schedulers).values()):
-            if isinstance(cls, type) and callable(vars(cls).get("step")):
+            if not isinstance(cls, type) or not issubclass(cls, schedulers.LRScheduler):
+                continue  # the module also holds Optimizer, whose step() is no scheduler's
+            if callable(vars(cls).get("step")):
                 cls.step = _recorded_step(vars(cls)["step"])
-            if isinstance(cls, type) and callable(vars(cls).get("_initial_step")):
+            if callable(vars(cls).get("_initial_step")):
                 cls._initial_step = _making(vars(cls)["_initial_step"])
     except Exception:  # noqa: BLE001
         pass
