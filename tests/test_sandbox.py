@@ -196,3 +196,14 @@ def test_a_process_that_joins_after_the_kill_is_killed_when_the_group_is_removed
     finally:
         late.kill()
         late.wait()
+
+
+def test_the_prelude_stays_under_the_size_pyzmq_sends_from_a_thread():
+    """The kernel echoes each cell as a message, and pyzmq sends one of 64 KB or more from a thread of its own, which a
+    kernel under a tight memory limit cannot start: every reply after it broke ("Invalid Signature"). The prelude
+    carries the probe and the exporter compressed; uncompressed they outgrew that limit."""
+    import zmq
+
+    from grader.kernel.cells import prelude_source
+
+    assert len(prelude_source(True, tuple(f"value_{i}" for i in range(20))).encode()) < zmq.COPY_THRESHOLD // 2

@@ -6,9 +6,11 @@ the grader is importable there, and nothing they produce is trusted (see ``kerne
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import pathlib
+import zlib
 
 KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
 KERNEL_PROBE = pathlib.Path(__file__).with_name("kernel_probe.py")
@@ -18,6 +20,16 @@ KERNEL_WARM = pathlib.Path(__file__).with_name("kernel_warm.py")
 def _torchvision_compat() -> pathlib.Path:
     # Found through the import system, not the repository layout, so an installed package works too.
     return pathlib.Path(importlib.util.find_spec("reference.torchvision_compat").origin)
+
+
+def _packed(path: pathlib.Path) -> str:
+    """An expression for ``path``'s source, compressed: the prelude stays small.
+
+    The kernel echoes every cell it runs as a message; pyzmq sends one of 64 KB or more without copying it, from a
+    thread of its own, which a kernel under a tight memory limit cannot start, and its replies then break.
+    """
+    packed = base64.b85encode(zlib.compress(path.read_bytes(), 9)).decode()
+    return f"_grader_decompress(_grader_b85({packed!r})).decode()"
 
 
 def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
@@ -39,12 +51,15 @@ def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
             # A module of its own: torch.compile traces the probe's global hooks, and looks their globals up by the
             # module's name.
             "import sys as _grader_sys, types as _grader_types\n"
+            "from zlib import decompress as _grader_decompress\n"
+            "from base64 import b85decode as _grader_b85\n"
             "_grader_sys.modules['grader_probe'] = _grader_types.ModuleType('grader_probe')\n"
             "_grader_probe = vars(_grader_sys.modules['grader_probe'])\n"
             "del _grader_types\n"
-            f"exec(compile({KERNEL_PROBE.read_text()!r}, 'grader_probe.py', 'exec'), _grader_probe)\n"
+            f"exec(compile({_packed(KERNEL_PROBE)}, 'grader_probe.py', 'exec'), _grader_probe)\n"
             "_grader_export = {'__name__': 'grader_export', '__builtins__': dict(vars(_grader_builtins))}\n"
-            f"exec(compile({KERNEL_EXPORT.read_text()!r}, 'grader_export.py', 'exec'), _grader_export)\n"
+            f"exec(compile({_packed(KERNEL_EXPORT)}, 'grader_export.py', 'exec'), _grader_export)\n"
+            "del _grader_decompress, _grader_b85\n"
             f"_grader_export['seal'](globals(), _grader_probe, models={models!r}, names={tuple(names)!r})\n"
             "_grader_probe['after_import']('torch', _grader_export['seal_torch'])\n"
             "del _grader_builtins\n"
