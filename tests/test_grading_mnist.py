@@ -513,8 +513,16 @@ def test_a_model_still_at_its_first_weights_is_told_so_not_to_train_longer(roots
     outcome = evaluate("mnist-adam", "val-accuracy", {"model": never}, roots["tiny"])
     assert not outcome.passed and "Every weight of `model` is still what it was at its first forward pass. If `model` " \
         "is the network your loop trained, it never learned" in outcome.message
-    # zero_grad() between backward() and step() leaves step() nothing to do: that cause is among those listed
-    assert "its step() found no gradients (zero_grad() called between backward() and step()" in outcome.message
+    assert "no optimizer ever stepped its parameters" in outcome.message
+    # The kernel counts the steps that found these parameters without a gradient: zero_grad() between backward() and
+    # step() is named, where it was one cause among several.
+    idle = dataclasses.replace(never, idle_steps=316)
+    said = evaluate("mnist-adam", "val-accuracy", {"model": idle}, roots["tiny"]).message
+    assert "Its optimizer stepped 316 times, and not once found a gradient on its parameters: zero_grad() is " \
+        "called between backward() and step()" in said and "made for other parameters" not in said
+    stuck = dataclasses.replace(never, steps={k: 316 for k in never.parameters})
+    assert "took 316 optimizer steps with gradients, yet never changed: a learning rate of 0" in evaluate(
+        "mnist-adam", "val-accuracy", {"model": stuck}, roots["tiny"]).message
     moved = dataclasses.replace(net, initial={k: v + 1 for k, v in net.parameters.items()})
     # Weights that moved get other advice: which depends on the untrained net's random accuracy, so only its absence
     assert "still what it was" not in evaluate("mnist-adam", "val-accuracy", {"model": moved}, roots["tiny"]).message

@@ -250,3 +250,13 @@ def test_a_few_literals_that_tip_the_budget_say_how_torchs_own_settings_are_coun
     assert "(nn.LeakyReLU(0.1), F.leaky_relu(x, 0.1)); the same number written into arithmetic does." in leaky
     memoriser = _budget_message(StoredNumbers(0, 0, {}, {}, tuple(range(2, 722))), 0, 0.0, 33, ())
     assert "LeakyReLU" not in memoriser  # hundreds of values are data, not settings
+
+
+def test_zero_grad_between_backward_and_step_is_named_from_the_steps_that_found_no_gradient():
+    """The model never moved: it was told one of four causes. The kernel counts the optimizer steps that found its
+    parameters without a gradient, and names the one it measured."""
+    result = grade(FILES / "zero-grad-before-step.ipynb", "tiny-model", hidden=False)
+    fits = checks(result)["fits-training-data"]
+    assert not fits.passed
+    assert "Its optimizer stepped 300 times, and not once found a gradient on its parameters: zero_grad() is called " \
+        "between backward() and step()" in fits.message, fits.message

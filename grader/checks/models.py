@@ -167,12 +167,19 @@ def untrained(net: Any, name: str) -> str:
     if not parameters or set(initial) != set(parameters) or not all(torch.equal(initial[k], parameters[k])
                                                                     for k in parameters):
         return ""
-    return (f"Every weight of `{name}` is still what it was at its first forward pass. If `{name}` is the network "
-            "your loop trained, it never learned, and more training or another learning rate would not help: the "
-            "optimizer was made for other parameters (a model made again after the optimizer), its step() found no "
-            "gradients (zero_grad() called between backward() and step(), or no backward() at all), or the loop "
-            "trained another model, or never ran. (A model given trained weights with load_state_dict starts its own "
-            "record at its first forward pass.)")
+    said = f"Every weight of `{name}` is still what it was at its first forward pass."
+    took, idle = max(getattr(net, "steps", {}).values(), default=0), getattr(net, "idle_steps", 0)
+    if idle and not took:  # the kernel saw its optimizer step, never with a gradient on these parameters
+        return (f"{said} Its optimizer stepped {idle} times, and not once found a gradient on its parameters: "
+                "zero_grad() is called between backward() and step(), or backward() is never called. Call "
+                "optimizer.zero_grad(), then loss.backward(), then optimizer.step().")
+    if took:
+        return (f"{said} Its parameters took {took} optimizer steps with gradients, yet never changed: a learning "
+                "rate of 0, or gradients that are all zero (a loss that does not depend on the model's output).")
+    return (f"{said} If `{name}` is the network your loop trained, it never learned, and more training or another "
+            "learning rate would not help: no optimizer ever stepped its parameters. The optimizer was made for other "
+            "parameters (a model made again after the optimizer), or the loop trained another model, or never ran. "
+            "(A model given trained weights with load_state_dict starts its own record at its first forward pass.)")
 
 
 def _one_class_share(labels: Any, rarest: bool) -> tuple[float, float]:

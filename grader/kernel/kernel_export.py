@@ -323,6 +323,7 @@ def _write_model(model, graph: dict, tensors: dict, folder: str, probe: dict | N
     _T["save"](tensors, _path_join(folder, "weights.pt"))
     if probe and "steps_taken" in probe:
         graph["steps"], graph["optimizers"] = probe["steps_taken"](model), probe["stepped_by"](model)
+        graph["idle_steps"] = probe["idle_steps"](model)
     initial = probe["initial_state"](model) if probe else {}
     if initial:
         _T["save"]({k: v.contiguous() for k, v in initial.items()}, _path_join(folder, "initial.pt"))

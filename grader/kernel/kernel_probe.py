@@ -46,6 +46,7 @@ class _ById:
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 STEPS = _ById()  # optimizer -> how many times it stepped
 PARAMETER_STEPS = _ById()  # parameter -> [optimizer steps it took part in with a gradient, {optimizer classes}]
+IDLE_STEPS = _ById()  # parameter -> [optimizer steps that found it without a gradient]
 SCHEDULER_CALLS = _ById()  # scheduler -> its optimizer's steps begun at each of the notebook's step() calls
 STARTED = _ById()  # optimizer -> steps begun: a scheduler stepped from the optimizer's own post-hook comes after one
 _IN_SCHEDULER_STEP = [0]  # depth: a scheduler's step() that calls another's (super().step()) is one call
@@ -80,13 +81,19 @@ def _stepped(optimizer, args, kwargs):
         STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
         for group in optimizer.param_groups:
             for parameter in group["params"]:
-                if parameter.grad is not None:  # torch's optimizers leave a parameter without a gradient alone
-                    count = PARAMETER_STEPS.get(parameter)
-                    if count is None:
-                        PARAMETER_STEPS.set(parameter, [1, {type(optimizer).__name__}])
+                if parameter.grad is None:  # torch's optimizers leave a parameter without a gradient alone
+                    idle = IDLE_STEPS.get(parameter)
+                    if idle is None:
+                        IDLE_STEPS.set(parameter, [1])
                     else:
-                        count[0] += 1
-                        count[1].add(type(optimizer).__name__)
+                        idle[0] += 1
+                    continue
+                count = PARAMETER_STEPS.get(parameter)
+                if count is None:
+                    PARAMETER_STEPS.set(parameter, [1, {type(optimizer).__name__}])
+                else:
+                    count[0] += 1
+                    count[1].add(type(optimizer).__name__)
     except Exception:  # noqa: BLE001
         pass
 
@@ -196,6 +203,11 @@ def initial_state(model) -> dict:
 def steps_taken(model) -> dict:
     """The optimizer steps each parameter of ``model`` took part in, by name (parameters never stepped are missing)."""
     return {name: PARAMETER_STEPS.get(p)[0] for name, p in model.named_parameters() if p in PARAMETER_STEPS}
+
+
+def idle_steps(model) -> int:
+    """The most optimizer steps that found a parameter of ``model`` without a gradient."""
+    return max((IDLE_STEPS.get(p)[0] for p in model.parameters() if p in IDLE_STEPS), default=0)
 
 
 def stepped_by(model) -> list:

@@ -153,6 +153,7 @@ class LoadedModel(ModelValue):
     hooks: tuple[str, ...] = ()  # the forward hooks that ran while the kernel captured the model, described
     steps: dict[str, int] = field(default_factory=dict)  # optimizer steps each parameter took part in (kernel_probe)
     optimizers: tuple[str, ...] = ()  # the classes of the optimizers that stepped its parameters
+    idle_steps: int = 0  # optimizer steps that found its parameters without a gradient
 
     @property
     def n_params(self) -> int:
@@ -433,7 +434,11 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
                        batch, stored["BUFFER"], stored["CONSTANT_TENSOR"],
                        _initial(folder / "initial.pt", parameters, budget), unread, hooks, _steps(data, parameters),
-                       _names(data.get("optimizers")))
+                       _names(data.get("optimizers")), _count(data.get("idle_steps")))
+
+
+def _count(value: object) -> int:
+    return value if type(value) is int and 0 <= value < 2**53 else 0
 
 
 def _names(value: object) -> tuple[str, ...]:
@@ -448,7 +453,7 @@ def _steps(data: dict, parameters: dict[str, torch.Tensor]) -> dict[str, int]:
     steps = data.get("steps")
     if not isinstance(steps, dict):
         return {}
-    return {k: v for k, v in steps.items() if k in parameters and type(v) is int and 0 <= v < 2**53}
+    return {k: v for k, v in steps.items() if k in parameters and type(v) is int and _count(v) == v}
 
 
 def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor], budget: ExportBudget
