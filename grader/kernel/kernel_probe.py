@@ -157,9 +157,11 @@ def _inherit_start(deepcopy):
             start = INITIAL.get(self)
             if start is not None and result not in INITIAL:
                 INITIAL.set(result, start)
-            steps = PARAMETER_STEPS.get(self)
+            steps, idle = PARAMETER_STEPS.get(self), IDLE_STEPS.get(self)
             if steps is not None and result not in PARAMETER_STEPS:
                 PARAMETER_STEPS.set(result, [steps[0], set(steps[1])])
+            if idle is not None and result not in IDLE_STEPS:
+                IDLE_STEPS.set(result, [idle[0]])
         except Exception:  # noqa: BLE001
             pass
         return result
