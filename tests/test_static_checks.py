@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from grader.checks.static import PACKAGE_BASELINE
 
 
@@ -56,3 +58,21 @@ def test_an_attribute_the_notebook_sets_and_a_cell_with_magics_keep_their_own_na
     through = _own_work(["import reference as r\n", "class T:\n    seed_line = None\n    def __init__(self):\n"
                          "        self.seed_line = r.seed_line\n"])
     assert not through.passed and through.details["evidence"] == ["cell 2: `seed_line`"]
+
+
+@pytest.mark.parametrize("source, stub", [
+    # the release's TODO stub, after the given lines of the template
+    ("def f(model, lr=0.01):\n    '''Train.'''\n    loss = None\n    # TODO: train\n"
+     "    raise NotImplementedError('TODO: train')\n", True),
+    # a complete function that mentions it: a guard, the stub line left commented out, the docstring. Each scored
+    # 0/12 as "still the TODO stub" (a substring test), with every other check blocked.
+    ("def f(model, val=None, patience=None):\n    if patience is not None and val is None:\n"
+     "        raise NotImplementedError('early stopping needs a validation loader')\n    return model\n", False),
+    ("def f(model):\n    # raise NotImplementedError('TODO: train')\n    return model\n", False),
+    ("def f(model):\n    '''Raises: NotImplementedError: never.'''\n    return model\n", False),
+    ("    def f(self):\n        raise NotImplementedError\n", True),  # a method, indented as inspect gives it
+])
+def test_a_stub_is_a_function_that_raises_not_implemented_in_its_own_body(source, stub):
+    from grader.checks.static import always_raises_not_implemented
+
+    assert always_raises_not_implemented(source) is stub

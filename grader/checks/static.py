@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.registry import Param, check_kind
@@ -62,6 +63,27 @@ def _imports_and_names(source: str, tree: ast.Module | None, imported: frozenset
     return modules, names, bound, through
 
 
+def always_raises_not_implemented(source: str) -> bool:
+    r"""Whether the function in ``source`` raises NotImplementedError before anything else can end it: a statement
+    of its own body, not one inside an ``if``, a comment or a docstring (the release's TODO stubs).
+
+    >>> always_raises_not_implemented("def f(x):\n    # TODO\n    raise NotImplementedError('TODO')\n")
+    True
+    >>> always_raises_not_implemented("def f(x):\n    if x is None:\n        raise NotImplementedError\n    return x")
+    False
+    """
+    tree = _parsed(textwrap.dedent(source))
+    function = next((n for n in (tree.body if tree else []) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))),
+                    None)
+    for statement in function.body if function else []:
+        if isinstance(statement, ast.Raise) and statement.exc is not None:
+            raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+            return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+        if isinstance(statement, (ast.Return, ast.Raise)):
+            return False
+    return False
+
+
 def _import_aliases(tree: ast.Module | None) -> frozenset[str]:
     """The names an import binds: ``ref`` for ``import reference as ref``, ``reference`` for ``import reference.x``."""
     if tree is None:
@@ -102,7 +124,7 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
                        "own: only your own work is credited, and the official run does not offer the reference "
                        "solutions to import.", details={"evidence": found})
     value = ctx.value(export)  # nothing to credit before the value exists
-    if isinstance(value, FunctionExport) and "NotImplementedError" in value.source:
+    if isinstance(value, FunctionExport) and always_raises_not_implemented(value.source):
         return Outcome(False, f"`{export}` is still the TODO stub (it raises NotImplementedError): replace the TODO "
                        "with your implementation.")
     if isinstance(value, FunctionExport) and any(value.module == f or value.module.startswith(f + ".")
