@@ -65,7 +65,7 @@ def graded():
                          "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
                          "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
                          "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64", "ties-reset-patience",
-                         "min-delta")}
+                         "min-delta", "val-batches-in-a-dict")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -445,6 +445,15 @@ def test_a_validation_loader_of_another_batch_size_is_compared_in_its_own_batche
     result = graded["val-batches-of-64"]
     assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
     assert by_id(result)["restored-best"].message.startswith("The model of your run is the restored best state")
+
+
+def test_validation_batches_of_another_size_are_found_without_the_loader_export(graded):
+    """The course's function with its loaders in a dict, `loaders["val"]` in batches of 64: no `val_loader` export
+    says so. It lost restored-best (2 points), told to record the val loss over the whole validation set and put back
+    the best epoch's weights, which it did. The batch sizes students pick are tried after the course's."""
+    result = graded["val-batches-in-a-dict"]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert "summed over validation batches of 64, as your history matches" in by_id(result)["restored-best"].message
 
 
 def test_a_sum_over_samples_divided_by_the_batches_is_a_known_scale():

@@ -350,16 +350,29 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     """The exported model must BE the best state: its val loss, measured here, equals the best epoch's."""
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=True)
     dataset = ctx.data.make(data, ctx.check_id)
-    batch_size = _loader_batch_size(ctx, loader, len(dataset.Y)) or batch_size
-    losses, accuracy = val_loss_conventions(view.model, dataset, batch_size)
+    exported = _loader_batch_size(ctx, loader, len(dataset.Y))
     best = first_minimum(view.val_loss)
+    # The notebook's own run summed over its own validation batches; without its loader, the batch sizes a
+    # student picks are tried after the course's, and the first one its history matches is the one it used.
+    sizes = [exported] if exported else [batch_size] + ([b for b in OTHER_BATCH_SIZES if b != batch_size]
+                                                        if loader else [])
+    for size in sizes:
+        losses, accuracy = val_loss_conventions(view.model, dataset, size)
+        convention, matching = _convention_of(losses, view.val_loss, best)
+        if matching:
+            batch_size = size
+            break
+    else:
+        losses, accuracy = val_loss_conventions(view.model, dataset, sizes[0])
+        convention, matching = _convention_of(losses, view.val_loss, best)
     target, last = view.val_loss[best - 1], view.val_loss[-1]
-    convention, matching = _convention_of(losses, view.val_loss, best)
     measured = losses[convention]
     metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4),
                "loss_convention": convention if matching else "unknown"}
     scale = ("" if convention == "sum of batch means" else
              f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)")
+    if batch_size != sizes[0]:
+        scale += f" (summed over validation batches of {batch_size}, as your history matches)"
     if best in matching:
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
@@ -378,6 +391,9 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     return Outcome(False, f"The model of {view.label} is not the best one: the grader measures a val loss of "
                    f"{measured:.4f}{scale}, but the best epoch {best} had {target:.4f}; {found}.{why}",
                    metrics=metrics)
+
+
+OTHER_BATCH_SIZES = (64, 16, 128, 180, 100, 50, 10, 20, 8, 256, 1)  # validation batch sizes students pick
 
 
 def _loader_batch_size(ctx: CheckContext, loader: str, points: int) -> int | None:
