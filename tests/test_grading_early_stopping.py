@@ -337,6 +337,14 @@ def test_a_loop_that_only_rebinds_its_variable_is_named_as_the_restore_that_does
     assert restore_code(source.replace("zip(model.parameters(), best)", "enumerate(best)")).rebinding_loops == ()
 
 
+def test_a_model_matching_no_epoch_lists_a_scale_the_grader_does_not_know_among_the_causes():
+    """A val loss divided by 192 where the split has 180 points: the restore was exact, and the advice was only to put
+    back the best epoch's weights. The measured loss matching no epoch leaves the scale as a cause too."""
+    said = why_not_best(RestoreEvidence(best=13, epochs=33, held=None, n_epochs=500))
+    assert said.startswith(" What remains: the history records the val loss in a scale the grader does not know")
+    assert said.endswith("and put back the best epoch's weights.")
+
+
 def test_a_model_of_the_reported_best_epoch_blames_the_rule_that_picked_it_not_the_copy():
     """Restore works, but best_epoch came from another rule (val accuracy, the training loss): no copy is blamed."""
     picked = why_not_best(RestoreEvidence(best=13, epochs=40, held=30, reported=30))

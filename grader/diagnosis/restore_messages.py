@@ -128,5 +128,7 @@ def why_not_best(ev: RestoreEvidence) -> str:
                 "copy replaced it, or the copy is taken at another moment of the epoch than the val loss it is "
                 "compared with.")
     mode = " in eval mode" if ev.mode_matters else ""
-    return (f" Record the val loss of the model as it is after each epoch, over the whole validation set{mode}, and "
-            "put back the best epoch's weights.")
+    return (" What remains: the history records the val loss in a scale the grader does not know (a sum or mean over "
+            "another count of points or batches), it is measured at another moment than after the epoch's updates, "
+            "or the model holds no epoch's weights. Record the val loss of the model as it is after each epoch, over "
+            f"the whole validation set{mode}, and put back the best epoch's weights.")
