@@ -279,8 +279,27 @@ class UnpaddedCNN(MnistCNN):
         self.fc[1] = nn.Linear(32 * 6 * 6, 128)
 
 
+class SamePaddedCNN(MnistCNN):  # padding="same" on a 3x3 kernel is padding 1: it lost 9 of 10 points
+    def __init__(self):
+        super().__init__()
+        self.conv[0] = nn.Conv2d(1, 16, 3, padding="same")
+        self.conv[3] = nn.Conv2d(16, 32, 3, padding="same")
+
+
+class TransposedMLP(nn.Module):  # x @ W.T + b: aten.numpy_T was off the rebuild allowlist (3 of 10 points)
+    def __init__(self):
+        super().__init__()
+        self.W1, self.b1 = nn.Parameter(torch.randn(128, 784) * 0.01), nn.Parameter(torch.zeros(128))
+        self.W2, self.b2 = nn.Parameter(torch.randn(10, 128) * 0.01), nn.Parameter(torch.zeros(10))
+
+    def forward(self, x):
+        return torch.relu(x.reshape(x.shape[0], -1) @ self.W1.T + self.b1) @ self.W2.T + self.b2
+
+
 @pytest.mark.parametrize("make, exercise, problems", [
     (MatmulMLP, "mnist-sgd", ""),
+    (SamePaddedCNN, "lr-sweep", ""),
+    (TransposedMLP, "mnist-sgd", ""),
     (SoftmaxMLP, "mnist-sgd", "it adds softmax (dim=1) after linear 128→10, at the end"),
     (EvalDropoutMLP, "mnist-sgd", ("it adds dropout (p=0.2, active in eval mode too: F.dropout needs "
                                    "training=self.training) between relu and linear 128→10")),
@@ -557,7 +576,9 @@ def test_sweep_keys_and_curves_in_torch_s_own_types_are_read(tmp_path):
 
 @pytest.mark.parametrize("transform, passed, says", [
     # torchvision's v2 spelling of ToTensor lost half a point as "uses ToDtype, ToImage".
-    ("Compose(\n      ToImage()\n      ToDtype(scale=True)\n)", True, "ToImage + ToDtype(scale=True)"),
+    ("Compose(\n      ToImage()\n      ToDtype(scale=True)\n)", True, "ToDtype + ToImage, the same pixels as ToTensor"),
+    # ... and with PILToTensor, which lost it as "uses PILToTensor, ToDtype"
+    ("Compose(\n      PILToTensor()\n      ToDtype(scale=True)\n)", True, "PILToTensor + ToDtype"),
     ("Compose(\n      ToImage()\n      ToDtype()\n)", False, "the notebook uses ToDtype, ToImage"),
     # A lambda normalising inside the pipeline passed as "unchanged (ToTensor)".
     ("Compose(\n    ToTensor()\n    <function <lambda> at 0x7f3a>\n)", False, "a function of your own"),
@@ -567,6 +588,24 @@ def test_preprocessing_reads_torchvision_s_v2_spelling_and_functions_of_the_note
     loader = dataclasses.replace(LOADER, transform=transform)
     outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader})
     assert outcome.passed is passed and says in outcome.message
+
+
+def test_pil_to_tensor_made_float32_is_read_as_to_tensor_from_the_code():
+    """transforms.ConvertImageDtype(torch.float32) after PILToTensor gives ToTensor's pixels to the bit; its repr in
+    the loader hides the dtype, so the code shows it. It lost half a point as "uses ConvertImageDtype, PILToTensor"."""
+    from grader.assignments.catalog import load_exercise
+    from grader.checks import CheckContext
+    from grader.loading.values import Exports
+
+    exercise = load_exercise("mnist-sgd")
+    check = next(c for c in exercise.checks if c.spec.id == "preprocessing")
+    loader = dataclasses.replace(LOADER, transform="Compose(\n    PILToTensor()\n    ConvertImageDtype()\n)")
+    for dtype, passed in (("torch.float32", True), ("torch.float16", False)):
+        code = ((1, "import torch\nfrom torchvision import transforms as T\n"
+                    f"tf = T.Compose([T.PILToTensor(), T.ConvertImageDtype({dtype})])\n"),)
+        outcome = check.evaluate(CheckContext(exercise.spec, Exports(values={"train_loader": loader}, found=True), code,
+                                              None, check_id="preprocessing"))
+        assert outcome.passed is passed, outcome.message
 
 
 def test_a_setting_changed_in_a_later_param_group_is_named_with_its_group(tmp_path):

@@ -84,6 +84,18 @@ def _arguments(node: Any) -> tuple[dict, dict]:
     return named, chosen
 
 
+def _conv_padding(args: dict, kernel: tuple) -> tuple:
+    """A convolution's padding per dimension; ``'same'`` and ``'valid'`` as the numbers they stand for where they
+    stand for one (``padding='same'`` on a 3x3 kernel is padding 1: the same layer), else the word."""
+    padding = args.get("padding", 0)
+    if padding == "valid":
+        return _per_dim(0, len(kernel))
+    if padding == "same":
+        total = [d * (k - 1) for d, k in zip(_per_dim(args.get("dilation", 1), len(kernel)), kernel)]
+        return tuple(t // 2 for t in total) if all(t % 2 == 0 for t in total) else ("same",)
+    return (padding,) if isinstance(padding, str) else _per_dim(padding, len(kernel))
+
+
 def _layer(name: str, kind: str, node: Any, activation: Any) -> Layer:
     """What fixes one layer, from its arguments and the shapes the grader propagated through the graph."""
     args, chosen = _arguments(node)
@@ -94,8 +106,7 @@ def _layer(name: str, kind: str, node: Any, activation: Any) -> Layer:
     if kind == "conv":
         weight = _shape(args["weight"])
         dims, groups = len(weight) - 2, int(args.get("groups") or 1)
-        stride, padding = _per_dim(args.get("stride", 1), dims), args.get("padding", 0)
-        padding = (padding,) if isinstance(padding, str) else _per_dim(padding, dims)
+        stride, padding = _per_dim(args.get("stride", 1), dims), _conv_padding(args, weight[2:])
         text = f"conv {weight[1] * groups}→{weight[0]} {'x'.join(map(str, weight[2:]))}" + \
             (f", stride {_dims(stride)}" if set(stride) != {1} else "") + f", padding {_dims(padding)}"
         return Layer(kind, (weight[1] * groups, weight[0], weight[2:], stride, padding), text,

@@ -326,10 +326,15 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list) -> Outcome:
     shown = loader.transform if isinstance(loader, LoaderExport) else ""
     in_loader = set(re.findall(r"\b([A-Z]\w+)\(", shown)) - {"Compose"}
     found = used | in_loader
-    # torchvision's v2 spelling of ToTensor: ToImage, then ToDtype(float32, scale=True), the same pixels in [0, 1].
-    scaled = "scale=True" in shown or any("scale=True" in source for _, source in ctx.code_cells)
-    if "ToTensor" in allowed and {"ToImage", "ToDtype"} <= found and scaled:
-        found = (found - {"ToImage", "ToDtype"}) | {"ToTensor"}
+    # Other spellings of ToTensor: an image tensor (ToImage, PILToTensor) made float in [0, 1] (ToDtype with
+    # scale=True, ConvertImageDtype to float32): the same pixels, to the bit.
+    text = shown + "\n".join(source for _, source in ctx.code_cells)
+    scaled = {"ToDtype": "scale=True" in text,
+              "ConvertImageDtype": bool(re.search(r"ConvertImageDtype\(\s*(dtype\s*=\s*)?torch\.float(32)?\b", text))}
+    for image in ("ToImage", "PILToTensor"):
+        for to_float in ("ToDtype", "ConvertImageDtype"):
+            if "ToTensor" in allowed and {image, to_float} <= found and scaled[to_float]:
+                found = (found - {image, to_float}) | {"ToTensor"}
     if re.search(r"<function |\bLambda\(| object at 0x", shown):  # a function of the notebook's own in the pipeline
         found = found | {"a function of your own (a lambda or def in the transform)"}
     extra = sorted(found - set(allowed))
@@ -342,8 +347,8 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list) -> Outcome:
         return Outcome(False, f"Whether the preprocessing is unchanged cannot be decided from the code ({why}). Build "
                        "the transform as given (transforms.ToTensor()), so it can be read.", fraction=0.5,
                        metrics={"undecided": 1})
-    v2 = " (ToImage + ToDtype(scale=True), torchvision's v2 ToTensor)" if {"ToImage", "ToDtype"} <= used | in_loader \
-        else ""
+    spelled = sorted((used | in_loader) & {"ToImage", "PILToTensor", "ToDtype", "ConvertImageDtype"})
+    v2 = f" ({' + '.join(spelled)}, the same pixels as ToTensor)" if len(spelled) > 1 else ""
     return Outcome(True, f"The preprocessing is unchanged ({', '.join(sorted(found - {'Compose'}))}{v2}), "
                    "read from the code" + (" and the exported loader." if shown else "."))
 

@@ -48,7 +48,7 @@ from grader.loading.values import ModelValue
 ALLOWED_ATEN = frozenset("""
     linear addmm mm bmm matmul baddbmm addmv mv dot vdot outer einsum bilinear
     _weight_norm _weight_norm_interface matrix_exp
-    t transpose mH mT permute view reshape _unsafe_view flatten unflatten squeeze unsqueeze movedim swapaxes
+    t numpy_T transpose mH mT permute view reshape _unsafe_view flatten unflatten squeeze unsqueeze movedim swapaxes
     expand expand_as view_as reshape_as contiguous clone detach alias lift_fresh_copy
     select slice narrow index index_select gather cat stack split split_with_sizes chunk unbind repeat
     repeat_interleave tile flip roll diagonal tril triu
