@@ -391,6 +391,18 @@ def _trained(steps: int):
     ("mnist-sgd", {"optimizer": _optimizer(None), "history": {"train_loss": [1.0] * 15}}, False,
      ("`optimizer` never stepped, or its steps could not be counted: train with this optimizer, calling its step() "
       "once per batch.")),
+    # the loop over the validation loader: 16 batches of 64 an epoch is the 1,000 validation images (was only "batches
+    # of 313 to 322 images, not 64")
+    ("mnist-sgd", {"optimizer": _optimizer(15 * 16), "history": {"train_loss": [1.0] * 15}}, False,
+     ("`optimizer` stepped 240 times in 15 epochs, 16 times per epoch. Over the 5,000 training images that is batches "
+      "of 313 to 333 images, not 64; or, with batches of 64, epochs of 961 to 1,024 images instead of all 5,000; that "
+      "is the size of the validation split (1,000 images): the loop stepped on the validation images.")),
+    # train + validation in one loader (was "the training split has 5,000: train on all of it")
+    ("mnist-sgd", {"optimizer": _optimizer(15 * 94), "history": {"train_loss": [1.0] * 15},
+                   "train_loader": dataclasses.replace(LOADER, dataset_len=6000)}, False,
+     ("`optimizer` stepped 1,410 times in 15 epochs, 94 times per epoch: batches of 64 over the 6,000 images "
+      "`train_loader` holds, as it makes them, but the training split has 5,000: 1,000 of its images come from "
+      "elsewhere, as many as the validation split holds: train on the training split alone.")),
     # a plain SGD made anew each epoch (an LR set by hand): the model's parameters took all 15 epochs' steps
     # (was "if 15 ran, `optimizer` was created anew during training", half the point lost)
     ("mnist-sgd", {"optimizer": _optimizer(79), "history": {"train_loss": [1.0] * 15}, "model": _trained(15 * 79)},

@@ -163,9 +163,10 @@ def _batches_for(n: int, per_epoch: int) -> str:
 
 
 def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: LoaderExport | None,
-                   name: str) -> tuple[str, bool]:
+                   name: str, n_val: int | None = None) -> tuple[str, bool]:
     """Why ``run.steps`` is no whole number of epochs at ``batch`` over ``n`` images (what it fits, and the causes
-    left open), and whether that names the handed-out loader as the cause."""
+    left open), and whether that names the handed-out loader as the cause. ``n_val``: the validation split's size,
+    named where the steps fit it (a loop over the validation loader, or over both splits)."""
     own = loader.batch_size if isinstance(loader, LoaderExport) and loader.dataset_len in (None, n) else None
     for epochs in run.epoch_counts():
         if run.steps % epochs:
@@ -177,14 +178,31 @@ def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: Lo
                     f"task fixes the batch size at {batch}"), True
         held = loader.dataset_len if isinstance(loader, LoaderExport) and loader.batch_size == batch else None
         if isinstance(held, int) and held != n and k in (math.ceil(held / batch), held // batch):
+            fix = ("train on all of it" if held < n else f"{held - n:,} of its images come from elsewhere"
+                   + (", as many as the validation split holds: train on the training split alone"
+                      if held - n == n_val else ": train on the training split alone"))
             return (f"{counted}: batches of {batch} over the {held:,} images `{name}` holds, as it makes them, "
-                    f"but the training split has {n:,}: train on all of it"), True
+                    f"but the training split has {n:,}: {fix}"), True
+        fits = next((f"; that is {what} ({size:,} images): the loop stepped on {which}" for what, size, which in
+                     (("the size of the validation split", n_val, "the validation images"),
+                      ("the training and validation splits together", n + (n_val or 0), "both splits"))
+                     if n_val and (k - 1) * batch < size <= k * batch), "")
         return (f"{counted}. Over the {n:,} training images that is batches of {_batches_for(n, k)} images, not "
                 f"{batch}; or, with batches of {batch}, epochs of {(k - 1) * batch + 1:,} to {k * batch:,} images "
-                f"instead of all {n:,}"), False
+                f"instead of all {n:,}{fits}"), False
     return (f"{run.stepped(optimizer)}, which is no whole number of epochs of {math.ceil(n / batch)} "
             f"batches of {batch} over the {n:,} training images: the batch size or the training data changed, or an "
             "epoch stopped early"), False
+
+
+def _validation_size(ctx: CheckContext, data: dict) -> int | None:
+    """The size of the split the task validates on (MNIST's test split, for its training split); None if unknown."""
+    if data.get("kind") != "mnist" or data.get("split") != "train":
+        return None
+    try:
+        return len(ctx.data.make({**data, "split": "test"}, ctx.check_id).Y)
+    except Exception:  # noqa: BLE001 - a hint only: no root, no hint
+        return None
 
 
 def _as_recorded(run: RunCount, whole: int, history: str, optimizer: str) -> str:
@@ -248,7 +266,8 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     whole = _whole_epochs(run.steps, n, batch_size)
     problems, named = [], False
     if whole is None:
-        explained, named = _explain_steps(run, n, batch_size, optimizer, handed_out, loader)
+        explained, named = _explain_steps(run, n, batch_size, optimizer, handed_out, loader,
+                                          _validation_size(ctx, data))
         problems.append(explained)
     elif epochs and whole != epochs:
         problems.append(f"{run.stepped(optimizer)}: {whole} epoch{'s' * (whole != 1)} of batches of "
