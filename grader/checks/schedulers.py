@@ -467,7 +467,7 @@ def _idle_optimizers(value) -> list[str]:
         return []
     return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.optimizer is not None
             and s.optimizer.stepped_under_scheduler is False and (s.state.get("last_epoch") or 0) > 0
-            and not (s.optimizer.steps or 0) >= s.state["last_epoch"]]
+            and (s.optimizer.steps or 0) < s.state["last_epoch"]]
 
 
 def _scheduler_first(value) -> list[str]:
