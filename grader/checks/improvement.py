@@ -101,14 +101,14 @@ def tied_epochs(run: Called) -> tuple[int, ...]:
     return tuple(tied)
 
 
-def strict_outcomes(run: Called, ways: tuple[Counting, ...], ties: bool = False) -> dict[tuple[int, int], bool]:
-    """(best_epoch, end) the strict rule can give, counted each of ``ways``; with ``ties``, each tied epoch
-    (``tied_epochs``) taken either way. Each maps to whether it needs a tie taken as a fall.
+def strict_outcomes(run: Called, ways: tuple[Counting, ...]) -> dict[tuple[int, int], bool]:
+    """(best_epoch, end) the strict rule can give, counted each of ``ways``, with each tied epoch (``tied_epochs``)
+    taken either way. Each maps to whether it needs a tie taken as a fall.
 
     The best value is always the lowest so far, whichever way a tie goes: only the best epoch and the count
     branch, so the states stay few.
     """
-    tied = set(tied_epochs(run)) if ties else set()
+    tied = set(tied_epochs(run))
     found: dict[tuple[int, int], bool] = {}
     for way in ways:
         budget, limit = run.n_epochs + way.budget_shift, run.patience + way.patience_shift
@@ -203,7 +203,8 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
     if flat.weights_moved is not False:
         return "", "", (f"{at} the weights still moved (or could not be compared), so the run that should sit on a "
                         "plateau did not, and ties were not tested; the check of the lr your function uses says more.")
-    possible = strict_outcomes(flat, ways)
+    # The weights never moved, so the ties are real: the strict rule counts none of them.
+    possible = {follow(flat.val_loss, flat.patience, flat.n_epochs, strict, way) for way in ways}
     latest_best = max(best for best, _ in possible)
     never_stopped = flat.ran >= flat.n_epochs - 1 and flat.ran > max(end for _, end in possible)
     if flat.best_epoch <= latest_best and not never_stopped:
@@ -226,7 +227,7 @@ def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
     """(what went wrong, a note, an undecided note) for the run with tiny falls: judged by where it ended."""
     where = f"given lr={slow.lr:g}, {_falls(slow)}" if slow.lr is not None else _falls(slow)
     ends: dict[int, bool] = {}  # where the strict rule can end the run -> whether only with a tie taken as a fall
-    for (_, end), tie in strict_outcomes(slow, ways, ties=True).items():
+    for (_, end), tie in strict_outcomes(slow, ways).items():
         ends[end] = ends.get(end, True) and tie
     if slow.ran in ends and not ends[slow.ran]:
         return "", f"On a run {where}, {_did(slow)}: every fall counted as an improvement.", ""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
-import textwrap
 
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.registry import Param, check_kind
-from grader.kernel.notebook import without_magics
+from grader.checks.code import parse
+from grader.diagnosis.training_code import first_function
 from grader.loading.kinds import EXPORT_KINDS
 from grader.loading.values import FunctionExport
 
@@ -17,13 +17,6 @@ from grader.loading.values import FunctionExport
 # tests/test_static_checks.py recomputes this in a fresh interpreter.
 PACKAGE_BASELINE = frozenset({"reference", "reference.data", "reference.models", "reference.plots",
                               "reference.training"})
-
-
-def _parsed(source: str) -> ast.Module | None:
-    try:
-        return ast.parse(without_magics(source))
-    except SyntaxError:
-        return None
 
 
 def _imports_and_names(source: str, tree: ast.Module | None, imported: frozenset[str]
@@ -72,9 +65,7 @@ def always_raises_not_implemented(source: str) -> bool:
     >>> always_raises_not_implemented("def f(x):\n    if x is None:\n        raise NotImplementedError\n    return x")
     False
     """
-    tree = _parsed(textwrap.dedent(source))
-    function = next((n for n in (tree.body if tree else []) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))),
-                    None)
+    function = first_function(source)
     for statement in function.body if function else []:
         if isinstance(statement, ast.Raise) and statement.exc is not None:
             raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
@@ -107,7 +98,7 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
     found = []
     # A name of the reference solution that the notebook defines itself (its own `seed_line`, say) is its own work;
     # one it imports, or reaches through a module, is not.
-    trees = [(cell, source, _parsed(source)) for cell, source in ctx.code_cells]
+    trees = [(cell, source, parse(source)) for cell, source in ctx.code_cells]
     imported = frozenset().union(*(_import_aliases(tree) for *_, tree in trees))
     read = [(cell, *_imports_and_names(source, tree, imported)) for cell, source, tree in trees]
     own = set().union(*(bound for *_, bound, _ in read))

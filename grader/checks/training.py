@@ -354,24 +354,24 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     best = first_minimum(view.val_loss)
     # The notebook's own run summed over its own validation batches; without its loader, the batch sizes a
     # student picks are tried after the course's, and the first one its history matches is the one it used.
-    sizes = [exported] if exported else [batch_size] + ([b for b in OTHER_BATCH_SIZES if b != batch_size]
-                                                        if loader else [])
-    for size in sizes:
-        losses, accuracy = val_loss_conventions(view.model, dataset, size)
-        convention, matching = _convention_of(losses, view.val_loss, best)
-        if matching:
-            batch_size = size
-            break
-    else:
-        losses, accuracy = val_loss_conventions(view.model, dataset, sizes[0])
-        convention, matching = _convention_of(losses, view.val_loss, best)
+    first = batch_size = exported or batch_size
+    losses, accuracy = val_loss_conventions(view.model, dataset, first)
+    convention, matching = _convention_of(losses, view.val_loss, best)
+    if not matching and loader and not exported:
+        for size in (b for b in OTHER_BATCH_SIZES if b != first):
+            other_losses, other_accuracy = val_loss_conventions(view.model, dataset, size)
+            other_convention, other_matching = _convention_of(other_losses, view.val_loss, best)
+            if other_matching:
+                losses, accuracy, convention, matching = other_losses, other_accuracy, other_convention, other_matching
+                batch_size = size
+                break
     target, last = view.val_loss[best - 1], view.val_loss[-1]
     measured = losses[convention]
     metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4),
                "loss_convention": convention if matching else "unknown"}
     scale = ("" if convention == "sum of batch means" else
              f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)")
-    if batch_size != sizes[0]:
+    if batch_size != first:
         scale += f" (summed over validation batches of {batch_size}, as your history matches)"
     if best in matching:
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "

@@ -45,7 +45,8 @@ class Signature:
     var_keyword: bool  # takes **kwargs
 
 
-def _function(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def first_function(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The first top-level function in ``source`` (indented as ``inspect`` gives a method's); None if unreadable."""
     try:
         tree = ast.parse(textwrap.dedent(source))
     except (SyntaxError, ValueError):
@@ -55,7 +56,7 @@ def _function(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
 
 def signature(source: str) -> Signature | None:
     """The parameter names of the function in ``source``; None when it cannot be read."""
-    fn = _function(source)
+    fn = first_function(source)
     if fn is None:
         return None
     args = fn.args
@@ -168,7 +169,7 @@ def _returned_model(fn: ast.AST) -> list[ast.expr]:
 
 def restore_code(source: str) -> RestoreCode | None:
     """The facts of ``source`` about the best weights; None when the source cannot be read."""
-    fn = _function(source)
+    fn = first_function(source)
     if fn is None:
         return None
     reader = _Reader(fn, textwrap.dedent(source).splitlines())

@@ -321,9 +321,8 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None, reu
 
 def _write_model(model, graph: dict, tensors: dict, folder: str, probe: dict | None) -> dict:
     _T["save"](tensors, _path_join(folder, "weights.pt"))
-    if probe and "steps_taken" in probe:
-        graph["steps"], graph["optimizers"] = probe["steps_taken"](model), probe["stepped_by"](model)
-        graph["idle_steps"] = probe["idle_steps"](model)
+    if probe and "training_record" in probe:
+        graph.update(probe["training_record"](model))
     initial = probe["initial_state"](model) if probe else {}
     if initial:
         _T["save"]({k: v.contiguous() for k, v in initial.items()}, _path_join(folder, "initial.pt"))

@@ -45,10 +45,12 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 STEPS = _ById()  # optimizer -> how many times it stepped
-PARAMETER_STEPS = _ById()  # parameter -> [optimizer steps it took part in with a gradient, {optimizer classes}]
-IDLE_STEPS = _ById()  # parameter -> [optimizer steps that found it without a gradient]
+# parameter -> [optimizer steps it took part in with a gradient, steps that found it without one, {optimizer classes}]
+PARAMETER_STEPS = _ById()
 SCHEDULER_CALLS = _ById()  # scheduler -> its optimizer's steps begun at each of the notebook's step() calls
-STARTED = _ById()  # optimizer -> steps begun: a scheduler stepped from the optimizer's own post-hook comes after one
+# optimizer -> steps begun (a pre-hook): a scheduler stepped from the optimizer's own post-hook comes after its step,
+# which STEPS (a post-hook, as torch's optimizers read the gradients only inside step(closure)) counts only later
+STARTED = _ById()
 _IN_SCHEDULER_STEP = [0]  # depth: a scheduler's step() that calls another's (super().step()) is one call
 _MAKING: set = set()  # ids of the schedulers whose constructor is stepping them once (not the notebook's call)
 MAX_CALLS = 1000
@@ -81,19 +83,15 @@ def _stepped(optimizer, args, kwargs):
         STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
         for group in optimizer.param_groups:
             for parameter in group["params"]:
+                record = PARAMETER_STEPS.get(parameter)
+                if record is None:
+                    record = [0, 0, set()]
+                    PARAMETER_STEPS.set(parameter, record)
                 if parameter.grad is None:  # torch's optimizers leave a parameter without a gradient alone
-                    idle = IDLE_STEPS.get(parameter)
-                    if idle is None:
-                        IDLE_STEPS.set(parameter, [1])
-                    else:
-                        idle[0] += 1
-                    continue
-                count = PARAMETER_STEPS.get(parameter)
-                if count is None:
-                    PARAMETER_STEPS.set(parameter, [1, {type(optimizer).__name__}])
+                    record[1] += 1
                 else:
-                    count[0] += 1
-                    count[1].add(type(optimizer).__name__)
+                    record[0] += 1
+                    record[2].add(type(optimizer).__name__)
     except Exception:  # noqa: BLE001
         pass
 
@@ -157,11 +155,9 @@ def _inherit_start(deepcopy):
             start = INITIAL.get(self)
             if start is not None and result not in INITIAL:
                 INITIAL.set(result, start)
-            steps, idle = PARAMETER_STEPS.get(self), IDLE_STEPS.get(self)
+            steps = PARAMETER_STEPS.get(self)
             if steps is not None and result not in PARAMETER_STEPS:
-                PARAMETER_STEPS.set(result, [steps[0], set(steps[1])])
-            if idle is not None and result not in IDLE_STEPS:
-                IDLE_STEPS.set(result, [idle[0]])
+                PARAMETER_STEPS.set(result, [steps[0], steps[1], set(steps[2])])
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -202,19 +198,13 @@ def initial_state(model) -> dict:
     return {name: INITIAL.get(p) for name, p in model.named_parameters() if p in INITIAL}
 
 
-def steps_taken(model) -> dict:
-    """The optimizer steps each parameter of ``model`` took part in, by name (parameters never stepped are missing)."""
-    return {name: PARAMETER_STEPS.get(p)[0] for name, p in model.named_parameters() if p in PARAMETER_STEPS}
-
-
-def idle_steps(model) -> int:
-    """The most optimizer steps that found a parameter of ``model`` without a gradient."""
-    return max((IDLE_STEPS.get(p)[0] for p in model.parameters() if p in IDLE_STEPS), default=0)
-
-
-def stepped_by(model) -> list:
-    """The classes of the optimizers that stepped any parameter of ``model``, sorted."""
-    return sorted({c for p in model.parameters() if p in PARAMETER_STEPS for c in PARAMETER_STEPS.get(p)[1]})
+def training_record(model) -> dict:
+    """How optimizers stepped ``model``'s parameters: ``steps`` by name (with a gradient; parameters never stepped
+    are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes)."""
+    records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
+    return {"steps": {name: r[0] for name, r in records.items() if r[0]},
+            "idle_steps": max((r[1] for r in records.values()), default=0),
+            "optimizers": sorted({c for r in records.values() for c in r[2]})}
 
 
 def after_import(name: str, then) -> None:
