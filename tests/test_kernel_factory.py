@@ -21,6 +21,7 @@ from grading_support import one_value_spec, process_children, run_as_nobody
 
 from grader.assignments.catalog import load_spec_file
 from grader.grading.engine import run_notebook
+from grader.kernel import sandbox_files
 from grader.kernel.factory import ZYGOTE, FactoryHandle, start_factory
 from grader.kernel.notebook import read_submission
 
@@ -104,6 +105,28 @@ def test_every_forked_kernel_draws_fresh_random_numbers(factory, spec, tmp_path)
     draws = [_probe(_notebook(tmp_path, f"n{i}", LOOK), spec, factory.handle)[1] for i in range(2)]
     for generator in ("random", "numpy", "torch", "torch seed"):
         assert draws[0][generator] != draws[1][generator], generator
+
+
+def test_no_kernel_can_change_the_font_list_the_factory_keeps_between_batches(factory, spec, tmp_path):
+    fonts = sandbox_files.font_cache()
+    assert fonts is not None and any(fonts.glob("fontlist-*.json")), "the factory built its font list there"
+    before = {p.name: p.read_bytes() for p in fonts.iterdir()}
+    cell = f"""
+import io, pathlib
+import matplotlib.pyplot as plt
+folder = pathlib.Path({str(fonts)!r})
+try:
+    (folder / "fontlist-v3.11.0.json").write_text("{{}}")
+    (folder / "planted.json").write_text("{{}}")
+    wrote = True
+except OSError:
+    wrote = False
+plt.figure(); plt.title("fonts still load"); plt.savefig(io.BytesIO(), format="png")
+probe = {{"wrote": wrote}}
+"""
+    run, seen = _probe(_notebook(tmp_path, "fonts", cell), spec, factory.handle)
+    assert seen == {"wrote": False}
+    assert {p.name: p.read_bytes() for p in fonts.iterdir()} == before
 
 
 def test_without_the_factory_the_kernel_starts_fresh_and_says_why(factory, spec, tmp_path):

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from grader.kernel import cgroups
+from grader.kernel import cgroups, sandbox_files
 
 ZYGOTE = pathlib.Path(__file__).with_name("zygote.py")
 CLIENT = pathlib.Path(__file__).with_name("factory_client.py")
@@ -155,6 +155,9 @@ def launch_factory(preload: tuple[str, ...] = PRELOAD) -> KernelFactory:
     (folder / "home").mkdir()
     env = scrubbed_env(folder / "home")
     env.pop("GRADER_SANDBOX", None)
+    fonts = sandbox_files.font_cache()
+    if fonts is not None:
+        env["MPLCONFIGDIR"] = str(fonts)
     with open(folder / "factory.log", "wb") as log:
         process = subprocess.Popen([sys.executable, str(ZYGOTE), str(folder / "factory.sock"),
                                     json.dumps(list(preload))], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -371,7 +371,8 @@ def _plan_mounts(sandbox: Sandbox, hide, readonly, stub, reveal_untraversable: b
         kept = {pathlib.Path(p).relative_to(tmp).parts[0] for p in needed
                 if pathlib.Path(p).is_relative_to(tmp) and p != tmp}
         sandbox.reveal[tmp] = sorted({sandbox.root.name} | kept)
-    sandbox.hide = [os.path.realpath(p) for p in hide if os.path.exists(p)]
+    fonts = sandbox_files.font_cache()  # the factory's font list: written by the grader only
+    sandbox.hide = [os.path.realpath(p) for p in (*hide, *([str(fonts)] if fonts else [])) if os.path.exists(p)]
     sandbox.stub = sorted({os.path.realpath(p) for p in stub if os.path.isfile(p)})
     if sandbox.stub:
         (sandbox.root / STUB_NAME).write_text(STUB)

@@ -23,6 +23,23 @@ MNT_DETACH = 2
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
+def font_cache() -> pathlib.Path | None:
+    """The folder where the kernel factory keeps matplotlib's font list between batches; None where it cannot.
+
+    Building the list scans every font on the machine (0.2-0.3 s of each cold start). Only the grader's uid writes
+    it, and every sandbox hides it (``_plan_mounts``), so no kernel can leave a list for the next one to load.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = pathlib.Path(base) / "grader" / "matplotlib"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return None
+    mine = st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    return folder if mine and os.access(folder, os.W_OK) else None
+
+
 def _start_time(pid: int) -> str:
     """The process's start time in clock ticks, so a reused pid is not mistaken for the owner."""
     try:
