@@ -23,7 +23,7 @@ CASES = FILES / "early-stopping"
 def test_solution_full_marks():
     result = grade(solution("early-stopping"), "early-stopping")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 13, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 14, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
     assert checks["strict-improvement"].message == (
         "At lr=0 (the val loss never changes) your function reported best_epoch 1 and stopped at epoch 4: no tie "
@@ -52,7 +52,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
 def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 13, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "mean over samples"
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
@@ -65,7 +65,7 @@ def graded():
                          "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
                          "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
                          "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64", "ties-reset-patience",
-                         "min-delta", "val-batches-in-a-dict")}
+                         "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -400,7 +400,7 @@ def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_ru
 
 def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded):
     result = graded["loss-over-dataset-size"]
-    assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 13, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "sum of batch means per sample"
     assert "the sum of the batches' mean losses divided by the number of samples" in restored.message
@@ -487,6 +487,16 @@ def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded
     failed = [c for c in result.checks if not c.passed]
     assert [c.id for c in failed] == ["strict-improvement"], [(c.id, c.message) for c in failed]
     assert failed[0].points == 0.5 and says in failed[0].message
+
+
+def test_gradients_cleared_once_per_epoch_lose_only_the_point_that_measures_it(graded):
+    """The run trains, stops and restores consistently with itself, only on other val losses: the kernel's record of
+    what .grad held at each step is the one thing that shows the loop never clears it between batches."""
+    failed = [c for c in graded["zero-grad-once-per-epoch"].checks if not c.passed]
+    assert [c.id for c in failed] == ["gradients-cleared"], [(c.id, c.message) for c in failed]
+    assert ("Of the 50 optimizer steps measured on the model of the grader's own run of your function, 42 used a "
+            "gradient that still held the step before's, and 8 one cleared first") in failed[0].message
+    assert "Call optimizer.zero_grad() once per batch" in failed[0].message
 
 
 def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, best_from_stop: bool = False):

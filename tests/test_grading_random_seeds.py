@@ -20,7 +20,7 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
 def test_solution_full_marks_and_matches_the_reference_run():
     result = grade(solution("random-seeds"), "random-seeds")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 11, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 12, [(c.id, c.message) for c in result.checks if not c.passed]
     assert by_id(result)["trained-steps"].message == (
         "seed 0: 198 steps, 33 epochs of 6 batches; seed 3: 282 steps, 47 epochs of 6 batches; seed 18: 174 steps, 29 "
         "epochs of 6 batches.")
@@ -252,7 +252,7 @@ def test_a_function_of_the_notebook_s_own_named_like_the_reference_s_is_its_own_
     """The whole experiment in the notebook's own `def random_seeds(seeds)`: the reference solution's function name,
     but defined here, not imported."""
     result = graded["experiment-function"]
-    assert result.score == result.max_score == 9, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
 
 
 def test_copies_of_one_model_trained_on_from_seed_to_seed_show_the_first_seed_s_start(graded):
@@ -357,3 +357,28 @@ def _loaded(net: nn.Module, steps: int):
     parameters = {k: v.detach() for k, v in net.named_parameters()}
     return LoadedModel(torch.fx.symbolic_trace(net), "SimpleMLP", (2,), parameters,
                        steps={k: steps for k in parameters})
+
+
+@pytest.mark.parametrize("records, passed, says", [
+    ({0: (50, 0), 3: (50, 0), 18: (50, 0)}, True, "Every measured optimizer step (150 on 3 models)"),
+    ({0: (50, 0), 3: (50, 50), 18: (50, 0)}, False, "Of the 50 optimizer steps measured on `models[3]`, every one"),
+    ({0: (50, 42), 3: (50, 50), 18: (50, 0)}, False, "every one used a gradient that still held the step before's: "
+                                                      "the loop never clears them. torch adds each backward()"),
+    ({0: (50, 41), 3: (50, 0), 18: (50, 0)}, False, "41 used a gradient that still held the step before's, and 9 "
+                                                     "one cleared first: the loop clears them only now and then"),
+    ({0: (0, 0), 3: (0, 0), 18: (0, 0)}, True, "was not measured"),  # rebuilt from weights: nothing recorded
+])
+def test_a_step_on_a_gradient_left_from_the_step_before_loses_the_point(records, passed, says):
+    """The kernel's count (kernel_probe) against each seed's model: any step that carried a gradient fails, the
+    model carrying the most is named, and a model with no measured step is not judged."""
+    import dataclasses
+
+    from grader.checks.gradients import gradients_cleared
+    from grader.loading.values import Exports
+
+    exercise = load_exercise("random-seeds")
+    models = {seed: dataclasses.replace(_loaded(SimpleMLP(), 198), judged_steps=n, carried_steps=carried)
+              for seed, (n, carried) in records.items()}
+    ctx = CheckContext(exercise.spec, Exports(values={"models": models}, found=True), (), None)
+    outcome = gradients_cleared(ctx, runs=["models"])
+    assert outcome.passed is passed and says in outcome.message, outcome.message

@@ -41,3 +41,13 @@ def test_one_object_stored_under_two_keys_is_one_loaded_model(exports):
 def test_optimizer_steps_are_counted(exports):
     assert exports["optimizer"].steps == 5 and exports["optimizer"].state_steps == ()
     assert exports["adam"].steps == 3 and exports["adam"].state_steps == (3,)
+
+
+def test_the_steps_that_used_a_gradient_left_from_the_step_before_are_counted(exports):
+    """However the loop clears .grad (set to None, zeroed in place, through .data), a step after a cleared gradient
+    counts as cleared, a validation backward pass after the step included; a loop that never clears it, or clears
+    it now and then, carries it. The first step is never judged: nothing came before it."""
+    loops = exports["loops"]
+    judged = {name: (model.judged_steps, model.carried_steps) for name, model in loops.items()}
+    assert judged == {"per step": (7, 0), "in place": (7, 0), "through .data": (7, 0), "after validation": (7, 0),
+                      "never": (7, 7), "every fourth step": (7, 6), "copy of never": (7, 7)}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome
 from grader.checks.data import data_problem
+from grader.checks.gradients import carried_gradients
 from grader.checks.registry import Param, check_kind
 from grader.loading.values import SchedulerExport
 
@@ -147,10 +148,12 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     if acc + 1e-9 >= min_accuracy and acc > above and acc < below:
         return Outcome(True, f"Your model scores {measured}" + (f" (needs {needs})." if needs else "."), metrics=metrics)
     # What the run shows explains it better than advice on tuning: a scheduler that never stepped, weights that never
-    # moved, a scheduler stepped once per batch; so does a model wrong more often than one guessing a single class
+    # moved, gradients never cleared, a scheduler stepped once per batch; so does a model wrong more often than one
+    # guessing a single class
     # would be, which more training would not explain.
     too_low = acc + 1e-9 < min_accuracy or acc <= above
     advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
+              or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
               or (at_chance(acc, dataset.Y) if too_low and chance else "") or hint)

@@ -24,7 +24,8 @@ from grader.loading.guard import ExportBudget, LoadRefused, read_json, read_tens
 from grader.loading.model_graph import LoadedModel, ModelLoadError, load_model
 
 MAX_KEPT = 16  # captures kept: a student trying models in turn comes back to a recent one
-FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks", "steps", "optimizers", "idle_steps")  # what the kernel writes anew for a reused capture
+FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks", "steps", "optimizers", "idle_steps",
+                "judged_steps", "carried_steps")  # what the kernel writes anew for a reused capture
 
 
 @dataclass

@@ -9,7 +9,11 @@ Facts that the values alone cannot show:
 - how many times each optimizer stepped, so the grader can count epochs times batches instead of
   trusting an exported loader; and how many optimizer steps each parameter took part in (with a
   gradient), so a model's own training is counted whichever optimizers trained it (a deep copy keeps
-  its original's count at the time of the copy).
+  its original's count at the time of the copy);
+- for a parameter's first ``JUDGED`` steps after its first, whether the gradient the step used still
+  held the one the step before had used (a loop that never clears its gradients): measured by a
+  gradient hook on the parameter, at the first backward pass after each step, by the values in
+  ``.grad`` then (None or all zeros: cleared, however the loop cleared them), and removed after.
 
 They are kept in weak tables (nothing outlives its object) by global torch hooks and by wrappers on
 ``Parameter.__deepcopy__`` and on torch's schedulers' ``step()``, installed right after the notebook first
@@ -45,8 +49,12 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 STEPS = _ById()  # optimizer -> how many times it stepped
-# parameter -> [optimizer steps it took part in with a gradient, steps that found it without one, {optimizer classes}]
+# parameter -> [optimizer steps it took part in with a gradient, steps that found it without one, {optimizer classes},
+#               steps judged whose gradient was cleared since the step before, steps whose gradient carried it on,
+#               what the backward passes since its last step did (one of the states below), the gradient hook]
 PARAMETER_STEPS = _ById()
+STALE, CLEARED, CARRIED = "stale", "cleared", "carried"  # .grad still the last step's; cleared; added to it
+JUDGED = 50  # steps judged per parameter, after which its gradient hook is removed
 SCHEDULER_CALLS = _ById()  # scheduler -> its optimizer's steps begun at each of the notebook's step() calls
 # optimizer -> steps begun (a pre-hook): a scheduler stepped from the optimizer's own post-hook comes after its step,
 # which STEPS (a post-hook, as torch's optimizers read the gradients only inside step(closure)) counts only later
@@ -78,6 +86,10 @@ def _starting(optimizer, args, kwargs):
         pass
 
 
+def _new_record() -> list:
+    return [0, 0, set(), 0, 0, None, None]
+
+
 def _stepped(optimizer, args, kwargs):
     try:
         STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
@@ -85,15 +97,59 @@ def _stepped(optimizer, args, kwargs):
             for parameter in group["params"]:
                 record = PARAMETER_STEPS.get(parameter)
                 if record is None:
-                    record = [0, 0, set()]
+                    record = _new_record()
                     PARAMETER_STEPS.set(parameter, record)
                 if parameter.grad is None:  # torch's optimizers leave a parameter without a gradient alone
                     record[1] += 1
-                else:
-                    record[0] += 1
-                    record[2].add(type(optimizer).__name__)
+                    continue
+                record[0] += 1
+                record[2].add(type(optimizer).__name__)
+                _judge(parameter, record)
     except Exception:  # noqa: BLE001
         pass
+
+
+def _judge(parameter, record: list) -> None:
+    """At a step with a gradient: count what the backward passes since the step before did to ``.grad``, then watch
+    the next ones (a gradient hook, until ``JUDGED`` steps are counted)."""
+    if record[5] == CLEARED:
+        record[3] += 1
+    elif record[5] == CARRIED:
+        record[4] += 1
+    if record[3] + record[4] >= JUDGED:
+        if record[6] is not None:
+            record[6].remove()
+            record[6] = None
+        record[5] = None
+        return
+    record[5] = STALE
+    if record[6] is None and parameter.requires_grad:
+        record[6] = parameter.register_hook(_on_gradient(weakref.ref(parameter)))
+
+
+def _on_gradient(ref):
+    """A parameter's gradient hook: whether the backward passes since its last step found ``.grad`` cleared first.
+
+    A pass into a cleared ``.grad`` settles it, whatever came before (a validation loss's backward after the step,
+    then zero_grad); one into the gradient the last step used, not cleared since, carries it on.
+    """
+    def on_gradient(gradient):
+        record = None
+        try:
+            parameter = ref()
+            record = PARAMETER_STEPS.get(parameter) if parameter is not None else None
+            if record is not None and record[5] is not None:
+                held = parameter.grad
+                if held is None or not bool(held.any()):
+                    record[5] = CLEARED
+                elif record[5] == STALE:  # added to the gradient the last step used; a second pass adds to its own
+                    record[5] = CARRIED
+        except Exception:  # noqa: BLE001 - a sparse gradient, say: that step is not judged
+            if record is not None:
+                record[5] = None
+        return None
+
+    return on_gradient
 
 
 def _recorded_step(step):
@@ -157,7 +213,7 @@ def _inherit_start(deepcopy):
                 INITIAL.set(result, start)
             steps = PARAMETER_STEPS.get(self)
             if steps is not None and result not in PARAMETER_STEPS:
-                PARAMETER_STEPS.set(result, [steps[0], steps[1], set(steps[2])])
+                PARAMETER_STEPS.set(result, [steps[0], steps[1], set(steps[2]), steps[3], steps[4], None, None])
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -200,11 +256,15 @@ def initial_state(model) -> dict:
 
 def training_record(model) -> dict:
     """How optimizers stepped ``model``'s parameters: ``steps`` by name (with a gradient; parameters never stepped
-    are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes)."""
+    are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes), and
+    of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
+    step before's (``carried_steps``, the most for a parameter)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     return {"steps": {name: r[0] for name, r in records.items() if r[0]},
             "idle_steps": max((r[1] for r in records.values()), default=0),
-            "optimizers": sorted({c for r in records.values() for c in r[2]})}
+            "optimizers": sorted({c for r in records.values() for c in r[2]}),
+            "judged_steps": max((r[3] + r[4] for r in records.values()), default=0),
+            "carried_steps": max((r[4] for r in records.values()), default=0)}
 
 
 def after_import(name: str, then) -> None:

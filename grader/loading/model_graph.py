@@ -154,6 +154,8 @@ class LoadedModel(ModelValue):
     steps: dict[str, int] = field(default_factory=dict)  # optimizer steps each parameter took part in (kernel_probe)
     optimizers: tuple[str, ...] = ()  # the classes of the optimizers that stepped its parameters
     idle_steps: int = 0  # optimizer steps that found its parameters without a gradient
+    judged_steps: int = 0  # steps after the first whose gradient the kernel looked at (kernel_probe, at most 50)
+    carried_steps: int = 0  # of those, steps whose gradient still held the step before's (never cleared)
 
     @property
     def n_params(self) -> int:
@@ -434,7 +436,9 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
     return LoadedModel(module, str(data.get("class", "Module"))[:100], shape, parameters, trainable,
                        batch, stored["BUFFER"], stored["CONSTANT_TENSOR"],
                        _initial(folder / "initial.pt", parameters, budget), unread, hooks, _steps(data, parameters),
-                       _names(data.get("optimizers")), _count(data.get("idle_steps")))
+                       _names(data.get("optimizers")), _count(data.get("idle_steps")),
+                       _count(data.get("judged_steps")), min(_count(data.get("carried_steps")),
+                                                             _count(data.get("judged_steps"))))
 
 
 def _count(value: object) -> int:

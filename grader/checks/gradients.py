@@ -1,0 +1,84 @@
+"""Whether a training loop clears its gradients between optimizer steps, as the kernel measured it.
+
+torch adds each backward pass's gradient to what ``.grad`` already holds. A loop that never clears it
+(no ``optimizer.zero_grad()``, or one call per epoch) steps on the sum of every batch so far. The kernel's
+probe looks at ``.grad`` at the first backward pass after each step (``kernel_probe``): cleared (None or all
+zeros), or still holding what the step before used. A model whose steps were not measured (none recorded,
+or trained without a torch optimizer) is not judged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from grader.checks.base import CheckContext, Outcome
+from grader.checks.registry import Param, check_kind
+from grader.loading.values import ModelValue
+
+
+def models_in(value: Any, path: str = "", depth: int = 0) -> Iterator[tuple[str, ModelValue]]:
+    """Every model in an export (a model, or held in dicts and lists), with its path inside it, in order.
+
+    >>> list(models_in({"a": [1, 2]}))
+    []
+    """
+    if isinstance(value, ModelValue):
+        yield path, value
+    elif depth < 4 and isinstance(value, dict):
+        for key, item in value.items():
+            yield from models_in(item, f"{path}[{key!r}]", depth + 1)
+    elif depth < 4 and isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from models_in(item, f"{path}[{i}]", depth + 1)
+
+
+def judged(net: Any) -> tuple[int, int]:
+    """(steps measured, steps whose gradient still held the step before's) for one loaded model."""
+    return int(getattr(net, "judged_steps", 0) or 0), int(getattr(net, "carried_steps", 0) or 0)
+
+
+def carried_message(where: str, measured: int, carried: int) -> str:
+    """What to tell a student whose loop carried gradients from step to step: what was measured, then the causes."""
+    if carried == measured:
+        held = "every one used a gradient that still held the step before's: the loop never clears them"
+    else:
+        held = (f"{carried} used a gradient that still held the step before's, and {measured - carried} one cleared "
+                "first: the loop clears them only now and then (once per epoch, say), not before every batch")
+    return (f"Of the {measured} optimizer steps measured on {where}, {held}. torch adds each backward() to what .grad "
+            "holds, so each step followed the sum of all the batches since the last clear. Call "
+            "optimizer.zero_grad() once per batch, before loss.backward() (or after optimizer.step()).")
+
+
+def carried_gradients(net: Any, where: str) -> str:
+    """``carried_message`` for a model whose loop carried gradients from step to step; "" otherwise."""
+    measured, carried = judged(net)
+    return carried_message(where, measured, carried) if carried else ""
+
+
+def _label(ctx: CheckContext, name: str, path: str) -> str:
+    spec = ctx.exercise.export(name)
+    if spec is not None and spec.code:
+        return "the model of the grader's own run of your function"
+    return f"`{name}{path}`"
+
+
+@check_kind("gradients_cleared",
+            runs=Param(list, doc="exports holding the models a training loop of the notebook's trained (a model, or "
+                                 "dicts and lists of them)", of=str))
+def gradients_cleared(ctx: CheckContext, runs: list) -> Outcome:
+    """No optimizer step used a gradient left over from the step before."""
+    found = [(_label(ctx, name, path), net) for name in runs for path, net in models_in(ctx.value(name))]
+    measured = [(where, *judged(net)) for where, net in found if judged(net)[0]]
+    wrong = [(where, n, carried) for where, n, carried in measured if carried]
+    metrics = {"measured_steps": sum(n for _, n, _ in measured), "carried_steps": sum(c for _, _, c in measured)}
+    if wrong:
+        where, n, carried = max(wrong, key=lambda item: item[2] / item[1])
+        also = f" ({len(wrong) - 1} other model{'s' * (len(wrong) > 2)} too)" if len(wrong) > 1 else ""
+        return Outcome(False, carried_message(where, n, carried) + also, metrics=metrics)
+    if not measured:
+        return Outcome(True, "No optimizer step after the first was recorded on the models' parameters (trained "
+                             "without a torch optimizer, or rebuilt from saved weights), so whether the loop clears "
+                             "its gradients was not measured.", metrics=metrics)
+    return Outcome(True, f"Every measured optimizer step ({metrics['measured_steps']} on {len(measured)} "
+                         f"model{'s' * (len(measured) > 1)}) used a gradient cleared since the step before.",
+                   metrics=metrics)
