@@ -162,7 +162,8 @@ def test_answers_as_students_write_them_are_read_and_scored_as_meant(tmp_path):
     outcomes = {c.id: c.details["outcome"] for c in result.checks}
     assert outcomes == {"lr-role": "right", "lr-keyword": "right", "high-fixed-lr": "right",
                         "scheduler-printout": "missing", "fast-then-fine": "missing"}
-    assert "read lr-role from outside the `answers` table" in result.error and "not an option" not in result.error
+    assert "read lr-role from outside the `answers` table" in result.note
+    assert "lr-role" not in (result.error or "")  # a note, not a problem: that answer was scored
 
     fast_then_fine = quiz.question("fast-then-fine").option_text("C")
     utf16 = tmp_path / "b.json"
@@ -215,7 +216,9 @@ def test_a_notebook_that_changes_its_answers_anywhere_else_is_refused_not_scored
 def test_what_a_file_says_twice_or_spells_otherwise_is_read_as_meant(tmp_path):
     above = tmp_path / "above.toml"
     above.write_text('lr-role = "A"\n[answers]\nlr-role = "C"\n')
-    assert "'lr-role' is given twice, inside the `answers` table and above" in read_answers(above).error
+    refused = score_quiz(load_quiz("convergence"), read_answers(above), "s")
+    assert refused.status is Status.INVALID and "lr-role is answered twice, with different answers" in refused.error
+    assert "inside the `answers` table and beside it" in refused.error
     spelled = tmp_path / "spelled.json"
     spelled.write_text('{"Quiz": " ", "Answers": {"lr-role": "C", "LR-Role": "c.", "quiz": "convergence"}}')
     answers = read_answers(spelled)
@@ -284,7 +287,7 @@ def test_unusable_answers_are_invalid_not_zero(answers, reason):
 
 def test_answers_that_match_no_question_are_probably_for_another_quiz():
     result = score_quiz(load_quiz("convergence"), {"purpose": "B", "two-phase": "C"}, "s")
-    assert result.status is Status.INVALID and "is it the right quiz?" in result.error
+    assert result.status is Status.INVALID and "check that it is the right quiz" in result.error
 
 
 # --- the command ---------------------------------------------------------------------
@@ -409,3 +412,80 @@ def test_html_for_a_partly_wrong_answer_set_explains_each_wrong_answer(capsys, t
     assert "Correct." in right and quiz.question("state-dict-alias").explanation[:40] not in right
     assert any("did you mean 'seed-spread'?" in p for p in parser.problems)
     assert "<code>patience</code>" in html  # a `name` in an explanation is shown as code
+
+
+QUIZ_IDS = ("convergence", "lr-schedulers", "training-dynamics")
+
+
+@pytest.mark.parametrize("text, suffix", [
+    ('lr-role = "C"\n[answers]\nlr-role = "c."\n', "toml"),  # one answer, above the table and in it
+    ('{"answers": {"lr-role": "C"}, "lr-role": "c."}', "json"),
+    ('{"answers": {"lr-role": "C", "lr-role": "C"}}', "json"),  # a key repeated with its value
+    ('[answers]\nlr_role = "C"\n', "toml"),  # ids as Python names, or with spaces
+    ('{"answers": {"LR role": "C"}}', "json"),
+    ('{"answers": {"lr-role": "", "LR-ROLE": "C"}}', "json"),  # the template's blank beside the answer
+    ('[answers]\nlr-role = "[C]"\n', "toml"),
+    ('[answers]\nlr-role = "Answer: c"\n', "toml"),
+    ('[answers]\nlr-role = "\uff23"\n', "toml"),  # fullwidth, from an East Asian keyboard
+    ('[answers]\nlr-role = "C\u200b"\n', "toml"),  # a zero-width space pasted along
+])
+def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
+    path = tmp_path / f"a.{suffix}"
+    path.write_text(text, encoding="utf-8")
+    result = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
+    assert result.status is Status.OK, result.error
+    assert [c.id for c in result.checks if c.passed] == ["lr-role"], result.error
+
+
+def test_a_number_is_the_option_that_reads_as_that_number(tmp_path):
+    quiz = load_quiz("lr-schedulers")
+    question = next(q for q in quiz.questions if q.id == "steplr-three-steps")
+    for written in ('"5e-2"', '".05"', '"0.050"', "0.05000000000000001"):
+        path = tmp_path / "a.toml"
+        path.write_text(f"[answers]\nsteplr-three-steps = {written}\n")
+        checks = {c.id: c for c in score_quiz(quiz, read_answers(path), "s").checks}
+        assert checks["steplr-three-steps"].details["outcome"] == "right", (written, question.options)
+    path.write_text('[answers]\nsteplr-three-steps = "5%"\n')
+    assert "is not an option" in score_quiz(quiz, read_answers(path), "s").error
+
+
+def test_a_quiz_field_that_names_no_quiz_is_told_so_not_sent_to_it(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('quiz = "convergance"\n[answers]\nlr-role = "C"\n')
+    scored = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
+    assert scored.status is Status.OK and scored.score == 1
+    assert "the file names quiz 'convergance', which is no quiz; scored as 'convergence'" in scored.note
+    path.write_text('quiz = "week-3"\n[answers]\nlr-role = "C"\n')
+    refused = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
+    assert refused.status is Status.INVALID and "--quiz week-3" not in refused.error
+    assert "which is no quiz (the quizzes: convergence, lr-schedulers, training-dynamics)" in refused.error
+    path.write_text('quiz = "lr-schedulers"\n[answers]\nlr-role = "C"\n')
+    other = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
+    assert other.status is Status.INVALID and "check them with --quiz lr-schedulers" in other.error
+
+
+@pytest.mark.parametrize("text, says", [
+    ('[answers]\nlr-role = C\n', 'put each answer in quotes, as in lr-role = "C"'),
+    ('[answers]\nlr-role = "A"\nlr-role = "C"\n', "a key is given twice; give each question one answer"),
+    ("[answers]\nlr-role = " + "9" * 5000 + "\n", "a number thousands of digits long"),
+    ('[answers]\nlr-role = "C"\n[Answers]\nlr-keyword = "B"\n', "2 answers tables ('answers', 'Answers')"),
+])
+def test_a_file_that_cannot_be_read_says_what_the_student_most_likely_wrote(tmp_path, text, says):
+    path = tmp_path / "a.toml"
+    path.write_text(text)
+    assert says in read_answers(path).error
+
+
+def test_a_nul_byte_is_named_and_a_flood_of_unknown_ids_is_counted_not_listed(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_bytes(b'{"answers": {"lr-role": "C"}}\x00')
+    assert "the file holds a NUL byte (at byte 29)" in read_answers(path).error
+    flood = {"lr-role": "C", **{f"extra-{i}": "A" for i in range(500)}}
+    result = score_quiz(load_quiz("convergence"), flood, "s")
+    assert result.status is Status.OK and result.score == 1
+    assert "and 490 more ids that are no question of quiz 'convergence'" in result.error and len(result.error) < 3000
+
+
+def test_a_letter_of_another_alphabet_is_named_where_the_answer_looks_right():
+    result = score_quiz(load_quiz("convergence"), {"lr-role": "\u0421"}, "s")  # Cyrillic Es
+    assert "it holds letters that are not Latin: 'С' (U+0421, CYRILLIC CAPITAL LETTER ES)" in result.error

@@ -42,19 +42,19 @@ def error_json(args: argparse.Namespace, error: UserError) -> dict:
 def run_check(args: argparse.Namespace) -> int:
     from grader.quizzes.answers import read_answers
     from grader.quizzes.model import load_quiz, quiz_ids
-    from grader.quizzes.scoring import answer_problems, score_quiz
+    from grader.quizzes.scoring import answer_problems, same_id, score_quiz
     from grader.render.html import write_page
     from grader.render.quiz import print_scores, quiz_page
     from grader.render.terminal import print_json
 
     answers = read_answers(args.answers)
     named = (args.quiz or answers.quiz or "").strip()  # as written: "Convergence" names the quiz convergence
-    quiz_id = next((q for q in quiz_ids() if q.casefold() == named.casefold()), named)
+    quiz_id = next((q for q in quiz_ids() if same_id(named, q)), named)
     if not quiz_id:
         raise UserError(answers.error or f"{args.answers}: the file does not say which quiz it answers; pass "
                                          f"--quiz ID (quizzes: {', '.join(quiz_ids())})")
     quiz = load_quiz(quiz_id)
-    result = score_quiz(quiz, answers, student=args.answers.stem)
+    result = score_quiz(quiz, answers, student=args.answers.stem, quizzes=quiz_ids())
     if result.status is Status.INVALID:  # malformed file, or answers for another quiz
         raise UserError(result.error, assignment=quiz.id)
     problems = answer_problems(quiz, answers)

@@ -7,7 +7,7 @@ import json
 import pathlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from grader.kernel import untrusted
 from grader.kernel.notebook import without_magics
@@ -32,6 +32,11 @@ class QuizAnswers:
     quiz: str | None = None  # the quiz the file says it is for
     error: str | None = None
     notes: tuple[str, ...] = ()  # harmless oddities worth telling the student
+    outside: dict = field(default_factory=dict)  # answers above or beside the `answers` table, for ids it also has
+
+    def pairs(self) -> list[tuple]:
+        """Every (id, answer) the file gives: the table's, then those beside it; the scorer reads what they mean."""
+        return [*self.answers.items(), *self.outside.items()]
 
 
 def read_answers(path: str | pathlib.Path) -> QuizAnswers:
@@ -51,7 +56,10 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     kind = "TOML" if suffix == ".toml" else "JSON"
     try:
         text = _decoded(raw)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        if e.reason == NUL and raw.count(b"\x00") * 10 < len(raw):  # a stray NUL; UTF-16 without its mark has many
+            return QuizAnswers({}, path, error=f"{path}: the file holds a NUL byte (at byte {e.start}), which no text "
+                                               "file has; save it again as plain UTF-8 text")
         return QuizAnswers({}, path, error=f"{path}: its text encoding could not be read (it is not UTF-8, nor UTF-16 "
                                            "with a byte-order mark); save it again as UTF-8 (an editor's encoding "
                                            "setting, or PowerShell's `Out-File -Encoding utf8`)")
@@ -60,7 +68,7 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
         twice = [] if suffix == ".toml" else _json_keys_twice(text)  # TOML itself refuses a key given twice
     except ValueError as e:  # TOMLDecodeError and JsonLimitError are ValueErrors
         reason = str(e).removeprefix("is not valid JSON: ")
-        return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({reason})")
+        return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({_parser_hint(reason, kind)})")
     except RecursionError:
         return QuizAnswers({}, path, error=f"{path}: not valid {kind} (it is nested too deeply)")
     if twice:
@@ -68,6 +76,20 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     if not isinstance(data, dict):
         return QuizAnswers({}, path, error=f"{path}: expected an object with an `answers` table")
     return _from_mapping(data, path, "the file")
+
+
+def _parser_hint(reason: str, kind: str) -> str:
+    """The parser's reason, with what a student most likely wrote to cause it."""
+    if "int_max_str_digits" in reason or "Exceeds the limit" in reason:
+        return "a number thousands of digits long, which no answer is"
+    if kind == "TOML" and reason.startswith("Cannot overwrite a value"):
+        return f"{reason}: a key is given twice; give each question one answer"
+    if kind == "TOML" and reason.startswith("Invalid value"):
+        return f'{reason}: put each answer in quotes, as in lr-role = "C"'
+    return reason
+
+
+NUL = "a NUL byte"
 
 
 def _decoded(raw: bytes) -> str:
@@ -80,25 +102,29 @@ def _decoded(raw: bytes) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return raw.decode("utf-16")
     if b"\x00" in raw:
-        raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "a NUL byte")
+        raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, NUL)
     return raw.decode("utf-8-sig")
 
 
 def _json_keys_twice(text: str) -> list[str]:
-    """Keys one JSON object gives twice (json keeps the last silently). The text already passed the limits."""
+    """Keys one JSON object gives twice with other values (json keeps the last silently; the same value twice is
+    harmless). The text already passed the limits."""
     twice: list[str] = []
 
     def pairs(items: list) -> dict:
-        keys = [k for k, _ in items]
-        twice.extend(k for i, k in enumerate(keys) if k in keys[:i])
+        seen: dict = {}
+        for key, value in items:
+            if key in seen and seen[key] != value:
+                twice.append(key)
+            seen.setdefault(key, value)
         return dict(items)
 
     json.loads(text, object_pairs_hook=pairs)
     return twice
 
 
-def _twice_message(keys: list, where: str = "") -> str:
-    return (f"{', '.join(repr(k) for k in dict.fromkeys(keys))} is given twice{where}; give each question one answer "
+def _twice_message(keys: list) -> str:
+    return (f"{', '.join(repr(k) for k in dict.fromkeys(keys))} is given twice; give each question one answer "
             "(only one option counts, so two answers cannot both be scored)")
 
 
@@ -113,6 +139,10 @@ def _field(data: Mapping, name: str):
 
 
 def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
+    tables = [k for k in data if _spells(k, "answers")]
+    if len(tables) > 1:
+        return QuizAnswers({}, path, error=f"{path}: {where} has {len(tables)} answers tables "
+                                           f"({', '.join(map(repr, tables))}); put every answer in one")
     fields = {name: _field(data, name) for name in ("quiz", "student", "answers")}
     answers = data.get(fields["answers"]) if fields["answers"] is not None else None
     quiz = data.get(fields["quiz"]) if fields["quiz"] is not None else None
@@ -135,13 +165,11 @@ def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
         return QuizAnswers({}, path, quiz, error=f"{path}: `answers` must map question ids to option letters, "
                                                  f"got {type(answers).__name__}")
     # Lines above a TOML file's [answers] header are outside the table: read as answers where the table has none.
-    twice = [k for k, v in flat.items() if k in answers and answers[k] != v]
-    if twice:
-        return QuizAnswers({}, path, quiz, error=f"{path}: " + _twice_message(
-            twice, ", inside the `answers` table and above or beside it"))
+    # Those the table also has are kept apart, for the scorer to compare by what they mean ("C" and "c." agree).
     outside = {k: v for k, v in flat.items() if k not in answers}
     notes = (f"read {', '.join(map(str, outside))} from outside the `answers` table as answers",) if outside else ()
-    return QuizAnswers(dict(answers) | outside, path, quiz, notes=notes)
+    return QuizAnswers(dict(answers) | outside, path, quiz, notes=notes,
+                       outside={k: v for k, v in flat.items() if k in answers})
 
 
 def _from_notebook(path: pathlib.Path) -> QuizAnswers:

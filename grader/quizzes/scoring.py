@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Collection, Mapping
 
 from grader.quizzes.answers import QuizAnswers
 from grader.quizzes.model import Question, Quiz
@@ -16,29 +18,57 @@ MSG_WRONG = "You chose {given} ({given_text}); the answer is {key} ({key_text}).
 MSG_MISSING = "No answer given; the answer is {key} ({key_text}). Why: {explanation}"
 MSG_NO_SUCH_OPTION = ("{given!r} is not an option of this question (its options are {labels}); the answer is "
                       "{key} ({key_text}). Why: {explanation}")
-# A label as students copy it from the sheet: "C.", "(B)", "b)", "Option D", "C: <the option's text>".
-LABELLED = re.compile(r"^(?:option\s+)?\(?\s*([a-z])\s*(?:[.):]|\s|$)\s*(.*)$", re.IGNORECASE | re.DOTALL)
+# A label as students copy it from the sheet: "C.", "(B)", "[b]", "b)", "Option D", "Answer: C",
+# "C: <the option's text>".
+LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\]]|\s|$)\s*(.*)$",
+                      re.IGNORECASE | re.DOTALL)
+DASHES = re.compile(r"[\s_\u2010-\u2015\u2212]+")  # spaces, underscores and the dashes a word processor puts in
+MAX_LISTED = 10  # ids named one by one in a problem; a file of thousands says how many more
+
+
+def _normal(text: str) -> str:
+    """Text as it reads: compatibility forms folded (fullwidth "Ｃ" is "C"), invisible format characters (a zero-width
+    space pasted along) dropped."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+
+
+def _id_key(text: object) -> str:
+    return DASHES.sub("-", _normal(str(text)).strip().casefold())
+
+
+def same_id(given: object, wanted: str) -> bool:
+    """Whether ``given`` names the question or quiz id ``wanted``: case, spaces, underscores, dashes and a quiz's
+    ``.toml`` aside ("LR_Schedulers.toml" is lr-schedulers)."""
+    key = _id_key(given)
+    return key == _id_key(wanted) or key.removesuffix(".toml") == _id_key(wanted)
 
 
 def _question_id(quiz: Quiz, given: object) -> str | None:
-    """The quiz's question id a given key names, whatever its case or surrounding spaces; None if none."""
-    wanted = str(given).strip().casefold()
-    return next((q.id for q in quiz.questions if q.id.casefold() == wanted), None)
+    """The quiz's question id a given key names, whatever its case, spaces, underscores or dashes; None if none.
+
+    >>> from grader.quizzes.model import load_quiz
+    >>> _question_id(load_quiz("convergence"), " LR_Role")
+    'lr-role'
+    """
+    return next((q.id for q in quiz.questions if same_id(given, q.id)), None)
 
 
-def _by_question(quiz: Quiz, answers: Mapping) -> tuple[dict, list, list]:
-    """(question id -> the value given, keys that name no question, question ids given twice with other values)."""
+def _by_question(quiz: Quiz, answers: QuizAnswers) -> tuple[dict, list, list]:
+    """(question id -> the value given, keys that name no question, question ids given twice with other values).
+
+    Two answers to one question that mean the same option are one answer; a blank beside an answer is none.
+    """
     found: dict = {}
     unknown, twice = [], []
-    for key, value in answers.items():
+    for key, value in answers.pairs():
         qid = _question_id(quiz, key)
         if qid is None:
             unknown.append(key)
-        elif qid in found and found[qid] != value and _label(quiz.question(qid), found[qid]) != _label(
+        elif qid not in found or _blank(found[qid]):
+            found[qid] = value
+        elif not _blank(value) and found[qid] != value and _label(quiz.question(qid), found[qid]) != _label(
                 quiz.question(qid), value):
             twice.append(qid)
-        else:
-            found[qid] = value
     return found, unknown, twice
 
 
@@ -48,23 +78,43 @@ def _blank(given: object) -> bool:
 
 def answer_problems(quiz: Quiz, answers: QuizAnswers) -> list[str]:
     """What could not be scored, in the student's terms: unknown ids, odd values, unanswered questions."""
-    problems = list(answers.notes)
-    given, unknown, _ = _by_question(quiz, answers.answers)
-    for qid in unknown:
-        close = difflib.get_close_matches(str(qid).strip().casefold(), [q.id for q in quiz.questions], n=1)
+    problems = []
+    given, unknown, _ = _by_question(quiz, _as_answers(answers))
+    for qid in unknown[:MAX_LISTED]:
+        close = difflib.get_close_matches(_id_key(qid), [q.id for q in quiz.questions], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         problems.append(f"{qid!r} is not a question of quiz {quiz.id!r}{hint}; that answer was not scored")
+    if len(unknown) > MAX_LISTED:
+        problems.append(f"and {len(unknown) - MAX_LISTED} more ids that are no question of quiz {quiz.id!r}")
     for q in quiz.questions:
         if q.id in given and not _blank(given[q.id]) and _label(q, given[q.id]) is None:
-            problems.append(f"{q.id}: {given[q.id]!r} is not an option (options: {', '.join(q.labels)})")
+            problems.append(f"{q.id}: {given[q.id]!r} is not an option (options: {', '.join(q.labels)})"
+                            + _lookalikes(given[q.id]))
     missing = [q.id for q in quiz.questions if _blank(given.get(q.id))]
     if missing:
         problems.append(f"no answer for {', '.join(missing)}")
     return problems
 
 
+def _lookalikes(given: object) -> str:
+    """Letters of other alphabets that look like the labels (Cyrillic "С"), named: the answer looks right otherwise."""
+    odd = [c for c in _normal(str(given)) if c.isalpha() and not c.isascii()]
+    if not odd:
+        return ""
+    named = ", ".join(f"{c!r} (U+{ord(c):04X}, {unicodedata.name(c, 'unnamed')})" for c in dict.fromkeys(odd))
+    return f"; it holds letters that are not Latin: {named}"
+
+
 def _plain(text: str) -> str:
-    return " ".join(text.split()).rstrip(".").casefold()
+    return " ".join(_normal(text).split()).rstrip(".").casefold()
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _label(question: Question, given: object) -> str | None:
@@ -76,12 +126,18 @@ def _label(question: Question, given: object) -> str | None:
         given = repr(given)  # a number written unquoted, where an option is that number: 0.05 = "0.05"
     if not isinstance(given, str):
         return None
-    text = given.strip()
+    text = _normal(given).strip()
     if text.upper() in question.labels:
         return text.upper()
     by_text = [label for label, option in question.options if _plain(option) == _plain(text)]
     if len(by_text) == 1:
         return by_text[0]
+    number = _number(text)  # "5e-2", ".05" or 0.05000000000000001 where the option reads 0.05
+    by_value = [label for label, option in question.options
+                if number is not None and (value := _number(_plain(option))) is not None
+                and math.isclose(value, number, rel_tol=1e-9, abs_tol=1e-12)]
+    if len(by_value) == 1:
+        return by_value[0]
     labelled = LABELLED.match(text)
     if labelled and labelled[1].upper() in question.labels:
         label, rest = labelled[1].upper(), labelled[2]
@@ -90,27 +146,49 @@ def _label(question: Question, given: object) -> str | None:
     return None
 
 
-def score_quiz(quiz: Quiz, answers: QuizAnswers | Mapping, student: str) -> SubmissionResult:
-    """One CheckResult per question (id = question id); pure, so batch grading can reuse it."""
-    if not isinstance(answers, QuizAnswers):
-        answers = QuizAnswers(dict(answers))
-    reason = answers.error
-    if reason is None and answers.quiz is not None and answers.quiz.strip().casefold() != quiz.id.casefold():
-        reason = (f"these answers are for quiz {answers.quiz!r}, not {quiz.id!r}; "
-                  f"check them with --quiz {answers.quiz}")
-    given, _, twice = _by_question(quiz, answers.answers)
+def _as_answers(answers: QuizAnswers | Mapping) -> QuizAnswers:
+    return answers if isinstance(answers, QuizAnswers) else QuizAnswers(dict(answers))
+
+
+def _other_quiz(quiz: Quiz, named: str | None, quizzes: Collection[str]) -> tuple[str | None, str | None]:
+    """(why these answers cannot be scored as ``quiz``, a note when they are scored although the file names
+    another spelling); the file's ``quiz`` field against the quiz asked for and the quizzes there are."""
+    if named is None or same_id(named, quiz.id):
+        return None, None
+    if not quizzes or any(same_id(named, other) for other in quizzes):
+        return f"these answers are for quiz {named!r}, not {quiz.id!r}; check them with --quiz {named}", None
+    if difflib.get_close_matches(_id_key(named), [quiz.id], n=1, cutoff=0.8):
+        return None, f"the file names quiz {named!r}, which is no quiz; scored as {quiz.id!r}, as asked"
+    return (f"the file names quiz {named!r}, which is no quiz (the quizzes: {', '.join(sorted(quizzes))}); correct "
+            f"its `quiz` line, or leave it out and pass --quiz"), None
+
+
+def score_quiz(quiz: Quiz, answers: QuizAnswers | Mapping, student: str,
+               quizzes: Collection[str] = ()) -> SubmissionResult:
+    """One CheckResult per question (id = question id); pure, so batch grading can reuse it.
+
+    ``quizzes``: the ids of every quiz, so a file naming one that does not exist is told so.
+    """
+    answers = _as_answers(answers)
+    reason, spelled = answers.error, None
+    if reason is None:
+        reason, spelled = _other_quiz(quiz, answers.quiz, quizzes)
+    given, unknown, twice = _by_question(quiz, answers)
     if reason is None and twice:
-        reason = (f"{', '.join(dict.fromkeys(twice))} is answered twice, with different answers (the ids differ only "
-                  "in case or spaces); give each question one answer")
-    if reason is None and answers.answers and not given:
-        reason = (f"none of the answered ids ({', '.join(map(str, list(answers.answers)[:5]))}) is a question of "
-                  f"quiz {quiz.id!r} (its questions: {', '.join(q.id for q in quiz.questions)}); is it the right quiz?")
+        reason = (f"{', '.join(dict.fromkeys(twice))} is answered twice, with different answers (under ids that differ "
+                  "in case, spaces or dashes, or inside the `answers` table and beside it); give each question one "
+                  "answer")
+    if reason is None and unknown and not given:
+        reason = (f"none of the answered ids ({', '.join(map(str, unknown[:5]))}) is a question of quiz {quiz.id!r} "
+                  f"(its questions: {', '.join(q.id for q in quiz.questions)}); answer each question by its id, "
+                  "or check that it is the right quiz")
     if reason is not None:
         return SubmissionResult(exercise=quiz.id, student=student, status=Status.INVALID, error=reason)
     checks = tuple(_score_question(q, given) for q in quiz.questions)
     problems = answer_problems(quiz, answers)
+    notes = [*answers.notes, *([spelled] if spelled else [])]
     return SubmissionResult(exercise=quiz.id, student=student, status=Status.OK, checks=checks,
-                            error="; ".join(problems) if problems else None)
+                            error="; ".join(problems) if problems else None, note="; ".join(notes))
 
 
 def _score_question(q: Question, answers: Mapping) -> CheckResult:

@@ -37,6 +37,8 @@ def print_scores(result: SubmissionResult, quiz: Quiz, problems: list[str], cons
                                 "  status ", (result.status.value, "bold green")))
     for problem in problems:
         console.print(Text(f"Not scored: {problem}", style="yellow"))
+    if result.note:
+        console.print(Text(f"Note: {result.note}", style="dim"))
 
 
 def quiz_page(result: SubmissionResult, quiz: Quiz, problems: list[str]) -> str:
