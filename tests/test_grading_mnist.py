@@ -287,6 +287,16 @@ class SamePaddedCNN(MnistCNN):  # padding="same" on a 3x3 kernel is padding 1: i
         self.conv[3] = nn.Conv2d(16, 32, 3, padding="same")
 
 
+class LogSoftmaxMLP(MnistMLP):  # trained with NLLLoss: the same network and training as logits with cross-entropy
+    def forward(self, x):
+        return torch.log_softmax(super().forward(x), dim=-1)
+
+
+class BatchLogSoftmaxMLP(MnistMLP):  # over the batch: each image's scores depend on the others'
+    def forward(self, x):
+        return nn.functional.log_softmax(super().forward(x), dim=0)
+
+
 class TransposedMLP(nn.Module):  # x @ W.T + b: aten.numpy_T was off the rebuild allowlist (3 of 10 points)
     def __init__(self):
         super().__init__()
@@ -302,6 +312,8 @@ class TransposedMLP(nn.Module):  # x @ W.T + b: aten.numpy_T was off the rebuild
     (SamePaddedCNN, "lr-sweep", ""),
     (TransposedMLP, "mnist-sgd", ""),
     (SoftmaxMLP, "mnist-sgd", "it adds softmax (dim=1) after linear 128→10, at the end"),
+    (LogSoftmaxMLP, "mnist-sgd", ""),
+    (BatchLogSoftmaxMLP, "mnist-sgd", "it adds log_softmax (dim=0) after linear 128→10, at the end"),
     (EvalDropoutMLP, "mnist-sgd", ("it adds dropout (p=0.2, active in eval mode too: F.dropout needs "
                                    "training=self.training) between relu and linear 128→10")),
     (SpareLayerMLP, "mnist-sgd", ("it holds parameters its forward pass never uses: spare.weight [64, 128], "
@@ -315,6 +327,7 @@ def test_architecture_is_read_from_the_forward_pass(tmp_path, make, exercise, pr
     net = exported(make(), tmp_path)
     outcome = evaluate(exercise, "architecture", {name: net if name == "model" else {0.001: net}})
     assert outcome.passed is not bool(problems)
+    assert ("It ends with log_softmax over the classes" in outcome.message) is (make is LogSoftmaxMLP)
     if problems:
         label = "`model`" if name == "model" else "`models[0.001]`"
         assert outcome.message.startswith(f"{label} is not the course's ") and f": {problems}. The course's" in \

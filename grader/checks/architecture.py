@@ -246,6 +246,7 @@ def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
         except RuntimeError as e:
             raise CheckFailed(f"{label} could not be run on a batch of shape {[2, *net.input_shape]}: "
                               f"{str(e).splitlines()[0]}") from None
+        got, log_probabilities = _without_final_log_softmax(got, want)
         problems = layer_differences(got, want)
         if unused:
             problems.append("it holds parameters its forward pass never uses: " +
@@ -255,7 +256,20 @@ def architecture(ctx: CheckContext, model: str, reference: str) -> Outcome:
                            f"network is {_listing(want)}. Keep the architecture unchanged; "
                            "only the training may differ.", details={"layers": [g.describe() for g in got]})
     return Outcome(True, f"{'Every model in ' if len(nets) > 1 else ''}`{model}` has the course's {reference} "
-                   f"architecture: {_listing(want)} ({n_params:,} parameters).")
+                   f"architecture: {_listing(want)} ({n_params:,} parameters)." + (
+                       " It ends with log_softmax over the classes, which the course's network leaves to the loss: "
+                       "log-probabilities are its scores less one number per image, so the predictions are the same, "
+                       "and CrossEntropyLoss or NLLLoss on them trains it exactly as the course's."
+                       if log_probabilities else ""))
+
+
+def _without_final_log_softmax(got: list[Layer], want: tuple[Layer, ...]) -> tuple[list[Layer], bool]:
+    """The layers without a last log_softmax over the class scores, where the course's network has none, and whether
+    there was one: log_softmax(x) is x less logsumexp(x), and cross-entropy applies it again to no effect."""
+    last = got[-1] if got else None
+    if last is None or last.kind != "log_softmax" or last.key != (("dim", 1),) or (want and want[-1].kind == last.kind):
+        return got, False
+    return got[:-1], True
 
 
 # Ops whose result has no gradient: a step, a comparison, an index. A decision reached only through them is a rule
