@@ -512,6 +512,12 @@ def test_sweep_models_that_never_trained_are_named_as_such_not_as_one_run(roots)
     ("sgd-momentum", "the models were trained with SGD, where the task trains each with Adam"),
     # one model's parameters, reset in place, and one Adam for all three rates: the starts match, the steps grow
     ("one-adam-reset", "an optimizer kept for them carries its state over too"),
+    # a StepLR in every run, and Adam with weight decay and AMSGrad: the kernel records the LRs and the settings
+    # each model's parameters were stepped with
+    ("steplr-in-every-run", "the learning rate changed during training (lr=0.001's from 0.001 down to 0.00025 and "
+                            "lr=0.0001's from 0.0001 down to 2.5e-05, as the optimizer stepped)"),
+    ("adam-weight-decay-amsgrad", "the Adam optimizers were made with amsgrad=True (torch's default is False), "
+                                  "weight_decay=0.001 (torch's default is 0)"),
 ])
 def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each_model(roots, notebook, says):
     """Both got 10/10: the labels, starts and curves are all right. The kernel's per-parameter step record shows

@@ -51,3 +51,10 @@ def test_the_steps_that_used_a_gradient_left_from_the_step_before_are_counted(ex
     judged = {name: (model.judged_steps, model.carried_steps) for name, model in loops.items()}
     assert judged == {"per step": (7, 0), "in place": (7, 0), "through .data": (7, 0), "after validation": (7, 0),
                       "never": (7, 7), "every fourth step": (7, 6), "copy of never": (7, 7)}
+
+
+def test_the_learning_rates_and_settings_a_model_was_stepped_with_are_recorded(exports):
+    adam_model, sgd_model = exports["models"][18], exports["models"][0]
+    assert adam_model.step_lrs == (0.01, 0.01, 0.01, 0.01) and sgd_model.step_lrs == (0.1, 0.1, 0.1, 0.1)
+    assert adam_model.step_settings["betas"] == [0.9, 0.999] and adam_model.step_settings["weight_decay"] == 0
+    assert "lr" not in adam_model.step_settings and "params" not in adam_model.step_settings

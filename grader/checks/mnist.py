@@ -587,6 +587,19 @@ def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
     used = sorted({c for net in nets.values() for c in getattr(net, "optimizers", ())})
     if optimizer and used and used != [optimizer]:
         found.append(f"the models were trained with {' and '.join(used)}, where the task trains each with {optimizer}")
+    moved = {lr: net.step_lrs for lr, net in nets.items() if getattr(net, "step_lrs", ()) and
+             not math.isclose(net.step_lrs[2], net.step_lrs[3], rel_tol=1e-9)}
+    if moved:
+        ranges = " and ".join(f"lr={lr:g}'s from {lrs[3]:g} down to {lrs[2]:g}" if lrs[0] >= lrs[1] else
+                              f"lr={lr:g}'s from {lrs[2]:g} up to {lrs[3]:g}" for lr, lrs in moved.items())
+        found.append(f"the learning rate changed during training ({ranges}, as the optimizer stepped), where each run "
+                     "trains at its rate throughout: a scheduler, or an LR set by hand in the loop")
+    if optimizer and used == [optimizer]:
+        changed = sorted({c for net in nets.values() if getattr(net, "step_settings", None)
+                          for c in changed_settings(OptimizerExport(optimizer, "", (net.step_settings,), {}))})
+        if changed:
+            found.append(f"the {optimizer} optimizers were made with {', '.join(changed)}, where the task keeps "
+                         f"{optimizer}'s defaults but for the learning rate")
     return found
 
 

@@ -13,7 +13,9 @@ Facts that the values alone cannot show:
 - for a parameter's first ``JUDGED`` steps after its first, whether the gradient the step used still
   held the one the step before had used (a loop that never clears its gradients): measured by a
   gradient hook on the parameter, at the first backward pass after each step, by the values in
-  ``.grad`` then (None or all zeros: cleared, however the loop cleared them), and removed after.
+  ``.grad`` then (None or all zeros: cleared, however the loop cleared them), and removed after;
+- the learning rates a parameter was stepped at, and its param group's other settings (weight decay,
+  betas...), so a run is judged by what its optimizer did, whichever object the notebook kept.
 
 They are kept in weak tables (nothing outlives its object) by global torch hooks and by wrappers on
 ``Parameter.__deepcopy__`` and on torch's schedulers' ``step()``, installed right after the notebook first
@@ -51,7 +53,8 @@ INITIAL = _ById()  # parameter -> a copy of its values at its module's first for
 STEPS = _ById()  # optimizer -> how many times it stepped
 # parameter -> [optimizer steps it took part in with a gradient, steps that found it without one, {optimizer classes},
 #               steps judged whose gradient was cleared since the step before, steps whose gradient carried it on,
-#               what the backward passes since its last step did (one of the states below), the gradient hook]
+#               what the backward passes since its last step did (one of the states below), the gradient hook,
+#               [first, last, lowest, highest] LR it was stepped at, its param group's other settings at its first step]
 PARAMETER_STEPS = _ById()
 STALE, CLEARED, CARRIED = "stale", "cleared", "carried"  # .grad still the last step's; cleared; added to it
 JUDGED = 50  # steps judged per parameter, after which its gradient hook is removed
@@ -87,7 +90,33 @@ def _starting(optimizer, args, kwargs):
 
 
 def _new_record() -> list:
-    return [0, 0, set(), 0, 0, None, None]
+    return [0, 0, set(), 0, 0, None, None, None, None]
+
+
+def _plain(value):
+    """A setting as plain data (numbers, strings, flags, tuples of them); None for anything else."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)) and len(value) <= 8 and all(isinstance(v, (int, float)) for v in value):
+        return list(value)
+    try:
+        return float(value)  # a 0-d tensor
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _note_group(record: list, group: dict) -> None:
+    """The LR this step used, and the group's other settings the first time."""
+    lr = _plain(group.get("lr"))
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        return
+    if record[7] is None:
+        record[7] = [lr, lr, lr, lr]
+        record[8] = {k: _plain(v) for k, v in list(group.items())[:30]
+                     if k not in ("params", "lr", "initial_lr") and isinstance(k, str)}
+    else:
+        seen = record[7]
+        seen[1], seen[2], seen[3] = lr, min(seen[2], lr), max(seen[3], lr)
 
 
 def _stepped(optimizer, args, kwargs):
@@ -104,6 +133,7 @@ def _stepped(optimizer, args, kwargs):
                     continue
                 record[0] += 1
                 record[2].add(type(optimizer).__name__)
+                _note_group(record, group)
                 _judge(parameter, record)
     except Exception:  # noqa: BLE001
         pass
@@ -213,7 +243,8 @@ def _inherit_start(deepcopy):
                 INITIAL.set(result, start)
             steps = PARAMETER_STEPS.get(self)
             if steps is not None and result not in PARAMETER_STEPS:
-                PARAMETER_STEPS.set(result, [steps[0], steps[1], set(steps[2]), steps[3], steps[4], None, None])
+                PARAMETER_STEPS.set(result, [steps[0], steps[1], set(steps[2]), steps[3], steps[4], None, None,
+                                             list(steps[7]) if steps[7] else None, steps[8]])
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -258,13 +289,16 @@ def training_record(model) -> dict:
     """How optimizers stepped ``model``'s parameters: ``steps`` by name (with a gradient; parameters never stepped
     are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes), and
     of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
-    step before's (``carried_steps``, the most for a parameter)."""
+    step before's (``carried_steps``, the most for a parameter); for its most stepped parameter, the [first, last,
+    lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
+    most = max((r for r in records.values() if r[7]), key=lambda r: r[0], default=None)
     return {"steps": {name: r[0] for name, r in records.items() if r[0]},
             "idle_steps": max((r[1] for r in records.values()), default=0),
             "optimizers": sorted({c for r in records.values() for c in r[2]}),
             "judged_steps": max((r[3] + r[4] for r in records.values()), default=0),
-            "carried_steps": max((r[4] for r in records.values()), default=0)}
+            "carried_steps": max((r[4] for r in records.values()), default=0),
+            "step_lrs": most[7] if most else None, "step_settings": most[8] if most else None}
 
 
 def after_import(name: str, then) -> None:

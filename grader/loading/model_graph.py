@@ -156,6 +156,8 @@ class LoadedModel(ModelValue):
     idle_steps: int = 0  # optimizer steps that found its parameters without a gradient
     judged_steps: int = 0  # steps after the first whose gradient the kernel looked at (kernel_probe, at most 50)
     carried_steps: int = 0  # of those, steps whose gradient still held the step before's (never cleared)
+    step_lrs: tuple[float, ...] = ()  # (first, last, lowest, highest) LR its most stepped parameter was stepped at
+    step_settings: dict = field(default_factory=dict)  # that parameter's param group's other settings, at its first step
 
     @property
     def n_params(self) -> int:
@@ -438,11 +440,31 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                        _initial(folder / "initial.pt", parameters, budget), unread, hooks, _steps(data, parameters),
                        _names(data.get("optimizers")), _count(data.get("idle_steps")),
                        _count(data.get("judged_steps")), min(_count(data.get("carried_steps")),
-                                                             _count(data.get("judged_steps"))))
+                                                             _count(data.get("judged_steps"))),
+                       _step_lrs(data.get("step_lrs")), _settings(data.get("step_settings")))
 
 
 def _count(value: object) -> int:
     return value if type(value) is int and 0 <= value < 2**53 else 0
+
+
+def _step_lrs(value: object) -> tuple[float, ...]:
+    """(first, last, lowest, highest) as the kernel wrote them; () for anything else."""
+    if not isinstance(value, list) or len(value) != 4:
+        return ()
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        return ()
+    return tuple(float(v) for v in value)
+
+
+def _settings(value: object) -> dict:
+    """A param group's settings as the kernel wrote them: plain values under short names, at most 30."""
+    if not isinstance(value, dict):
+        return {}
+    plain = (bool, int, float, str, type(None))
+    return {k[:40]: v for k, v in list(value.items())[:30] if isinstance(k, str) and (
+        isinstance(v, plain) and not (isinstance(v, str) and len(v) > 100)
+        or isinstance(v, list) and len(v) <= 8 and all(isinstance(x, (int, float)) for x in v))}
 
 
 def _names(value: object) -> tuple[str, ...]:
