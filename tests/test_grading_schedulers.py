@@ -153,8 +153,8 @@ def test_what_the_stored_scheduler_shows_names_the_cause_a_fit_alone_would_guess
     assert (f"This is CosineAnnealingLR(T_max=30, eta_min=0.0); expected eta_min={cosine.params['eta_min']!r}. The "
             "scheduler stored under this name was built with eta_min=0.0: pass the values given in CONFIGS."
             ) in said["CosineAnnealingLR"] and "another configuration's list" not in said["CosineAnnealingLR"]
-    assert ("on an optimizer starting at lr=1; expected lr=0.1. Its optimizer was made with lr=1, as its scheduler "
-            "records.") in said["StepLR"] and "reused" not in said["StepLR"]
+    assert ("This is StepLR(step_size=5, gamma=0.5)'s schedule on an optimizer made with lr=1, as its scheduler "
+            "records, where the set-up's starts at lr=0.1.") in said["StepLR"] and "reused" not in said["StepLR"]
     assert "The scheduler stored under this name is a LinearLR, not a OneCycleLR" in said["OneCycleLR"]
     two_groups = optim.SGD([{"params": [torch.zeros(1, requires_grad=True)]},
                             {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.01}], lr=0.1)
@@ -710,3 +710,37 @@ def test_right_lists_beside_another_configuration_s_scheduler_blame_the_stored_s
     assert "the list is torch's run of this configuration, but the scheduler stored under its name replays as " \
         "OneCycleLR" in outcome.message
     assert "the list did not come from this scheduler" not in outcome.message
+
+
+def test_a_cosine_that_rises_above_its_optimizers_lr_and_readings_per_step_are_named_from_the_stored_scheduler(
+        tmp_path):
+    """An optimizer made with lr=0.01 under CosineAnnealingLR(eta_min=0.05) rises: only OneCycleLR fits that, and
+    the message said "not its run". A StepLR stepped once per epoch of 5 batches, read after every batch, was
+    fitted as StepLR(step_size=26)."""
+    cosine = next(c for c in COURSE_CONFIGS if c.family == "CosineAnnealingLR" and c.params["eta_min"] == 0.05)
+    rising = cosine.build(dummy_optimizer(0.01))
+    step = COURSE_CONFIGS[0]
+    per_epoch = step.build(dummy_optimizer())
+    readings = []
+    for _ in range(6):
+        for _ in range(5):
+            per_epoch.optimizer.step()
+            readings.append(per_epoch.optimizer.param_groups[0]["lr"])
+        per_epoch.step()
+    ctx = context(tmp_path, lr_histories={cosine.name: _run(rising), step.name: readings},
+                  schedulers={cosine.name: rising, step.name: per_epoch})
+    said = lr_family(ctx, "lr_histories", "CosineAnnealingLR", "schedulers").message
+    assert (f"This is {cosine.name}'s schedule on an optimizer made with lr=0.01, as its scheduler records, where the "
+            "set-up's starts at lr=0.1.") in said and "OneCycleLR" not in said
+    said = lr_family(ctx, "lr_histories", "StepLR", "schedulers").message
+    assert ("Its scheduler stepped 6 times for the 30 LRs recorded, and the list holds 6 runs of 5 equal LRs: 5 LRs "
+            "read per scheduler.step()") in said and "step_size=26" not in said
+
+
+def test_a_chained_scheduler_is_said_to_keep_no_epoch_not_to_have_stepped_none_times(tmp_path):
+    config = COURSE_CONFIGS[0]
+    chain = lr_scheduler.ChainedScheduler([config.build(dummy_optimizer())])
+    ctx = context(tmp_path, lr_histories={config.name: _run(chain)}, schedulers={config.name: chain})
+    outcome = scheduler_replay(ctx, "lr_histories", "schedulers")
+    assert "its state keeps no last_epoch (ChainedScheduler keeps none of its own)" in outcome.message
+    assert "stepped None times" not in outcome.message

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from grader.checks.base import CheckContext, CheckFailed, Outcome, describe
 from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.registry import Param, check_kind
-from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, rounded, same
+from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, close, rounded, same
 from grader.diagnosis.lr_fitting import readings as read_run
 from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, Stored, diagnose, diagnose_shared,
                                           shared_lists, shared_message)
@@ -151,6 +151,15 @@ def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler
             f"Its scheduler stepped {stepped} times for the {n} LRs recorded: {k} scheduler.step() calls per LR read "
             f"(once per batch, say), so the list runs through the schedule {k} times as fast. Record the LR after "
             "every scheduler.step(), one step per LR."))
+    values = found.student
+    if found.kind != "rebuilt" and isinstance(stepped, int) and 2 <= stepped < n and n % stepped == 0 and all(
+            close(v, values[i - i % (n // stepped)]) for i, v in enumerate(values)) and not all(
+            close(v, values[0]) for v in values):
+        k = n // stepped
+        return dataclasses.replace(found, kind="readings_per_step", message=(
+            f"Its scheduler stepped {stepped} times for the {n} LRs recorded, and the list holds {stepped} runs of "
+            f"{k} equal LRs: {k} LRs read per scheduler.step() (read once per batch while it steps once per epoch, "
+            f"say). Step the scheduler once per LR you record, {n} times."))
     other = next((c.name for c in COURSE_CONFIGS if c.name != config.name and found.fitted in (c.name, call(c))), None)
     if other is not None and found.kind in ("other_family", "wrong_parameter"):
         return dataclasses.replace(found, kind="not_its_list", message=(
@@ -311,6 +320,9 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     if not isinstance(value, SchedulerExport):
         return f"the entry is {describe(value)}, not a scheduler", ""
     last = value.state.get("last_epoch")
+    if last is None:  # ChainedScheduler keeps none: its members do
+        return (f"its state keeps no last_epoch ({value.cls} keeps none of its own), so the grader cannot replay "
+                "it: store the scheduler itself, built as CONFIGS says"), ""
     if last != n and not _epochs_given(value, n, hints):
         return _stepped(last, n, hints), ""
     try:

@@ -254,7 +254,7 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     k = len(lrs)
     if same(lrs, ref):
         return Diagnosis("match", f"Matches torch's {config.family} (rtol {RTOL:g}).")
-    group = _other_group(config, lrs, base_lr, hints.stored)
+    group = _other_group(config, lrs, base_lr, hints.stored) or _other_start(config, lrs, base_lr, hints.stored)
     if group is not None:
         return group
     rebuilt = _rebuilt(config, lrs, n, base_lr, hints) if k > 1 else None
@@ -309,6 +309,24 @@ def _other_group(config: SchedulerConfig, lrs: list[float], base_lr: float, stor
                              f"lr={_g(lr)}: the set-up's optimizer has one group, SGD(..., lr={_g(base_lr)}), and the "
                              "list is read from it (optimizer.param_groups[0]['lr'], or scheduler.get_last_lr()[0]).")
     return None
+
+
+def _other_start(config: SchedulerConfig, lrs: list[float], base_lr: float, stored: Stored | None
+                 ) -> Diagnosis | None:
+    """The list is this configuration's run on an optimizer made with another LR, as the stored scheduler records it
+    (a cosine whose eta_min is above that LR rises: no fit of the set-up's LR explains it)."""
+    made = stored.base_lrs[0] if stored is not None and stored.base_lrs else None
+    if made is None or close(made, base_lr) or not stored.built_as(config):
+        return None
+    try:
+        run = lr_history(config, len(lrs), made)
+    except ValueError:
+        return None
+    if not same(lrs, run):
+        return None
+    return Diagnosis("wrong_parameter", f"This is {config.name}'s schedule on an optimizer made with lr={_g(made)}, as "
+                     f"its scheduler records, where the set-up's starts at lr={_g(base_lr)}. Give every scheduler a "
+                     f"fresh SGD(..., lr={_g(base_lr)}), as the set-up says.", call(config))
 
 
 def _rounded(config: SchedulerConfig, lrs: list[float], runs: dict, reading: str, how: str, n: int, base_lr: float,
