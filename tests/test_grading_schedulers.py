@@ -744,3 +744,14 @@ def test_a_chained_scheduler_is_said_to_keep_no_epoch_not_to_have_stepped_none_t
     outcome = scheduler_replay(ctx, "lr_histories", "schedulers")
     assert "its state keeps no last_epoch (ChainedScheduler keeps none of its own)" in outcome.message
     assert "stepped None times" not in outcome.message
+
+
+def test_a_list_that_is_its_stored_schedulers_replay_names_the_setting_in_the_replayed_call(tmp_path):
+    """OneCycleLR(three_phase=True) differs from step 9 on, and no fit explains it: the stored scheduler's replay
+    gives the list exactly, and its call shows the setting (it was told to compare its loop with the set-up)."""
+    config = next(c for c in COURSE_CONFIGS if c.family == "OneCycleLR")
+    three = lr_scheduler.OneCycleLR(dummy_optimizer(), three_phase=True, **config.params)
+    ctx = context(tmp_path, lr_histories={config.name: _run(three)}, schedulers={config.name: three})
+    said = lr_family(ctx, "lr_histories", "OneCycleLR", "schedulers").message
+    assert "Replayed from its state, the scheduler stored under this name gives exactly your list" in said
+    assert "three_phase=True" in said and "Compare your loop" not in said

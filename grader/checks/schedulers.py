@@ -160,6 +160,20 @@ def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler
             f"Its scheduler stepped {stepped} times for the {n} LRs recorded, and the list holds {stepped} runs of "
             f"{k} equal LRs: {k} LRs read per scheduler.step() (read once per batch while it steps once per epoch, "
             f"say). Step the scheduler once per LR you record, {n} times."))
+    if found.kind == "differs":
+        try:
+            rebuilt, runs = replay_readings(scheduler, n)
+        except ReplayError:
+            rebuilt, runs = "", {}
+        if runs and same(list(values), runs["after"]):
+            ref = found.reference
+            i = next((i for i, (a, b) in enumerate(zip(values, ref)) if not close(a, b)), 0)
+            return dataclasses.replace(found, kind="built_otherwise", message=(
+                f"Step {i + 1} differs: expected {ref[i]:.6g}, got {values[i]:.6g}. Replayed from its state, the "
+                f"scheduler stored under this name gives exactly your list ({rebuilt}): it was built with a setting "
+                f"CONFIGS does not give for "
+                f"{config.name} (three_phase, anneal_strategy, a warm-up: settings that change the schedule's "
+                "shape). Build it with the values in CONFIGS and torch's defaults for the rest."))
     other = next((c.name for c in COURSE_CONFIGS if c.name != config.name and found.fitted in (c.name, call(c))), None)
     if other is not None and found.kind in ("other_family", "wrong_parameter"):
         return dataclasses.replace(found, kind="not_its_list", message=(
