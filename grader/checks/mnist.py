@@ -479,9 +479,11 @@ def _moved(net: ModelValue) -> float:
             data=Param(dict, doc="where a model that never moved is measured, to tell an untrained one from a copy",
                        check=data_problem))
 def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outcome:
-    """Each model is stored under the LR it trained at: the higher the LR, the farther its weights moved from the start.
+    """Each model is stored under the LR it trained at: the LRs the kernel saw its parameters stepped at hold its
+    label; and the higher the LR, the farther its weights moved from the start.
 
-    The kernel records every model's weights at its first forward pass. In the same number of steps, Adam
+    The kernel records the LRs of every optimizer step a parameter took (a copy keeps its original's), so a model
+    stepped only at another rate is named directly. It also records every model's weights at its first forward pass. In the same number of steps, Adam
     (or SGD) moves the weights farther at a higher learning rate; at the sweep's tenfold spacing the order
     is far from close for runs labelled right (seed 004's recipe, full MNIST: 8.5, 22.7, 87.6; the tests'
     3,000 images: 4.5, 9.1, 30.0), and a swap reverses it. A model stored as a copy taken after training
@@ -493,6 +495,12 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
     if twice:
         return Outcome(False, f"The models under lr={twice[0]:g} and lr={twice[1]:g} are one model stored twice. Train "
                        "a fresh model for each learning rate.")
+    mislabelled = _stepped_elsewhere(nets, order)
+    if mislabelled:
+        return Outcome(False, f"The models are not stored under the rates they trained at: {'; '.join(mislabelled)} "
+                       "(as the kernel recorded each optimizer step of their parameters; a copy keeps its original's "
+                       "record). Train a fresh model for each learning rate, and store it under the rate its "
+                       "optimizer used.")
     unknown = [lr for lr in order if not nets[lr].initial]
     moved = {lr: _moved(nets[lr]) for lr in order if lr not in unknown}
     still = [lr for lr, distance in moved.items() if distance == 0]
@@ -535,6 +543,22 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
              "model trained on from rate to rate (wrong) would look the same here." if shared else "")
     return Outcome(True, f"Each model moved farther from its starting weights the higher its learning rate "
                    f"({listing}), as runs stored under their own learning rates do.{alike}", metrics=metrics)
+
+
+def _stepped_elsewhere(nets: dict[float, ModelValue], order: list) -> list[str]:
+    """Models the kernel saw stepped only at LRs other than their label (their parameters' lowest to highest LR).
+
+    A run whose LR moved (a scheduler), or one model trained on at several rates, still holds its label's rate: that
+    is for ``sweep_order`` to judge, not a label stored under another run.
+    """
+    found = []
+    for lr in order:
+        seen = getattr(nets[lr], "step_lrs", ())
+        if seen and not seen[2] * (1 - 1e-6) <= lr <= seen[3] * (1 + 1e-6):
+            low, high = seen[2], seen[3]
+            found.append(f"the model under lr={lr:g} was stepped at lr={high:g}" + (
+                f" down to {low:g}" if not math.isclose(low, high, rel_tol=1e-6) else ""))
+    return found
 
 
 def _models(lrs: list) -> str:
