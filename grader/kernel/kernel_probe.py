@@ -11,9 +11,10 @@ Facts that the values alone cannot show:
   gradient), so a model's own training is counted whichever optimizers trained it (a deep copy keeps
   its original's count at the time of the copy);
 - for a parameter's first ``JUDGED`` steps after its first, whether the gradient the step used still
-  held the one the step before had used (a loop that never clears its gradients): measured by a
-  gradient hook on the parameter, at the first backward pass after each step, by the values in
-  ``.grad`` then (None or all zeros: cleared, however the loop cleared them), and removed after;
+  held the one the step before had used (a loop that never clears its gradients): measured by two
+  gradient hooks on the parameter, at each backward pass that adds to ``.grad``, by the values in
+  ``.grad`` before it (None or all zeros: cleared, however the loop cleared them), and removed after
+  (a gradient from torch.autograd.grad, assigned to ``.grad``, adds nothing and is not judged);
 - the learning rates a parameter was stepped at, and its param group's other settings (weight decay,
   betas...), so a run is judged by what its optimizer did, whichever object the notebook kept.
 
@@ -57,6 +58,7 @@ STEPS = _ById()  # optimizer -> how many times it stepped
 #               [first, last, lowest, highest] LR it was stepped at, its param group's other settings at its first step]
 PARAMETER_STEPS = _ById()
 STALE, CLEARED, CARRIED = "stale", "cleared", "carried"  # .grad still the last step's; cleared; added to it
+_PENDING = _ById()  # parameter -> whether .grad was cleared when its latest gradient began (``_before_accumulating``)
 JUDGED = 50  # steps judged per parameter, after which its gradient hook is removed
 SCHEDULER_CALLS = _ById()  # scheduler -> its optimizer's steps begun at each of the notebook's step() calls
 # optimizer -> steps begun (a pre-hook): a scheduler stepped from the optimizer's own post-hook comes after its step,
@@ -154,32 +156,53 @@ def _judge(parameter, record: list) -> None:
         return
     record[5] = STALE
     if record[6] is None and parameter.requires_grad:
-        record[6] = parameter.register_hook(_on_gradient(weakref.ref(parameter)))
+        ref = weakref.ref(parameter)
+        handles = (parameter.register_hook(_before_accumulating(ref)),
+                   parameter.register_post_accumulate_grad_hook(_accumulated(ref)))
+        record[6] = _Handles(handles)
 
 
-def _on_gradient(ref):
-    """A parameter's gradient hook: whether the backward passes since its last step found ``.grad`` cleared first.
+class _Handles(tuple):
+    def remove(self) -> None:
+        for handle in self:
+            handle.remove()
 
-    A pass into a cleared ``.grad`` settles it, whatever came before (a validation loss's backward after the step,
-    then zero_grad); one into the gradient the last step used, not cleared since, carries it on.
+
+def _before_accumulating(ref):
+    """A gradient is about to be computed for the parameter: note whether ``.grad`` holds anything now.
+
+    torch.autograd.grad runs this hook too, but adds nothing to ``.grad``: only ``_accumulated`` settles it.
     """
-    def on_gradient(gradient):
-        record = None
+    def before(gradient):
         try:
             parameter = ref()
             record = PARAMETER_STEPS.get(parameter) if parameter is not None else None
             if record is not None and record[5] is not None:
                 held = parameter.grad
-                if held is None or not bool(held.any()):
-                    record[5] = CLEARED
-                elif record[5] == STALE:  # added to the gradient the last step used; a second pass adds to its own
-                    record[5] = CARRIED
-        except Exception:  # noqa: BLE001 - a sparse gradient, say: that step is not judged
-            if record is not None:
-                record[5] = None
+                _PENDING.set(parameter, held is None or not bool(held.any()))
+        except Exception:  # noqa: BLE001 - a sparse gradient, say: that pass is not judged
+            pass
         return None
 
-    return on_gradient
+    return before
+
+
+def _accumulated(ref):
+    """A backward pass added a gradient to ``.grad``: onto a cleared one (whatever came before: a validation loss's
+    backward after the step, then zero_grad), or onto the one the last step used, which carries it on."""
+    def accumulated(parameter):
+        try:
+            record = PARAMETER_STEPS.get(parameter)
+            cleared = _PENDING.get(parameter)
+            if record is not None and record[5] is not None and cleared is not None:
+                if cleared:
+                    record[5] = CLEARED
+                elif record[5] == STALE:  # a second pass of the same step adds to its own gradient
+                    record[5] = CARRIED
+        except Exception:  # noqa: BLE001
+            pass
+
+    return accumulated
 
 
 def _recorded_step(step):
