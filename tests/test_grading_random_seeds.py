@@ -382,3 +382,15 @@ def test_a_step_on_a_gradient_left_from_the_step_before_loses_the_point(records,
     ctx = CheckContext(exercise.spec, Exports(values={"models": models}, found=True), (), None)
     outcome = gradients_cleared(ctx, runs=["models"])
     assert outcome.passed is passed and says in outcome.message, outcome.message
+
+
+def test_models_kept_in_a_module_dict_are_handed_over_as_a_dict_of_models(tmp_path):
+    """nn.ModuleDict({"0": net, ...}) has no forward of its own: exported as one model it failed every check with
+    torch.export's error. It is a container, handed over as its items, as a plain dict is."""
+    nets = nn.ModuleDict({str(seed): SimpleMLP() for seed in (0, 3, 18)})
+    exports = round_trip(tmp_path, {"models": nets, "layers": nn.ModuleList([SimpleMLP()])},
+                         [{"name": "models", "kind": "model_dict", "input_shape": [2]},
+                          {"name": "layers", "kind": "model_dict", "input_shape": [2]}])
+    models = exports.values["models"]
+    assert sorted(models) == ["0", "18", "3"] and all(m.n_params == 483 for m in models.values()), exports.problems
+    assert len(exports.values["layers"]) == 1

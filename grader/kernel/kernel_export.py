@@ -83,6 +83,7 @@ def seal_torch(torch, models: bool | None = None) -> None:
     from torch.optim import lr_scheduler
 
     _T.update(torch=torch, Tensor=torch.Tensor, Module=torch.nn.Module, Optimizer=torch.optim.Optimizer,
+              containers=(torch.nn.ModuleDict, torch.nn.ModuleList), unimplemented=torch.nn.Module.forward,
               schedulers=(lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau),
               DataLoader=torch.utils.data.DataLoader, save=torch.save, no_grad=torch.no_grad, zeros=torch.zeros,
               device=torch.device, dtype=torch.dtype, layout=torch.layout, memory_format=torch.memory_format,
@@ -790,6 +791,9 @@ def encode(value, request: dict, writer: _Writer):
     torch = _torch()
     if torch is None:
         return _encode_plain(value, request, writer)
+    if isinstance(value, torch["containers"]) and type(value).forward is torch["unimplemented"]:
+        # nn.ModuleDict({"0": net, ...}) or nn.ModuleList: a container of models, not one; handed over as its items
+        return _encode_plain(dict(value.items()) if hasattr(value, "items") else list(value), request, writer)
     if isinstance(value, torch["Module"]):
         return writer.model(value, request.get("input_shape") or [])
     if isinstance(value, torch["schedulers"]):
