@@ -65,7 +65,7 @@ def test_one_seed_for_all_runs_is_caught(graded):
 def test_the_course_running_train_accuracy_is_accepted(graded):
     result = graded["running-train-acc"]
     assert by_id(result)["reported-vs-measured"].passed and by_id(result)["seed-start"].passed
-    assert result.score == 9
+    assert result.score == 10
 
 
 def test_a_best_epoch_other_than_the_restored_one_is_caught_where_the_grader_knows_the_run(graded):
@@ -140,7 +140,7 @@ def test_models_built_before_seeding_are_told_which_build_they_are(graded):
         "seed 18: its initial weights are those the 3rd SimpleMLP built after torch.manual_seed(0) gets")
     assert "What remains possible" not in check.message  # the builds are known, so no list of causes
     assert by_id(result)["reported-vs-measured"].passed and by_id(result)["seed-spread"].passed
-    assert result.score == pytest.approx(9 - 4 / 3, abs=1e-3)
+    assert result.score == pytest.approx(10 - 4 / 3, abs=1e-3)
 
 
 def test_one_model_object_stored_for_every_seed_is_named(graded):
@@ -172,7 +172,7 @@ def test_seeding_once_outside_the_loop_is_caught(graded):
     assert ("What remains possible: the model was built before torch.manual_seed(seed) was called, something drew "
             "random numbers between seeding and building") in check.message
     assert by_id(result)["reported-vs-measured"].passed  # its own loop reports what its models score
-    assert result.score == 7
+    assert result.score == 8
 
 
 def test_test_figure_measured_on_the_validation_split_is_named(graded):
@@ -184,7 +184,7 @@ def test_test_figure_measured_on_the_validation_split_is_named(graded):
             in check.message)
     assert "test_acc must come from the test data" in check.message
     assert "typed by hand" not in check.message  # every differing figure equals a measurement
-    assert by_id(result)["seed-start"].passed and by_id(result)["restored"].passed and result.score == 6
+    assert by_id(result)["seed-start"].passed and by_id(result)["restored"].passed and result.score == 7
 
 
 # --- seed_start on exported models, without a kernel: the records are set by hand -------------------------
@@ -394,3 +394,34 @@ def test_models_kept_in_a_module_dict_are_handed_over_as_a_dict_of_models(tmp_pa
     models = exports.values["models"]
     assert sorted(models) == ["0", "18", "3"] and all(m.n_params == 483 for m in models.values()), exports.problems
     assert len(exports.values["layers"]) == 1
+
+
+@pytest.mark.parametrize("record, passed, says", [
+    ({"optimizers": ("Adam",), "step_lrs": (0.01,) * 4}, True, "33 epochs of 6 batches"),
+    ({"optimizers": ("SGD",), "step_lrs": (0.01,) * 4}, False, "trained with SGD, where the set-up trains with Adam"),
+    ({"optimizers": ("Adam",), "step_lrs": (0.001,) * 4}, False, "stepped at lr=0.001, where the set-up's is lr=0.01"),
+    ({"optimizers": ("Adam",), "step_lrs": (0.01, 0.005, 0.005, 0.01)}, False, "stepped at LRs from 0.005 to 0.01"),
+    ({"optimizers": ("Adam",), "step_lrs": (0.01,) * 4, "step_settings": {"weight_decay": 0.001}}, False,
+     "its Adam was made with weight_decay=0.001 (torch's default is 0)"),
+    ({"idle_steps": 198, "steps": {}, "untrained": True}, False,
+     "so it never trained: its optimizer stepped 198 times, and not once found a gradient"),
+    ({"steps": {}, "untrained": True}, True, "no optimizer step was recorded"),  # given trained weights before it ran
+])
+def test_how_each_model_was_stepped_is_the_set_ups_or_named(record, passed, says):
+    """The kernel's record of each model's optimizer class, LRs and settings: SGD, or Adam at 1e-3, reported honest
+    figures and passed every other check."""
+    import dataclasses
+
+    from grader.checks.seed_steps import seed_steps
+    from grader.loading.values import Exports
+
+    record = dict(record)
+    net = _loaded(SimpleMLP(), 33 * 6)
+    if record.pop("untrained", False):
+        net = dataclasses.replace(net, initial=dict(net.parameters))
+    net = dataclasses.replace(net, **record)
+    exports = Exports(values={"models": {0: net}, "results": {0: {
+        "best_epoch": 13, "train_acc": 60.0, "val_acc": 50.0, "test_acc": 55.0}}}, found=True)
+    outcome = seed_steps(CheckContext(load_exercise("random-seeds").spec, exports, (), None), models="models",
+                         results="results", seeds=[0], batches=6, patience=20, n_epochs=500, optimizer="Adam", lr=0.01)
+    assert outcome.passed is passed and says in outcome.message, outcome.message

@@ -160,29 +160,45 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
 
 
-def untrained(net: Any, name: str) -> str:
-    """What to say when every weight of ``net`` is still what it was at its first forward pass (the kernel's record);
-    "" otherwise, or where nothing was recorded."""
+def never_moved(net: Any) -> bool:
+    """Whether every weight of ``net`` is still what it was at its first forward pass (the kernel's record); False
+    where nothing was recorded."""
     import torch
 
     initial = getattr(net, "initial", None) or {}
     parameters = getattr(net, "parameters", None) or {}
-    if not parameters or set(initial) != set(parameters) or not all(torch.equal(initial[k], parameters[k])
-                                                                    for k in parameters):
-        return ""
-    said = f"Every weight of `{name}` is still what it was at its first forward pass."
+    return bool(parameters) and set(initial) == set(parameters) and all(torch.equal(initial[k], parameters[k])
+                                                                         for k in parameters)
+
+
+def untrained_cause(net: Any) -> str:
+    """Why a model whose weights never moved did not train, from the kernel's record of its optimizer steps."""
     took, idle = max(getattr(net, "steps", {}).values(), default=0), getattr(net, "idle_steps", 0)
     if idle and not took:  # the kernel saw its optimizer step, never with a gradient on these parameters
-        return (f"{said} Its optimizer stepped {idle} times, and not once found a gradient on its parameters: "
-                "zero_grad() is called between backward() and step(), or backward() is never called. Call "
-                "optimizer.zero_grad(), then loss.backward(), then optimizer.step().")
+        return (f"its optimizer stepped {idle} times, and not once found a gradient on its parameters: zero_grad() is "
+                "called between backward() and step(), or backward() is never called")
     if took:
-        return (f"{said} Its parameters took {took} optimizer steps with gradients, yet never changed: a learning "
-                "rate of 0, or gradients that are all zero (a loss that does not depend on the model's output).")
+        return (f"its parameters took {took} optimizer steps with gradients, yet never changed: a learning rate of 0, "
+                "or gradients that are all zero (zero_grad(set_to_none=False) between backward() and step(), or a "
+                "loss that does not depend on the model's output)")
+    return ("no optimizer ever stepped its parameters: the optimizer was made for other parameters (a model made "
+            "again after the optimizer), or the loop trained another model, or never ran")
+
+
+def untrained(net: Any, name: str) -> str:
+    """What to say when every weight of ``net`` is still what it was at its first forward pass (the kernel's record);
+    "" otherwise, or where nothing was recorded."""
+    if not never_moved(net):
+        return ""
+    said = f"Every weight of `{name}` is still what it was at its first forward pass."
+    cause = untrained_cause(net)
+    if getattr(net, "idle_steps", 0) or getattr(net, "steps", {}):
+        fix = (" Call optimizer.zero_grad(), then loss.backward(), then optimizer.step()."
+               if cause.startswith("its optimizer stepped") else "")
+        return f"{said} {cause[0].upper()}{cause[1:]}.{fix}"
     return (f"{said} If `{name}` is the network your loop trained, it never learned, and more training or another "
-            "learning rate would not help: no optimizer ever stepped its parameters. The optimizer was made for other "
-            "parameters (a model made again after the optimizer), or the loop trained another model, or never ran. "
-            "(A model given trained weights with load_state_dict starts its own record at its first forward pass.)")
+            f"learning rate would not help: {cause}. (A model given trained weights with load_state_dict starts its "
+            "own record at its first forward pass.)")
 
 
 def _one_class_share(labels: Any, rarest: bool) -> tuple[float, float]:

@@ -1,4 +1,5 @@
-"""How long each seed's model trained: the optimizer steps its parameters took, against its reported best epoch.
+"""How each seed's model trained: the optimizer that stepped it, at which LR, and the optimizer steps its parameters
+took, against its reported best epoch (all as the kernel recorded them).
 
 A run of the course set-up takes one step per training batch in every epoch it runs: best_epoch + patience
 epochs when patience runs out, n_epochs otherwise. A model stored as a copy taken at its best epoch carries
@@ -10,9 +11,15 @@ nor one with fewer steps than its best epoch needs (a copy refreshed in place ke
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from grader.checks.base import CheckContext, Outcome
+from grader.checks.mnist import changed_settings
+from grader.checks.models import never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
+from grader.loading.values import OptimizerExport
 
 
 def allowed_epochs(best: int, patience: int, n_epochs: int) -> set[int]:
@@ -52,21 +59,58 @@ def _epochs(n: int) -> str:
     return f"{n} epoch{'s' * (n != 1)}"
 
 
+def _trained_otherwise(net: Any, optimizer: str, lr: float) -> list[str]:
+    """How the kernel saw ``net``'s parameters stepped unlike the set-up: another optimizer class, another LR, or
+    settings other than the class's defaults."""
+    found = []
+    used = tuple(getattr(net, "optimizers", ()))
+    if optimizer and used and used != (optimizer,):
+        found.append(f"trained with {' and '.join(used)}, where the set-up trains with {optimizer}")
+    seen = getattr(net, "step_lrs", ())
+    if lr and seen and not (math.isclose(seen[2], lr, rel_tol=1e-6) and math.isclose(seen[3], lr, rel_tol=1e-6)):
+        at = f"lr={seen[3]:g}" if math.isclose(seen[2], seen[3], rel_tol=1e-6) else \
+            f"LRs from {seen[2]:g} to {seen[3]:g}"
+        found.append(f"stepped at {at}, where the set-up's is lr={lr:g}")
+    settings = getattr(net, "step_settings", None)
+    if optimizer and used == (optimizer,) and settings:
+        changed = changed_settings(OptimizerExport(optimizer, "", (settings,), {}))
+        if changed:
+            found.append(f"its {optimizer} was made with {', '.join(changed)}")
+    return found
+
+
 @check_kind("seed_steps", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,
             batches=Param(int, doc="training batches per epoch in the set-up (180 points in batches of 32: 6)"),
-            patience=Param(int, doc="the set-up's patience"), n_epochs=Param(int, doc="the set-up's epoch budget"))
+            patience=Param(int, doc="the set-up's patience"), n_epochs=Param(int, doc="the set-up's epoch budget"),
+            optimizer=Param(str, "", "the optimizer class the set-up trains with, as the kernel recorded the classes "
+                            "that stepped each model ('': any)"),
+            lr=Param((int, float), 0.0, "the set-up's constant learning rate, as the kernel recorded the LRs each "
+                     "model was stepped at (0: any)"))
 def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batches: int, patience: int,
-               n_epochs: int) -> Outcome:
-    """Each model took one optimizer step per training batch, for the epochs its reported best epoch implies."""
+               n_epochs: int, optimizer: str = "", lr: float = 0.0) -> Outcome:
+    """Each model trained as the set-up does (its optimizer class and LR), one optimizer step per training batch, for
+    the epochs its reported best epoch implies."""
     nets, table = seed_models(ctx, models, seeds), seed_results(ctx, results, seeds)
     lines, off, causes = [], [], []
     for seed in seeds:
         best = int(table[seed]["best_epoch"])
         counted = nets[seed].steps
+        # Weights still at the first forward pass are ambiguous alone (a model given trained weights before it first
+        # ran, say); with steps recorded on them they never trained.
+        if never_moved(nets[seed]) and (counted or nets[seed].idle_steps):
+            off.append(seed)
+            lines.append(f"seed {seed}: its weights are still those of its first forward pass, so it never trained: "
+                         f"{untrained_cause(nets[seed])}")
+            continue
+        otherwise = _trained_otherwise(nets[seed], optimizer, lr)
+        if otherwise:
+            off.append(seed)
+            lines.append(f"seed {seed}: {'; '.join(otherwise)}")
+            continue
         if not counted:
             lines.append(f"seed {seed}: no optimizer step was recorded for its parameters (a model built anew and "
-                         "loaded with the weights, or trained without a torch optimizer), so its training was not "
-                         "counted")
+                         "loaded with trained weights, one trained without a torch optimizer, or one never trained: an "
+                         "optimizer made for another model's parameters), so its training was not counted here")
             continue
         steps = max(counted.values())
         if steps % batches == 0 and steps // batches in allowed_epochs(best, patience, n_epochs):
@@ -86,7 +130,7 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
     message = "; ".join(lines) + "."
     if not off:
         return Outcome(True, message, metrics={"off": 0})
-    left = "; or ".join(CAUSES[c] for c in causes)
-    return Outcome(False, f"{message} What this leaves: {left}. Train each seed's own model on the training split "
+    left = f" What this leaves: {'; or '.join(CAUSES[c] for c in causes)}." if causes else ""
+    return Outcome(False, f"{message}{left} Train each seed's own model as the set-up does, on the training split "
                    "only, one step per batch of the set-up's loader, and report its own best epoch.",
                    fraction=1 - len(off) / len(seeds), metrics={"off": len(off)})

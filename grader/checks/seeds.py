@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.data import data_problem
-from grader.checks.models import chance_level, measured_accuracy
+from grader.checks.models import chance_level, measured_accuracy, never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.training import LOSS_CONVENTIONS, val_loss_conventions
 from grader.checks.training import REL_TOL as LOSS_TOL
@@ -295,6 +295,11 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
                    fraction=(good + len(epochs_off) / 2) / len(seeds), details=details)
 
 
+def _why_untrained(net: ModelValue) -> str:
+    """Why, from the kernel's record of its optimizer steps where it holds its own start; else the likeliest cause."""
+    return untrained_cause(net) if never_moved(net) else "a copy taken before training, say"
+
+
 @check_kind("seed_restored", models=MODELS, seeds=SEEDS)
 def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     """Each model must hold its run's best weights; told where its run is the course set-up's own, replayed here."""
@@ -309,7 +314,7 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
         elif _same_state(net, run["initial"]):  # no training ends exactly where it began
             untrained.append(seed)
             lines.append(f"seed {seed}: it holds the weights the course set-up's model starts from for this seed: "
-                         "the model stored was never trained (a copy taken before training, say)")
+                         f"the model stored was never trained ({_why_untrained(net)})")
         elif not elsewhere and _same_state(net, _course_run(seed, restore=False)["state"]):
             unrestored.append(seed)
             lines.append(f"seed {seed}: it is the course set-up's model for this seed as its run stopped, at epoch "
