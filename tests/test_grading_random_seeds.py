@@ -363,7 +363,7 @@ def _loaded(net: nn.Module, steps: int):
     ({0: (50, 0), 3: (50, 0), 18: (50, 0)}, True, "Every measured optimizer step (150 on 3 models)"),
     ({0: (50, 0), 3: (50, 50), 18: (50, 0)}, False, "Of the 50 optimizer steps measured on `models[3]`, every one"),
     ({0: (50, 42), 3: (50, 50), 18: (50, 0)}, False, "every one used a gradient that still held the step before's: "
-                                                      "the loop never clears them. torch adds each backward()"),
+                                                      "the loop does not clear them between batches (never, or only now and then"),
     ({0: (50, 41), 3: (50, 0), 18: (50, 0)}, False, "41 used a gradient that still held the step before's, and 9 "
                                                      "one cleared first: the loop clears them only now and then"),
     ({0: (0, 0), 3: (0, 0), 18: (0, 0)}, True, "was not measured"),  # rebuilt from weights: nothing recorded

@@ -40,7 +40,8 @@ def judged(net: Any) -> tuple[int, int]:
 def carried_message(where: str, measured: int, carried: int) -> str:
     """What to tell a student whose loop carried gradients from step to step: what was measured, then the causes."""
     if carried == measured:
-        held = "every one used a gradient that still held the step before's: the loop never clears them"
+        held = ("every one used a gradient that still held the step before's: the loop does not clear them between "
+                "batches (never, or only now and then: once per epoch, say)")
     else:
         held = (f"{carried} used a gradient that still held the step before's, and {measured - carried} one cleared "
                 "first: the loop clears them only now and then (once per epoch, say), not before every batch")
