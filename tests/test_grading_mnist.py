@@ -296,6 +296,22 @@ class BatchLogSoftmaxMLP(MnistMLP):  # over the batch: each image's scores depen
         return nn.functional.log_softmax(super().forward(x), dim=0)
 
 
+class ClampMLP(MnistMLP):  # relu written as clamp(min=0), as torch's own "learning by examples" tutorial does
+    def forward(self, x):
+        return self.fc2(self.fc1(x.flatten(1)).clamp(min=0))
+
+
+class ClampAtOneMLP(MnistMLP):  # another bound is no relu
+    def forward(self, x):
+        return self.fc2(self.fc1(x.flatten(1)).clamp(min=0, max=1))
+
+
+class DoubleMLP(MnistMLP):  # kept in float64, as a notebook that feeds numpy's float64 pixels does
+    def __init__(self):
+        super().__init__()
+        self.double()
+
+
 class TransposedMLP(nn.Module):  # x @ W.T + b: aten.numpy_T was off the rebuild allowlist (3 of 10 points)
     def __init__(self):
         super().__init__()
@@ -312,6 +328,9 @@ class TransposedMLP(nn.Module):  # x @ W.T + b: aten.numpy_T was off the rebuild
     (TransposedMLP, "mnist-sgd", ""),
     (SoftmaxMLP, "mnist-sgd", "it adds softmax (dim=1) after linear 128→10, at the end"),
     (LogSoftmaxMLP, "mnist-sgd", ""),
+    (ClampMLP, "mnist-sgd", ""),
+    (DoubleMLP, "mnist-sgd", ""),
+    (ClampAtOneMLP, "mnist-sgd", "it has clamp (min=0, max=1) where the course's has relu"),
     (BatchLogSoftmaxMLP, "mnist-sgd", "it adds log_softmax (dim=0) after linear 128→10, at the end"),
     (EvalDropoutMLP, "mnist-sgd", ("it adds dropout (p=0.2, active in eval mode too: F.dropout needs "
                                    "training=self.training) between relu and linear 128→10")),
@@ -673,3 +692,19 @@ def test_gradients_cleared_once_an_epoch_are_measured_not_guessed(roots):
     assert not cleared.passed and cleared.points == 0
     assert cleared.message.startswith("Of the 50 optimizer steps measured on `model`, every one used a gradient that "
                                       "still held the step before's: the loop does not clear them between batches")
+
+
+def test_a_loader_made_with_a_batch_sampler_or_a_full_random_subset_is_read_as_it_batches(tmp_path):
+    """DataLoader(batch_sampler=BatchSampler(RandomSampler(data), 64, False)) has batch_size None and an unused
+    SequentialSampler of its own: it was told "batch size None ... does not shuffle"."""
+    from grading_support import round_trip
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SubsetRandomSampler, TensorDataset
+
+    data = TensorDataset(torch.zeros(200, 2), torch.zeros(200, dtype=torch.long))
+    loaders = {"batched": DataLoader(data, batch_sampler=BatchSampler(RandomSampler(data), 64, False)),
+               "every index": DataLoader(data, batch_size=64, sampler=SubsetRandomSampler(list(range(200)))),
+               "some indices": DataLoader(data, batch_size=64, sampler=SubsetRandomSampler(list(range(150))))}
+    values = round_trip(tmp_path, loaders, [{"name": n, "kind": "dataloader"} for n in loaders]).values
+    assert (values["batched"].batch_size, values["batched"].shuffle, values["batched"].sampler) == \
+        (64, True, "RandomSampler")
+    assert values["every index"].shuffle and not values["some indices"].shuffle

@@ -121,6 +121,8 @@ def _layer(name: str, kind: str, node: Any, activation: Any) -> Layer:
         # F.dropout(x, p) without training=self.training drops units in eval mode too, so even when measured
         awake = ", active in eval mode too: F.dropout needs training=self.training" if args.get("train") else ""
         return Layer(kind, (p,), f"dropout (p={p:g}{awake})")
+    if kind == "relu":  # spelled clamp(min=0) or threshold(0, 0): their bounds are relu's own
+        return Layer(kind, (), kind)
     if kind.endswith("norm"):
         shape = _shape(args.get("weight")) if hasattr(args.get("weight"), "meta") else ()
         return Layer(kind, shape, f"{kind} ({_dims(shape)})" if shape else kind)
@@ -135,7 +137,20 @@ def _names(node: Any) -> tuple[str, str]:
     """The op's own name (``relu_`` is ``relu``, done in place) and the layer kind it spells."""
     name = getattr(getattr(node.target, "_overloadpacket", node.target), "__name__", str(node.target))
     name = name if name.startswith("__") else name.removesuffix("_")
+    if name in ("clamp", "clamp_min", "threshold") and _is_relu(name, node):
+        return name, "relu"
     return name, SAME_LAYER.get(name, name)
+
+
+def _is_relu(name: str, node: Any) -> bool:
+    """``x.clamp(min=0)`` and ``F.threshold(x, 0, 0)`` compute relu exactly; any other bound does not."""
+    try:
+        args = _arguments(node)[0]
+    except (AttributeError, IndexError):
+        return False
+    if name == "threshold":
+        return args.get("threshold") == 0 and args.get("value") == 0
+    return args.get("min") == 0 and args.get("max") is None
 
 
 def forward_layers(net: LoadedModel) -> tuple[list[Layer], list[str]]:
@@ -151,7 +166,7 @@ def forward_layers(net: LoadedModel) -> tuple[list[Layer], list[str]]:
     module = net.module
     by_data = {t.data_ptr(): name for name, t in net.parameters.items()}
     with torch.no_grad():
-        ShapeProp(module).propagate(torch.zeros(net.static_batch or 2, *net.input_shape))
+        ShapeProp(module).propagate(net.zero_batch())  # in the model's own float type: one kept in float64
     fixed: dict[Any, tuple[str, ...]] = {}  # nodes computed from weights alone -> the parameters they come from
     made_by: dict[Any, int | None] = {}  # activations -> the index of the layer that made them (None: the input)
     layers: list[Layer] = []

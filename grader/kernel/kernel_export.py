@@ -722,12 +722,28 @@ def _scheduler(scheduler, probe: dict | None = None) -> dict:
 
 def _loader(loader) -> dict:
     dataset = loader.dataset
-    sampler = getattr(loader, "sampler", None)
-    return {"batch_size": loader.batch_size, "drop_last": loader.drop_last,
+    sampler, batch_size, drop_last = getattr(loader, "sampler", None), loader.batch_size, loader.drop_last
+    batches = getattr(loader, "batch_sampler", None)
+    if batch_size is None and isinstance(getattr(batches, "batch_size", None), int):
+        # DataLoader(batch_sampler=BatchSampler(RandomSampler(data), 64, False)): its own sampler is unused
+        sampler, batch_size, drop_last = getattr(batches, "sampler", sampler), batches.batch_size, batches.drop_last
+    return {"batch_size": batch_size, "drop_last": drop_last,
             "sampler": type(sampler).__name__ if sampler is not None else None,
-            "shuffle": type(sampler).__name__ == "RandomSampler",
+            "shuffle": _shuffles(sampler, dataset),
             "dataset_class": type(dataset).__name__, "dataset_len": len(dataset) if hasattr(dataset, "__len__") else None,
             "transform": repr(getattr(dataset, "transform", None))[:500]}
+
+
+def _shuffles(sampler, dataset) -> bool:
+    """A random order of the whole dataset: RandomSampler, or a SubsetRandomSampler over every index."""
+    if type(sampler).__name__ == "RandomSampler":
+        return True
+    indices = getattr(sampler, "indices", None) if type(sampler).__name__ == "SubsetRandomSampler" else None
+    try:
+        return indices is not None and len(indices) == len(dataset) and \
+            sorted(int(i) for i in indices) == list(range(len(dataset)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _function(fn) -> dict:

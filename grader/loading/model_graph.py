@@ -172,13 +172,16 @@ class LoadedModel(ModelValue):
         return StoredNumbers(sum(t.numel() for t in self.parameters.values()), self.n_params, read(self.buffers),
                              read(self.constants), tuple(folded_literals(self.module.graph)))
 
+    def zero_batch(self) -> torch.Tensor:
+        """A batch of zeros the model takes: its batch size where fixed, its input shape, its own float type."""
+        return torch.zeros(self.static_batch or 2, *self.input_shape, dtype=_float_type(self.module))
+
     def torchinfo_params(self) -> int | None:
         """torchinfo's "Total params" from a summary of the rebuilt module on a zero batch; None if it cannot run."""
         from torchinfo import summary
 
-        batch = torch.zeros(self.static_batch or 2, *self.input_shape, dtype=_float_type(self.module))
         try:
-            return int(summary(self.module, input_data=[batch], device="cpu", verbose=0).total_params)
+            return int(summary(self.module, input_data=[self.zero_batch()], device="cpu", verbose=0).total_params)
         except Exception:  # noqa: BLE001 - torchinfo's failures vary (RuntimeError, its own errors)
             return None
 
