@@ -708,3 +708,11 @@ def test_a_loader_made_with_a_batch_sampler_or_a_full_random_subset_is_read_as_i
     assert (values["batched"].batch_size, values["batched"].shuffle, values["batched"].sampler) == \
         (64, True, "RandomSampler")
     assert values["every index"].shuffle and not values["some indices"].shuffle
+
+
+def test_a_history_kept_in_tensors_is_read_as_its_epochs():
+    """history = {k: torch.tensor(v) ...} was told "records no epoch: the training loop did not run", and every
+    check behind `trained` was blocked (0/10)."""
+    curves = {k: torch.linspace(1.0, 0.1, 15) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+    outcome = evaluate("mnist-sgd", "trained", {"history": curves})
+    assert outcome.passed and outcome.message == "Training ran: `history` records 15 epochs."

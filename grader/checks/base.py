@@ -93,6 +93,14 @@ def _missing(name: str, message: str, problem: str = "") -> CheckFailed:
     return CheckFailed(message, details={"needs": name, "problem": problem or message})
 
 
+def as_curve(value: Any) -> list | None:
+    """One value per epoch as a list: a list, a tuple, or a 1-D tensor or array (``torch.tensor(history)``); None for
+    anything else."""
+    if getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):
+        return value.tolist()
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
 def not_a_model(value: Any) -> str:
     """Why ``value`` cannot be scored as a model, for a message: its export problem, or what it is instead."""
     if isinstance(value, ExportProblem):

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
+from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
 from grader.checks.data import data_problem
 from grader.checks.models import chance_level, measured_accuracy
 from grader.checks.registry import Param, check_kind
@@ -124,12 +124,12 @@ class RunCount:
 def count_run(ctx: CheckContext, optimizer: str, history: str, scheduler: str, model: str = "") -> RunCount:
     steps = ctx.value(optimizer, "optimizer").step_count()
     hist = ctx.exports.values.get(history)
-    curve = hist.get("train_loss") if isinstance(hist, dict) else None
+    curve = as_curve(hist.get("train_loss")) if isinstance(hist, dict) else None
     sched = ctx.exports.values.get(scheduler) if scheduler else None
     last = sched.state.get("last_epoch") if isinstance(sched, SchedulerExport) else None
     net = ctx.exports.values.get(model) if model else None
     took = max(net.steps.values(), default=None) if isinstance(net, ModelValue) and hasattr(net, "steps") else None
-    return RunCount(steps, len(curve) if isinstance(curve, list) else None,
+    return RunCount(steps, len(curve) if curve is not None else None,
                     last if isinstance(last, int) and not isinstance(last, bool) else None, took or None)
 
 
@@ -400,11 +400,8 @@ def _sweep(ctx: CheckContext, models: str, results: str, lrs: list) -> tuple[dic
 
 
 def _curve(row, key: str, lr: float, results: str) -> list[float]:
-    values = row.get(key) if isinstance(row, dict) else None
-    if getattr(values, "ndim", None) == 1 and hasattr(values, "tolist"):  # a curve kept in a tensor, one per epoch
-        values = values.tolist()
-    values = list(values) if isinstance(values, tuple) else values
-    if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
+    values = as_curve(row.get(key)) if isinstance(row, dict) else None
+    if not values or not all(isinstance(v, (int, float)) for v in values):
         raise CheckFailed(f"`{results}[{lr:g}]['{key}']` must be a list of numbers, one per epoch.")
     return values
 

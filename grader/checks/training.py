@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from grader.checks.base import CheckContext, CheckFailed, Outcome
+from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve
 from grader.checks.data import data_problem
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
@@ -46,7 +46,8 @@ class RunView:
 
 
 def _floats(values, what: str) -> tuple[float, ...]:
-    if not isinstance(values, list) or not values:
+    values = as_curve(values)
+    if not values:
         raise CheckFailed(f"{what} must be a non-empty list with one value per epoch.")
     try:
         return tuple(float(v) for v in values)
@@ -521,8 +522,8 @@ def scheduler_cadence(ctx: CheckContext, run: str, function: str) -> Outcome:
 def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int, optimizer: str) -> Outcome:
     """The training loop ran: ``history[key]`` holds a value per epoch. Other checks can require this one."""
     record = ctx.value(history, "dict")
-    curve = record.get(key)
-    epochs = len(curve) if isinstance(curve, list) else 0
+    curve = as_curve(record.get(key))
+    epochs = len(curve) if curve is not None else 0
     opt = ctx.exports.values.get(optimizer) if optimizer else None  # its own checks judge a missing one, not this
     steps = opt.step_count() if isinstance(opt, OptimizerExport) and epochs > 1 else None
     if epochs > 1 and epochs == steps:
@@ -532,7 +533,7 @@ def history_recorded(ctx: CheckContext, history: str, key: str, min_epochs: int,
     if epochs >= min_epochs:
         return Outcome(True, f"Training ran: `{history}` records {epochs} epoch{'s' * (epochs != 1)}.",
                        metrics={"epochs": epochs})
-    others = {k: len(v) for k, v in record.items() if isinstance(v, list) and len(v) >= min_epochs}
+    others = {k: len(v) for k, v in ((k, as_curve(v)) for k, v in record.items()) if v and len(v) >= min_epochs}
     if key not in record and others:  # its own names for the record: the loop ran, the task's key is missing
         listed = ", ".join(f"'{k}'" for k in others)
         return Outcome(True, f"Training ran: `{history}` holds lists under {listed} ({max(others.values())} values), "
