@@ -51,8 +51,10 @@ def exported(model, folder: pathlib.Path, input_shape=(1, 28, 28)):
     return load_model(folder)
 
 
-def evaluate(exercise_id: str, check_id: str, values: dict, data_root: pathlib.Path | None = None):
-    """One check of an exercise's spec, evaluated on ``values`` as if a notebook had exported them."""
+def evaluate(exercise_id: str, check_id: str, values: dict, data_root: pathlib.Path | None = None,
+             code: tuple[tuple[int, str], ...] = ()):
+    """One check of an exercise's spec, evaluated on ``values`` (and ``code``, its cells) as if a notebook had
+    exported them."""
     from grader.assignments.catalog import load_exercise
     from grader.checks import CheckContext
     from grader.checks.data import DataFactory
@@ -60,6 +62,6 @@ def evaluate(exercise_id: str, check_id: str, values: dict, data_root: pathlib.P
 
     exercise = load_exercise(exercise_id)
     check = next(c for c in exercise.checks if c.spec.id == check_id)
-    ctx = CheckContext(exercise.spec, Exports(values=values, found=True), (), DataFactory(None, data_root),
+    ctx = CheckContext(exercise.spec, Exports(values=values, found=True), code, DataFactory(None, data_root),
                        check_id=check_id)
     return check.evaluate(ctx)

@@ -236,6 +236,9 @@ def test_preprocessing_that_cannot_be_read_is_said_so():
      {"Compose", "ToTensor", "Normalize"}),
     ("import torchvision\nt = torchvision.transforms.Normalize((0.5,), (0.5,))\n", {"Normalize"}),
     ("%matplotlib inline\nfrom torchvision.transforms import v2\nt = v2.RandomRotation(10)\n", {"RandomRotation"}),
+    # only the labels go through a target_transform; ToPILImage makes a digit to look at: neither touches the images
+    ("data = MNIST(root, transform=transforms.ToTensor(), target_transform=transforms.Lambda(lambda y: y))\n"
+     "picture = transforms.ToPILImage()(data[0][0])\n", {"ToTensor"}),
 ])
 def test_transforms_are_read_from_the_syntax_under_any_name_and_never_from_comments(code, built):
     assert transforms_in_code(((2, code),)) == (built, [])
@@ -716,3 +719,15 @@ def test_a_history_kept_in_tensors_is_read_as_its_epochs():
     curves = {k: torch.linspace(1.0, 0.1, 15) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
     outcome = evaluate("mnist-sgd", "trained", {"history": curves})
     assert outcome.passed and outcome.message == "Training ran: `history` records 15 epochs."
+
+
+def test_a_transform_built_in_the_code_but_not_in_the_loader_is_said_to_be_so():
+    """An augmentation the notebook defines but the exported loader does not hold: it was told "the notebook uses
+    RandomRotation", which it may not. What was measured, and both possibilities, are said instead."""
+    loader = dataclasses.replace(LOADER, transform="ToTensor()")
+    outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader},
+                       code=((3, "augment = transforms.Compose([transforms.RandomRotation(10), transforms.ToTensor()])"),
+                             (4, "transform = transforms.ToTensor()")))
+    assert not outcome.passed and outcome.message.startswith(
+        "The notebook's code builds RandomRotation, which `train_loader`'s transform (ToTensor()) does not hold: if "
+        "the images go through it anywhere")

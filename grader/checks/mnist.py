@@ -299,6 +299,7 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
 
 
 TRANSFORM_CALL = re.compile(r"\btransforms\.(\w+)\s*\(")
+SHOWN_ONLY = frozenset({"ToPILImage"})  # makes a picture to look at: no model takes its output
 TRANSFORM_MODULES = ("torchvision.transforms", "torchvision.transforms.v2")
 
 
@@ -325,9 +326,13 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
                         modules.add(a.asname or a.name)
                     elif node.module == "torchvision.transforms":
                         used.add(a.name)
+        # What only labels go through (target_transform=...) leaves the images as they are.
+        labels_only = {id(sub) for node in ast.walk(tree) if isinstance(node, ast.keyword)
+                       and node.arg == "target_transform" for sub in ast.walk(node.value)}
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    ast.unparse(node.func.value) in modules | set(TRANSFORM_MODULES):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and id(node) not in labels_only \
+                    and ast.unparse(node.func.value) in modules | set(TRANSFORM_MODULES) \
+                    and node.func.attr not in SHOWN_ONLY:
                 used.add(node.func.attr)
             # getattr(transforms, name) hides which transform is built.
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and \
@@ -358,9 +363,16 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list) -> Outcome:
         found = found | {"a function of your own (a lambda or def in the transform)"}
     extra = sorted(found - set(allowed))
     if extra:
-        return Outcome(False, f"The preprocessing changed: the notebook uses {', '.join(extra)}. The task keeps it as "
-                       f"given ({' + '.join(a for a in allowed if a != 'Compose')} only); change only the learning "
-                       "rate strategy.", details={"transforms": sorted(found)})
+        given = f"The task keeps it as given ({' + '.join(a for a in allowed if a != 'Compose')} only)"
+        if shown and not set(extra) & in_loader and "a function of your own" not in " ".join(extra):
+            # Built in the code, not in the exported loader's pipeline: used on the images elsewhere, or never used.
+            return Outcome(False, f"The notebook's code builds {', '.join(extra)}, which `{export}`'s transform "
+                           f"({shown}) does not hold: if the images go through it anywhere (in the training loop, "
+                           f"say), the preprocessing changed, and if it is never used, remove it so that the code "
+                           f"shows the pipeline it runs. {given}; change only the learning rate strategy.",
+                           details={"transforms": sorted(found)})
+        return Outcome(False, f"The preprocessing changed: the notebook uses {', '.join(extra)}. {given}; change only "
+                       "the learning rate strategy.", details={"transforms": sorted(found)})
     if unclear or not found:
         why = "; ".join(unclear) or "no transform could be found in the code or the exported loader"
         return Outcome(False, f"Whether the preprocessing is unchanged cannot be decided from the code ({why}). Build "
