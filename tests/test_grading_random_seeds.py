@@ -380,7 +380,7 @@ def test_a_step_on_a_gradient_left_from_the_step_before_loses_the_point(records,
     models = {seed: dataclasses.replace(_loaded(SimpleMLP(), 198), judged_steps=n, carried_steps=carried)
               for seed, (n, carried) in records.items()}
     ctx = CheckContext(exercise.spec, Exports(values={"models": models}, found=True), (), None)
-    outcome = gradients_cleared(ctx, runs=["models"])
+    outcome = gradients_cleared(ctx, models="models")
     assert outcome.passed is passed and says in outcome.message, outcome.message
 
 

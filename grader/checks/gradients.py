@@ -64,11 +64,11 @@ def _label(ctx: CheckContext, name: str, path: str) -> str:
 
 
 @check_kind("gradients_cleared",
-            runs=Param(list, doc="exports holding the models a training loop of the notebook's trained (a model, or "
-                                 "dicts and lists of them)", of=str))
-def gradients_cleared(ctx: CheckContext, runs: list) -> Outcome:
+            models=Param(str, "model", "the export holding the models a training loop of the notebook's trained (a "
+                         "model, or dicts and lists of them, or a run of the grader's holding one)", export=True))
+def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
     """No optimizer step used a gradient left over from the step before."""
-    found = [(_label(ctx, name, path), net) for name in runs for path, net in models_in(ctx.value(name))]
+    found = [(_label(ctx, models, path), net) for path, net in models_in(ctx.value(models))]
     measured = [(where, *judged(net)) for where, net in found if judged(net)[0]]
     wrong = [(where, n, carried) for where, n, carried in measured if carried]
     metrics = {"measured_steps": sum(n for _, n, _ in measured), "carried_steps": sum(c for _, _, c in measured)}
