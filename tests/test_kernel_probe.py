@@ -60,3 +60,10 @@ def test_the_learning_rates_and_settings_a_model_was_stepped_with_are_recorded(e
     assert adam_model.step_lrs == (0.01, 0.01, 0.01, 0.01) and sgd_model.step_lrs == (0.1, 0.1, 0.1, 0.1)
     assert adam_model.step_settings["betas"] == [0.9, 0.999] and adam_model.step_settings["weight_decay"] == 0
     assert "lr" not in adam_model.step_settings and "params" not in adam_model.step_settings
+
+
+def test_what_a_model_was_fed_in_training_is_recorded(exports):
+    """The first training-mode calls' inputs: normal points (randn) reach below 0 and above 0; a model that never ran
+    has no record."""
+    low, high = exports["models"][0].input_range
+    assert low < 0 < high and exports["never_run"].input_range == ()

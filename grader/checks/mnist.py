@@ -341,10 +341,31 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
     return used, unclear
 
 
+def _fed_otherwise(ctx: CheckContext, model: str, low: float, high: float) -> str:
+    """What the kernel saw reach the model in training, where it lies outside the pixels' [low, high]; "" otherwise."""
+    net = ctx.exports.values.get(model) if model else None
+    fed = getattr(net, "input_range", ()) if isinstance(net, ModelValue) else ()
+    if not fed or (fed[0] >= low - 1e-6 and fed[1] <= high + 1e-6):
+        return ""
+    return (f"The images reached `{model}` in training with values from {fed[0]:.4g} to {fed[1]:.4g} (the kernel's "
+            f"record of its first training batches), where the task's pixels lie in [{low:g}, {high:g}]: they were "
+            "normalised or scaled on the way, in the training loop, the dataset, or a step the code reading cannot "
+            "follow.")
+
+
 @check_kind("preprocessing", export=Param(str, "train_loader", export=True),
-            allowed=Param(list, ["ToTensor", "Compose"], "the transforms the task allows", of=str))
-def preprocessing(ctx: CheckContext, export: str, allowed: list) -> Outcome:
-    """The preprocessing is fixed by the task: read from the code, and from the loader's transform as exported."""
+            allowed=Param(list, ["ToTensor", "Compose"], "the transforms the task allows", of=str),
+            model=Param(str, "", "the trained model, whose training inputs the kernel recorded", export=True),
+            pixels=Param(list, [0.0, 1.0], "the range of the allowed transforms' pixels", of=(int, float)))
+def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = "",
+                  pixels: list | None = None) -> Outcome:
+    """The preprocessing is fixed by the task: read from the code, from the loader's transform as exported, and from
+    the values the model was fed in training (as the kernel recorded them)."""
+    low, high = pixels or (0.0, 1.0)
+    fed = _fed_otherwise(ctx, model, low, high)
+    given = f"The task keeps it as given ({' + '.join(a for a in allowed if a != 'Compose')} only)"
+    if fed:
+        return Outcome(False, f"{fed} {given}; change only the learning rate strategy.")
     used, unclear = transforms_in_code(ctx.code_cells)
     loader = ctx.exports.values.get(export)
     shown = loader.transform if isinstance(loader, LoaderExport) else ""
@@ -363,7 +384,6 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list) -> Outcome:
         found = found | {"a function of your own (a lambda or def in the transform)"}
     extra = sorted(found - set(allowed))
     if extra:
-        given = f"The task keeps it as given ({' + '.join(a for a in allowed if a != 'Compose')} only)"
         if shown and not set(extra) & in_loader and "a function of your own" not in " ".join(extra):
             # Built in the code, not in the exported loader's pipeline: used on the images elsewhere, or never used.
             return Outcome(False, f"The notebook's code builds {', '.join(extra)}, which `{export}`'s transform "

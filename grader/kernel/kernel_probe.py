@@ -16,7 +16,9 @@ Facts that the values alone cannot show:
   ``.grad`` before it (None or all zeros: cleared, however the loop cleared them), and removed after
   (a gradient from torch.autograd.grad, assigned to ``.grad``, adds nothing and is not judged);
 - the learning rates a parameter was stepped at, and its param group's other settings (weight decay,
-  betas...), so a run is judged by what its optimizer did, whichever object the notebook kept.
+  betas...), so a run is judged by what its optimizer did, whichever object the notebook kept;
+- the range of the values each module was fed in its first ``INPUT_CALLS`` calls in training mode,
+  so inputs normalised on the way (in the training loop, say) show whatever the code looks like.
 
 They are kept in weak tables (nothing outlives its object) by global torch hooks and by wrappers on
 ``Parameter.__deepcopy__`` and on torch's schedulers' ``step()``, installed right after the notebook first
@@ -69,10 +71,17 @@ _MAKING: set = set()  # ids of the schedulers whose constructor is stepping them
 MAX_CALLS = 1000
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
+INPUTS = _ById()  # module -> [its training-mode calls noted, the lowest and highest value of their first input]
+INPUT_CALLS = 20  # calls noted per module: the first batches of its training
+_TENSOR: list = []  # torch.Tensor, once torch is imported
 
 
 def _first_forward(module, args):
-    if not RECORDING[0] or module in _SEEN:
+    if not RECORDING[0]:
+        return None
+    if args and module.training:
+        _note_input(module, args[0])
+    if module in _SEEN:
         return None
     try:
         _SEEN.set(module, True)
@@ -82,6 +91,24 @@ def _first_forward(module, args):
     except Exception:  # noqa: BLE001 - a record is a nicety; the student's run must never fail because of it
         pass
     return None
+
+
+def _note_input(module, x) -> None:
+    """The range of what a module was fed in training: pixels normalised on the way (in the loop, say) show there."""
+    try:
+        seen = INPUTS.get(module)
+        if seen is None:
+            seen = [0, None, None]
+            INPUTS.set(module, seen)
+        if seen[0] >= INPUT_CALLS or not _TENSOR or not isinstance(x, _TENSOR[0]) or not x.is_floating_point() \
+                or not x.numel():
+            return
+        low, high = float(x.min()), float(x.max())
+        seen[0] += 1
+        seen[1] = low if seen[1] is None else min(seen[1], low)
+        seen[2] = high if seen[2] is None else max(seen[2], high)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _starting(optimizer, args, kwargs):
@@ -280,6 +307,7 @@ def install(torch) -> None:
     parameter's recorded start on to its deep copies."""
     import importlib
 
+    _TENSOR[:] = [torch.Tensor]
     for module, register, hook in (("torch.nn.modules.module", "register_module_forward_pre_hook", _first_forward),
                                    ("torch.optim.optimizer", "register_optimizer_step_pre_hook", _starting),
                                    ("torch.optim.optimizer", "register_optimizer_step_post_hook", _stepped)):
@@ -313,15 +341,18 @@ def training_record(model) -> dict:
     are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes), and
     of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
     step before's (``carried_steps``, the most for a parameter); for its most stepped parameter, the [first, last,
-    lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``)."""
+    lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
+    the lowest and highest value of its input in its first training-mode calls (``input_range``)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r[7]), key=lambda r: r[0], default=None)
+    fed = INPUTS.get(model)
     return {"steps": {name: r[0] for name, r in records.items() if r[0]},
             "idle_steps": max((r[1] for r in records.values()), default=0),
             "optimizers": sorted({c for r in records.values() for c in r[2]}),
             "judged_steps": max((r[3] + r[4] for r in records.values()), default=0),
             "carried_steps": max((r[4] for r in records.values()), default=0),
-            "step_lrs": most[7] if most else None, "step_settings": most[8] if most else None}
+            "step_lrs": most[7] if most else None, "step_settings": most[8] if most else None,
+            "input_range": fed[1:] if fed and fed[0] else None}
 
 
 def after_import(name: str, then) -> None:

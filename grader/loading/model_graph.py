@@ -158,6 +158,7 @@ class LoadedModel(ModelValue):
     carried_steps: int = 0  # of those, steps whose gradient still held the step before's (never cleared)
     step_lrs: tuple[float, ...] = ()  # (first, last, lowest, highest) LR its most stepped parameter was stepped at
     step_settings: dict = field(default_factory=dict)  # that parameter's param group's other settings, at its first step
+    input_range: tuple[float, ...] = ()  # (lowest, highest) value it was fed in its first training-mode calls
 
     @property
     def n_params(self) -> int:
@@ -444,16 +445,17 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                        _names(data.get("optimizers")), _count(data.get("idle_steps")),
                        _count(data.get("judged_steps")), min(_count(data.get("carried_steps")),
                                                              _count(data.get("judged_steps"))),
-                       _step_lrs(data.get("step_lrs")), _settings(data.get("step_settings")))
+                       _finite(data.get("step_lrs"), 4), _settings(data.get("step_settings")),
+                       _finite(data.get("input_range"), 2))
 
 
 def _count(value: object) -> int:
     return value if type(value) is int and 0 <= value < 2**53 else 0
 
 
-def _step_lrs(value: object) -> tuple[float, ...]:
-    """(first, last, lowest, highest) as the kernel wrote them; () for anything else."""
-    if not isinstance(value, list) or len(value) != 4:
+def _finite(value: object, n: int) -> tuple[float, ...]:
+    """``n`` finite numbers as the kernel wrote them; () for anything else."""
+    if not isinstance(value, list) or len(value) != n:
         return ()
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
         return ()
