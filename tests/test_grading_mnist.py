@@ -746,3 +746,12 @@ def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_i
     if not passed:
         assert outcome.message.startswith(f"The images reached `model` in training with values from {fed[0]:.4g} to "
                                           f"{fed[1]:.4g}")
+
+
+@pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.5), False), ((), False)])
+def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, fed, passed):
+    """No transform anywhere (the IDX files read with numpy and divided by 255): the code cannot tell, and it kept half
+    the point. Fed exactly [0, 1] in training, the pixels are ToTensor's."""
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_range=fed)
+    outcome = evaluate("mnist-sgd", "preprocessing", {"model": net}, code=((2, "x = images.astype('float32') / 255"),))
+    assert outcome.passed is passed and (outcome.fraction == 0.5) is (not passed), outcome.message

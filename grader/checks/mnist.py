@@ -341,10 +341,15 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
     return used, unclear
 
 
+def _fed_range(ctx: CheckContext, model: str) -> tuple[float, ...]:
+    """The (lowest, highest) value the kernel saw reach the model in its first training batches; () if unrecorded."""
+    net = ctx.exports.values.get(model) if model else None
+    return getattr(net, "input_range", ()) if isinstance(net, ModelValue) else ()
+
+
 def _fed_otherwise(ctx: CheckContext, model: str, low: float, high: float) -> str:
     """What the kernel saw reach the model in training, where it lies outside the pixels' [low, high]; "" otherwise."""
-    net = ctx.exports.values.get(model) if model else None
-    fed = getattr(net, "input_range", ()) if isinstance(net, ModelValue) else ()
+    fed = _fed_range(ctx, model)
     if not fed or (fed[0] >= low - 1e-6 and fed[1] <= high + 1e-6):
         return ""
     return (f"The images reached `{model}` in training with values from {fed[0]:.4g} to {fed[1]:.4g} (the kernel's "
@@ -362,10 +367,7 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = ""
     """The preprocessing is fixed by the task: read from the code, from the loader's transform as exported, and from
     the values the model was fed in training (as the kernel recorded them)."""
     low, high = pixels or (0.0, 1.0)
-    fed = _fed_otherwise(ctx, model, low, high)
     given = f"The task keeps it as given ({' + '.join(a for a in allowed if a != 'Compose')} only)"
-    if fed:
-        return Outcome(False, f"{fed} {given}; change only the learning rate strategy.")
     used, unclear = transforms_in_code(ctx.code_cells)
     loader = ctx.exports.values.get(export)
     shown = loader.transform if isinstance(loader, LoaderExport) else ""
@@ -383,7 +385,12 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = ""
     if re.search(r"<function |\bLambda\(| object at 0x", shown):  # a function of the notebook's own in the pipeline
         found = found | {"a function of your own (a lambda or def in the transform)"}
     extra = sorted(found - set(allowed))
+    fed = _fed_otherwise(ctx, model, low, high)  # what no reading of the code shows: a step in the loop, say
     if extra:
+        if shown and not set(extra) & in_loader and "a function of your own" not in " ".join(extra) and fed:
+            return Outcome(False, f"{fed} The notebook's code builds {', '.join(extra)}, which `{export}`'s transform "
+                           f"({shown}) does not hold: it was applied elsewhere. {given}; change only the learning "
+                           "rate strategy.", details={"transforms": sorted(found)})
         if shown and not set(extra) & in_loader and "a function of your own" not in " ".join(extra):
             # Built in the code, not in the exported loader's pipeline: used on the images elsewhere, or never used.
             return Outcome(False, f"The notebook's code builds {', '.join(extra)}, which `{export}`'s transform "
@@ -393,8 +400,16 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = ""
                            details={"transforms": sorted(found)})
         return Outcome(False, f"The preprocessing changed: the notebook uses {', '.join(extra)}. {given}; change only "
                        "the learning rate strategy.", details={"transforms": sorted(found)})
+    if fed:
+        return Outcome(False, f"{fed} {given}; change only the learning rate strategy.")
     if unclear or not found:
         why = "; ".join(unclear) or "no transform could be found in the code or the exported loader"
+        range_ = _fed_range(ctx, model)
+        if range_ and math.isclose(range_[0], low, abs_tol=1e-6) and math.isclose(range_[1], high, abs_tol=1e-6):
+            # Pixels scaled by hand (numpy's x / 255, say): the model was fed exactly the range ToTensor gives.
+            return Outcome(True, f"The preprocessing could not be read from the code ({why}), but `{model}` was fed "
+                           f"values from {low:g} to {high:g} in training, as the task's pixels are (the kernel's "
+                           "record of its first training batches).", metrics={"undecided": 0})
         return Outcome(False, f"Whether the preprocessing is unchanged cannot be decided from the code ({why}). Build "
                        "the transform as given (transforms.ToTensor()), so it can be read.", fraction=0.5,
                        metrics={"undecided": 1})
