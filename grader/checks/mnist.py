@@ -187,12 +187,21 @@ def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: Lo
                      (("the size of the validation split", n_val, "the validation images"),
                       ("the training and validation splits together", n + (n_val or 0), "both splits"))
                      if n_val and (k - 1) * batch < size <= k * batch), "")
+        per_epoch = math.ceil(n / batch)
+        whole, rest = divmod(run.steps, per_epoch)
+        stopped = (f"; or {_plural(whole, 'whole epoch')} of {per_epoch} batches of {batch} and {rest} batches of the "
+                   "next: a last epoch stopped early (a break inside the batch loop, say)"
+                   if whole == epochs - 1 and rest else "")
         return (f"{counted}. Over the {n:,} training images that is batches of {_batches_for(n, k)} images, not "
                 f"{batch}; or, with batches of {batch}, epochs of {(k - 1) * batch + 1:,} to {k * batch:,} images "
-                f"instead of all {n:,}{fits}"), False
+                f"instead of all {n:,}{fits}{stopped}"), False
     return (f"{run.stepped(optimizer)}, which is no whole number of epochs of {math.ceil(n / batch)} "
             f"batches of {batch} over the {n:,} training images: the batch size or the training data changed, or an "
             "epoch stopped early"), False
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def _validation_size(ctx: CheckContext, data: dict) -> int | None:
