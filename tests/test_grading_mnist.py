@@ -447,9 +447,9 @@ def _trained(steps: int):
     # a break out of the second epoch after 31 batches: one whole epoch and 31 more (was only "batches of 91")
     ("mnist-adam", {"optimizer": _optimizer(79 + 31), "history": {"train_loss": [1.0] * 2}}, False,
      ("`optimizer` stepped 110 times in 2 epochs, 55 times per epoch. Over the 5,000 training images that is batches "
-      "of 91 images, not 64; or, with batches of 64, epochs of 3,457 to 3,520 images instead of all 5,000; or 1 whole "
-      "epoch of 79 batches of 64 and 31 batches of the next: a last epoch stopped early (a break inside the batch "
-      "loop, say).")),
+      "of 91 to 92 images, not 64; or, with batches of 64, epochs of 3,457 to 3,520 images instead of all 5,000; or 1 "
+      "whole epoch of 79 batches of 64 and 31 batches of the next: a last epoch stopped early (a break inside the "
+      "batch loop, say).")),
     # an Adam made anew each epoch starts its running averages over: that is not the set-up
     ("mnist-adam", {"optimizer": dataclasses.replace(_optimizer(79), cls="Adam"), "history": {"train_loss": [1.0] * 4},
                     "model": _trained(4 * 79)}, False,
