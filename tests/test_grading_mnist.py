@@ -239,6 +239,10 @@ def test_preprocessing_that_cannot_be_read_is_said_so():
     # only the labels go through a target_transform; ToPILImage makes a digit to look at: neither touches the images
     ("data = MNIST(root, transform=transforms.ToTensor(), target_transform=transforms.Lambda(lambda y: y))\n"
      "picture = transforms.ToPILImage()(data[0][0])\n", {"ToTensor"}),
+    ("to_label = transforms.Lambda(lambda y: y)\ndata = MNIST(root, transform=transforms.ToTensor(), "
+     "target_transform=to_label)\n", {"ToTensor"}),
+    ("shift = transforms.Lambda(lambda y: y)\ndata = MNIST(root, transform=shift, target_transform=shift)\n",
+     {"Lambda"}),
 ])
 def test_transforms_are_read_from_the_syntax_under_any_name_and_never_from_comments(code, built):
     assert transforms_in_code(((2, code),)) == (built, [])

@@ -316,16 +316,19 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
     """Transform classes the code builds, and cells where the pipeline is built in a way reading cannot follow.
 
     Read from the syntax, so a commented-out line counts for nothing and an import under another name
-    (``import torchvision.transforms as T``) is followed; a cell that does not parse is searched as text.
+    (``import torchvision.transforms as T``) is followed; a cell that does not parse is searched as text. What only
+    the labels go through (``target_transform=``, inline or under a name used nowhere else) leaves the images alone.
     """
     used, unclear, modules = set(), [], {"transforms"}  # the starter's `from torchvision import transforms`
+    trees = []
     for cell, source in cells:
         try:
-            tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                                       for line in source.splitlines()))
+            trees.append((cell, ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                                                    for line in source.splitlines()))))
         except SyntaxError:
             used.update(TRANSFORM_CALL.findall("\n".join(line.split("#")[0] for line in source.splitlines())))
-            continue
+    labels_only = _labels_only([tree for _, tree in trees])
+    for cell, tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 modules.update(a.asname for a in node.names if a.name in TRANSFORM_MODULES and a.asname)
@@ -335,9 +338,6 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
                         modules.add(a.asname or a.name)
                     elif node.module == "torchvision.transforms":
                         used.add(a.name)
-        # What only labels go through (target_transform=...) leaves the images as they are.
-        labels_only = {id(sub) for node in ast.walk(tree) if isinstance(node, ast.keyword)
-                       and node.arg == "target_transform" for sub in ast.walk(node.value)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and id(node) not in labels_only \
                     and ast.unparse(node.func.value) in modules | set(TRANSFORM_MODULES) \
@@ -348,6 +348,23 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
                     node.args and ast.unparse(node.args[0]) in modules:
                 unclear.append(f"cell {cell} picks a transform by name")
     return used, unclear
+
+
+def _labels_only(trees: list[ast.Module]) -> set[int]:
+    """The ids of the nodes that only labels go through: ``target_transform=`` values, and what is assigned to a name
+    read nowhere but there."""
+    given = [node.value for tree in trees for node in ast.walk(tree)
+             if isinstance(node, ast.keyword) and node.arg == "target_transform"]
+    inside = {id(sub) for value in given for sub in ast.walk(value)}
+    named = {value.id for value in given if isinstance(value, ast.Name)}
+    elsewhere = {node.id for tree in trees for node in ast.walk(tree) if isinstance(node, ast.Name)
+                 and isinstance(node.ctx, ast.Load) and id(node) not in inside}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and node.targets[0].id in named - elsewhere:
+                inside.update(id(sub) for sub in ast.walk(node.value))
+    return inside
 
 
 def _fed_range(ctx: CheckContext, model: str) -> tuple[float, ...]:
