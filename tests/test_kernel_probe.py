@@ -67,3 +67,9 @@ def test_what_a_model_was_fed_in_training_is_recorded(exports):
     has no record."""
     low, high = exports["models"][0].input_range
     assert low < 0 < high and exports["never_run"].input_range == ()
+
+
+def test_a_model_fed_other_shapes_in_training_than_the_tasks_is_told_where_to_reshape(exports):
+    assert ("Your model was fed inputs of shape [4] in training (the kernel's record), but the task's model takes "
+            "[2, 2], as the task's loader makes them, and the grader runs it so: flatten inside the model "
+            "(nn.Flatten() as its first layer") in exports["misfed"].message

@@ -45,6 +45,7 @@ _makedirs, _replace, _path_join, _basename = os.makedirs, os.replace, os.path.jo
 _getcwd, _ModuleType, _builtin_modules = os.getcwd, type(sys), frozenset(sys.builtin_module_names)
 _getsource, _isfunction, _ismethod = inspect.getsource, inspect.isfunction, inspect.ismethod
 _isfinite = math.isfinite
+_prod = math.prod
 _quote = json.encoder.encode_basestring_ascii  # C code where the json speedups exist, like json.dump itself
 _modules = sys.modules
 _threads, _current_thread = threading.enumerate, threading.current_thread
@@ -775,7 +776,8 @@ class _Writer:
                 export_model(model, input_shape, folder, self.probe, self.reuse)
             except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
                 error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
-                advice = _reshape_advice(e) or _hook_advice(model, self.probe)
+                advice = _reshape_advice(e) or _input_advice(model, input_shape, self.probe) or \
+                    _hook_advice(model, self.probe)
                 entry.clear()  # the manifest holds this very dict, wherever the model was met
                 entry["$error"] = error.rstrip(". \n") + advice if advice else error
 
@@ -787,6 +789,21 @@ def _reshape_advice(error: Exception) -> str:
     return (". Your model's forward reshapes its input to a fixed size, so it runs only on batches of one size (in "
             "torch's message, s and a number stand for the grader's batch size); the grader runs it on batches of "
             "its own. Leave the batch dimension free: x.view(-1, ...), x.view(x.size(0), -1), or nn.Flatten()")
+
+
+def _input_advice(model, input_shape, probe: dict | None) -> str:
+    """Why a model fed inputs of another shape in training fails on the task's: named from the probe's record."""
+    try:
+        fed = probe["INPUTS"].get(model)[3] if probe else None
+    except Exception:  # noqa: BLE001 - no record, no advice
+        return ""
+    if not fed or list(fed) == list(input_shape):
+        return ""
+    flat = len(fed) == 1 and fed[0] == _prod(input_shape)
+    return (f". Your model was fed inputs of shape {list(fed)} in training (the kernel's record), but the task's "
+            f"model takes {list(input_shape)}, as the task's loader makes them, and the grader runs it so: "
+            + ("flatten inside the model (nn.Flatten() as its first layer, or x.flatten(1) in forward), not in the "
+               "loop or the dataset" if flat else "reshape inside the model, not in the loop or the dataset"))
 
 
 def _hook_advice(model, probe: dict | None) -> str:

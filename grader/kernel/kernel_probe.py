@@ -71,7 +71,9 @@ _MAKING: set = set()  # ids of the schedulers whose constructor is stepping them
 MAX_CALLS = 1000
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
-INPUTS = _ById()  # module -> [its training-mode calls noted, the lowest and highest value of their first input]
+# module -> [its training-mode calls noted, the lowest and highest value of their first input, that input's shape
+#            less the batch dimension, at the first call]
+INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 
@@ -98,12 +100,14 @@ def _note_input(module, x) -> None:
     try:
         seen = INPUTS.get(module)
         if seen is None:
-            seen = [0, None, None]
+            seen = [0, None, None, None]
             INPUTS.set(module, seen)
         if seen[0] >= INPUT_CALLS or not _TENSOR or not isinstance(x, _TENSOR[0]) or not x.is_floating_point() \
                 or not x.numel():
             return
         low, high = float(x.min()), float(x.max())
+        if seen[3] is None:
+            seen[3] = [int(n) for n in x.shape[1:]]
         seen[0] += 1
         seen[1] = low if seen[1] is None else min(seen[1], low)
         seen[2] = high if seen[2] is None else max(seen[2], high)
@@ -352,7 +356,7 @@ def training_record(model) -> dict:
             "judged_steps": max((r[3] + r[4] for r in records.values()), default=0),
             "carried_steps": max((r[4] for r in records.values()), default=0),
             "step_lrs": most[7] if most else None, "step_settings": most[8] if most else None,
-            "input_range": fed[1:] if fed and fed[0] else None}
+            "input_range": fed[1:3] if fed and fed[0] else None}
 
 
 def after_import(name: str, then) -> None:
