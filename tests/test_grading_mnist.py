@@ -765,3 +765,19 @@ def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, f
     net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_range=fed)
     outcome = evaluate("mnist-sgd", "preprocessing", {"model": net}, code=((2, "x = images.astype('float32') / 255"),))
     assert outcome.passed is passed and (outcome.fraction == 0.5) is (not passed), outcome.message
+
+
+@pytest.mark.parametrize("calls, says", [
+    ({"cross_entropy": 300, "label_smoothing": (0.1,)}, "cross_entropy was called with label_smoothing=0.1"),
+    ({"cross_entropy": 300, "probabilities": 20}, "cross_entropy was given probabilities (rows in [0, 1] that sum to "
+                                                  "1) in 20 of its first calls: a softmax before a loss"),
+    ({"cross_entropy": 300, "clipped": 316}, "the gradients were clipped (316 clip_grad_norm_/clip_grad_value_ calls)"),
+    ({"cross_entropy": 316}, ""),
+])
+def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_record(roots, tmp_path, calls, says):
+    """Label smoothing, a softmax before CrossEntropyLoss, and gradient clipping, all in the loop with the model left
+    as the course's: each got 10/10. The kernel records the run's cross_entropy calls and clipping."""
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), loss_calls=calls)
+    outcome = evaluate("mnist-adam", "fixed-setup", {"optimizer": _optimizer(4 * 79), "history": {
+        "train_loss": [1.0] * 4}, "model": net}, roots["small"])
+    assert outcome.passed is not says and says in outcome.message, outcome.message

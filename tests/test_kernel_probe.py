@@ -73,3 +73,11 @@ def test_a_model_fed_other_shapes_in_training_than_the_tasks_is_told_where_to_re
     assert ("Your model was fed inputs of shape [4] in training (the kernel's record), but the task's model takes "
             "[2, 2], as the task's loader makes them, and the grader runs it so: flatten inside the model "
             "(nn.Flatten() as its first layer") in exports["misfed"].message
+
+
+def test_the_runs_losses_and_clipping_are_recorded(exports):
+    """Every cross_entropy call is counted, with its label smoothing; only the first 20 inputs are looked at (a loop
+    that feeds probabilities does so from its first batch), so the softmax given to the last one goes unseen."""
+    calls = exports["models"][0].loss_calls
+    assert calls["label_smoothing"] == (0.2,) and calls["clipped"] == 1
+    assert calls["cross_entropy"] > 20 and calls["probabilities"] == 0

@@ -56,6 +56,21 @@ def carried_gradients(net: Any, where: str) -> str:
     return carried_message(where, measured, carried) if carried else ""
 
 
+def loss_changes(net: Any) -> list[str]:
+    """How the run's losses and gradients differed from plain cross-entropy on the scores, as the kernel recorded the
+    notebook's calls (run-wide): label smoothing, probabilities given to cross_entropy, gradient clipping."""
+    losses = getattr(net, "loss_calls", None) or {}
+    found = []
+    if losses.get("label_smoothing"):
+        found.append(f"cross_entropy was called with label_smoothing={', '.join(f'{v:g}' for v in losses['label_smoothing'])}")
+    if losses.get("probabilities"):
+        found.append(f"cross_entropy was given probabilities (rows in [0, 1] that sum to 1) in "
+                     f"{losses['probabilities']} of its first calls: a softmax before a loss that applies its own")
+    if losses.get("clipped"):
+        found.append(f"the gradients were clipped ({losses['clipped']} clip_grad_norm_/clip_grad_value_ calls)")
+    return found
+
+
 def _label(ctx: CheckContext, name: str, path: str) -> str:
     spec = ctx.exercise.export(name)
     if spec is not None and spec.code:

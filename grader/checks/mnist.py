@@ -16,6 +16,7 @@ from typing import Any
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
 from grader.checks.data import data_problem
+from grader.checks.gradients import loss_changes
 from grader.checks.models import chance_level, measured_accuracy
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
@@ -295,6 +296,11 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     problems += [] if named else _loader_notes(handed_out, loader, n, batch_size, whole is None)
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
+    net = ctx.exports.values.get(model) if model else None
+    changed = loss_changes(net) if isinstance(net, ModelValue) else []
+    if changed:  # the loss and the gradients are the set-up's too: the task changes only the learning rate
+        problems.append("; ".join(changed) + " (the kernel's record of the run): the task keeps the loss and the "
+                        "gradients as given, plain cross-entropy of the scores, and changes only the learning rate")
     metrics = {"steps": run.steps, "n_train": n}
     recorded = (f" (`{history}` holds one value per optimizer step, not one per epoch: its length counts batches)"
                 if per_step else f" (`{history}` records {whole + 1} values, one more than the epochs stepped: a row "

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from grader.checks.base import CheckContext, Outcome
+from grader.checks.gradients import loss_changes
 from grader.checks.mnist import changed_settings
 from grader.checks.models import never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
@@ -76,7 +77,7 @@ def _trained_otherwise(net: Any, optimizer: str, lr: float) -> list[str]:
         changed = changed_settings(OptimizerExport(optimizer, "", (settings,), {}))
         if changed:
             found.append(f"its {optimizer} was made with {', '.join(changed)}")
-    return found
+    return found + loss_changes(net)
 
 
 @check_kind("seed_steps", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,

@@ -18,11 +18,14 @@ Facts that the values alone cannot show:
 - the learning rates a parameter was stepped at, and its param group's other settings (weight decay,
   betas...), so a run is judged by what its optimizer did, whichever object the notebook kept;
 - the range of the values each module was fed in its first ``INPUT_CALLS`` calls in training mode,
-  so inputs normalised on the way (in the training loop, say) show whatever the code looks like.
+  so inputs normalised on the way (in the training loop, say) show whatever the code looks like;
+- run-wide, how cross_entropy was called (label smoothing, probabilities for input) and how often the
+  gradients were clipped, through wrappers on ``torch.nn.functional.cross_entropy`` and
+  ``torch.nn.utils.clip_grad_norm_``/``clip_grad_value_``.
 
 They are kept in weak tables (nothing outlives its object) by global torch hooks and by wrappers on
-``Parameter.__deepcopy__`` and on torch's schedulers' ``step()``, installed right after the notebook first
-imports torch, so a notebook without torch pays nothing. The export cell reads them (``kernel_export``)
+``Parameter.__deepcopy__``, on torch's schedulers' ``step()`` and on the functions above, installed right
+after the notebook first imports torch, so a notebook without torch pays nothing. The export cell reads them (``kernel_export``)
 and switches recording off first, so its own tracing records nothing. Student code can tamper with these
 records like with anything in the kernel, by reaching into this module on purpose: where a check's points
 rest on a record (step counts, the order of scheduler and optimizer steps), a notebook that rewrites it
@@ -76,6 +79,10 @@ RECORDING = [True]  # the export cell turns this off before it traces anything
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 _TENSOR: list = []  # torch.Tensor, once torch is imported
+# The notebook's losses and gradient clipping, run-wide: cross_entropy calls, the label_smoothing values they were
+# given, those (of the first INPUT_CALLS) whose input rows were probabilities (a softmax before a loss that applies
+# its own), and clip_grad_norm_/clip_grad_value_ calls.
+LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0}
 
 
 def _first_forward(module, args):
@@ -113,6 +120,44 @@ def _note_input(module, x) -> None:
         seen[2] = high if seen[2] is None else max(seen[2], high)
     except Exception:  # noqa: BLE001
         pass
+
+
+def _noted_loss(cross_entropy):
+    """``torch.nn.functional.cross_entropy`` (which CrossEntropyLoss calls) noting how it was called."""
+    def noted(input, target, *args, **kwargs):
+        if RECORDING[0]:
+            try:
+                LOSSES["cross_entropy"] += 1
+                smoothing = kwargs.get("label_smoothing", args[5] if len(args) > 5 else 0.0)
+                if smoothing:
+                    LOSSES["label_smoothing"].add(float(smoothing))
+                if LOSSES["cross_entropy"] <= INPUT_CALLS and input.dim() == 2 and input.shape[1] > 1 and \
+                        input.is_floating_point():
+                    rows = input.detach()
+                    if float(rows.min()) >= 0 and float(rows.max()) <= 1 and \
+                            float((rows.sum(1) - 1).abs().max()) < 1e-3:
+                        LOSSES["probabilities"] += 1
+            except Exception:  # noqa: BLE001
+                pass
+        return cross_entropy(input, target, *args, **kwargs)
+
+    noted.__wrapped__ = cross_entropy
+    return noted
+
+
+def _noted_clip(clip):
+    def noted(*args, **kwargs):
+        if RECORDING[0]:
+            LOSSES["clipped"] += 1
+        return clip(*args, **kwargs)
+
+    noted.__wrapped__ = clip
+    return noted
+
+
+def loss_record() -> dict:
+    return {"cross_entropy": LOSSES["cross_entropy"], "label_smoothing": sorted(LOSSES["label_smoothing"])[:5],
+            "probabilities": LOSSES["probabilities"], "clipped": LOSSES["clipped"]}
 
 
 def _starting(optimizer, args, kwargs):
@@ -322,6 +367,14 @@ def install(torch) -> None:
     parameter = getattr(getattr(torch, "nn", None), "Parameter", None)
     if parameter is not None and callable(getattr(parameter, "__deepcopy__", None)):
         parameter.__deepcopy__ = _inherit_start(parameter.__deepcopy__)
+    try:  # the losses and clipping the notebook calls, looked up on these modules at each call
+        functional = importlib.import_module("torch.nn.functional")
+        functional.cross_entropy = _noted_loss(functional.cross_entropy)
+        utils = importlib.import_module("torch.nn.utils")
+        for name in ("clip_grad_norm_", "clip_grad_value_"):
+            setattr(utils, name, _noted_clip(getattr(utils, name)))
+    except Exception:  # noqa: BLE001
+        pass
     try:  # every scheduler class of torch's that defines its own step(), so the order of the calls is measured
         schedulers = importlib.import_module("torch.optim.lr_scheduler")
         for cls in list(vars(schedulers).values()):
@@ -346,7 +399,8 @@ def training_record(model) -> dict:
     of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
     step before's (``carried_steps``, the most for a parameter); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
-    the lowest and highest value of its input in its first training-mode calls (``input_range``)."""
+    the lowest and highest value of its input in its first training-mode calls (``input_range``); and the run's
+    losses and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r[7]), key=lambda r: r[0], default=None)
     fed = INPUTS.get(model)
@@ -356,7 +410,7 @@ def training_record(model) -> dict:
             "judged_steps": max((r[3] + r[4] for r in records.values()), default=0),
             "carried_steps": max((r[4] for r in records.values()), default=0),
             "step_lrs": most[7] if most else None, "step_settings": most[8] if most else None,
-            "input_range": fed[1:3] if fed and fed[0] else None}
+            "input_range": fed[1:3] if fed and fed[0] else None, "loss_calls": loss_record()}
 
 
 def after_import(name: str, then) -> None:

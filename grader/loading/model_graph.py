@@ -159,6 +159,7 @@ class LoadedModel(ModelValue):
     step_lrs: tuple[float, ...] = ()  # (first, last, lowest, highest) LR its most stepped parameter was stepped at
     step_settings: dict = field(default_factory=dict)  # that parameter's param group's other settings, at its first step
     input_range: tuple[float, ...] = ()  # (lowest, highest) value it was fed in its first training-mode calls
+    loss_calls: dict = field(default_factory=dict)  # the run's cross_entropy calls and gradient clipping (kernel_probe)
 
     @property
     def n_params(self) -> int:
@@ -446,7 +447,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                        _count(data.get("judged_steps")), min(_count(data.get("carried_steps")),
                                                              _count(data.get("judged_steps"))),
                        _finite(data.get("step_lrs"), 4), _settings(data.get("step_settings")),
-                       _finite(data.get("input_range"), 2))
+                       _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")))
 
 
 def _count(value: object) -> int:
@@ -460,6 +461,16 @@ def _finite(value: object, n: int) -> tuple[float, ...]:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
         return ()
     return tuple(float(v) for v in value)
+
+
+def _losses(value: object) -> dict:
+    """The run's loss record as the kernel wrote it: counts, and a few label_smoothing values."""
+    if not isinstance(value, dict):
+        return {}
+    counts = {k: _count(value.get(k)) for k in ("cross_entropy", "probabilities", "clipped")}
+    smoothing = value.get("label_smoothing")
+    values = _finite(smoothing, len(smoothing)) if isinstance(smoothing, list) and len(smoothing) <= 5 else ()
+    return {**counts, "label_smoothing": values}
 
 
 def _settings(value: object) -> dict:
