@@ -121,16 +121,21 @@ def test_unreadable_answers_files_say_why(name, reason):
     assert answers.error and reason in answers.error and answers.answers == {}
 
 
-@pytest.mark.parametrize("text, reason", [
-    ('["A", "B"]', "expected an object with an `answers` table"),
-    ('{"quiz": "convergence"}', 'has no `answers`; write them as answers = {"q1": "A"'),
-    ('{"answers": {"lr-role": "A", "lr-keyword": "B", "lr-role": "C"}}', "'lr-role' is given twice"),
-    ('{"answers": ["C", "B"]}', "`answers` must map question ids to option letters, got list"),
-    ('{"quiz": 3, "answers": {}}', "`quiz` must be the quiz id as a string"),
-    ('{"answers": {"lr-role": ', "not valid JSON"),
+@pytest.mark.parametrize("text, reason, suffix", [
+    ('["A", "B"]', "expected an object with an `answers` table", "json"),
+    ('{"quiz": "convergence"}', 'has no `answers`; write them as answers = {"q1": "A"', "json"),
+    ('{"answers": {"lr-role": "A", "lr-keyword": "B", "lr-role": "C"}}', "'lr-role' is given twice", "json"),
+    ('{"answers": ["C", "B"]}', "`answers` must map question ids to option letters, got list", "json"),
+    ('{"quiz": 3, "answers": {}}', "`quiz` must be the quiz id as a string", "json"),
+    ('{"answers": {"lr-role": ', "not valid JSON", "json"),
+    # TOML: what the parser says, with what the student most likely wrote
+    ('[answers]\nlr-role = C\n', 'put each answer in quotes, as in lr-role = "C"', "toml"),
+    ('[answers]\nlr-role = "A"\nlr-role = "C"\n', "a key is given twice; give each question one answer", "toml"),
+    ("[answers]\nlr-role = " + "9" * 5000 + "\n", "a number thousands of digits long", "toml"),
+    ('[answers]\nlr-role = "C"\n[Answers]\nlr-keyword = "B"\n', "2 answers tables ('answers', 'Answers')", "toml"),
 ])
-def test_malformed_json_answers(tmp_path, text, reason):
-    path = tmp_path / "a.json"
+def test_malformed_answers_say_what_is_wrong(tmp_path, text, reason, suffix):
+    path = tmp_path / f"a.{suffix}"
     path.write_text(text)
     assert reason in read_answers(path).error
 
@@ -462,18 +467,6 @@ def test_a_quiz_field_that_names_no_quiz_is_told_so_not_sent_to_it(tmp_path):
     path.write_text('quiz = "lr-schedulers"\n[answers]\nlr-role = "C"\n')
     other = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
     assert other.status is Status.INVALID and "check them with --quiz lr-schedulers" in other.error
-
-
-@pytest.mark.parametrize("text, says", [
-    ('[answers]\nlr-role = C\n', 'put each answer in quotes, as in lr-role = "C"'),
-    ('[answers]\nlr-role = "A"\nlr-role = "C"\n', "a key is given twice; give each question one answer"),
-    ("[answers]\nlr-role = " + "9" * 5000 + "\n", "a number thousands of digits long"),
-    ('[answers]\nlr-role = "C"\n[Answers]\nlr-keyword = "B"\n', "2 answers tables ('answers', 'Answers')"),
-])
-def test_a_file_that_cannot_be_read_says_what_the_student_most_likely_wrote(tmp_path, text, says):
-    path = tmp_path / "a.toml"
-    path.write_text(text)
-    assert says in read_answers(path).error
 
 
 def test_a_nul_byte_is_named_and_a_flood_of_unknown_ids_is_counted_not_listed(tmp_path):
