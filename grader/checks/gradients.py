@@ -2,9 +2,10 @@
 
 torch adds each backward pass's gradient to what ``.grad`` already holds. A loop that never clears it
 (no ``optimizer.zero_grad()``, or one call per epoch) steps on the sum of every batch so far. The kernel's
-probe looks at ``.grad`` at the first backward pass after each step (``kernel_probe``): cleared (None or all
+probe looks at ``.grad`` before each backward pass that adds to it (``kernel_probe``): cleared (None or all
 zeros), or still holding what the step before used. A model whose steps were not measured (none recorded,
-or trained without a torch optimizer) is not judged.
+trained without a torch optimizer, or on gradients assigned to ``.grad``) is not judged. Also here: what the
+kernel recorded of the run's losses and clipping (``loss_changes``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def loss_changes(net: Any) -> list[str]:
     losses = getattr(net, "loss_calls", None) or {}
     found = []
     if losses.get("label_smoothing"):
-        found.append(f"cross_entropy was called with label_smoothing={', '.join(f'{v:g}' for v in losses['label_smoothing'])}")
+        values = ", ".join(f"{v:g}" for v in losses["label_smoothing"])
+        found.append(f"cross_entropy was called with label_smoothing={values}")
     if losses.get("probabilities"):
         found.append(f"cross_entropy was given probabilities (rows in [0, 1] that sum to 1) in "
                      f"{losses['probabilities']} of its first calls: a softmax before a loss that applies its own")
@@ -92,9 +94,10 @@ def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
         also = f" ({len(wrong) - 1} other model{'s' * (len(wrong) > 2)} too)" if len(wrong) > 1 else ""
         return Outcome(False, carried_message(where, n, carried) + also, metrics=metrics)
     if not measured:
-        return Outcome(True, "No optimizer step after the first was recorded on the models' parameters (trained "
-                             "without a torch optimizer, or rebuilt from saved weights), so whether the loop clears "
-                             "its gradients was not measured.", metrics=metrics)
+        return Outcome(True, "No optimizer step after the first was recorded on the models' parameters with a "
+                             "gradient a backward pass added to (trained without a torch optimizer, on gradients "
+                             "assigned to .grad, or rebuilt from saved weights), so whether the loop clears its "
+                             "gradients was not measured.", metrics=metrics)
     return Outcome(True, f"Every measured optimizer step ({metrics['measured_steps']} on {len(measured)} "
                          f"model{'s' * (len(measured) > 1)}) used a gradient cleared since the step before.",
                    metrics=metrics)

@@ -51,6 +51,12 @@ def changed_settings(opt: OptimizerExport, cycled: str = "") -> list[str]:
     return changed
 
 
+def stepped_settings_changed(net: Any, optimizer: str) -> list[str]:
+    """``changed_settings`` of the param group the kernel saw step ``net``'s parameters, for an ``optimizer`` class."""
+    settings = getattr(net, "step_settings", None)
+    return changed_settings(OptimizerExport(optimizer, "", (settings,), {})) if settings else []
+
+
 def cycled_setting(scheduler: Any) -> str:
     """The optimizer setting a scheduler moves along with the LR: OneCycleLR and CyclicLR cycle the momentum (Adam's
     first beta) unless made with cycle_momentum=False; "" for any other scheduler."""
@@ -695,8 +701,7 @@ def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
         found.append(f"the learning rate changed during training ({ranges}, as the optimizer stepped), where each run "
                      "trains at its rate throughout: a scheduler, or an LR set by hand in the loop")
     if optimizer and used == [optimizer]:
-        changed = sorted({c for net in nets.values() if getattr(net, "step_settings", None)
-                          for c in changed_settings(OptimizerExport(optimizer, "", (net.step_settings,), {}))})
+        changed = sorted({c for net in nets.values() for c in stepped_settings_changed(net, optimizer)})
         if changed:
             found.append(f"the {optimizer} optimizers were made with {', '.join(changed)}, where the task keeps "
                          f"{optimizer}'s defaults but for the learning rate")

@@ -16,11 +16,10 @@ from typing import Any
 
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.gradients import loss_changes
-from grader.checks.mnist import changed_settings
+from grader.checks.mnist import stepped_settings_changed
 from grader.checks.models import never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
-from grader.loading.values import OptimizerExport
 
 
 def allowed_epochs(best: int, patience: int, n_epochs: int) -> set[int]:
@@ -72,11 +71,9 @@ def _trained_otherwise(net: Any, optimizer: str, lr: float) -> list[str]:
         at = f"lr={seen[3]:g}" if math.isclose(seen[2], seen[3], rel_tol=1e-6) else \
             f"LRs from {seen[2]:g} to {seen[3]:g}"
         found.append(f"stepped at {at}, where the set-up's is lr={lr:g}")
-    settings = getattr(net, "step_settings", None)
-    if optimizer and used == (optimizer,) and settings:
-        changed = changed_settings(OptimizerExport(optimizer, "", (settings,), {}))
-        if changed:
-            found.append(f"its {optimizer} was made with {', '.join(changed)}")
+    changed = stepped_settings_changed(net, optimizer) if optimizer and used == (optimizer,) else []
+    if changed:
+        found.append(f"its {optimizer} was made with {', '.join(changed)}")
     return found + loss_changes(net)
 
 
