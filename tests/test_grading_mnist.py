@@ -771,7 +771,8 @@ def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, f
     ({"cross_entropy": 300, "label_smoothing": (0.1,)}, "cross_entropy was called with label_smoothing=0.1"),
     ({"cross_entropy": 300, "probabilities": 20}, "cross_entropy was given probabilities (rows in [0, 1] that sum to "
                                                   "1) in 20 of its first calls: a softmax before a loss"),
-    ({"cross_entropy": 300, "clipped": 316}, "the gradients were clipped (316 clip_grad_norm_/clip_grad_value_ calls)"),
+    ({"cross_entropy": 300, "clipped": 316}, "the gradients were clipped (316 clip_grad_norm_/clip_grad_value_ calls "
+                                             "that changed them)"),
     ({"cross_entropy": 316}, ""),
 ])
 def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_record(roots, tmp_path, calls, says):

@@ -69,7 +69,8 @@ def loss_changes(net: Any) -> list[str]:
         found.append(f"cross_entropy was given probabilities (rows in [0, 1] that sum to 1) in "
                      f"{losses['probabilities']} of its first calls: a softmax before a loss that applies its own")
     if losses.get("clipped"):
-        found.append(f"the gradients were clipped ({losses['clipped']} clip_grad_norm_/clip_grad_value_ calls)")
+        found.append(f"the gradients were clipped ({losses['clipped']} clip_grad_norm_/clip_grad_value_ calls that "
+                     "changed them)")
     return found
 
 

@@ -81,7 +81,7 @@ INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 # The notebook's losses and gradient clipping, run-wide: cross_entropy calls, the label_smoothing values they were
 # given, those (of the first INPUT_CALLS) whose input rows were probabilities (a softmax before a loss that applies
-# its own), and clip_grad_norm_/clip_grad_value_ calls.
+# its own), and the clip_grad_norm_/clip_grad_value_ calls that changed a gradient.
 LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0}
 
 
@@ -145,11 +145,32 @@ def _noted_loss(cross_entropy):
     return noted
 
 
-def _noted_clip(clip):
+def _noted_clip(clip, by_norm: bool):
+    """``clip_grad_norm_``/``clip_grad_value_`` counting the calls that changed a gradient: a bound no gradient
+    reaches (clip_grad_value_(params, 1e6)) leaves the run as it was. The call itself is the student's, untouched
+    but for a generator of parameters made a list first (the look below would spend it)."""
     def noted(*args, **kwargs):
-        if RECORDING[0]:
-            LOSSES["clipped"] += 1
-        return clip(*args, **kwargs)
+        if not RECORDING[0]:
+            return clip(*args, **kwargs)
+        largest, bound = None, None
+        try:
+            given = args[0] if args else kwargs.get("parameters")
+            if given is not None and not (_TENSOR and isinstance(given, _TENSOR[0])):
+                given = list(given)
+                args, kwargs = ((given, *args[1:]), kwargs) if args else (args, {**kwargs, "parameters": given})
+            bound = float(args[1] if len(args) > 1 else kwargs["max_norm" if by_norm else "clip_value"])
+            tensors = [given] if _TENSOR and isinstance(given, _TENSOR[0]) else given or []
+            largest = max((float(p.grad.detach().abs().max()) for p in tensors
+                           if getattr(p, "grad", None) is not None and p.grad.numel()), default=0.0)
+        except Exception:  # noqa: BLE001 - the call goes ahead as the student wrote it
+            pass
+        result = clip(*args, **kwargs)
+        try:
+            if bound is not None and (float(result) > bound if by_norm else largest is not None and largest > bound):
+                LOSSES["clipped"] += 1
+        except Exception:  # noqa: BLE001
+            pass
+        return result
 
     noted.__wrapped__ = clip
     return noted
@@ -372,7 +393,7 @@ def install(torch) -> None:
         functional.cross_entropy = _noted_loss(functional.cross_entropy)
         utils = importlib.import_module("torch.nn.utils")
         for name in ("clip_grad_norm_", "clip_grad_value_"):
-            setattr(utils, name, _noted_clip(getattr(utils, name)))
+            setattr(utils, name, _noted_clip(getattr(utils, name), by_norm=name == "clip_grad_norm_"))
     except Exception:  # noqa: BLE001
         pass
     try:  # every scheduler class of torch's that defines its own step(), so the order of the calls is measured
