@@ -57,15 +57,16 @@ def carried_gradients(net: Any, where: str) -> str:
     return carried_message(where, measured, carried) if carried else ""
 
 
-def loss_changes(net: Any) -> list[str]:
+def loss_changes(net: Any, softmax_in_model: bool = False) -> list[str]:
     """How the run's losses and gradients differed from plain cross-entropy on the scores, as the kernel recorded the
-    notebook's calls (run-wide): label smoothing, probabilities given to cross_entropy, gradient clipping."""
+    notebook's calls (run-wide): label smoothing, probabilities given to cross_entropy (unless the model's own last
+    layer is the softmax, which the architecture check names), gradient clipping."""
     losses = getattr(net, "loss_calls", None) or {}
     found = []
     if losses.get("label_smoothing"):
         values = ", ".join(f"{v:g}" for v in losses["label_smoothing"])
         found.append(f"cross_entropy was called with label_smoothing={values}")
-    if losses.get("probabilities"):
+    if losses.get("probabilities") and not softmax_in_model:
         found.append(f"cross_entropy was given probabilities (rows in [0, 1] that sum to 1) in "
                      f"{losses['probabilities']} of its first calls: a softmax before a loss that applies its own")
     if losses.get("clipped"):

@@ -207,6 +207,17 @@ def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: Lo
             "epoch stopped early"), False
 
 
+def _ends_in_softmax(net: Any) -> bool:
+    """Whether the model's own last layer is a softmax: the architecture check names that one."""
+    from grader.checks.architecture import forward_layers
+
+    try:
+        layers, _ = forward_layers(net)
+    except Exception:  # noqa: BLE001 - a graph the architecture check reports on its own
+        return False
+    return bool(layers) and layers[-1].kind == "softmax"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
@@ -303,7 +314,7 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     net = ctx.exports.values.get(model) if model else None
-    changed = loss_changes(net) if isinstance(net, ModelValue) else []
+    changed = loss_changes(net, softmax_in_model=_ends_in_softmax(net)) if isinstance(net, ModelValue) else []
     if changed:  # the loss and the gradients are the set-up's too: the task changes only the learning rate
         problems.append("; ".join(changed) + " (the kernel's record of the run): the task keeps the loss and the "
                         "gradients as given, plain cross-entropy of the scores, and changes only the learning rate")
