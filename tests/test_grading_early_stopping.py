@@ -65,7 +65,8 @@ def graded():
                          "per-batch-scheduler", "alias-best-model", "evaluates-before-training", "saves-every-epoch",
                          "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
                          "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64", "ties-reset-patience",
-                         "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch")}
+                         "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
+                         "second-model-returned-no-zero-grad", "val-loader-rebound-after-training")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -497,6 +498,23 @@ def test_gradients_cleared_once_per_epoch_lose_only_the_point_that_measures_it(g
     assert ("Of the 50 optimizer steps measured on the model of the grader's own run of your function, 42 used a "
             "gradient that still held the step before's, and 8 one cleared first") in failed[0].message
     assert "Call optimizer.zero_grad() once per batch" in failed[0].message
+
+
+def test_gradients_never_cleared_are_measured_on_the_model_handed_in_when_another_is_returned(graded):
+    """The function returns a second model, built before training and loaded with the best weights: it took no step
+    of its own, so the record was on the model the grader handed in, which it trained (14/14 before)."""
+    failed = [c for c in graded["second-model-returned-no-zero-grad"].checks if not c.passed]
+    assert [c.id for c in failed] == ["gradients-cleared"], [(c.id, c.message) for c in failed]
+    assert "every one used a gradient that still held the step before's" in failed[0].message
+
+
+def test_a_val_loader_rebound_after_training_is_not_taken_for_the_runs(graded):
+    """A later cell rebinds val_loader to one batch of 180 for a confusion matrix: the run's own batches of 32 were
+    never tried, and restored-best lost its 2 points with causes that were all wrong."""
+    result = graded["val-loader-rebound-after-training"]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert ("(summed over validation batches of 32, as your history matches; `val_loader` as the notebook ended "
+            "makes batches of 180, so the run used another loader)") in by_id(result)["restored-best"].message
 
 
 def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, best_from_stop: bool = False):

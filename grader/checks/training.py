@@ -355,11 +355,14 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     best = first_minimum(view.val_loss)
     # The notebook's own run summed over its own validation batches; without its loader, the batch sizes a
     # student picks are tried after the course's, and the first one its history matches is the one it used.
+    course = batch_size
     first = batch_size = exported or batch_size
     losses, accuracy = val_loss_conventions(view.model, dataset, first)
     convention, matching = _convention_of(losses, view.val_loss, best)
-    if not matching and loader and not exported:
-        for size in (b for b in OTHER_BATCH_SIZES if b != first):
+    if not matching and loader:
+        # The exported loader is the one the notebook held at its end: one rebound after training (a single batch
+        # for a confusion matrix, say), or another loader passed to the function, is not the run's.
+        for size in dict.fromkeys(b for b in (course, *OTHER_BATCH_SIZES) if b != first):
             other_losses, other_accuracy = val_loss_conventions(view.model, dataset, size)
             other_convention, other_matching = _convention_of(other_losses, view.val_loss, best)
             if other_matching:
@@ -373,7 +376,9 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     scale = ("" if convention == "sum of batch means" else
              f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)")
     if batch_size != first:
-        scale += f" (summed over validation batches of {batch_size}, as your history matches)"
+        scale += f" (summed over validation batches of {batch_size}, as your history matches" + (
+            f"; `{loader}` as the notebook ended makes batches of {exported}, so the run used another loader)"
+            if exported else ")")
     if best in matching:
         return Outcome(True, f"The model of {view.label} is the restored best state: the grader measures its val loss "
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
