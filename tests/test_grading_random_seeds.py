@@ -425,3 +425,17 @@ def test_how_each_model_was_stepped_is_the_set_ups_or_named(record, passed, says
     outcome = seed_steps(CheckContext(load_exercise("random-seeds").spec, exports, (), None), models="models",
                          results="results", seeds=[0], batches=6, patience=20, n_epochs=500, optimizer="Adam", lr=0.01)
     assert outcome.passed is passed and says in outcome.message, outcome.message
+
+
+def test_steps_that_never_found_a_gradient_are_said_so_not_guessed():
+    """zero_grad() between backward() and step(): no step judged, and the record says why (it listed a torch-less
+    loop or assigned gradients, neither of which it was)."""
+    import dataclasses
+
+    from grader.checks.gradients import gradients_cleared
+    from grader.loading.values import Exports
+
+    idle = dataclasses.replace(_loaded(SimpleMLP(), 0), steps={}, idle_steps=198)
+    ctx = CheckContext(load_exercise("random-seeds").spec, Exports(values={"models": {0: idle}}, found=True), (), None)
+    outcome = gradients_cleared(ctx, models="models")
+    assert outcome.passed and outcome.message.startswith("Its optimizer stepped 198 times without finding a gradient")

@@ -97,6 +97,11 @@ def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
         where, n, carried = max(wrong, key=lambda item: item[2] / item[1])
         also = f" ({len(wrong) - 1} other model{'s' * (len(wrong) > 2)} too)" if len(wrong) > 1 else ""
         return Outcome(False, carried_message(where, n, carried) + also, metrics=metrics)
+    idle = max((getattr(net, "idle_steps", 0) for _, net in found if not judged(net)[0]), default=0)
+    if not measured and idle:
+        return Outcome(True, f"Its optimizer stepped {idle} times without finding a gradient on the parameters (the "
+                             "other checks say what that does to training), so whether the loop clears its gradients "
+                             "between steps was not measured.", metrics=metrics)
     if not measured:
         return Outcome(True, "No optimizer step after the first was recorded on the models' parameters with a "
                              "gradient a backward pass added to (trained without a torch optimizer, on gradients "

@@ -176,7 +176,8 @@ def untrained_cause(net: Any) -> str:
     took, idle = max(getattr(net, "steps", {}).values(), default=0), getattr(net, "idle_steps", 0)
     if idle and not took:  # the kernel saw its optimizer step, never with a gradient on these parameters
         return (f"its optimizer stepped {idle} times, and not once found a gradient on its parameters: zero_grad() is "
-                "called between backward() and step(), or backward() is never called")
+                "called between backward() and step(), step() comes before backward() with zero_grad() after it, "
+                "or backward() is never called")
     if took:
         return (f"its parameters took {took} optimizer steps with gradients, yet never changed: a learning rate of 0, "
                 "or gradients that are all zero (zero_grad(set_to_none=False) between backward() and step(), or a "
