@@ -210,7 +210,9 @@ def _trainer(mode: str):
                 scheduler.step()
             if mode == "twice":
                 scheduler.step()
-            if mode != "record before":
+            if mode == "record get_last_lr()":
+                lr_history.append(scheduler.get_last_lr())
+            elif mode != "record before":
                 lr_history.append(lr if mode == "record lr argument" else optimizer.param_groups[0]["lr"])
         return model, train_loss, [], val_loss, [], 1, lr_history
 
@@ -249,11 +251,13 @@ def test_the_course_function_steps_once_per_epoch(tmp_path):
     ("record before", "recorded_before_step", 0.5, "records the LR before scheduler.step()"),
     ("record lr argument", "constant_record", 0.5, "lr_history records the initial LR, 0.01, in every epoch"),
     ("step with the loss", "step_argument", 0.0, "passes it an argument (4 of 4 calls)"),
+    # get_last_lr() appended whole: one-element lists; the stepping is judged (it was not), the record keeps half
+    ("record get_last_lr()", "match", 0.5, "Each lr_history entry is also a one-element list"),
 ])
 def test_each_cadence_is_named_from_the_measurement(tmp_path, mode, verdict, fraction, says):
     outcome = cadence(tmp_path, _trainer(mode))
     assert outcome.metrics["verdict"] == verdict, outcome.message
-    assert (outcome.fraction, outcome.passed) == (fraction, verdict == "match")
+    assert (outcome.fraction, outcome.passed) == (fraction, fraction == 1.0)
     assert says in outcome.message
 
 
