@@ -611,6 +611,7 @@ def test_a_model_still_at_its_first_weights_is_told_so_not_to_train_longer(roots
 
 
 def test_a_scheduler_stepped_once_per_batch_is_named_when_the_accuracy_falls_short(roots, tmp_path):
+    torch.manual_seed(0)  # a fixed untrained draw: an unseeded one lands outside the chance band now and then
     net = exported(MnistMLP(), tmp_path)  # untrained: it falls short; nothing recorded, so no "first weights" advice
     per_batch = SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 3752, "step_size": 2},
                                 OptimizerExport("Adam", "torch.optim.adam", ({"lr": 1e-9},), {}, 3752))

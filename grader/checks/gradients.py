@@ -87,9 +87,10 @@ def _label(ctx: CheckContext, name: str, path: str) -> str:
                          "model, or dicts and lists of them, or a run of the grader's holding one)", export=True))
 def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
     """No optimizer step used a gradient left over from the step before."""
-    seen: set[int] = set()  # one model under two keys (the run's "model" and "trained", say) is judged once
-    found = [(_label(ctx, models, path), net) for path, net in models_in(ctx.value(models))
-             if id(net) not in seen and not seen.add(id(net))]
+    unique: dict[int, tuple[str, ModelValue]] = {}  # one model under two keys ("model" and "trained") counts once
+    for path, net in models_in(ctx.value(models)):
+        unique.setdefault(id(net), (_label(ctx, models, path), net))
+    found = list(unique.values())
     measured = [(where, *judged(net)) for where, net in found if judged(net)[0]]
     wrong = [(where, n, carried) for where, n, carried in measured if carried]
     metrics = {"measured_steps": sum(n for _, n, _ in measured), "carried_steps": sum(c for _, _, c in measured)}

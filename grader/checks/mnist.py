@@ -314,7 +314,12 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     net = ctx.exports.values.get(model) if model else None
-    changed = loss_changes(net, softmax_in_model=_ends_in_softmax(net)) if isinstance(net, ModelValue) else []
+    # The model's own layers are read only where cross_entropy was given probabilities: a softmax layer is named
+    # by the architecture check, one in the loop only here.
+    fed_probabilities = isinstance(net, ModelValue) and bool((getattr(net, "loss_calls", None) or {}).get(
+        "probabilities"))
+    changed = loss_changes(net, softmax_in_model=fed_probabilities and _ends_in_softmax(net)) \
+        if isinstance(net, ModelValue) else []
     if changed:  # the loss and the gradients are the set-up's too: the task changes only the learning rate
         problems.append("; ".join(changed) + " (the kernel's record of the run): the task keeps the loss and the "
                         "gradients as given, plain cross-entropy of the scores, and changes only the learning rate")

@@ -57,14 +57,9 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 STEPS = _ById()  # optimizer -> how many times it stepped
-# parameter -> [optimizer steps it took part in with a gradient, steps that found it without one, {optimizer classes},
-#               steps judged whose gradient was cleared since the step before, steps whose gradient carried it on,
-#               what the backward passes since its last step did (one of the states below), the gradient hook,
-#               [first, last, lowest, highest] LR it was stepped at, its param group's other settings at its first step]
-PARAMETER_STEPS = _ById()
+PARAMETER_STEPS = _ById()  # parameter -> its _Record
 STALE, CLEARED, CARRIED = "stale", "cleared", "carried"  # .grad still the last step's; cleared; added to it
-_PENDING = _ById()  # parameter -> whether .grad was cleared when its latest gradient began (``_before_accumulating``)
-JUDGED = 50  # steps judged per parameter, after which its gradient hook is removed
+JUDGED = 50  # steps judged per parameter, after which its gradient hooks are removed
 SCHEDULER_CALLS = _ById()  # scheduler -> its optimizer's steps begun at each of the notebook's step() calls
 # optimizer -> steps begun (a pre-hook): a scheduler stepped from the optimizer's own post-hook comes after its step,
 # which STEPS (a post-hook, as torch's optimizers read the gradients only inside step(closure)) counts only later
@@ -188,8 +183,30 @@ def _starting(optimizer, args, kwargs):
         pass
 
 
-def _new_record() -> list:
-    return [0, 0, set(), 0, 0, None, None, None, None]
+class _Record:
+    """How optimizers stepped one parameter."""
+
+    __slots__ = ("stepped", "idle", "classes", "cleared", "carried", "state", "pending", "hooks", "lrs", "settings")
+
+    def __init__(self):
+        self.stepped = 0  # optimizer steps it took part in with a gradient
+        self.idle = 0  # steps that found it without one
+        self.classes = set()  # the optimizers' class names
+        self.cleared = 0  # steps judged whose gradient was cleared since the step before
+        self.carried = 0  # steps judged whose gradient still held the step before's
+        self.state = None  # what the backward passes since its last step did: STALE, CLEARED, CARRIED; None unjudged
+        self.pending = None  # whether .grad was cleared when its latest gradient began (``_before_accumulating``)
+        self.hooks = None  # the gradient hooks' handles while steps are judged
+        self.lrs = None  # [first, last, lowest, highest] LR it was stepped at
+        self.settings = None  # its param group's other settings at its first step
+
+    def copy(self) -> "_Record":
+        """What a deep copy of the parameter inherits: the counts and LRs so far, not the watch on its gradient."""
+        copied = _Record()
+        copied.stepped, copied.idle, copied.classes = self.stepped, self.idle, set(self.classes)
+        copied.cleared, copied.carried = self.cleared, self.carried
+        copied.lrs, copied.settings = list(self.lrs) if self.lrs else None, self.settings
+        return copied
 
 
 def _plain(value):
@@ -204,17 +221,17 @@ def _plain(value):
         return None
 
 
-def _note_group(record: list, group: dict) -> None:
+def _note_group(record: _Record, group: dict) -> None:
     """The LR this step used, and the group's other settings the first time."""
     lr = _plain(group.get("lr"))
     if not isinstance(lr, (int, float)) or isinstance(lr, bool):
         return
-    if record[7] is None:
-        record[7] = [lr, lr, lr, lr]
-        record[8] = {k: _plain(v) for k, v in list(group.items())[:30]
-                     if k not in ("params", "lr", "initial_lr") and isinstance(k, str)}
+    if record.lrs is None:
+        record.lrs = [lr, lr, lr, lr]
+        record.settings = {k: _plain(v) for k, v in list(group.items())[:30]
+                           if k not in ("params", "lr", "initial_lr") and isinstance(k, str)}
     else:
-        seen = record[7]
+        seen = record.lrs
         seen[1], seen[2], seen[3] = lr, min(seen[2], lr), max(seen[3], lr)
 
 
@@ -225,44 +242,36 @@ def _stepped(optimizer, args, kwargs):
             for parameter in group["params"]:
                 record = PARAMETER_STEPS.get(parameter)
                 if record is None:
-                    record = _new_record()
+                    record = _Record()
                     PARAMETER_STEPS.set(parameter, record)
                 if parameter.grad is None:  # torch's optimizers leave a parameter without a gradient alone
-                    record[1] += 1
+                    record.idle += 1
                     continue
-                record[0] += 1
-                record[2].add(type(optimizer).__name__)
+                record.stepped += 1
+                record.classes.add(type(optimizer).__name__)
                 _note_group(record, group)
                 _judge(parameter, record)
     except Exception:  # noqa: BLE001
         pass
 
 
-def _judge(parameter, record: list) -> None:
+def _judge(parameter, record: _Record) -> None:
     """At a step with a gradient: count what the backward passes since the step before did to ``.grad``, then watch
-    the next ones (a gradient hook, until ``JUDGED`` steps are counted)."""
-    if record[5] == CLEARED:
-        record[3] += 1
-    elif record[5] == CARRIED:
-        record[4] += 1
-    if record[3] + record[4] >= JUDGED:
-        if record[6] is not None:
-            record[6].remove()
-            record[6] = None
-        record[5] = None
-        return
-    record[5] = STALE
-    if record[6] is None and parameter.requires_grad:
-        ref = weakref.ref(parameter)
-        handles = (parameter.register_hook(_before_accumulating(ref)),
-                   parameter.register_post_accumulate_grad_hook(_accumulated(ref)))
-        record[6] = _Handles(handles)
-
-
-class _Handles(tuple):
-    def remove(self) -> None:
-        for handle in self:
+    the next ones (two gradient hooks, until ``JUDGED`` steps are counted)."""
+    if record.state == CLEARED:
+        record.cleared += 1
+    elif record.state == CARRIED:
+        record.carried += 1
+    if record.cleared + record.carried >= JUDGED:
+        for handle in record.hooks or ():
             handle.remove()
+        record.hooks = record.state = None
+        return
+    record.state = STALE
+    if record.hooks is None and parameter.requires_grad:
+        ref = weakref.ref(parameter)
+        record.hooks = (parameter.register_hook(_before_accumulating(ref)),
+                        parameter.register_post_accumulate_grad_hook(_accumulated(ref)))
 
 
 def _before_accumulating(ref):
@@ -274,9 +283,9 @@ def _before_accumulating(ref):
         try:
             parameter = ref()
             record = PARAMETER_STEPS.get(parameter) if parameter is not None else None
-            if record is not None and record[5] is not None:
+            if record is not None and record.state is not None:
                 held = parameter.grad
-                _PENDING.set(parameter, held is None or not bool(held.any()))
+                record.pending = held is None or not bool(held.any())
         except Exception:  # noqa: BLE001 - a sparse gradient, say: that pass is not judged
             pass
         return None
@@ -290,12 +299,11 @@ def _accumulated(ref):
     def accumulated(parameter):
         try:
             record = PARAMETER_STEPS.get(parameter)
-            cleared = _PENDING.get(parameter)
-            if record is not None and record[5] is not None and cleared is not None:
-                if cleared:
-                    record[5] = CLEARED
-                elif record[5] == STALE:  # a second pass of the same step adds to its own gradient
-                    record[5] = CARRIED
+            if record is not None and record.state is not None and record.pending is not None:
+                if record.pending:
+                    record.state = CLEARED
+                elif record.state == STALE:  # a second pass of the same step adds to its own gradient
+                    record.state = CARRIED
         except Exception:  # noqa: BLE001
             pass
 
@@ -363,8 +371,7 @@ def _inherit_start(deepcopy):
                 INITIAL.set(result, start)
             steps = PARAMETER_STEPS.get(self)
             if steps is not None and result not in PARAMETER_STEPS:
-                PARAMETER_STEPS.set(result, [steps[0], steps[1], set(steps[2]), steps[3], steps[4], None, None,
-                                             list(steps[7]) if steps[7] else None, steps[8]])
+                PARAMETER_STEPS.set(result, steps.copy())
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -423,14 +430,14 @@ def training_record(model) -> dict:
     the lowest and highest value of its input in its first training-mode calls (``input_range``); and the run's
     losses and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
-    most = max((r for r in records.values() if r[7]), key=lambda r: r[0], default=None)
+    most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
     fed = INPUTS.get(model)
-    return {"steps": {name: r[0] for name, r in records.items() if r[0]},
-            "idle_steps": max((r[1] for r in records.values()), default=0),
-            "optimizers": sorted({c for r in records.values() for c in r[2]}),
-            "judged_steps": max((r[3] + r[4] for r in records.values()), default=0),
-            "carried_steps": max((r[4] for r in records.values()), default=0),
-            "step_lrs": most[7] if most else None, "step_settings": most[8] if most else None,
+    return {"steps": {name: r.stepped for name, r in records.items() if r.stepped},
+            "idle_steps": max((r.idle for r in records.values()), default=0),
+            "optimizers": sorted({c for r in records.values() for c in r.classes}),
+            "judged_steps": max((r.cleared + r.carried for r in records.values()), default=0),
+            "carried_steps": max((r.carried for r in records.values()), default=0),
+            "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "loss_calls": loss_record()}
 
 
