@@ -436,24 +436,22 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = ""
         for to_float in ("ToDtype", "ConvertImageDtype"):
             if "ToTensor" in allowed and {image, to_float} <= found and scaled[to_float]:
                 found = (found - {image, to_float}) | {"ToTensor"}
+    own = "a function of your own (a lambda or def in the transform)"
     if re.search(r"<function |\bLambda\(| object at 0x", shown):  # a function of the notebook's own in the pipeline
-        found = found | {"a function of your own (a lambda or def in the transform)"}
+        found = found | {own}
     extra = sorted(found - set(allowed))
     fed = _fed_otherwise(ctx, model, low, high)  # what no reading of the code shows: a step in the loop, say
     if extra:
-        if shown and not set(extra) & in_loader and "a function of your own" not in " ".join(extra) and fed:
-            return Outcome(False, f"{fed} The notebook's code builds {', '.join(extra)}, which `{export}`'s transform "
-                           f"({shown}) does not hold: it was applied elsewhere. {given}; change only the learning "
-                           "rate strategy.", details={"transforms": sorted(found)})
-        if shown and not set(extra) & in_loader and "a function of your own" not in " ".join(extra):
-            # Built in the code, not in the exported loader's pipeline: used on the images elsewhere, or never used.
-            return Outcome(False, f"The notebook's code builds {', '.join(extra)}, which `{export}`'s transform "
-                           f"({shown}) does not hold: if the images go through it anywhere (in the training loop, "
-                           f"say), the preprocessing changed, and if it is never used, remove it so that the code "
-                           f"shows the pipeline it runs. {given}; change only the learning rate strategy.",
-                           details={"transforms": sorted(found)})
-        return Outcome(False, f"The preprocessing changed: the notebook uses {', '.join(extra)}. {given}; change only "
-                       "the learning rate strategy.", details={"transforms": sorted(found)})
+        details = {"transforms": sorted(found)}
+        if not shown or set(extra) & (in_loader | {own}):
+            return Outcome(False, f"The preprocessing changed: the notebook uses {', '.join(extra)}. {given}; change "
+                           "only the learning rate strategy.", details=details)
+        # Built in the code, not in the exported loader's pipeline: used on the images elsewhere, or never used.
+        built = f"The notebook's code builds {', '.join(extra)}, which `{export}`'s transform ({shown}) does not hold"
+        where = (f"{fed} {built}: it was applied elsewhere." if fed else
+                 f"{built}: if the images go through it anywhere (in the training loop, say), the preprocessing "
+                 "changed, and if it is never used, remove it so that the code shows the pipeline it runs.")
+        return Outcome(False, f"{where} {given}; change only the learning rate strategy.", details=details)
     if fed:
         return Outcome(False, f"{fed} {given}; change only the learning rate strategy.")
     if unclear or not found:
