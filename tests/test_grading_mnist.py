@@ -783,3 +783,18 @@ def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_reco
     outcome = evaluate("mnist-adam", "fixed-setup", {"optimizer": _optimizer(4 * 79), "history": {
         "train_loss": [1.0] * 4}, "model": net}, roots["small"])
     assert outcome.passed is not says and says in outcome.message, outcome.message
+
+
+@pytest.mark.parametrize("calls, passed", [
+    (((-0.8, 3.9),) + ((0.0, 1.0),) * 19, True),  # print(model(torch.randn(...)).shape) first, then ToTensor batches
+    (((0.0, 1.0),) + ((-0.4242, 2.821),) * 19, False),  # normalised in the loop from the second batch on
+])
+def test_one_stray_call_is_not_taken_for_the_training(tmp_path, calls, passed):
+    """A shape check on torch.randn before training is a training-mode call too: what most of the first calls were
+    fed decides, and a correct notebook that checks its model's shape first is not told its pixels were normalised."""
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_range=(-0.8, 3.9), input_ranges=calls)
+    outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": dataclasses.replace(LOADER, transform="ToTensor()"),
+                                                      "model": net}, code=((2, "transform = transforms.ToTensor()"),))
+    assert outcome.passed is passed, outcome.message
+    if not passed:
+        assert "(the kernel's record of its first training batches: 19 of 20 calls)" in outcome.message

@@ -67,6 +67,8 @@ def test_what_a_model_was_fed_in_training_is_recorded(exports):
     has no record."""
     low, high = exports["models"][0].input_range
     assert low < 0 < high and exports["never_run"].input_range == ()
+    calls = exports["models"][0].input_ranges  # each call's own, the first 20
+    assert 0 < len(calls) <= 20 and (min(c[0] for c in calls), max(c[1] for c in calls)) == (low, high)
 
 
 def test_a_model_fed_other_shapes_in_training_than_the_tasks_is_told_where_to_reshape(exports):

@@ -395,19 +395,31 @@ def _labels_only(trees: list[ast.Module]) -> set[int]:
     return inside
 
 
-def _fed_range(ctx: CheckContext, model: str) -> tuple[float, ...]:
-    """The (lowest, highest) value the kernel saw reach the model in its first training batches; () if unrecorded."""
+def _fed_calls(ctx: CheckContext, model: str, low: float, high: float) -> tuple[list, list]:
+    """The (lowest, highest) value of each of the model's first training-mode calls the kernel recorded, split into
+    those within the pixels' [low, high] and those outside; a record of the whole range alone counts as one call."""
     net = ctx.exports.values.get(model) if model else None
-    return getattr(net, "input_range", ()) if isinstance(net, ModelValue) else ()
+    if not isinstance(net, ModelValue):
+        return [], []
+    calls = list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
+    outside = [c for c in calls if c[0] < low - 1e-6 or c[1] > high + 1e-6]
+    return [c for c in calls if c not in outside], outside
+
+
+def _span(calls: list) -> tuple[float, float]:
+    return min(c[0] for c in calls), max(c[1] for c in calls)
 
 
 def _fed_otherwise(ctx: CheckContext, model: str, low: float, high: float) -> str:
-    """What the kernel saw reach the model in training, where it lies outside the pixels' [low, high]; "" otherwise."""
-    fed = _fed_range(ctx, model)
-    if not fed or (fed[0] >= low - 1e-6 and fed[1] <= high + 1e-6):
+    """What the kernel saw reach the model in training, where most of its first calls lie outside the pixels'
+    [low, high]; "" otherwise (one stray call, a shape check on torch.randn say, is not the training)."""
+    inside, outside = _fed_calls(ctx, model, low, high)
+    if len(outside) <= len(inside):
         return ""
-    return (f"The images reached `{model}` in training with values from {fed[0]:.4g} to {fed[1]:.4g} (the kernel's "
-            f"record of its first training batches), where the task's pixels lie in [{low:g}, {high:g}]: they were "
+    lo, hi = _span(outside)
+    counted = f": {len(outside)} of {len(inside) + len(outside)} calls" if inside else ""
+    return (f"The images reached `{model}` in training with values from {lo:.4g} to {hi:.4g} (the kernel's record of "
+            f"its first training batches{counted}), where the task's pixels lie in [{low:g}, {high:g}]: they were "
             "normalised or scaled on the way, in the training loop, the dataset, or a step the code reading cannot "
             "follow.")
 
@@ -456,8 +468,9 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = ""
         return Outcome(False, f"{fed} {given}; change only the learning rate strategy.")
     if unclear or not found:
         why = "; ".join(unclear) or "no transform could be found in the code or the exported loader"
-        range_ = _fed_range(ctx, model)
-        if range_ and math.isclose(range_[0], low, abs_tol=1e-6) and math.isclose(range_[1], high, abs_tol=1e-6):
+        inside, outside = _fed_calls(ctx, model, low, high)
+        span = _span(inside) if len(inside) > len(outside) else ()
+        if span and math.isclose(span[0], low, abs_tol=1e-6) and math.isclose(span[1], high, abs_tol=1e-6):
             # Pixels scaled by hand (numpy's x / 255, say): the model was fed exactly the range ToTensor gives.
             return Outcome(True, f"The preprocessing could not be read from the code ({why}), but `{model}` was fed "
                            f"values from {low:g} to {high:g} in training, as the task's pixels are (the kernel's "

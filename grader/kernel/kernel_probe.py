@@ -70,7 +70,7 @@ MAX_CALLS = 1000
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
 # module -> [its training-mode calls noted, the lowest and highest value of their first input, that input's shape
-#            less the batch dimension, at the first call]
+#            less the batch dimension, at the first call, [lowest, highest] of each call]
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 _TENSOR: list = []  # torch.Tensor, once torch is imported
@@ -102,7 +102,7 @@ def _note_input(module, x) -> None:
     try:
         seen = INPUTS.get(module)
         if seen is None:
-            seen = [0, None, None, None]
+            seen = [0, None, None, None, []]
             INPUTS.set(module, seen)
         if seen[0] >= INPUT_CALLS or not _TENSOR or not isinstance(x, _TENSOR[0]) or not x.is_floating_point() \
                 or not x.numel():
@@ -111,6 +111,7 @@ def _note_input(module, x) -> None:
         if seen[3] is None:
             seen[3] = [int(n) for n in x.shape[1:]]
         seen[0] += 1
+        seen[4].append([low, high])  # one stray call (a shape check on torch.randn, say) is told from the training
         seen[1] = low if seen[1] is None else min(seen[1], low)
         seen[2] = high if seen[2] is None else max(seen[2], high)
     except Exception:  # noqa: BLE001
@@ -427,7 +428,8 @@ def training_record(model) -> dict:
     of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
     step before's (``carried_steps``, the most for a parameter); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
-    the lowest and highest value of its input in its first training-mode calls (``input_range``); and the run's
+    the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
+    ``input_ranges``); and the run's
     losses and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
@@ -438,7 +440,8 @@ def training_record(model) -> dict:
             "judged_steps": max((r.cleared + r.carried for r in records.values()), default=0),
             "carried_steps": max((r.carried for r in records.values()), default=0),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
-            "input_range": fed[1:3] if fed and fed[0] else None, "loss_calls": loss_record()}
+            "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
+            "loss_calls": loss_record()}
 
 
 def after_import(name: str, then) -> None:

@@ -160,6 +160,7 @@ class LoadedModel(ModelValue):
     step_settings: dict = field(default_factory=dict)  # that parameter's param group's other settings, at its first step
     input_range: tuple[float, ...] = ()  # (lowest, highest) value it was fed in its first training-mode calls
     loss_calls: dict = field(default_factory=dict)  # the run's cross_entropy calls and gradient clipping (kernel_probe)
+    input_ranges: tuple[tuple[float, ...], ...] = ()  # each first training-mode call's (lowest, highest)
 
     @property
     def n_params(self) -> int:
@@ -447,7 +448,8 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                        _count(data.get("judged_steps")), min(_count(data.get("carried_steps")),
                                                              _count(data.get("judged_steps"))),
                        _finite(data.get("step_lrs"), 4), _settings(data.get("step_settings")),
-                       _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")))
+                       _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")),
+                       _ranges(data.get("input_ranges")))
 
 
 def _count(value: object) -> int:
@@ -461,6 +463,14 @@ def _finite(value: object, n: int) -> tuple[float, ...]:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
         return ()
     return tuple(float(v) for v in value)
+
+
+def _ranges(value: object) -> tuple[tuple[float, ...], ...]:
+    """Up to 20 (lowest, highest) pairs as the kernel wrote them; () for anything else."""
+    if not isinstance(value, list) or len(value) > 20:
+        return ()
+    pairs = tuple(_finite(pair, 2) for pair in value)
+    return pairs if all(pairs) else ()
 
 
 def _losses(value: object) -> dict:
