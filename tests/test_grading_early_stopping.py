@@ -1,5 +1,6 @@
 """early-stopping: the student's train_model_extended, checked on its own run and on the grader's calls."""
 
+import dataclasses
 import warnings
 
 import pytest
@@ -510,6 +511,21 @@ def test_gradients_never_cleared_are_measured_on_the_model_handed_in_when_anothe
     failed = [c for c in graded["second-model-returned-no-zero-grad"].checks if not c.passed]
     assert [c.id for c in failed] == ["gradients-cleared"], [(c.id, c.message) for c in failed]
     assert "every one used a gradient that still held the step before's" in failed[0].message
+
+
+def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_need_it():
+    """The function runs until patience runs out, whatever n_epochs says: at lr=1e-6 every epoch improves, so the
+    grader's call never returned, and the export cell's time-out cost every check (0/14 before)."""
+    exercise = load_exercise("early-stopping")
+    limits = dataclasses.replace(exercise.spec.limits, probe_timeout_s=3)  # the spec's 30 s, shortened for the test
+    exercise = dataclasses.replace(exercise, spec=dataclasses.replace(exercise.spec, limits=limits))
+    result = grade(CASES / "patience-ends-the-run.ipynb", exercise, hidden=False)
+    assert result.status is Status.OK, result.error
+    failed = {c.id: c for c in result.checks if not c.passed}
+    assert sorted(failed) == ["follows-arguments", "strict-improvement"], [(c.id, c.message) for c in failed.values()]
+    assert "it recorded 123 epochs, more than n_epochs" in failed["follows-arguments"].message
+    assert ("at lr=1e-6 (the val loss falls by tiny amounts), 12 epochs with patience 3, it had not returned when its "
+            "time was up (still running after 3 s)") in failed["strict-improvement"].message
 
 
 def test_a_val_loader_rebound_after_training_is_not_taken_for_the_runs(graded):

@@ -7,9 +7,11 @@ forever, so a hang fails the test instead of stalling the suite.
 import json
 import os
 import pathlib
+import signal
 import stat
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -27,6 +29,7 @@ from hostile_support import (
 
 from grading_support import solution
 from grader.cli import main
+from grader.kernel.kernel_export import PROBE_TIMEOUT, export_values
 from grader.kernel.notebook import InvalidNotebook, read_submission
 from grader.loading.guard import LOAD_LIMITS
 from grader.loading.values import ExportProblem
@@ -388,3 +391,17 @@ def test_a_hostile_class_is_graded_whole(tmp_path, fast_exercises, monkeypatch, 
     bomb = {c["id"]: c for c in results["eval-memory-bomb"]["checks"]}
     assert bomb["fits-training-data"]["message"].startswith("`model` could not be handed to the grader: the model's "
                                                             "forward pass would hold 38,147 MB")
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="SIGALRM reaches the main thread")
+def test_a_probe_that_never_returns_is_stopped_and_the_values_after_it_are_still_written(tmp_path):
+    """The student's own ``except Exception`` does not catch the stop; the probe's time comes out of the cell's."""
+    namespace = {"spin": lambda: None}
+    requests = [{"name": "stuck", "code": "while True:\n    try:\n        sum(range(10_000))\n"
+                                          "    except Exception:\n        pass"},
+                {"name": "late", "code": "late = {'got': 1}", "kind": "dict"}]
+    export_values(namespace, requests, str(tmp_path), None, (0.5, 60))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["errors"] == {"stuck": f"{PROBE_TIMEOUT}: still running after 0.5 s"}
+    assert "late" in manifest["values"]
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

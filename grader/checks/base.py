@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from grader.kernel.kernel_export import PROBE_TIMEOUT
 from grader.loading.kinds import EXPORT_KINDS
 from grader.loading.values import (ExportProblem, Exports, FunctionExport, LoaderExport, ModelValue, Opaque,
                                    OptimizerExport, SchedulerExport)
@@ -63,7 +64,7 @@ class CheckContext:
             raise _missing("*", f"Not graded: {problem}, so {described} could not be checked.", problem)
         if name in self.exports.problems:
             if spec is not None and spec.code:  # the grader's own call of the student's code failed
-                raise _missing(name, f"When the grader ran {spec.doc or name}, it raised {self.exports.problems[name]}")
+                raise _missing(name, _probe_failed(spec.doc or name, self.exports.problems[name]))
             raise _missing(name, f"`{name}` could not be handed to the grader: {self.exports.problems[name]}")
         if name not in self.exports.values:
             raise _missing(name, f"Your notebook must define {described}. "
@@ -83,6 +84,14 @@ class CheckContext:
         """The source of the exported function ``name``, or "" when there is none to read."""
         value = self.exports.values.get(name) if name else None
         return value.source if isinstance(value, FunctionExport) else ""
+
+
+def _probe_failed(what: str, problem: str) -> str:
+    if not problem.startswith(PROBE_TIMEOUT):
+        return f"When the grader ran {what}, it raised {problem}"
+    return (f"When the grader ran {what}, it had not returned when its time was up ({problem.partition(': ')[2]}), "
+            "and was stopped there; the task's own code returns within seconds. A loop that does not end by itself "
+            "does this, for example one that goes on past the number of epochs it is given.")
 
 
 def _missing(name: str, message: str, problem: str = "") -> CheckFailed:

@@ -149,7 +149,7 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
         models = any(e.input_shape for e in exercise.spec.exports)
         names = tuple(e.name for e in exercise.spec.exports if not e.code)
         reuse = None if captures is None else captures.offered() if offer else []
-        cells = prelude_source(models, names), export_source(requests, sandbox.export_dir, reuse)
+        cells = prelude_source(models, names), export_source(requests, sandbox.export_dir, reuse, exercise.spec.limits)
         came: list[Submission] = []
         if callable(submission):
             def arrived() -> PreparedNotebook | None:

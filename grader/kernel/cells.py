@@ -13,6 +13,8 @@ import json
 import pathlib
 import zlib
 
+from grader.kernel.limits import Limits
+
 KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
 KERNEL_PROBE = pathlib.Path(__file__).with_name("kernel_probe.py")
 KERNEL_WARM = pathlib.Path(__file__).with_name("kernel_warm.py")
@@ -81,14 +83,18 @@ def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
             "_grader_sys.meta_path.insert(0, _GraderTorchvisionHook())\n")
 
 
-def export_source(requests: list[dict], export_dir: pathlib.Path, reuse: list[str] | None = None) -> str:
+def export_source(requests: list[dict], export_dir: pathlib.Path, reuse: list[str] | None = None,
+                  limits: Limits | None = None) -> str:
     """The last cell: the sealed exporter writes every requested value into ``export_dir``.
 
     A request is ``{"name", "kind", "input_shape", "code"}``, as ``kernel_export.export_values`` reads it.
     ``reuse`` (watch mode): digests of the model captures the grader holds, which the export need not redo.
+    ``limits``: each probe's time (``probe_timeout_s``), within the cell's (``export_timeout_s``).
     """
+    times = (limits.probe_timeout_s, limits.export_timeout_s) if limits else None
     return ("# Added by the grader.\n"
-            f"_grader_export['export_values'](None, {json.dumps(requests)}, {str(export_dir)!r}, {reuse!r})\n")
+            f"_grader_export['export_values'](None, {json.dumps(requests)}, {str(export_dir)!r}, {reuse!r}, "
+            f"{times!r})\n")
 
 
 def warm_source(models: bool) -> str:

@@ -33,6 +33,7 @@ import inspect
 import json.encoder
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -56,6 +57,14 @@ DIGEST_LINE = "grader-export-digest "  # how the export cell's output names what
 _SEAL: dict = {}  # set by seal(): the notebook's namespace, the probe, the threads that are not the student's
 _T: dict = {}  # set by seal_torch(): torch's classes and functions the export uses
 _GONE = object()
+_set_timer, _on_signal, _main_thread = signal.setitimer, signal.signal, threading.main_thread
+_ALARM, _REAL_TIMER = signal.SIGALRM, signal.ITIMER_REAL
+PROBE_TIMEOUT = "ProbeTimeout"  # how a probe stopped for its time starts its entry in the manifest's errors
+
+
+class _ProbeTimeout(BaseException):
+    """Raised into the grader's own call of the student's code when its time is up: not an Exception, so that the
+    student's ``except Exception`` does not take it for one of its own."""
 
 
 def seal(namespace: dict, probe: dict | None = None, models: bool = True, names: tuple = ()) -> None:
@@ -881,11 +890,34 @@ def _blocked(thread) -> bool:
         return False
 
 
-def export_values(namespace: dict | None, requests: list, root: str, reuse: list | None = None) -> None:
+def _probe(code: str, name: str, namespace: dict, seconds: float | None) -> None:
+    """Run one of the grader's probes, stopped by SIGALRM after ``seconds``: a call that never returns (a training
+    loop that ignores its ``n_epochs``, say) then costs its own value, not every other one of the export cell's."""
+    compiled = compile(code, f"<grader probe {name}>", "exec")
+    if seconds is None or threading.current_thread() is not _main_thread():
+        exec(compiled, namespace)
+        return
+
+    def expire(signum, frame):
+        raise _ProbeTimeout
+
+    previous = _on_signal(_ALARM, expire)
+    _set_timer(_REAL_TIMER, max(seconds, 0.01))
+    try:
+        exec(compiled, namespace)
+    finally:
+        _set_timer(_REAL_TIMER, 0)
+        _on_signal(_ALARM, previous)
+
+
+def export_values(namespace: dict | None, requests: list, root: str, reuse: list | None = None,
+                  times: tuple | None = None) -> None:
     """Write every requested name (of ``namespace``, or the sealed notebook namespace); the manifest last, atomically.
 
-    ``reuse``: watch mode's digests of models captured before (``export_model``).
+    ``reuse``: watch mode's digests of models captured before (``export_model``). ``times``: (seconds per probe,
+    seconds for the whole cell); the probes share four fifths of the cell's, the rest is the writing's.
     """
+    until = _monotonic() + 0.8 * times[1] if times else None
     running = _stop_student_threads() if namespace is None else []  # first: nothing may change a value from now on
     _makedirs(root, exist_ok=True)
     manifest = {"format": FORMAT, "values": {}, "missing": [], "errors": {},
@@ -912,8 +944,12 @@ def export_values(namespace: dict | None, requests: list, root: str, reuse: list
     for request in requests:
         name = request["name"]
         if request.get("code"):
+            seconds = min(times[0], until - _monotonic()) if times else None
             try:  # the grader's own probe, e.g. calling the student's function on public data
-                exec(compile(request["code"], f"<grader probe {name}>", "exec"), namespace)
+                _probe(request["code"], name, namespace, seconds)
+            except _ProbeTimeout:
+                manifest["errors"][name] = f"{PROBE_TIMEOUT}: still running after {round(max(seconds, 0), 1):g} s"
+                continue
             except Exception as e:  # noqa: BLE001 - the student's function failed; report, do not stop
                 manifest["errors"][name] = f"{type(e).__name__}: {str(e)[:500]}"
                 continue
