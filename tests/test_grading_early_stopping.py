@@ -67,7 +67,8 @@ def graded():
                          "best-epoch-from-the-stop", "loss-over-dataset-size", "range-one-short", "ignores-lr",
                          "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64", "ties-reset-patience",
                          "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
-                         "second-model-returned-no-zero-grad", "val-loader-rebound-after-training")}
+                         "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
+                         "adam-made-each-epoch")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -511,6 +512,15 @@ def test_gradients_never_cleared_are_measured_on_the_model_handed_in_when_anothe
     failed = [c for c in graded["second-model-returned-no-zero-grad"].checks if not c.passed]
     assert [c.id for c in failed] == ["gradients-cleared"], [(c.id, c.message) for c in failed]
     assert "every one used a gradient that still held the step before's" in failed[0].message
+
+
+def test_an_adam_made_anew_each_epoch_costs_a_third_of_follows_arguments(graded):
+    """Adam's running averages start again every epoch; the run still trains and stops consistently (13/13 before)."""
+    failed = [c for c in graded["adam-made-each-epoch"].checks if not c.passed]
+    assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
+    assert failed[0].points == pytest.approx(2 / 3, abs=1e-4)
+    assert failed[0].message.startswith("In 25 epochs, a new optimizer took over the model's parameters 24 times "
+                                        "during training, without the state the one before had built for them")
 
 
 def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_need_it():

@@ -83,3 +83,11 @@ def test_the_runs_losses_and_clipping_are_recorded(exports):
     calls = exports["models"][0].loss_calls
     assert calls["label_smoothing"] == (0.2,) and calls["clipped"] == 1
     assert calls["cross_entropy"] > 20 and calls["probabilities"] == 0
+
+
+def test_an_optimizer_made_anew_during_training_is_counted_where_it_drops_the_state_kept(exports):
+    """A new Adam, or SGD with momentum, before each of 3 epochs starts its state again twice; plain SGD keeps no
+    state, and a new Adam given the old one's state_dict carries it on: neither restarts anything."""
+    restarts = {name: model.optimizer_restarts for name, model in exports["restarts"].items()}
+    assert restarts == {"one Adam": 0, "Adam each epoch": 2, "momentum SGD each epoch": 2, "plain SGD each epoch": 0,
+                        "Adam each epoch, state loaded": 0}

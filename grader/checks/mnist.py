@@ -16,7 +16,7 @@ from typing import Any
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
 from grader.checks.data import data_problem
-from grader.checks.gradients import loss_changes
+from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.models import chance_level, measured_accuracy
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
@@ -732,6 +732,11 @@ def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
         if changed:
             found.append(f"the {optimizer} optimizers were made with {', '.join(changed)}, where the task keeps "
                          f"{optimizer}'s defaults but for the learning rate")
+    restarted = {lr: restarts_message(net) for lr, net in nets.items()}
+    if any(restarted.values()):
+        lr, message = next((lr, m) for lr, m in restarted.items() if m)
+        others = sum(bool(m) for m in restarted.values()) - 1
+        found.append(f"in the run at lr={lr:g}{f' (and {others} other)' if others else ''}, {message}")
     return found
 
 

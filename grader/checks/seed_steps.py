@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from grader.checks.base import CheckContext, Outcome
-from grader.checks.gradients import loss_changes
+from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.mnist import stepped_settings_changed
 from grader.checks.models import never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
@@ -74,7 +74,7 @@ def _trained_otherwise(net: Any, optimizer: str, lr: float) -> list[str]:
     changed = stepped_settings_changed(net, optimizer) if optimizer and used == (optimizer,) else []
     if changed:
         found.append(f"its {optimizer} was made with {', '.join(changed)}")
-    return found + loss_changes(net)
+    return found + [m for m in [restarts_message(net)] if m] + loss_changes(net)
 
 
 @check_kind("seed_steps", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,

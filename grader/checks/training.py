@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve
 from grader.checks.data import data_problem
+from grader.checks.gradients import restarts_message
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
@@ -223,19 +224,21 @@ def _steps_followed(steps: object, batches: object, ran: int) -> str:
             lr=Param((int, float), doc="the lr the run was called with"))
 def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int, lr: float) -> Outcome:
     """A run that patience cannot stop trains all n_epochs epochs, one optimizer step per training batch, at the lr it
-    was given."""
+    was given, with one optimizer throughout (the kernel's record of the run's models, ``trained`` and ``model``)."""
     data = ctx.value(run, "dict")
     ran = len(_floats(data.get("val_loss"), f"`{run}`['val_loss']"))
     epochs = _epochs_followed(ran, n_epochs, patience)
     rate, rate_note = _lr_followed(data.get("first_step"), lr)
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
+    restarted = next((m for m in map(restarts_message, (data.get("trained"), data.get("model"))) if m), "")
+    restarted = f"In {ran} epochs, {restarted}, as the course does." if restarted else ""
     metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
-    wrong = [m for m in (epochs, rate, steps) if m]
+    wrong = [m for m in (epochs, rate, steps, restarted) if m]
     if not wrong:
         return Outcome(True, f"The grader called your function with n_epochs={n_epochs}, patience={patience} and "
                        f"lr={lr:g}: it trained all {ran} epochs, one optimizer step per training batch. "
                        f"{rate_note}".strip(), metrics=metrics)
-    return Outcome(False, " ".join(wrong), fraction=1 - len(wrong) / 3, metrics=metrics)
+    return Outcome(False, " ".join(wrong), fraction=max(0.0, 1 - len(wrong) / 3), metrics=metrics)
 
 
 # How a validation loss may be reported; the course's is the first. Early stopping works the same with any of

@@ -180,6 +180,14 @@ def loss_record() -> dict:
 def _starting(optimizer, args, kwargs):
     try:
         STARTED.set(optimizer, STARTED.get(optimizer, 0) + 1)
+        state = optimizer.state
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                record = PARAMETER_STEPS.get(parameter)
+                # A parameter whose last optimizer kept state for it (Adam's averages, momentum) stepped by one that
+                # has none: a new optimizer, made during training, starts those again.
+                if record is not None and record.kept and parameter.grad is not None and not state.get(parameter):
+                    record.restarts += 1
     except Exception:  # noqa: BLE001
         pass
 
@@ -187,7 +195,8 @@ def _starting(optimizer, args, kwargs):
 class _Record:
     """How optimizers stepped one parameter."""
 
-    __slots__ = ("stepped", "idle", "classes", "cleared", "carried", "state", "pending", "hooks", "lrs", "settings")
+    __slots__ = ("stepped", "idle", "classes", "cleared", "carried", "state", "pending", "hooks", "lrs", "settings",
+                 "kept", "restarts")
 
     def __init__(self):
         self.stepped = 0  # optimizer steps it took part in with a gradient
@@ -200,6 +209,8 @@ class _Record:
         self.hooks = None  # the gradient hooks' handles while steps are judged
         self.lrs = None  # [first, last, lowest, highest] LR it was stepped at
         self.settings = None  # its param group's other settings at its first step
+        self.kept = False  # whether the optimizer of its latest step keeps state for it
+        self.restarts = 0  # steps by an optimizer with no state for it, after one that kept some
 
     def copy(self) -> "_Record":
         """What a deep copy of the parameter inherits: the counts and LRs so far, not the watch on its gradient."""
@@ -207,6 +218,7 @@ class _Record:
         copied.stepped, copied.idle, copied.classes = self.stepped, self.idle, set(self.classes)
         copied.cleared, copied.carried = self.cleared, self.carried
         copied.lrs, copied.settings = list(self.lrs) if self.lrs else None, self.settings
+        copied.restarts = self.restarts  # not ``kept``: no optimizer holds state for the copy
         return copied
 
 
@@ -250,6 +262,7 @@ def _stepped(optimizer, args, kwargs):
                     continue
                 record.stepped += 1
                 record.classes.add(type(optimizer).__name__)
+                record.kept = bool(optimizer.state.get(parameter))
                 _note_group(record, group)
                 _judge(parameter, record)
     except Exception:  # noqa: BLE001
@@ -426,7 +439,8 @@ def training_record(model) -> dict:
     """How optimizers stepped ``model``'s parameters: ``steps`` by name (with a gradient; parameters never stepped
     are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes), and
     of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
-    step before's (``carried_steps``, the most for a parameter); for its most stepped parameter, the [first, last,
+    step before's (``carried_steps``, the most for a parameter); how often a new optimizer took over one that kept
+    state for a parameter (``optimizer_restarts``, the most for a parameter); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
     ``input_ranges``); and the run's
@@ -439,6 +453,7 @@ def training_record(model) -> dict:
             "optimizers": sorted({c for r in records.values() for c in r.classes}),
             "judged_steps": max((r.cleared + r.carried for r in records.values()), default=0),
             "carried_steps": max((r.carried for r in records.values()), default=0),
+            "optimizer_restarts": max((r.restarts for r in records.values()), default=0),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
             "loss_calls": loss_record()}
