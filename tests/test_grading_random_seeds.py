@@ -8,6 +8,7 @@ from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
 from grader.checks.base import CheckContext
 from grader.checks.seed_starts import seed_start
+from grader.checks.seed_steps import _measured
 from grader.results import Status
 from reference.models import SimpleMLP
 
@@ -263,9 +264,12 @@ def test_copies_of_one_model_trained_on_from_seed_to_seed_show_the_first_seed_s_
     assert ("seed 3: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0), not "
             "torch.manual_seed(3)") in check.message
     assert "seed 18: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0)" in check.message
-    # The copies also keep the original's optimizer steps: seed 3's holds seed 0's run (35 epochs) and its own (24).
+    # The copies also keep the original's optimizer steps: seed 3's holds seed 0's run (35 epochs) and its own (24),
+    # and the new Adam of seed 3's run took over from seed 0's, which had built its averages.
     steps = by_id(graded["one-model-continued"])["trained-steps"].message
-    assert "seed 3: its parameters took 354 optimizer steps; 354 steps are 59 epochs of 6 batches" in steps
+    assert ("seed 3: a new optimizer took over the model's parameters 1 time during training, without the state the "
+            "one before had built for them") in steps
+    assert "; and its parameters took 354 optimizer steps; 354 steps are 59 epochs of 6 batches" in steps
     assert "a model that had trained before this seed's run (one model trained on from seed to seed)" in steps
 
 
@@ -439,3 +443,17 @@ def test_steps_that_never_found_a_gradient_are_said_so_not_guessed():
     ctx = CheckContext(load_exercise("random-seeds").spec, Exports(values={"models": {0: idle}}, found=True), (), None)
     outcome = gradients_cleared(ctx, models="models")
     assert outcome.passed and outcome.message.startswith("Its optimizer stepped 198 times without finding a gradient")
+
+
+@pytest.mark.parametrize("steps, best, says, cause", [
+    (67, 47, "67 is 1 per epoch over 67 epochs, as many epochs as its best_epoch implies", "batches"),  # full batch
+    (102, 14, "102 steps are 17 epochs of 6 batches, where best_epoch 14 implies 34 (or 14 for a copy taken at the "
+              "best epoch); or 3 per epoch over 34 epochs", "length batches"),  # a short run, or batches of 64
+    (61, 13, "61 is not a whole number of epochs of 6 batches", "batches"),
+    (198, 13, "198 steps are 33 epochs of 6 batches", "length"),
+])
+def test_a_step_count_is_read_at_other_batches_per_epoch_only_where_it_fits_the_run(steps, best, says, cause):
+    """Full-batch training (one step an epoch) was taken for a copy refreshed in place, whose count is whole
+    epochs of the loader's batches, and got 12/12."""
+    said, left = _measured(steps, best, 20, 500, 6)
+    assert says in said and left == cause.split()

@@ -77,13 +77,14 @@ def loss_changes(net: Any, softmax_in_model: bool = False) -> list[str]:
 
 def restarts_message(net: Any) -> str:
     """What the kernel saw when a new optimizer took over ``net``'s parameters from one that kept state for them
-    (a new Adam, or SGD with momentum, made inside the epoch loop); "" if none did."""
+    (a new Adam, or SGD with momentum); "" if none did."""
     n = int(getattr(net, "optimizer_restarts", 0) or 0)
     if not n:
         return ""
-    return (f"a new optimizer took over the model's parameters {n} time{'s' * (n != 1)} during training, without the state "
-            "the one before had built for them (Adam's running averages, or momentum), so that state started again "
-            "from zero each time: make the optimizer once, before the epoch loop")
+    return (f"a new optimizer took over the model's parameters {n} time{'s' * (n != 1)} during training, without the "
+            "state the one before had built for them (Adam's running averages, or momentum), so that state started "
+            "again from zero: an optimizer made inside the epoch loop does this, and so does a model trained on in a "
+            "later run with an optimizer of its own")
 
 
 def _label(ctx: CheckContext, name: str, path: str) -> str:

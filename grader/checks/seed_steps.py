@@ -43,16 +43,25 @@ CAUSES = {
 }
 
 
-def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int) -> tuple[str, str]:
+def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int) -> tuple[str, list[str]]:
     """What ``steps`` is, against the run that best_epoch implies, and which of CAUSES that leaves."""
     ran = min(best + patience, n_epochs)
-    if steps % (2 * batches) == 0 and steps // (2 * batches) in allowed_epochs(best, patience, n_epochs):
+    allowed = allowed_epochs(best, patience, n_epochs)
+    if steps % (2 * batches) == 0 and steps // (2 * batches) in allowed:
         return (f"{steps} is {2 * batches} per epoch over {steps // (2 * batches)} epochs, as many as its best_epoch "
-                f"implies, twice the {batches} training batches", "twice")
+                f"implies, twice the {batches} training batches", ["twice"])
+    # As many epochs as best_epoch implies, at another number of steps an epoch: full-batch training, say.
+    fits = [f"{k} per epoch over {steps // k} epochs" for k in range(1, 3 * batches)
+            if k not in (batches, 2 * batches) and steps % k == 0 and steps // k in allowed]
+    other = (f"{' or '.join(fits)}, as many epochs as its best_epoch implies, where the set-up's loader makes "
+             f"{batches} batches an epoch")
     if steps % batches == 0:
-        return (f"{steps} steps are {_epochs(steps // batches)} of {batches} batches, where best_epoch {best} implies "
-                f"{ran} (or {best} for a copy taken at the best epoch)", "length")
-    return f"{steps} is not a whole number of epochs of {batches} batches", "batches"
+        said = (f"{steps} steps are {_epochs(steps // batches)} of {batches} batches, where best_epoch {best} implies "
+                f"{ran} (or {best} for a copy taken at the best epoch)")
+        return (f"{said}; or {other}", ["length", "batches"]) if fits else (said, ["length"])
+    if fits:
+        return f"{steps} is {other}", ["batches"]
+    return f"{steps} is not a whole number of epochs of {batches} batches", ["batches"]
 
 
 def _epochs(n: int) -> str:
@@ -74,7 +83,28 @@ def _trained_otherwise(net: Any, optimizer: str, lr: float) -> list[str]:
     changed = stepped_settings_changed(net, optimizer) if optimizer and used == (optimizer,) else []
     if changed:
         found.append(f"its {optimizer} was made with {', '.join(changed)}")
-    return found + [m for m in [restarts_message(net)] if m] + loss_changes(net)
+    return found + loss_changes(net)
+
+
+def _counted(net: Any, best: int, batches: int, patience: int, n_epochs: int) -> tuple[str, list[str] | None]:
+    """What ``net``'s recorded optimizer steps say of its run, and the CAUSES they leave (None: nothing is off)."""
+    counted = net.steps
+    if not counted:
+        return ("no optimizer step was recorded for its parameters (a model built anew and loaded with trained "
+                "weights, one trained without a torch optimizer, or one never trained: an optimizer made for another "
+                "model's parameters), so its training was not counted here"), None
+    steps = max(counted.values())
+    if steps % batches == 0 and steps // batches in allowed_epochs(best, patience, n_epochs):
+        return f"{steps} steps, {_epochs(steps // batches)} of {batches} batches", None
+    if steps < (best - 1) * batches and steps % batches == 0:
+        # Fewer steps than its own best epoch needs: no run gives that, but a copy refreshed in place does
+        # (copy.deepcopy once, then load_state_dict into it), whose count stays the copy's: whole epochs, as it
+        # was copied at an epoch's end. Not judged.
+        return (f"its parameters took {steps} optimizer steps, fewer than the {best} epochs before its best epoch "
+                "need; a copy taken early and then refreshed in place (load_state_dict) keeps the count it had when "
+                "copied, so its training was not counted"), None
+    said, cause = _measured(steps, best, patience, n_epochs, batches)
+    return f"its parameters took {steps} optimizer steps; {said}", cause
 
 
 @check_kind("seed_steps", models=MODELS, results=Param(str, "results", export=True), seeds=SEEDS,
@@ -91,40 +121,25 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
     nets, table = seed_models(ctx, models, seeds), seed_results(ctx, results, seeds)
     lines, off, causes = [], [], []
     for seed in seeds:
-        best = int(table[seed]["best_epoch"])
-        counted = nets[seed].steps
+        net = nets[seed]
         # Weights still at the first forward pass are ambiguous alone (a model given trained weights before it first
         # ran, say); with steps recorded on them they never trained.
-        if never_moved(nets[seed]) and (counted or nets[seed].idle_steps):
+        if never_moved(net) and (net.steps or net.idle_steps):
             off.append(seed)
             lines.append(f"seed {seed}: its weights are still those of its first forward pass, so it never trained: "
-                         f"{untrained_cause(nets[seed])}")
+                         f"{untrained_cause(net)}")
             continue
-        otherwise = _trained_otherwise(nets[seed], optimizer, lr)
+        otherwise = _trained_otherwise(net, optimizer, lr)
         if otherwise:
             off.append(seed)
             lines.append(f"seed {seed}: {'; '.join(otherwise)}")
             continue
-        if not counted:
-            lines.append(f"seed {seed}: no optimizer step was recorded for its parameters (a model built anew and "
-                         "loaded with trained weights, one trained without a torch optimizer, or one never trained: an "
-                         "optimizer made for another model's parameters), so its training was not counted here")
-            continue
-        steps = max(counted.values())
-        if steps % batches == 0 and steps // batches in allowed_epochs(best, patience, n_epochs):
-            lines.append(f"seed {seed}: {steps} steps, {_epochs(steps // batches)} of {batches} batches")
-            continue
-        if steps < (best - 1) * batches:
-            # Fewer steps than its own best epoch needs: no run gives that, but a copy refreshed in place does
-            # (copy.deepcopy once, then load_state_dict into it), whose count stays the copy's. Not judged.
-            lines.append(f"seed {seed}: its parameters took {steps} optimizer steps, fewer than the {best} epochs "
-                         "before its best epoch need; a copy taken early and then refreshed in place "
-                         "(load_state_dict) keeps the count it had when copied, so its training was not counted")
-            continue
-        off.append(seed)
-        said, cause = _measured(steps, best, patience, n_epochs, batches)
-        causes += [cause] if cause not in causes else []
-        lines.append(f"seed {seed}: its parameters took {steps} optimizer steps; {said}")
+        said, cause = _counted(net, int(table[seed]["best_epoch"]), batches, patience, n_epochs)
+        restarted = restarts_message(net)  # with the count: a model trained on from an earlier run shows in both
+        if cause is not None or restarted:
+            off.append(seed)
+            causes += [c for c in cause or () if c not in causes]
+        lines.append(f"seed {seed}: {'; and '.join(filter(None, (restarted, said)))}")
     message = "; ".join(lines) + "."
     if not off:
         return Outcome(True, message, metrics={"off": 0})

@@ -231,7 +231,8 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     rate, rate_note = _lr_followed(data.get("first_step"), lr)
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     restarted = next((m for m in map(restarts_message, (data.get("trained"), data.get("model"))) if m), "")
-    restarted = f"In {ran} epochs, {restarted}, as the course does." if restarted else ""
+    restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."
+                 if restarted else "")
     metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
     wrong = [m for m in (epochs, rate, steps, restarted) if m]
     if not wrong:
