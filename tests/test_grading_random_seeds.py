@@ -15,7 +15,7 @@ from reference.models import SimpleMLP
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
-         "one-model-continued", "swapped-unpack", "train-plus-val")
+         "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -239,9 +239,9 @@ def test_without_a_usable_record_the_start_is_not_judged(tmp_path):
         "The model for seed 18 starts from the weights of a SimpleMLP built right after its own "
         "torch.manual_seed(seed), as its weights at its first forward pass show. seed 0: the grader has no record of "
         "its weights before training (a record exists only for a model object that ran forward in a graded run, or a "
-        "deep copy of one; weights loaded into another model have none); how it was seeded could not be checked; seed 3: its weights at its "
-        "first forward pass lie outside the range of a fresh initialisation, so they are not where it started; how "
-        "it was seeded could not be checked.")
+        "deep copy of one; weights loaded into another model have none); how it was seeded could not be checked; "
+        "seed 3: its weights at its first forward pass lie outside the range of a fresh initialisation, and no "
+        "training was recorded from there, so they are not where it started; how it was seeded could not be checked.")
     unchanged = _start(tmp_path / "unchanged", nets, {0: nets[0].state_dict()})
     assert unchanged.passed and unchanged.message.startswith(
         "No model's start could be checked. seed 0: its weights never changed after its first forward pass, so that "
@@ -443,6 +443,17 @@ def test_steps_that_never_found_a_gradient_are_said_so_not_guessed():
     ctx = CheckContext(load_exercise("random-seeds").spec, Exports(values={"models": {0: idle}}, found=True), (), None)
     outcome = gradients_cleared(ctx, models="models")
     assert outcome.passed and outcome.message.startswith("Its optimizer stepped 198 times without finding a gradient")
+
+
+def test_weights_initialised_another_way_and_trained_from_there_are_the_start_that_is_checked(graded):
+    """Seeded once with 2024, every model re-initialised with kaiming_normal_: the weights at the first forward pass lie
+    outside a fresh SimpleMLP's range, and were taken for trained weights loaded before that pass, so no start could
+    be checked and seed-start passed (12/12). The optimizer steps recorded from there show they were the start."""
+    check = by_id(graded["he-init-seeded-once"])["seed-start"]
+    assert not check.passed and check.points == 0
+    assert check.message.startswith("seeds 0, 3 and 18: the initial weights are not those of a SimpleMLP built right "
+                                    "after torch.manual_seed(seed)")
+    assert "or its weights were changed before training" in check.message
 
 
 @pytest.mark.parametrize("steps, best, says, cause", [

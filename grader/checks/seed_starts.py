@@ -114,10 +114,14 @@ def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
     found = _seeded_build(initial, reference, seeds)
     if found is not None:
         return Start(True, *found)
-    if not _untrained(initial):
+    unchanged = all(torch.equal(t, net.parameters[k]) for k, t in net.initial.items())
+    if not _untrained(initial) and not (net.steps and not unchanged):
+        # Outside a fresh build's range, trained weights loaded before the first pass look like this; optimizer
+        # steps recorded from there on show it was the start all the same (weights initialised another way).
         return Start(False, unusable="its weights at its first forward pass lie outside the range of a fresh "
-                                     "initialisation, so they are not where it started")
-    if all(torch.equal(t, net.parameters[k]) for k, t in net.initial.items()):
+                                     "initialisation, and no training was recorded from there, so they are not where "
+                                     "it started")
+    if unchanged:
         # Unchanged since its first forward pass: trained weights loaded into a new model look just like this.
         return Start(False, unusable="its weights never changed after its first forward pass, so that pass may have "
                                      "come after training (as for a model given trained weights before it ran)")
