@@ -621,6 +621,14 @@ def test_schedulers_kept_as_deepcopies_keep_their_order_point(graded):
     assert checks(result)["step-order"].passed and result.score == 10
 
 
+def test_schedulers_restored_from_their_state_dicts_keep_their_order_point(graded):
+    """Each stored scheduler is rebuilt on a fresh optimizer and loaded from the run's state_dicts, as a checkpoint
+    is: it never stepped, and neither did its optimizer, which torch's record took for a loop that steps another
+    optimizer (step-order 0/1, with that cause)."""
+    result = graded(FILES / "restored-from-state-dicts.ipynb")
+    assert result.score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
+
+
 def test_a_list_read_once_every_few_scheduler_steps_is_named_from_the_exported_schedulers(graded):
     """Three batches per recorded LR: a fit would blame the parameters (T_max=10 for 30); the exported scheduler,
     with the configuration's own settings, stepped 90 times, which names the cadence instead."""

@@ -359,6 +359,11 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     ends = runs["initial"][last:last + 1]  # after n steps, or at the last epoch it was given
     if isinstance(current, (int, float)) and ends and not same([current], ends):
         at = f"{n} steps of {rebuilt} end" if last == n else f"{rebuilt} at epoch {last} is"
+        if not value.calls and value.calls is not None:  # its last_epoch came from a state, not from steps
+            return (f"its optimizer is at lr={current:.6g}, but {at} at {ends[0]:.6g}: the stored scheduler never "
+                    f"stepped in the run, and its state (last_epoch {last}) was loaded onto an optimizer that did "
+                    "not get the state that goes with it. Store the scheduler that ran, or load the optimizer's "
+                    "state_dict too"), ""
         return (f"its optimizer is at lr={current:.6g}, but {at} at {ends[0]:.6g}: something else changed that "
                 "optimizer's LR, such as another scheduler on the same optimizer. Give each scheduler a fresh "
                 "optimizer"), ""
@@ -483,7 +488,8 @@ def _unclear(report: CodeReport) -> str:
 
 def _idle_optimizers(value) -> list[str]:
     """The exported schedulers that stepped while their own optimizer never did after they were made: torch's own
-    record on the optimizer, the one behind its warning (a deepcopy keeps none, and is not judged).
+    record on the optimizer, the one behind its warning (a deepcopy keeps none, and is not judged; nor is a scheduler
+    the kernel never saw step, whose last_epoch was loaded with load_state_dict onto a fresh optimizer).
 
     torch's record misses steps made through the optimizer's step method taken before the scheduler wrapped it
     (``update = opt.step``), so a scheduler whose optimizer the kernel saw step as often as the scheduler did is not
@@ -493,7 +499,7 @@ def _idle_optimizers(value) -> list[str]:
         return []
     return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.optimizer is not None
             and s.optimizer.stepped_under_scheduler is False and (s.state.get("last_epoch") or 0) > 0
-            and (s.optimizer.steps or 0) < s.state["last_epoch"]]
+            and s.calls and (s.optimizer.steps or 0) < s.state["last_epoch"]]
 
 
 def _scheduler_first(value) -> list[str]:

@@ -353,19 +353,26 @@ def _recorded_step(step):
 
 
 def _making(initial_step):
-    """``LRScheduler._initial_step``, during which the scheduler's own step() call is not recorded."""
+    """``LRScheduler._initial_step``, during which the scheduler's own step() call is not recorded; after it, a
+    scheduler made in the run has a record of no calls, where a deep copy or one never made here has none."""
     def making(self, *args, **kwargs):
         _MAKING.add(id(self))
         try:
             return initial_step(self, *args, **kwargs)
         finally:
             _MAKING.discard(id(self))
+            try:
+                if RECORDING[0] and SCHEDULER_CALLS.get(self) is None:
+                    SCHEDULER_CALLS.set(self, [])
+            except Exception:  # noqa: BLE001
+                pass
 
     return making
 
 
 def scheduler_calls(scheduler) -> list | None:
-    """The steps its optimizer had begun at each of ``scheduler``'s step() calls; None when none was recorded."""
+    """The steps its optimizer had begun at each of ``scheduler``'s step() calls ([] for one made in the run and never
+    stepped); None when nothing was recorded (a deep copy, say)."""
     calls = SCHEDULER_CALLS.get(scheduler)
     return list(calls) if calls is not None else None
 
