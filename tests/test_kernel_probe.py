@@ -46,12 +46,13 @@ def test_optimizer_steps_are_counted(exports):
 def test_the_steps_that_used_a_gradient_left_from_the_step_before_are_counted(exports):
     """However the loop clears .grad (set to None, zeroed in place, through .data), a step after a cleared gradient
     counts as cleared, a validation backward pass after the step included; a loop that never clears it, or clears
-    it now and then, carries it. The first step is never judged: nothing came before it; nor is a step whose
+    it now and then, carries it (as its copies do, and the parameters load_state_dict(assign=True) puts in place). The first step is never judged: nothing came before it; nor is a step whose
     gradient was assigned to .grad (torch.autograd.grad), which adds nothing to what it held."""
     loops = exports["loops"]
     judged = {name: (model.judged_steps, model.carried_steps) for name, model in loops.items()}
     assert judged == {"per step": (7, 0), "in place": (7, 0), "through .data": (7, 0), "after validation": (7, 0),
                       "never": (7, 7), "every fourth step": (7, 6), "copy of never": (7, 7),
+                      "never, reloaded with assign=True": (7, 7),
                       "autograd.grad assigned": (0, 0)}
 
 

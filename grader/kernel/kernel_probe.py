@@ -386,23 +386,50 @@ def _inherit_start(deepcopy):
     """
     def __deepcopy__(self, memo):
         result = deepcopy(self, memo)
-        try:
-            start = INITIAL.get(self)
-            if start is not None and result not in INITIAL:
-                INITIAL.set(result, start)
-            steps = PARAMETER_STEPS.get(self)
-            if steps is not None and result not in PARAMETER_STEPS:
-                PARAMETER_STEPS.set(result, steps.copy())
-        except Exception:  # noqa: BLE001
-            pass
+        _hand_over(self, result)
         return result
 
     return __deepcopy__
 
 
+def _hand_over(old, new) -> None:
+    """Give ``new`` the recorded start and steps of ``old``, whose copy or successor it is, unless it has its own."""
+    try:
+        start = INITIAL.get(old)
+        if start is not None and new not in INITIAL:
+            INITIAL.set(new, start)
+        steps = PARAMETER_STEPS.get(old)
+        if steps is not None and new not in PARAMETER_STEPS:
+            PARAMETER_STEPS.set(new, steps.copy())
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _keeping_records(load_state_dict):
+    """``Module.load_state_dict`` that hands each parameter it replaces (``assign=True`` puts the given tensors in
+    their place) the records of the one it replaced: the model trained all the same."""
+    def load(self, *args, **kwargs):
+        try:
+            before = dict(self.named_parameters())
+        except Exception:  # noqa: BLE001
+            before = {}
+        result = load_state_dict(self, *args, **kwargs)
+        try:
+            for name, parameter in self.named_parameters():
+                if before.get(name) is not None and before[name] is not parameter:
+                    _hand_over(before[name], parameter)
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    load.__wrapped__ = load_state_dict
+    return load
+
+
 def install(torch) -> None:
     """Register the two global hooks on an imported torch (each only where this torch has it), and pass a
-    parameter's recorded start on to its deep copies."""
+    parameter's recorded start on to its deep copies and to the parameters load_state_dict(assign=True) puts in its
+    place."""
     import importlib
 
     _TENSOR[:] = [torch.Tensor]
@@ -416,6 +443,9 @@ def install(torch) -> None:
     parameter = getattr(getattr(torch, "nn", None), "Parameter", None)
     if parameter is not None and callable(getattr(parameter, "__deepcopy__", None)):
         parameter.__deepcopy__ = _inherit_start(parameter.__deepcopy__)
+    module = getattr(getattr(torch, "nn", None), "Module", None)
+    if module is not None and callable(getattr(module, "load_state_dict", None)):
+        module.load_state_dict = _keeping_records(module.load_state_dict)
     try:  # the losses and clipping the notebook calls, looked up on these modules at each call
         functional = importlib.import_module("torch.nn.functional")
         functional.cross_entropy = _noted_loss(functional.cross_entropy)
