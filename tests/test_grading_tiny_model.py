@@ -181,6 +181,10 @@ RULES = {
     "rule-with-offsets.ipynb": "`model`'s scores do not change with any of its 2 parameters at any of the 180 points: "
                                "they pass through `round`, `eq`, which have no gradient, so no training could change "
                                "what it predicts.",
+    # A table of scores per square, trained: the parameters learn, but the point reaches them only as its cell index.
+    "table-per-square.ipynb": "`model`'s scores do not move with the point at any of the 180 points: the point reaches "
+                              "its 27 parameters only through a cast to torch.int64, which has no gradient, so what "
+                              "it learns is one answer per value of that step (a table of the squares, say)",
 }
 
 

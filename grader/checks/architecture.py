@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 import reference
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.models import DATA, MODEL
@@ -294,6 +296,16 @@ STEP_OPS = frozenset({"round", "floor", "ceil", "trunc", "sign", "eq", "ne", "lt
                       "logical_or", "logical_xor", "logical_not", "floor_divide"})
 
 
+def _step(node: Any) -> str:
+    """The op, in words, if its result has no gradient (STEP_OPS, or a cast to integers or booleans); "" otherwise."""
+    name = _names(node)[0]
+    if name in STEP_OPS:
+        return f"`{name}`"
+    cast = [a for a in (*node.args[1:], *node.kwargs.values()) if isinstance(a, torch.dtype)]
+    return f"a cast to {cast[0]}" if name in ("to", "_to_copy", "type") and cast and not cast[0].is_floating_point \
+        else ""
+
+
 @check_kind("learned_network", model=MODEL, data=DATA)
 def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
     """The model is a network that training can change: its scores on ``data`` move with parameters it reads.
@@ -303,8 +315,8 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
     calls = (node for node in net.module.graph.nodes if node.op == "call_function")
-    steps = list(dict.fromkeys(name for name, _ in map(_names, calls) if name in STEP_OPS))
-    listed = ", ".join(f"`{s}`" for s in steps[:4])
+    steps = list(dict.fromkeys(name for name in map(_step, calls) if name))
+    listed = ", ".join(steps[:4])
     through = f" (through {listed}, which {'has' if len(steps) == 1 else 'have'} no gradient)" if steps else ""
     learn = (" The exercise asks for a network that learns the classes from the points: layers with weights "
              "(nn.Linear, or weight tensors of your own) trained by an optimizer.")
@@ -326,6 +338,14 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
                               f"{len(dataset.Y)} points: they pass through {listed}, which "
                               f"{'has' if len(steps) == 1 else 'have'} no gradient, so no training could change what "
                               f"it predicts.{learn}", metrics=metrics)
+    # A point that reaches the parameters only through a step (rounded to its cell, an index into a table) moves no
+    # score: the model learns one answer per cell, read off the point by its code, not a function of the point.
+    if steps and net.input_sensitive(dataset.X) == 0:
+        return Outcome(False, f"`{model}`'s scores do not move with the point at any of the {len(dataset.Y)} points: "
+                              f"the point reaches its {n} parameters only through {listed}, which "
+                              f"{'has' if len(steps) == 1 else 'have'} no gradient, so what it learns is one answer "
+                              f"per value of that step (a table of the squares, say), read off by its code.{learn}",
+                       metrics=metrics)
     read = f"{len(gradients)} parameter tensor{'s' if len(gradients) != 1 else ''}" if gradients else "its parameters"
     return Outcome(True, f"`{model}` computes its scores from {read} ({n} numbers), so training can change what it "
                          "predicts.", metrics=metrics)

@@ -246,22 +246,39 @@ class LoadedModel(ModelValue):
         always 1, and a saturated score for the right class alone has a gradient of exactly zero. In float64 where
         the graph allows it: float32 rounds a sigmoid or softmax to exactly 0 or 1 sooner.
         """
+        found = self._gradients(x, of_input=False)
+        return found if found is None or isinstance(found, dict) else found[0]
+
+    def input_sensitive(self, x: torch.Tensor) -> int | None:
+        """How many of the points ``x`` have scores that move with the point itself (a gradient that is not exactly
+        zero); None if the graph cannot be differentiated. A network of the point's own values moves almost
+        everywhere; one that reads only a rounded or looked-up copy of it moves nowhere."""
+        found = self._gradients(x, of_input=True)
+        return None if found is None else 0 if isinstance(found, dict) else found[1]
+
+    def _gradients(self, x: torch.Tensor, of_input: bool) -> dict[str, float] | tuple[dict[str, float], int] | None:
         attrs = {attr: name for name, attr in self._attributes().items()}
         read = {node.target for node in self.module.graph.nodes if node.op == "get_attr" and node.users}
         for dtype in (torch.float64, torch.float32):
             module = copy.deepcopy(self.module).to(dtype)
             params = {attr: p.requires_grad_(True) for attr, p in module.named_parameters() if attr in read}
-            if not params:
+            if not params and not of_input:
                 return {}
+            points = x.detach().to(dtype, copy=True).requires_grad_(of_input)  # never the caller's tensor
+            wrt = list(params.values()) + ([points] if of_input else [])
             try:
                 with torch.enable_grad():
-                    scores = self._forward(module, x.to(dtype))
+                    scores = self._forward(module, points)
                     weighed = (scores * torch.arange(1, scores.shape[-1] + 1, dtype=dtype)).sum()
-                    grads = (torch.autograd.grad(weighed, list(params.values()), allow_unused=True)
-                             if weighed.requires_grad else [None] * len(params))
+                    grads = (torch.autograd.grad(weighed, wrt, allow_unused=True)
+                             if weighed.requires_grad else [None] * len(wrt))
             except Exception:  # noqa: BLE001, S112 - an op without float64 kernels, or without a backward
                 continue
-            return {attrs[attr]: float(g.abs().sum()) if g is not None else 0.0 for attr, g in zip(params, grads)}
+            sizes = {attrs[attr]: float(g.abs().sum()) if g is not None else 0.0 for attr, g in zip(params, grads)}
+            if not of_input:
+                return sizes
+            moved = grads[-1].flatten(1).abs().sum(dim=1) if grads[-1] is not None else torch.zeros(len(x))
+            return sizes, int((moved > 0).sum())
         return None
 
     @torch.no_grad()
