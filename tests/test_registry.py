@@ -121,3 +121,14 @@ def test_a_changed_check_or_spec_changes_the_version(tmp_path, monkeypatch):
         sys.modules.pop("toychecks.length", None)
         sys.modules.pop("toychecks", None)
         code_closure.cache_clear()
+
+
+def test_a_gate_says_it_withholds_points_only_where_the_check_alone_would_give_some():
+    """A gated check that failed with a share (half the size points, say) gets none, and says why; one that failed
+    outright needs no word on the gate."""
+    bound = next(c for c in load_exercise("tiny-model").checks if c.spec.id == "parameter-budget")
+    share = bound.result(Outcome(False, "Your model has 40 parameters, for half the points.", fraction=0.5), "a-network")
+    assert share.points == 0 and share.message == ("Not credited until `a-network` passes. Your model has 40 "
+                                                   "parameters, for half the points.")
+    none = bound.result(Outcome(False, "Your model has 900 parameters."), "a-network")
+    assert none.points == 0 and none.message == "Your model has 900 parameters."

@@ -114,9 +114,9 @@ class BoundCheck:
         fraction = outcome.fraction if outcome.fraction is not None else float(outcome.passed)
         message = outcome.message
         if blocked_by:
-            fraction = 0.0
-            if outcome.passed:  # only then does the gate change the verdict
+            if fraction > 0:  # only then does the gate change the points (a message may speak of a share)
                 message = f"Not credited until `{blocked_by}` passes. {message}"
+            fraction = 0.0
         return CheckResult(id=self.spec.id, passed=outcome.passed and not blocked_by,
                            points=round(self.spec.points * max(0.0, min(1.0, fraction)), 4),
                            max_points=self.spec.points, visibility=self.spec.visibility, message=message,
