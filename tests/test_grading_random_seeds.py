@@ -2,13 +2,14 @@
 
 import pytest
 import torch
+from grading_support import FILES, by_id, grade, round_trip, solution, student
 from torch import nn
 
-from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
-from grader.checks.base import CheckContext
+from grader.checks.base import CheckContext, CheckFailed
 from grader.checks.seed_starts import seed_start
 from grader.checks.seed_steps import _measured
+from grader.checks.seeds import _by_seed
 from grader.results import Status
 from reference.models import SimpleMLP
 
@@ -468,3 +469,11 @@ def test_a_step_count_is_read_at_other_batches_per_epoch_only_where_it_fits_the_
     epochs of the loader's batches, and got 12/12."""
     said, left = _measured(steps, best, 20, 500, 6)
     assert says in said and left == cause.split()
+
+
+def test_a_summary_row_beside_every_seed_s_row_is_left_alone_and_a_misnamed_seed_is_named():
+    """`results["summary"] = {mean, std}`, as the notebook's questions invite, cost 4 points as a wrong key."""
+    rows = {0: {"val_acc": 50.0}, 3: {"val_acc": 55.0}, 18: {"val_acc": 60.0}, "summary": {"mean": 55.0}}
+    assert sorted(_by_seed(rows, "results", [0, 3, 18])) == [0, 3, 18]
+    with pytest.raises(CheckFailed, match=r"must be keyed by the seed numbers \[0, 3, 18\]; found the key 'seed_3'"):
+        _by_seed({0: {}, "seed_3": {}, 18: {}}, "results", [0, 3, 18])

@@ -36,13 +36,16 @@ SEEDS = Param(list, doc="the seeds, e.g. [0, 3, 18]", of=int)
 
 
 def _by_seed(value: dict, name: str, seeds: list) -> dict[int, object]:
-    """``value`` keyed by int seed; string keys like "3" are accepted, anything else is explained."""
-    keyed = {}
+    """``value`` keyed by int seed; string keys like "3" are accepted. Other keys (a summary row beside the seeds'
+    rows, say) are left alone where every seed has its own, and explained where one has not."""
+    keyed, other = {}, []
     for key, item in value.items():
         try:
             keyed[int(key)] = item
         except (TypeError, ValueError):
-            raise CheckFailed(f"`{name}` must be keyed by the seed numbers {seeds}; found the key {key!r}.") from None
+            other.append(key)
+    if other and any(s not in keyed for s in seeds):
+        raise CheckFailed(f"`{name}` must be keyed by the seed numbers {seeds}; found the key {other[0]!r}.")
     return keyed
 
 
