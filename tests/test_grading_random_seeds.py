@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from grading_support import FILES, by_id, grade, round_trip, solution, student
 from torch import nn
 
+from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
 from grader.checks.base import CheckContext, CheckFailed
 from grader.checks.seed_starts import seed_start
