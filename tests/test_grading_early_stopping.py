@@ -1,5 +1,6 @@
 """early-stopping: the student's train_model_extended, checked on its own run and on the grader's calls."""
 
+import copy
 import dataclasses
 import warnings
 
@@ -189,6 +190,8 @@ def _trainer(mode: str):
     def train_model_extended(model, dataloader, val_dataloader=None, criterion=None, optimizer=None, scheduler=None,
                              lr=0.01, n_epochs=200, logging_interval=50, patience=None):
         criterion = criterion or nn.CrossEntropyLoss()
+        if mode == "trains a copy":  # the optimizer it is given still holds the original's parameters
+            model = copy.deepcopy(model)
         if mode == "own optimizer" or optimizer is None:
             optimizer = optim.Adam(model.parameters(), lr=lr)
         train_loss, val_loss, lr_history = [], [], []
@@ -255,6 +258,9 @@ def test_the_course_function_steps_once_per_epoch(tmp_path):
     ("step with the loss", "step_argument", 0.0, "passes it an argument (4 of 4 calls)"),
     # get_last_lr() appended whole: one-element lists; the stepping is judged (it was not), the record keeps half
     ("record get_last_lr()", "match", 0.5, "Each lr_history entry is also a one-element list"),
+    # The given optimizer steps the model passed in, which gets no gradient; the copy trained is never stepped.
+    ("trains a copy", "match", 0.5, "The model your function returned never changed, though the optimizer it was "
+                                    "given stepped 24 times"),
 ])
 def test_each_cadence_is_named_from_the_measurement(tmp_path, mode, verdict, fraction, says):
     outcome = cadence(tmp_path, _trainer(mode))

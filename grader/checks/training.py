@@ -527,6 +527,15 @@ def scheduler_cadence(ctx: CheckContext, run: str, function: str) -> Outcome:
     curve = {"reference": list(measured.torch_lrs), "student": list(measured.lrs[:MAX_PLOTTED]),
              "diagnosis": verdict.kind}
     details = {"family": measured.scheduler.split("(")[0], "curves": {measured.scheduler: curve}}
+    steps = data.get("optimizer_steps")
+    if data.get("moved") is False and whole_number(steps) and steps:
+        # The given optimizer stepped, and the returned model is as it started: the function trains another model.
+        still = (f" The model your function returned never changed, though the optimizer it was given stepped {steps} "
+                 "times: that optimizer holds the parameters of the model passed in, and the function trained another "
+                 "(a copy made inside it, say). Train the model you are given, so that a caller's optimizer and "
+                 "scheduler act on it.")
+        return Outcome(False, verdict.message + still, fraction=min(verdict.fraction or float(verdict.ok), 0.5),
+                       metrics=metrics, details=details)
     if wrapped:
         listed = (" Each lr_history entry is also a one-element list (scheduler.get_last_lr() returns one per param "
                   "group): record the number, scheduler.get_last_lr()[0] or optimizer.param_groups[0]['lr'].")
