@@ -183,6 +183,25 @@ def test_warm_restarts_with_t_mult_added_instead_of_multiplied():
     assert "T_mult multiplies, it does not add" in found.message
 
 
+def test_restarts_built_another_way_name_what_torch_gives_and_not_t_mult():
+    """Three CosineAnnealingLR(T_max=10) in a SequentialLR for T_0=10, T_mult=1: cycles of 10, 10, as T_mult=1 gives,
+    but no restart at step 30, where torch's class has one. "T_mult multiplies, it does not add" was the cause named."""
+    config = CONFIGS["CosineAnnealingWarmRestarts(T_0=10, T_mult=1, eta_min=0.0)"]
+    optimizer = dummy_optimizer()
+    scheduler = lr_scheduler.SequentialLR(optimizer, [lr_scheduler.CosineAnnealingLR(optimizer, T_max=10)
+                                                      for _ in range(3)], milestones=[10, 20])
+    lrs = []
+    for _ in range(30):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    found = diagnose(config, lrs)
+    assert found.kind == "restarts" and "T_mult multiplies" not in found.message
+    assert found.message.startswith("Your LR restarts at steps 10, 20 (cycles of 10, 10 steps) instead of 10, 20, 30, "
+                                    "where torch's CosineAnnealingWarmRestarts(T_0=10, T_mult=1) restarts after cycles "
+                                    "of 10 steps, the last one included.")
+
+
 def test_another_scheduler_class_is_named():
     found = diagnose(RESTARTS_7_3, lr_history(SchedulerConfig("CosineAnnealingLR", {"T_max": 30, "eta_min": 0.05})))
     assert found.kind == "other_family"

@@ -204,11 +204,17 @@ def _restart_diagnosis(config: SchedulerConfig, lrs: list[float], ref: list[floa
     if config.family != "CosineAnnealingWarmRestarts" or not mine or not want or mine == want or mine[0] != want[0]:
         return None
     lengths = [b - a for a, b in zip([0] + mine, mine)]
-    cycles = ", ".join(map(str, _cycles(config.params["T_0"], config.params["T_mult"], n)))
-    return Diagnosis("t_mult", f"Your LR restarts at steps {_steps(mine)} (cycles of {_steps(lengths)} steps) instead "
-                     f"of {_steps(want)}. With T_0={config.params['T_0']}, T_mult={config.params['T_mult']} each "
-                     f"cycle is T_mult times as long as the one before ({cycles} steps): T_mult multiplies, it does "
-                     "not add. Use torch's CosineAnnealingWarmRestarts with the values in CONFIGS.")
+    t_0, t_mult = config.params["T_0"], config.params["T_mult"]
+    cycles = ", ".join(map(str, _cycles(t_0, t_mult, n)))
+    measured = f"Your LR restarts at steps {_steps(mine)} (cycles of {_steps(lengths)} steps) instead of {_steps(want)}"
+    added = len(lengths) > 1 and t_mult > 1 and all(b - a == t_mult for a, b in zip(lengths, lengths[1:]))
+    if not added:  # nothing in the lengths points at T_mult: say what torch's class gives, and no more
+        return Diagnosis("restarts", f"{measured}, where torch's CosineAnnealingWarmRestarts(T_0={t_0}, "
+                         f"T_mult={t_mult}) restarts after cycles of {cycles} steps, the last one included. Use "
+                         "torch's class with the values in CONFIGS, rather than a schedule built another way.")
+    return Diagnosis("t_mult", f"{measured}. With T_0={t_0}, T_mult={t_mult} each cycle is T_mult times as long as the "
+                     f"one before ({cycles} steps): T_mult multiplies, it does not add. Use torch's "
+                     "CosineAnnealingWarmRestarts with the values in CONFIGS.")
 
 
 def _rebuilt(config: SchedulerConfig, lrs: list[float], n: int, base_lr: float, hints: CodeHints) -> Diagnosis | None:
