@@ -397,12 +397,16 @@ def _labels_only(trees: list[ast.Module]) -> set[int]:
 
 def _fed_calls(ctx: CheckContext, model: str, low: float, high: float) -> tuple[list, list]:
     """The (lowest, highest) value of each of the model's first training-mode calls the kernel recorded, split into
-    those within the pixels' [low, high] and those outside; a record of the whole range alone counts as one call."""
+    those within the pixels' [low, high] and those outside; a record of the whole range alone counts as one call.
+
+    A batch of digits always holds full-ink pixels, so one whose highest value lies in the lower half of the range
+    was scaled down on the way (divided by 255 twice, say): it counts as outside.
+    """
     net = ctx.exports.values.get(model) if model else None
     if not isinstance(net, ModelValue):
         return [], []
     calls = list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
-    outside = [c for c in calls if c[0] < low - 1e-6 or c[1] > high + 1e-6]
+    outside = [c for c in calls if c[0] < low - 1e-6 or c[1] > high + 1e-6 or c[1] < (low + high) / 2]
     return [c for c in calls if c not in outside], outside
 
 
@@ -419,9 +423,9 @@ def _fed_otherwise(ctx: CheckContext, model: str, low: float, high: float) -> st
     lo, hi = _span(outside)
     counted = f": {len(outside)} of {len(inside) + len(outside)} calls" if inside else ""
     return (f"The images reached `{model}` in training with values from {lo:.4g} to {hi:.4g} (the kernel's record of "
-            f"its first training batches{counted}), where the task's pixels lie in [{low:g}, {high:g}]: they were "
-            "normalised or scaled on the way, in the training loop, the dataset, or a step the code reading cannot "
-            "follow.")
+            f"its first training batches{counted}), where the task's pixels lie in [{low:g}, {high:g}] and every batch "
+            f"reaches {high:g}: they were normalised or scaled on the way, in the training loop, the dataset, or a step "
+            "the code reading cannot follow.")
 
 
 @check_kind("preprocessing", export=Param(str, "train_loader", export=True),
