@@ -745,7 +745,8 @@ def test_a_transform_built_in_the_code_but_not_in_the_loader_is_said_to_be_so():
 
 
 @pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.996), True), ((-0.4242, 2.821), False),
-                                         ((0.0, 255.0), False), ((), True)])
+                                         ((0.0, 255.0), False), ((), True),
+                                         ((0.0, 1 / 255), False)])  # ToTensor, then / 255 again in a Dataset
 def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_is_silent(tmp_path, fed, passed):
     """(x - 0.1307) / 0.3081 in the training loop, with ToTensor as the loader's only transform: every reading of the
     code passed it (10/10). The kernel records the range of what the model was fed in its first training batches."""
