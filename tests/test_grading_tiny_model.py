@@ -3,13 +3,16 @@
 import dataclasses
 import pathlib
 import time
+import types
 
 import pytest
+import torch
 
 from grading_support import FILES as ALL_FILES
 from grading_support import by_id as checks
 from grading_support import grade, solution, student
 from grader.assignments.catalog import Exercise, load_exercise
+from grader.checks.models import fed_unlike
 from grader.kernel.limits import Limits
 from grader.results import Status
 
@@ -264,3 +267,17 @@ def test_zero_grad_between_backward_and_step_is_named_from_the_steps_that_found_
     assert not fits.passed
     assert "Its optimizer stepped 300 times, and not once found a gradient on its parameters: zero_grad() is called " \
         "between backward() and step()" in fits.message, fits.message
+
+
+@pytest.mark.parametrize("calls, says", [
+    (((-0.51, 0.50),) * 6, "was fed values from -0.51 to 0.5 (the kernel's record of its first training batches), "
+                            "but the task's inputs, on which the grader measures it, run from -1.5 to 1.5"),
+    (((-1.4, 1.45),) * 6, ""),  # batches of the task's own points reach near both ends
+    (((-9.0, 9.0),) + ((-1.3, 1.4),) * 5, ""),  # one stray call (a shape check on torch.randn) does not decide
+    ((), ""),  # nothing recorded: nothing said
+])
+def test_an_accuracy_that_falls_short_names_inputs_scaled_on_the_way_to_the_model(calls, says):
+    """Standardised points in training, raw ones in the grader's measurement: the hint was to train longer."""
+    net = types.SimpleNamespace(input_ranges=calls)
+    said = fed_unlike(net, torch.tensor([[-1.5, 0.2], [1.5, -0.3]]), "model")
+    assert (says in said) if says else said == "", said
