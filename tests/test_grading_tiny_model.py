@@ -279,5 +279,5 @@ def test_zero_grad_between_backward_and_step_is_named_from_the_steps_that_found_
 def test_an_accuracy_that_falls_short_names_inputs_scaled_on_the_way_to_the_model(calls, says):
     """Standardised points in training, raw ones in the grader's measurement: the hint was to train longer."""
     net = types.SimpleNamespace(input_ranges=calls)
-    said = fed_unlike(net, torch.tensor([[-1.5, 0.2], [1.5, -0.3]]), "model")
+    said = fed_unlike(net, torch.tensor([[-1.5, 0.2], [1.5, -0.3]]), "`model`")
     assert (says in said) if says else said == "", said

@@ -17,7 +17,7 @@ from typing import Any
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
-from grader.checks.models import chance_level, measured_accuracy
+from grader.checks.models import chance_level, fed_unlike, measured_accuracy
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
@@ -576,9 +576,11 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
                 line += f", and {on_train:.2f}% on the training images: the report is its training accuracy"
         lines.append(line)
     message = "; ".join(lines) + "."
+    # Inputs scaled in training make the grader's count differ from an honest report: that, not the report, is off.
+    scaled = next(filter(None, (fed_unlike(nets[lr], val.X, f"the model for lr={lr:g}") for lr in lrs)), "")
     if good < len(lrs):
-        message += (" Report the accuracy of the model you export (after its last epoch), measured on the validation "
-                    "loader (the test split), as the seed does.")
+        message += (f" {scaled}" if scaled else " Report the accuracy of the model you export (after its last epoch), "
+                    "measured on the validation loader (the test split), as the seed does.")
     return Outcome(good == len(lrs), message, fraction=good / len(lrs), details={"sweep": curves})
 
 

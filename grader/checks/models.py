@@ -153,7 +153,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     # would be, which more training would not explain.
     too_low = acc + 1e-9 < min_accuracy or acc <= above
     advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
-              or (fed_unlike(net, dataset.X, model) if too_low else "")
+              or (fed_unlike(net, dataset.X, f"`{model}`") if too_low else "")
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
@@ -211,7 +211,7 @@ def _one_class_share(labels: Any, rarest: bool) -> tuple[float, float]:
 
 
 def fed_unlike(net: Any, inputs: Any, name: str) -> str:
-    """What to say when most of the model's first training-mode calls (the kernel's record) were fed values on another
+    """What to say (of the model ``name``, in words) when most of the model's first training-mode calls (the kernel's record) were fed values on another
     scale than the inputs the grader measures it on; "" otherwise, or where nothing was recorded.
 
     "Another scale": an end of the range a quarter of the inputs' width or more away from theirs. A batch of the
@@ -226,7 +226,7 @@ def fed_unlike(net: Any, inputs: Any, name: str) -> str:
     fed_low, fed_high = lows[len(lows) // 2], highs[len(highs) // 2]
     if width <= 0 or (abs(fed_low - low) < width / 4 and abs(fed_high - high) < width / 4):
         return ""
-    return (f"In training, `{name}` was fed values from {fed_low:.4g} to {fed_high:.4g} (the kernel's record of its "
+    return (f"In training, {name} was fed values from {fed_low:.4g} to {fed_high:.4g} (the kernel's record of its "
             f"first training batches), but the task's inputs, on which the grader measures it, run from {low:.4g} to "
             f"{high:.4g}: the inputs were scaled or normalised on their way to the model in training, so here it "
             "meets numbers it never learned from. Train it on the task's inputs as they are.")
