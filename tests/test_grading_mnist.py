@@ -786,6 +786,21 @@ def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_reco
     assert outcome.passed is not says and says in outcome.message, outcome.message
 
 
+@pytest.mark.parametrize("since, says", [
+    (4 * 79, ""),  # the run's own steps: a fresh model, or one set back to its start before this run
+    (6 * 79, "`model`'s parameters took 474 optimizer steps since they were last at their start, 158 more than "
+             "`optimizer` made: the model went on from an earlier run"),
+])
+def test_a_model_carried_on_from_an_earlier_run_is_named_from_the_steps_since_its_start(roots, tmp_path, since, says):
+    """An SGD run, then the Adam run on the same model, never reset: the Adam optimizer and the history agree with
+    each other, so the run looked whole (10.5/10.5). The kernel counts the steps since the weights were last at their
+    recorded start when an optimizer took over."""
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps_since_start=since)
+    outcome = evaluate("mnist-adam", "fixed-setup", {"optimizer": _optimizer(4 * 79), "history": {
+        "train_loss": [1.0] * 4}, "model": net}, roots["small"])
+    assert outcome.passed is not says and says in outcome.message, outcome.message
+
+
 @pytest.mark.parametrize("calls, passed", [
     (((-0.8, 3.9),) + ((0.0, 1.0),) * 19, True),  # print(model(torch.randn(...)).shape) first, then ToTensor batches
     (((0.0, 1.0),) + ((-0.4242, 2.821),) * 19, False),  # normalised in the loop from the second batch on

@@ -314,6 +314,12 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     net = ctx.exports.values.get(model) if model else None
+    since = getattr(net, "steps_since_start", 0) if isinstance(net, ModelValue) else 0
+    if not remade and run.steps and not run.counted_by_model and since > run.steps:
+        problems.append(f"`{model}`'s parameters took {since:,} optimizer steps since they were last at their start, "
+                        f"{since - run.steps:,} more than `{optimizer}` made: the model went on from an earlier run "
+                        "(trained first with another optimizer, and not set back to its starting weights), where "
+                        "each run starts from a fresh model")
     # The model's own layers are read only where cross_entropy was given probabilities: a softmax layer is named
     # by the architecture check, one in the loop only here.
     fed_probabilities = isinstance(net, ModelValue) and bool((getattr(net, "loss_calls", None) or {}).get(

@@ -24,9 +24,10 @@ from grader.loading.guard import ExportBudget, LoadRefused, read_json, read_tens
 from grader.loading.model_graph import LoadedModel, ModelLoadError, load_model
 
 MAX_KEPT = 16  # captures kept: a student trying models in turn comes back to a recent one
+# What the kernel writes anew for a reused capture.
 FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks", "steps", "optimizers", "idle_steps",
-                "judged_steps", "carried_steps", "step_lrs", "step_settings",
-                "input_range", "input_ranges", "loss_calls", "optimizer_restarts")  # what the kernel writes anew for a reused capture
+                "judged_steps", "carried_steps", "step_lrs", "step_settings", "input_range", "input_ranges",
+                "loss_calls", "optimizer_restarts", "steps_since_start")
 
 
 @dataclass

@@ -184,19 +184,31 @@ def _starting(optimizer, args, kwargs):
         for group in optimizer.param_groups:
             for parameter in group["params"]:
                 record = PARAMETER_STEPS.get(parameter)
+                if record is None or parameter.grad is None:
+                    continue
                 # A parameter whose last optimizer kept state for it (Adam's averages, momentum) stepped by one that
                 # has none: a new optimizer, made during training, starts those again.
-                if record is not None and record.kept and parameter.grad is not None and not state.get(parameter):
+                if record.kept and not state.get(parameter):
                     record.restarts += 1
+                if record.owner is None or record.owner() is not optimizer:
+                    _taken_over(parameter, record)
     except Exception:  # noqa: BLE001
         pass
+
+
+def _taken_over(parameter, record) -> None:
+    """Another optimizer than the last steps ``parameter``: a new run starts its count again where the weights were
+    set back to their recorded start (reset_parameters() after reseeding, or the initial state_dict loaded)."""
+    start = INITIAL.get(parameter)
+    if start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start):
+        record.since_start = 0
 
 
 class _Record:
     """How optimizers stepped one parameter."""
 
     __slots__ = ("stepped", "idle", "classes", "cleared", "carried", "state", "pending", "hooks", "lrs", "settings",
-                 "kept", "restarts")
+                 "kept", "restarts", "owner", "since_start")
 
     def __init__(self):
         self.stepped = 0  # optimizer steps it took part in with a gradient
@@ -211,6 +223,8 @@ class _Record:
         self.settings = None  # its param group's other settings at its first step
         self.kept = False  # whether the optimizer of its latest step keeps state for it
         self.restarts = 0  # steps by an optimizer with no state for it, after one that kept some
+        self.owner = None  # a weak reference to the optimizer of its latest step
+        self.since_start = 0  # steps since its weights were last at their recorded start when an optimizer took over
 
     def copy(self) -> "_Record":
         """What a deep copy of the parameter inherits: the counts and LRs so far, not the watch on its gradient."""
@@ -218,7 +232,8 @@ class _Record:
         copied.stepped, copied.idle, copied.classes = self.stepped, self.idle, set(self.classes)
         copied.cleared, copied.carried = self.cleared, self.carried
         copied.lrs, copied.settings = list(self.lrs) if self.lrs else None, self.settings
-        copied.restarts = self.restarts  # not ``kept``: no optimizer holds state for the copy
+        # Not ``kept`` or ``owner``: no optimizer holds the copy yet.
+        copied.restarts, copied.since_start = self.restarts, self.since_start
         return copied
 
 
@@ -261,8 +276,10 @@ def _stepped(optimizer, args, kwargs):
                     record.idle += 1
                     continue
                 record.stepped += 1
+                record.since_start += 1
                 record.classes.add(type(optimizer).__name__)
                 record.kept = bool(optimizer.state.get(parameter))
+                record.owner = weakref.ref(optimizer)
                 _note_group(record, group)
                 _judge(parameter, record)
     except Exception:  # noqa: BLE001
@@ -477,7 +494,8 @@ def training_record(model) -> dict:
     are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes), and
     of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
     step before's (``carried_steps``, the most for a parameter); how often a new optimizer took over one that kept
-    state for a parameter (``optimizer_restarts``, the most for a parameter); for its most stepped parameter, the [first, last,
+    state for a parameter (``optimizer_restarts``, the most for a parameter); the steps since its weights were last
+    at their start when an optimizer took over (``steps_since_start``: a run from a reset start); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
     ``input_ranges``); and the run's
@@ -491,6 +509,7 @@ def training_record(model) -> dict:
             "judged_steps": max((r.cleared + r.carried for r in records.values()), default=0),
             "carried_steps": max((r.carried for r in records.values()), default=0),
             "optimizer_restarts": max((r.restarts for r in records.values()), default=0),
+            "steps_since_start": max((r.since_start for r in records.values()), default=0),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
             "loss_calls": loss_record()}
