@@ -436,6 +436,13 @@ def _trained(steps: int):
      ("`optimizer` stepped 240 times in 15 epochs, 16 times per epoch. Over the 5,000 training images that is batches "
       "of 313 to 333 images, not 64; or, with batches of 64, epochs of 961 to 1,024 images instead of all 5,000; that "
       "is the size of the validation split (1,000 images): the loop stepped on the validation images.")),
+    # the validation split as the training loader, train=False where train=True belongs (was "train on all of it")
+    ("mnist-sgd", {"optimizer": _optimizer(15 * 16), "history": {"train_loss": [1.0] * 15},
+                   "train_loader": dataclasses.replace(LOADER, dataset_len=1000)}, False,
+     ("`optimizer` stepped 240 times in 15 epochs, 16 times per epoch: batches of 64 over the 1,000 images "
+      "`train_loader` holds, as it makes them, but the training split has 5,000: 1,000 is as many as the validation "
+      "split holds, so it may be the validation split (train=False where train=True belongs): train on the training "
+      "split.")),
     # train + validation in one loader (was "the training split has 5,000: train on all of it")
     ("mnist-sgd", {"optimizer": _optimizer(15 * 94), "history": {"train_loss": [1.0] * 15},
                    "train_loader": dataclasses.replace(LOADER, dataset_len=6000)}, False,

@@ -185,7 +185,10 @@ def _explain_steps(run: RunCount, n: int, batch: int, optimizer: str, loader: Lo
                     f"task fixes the batch size at {batch}"), True
         held = loader.dataset_len if isinstance(loader, LoaderExport) and loader.batch_size == batch else None
         if isinstance(held, int) and held != n and k in (math.ceil(held / batch), held // batch):
-            fix = ("train on all of it" if held < n else f"{held - n:,} of its images come from elsewhere"
+            fix = ((f"{held:,} is as many as the validation split holds, so it may be the validation split "
+                    "(train=False where train=True belongs): train on the training split" if held == n_val
+                    else "train on all of it")
+                   if held < n else f"{held - n:,} of its images come from elsewhere"
                    + (", as many as the validation split holds: train on the training split alone"
                       if held - n == n_val else ": train on the training split alone"))
             return (f"{counted}: batches of {batch} over the {held:,} images `{name}` holds, as it makes them, "
