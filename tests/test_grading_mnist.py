@@ -782,6 +782,8 @@ def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, f
                                                   "1) in 20 of its first calls: a softmax before a loss"),
     ({"cross_entropy": 300, "clipped": 316}, "the gradients were clipped (316 clip_grad_norm_/clip_grad_value_ calls "
                                              "that changed them)"),
+    ({"cross_entropy": 300, "soft_targets": 20}, "cross_entropy was given targets other than the labels (class "
+                                                 "probabilities that are not one-hot, in 20 of its first calls)"),
     ({"cross_entropy": 316}, ""),
 ])
 def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_record(roots, tmp_path, calls, says):

@@ -59,8 +59,8 @@ def carried_gradients(net: Any, where: str) -> str:
 
 def loss_changes(net: Any, softmax_in_model: bool = False) -> list[str]:
     """How the run's losses and gradients differed from plain cross-entropy on the scores, as the kernel recorded the
-    notebook's calls (run-wide): label smoothing, probabilities given to cross_entropy (unless the model's own last
-    layer is the softmax, which the architecture check names), gradient clipping."""
+    notebook's calls (run-wide): label smoothing, by argument or in the targets, probabilities given to cross_entropy
+    (unless the model's own last layer is the softmax, which the architecture check names), gradient clipping."""
     losses = getattr(net, "loss_calls", None) or {}
     found = []
     if losses.get("label_smoothing"):
@@ -69,6 +69,10 @@ def loss_changes(net: Any, softmax_in_model: bool = False) -> list[str]:
     if losses.get("probabilities") and not softmax_in_model:
         found.append(f"cross_entropy was given probabilities (rows in [0, 1] that sum to 1) in "
                      f"{losses['probabilities']} of its first calls: a softmax before a loss that applies its own")
+    if losses.get("soft_targets"):
+        found.append(f"cross_entropy was given targets other than the labels (class probabilities that are not one-hot, "
+                     f"in {losses['soft_targets']} of its first calls): label smoothing, or another softening, written "
+                     "by hand")
     if losses.get("clipped"):
         found.append(f"the gradients were clipped ({losses['clipped']} clip_grad_norm_/clip_grad_value_ calls that "
                      "changed them)")

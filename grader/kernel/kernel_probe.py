@@ -76,8 +76,9 @@ INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 # The notebook's losses and gradient clipping, run-wide: cross_entropy calls, the label_smoothing values they were
 # given, those (of the first INPUT_CALLS) whose input rows were probabilities (a softmax before a loss that applies
-# its own), and the clip_grad_norm_/clip_grad_value_ calls that changed a gradient.
-LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0}
+# its own) or whose targets were probabilities other than one-hot rows, and the clip_grad_norm_/clip_grad_value_ calls
+# that changed a gradient.
+LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0, "soft_targets": 0}
 
 
 def _first_forward(module, args):
@@ -133,6 +134,11 @@ def _noted_loss(cross_entropy):
                     if float(rows.min()) >= 0 and float(rows.max()) <= 1 and \
                             float((rows.sum(1) - 1).abs().max()) < 1e-3:
                         LOSSES["probabilities"] += 1
+                    # Class probabilities as targets: one-hot rows are the labels themselves; others are softened.
+                    if isinstance(target, _TENSOR[0]) and target.is_floating_point() and target.shape == input.shape:
+                        hot = target.detach()
+                        if not bool(((hot == 0) | (hot == 1)).all()):
+                            LOSSES["soft_targets"] += 1
             except Exception:  # noqa: BLE001
                 pass
         return cross_entropy(input, target, *args, **kwargs)
@@ -174,7 +180,8 @@ def _noted_clip(clip, by_norm: bool):
 
 def loss_record() -> dict:
     return {"cross_entropy": LOSSES["cross_entropy"], "label_smoothing": sorted(LOSSES["label_smoothing"])[:5],
-            "probabilities": LOSSES["probabilities"], "clipped": LOSSES["clipped"]}
+            "probabilities": LOSSES["probabilities"], "clipped": LOSSES["clipped"],
+            "soft_targets": LOSSES["soft_targets"]}
 
 
 def _starting(optimizer, args, kwargs):

@@ -497,7 +497,7 @@ def _losses(value: object) -> dict:
     """The run's loss record as the kernel wrote it: counts, and a few label_smoothing values."""
     if not isinstance(value, dict):
         return {}
-    counts = {k: _count(value.get(k)) for k in ("cross_entropy", "probabilities", "clipped")}
+    counts = {k: _count(value.get(k)) for k in ("cross_entropy", "probabilities", "clipped", "soft_targets")}
     smoothing = value.get("label_smoothing")
     values = _finite(smoothing, len(smoothing)) if isinstance(smoothing, list) and len(smoothing) <= 5 else ()
     return {**counts, "label_smoothing": values}
