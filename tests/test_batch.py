@@ -129,6 +129,37 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert _normalised(book)[2] == (4, 4, 4)  # nothing lost, nothing graded twice
 
 
+def test_a_kernel_factory_killed_midway_leaves_its_submission_ungraded_and_the_batch_incomplete(fast_exercises,
+                                                                                                  tmp_path):
+    """The grader's own kernel factory dies while a notebook runs: the kernel dies with it, which is not the
+    student's doing. Nothing is stored for that submission, the batch names it and exits 4, so a rerun grades it."""
+    from grader.kernel.factory import start_factory
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    notebook = nbformat.read(solution("tiny-model"), as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell("import time\ntime.sleep(6)"))  # time to kill the factory
+    nbformat.write(notebook, folder / "ada.ipynb")
+    book = tmp_path / "gradebook.sqlite"
+    with start_factory() as factory:
+        assert factory.ready, factory.reason
+        env = dict(os.environ, GRADER_EXERCISES=str(fast_exercises), **factory.shared_env())
+        proc = subprocess.Popen(_grade_command(folder, book), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not process_children().get(factory.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # ada's kernel, forked
+        assert process_children().get(factory.process.pid), "no kernel was forked from the factory"
+        time.sleep(1)
+        factory.process.kill()
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4, out + err
+    assert "1 submission(s) not graded because of the grader's own processes" in err
+    assert "ada: the grader's kernel factory ended while this notebook ran" in err
+    with Gradebook.open(book, create=False) as gb:
+        assert list(gb.current_runs()) == []  # not an error 0/10: the next run grades it
+
+
 def _fork_servers() -> list[int]:
     """This process's multiprocessing fork servers."""
     return [pid for pid in process_children().get(os.getpid(), []) if "multiprocessing.forkserver" in command_line(pid)]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from grader.assignments.catalog import Assignment, Exercise
 from grader.assignments.version import grader_version
-from grader.errors import UserError
+from grader.errors import MachineryLost, UserError
 from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
 from grader.grading.discover import Found
 from grader.grading.engine import SCORING_MODULES, import_all, probe_sandboxes
@@ -86,11 +86,14 @@ POLL_S = 0.2  # how often a batch looks for a stop signal between results
 STOP_GRACE_S = 5.0  # how long stopped workers get to kill their kernels before they are killed themselves
 
 
-def _outcome(future: cf.Future) -> SubmissionResult | None:
+def _outcome(future: cf.Future, job: Job) -> SubmissionResult | NotGraded | None:
+    """The job's result; NotGraded when the grader's own machinery died under it; None when its worker died."""
     try:
         return future.result()
     except cf.process.BrokenProcessPool:
         return None
+    except MachineryLost as e:
+        return NotGraded(job.student, f"{e}; not the notebook's doing")
 
 
 def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
@@ -175,11 +178,11 @@ def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool:
         while pending and not stop.is_set():
             done, pending = cf.wait(pending, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
             for future in _in_order(futures, done):  # several finish between two looks (quizzes): in job order
-                yield futures[future], _outcome(future)
+                yield futures[future], _outcome(future, futures[future])
         finished = {f for f in pending if f.done() and not f.cancelled()}
         pending -= finished
         for future in _in_order(futures, finished):
-            yield futures[future], _outcome(future)
+            yield futures[future], _outcome(future, futures[future])
     finally:
         if pending or stop.is_set():
             _stop_pool(pool)
