@@ -376,15 +376,22 @@ def test_the_several_notebooks_rule_picks_declared_then_newest_and_says_when_it_
         "'random-seeds')")
 
 
-def test_a_dying_worker_only_fails_its_own_submission(monkeypatch):
+def test_a_worker_that_dies_twice_leaves_its_submission_ungraded_and_the_batch_incomplete(monkeypatch, tmp_path, capsys):
+    """A worker killed under a submission, and again under its retry, is the machine's doing (the student's code runs
+    in the kernel, another process): nothing is stored for it, the others are graded, and the batch exits 4."""
     from grader.grading import batch
 
-    jobs = [batch.Job(name, None, "tiny-model") for name in ("ann", "kill-me", "zoe")]
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("ann", "kill-me", "zoe"):
+        (folder / f"{name}.ipynb").write_text("not a notebook")
     monkeypatch.setattr(batch, "grade_job", _die_for_kill_me)
-    results = {r.student: r for r in batch._local_results(jobs, 2)}
-    assert sorted(results) == ["ann", "kill-me", "zoe"]
-    assert results["kill-me"].status.value == "error" and "worker process died" in results["kill-me"].error
-    assert results["ann"].status.value == "invalid" and results["zoe"].status.value == "invalid"
+    book = tmp_path / "gradebook.sqlite"
+    assert main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(book), "--workers", "2"]) == 4
+    err = capsys.readouterr().err
+    assert "1 submission(s) not graded because of the grader's own processes" in err
+    assert "kill-me: the grading worker process died twice while grading it" in err
+    assert sorted(current(book)) == ["ann", "zoe"]  # kill-me has nothing stored: the next run grades it again
 
 
 def test_a_batch_stopped_before_its_workers_start_starts_none(monkeypatch, tmp_path):
@@ -405,7 +412,7 @@ def test_a_batch_stopped_before_its_workers_start_starts_none(monkeypatch, tmp_p
     assert stopped.value.kept == [] and stopped.value.missing == ["ann", "ben"]
 
 
-def _die_for_kill_me(job):
+def _die_for_kill_me(job, assignment=None):
     if job.student == "kill-me":
         os._exit(9)  # the worker process dies, as under the OOM killer
     return SubmissionResult.invalid(job.exercise_id, job.student, "nothing submitted")

@@ -32,7 +32,7 @@ from grader.kernel.factory import KernelFactory, launch_factory
 from grader.kernel.factory_client import thread_count
 from grader.kernel.sandbox_files import clean_stale
 from grader.quizzes.model import Quiz
-from grader.results import Status, SubmissionResult
+from grader.results import SubmissionResult
 from grader.specs.late import SubmissionTime
 from grader.store.gradebook import Gradebook
 from grader.store.lateness import record_times
@@ -196,10 +196,13 @@ def _in_order(futures: dict, some: set) -> list:
 
 
 def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool: cf.ProcessPoolExecutor | None = None,
-                   preload: tuple[str, ...] = ()) -> Iterable[SubmissionResult]:
+                   preload: tuple[str, ...] = ()) -> Iterable[SubmissionResult | NotGraded]:
     """Grade on a process pool (``pool``, else one of ``workers`` clean processes, ``_clean_start``). A dying
-    worker breaks the whole pool, so the jobs it took down with it are retried one by one in fresh pools: only
-    the submission that kills its worker again ends as an error."""
+    worker breaks the whole pool, so the jobs it took down with it are retried one by one in fresh pools.
+
+    A submission whose worker dies again is not graded (``NotGraded``), never an error: the student's code runs
+    in the kernel, another process with its own limits, so a worker's death is the machine's or the grader's
+    (the OOM killer, a kill from outside). Each run of the batch tries it again and lists it while it fails."""
     stop = stop or Stop()
     broken = []
     for job, result in _pool_results(jobs, workers, stop, pool, preload):
@@ -212,9 +215,9 @@ def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool
         if stop.is_set():
             return
         yield (retried[0] if retried and retried[0] else
-               SubmissionResult(job.exercise_id, job.student, Status.ERROR,
-                                error="the grading worker process died while grading this submission "
-                                      "(for example, the system ran out of memory)"))
+               NotGraded(job.student, "the grading worker process died twice while grading it (killed from outside, "
+                                      "or the machine ran out of memory), not a graded outcome. If it dies on every "
+                                      f"run, grade it alone (--student {job.student}) and watch the machine's memory"))
 
 
 def run_batch(jobs: list[Job], assignment: Assignment, version: str, gradebook: Gradebook, workers: int,
