@@ -376,6 +376,33 @@ def test_the_several_notebooks_rule_picks_declared_then_newest_and_says_when_it_
         "'random-seeds')")
 
 
+def test_an_upper_case_suffix_is_a_notebook_and_an_archive_is_named_with_what_to_do(tmp_path):
+    """``ada.IPYNB`` is ada's notebook, in the class folder or a student's; an archive is never opened, but it is
+    said, as its student's entry or in the student's note, with what to do: no entry goes without a word."""
+    from grader.grading.discover import discover
+
+    folder = tmp_path / "class"
+    (folder / "dan").mkdir(parents=True)
+    (folder / "eve").mkdir()
+    shutil.copy(solution("tiny-model"), folder / "ada.IPYNB")
+    (folder / "cara.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: never opened anyway
+    (folder / "dan" / "work.ZIP").write_bytes(b"PK\x05\x06" + bytes(18))
+    shutil.copy(solution("tiny-model"), folder / "eve" / "Tiny-Model.IPYNB")
+    shutil.copy(solution("tiny-model"), folder / "fay.ipynb")
+    (folder / "fay.tar.gz").write_bytes(b"")
+    (folder / "roster.csv").write_text("name\nada\n")  # the instructor's, not a student
+    found = {f.student: f for f in discover(folder, "tiny-model")}
+    assert sorted(found) == ["ada", "cara", "dan", "eve", "fay"]
+    assert found["ada"].path.name == "ada.IPYNB" and found["ada"].note == ""
+    assert found["eve"].path.name == "Tiny-Model.IPYNB"
+    assert found["cara"].path is None and found["cara"].note.startswith(
+        "'cara.zip' is an archive, which the grader never opens: unpack it")
+    assert found["dan"].path is None and found["dan"].note == (
+        "no .ipynb file in the student's folder; not opened: work.ZIP, archive(s) the grader never opens: unpack the "
+        "notebook into the student's folder and run again")
+    assert found["fay"].path.name == "fay.ipynb" and found["fay"].note == "not graded: 'fay.tar.gz', beside 'fay.ipynb'"
+
+
 def test_a_worker_that_dies_twice_leaves_its_submission_ungraded_and_the_batch_incomplete(monkeypatch, tmp_path, capsys):
     """A worker killed under a submission, and again under its retry, is the machine's doing (the student's code runs
     in the kernel, another process): nothing is stored for it, the others are graded, and the batch exits 4."""
