@@ -12,7 +12,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the input was usable, but some checks fail
 EXIT_UNUSABLE = 2  # not a notebook, unknown exercise, unreadable file, bad option
 EXIT_INTERNAL = 3  # the grader itself crashed: its traceback is on stderr
-EXIT_INCOMPLETE = 4  # a batch ran, but the cluster left some submissions ungraded (nothing stored for them)
+EXIT_INCOMPLETE = 4  # a batch ran, but some submissions were left ungraded (a lost worker or factory: nothing stored)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
@@ -37,3 +37,11 @@ class UnknownAssignment(UserError, LookupError):
 
     def __init__(self, message: str, assignment: str = "") -> None:
         super().__init__(message, assignment=assignment)
+
+
+class MachineryLost(UserError):
+    """The grader's own machinery died under a submission (its kernel factory, the kernel's launcher, the grading
+    worker): not the student's outcome, so nothing is stored for it and the next run grades it again."""
+
+    def __init__(self, message: str) -> None:  # one argument: it crosses process boundaries by pickle
+        super().__init__(message, exit_code=EXIT_INCOMPLETE)

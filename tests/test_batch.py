@@ -129,6 +129,37 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert _normalised(book)[2] == (4, 4, 4)  # nothing lost, nothing graded twice
 
 
+def test_a_kernel_factory_killed_midway_leaves_its_submission_ungraded_and_the_batch_incomplete(fast_exercises,
+                                                                                                  tmp_path):
+    """The grader's own kernel factory dies while a notebook runs: the kernel dies with it, which is not the
+    student's doing. Nothing is stored for that submission, the batch names it and exits 4, so a rerun grades it."""
+    from grader.kernel.factory import start_factory
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    notebook = nbformat.read(solution("tiny-model"), as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell("import time\ntime.sleep(6)"))  # time to kill the factory
+    nbformat.write(notebook, folder / "ada.ipynb")
+    book = tmp_path / "gradebook.sqlite"
+    with start_factory() as factory:
+        assert factory.ready, factory.reason
+        env = dict(os.environ, GRADER_EXERCISES=str(fast_exercises), **factory.shared_env())
+        proc = subprocess.Popen(_grade_command(folder, book), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not process_children().get(factory.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # ada's kernel, forked
+        assert process_children().get(factory.process.pid), "no kernel was forked from the factory"
+        time.sleep(1)
+        factory.process.kill()
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4, out + err
+    assert "1 submission(s) not graded because of the grader's own processes" in err
+    assert "ada: the grader's kernel factory ended while this notebook ran" in err
+    with Gradebook.open(book, create=False) as gb:
+        assert list(gb.current_runs()) == []  # not an error 0/10: the next run grades it
+
+
 def _fork_servers() -> list[int]:
     """This process's multiprocessing fork servers."""
     return [pid for pid in process_children().get(os.getpid(), []) if "multiprocessing.forkserver" in command_line(pid)]
@@ -345,15 +376,49 @@ def test_the_several_notebooks_rule_picks_declared_then_newest_and_says_when_it_
         "'random-seeds')")
 
 
-def test_a_dying_worker_only_fails_its_own_submission(monkeypatch):
+def test_an_upper_case_suffix_is_a_notebook_and_an_archive_is_named_with_what_to_do(tmp_path):
+    """``ada.IPYNB`` is ada's notebook, in the class folder or a student's; an archive is never opened, but it is
+    said, as its student's entry or in the student's note, with what to do: no entry goes without a word."""
+    from grader.grading.discover import discover
+
+    folder = tmp_path / "class"
+    (folder / "dan").mkdir(parents=True)
+    (folder / "eve").mkdir()
+    shutil.copy(solution("tiny-model"), folder / "ada.IPYNB")
+    (folder / "cara.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: never opened anyway
+    (folder / "dan" / "work.ZIP").write_bytes(b"PK\x05\x06" + bytes(18))
+    shutil.copy(solution("tiny-model"), folder / "eve" / "Tiny-Model.IPYNB")
+    shutil.copy(solution("tiny-model"), folder / "fay.ipynb")
+    (folder / "fay.tar.gz").write_bytes(b"")
+    (folder / "roster.csv").write_text("name\nada\n")  # the instructor's, not a student
+    found = {f.student: f for f in discover(folder, "tiny-model")}
+    assert sorted(found) == ["ada", "cara", "dan", "eve", "fay"]
+    assert found["ada"].path.name == "ada.IPYNB" and found["ada"].note == ""
+    assert found["eve"].path.name == "Tiny-Model.IPYNB"
+    assert found["cara"].path is None and found["cara"].note.startswith(
+        "'cara.zip' is an archive, which the grader never opens: unpack it")
+    assert found["dan"].path is None and found["dan"].note == (
+        "no .ipynb file in the student's folder; not opened: work.ZIP, archive(s) the grader never opens: unpack the "
+        "notebook into the student's folder and run again")
+    assert found["fay"].path.name == "fay.ipynb" and found["fay"].note == "not graded: 'fay.tar.gz', beside 'fay.ipynb'"
+
+
+def test_a_worker_that_dies_twice_leaves_its_submission_ungraded_and_the_batch_incomplete(monkeypatch, tmp_path, capsys):
+    """A worker killed under a submission, and again under its retry, is the machine's doing (the student's code runs
+    in the kernel, another process): nothing is stored for it, the others are graded, and the batch exits 4."""
     from grader.grading import batch
 
-    jobs = [batch.Job(name, None, "tiny-model") for name in ("ann", "kill-me", "zoe")]
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("ann", "kill-me", "zoe"):
+        (folder / f"{name}.ipynb").write_text("not a notebook")
     monkeypatch.setattr(batch, "grade_job", _die_for_kill_me)
-    results = {r.student: r for r in batch._local_results(jobs, 2)}
-    assert sorted(results) == ["ann", "kill-me", "zoe"]
-    assert results["kill-me"].status.value == "error" and "worker process died" in results["kill-me"].error
-    assert results["ann"].status.value == "invalid" and results["zoe"].status.value == "invalid"
+    book = tmp_path / "gradebook.sqlite"
+    assert main(["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(book), "--workers", "2"]) == 4
+    err = capsys.readouterr().err
+    assert "1 submission(s) not graded because of the grader's own processes" in err
+    assert "kill-me: the grading worker process died twice while grading it" in err
+    assert sorted(current(book)) == ["ann", "zoe"]  # kill-me has nothing stored: the next run grades it again
 
 
 def test_a_batch_stopped_before_its_workers_start_starts_none(monkeypatch, tmp_path):
@@ -374,7 +439,7 @@ def test_a_batch_stopped_before_its_workers_start_starts_none(monkeypatch, tmp_p
     assert stopped.value.kept == [] and stopped.value.missing == ["ann", "ben"]
 
 
-def _die_for_kill_me(job):
+def _die_for_kill_me(job, assignment=None):
     if job.student == "kill-me":
         os._exit(9)  # the worker process dies, as under the OOM killer
     return SubmissionResult.invalid(job.exercise_id, job.student, "nothing submitted")

@@ -196,3 +196,31 @@ def test_a_gradebook_of_the_previous_version_is_migrated_and_takes_overrides(tmp
         assert (override.graded, override.run_id) == ({"passed": False, "points": 0.0, "max_points": 1.0}, 1)
     with Gradebook.open(old, create=False) as gradebook:  # opening again migrates nothing twice
         assert [o.comment for o in current_overrides(gradebook)] == ["both readings are fine"]
+
+
+OPEN_WHEN_TOLD = """
+import pathlib, sys, time
+from grader.store.gradebook import Gradebook
+folder = pathlib.Path(sys.argv[1])
+while not (folder / "go").exists():
+    time.sleep(0.001)
+for i in range(int(sys.argv[2])):
+    with Gradebook.open(folder / f"book{i}.sqlite") as book:
+        assert book.schema_version() == int(sys.argv[3])
+"""
+
+
+def test_two_graders_creating_one_new_gradebook_at_once_both_open_it(tmp_path):
+    """Two ``grader grade`` runs starting the same new gradebook at the same moment: the second waits for the first's
+    schema and uses it, where reading the version before the write lock made it create the tables again."""
+    books = 15  # new gradebooks, each opened by both processes at once: one alone rarely loses the race
+    openers = [subprocess.Popen([sys.executable, "-c", OPEN_WHEN_TOLD, str(tmp_path), str(books), str(SCHEMA_VERSION)],
+                                cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(2)  # both imported and waiting
+    (tmp_path / "go").touch()
+    errors = [opener.communicate(timeout=120)[1] for opener in openers]
+    assert [opener.returncode for opener in openers] == [0, 0], errors
+    for i in range(books):
+        tables = sqlite3.connect(tmp_path / f"book{i}.sqlite").execute(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='students'").fetchone()[0]
+        assert tables == 1

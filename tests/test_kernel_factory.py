@@ -144,6 +144,17 @@ def test_a_lost_factory_means_a_fresh_launch_not_a_lost_grade(spec, tmp_path):
     assert run.sandbox["kernel_start"].startswith("fresh launch: the factory could not be used")
 
 
+def test_a_notebook_that_exits_as_a_lost_factory_would_is_still_its_own_error(factory, spec, tmp_path):
+    """Exit code 70 is also what the client gives when the factory is lost: from a notebook, with the factory alive
+    and the kernel's end reported, it stays the notebook's outcome (``execute._machinery_lost``)."""
+    from grader.kernel.factory_client import FACTORY_LOST
+
+    path = _notebook(tmp_path, "exits", f"import os\nos.write(2, b'{FACTORY_LOST} forged\\n')\nos._exit(70)")
+    run = run_notebook(read_submission(path), spec, factory=factory.handle)
+    assert run.execution.machinery_lost == ""
+    assert "the kernel died (exit code 70)" in run.execution.reason
+
+
 def test_the_factory_refuses_to_fork_once_a_thread_is_running(tmp_path):
     (tmp_path / "starts_a_thread.py").write_text("import threading, time\n"
                                                  "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")

@@ -330,19 +330,21 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         console.print(line, markup=False, highlight=False)
     if not args.json:
         console.print(f"Gradebook: {args.gradebook.resolve()}")
-    if report.not_graded:  # the cluster's failures, never grades: said, and left for the next run
-        Console(stderr=True).print(not_graded_lines(report.not_graded), markup=False, highlight=False, soft_wrap=True)
+    if report.not_graded:  # infrastructure failures, never grades: said, and left for the next run
+        Console(stderr=True).print(not_graded_lines(report.not_graded, "the cluster" if cluster else
+                                                    "the grader's own processes"),
+                                   markup=False, highlight=False, soft_wrap=True)
         return EXIT_INCOMPLETE
     # A batch that ran is a success, whatever the notebooks did: their outcomes are in the gradebook.
     return EXIT_OK
 
 
-def not_graded_lines(lost: list) -> str:
-    """E.g. ``2 submission(s) not graded (nothing stored for them): ada: ...``, grouped by reason."""
+def not_graded_lines(lost: list, cause: str = "the cluster") -> str:
+    """E.g. ``2 submission(s) not graded because of the cluster; ...: ada: ...``, grouped by reason."""
     by_reason: dict[str, list[str]] = {}
     for item in lost:
         by_reason.setdefault(item.reason, []).append(item.student)
-    lines = [f"{len(lost)} submission(s) not graded because of the cluster; nothing was stored for them, and what "
+    lines = [f"{len(lost)} submission(s) not graded because of {cause}; nothing was stored for them, and what "
              "was graded is kept. Run the same command again to grade them:"]
     lines += [f"  {', '.join(sorted(students))}: {reason}" for reason, students in sorted(by_reason.items())]
     return "\n".join(lines)

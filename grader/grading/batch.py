@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from grader.assignments.catalog import Assignment, Exercise
 from grader.assignments.version import grader_version
-from grader.errors import UserError
+from grader.errors import MachineryLost, UserError
 from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
 from grader.grading.discover import Found
 from grader.grading.engine import SCORING_MODULES, import_all, probe_sandboxes
@@ -32,7 +32,7 @@ from grader.kernel.factory import KernelFactory, launch_factory
 from grader.kernel.factory_client import thread_count
 from grader.kernel.sandbox_files import clean_stale
 from grader.quizzes.model import Quiz
-from grader.results import Status, SubmissionResult
+from grader.results import SubmissionResult
 from grader.specs.late import SubmissionTime
 from grader.store.gradebook import Gradebook
 from grader.store.lateness import record_times
@@ -86,11 +86,14 @@ POLL_S = 0.2  # how often a batch looks for a stop signal between results
 STOP_GRACE_S = 5.0  # how long stopped workers get to kill their kernels before they are killed themselves
 
 
-def _outcome(future: cf.Future) -> SubmissionResult | None:
+def _outcome(future: cf.Future, job: Job) -> SubmissionResult | NotGraded | None:
+    """The job's result; NotGraded when the grader's own machinery died under it; None when its worker died."""
     try:
         return future.result()
     except cf.process.BrokenProcessPool:
         return None
+    except MachineryLost as e:
+        return NotGraded(job.student, f"{e}; not the notebook's doing")
 
 
 def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
@@ -175,11 +178,11 @@ def _pool_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool:
         while pending and not stop.is_set():
             done, pending = cf.wait(pending, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
             for future in _in_order(futures, done):  # several finish between two looks (quizzes): in job order
-                yield futures[future], _outcome(future)
+                yield futures[future], _outcome(future, futures[future])
         finished = {f for f in pending if f.done() and not f.cancelled()}
         pending -= finished
         for future in _in_order(futures, finished):
-            yield futures[future], _outcome(future)
+            yield futures[future], _outcome(future, futures[future])
     finally:
         if pending or stop.is_set():
             _stop_pool(pool)
@@ -193,10 +196,13 @@ def _in_order(futures: dict, some: set) -> list:
 
 
 def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool: cf.ProcessPoolExecutor | None = None,
-                   preload: tuple[str, ...] = ()) -> Iterable[SubmissionResult]:
+                   preload: tuple[str, ...] = ()) -> Iterable[SubmissionResult | NotGraded]:
     """Grade on a process pool (``pool``, else one of ``workers`` clean processes, ``_clean_start``). A dying
-    worker breaks the whole pool, so the jobs it took down with it are retried one by one in fresh pools: only
-    the submission that kills its worker again ends as an error."""
+    worker breaks the whole pool, so the jobs it took down with it are retried one by one in fresh pools.
+
+    A submission whose worker dies again is not graded (``NotGraded``), never an error: the student's code runs
+    in the kernel, another process with its own limits, so a worker's death is the machine's or the grader's
+    (the OOM killer, a kill from outside). Each run of the batch tries it again and lists it while it fails."""
     stop = stop or Stop()
     broken = []
     for job, result in _pool_results(jobs, workers, stop, pool, preload):
@@ -209,9 +215,9 @@ def _local_results(jobs: list[Job], workers: int, stop: Stop | None = None, pool
         if stop.is_set():
             return
         yield (retried[0] if retried and retried[0] else
-               SubmissionResult(job.exercise_id, job.student, Status.ERROR,
-                                error="the grading worker process died while grading this submission "
-                                      "(for example, the system ran out of memory)"))
+               NotGraded(job.student, "the grading worker process died twice while grading it (killed from outside, "
+                                      "or the machine ran out of memory), not a graded outcome. If it dies on every "
+                                      f"run, grade it alone (--student {job.student}) and watch the machine's memory"))
 
 
 def run_batch(jobs: list[Job], assignment: Assignment, version: str, gradebook: Gradebook, workers: int,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from grader.assignments.catalog import Exercise
-from grader.errors import UserError
+from grader.errors import MachineryLost, UserError
 from grader.grading.cluster_jobs import (
     GPU,
     ClusterJob,
@@ -178,6 +178,8 @@ def _reason(error: BaseException) -> tuple[str, str]:
                 getattr(worker, "address", "") if worker is not None else "")
     if isinstance(error, WorkerUnfit):
         return str(error), error.worker
+    if isinstance(error, MachineryLost):
+        return f"{error}; not the notebook's doing", ""
     if isinstance(error, MissingSeed):
         return f"the grader could not grade it: {error}", ""
     return f"the worker failed ({type(error).__name__}: {str(error)[:300]})", ""

@@ -19,6 +19,10 @@ What is a student, and under which name (no entry of the class folder is dropped
   student's folder, hidden files and folders and symbolic links are never read: when no other notebook is
   there, the note lists them;
 - a hidden entry that does hold a notebook is graded, under its name without the leading dots;
+- suffixes are matched whatever their case (``ada.IPYNB`` is ada's notebook);
+- an archive (``ARCHIVE_SUFFIXES``: ``cara.zip``) is never opened: it is reported as its student's entry
+  (``invalid``, saying to unpack it), and in a student's folder that holds no notebook the note names it;
+- any other file of the class folder (a roster, a README) is the instructor's, not a student, and is skipped;
 - a symbolic link, or a FIFO, device or socket named like a notebook, is reported (``invalid``, with why),
   never followed or opened; so is a folder the grader cannot read;
 - a name is made safe for files and tables by ``student_name`` (letters of any script kept); when two entries
@@ -51,6 +55,8 @@ from grader.specs.paths import MAX_NAME, student_name
 # Made by tools, never a student's: skipped wherever they are.
 TOOL_ENTRIES = frozenset({".ipynb_checkpoints", ".git", ".hg", ".svn", ".DS_Store", ".Trashes", ".Spotlight-V100",
                           ".virtual_documents", "__MACOSX", "__pycache__"})
+# What a student may hand in instead of unpacking it: never opened (a zip bomb, links, paths out of the folder).
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar", ".gz")
 MAX_WALK = 50_000  # entries looked at in one student's folder
 MAX_DEPTH = 32
 
@@ -125,20 +131,37 @@ def shown(name: str) -> str:
     return f"'{text[:100]}…'" if len(text) > 100 else f"'{text}'"
 
 
+def has_suffix(name: str, suffixes: tuple[str, ...]) -> bool:
+    """Whether ``name``'s suffix is one of ``suffixes``, in any case: a file saved as ``ada.IPYNB`` is a notebook."""
+    return pathlib.PurePath(name).suffix.casefold() in {s.casefold() for s in suffixes}
+
+
+def _archive(name: str) -> str:
+    """The archive suffix ``name`` ends with, as written ("" for none, or for a name that is only a suffix)."""
+    folded = name.casefold()
+    return next((name[-len(s):] for s in ARCHIVE_SUFFIXES if folded.endswith(s) and len(name) > len(s)), "")
+
+
+def _unpack_hint(name: str) -> str:
+    return (f"{shown(name)} is an archive, which the grader never opens: unpack it (its notebook as "
+            "<student>.ipynb or <student>/*.ipynb in the class folder) and run again")
+
+
 def _skipped(name: str) -> bool:
     return name in TOOL_ENTRIES or name.startswith("._")
 
 
-def _walk(folder: pathlib.Path, suffixes: tuple[str, ...]) -> tuple[list[pathlib.Path], list[pathlib.Path], bool]:
-    """(notebooks, notebooks left out as hidden or links, whether the walk stopped at a limit), breadth first,
-    in name order, without following any link."""
-    notebooks, left_out, queue, seen, cut = [], [], [(folder, 0, False)], 0, False
+def _walk(folder: pathlib.Path, suffixes: tuple[str, ...]
+          ) -> tuple[list[pathlib.Path], list[pathlib.Path], list[pathlib.Path], bool]:
+    """(notebooks, notebooks left out as hidden or links, archives, whether the walk stopped at a limit), breadth
+    first, in name order, without following any link."""
+    notebooks, left_out, archives, queue, seen, cut = [], [], [], [(folder, 0, False)], 0, False
     while queue:
         path, depth, hidden = queue.pop(0)
         for entry in sorted(os.scandir(path), key=lambda e: e.name):
             seen += 1
             if seen > MAX_WALK:
-                return sorted(notebooks), sorted(left_out), True
+                return sorted(notebooks), sorted(left_out), sorted(archives), True
             if _skipped(entry.name):
                 continue
             inside = hidden or entry.name.startswith(".")
@@ -146,10 +169,12 @@ def _walk(folder: pathlib.Path, suffixes: tuple[str, ...]) -> tuple[list[pathlib
                 if depth < MAX_DEPTH:
                     queue.append((pathlib.Path(entry.path), depth + 1, inside))
                 cut = cut or depth >= MAX_DEPTH
-            elif pathlib.PurePath(entry.name).suffix in suffixes:
+            elif has_suffix(entry.name, suffixes):
                 kept = not inside and entry.is_file(follow_symlinks=False)
                 (notebooks if kept else left_out).append(pathlib.Path(entry.path))
-    return sorted(notebooks), sorted(left_out), cut
+            elif not inside and _archive(entry.name):
+                archives.append(pathlib.Path(entry.path))
+    return sorted(notebooks), sorted(left_out), sorted(archives), cut
 
 
 @dataclass(frozen=True)
@@ -164,15 +189,17 @@ class _Entry:
 
 
 def _folder_entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ...]) -> _Entry | None:
-    notebooks, left_out, cut = _walk(entry, suffixes)
+    notebooks, left_out, archives, cut = _walk(entry, suffixes)
     hidden = entry.name.startswith(".")
     looked = f" (only the first {MAX_WALK:,} entries, {MAX_DEPTH} folders deep, were looked at)" if cut else ""
     if not notebooks:
         if hidden:
             return None  # a tool's hidden folder, not a student
         unread = (f"; not read: {_names(left_out, entry)} (hidden files and links are not read)" if left_out else "")
+        packed = (f"; not opened: {_names(archives, entry)}, archive(s) the grader never opens: unpack the notebook "
+                  "into the student's folder and run again" if archives else "")
         return _Entry(entry.name, entry, None, f"no {' or '.join(suffixes)} file in the student's folder{looked}"
-                                               f"{unread}", True)
+                                               f"{unread}{packed}", True)
     path, note = pick(notebooks, exercise_id, entry)
     return _Entry(entry.name, entry, path, note + looked, True)
 
@@ -180,8 +207,10 @@ def _folder_entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ..
 def _entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ...]) -> _Entry | None:
     """What one entry of the class folder is: a student's folder or notebook, a reported oddity, or None."""
     mode = entry.lstat().st_mode
-    notebook_like = entry.suffix in suffixes
-    raw = entry.stem if notebook_like and not stat.S_ISDIR(mode) else entry.name
+    notebook_like = has_suffix(entry.name, suffixes)
+    archive = _archive(entry.name) if not notebook_like else ""
+    raw = (entry.stem if notebook_like else entry.name[:-len(archive)] if archive else entry.name
+           ) if not stat.S_ISDIR(mode) else entry.name
     if stat.S_ISLNK(mode):
         if notebook_like or entry.is_dir():
             return _Entry(raw, entry, None, f"{shown(entry.name)} is a symbolic link: the grader does not follow "
@@ -189,6 +218,8 @@ def _entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ...]) -> 
         return None
     if stat.S_ISDIR(mode):
         return _folder_entry(entry, exercise_id, suffixes)
+    if archive:
+        return _Entry(raw, entry, None, _unpack_hint(entry.name))
     if not notebook_like:
         return None
     if not stat.S_ISREG(mode):
@@ -249,9 +280,10 @@ def discover(folder: str | pathlib.Path, exercise_id: str, suffixes: tuple[str, 
                                                    f"({getattr(e, 'strerror', None) or type(e).__name__})")
         if item is None:
             continue
-        if item.raw in entries:  # a folder and a notebook of one name: the folder is graded
-            kept, other = (entries[item.raw], item) if entries[item.raw].is_dir else (item, entries[item.raw])
-            beside = f"not graded: {shown(other.origin.name)}, beside the folder"
+        if item.raw in entries:  # a folder and a notebook of one name: the folder is graded, else the notebook
+            first = entries[item.raw]
+            kept, other = (first, item) if first.is_dir or (first.path and not item.path) else (item, first)
+            beside = f"not graded: {shown(other.origin.name)}, beside {'the folder' if kept.is_dir else shown(kept.origin.name)}"
             entries[item.raw] = replace(kept, note="; ".join(n for n in (kept.note, beside) if n))
         else:
             entries[item.raw] = item

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from grader.assignments.catalog import Exercise
 from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
-from grader.errors import UserError
+from grader.errors import MachineryLost, UserError
 from grader.grading.captures import CaptureCache
 from grader.kernel.cells import export_source, prelude_source, warm_source
 from grader.kernel.execute import Deferred, Execution, execute
@@ -128,7 +128,7 @@ def run_next(wait: Callable[[], Submission | None], exercise: Exercise, data_roo
     the notebook runs again with every model captured.
     """
     run = _run(wait, exercise, (), data_root, warm, factory, None, captures)
-    if run is not None and run.execution.kernel_lost:
+    if run is not None and (run.execution.kernel_lost or run.execution.machinery_lost):  # a fresh one, then
         run = _run(run.submission, exercise, (), data_root, warm, factory, None, captures)
     if run is not None and run.capture_miss:
         again = _run(run.submission, exercise, (), data_root, warm, factory, None, captures, offer=False)
@@ -252,8 +252,10 @@ def grade_submission(
     """Execute one validated notebook in a fresh sandbox (forked from ``factory`` when given) and score it."""
     start = time.monotonic()
     root = resolve_data_root(exercise, data_root)
-    result = score(run_notebook(submission, exercise, hide, root, warm, factory, env), submission, exercise, student,
-                   hidden_seed, include_hidden, root)
+    run = run_notebook(submission, exercise, hide, root, warm, factory, env)
+    if run.execution.machinery_lost:  # never a grade: the caller leaves the submission for the next run
+        raise MachineryLost(run.execution.machinery_lost)
+    result = score(run, submission, exercise, student, hidden_seed, include_hidden, root)
     result.timings["wall"] = round(time.monotonic() - start, 3)
     return result
 

@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass
 
 from grader.assignments.catalog import Assignment, Exercise, load_assignment
+from grader.errors import MachineryLost
 from grader.grading.engine import grade_submission
 from grader.grading.secrets import MissingSeed, hidden_seeds, seed_table
 from grader.kernel.factory import FactoryHandle
@@ -83,7 +84,7 @@ def grade_job(job: Job, assignment: Assignment | None = None) -> SubmissionResul
         assignment = assignment or load_assignment(job.exercise_id)
         grade = _grade_quiz if isinstance(assignment, Quiz) else _grade_notebook
         return dataclasses.replace(grade(assignment, job), note=job.note)
-    except MissingSeed:
+    except (MissingSeed, MachineryLost):
         raise  # not an outcome of this submission: the batch reports it as not graded
     except Exception as e:  # noqa: BLE001 - recorded as this student's outcome, with the grader's traceback
         return SubmissionResult(job.exercise_id, job.student, Status.ERROR,

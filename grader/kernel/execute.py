@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from traitlets import Type
 
-from grader.kernel.factory_client import FELL_BACK
+from grader.kernel.factory_client import FACTORY_LOST, FELL_BACK, KERNEL_ENDED, LOST_EXIT
 from grader.kernel.kernel_export import DIGEST_LINE
 from grader.kernel.notebook import PreparedNotebook
 from grader.kernel.sandbox import Sandbox
@@ -57,6 +57,7 @@ class Execution:
     export_digest: str | None = None  # what the export cell said it wrote (kernel_export.folder_digest)
     kernel_start: str = "fresh launch"  # or "forked from the pre-warmed factory"; a fallback says why
     kernel_lost: bool = False  # a ``Deferred`` kernel died while it waited: nothing of the notebook ran
+    machinery_lost: str = ""  # why the kernel died with the grader's own machinery (its factory, its launcher)
 
     @property
     def traceback(self) -> str:
@@ -308,16 +309,47 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
     result.timings["export"] = time.monotonic() - export_start
 
 
+def _kernel_log(sandbox: Sandbox) -> str:
+    try:
+        return (sandbox.root / "kernel.log").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _machinery_lost(sandbox: Sandbox, code: int | None) -> str:
+    """Why a kernel forked from the factory died with the grader's own machinery; "" when it died of itself.
+
+    The factory's client (the kernel's launcher) writes its last line to the kernel log after the kernel ended,
+    so the last of its lines is its own: ``KERNEL_ENDED`` when the factory told it how the kernel ended (an
+    ``os._exit``, a signal, the memory limit: the notebook's doing). ``FACTORY_LOST`` with ``LOST_EXIT``, from a
+    factory that no longer answers, means the factory died under the kernel; no line at all from a client killed
+    by a signal means someone killed the launcher from outside. Only the grader's processes reach either: the
+    kernel runs as another user, in its own process namespace.
+    """
+    if sandbox.factory is None or not sandbox.factory.socket or code is None:
+        return ""
+    log = _kernel_log(sandbox)
+    said = [line for line in log.splitlines() if line.startswith("grader-factory:")]
+    if any(line.startswith(FELL_BACK) for line in said):  # a fresh launch after all: no factory to lose
+        return ""
+    last = said[-1] if said else ""
+    if last.startswith(KERNEL_ENDED):
+        return ""
+    if code == LOST_EXIT and last.startswith(FACTORY_LOST) and not sandbox.factory.answers():
+        return "the grader's kernel factory ended while this notebook ran (it was killed, or the machine stopped it)"
+    if code < 0 and not last:
+        return (f"the kernel's launcher was killed from outside (signal {-code}) while this notebook ran, before "
+                "the kernel ended")
+    return ""
+
+
 def _kernel_start(sandbox: Sandbox) -> str:
     """How this run's kernel started, from the client's own words in the kernel log when it fell back."""
     if sandbox.factory is None:
         return "fresh launch"
     if not sandbox.factory.socket:
         return f"fresh launch: {sandbox.factory.reason}"
-    try:
-        log = (sandbox.root / "kernel.log").read_text(errors="replace")
-    except OSError:
-        log = ""
+    log = _kernel_log(sandbox)
     fell_back = next((line for line in log.splitlines() if line.startswith(FELL_BACK)), None)
     return fell_back.removeprefix("grader-factory: ") if fell_back else "forked from the pre-warmed factory"
 
@@ -346,6 +378,7 @@ def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Executio
         result.status = Status.ERROR
         code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
         how = f" (exit code {code})" if code and code > 0 else (f" (killed by signal {-code})" if code else "")
+        result.machinery_lost = _machinery_lost(sandbox, code)
         result.reason = ("the kernel died" + how + ". Common causes: a call to os._exit or a crash in native code, "
                          f"or running out of memory (limit {sandbox.limits.memory_mb} MB)")
     except (CellTimeoutError, asyncio.TimeoutError):

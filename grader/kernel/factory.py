@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,18 @@ class FactoryHandle:
                 return FactoryHandle(None, f"the factory did not warm up: {status or 'it exited'}")
             time.sleep(0.02)
         return FactoryHandle(None, f"the factory did not warm up within {timeout_s:g} s")
+
+    def answers(self, timeout_s: float = 2.0) -> bool:
+        """Whether the factory still listens: a connection it accepts and drops (a request without a line)."""
+        if not self.socket:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(timeout_s)
+                probe.connect(self.socket)
+        except OSError:
+            return False
+        return True
 
     def within(self, memory_mb: int) -> FactoryHandle:
         """This handle, or a fresh-launch one when a kernel limited to ``memory_mb`` would have no room to grow."""

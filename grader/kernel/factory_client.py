@@ -16,6 +16,11 @@ import sys
 
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 FELL_BACK = "grader-factory: fresh launch:"
+# The client's last word in the kernel log, written before it exits as the kernel did. A client that ends without it
+# was killed from outside; one that says FACTORY_LOST lost its factory mid-run: neither is the notebook's outcome.
+KERNEL_ENDED = "grader-factory: the kernel ended:"
+FACTORY_LOST = "grader-factory: the factory ended before the kernel:"
+LOST_EXIT = 70  # the client's exit code when the factory went away without telling how the kernel ended
 
 
 def _request(fresh: list) -> dict:
@@ -92,7 +97,9 @@ def main(argv: list) -> None:
         sys.stderr.flush()
         os.execv(fresh[0], fresh)
     ended = await_exit(conn, buffer, reply["pid"], RELAYED)
-    code = ended["exit"] if ended else 70
+    code = ended["exit"] if ended else LOST_EXIT
+    sys.stderr.write(f"{KERNEL_ENDED} {code}\n" if ended else f"{FACTORY_LOST} it closed the connection\n")
+    sys.stderr.flush()
     if code < 0:
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)

@@ -202,19 +202,51 @@ class StoredRun:
     secret_fingerprint: str = ""
 
 
-def migrate(conn: sqlite3.Connection, version: int) -> None:
-    """Bring a gradebook at schema ``version`` up to ``SCHEMA_VERSION``, one transaction per step."""
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        # Explicit: Python's sqlite3 would not open a transaction before DDL by itself.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in MIGRATIONS[target]:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={target}")
-        except BaseException:
+def _statements(script: str) -> list[str]:
+    """``script``'s statements one by one: ``executescript`` would commit the transaction they must run in."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
+
+
+def _step(conn: sqlite3.Connection, path: pathlib.Path) -> bool:
+    """Bring the gradebook one schema version up (creating it from version 0); False once it is up to date.
+
+    The version is read inside the write transaction that changes it: two graders opening one new or old gradebook
+    at the same moment then take turns, and the second finds the first's work done instead of doing it again.
+    """
+    conn.execute("BEGIN IMMEDIATE")  # explicit: Python's sqlite3 would not open a transaction before DDL by itself
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
             conn.rollback()
-            raise
-        conn.commit()
+            return False
+        if version == 0:
+            if conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
+                raise GradebookError(f"{path} is an SQLite file but not a gradebook")
+            statements = _statements(SCHEMA)
+        else:
+            statements = list(MIGRATIONS[version + 1])
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={version + 1}")
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return True
+
+
+def migrate(conn: sqlite3.Connection, path: pathlib.Path) -> None:
+    """Create the gradebook or bring it up to ``SCHEMA_VERSION``, one transaction per step (``_step``)."""
+    while _step(conn, path):
+        pass
 
 
 def _now() -> str:
@@ -265,19 +297,18 @@ class Gradebook:
 
     @classmethod
     def _ready(cls, conn: sqlite3.Connection, path: pathlib.Path, version: int) -> Gradebook:
-        """The gradebook at schema ``version``, created or brought up to date."""
-        if version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-            if tables:
-                conn.close()
-                raise GradebookError(f"{path} is an SQLite file but not a gradebook")
-            conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version=1;\nCOMMIT;")  # all or nothing
-            version = 1
-        elif version > SCHEMA_VERSION:
+        """The gradebook, created or brought up to date from schema ``version`` (read before any lock: ``migrate``
+        reads it again inside each write transaction)."""
+        if version > SCHEMA_VERSION:
             conn.close()
             raise GradebookError(f"{path} has schema version {version}; this grader reads up to {SCHEMA_VERSION}. "
                                  "Upgrade the grader.")
-        migrate(conn, version)
+        if version < SCHEMA_VERSION:
+            try:
+                migrate(conn, path)
+            except GradebookError:
+                conn.close()
+                raise
         return cls(conn, path)
 
     def schema_version(self) -> int:
