@@ -283,7 +283,8 @@ def discover(folder: str | pathlib.Path, exercise_id: str, suffixes: tuple[str, 
         if item.raw in entries:  # a folder and a notebook of one name: the folder is graded, else the notebook
             first = entries[item.raw]
             kept, other = (first, item) if first.is_dir or (first.path and not item.path) else (item, first)
-            beside = f"not graded: {shown(other.origin.name)}, beside {'the folder' if kept.is_dir else shown(kept.origin.name)}"
+            where = "the folder" if kept.is_dir else shown(kept.origin.name)
+            beside = f"not graded: {shown(other.origin.name)}, beside {where}"
             entries[item.raw] = replace(kept, note="; ".join(n for n in (kept.note, beside) if n))
         else:
             entries[item.raw] = item
