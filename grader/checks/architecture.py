@@ -13,8 +13,6 @@ from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 import reference
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.models import DATA, MODEL
@@ -301,7 +299,8 @@ def _step(node: Any) -> str:
     name = _names(node)[0]
     if name in STEP_OPS:
         return f"`{name}`"
-    cast = [a for a in (*node.args[1:], *node.kwargs.values()) if isinstance(a, torch.dtype)]
+    # torch.dtype, by name: this module is read by the fast commands, which never import torch
+    cast = [a for a in (*node.args[1:], *node.kwargs.values()) if type(a).__name__ == "dtype"]
     return f"a cast to {cast[0]}" if name in ("to", "_to_copy", "type") and cast and not cast[0].is_floating_point \
         else ""
 
