@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from grader.checks.data import DataFactory
-from grader.checks.mnist import rounding, transforms_in_code
+from grader.checks.mnist import _batches_unlike, rounding, transforms_in_code
 from grader.checks.models import measured_accuracy
 from grader.loading.values import LoaderExport, OptimizerExport, SchedulerExport
 from grader.results import Status
@@ -566,6 +566,17 @@ def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each
     assert failed[0].points == 1.5 and says in failed[0].message, failed[0].message
 
 
+@pytest.mark.parametrize("steps, says", [
+    (5 * 19, ""), (5 * 18, ""),  # batches of 64 over 1,200 images, the last one kept or dropped
+    (5 * 5, "the model for lr=0.001 took 25 optimizer steps, 5 per epoch over 5 epochs, where batches of 64 over the "
+            "1,200 training images make 19: another batch size, or other training data"),  # batches of 256
+])
+def test_a_sweep_s_batch_size_is_read_from_each_model_s_steps(tmp_path, steps, says):
+    """Batches of 256 in every run (the task fixes 64) got 11/11: the runs are alike among themselves."""
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps_since_start=steps)
+    assert " ".join(_batches_unlike({0.001: net}, 5, 1200, 64)) == says
+
+
 def _trained_by(cls: str, group: dict) -> OptimizerExport:
     return OptimizerExport(cls, f"torch.optim.{cls.lower()}", ({"lr": 0.01, "initial_lr": 0.01, "n_params": 101770}
                                                               | group,), {}, 100)
@@ -784,6 +795,11 @@ def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, f
                                              "that changed them)"),
     ({"cross_entropy": 300, "soft_targets": 20}, "cross_entropy was given targets other than the labels (class "
                                                  "probabilities that are not one-hot, in 20 of its first calls)"),
+    ({"cross_entropy": 0, "others": {"mse_loss": 316}}, "the run called mse_loss (316 calls), a loss other than "
+                                                        "cross_entropy"),
+    ({"cross_entropy": 316, "others": {"mse_loss": 3}}, ""),  # an MSE printed now and then: no training loss
+    ({"nll_loss": 316, "nll_not_log_probabilities": 20}, "nll_loss (NLLLoss) was given rows that are not "
+                                                         "log-probabilities in 20 of its first calls"),
     ({"cross_entropy": 316}, ""),
 ])
 def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_record(roots, tmp_path, calls, says):

@@ -85,6 +85,7 @@ def test_the_runs_losses_and_clipping_are_recorded(exports):
     assert calls["label_smoothing"] == (0.2,) and calls["clipped"] == 1
     assert calls["cross_entropy"] > 20 and calls["probabilities"] == 0
     assert calls["soft_targets"] == 1  # the targets smoothed by hand; one-hot rows are the labels
+    assert (calls["nll_loss"], calls["nll_not_log_probabilities"]) == (2, 1) and calls["others"] == {"mse_loss": 1}
 
 
 def test_an_optimizer_made_anew_during_training_is_counted_where_it_drops_the_state_kept(exports):

@@ -60,7 +60,8 @@ def carried_gradients(net: Any, where: str) -> str:
 def loss_changes(net: Any, softmax_in_model: bool = False) -> list[str]:
     """How the run's losses and gradients differed from plain cross-entropy on the scores, as the kernel recorded the
     notebook's calls (run-wide): label smoothing, by argument or in the targets, probabilities given to cross_entropy
-    (unless the model's own last layer is the softmax, which the architecture check names), gradient clipping."""
+    (unless the model's own last layer is the softmax, which the architecture check names), another loss (MSE on
+    one-hot targets, say), gradient clipping."""
     losses = getattr(net, "loss_calls", None) or {}
     found = []
     if losses.get("label_smoothing"):
@@ -73,6 +74,17 @@ def loss_changes(net: Any, softmax_in_model: bool = False) -> list[str]:
         found.append(f"cross_entropy was given targets other than the labels (class probabilities that are not one-hot, "
                      f"in {losses['soft_targets']} of its first calls): label smoothing, or another softening, written "
                      "by hand")
+    if losses.get("nll_not_log_probabilities"):
+        found.append(f"nll_loss (NLLLoss) was given rows that are not log-probabilities in "
+                     f"{losses['nll_not_log_probabilities']} of its first calls: without a log_softmax before it, what "
+                     "it computes is not cross-entropy")
+    # Called as often as a training loop calls its loss: a metric of a few calls (an MSE to print) is not training.
+    trained = {name: n for name, n in (losses.get("others") or {}).items()
+               if n >= 10 and 2 * n > losses.get("cross_entropy", 0)}
+    if trained:
+        called = ", ".join(f"{name} ({n} calls)" for name, n in trained.items())
+        found.append(f"the run called {called}, a loss other than cross_entropy, as often as a training loop calls "
+                     f"its loss (cross_entropy: {losses.get('cross_entropy', 0)} calls)")
     if losses.get("clipped"):
         found.append(f"the gradients were clipped ({losses['clipped']} clip_grad_norm_/clip_grad_value_ calls that "
                      "changed them)")

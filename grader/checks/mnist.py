@@ -755,13 +755,31 @@ def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
     return found
 
 
+def _batches_unlike(nets: dict[float, ModelValue], epochs: int, n: int, batch: int) -> list[str]:
+    """The runs whose models took another number of optimizer steps than ``epochs`` epochs of batches of ``batch``
+    over ``n`` training images make (the last batch kept or dropped), counted since each model's start."""
+    per_epoch = (math.ceil(n / batch), n // batch)
+    found = []
+    for lr, net in nets.items():
+        steps = getattr(net, "steps_since_start", 0) or max(getattr(net, "steps", {}).values(), default=0)
+        if steps and steps not in {epochs * k for k in per_epoch}:
+            found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, {steps / epochs:g} per epoch over "
+                         f"{epochs} epochs, where batches of {batch} over the {n:,} training images make "
+                         f"{per_epoch[0]:,}: another batch size, or other training data")
+    return found
+
+
 @check_kind("sweep_order", **SWEEP, better=Param((int, float)), worse=Param((int, float)),
             data=Param(dict, check=data_problem),
             epochs=Param(int, 0, "the epochs the task trains each rate for, read from the reported curves (0: any)"),
             optimizer=Param(str, "", "the optimizer class the task trains each rate with, as the kernel recorded the "
-                            "classes that stepped each model ('': any)"))
+                            "classes that stepped each model ('': any)"),
+            batch_size=Param(int, 0, "the batch size the task fixes, read from each model's optimizer steps over the "
+                             "training split (0: any)"),
+            train_data=Param(dict, {}, "the training split the batches are counted over",
+                             check=lambda d: data_problem(d) if d else None))
 def sweep_order(ctx: CheckContext, models: str, results: str, better: float, worse: float, data: dict,
-                epochs: int = 0, optimizer: str = "") -> Outcome:
+                epochs: int = 0, optimizer: str = "", batch_size: int = 0, train_data: dict | None = None) -> Outcome:
     """The grader's measurement must show ``better`` beating ``worse`` after training (e.g. 1e-3 over 1e-4)."""
     nets, table = _sweep(ctx, models, results, [better, worse])
     val = ctx.data.make(data, ctx.check_id)
@@ -780,6 +798,13 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
         unlike.append("the two models started from different weights (as the kernel recorded them at their first "
                       "forward pass), where the task builds each right after torch.manual_seed(0)")
     unlike += _trained_unlike({lr: nets[lr] for lr in (better, worse)}, optimizer)
+    if epochs and batch_size and train_data:
+        n_train = len(ctx.data.make(train_data, ctx.check_id).Y)
+        unlike += _batches_unlike({lr: nets[lr] for lr in (better, worse)}, epochs, n_train, batch_size)
+    changed = loss_changes(nets[better])  # run-wide: the same record for every model
+    if changed:
+        unlike.append("; ".join(changed) + " (the kernel's record of the run), where the set-up trains with plain "
+                      "cross-entropy of the scores")
     if unlike:
         beats = "beats" if acc[better] > acc[worse] else "does not beat"
         return Outcome(False, f"The comparison is of runs trained alike, but {'; and '.join(unlike)} (lr={better:g} "

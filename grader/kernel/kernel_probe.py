@@ -76,9 +76,11 @@ INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 # The notebook's losses and gradient clipping, run-wide: cross_entropy calls, the label_smoothing values they were
 # given, those (of the first INPUT_CALLS) whose input rows were probabilities (a softmax before a loss that applies
-# its own) or whose targets were probabilities other than one-hot rows, and the clip_grad_norm_/clip_grad_value_ calls
-# that changed a gradient.
-LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0, "soft_targets": 0}
+# its own) or whose targets were probabilities other than one-hot rows, the clip_grad_norm_/clip_grad_value_ calls
+# that changed a gradient, the calls of other losses (OTHER_LOSSES), by name, and nll_loss's calls with those (of the
+# first INPUT_CALLS) whose rows were not log-probabilities.
+LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0, "soft_targets": 0,
+          "others": {}, "nll_loss": 0, "nll_not_log_probabilities": 0}
 
 
 def _first_forward(module, args):
@@ -147,6 +149,45 @@ def _noted_loss(cross_entropy):
     return noted
 
 
+# Losses other than cross_entropy (and nll_loss, half of it) that a classifier is sometimes trained with.
+OTHER_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
+                "binary_cross_entropy_with_logits", "kl_div", "multi_margin_loss", "soft_margin_loss",
+                "multilabel_soft_margin_loss", "multilabel_margin_loss", "poisson_nll_loss", "hinge_embedding_loss")
+
+
+def _counted_loss(loss, name: str):
+    """A loss of ``torch.nn.functional`` (which its nn.Module form calls) counting its calls by name."""
+    def counted(*args, **kwargs):
+        if RECORDING[0]:
+            try:
+                others = LOSSES["others"]
+                others[name] = others.get(name, 0) + 1
+            except Exception:  # noqa: BLE001
+                pass
+        return loss(*args, **kwargs)
+
+    counted.__wrapped__ = loss
+    return counted
+
+
+def _noted_nll(nll_loss):
+    """``torch.nn.functional.nll_loss`` (NLLLoss's) counting, of its first calls, those given rows that are not
+    log-probabilities: without a log_softmax before it, what it computes is no cross-entropy."""
+    def noted(input, *args, **kwargs):
+        if RECORDING[0]:
+            try:
+                LOSSES["nll_loss"] += 1
+                if LOSSES["nll_loss"] <= INPUT_CALLS and input.dim() == 2 and input.is_floating_point():
+                    if float((input.detach().exp().sum(1) - 1).abs().max()) > 1e-3:
+                        LOSSES["nll_not_log_probabilities"] += 1
+            except Exception:  # noqa: BLE001
+                pass
+        return nll_loss(input, *args, **kwargs)
+
+    noted.__wrapped__ = nll_loss
+    return noted
+
+
 def _noted_clip(clip, by_norm: bool):
     """``clip_grad_norm_``/``clip_grad_value_`` counting the calls that changed a gradient: a bound no gradient
     reaches (clip_grad_value_(params, 1e6)) leaves the run as it was. The call itself is the student's, untouched
@@ -181,7 +222,8 @@ def _noted_clip(clip, by_norm: bool):
 def loss_record() -> dict:
     return {"cross_entropy": LOSSES["cross_entropy"], "label_smoothing": sorted(LOSSES["label_smoothing"])[:5],
             "probabilities": LOSSES["probabilities"], "clipped": LOSSES["clipped"],
-            "soft_targets": LOSSES["soft_targets"]}
+            "soft_targets": LOSSES["soft_targets"], "others": dict(sorted(LOSSES["others"].items())[:10]),
+            "nll_loss": LOSSES["nll_loss"], "nll_not_log_probabilities": LOSSES["nll_not_log_probabilities"]}
 
 
 def _starting(optimizer, args, kwargs):
@@ -473,6 +515,10 @@ def install(torch) -> None:
     try:  # the losses and clipping the notebook calls, looked up on these modules at each call
         functional = importlib.import_module("torch.nn.functional")
         functional.cross_entropy = _noted_loss(functional.cross_entropy)
+        for name in OTHER_LOSSES:
+            if callable(getattr(functional, name, None)):
+                setattr(functional, name, _counted_loss(getattr(functional, name), name))
+        functional.nll_loss = _noted_nll(functional.nll_loss)
         utils = importlib.import_module("torch.nn.utils")
         for name in ("clip_grad_norm_", "clip_grad_value_"):
             setattr(utils, name, _noted_clip(getattr(utils, name), by_norm=name == "clip_grad_norm_"))

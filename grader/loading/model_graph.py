@@ -497,10 +497,13 @@ def _losses(value: object) -> dict:
     """The run's loss record as the kernel wrote it: counts, and a few label_smoothing values."""
     if not isinstance(value, dict):
         return {}
-    counts = {k: _count(value.get(k)) for k in ("cross_entropy", "probabilities", "clipped", "soft_targets")}
+    counts = {k: _count(value.get(k)) for k in ("cross_entropy", "probabilities", "clipped", "soft_targets",
+                                                "nll_loss", "nll_not_log_probabilities")}
     smoothing = value.get("label_smoothing")
     values = _finite(smoothing, len(smoothing)) if isinstance(smoothing, list) and len(smoothing) <= 5 else ()
-    return {**counts, "label_smoothing": values}
+    others = value.get("others") if isinstance(value.get("others"), dict) else {}
+    others = {k[:40]: _count(n) for k, n in list(others.items())[:10] if isinstance(k, str) and _count(n)}
+    return {**counts, "label_smoothing": values, "others": others}
 
 
 def _settings(value: object) -> dict:
