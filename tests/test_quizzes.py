@@ -364,6 +364,15 @@ def test_check_writes_the_page_next_to_the_answers_by_default(capsys, tmp_path):
     assert code == 0 and (tmp_path / "alice.quiz.html").is_file()
 
 
+def test_check_refuses_a_page_that_would_replace_the_answers(capsys, tmp_path):
+    answers = tmp_path / "alice.toml"
+    shutil.copy(FILES / "perfect.toml", answers)
+    code, out, err = run_cli(capsys, "quiz", "check", answers, "--html", answers)
+    assert (code, out, err) == (2, "", f"grader quiz check: --html {answers} is the answers file: writing there would "
+                                       "replace it; choose another path\n")
+    assert answers.read_bytes() == (FILES / "perfect.toml").read_bytes()
+
+
 # --- the HTML page -------------------------------------------------------------------
 
 

@@ -22,9 +22,12 @@ def run(args: argparse.Namespace) -> int:
     from grader.specs.config import discover, resolve_gradebook
     from grader.store.gradebook import Gradebook
     from grader.store.lateness import apply_late_policy
+    from grader.store.outputs import check_output, gradebook_files
 
     config = discover(getattr(args, "config", None))
-    with Gradebook.open(resolve_gradebook(args.gradebook, config), create=False) as gradebook:
+    path = resolve_gradebook(args.gradebook, config)
+    check_output(args.out, "--out", gradebook_files(path, config), folder=True)
+    with Gradebook.open(path, create=False) as gradebook:
         if config:  # pages show the due dates, extensions and late policy grader.toml sets now
             apply_late_policy(gradebook, config)
         report = write_feedback(gradebook, args.out)

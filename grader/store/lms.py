@@ -18,6 +18,7 @@ from grader.specs.paths import student_name
 from grader.specs.roster import RosterEntry, match_roster
 from grader.store.gradebook import Gradebook, StoredRun
 from grader.store.lateness import LateRecord, late_records
+from grader.store.outputs import write_output
 from grader.store.overrides import WHOLE, FinalScore, final_scores
 from grader.store.roster import load_roster
 
@@ -229,7 +230,5 @@ def write_gradescope(gradebook: Gradebook, out: pathlib.Path, assignment: str | 
     written, finals, late = [], final_scores(gradebook, assignment), late_records(gradebook, assignment)
     for student, results in sorted(by_student.items()):
         path = out / student_name(student) / "results.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(gradescope_results(results, finals, late), indent=2) + "\n")
-        written.append(path)
+        written.append(write_output(path, json.dumps(gradescope_results(results, finals, late), indent=2) + "\n"))
     return written
