@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from grader.render.html import write_page
     from grader.specs.config import discover, resolve_gradebook
     from grader.store.gradebook import Gradebook
-    from grader.store.lateness import apply_late_policy
+    from grader.store.lateness import apply_late_policy, ignored_extensions
     from grader.store.lms import canvas_table, csv_table, write_gradescope
     from grader.store.outputs import check_output, gradebook_files
 
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     with Gradebook.open(path, create=False) as gradebook:
         if config:  # grades leave with the due dates, extensions and late policy grader.toml sets now
             apply_late_policy(gradebook, config)
+            for line in ignored_extensions(gradebook):
+                print(f"grader export: {line}", file=sys.stderr)
         if args.assignment and args.format != "gradescope":
             raise UserError(f"--assignment goes with --format gradescope; --format {args.format} exports every "
                             "assignment")
