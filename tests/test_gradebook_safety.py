@@ -280,3 +280,16 @@ def test_a_full_or_read_only_disk_gets_one_line_naming_the_file_and_no_temporary
                           wrap=_read_only_view(read_only))
     assert (code, out, err) == (2, "", f"grader export: cannot write {read_only / 'g.csv'}: Read-only file system\n")
     assert list(read_only.iterdir()) == []
+
+
+def test_a_binary_secret_file_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GRADER_SECRET", raising=False)
+    answers = tmp_path / "class"
+    answers.mkdir()
+    shutil.copy(FILES / "quizzes" / "perfect.toml", answers / "ada.toml")
+    book = tmp_path / "gb.sqlite"
+    secret = tmp_path / "gb.sqlite.secret"
+    secret.write_bytes(bytes(range(256)) * 12)  # as `head -c 3000 /dev/urandom` makes one: no text
+    code, out, err = run_cli(capsys, "grade", answers, "--exercise", "convergence", "--gradebook", book)
+    assert (code, err) == (2, f"grader grade: the secret file {secret} is not text (byte 128 is not UTF-8): give "
+                              "the file of the secret that graded this class, or a text file with a new one\n")
