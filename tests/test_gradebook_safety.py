@@ -1,6 +1,7 @@
 """Gradebook safety: a read-only folder or a damaged file gets one line, never a traceback; integrity check and
 online backup; the schema migrates from the previous version."""
 
+import csv
 import os
 import shutil
 import sqlite3
@@ -293,3 +294,24 @@ def test_a_binary_secret_file_is_one_line_not_a_traceback(tmp_path, capsys, monk
     code, out, err = run_cli(capsys, "grade", answers, "--exercise", "convergence", "--gradebook", book)
     assert (code, err) == (2, f"grader grade: the secret file {secret} is not text (byte 128 is not UTF-8): give "
                               "the file of the secret that graded this class, or a text file with a new one\n")
+
+
+def test_no_export_cell_is_a_formula_a_spreadsheet_would_run(tmp_path, capsys):
+    book = _gradebook(tmp_path / "gb.sqlite", students=("+1+1", "@SUM(1+1)", "-2", "\tcmd"))
+    roster = tmp_path / "roster.csv"
+    roster.write_text('Student ID,Name,E-mail,Login,Section,Canvas ID\n'
+                      '-2,"=HYPERLINK(""http://x.example"")",x@uni.example,-2,@A,51\n')
+    assert run_cli(capsys, "roster", "import", roster, "--gradebook", book)[0] == 0
+    code, out, _ = run_cli(capsys, "export", "--format", "csv", "--gradebook", book)
+    assert code == 0
+    rows = list(csv.reader(out.splitlines()))
+    names = [(row[0], row[3]) for row in rows[1:]]
+    assert names == [("'\tcmd", "'\tcmd"), ("'+1+1", "'+1+1"), ("'=HYPERLINK(\"http://x.example\")", "-2"),
+                     ("'@SUM(1+1)", "'@SUM(1+1)")]
+    # Only a number may start with a minus sign ("-2": a spreadsheet reads it as the number it is).
+    assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "@", "\t", "\r")
+                or (cell[:1] == "-" and cell != "-2")]
+    code, out, _ = run_cli(capsys, "export", "--format", "canvas", "--out", tmp_path / "canvas.csv", "--gradebook", book)
+    assert code == 0
+    assert list(csv.reader((tmp_path / "canvas.csv").read_text().splitlines()))[1] == [
+        "'=HYPERLINK(\"http://x.example\")", "51", "-2", "-2", "'@A", "2"]
