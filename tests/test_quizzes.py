@@ -203,6 +203,25 @@ def test_a_notebook_may_read_its_answers_and_hold_prose_that_is_not_python(tmp_p
     assert answers.error is None and answers.answers == {"lr-role": "C"}
 
 
+def test_a_lone_surrogate_in_an_answer_is_refused_in_one_line_by_both_printers(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "s.json").write_text('{"lr-role": "\\ud800", "lr-keyword": "B"}')
+    notebook = _notebook(tmp_path, 'answers = {"lr-role": "C", "lr-keyword": "\\udfff"}')
+    for path, held, extra in ((tmp_path / "s.json", "'\\ud800'", ()), (tmp_path / "s.json", "'\\ud800'", ("--json",)),
+                              (notebook, "'\\udfff'", ())):
+        # A process of its own: its stdout encodes strictly, as a terminal's does (capsys would take anything).
+        done = subprocess.run([sys.executable, "-m", "grader", "quiz", "check", str(path), "--quiz", "convergence",
+                               *extra], capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path)
+        where = "the file" if path.suffix == ".json" else "the notebook"
+        error = (f"{path}: {where} holds {held}, with a lone surrogate (half of a UTF-16 pair, which is no "
+                 "character); write each answer as plain text")
+        assert (done.returncode, done.stderr) == (2, f"grader quiz check: {error}\n")
+        assert json.loads(done.stdout)["error"] == error if extra else done.stdout == ""
+    assert not list(tmp_path.glob("*.html"))
+
+
 ALL_RIGHT = 'answers = {"lr-role": "C", "lr-keyword": "B", "high-fixed-lr": "D", "scheduler-printout": "B", ' \
             '"fast-then-fine": "C"}'
 
