@@ -54,11 +54,11 @@ def _existing_kind(path: pathlib.Path) -> str | None:
 def same_path(a: pathlib.Path, b: pathlib.Path) -> bool:
     """Whether ``a`` and ``b`` name one file: the same path once links and ``..`` are resolved, or one file under
     two names (a hard link)."""
-    if pathlib.Path(a).resolve() == pathlib.Path(b).resolve():
-        return True
     try:
+        if pathlib.Path(a).resolve() == pathlib.Path(b).resolve():
+            return True
         return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet): then they are not one file
+    except (OSError, RuntimeError):  # one does not exist (yet), or is a loop of links: not one file
         return False
 
 
