@@ -138,9 +138,7 @@ def main(argv: list[str] | None = None, warm: bool = False) -> int:
     args = build_parser().parse_args(argv)
     args.warm_process = warm
     if argv is None and (args.command == "grade" or (args.command == "check" and not args.no_factory)):
-        from grader import warm_server
-
-        code = warm_server.forward(sys.argv[1:])
+        code = _forward(args)
         if code is not None:
             return code
     try:
@@ -150,8 +148,24 @@ def main(argv: list[str] | None = None, warm: bool = False) -> int:
             gc.freeze()
 
 
+def _name(args: argparse.Namespace) -> str:
+    return " ".join(filter(None, [args.command, getattr(args, "action", None)]))
+
+
+def _forward(args: argparse.Namespace) -> int | None:
+    """The command's exit code from the warm server; None when it runs here instead. Ctrl-C while the server starts
+    (before the command runs there, which relays later ones) ends it as any other Ctrl-C does."""
+    from grader import warm_server
+
+    try:
+        return warm_server.forward(sys.argv[1:])
+    except KeyboardInterrupt:
+        print(f"grader {_name(args)}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def _run(args: argparse.Namespace) -> int:
-    name = " ".join(filter(None, [args.command, getattr(args, "action", None)]))
+    name = _name(args)
     try:
         return args.run(args)
     except UserError as e:

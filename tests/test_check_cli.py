@@ -1,8 +1,10 @@
 """``grader check`` per the contract: table, --json, --html, exit codes 0/1/2."""
 
 import json
+import os
 import pathlib
 import re
+import shutil
 
 import pytest
 
@@ -87,6 +89,20 @@ def test_unusable_input_with_json_still_prints_one_object(capsys):
     assert code == 2
     payload = json.loads(out)
     assert set(payload) == CONTRACT | {"timings"} and payload["status"] == "invalid" and payload["checks"] == []
+
+
+def test_an_html_page_that_would_replace_the_notebook_or_a_device_is_refused_before_the_kernel(capsys, tmp_path):
+    notebook = tmp_path / "nb.ipynb"
+    shutil.copy(STUDENT, notebook)
+    same = tmp_path / "sub" / ".." / "nb.ipynb"
+    code, out, err = run_cli(capsys, "check", notebook, "--html", same, "--no-factory")
+    assert (code, out, err) == (2, "", f"grader check: --html {same} is the notebook being checked: writing there "
+                                       "would replace it; choose another path\n")
+    code, out, err = run_cli(capsys, "check", notebook, "--html", "/dev/full", "--json")
+    assert code == 2 and json.loads(out)["error"] == ("--html /dev/full is a device file, not a regular file: "
+                                                      "choose the path of a file to write")
+    assert notebook.read_bytes() == STUDENT.read_bytes() and os.stat("/dev/full").st_rdev
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb"]
 
 
 def test_unknown_exercise_exits_2_and_lists_the_known_ones(capsys):

@@ -1,9 +1,11 @@
 """Gradebook safety: a read-only folder or a damaged file gets one line, never a traceback; integrity check and
 online backup; the schema migrates from the previous version."""
 
+import csv
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -224,3 +226,120 @@ def test_two_graders_creating_one_new_gradebook_at_once_both_open_it(tmp_path):
         tables = sqlite3.connect(tmp_path / f"book{i}.sqlite").execute(
             "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='students'").fetchone()[0]
         assert tables == 1
+
+
+def test_an_output_that_is_the_gradebook_or_not_a_regular_file_is_refused_before_anything_is_written(tmp_path, capsys):
+    book = _gradebook(tmp_path / "gb.sqlite")
+    (tmp_path / "gb.sqlite.secret").write_text("safety-test-secret\n")
+    (tmp_path / "folder").mkdir()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    refused = {
+        ("export", "--format", "csv", "--out", book): f"--out {book} is the gradebook",
+        ("export", "--format", "canvas", "--out", f"{book}.secret"): f"--out {book}.secret is the instructor secret",
+        ("export", "--format", "csv", "--out", f"{book}-wal"): f"--out {book}-wal is the gradebook's SQLite "
+                                                                "write-ahead log",
+        ("export", "--format", "gradescope", "--out", book): f"--out {book} is the gradebook",
+        ("feedback", "--out", book): f"--out {book} is the gradebook",
+    }
+    for argv, said in refused.items():
+        code, out, err = run_cli(capsys, *argv, "--gradebook", book)
+        assert (code, out, err) == (2, "", f"grader {argv[0]}: {said}: writing there would replace it; choose "
+                                           "another path\n")
+    for target, kind in (("/dev/full", "a device file"), (tmp_path / "folder", "a folder")):
+        code, out, err = run_cli(capsys, "export", "--format", "csv", "--out", target, "--gradebook", book)
+        assert (code, out, err) == (2, "", f"grader export: --out {target} is {kind}, not a regular file: choose the "
+                                           "path of a file to write\n")
+    code, out, err = run_cli(capsys, "feedback", "--out", tmp_path / "gb.sqlite.secret", "--gradebook", book)
+    assert (code, err) == (2, f"grader feedback: --out {tmp_path / 'gb.sqlite.secret'} is the instructor secret: "
+                              "writing there would replace it; choose another path\n")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert os.stat("/dev/full").st_rdev and not (tmp_path / "folder").is_file()
+    # The writer itself replaces nothing but a regular file, whoever calls it.
+    from hostile_support import unix_socket
+
+    from grader.store.outputs import OutputError, write_output
+
+    unix_socket(tmp_path / "s.sock").close()
+    with pytest.raises(OutputError, match=f"^refusing to write {tmp_path / 's.sock'}: it is a socket, not a regular "
+                                          "file$"):
+        write_output(tmp_path / "s.sock", "page")
+    assert stat.S_ISSOCK(os.lstat(tmp_path / "s.sock").st_mode)
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys):
+    book = _gradebook(tmp_path / "gb.sqlite")
+    assert run_cli(capsys, "roster", "import", FILES / "course" / "roster.csv", "--gradebook", book)[0] == 0
+    (tmp_path / "a-file").write_text("")
+    blocked = tmp_path / "a-file"
+    for argv, path in ((("export", "--format", "csv", "--out", blocked / "g.csv"), blocked / "g.csv"),
+                       (("export", "--format", "canvas", "--out", blocked / "c.csv"), blocked / "c.csv"),
+                       (("export", "--format", "gradescope", "--out", blocked / "gs"), blocked / "gs/ada/results.json"),
+                       (("feedback", "--out", blocked / "fb"), blocked / "fb/convergence/ada.html")):
+        code, out, err = run_cli(capsys, *argv, "--gradebook", book)
+        assert (code, out, err) == (2, "", f"grader {argv[0]}: cannot write {path}: Not a directory\n")
+
+
+def _full_disk_view(folder):
+    """A command prefix under which ``folder`` is a full file system (a 16 kB tmpfs, filled, in a private mount
+    namespace; root only); after the command, the files left in it are listed on stdout below ``left:``."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) to mount a full file system")
+    script = (f"mount -t tmpfs -o size=16k tmpfs {folder} || exit 99; head -c 65536 /dev/zero > {folder}/fill "
+              f"2>/dev/null; \"$@\"; code=$?; echo left:; find {folder} -type f | sort; exit $code")
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()}")
+    return ("unshare", "--mount", "sh", "-c", script, "sh")
+
+
+def test_a_full_or_read_only_disk_gets_one_line_naming_the_file_and_no_temporary_file(tmp_path):
+    book = _gradebook(tmp_path / "gb.sqlite")
+    full = tmp_path / "full"
+    full.mkdir()
+    wrap = _full_disk_view(full)
+    for argv, path in ((("export", "--format", "csv", "--out", full / "g.csv"), full / "g.csv"),
+                       (("export", "--format", "gradescope", "--out", full / "gs"), full / "gs/ada/results.json"),
+                       (("feedback", "--out", full / "fb"), full / "fb/convergence/ada.html")):
+        code, out, err = _cli(*argv, "--gradebook", book, wrap=wrap)
+        assert (code, err) == (2, f"grader {argv[0]}: cannot write {path}: No space left on device\n")
+        assert out.split("left:\n")[1] == f"{full / 'fill'}\n"  # no temporary file stays behind
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    code, out, err = _cli("export", "--format", "csv", "--out", read_only / "g.csv", "--gradebook", book,
+                          wrap=_read_only_view(read_only))
+    assert (code, out, err) == (2, "", f"grader export: cannot write {read_only / 'g.csv'}: Read-only file system\n")
+    assert list(read_only.iterdir()) == []
+
+
+def test_a_binary_secret_file_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("GRADER_SECRET", raising=False)
+    answers = tmp_path / "class"
+    answers.mkdir()
+    shutil.copy(FILES / "quizzes" / "perfect.toml", answers / "ada.toml")
+    book = tmp_path / "gb.sqlite"
+    secret = tmp_path / "gb.sqlite.secret"
+    secret.write_bytes(bytes(range(256)) * 12)  # as `head -c 3000 /dev/urandom` makes one: no text
+    code, out, err = run_cli(capsys, "grade", answers, "--exercise", "convergence", "--gradebook", book)
+    assert (code, err) == (2, f"grader grade: the secret file {secret} is not text (byte 128 is not UTF-8): give "
+                              "the file of the secret that graded this class, or a text file with a new one\n")
+
+
+def test_no_export_cell_is_a_formula_a_spreadsheet_would_run(tmp_path, capsys):
+    book = _gradebook(tmp_path / "gb.sqlite", students=("+1+1", "@SUM(1+1)", "-2", "\tcmd"))
+    roster = tmp_path / "roster.csv"
+    roster.write_text('Student ID,Name,E-mail,Login,Section,Canvas ID\n'
+                      '-2,"=HYPERLINK(""http://x.example"")",x@uni.example,-2,@A,51\n')
+    assert run_cli(capsys, "roster", "import", roster, "--gradebook", book)[0] == 0
+    code, out, _ = run_cli(capsys, "export", "--format", "csv", "--gradebook", book)
+    assert code == 0
+    rows = list(csv.reader(out.splitlines()))
+    names = [(row[0], row[3]) for row in rows[1:]]
+    assert names == [("'\tcmd", "'\tcmd"), ("'+1+1", "'+1+1"), ("'=HYPERLINK(\"http://x.example\")", "-2"),
+                     ("'@SUM(1+1)", "'@SUM(1+1)")]
+    # Only a number may start with a minus sign ("-2": a spreadsheet reads it as the number it is).
+    assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "@", "\t", "\r")
+                or (cell[:1] == "-" and cell != "-2")]
+    code, out, _ = run_cli(capsys, "export", "--format", "canvas", "--out", tmp_path / "canvas.csv", "--gradebook", book)
+    assert code == 0
+    assert list(csv.reader((tmp_path / "canvas.csv").read_text().splitlines()))[1] == [
+        "'=HYPERLINK(\"http://x.example\")", "51", "-2", "-2", "'@A", "2"]

@@ -273,3 +273,34 @@ def test_a_corrected_manifest_changes_the_time_of_an_unchanged_submission(term, 
     with Gradebook.open(tmp_path / "course" / "gradebook.sqlite", create=False) as gradebook:
         ben = late_records(gradebook, "convergence")[("1002", "convergence")]
     assert (ben.submitted_at, ben.days_late, ben.final_score) == ("2027-03-05T20:00:00+01:00", 0, 4)
+
+
+def test_an_extension_no_date_can_hold_is_refused_and_one_stored_before_is_ignored_not_fatal(term, tmp_path, capsys,
+                                                                                           monkeypatch):
+    root, _ = term
+    shutil.copytree(root, tmp_path / "course")
+    monkeypatch.chdir(tmp_path / "course")
+    book = tmp_path / "course" / "gradebook.sqlite"
+    for days in ("nan", "inf", "1e9", "3650.5", "-1"):
+        code, out, err = run_cli(capsys, "extend", "bokafor", "lr-schedulers", "--days", days)
+        assert (code, out) == (2, "") and err == (f"grader extend: --days {float(days):g} is not a number of days from "
+                                                  "0 to 3650\n")
+    with sqlite3.connect(book) as conn:
+        assert conn.execute("SELECT count(*) FROM extensions").fetchone() == (0,)
+        # As an older grader stored them: the whole class's export overflowed a deadline (or died on nan).
+        conn.executemany("INSERT INTO extensions(student, exercise, days, granted_at) VALUES (?, ?, ?, ?)",
+                         [("1002", "lr-schedulers", float("inf"), "2027-03-16T10:00:00+00:00"),
+                          ("1003", "convergence", 1e9, "2027-03-16T10:01:00+00:00")])
+    code, out, err = run_cli(capsys, "export", "--format", "csv")
+    assert code == 0 and out == CSV  # as if they were never given: Cleo keeps grader.toml's 2 days
+    assert err.splitlines() == [
+        f"grader export: ignored the extension for 1002 on lr-schedulers recorded 2027-03-16T10:00:00+00:00 in {book}: "
+        "inf is not a number of days from 0 to 3650; give it again with `grader extend`",
+        f"grader export: ignored the extension for 1003 on convergence recorded 2027-03-16T10:01:00+00:00 in {book}: "
+        "1e+09 is not a number of days from 0 to 3650; give it again with `grader extend`"]
+    code, out, _ = run_cli(capsys, "extend", "bokafor", "lr-schedulers", "--days", "3")
+    assert code == 0 and "5 points after the late penalty (raw 5)" in out
+    config = tmp_path / "course" / "grader.toml"
+    config.write_text(config.read_text().replace("convergence = 2", "convergence = inf"))
+    code, _, err = run_cli(capsys, "export", "--format", "csv")
+    assert code == 2 and "inf is not a number of days from 0 to 3650" in err and len(err.splitlines()) == 1

@@ -203,6 +203,25 @@ def test_a_notebook_may_read_its_answers_and_hold_prose_that_is_not_python(tmp_p
     assert answers.error is None and answers.answers == {"lr-role": "C"}
 
 
+def test_a_lone_surrogate_in_an_answer_is_refused_in_one_line_by_both_printers(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "s.json").write_text('{"lr-role": "\\ud800", "lr-keyword": "B"}')
+    notebook = _notebook(tmp_path, 'answers = {"lr-role": "C", "lr-keyword": "\\udfff"}')
+    for path, held, extra in ((tmp_path / "s.json", "'\\ud800'", ()), (tmp_path / "s.json", "'\\ud800'", ("--json",)),
+                              (notebook, "'\\udfff'", ())):
+        # A process of its own: its stdout encodes strictly, as a terminal's does (capsys would take anything).
+        done = subprocess.run([sys.executable, "-m", "grader", "quiz", "check", str(path), "--quiz", "convergence",
+                               *extra], capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path)
+        where = "the file" if path.suffix == ".json" else "the notebook"
+        error = (f"{path}: {where} holds {held}, with a lone surrogate (half of a UTF-16 pair, which is no "
+                 "character); write each answer as plain text")
+        assert (done.returncode, done.stderr) == (2, f"grader quiz check: {error}\n")
+        assert json.loads(done.stdout)["error"] == error if extra else done.stdout == ""
+    assert not list(tmp_path.glob("*.html"))
+
+
 ALL_RIGHT = 'answers = {"lr-role": "C", "lr-keyword": "B", "high-fixed-lr": "D", "scheduler-printout": "B", ' \
             '"fast-then-fine": "C"}'
 
@@ -362,6 +381,15 @@ def test_check_writes_the_page_next_to_the_answers_by_default(capsys, tmp_path):
     shutil.copy(FILES / "perfect.toml", answers)
     code, out, err = run_cli(capsys, "quiz", "check", answers)
     assert code == 0 and (tmp_path / "alice.quiz.html").is_file()
+
+
+def test_check_refuses_a_page_that_would_replace_the_answers(capsys, tmp_path):
+    answers = tmp_path / "alice.toml"
+    shutil.copy(FILES / "perfect.toml", answers)
+    code, out, err = run_cli(capsys, "quiz", "check", answers, "--html", answers)
+    assert (code, out, err) == (2, "", f"grader quiz check: --html {answers} is the answers file: writing there would "
+                                       "replace it; choose another path\n")
+    assert answers.read_bytes() == (FILES / "perfect.toml").read_bytes()
 
 
 # --- the HTML page -------------------------------------------------------------------

@@ -280,3 +280,25 @@ def test_a_server_that_cannot_start_is_said_once_and_the_checks_run_cold(tmp_pat
     again = _check(env, SOLUTION, "--json", "--html", tmp_path / "b.html", cwd=tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout)["score"] == 8
     assert log.stat().st_size == size and not _server_pids(runtime)  # no second try with the same code
+
+
+def test_ctrl_c_while_the_server_starts_is_one_line_and_exit_130(tmp_path):
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    client = subprocess.Popen([sys.executable, "-m", "grader", "check", str(STUDENT)], cwd=tmp_path,
+                              env=_env(runtime), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        # server.log: the client has launched the server; no socket yet: it is still waiting for it to listen.
+        while not list(runtime.glob("grader-warm-*/*/server.log")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not list(runtime.glob("grader-warm-*/*/server.sock")), "the server was up before Ctrl-C could land"
+        client.send_signal(signal.SIGINT)
+        out, err = client.communicate(timeout=60)
+        assert (client.returncode, out, err) == (130, "", "grader check: interrupted\n")
+    finally:
+        ended(client)
+        deadline = time.monotonic() + 60  # the server it started goes on starting: stopped once it says its pid
+        while not _server_pids(runtime) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _stop(runtime)

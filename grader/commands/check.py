@@ -49,10 +49,12 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from grader.kernel.factory import SHARED_ENV, launch_factory
+    from grader.store.outputs import check_output
 
     # A factory pays off over many checks (--watch), or is already warm (the warm server's); for one check in a
     # process of its own, a fresh kernel is up before a factory has warmed up. First, when there is one: it
     # imports torch for the kernel while this process imports the grader.
+    check_output(html_path(args), "--html", {"the notebook being checked": args.notebook})  # before any kernel
     warm = not args.no_factory and (args.watch or bool(os.environ.get(SHARED_ENV)))
     factory = launch_factory() if warm else None
     try:
@@ -131,15 +133,20 @@ def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> N
     from grader.render.feedback import render_result
     from grader.render.html import write_page
     from grader.render.terminal import print_json, print_submission
+    from grader.store.outputs import OutputError
 
     if args.json:
         print_json(result.to_json(timings=True))  # the contract's keys, plus how long each stage took
     else:
         print_submission(result, title=f"{title} — self-check (public checks only)")
-    html_path = args.html or args.notebook.with_suffix(".feedback.html")
+    path = html_path(args)
     try:
-        write_page(html_path, render_result(result, result.artifacts, title, self_check=True))
+        write_page(path, render_result(result, result.artifacts, title, self_check=True))
         if not args.json:
-            print(f"Feedback page: {html_path.resolve()}")
-    except OSError as e:
-        print(f"grader check: could not write {html_path}: {e.strerror}", file=sys.stderr)
+            print(f"Feedback page: {path.resolve()}")
+    except OutputError as e:  # the table is the self-check's answer: its exit code stays the checks' verdict
+        print(f"grader check: {e}", file=sys.stderr)
+
+
+def html_path(args: argparse.Namespace) -> pathlib.Path:
+    return args.html or args.notebook.with_suffix(".feedback.html")

@@ -30,13 +30,19 @@ def run(args: argparse.Namespace) -> int:
     from grader.render.html import write_page
     from grader.specs.config import discover, resolve_gradebook
     from grader.store.gradebook import Gradebook
-    from grader.store.lateness import apply_late_policy
+    from grader.store.lateness import apply_late_policy, ignored_extensions
     from grader.store.lms import canvas_table, csv_table, write_gradescope
+    from grader.store.outputs import check_output, gradebook_files
 
     config = discover(getattr(args, "config", None))
-    with Gradebook.open(resolve_gradebook(args.gradebook, config), create=False) as gradebook:
+    path = resolve_gradebook(args.gradebook, config)
+    if args.out is not None:  # before the gradebook is opened: a mistyped --out must not replace it, or its journal
+        check_output(args.out, "--out", gradebook_files(path, config), folder=args.format == "gradescope")
+    with Gradebook.open(path, create=False) as gradebook:
         if config:  # grades leave with the due dates, extensions and late policy grader.toml sets now
             apply_late_policy(gradebook, config)
+            for line in ignored_extensions(gradebook):
+                print(f"grader export: {line}", file=sys.stderr)
         if args.assignment and args.format != "gradescope":
             raise UserError(f"--assignment goes with --format gradescope; --format {args.format} exports every "
                             "assignment")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 from grader.errors import EXIT_OK, UnknownAssignment, UserError
 
@@ -51,11 +52,12 @@ def resolve_student(gradebook, student: str) -> tuple[str, str, set[str]]:
 def run(args: argparse.Namespace) -> int:
     from grader.assignments.catalog import assignment_ids
     from grader.specs.config import discover, resolve_gradebook
+    from grader.specs.late import extension_problem
     from grader.store.gradebook import Gradebook
-    from grader.store.lateness import apply_late_policy, grant_extension, late_records
+    from grader.store.lateness import apply_late_policy, grant_extension, ignored_extensions, late_records
 
-    if args.days < 0:
-        raise UserError(f"--days must be 0 or more, got {args.days:g}")
+    if (problem := extension_problem(args.days)) is not None:  # before anything is stored: see MAX_EXTENSION_DAYS
+        raise UserError(f"--days {problem}")
     if args.assignment not in assignment_ids():
         raise UnknownAssignment(f"unknown exercise or quiz {args.assignment!r} (known: {', '.join(assignment_ids())})",
                                 args.assignment)
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         grant_extension(gradebook, key, args.assignment, args.days)
         after = {(r.student, r.exercise): r for r in apply_late_policy(gradebook, config, args.assignment)} \
             if config else {}
+        for line in ignored_extensions(gradebook):
+            print(f"grader extend: {line}", file=sys.stderr)
     print(f"{label}: {args.days:g} extra day(s) for {args.assignment}, recorded in {gradebook.path}")
     terms = config.terms(args.assignment) if config else None
     if terms is None or terms.due is None:

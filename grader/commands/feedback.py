@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 from grader.errors import EXIT_OK
 
@@ -21,12 +22,17 @@ def run(args: argparse.Namespace) -> int:
     from grader.render.feedback import write_feedback
     from grader.specs.config import discover, resolve_gradebook
     from grader.store.gradebook import Gradebook
-    from grader.store.lateness import apply_late_policy
+    from grader.store.lateness import apply_late_policy, ignored_extensions
+    from grader.store.outputs import check_output, gradebook_files
 
     config = discover(getattr(args, "config", None))
-    with Gradebook.open(resolve_gradebook(args.gradebook, config), create=False) as gradebook:
+    path = resolve_gradebook(args.gradebook, config)
+    check_output(args.out, "--out", gradebook_files(path, config), folder=True)
+    with Gradebook.open(path, create=False) as gradebook:
         if config:  # pages show the due dates, extensions and late policy grader.toml sets now
             apply_late_policy(gradebook, config)
+            for line in ignored_extensions(gradebook):
+                print(f"grader feedback: {line}", file=sys.stderr)
         report = write_feedback(gradebook, args.out)
     print(f"wrote {len(report.pages)} feedback pages and the class summary: {report.index.resolve()}")
     return EXIT_OK

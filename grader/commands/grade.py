@@ -257,7 +257,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
     from grader.grading.batch import check_secret, forked_workers, grade_class
     from grader.grading.engine import resolve_data_root
     from grader.store.gradebook import Gradebook
-    from grader.store.lateness import apply_late_policy
+    from grader.store.lateness import apply_late_policy, ignored_extensions
 
     everyone = found  # the roster and the manifest are matched against the whole folder, even for --student
     if args.student:
@@ -320,6 +320,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
                              data_root=str(data_root) if data_root else None, times=times, cluster=cluster,
                              on_progress=by_worker, pool=pool, factory=factory)
         late = apply_late_policy(gradebook, config, assignment.id)
+        ignored = ignored_extensions(gradebook)
         reviews = review_lines(gradebook, assignment.id, {r.student for r in report.graded})
     if not args.json:
         console.print(summary_table(report.graded, f"{assignment.title}: {len(report.graded)} graded, "
@@ -328,6 +329,8 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         console.print(line, markup=False, highlight=False)
     for line in reviews:
         console.print(line, markup=False, highlight=False)
+    for line in ignored:
+        print(f"grader grade: {line}", file=sys.stderr)
     if not args.json:
         console.print(f"Gradebook: {args.gradebook.resolve()}")
     if report.not_graded:  # infrastructure failures, never grades: said, and left for the next run

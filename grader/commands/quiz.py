@@ -46,7 +46,10 @@ def run_check(args: argparse.Namespace) -> int:
     from grader.render.html import write_page
     from grader.render.quiz import print_scores, quiz_page
     from grader.render.terminal import print_json
+    from grader.store.outputs import OutputError, check_output
 
+    html_path = args.html or args.answers.with_suffix(".quiz.html")
+    check_output(html_path, "--html", {"the answers file": args.answers})
     answers = read_answers(args.answers)
     named = (args.quiz or answers.quiz or "").strip()  # as written: "Convergence" names the quiz convergence
     quiz_id = next((q for q in quiz_ids() if same_id(named, q)), named)
@@ -62,13 +65,12 @@ def run_check(args: argparse.Namespace) -> int:
         print_json(result.to_json())
     else:
         print_scores(result, quiz, problems)
-    html_path = args.html or args.answers.with_suffix(".quiz.html")
     try:
         write_page(html_path, quiz_page(result, quiz, problems))
         if not args.json:
             print(f"Feedback page: {html_path.resolve()}")
-    except OSError as e:
-        print(f"grader quiz check: could not write {html_path}: {e.strerror}", file=sys.stderr)
+    except OutputError as e:  # the scores are the answer: the exit code stays their verdict
+        print(f"grader quiz check: {e}", file=sys.stderr)
     return EXIT_OK if result.all_passed else EXIT_FAILED
 
 

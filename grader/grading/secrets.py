@@ -25,12 +25,18 @@ class SecretError(UserError, ValueError):
 
 
 def load_secret(secret_file: str | pathlib.Path | None = None, env: Mapping[str, str] = os.environ) -> bytes | None:
-    """The secret from a file (first line, stripped) or the environment; None when neither is set."""
+    """The secret from a file (its whole text, stripped) or the environment; None when neither is set.
+
+    The whole text, not its first line: a secret read so since the first gradebook must keep its fingerprint.
+    """
     if secret_file is not None:
         try:
-            text = pathlib.Path(secret_file).read_text().strip()
+            text = pathlib.Path(secret_file).read_text(encoding="utf-8").strip()
         except OSError as e:
             raise SecretError(f"cannot read the secret file {secret_file}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise SecretError(f"the secret file {secret_file} is not text (byte {e.start} is not UTF-8): give the "
+                              "file of the secret that graded this class, or a text file with a new one") from None
         if not text:
             raise SecretError(f"the secret file {secret_file} is empty")
         return text.encode()

@@ -138,7 +138,30 @@ def _field(data: Mapping, name: str):
     return next((k for k in data if _spells(k, name)), None)
 
 
+# Half of a UTF-16 pair on its own: JSON's "\ud800" and a notebook's '\ud800' decode to one, which is no character,
+# and no terminal, page or JSON reply can print it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(data: object) -> str | None:
+    """The first string (a key or a value, at any depth) of ``data`` that holds a lone surrogate; None if none does."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and LONE_SURROGATE.search(item):
+            return item
+        if isinstance(item, Mapping):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack += list(item)
+    return None
+
+
 def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
+    if (text := _lone_surrogate(data)) is not None:  # refused here, for every format: the printers stay safe
+        shown = ascii(text if len(text) <= 40 else text[:40] + "...")
+        return QuizAnswers({}, path, error=f"{path}: {where} holds {shown}, with a lone surrogate (half of a UTF-16 "
+                                           "pair, which is no character); write each answer as plain text")
     tables = [k for k in data if _spells(k, "answers")]
     if len(tables) > 1:
         return QuizAnswers({}, path, error=f"{path}: {where} has {len(tables)} answers tables "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import pathlib
 import re
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import markupsafe
 from grader.render.terminal import shared_problems, status_label
 from grader.results import SubmissionResult
 from grader.specs.paths import templates_root
+from grader.store.outputs import write_output
 
 if TYPE_CHECKING:
     from grader.store.lateness import LateRecord
@@ -75,9 +75,5 @@ def render_page(template: str, **context) -> str:
 
 
 def write_page(path: str | pathlib.Path, html: str) -> pathlib.Path:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """Write a page whole, over a regular file only; a failure is an ``OutputError`` (a ``UserError``) naming it."""
+    return write_output(path, html)

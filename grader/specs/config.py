@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo  # noqa: F401 - timedelta, timezone: doctests
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from grader.specs.late import LatePolicy
+from grader.specs.late import LatePolicy, extension_problem
 from grader.specs.paths import SPEC_FILE, exercises_root, quizzes_root, student_name
 from grader.specs.toml import SpecError, Table, load_toml
 
@@ -430,7 +430,10 @@ def _extensions(root: Table, known: list[str]) -> dict[tuple[str, str], float]:
             if assignment_id not in known:
                 raise entry.fail(assignment_id, f"no exercise or quiz has this id (known: {', '.join(known)})")
             # As submission names are read: "Cleo Martin" is the student whose name makes "Cleo_Martin".
-            days[(student_name(student).casefold(), assignment_id)] = float(entry.number(assignment_id))
+            value = float(entry.number(assignment_id))
+            if (problem := extension_problem(value)) is not None:  # TOML reads inf and nan as numbers
+                raise entry.fail(assignment_id, problem)
+            days[(student_name(student).casefold(), assignment_id)] = value
     return days
 
 

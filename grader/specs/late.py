@@ -17,6 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone  # noqa: F401 - timezone: the doctest
 
 DAY = timedelta(days=1)
+# The longest extension: ten years is more than any term needs, and far inside what a date can be moved by (a
+# deadline plus 1e9 days overflows ``datetime``; nan and inf are no number of days at all).
+MAX_EXTENSION_DAYS = 3650
+
+
+def extension_problem(days: float) -> str | None:
+    """Why ``days`` cannot be an extension, or None when it can: a finite number from 0 to MAX_EXTENSION_DAYS.
+
+    >>> extension_problem(2.5) is None, extension_problem(float("nan")), extension_problem(1e9)
+    (True, 'nan is not a number of days from 0 to 3650', '1e+09 is not a number of days from 0 to 3650')
+    """
+    if isinstance(days, (int, float)) and not isinstance(days, bool) and math.isfinite(days) \
+            and 0 <= days <= MAX_EXTENSION_DAYS:
+        return None
+    shown = f"{days:g}" if isinstance(days, (int, float)) else repr(days)
+    return f"{shown} is not a number of days from 0 to {MAX_EXTENSION_DAYS}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from grader.specs.config import CourseConfig, show_time
-from grader.specs.late import SubmissionTime, after_penalty
+from grader.specs.late import SubmissionTime, after_penalty, extension_problem
 from grader.specs.roster import match_roster
 from grader.store.gradebook import Gradebook
 from grader.store.roster import load_roster
@@ -91,9 +91,22 @@ def grant_extension(gradebook: Gradebook, student: str, exercise: str, days: flo
 
 
 def granted_extensions(gradebook: Gradebook) -> dict[tuple[str, str], tuple[int, float]]:
-    """(student key casefolded, assignment) -> (order, days) of the latest ``grader extend`` for each."""
+    """(student key casefolded, assignment) -> (order, days) of the latest ``grader extend`` for each.
+
+    A stored number of days that is no extension (inf or 1e9, kept before ``grader extend`` refused them) is
+    skipped, so it cannot overflow a deadline for the whole class; ``ignored_extensions`` names it.
+    """
     rows = gradebook.conn.execute("SELECT id, student, exercise, days FROM extensions ORDER BY id").fetchall()
-    return {(student.casefold(), exercise): (order, days) for order, student, exercise, days in rows}
+    return {(student.casefold(), exercise): (order, days) for order, student, exercise, days in rows
+            if extension_problem(days) is None}
+
+
+def ignored_extensions(gradebook: Gradebook) -> list[str]:
+    """One line per stored extension that ``granted_extensions`` skips, saying what to do about it."""
+    rows = gradebook.conn.execute("SELECT student, exercise, days, granted_at FROM extensions ORDER BY id").fetchall()
+    return [f"ignored the extension for {student} on {exercise} recorded {granted_at} in {gradebook.path}: "
+            f"{extension_problem(days)}; give it again with `grader extend`"
+            for student, exercise, days, granted_at in rows if extension_problem(days) is not None]
 
 
 def _extension(keys: set[str], exercise: str, granted: dict, config: CourseConfig | None) -> tuple[float, str]:

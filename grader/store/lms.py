@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import pathlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from grader.specs.paths import student_name
 from grader.specs.roster import RosterEntry, match_roster
 from grader.store.gradebook import Gradebook, StoredRun
 from grader.store.lateness import LateRecord, late_records
+from grader.store.outputs import write_output
 from grader.store.overrides import WHOLE, FinalScore, final_scores
 from grader.store.roster import load_roster
 
@@ -86,6 +88,29 @@ def _figure(value: float) -> str:
     return f"{round(value, 4):g}"
 
 
+# What a spreadsheet may run as a formula when a cell starts with it (OWASP's list), and a number as _figure writes
+# one, which a spreadsheet reads as a number even with its minus sign.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"-?\d+(\.\d+)?(e[+-]\d+)?")
+
+
+def spreadsheet_cell(value: str) -> str:
+    """A CSV cell no spreadsheet runs as a formula: text that starts as one gets a leading single quote (a student
+    file ``=HYPERLINK(...).ipynb`` or a roster name); numbers stay numbers.
+
+    >>> [spreadsheet_cell(v) for v in ("+1+1", "@SUM(1+1)", "=A1", "-2.5", "ada", "")]
+    ["'+1+1", "'@SUM(1+1)", "'=A1", '-2.5', 'ada', '']
+    """
+    if value.startswith(FORMULA_START) and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def _write(writer, cells: list) -> None:
+    """One row of an export, every cell made safe for a spreadsheet: the header's titles as much as the names."""
+    writer.writerow([spreadsheet_cell("" if cell is None else str(cell)) for cell in cells])
+
+
 def csv_table(gradebook: Gradebook) -> str:
     """One row per student, name first: per assignment the final score, max, status, raw score, late penalty and
     submission time with its source; the totals (a missing assignment scores 0), the roster status, then notes.
@@ -101,7 +126,7 @@ def csv_table(gradebook: Gradebook) -> str:
     full = {e: max((r.runs[e].result.max_score for r in rows if e in r.runs), default=0.0) for e in exercises}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "student_id", "email", "submitted_as",
+    _write(writer, ["name", "student_id", "email", "submitted_as",
                      *[f"{e}_{field}" for e in exercises for field in PER_ASSIGNMENT],
                      "total_score", "total_max", "roster", "notes"])
     for row in rows:
@@ -126,7 +151,7 @@ def csv_table(gradebook: Gradebook) -> str:
             notes += [f"{exercise}: {note}"] if note else []
             notes += [f"{exercise}: {record.verdict()}"] if record and (record.days_late or record.extension_days) else []
             notes += override_notes(exercise, final)
-        writer.writerow(cells + [_figure(total), _figure(total_max), row.roster, " | ".join(notes)])
+        _write(writer, cells + [_figure(total), _figure(total_max), row.roster, " | ".join(notes)])
     return out.getvalue()
 
 
@@ -156,7 +181,7 @@ def canvas_table(gradebook: Gradebook, config: CourseConfig | None = None) -> tu
     finals = final_scores(gradebook)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
+    _write(writer, ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
                      *[canvas_column(e, config) for e in exercises]])
     left_out = []
     for row in rows:
@@ -167,7 +192,7 @@ def canvas_table(gradebook: Gradebook, config: CourseConfig | None = None) -> tu
         scores = [_figure(final_score(row.runs[x], late.get((row.runs[x].result.student, x)),
                                       finals.get((row.runs[x].result.student, x)))) if x in row.runs
                   else "" for x in exercises]
-        writer.writerow([e.name, e.canvas_id, e.student_id, e.login, e.section, *scores])
+        _write(writer, [e.name, e.canvas_id, e.student_id, e.login, e.section, *scores])
     return out.getvalue(), left_out
 
 
@@ -229,7 +254,5 @@ def write_gradescope(gradebook: Gradebook, out: pathlib.Path, assignment: str | 
     written, finals, late = [], final_scores(gradebook, assignment), late_records(gradebook, assignment)
     for student, results in sorted(by_student.items()):
         path = out / student_name(student) / "results.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(gradescope_results(results, finals, late), indent=2) + "\n")
-        written.append(path)
+        written.append(write_output(path, json.dumps(gradescope_results(results, finals, late), indent=2) + "\n"))
     return written
