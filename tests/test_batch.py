@@ -19,7 +19,8 @@ from grading_support import FAST_CELL_TIMEOUT_S, FILES, command_line, one_value_
 from grader.assignments.catalog import load_exercise
 from grader.cli import main
 from grader.grading.secrets import fingerprint
-from grader.results import SubmissionResult
+from grader.commands.grade import grader_faults
+from grader.results import CheckResult, Status, SubmissionResult
 from grader.store.gradebook import SCHEMA_VERSION, Gradebook
 
 TINY = FILES / "tiny-model"
@@ -443,3 +444,17 @@ def _die_for_kill_me(job, assignment=None):
     if job.student == "kill-me":
         os._exit(9)  # the worker process dies, as under the OOM killer
     return SubmissionResult.invalid(job.exercise_id, job.student, "nothing submitted")
+
+
+def test_checks_the_grader_could_not_evaluate_are_named_after_the_batch():
+    """A grader bug in one check (a NameError mid-edit, say) was stored as the students' failed check, and the batch
+    said nothing: the instructor is told which checks and students, and that the scores may be too low."""
+    crashed = CheckResult("a-network", False, 0, 1, "public", "The grader could not evaluate this check (NameError)",
+                          details={"grader_error": "NameError: name 'torch' is not defined"})
+    fine = CheckResult("fits", True, 4, 4, "public", "ok")
+    results = [SubmissionResult("tiny-model", "ada", Status.OK, checks=[crashed, fine]),
+               SubmissionResult("tiny-model", "ben", Status.OK, checks=[fine])]
+    line = grader_faults(results)
+    assert line.startswith("the grader could not evaluate some checks (an error of its own, not of the notebook), "
+                           "which scored no points: a-network for ada. Their scores may be too low")
+    assert grader_faults(results[1:]) == ""

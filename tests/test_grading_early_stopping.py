@@ -69,7 +69,7 @@ def graded():
                          "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64", "ties-reset-patience",
                          "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
-                         "adam-made-each-epoch")}
+                         "adam-made-each-epoch", "smoothed-default-loss")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -481,7 +481,7 @@ def test_a_sum_over_samples_divided_by_the_batches_is_a_known_scale():
     from grader.checks.training import val_loss_conventions
 
     class Fixed:  # per-sample losses 1..180, predicting class 0 everywhere
-        def losses(self, x, y):
+        def losses(self, x, y, smoothing=0.0):
             return torch.arange(1, 181, dtype=torch.float64), torch.zeros(180, dtype=torch.long)
 
     data = generate_checkerboard_dataset(n_per_cell=20, noise=0.5, seed=1)
@@ -527,6 +527,19 @@ def test_an_adam_made_anew_each_epoch_costs_a_third_of_follows_arguments(graded)
     assert failed[0].points == pytest.approx(2 / 3, abs=1e-4)
     assert failed[0].message.startswith("In 25 epochs, a new optimizer took over the model's parameters 24 times "
                                         "during training, without the state the one before had built for them")
+
+
+def test_a_smoothed_default_loss_is_compared_in_its_own_loss_and_costs_a_third_of_follows_arguments(graded):
+    """CrossEntropyLoss(label_smoothing=0.1) as the function's default: its history is in the smoothed loss, so the
+    three restore checks matched no epoch and blamed the restore (3 points). The kernel records the smoothing: the
+    restore is measured in that loss, and the loss itself costs what a changed set-up costs."""
+    result = graded["smoothed-default-loss"]
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
+    assert failed[0].message == ("The run's loss was not the course's: cross_entropy was called with "
+                                 "label_smoothing=0.1 (the kernel's record; the course's default criterion is plain "
+                                 "nn.CrossEntropyLoss()).")
+    assert "(with label_smoothing=0.1, as the run called cross_entropy" in by_id(result)["restored-best"].message
 
 
 def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_need_it():

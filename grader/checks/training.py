@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve
 from grader.checks.data import data_problem
-from grader.checks.gradients import restarts_message
+from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
@@ -227,14 +227,27 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     was given, with one optimizer throughout (the kernel's record of the run's models, ``trained`` and ``model``)."""
     data = ctx.value(run, "dict")
     ran = len(_floats(data.get("val_loss"), f"`{run}`['val_loss']"))
+    trained = as_curve(data.get("train_loss"))
+    # A val loss more than train losses: a value appended outside the epochs (an evaluation after the restore, say).
+    # The train losses count the epochs the optimizer stepped in; the record is named on its own.
+    extra = ran - len(trained) if trained and 0 < ran - len(trained) <= 2 else 0
+    ran -= extra
     epochs = _epochs_followed(ran, n_epochs, patience)
+    if extra:
+        epochs = (f"{epochs} " if epochs else "") + (
+            f"Your function's val_loss holds {extra} value{'s' * (extra != 1)} more than its train_loss ({ran + extra} "
+            f"against {ran}): one recorded outside the epochs (an evaluation after training, say). Record one of "
+            "each per epoch.")
     rate, rate_note = _lr_followed(data.get("first_step"), lr)
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     restarted = next((m for m in map(restarts_message, (data.get("trained"), data.get("model"))) if m), "")
     restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."
                  if restarted else "")
     metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
-    wrong = [m for m in (epochs, rate, steps, restarted) if m]
+    changed = next((c for c in map(loss_changes, (data.get("trained"), data.get("model"))) if c), [])
+    changed = (f"The run's loss was not the course's: {'; '.join(changed)} (the kernel's record; the course's default "
+               "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
+    wrong = [m for m in (epochs, rate, steps, restarted, changed) if m]
     if not wrong:
         return Outcome(True, f"The grader called your function with n_epochs={n_epochs}, patience={patience} and "
                        f"lr={lr:g}: it trained all {ran} epochs, one optimizer step per training batch. "
@@ -254,9 +267,11 @@ LOSS_CONVENTIONS = {
 }
 
 
-def val_loss_conventions(model: LoadedModel, dataset, batch_size: int) -> tuple[dict[str, float], float]:
-    """The model's val loss in every convention of LOSS_CONVENTIONS (unshuffled batches), and its accuracy in %."""
-    per_sample, predicted = model.losses(dataset.X, dataset.Y)
+def val_loss_conventions(model: LoadedModel, dataset, batch_size: int,
+                         smoothing: float = 0.0) -> tuple[dict[str, float], float]:
+    """The model's val loss in every convention of LOSS_CONVENTIONS (unshuffled batches, cross-entropy with
+    ``smoothing`` as its label_smoothing), and its accuracy in %."""
+    per_sample, predicted = model.losses(dataset.X, dataset.Y, smoothing)
     batch_means = [chunk.mean().item() for chunk in per_sample.split(batch_size)]
     losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
               "mean of batch means": math.fsum(batch_means) / len(batch_means),
@@ -373,12 +388,22 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
                 losses, accuracy, convention, matching = other_losses, other_accuracy, other_convention, other_matching
                 batch_size = size
                 break
+    smoothed = ""
+    for smoothing in () if matching else (getattr(view.model, "loss_calls", None) or {}).get("label_smoothing", ()):
+        # The run's loss was smoothed (the kernel's record): its history is in that loss, so compare in it too.
+        other_losses, other_accuracy = val_loss_conventions(view.model, dataset, batch_size, smoothing)
+        other_convention, other_matching = _convention_of(other_losses, view.val_loss, best)
+        if other_matching:
+            losses, accuracy, convention, matching = other_losses, other_accuracy, other_convention, other_matching
+            smoothed = (f" (with label_smoothing={smoothing:g}, as the run called cross_entropy: the course's loss has "
+                        "none, which follows-arguments counts)")
+            break
     target, last = view.val_loss[best - 1], view.val_loss[-1]
     measured = losses[convention]
     metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4),
                "loss_convention": convention if matching else "unknown"}
     scale = ("" if convention == "sum of batch means" else
-             f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)")
+             f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)") + smoothed
     if batch_size != first:
         scale += f" (summed over validation batches of {batch_size}, as your history matches" + (
             f"; `{loader}` as the notebook ended makes batches of {exported}, so the run used another loader)"

@@ -331,6 +331,9 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         console.print(line, markup=False, highlight=False)
     for line in ignored:
         print(f"grader grade: {line}", file=sys.stderr)
+    faulted = grader_faults(report.graded)
+    if faulted:
+        print(f"grader grade: {faulted}", file=sys.stderr)
     if not args.json:
         console.print(f"Gradebook: {args.gradebook.resolve()}")
     if report.not_graded:  # infrastructure failures, never grades: said, and left for the next run
@@ -340,6 +343,23 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         return EXIT_INCOMPLETE
     # A batch that ran is a success, whatever the notebooks did: their outcomes are in the gradebook.
     return EXIT_OK
+
+
+def grader_faults(results: list) -> str:
+    """A line naming the submissions with a check the grader could not evaluate (its own error, recorded as a failed
+    check with no points): their scores may be too low, which the instructor must know; "" when there are none."""
+    hit: dict[str, list[str]] = {}
+    for result in results:
+        for check in result.checks:
+            if (check.details or {}).get("grader_error"):
+                hit.setdefault(check.id, []).append(result.student)
+    if not hit:
+        return ""
+    listed = "; ".join(f"{check} for {', '.join(sorted(students)[:10])}" + (" and others" if len(students) > 10 else "")
+                       for check, students in sorted(hit.items()))
+    return (f"the grader could not evaluate some checks (an error of its own, not of the notebook), which scored no "
+            f"points: {listed}. Their scores may be too low: see each check's message (grader status --check ID), "
+            "and report it; an override (grader override) corrects a score meanwhile.")
 
 
 def not_graded_lines(lost: list, cause: str = "the cluster") -> str:

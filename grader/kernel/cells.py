@@ -6,6 +6,7 @@ the grader is importable there, and nothing they produce is trusted (see ``kerne
 
 from __future__ import annotations
 
+import ast
 import base64
 import functools
 import importlib.util
@@ -26,7 +27,7 @@ def _torchvision_compat() -> pathlib.Path:
 
 
 def _packed(path: pathlib.Path) -> str:
-    """An expression for ``path``'s source, compressed: the prelude stays small.
+    """An expression for ``path``'s source, without its comments and docstrings, compressed: the prelude stays small.
 
     The kernel echoes every cell it runs as a message; pyzmq sends one of 64 KB or more without copying it, from a
     thread of its own, which a kernel under a tight memory limit cannot start, and its replies then break.
@@ -34,10 +35,21 @@ def _packed(path: pathlib.Path) -> str:
     return _compressed(path.read_bytes())
 
 
+def _without_docs(source: bytes) -> bytes:
+    """The same code, as ``ast.unparse`` writes it: no comments, and no docstrings (a ``pass`` where one was all)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
+                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree).encode()
+
+
 @functools.lru_cache(maxsize=4)
 def _compressed(source: bytes) -> str:
     # Keyed by the bytes themselves: an edited file is packed again, an unchanged one costs a read (4 ms saved a run).
-    packed = base64.b85encode(zlib.compress(source, 9)).decode()
+    packed = base64.b85encode(zlib.compress(_without_docs(source), 9)).decode()
     return f"_grader_decompress(_grader_b85({packed!r})).decode()"
 
 

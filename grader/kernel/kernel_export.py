@@ -380,6 +380,8 @@ def _own(obj) -> bool:
     """
     scope = getattr(obj, "__globals__", None)
     if isinstance(scope, dict):
+        if scope is _SEAL.get("probe"):  # the grader's own wrappers (Module.load_state_dict's), not the notebook's
+            return False
         home = _modules.get(scope.get("__name__"))
         return home is None or vars(home) is not scope or _own(home)
     name = obj.__name__ if isinstance(obj, _ModuleType) else getattr(obj, "__module__", None)

@@ -218,10 +218,12 @@ class LoadedModel(ModelValue):
         return replace(self, module=module, parameters=parameters)
 
     @torch.no_grad()
-    def losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(per-sample cross-entropy in float64, predicted classes) on one batch, in eval mode."""
+    def losses(self, x: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-sample cross-entropy in float64, with ``smoothing`` as its label_smoothing, predicted classes) on one
+        batch, in eval mode."""
         logits = self(x.float())
-        return F.cross_entropy(logits, y, reduction="none").double(), logits.argmax(dim=1)
+        per_sample = F.cross_entropy(logits, y, reduction="none", label_smoothing=smoothing)
+        return per_sample.double(), logits.argmax(dim=1)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
