@@ -69,7 +69,7 @@ def graded():
                          "stops-on-accuracy-copy", "steps-on-validation", "val-batches-of-64", "ties-reset-patience",
                          "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
-                         "adam-made-each-epoch", "smoothed-default-loss")}
+                         "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -540,6 +540,18 @@ def test_a_smoothed_default_loss_is_compared_in_its_own_loss_and_costs_a_third_o
                                  "label_smoothing=0.1 (the kernel's record; the course's default criterion is plain "
                                  "nn.CrossEntropyLoss()).")
     assert "(with label_smoothing=0.1, as the run called cross_entropy" in by_id(result)["restored-best"].message
+
+
+def test_gradients_cleared_between_backward_and_step_are_named_where_the_model_never_trained(graded):
+    """zero_grad() after backward(): no step finds a gradient, the model never trains, and every check of the run's
+    consistency still holds (13/13 public before). gradients-cleared and follows-arguments name what was measured."""
+    failed = {c.id: c for c in graded["zero-grad-after-backward"].checks if not c.passed}
+    assert sorted(failed) == ["follows-arguments", "gradients-cleared"], [(i, c.message) for i, c in failed.items()]
+    assert failed["gradients-cleared"].message.startswith("Its optimizer stepped 150 times and never found a "
+                                                           "gradient on the parameters: zero_grad() is called between "
+                                                           "backward() and step()")
+    assert failed["follows-arguments"].message.startswith("The model the grader handed your function never changed "
+                                                           "in its 25 epochs: its optimizer stepped 150 times")
 
 
 def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_need_it():

@@ -434,7 +434,8 @@ def test_how_each_model_was_stepped_is_the_set_ups_or_named(record, passed, says
 
 def test_steps_that_never_found_a_gradient_are_said_so_not_guessed():
     """zero_grad() between backward() and step(): no step judged, and the record says why (it listed a torch-less
-    loop or assigned gradients, neither of which it was)."""
+    loop or assigned gradients, neither of which it was). Clearing them there is what the check is about: it fails
+    (it passed as "not measured", and a function that never trained kept the point)."""
     import dataclasses
 
     from grader.checks.gradients import gradients_cleared
@@ -443,7 +444,9 @@ def test_steps_that_never_found_a_gradient_are_said_so_not_guessed():
     idle = dataclasses.replace(_loaded(SimpleMLP(), 0), steps={}, idle_steps=198)
     ctx = CheckContext(load_exercise("random-seeds").spec, Exports(values={"models": {0: idle}}, found=True), (), None)
     outcome = gradients_cleared(ctx, models="models")
-    assert outcome.passed and outcome.message.startswith("Its optimizer stepped 198 times without finding a gradient")
+    assert not outcome.passed and outcome.message.startswith("Its optimizer stepped 198 times and never found a "
+                                                             "gradient on the parameters: zero_grad() is called between "
+                                                             "backward() and step()")
 
 
 def test_weights_initialised_another_way_and_trained_from_there_are_the_start_that_is_checked(graded):

@@ -128,9 +128,12 @@ def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
         return Outcome(False, carried_message(where, n, carried) + also, metrics=metrics)
     idle = max((getattr(net, "idle_steps", 0) for _, net in found if not judged(net)[0]), default=0)
     if not measured and idle:
-        return Outcome(True, f"Its optimizer stepped {idle} times without finding a gradient on the parameters (the "
-                             "other checks say what that does to training), so whether the loop clears its gradients "
-                             "between steps was not measured.", metrics=metrics)
+        # Gradients cleared at the wrong moment: each step finds none, and the model never trains.
+        return Outcome(False, f"Its optimizer stepped {idle} times and never found a gradient on the parameters: "
+                              "zero_grad() is called between backward() and step(), or step() comes before backward() "
+                              "with zero_grad() after it, or backward() is never called. Clear the gradients before "
+                              "each batch's backward(): optimizer.zero_grad(), loss.backward(), optimizer.step().",
+                       metrics=metrics)
     if not measured:
         return Outcome(True, "No optimizer step after the first was recorded on the models' parameters with a "
                              "gradient a backward pass added to (trained without a torch optimizer, on gradients "

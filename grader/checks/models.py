@@ -228,8 +228,9 @@ def fed_unlike(net: Any, inputs: Any, name: str) -> str:
         return ""
     return (f"In training, {name} was fed values from {fed_low:.4g} to {fed_high:.4g} (the kernel's record of its "
             f"first training batches), but the task's inputs, on which the grader measures it, run from {low:.4g} to "
-            f"{high:.4g}: the inputs were scaled or normalised on their way to the model in training, so here it "
-            "meets numbers it never learned from. Train it on the task's inputs as they are.")
+            f"{high:.4g}: it learned from numbers on another scale (inputs scaled or normalised on their way to the "
+            "model, or other data than the task's), so here it meets numbers it never learned from. Train it on the "
+            "task's inputs as they are.")
 
 
 def below_chance(acc: float, labels: Any) -> str:

@@ -51,8 +51,8 @@ def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int)
         return (f"{steps} is {2 * batches} per epoch over {steps // (2 * batches)} epochs, as many as its best_epoch "
                 f"implies, twice the {batches} training batches", ["twice"])
     # As many epochs as best_epoch implies, at another number of steps an epoch: full-batch training, say.
-    fits = [f"{k} per epoch over {steps // k} epochs" for k in range(1, 3 * batches)
-            if k not in (batches, 2 * batches) and steps % k == 0 and steps // k in allowed]
+    fits = [f"{k} per epoch over {steps // k} epochs" for k in range(1, batches)  # fewer: larger batches, or one
+            if steps % k == 0 and steps // k in allowed]
     other = (f"{' or '.join(fits)}, as many epochs as its best_epoch implies, where the set-up's loader makes "
              f"{batches} batches an epoch")
     if steps % batches == 0:

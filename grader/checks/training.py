@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
+from grader.checks.models import untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
@@ -216,6 +217,17 @@ def _steps_followed(steps: object, batches: object, ran: int) -> str:
     return f"{what}: it skips some training batches, or steps once per several of them."
 
 
+def _unchanged(net: object, start: object) -> bool:
+    """Whether ``net``, which optimizers stepped, still holds the weights of ``start``, its copy before the run (the
+    grader's own runs are not recorded from their first forward pass, so the copy is their start)."""
+    import torch
+
+    if not isinstance(net, ModelValue) or not isinstance(start, ModelValue) or not (net.steps or net.idle_steps):
+        return False
+    mine, before = getattr(net, "parameters", {}), getattr(start, "parameters", {})
+    return bool(mine) and mine.keys() == before.keys() and all(torch.equal(t, before[k]) for k, t in mine.items())
+
+
 @check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, the "
                                            "optimizer's first step as first_step {optimizer, lr}, and optimizer_steps "
                                            "and batches (the training loader's)", export=True),
@@ -244,10 +256,13 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."
                  if restarted else "")
     metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
+    trained_net, start = data.get("trained"), data.get("initial")
+    still = (f"The model the grader handed your function never changed in its {ran} epochs: "
+             f"{untrained_cause(trained_net)}." if _unchanged(trained_net, start) else "")
     changed = next((c for c in map(loss_changes, (data.get("trained"), data.get("model"))) if c), [])
     changed = (f"The run's loss was not the course's: {'; '.join(changed)} (the kernel's record; the course's default "
                "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
-    wrong = [m for m in (epochs, rate, steps, restarted, changed) if m]
+    wrong = [m for m in (epochs, rate, steps, restarted, changed, still) if m]
     if not wrong:
         return Outcome(True, f"The grader called your function with n_epochs={n_epochs}, patience={patience} and "
                        f"lr={lr:g}: it trained all {ran} epochs, one optimizer step per training batch. "
@@ -553,12 +568,13 @@ def scheduler_cadence(ctx: CheckContext, run: str, function: str) -> Outcome:
              "diagnosis": verdict.kind}
     details = {"family": measured.scheduler.split("(")[0], "curves": {measured.scheduler: curve}}
     steps = data.get("optimizer_steps")
-    if data.get("moved") is False and whole_number(steps) and steps:
-        # The given optimizer stepped, and the returned model is as it started: the function trains another model.
+    if data.get("moved") is False and whole_number(steps) and steps and data.get("forwards") == 0:
+        # The given optimizer stepped, the model handed in never ran forward, and the returned model is as it started:
+        # the function trained another model. (One that ran and never moved is the gradients' doing: other checks.)
         still = (f" The model your function returned never changed, though the optimizer it was given stepped {steps} "
-                 "times: that optimizer holds the parameters of the model passed in, and the function trained another "
-                 "(a copy made inside it, say). Train the model you are given, so that a caller's optimizer and "
-                 "scheduler act on it.")
+                 "times, and the model passed in never ran: that optimizer holds the parameters of the model passed "
+                 "in, and the function trained another (a copy made inside it, say). Train the model you are given, "
+                 "so that a caller's optimizer and scheduler act on it.")
         return Outcome(False, verdict.message + still, fraction=min(verdict.fraction or float(verdict.ok), 0.5),
                        metrics=metrics, details=details)
     if wrapped:
