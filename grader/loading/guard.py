@@ -36,6 +36,7 @@ from torch import fx
 
 from grader.kernel import untrusted
 from grader.kernel.untrusted import JsonLimits
+from grader.specs.paths import entry_kind
 
 MB = 2**20
 
@@ -69,21 +70,6 @@ class LoadRefused(ValueError):
     """A file of the export breaks a limit or is not a regular file; the message is meant for the student."""
 
 
-def _kind(mode: int) -> str | None:
-    """What a non-regular, non-folder entry is, in a student's words; None for files and folders."""
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
-    return "not a regular file"
-
-
 def scan_export(folder: pathlib.Path, limits: LoadLimits = LOAD_LIMITS) -> int:
     """Total bytes of the regular files under ``folder``, listed without following or opening anything.
 
@@ -100,7 +86,7 @@ def scan_export(folder: pathlib.Path, limits: LoadLimits = LOAD_LIMITS) -> int:
                 if entries > limits.max_entries:
                     raise LoadRefused(f"the export folder holds more than {limits.max_entries:,} files")
                 info = entry.stat(follow_symlinks=False)
-                kind = _kind(info.st_mode)
+                kind = entry_kind(info.st_mode)
                 if kind == "a symbolic link":
                     # A link could point the grader at its own files (secret, gradebook); read nothing.
                     raise LoadRefused("the export folder contains symbolic links, which the grader does not follow")
@@ -134,7 +120,7 @@ def open_regular(path: pathlib.Path, max_bytes: int, what: str):
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         f.close()
-        raise LoadRefused(f"{what} is {_kind(info.st_mode) or 'a folder'}, not a regular file")
+        raise LoadRefused(f"{what} is {entry_kind(info.st_mode) or 'a folder'}, not a regular file")
     if info.st_size > max_bytes:
         f.close()
         raise LoadRefused(f"{what} is larger than {max_bytes // MB} MB")

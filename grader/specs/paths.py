@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import re
+import stat
 import unicodedata
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
@@ -84,3 +85,18 @@ def student_name(raw: str) -> str:
     """
     name = SAFE_NAME.sub("_", unicodedata.normalize("NFC", raw)).strip("._")
     return name[:MAX_NAME].rstrip("._") or "student"
+
+
+def entry_kind(mode: int) -> str | None:
+    """What a non-regular, non-folder entry is, in a student's words; None for files and folders."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "not a regular file"

@@ -16,6 +16,7 @@ import stat
 import tempfile
 
 from grader.errors import UserError
+from grader.specs.paths import entry_kind
 
 
 class OutputError(UserError):
@@ -24,15 +25,7 @@ class OutputError(UserError):
 
 def _kind(mode: int) -> str:
     """What a path that is not a regular file is, in words."""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
-    return "not a regular file"
+    return "a folder" if stat.S_ISDIR(mode) else entry_kind(mode) or "not a regular file"
 
 
 def _reason(error: OSError) -> str:
