@@ -568,13 +568,15 @@ def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each
 
 @pytest.mark.parametrize("steps, says", [
     (5 * 19, ""), (5 * 18, ""),  # batches of 64 over 1,200 images, the last one kept or dropped
-    (5 * 5, "the model for lr=0.001 took 25 optimizer steps, 5 per epoch over 5 epochs, where batches of 64 over the "
-            "1,200 training images make 19: another batch size, or other training data"),  # batches of 256
+    (5 * 5, "the model for lr=0.001 took 25 optimizer steps, 5 per epoch over the 5 epochs its curves record, where "
+            "batches of 64 over the 1,200 training images make 19: another batch size, or other training data"),
+    (3 * 19, ""),  # 3 epochs of batches of 64, as its curves record: the epochs are named elsewhere, not the batches
 ])
 def test_a_sweep_s_batch_size_is_read_from_each_model_s_steps(tmp_path, steps, says):
     """Batches of 256 in every run (the task fixes 64) got 11/11: the runs are alike among themselves."""
     net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps_since_start=steps)
-    assert " ".join(_batches_unlike({0.001: net}, 5, 1200, 64)) == says
+    epochs = {0.001: 3 if steps == 3 * 19 else 5}
+    assert " ".join(_batches_unlike({0.001: net}, epochs, 1200, 64)) == says
 
 
 def _trained_by(cls: str, group: dict) -> OptimizerExport:

@@ -449,6 +449,19 @@ def test_steps_that_never_found_a_gradient_are_said_so_not_guessed():
                                                              "backward() and step()")
 
 
+def test_a_model_that_could_not_be_captured_is_not_judged_on_its_gradients():
+    """A model fed flat rows where the task's takes images cannot be captured, and its record went with it: the
+    capture error was this check's message too, for a loop that cleared its gradients at every step."""
+    from grader.checks.gradients import gradients_cleared
+    from grader.loading.values import ExportProblem, Exports
+
+    problem = ExportProblem("mat1 and mat2 shapes cannot be multiplied (56x28 and 784x128)")
+    ctx = CheckContext(load_exercise("mnist-sgd").spec, Exports(values={"model": problem}, found=True), (), None)
+    outcome = gradients_cleared(ctx, models="model")
+    assert outcome.passed and outcome.message.startswith("Not measured: `model` could not be handed to the grader "
+                                                         "(mat1 and mat2 shapes cannot be multiplied")
+
+
 def test_weights_initialised_another_way_and_trained_from_there_are_the_start_that_is_checked(graded):
     """Seeded once with 2024, every model re-initialised with kaiming_normal_: the weights at the first forward pass lie
     outside a fresh SimpleMLP's range, and were taken for trained weights loaded before that pass, so no start could

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.registry import Param, check_kind
-from grader.loading.values import ModelValue
+from grader.loading.values import ExportProblem, ModelValue
 
 
 def models_in(value: Any, path: str = "", depth: int = 0) -> Iterator[tuple[str, ModelValue]]:
@@ -115,6 +115,10 @@ def _label(ctx: CheckContext, name: str, path: str) -> str:
                          "model, or dicts and lists of them, or a run of the grader's holding one)", export=True))
 def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
     """No optimizer step used a gradient left over from the step before."""
+    value = ctx.exports.values.get(models)
+    if isinstance(value, ExportProblem):  # no capture, no record: the model's own checks say what to change
+        return Outcome(True, f"Not measured: `{models}` could not be handed to the grader ({value.message.rstrip('.')}), "
+                             "and with it went the record of its optimizer steps.")
     unique: dict[int, tuple[str, ModelValue]] = {}  # one model under two keys ("model" and "trained") counts once
     for path, net in models_in(ctx.value(models)):
         unique.setdefault(id(net), (_label(ctx, models, path), net))

@@ -755,16 +755,18 @@ def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
     return found
 
 
-def _batches_unlike(nets: dict[float, ModelValue], epochs: int, n: int, batch: int) -> list[str]:
-    """The runs whose models took another number of optimizer steps than ``epochs`` epochs of batches of ``batch``
-    over ``n`` training images make (the last batch kept or dropped), counted since each model's start."""
+def _batches_unlike(nets: dict[float, ModelValue], epochs: dict[float, int], n: int, batch: int) -> list[str]:
+    """The runs whose models took another number of optimizer steps than their ``epochs`` (by rate: the epochs each
+    run recorded) of batches of ``batch`` over ``n`` training images make (the last batch kept or dropped), counted
+    since each model's start. Fewer epochs than the task's are the reported curves' to name."""
     per_epoch = (math.ceil(n / batch), n // batch)
     found = []
     for lr, net in nets.items():
         steps = getattr(net, "steps_since_start", 0) or max(getattr(net, "steps", {}).values(), default=0)
-        if steps and steps not in {epochs * k for k in per_epoch}:
-            found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, {steps / epochs:g} per epoch over "
-                         f"{epochs} epochs, where batches of {batch} over the {n:,} training images make "
+        if lr in epochs and steps and steps not in {epochs[lr] * k for k in per_epoch}:
+            found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, {steps / epochs[lr]:g} per epoch "
+                         f"over the {epochs[lr]} epochs its curves record, where batches of {batch} over the {n:,} "
+                         "training images make "
                          f"{per_epoch[0]:,}: another batch size, or other training data")
     return found
 
@@ -800,7 +802,7 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     unlike += _trained_unlike({lr: nets[lr] for lr in (better, worse)}, optimizer)
     if epochs and batch_size and train_data:
         n_train = len(ctx.data.make(train_data, ctx.check_id).Y)
-        unlike += _batches_unlike({lr: nets[lr] for lr in (better, worse)}, epochs, n_train, batch_size)
+        unlike += _batches_unlike({lr: nets[lr] for lr in (better, worse)}, recorded, n_train, batch_size)
     changed = loss_changes(nets[better])  # run-wide: the same record for every model
     if changed:
         unlike.append("; ".join(changed) + " (the kernel's record of the run), where the set-up trains with plain "
