@@ -11,6 +11,8 @@ from grader.errors import EXIT_FAILED, EXIT_OK, UserError
 from grader.results import SubmissionResult
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from grader.assignments.catalog import Exercise
     from grader.kernel.factory import FactoryHandle, KernelFactory
 
@@ -118,14 +120,29 @@ def _watch(args: argparse.Namespace, exercise: Exercise, handle: FactoryHandle, 
 
     previous = signal.signal(signal.SIGINT, interrupted) if threading.current_thread() is threading.main_thread() \
         else None
+    hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_loops(hook)  # from the first Ctrl-C on, which may come while a loop runs
     try:
         watch_notebook(args.notebook, exercise, handle, shown, stop, data_root, SCORING_MODULES + RENDERING_MODULES)
     except KeyboardInterrupt:
         stop.set()
+    else:
+        sys.unraisablehook = hook
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     return EXIT_OK
+
+
+def _quiet_loops(hook: Callable) -> Callable:
+    """``sys.unraisablehook`` without the complaint of an event loop that Ctrl-C left behind, when the garbage
+    collector closes it later in another thread (it cannot remove its signal handlers there): the watch is over,
+    and the user's one line says so."""
+    def unraisable(info) -> None:
+        if getattr(info.object, "__qualname__", "") != "BaseEventLoop.__del__":
+            hook(info)
+
+    return unraisable
 
 
 def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> None:
