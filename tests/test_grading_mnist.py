@@ -461,12 +461,18 @@ def _trained(steps: int):
       "of 91 to 92 images, not 64; or, with batches of 64, epochs of 3,457 to 3,520 images instead of all 5,000; or 1 "
       "whole epoch of 79 batches of 64 and 31 batches of the next: a last epoch stopped early (a break inside the "
       "batch loop, say).")),
-    # an Adam made anew each epoch starts its running averages over: that is not the set-up
+    # an Adam made anew each epoch starts its running averages over (the kernel counts 3 restarts): not the set-up
     ("mnist-adam", {"optimizer": dataclasses.replace(_optimizer(79), cls="Adam"), "history": {"train_loss": [1.0] * 4},
-                    "model": _trained(4 * 79)}, False,
+                    "model": dataclasses.replace(_trained(4 * 79), optimizer_restarts=3)}, False,
      ("the model's parameters took 316 optimizer steps, 4 epochs of batches of 64 over the 5,000 training images, but "
       "`optimizer` itself stepped 79 times: a new Adam was made during training, which starts its state over (running "
       "averages); create it once, before the loop, and change the learning rate with a scheduler.")),
+    # a checkpoint resumed: the new Adam was given the old one's state_dict, and the kernel saw no restart
+    ("mnist-adam", {"optimizer": dataclasses.replace(_optimizer(79), cls="Adam"), "history": {"train_loss": [1.0] * 4},
+                    "model": _trained(4 * 79)}, True,
+     ("the model's parameters took 316 optimizer steps: 4 epochs of batches of 64 over the 5,000 training images, as "
+      "the task fixes (`optimizer` itself stepped 79 times: a new Adam was made during training and given its "
+      "predecessor's state (load_state_dict), so the run went on as one).")),
 ])
 def test_fixed_setup_counts_steps_over_the_roots_training_images(roots, exercise, values, verdict, message):
     outcome = evaluate(exercise, "fixed-setup", values, roots["small"])

@@ -93,7 +93,8 @@ def test_an_optimizer_made_anew_during_training_is_counted_where_it_drops_the_st
     state, and a new Adam given the old one's state_dict carries it on: neither restarts anything."""
     restarts = {name: model.optimizer_restarts for name, model in exports["restarts"].items()}
     assert restarts == {"one Adam": 0, "Adam each epoch": 2, "momentum SGD each epoch": 2, "plain SGD each epoch": 0,
-                        "Adam each epoch, state loaded": 0, "two runs, carried on": 0, "two runs, reset between": 0}
+                        "Adam each epoch, state loaded": 0, "two runs, carried on": 0, "two runs, reset between": 0,
+                        "resumed into a new model": 0}
 
 
 def test_the_steps_since_the_weights_were_last_at_their_start_count_one_run(exports):
@@ -102,3 +103,13 @@ def test_the_steps_since_the_weights_were_last_at_their_start_count_one_run(expo
     since = {name: model.steps_since_start for name, model in exports["restarts"].items()}
     assert since["two runs, carried on"] == 5 and since["two runs, reset between"] == 2
     assert since["one Adam"] == 6 and since["Adam each epoch"] == 6
+    # the steps of the run since the reset alone: the first run's are gone with it
+    assert set(exports["restarts"]["two runs, reset between"].steps.values()) == {2}
+
+
+def test_a_model_given_weights_before_it_first_ran_has_no_recorded_start(exports):
+    """Weights loaded into a new model before its first forward pass (a run resumed into a new object) are another
+    model's trained weights, not where this one started: no start is recorded, and the record says it was loaded."""
+    resumed = exports["restarts"]["resumed into a new model"]
+    assert resumed.loaded and resumed.initial == {} and set(resumed.steps.values()) == {2}
+    assert not exports["restarts"]["one Adam"].loaded

@@ -145,22 +145,27 @@ def _whole_epochs(steps: int | None, n: int, batch: int) -> int | None:
     return next((steps // k for k in (math.ceil(n / batch), n // batch) if steps and k and steps % k == 0), None)
 
 
-def _remade(opt: OptimizerExport, run: RunCount, optimizer: str) -> tuple[RunCount, str, bool]:
+def _remade(opt: OptimizerExport, run: RunCount, optimizer: str,
+            net: object = None) -> tuple[RunCount, str, bool]:
     """A run whose model took more optimizer steps than the exported optimizer made: another optimizer made them too.
 
     Returns the run counted by the model's steps, what that shows, and whether it changes the training: a plain SGD
-    (no momentum) keeps no state, so making it anew changes nothing but the LR; any other optimizer starts over.
+    (no momentum) keeps no state, so making it anew changes nothing but the LR; a new one given the old one's state
+    (a checkpoint resumed: the kernel saw no restart on the model) goes on as one; any other starts over.
     """
     if not run.model_steps or not run.steps or run.model_steps <= run.steps:
         return run, "", False
     stateless = opt.cls == "SGD" and all(not g.get("momentum") for g in opt.param_groups)
+    resumed = isinstance(net, ModelValue) and bool(getattr(net, "steps", None)) and not net.optimizer_restarts
     what = f"`{optimizer}` itself stepped {run.steps:,} times: a new {opt.cls} was made during training"
     if stateless:
         what += " (a plain SGD keeps no state, so that changes nothing but the learning rate)"
+    elif resumed:
+        what += " and given its predecessor's state (load_state_dict), so the run went on as one"
     else:
         what += (f", which starts its state over ({'running averages' if opt.cls != 'SGD' else 'momentum'}); "
                  "create it once, before the loop, and change the learning rate with a scheduler")
-    return dataclasses.replace(run, steps=run.model_steps, counted_by_model=True), what, not stateless
+    return dataclasses.replace(run, steps=run.model_steps, counted_by_model=True), what, not (stateless or resumed)
 
 
 def _batches_for(n: int, per_epoch: int) -> str:
@@ -285,7 +290,8 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     remade, restarted = "", False
     own = _whole_epochs(run.steps, n, batch_size)
     if own is None or own != (epochs or run.epochs_recorded or own):  # the exported optimizer does not explain it
-        run, remade, restarted = _remade(ctx.value(optimizer, "optimizer"), run, optimizer)
+        run, remade, restarted = _remade(ctx.value(optimizer, "optimizer"), run, optimizer,
+                                         ctx.exports.values.get(model) if model else None)
     handed_out = ctx.exports.values.get(loader)
     if not run.steps:
         return Outcome(False, f"`{optimizer}` never stepped, or its steps could not be counted: train with this "

@@ -96,6 +96,10 @@ def _counted(net: Any, best: int, batches: int, patience: int, n_epochs: int) ->
     steps = max(counted.values())
     if steps % batches == 0 and steps // batches in allowed_epochs(best, patience, n_epochs):
         return f"{steps} steps, {_epochs(steps // batches)} of {batches} batches", None
+    if getattr(net, "loaded", False):  # a run resumed into a new model: the steps before it are another object's
+        return (f"its parameters took {steps} optimizer steps after it was given weights by load_state_dict, before "
+                "it first ran (a run resumed into a new model, say), so the steps before that are another model's "
+                "and its training was not counted"), None
     if steps < (best - 1) * batches and steps % batches == 0:
         # Fewer steps than its own best epoch needs: no run gives that, but a copy refreshed in place does
         # (copy.deepcopy once, then load_state_dict into it), whose count stays the copy's: whole epochs, as it

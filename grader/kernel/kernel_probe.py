@@ -56,6 +56,7 @@ class _ById:
 
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
+LOADED = _ById()  # parameter -> True: given weights by load_state_dict before it first ran (no start recorded)
 STEPS = _ById()  # optimizer -> how many times it stepped
 PARAMETER_STEPS = _ById()  # parameter -> its _Record
 STALE, CLEARED, CARRIED = "stale", "cleared", "carried"  # .grad still the last step's; cleared; added to it
@@ -74,6 +75,12 @@ RECORDING = [True]  # the export cell turns this off before it traces anything
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 _TENSOR: list = []  # torch.Tensor, once torch is imported
+_GRAD: list = []  # torch.is_grad_enabled, once torch is imported: a call without it is no training step's
+
+
+def _training() -> bool:
+    """Whether autograd records now: a forward pass or a loss of a training step, not an evaluation or a metric."""
+    return bool(_GRAD) and _GRAD[0]()
 # The notebook's losses and gradient clipping, run-wide: cross_entropy calls, the label_smoothing values they were
 # given, those (of the first INPUT_CALLS) whose input rows were probabilities (a softmax before a loss that applies
 # its own) or whose targets were probabilities other than one-hot rows, the clip_grad_norm_/clip_grad_value_ calls
@@ -86,14 +93,14 @@ LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "cli
 def _first_forward(module, args):
     if not RECORDING[0]:
         return None
-    if args and module.training:
+    if args and module.training and _training():
         _note_input(module, args[0])
     if module in _SEEN:
         return None
     try:
         _SEEN.set(module, True)
         for parameter in module._parameters.values():
-            if parameter is not None and parameter not in INITIAL:
+            if parameter is not None and parameter not in INITIAL and parameter not in LOADED:
                 INITIAL.set(parameter, parameter.detach().to("cpu", copy=True))
     except Exception:  # noqa: BLE001 - a record is a nicety; the student's run must never fail because of it
         pass
@@ -131,7 +138,7 @@ def _noted_loss(cross_entropy):
                 if smoothing:
                     LOSSES["label_smoothing"].add(float(smoothing))
                 if LOSSES["cross_entropy"] <= INPUT_CALLS and input.dim() == 2 and input.shape[1] > 1 and \
-                        input.is_floating_point():
+                        input.is_floating_point() and input.requires_grad and _training():
                     rows = input.detach()
                     if float(rows.min()) >= 0 and float(rows.max()) <= 1 and \
                             float((rows.sum(1) - 1).abs().max()) < 1e-3:
@@ -158,16 +165,22 @@ OTHER_LOSSES = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_c
 def _counted_loss(loss, name: str):
     """A loss of ``torch.nn.functional`` (which its nn.Module form calls) counting its calls by name."""
     def counted(*args, **kwargs):
+        result = loss(*args, **kwargs)
         if RECORDING[0]:
-            try:
-                others = LOSSES["others"]
-                others[name] = others.get(name, 0) + 1
+            try:  # counted as backward() runs through it: a metric logged with .item() is no training loss
+                if getattr(result, "requires_grad", False) and _training():
+                    result.register_hook(lambda grad: _backward_through(name))
             except Exception:  # noqa: BLE001
                 pass
-        return loss(*args, **kwargs)
+        return result
 
     counted.__wrapped__ = loss
     return counted
+
+
+def _backward_through(name: str) -> None:
+    others = LOSSES["others"]
+    others[name] = others.get(name, 0) + 1
 
 
 def _noted_nll(nll_loss):
@@ -177,7 +190,8 @@ def _noted_nll(nll_loss):
         if RECORDING[0]:
             try:
                 LOSSES["nll_loss"] += 1
-                if LOSSES["nll_loss"] <= INPUT_CALLS and input.dim() == 2 and input.is_floating_point():
+                if LOSSES["nll_loss"] <= INPUT_CALLS and input.dim() == 2 and input.is_floating_point() and \
+                        input.requires_grad and _training():
                     if float((input.detach().exp().sum(1) - 1).abs().max()) > 1e-3:
                         LOSSES["nll_not_log_probabilities"] += 1
             except Exception:  # noqa: BLE001
@@ -235,22 +249,27 @@ def _starting(optimizer, args, kwargs):
                 record = PARAMETER_STEPS.get(parameter)
                 if record is None or parameter.grad is None:
                     continue
+                fresh = (record.owner is None or record.owner() is not optimizer) and _fresh_start(parameter, record)
                 # A parameter whose last optimizer kept state for it (Adam's averages, momentum) stepped by one that
-                # has none: a new optimizer, made during training, starts those again.
-                if record.kept and not state.get(parameter):
+                # has none: a new optimizer, made during training, starts those again (a fresh run does not).
+                if record.kept and not state.get(parameter) and not fresh:
                     record.restarts += 1
-                if record.owner is None or record.owner() is not optimizer:
-                    _taken_over(parameter, record)
     except Exception:  # noqa: BLE001
         pass
 
 
-def _taken_over(parameter, record) -> None:
-    """Another optimizer than the last steps ``parameter``: a new run starts its count again where the weights were
-    set back to their recorded start (reset_parameters() after reseeding, or the initial state_dict loaded)."""
+def _fresh_start(parameter, record) -> bool:
+    """Another optimizer than the last steps ``parameter``: a new run, whose record starts again, where its weights
+    are back at their recorded start (the initial state_dict loaded, reset_parameters() after the same seed). Weights
+    set otherwise (a checkpoint resumed, a re-initialisation from another seed) cannot be told apart: they carry the
+    record on."""
     start = INITIAL.get(parameter)
-    if start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start):
-        record.since_start = 0
+    moved = start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
+    if moved:
+        record.stepped = record.idle = record.since_start = record.restarts = 0
+        record.lrs = record.settings = None
+        record.classes = set()
+    return moved
 
 
 class _Record:
@@ -273,7 +292,7 @@ class _Record:
         self.kept = False  # whether the optimizer of its latest step keeps state for it
         self.restarts = 0  # steps by an optimizer with no state for it, after one that kept some
         self.owner = None  # a weak reference to the optimizer of its latest step
-        self.since_start = 0  # steps since its weights were last at their recorded start when an optimizer took over
+        self.since_start = 0  # steps since a new run began (``_fresh_start``)
 
     def copy(self) -> "_Record":
         """What a deep copy of the parameter inherits: the counts and LRs so far, not the watch on its gradient."""
@@ -477,13 +496,17 @@ def _keeping_records(load_state_dict):
     def load(self, *args, **kwargs):
         try:
             before = dict(self.named_parameters())
+            # Values of parameters that never ran: new weights loaded into them are not where the model started.
+            unrun = {name: p.detach().clone() for name, p in before.items() if p not in INITIAL}
         except Exception:  # noqa: BLE001
-            before = {}
+            before, unrun = {}, {}
         result = load_state_dict(self, *args, **kwargs)
         try:
             for name, parameter in self.named_parameters():
                 if before.get(name) is not None and before[name] is not parameter:
                     _hand_over(before[name], parameter)
+                elif name in unrun and not _TENSOR[0].equal(parameter.detach(), unrun[name]):
+                    LOADED.set(parameter, True)  # a run resumed into a new model, say: another model's weights
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -499,6 +522,7 @@ def install(torch) -> None:
     import importlib
 
     _TENSOR[:] = [torch.Tensor]
+    _GRAD[:] = [torch.is_grad_enabled]
     for module, register, hook in (("torch.nn.modules.module", "register_module_forward_pre_hook", _first_forward),
                                    ("torch.optim.optimizer", "register_optimizer_step_pre_hook", _starting),
                                    ("torch.optim.optimizer", "register_optimizer_step_post_hook", _stepped)):
@@ -543,16 +567,16 @@ def initial_state(model) -> dict:
 
 
 def training_record(model) -> dict:
-    """How optimizers stepped ``model``'s parameters: ``steps`` by name (with a gradient; parameters never stepped
-    are missing), ``idle_steps`` (the most that found one without a gradient), ``optimizers`` (their classes), and
-    of the steps judged (``judged_steps``, the most for a parameter) how many used a gradient that still held the
-    step before's (``carried_steps``, the most for a parameter); how often a new optimizer took over one that kept
-    state for a parameter (``optimizer_restarts``, the most for a parameter); the steps since its weights were last
-    at their start when an optimizer took over (``steps_since_start``: a run from a reset start); for its most stepped parameter, the [first, last,
+    """How optimizers stepped ``model``'s parameters in the current run (``_fresh_start``): ``steps`` by name (with a
+    gradient; parameters never stepped are missing), ``idle_steps`` (the most that found one without a gradient),
+    ``optimizers`` (their classes), and of the steps judged (``judged_steps``, the most for a parameter) how many used
+    a gradient that still held the step before's (``carried_steps``, the most for a parameter); how often a new
+    optimizer took over one that kept state for a parameter (``optimizer_restarts``, the most for a parameter); the
+    steps since the current run began (``steps_since_start``); whether it was given weights by load_state_dict
+    before it first ran (``loaded``: its steps count from there); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
-    ``input_ranges``); and the run's
-    losses and clipping (``loss_calls``, run-wide: the same for every model)."""
+    ``input_ranges``); and the run's losses and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
     fed = INPUTS.get(model)
@@ -563,6 +587,7 @@ def training_record(model) -> dict:
             "carried_steps": max((r.carried for r in records.values()), default=0),
             "optimizer_restarts": max((r.restarts for r in records.values()), default=0),
             "steps_since_start": max((r.since_start for r in records.values()), default=0),
+            "loaded": any(p in LOADED for _, p in model.named_parameters()),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
             "loss_calls": loss_record()}
