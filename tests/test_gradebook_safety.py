@@ -281,15 +281,14 @@ def test_an_output_that_cannot_be_written_is_one_line_and_leaves_no_temporary_fi
 
 def _full_disk_view(folder):
     """A command prefix under which ``folder`` is a full file system (a 16 kB tmpfs, filled, in a private mount
-    namespace; root only); after the command, the files left in it are listed on stdout below ``left:``."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare(1) to mount a full file system")
+    namespace: root's own, or a user namespace's without root); after the command, the files left in it are listed on
+    stdout below ``left:``."""
     script = (f"mount -t tmpfs -o size=16k tmpfs {folder} || exit 99; head -c 65536 /dev/zero > {folder}/fill "
               f"2>/dev/null; \"$@\"; code=$?; echo left:; find {folder} -type f | sort; exit $code")
-    probe = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", "true"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()}")
-    return ("unshare", "--mount", "sh", "-c", script, "sh")
+    namespaces = ("unshare", "--mount") if os.geteuid() == 0 else ("unshare", "--user", "--map-root-user", "--mount")
+    probe = subprocess.run([*namespaces, "sh", "-c", script, "sh", "true"], capture_output=True, check=False)
+    assert probe.returncode == 0, f"a full file system needs unshare(1) and mount namespaces: {probe.stderr!r}"
+    return (*namespaces, "sh", "-c", script, "sh")
 
 
 def test_a_full_or_read_only_disk_gets_one_line_naming_the_file_and_no_temporary_file(tmp_path):
