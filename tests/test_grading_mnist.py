@@ -580,7 +580,7 @@ def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each
 ])
 def test_a_sweep_s_batch_size_is_read_from_each_model_s_steps(tmp_path, steps, says):
     """Batches of 256 in every run (the task fixes 64) got 11/11: the runs are alike among themselves."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps_since_start=steps)
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps={"fc1.weight": steps})
     epochs = {0.001: 3 if steps == 3 * 19 else 5}
     assert " ".join(_batches_unlike({0.001: net}, epochs, 1200, 64)) == says
 
@@ -828,7 +828,7 @@ def test_a_model_carried_on_from_an_earlier_run_is_named_from_the_steps_since_it
     """An SGD run, then the Adam run on the same model, never reset: the Adam optimizer and the history agree with
     each other, so the run looked whole (10.5/10.5). The kernel counts the steps since the weights were last at their
     recorded start when an optimizer took over."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps_since_start=since)
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps={"fc1.weight": since})
     outcome = evaluate("mnist-adam", "fixed-setup", {"optimizer": _optimizer(4 * 79), "history": {
         "train_loss": [1.0] * 4}, "model": net}, roots["small"])
     assert outcome.passed is not says and says in outcome.message, outcome.message

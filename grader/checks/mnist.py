@@ -17,7 +17,7 @@ from typing import Any
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
-from grader.checks.models import chance_level, fed_unlike, measured_accuracy
+from grader.checks.models import chance_level, fed_ranges, fed_unlike, measured_accuracy
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
@@ -323,7 +323,8 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     net = ctx.exports.values.get(model) if model else None
-    since = getattr(net, "steps_since_start", 0) if isinstance(net, ModelValue) else 0
+    # The model's steps count its current run: the kernel starts them again where the weights are back at their start.
+    since = run.model_steps or 0
     if not remade and run.steps and not run.counted_by_model and since > run.steps:
         problems.append(f"`{model}`'s parameters took {since:,} optimizer steps since they were last at their start, "
                         f"{since - run.steps:,} more than `{optimizer}` made: the model went on from an earlier run "
@@ -412,7 +413,7 @@ def _labels_only(trees: list[ast.Module]) -> set[int]:
 
 def _fed_calls(ctx: CheckContext, model: str, low: float, high: float) -> tuple[list, list]:
     """The (lowest, highest) value of each of the model's first training-mode calls the kernel recorded, split into
-    those within the pixels' [low, high] and those outside; a record of the whole range alone counts as one call.
+    those within the pixels' [low, high] and those outside (``fed_ranges``).
 
     A batch of digits always holds full-ink pixels, so one whose highest value lies in the lower half of the range
     was scaled down on the way (divided by 255 twice, say): it counts as outside.
@@ -420,7 +421,7 @@ def _fed_calls(ctx: CheckContext, model: str, low: float, high: float) -> tuple[
     net = ctx.exports.values.get(model) if model else None
     if not isinstance(net, ModelValue):
         return [], []
-    calls = list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
+    calls = fed_ranges(net)
     outside = [c for c in calls if c[0] < low - 1e-6 or c[1] > high + 1e-6 or c[1] < (low + high) / 2]
     return [c for c in calls if c not in outside], outside
 
@@ -613,8 +614,9 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
     label; and the higher the LR, the farther its weights moved from the start.
 
     The kernel records the LRs of every optimizer step a parameter took (a copy keeps its original's), so a model
-    stepped only at another rate is named directly. It also records every model's weights at its first forward pass. In the same number of steps, Adam
-    (or SGD) moves the weights farther at a higher learning rate; at the sweep's tenfold spacing the order
+    stepped only at another rate is named directly. It also records every model's weights at its first forward pass.
+    In the same number of steps, Adam (or SGD) moves the weights farther at a higher learning rate; at the sweep's
+    tenfold spacing the order
     is far from close for runs labelled right (seed 004's recipe, full MNIST: 8.5, 22.7, 87.6; the tests'
     3,000 images: 4.5, 9.1, 30.0), and a swap reverses it. A model stored as a copy taken after training
     has no start of its own to measure from: the point is then given, saying what could not be checked.
@@ -768,7 +770,7 @@ def _batches_unlike(nets: dict[float, ModelValue], epochs: dict[float, int], n: 
     per_epoch = (math.ceil(n / batch), n // batch)
     found = []
     for lr, net in nets.items():
-        steps = getattr(net, "steps_since_start", 0) or max(getattr(net, "steps", {}).values(), default=0)
+        steps = max(getattr(net, "steps", {}).values(), default=0)
         if lr in epochs and steps and steps not in {epochs[lr] * k for k in per_epoch}:
             found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, {steps / epochs[lr]:g} per epoch "
                          f"over the {epochs[lr]} epochs its curves record, where batches of {batch} over the {n:,} "

@@ -161,15 +161,17 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
 
 
+def same_weights(now: dict, before: dict) -> bool:
+    """Whether the tensors ``now`` (by name) are all there and equal to ``before``'s; False for none."""
+    import torch
+
+    return bool(now) and set(now) == set(before) and all(torch.equal(before[k], t) for k, t in now.items())
+
+
 def never_moved(net: Any) -> bool:
     """Whether every weight of ``net`` is still what it was at its first forward pass (the kernel's record); False
     where nothing was recorded."""
-    import torch
-
-    initial = getattr(net, "initial", None) or {}
-    parameters = getattr(net, "parameters", None) or {}
-    return bool(parameters) and set(initial) == set(parameters) and all(torch.equal(initial[k], parameters[k])
-                                                                         for k in parameters)
+    return same_weights(getattr(net, "parameters", None) or {}, getattr(net, "initial", None) or {})
 
 
 def untrained_cause(net: Any) -> str:
@@ -210,6 +212,12 @@ def _one_class_share(labels: Any, rarest: bool) -> tuple[float, float]:
     return share, math.sqrt(share * (1 - share) / len(labels))
 
 
+def fed_ranges(net: Any) -> list:
+    """The (lowest, highest) value of each of the model's first training calls, as the kernel recorded them; a record
+    of the whole range alone counts as one call."""
+    return list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
+
+
 def fed_unlike(net: Any, inputs: Any, name: str) -> str:
     """What to say (of the model ``name``, in words) when most of the model's first training-mode calls (the kernel's record) were fed values on another
     scale than the inputs the grader measures it on; "" otherwise, or where nothing was recorded.
@@ -217,8 +225,8 @@ def fed_unlike(net: Any, inputs: Any, name: str) -> str:
     "Another scale": an end of the range a quarter of the inputs' width or more away from theirs. A batch of the
     task's own data reaches near both ends of it; the median call decides, so a stray call (a shape check) does not.
     """
-    calls = list(getattr(net, "input_ranges", ()) or ())
-    if len(calls) < 1 or inputs is None or not len(inputs):
+    calls = fed_ranges(net)
+    if not calls or inputs is None or not len(inputs):
         return ""
     low, high = float(inputs.min()), float(inputs.max())
     width = high - low

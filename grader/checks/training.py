@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
-from grader.checks.models import untrained_cause
+from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
@@ -220,12 +220,9 @@ def _steps_followed(steps: object, batches: object, ran: int) -> str:
 def _unchanged(net: object, start: object) -> bool:
     """Whether ``net``, which optimizers stepped, still holds the weights of ``start``, its copy before the run (the
     grader's own runs are not recorded from their first forward pass, so the copy is their start)."""
-    import torch
-
     if not isinstance(net, ModelValue) or not isinstance(start, ModelValue) or not (net.steps or net.idle_steps):
         return False
-    mine, before = getattr(net, "parameters", {}), getattr(start, "parameters", {})
-    return bool(mine) and mine.keys() == before.keys() and all(torch.equal(t, before[k]) for k, t in mine.items())
+    return same_weights(getattr(net, "parameters", {}), getattr(start, "parameters", {}))
 
 
 @check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, the "
@@ -389,30 +386,16 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     best = first_minimum(view.val_loss)
     # The notebook's own run summed over its own validation batches; without its loader, the batch sizes a
     # student picks are tried after the course's, and the first one its history matches is the one it used.
-    course = batch_size
-    first = batch_size = exported or batch_size
-    losses, accuracy = val_loss_conventions(view.model, dataset, first)
-    convention, matching = _convention_of(losses, view.val_loss, best)
-    if not matching and loader:
-        # The exported loader is the one the notebook held at its end: one rebound after training (a single batch
-        # for a confusion matrix, say), or another loader passed to the function, is not the run's.
-        for size in dict.fromkeys(b for b in (course, *OTHER_BATCH_SIZES) if b != first):
-            other_losses, other_accuracy = val_loss_conventions(view.model, dataset, size)
-            other_convention, other_matching = _convention_of(other_losses, view.val_loss, best)
-            if other_matching:
-                losses, accuracy, convention, matching = other_losses, other_accuracy, other_convention, other_matching
-                batch_size = size
-                break
-    smoothed = ""
-    for smoothing in () if matching else (getattr(view.model, "loss_calls", None) or {}).get("label_smoothing", ()):
-        # The run's loss was smoothed (the kernel's record): its history is in that loss, so compare in it too.
-        other_losses, other_accuracy = val_loss_conventions(view.model, dataset, batch_size, smoothing)
-        other_convention, other_matching = _convention_of(other_losses, view.val_loss, best)
-        if other_matching:
-            losses, accuracy, convention, matching = other_losses, other_accuracy, other_convention, other_matching
-            smoothed = (f" (with label_smoothing={smoothing:g}, as the run called cross_entropy: the course's loss has "
-                        "none, which follows-arguments counts)")
-            break
+    first = exported or batch_size
+    # The exported loader is the one the notebook held at its end: one rebound after training (a single batch for a
+    # confusion matrix, say), or another loader passed to the function, is not the run's. A run whose loss was
+    # smoothed (the kernel's record) has its history in that loss.
+    others = [(b, 0.0) for b in dict.fromkeys((batch_size, *OTHER_BATCH_SIZES)) if b != first] if loader else []
+    smoothings = (getattr(view.model, "loss_calls", None) or {}).get("label_smoothing", ())
+    losses, accuracy, convention, matching, batch_size, smoothing = _as_recorded(
+        view, dataset, best, [(first, 0.0), *others, *((first, s) for s in smoothings)])
+    smoothed = (f" (with label_smoothing={smoothing:g}, as the run called cross_entropy: the course's loss has none, "
+                "which follows-arguments counts)" if smoothing else "")
     target, last = view.val_loss[best - 1], view.val_loss[-1]
     measured = losses[convention]
     metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4),
@@ -444,6 +427,20 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
 
 
 OTHER_BATCH_SIZES = (64, 16, 128, 180, 100, 50, 10, 20, 8, 256, 1)  # validation batch sizes students pick
+
+
+def _as_recorded(view: RunView, dataset, best: int, candidates: list) -> tuple:
+    """The model's val losses measured under the first of ``candidates`` ((batch size, label smoothing), most trusted
+    first) whose losses match an epoch of the history: (losses, accuracy, convention, matching epochs, batch size,
+    smoothing); the first candidate's where none does."""
+    found = None
+    for size, smoothing in candidates:
+        losses, accuracy = val_loss_conventions(view.model, dataset, size, smoothing)
+        convention, matching = _convention_of(losses, view.val_loss, best)
+        if matching:
+            return losses, accuracy, convention, matching, size, smoothing
+        found = found or (losses, accuracy, convention, matching, size, smoothing)
+    return found
 
 
 def _loader_batch_size(ctx: CheckContext, loader: str, points: int) -> int | None:

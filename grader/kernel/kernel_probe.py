@@ -266,7 +266,7 @@ def _fresh_start(parameter, record) -> bool:
     start = INITIAL.get(parameter)
     moved = start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
     if moved:
-        record.stepped = record.idle = record.since_start = record.restarts = 0
+        record.stepped = record.idle = record.restarts = 0
         record.lrs = record.settings = None
         record.classes = set()
     return moved
@@ -276,7 +276,7 @@ class _Record:
     """How optimizers stepped one parameter."""
 
     __slots__ = ("stepped", "idle", "classes", "cleared", "carried", "state", "pending", "hooks", "lrs", "settings",
-                 "kept", "restarts", "owner", "since_start")
+                 "kept", "restarts", "owner")
 
     def __init__(self):
         self.stepped = 0  # optimizer steps it took part in with a gradient
@@ -292,7 +292,6 @@ class _Record:
         self.kept = False  # whether the optimizer of its latest step keeps state for it
         self.restarts = 0  # steps by an optimizer with no state for it, after one that kept some
         self.owner = None  # a weak reference to the optimizer of its latest step
-        self.since_start = 0  # steps since a new run began (``_fresh_start``)
 
     def copy(self) -> "_Record":
         """What a deep copy of the parameter inherits: the counts and LRs so far, not the watch on its gradient."""
@@ -301,7 +300,7 @@ class _Record:
         copied.cleared, copied.carried = self.cleared, self.carried
         copied.lrs, copied.settings = list(self.lrs) if self.lrs else None, self.settings
         # Not ``kept`` or ``owner``: no optimizer holds the copy yet.
-        copied.restarts, copied.since_start = self.restarts, self.since_start
+        copied.restarts = self.restarts
         return copied
 
 
@@ -344,7 +343,6 @@ def _stepped(optimizer, args, kwargs):
                     record.idle += 1
                     continue
                 record.stepped += 1
-                record.since_start += 1
                 record.classes.add(type(optimizer).__name__)
                 record.kept = bool(optimizer.state.get(parameter))
                 record.owner = weakref.ref(optimizer)
@@ -571,8 +569,8 @@ def training_record(model) -> dict:
     gradient; parameters never stepped are missing), ``idle_steps`` (the most that found one without a gradient),
     ``optimizers`` (their classes), and of the steps judged (``judged_steps``, the most for a parameter) how many used
     a gradient that still held the step before's (``carried_steps``, the most for a parameter); how often a new
-    optimizer took over one that kept state for a parameter (``optimizer_restarts``, the most for a parameter); the
-    steps since the current run began (``steps_since_start``); whether it was given weights by load_state_dict
+    optimizer took over one that kept state for a parameter (``optimizer_restarts``, the most for a parameter);
+    whether it was given weights by load_state_dict
     before it first ran (``loaded``: its steps count from there); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
@@ -586,7 +584,6 @@ def training_record(model) -> dict:
             "judged_steps": max((r.cleared + r.carried for r in records.values()), default=0),
             "carried_steps": max((r.carried for r in records.values()), default=0),
             "optimizer_restarts": max((r.restarts for r in records.values()), default=0),
-            "steps_since_start": max((r.since_start for r in records.values()), default=0),
             "loaded": any(p in LOADED for _, p in model.named_parameters()),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,

@@ -162,7 +162,6 @@ class LoadedModel(ModelValue):
     loss_calls: dict = field(default_factory=dict)  # the run's cross_entropy calls and gradient clipping (kernel_probe)
     input_ranges: tuple[tuple[float, ...], ...] = ()  # each first training-mode call's (lowest, highest)
     optimizer_restarts: int = 0  # times a new optimizer took over, without the state the one before kept
-    steps_since_start: int = 0  # optimizer steps since the current run began (kernel_probe's ``_fresh_start``)
     loaded: bool = False  # given weights by load_state_dict before it first ran: its steps count from there
 
     @property
@@ -472,7 +471,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                        _finite(data.get("step_lrs"), 4), _settings(data.get("step_settings")),
                        _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")),
                        _ranges(data.get("input_ranges")), _count(data.get("optimizer_restarts")),
-                       _count(data.get("steps_since_start")), data.get("loaded") is True)
+                       data.get("loaded") is True)
 
 
 def _count(value: object) -> int:
