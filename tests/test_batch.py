@@ -161,6 +161,24 @@ def test_a_kernel_factory_killed_midway_leaves_its_submission_ungraded_and_the_b
         assert list(gb.current_runs()) == []  # not an error 0/10: the next run grades it
 
 
+def test_a_kernel_that_cannot_start_is_tried_again_then_left_ungraded(tmp_path, monkeypatch, capsys):
+    """A kernel that dies before the notebook's first cell (here a memory limit too small for Python itself) is the
+    grader's machinery, not the student's work: it is tried once more, then nothing is stored and the batch exits 4."""
+    (tmp_path / "exercises" / "probe").mkdir(parents=True)
+    (tmp_path / "exercises" / "probe" / "spec.toml").write_text(one_value_spec("probe", memory_mb=40))
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path / "exercises"))
+    (tmp_path / "class").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("probe = {'a': 1}")]),
+                   tmp_path / "class" / "ada.ipynb")
+    book = tmp_path / "gradebook.sqlite"
+    assert main(["grade", str(tmp_path / "class"), "--exercise", "probe", "--gradebook", str(book)]) == 4
+    err = capsys.readouterr().err
+    assert "1 submission(s) not graded because of the grader's own processes" in err
+    assert ("ada: the grader's kernel failed before the notebook's first cell ran (the kernel could not be started: "
+            "Kernel died before replying to kernel_info; the sandbox's memory limit is 40 MB)") in err
+    assert "Exception ignored" not in err and current(book) == {}
+
+
 def _fork_servers() -> list[int]:
     """This process's multiprocessing fork servers."""
     return [pid for pid in process_children().get(os.getpid(), []) if "multiprocessing.forkserver" in command_line(pid)]

@@ -207,3 +207,39 @@ def test_the_prelude_stays_under_the_size_pyzmq_sends_from_a_thread():
     from grader.kernel.cells import prelude_source
 
     assert len(prelude_source(True, tuple(f"value_{i}" for i in range(20))).encode()) < zmq.COPY_THRESHOLD // 2
+
+
+def test_pandas_imports_in_the_kernel_and_a_missing_module_says_what_the_grader_has(tmp_path):
+    """Students' notebooks import pandas for a results table, as on Colab: it is there. A module that is not there
+    is named with what the grading environment has instead, where the bare ModuleNotFoundError left a notebook that
+    runs at home without a reason."""
+    cells = ["import pandas as pd\nprobe = {'rows': len(pd.DataFrame({'lr': [0.1, 0.01]}))}",
+             "import seaborn_or_anything_not_installed as sns"]
+    path = tmp_path / "tables.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    run = run_notebook(read_submission(path), load_spec_file(FILES / "spec.toml"))
+    assert run.exports.values["probe"] == {"rows": 2}, run.execution.reason
+    assert run.execution.reason.startswith(
+        "code cell 2 raised ModuleNotFoundError: No module named 'seaborn_or_anything_not_installed'. The grading "
+        "environment has no module 'seaborn_or_anything_not_installed': only your notebook runs there, with torch, "
+        "torchvision, numpy, matplotlib, pandas, tqdm, torchinfo")
+
+
+def test_a_grader_started_through_a_relative_interpreter_path_still_starts_its_kernels(tmp_path):
+    """`cd tests && ../.venv/bin/python ...`: the interpreter's path named a folder on the way (`tests/..`) that the
+    sandbox user cannot reach, so every kernel failed to start ("Permission denied" at its exec)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("probe = {'ran': True}")]), path)
+    tests = pathlib.Path(__file__).resolve().parent
+    script = ("import pathlib, sys\nfrom grader.assignments.catalog import load_spec_file\n"
+              "from grader.grading.engine import run_notebook\nfrom grader.kernel.notebook import read_submission\n"
+              f"run = run_notebook(read_submission({str(path)!r}), load_spec_file(pathlib.Path({str(FILES)!r}) / "
+              "'spec.toml'))\nprint(run.execution.reason, run.exports.values.get('probe'))\n")
+    relative = os.path.relpath(os.path.normpath(sys.executable), tests)
+    assert relative.startswith("..")
+    done = subprocess.run([relative, "-c", script], cwd=tests, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(tests.parent)})
+    assert done.stdout.strip() == "None {'ran': True}", done.stdout + done.stderr

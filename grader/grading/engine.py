@@ -113,7 +113,10 @@ def run_notebook(submission: Submission, exercise: Exercise, hide: tuple[str, ..
     An exercise with ``data_root = true`` gets the MNIST root read-only, named by ``$MNIST_ROOT``.
     ``warm`` lists modules to import while the kernel runs; ``env`` is added to the kernel's environment.
     """
-    return _run(submission, exercise, hide, data_root, warm, factory, env)
+    run = _run(submission, exercise, hide, data_root, warm, factory, env)
+    if run.execution.machinery_lost and not run.execution.student_began:  # a kernel that failed to start: once more
+        run = _run(submission, exercise, hide, data_root, warm, factory, env)
+    return run
 
 
 def run_next(wait: Callable[[], Submission | None], exercise: Exercise, data_root: pathlib.Path | None = None,

@@ -11,6 +11,7 @@ run. Outputs beyond the cap are dropped as they arrive.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import re
@@ -29,7 +30,7 @@ from traitlets import Type
 from grader.kernel.factory_client import FACTORY_LOST, FELL_BACK, KERNEL_ENDED, LOST_EXIT
 from grader.kernel.kernel_export import DIGEST_LINE
 from grader.kernel.notebook import PreparedNotebook
-from grader.kernel.sandbox import Sandbox
+from grader.kernel.sandbox import INTERPRETER, Sandbox
 from grader.results import Status
 
 TIMEOUT_ENAME = "GraderCellTimeout"
@@ -58,6 +59,7 @@ class Execution:
     kernel_start: str = "fresh launch"  # or "forked from the pre-warmed factory"; a fallback says why
     kernel_lost: bool = False  # a ``Deferred`` kernel died while it waited: nothing of the notebook ran
     machinery_lost: str = ""  # why the kernel died with the grader's own machinery (its factory, its launcher)
+    student_began: bool = False  # the first student cell was sent: what fails before that is the grader's machinery
 
     @property
     def traceback(self) -> str:
@@ -116,9 +118,7 @@ class SandboxKernelManager(AsyncKernelManager):
     client_factory = Type(SandboxKernelClient, klass=AsyncKernelClient)
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        import sys
-
-        command = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file, *(extra_arguments or [])]
+        command = [INTERPRETER, "-m", "ipykernel_launcher", "-f", self.connection_file, *(extra_arguments or [])]
         fresh = self.grader_sandbox.wrap(command)
         factory = self.grader_sandbox.factory
         return factory.wrap(fresh) if factory else fresh  # the factory's client falls back to ``fresh`` itself
@@ -279,6 +279,7 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
     cells = prepared.nb.cells
     deadline = time.monotonic() + limits.total_timeout_s
     student_start = time.monotonic()
+    result.student_began = True
     for index in prepared.student_cells:
         remaining = deadline - time.monotonic()
         number = prepared.student_number(index)
@@ -369,6 +370,7 @@ def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Executio
     result = Execution()
     hard_limit = sandbox.limits.total_timeout_s + sandbox.limits.export_timeout_s + 2 * STARTUP_TIMEOUT_S
     started = time.monotonic()
+    failure = ""  # what ended the run early, in the machinery's words
     try:
         # A notebook that comes later gets the limit from its arrival: each side of the wait has its own.
         phased = isinstance(notebook, Deferred)
@@ -376,6 +378,7 @@ def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Executio
                                      None if phased else hard_limit))
     except DeadKernelError:
         result.status = Status.ERROR
+        failure = "the kernel died"
         code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
         how = f" (exit code {code})" if code and code > 0 else (f" (killed by signal {-code})" if code else "")
         result.machinery_lost = _machinery_lost(sandbox, code)
@@ -383,13 +386,16 @@ def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Executio
                          f"or running out of memory (limit {sandbox.limits.memory_mb} MB)")
     except (CellTimeoutError, asyncio.TimeoutError):
         result.status = Status.TIMEOUT
+        failure = "the grader's prelude cell did not finish in time"
         result.reason = result.reason or ("the notebook did not respond to an interrupt and was stopped "
                                           f"(limit {sandbox.limits.total_timeout_s:g} s)")
     except RuntimeError as e:  # kernel failed to start, or nbclient gave up on it
         result.status = Status.ERROR
+        failure = f"the kernel could not be started: {e}"
         result.reason = f"the kernel could not be run: {e}"
     except Exception as e:  # noqa: BLE001 - whatever the kernel sends, the run ends in a graded outcome
         result.status = Status.ERROR
+        failure = f"{type(e).__name__}: {str(e)[:300]}"
         result.reason = (f"the kernel's replies could not be processed ({type(e).__name__}: {e}); this happens "
                          "when a cell breaks the kernel itself, for example by patching modules it relies on (such "
                          "as json) or by using up the process limit")
@@ -398,11 +404,36 @@ def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Executio
         result.outputs_truncated = client.truncated
         result.export_digest = client.export_digest
         result.kernel_start = _kernel_start(sandbox)
+        atexit.unregister(client._cleanup_kernel)  # nbclient leaves it behind when the kernel fails to start
         sandbox.kill(result.timings.get("pid"))
         sandbox.launcher_pid = None  # reaped: the number may soon belong to another process
+    if result.status is not Status.OK and not result.student_began and not result.kernel_lost:
+        # No student byte ran: a kernel that did not start, or a prelude of the grader's own that failed, is no grade.
+        result.machinery_lost = result.machinery_lost or (
+            f"the grader's kernel failed before the notebook's first cell ran ({failure}; the sandbox's memory limit "
+            f"is {sandbox.limits.memory_mb} MB)")
     if result.status is Status.OK and result.errors:
         first = result.errors[0]
         result.status = Status.ERROR
         where = f"code cell {first.cell}" if first.cell else "the grader's export step"
         result.reason = f"{where} raised {first.ename}: {first.evalue.splitlines()[0] if first.evalue else ''}".strip()
+        result.reason += missing_module_hint(first)
     return result
+
+
+# What students' notebooks commonly import, named where the grading environment has it.
+COMMON_PACKAGES = ("torch", "torchvision", "numpy", "matplotlib", "pandas", "tqdm", "torchinfo", "scipy", "sklearn",
+                   "seaborn")
+
+
+def missing_module_hint(error: CellError) -> str:
+    """For an import of a module the grading environment lacks, what it has instead; "" for any other error."""
+    import importlib.util
+
+    found = re.match(r"No module named '([^']+)'", error.evalue or "")
+    if error.ename != "ModuleNotFoundError" or not found:
+        return ""
+    has = [name for name in COMMON_PACKAGES if importlib.util.find_spec(name) is not None]
+    return (f". The grading environment has no module '{found.group(1)}': only your notebook runs there, with "
+            f"{', '.join(has)} and Python's standard library. Remove that import and what uses it; a package "
+            "installed on your own machine is not on the grader's")

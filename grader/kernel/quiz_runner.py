@@ -12,12 +12,11 @@ import os
 import pathlib
 import secrets
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
 from grader.kernel.limits import Limits
-from grader.kernel.sandbox import open_sandbox
+from grader.kernel.sandbox import INTERPRETER, open_sandbox
 
 MAX_STDOUT_CHARS = 20_000
 MAX_READ_BYTES = 4 * 2**20
@@ -151,7 +150,7 @@ def run_many(codes: list[str], limits: Limits) -> list[SnippetOutcome]:
             path.write_text(text, encoding="utf-8")
             if sandbox.user:  # the runner drops to the sandbox user, who must read these
                 os.chown(path, *sandbox.user)
-        command = [sys.executable, "-W", "always", str(work / "runner.py"), str(work / "manifest.json")]
+        command = [INTERPRETER, "-W", "always", str(work / "runner.py"), str(work / "manifest.json")]
         # Output goes to a file the grader owns; RLIMIT_FSIZE caps it, so a flood cannot fill memory.
         out_path = sandbox.root / "stdout"
         # The runner enforces each run's timeout; this one only catches a runner that itself hangs.

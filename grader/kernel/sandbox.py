@@ -34,6 +34,9 @@ from grader.kernel.factory import FactoryHandle
 from grader.kernel.limits import Limits
 
 LAUNCHER = pathlib.Path(__file__).with_name("sandbox_launch.py")
+# The venv's interpreter, its path normalised: one started as `../.venv/bin/python` names a folder on the way that the
+# sandbox user may not reach (the kernel then cannot be exec'd). Not resolved: the venv's link is what makes it the venv.
+INTERPRETER = os.path.normpath(sys.executable)
 SANDBOX_UID_BASE = 61000
 MAX_SLOTS = 256
 # Environment the kernel needs; everything else from the grader's environment is dropped.
@@ -108,7 +111,7 @@ class Sandbox:
 
     def wrap(self, command: list[str]) -> list[str]:
         """The kernel command run through the launcher that applies this sandbox."""
-        return [sys.executable, str(LAUNCHER), self.plan_json(), "--", *command]
+        return [INTERPRETER, str(LAUNCHER), self.plan_json(), "--", *command]
 
     def kill(self, pid: int | None = None, wait: bool = True) -> None:
         """Kill everything the kernel started, so nothing changes the exports while the grader reads them.
@@ -244,7 +247,7 @@ def _plan_works(plan_json: str) -> bool:
         kept = plan.pop("reveal_tmp", None)
         if kept is not None:
             plan["reveal"][tmp] = sorted({pathlib.Path(own).name, *kept})
-        probe = subprocess.run([sys.executable, str(LAUNCHER), json.dumps(plan), "--", sys.executable, "-c",
+        probe = subprocess.run([INTERPRETER, str(LAUNCHER), json.dumps(plan), "--", INTERPRETER, "-c",
                                 "import ipykernel, grader.kernel.limits"], capture_output=True, timeout=120, cwd="/")
     return probe.returncode == 0
 
