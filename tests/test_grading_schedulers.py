@@ -763,3 +763,13 @@ def test_a_list_that_is_its_stored_schedulers_replay_names_the_setting_in_the_re
     said = lr_family(ctx, "lr_histories", "OneCycleLR", "schedulers").message
     assert "Replayed from its state, the scheduler stored under this name gives exactly your list" in said
     assert "three_phase=True" in said and "Compare your loop" not in said
+
+
+def test_a_scheduler_first_loop_that_made_none_of_the_exported_schedulers_keeps_the_order_point(graded):
+    """A first version of the helper steps the scheduler first and runs once as a smoke test; a later cell redefines
+    it in the right order and makes every exported scheduler. The run's record clears each of them, so the loop read
+    in the code is named without costing the point."""
+    result = graded(FILES / "smoke-test-then-redefined.ipynb")
+    order = checks(result)["step-order"]
+    assert order.passed and result.score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert "The loop at code cell 2, line 7 steps the scheduler first, but made none of them" in order.message

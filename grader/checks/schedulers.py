@@ -510,6 +510,12 @@ def _scheduler_first(value) -> list[str]:
     return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.calls and s.calls[0] == 0]
 
 
+def _all_recorded(value) -> bool:
+    """Whether every exported scheduler carries the kernel's record of its step() calls (a deepcopy carries none)."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(s, SchedulerExport) and s.calls
+                                                           for s in value.values())
+
+
 @check_kind("step_order", export=Param(str, "lr_histories", "checked only once the notebook defines it", export=True),
             schedulers=Param(str, "", "the exported schedulers (scheduler_dict), whose optimizers' step() calls the "
                              "run counted: a loop that steps another optimizer fails", export=True))
@@ -520,14 +526,22 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
     report = read_code(ctx.code_cells)
     orders = report.orders
     details = {"loops": [list(o) for o in orders], "unclear": list(report.unclear)}
+    exported = ctx.exports.values.get(schedulers) if schedulers else None
     wrong = [o for o in orders if o.verdict == "scheduler-first"]
+    if wrong and _all_recorded(exported) and not _scheduler_first(exported) and not _idle_optimizers(exported):
+        # The run's record clears every exported scheduler: the loop read in the code made none of them (a function
+        # never called, or replaced by a later definition that made the ones exported).
+        where = "; ".join(f"code cell {o.cell}, line {o.line}" for o in wrong)
+        return Outcome(True, f"Each of your {len(exported)} exported schedulers first stepped after its optimizer had "
+                       f"stepped (the grader counts each optimizer's steps at every scheduler call). The loop at {where} "
+                       "steps the scheduler first, but made none of them: keep optimizer.step() before "
+                       "scheduler.step() there too.", details=details)
     if wrong:
         where = "; ".join(f"code cell {o.cell}, line {o.line} (`{o.receiver}.step()`)" for o in wrong)
         raise CheckFailed(f"scheduler.step() comes before optimizer.step() in your loop: {where}. The LRs you record "
                           "come out the same here, but in training the first update would already use the second LR "
                           "of the schedule, and torch warns about it. Call optimizer.step() first, then "
                           "scheduler.step().", details=details)
-    exported = ctx.exports.values.get(schedulers) if schedulers else None
     idle = _idle_optimizers(exported)
     if idle and any(o.verdict in ("ok", "undecided") for o in orders):
         if len(idle) == len(exported):
