@@ -230,6 +230,11 @@ def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
     for (_, end), tie in strict_outcomes(slow, ways).items():
         ends[end] = ends.get(end, True) and tie
     if slow.ran in ends and not ends[slow.ran]:
+        if not any(b < a for a, b in zip(slow.val_loss, slow.val_loss[1:])):
+            # No fall to count: the run tests only ties, which the plateau run judges (it is a val pass that never
+            # sees the model being trained, say).
+            return "", "", (f"On a run {where}, {_did(slow)}: with no fall to count, it tests no improvement, so it "
+                            "was not judged.")
         return "", f"On a run {where}, {_did(slow)}: every fall counted as an improvement.", ""
     if slow.ran in ends:
         return "", "", (f"On a run {where}, {_did(slow)}: that fits the task's rule only if some of the tied epochs "

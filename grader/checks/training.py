@@ -225,9 +225,36 @@ def _unchanged(net: object, start: object) -> bool:
     return same_weights(getattr(net, "parameters", {}), getattr(start, "parameters", {}))
 
 
+def _loaders_followed(data: dict, ran: int) -> list[str]:
+    """What the run did instead of going through the loaders it was given, as the grader's loaders counted it."""
+    passes = {role: data.get(f"{role}_passes") for role in ("train", "val")}
+    wrong = []
+    if passes["train"] == 0 and whole_number(passes["train"]):
+        wrong.append(f"Your function never went through the training DataLoader it was given, in {ran} epochs: it "
+                     "trained on other batches (a global `train_loader`, or a loader it builds itself). Train on the "
+                     "loader passed in as an argument.")
+    if passes["val"] == 0 and whole_number(passes["val"]):
+        wrong.append(f"Your function never went through the validation DataLoader it was given, in {ran} epochs: its "
+                     "val loss comes from other data (the training loader, or a global `val_loader`). Validate on the "
+                     "loader passed in as an argument.")
+    return wrong
+
+
+def _constant_validation(val_loss: tuple[float, ...], net: object, start: object) -> str:
+    """Why a val loss that never changed while the weights did is no measure of the model being trained; "" else."""
+    moved = (isinstance(net, ModelValue) and isinstance(start, ModelValue) and getattr(start, "parameters", None)
+             and not same_weights(getattr(net, "parameters", {}) or {}, getattr(start, "parameters", {})))
+    if len(val_loss) < 3 or len(set(val_loss)) > 1 or not moved:
+        return ""
+    return (f"Your function's val loss was {val_loss[0]:.6g} at every one of its {len(val_loss)} epochs, while "
+            "training changed the model's weights: its validation pass does not measure the model being trained (a "
+            "global `model` evaluated instead of the argument, or a value computed once before the loop, say).")
+
+
 @check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, the "
-                                           "optimizer's first step as first_step {optimizer, lr}, and optimizer_steps "
-                                           "and batches (the training loader's)", export=True),
+                                           "optimizer's first step as first_step {optimizer, lr}, optimizer_steps and "
+                                           "batches (the training loader's), and train_passes and val_passes (the "
+                                           "passes over each loader given)", export=True),
             n_epochs=Param(int, doc="the n_epochs the run was called with"),
             patience=Param(int, doc="the patience the run was called with (more than n_epochs)"),
             lr=Param((int, float), doc="the lr the run was called with"))
@@ -259,7 +286,8 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     changed = next((c for c in map(loss_changes, (data.get("trained"), data.get("model"))) if c), [])
     changed = (f"The run's loss was not the course's: {'; '.join(changed)} (the kernel's record; the course's default "
                "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
-    wrong = [m for m in (epochs, rate, steps, restarted, changed, still) if m]
+    constant = _constant_validation(_floats(data.get("val_loss"), f"`{run}`['val_loss']")[:ran], trained_net, start)
+    wrong = [m for m in (epochs, rate, steps, restarted, changed, still, constant, *_loaders_followed(data, ran)) if m]
     if not wrong:
         return Outcome(True, f"The grader called your function with n_epochs={n_epochs}, patience={patience} and "
                        f"lr={lr:g}: it trained all {ran} epochs, one optimizer step per training batch. "
