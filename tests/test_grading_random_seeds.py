@@ -16,7 +16,8 @@ from reference.models import SimpleMLP
 CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
-         "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once")
+         "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
+         "training-points-per-seed")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -411,6 +412,9 @@ def test_models_kept_in_a_module_dict_are_handed_over_as_a_dict_of_models(tmp_pa
     ({"idle_steps": 198, "steps": {}, "untrained": True}, False,
      "so it never trained: its optimizer stepped 198 times, and not once found a gradient"),
     ({"steps": {}, "untrained": True}, True, "no optimizer step was recorded"),  # given trained weights before it ran
+    ({"steps": {}, "untrained": True, "seeded": 3}, False,  # a loop stepping a global optimizer made for another model
+     "seed 0: its weights are still those of a SimpleMLP built right after torch.manual_seed(3), and the kernel "
+     "recorded no optimizer step on them, so it never trained"),
 ])
 def test_how_each_model_was_stepped_is_the_set_ups_or_named(record, passed, says):
     """The kernel's record of each model's optimizer class, LRs and settings: SGD, or Adam at 1e-3, reported honest
@@ -421,7 +425,10 @@ def test_how_each_model_was_stepped_is_the_set_ups_or_named(record, passed, says
     from grader.loading.values import Exports
 
     record = dict(record)
-    net = _loaded(SimpleMLP(), 33 * 6)
+    seeded = record.pop("seeded", None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeded if seeded is not None else 1234567)  # no seed the grader knows, unless asked
+        net = _loaded(SimpleMLP(), 33 * 6)
     if record.pop("untrained", False):
         net = dataclasses.replace(net, initial=dict(net.parameters))
     net = dataclasses.replace(net, **record)
@@ -493,3 +500,26 @@ def test_a_summary_row_beside_every_seed_s_row_is_left_alone_and_a_misnamed_seed
     assert sorted(_by_seed(rows, "results", [0, 3, 18])) == [0, 3, 18]
     with pytest.raises(CheckFailed, match=r"must be keyed by the seed numbers \[0, 3, 18\]; found the key 'seed_3'"):
         _by_seed({0: {}, "seed_3": {}, 18: {}}, "results", [0, 3, 18])
+
+
+def test_models_built_under_a_float64_default_are_recognised_and_measured(graded):
+    """torch.set_default_dtype(torch.float64) first, a Colab habit: a seed draws other weights in float64, so the
+    seeded builds were never recognised (seed-start 0/2 with causes all wrong), and comparing the float64 models
+    with the reference's float32 run raised (reported-vs-measured and restored: "could not evaluate", 4 points)."""
+    result = graded["float64-default"]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert by_id(result)["seed-start"].message.startswith("Every model starts from the weights of a SimpleMLP built "
+                                                          "right after its own torch.manual_seed(seed)")
+
+
+def test_a_model_trained_on_another_seed_s_points_is_told_by_the_kernel_s_record_of_its_batches(graded):
+    """The training points drawn anew with each run's seed: seeds 3 and 18 learn other points, report honest figures
+    and take as many steps (12/12 before). The kernel records each row of a model's first training batches."""
+    result = graded["training-points-per-seed"]
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.id for c in failed] == ["trained-steps"], [(c.id, c.message) for c in failed]
+    assert failed[0].points == pytest.approx(1 / 3, abs=1e-4)
+    message = failed[0].message
+    assert message.startswith("seed 0: 198 steps, 33 epochs of 6 batches; seed 3: of the 604 inputs the kernel "
+                              "recorded in its first training batches, 0 are points of the training split: it trained "
+                              "on other data"), message

@@ -67,6 +67,18 @@ def test_a_model_kept_in_float64_is_captured_and_run_on_the_graders_float32_data
     assert loaded.predict(x).tolist() == model(x.double()).argmax(dim=1).tolist()
 
 
+def test_a_convolutional_model_kept_in_float64_passes_the_cost_guard_too(tmp_path):
+    """The guard measured every forward pass on a float32 fake input: conv2d refuses another type than its weights'
+    (Linear does not), so a CNN trained in float64 was refused as "tensor sizes depend on the data" (lr-sweep 1/11)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 13 * 13, 10))
+    model = model.double().eval()
+    exports = export_and_load(tmp_path, m=(model, [1, 28, 28]))
+    loaded = exports.values["m"]
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(loaded(x), model(x.double()), atol=1e-12), exports.problems
+
+
 class Styled(nn.Module):
     """forward() written the ways students write it: casts, in-place ops, functional calls, constants."""
 

@@ -50,6 +50,14 @@ class CheckContext:
     check_id: str = ""
     run_error: str = ""  # why the notebook's run ended badly, if it did: often why a value is missing
 
+    def cut_short(self, measured: str) -> str:
+        """``measured`` (what a failing check found in the run), led by the notebook's error where it raised one:
+        an error that stopped the training explains counts and scores better than any other cause."""
+        if not self.run_error or not measured:
+            return measured
+        return (f"Your notebook raised an error ({self.run_error.rstrip('.')}), which may have cut its training "
+                f"short: fix it first. What the run shows: {measured}")
+
     def _because(self) -> str:
         return f" Your notebook hit an error before this: {self.run_error.rstrip('.')}." if self.run_error else ""
 

@@ -294,8 +294,8 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
                                          ctx.exports.values.get(model) if model else None)
     handed_out = ctx.exports.values.get(loader)
     if not run.steps:
-        return Outcome(False, f"`{optimizer}` never stepped, or its steps could not be counted: train with this "
-                       "optimizer, calling its step() once per batch.")
+        return Outcome(False, ctx.cut_short(f"`{optimizer}` never stepped, or its steps could not be counted: train "
+                                            "with this optimizer, calling its step() once per batch."))
     per_step = run.epochs_recorded == run.steps and run.steps > math.ceil(n / batch_size)
     if per_step:  # the history was filled once per batch: its length counts steps, not epochs
         run = dataclasses.replace(run, epochs_recorded=None)
@@ -346,7 +346,7 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     if remade and not restarted:
         recorded += f" ({remade})"
     if problems:
-        return Outcome(False, "; ".join(problems) + recorded + ".", metrics=metrics)
+        return Outcome(False, ctx.cut_short("; ".join(problems) + recorded + "."), metrics=metrics)
     return Outcome(True, f"{run.stepped(optimizer)}: {whole} epoch{'s' * (whole != 1)} of batches of "
                    f"{batch_size} over the {n:,} training images, as the task fixes{recorded}.", metrics=metrics)
 

@@ -158,7 +158,8 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
               or (at_chance(acc, dataset.Y) if too_low and chance else "") or hint)
-    return Outcome(False, f"Your model scores {measured}; it needs {needs}. {advice}".strip(), metrics=metrics)
+    return Outcome(False, f"Your model scores {measured}; it needs {needs}. {ctx.cut_short(advice)}".strip(),
+                   metrics=metrics)
 
 
 def same_weights(now: dict, before: dict) -> bool:
@@ -216,6 +217,32 @@ def fed_ranges(net: Any) -> list:
     """The (lowest, highest) value of each of the model's first training calls, as the kernel recorded them; a record
     of the whole range alone counts as one call."""
     return list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
+
+
+def fed_from(net: Any, inputs: Any) -> tuple[int, int] | None:
+    """(how many, of how many) rows the kernel recorded in the model's first training calls are rows of ``inputs``,
+    each compared by its (sum, sum of squares) in float64; None where fewer than a batch's worth were recorded."""
+    import bisect
+
+    recorded = getattr(net, "input_rows", ()) or ()
+    if len(recorded) < 16 or inputs is None or not len(inputs):
+        return None
+    rows = inputs.detach().cpu().double().reshape(len(inputs), -1)
+    known = sorted(zip(rows.sum(1).tolist(), (rows * rows).sum(1).tolist()))
+    sums = [k[0] for k in known]
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+    def found(total: float, squares: float) -> bool:
+        at = bisect.bisect_left(sums, total - 1e-9 * max(1.0, abs(total)))
+        while at < len(known) and close(known[at][0], total):
+            if close(known[at][1], squares):
+                return True
+            at += 1
+        return False
+
+    return sum(found(*row) for row in recorded), len(recorded)
 
 
 def fed_unlike(net: Any, inputs: Any, name: str) -> str:

@@ -37,9 +37,11 @@ class Start:
 
 
 @functools.lru_cache(maxsize=8)
-def _seeded_builds(model: str | tuple, seeds: tuple[int, ...]) -> tuple[tuple[int, int, tuple], ...]:
+def _seeded_builds(model: str | tuple, seeds: tuple[int, ...], dtype: str = "float32"
+                   ) -> tuple[tuple[int, int, tuple], ...]:
     """(seed, k, parameters) of the k-th model built after ``torch.manual_seed(seed)``: the course model named
-    ``model``, or one made of the nn.Linear layers ``model`` lists as (in, out, bias), built in that order."""
+    ``model``, or one made of the nn.Linear layers ``model`` lists as (in, out, bias), built in that order, under
+    torch's default ``dtype`` (a float64 default draws other numbers from the same seed)."""
     import torch
 
     def build() -> list:
@@ -47,11 +49,15 @@ def _seeded_builds(model: str | tuple, seeds: tuple[int, ...]) -> tuple[tuple[in
             return list(course.model_class(model)().parameters())
         return [p for n_in, n_out, bias in model for p in torch.nn.Linear(n_in, n_out, bias=bias).parameters()]
 
-    builds = []
+    builds, default = [], torch.get_default_dtype()
     with torch.random.fork_rng(devices=[]):  # the grader's own random state stays as it was
-        for seed in seeds:
-            torch.manual_seed(seed)
-            builds += [(seed, k, tuple(p.detach().clone() for p in build())) for k in range(1, BUILDS + 1)]
+        try:
+            torch.set_default_dtype(getattr(torch, dtype))
+            for seed in seeds:
+                torch.manual_seed(seed)
+                builds += [(seed, k, tuple(p.detach().clone() for p in build())) for k in range(1, BUILDS + 1)]
+        finally:
+            torch.set_default_dtype(default)
     return tuple(builds)
 
 
@@ -81,7 +87,7 @@ def _linear_layers(tensors: list) -> tuple[tuple[int, int, bool], ...] | None:
     return tuple(layers)
 
 
-def _seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int] | None:
+def seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int] | None:
     """(seed, build) of the ``reference`` built build-th after torch.manual_seed(seed) whose weights are ``tensors``.
 
     A class of the student's own whose parameters are nn.Linear layers (the reference's, declared in another order,
@@ -91,7 +97,10 @@ def _seeded_build(tensors: list, reference: str, seeds: list) -> tuple[int, int]
 
     known = tuple((*seeds, *(s for s in KNOWN_SEEDS if s not in seeds)))
     layers = _linear_layers(tensors)
-    for builds in [_seeded_builds(reference, known)] + ([_seeded_builds(layers, known)] if layers else []):
+    # float64 weights: built under a float64 default, or built in float32 and cast (model.double()).
+    dtypes = ("float32", "float64") if any(t.dtype == torch.float64 for t in tensors) else ("float32",)
+    for builds in [_seeded_builds(shape, known, dtype) for dtype in dtypes
+                   for shape in (reference, *([layers] if layers else []))]:
         for seed, build, params in builds:
             if len(params) == len(tensors) and all(p.shape == t.shape and torch.equal(p, t.to(p.dtype))
                                                    for p, t in zip(params, tensors)):
@@ -105,13 +114,13 @@ def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
 
     initial = list(net.initial.values())
     if not initial or set(net.initial) != set(net.parameters):
-        never_trained = _seeded_build(list(net.parameters.values()), reference, seeds)
+        never_trained = seeded_build(list(net.parameters.values()), reference, seeds)
         if never_trained is not None:  # its weights now are a seeded build's: where it started, and still is
             return Start(True, *never_trained)
         return Start(False, unusable="the grader has no record of its weights before training (a record exists only "
                                      "for a model object that ran forward in a graded run, or a deep copy of one; "
                                      "weights loaded into another model have none)")
-    found = _seeded_build(initial, reference, seeds)
+    found = seeded_build(initial, reference, seeds)
     if found is not None:
         return Start(True, *found)
     unchanged = all(torch.equal(t, net.parameters[k]) for k, t in net.initial.items())
@@ -128,7 +137,8 @@ def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
     return Start(True)
 
 
-def _built(start: Start, reference: str) -> str:
+def built_words(start: Start, reference: str) -> str:
+    """Which seeded build ``start`` is, in words: 'a SimpleMLP built right after torch.manual_seed(3)'."""
     if start.build == 1:
         return f"a {reference} built right after torch.manual_seed({start.seed})"
     ordinal = {2: "2nd", 3: "3rd"}.get(start.build, f"{start.build}th")
@@ -139,14 +149,14 @@ def _start_line(seed: int, start: Start, reference: str, shared: list[int]) -> s
     """One failing seed's start in words: what was measured and what it rules in."""
     right = f"torch.manual_seed({seed})"
     if shared:
-        began = (f"which started as {_built(start, reference)}" if start.seed is not None
+        began = (f"which started as {built_words(start, reference)}" if start.seed is not None
                  else f"whose initial weights are not those of a {reference} built right after {right}")
         return f"seed {seed}: the same model object as for {seeds_word(shared)}, {began}"
     if start.build == 1:
-        return (f"seed {seed}: its initial weights are those of {_built(start, reference)}, not {right}: it was "
+        return (f"seed {seed}: its initial weights are those of {built_words(start, reference)}, not {right}: it was "
                 f"seeded with {start.seed}, or built before its own {right} was called")
     others = "another model was" if start.build == 2 else f"{start.build - 1} other models were"
-    return (f"seed {seed}: its initial weights are those {_built(start, reference)} gets, not those of one built "
+    return (f"seed {seed}: its initial weights are those {built_words(start, reference)} gets, not those of one built "
             f"right after {right}: {others} built between that seeding and this one")
 
 

@@ -17,8 +17,9 @@ from typing import Any
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.mnist import stepped_settings_changed
-from grader.checks.models import never_moved, untrained_cause
+from grader.checks.models import fed_from, never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
+from grader.checks.seed_starts import Start, built_words, seeded_build
 from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
 
 
@@ -117,21 +118,44 @@ def _counted(net: Any, best: int, batches: int, patience: int, n_epochs: int) ->
             optimizer=Param(str, "", "the optimizer class the set-up trains with, as the kernel recorded the classes "
                             "that stepped each model ('': any)"),
             lr=Param((int, float), 0.0, "the set-up's constant learning rate, as the kernel recorded the LRs each "
-                     "model was stepped at (0: any)"))
+                     "model was stepped at (0: any)"),
+            reference=Param(str, "SimpleMLP", "the course model the task builds after seeding: a model still holding "
+                            "a seeded build's weights, with no optimizer step recorded, never trained"),
+            train_data=Param(dict, {}, "the set-up's training split: a model whose first training batches (the "
+                             "kernel's record) held fewer than a quarter of its points trained on other data ({}: not "
+                             "compared)"))
 def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batches: int, patience: int,
-               n_epochs: int, optimizer: str = "", lr: float = 0.0) -> Outcome:
+               n_epochs: int, optimizer: str = "", lr: float = 0.0, reference: str = "SimpleMLP",
+               train_data: dict | None = None) -> Outcome:
     """Each model trained as the set-up does (its optimizer class and LR), one optimizer step per training batch, for
     the epochs its reported best epoch implies."""
     nets, table = seed_models(ctx, models, seeds), seed_results(ctx, results, seeds)
+    train = ctx.data.make(train_data, ctx.check_id).X if train_data else None
     lines, off, causes = [], [], []
     for seed in seeds:
         net = nets[seed]
+        share = fed_from(net, train)
+        # Mostly other points: another draw of the data. Half of them (train + val, say) is the step count's to name.
+        if share is not None and share[0] * 4 < share[1]:
+            off.append(seed)
+            lines.append(f"seed {seed}: of the {share[1]} inputs the kernel recorded in its first training batches, "
+                         f"{'only ' * bool(share[0])}{share[0]} are points of the training split: it trained on "
+                         "other data (a training set generated with another seed, say, or inputs changed on their way "
+                         "to the model)")
+            continue
         # Weights still at the first forward pass are ambiguous alone (a model given trained weights before it first
         # ran, say); with steps recorded on them they never trained.
         if never_moved(net) and (net.steps or net.idle_steps):
             off.append(seed)
             lines.append(f"seed {seed}: its weights are still those of its first forward pass, so it never trained: "
                          f"{untrained_cause(net)}")
+            continue
+        fresh = None if net.steps or net.idle_steps else seeded_build(list(net.parameters.values()), reference, seeds)
+        if fresh is not None:  # no trained weights are a fresh build's: nothing trained it
+            off.append(seed)
+            lines.append(f"seed {seed}: its weights are still those of {built_words(Start(True, *fresh), reference)}, "
+                         "and the kernel recorded no optimizer step on them, so it never trained (its loop steps an "
+                         "optimizer made for another model's parameters, say, or none)")
             continue
         otherwise = _trained_otherwise(net, optimizer, lr)
         if otherwise:

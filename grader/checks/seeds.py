@@ -122,7 +122,8 @@ def _same_state(model: LoadedModel, state: dict, initial: bool = False) -> bool:
 
     tensors = model.initial if initial else model.parameters
     return tensors.keys() == state.keys() and all(
-        tensors[k].shape == state[k].shape and torch.allclose(tensors[k], state[k], atol=1e-6) for k in tensors)
+        tensors[k].shape == state[k].shape and torch.allclose(tensors[k].to(state[k].dtype), state[k], atol=1e-6)
+        for k in tensors)
 
 
 def matches_reference(model: LoadedModel, seed: int) -> int | None:

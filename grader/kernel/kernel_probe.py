@@ -71,9 +71,11 @@ MAX_CALLS = 1000
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
 # module -> [its training-mode calls noted, the lowest and highest value of their first input, that input's shape
-#            less the batch dimension, at the first call, [lowest, highest] of each call]
+#            less the batch dimension, at the first call, [lowest, highest] of each call, (sum, sum of squares) of
+#            each row of those calls]
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
+INPUT_ROWS = 1024  # rows of those calls noted per module, each as (sum, sum of squares) of its values in float64
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 _GRAD: list = []  # torch.is_grad_enabled, once torch is imported: a call without it is no training step's
 
@@ -112,7 +114,7 @@ def _note_input(module, x) -> None:
     try:
         seen = INPUTS.get(module)
         if seen is None:
-            seen = [0, None, None, None, []]
+            seen = [0, None, None, None, [], []]
             INPUTS.set(module, seen)
         if seen[0] >= INPUT_CALLS or not _TENSOR or not isinstance(x, _TENSOR[0]) or not x.is_floating_point() \
                 or not x.numel():
@@ -124,6 +126,9 @@ def _note_input(module, x) -> None:
         seen[4].append([low, high])  # one stray call (a shape check on torch.randn, say) is told from the training
         seen[1] = low if seen[1] is None else min(seen[1], low)
         seen[2] = high if seen[2] is None else max(seen[2], high)
+        if x.dim() >= 2 and len(seen[5]) < INPUT_ROWS:  # which points it learned from, whatever their order
+            rows = x.detach().cpu().double().reshape(len(x), -1)[: INPUT_ROWS - len(seen[5])]
+            seen[5].extend(zip(rows.sum(1).tolist(), (rows * rows).sum(1).tolist()))
     except Exception:  # noqa: BLE001
         pass
 
@@ -574,7 +579,7 @@ def training_record(model) -> dict:
     before it first ran (``loaded``: its steps count from there); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
-    ``input_ranges``); and the run's losses and clipping (``loss_calls``, run-wide: the same for every model)."""
+    ``input_ranges``), and each row's (sum, sum of squares) in those calls (``input_rows``); and the run's losses and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
     fed = INPUTS.get(model)
@@ -587,6 +592,7 @@ def training_record(model) -> dict:
             "loaded": any(p in LOADED for _, p in model.named_parameters()),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
+            "input_rows": [list(r) for r in fed[5]] if fed and fed[0] else None,
             "loss_calls": loss_record()}
 
 

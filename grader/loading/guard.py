@@ -287,13 +287,21 @@ def forward_cost(module: fx.GraphModule, input_shape: tuple[int, ...], batch: in
     return _COSTS.measured(_COSTS.key(module, input_shape, batch), lambda: _measure(module, input_shape, batch))
 
 
+def float_type(module: torch.nn.Module) -> torch.dtype | None:
+    """The one float type of a module's tensors, which its input gets: a model kept in float64 (trained so, say)
+    runs on the grader's float32 data in its own type; None where it has none or several."""
+    kinds = {t.dtype for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def _measure(module: fx.GraphModule, input_shape: tuple[int, ...], batch: int) -> ForwardCost:
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
     meter = _Meter(module)
     with FakeTensorMode(allow_non_fake_inputs=True), FlopCounterMode(display=False) as flops:
-        meter.run(torch.empty(batch, *input_shape))  # a fake tensor: shapes only, nothing allocated
+        # A fake tensor: shapes only, nothing allocated; in the model's own float type, as the grader runs it.
+        meter.run(torch.empty(batch, *input_shape, dtype=float_type(module) or torch.float32))
     for node in module.graph.nodes:
         node.meta.pop("_numel", None)
     return ForwardCost(batch, meter.peak, meter.elements, int(flops.get_total_flops()))

@@ -39,7 +39,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from grader.loading.guard import ExportBudget, LoadRefused, check_forward, model_input, read_json, read_tensors
+from grader.loading.guard import (ExportBudget, LoadRefused, check_forward, float_type, model_input, read_json,
+                                  read_tensors)
 from grader.loading.values import ModelValue
 
 # Pure tensor ops a course model plausibly needs (a student's forward() may be written in many styles); anything
@@ -163,6 +164,7 @@ class LoadedModel(ModelValue):
     input_ranges: tuple[tuple[float, ...], ...] = ()  # each first training-mode call's (lowest, highest)
     optimizer_restarts: int = 0  # times a new optimizer took over, without the state the one before kept
     loaded: bool = False  # given weights by load_state_dict before it first ran: its steps count from there
+    input_rows: tuple[tuple[float, float], ...] = ()  # (sum, sum of squares) of each row of those first calls
 
     @property
     def n_params(self) -> int:
@@ -179,7 +181,7 @@ class LoadedModel(ModelValue):
 
     def zero_batch(self) -> torch.Tensor:
         """A batch of zeros the model takes: its batch size where fixed, its input shape, its own float type."""
-        return torch.zeros(self.static_batch or 2, *self.input_shape, dtype=_float_type(self.module))
+        return torch.zeros(self.static_batch or 2, *self.input_shape, dtype=float_type(self.module))
 
     def torchinfo_params(self) -> int | None:
         """torchinfo's "Total params" from a summary of the rebuilt module on a zero batch; None if it cannot run."""
@@ -230,7 +232,7 @@ class LoadedModel(ModelValue):
         return self._forward(self.module, x)
 
     def _forward(self, module: fx.GraphModule, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(_float_type(module) or x.dtype) if x.is_floating_point() else x
+        x = x.to(float_type(module) or x.dtype) if x.is_floating_point() else x
         if self.static_batch is None:
             return _first(module(x))
         # A model that fixed its batch size is fed padded chunks of exactly that size.
@@ -287,13 +289,6 @@ class LoadedModel(ModelValue):
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         return torch.cat([self(chunk).argmax(dim=1) for chunk in x.split(batch_size)])
-
-
-def _float_type(module: nn.Module) -> torch.dtype | None:
-    """The one float type of a module's tensors, which its input gets: a model kept in float64 (trained so, say)
-    runs on the grader's float32 data in its own type; None where it has none or several."""
-    kinds = {t.dtype for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()}
-    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _first(out):
@@ -471,7 +466,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                        _finite(data.get("step_lrs"), 4), _settings(data.get("step_settings")),
                        _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")),
                        _ranges(data.get("input_ranges")), _count(data.get("optimizer_restarts")),
-                       data.get("loaded") is True)
+                       data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024))
 
 
 def _count(value: object) -> int:
@@ -487,9 +482,9 @@ def _finite(value: object, n: int) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
-def _ranges(value: object) -> tuple[tuple[float, ...], ...]:
-    """Up to 20 (lowest, highest) pairs as the kernel wrote them; () for anything else."""
-    if not isinstance(value, list) or len(value) > 20:
+def _ranges(value: object, limit: int = 20) -> tuple[tuple[float, ...], ...]:
+    """Up to ``limit`` pairs of numbers as the kernel wrote them; () for anything else."""
+    if not isinstance(value, list) or len(value) > limit:
         return ()
     pairs = tuple(_finite(pair, 2) for pair in value)
     return pairs if all(pairs) else ()
