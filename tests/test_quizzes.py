@@ -461,8 +461,17 @@ QUIZ_IDS = ("convergence", "lr-schedulers", "training-dynamics")
     ('[answers]\nlr-role = "Answer: c"\n', "toml"),
     ('[answers]\nlr-role = "\uff23"\n', "toml"),  # fullwidth, from an East Asian keyboard
     ('[answers]\nlr-role = "C\u200b"\n', "toml"),  # a zero-width space pasted along
+    ('{"answers": {"lr-role": "C", "lr-role": "c."}}', "json"),  # one option, given twice in two spellings
+    ('[answers]\nlr-role = "C)."\n', "toml"),  # the label's bracket, then the sentence's full stop
+    ('[answers]\nlr-role = "(C)."\n', "toml"),
+    ('[answers]\nlr-role = "C - {C}"\n', "toml"),  # label, a dash, the option's text
+    ('[answers]\nlr-role = "C \u2013 {C}"\n', "toml"),  # the en dash a word processor makes of it
+    ('[answers]\nlr-role = "{C_typographic}"\n', "toml"),  # the option's text with typographic quotes and dashes
 ])
 def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
+    option = load_quiz("convergence").question("lr-role").option_text("C")
+    typographic = option.replace("'", "\u2019").replace("-", "\u2013")
+    text = text.replace("{C}", option).replace("{C_typographic}", typographic)
     path = tmp_path / f"a.{suffix}"
     path.write_text(text, encoding="utf-8")
     result = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
@@ -510,3 +519,44 @@ def test_a_nul_byte_is_named_and_a_flood_of_unknown_ids_is_counted_not_listed(tm
 def test_a_letter_of_another_alphabet_is_named_where_the_answer_looks_right():
     result = score_quiz(load_quiz("convergence"), {"lr-role": "\u0421"}, "s")  # Cyrillic Es
     assert "it holds letters that are not Latin: 'С' (U+0421, CYRILLIC CAPITAL LETTER ES)" in result.error
+
+
+def test_a_repeated_key_in_a_notebook_s_answers_is_one_answer_when_it_says_the_same():
+    """`{"lr-role": "C", ..., "lr-role": "C"}` in a notebook was refused as answered twice, where JSON's was scored."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        same = read_answers(_notebook(pathlib.Path(folder), 'answers = {"lr-role": "C", "lr-keyword": "B", '
+                                                            '"lr-role": "c."}'))
+        assert same.error is None and score_quiz(load_quiz("convergence"), same, "s").score == 2
+        other = read_answers(_notebook(pathlib.Path(folder), 'answers = {"lr-role": "C", "lr-role": "A"}'))
+        assert "'lr-role' is given twice" in other.error
+
+
+@pytest.mark.parametrize("name, text, says", [
+    ("curly.toml", 'lr-role = \u201cC\u201d\n', "it uses curly quotes (\u201c \u201d), as a word processor types them; "
+     "write each answer in straight quotes"),
+    ("comma.json", '{"answers": {"lr-role": "C",}}', "a comma after the last item of an object or list, which JSON "
+     "does not allow"),
+    ("mac.toml", 'lr-role = "C"\rlr-keyword = "B"\r', "its lines end in a carriage return alone"),
+    ("nested.toml", '[convergence]\nlr-role = "C"\n', "your answers sit inside a table named 'convergence'; name that "
+     "table `answers`"),
+])
+def test_a_malformed_answers_file_is_told_what_the_student_most_likely_wrote(tmp_path, name, text, says):
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    result = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
+    assert result.status is Status.INVALID and says in result.error, result.error
+
+
+def test_the_quiz_s_title_in_its_quiz_field_names_it_and_a_long_or_odd_answer_is_shown_safely(tmp_path):
+    quiz = load_quiz("convergence")
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"quiz": quiz.title, "answers": {"lr-role": "C", "lr-keyword": "B" * 400_000,
+                                                                "high-fixed-lr": "C\u001b[2J"}}))
+    result = score_quiz(quiz, read_answers(path), "s", quizzes=QUIZ_IDS)
+    assert result.status is Status.OK and "the file names the quiz by its title" in result.note
+    checks = {c.id: c for c in result.checks}
+    assert len(checks["lr-keyword"].message) < 1000 and "(400,000 characters)" in checks["lr-keyword"].message
+    assert len(result.error) < 1000
+    assert "\x1b" not in checks["high-fixed-lr"].details["given"] and "\\x1b[2J" in checks["high-fixed-lr"].details["given"]

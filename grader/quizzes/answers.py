@@ -68,7 +68,7 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
         twice = [] if suffix == ".toml" else _json_keys_twice(text)  # TOML itself refuses a key given twice
     except ValueError as e:  # TOMLDecodeError and JsonLimitError are ValueErrors
         reason = str(e).removeprefix("is not valid JSON: ")
-        return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({_parser_hint(reason, kind)})")
+        return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({_parser_hint(reason, kind, text)})")
     except RecursionError:
         return QuizAnswers({}, path, error=f"{path}: not valid {kind} (it is nested too deeply)")
     if twice:
@@ -78,15 +78,25 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     return _from_mapping(data, path, "the file")
 
 
-def _parser_hint(reason: str, kind: str) -> str:
+def _parser_hint(reason: str, kind: str, text: str = "") -> str:
     """The parser's reason, with what a student most likely wrote to cause it."""
     if "int_max_str_digits" in reason or "Exceeds the limit" in reason:
         return "a number thousands of digits long, which no answer is"
+    if "\r" in text and "\n" not in text:
+        return f"{reason}: its lines end in a carriage return alone (an old Mac format); save it with ordinary line ends"
+    if reason.startswith(("Invalid value", "Expecting value")) and any(quote in text for quote in CURLY_QUOTES):
+        return (f'{reason}: it uses curly quotes ({" ".join(q for q in CURLY_QUOTES if q in text)}), as a word '
+                f'processor types them; write each answer in straight quotes, as in lr-role = "C"')
     if kind == "TOML" and reason.startswith("Cannot overwrite a value"):
         return f"{reason}: a key is given twice; give each question one answer"
     if kind == "TOML" and reason.startswith("Invalid value"):
         return f'{reason}: put each answer in quotes, as in lr-role = "C"'
+    if kind == "JSON" and re.search(r",\s*[}\]]", text):
+        return f"{reason}: a comma after the last item of an object or list, which JSON does not allow; remove it"
     return reason
+
+
+CURLY_QUOTES = "\u201c\u201d\u2018\u2019"
 
 
 NUL = "a NUL byte"
@@ -114,13 +124,22 @@ def _json_keys_twice(text: str) -> list[str]:
     def pairs(items: list) -> dict:
         seen: dict = {}
         for key, value in items:
-            if key in seen and seen[key] != value:
+            if key in seen and not _same_answer(seen[key], value):
                 twice.append(key)
             seen.setdefault(key, value)
         return dict(items)
 
     json.loads(text, object_pairs_hook=pairs)
     return twice
+
+
+def _same_answer(first: object, second: object) -> bool:
+    """Whether one key given twice says the same both times, as the sheet's labels are written ("C", "c.", "(C)");
+    the scorer compares anything else by the option it means."""
+    def loose(value: object) -> object:
+        return re.sub(r"[\s().\[\]:]", "", value).casefold() if isinstance(value, str) else value
+
+    return first == second or loose(first) == loose(second)
 
 
 def _twice_message(keys: list) -> str:
@@ -310,8 +329,10 @@ def _take_assignment(node: ast.stmt, found: dict) -> str | None:
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return LITERAL_HINT
         if isinstance(node.value, ast.Dict):
-            keys = [ast.literal_eval(k) for k in node.value.keys if k is not None]
-            twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+            items = [(ast.literal_eval(k), ast.literal_eval(v)) for k, v in zip(node.value.keys, node.value.values)
+                     if k is not None]
+            twice = [k for i, (k, v) in enumerate(items)
+                     if any(k == other and not _same_answer(v, given) for other, given in items[:i])]
             if twice:
                 return _twice_message(twice)
         if not item:

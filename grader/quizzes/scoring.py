@@ -16,13 +16,19 @@ from grader.results import CheckResult, Status, SubmissionResult
 MSG_RIGHT = "Correct ({given}: {given_text})."
 MSG_WRONG = "You chose {given} ({given_text}); the answer is {key} ({key_text}). Why: {explanation}"
 MSG_MISSING = "No answer given; the answer is {key} ({key_text}). Why: {explanation}"
-MSG_NO_SUCH_OPTION = ("{given!r} is not an option of this question (its options are {labels}); the answer is "
+MSG_NO_SUCH_OPTION = ("{given_shown} is not an option of this question (its options are {labels}); the answer is "
                       "{key} ({key_text}). Why: {explanation}")
 # A label as students copy it from the sheet: "C.", "(B)", "[b]", "b)", "Option D", "Answer: C",
 # "C: <the option's text>".
 LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\]]|\s|$)\s*(.*)$",
                       re.IGNORECASE | re.DOTALL)
 DASHES = re.compile(r"[\s_\u2010-\u2015\u2212]+")  # spaces, underscores and the dashes a word processor puts in
+SEPARATOR = re.compile(r"^[\s\-\u2010-\u2015\u2212:]+")  # between a label and the option's text: "C - ", "B – "
+ENDING = " .,;!?"  # what may follow a label alone: "C).", "D!"
+# Typographic forms a word processor or a phone puts in an option's text, folded to the ones the key is written in.
+TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": "'", "\u201c": '"',
+                             "\u201d": '"', "\u201e": '"', **{chr(c): "-" for c in range(0x2010, 0x2016)},
+                             "\u2212": "-"})
 MAX_LISTED = 10  # ids named one by one in a problem; a file of thousands says how many more
 
 
@@ -88,12 +94,27 @@ def answer_problems(quiz: Quiz, answers: QuizAnswers) -> list[str]:
         problems.append(f"and {len(unknown) - MAX_LISTED} more ids that are no question of quiz {quiz.id!r}")
     for q in quiz.questions:
         if q.id in given and not _blank(given[q.id]) and _label(q, given[q.id]) is None:
-            problems.append(f"{q.id}: {given[q.id]!r} is not an option (options: {', '.join(q.labels)})"
+            problems.append(f"{q.id}: {_shown(given[q.id], quoted=True)} is not an option (options: {', '.join(q.labels)})"
                             + _lookalikes(given[q.id]))
     missing = [q.id for q in quiz.questions if _blank(given.get(q.id))]
     if missing:
         problems.append(f"no answer for {', '.join(missing)}")
     return problems
+
+
+SHOWN_CHARS = 80  # of an answer echoed back: a file of one 400,000-character answer is not printed whole
+
+
+def _shown(given: object, quoted: bool = False) -> str:
+    """An answer as messages and pages show it (``quoted``: as Python writes a string): control characters escaped,
+    as an escape sequence would act on the terminal, and cut to SHOWN_CHARS with its length said."""
+    if quoted and not isinstance(given, str):
+        return _shown(repr(given))
+    raw = str(given)
+    text = "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in raw)
+    cut = text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}..."
+    cut = f"'{cut}'" if quoted else cut
+    return cut if len(text) <= SHOWN_CHARS else f"{cut} ({len(raw):,} characters)"
 
 
 def _lookalikes(given: object) -> str:
@@ -106,7 +127,7 @@ def _lookalikes(given: object) -> str:
 
 
 def _plain(text: str) -> str:
-    return " ".join(_normal(text).split()).rstrip(".").casefold()
+    return " ".join(_normal(text).translate(TYPOGRAPHIC).split()).rstrip(".").casefold()
 
 
 def _number(text: str) -> float | None:
@@ -140,8 +161,8 @@ def _label(question: Question, given: object) -> str | None:
         return by_value[0]
     labelled = LABELLED.match(text)
     if labelled and labelled[1].upper() in question.labels:
-        label, rest = labelled[1].upper(), labelled[2]
-        if not rest.strip() or _plain(rest) == _plain(question.option_text(label)):
+        label, rest = labelled[1].upper(), SEPARATOR.sub("", labelled[2])  # "C - <C's text>", "C) ."
+        if not rest.strip(ENDING) or _plain(rest) == _plain(question.option_text(label)):
             return label
     return None
 
@@ -155,6 +176,8 @@ def _other_quiz(quiz: Quiz, named: str | None, quizzes: Collection[str]) -> tupl
     another spelling); the file's ``quiz`` field against the quiz asked for and the quizzes there are."""
     if named is None or same_id(named, quiz.id):
         return None, None
+    if _plain(named) == _plain(quiz.title):  # the quiz's title where its id belongs: it names this quiz all the same
+        return None, f"the file names the quiz by its title, {named!r}; scored as {quiz.id!r}"
     if not quizzes or any(same_id(named, other) for other in quizzes):
         return f"these answers are for quiz {named!r}, not {quiz.id!r}; check them with --quiz {named}", None
     if difflib.get_close_matches(_id_key(named), [quiz.id], n=1, cutoff=0.8):
@@ -178,6 +201,10 @@ def score_quiz(quiz: Quiz, answers: QuizAnswers | Mapping, student: str,
         reason = (f"{', '.join(dict.fromkeys(twice))} is answered twice, with different answers (under ids that differ "
                   "in case, spaces or dashes, or inside the `answers` table and beside it); give each question one "
                   "answer")
+    nested = [k for k, v in answers.pairs() if k in unknown and isinstance(v, Mapping)]
+    if reason is None and nested and not given:
+        reason = (f"your answers sit inside a table named {str(nested[0])[:60]!r}; name that table `answers` "
+                  '([answers] in TOML, "answers": {...} in JSON), with one question id per line in it')
     if reason is None and unknown and not given:
         reason = (f"none of the answered ids ({', '.join(map(str, unknown[:5]))}) is a question of quiz {quiz.id!r} "
                   f"(its questions: {', '.join(q.id for q in quiz.questions)}); answer each question by its id, "
@@ -196,7 +223,7 @@ def _score_question(q: Question, answers: Mapping) -> CheckResult:
     label = _label(q, given)
     words = {"key": q.answer, "key_text": q.option_text(q.answer).rstrip("."), "explanation": q.explanation,
              "given": label or given, "given_text": q.option_text(label).rstrip(".") if label else "",
-             "labels": ", ".join(q.labels)}
+             "labels": ", ".join(q.labels), "given_shown": _shown(given, quoted=True)}
     if _blank(given):
         outcome, message = "missing", MSG_MISSING.format(**words)
     elif label is None:
@@ -208,5 +235,5 @@ def _score_question(q: Question, answers: Mapping) -> CheckResult:
     right = outcome == "right"
     return CheckResult(id=q.id, passed=right, points=q.points if right else 0.0, max_points=q.points,
                        visibility="public", message=message, title=q.prompt.splitlines()[0],
-                       details={"given": label or (None if given is None else str(given)), "key": q.answer,
+                       details={"given": label or (None if given is None else _shown(given)), "key": q.answer,
                                 "outcome": outcome})
