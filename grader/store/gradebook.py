@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -148,6 +149,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
                 AND o.exercise = overrides.exercise AND o.check_id = overrides.check_id)"""),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+LOCK_WAIT_S = 30  # how long opening waits for another grader process that holds the file
 
 
 class GradebookError(UserError, RuntimeError):
@@ -253,6 +255,31 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _connected(path: pathlib.Path) -> tuple[sqlite3.Connection, int]:
+    """A connection to ``path`` in WAL mode, and the schema version it holds; GradebookError says why not."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        conn = sqlite3.connect(path, timeout=LOCK_WAIT_S)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn, conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError as e:  # unwritable folder, locked file
+            conn.close()
+            # Two processes switching a new file to WAL at once can deadlock on its locks: SQLite then answers
+            # "locked" at once, without its busy wait, to one of them, which tries again.
+            if "locked" in str(e) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise GradebookError(sqlite_problem(path, e)) from None
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            if "not a database" in str(e):
+                raise GradebookError(f"{path} is not a gradebook: {e}") from None
+            raise GradebookError(sqlite_problem(path, e)) from None
+
+
 class Gradebook:
     """A connection to one gradebook file; create it with ``Gradebook.open``."""
 
@@ -273,20 +300,7 @@ class Gradebook:
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError as e:
             raise GradebookError(sqlite_problem(path, e)) from None
-        conn = sqlite3.connect(path, timeout=30)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.OperationalError as e:  # unwritable folder, locked file
-            conn.close()
-            raise GradebookError(sqlite_problem(path, e)) from None
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            if "not a database" in str(e):
-                raise GradebookError(f"{path} is not a gradebook: {e}") from None
-            raise GradebookError(sqlite_problem(path, e)) from None
+        conn, version = _connected(path)
         try:
             return cls._ready(conn, path, version)
         except sqlite3.DatabaseError as e:
