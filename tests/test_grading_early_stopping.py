@@ -70,7 +70,7 @@ def graded():
                          "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
                          "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward",
-                         "globals-in-the-body")}
+                         "globals-in-the-body", "hand-update-own-step")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -567,11 +567,28 @@ def test_a_function_that_trains_and_validates_on_the_notebook_s_globals_is_measu
     assert message.startswith("Your function's val loss was 5.72901 at every one of its 25 epochs, while training "
                               "changed the model's weights: its validation pass does not measure the model being "
                               "trained")
-    assert "never went through the training DataLoader it was given, in 25 epochs" in message
-    assert "never went through the validation DataLoader it was given, in 25 epochs" in message
+    assert ("never went through the training DataLoader it was given, in 25 epochs, and 0 of its 150 training "
+            "batches held only that loader's points") in message
+    assert ("never went through the validation DataLoader it was given, in 25 epochs, and the model it trained was "
+            "never fed that loader's points: its val loss measures other data (the training loader, or a global "
+            "`val_loader`) or another model") in message
     assert failed["follows-arguments"].points == 0
     strict = by_id(result)["strict-improvement"]
     assert strict.passed and "with no fall to count, it tests no improvement, so it was not judged" in strict.message
+
+
+def test_an_update_by_hand_at_its_own_step_size_is_caught_by_the_run_at_lr_0_and_own_batching_is_no_fault(graded):
+    """Plain gradient descent written by hand, at a step size of its own: no torch optimizer step shows the lr, so
+    follows-arguments passed with "one optimizer step per training batch" (14/14). The run at lr=0 moved. The
+    function cuts the loader's own dataset into batches itself, which trains on the loader's points all the same."""
+    failed = [c for c in graded["hand-update-own-step"].checks if not c.passed]
+    assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
+    assert failed[0].points == pytest.approx(2 / 3, abs=1e-4)
+    assert failed[0].message.startswith("At lr=0 (the grader's run on a plateau) the model's weights still changed: "
+                                        "your function does not train at the lr it is given")
+    assert "never went through the training DataLoader" not in failed[0].message
+    assert failed[0].message.endswith("It never went through the validation DataLoader it was given, but the model "
+                                      "was fed that loader's points (its dataset read another way).")
 
 
 def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_need_it():
@@ -579,7 +596,7 @@ def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_nee
     grader's call never returned, and the export cell's time-out cost every check (0/14 before)."""
     exercise = load_exercise("early-stopping")
     # The spec's 30 s, shortened for the test: still several times what the 123 epochs of the run that returns take.
-    limits = dataclasses.replace(exercise.spec.limits, probe_timeout_s=10)
+    limits = dataclasses.replace(exercise.spec.limits, probe_timeout_s=6)
     exercise = dataclasses.replace(exercise, spec=dataclasses.replace(exercise.spec, limits=limits))
     result = grade(CASES / "patience-ends-the-run.ipynb", exercise, hidden=False)
     assert result.status is Status.OK, result.error
@@ -587,7 +604,7 @@ def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_nee
     assert sorted(failed) == ["follows-arguments", "strict-improvement"], [(c.id, c.message) for c in failed.values()]
     assert "it recorded 123 epochs, more than n_epochs" in failed["follows-arguments"].message
     assert ("at lr=1e-6 (the val loss falls by tiny amounts), 12 epochs with patience 3, it had not returned when its "
-            "time was up (still running after 10 s)") in failed["strict-improvement"].message
+            "time was up (still running after 6 s)") in failed["strict-improvement"].message
 
 
 def test_a_val_loader_rebound_after_training_is_not_taken_for_the_runs(graded):
@@ -651,3 +668,16 @@ def test_strict_improvement_judges_the_rule_on_the_function_s_own_record(tmp_pat
     outcome = strict_improvement(CheckContext(spec, exports, (), None, check_id="strict-improvement"),
                                  plateau="grader_plateau_run", creep="grader_creep_run", also="grader_run")
     assert outcome.passed is passed and says in outcome.message, outcome.message
+
+
+def test_the_restore_message_does_not_say_never_called_where_the_notebook_loads_elsewhere():
+    """An EarlyStopping helper class holds state_dict(keep_vars=True) and calls load_state_dict itself: the function
+    never does, and the message said it "never calls model.load_state_dict", which the notebook plainly does."""
+    code = restore_code("def train_model_extended(model, loader):\n    stopper = Stopper()\n    stopper.restore(model)\n"
+                        "    return model\n")
+    plain = RestoreEvidence(best=13, epochs=33, held=33, n_epochs=500, code=code)
+    assert "Your function never calls model.load_state_dict" in why_not_best(plain)
+    helper = dataclasses.replace(plain, loads_elsewhere=True)
+    assert why_not_best(helper).startswith(" Your function does not call load_state_dict(...) itself. Your notebook "
+                                           "calls it elsewhere: if a helper the function uses loads the best state "
+                                           "back, what it loads holds the last epoch's weights")

@@ -191,6 +191,26 @@ def _lr_followed(first_step: object, lr: float) -> tuple[str | None, str]:
             "lr=lr)."), ""
 
 
+def _steps_said(data: dict) -> str:
+    """How the run's optimizer steps were counted, for a run whose count is right or could not be taken."""
+    steps = data.get("optimizer_steps")
+    if whole_number(steps) and steps:
+        return "one optimizer step per training batch"
+    return "with no torch optimizer step recorded (an update written by hand), so its steps per batch were not counted"
+
+
+def _lr_at_zero(ctx: CheckContext, plateau: str, note: str) -> tuple[str, str]:
+    """(what is wrong, a note): what the grader's run at lr=0 shows of a function whose learning rate no torch
+    optimizer step showed; ``note`` where that run shows nothing either."""
+    run = ctx.exports.values.get(plateau) if plateau else None
+    if not isinstance(run, dict) or run.get("lr") != 0 or not isinstance(run.get("weights_moved"), bool):
+        return "", note
+    if run["weights_moved"]:
+        return ("At lr=0 (the grader's run on a plateau) the model's weights still changed: your function does not "
+                "train at the lr it is given (an optimizer made with an lr of its own, say). Use the lr argument."), ""
+    return "", "At lr=0 its weights did not move, so it trains at the lr it is given."
+
+
 def _default_lr(optimizer: str) -> float | None:
     """torch's default learning rate of the optimizer class ``optimizer`` (None if it has none, or is not torch's)."""
     import inspect
@@ -225,19 +245,34 @@ def _unchanged(net: object, start: object) -> bool:
     return same_weights(getattr(net, "parameters", {}), getattr(start, "parameters", {}))
 
 
-def _loaders_followed(data: dict, ran: int) -> list[str]:
-    """What the run did instead of going through the loaders it was given, as the grader's loaders counted it."""
+def _loaders_followed(data: dict, ran: int) -> tuple[list[str], str]:
+    """(what the run did instead of going through the loaders it was given, a note on its validation), as the
+    grader's loaders counted the passes over them and its hook the model's batches that held only their points (a
+    function may cut a loader's dataset into batches itself)."""
     passes = {role: data.get(f"{role}_passes") for role in ("train", "val")}
-    wrong = []
+    fed, own = data.get("fed_batches"), data.get("fed_own_points")
+    wrong, note = [], ""
     if passes["train"] == 0 and whole_number(passes["train"]):
-        wrong.append(f"Your function never went through the training DataLoader it was given, in {ran} epochs: it "
-                     "trained on other batches (a global `train_loader`, or a loader it builds itself). Train on the "
-                     "loader passed in as an argument.")
+        counted = whole_number(fed) and whole_number(own) and fed > 0
+        if not counted or own * 4 < fed * 3:
+            seen = f", and {own} of its {fed} training batches held only that loader's points" if counted else ""
+            wrong.append(f"Your function never went through the training DataLoader it was given, in {ran} epochs"
+                         f"{seen}: it trained on other batches (a global `train_loader`, or a loader of other data). "
+                         "Train on the loader passed in as an argument.")
+    validated = data.get("fed_val_points")
     if passes["val"] == 0 and whole_number(passes["val"]):
-        wrong.append(f"Your function never went through the validation DataLoader it was given, in {ran} epochs: its "
-                     "val loss comes from other data (the training loader, or a global `val_loader`). Validate on the "
-                     "loader passed in as an argument.")
-    return wrong
+        if whole_number(validated) and not validated:
+            twice = (f" (it went through the training loader {passes['train']} times in {ran} epochs: once to train, "
+                     "once more to validate, say)" if whole_number(passes["train"]) and passes["train"] >= 2 * ran
+                     else "")
+            wrong.append(f"Your function never went through the validation DataLoader it was given, in {ran} epochs, "
+                         f"and the model it trained was never fed that loader's points{twice}: its val loss measures "
+                         "other data (the training loader, or a global `val_loader`) or another model. Validate the "
+                         "model passed in on the validation loader passed in.")
+        else:
+            note = ("It never went through the validation DataLoader it was given, but the model was fed that "
+                    "loader's points (its dataset read another way).")
+    return wrong, note
 
 
 def _constant_validation(val_loss: tuple[float, ...], net: object, start: object) -> str:
@@ -253,12 +288,18 @@ def _constant_validation(val_loss: tuple[float, ...], net: object, start: object
 
 @check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, the "
                                            "optimizer's first step as first_step {optimizer, lr}, optimizer_steps and "
-                                           "batches (the training loader's), and train_passes and val_passes (the "
-                                           "passes over each loader given)", export=True),
+                                           "batches (the training loader's), train_passes and val_passes (the "
+                                           "passes over each loader given), and fed_batches, fed_own_points and "
+                                           "fed_val_points (the model's training batches, those of the training "
+                                           "loader's points only, and its batches of the validation loader's points "
+                                           "only)", export=True),
             n_epochs=Param(int, doc="the n_epochs the run was called with"),
             patience=Param(int, doc="the patience the run was called with (more than n_epochs)"),
-            lr=Param((int, float), doc="the lr the run was called with"))
-def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int, lr: float) -> Outcome:
+            lr=Param((int, float), doc="the lr the run was called with"),
+            plateau=Param(str, "", "a dict export of a run at lr=0 (lr, weights_moved): where no torch optimizer "
+                          "step shows the lr used, weights that moved there show an lr ignored", export=True))
+def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int, lr: float,
+                      plateau: str = "") -> Outcome:
     """A run that patience cannot stop trains all n_epochs epochs, one optimizer step per training batch, at the lr it
     was given, with one optimizer throughout (the kernel's record of the run's models, ``trained`` and ``model``)."""
     data = ctx.value(run, "dict")
@@ -275,6 +316,8 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
             f"against {ran}): one recorded outside the epochs (an evaluation after training, say). Record one of "
             "each per epoch.")
     rate, rate_note = _lr_followed(data.get("first_step"), lr)
+    if rate is None:  # no torch optimizer stepped: the run at lr=0 shows whether the lr was followed
+        rate, rate_note = _lr_at_zero(ctx, plateau, rate_note)
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     restarted = next((m for m in map(restarts_message, (data.get("trained"), data.get("model"))) if m), "")
     restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."
@@ -287,12 +330,14 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     changed = (f"The run's loss was not the course's: {'; '.join(changed)} (the kernel's record; the course's default "
                "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
     constant = _constant_validation(_floats(data.get("val_loss"), f"`{run}`['val_loss']")[:ran], trained_net, start)
-    wrong = [m for m in (epochs, rate, steps, restarted, changed, still, constant, *_loaders_followed(data, ran)) if m]
+    other_batches, validation = _loaders_followed(data, ran)
+    wrong = [m for m in (epochs, rate, steps, restarted, changed, still, constant, *other_batches) if m]
     if not wrong:
-        return Outcome(True, f"The grader called your function with n_epochs={n_epochs}, patience={patience} and "
-                       f"lr={lr:g}: it trained all {ran} epochs, one optimizer step per training batch. "
-                       f"{rate_note}".strip(), metrics=metrics)
-    return Outcome(False, " ".join(wrong), fraction=max(0.0, 1 - len(wrong) / 3), metrics=metrics)
+        return Outcome(True, " ".join(filter(None, (
+            f"The grader called your function with n_epochs={n_epochs}, patience={patience} and lr={lr:g}: it trained "
+            f"all {ran} epochs, {_steps_said(data)}.", rate_note, validation))), metrics=metrics)
+    return Outcome(False, " ".join(wrong + [validation] * bool(validation)), fraction=max(0.0, 1 - len(wrong) / 3),
+                   metrics=metrics)
 
 
 # How a validation loss may be reported; the course's is the first. Early stopping works the same with any of
@@ -390,10 +435,11 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
         is_untrained = untrained.same_weights(view.model) and (view.initial is not None or held is None)
     source = ctx.function_source(function)
     code = restore_code(source) if source else None
+    elsewhere = any(".load_state_dict(" in (text.replace(source, "") if source else text) for _, text in ctx.code_cells)
     return RestoreEvidence(first_minimum(view.val_loss), len(view.val_loss), held, n_epochs, pre_update,
                            is_untrained, _restored_in(ctx, early_run, dataset, batch_size) if early_run else None,
                            _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line),
-                           view.best_epoch)
+                           view.best_epoch, elsewhere)
 
 
 @check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),

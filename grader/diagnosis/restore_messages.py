@@ -31,6 +31,7 @@ class RestoreEvidence:
     code: RestoreCode | None = None
     where: Callable[[int], str] = str  # where line n of the function is in the notebook
     reported: int | None = None  # the run's own best_epoch
+    loads_elsewhere: bool = False  # the notebook calls load_state_dict outside the function (a helper class, say)
 
     @property
     def stopped(self) -> bool | None:
@@ -93,6 +94,11 @@ def _last_epoch(ev: RestoreEvidence) -> str:
                 "the model's parameter is left as it was, so nothing is put back. Copy the values into it (under "
                 f"torch.no_grad(), `{fact.target}.copy_(...)`), or save copy.deepcopy(model.state_dict()) and load it "
                 "back with model.load_state_dict(...).")
+    if code and not code.loads and not code.restores_otherwise and ev.loads_elsewhere:
+        return (" Your function does not call load_state_dict(...) itself. Your notebook calls it elsewhere: if a "
+                "helper the function uses loads the best state back, what it loads holds the last epoch's weights "
+                "(a state_dict kept without copying its tensors: keep_vars=True, or no copy.deepcopy); otherwise "
+                "nothing puts the best weights back after the loop.")
     if code and not code.loads and not code.restores_otherwise:
         return (" Your function never calls model.load_state_dict(...) to put the best weights back (nor returns a "
                 "saved copy).")
