@@ -520,10 +520,16 @@ def test_sweep_labels_name_one_run_stored_twice_and_missing_records(tmp_path):
     twice = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: net, 0.01: net}})
     assert not twice.passed and twice.message.startswith("The models under lr=0.0001 and lr=0.001 are one model "
                                                          "stored twice")
-    unrecorded = dataclasses.replace(net, initial={})
-    missing = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: unrecorded, 0.01: net}})
+    unrecorded = dataclasses.replace(net, initial={}, parameters={k: v + 0.5 for k, v in net.parameters.items()})
+    other = dataclasses.replace(net, parameters={k: v - 0.5 for k, v in net.parameters.items()})
+    missing = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: unrecorded, 0.01: other}})
     assert missing.passed and "could not be checked" in missing.message and \
         "the model under lr=0.001 never ran forward in your notebook" in missing.message
+    # Three models, each loaded from one checkpoint file that every run overwrote: distinct objects, one run's weights.
+    loaded = {lr: dataclasses.replace(unrecorded) for lr in (0.0001, 0.001, 0.01)}
+    alike = evaluate("lr-sweep", "labels-match-runs", {"models": loaded})
+    assert not alike.passed and alike.message.startswith("The models under lr=0.0001 and lr=0.001 hold exactly the "
+                                                         "same weights: one run's weights stored under two rates")
 
 
 @pytest.mark.parametrize("notebook, says", [
@@ -847,3 +853,17 @@ def test_one_stray_call_is_not_taken_for_the_training(tmp_path, calls, passed):
     assert outcome.passed is passed, outcome.message
     if not passed:
         assert "(the kernel's record of its first training batches: 19 of 20 calls)" in outcome.message
+
+
+def test_a_history_shown_as_a_dataframe_is_handed_over_as_its_columns(tmp_path):
+    """`history = pd.DataFrame(history)` in a last cell, to show it as a table: `trained` failed ("must be a dict, but
+    it is a DataFrame object"), and every check that requires it with it: 0/10.5 for a correct run."""
+    import pandas as pd
+
+    from grading_support import round_trip
+
+    frame = pd.DataFrame({"train_loss": [0.9, 0.5], "val_acc": [80.0, 88.5]}, index=[1, 2])
+    exports = round_trip(tmp_path, {"history": frame, "table": frame}, [{"name": "history", "kind": "dict"},
+                                                                          {"name": "table", "kind": "list"}])
+    assert exports.values["history"] == {"train_loss": [0.9, 0.5], "val_acc": [80.0, 88.5]}
+    assert not isinstance(exports.values["table"], dict)  # only where a dict is asked for

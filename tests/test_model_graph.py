@@ -69,14 +69,21 @@ def test_a_model_kept_in_float64_is_captured_and_run_on_the_graders_float32_data
 
 def test_a_convolutional_model_kept_in_float64_passes_the_cost_guard_too(tmp_path):
     """The guard measured every forward pass on a float32 fake input: conv2d refuses another type than its weights'
-    (Linear does not), so a CNN trained in float64 was refused as "tensor sizes depend on the data" (lr-sweep 1/11)."""
+    (Linear does not), so a CNN trained in float64 was refused as "tensor sizes depend on the data" (lr-sweep 1/11).
+    In its own type, at the grader's batch of 4096, its 16 feature maps then held more than the 512 MB allowed: a
+    model in a wider type is fed half the samples at once, so a pass holds what the float32 model's would."""
+    from grader.loading.guard import eval_batch
+
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 13 * 13, 10))
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(16 * 14 * 14, 10))
     model = model.double().eval()
     exports = export_and_load(tmp_path, m=(model, [1, 28, 28]))
     loaded = exports.values["m"]
+    assert not isinstance(loaded, ExportProblem), loaded
     x = torch.rand(3, 1, 28, 28)
     assert torch.allclose(loaded(x), model(x.double()), atol=1e-12), exports.problems
+    assert eval_batch(loaded.module) == 2048 and eval_batch(nn.Linear(2, 3)) == 4096
 
 
 class Styled(nn.Module):

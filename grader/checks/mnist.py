@@ -17,7 +17,7 @@ from typing import Any
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
-from grader.checks.models import chance_level, fed_ranges, fed_unlike, measured_accuracy
+from grader.checks.models import chance_level, fed_ranges, fed_unlike, measured_accuracy, same_weights
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
@@ -646,6 +646,14 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
                            f"and {'score' if len(untrained) > 1 else 'scores'} about what predicting one class scores: "
                            "never trained. Check that each run's optimizer is built on that run's own model's "
                            "parameters.")
+    # Untrained models built alike were named above: runs at different rates never end on the very same weights.
+    alike = [(low, high) for low, high in itertools.combinations(order, 2)
+             if same_weights(getattr(nets[low], "parameters", {}), getattr(nets[high], "parameters", {}))]
+    if alike:
+        low, high = alike[0]
+        return Outcome(False, f"The models under lr={low:g} and lr={high:g} hold exactly the same weights: one run's "
+                       "weights stored under two rates (a checkpoint file that each run overwrote, loaded into every "
+                       "model, say). Store each run's own model under its own learning rate.")
     if unknown or still:
         where = [f"{_models(unknown)} never ran forward in your notebook"] if unknown else []
         where += [f"{_models(still)} first ran forward only after training"] if still else []

@@ -850,6 +850,10 @@ def encode(value, request: dict, writer: _Writer):
 
 
 def _encode_plain(value, request: dict, writer: _Writer):
+    if request.get("kind") == "dict" and type(value).__name__ == "DataFrame" and \
+            type(value).__module__ in ("pandas", "pandas.core.frame"):
+        # A history shown as a table (history = pd.DataFrame(history)): its columns are the dict's lists.
+        value = {column: value[column].tolist() for column in value.columns}
     if isinstance(value, dict):
         return {"$dict": [[_key(k), encode(v, request, writer)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):

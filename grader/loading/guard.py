@@ -307,14 +307,22 @@ def _measure(module: fx.GraphModule, input_shape: tuple[int, ...], batch: int) -
     return ForwardCost(batch, meter.peak, meter.elements, int(flops.get_total_flops()))
 
 
+def eval_batch(module: torch.nn.Module, limits: LoadLimits = LOAD_LIMITS) -> int:
+    """The most samples the grader feeds ``module`` at once: ``forward_batch``, fewer for a model kept in a wider
+    float type than float32 (it runs in its own), so a pass holds no more than a float32 model's would."""
+    kind = float_type(module)
+    width = torch.finfo(kind).bits // 8 if kind is not None else 4
+    return max(1, limits.forward_batch * 4 // max(4, width))
+
+
 def check_forward(module: fx.GraphModule, input_shape: tuple[int, ...], static_batch: int | None,
                   limits: LoadLimits = LOAD_LIMITS) -> None:
     """Raise LoadRefused when a forward pass would cost more than ``limits`` allow, or cannot be measured.
 
-    A model with a free batch size is measured at 2 samples and at ``forward_batch``; one that fixed its batch
-    at that batch, scaled to the calls that ``forward_batch`` samples take.
+    A model with a free batch size is measured at 2 samples and at the batch it is fed (``eval_batch``); one that
+    fixed its batch at that batch; each scaled to the calls that ``forward_batch`` samples take.
     """
-    batches = (static_batch,) if static_batch else (2, limits.forward_batch)
+    batches = (static_batch,) if static_batch else (2, eval_batch(module, limits))
     for batch in batches:
         try:
             cost = forward_cost(module, input_shape, batch)
@@ -322,7 +330,7 @@ def check_forward(module: fx.GraphModule, input_shape: tuple[int, ...], static_b
             raise LoadRefused(f"the grader could not work out in advance what the model's forward pass computes "
                               f"on a batch of {batch} ({type(e).__name__}: {str(e)[:200]}); a forward pass whose "
                               "tensor sizes depend on the data (`.item()`, `int(tensor)`) cannot be graded") from None
-        calls = max(1, limits.forward_batch // batch) if static_batch else 1
+        calls = max(1, limits.forward_batch // batch) if static_batch or batch > 2 else 1
         _compare(cost, calls, limits)
 
 
