@@ -281,3 +281,14 @@ def test_an_accuracy_that_falls_short_names_inputs_scaled_on_the_way_to_the_mode
     net = types.SimpleNamespace(input_ranges=calls)
     said = fed_unlike(net, torch.tensor([[-1.5, 0.2], [1.5, -0.3]]), "`model`")
     assert (says in said) if says else said == "", said
+
+
+def test_a_model_trained_on_standardised_points_is_told_so_not_to_train_longer(exercise):
+    """The loop standardises the points on their way in and exports the bare network: on the points themselves it
+    misses, and fits-training-data advised more steps or a higher learning rate. The kernel's record of its first
+    training batches holds none of the training points."""
+    fits = checks(grade(FILES / "standardised-in-the-loop.ipynb", exercise, hidden=False))["fits-training-data"]
+    assert not fits.passed and "Train for more steps" not in fits.message
+    assert ("0 are among the 180 training points (20 per cell, noise 0.1, seed 0): it learned from other numbers (the "
+            "points normalised or otherwise changed on their way to the model, or other data)") in fits.message
+

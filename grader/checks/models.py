@@ -131,9 +131,11 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
                     export=True),
     chance=Param(bool, True, "at chance level, say so and what remains instead of the hint (false where the hint "
                  "already speaks to that)"),
+    training=Param(bool, False, "the data is the split the model trains on: where the kernel's record of its first "
+                   "training batches holds few of its points, that is said instead of the hint"),
 )
 def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, above: float, below: float,
-             describe: str, hint: str, scheduler: str, chance: bool = True) -> Outcome:
+             describe: str, hint: str, scheduler: str, chance: bool = True, training: bool = False) -> Outcome:
     """Accuracy of the exported model, measured by the grader on data it makes itself, against a band."""
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
@@ -154,6 +156,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     too_low = acc + 1e-9 < min_accuracy or acc <= above
     advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
               or (fed_unlike(net, dataset.X, f"`{model}`") if too_low else "")
+              or (fed_elsewhere(net, dataset.X, f"`{model}`", describe) if too_low and training else "")
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
@@ -187,7 +190,9 @@ def untrained_cause(net: Any) -> str:
                 "or gradients that are all zero (zero_grad(set_to_none=False) between backward() and step(), or a "
                 "loss that does not depend on the model's output)")
     return ("no optimizer ever stepped its parameters: the optimizer was made for other parameters (a model made "
-            "again after the optimizer), or the loop trained another model, or never ran")
+            "again after the optimizer), or the loop trained another model, or never ran, or an update written by "
+            "hand binds its loop variable to a new tensor (p = p - lr * p.grad) instead of changing the parameter in "
+            "place (p -= lr * p.grad, under torch.no_grad())")
 
 
 def untrained(net: Any, name: str) -> str:
@@ -243,6 +248,19 @@ def fed_from(net: Any, inputs: Any) -> tuple[int, int] | None:
         return False
 
     return sum(found(*row) for row in recorded), len(recorded)
+
+
+def fed_elsewhere(net: Any, inputs: Any, name: str, describe: str) -> str:
+    """What to say when few of the inputs the kernel recorded in the model's first training batches are ``inputs``,
+    the points it is meant to learn; "" otherwise, or where nothing was recorded."""
+    share = fed_from(net, inputs)
+    if share is None or share[0] * 4 >= share[1]:
+        return ""
+    return (f"Of the {share[1]} inputs {name} was fed in its first training batches (the kernel's record), "
+            f"{share[0]} are among {describe}: it learned from other numbers (the points normalised or otherwise "
+            "changed on their way to the model, or other data), so here it meets points it never learned from. Train "
+            "it on the points themselves, or build that change into the model, so that the exported model applies "
+            "it itself.")
 
 
 def fed_unlike(net: Any, inputs: Any, name: str) -> str:
