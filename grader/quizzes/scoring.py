@@ -102,19 +102,20 @@ def answer_problems(quiz: Quiz, answers: QuizAnswers) -> list[str]:
     return problems
 
 
-SHOWN_CHARS = 80  # of an answer echoed back: a file of one 400,000-character answer is not printed whole
+SHOWN_CHARS = 300  # of an answer echoed back: longer than any option, short of a 400,000-character answer
 
 
 def _shown(given: object, quoted: bool = False) -> str:
-    """An answer as messages and pages show it (``quoted``: as Python writes a string): control characters escaped,
-    as an escape sequence would act on the terminal, and cut to SHOWN_CHARS with its length said."""
-    if quoted and not isinstance(given, str):
-        return _shown(repr(given))
-    raw = str(given)
-    text = "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in raw)
-    cut = text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}..."
-    cut = f"'{cut}'" if quoted else cut
-    return cut if len(text) <= SHOWN_CHARS else f"{cut} ({len(raw):,} characters)"
+    """An answer as messages and pages show it, cut to SHOWN_CHARS with its length said; ``quoted``: as Python writes
+    it (a string in quotes), else as text with its control characters escaped (an escape sequence would act on the
+    terminal)."""
+    raw = str(given) if isinstance(given, str) or not quoted else repr(given)
+    head = raw[:SHOWN_CHARS]
+    if quoted and isinstance(given, str):
+        text = repr(head)
+    else:
+        text = "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in head)
+    return text if len(raw) <= SHOWN_CHARS else f"{text}... ({len(raw):,} characters)"
 
 
 def _lookalikes(given: object) -> str:
