@@ -135,6 +135,7 @@ def error_json(args: argparse.Namespace, error: UserError) -> dict:
 def main(argv: list[str] | None = None, warm: bool = False) -> int:
     """The command line (``argv`` None: ``sys.argv``); a check or a batch typed there runs in the warm server
     when it can (``warm``: this is the server's child, forked with the grader already imported)."""
+    _tolerant_streams()
     args = build_parser().parse_args(argv)
     args.warm_process = warm
     if argv is None and (args.command == "grade" or (args.command == "check" and not args.no_factory)):
@@ -146,6 +147,15 @@ def main(argv: list[str] | None = None, warm: bool = False) -> int:
     finally:
         if argv is None:  # the process ends next: a last collection of torch's objects would take half a second
             gc.freeze()
+
+
+def _tolerant_streams() -> None:
+    """On a terminal or pipe that cannot take UTF-8 (LC_ALL=C, a Windows code page), a character it cannot show is
+    replaced instead of ending the command: the verdict and the page must not depend on the terminal."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if encoding not in ("utf-8", "utf8") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def _name(args: argparse.Namespace) -> str:
@@ -177,11 +187,39 @@ def _run(args: argparse.Namespace) -> int:
         # Outside a batch's own handling of signals: before it starts, or once each of its results is committed.
         print(f"grader {name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - a bug in the grader: never an exit code that reads as a verdict
+    except Exception as e:  # noqa: BLE001 - a bug in the grader: never an exit code that reads as a verdict
+        foreign = _foreign_file(e)
+        if foreign:  # not the grader's bug: a file of the user's stands in for a module the grader imports
+            message = (f"{foreign} raised {type(e).__name__} ({str(e)[:200]}) while the grader imported what it "
+                       "needs: a file of that name on PYTHONPATH, or in the folder you run it from, takes the place "
+                       "of the package the grader uses; rename it, or take it off PYTHONPATH")
+            return _fail(args, name, message, EXIT_UNUSABLE)
         traceback.print_exc()
-        print(f"grader {name}: internal error (exit code {EXIT_INTERNAL}); the traceback above is the grader's, "
-              "not your notebook's: please report it", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _fail(args, name, f"internal error (exit code {EXIT_INTERNAL}); the traceback above is the grader's, "
+                     "not your notebook's: please report it", EXIT_INTERNAL)
+
+
+def _fail(args: argparse.Namespace, name: str, message: str, code: int) -> int:
+    """One line on stderr, and with --json the one JSON object the contract promises on stdout."""
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps({"error": message, "exit_code": code}, indent=2) + "\n")
+    print(f"grader {name}: {message}", file=sys.stderr)
+    return code
+
+
+def _foreign_file(error: BaseException) -> str:
+    """The file that raised ``error`` where it is none of the Python installation's, the venv's or the grader's own
+    (a `torch.py` of the user's shadowing torch, say); "" otherwise."""
+    import os
+    import sysconfig
+
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames or frames[-1].filename.startswith("<"):
+        return ""
+    raised = os.path.realpath(frames[-1].filename)
+    ours = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, pathlib.Path(__file__).parent.parent,
+                                          *sysconfig.get_paths().values())}
+    return "" if any(raised == root or raised.startswith(root + os.sep) for root in ours) else raised
 
 
 if __name__ == "__main__":

@@ -169,7 +169,9 @@ def forward(argv: list[str]) -> int | None:
     try:
         umask = os.umask(0o077)
         os.umask(umask)
-        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path, "umask": umask}
+        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path, "umask": umask,
+                   "streams": [[getattr(s, "encoding", None), getattr(s, "errors", None)] for s in (sys.stdout,
+                                                                                                    sys.stderr)]}
     except OSError:  # a folder deleted under the shell: the command itself says what is wrong
         return None
     conn = _connect(folder) or _start(folder)
@@ -205,8 +207,11 @@ def _run_command(request: dict, fds: list[int], closing: list, factory_env: dict
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        sys.stdin, sys.stdout, sys.stderr = (open(0, closefd=False), open(1, "w", closefd=False),
-                                            open(2, "w", closefd=False))
+        # Written as the client's own streams would be: its encoding and error handler (an ASCII terminal's, say).
+        (out_encoding, out_errors), (err_encoding, err_errors) = request.get("streams") or [[None, None]] * 2
+        sys.stdin, sys.stdout, sys.stderr = (
+            open(0, closefd=False), open(1, "w", closefd=False, encoding=out_encoding, errors=out_errors),
+            open(2, "w", closefd=False, encoding=err_encoding, errors=err_errors or "backslashreplace"))
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -234,15 +239,26 @@ def _run_command(request: dict, fds: list[int], closing: list, factory_env: dict
 
 def serve(folder: pathlib.Path, idle_s: float) -> None:
     """Warm up, listen on ``folder``/server.sock and fork one child per command until ``idle_s`` pass without one."""
+    from grader.kernel.factory import launch_factory
+    from grader.kernel.factory_client import thread_count
+
+    if (threads := thread_count()) != 1:  # started by the interpreter's own start-up (a sitecustomize): give up now
+        raise RuntimeError(f"{threads} threads before any import; a fork is only safe from one")
+    factory = launch_factory()  # first, so that the kernel's torch and the grader's import side by side
+    try:
+        _serve(folder, idle_s, factory)
+    finally:  # a server that fails to start closes its factory too (the factory would outlive it otherwise)
+        factory.close()
+
+
+def _serve(folder: pathlib.Path, idle_s: float, factory) -> None:
+    """``serve`` once its factory is launched (``serve`` closes it, whatever happens here)."""
     import importlib
     import selectors
 
     from grader.kernel.factory import launch_factory, wait_ready
     from grader.kernel.factory_client import peer_uid, read_request, thread_count
 
-    if (threads := thread_count()) != 1:  # started by the interpreter's own start-up (a sitecustomize): give up now
-        raise RuntimeError(f"{threads} threads before any import; a fork is only safe from one")
-    factory = launch_factory()  # first, so that the kernel's torch and the grader's import side by side
     for name in WARM:
         with contextlib.suppress(ImportError):  # a package without it (the student's) imports it when used
             importlib.import_module(name)

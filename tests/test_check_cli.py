@@ -122,3 +122,35 @@ def test_exercises_lists_checks_and_points(capsys):
     code, out, err = run_cli(capsys, "exercises")
     assert code == 0
     assert "tiny-model" in out and "fits-training-data" in out and "hidden" in out
+
+
+def test_a_folder_given_as_dot_is_refused_as_a_folder_not_a_crash(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "check", ".", "--json")
+    assert code == 2 and "is a folder, not a notebook" in err and "Traceback" not in err
+    assert json.loads(out)["status"] == "invalid"
+
+
+def test_output_a_terminal_cannot_show_and_a_pipe_closed_early_leave_the_verdict_and_the_page(tmp_path):
+    """An ASCII-only terminal (LC_ALL=C) crashed the check on the title's dash (exit 3); `grader check nb | head -1`
+    exited 1 for a notebook that passes, without writing its page (rich exits on the closed pipe). Both at once."""
+    import subprocess
+    import sys
+
+    piped = subprocess.run(f"{sys.executable} -m grader check {SOLUTION} --html {tmp_path / 'a.html'} | head -1; "
+                           "exit ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", cwd=tmp_path,
+                           capture_output=True, timeout=300,
+                           env={**os.environ, "GRADER_WARM_SERVER": "0", "LC_ALL": "C", "LANG": "C",
+                                "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"})
+    assert piped.returncode == 0 and (tmp_path / "a.html").exists(), piped.stderr.decode(errors="replace")
+    assert piped.stdout.decode("ascii").strip().endswith("self-check (public checks only)")
+
+
+def test_a_page_whose_name_is_near_the_file_system_s_limit_is_written(tmp_path):
+    """The page was written through a temporary file named after it, 14 bytes longer: a notebook name of 240
+    characters could not get its 254-byte page ("File name too long")."""
+    from grader.store.outputs import write_output
+
+    page = tmp_path / ("n" * 240 + ".feedback.html")
+    write_output(page, "<html></html>")
+    assert page.read_text() == "<html></html>" and [p.name for p in tmp_path.iterdir()] == [page.name]

@@ -317,3 +317,36 @@ def test_an_event_loop_left_by_ctrl_c_does_not_complain_when_collected_and_other
     other = types.SimpleNamespace(object=print, exc_value=ValueError("y"))
     hook(other)
     assert seen == [other]
+
+
+def _orphaned_factories() -> set[int]:
+    """Kernel factories whose grader is gone (reparented to init)."""
+    found = set()
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == 1 and "zygote.py" in command_line(int(stat.parent.name)):
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_file_shadowing_torch_is_named_and_the_server_it_broke_leaves_no_factory(tmp_path):
+    """A `torch.py` of the student's on PYTHONPATH: the warm server launched its factory, then failed importing torch,
+    and the factory (which imports the real one) ran on for ever; the check then failed with a traceback it called
+    the grader's bug (exit 3)."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    shadow = tmp_path / "mine"
+    shadow.mkdir()
+    (shadow / "torch.py").write_text("raise RuntimeError('my own torch, for a homework on tensors')\n")
+    before = _orphaned_factories()
+    done = _check(_env(runtime, PYTHONPATH=str(shadow)), SOLUTION, "--json", "--html", tmp_path / "a.html",
+                  cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert json.loads(done.stdout)["error"].startswith(f"{shadow / 'torch.py'} raised RuntimeError (my own torch")
+    deadline = time.monotonic() + 20
+    while _orphaned_factories() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _orphaned_factories() - before

@@ -152,18 +152,29 @@ def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> N
     from grader.render.terminal import print_json, print_submission
     from grader.store.outputs import OutputError
 
-    if args.json:
-        print_json(result.to_json(timings=True))  # the contract's keys, plus how long each stage took
-    else:
-        print_submission(result, title=f"{title} — self-check (public checks only)")
-    path = html_path(args)
-    try:
+    path, unwritten = html_path(args), None
+    try:  # the page first: output piped into `head` ends early, and must not take the page along
         write_page(path, render_result(result, result.artifacts, title, self_check=True))
-        if not args.json:
-            print(f"Feedback page: {path.resolve()}")
     except OutputError as e:  # the table is the self-check's answer: its exit code stays the checks' verdict
-        print(f"grader check: {e}", file=sys.stderr)
+        unwritten = e
+    try:
+        if args.json:
+            print_json(result.to_json(timings=True))  # the contract's keys, plus how long each stage took
+        else:
+            print_submission(result, title=f"{title} — self-check (public checks only)")
+            if unwritten is None:
+                print(f"Feedback page: {path.resolve()}")
+    except (BrokenPipeError, SystemExit):  # rich exits 1 on a closed pipe: the verdict's exit code stands
+        pass
+    if unwritten is not None:
+        print(f"grader check: {unwritten}", file=sys.stderr)
 
 
 def html_path(args: argparse.Namespace) -> pathlib.Path:
+    """Where the page goes: --html, else beside the notebook; a folder (`grader check .`) is refused here, as reading
+    it would be."""
+    if args.html is None and (not args.notebook.name or args.notebook.is_dir()):
+        from grader.kernel.notebook import read_notebook_bytes
+
+        read_notebook_bytes(args.notebook)  # raises InvalidNotebook, saying it is a folder
     return args.html or args.notebook.with_suffix(".feedback.html")

@@ -192,6 +192,14 @@ def _error_from(exc: CellExecutionError, cell: int) -> CellError:
     return CellError(cell, exc.ename or "Error", str(exc.evalue or "")[:2000], _clean_traceback(str(exc)))
 
 
+def _quiet_once_killed(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """asyncio's report of a task's exception: a kernel that died as the run was stopped (Ctrl-C in watch mode) is
+    how every stop ends, and printed a traceback while asyncio.run shut down; anything else is reported as usual."""
+    if isinstance(context.get("exception"), (DeadKernelError, asyncio.CancelledError)):
+        return
+    loop.default_exception_handler(context)
+
+
 def _keep_process_signals(*args) -> None:
     raise RuntimeError("SIGINT and SIGTERM stay with the grader")  # nbclient then installs none of its own
 
@@ -206,6 +214,7 @@ async def _run(notebook: PreparedNotebook | Deferred, sandbox: Sandbox, client: 
     # nbclient would take SIGINT and SIGTERM for the whole process while a kernel runs, and leave the defaults
     # behind: a batch worker would then survive its stop signal, and Ctrl-C would print a traceback per worker.
     asyncio.get_running_loop().add_signal_handler = _keep_process_signals
+    asyncio.get_running_loop().set_exception_handler(_quiet_once_killed)
     deferred = isinstance(notebook, Deferred)
     first = notebook.prelude if deferred else notebook
     # cleanup_kc: we pass our own kernel manager, so nbclient would otherwise leave channels open.

@@ -173,7 +173,8 @@ def launch_factory(preload: tuple[str, ...] = PRELOAD) -> KernelFactory:
         env["MPLCONFIGDIR"] = str(fonts)
     with open(folder / "factory.log", "wb") as log:
         process = subprocess.Popen([sys.executable, str(ZYGOTE), str(folder / "factory.sock"),
-                                    json.dumps(list(preload))], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    json.dumps(list(preload)), str(os.getpid())], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL,
                                    stderr=log, env=env, cwd=folder / "home", start_new_session=True)
     return KernelFactory(False, "warming up", process, folder)
 

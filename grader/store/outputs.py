@@ -96,8 +96,9 @@ def write_output(path: str | pathlib.Path, text: str) -> pathlib.Path:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # A name of its own, so a file the user keeps as <name>.tmp is never overwritten or removed.
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # A name of its own, so a file the user keeps as <name>.tmp is never overwritten or removed; short, so a
+        # page whose own name is near the file system's limit can still be written.
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".grader-", suffix=".tmp")
         tmp = pathlib.Path(name)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
