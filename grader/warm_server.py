@@ -76,7 +76,9 @@ def _code_stamp() -> str:
 def server_key(env: dict | None = None) -> str:
     """One server per interpreter, grader code and import-time environment; another one of these is another server."""
     env = os.environ if env is None else env
-    parts = [sys.executable, sys.version, _code_stamp(), *(f"{k}={env.get(k, '')}" for k in IMPORT_ENV),
+    # The interpreter's path normalised: `../.venv/bin/python` from tests/ and `.venv/bin/python` are one interpreter.
+    parts = [os.path.normpath(sys.executable), sys.version, _code_stamp(),
+             *(f"{k}={env.get(k, '')}" for k in IMPORT_ENV),
              *sorted(f"{k}={v}" for k, v in env.items() if k.startswith(("TORCH_", "PYTORCH_")))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 

@@ -22,8 +22,9 @@ torch.set_num_threads(1)
 # it puts the files with the most tests first): one of these handed out last would leave the other
 # processes idle while it runs.
 LONGEST_FIRST = ("test_grading_mnist.py", "test_cluster_batch.py", "test_warm_server.py", "test_batch.py",
-                 "test_interrupts.py", "test_kernel_factory.py", "test_whole_term.py", "test_hostile_input.py",
-                 "test_cluster_start.py", "test_neighbours.py")
+                 "test_grading_early_stopping.py", "test_grading_random_seeds.py", "test_kernel_factory.py",
+                 "test_interrupts.py", "test_cluster_start.py", "test_grading_tiny_model.py", "test_check_cli.py",
+                 "test_whole_term.py", "test_hostile_input.py", "test_neighbours.py")
 
 
 def pytest_collection_modifyitems(items):

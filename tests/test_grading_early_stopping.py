@@ -673,8 +673,8 @@ def test_strict_improvement_judges_the_rule_on_the_function_s_own_record(tmp_pat
 def test_the_restore_message_does_not_say_never_called_where_the_notebook_loads_elsewhere():
     """An EarlyStopping helper class holds state_dict(keep_vars=True) and calls load_state_dict itself: the function
     never does, and the message said it "never calls model.load_state_dict", which the notebook plainly does."""
-    code = restore_code("def train_model_extended(model, loader):\n    stopper = Stopper()\n    stopper.restore(model)\n"
-                        "    return model\n")
+    code = restore_code("def train_model_extended(model, loader):\n    stopper = Stopper()\n"
+                        "    stopper.restore(model)\n    return model\n")
     plain = RestoreEvidence(best=13, epochs=33, held=33, n_epochs=500, code=code)
     assert "Your function never calls model.load_state_dict" in why_not_best(plain)
     helper = dataclasses.replace(plain, loads_elsewhere=True)

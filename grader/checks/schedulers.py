@@ -533,8 +533,8 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
         # never called, or replaced by a later definition that made the ones exported).
         where = "; ".join(f"code cell {o.cell}, line {o.line}" for o in wrong)
         return Outcome(True, f"Each of your {len(exported)} exported schedulers first stepped after its optimizer had "
-                       f"stepped (the grader counts each optimizer's steps at every scheduler call). The loop at {where} "
-                       "steps the scheduler first, but made none of them: keep optimizer.step() before "
+                       "stepped (the grader counts each optimizer's steps at every scheduler call). The loop at "
+                       f"{where} steps the scheduler first, but made none of them: keep optimizer.step() before "
                        "scheduler.step() there too.", details=details)
     if wrong:
         where = "; ".join(f"code cell {o.cell}, line {o.line} (`{o.receiver}.step()`)" for o in wrong)

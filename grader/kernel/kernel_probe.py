@@ -579,7 +579,8 @@ def training_record(model) -> dict:
     before it first ran (``loaded``: its steps count from there); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
-    ``input_ranges``), and each row's (sum, sum of squares) in those calls (``input_rows``); and the run's losses and clipping (``loss_calls``, run-wide: the same for every model)."""
+    ``input_ranges``), and each row's (sum, sum of squares) in those calls (``input_rows``); and the run's losses
+    and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
     fed = INPUTS.get(model)

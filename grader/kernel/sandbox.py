@@ -35,7 +35,8 @@ from grader.kernel.limits import Limits
 
 LAUNCHER = pathlib.Path(__file__).with_name("sandbox_launch.py")
 # The venv's interpreter, its path normalised: one started as `../.venv/bin/python` names a folder on the way that the
-# sandbox user may not reach (the kernel then cannot be exec'd). Not resolved: the venv's link is what makes it the venv.
+# sandbox user may not reach (the kernel then cannot be exec'd). Not resolved: the venv's link is what makes it the
+# venv.
 INTERPRETER = os.path.normpath(sys.executable)
 SANDBOX_UID_BASE = 61000
 MAX_SLOTS = 256

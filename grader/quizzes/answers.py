@@ -83,7 +83,8 @@ def _parser_hint(reason: str, kind: str, text: str = "") -> str:
     if "int_max_str_digits" in reason or "Exceeds the limit" in reason:
         return "a number thousands of digits long, which no answer is"
     if "\r" in text and "\n" not in text:
-        return f"{reason}: its lines end in a carriage return alone (an old Mac format); save it with ordinary line ends"
+        return (f"{reason}: its lines end in a carriage return alone (an old Mac format); save it with ordinary line "
+                "ends")
     if reason.startswith(("Invalid value", "Expecting value")) and any(quote in text for quote in CURLY_QUOTES):
         return (f'{reason}: it uses curly quotes ({" ".join(q for q in CURLY_QUOTES if q in text)}), as a word '
                 f'processor types them; write each answer in straight quotes, as in lr-role = "C"')

@@ -94,7 +94,8 @@ def answer_problems(quiz: Quiz, answers: QuizAnswers) -> list[str]:
         problems.append(f"and {len(unknown) - MAX_LISTED} more ids that are no question of quiz {quiz.id!r}")
     for q in quiz.questions:
         if q.id in given and not _blank(given[q.id]) and _label(q, given[q.id]) is None:
-            problems.append(f"{q.id}: {_shown(given[q.id], quoted=True)} is not an option (options: {', '.join(q.labels)})"
+            problems.append(f"{q.id}: {_shown(given[q.id], quoted=True)} is not an option (options: "
+                            f"{', '.join(q.labels)})"
                             + _lookalikes(given[q.id]))
     missing = [q.id for q in quiz.questions if _blank(given.get(q.id))]
     if missing:
