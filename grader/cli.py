@@ -15,6 +15,7 @@ import json
 import pathlib
 import sys
 import traceback
+from collections.abc import Callable
 from typing import NoReturn
 
 from grader.commands import (
@@ -179,10 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return args.run(args)
     except UserError as e:
-        if getattr(args, "json", False):
-            sys.stdout.write(json.dumps(getattr(args, "error_json", error_json)(args, e), indent=2) + "\n")
-        print(f"grader {name}: {e}", file=sys.stderr)
-        return e.exit_code
+        return _fail(args, name, e)
     except KeyboardInterrupt:
         # Outside a batch's own handling of signals: before it starts, or once each of its results is committed.
         print(f"grader {name}: interrupted", file=sys.stderr)
@@ -193,18 +191,20 @@ def _run(args: argparse.Namespace) -> int:
             message = (f"{foreign} raised {type(e).__name__} ({str(e)[:200]}) while the grader imported what it "
                        "needs: a file of that name on PYTHONPATH, or in the folder you run it from, takes the place "
                        "of the package the grader uses; rename it, or take it off PYTHONPATH")
-            return _fail(args, name, message, EXIT_UNUSABLE)
+            return _fail(args, name, UserError(message))
         traceback.print_exc()
-        return _fail(args, name, f"internal error (exit code {EXIT_INTERNAL}); the traceback above is the grader's, "
-                     "not your notebook's: please report it", EXIT_INTERNAL)
+        return _fail(args, name, UserError(f"internal error (exit code {EXIT_INTERNAL}); the traceback above is the "
+                                           "grader's, not your notebook's: please report it", exit_code=EXIT_INTERNAL),
+                     error_json)
 
 
-def _fail(args: argparse.Namespace, name: str, message: str, code: int) -> int:
-    """One line on stderr, and with --json the one JSON object the contract promises on stdout."""
+def _fail(args: argparse.Namespace, name: str, error: UserError, reply: Callable | None = None) -> int:
+    """One line on stderr, and with --json the one JSON object the contract promises on stdout (``reply``'s; the
+    command's own by default)."""
     if getattr(args, "json", False):
-        sys.stdout.write(json.dumps({"error": message, "exit_code": code}, indent=2) + "\n")
-    print(f"grader {name}: {message}", file=sys.stderr)
-    return code
+        sys.stdout.write(json.dumps((reply or getattr(args, "error_json", error_json))(args, error), indent=2) + "\n")
+    print(f"grader {name}: {error}", file=sys.stderr)
+    return error.exit_code
 
 
 def _foreign_file(error: BaseException) -> str:

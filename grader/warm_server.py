@@ -28,8 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from grader.errors import EXIT_INTERNAL
+
+if TYPE_CHECKING:
+    from grader.kernel.factory import KernelFactory
 
 ENV = "GRADER_WARM_SERVER"
 IDLE_S = 900.0
@@ -253,7 +257,7 @@ def serve(folder: pathlib.Path, idle_s: float) -> None:
         factory.close()
 
 
-def _serve(folder: pathlib.Path, idle_s: float, factory) -> None:
+def _serve(folder: pathlib.Path, idle_s: float, factory: KernelFactory) -> None:
     """``serve`` once its factory is launched (``serve`` closes it, whatever happens here)."""
     import importlib
     import selectors

@@ -71,7 +71,11 @@ def dummy_optimizer(base_lr: float = BASE_LR) -> optim.SGD:
 def lr_history(config: SchedulerConfig, n_steps: int = N_STEPS, base_lr: float = BASE_LR) -> list[float]:
     """The LRs after each of ``n_steps`` iterations of ``optimizer.step(); scheduler.step()``."""
     optimizer = dummy_optimizer(base_lr)
-    scheduler = config.build(optimizer)
+    return stepped_lrs(optimizer, config.build(optimizer), n_steps)
+
+
+def stepped_lrs(optimizer, scheduler, n_steps: int = N_STEPS) -> list[float]:
+    """The LRs after each of ``n_steps`` iterations of ``optimizer.step(); scheduler.step()``, for any scheduler."""
     history = []
     for _ in range(n_steps):
         optimizer.step()

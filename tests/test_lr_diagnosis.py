@@ -9,7 +9,8 @@ from torch.optim import lr_scheduler
 from grader.diagnosis.lr_fitting import restarts, same
 from grader.diagnosis.lr_messages import CodeHints, diagnose, diagnose_shared, shared_lists
 from grader.render.lr_plots import lr_comparison_figure
-from reference.schedules import COURSE_CONFIGS, SchedulerConfig, closed_form_history, dummy_optimizer, lr_history
+from reference.schedules import (COURSE_CONFIGS, SchedulerConfig, closed_form_history, dummy_optimizer, lr_history,
+                                 stepped_lrs)
 
 CONFIGS = {c.name: c for c in COURSE_CONFIGS}
 STEP = CONFIGS["StepLR(step_size=5, gamma=0.5)"]
@@ -163,16 +164,6 @@ def test_warm_restarts_with_t_mult_1_instead_of_2_lists_the_restarts():
                              "cycle's length (5, 10, 20 steps).")
 
 
-def stepped(optimizer, scheduler, n: int = 30) -> list[float]:
-    """The LRs after each of ``n`` iterations of ``optimizer.step(); scheduler.step()``, for a scheduler of a test's."""
-    lrs = []
-    for _ in range(n):
-        optimizer.step()
-        scheduler.step()
-        lrs.append(optimizer.param_groups[0]["lr"])
-    return lrs
-
-
 def test_warm_restarts_with_t_mult_added_instead_of_multiplied():
     def added(epoch: int) -> float:  # cycles of 7, 10, 13 steps: the student's reading of T_mult=3
         cur, length = epoch, 7
@@ -181,7 +172,7 @@ def test_warm_restarts_with_t_mult_added_instead_of_multiplied():
         return (0.05 + 0.05 * (1 + math.cos(math.pi * cur / length))) / 0.1
 
     optimizer = dummy_optimizer()
-    found = diagnose(RESTARTS_7_3, stepped(optimizer, lr_scheduler.LambdaLR(optimizer, added)))
+    found = diagnose(RESTARTS_7_3, stepped_lrs(optimizer, lr_scheduler.LambdaLR(optimizer, added)))
     assert found.kind == "t_mult"
     assert found.message.startswith("Your LR restarts at steps 7, 17, 30 (cycles of 7, 10, 13 steps) instead of 7, 28.")
     assert "T_mult multiplies, it does not add" in found.message
@@ -194,7 +185,7 @@ def test_restarts_built_another_way_name_what_torch_gives_and_not_t_mult():
     optimizer = dummy_optimizer()
     scheduler = lr_scheduler.SequentialLR(optimizer, [lr_scheduler.CosineAnnealingLR(optimizer, T_max=10)
                                                       for _ in range(3)], milestones=[10, 20])
-    found = diagnose(config, stepped(optimizer, scheduler))
+    found = diagnose(config, stepped_lrs(optimizer, scheduler))
     assert found.kind == "restarts" and "T_mult multiplies" not in found.message
     assert found.message.startswith("Your LR restarts at steps 10, 20 (cycles of 10, 10 steps) instead of 10, 20, 30, "
                                     "where torch's CosineAnnealingWarmRestarts(T_0=10, T_mult=1) restarts after cycles "

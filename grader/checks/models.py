@@ -250,11 +250,19 @@ def fed_from(net: Any, inputs: Any) -> tuple[int, int] | None:
     return sum(found(*row) for row in recorded), len(recorded)
 
 
+def learned_elsewhere(net: Any, inputs: Any) -> tuple[int, int] | None:
+    """``fed_from``'s (rows of ``inputs``, rows recorded) where fewer than a quarter were ``inputs``' own: another draw
+    of the data, or the points changed on their way in (a half, train + val say, is the step count's to name); None
+    otherwise, or where nothing was recorded."""
+    share = fed_from(net, inputs)
+    return share if share is not None and share[0] * 4 < share[1] else None
+
+
 def fed_elsewhere(net: Any, inputs: Any, name: str, describe: str) -> str:
     """What to say when few of the inputs the kernel recorded in the model's first training batches are ``inputs``,
     the points it is meant to learn; "" otherwise, or where nothing was recorded."""
-    share = fed_from(net, inputs)
-    if share is None or share[0] * 4 >= share[1]:
+    share = learned_elsewhere(net, inputs)
+    if share is None:
         return ""
     return (f"Of the {share[1]} inputs {name} was fed in its first training batches (the kernel's record), "
             f"{share[0]} are among {describe}: it learned from other numbers (the points normalised or otherwise "

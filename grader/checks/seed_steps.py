@@ -17,7 +17,7 @@ from typing import Any
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.mnist import stepped_settings_changed
-from grader.checks.models import fed_from, never_moved, untrained_cause
+from grader.checks.models import learned_elsewhere, never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.seed_starts import Start, built_words, seeded_build
 from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
@@ -134,9 +134,8 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
     lines, off, causes = [], [], []
     for seed in seeds:
         net = nets[seed]
-        share = fed_from(net, train)
-        # Mostly other points: another draw of the data. Half of them (train + val, say) is the step count's to name.
-        if share is not None and share[0] * 4 < share[1]:
+        share = learned_elsewhere(net, train)
+        if share is not None:
             off.append(seed)
             lines.append(f"seed {seed}: of the {share[1]} inputs the kernel recorded in its first training batches, "
                          f"{'only ' * bool(share[0])}{share[0]} are points of the training split: it trained on "

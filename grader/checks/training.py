@@ -237,12 +237,12 @@ def _steps_followed(steps: object, batches: object, ran: int) -> str:
     return f"{what}: it skips some training batches, or steps once per several of them."
 
 
-def _unchanged(net: object, start: object) -> bool:
-    """Whether ``net``, which optimizers stepped, still holds the weights of ``start``, its copy before the run (the
-    grader's own runs are not recorded from their first forward pass, so the copy is their start)."""
-    if not isinstance(net, ModelValue) or not isinstance(start, ModelValue) or not (net.steps or net.idle_steps):
-        return False
-    return same_weights(getattr(net, "parameters", {}), getattr(start, "parameters", {}))
+def _kept_start(net: object, start: object) -> bool | None:
+    """Whether ``net`` still holds the weights of ``start``, its copy before the run (the grader's own runs are not
+    recorded from their first forward pass, so the copy is their start); None where the two cannot be compared."""
+    if not isinstance(net, ModelValue) or not isinstance(start, ModelValue) or not getattr(start, "parameters", None):
+        return None
+    return same_weights(getattr(net, "parameters", {}) or {}, start.parameters)
 
 
 def _loaders_followed(data: dict, ran: int) -> tuple[list[str], str]:
@@ -275,10 +275,9 @@ def _loaders_followed(data: dict, ran: int) -> tuple[list[str], str]:
     return wrong, note
 
 
-def _constant_validation(val_loss: tuple[float, ...], net: object, start: object) -> str:
-    """Why a val loss that never changed while the weights did is no measure of the model being trained; "" else."""
-    moved = (isinstance(net, ModelValue) and isinstance(start, ModelValue) and getattr(start, "parameters", None)
-             and not same_weights(getattr(net, "parameters", {}) or {}, getattr(start, "parameters", {})))
+def _constant_validation(val_loss: tuple[float, ...], moved: bool) -> str:
+    """Why a val loss that never changed while the weights did (``moved``) is no measure of the model being trained;
+    "" otherwise."""
     if len(val_loss) < 3 or len(set(val_loss)) > 1 or not moved:
         return ""
     return (f"Your function's val loss was {val_loss[0]:.6g} at every one of its {len(val_loss)} epochs, while "
@@ -323,13 +322,15 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."
                  if restarted else "")
     metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
-    trained_net, start = data.get("trained"), data.get("initial")
+    trained_net = data.get("trained")
+    kept = _kept_start(trained_net, data.get("initial"))
+    stepped = isinstance(trained_net, ModelValue) and bool(trained_net.steps or trained_net.idle_steps)
     still = (f"The model the grader handed your function never changed in its {ran} epochs: "
-             f"{untrained_cause(trained_net)}." if _unchanged(trained_net, start) else "")
+             f"{untrained_cause(trained_net)}." if kept and stepped else "")
     changed = next((c for c in map(loss_changes, (data.get("trained"), data.get("model"))) if c), [])
     changed = (f"The run's loss was not the course's: {'; '.join(changed)} (the kernel's record; the course's default "
                "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
-    constant = _constant_validation(_floats(data.get("val_loss"), f"`{run}`['val_loss']")[:ran], trained_net, start)
+    constant = _constant_validation(_floats(data.get("val_loss"), f"`{run}`['val_loss']")[:ran], kept is False)
     other_batches, validation = _loaders_followed(data, ran)
     wrong = [m for m in (epochs, rate, steps, restarted, changed, still, constant, *other_batches) if m]
     if not wrong:

@@ -269,12 +269,12 @@ def _fresh_start(parameter, record) -> bool:
     set otherwise (a checkpoint resumed, a re-initialisation from another seed) cannot be told apart: they carry the
     record on."""
     start = INITIAL.get(parameter)
-    moved = start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
-    if moved:
+    back = start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
+    if back:
         record.stepped = record.idle = record.restarts = 0
         record.lrs = record.settings = None
         record.classes = set()
-    return moved
+    return back
 
 
 class _Record:
