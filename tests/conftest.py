@@ -83,7 +83,7 @@ def graded_class(tmp_path_factory, fast_exercises):
     """A class with a good notebook, a hang, a dying kernel, a non-notebook and a folder of two notebooks."""
     folder = tmp_path_factory.mktemp("class")
     shutil.copy(solution("tiny-model"), folder / "ada.ipynb")
-    shutil.copy(TINY / "infinite-loop.ipynb", folder / "bob.ipynb")
+    shutil.copy(TINY / "waits-forever.ipynb", folder / "bob.ipynb")
     shutil.copy(TINY / "kernel-dies.ipynb", folder / "cara.ipynb")
     shutil.copy(FILES / "not-a-notebook.ipynb", folder / "dave.ipynb")
     (folder / "emma").mkdir()

@@ -14,6 +14,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 FILES = pathlib.Path(__file__).parent / "files"
 SOLUTION = ROOT / "reference" / "notebooks" / "tiny-model.ipynb"
 STUDENT = ROOT / "exercises" / "tiny-model" / "tiny-model.ipynb"
+# The subject is what a check prints and writes, not how its kernel starts (test_kernel_factory, test_warm_server):
+# the kernels fork from this process's warm factory instead of importing torch afresh in each check.
+pytestmark = pytest.mark.usefixtures("shared_kernel_factory")
 
 
 def test_solution_passes_with_table_html_and_pending_hidden_checks(capsys, tmp_path):

@@ -24,7 +24,7 @@ import nbformat
 import pytest
 from distributed import Client, LocalCluster  # the cluster extra is part of the test install (make test)
 from distributed.diagnostics.plugin import SchedulerPlugin
-from grading_support import FILES, gradebook_rows, one_value_spec, solution
+from grading_support import FILES, gradebook_rows, one_value_spec, shared_factory_env, solution
 
 from grader.assignments.catalog import load_assignment
 from grader.cli import main
@@ -91,12 +91,21 @@ def _seen(client) -> dict[str, bytes]:
     return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[TaskRecorder.name].seen)
 
 
-@pytest.fixture
-def local_cluster():
+@pytest.fixture(scope="module")
+def _shared_cluster():
+    # Each worker process imports the grader and warms a kernel factory: started once for the tests that only grade.
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         client.register_plugin(TaskRecorder())
         yield cluster, client
+
+
+@pytest.fixture
+def local_cluster(_shared_cluster):
+    """Two process workers and a client, with the scheduler's record of tasks handed out cleared."""
+    cluster, client = _shared_cluster
+    client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[TaskRecorder.name].seen.clear())
+    return cluster, client
 
 
 def _grade(session, exercise: str, folder: pathlib.Path, book: pathlib.Path, secret: bytes | None = None):
@@ -276,7 +285,8 @@ def test_workers_elsewhere_without_the_clients_files_grade_as_the_local_pool_doe
     try:
         local = subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), *common, "--gradebook",
                                 str(client_side / "local.sqlite"), "--workers", "2"],
-                               capture_output=True, text=True, timeout=600, cwd=client_side)
+                               capture_output=True, text=True, timeout=600, cwd=client_side,
+                               env={**os.environ, **shared_factory_env()})
         assert local.returncode == 0, local.stderr
         probe = subprocess.run(["unshare", "-m" if os.geteuid() == 0 else "-rm", "true"], capture_output=True)
         # Without a mount namespace nothing would hide the client's files, and the test would prove nothing.

@@ -97,8 +97,8 @@ def test_sigint_mid_batch_stops_within_seconds_keeps_what_finished_and_resumes(t
     folder, book = tmp_path / "class", tmp_path / "gradebook.sqlite"
     folder.mkdir()
     shutil.copy(FILES / "not-a-notebook.ipynb", folder / "ada.ipynb")  # finishes at once, no kernel
-    shutil.copy(TINY / "infinite-loop.ipynb", folder / "bob.ipynb")
-    shutil.copy(TINY / "infinite-loop.ipynb", folder / "cara.ipynb")
+    shutil.copy(TINY / "waits-forever.ipynb", folder / "bob.ipynb")
+    shutil.copy(TINY / "waits-forever.ipynb", folder / "cara.ipynb")
     shutil.copy(solution("tiny-model"), folder / "dan.ipynb")  # queued behind the two that hang
     command, env = _grade(folder, book, fast_exercises)
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"

@@ -20,7 +20,7 @@ import types
 
 import nbformat
 import pytest
-from grading_support import FILES, command_line, descendants, ended, gradebook_rows, one_value_spec
+from grading_support import FILES, command_line, descendants, ended, gradebook_rows, one_value_spec, shared_factory_env
 
 from grader import warm_server
 
@@ -73,7 +73,7 @@ def test_checks_through_the_server_give_what_a_cold_check_gives(runtime, tmp_pat
     again = _check(env, SOLUTION, "--json", "--html", tmp_path / "b.html", cwd=tmp_path)
     wrong = _check(env, STUDENT, "--json", "--html", "wrong.html", cwd=tmp_path)  # a relative path: the client's
     assert _server_pids(runtime) == [server]  # one server answered all three
-    cold_env = {**env, warm_server.ENV: "0"}
+    cold_env = {**env, warm_server.ENV: "0", **shared_factory_env()}  # in its own process; kernels forked as ever
     cold_right = _check(cold_env, SOLUTION, "--json", "--html", tmp_path / "c.html", cwd=tmp_path)
     cold_wrong = _check(cold_env, STUDENT, "--json", "--html", tmp_path / "d.html", cwd=tmp_path)
     assert (again.returncode, wrong.returncode) == (cold_right.returncode, cold_wrong.returncode) == (0, 1)
@@ -208,8 +208,8 @@ def test_ctrl_c_stops_a_batch_in_the_server_and_keeps_what_finished(runtime, tmp
     folder, book = tmp_path / "class", tmp_path / "gradebook.sqlite"
     folder.mkdir()
     shutil.copy(FILES / "not-a-notebook.ipynb", folder / "ada.ipynb")  # finishes at once, no kernel
-    shutil.copy(TINY / "infinite-loop.ipynb", folder / "bob.ipynb")
-    shutil.copy(TINY / "infinite-loop.ipynb", folder / "cara.ipynb")
+    shutil.copy(TINY / "waits-forever.ipynb", folder / "bob.ipynb")
+    shutil.copy(TINY / "waits-forever.ipynb", folder / "cara.ipynb")
     command, env = _grade(runtime, folder, book, fast_exercises)
     warm = _check(_env(runtime), SOLUTION, "--json", "--html", tmp_path / "w.html", cwd=tmp_path)  # the server is up
     assert warm.returncode == 0, warm.stderr
