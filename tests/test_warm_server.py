@@ -192,7 +192,8 @@ def test_a_batch_in_the_server_stores_what_a_batch_in_its_own_process_stores(run
     shutil.copy(TINY / "kernel-dies.ipynb", folder / "cara.ipynb")
     shutil.copy(FILES / "not-a-notebook.ipynb", folder / "dave.ipynb")
     results = {}
-    for how, extra in (("warm", {}), ("cold", {warm_server.ENV: "0"})):
+    # The cold batch forks its kernels from the test process's factory: its subject is where the batch runs.
+    for how, extra in (("warm", {}), ("cold", {warm_server.ENV: "0", **shared_factory_env()})):
         command, env = _grade(runtime, folder, tmp_path / f"{how}.sqlite", fast_exercises, **extra)
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
