@@ -20,7 +20,7 @@ FILES = ROOT / "tests" / "files"
 
 # Lowest first. The README's layout section shows the same order.
 LAYERS = [
-    ("grader.errors", "grader.results"),
+    ("grader.errors", "grader.results", "grader.source_trees"),
     ("grader.kernel",),
     ("grader.specs",),
     ("grader.loading",),
@@ -74,6 +74,16 @@ def sources(package: str) -> list[pathlib.Path]:
 
 def test_every_grader_module_belongs_to_a_layer():
     assert [module_name(p) for p in sources("grader") if layer(module_name(p)) is None] == ["grader"]
+
+
+def test_the_grader_parses_python_through_one_lock():
+    """CPython 3.11's ast.parse can fail when two threads parse at once (gh-106905): a cluster worker's version check
+    and its first kernel's prelude once did, and a correct notebook was stored as the grader's "error"."""
+    direct = [f"{p.relative_to(ROOT)}:{node.lineno}" for p in sources("grader") if p.name != "source_trees.py"
+              for node in ast.walk(ast.parse(p.read_text())) if isinstance(node, ast.Call)
+              and isinstance(node.func, ast.Attribute) and node.func.attr == "parse"
+              and isinstance(node.func.value, ast.Name) and node.func.value.id == "ast"]
+    assert direct == [], "parse with grader.source_trees.parse, which holds the process's parse lock"
 
 
 def test_imports_point_only_down_the_layers():

@@ -17,6 +17,7 @@ import threading
 from importlib import metadata
 
 from grader.assignments.catalog import Assignment, Exercise
+from grader.source_trees import parse as parse_source
 from grader.specs.paths import module_file
 
 PACKAGE = "training-dynamics-grader"
@@ -35,7 +36,7 @@ def _imports(path: pathlib.Path, module: str) -> set[str]:
     """Every module of our packages that ``path`` imports, anywhere in it, as absolute names."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parse_source(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -55,8 +56,7 @@ _CLOSURE_LOCK = threading.Lock()
 
 def code_closure(modules: tuple[str, ...]) -> tuple[pathlib.Path, ...]:
     """The source files of ``modules`` and of every module of ours they import, transitively."""
-    # One thread at a time: CPython 3.11's ast.parse is not safe to run in two threads at once ("AST constructor
-    # recursion depth mismatch"), and two batches in one process (a test, a service) would both fill the cache.
+    # One thread at a time: two batches in one process (a test, a service) would both fill the cache.
     with _CLOSURE_LOCK:
         return _code_closure(modules)
 

@@ -21,6 +21,7 @@ from grader.checks.models import chance_level, fed_ranges, fed_unlike, measured_
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
+from grader.source_trees import parse as parse_source
 
 # Settings that choose an implementation, not the optimisation: never a change of the recipe.
 IMPLEMENTATION_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
@@ -367,7 +368,7 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
     trees = []
     for cell, source in cells:
         try:
-            trees.append((cell, ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line
+            trees.append((cell, parse_source("\n".join("" if line.lstrip().startswith(("%", "!")) else line
                                                     for line in source.splitlines()))))
         except SyntaxError:
             used.update(TRANSFORM_CALL.findall("\n".join(line.split("#")[0] for line in source.splitlines())))

@@ -29,6 +29,7 @@ from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
 from grader.loading.kinds import whole_number
 from grader.loading.values import ExportProblem, LoaderExport, ModelValue, OptimizerExport, SchedulerExport
+from grader.source_trees import parse as parse_source
 
 if TYPE_CHECKING:
     from grader.loading.model_graph import LoadedModel
@@ -531,7 +532,7 @@ def _call_keywords(ctx: CheckContext, run: str, function: str) -> list[str]:
     """The keyword arguments the probe's code passes to the student's function, read from the spec."""
     spec = ctx.exercise.export(run)
     try:
-        tree = ast.parse(spec.code if spec else "")
+        tree = parse_source(spec.code if spec else "")
     except SyntaxError:
         return []
     return [k.arg for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)

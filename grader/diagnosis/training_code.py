@@ -12,6 +12,8 @@ import ast
 import textwrap
 from dataclasses import dataclass
 
+from grader.source_trees import parse as parse_source
+
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
 COPYING = frozenset({"deepcopy", "clone", "tolist"})  # calls that give weights storage of their own
 SHALLOW = frozenset({"dict", "copy", "OrderedDict"})  # new containers around the same tensors
@@ -48,7 +50,7 @@ class Signature:
 def first_function(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """The first top-level function in ``source`` (indented as ``inspect`` gives a method's); None if unreadable."""
     try:
-        tree = ast.parse(textwrap.dedent(source))
+        tree = parse_source(textwrap.dedent(source))
     except (SyntaxError, ValueError):
         return None
     return next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))), None)

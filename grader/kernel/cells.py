@@ -15,6 +15,7 @@ import pathlib
 import zlib
 
 from grader.kernel.limits import Limits
+from grader.source_trees import parse as parse_source
 
 KERNEL_EXPORT = pathlib.Path(__file__).with_name("kernel_export.py")
 KERNEL_PROBE = pathlib.Path(__file__).with_name("kernel_probe.py")
@@ -37,7 +38,7 @@ def _packed(path: pathlib.Path) -> str:
 
 def _without_docs(source: bytes) -> bytes:
     """The same code, as ``ast.unparse`` writes it: no comments, and no docstrings (a ``pass`` where one was all)."""
-    tree = ast.parse(source)
+    tree = parse_source(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from grader.kernel import untrusted
 from grader.kernel.notebook import without_magics
 from grader.kernel.untrusted import UnreadableFile
+from grader.source_trees import parse as parse_source
 
 try:
     import tomllib  # novermin - Python 3.10 has the same parser as the tomli backport, below
@@ -230,7 +231,7 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
     trees = []
     for number, source in cells:
         try:
-            trees.append((number, ast.parse(without_magics(source))))
+            trees.append((number, parse_source(without_magics(source))))
         except (SyntaxError, ValueError, RecursionError, MemoryError):  # null bytes, nesting past the parser's limit
             if re.search(r"^\s*(answers|quiz)\s*(\[|=)", source, re.MULTILINE):
                 return QuizAnswers({}, path, error=f"{path}: code cell {number} has a syntax error, so its "

@@ -30,6 +30,7 @@ from grader.assignments.version import scoring_modules
 from grader.errors import UserError
 from grader.kernel.notebook import without_magics
 from grader.quizzes.model import Quiz
+from grader.source_trees import parse as parse_source
 from grader.specs.paths import PACKAGED, RELEASE_MARKER, REPOSITORY, exercises_root, templates_root
 from grader.store.wheel import Distribution, read_project, write_wheel
 
@@ -104,7 +105,7 @@ def source_imports(source: str, package: str = "") -> set[Import]:
             else:
                 visit(child, lazy)
 
-    visit(ast.parse(source), False)
+    visit(parse_source(source), False)
     return found
 
 

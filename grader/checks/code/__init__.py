@@ -20,6 +20,7 @@ from typing import NamedTuple
 from grader.checks.code.reader import Reader, StepEvent, TooLong
 from grader.checks.code.values import Site
 from grader.kernel.notebook import without_magics
+from grader.source_trees import parse as parse_source
 
 __all__ = ["CodeReport", "Site", "StepOrder", "read_code", "step_orders"]
 
@@ -45,7 +46,7 @@ class CodeReport:
 def parse(source: str) -> ast.Module | None:
     """A cell's AST; IPython magics and shell lines are blanked first so line numbers stay right."""
     try:
-        return ast.parse(without_magics(source))
+        return parse_source(without_magics(source))
     except SyntaxError:
         return None
 
