@@ -32,6 +32,7 @@ from grader.kernel.notebook import PreparedNotebook, Submission, prepare
 from grader.kernel.sandbox import Sandbox, open_sandbox
 from grader.loading.values import Exports
 from grader.results import PendingCheck, Status, SubmissionResult
+from grader.source_trees import held
 from grader.specs.paths import REPOSITORY, module_file, solutions_root
 
 # What scoring imports after the kernel is done; warmed up while it runs. torch._dynamo is what the loader's
@@ -41,11 +42,12 @@ SCORING_MODULES = ("torch", "torch._dynamo", "grader.loading.exports", "grader.g
 
 def import_all(modules: tuple[str, ...]) -> None:
     """Import ``modules`` in order, stopping at the first that fails: its user meets the error again, and says it."""
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the importing code's own import reports it
-            return
+    with held():  # importing torch parses sources, as the grader does in its other threads
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the importing code's own import reports it
+                return
 
 
 def warm_up(modules: tuple[str, ...]) -> threading.Thread:
@@ -143,16 +145,17 @@ def run_next(wait: Callable[[], Submission | None], exercise: Exercise, data_roo
 def _run(submission: Submission | Callable[[], Submission | None], exercise: Exercise, hide: tuple[str, ...],
          data_root: pathlib.Path | None, warm: tuple[str, ...], factory: FactoryHandle | None,
          env: dict[str, str] | None, captures: CaptureCache | None = None, offer: bool = True) -> Run | None:
+    models = any(e.input_shape for e in exercise.spec.exports)
+    # Parsed (once a process) before the warm-up's imports start, which hold the parse lock while they run.
+    prelude = prelude_source(models, tuple(e.name for e in exercise.spec.exports if not e.code))
     # Scoring's imports start now: a fresh worker's first job then overlaps them with the factory's warm-up too.
     warming = warm_up(warm)
     sandbox = exercise_sandbox(exercise, hide, data_root, env)
     sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
     try:
         requests = [e.request() for e in exercise.spec.exports]
-        models = any(e.input_shape for e in exercise.spec.exports)
-        names = tuple(e.name for e in exercise.spec.exports if not e.code)
         reuse = None if captures is None else captures.offered() if offer else []
-        cells = prelude_source(models, names), export_source(requests, sandbox.export_dir, reuse, exercise.spec.limits)
+        cells = prelude, export_source(requests, sandbox.export_dir, reuse, exercise.spec.limits)
         came: list[Submission] = []
         if callable(submission):
             def arrived() -> PreparedNotebook | None:
