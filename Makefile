@@ -42,7 +42,9 @@ demo: $(STAMP)
 reference: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m reference demo --out $(OUT)/reference
 
-test: $(STAMP) browser
+# The venv and the browser install side by side (pip and apt-get each keep about one core busy), then the tests run.
+test:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
