@@ -369,7 +369,7 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
     for cell, source in cells:
         try:
             trees.append((cell, parse_source("\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                                                    for line in source.splitlines()))))
+                                                       for line in source.splitlines()))))
         except SyntaxError:
             used.update(TRANSFORM_CALL.findall("\n".join(line.split("#")[0] for line in source.splitlines())))
     labels_only = _labels_only([tree for _, tree in trees])
