@@ -13,6 +13,7 @@ import argparse
 import gc
 import json
 import pathlib
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -178,6 +179,8 @@ def _forward(args: argparse.Namespace) -> int | None:
 def _run(args: argparse.Namespace) -> int:
     name = _name(args)
     try:
+        if hasattr(signal, "pthread_sigmask"):  # a no-op, but in the warm server's child: a Ctrl-C held since its fork
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         return args.run(args)
     except UserError as e:
         return _fail(args, name, e)

@@ -46,8 +46,8 @@ IMPORT_ENV = ("PYTHONPATH", "PYTHONHASHSEED", "PYTHONIOENCODING", "PYTHONUTF8", 
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                  "NUMEXPR_NUM_THREADS": "1"}
 # What every check and batch imports: scoring, rendering, the kernel runner; imported once, before any fork.
-WARM = ("torch", "torch._dynamo", "grader.commands.check", "grader.commands.grade", "grader.grading.batch", "grader.assignments.catalog", "grader.grading.engine",
-        "grader.grading.watch", "grader.kernel.execute", "grader.loading.exports", "grader.grading.artifacts",
+WARM = ("torch", "torch._dynamo", "grader.commands.check", "grader.commands.grade", "grader.grading.batch",
+        "grader.assignments.catalog", "grader.grading.engine", "grader.grading.watch", "grader.kernel.execute", "grader.loading.exports", "grader.grading.artifacts",
         "grader.render.feedback", "grader.render.html", "grader.render.terminal", "reference.data")
 PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent.parent
 CODE = ("grader", "reference", "templates")
@@ -307,9 +307,13 @@ def _serve(folder: pathlib.Path, idle_s: float, factory: KernelFactory) -> None:
                     except (OSError, ValueError):
                         conn.close()
                         continue
+                    # Held across the fork: a Ctrl-C the client relays as soon as it has the pid waits in the child
+                    # until the command can take it (``cli._run``), instead of meeting the server's disposition.
+                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                     pid = os.fork()
                     if pid == 0:
                         _run_command(request, fds, [selector, listener, conn, *children.values()], factory_env)
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                     for fd in fds:
                         os.close(fd)
                     children[pid] = conn
@@ -362,7 +366,9 @@ def _reap(children: dict, stopping: dict, selector) -> None:
 
 def main(argv: list[str]) -> int:
     folder = pathlib.Path(argv[1])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # its own session: a stray Ctrl-C is not meant for it
+    # Its own session: a stray Ctrl-C is not meant for it. Not SIG_IGN, which would drop a command's own Ctrl-C
+    # arriving in its child before the child sets its handler, even while held there.
+    signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         serve(folder, idle_seconds() or IDLE_S)

@@ -307,6 +307,25 @@ def test_ctrl_c_while_the_server_starts_is_one_line_and_exit_130(tmp_path):
         _stop(runtime)
 
 
+HELD_CTRL_C = """
+import signal, os, sys
+from grader.cli import main
+# As the server forks a command's child: Ctrl-C held, and a handler that is not SIG_IGN (which would drop it)
+signal.signal(signal.SIGINT, lambda *_: None)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+os.kill(os.getpid(), signal.SIGINT)  # the client relays Ctrl-C as soon as it has the child's pid
+signal.signal(signal.SIGINT, signal.default_int_handler)  # what the child sets before running the command
+sys.exit(main(sys.argv[1:], warm=True))
+"""
+
+
+def test_a_ctrl_c_relayed_before_the_servers_child_runs_the_command_stops_it(tmp_path):
+    """Ctrl-C right after the server forked the command: it was dropped, and the whole check ran and printed."""
+    done = subprocess.run([sys.executable, "-c", HELD_CTRL_C, "check", str(STUDENT)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, warm_server.ENV: "0"})
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "grader check: interrupted\n")
+
+
 def test_an_event_loop_left_by_ctrl_c_does_not_complain_when_collected_and_other_errors_still_do():
     """A loop that Ctrl-C interrupted, collected later in another thread, printed "Exception ignored in
     BaseEventLoop.__del__" with a traceback after the watch's one line (now and then, under load)."""
