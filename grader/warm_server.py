@@ -47,8 +47,9 @@ SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_T
                  "NUMEXPR_NUM_THREADS": "1"}
 # What every check and batch imports: scoring, rendering, the kernel runner; imported once, before any fork.
 WARM = ("torch", "torch._dynamo", "grader.commands.check", "grader.commands.grade", "grader.grading.batch",
-        "grader.assignments.catalog", "grader.grading.engine", "grader.grading.watch", "grader.kernel.execute", "grader.loading.exports", "grader.grading.artifacts",
-        "grader.render.feedback", "grader.render.html", "grader.render.terminal", "reference.data")
+        "grader.assignments.catalog", "grader.grading.engine", "grader.grading.watch", "grader.kernel.execute",
+        "grader.loading.exports", "grader.grading.artifacts", "grader.render.feedback", "grader.render.html",
+        "grader.render.terminal", "reference.data")
 PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent.parent
 CODE = ("grader", "reference", "templates")
 

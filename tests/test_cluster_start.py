@@ -160,7 +160,8 @@ def test_grader_grade_on_slurm_grades_a_class_through_the_recipe(fake_slurm, tmp
         del os.environ["GRADER_EXERCISES"]
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 0 and sorted((r["student"], r["status"], r["score"]) for r in results) == [
-        ("ada", "ok", 1.0), ("bob", "ok", 1.0)], "\n".join(f"{r['student']}: {r['status']}: {r['error']}" for r in results)
+        ("ada", "ok", 1.0), ("bob", "ok", 1.0)], "\n".join(f"{r['student']}: {r['status']}: {r['error']}"
+                                                      for r in results)
     assert len(_job_groups(fake_slurm)) == 2
     deadline = time.monotonic() + 20
     while any(_alive(g) for g in _job_groups(fake_slurm)) and time.monotonic() < deadline:
