@@ -55,6 +55,16 @@ def shared_factory_env() -> dict[str, str]:
     return _own_factory().shared_env()
 
 
+def as_from_a_shell() -> None:
+    """``preexec_fn`` for a command a test sends Ctrl-C: SIGINT and SIGQUIT as a shell starts it. While another
+    thread of the test process is inside system(), both are ignored process-wide, and a child started then keeps
+    them ignored (caught live once in a full run: the client ignored the test's Ctrl-C)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def grade(path, exercise: Exercise | str, hidden: bool = True, data_root: pathlib.Path | None = None):
     """The notebook at ``path`` graded in a real sandboxed kernel, hidden checks included unless ``hidden=False``."""
     exercise = load_exercise(exercise) if isinstance(exercise, str) else exercise

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from grading_support import FAST_CELL_TIMEOUT_S, FILES, solution
+from grading_support import FAST_CELL_TIMEOUT_S, FILES, as_from_a_shell, solution
 
 TINY = FILES / "tiny-model"
 # Two notebooks that hang keep both workers busy for their cell limit (FAST_CELL_TIMEOUT_S): a batch that did not
@@ -103,7 +103,8 @@ def test_sigint_mid_batch_stops_within_seconds_keeps_what_finished_and_resumes(t
     command, env = _grade(folder, book, fast_exercises)
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+        proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, start_new_session=True,
+                                preexec_fn=as_from_a_shell)
     try:
         workers = _wait_for(lambda: len(found := _workers(proc.pid)) == 2 and found, "two workers", proc)
         kernels = _wait_for(lambda: len(_kernels(workers)) == 2 and _kernels(workers), "bob's and cara's kernels",
@@ -150,7 +151,7 @@ def _stop_while_workers_start(tmp_path, fast_exercises, signum: int, whole_group
         shutil.copy(solution("tiny-model"), folder / f"{name}.ipynb")
     command, env = _grade(folder, book, fast_exercises)
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          start_new_session=True) as proc:
+                          start_new_session=True, preexec_fn=as_from_a_shell) as proc:
         try:
             workers = _wait_for(lambda: _workers(proc.pid), "the first worker process", proc)
             sent = time.monotonic()

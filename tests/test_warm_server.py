@@ -20,7 +20,8 @@ import types
 
 import nbformat
 import pytest
-from grading_support import FILES, command_line, descendants, ended, gradebook_rows, one_value_spec, shared_factory_env
+from grading_support import (FILES, as_from_a_shell, command_line, descendants, ended, gradebook_rows, one_value_spec,
+                              shared_factory_env)
 
 from grader import warm_server
 
@@ -122,7 +123,8 @@ def test_watch_through_the_server_stops_on_ctrl_c(runtime, tmp_path):
     notebook = tmp_path / "work.ipynb"
     notebook.write_bytes(SOLUTION.read_bytes())
     process = subprocess.Popen([sys.executable, "-m", "grader", "check", str(notebook), "--watch"], cwd=tmp_path,
-                               env=_env(runtime), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=_env(runtime), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_from_a_shell)
     try:
         seen = ""
         deadline = time.monotonic() + 240
@@ -219,7 +221,7 @@ def test_ctrl_c_stops_a_batch_in_the_server_and_keeps_what_finished(runtime, tmp
     out = tmp_path / "out.txt"
     with open(out, "wb") as stdout:
         proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=as_from_a_shell)
     try:
         deadline = time.monotonic() + 240
         while sum("ipykernel" in command_line(p) for p in descendants(server) - before) < 2:  # bob's and cara's
@@ -285,12 +287,6 @@ def test_a_server_that_cannot_start_is_said_once_and_the_checks_run_cold(tmp_pat
     assert log.stat().st_size == size and not _server_pids(runtime)  # no second try with the same code
 
 
-def _signal_state(pid: int) -> str:
-    """The process's blocked, ignored and caught signals, as /proc shows them."""
-    with open(f"/proc/{pid}/status") as f:
-        return " ".join(line.strip() for line in f if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
-
-
 # On PYTHONPATH, held by every interpreter: the server's (its folder is its argument) waits for a file before it starts.
 HOLD_SERVER = """
 import os, sys, time
@@ -308,24 +304,16 @@ def test_ctrl_c_while_the_server_starts_is_one_line_and_exit_130(tmp_path):
     (site / "sitecustomize.py").write_text(HOLD_SERVER)  # the server is still starting whenever Ctrl-C comes
     client = subprocess.Popen([sys.executable, "-m", "grader", "check", str(STUDENT)], cwd=tmp_path,
                               env=_env(runtime, PYTHONPATH=str(site), RELEASE_SERVER=str(release)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_shell)
     try:
         deadline = time.monotonic() + 60
         # server.log: the client has launched the server, and waits for it to listen.
         while not list(runtime.glob("grader-warm-*/*/server.log")) and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.2)  # past the launch: the client polls for the socket
-        state = _signal_state(client.pid)
         client.send_signal(signal.SIGINT)
-        try:
-            out, err = client.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            # Seen in two full runs on a loaded machine, not reproduced alone: the first Ctrl-C changed nothing. A
-            # user presses it again; the test does too, and says what the client's signal state was.
-            client.send_signal(signal.SIGINT)
-            out, err = client.communicate(timeout=60)
-            state += " (a second Ctrl-C was needed)"
-        assert (client.returncode, out, err) == (130, "", "grader check: interrupted\n"), state
+        out, err = client.communicate(timeout=60)
+        assert (client.returncode, out, err) == (130, "", "grader check: interrupted\n")
     finally:
         ended(client)
         release.touch()

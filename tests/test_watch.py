@@ -16,7 +16,7 @@ import threading
 import time
 
 import nbformat
-from grading_support import ended, one_value_spec
+from grading_support import as_from_a_shell, ended, one_value_spec
 
 SPEC = one_value_spec("answer", "answer", "number", cell_timeout_s=60, total_timeout_s=120)
 
@@ -59,7 +59,8 @@ def test_watch_rechecks_each_save_and_stops_on_ctrl_c(tmp_path):
     _save(notebook, "x = 1")
     env = {**os.environ, "GRADER_EXERCISES": str(exercises), "COLUMNS": "200"}
     process = subprocess.Popen([sys.executable, "-m", "grader", "check", str(notebook), "--watch"], cwd=tmp_path,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=as_from_a_shell)
     lines = _reader(process)
     try:
         first = _lines_until(lines, "Watching")

@@ -33,7 +33,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from grading_support import ROOT, run_cli
+from grading_support import ROOT, as_from_a_shell, run_cli
 
 from grader.demo import assemble
 
@@ -235,7 +235,8 @@ def _interrupt_and_resume(course, exercises):
     env = dict(os.environ, GRADER_EXERCISES=str(exercises))
     out, err = course / "interrupted.out", course / "interrupted.err"
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        proc = subprocess.Popen(command, cwd=course, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+        proc = subprocess.Popen(command, cwd=course, env=env, stdout=stdout, stderr=stderr, start_new_session=True,
+                                preexec_fn=as_from_a_shell)
     try:
         deadline = time.monotonic() + 300
         while len(_runs(course)) == len(before):  # one worker: Cleo's result first, while eve's kernel runs
