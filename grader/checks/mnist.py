@@ -20,6 +20,7 @@ from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.models import chance_level, fed_ranges, fed_unlike, measured_accuracy, same_weights
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
+from grader.kernel.notebook import without_magics
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
 from grader.source_trees import parse as parse_source
 
@@ -368,8 +369,7 @@ def transforms_in_code(cells: tuple[tuple[int, str], ...]) -> tuple[set[str], li
     trees = []
     for cell, source in cells:
         try:
-            trees.append((cell, parse_source("\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                                                       for line in source.splitlines()))))
+            trees.append((cell, parse_source(without_magics(source))))
         except SyntaxError:
             used.update(TRANSFORM_CALL.findall("\n".join(line.split("#")[0] for line in source.splitlines())))
     labels_only = _labels_only([tree for _, tree in trees])
