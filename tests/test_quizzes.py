@@ -195,6 +195,16 @@ def test_an_id_given_twice_is_refused_not_scored_by_its_last_answer(tmp_path):
     assert mixed.status is Status.INVALID and "lr-role is answered twice" in mixed.error
 
 
+def test_two_answers_that_are_no_option_under_two_spellings_of_one_id_are_refused_not_one_dropped():
+    quiz = load_quiz("convergence")
+    both = score_quiz(quiz, {"lr-role": "E", "LR_ROLE": "the second one"}, "s")
+    assert both.status is Status.INVALID and "lr-role is answered twice" in both.error
+    same = score_quiz(quiz, {"lr-role": "E", "LR_ROLE": "e"}, "s")  # one non-answer, twice: scored, and named
+    assert same.status is Status.OK and "lr-role: 'E' is not an option" in same.error
+    for wrapped in ("**C** or D", "B, C", "*C or D*"):  # emphasis does not make two options one
+        assert score_quiz(quiz, {"lr-role": wrapped}, "s").checks[0].details["outcome"] == "no-such-option"
+
+
 def test_a_notebook_may_read_its_answers_and_hold_prose_that_is_not_python(tmp_path):
     path = _notebook(tmp_path, 'quiz = "convergence"\nanswers = {"lr-role": "C"}', "for k, v in answers.items():\n"
                      "    print(k, v)\nanswers.get('lr-role')", "Notes for the quiz = see lecture 3",
@@ -467,6 +477,11 @@ QUIZ_IDS = ("convergence", "lr-schedulers", "training-dynamics")
     ('[answers]\nlr-role = "C - {C}"\n', "toml"),  # label, a dash, the option's text
     ('[answers]\nlr-role = "C \u2013 {C}"\n', "toml"),  # the en dash a word processor makes of it
     ('[answers]\nlr-role = "{C_typographic}"\n', "toml"),  # the option's text with typographic quotes and dashes
+    ('[answers]\nlr-role = "C!"\n', "toml"),  # a sentence's ending after the label
+    ('{"answers": {"lr-role": "c;"}}', "json"),
+    ('[answers]\nlr-role = "**C**"\n', "toml"),  # markdown bold, as a notebook's markdown cell shows it
+    ('[answers]\nlr-role = "`C`."\n', "toml"),  # code, then the sentence's full stop
+    ('[answers]\nlr-role = \'"C"\'\n', "toml"),  # quoted inside the string
 ])
 def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
     option = load_quiz("convergence").question("lr-role").option_text("C")
@@ -565,6 +580,6 @@ def test_the_quiz_s_title_in_its_quiz_field_names_it_and_a_long_or_odd_answer_is
 
 def test_an_answer_in_quotes_of_its_own_is_shown_as_python_writes_it(tmp_path):
     path = tmp_path / "a.toml"
-    path.write_text('[answers]\nlr-role = "\'D\'"\n')
+    path.write_text('[answers]\nlr-role = "\'E\'"\n')  # quotes around an option are read away ("'D'" is D)
     result = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
-    assert "lr-role: \"'D'\" is not an option" in result.error
+    assert "lr-role: \"'E'\" is not an option" in result.error

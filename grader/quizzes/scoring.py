@@ -18,10 +18,13 @@ MSG_WRONG = "You chose {given} ({given_text}); the answer is {key} ({key_text}).
 MSG_MISSING = "No answer given; the answer is {key} ({key_text}). Why: {explanation}"
 MSG_NO_SUCH_OPTION = ("{given_shown} is not an option of this question (its options are {labels}); the answer is "
                       "{key} ({key_text}). Why: {explanation}")
-# A label as students copy it from the sheet: "C.", "(B)", "[b]", "b)", "Option D", "Answer: C",
+# A label as students copy it from the sheet: "C.", "(B)", "[b]", "b)", "Option D", "Answer: C", "D!", "B,",
 # "C: <the option's text>".
-LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\]]|\s|$)\s*(.*)$",
+LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\],;!?]|\s|$)\s*(.*)$",
                       re.IGNORECASE | re.DOTALL)
+# What wraps a whole answer without being part of it: markdown's bold, italics and code ("**C**", "`B`"), quotes.
+WRAPPED = re.compile(r"^(\*\*|__|[*_`\"'\u2018\u201c])(.+?)(\*\*|__|[*_`\"'\u2019\u201d])$", re.DOTALL)
+PAIRS = {"**": "**", "__": "__", "*": "*", "_": "_", "`": "`", '"': '"', "'": "'", "\u2018": "\u2019", "\u201c": "\u201d"}
 DASHES = re.compile(r"[\s_\u2010-\u2015\u2212]+")  # spaces, underscores and the dashes a word processor puts in
 SEPARATOR = re.compile(r"^[\s\-\u2010-\u2015\u2212:]+")  # between a label and the option's text: "C - ", "B – "
 ENDING = " .,;!?"  # what may follow a label alone: "C).", "D!"
@@ -72,10 +75,17 @@ def _by_question(quiz: Quiz, answers: QuizAnswers) -> tuple[dict, list, list]:
             unknown.append(key)
         elif qid not in found or _blank(found[qid]):
             found[qid] = value
-        elif not _blank(value) and found[qid] != value and _label(quiz.question(qid), found[qid]) != _label(
-                quiz.question(qid), value):
+        elif not _blank(value) and not _same_answer(quiz.question(qid), found[qid], value):
             twice.append(qid)
     return found, unknown, twice
+
+
+def _same_answer(question: Question, one: object, other: object) -> bool:
+    """Whether two answers to ``question`` say the same: one option, or (neither an option) the same text."""
+    labels = _label(question, one), _label(question, other)
+    if labels[0] is not None or labels[1] is not None:
+        return labels[0] == labels[1]
+    return one == other or (isinstance(one, str) and isinstance(other, str) and _plain(one) == _plain(other))
 
 
 def _blank(given: object) -> bool:
@@ -149,7 +159,7 @@ def _label(question: Question, given: object) -> str | None:
         given = repr(given)  # a number written unquoted, where an option is that number: 0.05 = "0.05"
     if not isinstance(given, str):
         return None
-    text = _normal(given).strip()
+    text = _unwrapped(_normal(given).strip())
     if text.upper() in question.labels:
         return text.upper()
     by_text = [label for label, option in question.options if _plain(option) == _plain(text)]
@@ -167,6 +177,13 @@ def _label(question: Question, given: object) -> str | None:
         if not rest.strip(ENDING) or _plain(rest) == _plain(question.option_text(label)):
             return label
     return None
+
+
+def _unwrapped(text: str) -> str:
+    """``text`` without the markdown emphasis or quotes around all of it: "**C**", "`C.`" and "'C'" read as C does."""
+    while (wrapped := WRAPPED.match(text.rstrip(ENDING))) and PAIRS[wrapped[1]] == wrapped[3] and wrapped[2].strip():
+        text = wrapped[2].strip()  # "**C**." too: the sentence's full stop outside the bold
+    return text
 
 
 def _as_answers(answers: QuizAnswers | Mapping) -> QuizAnswers:
