@@ -113,10 +113,13 @@ def test_sgd_added_dropout_is_named(roots):
 
 
 def test_sgd_two_epochs_instead_of_fifteen(roots):
-    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "two-epochs.ipynb", "tiny"))["fixed-setup"]
-    assert not check.passed
-    assert check.message == ("`optimizer` stepped 20 times: 2 epochs of batches of 64 over the 600 training "
-                             "images, but the task fixes 15 epochs.")
+    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "two-epochs.ipynb", "tiny"))
+    assert not checks["fixed-setup"].passed
+    assert checks["fixed-setup"].message == ("`optimizer` stepped 20 times: 2 epochs of batches of 64 over the 600 "
+                                             "training images, but the task fixes 15 epochs.")
+    # PILToTensor, then a lambda dividing by 255 and flattening: ToTensor's pixels, which lost the point as "changed"
+    assert checks["preprocessing"].passed and checks["preprocessing"].message.startswith(
+        "The images reached `model` in training unchanged: 1024 of the 1024 rows of its first training batches")
 
 
 def test_a_plain_sgd_made_anew_each_epoch_is_counted_by_the_model_s_steps(roots):
@@ -791,6 +794,30 @@ def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_i
     if not passed:
         assert outcome.message.startswith(f"The images reached `model` in training with values from {fed[0]:.4g} to "
                                           f"{fed[1]:.4g}")
+
+
+@pytest.mark.parametrize("feed, passed", [
+    (lambda x: x, True),
+    (lambda x: (x.double() * 255).round() / 255, True),  # x / 255 in float64 from the bytes: the same pixels
+    (lambda x: x.reshape(len(x), -1), True),
+    (lambda x: torch.cat([x[:1016], torch.rand(8, 1, 28, 28)]), True),  # a shape check on random numbers, in train mode
+    (lambda x: x.flip(-1), False),  # a flip in the lambda: the sums alone would not show it
+    (lambda x: torch.cat([x[:980], x[980:].flip(-1)]), False),  # an augmentation on a few images in a hundred
+    (lambda x: (x - 0.1307) / 0.3081, False),
+])
+def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(roots, tmp_path, feed, passed):
+    """PILToTensor with a lambda dividing by 255, or a lambda flattening the image, lost preprocessing as "a function
+    of your own" although the model was fed ToTensor's pixels: the kernel's record of the rows decides first."""
+    from grader.kernel.kernel_probe import row_signatures
+
+    train = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": "train"})
+    drawn = torch.randint(len(train.X), (1024,), generator=torch.Generator().manual_seed(0))
+    rows = tuple(row_signatures(feed(train.X[drawn])))
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_rows=rows, input_range=(0.0, 1.0))
+    loader = dataclasses.replace(LOADER, transform="Compose(\n    PILToTensor()\n    Lambda()\n)")
+    outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader, "model": net}, data_root=roots["tiny"])
+    assert outcome.passed is passed, outcome.message
+    assert outcome.message.startswith("The images reached `model` in training unchanged") is passed, outcome.message
 
 
 @pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.5), False), ((), False)])

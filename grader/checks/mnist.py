@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
-from grader.checks.data import data_problem
+from grader.checks.data import DataUnavailable, data_problem
 from grader.checks.gradients import loss_changes, restarts_message
-from grader.checks.models import chance_level, fed_ranges, fed_unlike, measured_accuracy, same_weights
+from grader.checks.models import chance_level, fed_from, fed_ranges, fed_unlike, measured_accuracy, same_weights
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
 from grader.kernel.notebook import without_magics
@@ -445,16 +445,45 @@ def _fed_otherwise(ctx: CheckContext, model: str, low: float, high: float) -> st
             "the code reading cannot follow.")
 
 
+def _fed_unchanged(ctx: CheckContext, model: str, train_data: dict | None) -> str:
+    """What to say where the rows the kernel recorded in the model's first training batches are, all but a stray
+    few, training images exactly as the allowed transforms give them; "" otherwise or where nothing was recorded.
+
+    A row is compared by its sum, sum of squares and position-weighted sum, so a flip or a shift shows, and an
+    augmentation that changed more than one image in a hundred does too; the tolerance (1e-6) lets x / 255 in
+    float64 match.
+    """
+    net = ctx.exports.values.get(model) if model else None
+    if not train_data or not isinstance(net, ModelValue) or not getattr(net, "input_rows", ()):
+        return ""
+    try:
+        train = ctx.data.make(train_data, ctx.check_id)
+    except DataUnavailable:  # the code reading decides, as it does without a record
+        return ""
+    share = fed_from(net, train.X, tolerance=1e-6)
+    if share is None or (share[1] - share[0]) * 100 > share[1]:
+        return ""
+    return (f"The images reached `{model}` in training unchanged: {share[0]} of the {share[1]} rows of its first "
+            "training batches (the kernel's record) are training images exactly as the task's transform gives them, "
+            "each compared by its sum, sum of squares and position-weighted sum, whatever the code calls its steps.")
+
+
 @check_kind("preprocessing", export=Param(str, "train_loader", export=True),
             allowed=Param(list, ["ToTensor", "Compose"], "the transforms the task allows", of=str),
             model=Param(str, "", "the trained model, whose training inputs the kernel recorded", export=True),
-            pixels=Param(list, [0.0, 1.0], "the range of the allowed transforms' pixels", of=(int, float)))
+            pixels=Param(list, [0.0, 1.0], "the range of the allowed transforms' pixels", of=(int, float)),
+            train_data=Param(dict, {}, "the training split as the allowed transforms give it: a model fed its "
+                             "images unchanged passed, however the code spells the pipeline",
+                             check=lambda d: data_problem(d) if d else None))
 def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = "",
-                  pixels: list | None = None) -> Outcome:
-    """The preprocessing is fixed by the task: read from the code, from the loader's transform as exported, and from
-    the values the model was fed in training (as the kernel recorded them)."""
+                  pixels: list | None = None, train_data: dict | None = None) -> Outcome:
+    """The preprocessing is fixed by the task: measured on the rows the model was fed in training where the kernel
+    recorded them, else read from the code, from the loader's transform as exported, and from the values' range."""
     low, high = pixels or (0.0, 1.0)
     given = f"The task keeps it as given ({' + '.join(a for a in allowed if a != 'Compose')} only)"
+    unchanged = _fed_unchanged(ctx, model, train_data)
+    if unchanged:
+        return Outcome(True, unchanged)
     used, unclear = transforms_in_code(ctx.code_cells)
     loader = ctx.exports.values.get(export)
     shown = loader.transform if isinstance(loader, LoaderExport) else ""

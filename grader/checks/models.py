@@ -11,6 +11,7 @@ from grader.checks.base import CheckContext, CheckFailed, Outcome
 from grader.checks.data import data_problem
 from grader.checks.gradients import carried_gradients
 from grader.checks.registry import Param, check_kind
+from grader.kernel.kernel_probe import row_signatures
 from grader.loading.values import SchedulerExport
 
 if TYPE_CHECKING:
@@ -224,30 +225,34 @@ def fed_ranges(net: Any) -> list:
     return list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
 
 
-def fed_from(net: Any, inputs: Any) -> tuple[int, int] | None:
+def fed_from(net: Any, inputs: Any, tolerance: float = 1e-9) -> tuple[int, int] | None:
     """(how many, of how many) rows the kernel recorded in the model's first training calls are rows of ``inputs``,
-    each compared by its (sum, sum of squares) in float64; None where fewer than a batch's worth were recorded."""
+    each compared by its ``row_signatures`` to within ``tolerance`` (relative); None where fewer than a batch's worth
+    were recorded.
+
+    A tolerance of 1e-6 accepts the same pixels computed another way (x / 255 or x * (1 / 255), float32 or 64).
+    """
     import bisect
 
     recorded = getattr(net, "input_rows", ()) or ()
     if len(recorded) < 16 or inputs is None or not len(inputs):
         return None
-    rows = inputs.detach().cpu().double().reshape(len(inputs), -1)
-    known = sorted(zip(rows.sum(1).tolist(), (rows * rows).sum(1).tolist()))
+    known = sorted(signature for start in range(0, len(inputs), 4096)
+                   for signature in row_signatures(inputs[start:start + 4096]))
     sums = [k[0] for k in known]
 
     def close(a: float, b: float) -> bool:
-        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+        return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
 
-    def found(total: float, squares: float) -> bool:
-        at = bisect.bisect_left(sums, total - 1e-9 * max(1.0, abs(total)))
-        while at < len(known) and close(known[at][0], total):
-            if close(known[at][1], squares):
+    def found(row: tuple[float, ...]) -> bool:
+        at = bisect.bisect_left(sums, row[0] - tolerance * max(1.0, abs(row[0])))
+        while at < len(known) and close(known[at][0], row[0]):
+            if all(close(a, b) for a, b in zip(known[at][1:], row[1:])):
                 return True
             at += 1
         return False
 
-    return sum(found(*row) for row in recorded), len(recorded)
+    return sum(found(row) for row in recorded), len(recorded)
 
 
 def learned_elsewhere(net: Any, inputs: Any) -> tuple[int, int] | None:

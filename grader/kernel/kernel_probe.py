@@ -71,11 +71,11 @@ MAX_CALLS = 1000
 _SEEN = _ById()  # modules whose first forward pass is recorded
 RECORDING = [True]  # the export cell turns this off before it traces anything
 # module -> [its training-mode calls noted, the lowest and highest value of their first input, that input's shape
-#            less the batch dimension, at the first call, [lowest, highest] of each call, (sum, sum of squares) of
-#            each row of those calls]
+#            less the batch dimension, at the first call, [lowest, highest] of each call, (sum, sum of squares,
+#            position-weighted sum) of each row of those calls]
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
-INPUT_ROWS = 1024  # rows of those calls noted per module, each as (sum, sum of squares) of its values in float64
+INPUT_ROWS = 1024  # rows of those calls noted per module, each as ``row_signatures`` says
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 _GRAD: list = []  # torch.is_grad_enabled, once torch is imported: a call without it is no training step's
 
@@ -109,6 +109,15 @@ def _first_forward(module, args):
     return None
 
 
+def row_signatures(x) -> list:
+    """(sum, sum of squares, position-weighted sum) of each row of a batch, in float64: which points a model was fed
+    whatever their order, their shape (an image or its flattened row) or their float type; the weighted sum tells a
+    flipped or shifted image from its original. The grader computes the same for the points it knows."""
+    rows = x.detach().cpu().double().reshape(len(x), -1)
+    weights = rows.new_ones(rows.shape[1]).cumsum(0) / rows.shape[1]
+    return list(zip(rows.sum(1).tolist(), (rows * rows).sum(1).tolist(), (rows @ weights).tolist()))
+
+
 def _note_input(module, x) -> None:
     """The range of what a module was fed in training: pixels normalised on the way (in the loop, say) show there."""
     try:
@@ -127,8 +136,7 @@ def _note_input(module, x) -> None:
         seen[1] = low if seen[1] is None else min(seen[1], low)
         seen[2] = high if seen[2] is None else max(seen[2], high)
         if x.dim() >= 2 and len(seen[5]) < INPUT_ROWS:  # which points it learned from, whatever their order
-            rows = x.detach().cpu().double().reshape(len(x), -1)[: INPUT_ROWS - len(seen[5])]
-            seen[5].extend(zip(rows.sum(1).tolist(), (rows * rows).sum(1).tolist()))
+            seen[5].extend(row_signatures(x.detach()[: INPUT_ROWS - len(seen[5])]))
     except Exception:  # noqa: BLE001
         pass
 
@@ -579,7 +587,7 @@ def training_record(model) -> dict:
     before it first ran (``loaded``: its steps count from there); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
-    ``input_ranges``), and each row's (sum, sum of squares) in those calls (``input_rows``); and the run's losses
+    ``input_ranges``), and each row's ``row_signatures`` in those calls (``input_rows``); and the run's losses
     and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)

@@ -164,7 +164,7 @@ class LoadedModel(ModelValue):
     input_ranges: tuple[tuple[float, ...], ...] = ()  # each first training-mode call's (lowest, highest)
     optimizer_restarts: int = 0  # times a new optimizer took over, without the state the one before kept
     loaded: bool = False  # given weights by load_state_dict before it first ran: its steps count from there
-    input_rows: tuple[tuple[float, float], ...] = ()  # (sum, sum of squares) of each row of those first calls
+    input_rows: tuple[tuple[float, float, float], ...] = ()  # each row's kernel_probe.row_signatures in those calls
 
     @property
     def n_params(self) -> int:
@@ -467,7 +467,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
                        _finite(data.get("step_lrs"), 4), _settings(data.get("step_settings")),
                        _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")),
                        _ranges(data.get("input_ranges")), _count(data.get("optimizer_restarts")),
-                       data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024))
+                       data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024, width=3))
 
 
 def _count(value: object) -> int:
@@ -483,11 +483,11 @@ def _finite(value: object, n: int) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
-def _ranges(value: object, limit: int = 20) -> tuple[tuple[float, ...], ...]:
-    """Up to ``limit`` pairs of numbers as the kernel wrote them; () for anything else."""
+def _ranges(value: object, limit: int = 20, width: int = 2) -> tuple[tuple[float, ...], ...]:
+    """Up to ``limit`` tuples of ``width`` numbers as the kernel wrote them; () for anything else."""
     if not isinstance(value, list) or len(value) > limit:
         return ()
-    pairs = tuple(_finite(pair, 2) for pair in value)
+    pairs = tuple(_finite(pair, width) for pair in value)
     return pairs if all(pairs) else ()
 
 
