@@ -154,6 +154,17 @@ def test_sgd_with_momentum_is_more_than_an_lr_change(roots):
                              "task changes only the learning rate: create it as optim.SGD(model.parameters(), lr=...).")
 
 
+def test_a_hand_written_momentum_update_beside_an_exported_plain_sgd_loses_the_optimizer_point(roots):
+    """The exported SGD is plain and never steps; the loop updates the weights by hand with momentum. It kept the
+    optimizer point (the export alone was read), and train-accuracy's hint spoke of the scheduler it never used."""
+    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "hand-momentum.ipynb", "tiny"))
+    assert not checks["optimizer"].passed and checks["optimizer"].message.startswith(
+        "`optimizer` is torch's SGD, but it did not train `model`: its weights moved from their values at its first "
+        "forward pass, but no torch optimizer ever stepped them (the kernel's record)")
+    assert "no optimizer or scheduler setting of the notebook's drove this run" in checks["train-accuracy"].message
+    assert checks["preprocessing"].passed and checks["architecture"].passed
+
+
 def test_adam_batch_size_changed(roots):
     check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "batch-128.ipynb", "small"))["fixed-setup"]
     assert not check.passed

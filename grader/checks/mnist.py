@@ -17,7 +17,16 @@ from typing import Any
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, not_a_model
 from grader.checks.data import DataUnavailable, data_problem
 from grader.checks.gradients import loss_changes, restarts_message
-from grader.checks.models import chance_level, fed_from, fed_ranges, fed_unlike, measured_accuracy, same_weights
+from grader.checks.models import (
+    HAND_TRAINED,
+    chance_level,
+    fed_from,
+    fed_ranges,
+    fed_unlike,
+    measured_accuracy,
+    moved_without_a_step,
+    same_weights,
+)
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
 from grader.kernel.notebook import without_magics
@@ -53,10 +62,10 @@ def changed_settings(opt: OptimizerExport, cycled: str = "") -> list[str]:
     return changed
 
 
-def stepped_settings_changed(net: Any, optimizer: str) -> list[str]:
+def stepped_settings_changed(net: Any, optimizer: str, cycled: str = "") -> list[str]:
     """``changed_settings`` of the param group the kernel saw step ``net``'s parameters, for an ``optimizer`` class."""
     settings = getattr(net, "step_settings", None)
-    return changed_settings(OptimizerExport(optimizer, "", (settings,), {})) if settings else []
+    return changed_settings(OptimizerExport(optimizer, "", (settings,), {}), cycled) if settings else []
 
 
 def cycled_setting(scheduler: Any) -> str:
@@ -100,12 +109,30 @@ def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str, s
     if isinstance(net, ModelValue) and optimised != net.n_params:
         problems.append(f"it updates {optimised} parameters, but `{model}` has {net.n_params}: pass it "
                         f"{model}.parameters() of the model you train and export")
+    problems += _trained_otherwise(net, model, expected, cycled, changed) if isinstance(net, ModelValue) else []
     metrics = {"initial_lr": lr} if isinstance(lr, (int, float)) else {}
     if problems:
         return Outcome(False, f"`{export}` is torch's {expected}, but {'; and '.join(problems)}.", metrics=metrics)
     # A scheduler keeps the first LR as initial_lr; without one, the LR is only known as it was exported.
     which = "starting learning rate" if "initial_lr" in group else "learning rate when exported"
     return Outcome(True, f"`{export}` is torch's {expected} ({which} {lr}).{notes}", metrics=metrics)
+
+
+def _trained_otherwise(net: ModelValue, model: str, expected: str, cycled: str, said: list[str]) -> list[str]:
+    """How the kernel saw ``net``'s parameters trained unlike the exported optimizer says: by another optimizer class,
+    by one made with other settings than those ``said`` of the export (what a scheduler cycles aside), or by no
+    torch optimizer at all."""
+    if moved_without_a_step(net):
+        return [f"it did not train `{model}`: {HAND_TRAINED}. What such an update does (plain SGD, momentum, or "
+                "another rule) cannot be read from the record, and the task trains with the optimizer itself: call "
+                "optimizer.step() in the loop"]
+    used = tuple(getattr(net, "optimizers", ()))
+    if used and used != (expected,):
+        return [f"`{model}`'s parameters were stepped by {' and '.join(used)} (the kernel's record): export the "
+                f"optimizer that trained the model, and keep it torch's {expected}"]
+    changed = [c for c in stepped_settings_changed(net, expected, cycled) if c not in said] if used else []
+    return [f"the {expected} that stepped `{model}`'s parameters was made with {', '.join(changed)} (the kernel's "
+            "record of its first step), and the task changes only the learning rate"] if changed else []
 
 
 @dataclass(frozen=True)

@@ -155,13 +155,15 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     # guessing a single class
     # would be, which more training would not explain.
     too_low = acc + 1e-9 < min_accuracy or acc <= above
+    by_hand = (f"`{model}` was not trained through a torch optimizer: {HAND_TRAINED}, so no optimizer or scheduler "
+               "setting of the notebook's drove this run. " if not too_low and moved_without_a_step(net) else "")
     advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
               or (fed_unlike(net, dataset.X, f"`{model}`") if too_low else "")
               or (fed_elsewhere(net, dataset.X, f"`{model}`", describe) if too_low and training else "")
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
-              or (at_chance(acc, dataset.Y) if too_low and chance else "") or hint)
+              or (at_chance(acc, dataset.Y) if too_low and chance else "") or by_hand + hint)
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {ctx.cut_short(advice)}".strip(),
                    metrics=metrics)
 
@@ -177,6 +179,19 @@ def never_moved(net: Any) -> bool:
     """Whether every weight of ``net`` is still what it was at its first forward pass (the kernel's record); False
     where nothing was recorded."""
     return same_weights(getattr(net, "parameters", None) or {}, getattr(net, "initial", None) or {})
+
+
+def moved_without_a_step(net: Any) -> bool:
+    """Whether ``net``'s weights moved from their recorded first-forward values while no torch optimizer ever stepped
+    them (the kernel's record): an update written by hand, or weights copied in after a first forward pass."""
+    initial = getattr(net, "initial", None) or {}
+    return (bool(initial) and not never_moved(net) and not getattr(net, "steps", {}) and not getattr(net, "idle_steps", 0)
+            and not getattr(net, "loaded", False))
+
+
+HAND_TRAINED = ("its weights moved from their values at its first forward pass, but no torch optimizer ever stepped "
+                "them (the kernel's record): an update written by hand (p -= lr * p.grad), or weights copied in after "
+                "a first forward pass")
 
 
 def untrained_cause(net: Any) -> str:
