@@ -185,8 +185,8 @@ def moved_without_a_step(net: Any) -> bool:
     """Whether ``net``'s weights moved from their recorded first-forward values while no torch optimizer ever stepped
     them (the kernel's record): an update written by hand, or weights copied in after a first forward pass."""
     initial = getattr(net, "initial", None) or {}
-    return (bool(initial) and not never_moved(net) and not getattr(net, "steps", {}) and not getattr(net, "idle_steps", 0)
-            and not getattr(net, "loaded", False))
+    return (bool(initial) and not never_moved(net) and not getattr(net, "steps", {})
+            and not getattr(net, "idle_steps", 0) and not getattr(net, "loaded", False))
 
 
 HAND_TRAINED = ("its weights moved from their values at its first forward pass, but no torch optimizer ever stepped "

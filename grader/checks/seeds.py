@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
 from grader.checks.data import data_problem
-from grader.checks.models import chance_level, measured_accuracy, never_moved, untrained_cause
+from grader.checks.models import (
+    chance_level,
+    fed_from,
+    learned_elsewhere,
+    measured_accuracy,
+    never_moved,
+    untrained_cause,
+)
 from grader.checks.registry import Param, check_kind
 from grader.checks.training import LOSS_CONVENTIONS, val_loss_conventions
 from grader.checks.training import REL_TOL as LOSS_TOL
@@ -362,8 +369,10 @@ def _twins_message(nets: dict[int, LoadedModel], twins: list[tuple[int, int]]) -
             "seed right before creating its model, and store each run's own model.")
 
 
-@check_kind("seed_spread", models=MODELS, seeds=SEEDS, data=Param(dict, doc="the test set", check=data_problem))
-def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict) -> Outcome:
+@check_kind("seed_spread", models=MODELS, seeds=SEEDS, data=Param(dict, doc="the test set", check=data_problem),
+            train_data=Param(dict, {}, "the training split: the spread is the seed's alone only where each model "
+                             "learned from it", check=lambda d: data_problem(d) if d else None))
+def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict, train_data: dict | None = None) -> Outcome:
     """The seeds must give different models; reports the spread of their test accuracy."""
     nets = seed_models(ctx, models, seeds)
     groups = same_objects(nets)
@@ -386,7 +395,22 @@ def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict) -> Outc
                        "spread says nothing about what a seed does to training. Store each seed's trained model.",
                        metrics=metrics)
     return Outcome(True, f"Test accuracy ranges from {accs[low]:.2f}% (seed {low}) to {accs[high]:.2f}% (seed {high}): "
-                   f"a spread of {spread:.2f} points from the seed alone.", metrics=metrics)
+                   f"a spread of {spread:.2f} points {_whose_spread(ctx, nets, train_data)}.", metrics=metrics)
+
+
+def _whose_spread(ctx: CheckContext, nets: dict, train_data: dict | None) -> str:
+    """What the spread comes from, as far as the kernel's record of each model's training inputs shows."""
+    train = ctx.data.make(train_data, ctx.check_id) if train_data else None
+    if train is None:
+        return "between the seeds' runs"
+    elsewhere = [seed for seed, net in nets.items() if learned_elsewhere(net, train.X)]
+    if elsewhere:
+        return (f"between the seeds' runs, not from the seed alone: the model{'s' * (len(elsewhere) > 1)} for "
+                f"{seeds_word(elsewhere)} learned from other points than the training split "
+                "(the kernel's record of its first training batches), so the runs differ in their data too")
+    if all((share := fed_from(net, train.X)) is not None and share[0] * 4 >= share[1] * 3 for net in nets.values()):
+        return "from the seed alone (each model learned from the training split, the kernel's record shows)"
+    return "between the seeds' runs"
 
 
 @check_kind("accuracy_each", models=MODELS, seeds=SEEDS, data=Param(dict, check=data_problem),

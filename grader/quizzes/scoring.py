@@ -20,11 +20,12 @@ MSG_NO_SUCH_OPTION = ("{given_shown} is not an option of this question (its opti
                       "{key} ({key_text}). Why: {explanation}")
 # A label as students copy it from the sheet: "C.", "(B)", "[b]", "b)", "Option D", "Answer: C", "D!", "B,",
 # "C: <the option's text>".
-LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\],;!?]|\s|$)\s*(.*)$",
-                      re.IGNORECASE | re.DOTALL)
+LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\],;!?]|\s|$)"
+                      r"\s*(.*)$", re.IGNORECASE | re.DOTALL)
 # What wraps a whole answer without being part of it: markdown's bold, italics and code ("**C**", "`B`"), quotes.
 WRAPPED = re.compile(r"^(\*\*|__|[*_`\"'\u2018\u201c])(.+?)(\*\*|__|[*_`\"'\u2019\u201d])$", re.DOTALL)
-PAIRS = {"**": "**", "__": "__", "*": "*", "_": "_", "`": "`", '"': '"', "'": "'", "\u2018": "\u2019", "\u201c": "\u201d"}
+PAIRS = {"**": "**", "__": "__", "*": "*", "_": "_", "`": "`", '"': '"', "'": "'", "\u2018": "\u2019",
+         "\u201c": "\u201d"}
 DASHES = re.compile(r"[\s_\u2010-\u2015\u2212]+")  # spaces, underscores and the dashes a word processor puts in
 SEPARATOR = re.compile(r"^[\s\-\u2010-\u2015\u2212:]+")  # between a label and the option's text: "C - ", "B – "
 ENDING = " .,;!?"  # what may follow a label alone: "C).", "D!"
