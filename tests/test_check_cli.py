@@ -114,6 +114,14 @@ def test_unknown_exercise_exits_2_and_lists_the_known_ones(capsys):
     assert "unknown exercise 'no-such-exercise'" in err and "tiny-model" in err
 
 
+def test_an_exercise_flag_other_than_the_notebook_s_own_is_refused_as_grade_refuses_it(capsys):
+    """`grader check tiny.ipynb --exercise lr-sweep` ran every check and scored 0, where `grade` marks it invalid."""
+    code, out, err = run_cli(capsys, "check", SOLUTION, "--exercise", "early-stopping", "--json")
+    assert code == 2 and json.loads(out)["status"] == "invalid"
+    assert "is a notebook for exercise 'tiny-model' (its metadata says so), but --exercise " \
+           "early-stopping was given" in json.loads(out)["error"]
+
+
 def test_exercise_flag_supplies_missing_metadata(capsys, tmp_path):
     code, out, err = run_cli(capsys, "check", FILES / "tiny-model" / "no-exercise-metadata.ipynb",
                              "--exercise", "tiny-model", "--json", "--html", tmp_path / "f.html")

@@ -82,6 +82,12 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
         raise UserError(f"{args.notebook}: the notebook does not say which exercise it is; pass --exercise ID "
                         "(see `grader exercises`)")
     exercise = load_exercise(exercise_id)
+    declared = submission.exercise_id
+    if declared and declared != exercise.id:  # scored as another exercise it would be a silent zero
+        raise UserError(f"{args.notebook} is a notebook for exercise {declared!r} (its metadata says so), but "
+                        f"--exercise {exercise.id} was given; `grader grade` refuses such a hand-in, grading nothing. "
+                        f"Check it as {declared} (leave --exercise out), or do the {exercise.id} work in that "
+                        "exercise's own notebook", assignment=exercise.id)
     data_root = resolve_data_root(exercise, args.data_root)
     # Not waited for here: the engine waits for the factory only when the kernel is needed.
     handle = (factory.handle if factory is not None else
