@@ -73,6 +73,39 @@ def test_quirks_in_old_outputs_and_missing_cell_ids_do_not_reject_the_code():
     assert all(c.get("id") for c in submission.nb.cells)
 
 
+@pytest.mark.parametrize("quirk", ["ids in a 4.4 file", "outputs on a markdown cell", "a kernelspec without name",
+                                   "cells without metadata", "a cell type no format-4 schema has"])
+def test_a_field_the_grader_never_reads_does_not_reject_the_code_but_a_cell_it_cannot_read_does(tmp_path, quirk):
+    """Each of the first four was refused as "not a valid format-4 notebook": the whole hand-in lost, for a field
+    other editors write and the grader never reads. A cell whose type is unknown could be code: refused still."""
+    from grader.kernel.notebook import InvalidNotebook, read_submission
+
+    nb = json.loads(SOLUTION.read_text())
+    first_markdown = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    if quirk == "ids in a 4.4 file":
+        nb["nbformat_minor"] = 4
+        for number, cell in enumerate(nb["cells"]):
+            cell["id"] = f"cell-{number}"
+    elif quirk == "outputs on a markdown cell":
+        first_markdown.update(outputs=[], execution_count=None)
+    elif quirk == "a kernelspec without name":
+        nb["metadata"]["kernelspec"] = {"language": "python"}
+    elif quirk == "cells without metadata":
+        for cell in nb["cells"]:
+            cell.pop("metadata", None)
+    else:
+        first_markdown["cell_type"] = "heading"
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb))
+    if quirk.startswith("a cell type"):
+        with pytest.raises(InvalidNotebook, match="not a valid format-4 notebook"):
+            read_submission(path)
+        return
+    submission = read_submission(path)
+    solution = read_submission(SOLUTION)
+    assert submission.exercise_id == "tiny-model" and submission.code_cells() == solution.code_cells()
+
+
 @pytest.mark.parametrize("path, reason", [
     (FILES, "is a folder, not a notebook"),
     (FILES / "not-a-notebook.ipynb", "not a Jupyter notebook (the file is not valid JSON"),
