@@ -155,6 +155,33 @@ def test_an_exercise_flag_other_than_the_notebook_s_own_is_refused_as_grade_refu
            "early-stopping was given" in json.loads(out)["error"]
 
 
+def test_a_cell_that_raised_after_every_check_passed_exits_1_not_0(capsys, tmp_path):
+    """A leftover experiment raising in the last cell: every public check passes, status error; it exited 0, so a
+    script gating on the self-check would hand in a notebook that stops in the middle."""
+    nb = json.loads(SOLUTION.read_text())
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                        "source": "raise ValueError('a leftover experiment')"})
+    notebook = tmp_path / "leftover.ipynb"
+    notebook.write_text(json.dumps(nb))
+    code, out, err = run_cli(capsys, "check", notebook, "--json")
+    payload = json.loads(out)
+    assert payload["status"] == "error" and all(c["passed"] for c in payload["checks"]) and code == 1
+
+
+def test_watching_with_json_writes_one_object_per_line(capsys, tmp_path):
+    """--watch --json printed indented objects one after another, which no JSON Lines reader takes."""
+    import argparse
+
+    from grader.commands.check import _report
+    from grader.results import SubmissionResult
+
+    args = argparse.Namespace(json=True, watch=True, html=tmp_path / "page.html", notebook=tmp_path / "nb.ipynb")
+    for reason in ("first save", "second save"):
+        _report(args, SubmissionResult.invalid("tiny-model", "nb", reason), "Tiny model")
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["error"] for line in lines] == ["first save", "second save"]
+
+
 def test_exercise_flag_supplies_missing_metadata(capsys, tmp_path):
     code, out, err = run_cli(capsys, "check", FILES / "tiny-model" / "no-exercise-metadata.ipynb",
                              "--exercise", "tiny-model", "--json", "--html", tmp_path / "f.html")

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from grader.errors import EXIT_FAILED, EXIT_OK, UserError
-from grader.results import SubmissionResult
+from grader.results import Status, SubmissionResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,7 +98,13 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
     result = grade_submission(submission, exercise, student=args.notebook.stem, data_root=data_root,
                               warm=SCORING_MODULES + RENDERING_MODULES, factory=handle)
     _report(args, result, exercise.title)
-    return EXIT_OK if result.all_passed else EXIT_FAILED
+    return exit_code(result)
+
+
+def exit_code(result: SubmissionResult) -> int:
+    """0 where every public check passed and every cell ran; a cell that raised or timed out is 1, with the checks
+    all passing too: a script that gates on the self-check must not hand in a notebook that stops in the middle."""
+    return EXIT_OK if result.all_passed and result.status is Status.OK else EXIT_FAILED
 
 
 def _watch(args: argparse.Namespace, exercise: Exercise, handle: FactoryHandle, data_root) -> int:
@@ -165,7 +171,8 @@ def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> N
         unwritten = e
     try:
         if args.json:
-            print_json(result.to_json(timings=True))  # the contract's keys, plus how long each stage took
+            # the contract's keys, plus how long each stage took; watching, one line per check (JSON Lines)
+            print_json(result.to_json(timings=True), one_line=args.watch)
         else:
             print_submission(result, title=f"{title} — self-check (public checks only)")
             if unwritten is None:

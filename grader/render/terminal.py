@@ -125,8 +125,10 @@ def print_submission(result: SubmissionResult, console: Console | None = None, t
         console.print(Text(f"Note: {result.error}", style=LOOK_STYLE[look]))
 
 
-def print_json(payload: dict) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+def print_json(payload: dict, one_line: bool = False) -> None:
+    """``payload`` as indented JSON, or on one line (a stream of results: one JSON object per line)."""
+    sys.stdout.write(json.dumps(payload, indent=None if one_line else 2) + "\n")
+    sys.stdout.flush()
 
 
 def exercises_table(exercises: list[Exercise], calibration: dict | None = None) -> Table:
