@@ -30,6 +30,22 @@ def test_brackets_in_messages_titles_and_notes_print_as_written():
     assert "Note: graded [x].ipynb" in text and "Note: cell [2] raised" in text
 
 
+def test_a_narrow_terminal_keeps_every_message_as_a_block_under_its_check():
+    """Under 70 columns the table squeezed the messages column away: the self-check said FAIL and nothing else."""
+    message = "Your model has 195 parameters, over the 33-parameter budget: use fewer hidden units."
+    result = SubmissionResult("tiny-model", "s", Status.OK, (_check("parameter-budget", False, message),),
+                              pending=(PendingCheck("fresh-data", "Generalises to fresh data", 2),))
+    console = Console(record=True, width=40)
+    print_submission(result, console, title="Tiny model")
+    text = console.export_text()
+    assert "parameter-budget  FAIL  0/1" in text and "fresh-data (hidden)  later  –/2" in text
+    assert " ".join(text.split()).count(message) == 1 and "┃" not in text
+    assert all(len(line) <= 40 for line in text.splitlines())
+    wide = Console(record=True, width=100)
+    print_submission(result, wide, title="Tiny model")
+    assert "┃" in wide.export_text()  # the table, where it fits
+
+
 def test_ok_is_green_only_when_every_check_passed():
     passed = SubmissionResult("x", "s", Status.OK, (_check("a", True, ""),))
     failed = SubmissionResult("x", "s", Status.OK, (_check("a", True, ""), _check("b", False, "")))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -105,12 +106,35 @@ def submission_table(result: SubmissionResult, title: str = "") -> Table:
     return table
 
 
+NARROW_COLUMNS = 72  # below it the table's message column is squeezed away: each check is a block instead
+
+
+def submission_blocks(result: SubmissionResult, title: str = "") -> Group:
+    """The table's rows as blocks (check, result and points on one line, the message under it), for a narrow
+    terminal, where the table would drop the messages: what to do is what a student reads the self-check for."""
+    _, banner_of = shared_problems(result)
+    blocks = [Text(title or f"{result.exercise}: {result.student}", style="bold")]
+    for check in result.checks:
+        mark = Text("pass", style="bold green") if check.passed else Text("FAIL", style="bold red")
+        name = check.id + (" (hidden)" if check.visibility == "hidden" else "")
+        message = Text(banner_of[check.id].mark, style="yellow") if check.id in banner_of else Text(check.message)
+        blocks.append(Text.assemble("\n", (name, "bold"), "  ", mark,
+                                    f"  {_points(check.points)}/{_points(check.max_points)}"))
+        blocks.append(Padding(message, (0, 0, 0, 2)))
+    for pending in result.pending:
+        name, mark, points, message = _pending_row(pending)
+        blocks.append(Text.assemble("\n", name, "  ", mark, f"  {points}"))
+        blocks.append(Padding(message, (0, 0, 0, 2)))
+    return Group(*blocks, Text(""))
+
+
 def print_submission(result: SubmissionResult, console: Console | None = None, title: str = "") -> None:
     console = console or Console()
     banners, _ = shared_problems(result)
     if banners:
         console.print(banner_panels(banners))
-    console.print(submission_table(result, title))
+    console.print(submission_table(result, title) if console.width >= NARROW_COLUMNS else
+                  submission_blocks(result, title))
     words, look = status_label(result)
     line = Text.assemble(("Score ", "bold"), (f"{_points(result.score)}/{_points(result.max_score)}", "bold"),
                          "  status ", (words, f"bold {LOOK_STYLE[look]}"))
