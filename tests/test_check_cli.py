@@ -182,6 +182,27 @@ def test_watching_with_json_writes_one_object_per_line(capsys, tmp_path):
     assert [json.loads(line)["error"] for line in lines] == ["first save", "second save"]
 
 
+def test_a_page_the_notebook_s_folder_cannot_take_goes_to_the_user_s_cache_and_says_why(capsys, tmp_path,
+                                                                                         monkeypatch):
+    """A read-only folder (or a folder where the page goes) got one line on stderr and no page at all."""
+    import argparse
+
+    from grader.commands.check import _report, fallback_page
+    from grader.results import SubmissionResult
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "work").mkdir()
+    notebook = tmp_path / "work" / "nb.ipynb"
+    notebook.with_suffix(".feedback.html").mkdir()  # what no page can replace, even for root
+    args = argparse.Namespace(json=False, watch=False, html=None, notebook=notebook)
+    _report(args, SubmissionResult.invalid("tiny-model", "nb", "a reason"), "Tiny model")
+    out = capsys.readouterr().out
+    page = fallback_page(notebook)
+    assert page.is_file() and page.parent == tmp_path / "cache" / "grader" / "pages" and "a reason" in page.read_text()
+    assert f"Feedback page: {page} (not beside the notebook: refusing to write {notebook.with_suffix('.feedback.html')}: it is a folder" \
+        in " ".join(out.split())
+
+
 def test_exercise_flag_supplies_missing_metadata(capsys, tmp_path):
     code, out, err = run_cli(capsys, "check", FILES / "tiny-model" / "no-exercise-metadata.ipynb",
                              "--exercise", "tiny-model", "--json", "--html", tmp_path / "f.html")

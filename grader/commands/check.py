@@ -164,11 +164,18 @@ def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> N
     from grader.render.terminal import print_json, print_submission
     from grader.store.outputs import OutputError
 
-    path, unwritten = html_path(args), None
+    path, unwritten, moved = html_path(args), None, ""
+    page = render_result(result, result.artifacts, title, self_check=True)
     try:  # the page first: output piped into `head` ends early, and must not take the page along
-        write_page(path, render_result(result, result.artifacts, title, self_check=True))
+        write_page(path, page)
     except OutputError as e:  # the table is the self-check's answer: its exit code stays the checks' verdict
         unwritten = e
+    if unwritten is not None and args.html is None:  # the notebook's folder is read-only, say: the user's cache
+        try:
+            moved = f" (not beside the notebook: {unwritten})"
+            path, unwritten = write_page(fallback_page(args.notebook), page), None
+        except OutputError:
+            pass
     try:
         if args.json:
             # the contract's keys, plus how long each stage took; watching, one line per check (JSON Lines)
@@ -176,11 +183,23 @@ def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> N
         else:
             print_submission(result, title=f"{title} — self-check (public checks only)")
             if unwritten is None:
-                print(f"Feedback page: {path.resolve()}")
+                print(f"Feedback page: {path.resolve()}{moved}")
     except (BrokenPipeError, SystemExit):  # rich exits 1 on a closed pipe: the verdict's exit code stands
         pass
     if unwritten is not None:
         print(f"grader check: {unwritten}", file=sys.stderr)
+    elif moved and args.json:
+        print(f"grader check: feedback page written to {path.resolve()}{moved}", file=sys.stderr)
+
+
+def fallback_page(notebook: pathlib.Path) -> pathlib.Path:
+    """Where the page goes when the notebook's folder cannot take it: the user's cache, one page per notebook."""
+    import hashlib
+    import os
+
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    where = hashlib.sha256(str(notebook.absolute()).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return cache / "grader" / "pages" / f"{notebook.stem}-{where}.feedback.html"
 
 
 def html_path(args: argparse.Namespace) -> pathlib.Path:
