@@ -522,6 +522,34 @@ def test_sweep_reports_are_compared_to_the_image(roots, tmp_path):
     assert f", and {train:.2f}% on the training images: the report is its training accuracy" in as_train.message
 
 
+def test_a_training_loss_curve_summed_over_each_batch_is_told_and_a_mean_one_is_not(roots, tmp_path):
+    """train_losses as the sum of each batch's per-sample losses (reduction='sum', 64 per batch): the reports of
+    accuracy matched, so the sweep passed with a curve 64 times a mean loss."""
+    cnn = MnistCNN()
+    with torch.no_grad():
+        cnn.fc[3].weight.zero_()
+        cnn.fc[3].bias.copy_(F.one_hot(torch.tensor(4), 10).float())
+    net = exported(cnn, tmp_path)
+    test_set = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": "test"})
+    val = measured_accuracy(net, test_set.X, test_set.Y)[1] / len(test_set.Y)
+    train = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": "train"})
+    own = float(F.cross_entropy(net(train.X[:2048].float()), train.Y[:2048]))
+    lrs = (0.0001, 0.001, 0.01)
+
+    def check(curve: list[float]):
+        results = {lr: {"train_losses": curve, "val_accs": [val, val]} for lr in lrs}
+        return evaluate("lr-sweep", "reported-vs-measured", {"models": dict.fromkeys(lrs, net), "results": results},
+                        roots["tiny"])
+
+    summed = check([64 * 2.5, 64 * own])
+    assert not summed.passed and summed.fraction == 0
+    assert f"lr=0.0001: val {100 * val:.2f}% ({round(val * len(test_set.Y))}/{len(test_set.Y)}) as reported, but its " \
+           f"reported training losses run from 160 to {64 * own:.4g}" in summed.message and "64 times less" in \
+           summed.message and "Report the accuracy" not in summed.message
+    assert check([2.5, own]).passed  # a mean loss
+    assert check([64 * 2.5, 4 * own]).passed  # its last epoch near the model's own loss: not another scale
+
+
 def test_rounded_reports_are_allowed_their_rounding():
     assert rounding(0.9731) == pytest.approx(0.00005) and rounding(97) == 0.5 and rounding(97.3) == pytest.approx(0.05)
     assert rounding(2 / 3) == 0.0

@@ -618,7 +618,8 @@ SWEEP = dict(models=Param(str, "models", "the export holding {lr: model}", expor
 
 @check_kind("sweep_results", figure="lr_sweep", **SWEEP, lrs=Param(list, doc="the learning rates", of=(int, float)),
             data=Param(dict, doc="the validation split", check=data_problem),
-            train_data=Param(dict, {}, "the training split: a report that matches it is named",
+            train_data=Param(dict, {}, "the training split: an accuracy report that matches it is named, and a loss "
+                             "curve on another scale than the model's mean loss on it is told",
                              check=lambda d: data_problem(d) if d else None),
             slack_images=Param(int, SLACK_IMAGES, "images a report may be off by, beyond its own rounding"))
 def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data: dict, train_data: dict,
@@ -626,7 +627,7 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     """Each reported final val accuracy against the grader's count on that LR's model, to the image; a diagnosis."""
     nets, table = _sweep(ctx, models, results, lrs)
     val = ctx.data.make(data, ctx.check_id)
-    lines, good, curves = [], 0, {}
+    lines, good, curves, misreported = [], 0, {}, False
     for lr in lrs:
         losses, accs = _curve(table[lr], "train_losses", lr, results), _curve(table[lr], "val_accs", lr, results)
         scale = 100.0 if max(accs) <= 1.0 else 1.0  # the seed reports fractions; percent is accepted too
@@ -635,11 +636,16 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         trend = diagnose([float(v) for v in losses]).trend.value
         curves[f"lr={lr:g}"] = {"train_loss": [float(v) for v in losses], "val_acc": [a * scale for a in accs]}
         tolerance = slack_images * 100 / len(val.Y) + rounding(accs[-1]) * scale
+        off_scale = _loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id)) if train_data else ""
+        if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
+            lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) as reported, but {off_scale}")
+            continue
         if abs(reported - measured) <= tolerance + 1e-9:
             good += 1
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) as reported; your reported "
                          f"training loss: {trend}")
             continue
+        misreported = True
         line = (f"lr={lr:g}: reported val {reported:.2f}% but the exported model scores {measured:.2f}% "
                 f"({correct}/{len(val.Y)})")
         if train_data:
@@ -651,10 +657,43 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     message = "; ".join(lines) + "."
     # Inputs scaled in training make the grader's count differ from an honest report: that, not the report, is off.
     scaled = next(filter(None, (fed_unlike(nets[lr], val.X, f"the model for lr={lr:g}") for lr in lrs)), "")
-    if good < len(lrs):
+    if misreported:
         message += (f" {scaled}" if scaled else " Report the accuracy of the model you export (after its last epoch), "
                     "measured on the validation loader (the test split), as the seed does.")
     return Outcome(good == len(lrs), message, fraction=good / len(lrs), details={"sweep": curves})
+
+
+LOSS_SAMPLE = 2048  # training images the grader scores a model's loss on: its mean to a few percent
+LOSS_SCALE = 8  # how many times the model's own loss a report must be, at every epoch, to be on another scale
+
+
+def _loss_off_scale(net: ModelValue, losses: list[float], train) -> str:
+    """What to say where a reported training-loss curve is on another scale than a mean cross-entropy: every epoch
+    more than LOSS_SCALE times the trained model's mean loss on training images, and its first epoch above three
+    times an untrained model's (ln of the classes); "" otherwise.
+
+    A correct curve's first epoch averages losses at or below an untrained model's, and its last is within a small
+    factor of the trained model's own loss (a running mean over the last epoch against its end): a sum over each
+    batch's samples (reduction='sum') is the batch size times that.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    finite = [v for v in losses if math.isfinite(v)]
+    classes = int(train.Y.max()) + 1
+    if len(finite) != len(losses) or losses[0] <= 3 * math.log(classes):
+        return ""
+    x, y = train.X[:LOSS_SAMPLE].float(), train.Y[:LOSS_SAMPLE]
+    with torch.no_grad():
+        own = float(F.cross_entropy(net(x).float(), y))
+    if not math.isfinite(own) or own <= 0 or min(losses) <= LOSS_SCALE * own:
+        return ""
+    ratio = losses[-1] / own
+    return (f"its reported training losses run from {losses[0]:.4g} to {losses[-1]:.4g}, where the model's mean "
+            f"cross-entropy on {len(y):,} training images is {own:.4g} ({ratio:.0f} times less) and an untrained "
+            f"model's is about {math.log(classes):.2f}: the curve is on another scale than a mean loss per sample (a "
+            "sum over each batch's samples, reduction='sum', is the batch size times it; a sum over the epoch's "
+            "batches is their number times it). Report the mean of the batch losses over each epoch")
 
 
 def _moved(net: ModelValue) -> float:
