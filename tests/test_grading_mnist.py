@@ -165,6 +165,17 @@ def test_a_hand_written_momentum_update_beside_an_exported_plain_sgd_loses_the_o
     assert checks["preprocessing"].passed and checks["architecture"].passed
 
 
+def test_batches_sliced_in_stored_order_beside_an_exported_shuffling_loader_are_not_shuffled(roots):
+    """Tensors sliced 64 at a time in the files' order, every epoch; the exported DataLoader shuffles but is never
+    used. fixed-setup read its shuffle=True and passed."""
+    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "sliced-in-order.ipynb", "tiny"))
+    assert not checks["fixed-setup"].passed and checks["fixed-setup"].message == (
+        "`model`'s first 128 training inputs were the first 128 training images in their stored order (the kernel's "
+        "record of its first training batches), so the data was not shuffled, whatever `train_loader` says: draw the "
+        "batches from a DataLoader with shuffle=True, which reshuffles every epoch.")
+    assert checks["optimizer"].passed and checks["preprocessing"].passed
+
+
 def test_adam_batch_size_changed(roots):
     check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "batch-128.ipynb", "small"))["fixed-setup"]
     assert not check.passed

@@ -25,10 +25,12 @@ from grader.checks.models import (
     fed_unlike,
     measured_accuracy,
     moved_without_a_step,
+    same_row,
     same_weights,
 )
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
+from grader.kernel.kernel_probe import row_signatures
 from grader.kernel.notebook import without_magics
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
 from grader.source_trees import parse as parse_source
@@ -281,6 +283,17 @@ def _as_recorded(run: RunCount, whole: int, history: str, optimizer: str) -> str
             "create it once, before the loop)")
 
 
+def _in_stored_order(net: ModelValue, inputs) -> int:
+    """How many of the rows the kernel recorded first in ``net``'s training were ``inputs``' first rows, each in its
+    place (``row_signatures``, to 1e-6); 0 unless that is the first 32 or more, and all recorded up to the first
+    128. A shuffling loader puts 32 given images first, in order, with a chance far below 1e-60."""
+    recorded = tuple(getattr(net, "input_rows", ()) or ())[:128]
+    if len(recorded) < 32 or len(inputs) < len(recorded):
+        return 0
+    stored = row_signatures(inputs[:len(recorded)])
+    return len(recorded) if all(same_row(row, known, 1e-6) for row, known in zip(recorded, stored)) else 0
+
+
 def _loader_notes(loader: LoaderExport | None, name: str, n: int, batch: int, batch_differs: bool) -> list[str]:
     if not isinstance(loader, LoaderExport):
         return []
@@ -315,7 +328,8 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     with drop_last), so the run's step count shows the epochs and the batches it really used.
     """
     run = count_run(ctx, optimizer, history, scheduler, model)
-    n = len(ctx.data.make(data, ctx.check_id).Y)
+    train = ctx.data.make(data, ctx.check_id)
+    n = len(train.Y)
     remade, restarted = "", False
     own = _whole_epochs(run.steps, n, batch_size)
     if own is None or own != (epochs or run.epochs_recorded or own):  # the exported optimizer does not explain it
@@ -349,9 +363,14 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
                         "a new optimizer each epoch also restarts what it has learnt of the gradients (Adam's running "
                         "averages, SGD's momentum)")
     problems += [] if named else _loader_notes(handed_out, loader, n, batch_size, whole is None)
+    net = ctx.exports.values.get(model) if model else None
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
-    net = ctx.exports.values.get(model) if model else None
+    elif shuffle and isinstance(net, ModelValue) and (first := _in_stored_order(net, train.X)):
+        problems.append(f"`{model}`'s first {first} training inputs were the first {first} training images in their "
+                        "stored order (the kernel's record of its first training batches), so the data was not "
+                        "shuffled" + (f", whatever `{loader}` says" if isinstance(handed_out, LoaderExport) else "")
+                        + ": draw the batches from a DataLoader with shuffle=True, which reshuffles every epoch")
     # The model's steps count its current run: the kernel starts them again where the weights are back at their start.
     since = run.model_steps or 0
     if not remade and run.steps and not run.counted_by_model and since > run.steps:

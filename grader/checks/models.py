@@ -240,6 +240,15 @@ def fed_ranges(net: Any) -> list:
     return list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
 
 
+def _close(a: float, b: float, tolerance: float) -> bool:
+    return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
+
+
+def same_row(one: tuple[float, ...], other: tuple[float, ...], tolerance: float = 1e-9) -> bool:
+    """Whether two ``row_signatures`` agree, each number to within ``tolerance`` (relative)."""
+    return all(_close(a, b, tolerance) for a, b in zip(one, other))
+
+
 def fed_from(net: Any, inputs: Any, tolerance: float = 1e-9) -> tuple[int, int] | None:
     """(how many, of how many) rows the kernel recorded in the model's first training calls are rows of ``inputs``,
     each compared by its ``row_signatures`` to within ``tolerance`` (relative); None where fewer than a batch's worth
@@ -256,13 +265,10 @@ def fed_from(net: Any, inputs: Any, tolerance: float = 1e-9) -> tuple[int, int] 
                    for signature in row_signatures(inputs[start:start + 4096]))
     sums = [k[0] for k in known]
 
-    def close(a: float, b: float) -> bool:
-        return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
-
     def found(row: tuple[float, ...]) -> bool:
         at = bisect.bisect_left(sums, row[0] - tolerance * max(1.0, abs(row[0])))
-        while at < len(known) and close(known[at][0], row[0]):
-            if all(close(a, b) for a, b in zip(known[at][1:], row[1:])):
+        while at < len(known) and _close(known[at][0], row[0], tolerance):
+            if same_row(known[at], row, tolerance):
                 return True
             at += 1
         return False
