@@ -413,6 +413,10 @@ def test_models_kept_in_a_module_dict_are_handed_over_as_a_dict_of_models(tmp_pa
     ({"idle_steps": 198, "steps": {}, "untrained": True}, False,
      "so it never trained: its optimizer stepped 198 times, and not once found a gradient"),
     ({"steps": {}, "untrained": True}, True, "no optimizer step was recorded"),  # given trained weights before it ran
+    # an update written by hand (plain SGD, or an Adam without bias correction): it passed as "not counted"
+    ({"steps": {}, "moved": True}, False, "seed 0: its weights moved from their values at its first forward pass, but "
+     "no torch optimizer ever stepped them (the kernel's record): an update written by hand (p -= lr * p.grad), or "
+     "weights copied in after a first forward pass, where the set-up trains with torch's Adam at lr=0.01"),
     ({"steps": {}, "untrained": True, "seeded": 3}, False,  # a loop stepping a global optimizer made for another model
      "seed 0: its weights are still those of a SimpleMLP built right after torch.manual_seed(3), and the kernel "
      "recorded no optimizer step on them, so it never trained"),
@@ -432,6 +436,8 @@ def test_how_each_model_was_stepped_is_the_set_ups_or_named(record, passed, says
         net = _loaded(SimpleMLP(), 33 * 6)
     if record.pop("untrained", False):
         net = dataclasses.replace(net, initial=dict(net.parameters))
+    if record.pop("moved", False):
+        net = dataclasses.replace(net, initial={k: v - 0.01 for k, v in net.parameters.items()})
     net = dataclasses.replace(net, **record)
     exports = Exports(values={"models": {0: net}, "results": {0: {
         "best_epoch": 13, "train_acc": 60.0, "val_acc": 50.0, "test_acc": 55.0}}}, found=True)

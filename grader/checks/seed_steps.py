@@ -17,7 +17,7 @@ from typing import Any
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.mnist import stepped_settings_changed
-from grader.checks.models import learned_elsewhere, never_moved, untrained_cause
+from grader.checks.models import HAND_TRAINED, learned_elsewhere, moved_without_a_step, never_moved, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.seed_starts import Start, built_words, seeded_build
 from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
@@ -155,6 +155,12 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
             lines.append(f"seed {seed}: its weights are still those of {built_words(Start(True, *fresh), reference)}, "
                          "and the kernel recorded no optimizer step on them, so it never trained (its loop steps an "
                          "optimizer made for another model's parameters, say, or none)")
+            continue
+        if optimizer and moved_without_a_step(net):  # which rule moved it, the record cannot say
+            off.append(seed)
+            lines.append(f"seed {seed}: {HAND_TRAINED}, where the set-up trains with torch's {optimizer}"
+                         + (f" at lr={lr:g}" if lr else "") + "; what such an update does cannot be read from the "
+                         "record, so it is not counted as the set-up's training")
             continue
         otherwise = _trained_otherwise(net, optimizer, lr)
         if otherwise:
