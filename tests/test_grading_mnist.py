@@ -854,6 +854,7 @@ def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_i
     (lambda x: x.flip(-1), False),  # a flip in the lambda: the sums alone would not show it
     (lambda x: torch.cat([x[:980], x[980:].flip(-1)]), False),  # an augmentation on a few images in a hundred
     (lambda x: (x - 0.1307) / 0.3081, False),
+    (lambda x: x.half(), True),  # in half precision: the same images to 1e-3, neither changed nor exact
 ])
 def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(roots, tmp_path, feed, passed):
     """PILToTensor with a lambda dividing by 255, or a lambda flattening the image, lost preprocessing as "a function
@@ -864,10 +865,37 @@ def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(ro
     drawn = torch.randint(len(train.X), (1024,), generator=torch.Generator().manual_seed(0))
     rows = tuple(row_signatures(feed(train.X[drawn])))
     net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_rows=rows, input_range=(0.0, 1.0))
-    loader = dataclasses.replace(LOADER, transform="Compose(\n    PILToTensor()\n    Lambda()\n)")
+    half = feed(train.X[:1]).dtype == torch.float16  # the code reading decides: here, ToTensor alone
+    pipeline = "ToTensor()" if half else "Compose(\n    PILToTensor()\n    Lambda()\n)"
+    loader = dataclasses.replace(LOADER, transform=pipeline)
     outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader, "model": net}, data_root=roots["tiny"])
     assert outcome.passed is passed, outcome.message
+    if half:
+        return
     assert outcome.message.startswith("The images reached `model` in training unchanged") is passed, outcome.message
+
+
+@pytest.mark.parametrize("feed, split", [
+    (lambda x: (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1), "train"),
+    (lambda x: 1 - x, "train"),  # inverted: the range is [0, 1] all the same
+    (lambda x: x, "test"),  # the validation images: unchanged, and fixed-setup's to name, not this check's
+])
+def test_noise_or_inversion_in_the_loop_is_measured_where_the_range_and_the_code_show_nothing(roots, tmp_path, feed,
+                                                                                               split):
+    """ToTensor in the loader, then Gaussian noise clamped to [0, 1], or 1 - x, in the training loop: the code reads
+    as unchanged and the values stay in [0, 1], so it passed. The rows of the first batches show it."""
+    from grader.kernel.kernel_probe import row_signatures
+
+    images = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": split}).X[:256]
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_rows=tuple(row_signatures(feed(images))),
+                              input_range=(0.0, 1.0))
+    loader = dataclasses.replace(LOADER, transform="ToTensor()")
+    outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader, "model": net}, data_root=roots["tiny"],
+                       code=((2, "transform = transforms.ToTensor()"),))
+    assert outcome.passed is (split == "test"), outcome.message
+    if split == "train":
+        assert outcome.message.startswith("Of the 256 rows of `model`'s first training batches (the kernel's record), "
+                                          "0 are the task's images as its transform gives them, even to 1%")
 
 
 @pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.5), False), ((), False)])

@@ -21,6 +21,7 @@ from grader.checks.models import (
     HAND_TRAINED,
     chance_level,
     fed_from,
+    signature_table,
     fed_ranges,
     fed_unlike,
     measured_accuracy,
@@ -491,45 +492,61 @@ def _fed_otherwise(ctx: CheckContext, model: str, low: float, high: float) -> st
             "the code reading cannot follow.")
 
 
-def _fed_unchanged(ctx: CheckContext, model: str, train_data: dict | None) -> str:
-    """What to say where the rows the kernel recorded in the model's first training batches are, all but a stray
-    few, training images exactly as the allowed transforms give them; "" otherwise or where nothing was recorded.
+@dataclass(frozen=True)
+class FedRows:
+    """What the rows of a model's first training batches (the kernel's record) say of the preprocessing."""
+
+    unchanged: str = ""  # all but a stray few are the task's images exactly as the allowed transforms give them
+    changed: str = ""  # fewer than a quarter are, even to 1%: the images were changed on the way, or are others
+
+
+def fed_rows(ctx: CheckContext, model: str, data: list[dict]) -> FedRows:
+    """``FedRows`` of ``model`` against the splits ``data``; empty where nothing was recorded or no split is here.
 
     A row is compared by its sum, sum of squares and position-weighted sum, so a flip or a shift shows, and an
-    augmentation that changed more than one image in a hundred does too; the tolerance (1e-6) lets x / 255 in
-    float64 match.
+    augmentation that changed more than one image in a hundred does too. "Unchanged" allows 1e-6 (x / 255 in
+    float64); "changed" holds even at 1e-2, which the same images in half precision meet, so noise, inversion or
+    normalisation in the training loop show where the range of the values would not.
     """
     net = ctx.exports.values.get(model) if model else None
-    if not train_data or not isinstance(net, ModelValue) or not getattr(net, "input_rows", ()):
-        return ""
+    if not data or not isinstance(net, ModelValue) or len(getattr(net, "input_rows", ())) < 16:
+        return FedRows()
     try:
-        train = ctx.data.make(train_data, ctx.check_id)
+        splits = [ctx.data.make(d, ctx.check_id).X for d in data]
     except DataUnavailable:  # the code reading decides, as it does without a record
-        return ""
-    share = fed_from(net, train.X, tolerance=1e-6)
-    if share is None or (share[1] - share[0]) * 100 > share[1]:
-        return ""
-    return (f"The images reached `{model}` in training unchanged: {share[0]} of the {share[1]} rows of its first "
-            "training batches (the kernel's record) are training images exactly as the task's transform gives them, "
-            "each compared by its sum, sum of squares and position-weighted sum, whatever the code calls its steps.")
+        return FedRows()
+    table = ctx.data.cached(("row signatures", repr(data)), lambda: signature_table(*splits))
+    exact, near = fed_from(net, None, 1e-6, table), fed_from(net, None, 1e-2, table)
+    compared = "each row compared by its sum, sum of squares and position-weighted sum"
+    if (exact[1] - exact[0]) * 100 <= exact[1]:
+        return FedRows(unchanged=f"The images reached `{model}` in training unchanged: {exact[0]} of the {exact[1]} "
+                       "rows of its first training batches (the kernel's record) are the task's images exactly as its "
+                       f"transform gives them, {compared}, whatever the code calls its steps.")
+    if near[0] * 4 < near[1]:
+        return FedRows(changed=f"Of the {near[1]} rows of `{model}`'s first training batches (the kernel's record), "
+                       f"{'only ' * bool(near[0])}{near[0]} are the task's images as its transform gives them, even to "
+                       f"1% ({compared}): the images were changed on their way to the model (normalised, noised, "
+                       "inverted or otherwise transformed, in the pipeline or the training loop), or it was first "
+                       "trained on other inputs.")
+    return FedRows()
 
 
 @check_kind("preprocessing", export=Param(str, "train_loader", export=True),
             allowed=Param(list, ["ToTensor", "Compose"], "the transforms the task allows", of=str),
             model=Param(str, "", "the trained model, whose training inputs the kernel recorded", export=True),
             pixels=Param(list, [0.0, 1.0], "the range of the allowed transforms' pixels", of=(int, float)),
-            train_data=Param(dict, {}, "the training split as the allowed transforms give it: a model fed its "
-                             "images unchanged passed, however the code spells the pipeline",
-                             check=lambda d: data_problem(d) if d else None))
+            data=Param(list, [], "the splits as the allowed transforms give them: a model fed their images unchanged "
+                       "(the kernel's record) passes however the code spells the pipeline, one fed other values fails",
+                       of=dict, check=lambda ds: next(filter(None, map(data_problem, ds)), None)))
 def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = "",
-                  pixels: list | None = None, train_data: dict | None = None) -> Outcome:
+                  pixels: list | None = None, data: list | None = None) -> Outcome:
     """The preprocessing is fixed by the task: measured on the rows the model was fed in training where the kernel
     recorded them, else read from the code, from the loader's transform as exported, and from the values' range."""
     low, high = pixels or (0.0, 1.0)
     given = f"The task keeps it as given ({' + '.join(a for a in allowed if a != 'Compose')} only)"
-    unchanged = _fed_unchanged(ctx, model, train_data)
-    if unchanged:
-        return Outcome(True, unchanged)
+    rows = fed_rows(ctx, model, data or [])
+    if rows.unchanged:
+        return Outcome(True, rows.unchanged)
     used, unclear = transforms_in_code(ctx.code_cells)
     loader = ctx.exports.values.get(export)
     shown = loader.transform if isinstance(loader, LoaderExport) else ""
@@ -560,8 +577,8 @@ def preprocessing(ctx: CheckContext, export: str, allowed: list, model: str = ""
                  f"{built}: if the images go through it anywhere (in the training loop, say), the preprocessing "
                  "changed, and if it is never used, remove it so that the code shows the pipeline it runs.")
         return Outcome(False, f"{where} {given}; change only the learning rate strategy.", details=details)
-    if fed:
-        return Outcome(False, f"{fed} {given}; change only the learning rate strategy.")
+    if fed or rows.changed:
+        return Outcome(False, f"{fed or rows.changed} {given}; change only the learning rate strategy.")
     if unclear or not found:
         why = "; ".join(unclear) or "no transform could be found in the code or the exported loader"
         inside, outside = _fed_calls(ctx, model, low, high)
