@@ -74,7 +74,7 @@ def test_quirks_in_old_outputs_and_missing_cell_ids_do_not_reject_the_code():
 
 
 @pytest.mark.parametrize("quirk", ["ids in a 4.4 file", "outputs on a markdown cell", "a kernelspec without name",
-                                   "cells without metadata", "a cell type no format-4 schema has"])
+                                   "cells without metadata", "a byte-order mark", "a cell type no format-4 schema has"])
 def test_a_field_the_grader_never_reads_does_not_reject_the_code_but_a_cell_it_cannot_read_does(tmp_path, quirk):
     """Each of the first four was refused as "not a valid format-4 notebook": the whole hand-in lost, for a field
     other editors write and the grader never reads. A cell whose type is unknown could be code: refused still."""
@@ -93,10 +93,10 @@ def test_a_field_the_grader_never_reads_does_not_reject_the_code_but_a_cell_it_c
     elif quirk == "cells without metadata":
         for cell in nb["cells"]:
             cell.pop("metadata", None)
-    else:
+    elif quirk != "a byte-order mark":  # that one is written below
         first_markdown["cell_type"] = "heading"
     path = tmp_path / "nb.ipynb"
-    path.write_text(json.dumps(nb))
+    path.write_text(json.dumps(nb), encoding="utf-8-sig" if quirk == "a byte-order mark" else "utf-8")
     if quirk.startswith("a cell type"):
         with pytest.raises(InvalidNotebook, match="not a valid format-4 notebook"):
             read_submission(path)

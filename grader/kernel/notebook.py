@@ -82,7 +82,7 @@ def read_notebook_bytes(path: pathlib.Path, limit: int = MAX_NOTEBOOK_BYTES) -> 
 def parse_notebook_json(raw: bytes) -> object:
     """The notebook file's JSON, within ``NOTEBOOK_JSON`` limits; raises JsonLimitError (a ValueError)."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark some Windows editors put first is no part of the JSON
     except UnicodeDecodeError as e:
         raise JsonLimitError(f"is not valid JSON: it is not UTF-8 text ({e.reason} at byte {e.start})") from None
     return untrusted.loads(text, NOTEBOOK_JSON)
