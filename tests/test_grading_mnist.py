@@ -898,6 +898,24 @@ def test_noise_or_inversion_in_the_loop_is_measured_where_the_range_and_the_code
                                           "0 are the task's images as its transform gives them, even to 1%")
 
 
+@pytest.mark.parametrize("share", [0, 1 / 19, 1 / 2, 1])
+def test_a_model_trained_on_the_validation_images_is_not_credited_for_its_accuracy_on_them(roots, tmp_path, share):
+    """Trained on the test split (or on train and test together): val-accuracy measured memory and kept its 3.5
+    points, as only fixed-setup's step count hinted at it."""
+    from grader.kernel.kernel_probe import row_signatures
+
+    factory = DataFactory(None, roots["tiny"])
+    train, test = (factory.make({"kind": "mnist", "split": s}).X for s in ("train", "test"))
+    taken = round(300 * share)
+    rows = tuple(row_signatures(torch.cat([test[:taken], train[:300 - taken]])))
+    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_rows=rows)
+    outcome = evaluate("mnist-sgd", "val-accuracy", {"model": net}, data_root=roots["tiny"])
+    assert ("but it was trained on them" in outcome.message) is (taken * 20 > 300), outcome.message
+    if taken * 20 > 300:
+        assert f": {taken} of the 300 rows of `model`'s first training batches (the kernel's record) are points of " \
+               "this set" in outcome.message and not outcome.passed
+
+
 @pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.5), False), ((), False)])
 def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, fed, passed):
     """No transform anywhere (the IDX files read with numpy and divided by 255): the code cannot tell, and it kept half

@@ -134,9 +134,12 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
                  "already speaks to that)"),
     training=Param(bool, False, "the data is the split the model trains on: where the kernel's record of its first "
                    "training batches holds few of its points, that is said instead of the hint"),
+    held_out=Param(bool, False, "the data must be unseen in training: where more than one in twenty rows of the "
+                   "model's first training batches (the kernel's record) are its points, the check fails saying so"),
 )
 def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, above: float, below: float,
-             describe: str, hint: str, scheduler: str, chance: bool = True, training: bool = False) -> Outcome:
+             describe: str, hint: str, scheduler: str, chance: bool = True, training: bool = False,
+             held_out: bool = False) -> Outcome:
     """Accuracy of the exported model, measured by the grader on data it makes itself, against a band."""
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
@@ -144,6 +147,12 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     total = len(dataset.Y)
     metrics = {"accuracy": round(acc, 4), "correct": correct, "total": total}
     measured = f"{acc:.2f}% ({correct}/{total}) on {describe}, measured by the grader in eval mode"
+    seen = fed_from(net, dataset.X, 1e-6) if held_out else None
+    if seen is not None and seen[0] * 20 > seen[1]:  # a correct run has none: an image in both splits is rare
+        return Outcome(False, f"Your model scores {measured}, but it was trained on them: {seen[0]} of the {seen[1]} "
+                       f"rows of `{model}`'s first training batches (the kernel's record) are points of this set, so "
+                       "the score is no measure of how it does on data it has not seen. Train on the training split "
+                       "only, and keep this set for measuring.", metrics=metrics)
     needs = [f"at least {min_accuracy:g}%" if min_accuracy > float("-inf") else "",
              f"more than {above:g}%" if above > float("-inf") else "",
              f"less than {below:g}%" if below < float("inf") else ""]
