@@ -199,8 +199,9 @@ def test_a_page_the_notebook_s_folder_cannot_take_goes_to_the_user_s_cache_and_s
     out = capsys.readouterr().out
     page = fallback_page(notebook)
     assert page.is_file() and page.parent == tmp_path / "cache" / "grader" / "pages" and "a reason" in page.read_text()
-    assert f"Feedback page: {page} (not beside the notebook: refusing to write {notebook.with_suffix('.feedback.html')}: it is a folder" \
-        in " ".join(out.split())
+    occupied = notebook.with_suffix(".feedback.html")
+    assert f"Feedback page: {page} (not beside the notebook: refusing to write {occupied}: it is a folder" in \
+        " ".join(out.split())
 
 
 def test_exercise_flag_supplies_missing_metadata(capsys, tmp_path):

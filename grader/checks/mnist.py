@@ -21,13 +21,13 @@ from grader.checks.models import (
     HAND_TRAINED,
     chance_level,
     fed_from,
-    signature_table,
     fed_ranges,
     fed_unlike,
     measured_accuracy,
     moved_without_a_step,
     same_row,
     same_weights,
+    signature_table,
 )
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy

@@ -172,8 +172,8 @@ def _report(args: argparse.Namespace, result: SubmissionResult, title: str) -> N
         unwritten = e
     if unwritten is not None and args.html is None:  # the notebook's folder is read-only, say: the user's cache
         try:
-            moved = f" (not beside the notebook: {unwritten})"
-            path, unwritten = write_page(fallback_page(args.notebook), page), None
+            path, moved, unwritten = (write_page(fallback_page(args.notebook), page),
+                                      f" (not beside the notebook: {unwritten})", None)
         except OutputError:
             pass
     try:

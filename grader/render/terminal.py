@@ -89,20 +89,26 @@ def _pending_row(pending) -> tuple:
             Text(f"{pending.title}: graded by your instructor with data you cannot see.", style="dim"))
 
 
+def _rows(result: SubmissionResult) -> list[tuple]:
+    """(check, result, points, message) of each check and each check left for later, as the terminal shows them."""
+    _, banner_of = shared_problems(result)
+    rows = []
+    for check in result.checks:
+        mark = Text("pass", style="bold green") if check.passed else Text("FAIL", style="bold red")
+        name = check.id + (" (hidden)" if check.visibility == "hidden" else "")
+        message = Text(banner_of[check.id].mark, style="yellow") if check.id in banner_of else Text(check.message)
+        rows.append((Text(name), mark, f"{_points(check.points)}/{_points(check.max_points)}", message))
+    return rows + [_pending_row(pending) for pending in result.pending]
+
+
 def submission_table(result: SubmissionResult, title: str = "") -> Table:
     table = Table(title=Text(title or f"{result.exercise}: {result.student}"), show_lines=True, expand=True)
     table.add_column("Check", no_wrap=True)
     table.add_column("Result", no_wrap=True)
     table.add_column("Points", justify="right", no_wrap=True)
     table.add_column("What it found / what to do", ratio=1)
-    _, banner_of = shared_problems(result)
-    for check in result.checks:
-        mark = Text("pass", style="bold green") if check.passed else Text("FAIL", style="bold red")
-        name = check.id + (" (hidden)" if check.visibility == "hidden" else "")
-        message = Text(banner_of[check.id].mark, style="yellow") if check.id in banner_of else Text(check.message)
-        table.add_row(Text(name), mark, f"{_points(check.points)}/{_points(check.max_points)}", message)
-    for pending in result.pending:
-        table.add_row(*_pending_row(pending))
+    for row in _rows(result):
+        table.add_row(*row)
     return table
 
 
@@ -112,19 +118,9 @@ NARROW_COLUMNS = 72  # below it the table's message column is squeezed away: eac
 def submission_blocks(result: SubmissionResult, title: str = "") -> Group:
     """The table's rows as blocks (check, result and points on one line, the message under it), for a narrow
     terminal, where the table would drop the messages: what to do is what a student reads the self-check for."""
-    _, banner_of = shared_problems(result)
     blocks = [Text(title or f"{result.exercise}: {result.student}", style="bold")]
-    for check in result.checks:
-        mark = Text("pass", style="bold green") if check.passed else Text("FAIL", style="bold red")
-        name = check.id + (" (hidden)" if check.visibility == "hidden" else "")
-        message = Text(banner_of[check.id].mark, style="yellow") if check.id in banner_of else Text(check.message)
-        blocks.append(Text.assemble("\n", (name, "bold"), "  ", mark,
-                                    f"  {_points(check.points)}/{_points(check.max_points)}"))
-        blocks.append(Padding(message, (0, 0, 0, 2)))
-    for pending in result.pending:
-        name, mark, points, message = _pending_row(pending)
-        blocks.append(Text.assemble("\n", name, "  ", mark, f"  {points}"))
-        blocks.append(Padding(message, (0, 0, 0, 2)))
+    for name, mark, points, message in _rows(result):
+        blocks += [Text.assemble("\n", name, "  ", mark, f"  {points}"), Padding(message, (0, 0, 0, 2))]
     return Group(*blocks, Text(""))
 
 
