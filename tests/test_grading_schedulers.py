@@ -75,11 +75,36 @@ def test_a_scheduler_the_grader_cannot_rebuild_is_refused_by_name(tmp_path):
     with pytest.raises(ReplayError, match="it is a `LambdaLR`; the grader replays only torch's own StepLR"):
         replay(exported(tmp_path / "a", lambda_lr))
 
-    class StepLR(lr_scheduler.StepLR):  # same name, the student's own code
+    class Lambda(lr_scheduler.LambdaLR):
         pass
 
-    with pytest.raises(ReplayError, match=r"it is a `StepLR` from `[\w.]*test_grading_schedulers`"):
-        replay(exported(tmp_path / "b", stepped(StepLR(dummy_optimizer(), step_size=5))))
+    with pytest.raises(ReplayError, match=r"it is a `Lambda` from `[\w.]*test_grading_schedulers`, built on torch's "
+                                          "LambdaLR; the grader replays only"):
+        replay(exported(tmp_path / "b", stepped(Lambda(dummy_optimizer(), lambda epoch: 0.9 ** epoch))))
+
+
+def test_a_subclass_of_torch_s_scheduler_is_replayed_as_torch_s_and_a_changed_rule_shows(tmp_path):
+    """A StepLR subclassed to print each step kept "cannot be verified" and lost the replay's half point."""
+    class StepLR(lr_scheduler.StepLR):  # same name, the student's own code
+        def step(self, *args, **kwargs):
+            super().step(*args, **kwargs)
+            print("lr now", self.get_last_lr())
+
+    class Faster(lr_scheduler.StepLR):  # its own rule: halves twice as often
+        def get_lr(self):
+            return [group["lr"] * (self.gamma if self.last_epoch % (self.step_size // 2) == 0 and self.last_epoch
+                                   else 1) for group in self.optimizer.param_groups]
+
+    for made, same in ((StepLR, True), (Faster, False)):
+        optimizer = dummy_optimizer()
+        scheduler, lrs = made(optimizer, step_size=4, gamma=0.5), []
+        for _ in range(30):
+            optimizer.step()
+            scheduler.step()
+            lrs.append(optimizer.param_groups[0]["lr"])
+        rebuilt, _, run = replay(exported(tmp_path / made.__name__, scheduler))
+        assert rebuilt.endswith(f"(torch's class under your {made.__name__})") and rebuilt.startswith("StepLR(")
+        assert (run == pytest.approx(lrs, rel=1e-9)) is same
 
 
 def test_a_tampered_state_is_refused_not_evaluated(tmp_path):

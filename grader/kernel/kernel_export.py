@@ -726,7 +726,9 @@ def _stepped_under_scheduler(opt) -> bool | None:
 
 def _scheduler(scheduler, probe: dict | None = None) -> dict:
     optimizer = getattr(scheduler, "optimizer", None)
-    return {"class": type(scheduler).__name__, "module": type(scheduler).__module__,
+    # A class of the notebook's built on one of torch's (to log its steps, say) is replayed as that one.
+    base = next((k.__name__ for k in type(scheduler).__mro__ if k.__module__ == "torch.optim.lr_scheduler"), "")
+    return {"class": type(scheduler).__name__, "module": type(scheduler).__module__, "torch_base": base,
             "state": {k: _jsonable(v) for k, v in scheduler.state_dict().items()},
             "optimizer": _optimizer(optimizer, probe) if optimizer is not None else None,
             "calls": probe["scheduler_calls"](scheduler) if probe and "scheduler_calls" in probe else None}

@@ -81,8 +81,9 @@ def _scheduler(reader: _Reader, s: Any, _: dict) -> SchedulerExport:
     state = _plain(s.get("state", {}))
     calls = s.get("calls")
     calls = tuple(c for c in calls[:1000] if type(c) is int) if isinstance(calls, list) else None
+    base = s.get("torch_base")
     return SchedulerExport(str(s.get("class", "")), str(s.get("module", "")), state if isinstance(state, dict) else {},
-                           optimizer, calls)
+                           optimizer, calls, base if isinstance(base, str) else "")
 
 
 def _loader(reader: _Reader, d: Any, _: dict) -> LoaderExport:

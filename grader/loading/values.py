@@ -49,6 +49,7 @@ class SchedulerExport:
     state: dict
     optimizer: OptimizerExport | None
     calls: tuple[int, ...] | None = None  # its optimizer's step count at each of its step() calls (the kernel's probe)
+    torch_base: str = ""  # the nearest of torch's scheduler classes it is built on (itself, for one of torch's)
 
 
 @dataclass(frozen=True)
