@@ -36,6 +36,12 @@ COURSE_MLP = "The course's network is linear 784→128, relu, linear 128→10."
 
 
 @pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    """An untrained 784-128-10 network exported and loaded once: each test sets its records with dataclasses.replace."""
+    return exported(MnistMLP(), tmp_path_factory.mktemp("mlp"))
+
+
+@pytest.fixture(scope="module")
 def roots(tmp_path_factory):
     full = unpacked_root(tmp_path_factory)
     base = tmp_path_factory.mktemp("mnist-subsets")
@@ -163,17 +169,6 @@ def test_a_hand_written_momentum_update_beside_an_exported_plain_sgd_loses_the_o
         "forward pass, but no torch optimizer ever stepped them (the kernel's record)")
     assert "no optimizer or scheduler setting of the notebook's drove this run" in checks["train-accuracy"].message
     assert checks["preprocessing"].passed and checks["architecture"].passed
-
-
-def test_batches_sliced_in_stored_order_beside_an_exported_shuffling_loader_are_not_shuffled(roots):
-    """Tensors sliced 64 at a time in the files' order, every epoch; the exported DataLoader shuffles but is never
-    used. fixed-setup read its shuffle=True and passed."""
-    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "sliced-in-order.ipynb", "tiny"))
-    assert not checks["fixed-setup"].passed and checks["fixed-setup"].message == (
-        "`model`'s first 128 training inputs were the first 128 training images in their stored order (the kernel's "
-        "record of its first training batches), so the data was not shuffled, whatever `train_loader` says: draw the "
-        "batches from a DataLoader with shuffle=True, which reshuffles every epoch.")
-    assert checks["optimizer"].passed and checks["preprocessing"].passed
 
 
 def test_adam_batch_size_changed(roots):
@@ -504,6 +499,27 @@ def test_fixed_setup_counts_steps_over_the_roots_training_images(roots, exercise
     assert (outcome.passed, outcome.message) == (verdict, message)
 
 
+@pytest.mark.parametrize("order, passed", [("stored", False), ("shuffled", True), ("stored after a stray call", True)])
+def test_batches_taken_in_the_files_order_are_not_shuffled_whatever_the_loader_says(roots, order, passed):
+    """Tensors sliced 64 at a time in the files' order, every epoch, beside an exported DataLoader that shuffles and
+    is never used: fixed-setup read its shuffle=True and passed. The kernel records the rows in the order fed."""
+    from grader.kernel.kernel_probe import row_signatures
+
+    train = DataFactory(None, roots["small"]).make({"kind": "mnist", "split": "train"}).X
+    first = {"stored": train[:256], "shuffled": train[torch.randperm(len(train))[:256]],
+             "stored after a stray call": torch.cat([torch.rand(2, 1, 28, 28), train[:254]])}[order]
+    model = dataclasses.replace(_trained(15 * 79), input_rows=tuple(row_signatures(first)))
+    outcome = evaluate("mnist-sgd", "fixed-setup", {"optimizer": _optimizer(15 * 79), "train_loader": LOADER,
+                                                    "history": {"train_loss": [1.0] * 15}, "model": model},
+                       roots["small"])
+    assert outcome.passed is passed, outcome.message
+    if not passed:
+        assert outcome.message == (
+            "`model`'s first 128 training inputs were the first 128 training images in their stored order (the "
+            "kernel's record of its first training batches), so the data was not shuffled, whatever `train_loader` "
+            "says: draw the batches from a DataLoader with shuffle=True, which reshuffles every epoch.")
+
+
 def test_sweep_reports_are_compared_to_the_image(roots, tmp_path):
     cnn = MnistCNN()
     with torch.no_grad():  # it answers "4" for every image: 9.83% of the tiny subset's training digits, 12.33% of its test
@@ -637,9 +653,9 @@ def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each
             "batches of 64 over the 1,200 training images make 19: another batch size, or other training data"),
     (3 * 19, ""),  # 3 epochs of batches of 64, as its curves record: the epochs are named elsewhere, not the batches
 ])
-def test_a_sweep_s_batch_size_is_read_from_each_model_s_steps(tmp_path, steps, says):
+def test_a_sweep_s_batch_size_is_read_from_each_model_s_steps(steps, says, mlp):
     """Batches of 256 in every run (the task fixes 64) got 11/11: the runs are alike among themselves."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps={"fc1.weight": steps})
+    net = dataclasses.replace(mlp, steps={"fc1.weight": steps})
     epochs = {0.001: 3 if steps == 3 * 19 else 5}
     assert " ".join(_batches_unlike({0.001: net}, epochs, 1200, 64)) == says
 
@@ -649,10 +665,10 @@ def _trained_by(cls: str, group: dict) -> OptimizerExport:
                                                               | group,), {}, 100)
 
 
-def test_what_a_cycling_scheduler_does_to_the_optimizer_is_the_schedulers(tmp_path):
+def test_what_a_cycling_scheduler_does_to_the_optimizer_is_the_schedulers(mlp):
     """OneCycleLR moves Adam's first beta (and SGD's momentum) with the LR by default: not the student's setting, but
     plain SGD with momentum is no longer plain SGD."""
-    net = exported(MnistMLP(), tmp_path)
+    net = mlp
     cycle = SchedulerExport("OneCycleLR", "torch.optim.lr_scheduler", {"cycle_momentum": True, "use_beta1": True,
                                                                         "last_epoch": 300}, None)
     adam = _trained_by("Adam", {"betas": [0.9499, 0.999], "eps": 1e-8, "weight_decay": 0, "amsgrad": False})
@@ -672,10 +688,10 @@ def test_what_a_cycling_scheduler_does_to_the_optimizer_is_the_schedulers(tmp_pa
         "with cycle_momentum=False), and the task keeps plain SGD: pass cycle_momentum=False.")
 
 
-def test_a_model_still_at_its_first_weights_is_told_so_not_to_train_longer(roots, tmp_path):
+def test_a_model_still_at_its_first_weights_is_told_so_not_to_train_longer(roots, mlp):
     """The kernel records each parameter at its module's first forward pass: weights that never moved are not a
     learning-rate problem."""
-    net = exported(MnistMLP(), tmp_path)
+    net = mlp
     never = dataclasses.replace(net, initial=dict(net.parameters))
     outcome = evaluate("mnist-adam", "val-accuracy", {"model": never}, roots["tiny"])
     assert not outcome.passed and "Every weight of `model` is still what it was at its first forward pass. If `model` " \
@@ -695,9 +711,9 @@ def test_a_model_still_at_its_first_weights_is_told_so_not_to_train_longer(roots
     assert "still what it was" not in evaluate("mnist-adam", "val-accuracy", {"model": moved}, roots["tiny"]).message
 
 
-def test_a_scheduler_stepped_once_per_batch_is_named_when_the_accuracy_falls_short(roots, tmp_path):
+def test_a_scheduler_stepped_once_per_batch_is_named_when_the_accuracy_falls_short(roots, mlp):
     torch.manual_seed(0)  # a fixed untrained draw: an unseeded one lands outside the chance band now and then
-    net = exported(MnistMLP(), tmp_path)  # untrained: it falls short; nothing recorded, so no "first weights" advice
+    net = mlp  # untrained: it falls short; nothing recorded, so no "first weights" advice
     per_batch = SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 3752, "step_size": 2},
                                 OptimizerExport("Adam", "torch.optim.adam", ({"lr": 1e-9},), {}, 3752))
     outcome = evaluate("mnist-adam", "val-accuracy", {"model": net, "scheduler": per_batch}, roots["tiny"])
@@ -757,8 +773,8 @@ def test_pil_to_tensor_made_float32_is_read_as_to_tensor_from_the_code():
         assert outcome.passed is passed, outcome.message
 
 
-def test_a_setting_changed_in_a_later_param_group_is_named_with_its_group(tmp_path):
-    net = exported(MnistMLP(), tmp_path)
+def test_a_setting_changed_in_a_later_param_group_is_named_with_its_group(mlp):
+    net = mlp
     plain = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
     sgd = OptimizerExport("SGD", "torch.optim.sgd", ({"lr": 0.05, "n_params": 202} | plain,
                                                      {"lr": 0.05, "n_params": 101568} | plain | {"weight_decay": 1e-3}),
@@ -833,10 +849,10 @@ def test_a_transform_built_in_the_code_but_not_in_the_loader_is_said_to_be_so():
 @pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.996), True), ((-0.4242, 2.821), False),
                                          ((0.0, 255.0), False), ((), True),
                                          ((0.0, 1 / 255), False)])  # ToTensor, then / 255 again in a Dataset
-def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_is_silent(tmp_path, fed, passed):
+def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_is_silent(fed, passed, mlp):
     """(x - 0.1307) / 0.3081 in the training loop, with ToTensor as the loader's only transform: every reading of the
     code passed it (10/10). The kernel records the range of what the model was fed in its first training batches."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_range=fed)
+    net = dataclasses.replace(mlp, input_range=fed)
     loader = dataclasses.replace(LOADER, transform="ToTensor()")
     outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader, "model": net},
                        code=((2, "transform = transforms.ToTensor()"),))
@@ -856,7 +872,7 @@ def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_i
     (lambda x: (x - 0.1307) / 0.3081, False),
     (lambda x: x.half(), True),  # in half precision: the same images to 1e-3, neither changed nor exact
 ])
-def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(roots, tmp_path, feed, passed):
+def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(roots, feed, passed, mlp):
     """PILToTensor with a lambda dividing by 255, or a lambda flattening the image, lost preprocessing as "a function
     of your own" although the model was fed ToTensor's pixels: the kernel's record of the rows decides first."""
     from grader.kernel.kernel_probe import row_signatures
@@ -864,7 +880,7 @@ def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(ro
     train = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": "train"})
     drawn = torch.randint(len(train.X), (1024,), generator=torch.Generator().manual_seed(0))
     rows = tuple(row_signatures(feed(train.X[drawn])))
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_rows=rows, input_range=(0.0, 1.0))
+    net = dataclasses.replace(mlp, input_rows=rows, input_range=(0.0, 1.0))
     half = feed(train.X[:1]).dtype == torch.float16  # the code reading decides: here, ToTensor alone
     pipeline = "ToTensor()" if half else "Compose(\n    PILToTensor()\n    Lambda()\n)"
     loader = dataclasses.replace(LOADER, transform=pipeline)
@@ -880,14 +896,14 @@ def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(ro
     (lambda x: 1 - x, "train"),  # inverted: the range is [0, 1] all the same
     (lambda x: x, "test"),  # the validation images: unchanged, and fixed-setup's to name, not this check's
 ])
-def test_noise_or_inversion_in_the_loop_is_measured_where_the_range_and_the_code_show_nothing(roots, tmp_path, feed,
-                                                                                               split):
+def test_noise_or_inversion_in_the_loop_is_measured_where_the_range_and_the_code_show_nothing(roots, feed, split,
+                                                                                               mlp):
     """ToTensor in the loader, then Gaussian noise clamped to [0, 1], or 1 - x, in the training loop: the code reads
     as unchanged and the values stay in [0, 1], so it passed. The rows of the first batches show it."""
     from grader.kernel.kernel_probe import row_signatures
 
     images = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": split}).X[:256]
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_rows=tuple(row_signatures(feed(images))),
+    net = dataclasses.replace(mlp, input_rows=tuple(row_signatures(feed(images))),
                               input_range=(0.0, 1.0))
     loader = dataclasses.replace(LOADER, transform="ToTensor()")
     outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": loader, "model": net}, data_root=roots["tiny"],
@@ -899,7 +915,7 @@ def test_noise_or_inversion_in_the_loop_is_measured_where_the_range_and_the_code
 
 
 @pytest.mark.parametrize("share", [0, 1 / 19, 1 / 2, 1])
-def test_a_model_trained_on_the_validation_images_is_not_credited_for_its_accuracy_on_them(roots, tmp_path, share):
+def test_a_model_trained_on_the_validation_images_is_not_credited_for_its_accuracy_on_them(roots, share, mlp):
     """Trained on the test split (or on train and test together): val-accuracy measured memory and kept its 3.5
     points, as only fixed-setup's step count hinted at it."""
     from grader.kernel.kernel_probe import row_signatures
@@ -908,7 +924,7 @@ def test_a_model_trained_on_the_validation_images_is_not_credited_for_its_accura
     train, test = (factory.make({"kind": "mnist", "split": s}).X for s in ("train", "test"))
     taken = round(300 * share)
     rows = tuple(row_signatures(torch.cat([test[:taken], train[:300 - taken]])))
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_rows=rows)
+    net = dataclasses.replace(mlp, input_rows=rows)
     outcome = evaluate("mnist-sgd", "val-accuracy", {"model": net}, data_root=roots["tiny"])
     assert ("but it was trained on them" in outcome.message) is (taken * 20 > 300), outcome.message
     if taken * 20 > 300:
@@ -917,10 +933,10 @@ def test_a_model_trained_on_the_validation_images_is_not_credited_for_its_accura
 
 
 @pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.5), False), ((), False)])
-def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, fed, passed):
+def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(fed, passed, mlp):
     """No transform anywhere (the IDX files read with numpy and divided by 255): the code cannot tell, and it kept half
     the point. Fed exactly [0, 1] in training, the pixels are ToTensor's."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_range=fed)
+    net = dataclasses.replace(mlp, input_range=fed)
     outcome = evaluate("mnist-sgd", "preprocessing", {"model": net}, code=((2, "x = images.astype('float32') / 255"),))
     assert outcome.passed is passed and (outcome.fraction == 0.5) is (not passed), outcome.message
 
@@ -940,10 +956,10 @@ def test_pixels_scaled_by_hand_are_decided_by_what_the_model_was_fed(tmp_path, f
                                                          "log-probabilities in 20 of its first calls"),
     ({"cross_entropy": 316}, ""),
 ])
-def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_record(roots, tmp_path, calls, says):
+def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_record(roots, calls, says, mlp):
     """Label smoothing, a softmax before CrossEntropyLoss, and gradient clipping, all in the loop with the model left
     as the course's: each got 10/10. The kernel records the run's cross_entropy calls and clipping."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), loss_calls=calls)
+    net = dataclasses.replace(mlp, loss_calls=calls)
     outcome = evaluate("mnist-adam", "fixed-setup", {"optimizer": _optimizer(4 * 79), "history": {
         "train_loss": [1.0] * 4}, "model": net}, roots["small"])
     assert outcome.passed is not says and says in outcome.message, outcome.message
@@ -954,11 +970,11 @@ def test_a_loss_or_gradients_changed_in_the_loop_are_named_from_the_kernels_reco
     (6 * 79, "`model`'s parameters took 474 optimizer steps since they were last at their start, 158 more than "
              "`optimizer` made: the model went on from an earlier run"),
 ])
-def test_a_model_carried_on_from_an_earlier_run_is_named_from_the_steps_since_its_start(roots, tmp_path, since, says):
+def test_a_model_carried_on_from_an_earlier_run_is_named_from_the_steps_since_its_start(roots, since, says, mlp):
     """An SGD run, then the Adam run on the same model, never reset: the Adam optimizer and the history agree with
     each other, so the run looked whole (10.5/10.5). The kernel counts the steps since the weights were last at their
     recorded start when an optimizer took over."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), steps={"fc1.weight": since})
+    net = dataclasses.replace(mlp, steps={"fc1.weight": since})
     outcome = evaluate("mnist-adam", "fixed-setup", {"optimizer": _optimizer(4 * 79), "history": {
         "train_loss": [1.0] * 4}, "model": net}, roots["small"])
     assert outcome.passed is not says and says in outcome.message, outcome.message
@@ -968,10 +984,10 @@ def test_a_model_carried_on_from_an_earlier_run_is_named_from_the_steps_since_it
     (((-0.8, 3.9),) + ((0.0, 1.0),) * 19, True),  # print(model(torch.randn(...)).shape) first, then ToTensor batches
     (((0.0, 1.0),) + ((-0.4242, 2.821),) * 19, False),  # normalised in the loop from the second batch on
 ])
-def test_one_stray_call_is_not_taken_for_the_training(tmp_path, calls, passed):
+def test_one_stray_call_is_not_taken_for_the_training(calls, passed, mlp):
     """A shape check on torch.randn before training is a training-mode call too: what most of the first calls were
     fed decides, and a correct notebook that checks its model's shape first is not told its pixels were normalised."""
-    net = dataclasses.replace(exported(MnistMLP(), tmp_path), input_range=(-0.8, 3.9), input_ranges=calls)
+    net = dataclasses.replace(mlp, input_range=(-0.8, 3.9), input_ranges=calls)
     outcome = evaluate("mnist-sgd", "preprocessing", {"train_loader": dataclasses.replace(LOADER, transform="ToTensor()"),
                                                       "model": net}, code=((2, "transform = transforms.ToTensor()"),))
     assert outcome.passed is passed, outcome.message
