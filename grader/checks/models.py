@@ -281,13 +281,22 @@ def fed_from(net: Any, inputs: Any, tolerance: float = 1e-9, table: Any = None) 
     if len(recorded) < 16 or (table is None and (inputs is None or not len(inputs))):
         return None
     known = signature_table(inputs) if table is None else table
-    sums, found = known[:, 0].contiguous(), 0
-    for row in torch.tensor(recorded, dtype=torch.float64):
-        slack = tolerance * max(1.0, abs(float(row[0])))
-        low, high = torch.searchsorted(sums, torch.stack([row[0] - slack, row[0] + slack])).tolist()
-        near = known[low:high + 1]
-        found += bool(((near - row).abs() <= tolerance * torch.maximum(near.abs(), row.abs()).clamp(min=1.0))
-                      .all(-1).any())
+    rows, found = torch.tensor(recorded, dtype=torch.float64), 0
+    if not len(known):
+        return 0, len(recorded)
+    # Each row against the known rows whose sums lie within its tolerance: a window of the sorted table.
+    sums, slack = known[:, 0].contiguous(), tolerance * rows[:, 0].abs().clamp(min=1.0)
+    lows = torch.searchsorted(sums, rows[:, 0] - slack)
+    highs = torch.searchsorted(sums, rows[:, 0] + slack, right=True)
+    for start in range(0, len(rows), 64):
+        row, low, high = rows[start:start + 64, None], lows[start:start + 64], highs[start:start + 64]
+        width = int((high - low).max())
+        if width <= 0:
+            continue
+        at = low[:, None] + torch.arange(width)
+        near = known[at.clamp(max=len(known) - 1)]
+        close = ((near - row).abs() <= tolerance * torch.maximum(near.abs(), row.abs()).clamp(min=1.0)).all(-1)
+        found += int((close & (at < high[:, None])).any(-1).sum())
     return found, len(recorded)
 
 
