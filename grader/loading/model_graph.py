@@ -33,6 +33,7 @@ import copy
 import math
 import operator
 import pathlib
+from array import array
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -485,10 +486,18 @@ def _finite(value: object, n: int) -> tuple[float, ...]:
 
 def _ranges(value: object, limit: int = 20, width: int = 2) -> tuple[tuple[float, ...], ...]:
     """Up to ``limit`` tuples of ``width`` numbers as the kernel wrote them; () for anything else."""
-    if not isinstance(value, list) or len(value) > limit:
+    if not isinstance(value, list) or not value or len(value) > limit:
         return ()
-    pairs = tuple(_finite(pair, width) for pair in value)
-    return pairs if all(pairs) else ()
+    if not all(type(row) is list and len(row) == width for row in value):
+        return ()
+    flat = [v for row in value for v in row]  # a thousand rows are read at each save in watch mode: one pass
+    if not all(type(v) is float or type(v) is int for v in flat):
+        return ()
+    try:
+        numbers = array("d", flat)
+    except OverflowError:  # an int beyond a float's range
+        return ()
+    return tuple(zip(*[iter(numbers)] * width)) if all(map(math.isfinite, numbers)) else ()
 
 
 def _losses(value: object) -> dict:
