@@ -125,7 +125,7 @@ def test_sgd_two_epochs_instead_of_fifteen(roots):
                                              "training images, but the task fixes 15 epochs.")
     # PILToTensor, then a lambda dividing by 255 and flattening: ToTensor's pixels, which lost the point as "changed"
     assert checks["preprocessing"].passed and checks["preprocessing"].message.startswith(
-        "The images reached `model` in training unchanged: 1024 of the 1024 rows of its first training batches")
+        "The images reached `model` in training unchanged: 512 of the 512 rows of its first training batches")
 
 
 def test_a_plain_sgd_made_anew_each_epoch_is_counted_by_the_model_s_steps(roots):

@@ -530,6 +530,6 @@ def test_a_model_trained_on_another_seed_s_points_is_told_by_the_kernel_s_record
     assert "not from the seed alone: the models for seeds 3 and 18 learned from other points than the training " \
         "split" in by_id(result)["seed-spread"].message, by_id(result)["seed-spread"].message
     message = failed[0].message
-    assert message.startswith("seed 0: 198 steps, 33 epochs of 6 batches; seed 3: of the 604 inputs the kernel "
+    assert message.startswith("seed 0: 198 steps, 33 epochs of 6 batches; seed 3: of the 512 inputs the kernel "
                               "recorded in its first training batches, 0 are points of the training split: it trained "
                               "on other data"), message

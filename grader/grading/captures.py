@@ -13,7 +13,6 @@ again with every model captured. Grading (``grader grade``) never reuses a captu
 
 from __future__ import annotations
 
-import json
 import pathlib
 from dataclasses import dataclass, field
 
@@ -65,9 +64,8 @@ class CaptureCache:
             held = self.graphs.get(key)
             if held is None:
                 return Filled("the export reused a capture the grader does not hold")
-            path.write_text(json.dumps(held | {k: stub[k] for k in FRESH_FIELDS if k in stub}))
-            try:
-                model = load_model(path.parent, filled.budget)
+            try:  # both halves were read within the loader's limits: the stub now, the held graph when learned
+                model = load_model(path.parent, filled.budget, held | {k: stub[k] for k in FRESH_FIELDS if k in stub})
             except ModelLoadError as e:
                 return Filled(f"the reused capture could not be loaded ({e})")
             why = _differs(model, path.parent, stub.get("trace"))

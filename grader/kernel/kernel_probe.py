@@ -75,7 +75,7 @@ RECORDING = [True]  # the export cell turns this off before it traces anything
 #            position-weighted sum) of each row of those calls]
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
-INPUT_ROWS = 1024  # rows of those calls noted per module, each as ``row_signatures`` says
+INPUT_ROWS = 512  # rows of those calls noted per module, each as ``row_signatures`` says (read at each watched save)
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 _GRAD: list = []  # torch.is_grad_enabled, once torch is imported: a call without it is no training step's
 

@@ -364,9 +364,10 @@ def _decode(value, env: dict):
     raise ModelLoadError("the exported graph has an argument the grader cannot read")
 
 
-def _read_graph(path: pathlib.Path, budget: ExportBudget) -> dict:
+def _read_graph(path: pathlib.Path, budget: ExportBudget, data: dict | None = None) -> dict:
     limits = budget.limits
-    data = read_json(path, limits.max_graph_bytes, "the exported graph (graph.json)", budget)
+    if data is None:
+        data = read_json(path, limits.max_graph_bytes, "the exported graph (graph.json)", budget)
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise ModelRefused("the exported graph is malformed")
     if len(data["nodes"]) > limits.max_nodes:
@@ -376,16 +377,17 @@ def _read_graph(path: pathlib.Path, budget: ExportBudget) -> dict:
     return data
 
 
-def load_model(folder: pathlib.Path, budget: ExportBudget | None = None) -> LoadedModel:
+def load_model(folder: pathlib.Path, budget: ExportBudget | None = None, graph: dict | None = None) -> LoadedModel:
     """Rebuild the model exported into ``folder`` (graph.json + weights.pt) within the budget of its export.
 
+    ``graph``: the graph already read within the limits (watch mode's reused capture), instead of graph.json.
     Every failure is a ModelLoadError with a message for the student: a broken limit, a malformed graph,
     or a forward pass that would cost too much (``grader.loading.guard.check_forward``).
     """
     budget = budget or ExportBudget()
     try:
         budget.take("models", 1, "one more model")
-        model = _rebuild(folder, budget)
+        model = _rebuild(folder, budget, graph)
         check_forward(model.module, model.input_shape, model.static_batch, budget.limits)
         return model
     except ModelLoadError:
@@ -398,8 +400,8 @@ def load_model(folder: pathlib.Path, budget: ExportBudget | None = None) -> Load
         raise ModelRefused(f"the exported graph is malformed ({type(e).__name__})") from None
 
 
-def _rebuild(folder: pathlib.Path, budget: ExportBudget) -> LoadedModel:
-    data = _read_graph(folder / "graph.json", budget)
+def _rebuild(folder: pathlib.Path, budget: ExportBudget, graph: dict | None = None) -> LoadedModel:
+    data = _read_graph(folder / "graph.json", budget, graph)
     weights = read_tensors(folder / "weights.pt", "the model's weights file (weights.pt)", budget)
     shape, batch = model_input(data, budget.limits)
     if not isinstance(data.get("trainable") or {}, dict):
