@@ -47,8 +47,9 @@ def roots(tmp_path_factory):
     base = tmp_path_factory.mktemp("mnist-subsets")
     return {"mnist-sgd": subset_root(full, base / "sgd", 10_000, 2_000),
             "mnist-adam": subset_root(full, base / "adam", 40_000, 10_000),
-            "lr-sweep": subset_root(full, base / "cnn", 1_200, 500),
+            "lr-sweep": subset_root(full, base / "cnn", 800, 500),
             "tiny": subset_root(full, base / "tiny", 600, 300),
+            "sweep": subset_root(full, base / "sweep", 320, 300),
             "small": subset_root(full, base / "small", 5_000, 1_000)}
 
 
@@ -208,14 +209,14 @@ def test_adam_preprocessing_changed(roots):
 
 
 def test_sweep_reported_accuracies_that_are_not_the_models(roots):
-    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "typed-val-accs.ipynb", "tiny"))
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "typed-val-accs.ipynb", "sweep"))
     check = checks["reported-vs-measured"]
     assert not check.passed
     assert "lr=0.0001: reported val 97.00% but the exported model scores" in check.message
 
 
 def test_sweep_with_one_learning_rate_for_all(roots):
-    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "same-lr.ipynb", "tiny"))
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "same-lr.ipynb", "sweep"))
     assert not checks["1e-3-beats-1e-4"].passed
     # One epoch per rate (to keep the test short): the comparison is said not to hold, and the epochs named too.
     order = checks["1e-3-beats-1e-4"]
@@ -229,7 +230,7 @@ def test_sweep_with_one_learning_rate_for_all(roots):
 
 
 def test_sweep_with_swapped_labels(roots):
-    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "swapped-labels.ipynb", "tiny"))
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "swapped-labels.ipynb", "sweep"))
     assert checks["architecture"].passed  # the CNN as one nn.Sequential
     assert checks["reported-vs-measured"].passed  # each report matches the model stored beside it
     labels = checks["labels-match-runs"]
@@ -608,7 +609,7 @@ def test_sweep_labels_name_one_run_stored_twice_and_missing_records(tmp_path):
     ("state-dict-copies", "Whether each model is stored under its own learning rate could not be checked")])
 def test_sweep_models_stored_as_copies_after_training_keep_the_labels_point(roots, notebook, says):
     """Correct sweeps that store a copy of each trained model; they were told "one run, or one model stored twice"."""
-    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / f"{notebook}.ipynb", "tiny"))
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / f"{notebook}.ipynb", "sweep"))
     assert all(c.passed for c in checks.values()), [(c.id, c.message) for c in checks.values() if not c.passed]
     labels = checks["labels-match-runs"]
     assert labels.message.startswith(says) and "one run" not in labels.message
@@ -618,7 +619,7 @@ def test_sweep_models_stored_as_copies_after_training_keep_the_labels_point(root
 
 def test_sweep_models_that_never_trained_are_named_as_such_not_as_one_run(roots):
     """Each run's optimizer was built on another model: three distinct models, none of them ever updated."""
-    labels = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "optimizer-on-another-model.ipynb", "tiny"))[
+    labels = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "optimizer-on-another-model.ipynb", "sweep"))[
         "labels-match-runs"]
     assert not labels.passed
     assert labels.message.startswith("The models under lr=0.0001, lr=0.001 and lr=0.01 never changed from the weights "
@@ -641,7 +642,7 @@ def test_sweep_models_that_never_trained_are_named_as_such_not_as_one_run(roots)
 def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each_model(roots, notebook, says):
     """Both got 10/10: the labels, starts and curves are all right. The kernel's per-parameter step record shows
     what the runs did instead."""
-    result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{notebook}.ipynb", "tiny")
+    result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{notebook}.ipynb", "sweep")
     failed = [c for c in result.checks if not c.passed]
     assert [c.id for c in failed] == ["1e-3-beats-1e-4"], [(c.id, c.message) for c in failed]
     assert failed[0].points == 1.5 and says in failed[0].message, failed[0].message
