@@ -492,7 +492,7 @@ def _ranges(value: object, limit: int = 20, width: int = 2) -> tuple[tuple[float
         return ()
     if not all(type(row) is list and len(row) == width for row in value):
         return ()
-    flat = [v for row in value for v in row]  # a thousand rows are read at each save in watch mode: one pass
+    flat = [v for row in value for v in row]  # hundreds of rows are read at each save in watch mode: one pass
     if not all(type(v) is float or type(v) is int for v in flat):
         return ()
     try:
