@@ -292,3 +292,27 @@ def test_a_model_trained_on_standardised_points_is_told_so_not_to_train_longer(e
     assert ("0 are among the 180 training points (20 per cell, noise 0.1, seed 0): it learned from other numbers (the "
             "points normalised or otherwise changed on their way to the model, or other data)") in fits.message
 
+
+
+@pytest.mark.parametrize("bias, steps, wedges", [(False, 300, True), (True, 5, False), (True, 300, False)])
+def test_a_network_without_biases_is_told_it_cannot_fit_not_to_train_longer(tmp_path, bias, steps, wedges):
+    """nn.Linear(..., bias=False) throughout: its class regions are wedges from the origin, and the centre cell's
+    points share rays with the outer cells'. It was told to train longer, raise the LR or try another seed."""
+    from mnist_support import evaluate, exported
+    from torch import nn
+
+    from reference.data import generate_checkerboard_dataset
+
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(2, 16, bias=bias), nn.ReLU(), nn.Linear(16, 3, bias=bias))
+    data = generate_checkerboard_dataset(20, 0.1, 0)
+    optimizer = torch.optim.Adam(net.parameters(), 0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(data.X), data.Y).backward()
+        optimizer.step()
+    outcome = evaluate("tiny-model", "fits-training-data", {"model": exported(net, tmp_path, input_shape=(2,))})
+    assert ("its class regions are wedges from the origin" in outcome.message) is wedges, outcome.message
+    assert outcome.passed is (bias and steps == 300)
+    if wedges:
+        assert "Give its layers biases." in outcome.message and "Train for more steps" not in outcome.message

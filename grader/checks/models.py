@@ -172,7 +172,8 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
-              or (at_chance(acc, dataset.Y) if too_low and chance else "") or by_hand + hint)
+              or (at_chance(acc, dataset.Y) if too_low and chance else "")
+              or (wedges_only(net, dataset.X, dataset.Y, f"`{model}`") if too_low else "") or by_hand + hint)
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {ctx.cut_short(advice)}".strip(),
                    metrics=metrics)
 
@@ -376,6 +377,33 @@ def at_chance(acc: float, labels: Any) -> str:
             "never trained, its training paired the points with other points' labels (inputs and labels shuffled or "
             "sorted apart), it learned on inputs other than the raw points the grader gives it (scaled or normalised "
             "in your notebook), or training diverged or got stuck from its start (another seed).")
+
+
+RAY_SCALES = (0.5, 2.0, 4.0)
+RAY_POINTS = 512  # of the data, scaled and compared; and searched for two classes on one ray
+
+
+def wedges_only(net: Any, X: Any, Y: Any, name: str) -> str:
+    """What to say where ``net`` gives every point (of the first RAY_POINTS) the class it gives that point scaled by
+    each of RAY_SCALES, predicting two classes or more, and two points of different labels lie on nearly one ray
+    from the origin (cosine above 0.995): its class regions are wedges from the origin, which cannot hold both. A
+    network without biases is such a model (ReLU and linear layers keep f(ax) = a f(x) for a > 0); "" otherwise."""
+    import torch
+
+    x, y = X[:RAY_POINTS].float(), Y[:RAY_POINTS]
+    with torch.no_grad():
+        classes = net.predict(x)
+        if len(set(classes.tolist())) < 2 or not all(torch.equal(net.predict(x * s), classes) for s in RAY_SCALES):
+            return ""
+    flat = x.reshape(len(x), -1)
+    unit = flat / flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    near = (unit @ unit.T > 0.995) & (y[:, None] != y[None, :])
+    if not bool(near.any()):
+        return ""
+    return (f"{name} gives each of these points the class it gives the same point scaled by 0.5, 2 or 4 (the "
+            f"grader's test on {len(x)} points): its class regions are wedges from the origin, as a network without "
+            "biases (bias=False, or biases kept at zero) draws them, and here points of different classes lie on "
+            "nearly the same ray from the origin, so no training can fit them all. Give its layers biases.")
 
 
 def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
