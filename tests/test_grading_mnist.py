@@ -517,8 +517,10 @@ def test_batches_taken_in_the_files_order_are_not_shuffled_whatever_the_loader_s
     if not passed:
         assert outcome.message == (
             "`model`'s first 128 training inputs were the first 128 training images in their stored order (the "
-            "kernel's record of its first training batches), so the data was not shuffled, whatever `train_loader` "
-            "says: draw the batches from a DataLoader with shuffle=True, which reshuffles every epoch.")
+            "kernel's record of its first training-mode calls), so the data was not shuffled, whatever `train_loader` "
+            "says, or these calls were an evaluation in training mode with gradients on (no model.eval(), no "
+            "torch.no_grad()) before training: draw the batches from a DataLoader with shuffle=True, which reshuffles "
+            "every epoch, and evaluate under model.eval() and torch.no_grad().")
 
 
 def test_sweep_reports_are_compared_to_the_image(roots, tmp_path):
@@ -916,9 +918,10 @@ def test_noise_or_inversion_in_the_loop_is_measured_where_the_range_and_the_code
 
 
 @pytest.mark.parametrize("share", [0, 1 / 19, 1 / 2, 1])
-def test_a_model_trained_on_the_validation_images_is_not_credited_for_its_accuracy_on_them(roots, share, mlp):
-    """Trained on the test split (or on train and test together): val-accuracy measured memory and kept its 3.5
-    points, as only fixed-setup's step count hinted at it."""
+def test_validation_images_in_the_training_record_are_said_beside_the_accuracy_measured_on_them(roots, share, mlp):
+    """Trained on the test split (or on train and test together), val-accuracy said nothing of it. The record cannot
+    tell training on them from an evaluation left in training mode with gradients on, so it is a note, not a verdict:
+    fixed-setup's step count judges the training."""
     from grader.kernel.kernel_probe import row_signatures
 
     factory = DataFactory(None, roots["tiny"])
@@ -927,10 +930,10 @@ def test_a_model_trained_on_the_validation_images_is_not_credited_for_its_accura
     rows = tuple(row_signatures(torch.cat([test[:taken], train[:300 - taken]])))
     net = dataclasses.replace(mlp, input_rows=rows)
     outcome = evaluate("mnist-sgd", "val-accuracy", {"model": net}, data_root=roots["tiny"])
-    assert ("but it was trained on them" in outcome.message) is (taken * 20 > 300), outcome.message
-    if taken * 20 > 300:
-        assert f": {taken} of the 300 rows of `model`'s first training batches (the kernel's record) are points of " \
-               "this set" in outcome.message and not outcome.passed
+    assert ("it was trained on them, or run on them in training mode" in outcome.message) is (taken * 20 > 300)
+    if taken * 20 > 300:  # a note: the record cannot tell training from an evaluation left in training mode
+        assert f"Note: {taken} of the 300 rows of `model`'s first training-mode calls (the kernel's record) are " \
+               "points of this set" in outcome.message
 
 
 @pytest.mark.parametrize("fed, passed", [((0.0, 1.0), True), ((0.0, 0.5), False), ((), False)])

@@ -369,9 +369,11 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
     elif shuffle and isinstance(net, ModelValue) and (first := _in_stored_order(net, train.X)):
         problems.append(f"`{model}`'s first {first} training inputs were the first {first} training images in their "
-                        "stored order (the kernel's record of its first training batches), so the data was not "
+                        "stored order (the kernel's record of its first training-mode calls), so the data was not "
                         "shuffled" + (f", whatever `{loader}` says" if isinstance(handed_out, LoaderExport) else "")
-                        + ": draw the batches from a DataLoader with shuffle=True, which reshuffles every epoch")
+                        + ", or these calls were an evaluation in training mode with gradients on (no model.eval(), "
+                        "no torch.no_grad()) before training: draw the batches from a DataLoader with shuffle=True, "
+                        "which reshuffles every epoch, and evaluate under model.eval() and torch.no_grad()")
     # The model's steps count its current run: the kernel starts them again where the weights are back at their start.
     since = run.model_steps or 0
     if not remade and run.steps and not run.counted_by_model and since > run.steps:
@@ -527,7 +529,7 @@ def fed_rows(ctx: CheckContext, model: str, data: list[dict]) -> FedRows:
                        f"{'only ' * bool(near[0])}{near[0]} are the task's images as its transform gives them, even to "
                        f"1% ({compared}): the images were changed on their way to the model (normalised, noised, "
                        "inverted or otherwise transformed, in the pipeline or the training loop), or it was first "
-                       "trained on other inputs.")
+                       "trained, or run in training mode with gradients on, on other inputs.")
     return FedRows()
 
 
