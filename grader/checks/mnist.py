@@ -25,13 +25,13 @@ from grader.checks.models import (
     fed_unlike,
     measured_accuracy,
     moved_without_a_step,
-    same_row,
+    same_rows,
     same_weights,
-    signature_table,
+    splits_table,
 )
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
-from grader.kernel.kernel_probe import row_signatures
+from grader.kernel.kernel_probe import signature_rows
 from grader.kernel.notebook import without_magics
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
 from grader.source_trees import parse as parse_source
@@ -112,7 +112,7 @@ def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str, s
     if isinstance(net, ModelValue) and optimised != net.n_params:
         problems.append(f"it updates {optimised} parameters, but `{model}` has {net.n_params}: pass it "
                         f"{model}.parameters() of the model you train and export")
-    problems += _trained_otherwise(net, model, expected, cycled, changed) if isinstance(net, ModelValue) else []
+    problems += _stepped_unlike_export(net, model, expected, cycled, changed) if isinstance(net, ModelValue) else []
     metrics = {"initial_lr": lr} if isinstance(lr, (int, float)) else {}
     if problems:
         return Outcome(False, f"`{export}` is torch's {expected}, but {'; and '.join(problems)}.", metrics=metrics)
@@ -121,7 +121,7 @@ def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str, s
     return Outcome(True, f"`{export}` is torch's {expected} ({which} {lr}).{notes}", metrics=metrics)
 
 
-def _trained_otherwise(net: ModelValue, model: str, expected: str, cycled: str, said: list[str]) -> list[str]:
+def _stepped_unlike_export(net: ModelValue, model: str, expected: str, cycled: str, said: list[str]) -> list[str]:
     """How the kernel saw ``net``'s parameters trained unlike the exported optimizer says: by another optimizer class,
     by one made with other settings than those ``said`` of the export (what a scheduler cycles aside), or by no
     torch optimizer at all."""
@@ -291,8 +291,10 @@ def _in_stored_order(net: ModelValue, inputs) -> int:
     recorded = tuple(getattr(net, "input_rows", ()) or ())[:128]
     if len(recorded) < 32 or len(inputs) < len(recorded):
         return 0
-    stored = row_signatures(inputs[:len(recorded)])
-    return len(recorded) if all(same_row(row, known, 1e-6) for row, known in zip(recorded, stored)) else 0
+    import torch
+
+    rows = torch.tensor(recorded, dtype=torch.float64)
+    return len(recorded) if bool(same_rows(rows, signature_rows(inputs[:len(recorded)]), 1e-6).all()) else 0
 
 
 def _loader_notes(loader: LoaderExport | None, name: str, n: int, batch: int, batch_differs: bool) -> list[str]:
@@ -514,10 +516,9 @@ def fed_rows(ctx: CheckContext, model: str, data: list[dict]) -> FedRows:
     if not data or not isinstance(net, ModelValue) or len(getattr(net, "input_rows", ())) < 16:
         return FedRows()
     try:
-        splits = [ctx.data.make(d, ctx.check_id).X for d in data]
+        table = splits_table(ctx, data)
     except DataUnavailable:  # the code reading decides, as it does without a record
         return FedRows()
-    table = ctx.data.cached(("row signatures", repr(data)), lambda: signature_table(*splits))
     exact, near = fed_from(net, None, 1e-6, table), fed_from(net, None, 1e-2, table)
     compared = "each row compared by its sum, sum of squares and position-weighted sum"
     if (exact[1] - exact[0]) * 100 <= exact[1]:

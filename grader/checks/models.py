@@ -11,7 +11,7 @@ from grader.checks.base import CheckContext, CheckFailed, Outcome
 from grader.checks.data import data_problem
 from grader.checks.gradients import carried_gradients
 from grader.checks.registry import Param, check_kind
-from grader.kernel.kernel_probe import row_signatures
+from grader.kernel.kernel_probe import signature_rows
 from grader.loading.values import SchedulerExport
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     total = len(dataset.Y)
     metrics = {"accuracy": round(acc, 4), "correct": correct, "total": total}
     measured = f"{acc:.2f}% ({correct}/{total}) on {describe}, measured by the grader in eval mode"
-    seen = fed_from(net, dataset.X, 1e-6) if held_out else None
+    seen = fed_from(net, dataset.X, 1e-6, splits_table(ctx, [data])) if held_out else None
     # A note, not a verdict: the record cannot tell training on these points from an evaluation of them run in
     # training mode with gradients on (no model.eval(), no torch.no_grad()); the step counts judge the training.
     seen_here = (f" Note: {seen[0]} of the {seen[1]} rows of `{model}`'s first training-mode calls (the kernel's "
@@ -253,22 +253,27 @@ def fed_ranges(net: Any) -> list:
     return list(getattr(net, "input_ranges", ()) or ([net.input_range] if getattr(net, "input_range", ()) else []))
 
 
-def _close(a: float, b: float, tolerance: float) -> bool:
-    return abs(a - b) <= tolerance * max(1.0, abs(a), abs(b))
+def same_rows(one: Any, other: Any, tolerance: float = 1e-9) -> Any:
+    """Which signatures of ``one`` agree with ``other``'s (tensors that broadcast, last dimension the signature), each
+    number to within ``tolerance`` relative to the larger (at least 1)."""
+    import torch
 
-
-def same_row(one: tuple[float, ...], other: tuple[float, ...], tolerance: float = 1e-9) -> bool:
-    """Whether two ``row_signatures`` agree, each number to within ``tolerance`` (relative)."""
-    return all(_close(a, b, tolerance) for a, b in zip(one, other))
+    return ((one - other).abs() <= tolerance * torch.maximum(one.abs(), other.abs()).clamp(min=1.0)).all(-1)
 
 
 def signature_table(*tensors: Any) -> Any:
-    """The ``row_signatures`` of every row of ``tensors``, as one float64 tensor sorted by the rows' sums."""
+    """The ``signature_rows`` of every row of ``tensors``, as one float64 tensor sorted by the rows' sums."""
     import torch
 
-    table = torch.tensor([signature for tensor in tensors for start in range(0, len(tensor), 4096)
-                          for signature in row_signatures(tensor[start:start + 4096])], dtype=torch.float64)
-    return table[table[:, 0].argsort()] if len(table) else table.reshape(0, 3)
+    table = torch.cat([signature_rows(tensor[start:start + 4096]) for tensor in tensors
+                       for start in range(0, len(tensor), 4096)] or [torch.zeros(0, 3, dtype=torch.float64)])
+    return table[table[:, 0].argsort()]
+
+
+def splits_table(ctx: CheckContext, data: list[dict]) -> Any:
+    """The ``signature_table`` of the splits ``data`` (DataFactory descriptions), made once per grading."""
+    splits = [ctx.data.make(d, ctx.check_id).X for d in data]
+    return ctx.data.cached(("row signatures", repr(data)), lambda: signature_table(*splits))
 
 
 def fed_from(net: Any, inputs: Any, tolerance: float = 1e-9, table: Any = None) -> tuple[int, int] | None:
@@ -298,17 +303,16 @@ def fed_from(net: Any, inputs: Any, tolerance: float = 1e-9, table: Any = None) 
         if width <= 0:
             continue
         at = low[:, None] + torch.arange(width)
-        near = known[at.clamp(max=len(known) - 1)]
-        close = ((near - row).abs() <= tolerance * torch.maximum(near.abs(), row.abs()).clamp(min=1.0)).all(-1)
+        close = same_rows(known[at.clamp(max=len(known) - 1)], row, tolerance)
         found += int((close & (at < high[:, None])).any(-1).sum())
     return found, len(recorded)
 
 
-def learned_elsewhere(net: Any, inputs: Any) -> tuple[int, int] | None:
+def learned_elsewhere(net: Any, inputs: Any, table: Any = None) -> tuple[int, int] | None:
     """``fed_from``'s (rows of ``inputs``, rows recorded) where fewer than a quarter were ``inputs``' own: another draw
     of the data, or the points changed on their way in (a half, train + val say, is the step count's to name); None
-    otherwise, or where nothing was recorded."""
-    share = fed_from(net, inputs)
+    otherwise, or where nothing was recorded. ``table``: ``inputs``' ``signature_table``, made once for several."""
+    share = fed_from(net, inputs, table=table)
     return share if share is not None and share[0] * 4 < share[1] else None
 
 

@@ -17,7 +17,14 @@ from typing import Any
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.mnist import stepped_settings_changed
-from grader.checks.models import HAND_TRAINED, learned_elsewhere, moved_without_a_step, never_moved, untrained_cause
+from grader.checks.models import (
+    HAND_TRAINED,
+    learned_elsewhere,
+    moved_without_a_step,
+    never_moved,
+    signature_table,
+    untrained_cause,
+)
 from grader.checks.registry import Param, check_kind
 from grader.checks.seed_starts import Start, built_words, seeded_build
 from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
@@ -131,10 +138,11 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
     the epochs its reported best epoch implies."""
     nets, table = seed_models(ctx, models, seeds), seed_results(ctx, results, seeds)
     train = ctx.data.make(train_data, ctx.check_id).X if train_data else None
+    points = signature_table(train) if train is not None else None  # made once for every seed's model
     lines, off, causes = [], [], []
     for seed in seeds:
         net = nets[seed]
-        share = learned_elsewhere(net, train)
+        share = learned_elsewhere(net, train, points)
         if share is not None:
             off.append(seed)
             lines.append(f"seed {seed}: of the {share[1]} inputs the kernel recorded in its first training batches, "

@@ -23,6 +23,7 @@ from grader.checks.models import (
     learned_elsewhere,
     measured_accuracy,
     never_moved,
+    signature_table,
     untrained_cause,
 )
 from grader.checks.registry import Param, check_kind
@@ -400,15 +401,17 @@ def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict, train_d
 
 def _whose_spread(ctx: CheckContext, nets: dict, train_data: dict | None) -> str:
     """What the spread comes from, as far as the kernel's record of each model's training inputs shows."""
-    train = ctx.data.make(train_data, ctx.check_id) if train_data else None
-    if train is None:
+    if not train_data:
         return "between the seeds' runs"
-    elsewhere = [seed for seed, net in nets.items() if learned_elsewhere(net, train.X)]
+    train = ctx.data.make(train_data, ctx.check_id)
+    table = signature_table(train.X)
+    elsewhere = [seed for seed, net in nets.items() if learned_elsewhere(net, train.X, table)]
     if elsewhere:
         return (f"between the seeds' runs, not from the seed alone: the model{'s' * (len(elsewhere) > 1)} for "
                 f"{seeds_word(elsewhere)} learned from other points than the training split "
                 "(the kernel's record of its first training batches), so the runs differ in their data too")
-    if all((share := fed_from(net, train.X)) is not None and share[0] * 4 >= share[1] * 3 for net in nets.values()):
+    if all((share := fed_from(net, train.X, table=table)) is not None and share[0] * 4 >= share[1] * 3
+           for net in nets.values()):
         return "from the seed alone (each model learned from the training split, the kernel's record shows)"
     return "between the seeds' runs"
 

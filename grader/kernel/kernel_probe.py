@@ -109,13 +109,20 @@ def _first_forward(module, args):
     return None
 
 
-def row_signatures(x) -> list:
-    """(sum, sum of squares, position-weighted sum) of each row of a batch, in float64: which points a model was fed
-    whatever their order, their shape (an image or its flattened row) or their float type; the weighted sum tells a
-    flipped or shifted image from its original. The grader computes the same for the points it knows."""
+def signature_rows(x):
+    """(sum, sum of squares, position-weighted sum) of each row of a batch, as an (n, 3) float64 tensor: which points a
+    model was fed whatever their order, their shape (an image or its flattened row) or their float type; the
+    weighted sum tells a flipped or shifted image from its original. The grader computes the same for its points."""
     rows = x.detach().cpu().double().reshape(len(x), -1)
     weights = rows.new_ones(rows.shape[1]).cumsum(0) / rows.shape[1]
-    return list(zip(rows.sum(1).tolist(), (rows * rows).sum(1).tolist(), (rows @ weights).tolist()))
+    out = rows.new_empty((len(rows), 3))
+    out[:, 0], out[:, 1], out[:, 2] = rows.sum(1), (rows * rows).sum(1), rows @ weights
+    return out
+
+
+def row_signatures(x) -> list:
+    """``signature_rows`` as the record keeps them: a tuple of floats per row."""
+    return [tuple(row) for row in signature_rows(x).tolist()]
 
 
 def _note_input(module, x) -> None:
