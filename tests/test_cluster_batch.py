@@ -314,6 +314,7 @@ def test_workers_elsewhere_without_the_clients_files_grade_as_the_local_pool_doe
 def test_a_scheduler_lost_mid_batch_keeps_what_was_graded_and_exits_4(probes, tmp_path):
     folder = _class(tmp_path / "class", {"ada": ("probe = {'ok': 1}",)} | {
         s: ("import time; time.sleep(15)", "probe = {'ok': 1}") for s in ("bob", "cara")})
+    _config(tmp_path, reconnect_timeout=2)  # what is left is reported 2 s after the scheduler goes (10 s untold)
     with _processes(tmp_path, 1) as (address, scheduler, _):
         batch = subprocess.Popen([sys.executable, "-m", "grader", "grade", str(folder), "--exercise", "probe-a",
                                   "--gradebook", str(tmp_path / "gb.sqlite"), "--cluster", address, "--json"],

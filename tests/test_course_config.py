@@ -96,6 +96,7 @@ CLUSTER = """
 [cluster]
 connect_timeout = 20
 worker_timeout = 900.5
+reconnect_timeout = 4
 mnist_root = "/shared/mnist"
 gpu_exercises = ["mnist-sgd", "mnist-adam"]
 dashboard = ""
@@ -139,7 +140,7 @@ def test_the_cluster_table_loads_with_paths_relative_to_the_file(tmp_path):
     config = load_config(_course_with(tmp_path, CLUSTER, grading='cluster = "slurm"'))
     assert config.cluster_kind == "slurm" and config.executor is None
     assert config.cluster == ClusterSettings(
-        connect_timeout=20.0, worker_timeout=900.5, mnist_root=pathlib.Path("/shared/mnist"),
+        connect_timeout=20.0, worker_timeout=900.5, reconnect_timeout=4.0, mnist_root=pathlib.Path("/shared/mnist"),
         gpu_exercises=("mnist-sgd", "mnist-adam"), dashboard="",
         tls=TlsSettings(tmp_path / "tls/ca.pem", tmp_path / "tls/grader.pem", tmp_path / "tls/grader-key.pem"),
         slurm=SlurmSettings(queue="cpu", account="cs101", walltime="1-02:00:00", memory="8GB", cores=2, jobs=10,

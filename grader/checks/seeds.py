@@ -99,7 +99,9 @@ def seeds_word(seeds: list[int]) -> str:
     return f"seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)}"
 
 
-@functools.lru_cache(maxsize=8)
+# Three runs a seed (restored, not restored, stopped on the test set) for three seeds or more: a cache smaller than
+# what one notebook asks for evicts each run just before it is asked for again, and every check trains it anew.
+@functools.lru_cache(maxsize=64)
 def _course_run(seed: int, restore: bool = True, watch: str = "val") -> dict:
     """The course set-up for ``seed`` run by the reference, once per process: its model's state, best and stop epochs.
 

@@ -50,6 +50,7 @@ FOOTER = '''
 # [cluster]
 # connect_timeout = 30               # seconds to reach the scheduler
 # worker_timeout = 600               # seconds to wait for the first worker (a Slurm queue can be slow)
+# reconnect_timeout = 10             # seconds the scheduler may be unreachable mid-batch
 # mnist_root = "/shared/mnist"       # the MNIST bundle as the workers see it (an absolute path)
 # gpu_exercises = ["mnist-sgd", "mnist-adam"]   # graded on workers that have a GPU
 # dashboard = ":8787"                # the dashboard of a cluster the grader starts ("" for none)

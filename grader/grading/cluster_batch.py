@@ -35,7 +35,6 @@ from grader.grading.secrets import MissingSeed
 from grader.results import SubmissionResult
 
 POLL_S = 0.2
-LOST_AFTER_S = 10.0  # how long the scheduler may be unreachable mid-batch before the rest is reported not graded
 PROGRESS_EVERY_S = 1.0
 
 
@@ -70,6 +69,7 @@ class ClusterSession:
     dashboard: str = ""  # dask's dashboard of a cluster this grader started (with bokeh installed)
     mnist_root: str | None = None
     gpu_exercises: tuple[str, ...] = ()
+    reconnect_timeout: float = 10.0  # seconds the scheduler may be unreachable before what is left is not graded
     counts: dict[str, WorkerCounts] = field(default_factory=dict)
 
     def check_workers(self, exercise: Exercise, version: str) -> None:
@@ -122,7 +122,8 @@ def connect(target: str, workers: int, settings, factories: bool = True) -> Iter
             with _kernel_factories(client, keep=owned) if factories else contextlib.nullcontext():
                 yield ClusterSession(client, address, owned=owned, dashboard=_dashboard(cluster) if owned else "",
                                      mnist_root=str(settings.mnist_root) if settings.mnist_root else None,
-                                     gpu_exercises=tuple(settings.gpu_exercises))
+                                     gpu_exercises=tuple(settings.gpu_exercises),
+                                     reconnect_timeout=settings.reconnect_timeout)
 
 
 @contextlib.contextmanager
@@ -230,7 +231,7 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
             lost = ""
             if client.status != "running":
                 lost_since = lost_since or time.monotonic()
-                if time.monotonic() - lost_since > LOST_AFTER_S:
+                if time.monotonic() - lost_since > session.reconnect_timeout:
                     lost = f"the connection to the dask scheduler at {session.address} was lost ({client.status})"
             else:
                 lost_since = None
@@ -265,8 +266,12 @@ def _wait_any(pending: set) -> None:
 
     if not pending:
         return
-    with contextlib.suppress(Exception):  # a timeout, or a lost scheduler: the caller looks at both
+    started = time.monotonic()
+    try:
         wait(list(pending), timeout=POLL_S, return_when="FIRST_COMPLETED")
+    except Exception:  # noqa: BLE001 - a timeout, or a lost scheduler: the caller looks at both
+        # A lost scheduler fails the wait at once: sleeping out the poll keeps the wait for its return off the CPU.
+        time.sleep(max(0.0, POLL_S - (time.monotonic() - started)))
 
 
 def _outcome(future, job: Job, counts: dict[str, WorkerCounts]) -> SubmissionResult | NotGraded:

@@ -98,6 +98,7 @@ class ClusterSettings:
 
     connect_timeout: float = 30.0  # seconds to reach the scheduler
     worker_timeout: float = 600.0  # seconds to wait for the first worker (a Slurm queue can be slow)
+    reconnect_timeout: float = 10.0  # seconds the scheduler may be unreachable mid-batch before the rest is not graded
     mnist_root: pathlib.Path | None = None  # the MNIST bundle as the workers see it; None: their $MNIST_ROOT
     gpu_exercises: tuple[str, ...] = ()  # exercises graded on workers holding a GPU
     dashboard: str = ":8787"  # the dashboard of a scheduler the grader starts; "": none
@@ -233,6 +234,7 @@ def cluster_settings(table: Table, known: list[str]) -> ClusterSettings:
     settings = ClusterSettings(
         connect_timeout=_positive(table, "connect_timeout", base.connect_timeout),
         worker_timeout=_positive(table, "worker_timeout", base.worker_timeout),
+        reconnect_timeout=_positive(table, "reconnect_timeout", base.reconnect_timeout),
         mnist_root=_worker_path(table, "mnist_root"), gpu_exercises=gpu_exercises, dashboard=dashboard,
         tls=_tls(table), slurm=_slurm(table), kubernetes=_kubernetes(table))
     table.reject_unknown()
