@@ -70,7 +70,7 @@ def graded():
                          "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
                          "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward",
-                         "globals-in-the-body", "hand-update-own-step")}
+                         "globals-in-the-body", "hand-update-own-step", "adamw-by-default")}
 
 
 def test_no_restore_is_diagnosed(graded):
@@ -541,6 +541,17 @@ def test_a_smoothed_default_loss_is_compared_in_its_own_loss_and_costs_a_third_o
                                  "label_smoothing=0.1 (the kernel's record; the course's default criterion is plain "
                                  "nn.CrossEntropyLoss()).")
     assert "(with label_smoothing=0.1, as the run called cross_entropy" in by_id(result)["restored-best"].message
+
+
+def test_another_default_optimizer_than_adam_is_named_by_the_settings_it_stepped_with(graded):
+    """AdamW made when no optimizer is passed (14/14 before): the settings of its first step are not Adam(lr)'s."""
+    failed = [c for c in graded["adamw-by-default"].checks if not c.passed]
+    assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
+    assert failed[0].message == (
+        "The grader passed no optimizer, and your function made AdamW with decoupled_weight_decay=True, "
+        "weight_decay=0.01, where Adam(lr=lr) has decoupled_weight_decay=False, weight_decay=0. The course's default "
+        "is torch.optim.Adam(model.parameters(), lr=lr) with nothing else set: make that one when no optimizer is "
+        "given.")
 
 
 def test_gradients_cleared_between_backward_and_step_are_named_where_the_model_never_trained(graded):

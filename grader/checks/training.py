@@ -192,6 +192,44 @@ def _lr_followed(first_step: object, lr: float) -> tuple[str | None, str]:
             "lr=lr)."), ""
 
 
+# How torch computes a step, not which step it takes: left out when an optimizer's settings are compared.
+_HOW_COMPUTED = frozenset({"foreach", "fused", "capturable", "differentiable"})
+
+
+def _update_settings(group: dict) -> dict:
+    """An optimizer's param-group settings that decide its update (lists as tuples; a decoupled weight decay of 0 is
+    no weight decay)."""
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in group.items()
+                if k not in _HOW_COMPUTED and k not in ("params", "lr", "initial_lr")}
+    if not settings.get("weight_decay"):
+        settings.pop("decoupled_weight_decay", None)
+    return settings
+
+
+def _default_optimizer(first_step: object, lr: float) -> str:
+    """What the optimizer a function made itself (the grader passed none) does otherwise than the course's default,
+    Adam(model.parameters(), lr=lr), read from the settings of its first step; "" where nothing differs, or where no
+    settings were recorded."""
+    import torch
+
+    if not isinstance(first_step, dict) or not isinstance(first_step.get("settings"), dict):
+        return ""
+    made = _update_settings(first_step["settings"])
+    course = _update_settings(torch.optim.Adam([torch.zeros(1)], lr=lr).param_groups[0])
+    name = str(first_step.get("optimizer", "optimizer"))
+    if made.keys() - {"decoupled_weight_decay"} != course.keys() - {"decoupled_weight_decay"}:
+        found = f"{name}, whose settings are not Adam's ({', '.join(sorted(made)) or 'none'})"
+    else:
+        differs = sorted(k for k in made.keys() | course.keys() if made.get(k) != course.get(k))
+        if not differs:
+            return ""
+        found = (f"{name} with " + ", ".join(f"{k}={made.get(k, False)!r}" for k in differs) + ", where Adam(lr=lr) "
+                 "has " + ", ".join(f"{k}={course.get(k, False)!r}" for k in differs))
+    return (f"The grader passed no optimizer, and your function made {found}. The course's default is "
+            "torch.optim.Adam(model.parameters(), lr=lr) with nothing else set: make that one when no optimizer is "
+            "given.")
+
+
 def _steps_said(data: dict) -> str:
     """How the run's optimizer steps were counted, for a run whose count is right or could not be taken."""
     steps = data.get("optimizer_steps")
@@ -287,8 +325,9 @@ def _constant_validation(val_loss: tuple[float, ...], moved: bool) -> str:
 
 
 @check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, the "
-                                           "optimizer's first step as first_step {optimizer, lr}, optimizer_steps and "
-                                           "batches (the training loader's), train_passes and val_passes (the "
+                                           "optimizer's first step as first_step {optimizer, lr, settings}, "
+                                           "optimizer_steps and batches (the training loader's), train_passes and "
+                                           "val_passes (the "
                                            "passes over each loader given), and fed_batches, fed_own_points and "
                                            "fed_val_points (the model's training batches, those of the training "
                                            "loader's points only, and its batches of the validation loader's points "
@@ -301,7 +340,8 @@ def _constant_validation(val_loss: tuple[float, ...], moved: bool) -> str:
 def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int, lr: float,
                       plateau: str = "") -> Outcome:
     """A run that patience cannot stop trains all n_epochs epochs, one optimizer step per training batch, at the lr it
-    was given, with one optimizer throughout (the kernel's record of the run's models, ``trained`` and ``model``)."""
+    was given, with one optimizer throughout (the kernel's record of the run's models, ``trained`` and ``model``): the
+    course's default Adam, where the grader passes none."""
     data = ctx.value(run, "dict")
     ran = len(_floats(data.get("val_loss"), f"`{run}`['val_loss']"))
     trained = as_curve(data.get("train_loss"))
@@ -316,6 +356,7 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
             f"against {ran}): one recorded outside the epochs (an evaluation after training, say). Record one of "
             "each per epoch.")
     rate, rate_note = _lr_followed(data.get("first_step"), lr)
+    default = _default_optimizer(data.get("first_step"), lr)
     if rate is None:  # no torch optimizer stepped: the run at lr=0 shows whether the lr was followed
         rate, rate_note = _lr_at_zero(ctx, plateau, rate_note)
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
@@ -333,7 +374,7 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
                "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
     constant = _constant_validation(_floats(data.get("val_loss"), f"`{run}`['val_loss']")[:ran], kept is False)
     other_batches, validation = _loaders_followed(data, ran)
-    wrong = [m for m in (epochs, rate, steps, restarted, changed, still, constant, *other_batches) if m]
+    wrong = [m for m in (epochs, rate, default, steps, restarted, changed, still, constant, *other_batches) if m]
     if not wrong:
         return Outcome(True, " ".join(filter(None, (
             f"The grader called your function with n_epochs={n_epochs}, patience={patience} and lr={lr:g}: it trained "
