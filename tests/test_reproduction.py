@@ -2,7 +2,14 @@
 
 import re
 
+import pytest
+
 from reference import demos, exercises, published
+
+
+@pytest.fixture(scope="module")
+def steplr():
+    return demos.steplr_demo(log=None)
 
 
 def _unreproduced(result):
@@ -35,8 +42,8 @@ def test_early_stopping_stops_at_33_with_the_published_first_line():
     assert _unreproduced(result) == []  # all logged lines and the restored model's 64.44/53.33/63.33
 
 
-def test_steplr_demo_epoch1_and_lr_column():
-    result = demos.steplr_demo(log=None)
+def test_steplr_demo_epoch1_and_lr_column(steplr):
+    result = steplr
     assert result.log[0] == published.STEPLR_DEMO[0]
     assert [line.rsplit("LR: ", 1)[1] for line in result.log] == published.STEPLR_LR_COLUMN
 
@@ -61,6 +68,6 @@ def test_overfitting_sweep_matches_through_epoch_200_and_stays_close_at_250():
     assert abs(loss - course_loss) <= 0.02 * course_loss and abs(accuracy - course_accuracy) <= 5 * 100 / 180
 
 
-def test_training_is_deterministic_run_to_run():
+def test_training_is_deterministic_run_to_run(steplr):
     # The drifting figures differ from the course only across machines, never between two runs here.
-    assert demos.steplr_demo(log=None).log == demos.steplr_demo(log=None).log
+    assert demos.steplr_demo(log=None).log == steplr.log
