@@ -17,7 +17,7 @@ CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
          "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
-         "training-points-per-seed")
+         "training-points-per-seed", "stops-on-val-accuracy")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -53,6 +53,21 @@ def test_results_typed_by_hand_are_caught(graded):
     assert not check.passed
     assert "val_acc reported 53.33%, measured 54.44%" in check.message
     assert "typed by hand" in check.message
+
+
+def test_a_model_kept_at_another_epoch_of_the_set_ups_run_is_named_by_its_epoch(graded):
+    """Early stopping on the val accuracy, in a loop of one's own (12/12 before): each model is the set-up's run after
+    the epoch of the highest val accuracy, which the grader's own run of the set-up shows."""
+    failed = [c for c in graded["stops-on-val-accuracy"].checks if not c.passed]
+    assert [c.id for c in failed] == ["restored"], [(c.id, c.message) for c in failed]
+    assert failed[0].message == (
+        "seed 0: it holds the course set-up's weights after epoch 30, the epoch of the highest val accuracy, which "
+        "early stopping on it keeps, not those of its best epoch 13, where the val loss was lowest; seed 3: it holds "
+        "the course set-up's weights after epoch 25, the epoch of the highest val accuracy, which early stopping on it "
+        "keeps, not those of its best epoch 27, where the val loss was lowest; seed 18: it holds the course set-up's "
+        "weights after epoch 28, the epoch of the highest val accuracy, which early stopping on it keeps, not those of "
+        "its best epoch 9, where the val loss was lowest. Keep the epoch of the lowest val loss, and stop after 20 "
+        "epochs without a lower one: the set-up's early stopping watches the val loss, as train_model_extended does.")
 
 
 def test_one_seed_for_all_runs_is_caught(graded):

@@ -99,31 +99,84 @@ def seeds_word(seeds: list[int]) -> str:
     return f"seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)}"
 
 
-# Three runs a seed (restored, not restored, stopped on the test set) for three seeds or more: a cache smaller than
-# what one notebook asks for evicts each run just before it is asked for again, and every check trains it anew.
-@functools.lru_cache(maxsize=64)
-def _course_run(seed: int, restore: bool = True, watch: str = "val") -> dict:
-    """The course set-up for ``seed`` run by the reference, once per process: its model's state, best and stop epochs.
+PATIENCE, MAX_EPOCHS = 20, 500  # the set-up's early stopping
 
-    ``restore=False`` leaves the model as the run stopped: where one that was never restored ends; ``watch="test"``
-    stops early on the test set instead of the validation set.
-    """
+
+def _stopping(values: list[float], better: Callable[[float, float], bool], final: bool = False
+              ) -> tuple[int, int] | None:
+    """(best epoch, stop epoch) of early stopping with PATIENCE on ``values`` (one per epoch, from epoch 1), strict
+    improvement as in the course; None while it would not have stopped, unless ``final`` (the run ends there)."""
+    best, best_epoch, waited = None, 0, 0
+    for epoch, value in enumerate(values, start=1):
+        if best is None or better(value, best):
+            best, best_epoch, waited = value, epoch, 0
+        else:
+            waited += 1
+            if waited >= PATIENCE:
+                return best_epoch, epoch
+    return (best_epoch, len(values)) if final and values else None
+
+
+# Keyed by seed alone: every run a check asks about is a prefix of its seed's trajectory.
+@functools.lru_cache(maxsize=32)
+def _course_trajectory(seed: int) -> dict:
+    """The course set-up for ``seed`` trained by the reference epoch by epoch, once per process: the weights before
+    training and after each epoch, and where early stopping on the val loss (the set-up's), on the val loss per
+    sample, on the test loss and on the val accuracy would have kept and stopped. Stopping changes nothing before it,
+    so each of those runs is a prefix of this one; it goes on until all have stopped, MAX_EPOCHS at most."""
     import copy
 
     import torch
 
     from reference.data import course_loaders, course_splits
     from reference.models import SimpleMLP
-    from reference.training import train_model_extended
+    from reference.training import evaluate, train_one_epoch
 
-    loaders = course_loaders(course_splits())
+    splits = course_splits()
+    loaders = course_loaders(splits)
     torch.manual_seed(seed)
     model = SimpleMLP()
-    initial = copy.deepcopy(model.state_dict())
-    history = train_model_extended(model, loaders.train, getattr(loaders, watch), lr=0.01, n_epochs=500,
-                                   logging_interval=None, patience=20, restore_best=restore)
-    return {"best_epoch": history.best_epoch, "stopped": len(history.train_loss), "state": history.model.state_dict(),
-            "initial": initial}
+    criterion, optimizer = torch.nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=0.01)
+    states = [copy.deepcopy(model.state_dict())]
+    curves: dict[str, list[float]] = {"val": [], "val per sample": [], "test": [], "val accuracy": []}
+    lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
+    rules = {"val": lower, "val per sample": lower, "test": lower, "val accuracy": higher}
+    while len(states) <= MAX_EPOCHS:
+        train_one_epoch(model, loaders.train, criterion, optimizer)
+        states.append(copy.deepcopy(model.state_dict()))
+        val_loss, val_acc = evaluate(model, loaders.val, criterion)
+        # Not through a DataLoader: each pass over one draws a number from torch's generator, and the next epoch's
+        # shuffle would not be the set-up's.
+        with torch.no_grad():
+            model.eval()
+            curves["val per sample"].append(criterion(model(splits.val.X), splits.val.Y).item())
+            curves["test"].append(sum(criterion(model(x), y).item()
+                                      for x, y in zip(splits.test.X.split(BATCH), splits.test.Y.split(BATCH))))
+        curves["val"].append(val_loss)
+        curves["val accuracy"].append(val_acc)
+        if all(_stopping(curves[name], better) for name, better in rules.items()):
+            break
+    return {"states": states, **{name: _stopping(curves[name], better, final=True) for name, better in rules.items()}}
+
+
+def _course_run(seed: int, restore: bool = True, watch: str = "val") -> dict:
+    """The course set-up's run for ``seed``: its model's state, best and stop epochs, and its start.
+
+    ``restore=False`` leaves the model as the run stopped: where one that was never restored ends; ``watch="test"``
+    stops early on the test set instead of the validation set.
+    """
+    trajectory = _course_trajectory(seed)
+    best, stopped = trajectory[watch]
+    states = trajectory["states"]
+    return {"best_epoch": best, "stopped": stopped, "state": states[best if restore else stopped],
+            "initial": states[0]}
+
+
+def _epoch_held(model: LoadedModel, seed: int) -> int | None:
+    """The epoch of the course set-up's run for ``seed`` after which the model's weights are exactly these (0: before
+    training); None where they are no epoch's of that run."""
+    states = _course_trajectory(seed)["states"]
+    return next((epoch for epoch, state in enumerate(states) if _same_state(model, state)), None)
 
 
 def _same_state(model: LoadedModel, state: dict, initial: bool = False) -> bool:
@@ -318,7 +371,7 @@ def _why_untrained(net: ModelValue) -> str:
 def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     """Each model must hold its run's best weights; told where its run is the course set-up's own, replayed here."""
     nets = seed_models(ctx, models, seeds)
-    lines, unrestored, on_test, untrained = [], [], [], []
+    lines, unrestored, on_test, untrained, other_epoch = [], [], [], [], []
     for seed in seeds:
         net, best, run = nets[seed], matches_reference(nets[seed], seed), _course_run(seed)
         # A model that started elsewhere cannot be any replay of the course set-up: no replay is run for it.
@@ -338,11 +391,14 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
             lines.append(f"seed {seed}: it is the course set-up's run with early stopping on the test set, restored to "
                          f"epoch {watched['best_epoch']}, where the test loss was lowest; on the validation set the "
                          f"best epoch is {run['best_epoch']}")
+        elif not elsewhere and (held := _other_epoch(net, seed)):
+            other_epoch.append(seed)
+            lines.append(held)
         else:
             lines.append(f"seed {seed}: its run is not the course set-up's own, so the grader cannot tell which "
                          "epoch's weights it holds")
     message = "; ".join(lines) + "."
-    if not unrestored and not on_test and not untrained:
+    if not unrestored and not on_test and not untrained and not other_epoch:
         return Outcome(True, message)
     if untrained:
         message += " Store each seed's model after its training, the one whose best weights were put back."
@@ -353,7 +409,24 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     if on_test:
         message += (" Early stopping must watch the validation set (pass val_loader): an epoch chosen by the test loss "
                     "makes the test accuracy an optimistic figure, as the test set then helped pick the model.")
-    return Outcome(False, message, fraction=1 - len(unrestored + on_test + untrained) / len(seeds))
+    if other_epoch:
+        message += (f" Keep the epoch of the lowest val loss, and stop after {PATIENCE} epochs without a lower one: "
+                    "the set-up's early stopping watches the val loss, as train_model_extended does.")
+    return Outcome(False, message, fraction=1 - len(unrestored + on_test + untrained + other_epoch) / len(seeds))
+
+
+def _other_epoch(net: LoadedModel, seed: int) -> str:
+    """Where ``net`` holds the weights of another epoch of the course set-up's run than its best, which one and what
+    that epoch was best at; "" where it holds no epoch's, or one a val loss per sample keeps (a convention the set-up
+    allows)."""
+    epoch, trajectory = _epoch_held(net, seed), _course_trajectory(seed)
+    best = trajectory["val"][0]
+    if not epoch or epoch in (best, trajectory["val per sample"][0]):
+        return ""
+    why = next((f", the epoch of the {what}, which early stopping on it keeps" for key, what in (
+        ("val accuracy", "highest val accuracy"), ("test", "lowest test loss")) if trajectory[key][0] == epoch), "")
+    return (f"seed {seed}: it holds the course set-up's weights after epoch {epoch}{why}, not those of its best "
+            f"epoch {best}, where the val loss was lowest")
 
 
 # --- spread and hidden data --------------------------------------------------------------------
