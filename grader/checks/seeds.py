@@ -334,15 +334,16 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
             lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
             continue
         best = matches_reference(nets[seed], seed)
+        kept = _kept_epoch(nets[seed], seed)
         reported_best = int(table[seed]["best_epoch"])
-        if best is not None and reported_best != best:  # only where the grader knows the run: the course set-up's
+        if kept and reported_best != kept[0]:  # only where the grader knows the run: the course set-up's
             epochs_off.append(seed)
-            stopped = _course_run(seed)["stopped"]
+            epoch, stopped, what = kept
             where = (f"; {stopped} is the epoch where that run stopped" if reported_best == stopped else
-                     "; yours is one less: counted from 0" if reported_best == best - 1 else "")
+                     "; yours is one less: counted from 0" if reported_best == epoch - 1 else "")
             lines.append(f"seed {seed}: best_epoch reported {reported_best}, but the exported model is exactly the "
-                         f"course set-up's model for this seed restored to epoch {best}, the epoch with its lowest "
-                         f"val loss (epochs counted from 1, as train_model_extended counts them){where}")
+                         f"course set-up's model for this seed restored to epoch {epoch}, {what} (epochs counted "
+                         f"from 1, as train_model_extended counts them){where}")
             continue
         good += 1
         same = f", best epoch {best}, as the reference run" if best is not None else ""
@@ -415,6 +416,20 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     return Outcome(False, message, fraction=1 - len(unrestored + on_test + untrained + other_epoch) / len(seeds))
 
 
+def _kept_epoch(net: LoadedModel, seed: int) -> tuple[int, int, str] | None:
+    """(epoch, stop epoch, what it was best at) where ``net`` is the course set-up's model for ``seed`` restored to the
+    epoch that early stopping on the val loss (either convention), the val accuracy or the test loss keeps; else
+    None."""
+    epoch, trajectory = _epoch_held(net, seed), _course_trajectory(seed)
+    return next(((epoch, trajectory[key][1], what) for key, what in KEPT_BY if epoch and trajectory[key][0] == epoch),
+                None)
+
+
+# What each early stopping the grader replays keeps: the epoch with ...
+KEPT_BY = (("val", "the epoch with its lowest val loss"), ("val per sample", "the epoch with its lowest val loss"),
+           ("val accuracy", "the epoch with its highest val accuracy"), ("test", "the epoch with its lowest test loss"))
+
+
 def _other_epoch(net: LoadedModel, seed: int) -> str:
     """Where ``net`` holds the weights of another epoch of the course set-up's run than its best, which one and what
     that epoch was best at; "" where it holds no epoch's, or one a val loss per sample keeps (a convention the set-up
@@ -423,8 +438,8 @@ def _other_epoch(net: LoadedModel, seed: int) -> str:
     best = trajectory["val"][0]
     if not epoch or epoch in (best, trajectory["val per sample"][0]):
         return ""
-    why = next((f", the epoch of the {what}, which early stopping on it keeps" for key, what in (
-        ("val accuracy", "highest val accuracy"), ("test", "lowest test loss")) if trajectory[key][0] == epoch), "")
+    kept = _kept_epoch(net, seed)
+    why = f", {kept[2]}, which early stopping on it keeps" if kept else ""
     return (f"seed {seed}: it holds the course set-up's weights after epoch {epoch}{why}, not those of its best "
             f"epoch {best}, where the val loss was lowest")
 
