@@ -338,12 +338,12 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
         reported_best = int(table[seed]["best_epoch"])
         if kept and reported_best != kept[0]:  # only where the grader knows the run: the course set-up's
             epochs_off.append(seed)
-            epoch, stopped, what = kept
+            epoch, stopped, curve = kept
             where = (f"; {stopped} is the epoch where that run stopped" if reported_best == stopped else
                      "; yours is one less: counted from 0" if reported_best == epoch - 1 else "")
             lines.append(f"seed {seed}: best_epoch reported {reported_best}, but the exported model is exactly the "
-                         f"course set-up's model for this seed restored to epoch {epoch}, {what} (epochs counted "
-                         f"from 1, as train_model_extended counts them){where}")
+                         f"course set-up's model for this seed restored to epoch {epoch}, {KEPT_BY[curve]} (epochs "
+                         f"counted from 1, as train_model_extended counts them){where}")
             continue
         good += 1
         same = f", best epoch {best}, as the reference run" if best is not None else ""
@@ -379,6 +379,8 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
         elsewhere = bool(net.initial) and not _same_state(net, run["initial"], initial=True)
         if best is not None:
             lines.append(f"seed {seed}: restored to its best epoch {best}")
+        elif not elsewhere and (kept := _kept_epoch(net, seed)) and kept[2] == "val per sample":
+            lines.append(f"seed {seed}: restored to epoch {kept[0]}, {KEPT_BY[kept[2]]}")
         elif _same_state(net, run["initial"]):  # no training ends exactly where it began
             untrained.append(seed)
             lines.append(f"seed {seed}: it holds the weights the course set-up's model starts from for this seed: "
@@ -416,32 +418,28 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
     return Outcome(False, message, fraction=1 - len(unrestored + on_test + untrained + other_epoch) / len(seeds))
 
 
+# What early stopping on each of the trajectory's curves keeps; the first two are the set-up's own.
+KEPT_BY = {"val": "the epoch with its lowest val loss",
+           "val per sample": "the epoch with its lowest val loss per sample",
+           "val accuracy": "the epoch with its highest val accuracy", "test": "the epoch with its lowest test loss"}
+
+
 def _kept_epoch(net: LoadedModel, seed: int) -> tuple[int, int, str] | None:
-    """(epoch, stop epoch, what it was best at) where ``net`` is the course set-up's model for ``seed`` restored to the
-    epoch that early stopping on the val loss (either convention), the val accuracy or the test loss keeps; else
-    None."""
+    """(epoch, stop epoch, curve) where ``net`` is the course set-up's model for ``seed`` restored to the epoch that
+    early stopping on that curve of KEPT_BY keeps; else None."""
     epoch, trajectory = _epoch_held(net, seed), _course_trajectory(seed)
-    return next(((epoch, trajectory[key][1], what) for key, what in KEPT_BY if epoch and trajectory[key][0] == epoch),
-                None)
-
-
-# What each early stopping the grader replays keeps: the epoch with ...
-KEPT_BY = (("val", "the epoch with its lowest val loss"), ("val per sample", "the epoch with its lowest val loss"),
-           ("val accuracy", "the epoch with its highest val accuracy"), ("test", "the epoch with its lowest test loss"))
+    return next(((epoch, trajectory[key][1], key) for key in KEPT_BY if epoch and trajectory[key][0] == epoch), None)
 
 
 def _other_epoch(net: LoadedModel, seed: int) -> str:
-    """Where ``net`` holds the weights of another epoch of the course set-up's run than its best, which one and what
-    that epoch was best at; "" where it holds no epoch's, or one a val loss per sample keeps (a convention the set-up
-    allows)."""
-    epoch, trajectory = _epoch_held(net, seed), _course_trajectory(seed)
-    best = trajectory["val"][0]
-    if not epoch or epoch in (best, trajectory["val per sample"][0]):
+    """Where ``net`` holds the weights of another epoch of the course set-up's run than one its early stopping keeps,
+    which one and what that epoch was best at; "" otherwise."""
+    epoch, kept = _epoch_held(net, seed), _kept_epoch(net, seed)
+    if not epoch or (kept and kept[2] in ("val", "val per sample")):
         return ""
-    kept = _kept_epoch(net, seed)
-    why = f", {kept[2]}, which early stopping on it keeps" if kept else ""
+    why = f", {KEPT_BY[kept[2]]}, which early stopping on it keeps" if kept else ""
     return (f"seed {seed}: it holds the course set-up's weights after epoch {epoch}{why}, not those of its best "
-            f"epoch {best}, where the val loss was lowest")
+            f"epoch {_course_trajectory(seed)['val'][0]}, where the val loss was lowest")
 
 
 # --- spread and hidden data --------------------------------------------------------------------
