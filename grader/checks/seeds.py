@@ -334,11 +334,12 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
             lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
             continue
         best = matches_reference(nets[seed], seed)
-        kept = _kept_epoch(nets[seed], seed)
+        epoch = _epoch_held(nets[seed], seed)
+        curve = _kept_by(seed, epoch)
         reported_best = int(table[seed]["best_epoch"])
-        if kept and reported_best != kept[0]:  # only where the grader knows the run: the course set-up's
+        if curve and reported_best != epoch:  # only where the grader knows the run: the course set-up's
             epochs_off.append(seed)
-            epoch, stopped, curve = kept
+            stopped = _course_trajectory(seed)[curve][1]
             where = (f"; {stopped} is the epoch where that run stopped" if reported_best == stopped else
                      "; yours is one less: counted from 0" if reported_best == epoch - 1 else "")
             lines.append(f"seed {seed}: best_epoch reported {reported_best}, but the exported model is exactly the "
@@ -377,10 +378,12 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
         net, best, run = nets[seed], matches_reference(nets[seed], seed), _course_run(seed)
         # A model that started elsewhere cannot be any replay of the course set-up: no replay is run for it.
         elsewhere = bool(net.initial) and not _same_state(net, run["initial"], initial=True)
+        held = None if elsewhere or best is not None else _epoch_held(net, seed)
+        curve = _kept_by(seed, held)
         if best is not None:
             lines.append(f"seed {seed}: restored to its best epoch {best}")
-        elif not elsewhere and (kept := _kept_epoch(net, seed)) and kept[2] == "val per sample":
-            lines.append(f"seed {seed}: restored to epoch {kept[0]}, {KEPT_BY[kept[2]]}")
+        elif curve == "val per sample":
+            lines.append(f"seed {seed}: restored to epoch {held}, {KEPT_BY[curve]}")
         elif _same_state(net, run["initial"]):  # no training ends exactly where it began
             untrained.append(seed)
             lines.append(f"seed {seed}: it holds the weights the course set-up's model starts from for this seed: "
@@ -394,9 +397,11 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
             lines.append(f"seed {seed}: it is the course set-up's run with early stopping on the test set, restored to "
                          f"epoch {watched['best_epoch']}, where the test loss was lowest; on the validation set the "
                          f"best epoch is {run['best_epoch']}")
-        elif not elsewhere and (held := _other_epoch(net, seed)):
+        elif held and curve not in ("val", "val per sample"):
             other_epoch.append(seed)
-            lines.append(held)
+            why = f", {KEPT_BY[curve]}, which early stopping on it keeps" if curve else ""
+            lines.append(f"seed {seed}: it holds the course set-up's weights after epoch {held}{why}, not those of its "
+                         f"best epoch {run['best_epoch']}, where the val loss was lowest")
         else:
             lines.append(f"seed {seed}: its run is not the course set-up's own, so the grader cannot tell which "
                          "epoch's weights it holds")
@@ -424,22 +429,11 @@ KEPT_BY = {"val": "the epoch with its lowest val loss",
            "val accuracy": "the epoch with its highest val accuracy", "test": "the epoch with its lowest test loss"}
 
 
-def _kept_epoch(net: LoadedModel, seed: int) -> tuple[int, int, str] | None:
-    """(epoch, stop epoch, curve) where ``net`` is the course set-up's model for ``seed`` restored to the epoch that
-    early stopping on that curve of KEPT_BY keeps; else None."""
-    epoch, trajectory = _epoch_held(net, seed), _course_trajectory(seed)
-    return next(((epoch, trajectory[key][1], key) for key in KEPT_BY if epoch and trajectory[key][0] == epoch), None)
-
-
-def _other_epoch(net: LoadedModel, seed: int) -> str:
-    """Where ``net`` holds the weights of another epoch of the course set-up's run than one its early stopping keeps,
-    which one and what that epoch was best at; "" otherwise."""
-    epoch, kept = _epoch_held(net, seed), _kept_epoch(net, seed)
-    if not epoch or (kept and kept[2] in ("val", "val per sample")):
-        return ""
-    why = f", {KEPT_BY[kept[2]]}, which early stopping on it keeps" if kept else ""
-    return (f"seed {seed}: it holds the course set-up's weights after epoch {epoch}{why}, not those of its best "
-            f"epoch {_course_trajectory(seed)['val'][0]}, where the val loss was lowest")
+def _kept_by(seed: int, epoch: int | None) -> str | None:
+    """The curve of KEPT_BY whose early stopping keeps ``epoch`` of the course set-up's run for ``seed``; None where
+    none does (or for no epoch)."""
+    trajectory = _course_trajectory(seed)
+    return next((key for key in KEPT_BY if epoch and trajectory[key][0] == epoch), None)
 
 
 # --- spread and hidden data --------------------------------------------------------------------

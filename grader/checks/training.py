@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
+from grader.checks.mnist import IMPLEMENTATION_FLAGS
 from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
@@ -192,31 +193,28 @@ def _lr_followed(first_step: object, lr: float) -> tuple[str | None, str]:
             "lr=lr)."), ""
 
 
-# How torch computes a step, not which step it takes: left out when an optimizer's settings are compared.
-_HOW_COMPUTED = frozenset({"foreach", "fused", "capturable", "differentiable"})
-
-
 def _update_settings(group: dict) -> dict:
     """An optimizer's param-group settings that decide its update (lists as tuples; a decoupled weight decay of 0 is
     no weight decay)."""
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in group.items()
-                if k not in _HOW_COMPUTED and k not in ("params", "lr", "initial_lr")}
+                if k not in IMPLEMENTATION_FLAGS and k not in ("params", "lr", "initial_lr")}
     if not settings.get("weight_decay"):
         settings.pop("decoupled_weight_decay", None)
     return settings
 
 
-def _default_optimizer(first_step: object, lr: float) -> str:
+def _default_optimizer(nets: tuple, lr: float) -> str:
     """What the optimizer a function made itself (the grader passed none) does otherwise than the course's default,
-    Adam(model.parameters(), lr=lr), read from the settings of its first step; "" where nothing differs, or where no
-    settings were recorded."""
+    Adam(model.parameters(), lr=lr): the classes and param-group settings the kernel saw step the first of ``nets``
+    that an optimizer stepped; "" where nothing differs, or where no step was recorded."""
     import torch
 
-    if not isinstance(first_step, dict) or not isinstance(first_step.get("settings"), dict):
+    net = next((n for n in nets if getattr(n, "optimizers", ()) and getattr(n, "step_settings", None)), None)
+    if net is None:
         return ""
-    made = _update_settings(first_step["settings"])
+    made = _update_settings(net.step_settings)
     course = _update_settings(torch.optim.Adam([torch.zeros(1)], lr=lr).param_groups[0])
-    name = str(first_step.get("optimizer", "optimizer"))
+    name = " and ".join(net.optimizers)
     if made.keys() - {"decoupled_weight_decay"} != course.keys() - {"decoupled_weight_decay"}:
         found = f"{name}, whose settings are not Adam's ({', '.join(sorted(made)) or 'none'})"
     else:
@@ -325,9 +323,8 @@ def _constant_validation(val_loss: tuple[float, ...], moved: bool) -> str:
 
 
 @check_kind("follows_arguments", run=Param(str, doc="a dict export of a run patience cannot stop: its val_loss, the "
-                                           "optimizer's first step as first_step {optimizer, lr, settings}, "
-                                           "optimizer_steps and batches (the training loader's), train_passes and "
-                                           "val_passes (the "
+                                           "optimizer's first step as first_step {optimizer, lr}, optimizer_steps and "
+                                           "batches (the training loader's), train_passes and val_passes (the "
                                            "passes over each loader given), and fed_batches, fed_own_points and "
                                            "fed_val_points (the model's training batches, those of the training "
                                            "loader's points only, and its batches of the validation loader's points "
@@ -356,7 +353,7 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
             f"against {ran}): one recorded outside the epochs (an evaluation after training, say). Record one of "
             "each per epoch.")
     rate, rate_note = _lr_followed(data.get("first_step"), lr)
-    default = _default_optimizer(data.get("first_step"), lr)
+    default = _default_optimizer((data.get("trained"), data.get("model")), lr)
     if rate is None:  # no torch optimizer stepped: the run at lr=0 shows whether the lr was followed
         rate, rate_note = _lr_at_zero(ctx, plateau, rate_note)
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)

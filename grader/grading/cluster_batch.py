@@ -33,6 +33,7 @@ from grader.grading.interrupts import Stop
 from grader.grading.jobs import Job, grade_job
 from grader.grading.secrets import MissingSeed
 from grader.results import SubmissionResult
+from grader.specs.config import ClusterSettings
 
 POLL_S = 0.2
 PROGRESS_EVERY_S = 1.0
@@ -69,7 +70,7 @@ class ClusterSession:
     dashboard: str = ""  # dask's dashboard of a cluster this grader started (with bokeh installed)
     mnist_root: str | None = None
     gpu_exercises: tuple[str, ...] = ()
-    reconnect_timeout: float = 10.0  # seconds the scheduler may be unreachable before what is left is not graded
+    reconnect_timeout: float = ClusterSettings.reconnect_timeout  # grader.toml's, where the session was configured
     counts: dict[str, WorkerCounts] = field(default_factory=dict)
 
     def check_workers(self, exercise: Exercise, version: str) -> None:
