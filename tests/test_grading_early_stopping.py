@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
 from grader.checks import CheckContext
-from grader.checks.training import _torch_schedule, scheduler_cadence
+from grader.checks.training import _torch_schedule, accuracy_scale, scheduler_cadence
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import restore_code, signature
 from grader.results import Status
@@ -70,7 +70,36 @@ def graded():
                          "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
                          "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward",
-                         "globals-in-the-body", "hand-update-own-step", "adamw-by-default")}
+                         "globals-in-the-body", "hand-update-own-step", "adamw-by-default", "returns-another-order")}
+
+
+def test_a_function_returning_the_course_s_items_in_another_order_is_told_so_not_sent_to_fix_its_logic(graded):
+    """(model, train_loss, val_loss, train_acc, ...): its stopping and restore are right, and the checks that read the
+    grader's runs blamed the best epoch, the patience count and the restore, one by one."""
+    result = graded["returns-another-order"]
+    failed = {c.id: c for c in result.checks if not c.passed}
+    assert set(failed) == {"grader-run-best-epoch", "grader-run-patience", "grader-run-restored",
+                           "restored-without-trigger", "best-epoch-without-trigger"}
+    for check in failed.values():
+        assert check.message.startswith(
+            "In the grader's own run of your function, item 4 of what it returned, where the course's order puts "
+            "the val losses, holds accuracies: 33.3333, 34.4444, 45, 42.7778, ... are each a whole number of the "
+            "grader's 180 validation points, as a percentage. Return (model, train_loss, train_acc, val_loss, "
+            "val_acc, best_epoch, lr_history) in that order"), check.message
+    assert result.max_score - result.score == 3  # its own run, unpacked alike, is right: best epoch, stop, restore
+
+
+@pytest.mark.parametrize("values, scale", [
+    ((100 * 60 / 180, 100 * 62 / 180, 100 * 81 / 180), "percent"),
+    ((float(torch.tensor(100 * 61 / 180, dtype=torch.float32)), 100 * 62 / 180, 45.0), "percent"),  # float32 rounding
+    ((60 / 180, 62 / 180, 81 / 180), "fraction"),
+    ((6.6418, 6.5991, 6.5684), ""),  # summed val losses
+    ((0.9313, 0.7261, 0.5526), ""),  # mean ones, below 1 as a fraction is
+    ((5.0, 10.0, 15.0), ""),  # whole numbers: a rounded loss is as likely
+    ((100 * 60 / 180, 100 * 62 / 180), ""),  # too few epochs to tell
+])
+def test_an_accuracy_is_told_from_a_loss_by_its_steps_of_one_point(values, scale):
+    assert accuracy_scale(values, 180) == scale
 
 
 def test_no_restore_is_diagnosed(graded):

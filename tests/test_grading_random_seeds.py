@@ -9,7 +9,8 @@ from grader.assignments.catalog import load_exercise
 from grader.checks.base import CheckContext, CheckFailed
 from grader.checks.seed_starts import seed_start
 from grader.checks.seed_steps import _measured
-from grader.checks.seeds import _by_seed
+from grader.checks.seeds import _by_seed, seed_results
+from grader.loading.values import Exports
 from grader.results import Status
 from reference.models import SimpleMLP
 
@@ -194,8 +195,10 @@ def test_seeding_once_outside_the_loop_is_caught(graded):
         "seed 0: its initial weights are those of a SimpleMLP built right after torch.manual_seed(42), not "
         "torch.manual_seed(0): it was seeded with 42, or built before its own torch.manual_seed(0) was called; "
         "seeds 3 and 18: the initial weights are not those of a SimpleMLP built right after torch.manual_seed(seed)")
-    assert ("What remains possible: the model was built before torch.manual_seed(seed) was called, something drew "
-            "random numbers between seeding and building") in check.message
+    assert ("What remains possible: torch's own generator was never seeded (random.seed, numpy's seed and "
+            "torch.cuda.manual_seed leave the one that initialises a model on the CPU as it was), the model was built "
+            "before torch.manual_seed(seed) was called, something drew random numbers between seeding and "
+            "building") in check.message
     assert by_id(result)["reported-vs-measured"].passed  # its own loop reports what its models score
     assert result.score == 8
 
@@ -249,6 +252,22 @@ def test_a_start_from_no_known_seed_lists_what_remains_possible(tmp_path):
         "seed 18: the initial weights are not those of a SimpleMLP built right after torch.manual_seed(seed), nor "
         "those of any of the first 4 built after torch.manual_seed(n) for n from 0 to 100")
     assert "What remains possible" in outcome.message
+
+
+@pytest.mark.parametrize("keys, says", [
+    ((0, 1, 2), "`results` has no row for seeds 3 and 18 (its keys: 0, 1 and 2): it needs one per seed in [0, 3, 18], "
+                "keyed by the seed. They are keyed by their position in the list of seeds; key each row by its seed."),
+    ((0, 3), "`results` has no row for seed 18 (its keys: 0 and 3): it needs one per seed in [0, 3, 18], keyed by "
+             "the seed."),
+])
+def test_results_without_a_row_for_a_seed_say_which_rows_they_hold(keys, says):
+    """Rows keyed by ``enumerate``'s position were told ``results[3]`` held the wrong figures; it holds none."""
+    row = {"train_acc": 70.0, "val_acc": 60.0, "test_acc": 55.0, "best_epoch": 13}
+    exports = Exports(values={"results": {key: dict(row) for key in keys}}, found=True)
+    ctx = CheckContext(load_exercise("random-seeds").spec, exports, (), None, check_id="reported-vs-measured")
+    with pytest.raises(CheckFailed) as failed:
+        seed_results(ctx, "results", [0, 3, 18])
+    assert str(failed.value) == says
 
 
 def test_without_a_usable_record_the_start_is_not_judged(tmp_path):

@@ -178,9 +178,11 @@ def _start_lines(starts: dict[int, Start], groups: list[list[int]], reference: s
     return lines
 
 
-START_CAUSES = ("What remains possible: the model was built before torch.manual_seed(seed) was called, something "
-                "drew random numbers between seeding and building (another model, data, a shuffled pass over a "
-                "loader), or its weights were changed before training.")
+START_CAUSES = ("What remains possible: torch's own generator was never seeded (random.seed, numpy's seed and "
+                "torch.cuda.manual_seed leave the one that initialises a model on the CPU as it was), the model was "
+                "built before torch.manual_seed(seed) was called, something drew random numbers between seeding and "
+                "building (another model, data, a shuffled pass over a loader), or its weights were changed before "
+                "training.")
 
 
 def _start_advice(starts: dict[int, Start], groups: list[list[int]], reference: str) -> str:

@@ -73,6 +73,14 @@ def seed_models(ctx: CheckContext, models: str, seeds: list) -> dict[int, Loaded
 
 def seed_results(ctx: CheckContext, results: str, seeds: list) -> dict[int, dict]:
     table = _by_seed(ctx.value(results, "dict"), results, seeds)
+    missing = [s for s in seeds if s not in table]
+    if missing:
+        keys = sorted(table)
+        # Rows under 0, 1, 2 for three seeds: keyed by the loop's position (enumerate), not by the seed.
+        how = (" They are keyed by their position in the list of seeds; key each row by its seed." if
+               keys == list(range(len(seeds))) else "")
+        raise CheckFailed(f"`{results}` has no row for {seeds_word(missing)} (its keys: {_listed(keys) or 'none'}): "
+                          f"it needs one per seed in {seeds}, keyed by the seed.{how}")
     for seed in seeds:
         row = table.get(seed)
         if (not isinstance(row, dict) or any(not isinstance(row.get(f), (int, float)) for f in FIGURES)

@@ -76,6 +76,8 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
                           "epoch under 'val_loss', and the training loss under 'train_loss'.")
     val = _floats(hist.get("val_loss"), f"{where}['val_loss']")
     train = _floats(hist.get("train_loss"), f"{where}['train_loss']") if "train_loss" in hist else ()
+    if run:
+        _check_order(hist, {"train_loss": train, "val_loss": val})
     if not whole_number(best):
         raise CheckFailed(f"best_epoch of {label} must be a whole number, got {best!r}.")
     if need_model and not isinstance(net, ModelValue):
@@ -83,6 +85,44 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
         raise CheckFailed(f"The model of {label} could not be checked: {reason}.")
     initial = hist.get("initial") if run else None
     return RunView(label, net, train, val, int(best), initial if isinstance(initial, ModelValue) else None)
+
+
+# Where the course's 7-tuple (model, train_loss, train_acc, val_loss, val_acc, best_epoch, lr_history) puts each loss.
+RETURNED_AT = {"train_loss": (2, "train"), "val_loss": (4, "val")}
+COURSE_ORDER = "(model, train_loss, train_acc, val_loss, val_acc, best_epoch, lr_history)"
+
+
+def accuracy_scale(values: tuple[float, ...], points: int) -> str:
+    """"percent" or "fraction" where every value is a whole number of ``points`` in that scale, as an accuracy over
+    them is; "" otherwise. A loss lands within 1e-3 of such a value about one time in 500 per epoch, so three
+    epochs or more that all do are not a loss; whole numbers alone (a rounded loss) are not told either way."""
+    if len(values) < 3 or points < 1 or all(float(v).is_integer() for v in values):
+        return ""
+    for scale, top in (("percent", 100.0), ("fraction", 1.0)):
+        units = [v * points / top for v in values]
+        if all(0 <= v <= top for v in values) and all(abs(u - round(u)) <= 1e-3 for u in units):
+            return scale
+    return ""
+
+
+def _check_order(hist: dict, series: dict[str, tuple[float, ...]]) -> None:
+    """Fail a grader's run whose losses are accuracies: the function returns the course's items in another order,
+    and every reading of the run (best epoch, stop, restore) would blame logic that may well be right."""
+    points = hist.get("points") if isinstance(hist.get("points"), dict) else {}
+    for key, values in series.items():
+        place, split = RETURNED_AT[key]
+        scale = accuracy_scale(values, points.get(split) or 0)
+        if scale:
+            shown = ", ".join(f"{v:g}" for v in values[:4])
+            raise CheckFailed(
+                f"In the grader's own run of your function, item {place} of what it returned, where the course's "
+                f"order puts the {split} losses, holds accuracies: {shown}, ... are each a whole number of the "
+                f"grader's {points[split]} {SPLIT_NAMES[split]} points, as {SCALE_WORDS[scale]}. Return "
+                f"{COURSE_ORDER} in that order: whoever calls the function reads each item by its place.")
+
+
+SPLIT_NAMES = {"train": "training", "val": "validation"}
+SCALE_WORDS = {"percent": "a percentage", "fraction": "a fraction"}
 
 
 def first_minimum(values: tuple[float, ...]) -> int:
