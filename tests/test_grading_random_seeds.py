@@ -18,7 +18,7 @@ CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
          "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
-         "training-points-per-seed", "stops-on-val-accuracy")
+         "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -185,6 +185,23 @@ def test_one_model_object_stored_for_every_seed_is_named(graded):
     assert "`models` stores one and the same model object for seeds 0, 3 and 18" in figures.message
     assert "seed 18: matches (val 48.89%, test 58.33%, best epoch 9, as the reference run)" in figures.message
     assert "split" not in figures.message.split(". The grader")[0]  # other models' figures: no split named
+
+
+def test_one_model_re_initialised_in_place_for_each_seed_keeps_its_start_and_steps_points(graded):
+    """reset_parameters() on each layer right after torch.manual_seed(seed): the same weights as a new SimpleMLP, and
+    every model is the set-up's own run. It lost 2 of 12: the record of the object's first forward pass (seed 0's)
+    was taken as every seed's start, and its step count ran on across the seeds."""
+    result = graded["reset-in-place"]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    checks = by_id(result)
+    assert checks["seed-start"].message.startswith(
+        "The model for seed 0 starts from the weights of a SimpleMLP built right after its own torch.manual_seed(seed), "
+        "as its weights at its first forward pass show. seed 3: its weights are the course set-up's own run for seed "
+        "3 after epoch 27, which starts from a model built right after torch.manual_seed(3); the object's first "
+        "forward pass came before it was re-initialised for this seed")
+    assert "seed 18: its weights are the course set-up's own run for seed 18 after epoch 9" in checks[
+        "trained-steps"].message
+    assert "its step count (654) runs on from that earlier run" in checks["trained-steps"].message
 
 
 def test_seeding_once_outside_the_loop_is_caught(graded):

@@ -26,8 +26,8 @@ from grader.checks.models import (
     untrained_cause,
 )
 from grader.checks.registry import Param, check_kind
-from grader.checks.seed_starts import Start, built_words, seeded_build
-from grader.checks.seeds import MODELS, SEEDS, seed_models, seed_results
+from grader.checks.seed_starts import REINITIALISED, Start, built_words, seeded_build
+from grader.checks.seeds import MODELS, SEEDS, epoch_held, seed_models, seed_results
 
 
 def allowed_epochs(best: int, patience: int, n_epochs: int) -> set[int]:
@@ -177,6 +177,11 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
             continue
         said, cause = _counted(net, int(table[seed]["best_epoch"]), batches, patience, n_epochs)
         restarted = restarts_message(net)  # with the count: a model trained on from an earlier run shows in both
+        held = epoch_held(net, seed) if cause is not None or restarted else None
+        if held:  # weights only the set-up's own training gives: the record counts an earlier run of the object too
+            lines.append(f"seed {seed}: {REINITIALISED.format(seed=seed, epoch=held)}, and its step count "
+                         f"({max(net.steps.values())}) runs on from that earlier run")
+            continue
         if cause is not None or restarted:
             off.append(seed)
             causes += [c for c in cause or () if c not in causes]

@@ -180,7 +180,7 @@ def _course_run(seed: int, restore: bool = True, watch: str = "val") -> dict:
             "initial": states[0]}
 
 
-def _epoch_held(model: LoadedModel, seed: int) -> int | None:
+def epoch_held(model: LoadedModel, seed: int) -> int | None:
     """The epoch of the course set-up's run for ``seed`` after which the model's weights are exactly these (0: before
     training); None where they are no epoch's of that run."""
     states = _course_trajectory(seed)["states"]
@@ -342,7 +342,7 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
             lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
             continue
         best = matches_reference(nets[seed], seed)
-        epoch = _epoch_held(nets[seed], seed)
+        epoch = epoch_held(nets[seed], seed)
         curve = _kept_by(seed, epoch)
         reported_best = int(table[seed]["best_epoch"])
         if curve and reported_best != epoch:  # only where the grader knows the run: the course set-up's
@@ -386,7 +386,7 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
         net, best, run = nets[seed], matches_reference(nets[seed], seed), _course_run(seed)
         # A model that started elsewhere cannot be any replay of the course set-up: no replay is run for it.
         elsewhere = bool(net.initial) and not _same_state(net, run["initial"], initial=True)
-        held = None if elsewhere or best is not None else _epoch_held(net, seed)
+        held = None if elsewhere or best is not None else epoch_held(net, seed)
         curve = _kept_by(seed, held)
         if best is not None:
             lines.append(f"seed {seed}: restored to its best epoch {best}")
