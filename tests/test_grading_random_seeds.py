@@ -197,8 +197,8 @@ def test_one_model_re_initialised_in_place_for_each_seed_keeps_its_start_and_ste
     assert checks["seed-start"].message.startswith(
         "The model for seed 0 starts from the weights of a SimpleMLP built right after its own "
         "torch.manual_seed(seed), as its weights at its first forward pass show. seed 3: its weights are the "
-        "course set-up's own run for seed 3 after epoch 27, which starts from a model built right after torch.manual_seed(3); the object's first "
-        "forward pass came before it was re-initialised for this seed")
+        "course set-up's own run for seed 3 after epoch 27, which starts from a model built right after "
+        "torch.manual_seed(3); the object's first forward pass came before it was re-initialised for this seed")
     assert "seed 18: its weights are the course set-up's own run for seed 18 after epoch 9" in checks[
         "trained-steps"].message
     assert "its step count (654) runs on from that earlier run" in checks["trained-steps"].message
