@@ -367,6 +367,9 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
                     f"stepped in the run, and its state (last_epoch {last}) was loaded onto an optimizer that did "
                     "not get the state that goes with it. Store the scheduler that ran, or load the optimizer's "
                     "state_dict too"), ""
+        reading = _reading(lrs, runs, accepted)
+        if reading is not None:  # the list is this scheduler's own run; what moved the optimizer after it, the
+            return None, reading  # lists that run shows wrong lose in their family's check
         return (f"its optimizer is at lr={current:.6g}, but {at} at {ends[0]:.6g}: something else changed that "
                 "optimizer's LR, such as another scheduler on the same optimizer. Give each scheduler a fresh "
                 "optimizer"), ""
