@@ -180,7 +180,7 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
         held = epoch_held(net, seed) if cause is not None or restarted else None
         if held:  # weights only the set-up's own training gives: the record counts an earlier run of the object too
             lines.append(f"seed {seed}: {REINITIALISED.format(seed=seed, epoch=held)}, and its step count "
-                         f"({max(net.steps.values())}) runs on from that earlier run")
+                         f"({max(net.steps.values(), default=0)}) runs on from that earlier run")
             continue
         if cause is not None or restarted:
             off.append(seed)

@@ -111,13 +111,14 @@ def _check_order(hist: dict, series: dict[str, tuple[float, ...]]) -> None:
     points = hist.get("points") if isinstance(hist.get("points"), dict) else {}
     for key, values in series.items():
         place, split = RETURNED_AT[key]
-        scale = accuracy_scale(values, points.get(split) or 0)
+        size = points.get(split)
+        scale = accuracy_scale(values, size) if type(size) is int else ""
         if scale:
             shown = ", ".join(f"{v:g}" for v in values[:4])
             raise CheckFailed(
                 f"In the grader's own run of your function, item {place} of what it returned, where the course's "
                 f"order puts the {split} losses, holds accuracies: {shown}, ... are each a whole number of the "
-                f"grader's {points[split]} {SPLIT_NAMES[split]} points, as {SCALE_WORDS[scale]}. Return "
+                f"grader's {size} {SPLIT_NAMES[split]} points, as {SCALE_WORDS[scale]}. Return "
                 f"{COURSE_ORDER} in that order: whoever calls the function reads each item by its place.")
 
 
