@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
 from grader.checks import CheckContext
-from grader.checks.training import _torch_schedule, accuracy_scale, scheduler_cadence
+from grader.checks.training import _torch_schedule, accuracy_scale, best_epoch_argmin, scheduler_cadence
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import restore_code, signature
 from grader.results import Status
@@ -100,6 +100,24 @@ def test_a_function_returning_the_course_s_items_in_another_order_is_told_so_not
 ])
 def test_an_accuracy_is_told_from_a_loss_by_its_steps_of_one_point(values, scale):
     assert accuracy_scale(values, 180) == scale
+
+
+@pytest.mark.parametrize("train_loss, says", [
+    ((9.0, 8.0, 7.0, 6.0), " (or it follows the training loss, whose lowest is at the last epoch too: early stopping "
+                           "must watch the validation loss)."),
+    ((9.0, 6.0, 7.0, 8.0), "."),  # a best_epoch updated every epoch, and a training loss lowest elsewhere
+])
+def test_a_last_epoch_best_names_the_training_loss_where_it_fits_too(tmp_path, train_loss, says):
+    """A best_epoch that follows a training loss falling every epoch was told only to stop updating it every epoch."""
+    history = {"train_loss": list(train_loss), "val_loss": [5.0, 4.0, 4.5, 4.8]}
+    exports = round_trip(tmp_path, {"history": history, "best_epoch": 4},
+                         [{"name": "history", "kind": "dict"}, {"name": "best_epoch", "kind": "integer"}])
+    ctx = CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id="best-epoch")
+    outcome = best_epoch_argmin(ctx, "", "model", "history", "best_epoch")
+    assert not outcome.passed
+    assert outcome.message == ("In your run, best_epoch is 4 but the lowest val loss is at epoch 2 (4.0000): "
+                               "best_epoch is the last epoch: update it only when the val loss improves, not every "
+                               "epoch" + says)
 
 
 def test_no_restore_is_diagnosed(graded):

@@ -156,6 +156,9 @@ def best_epoch_argmin(ctx: CheckContext, run: str, model: str, history: str, bes
                "val loss is strictly lower (<, not <=)")
     elif got == len(val):
         why = "best_epoch is the last epoch: update it only when the val loss improves, not every epoch"
+        if view.train_loss and got == first_minimum(view.train_loss):  # both fit: a training loss lowest at the end
+            why += (" (or it follows the training loss, whose lowest is at the last epoch too: early stopping must "
+                    "watch the validation loss)")
     elif view.train_loss and got == first_minimum(view.train_loss):
         why = "best_epoch follows the training loss; early stopping must watch the validation loss"
     else:
