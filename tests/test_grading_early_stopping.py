@@ -413,6 +413,9 @@ def test_a_model_of_the_reported_best_epoch_blames_the_rule_that_picked_it_not_t
     assert "the lowest val loss is epoch 13's" in picked and "copy replaced it" not in picked
     other = why_not_best(RestoreEvidence(best=13, epochs=40, held=30, reported=13))
     assert "a later copy replaced it" in other
+    # snapshots[best_epoch - 1] with snapshots[k] the weights after k epochs: the epoch before the best one
+    assert ("or the one put back is epoch 30's of several kept (a list of per-epoch copies read at the wrong "
+            "index)") in other
     last = why_not_best(RestoreEvidence(best=13, epochs=40, held=40, reported=40))  # no restore would look the same
     assert "whether it puts a best state back cannot be told here" in last and "restore work" not in last
 

@@ -131,8 +131,9 @@ def why_not_best(ev: RestoreEvidence) -> str:
     if ev.held is not None:
         other = "a later" if ev.held > ev.best else "an earlier"
         return (f" The state put back is not the one of epoch {ev.best}, whose val loss set best_epoch: {other} "
-                "copy replaced it, or the copy is taken at another moment of the epoch than the val loss it is "
-                "compared with.")
+                "copy replaced it, the copy is taken at another moment of the epoch than the val loss it is "
+                f"compared with, or the one put back is epoch {ev.held}'s of several kept (a list of per-epoch "
+                "copies read at the wrong index).")
     mode = " in eval mode" if ev.mode_matters else ""
     return (" What remains: the history records the val loss in a scale the grader does not know (a sum or mean over "
             "another count of points or batches), it is measured at another moment than after the epoch's updates, "
