@@ -18,7 +18,8 @@ CASES = FILES / "random-seeds"
 NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "built-first", "one-object", "seeded-once",
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
          "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
-         "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place")
+         "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place",
+         "one-generator-for-all-seeds")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -202,6 +203,16 @@ def test_one_model_re_initialised_in_place_for_each_seed_keeps_its_start_and_ste
     assert "seed 18: its weights are the course set-up's own run for seed 18 after epoch 9" in checks[
         "trained-steps"].message
     assert "its step count (654) runs on from that earlier run" in checks["trained-steps"].message
+
+
+def test_a_loader_generator_shared_by_all_seeds_is_not_said_to_leave_the_seed_alone(graded):
+    """One DataLoader with a generator seeded once, for every seed: each run's batch order follows the runs before it.
+    seed-spread said its spread came "from the seed alone" because every model learned from the training split."""
+    message = by_id(graded["one-generator-for-all-seeds"])["seed-spread"].message
+    assert "from the seed alone" not in message
+    assert ("between the seeds' runs, each of which learned from the training split (the kernel's record shows); "
+            "whether anything besides the seed differs between them (a batch order drawn from a generator the runs "
+            "share, say) the grader cannot tell") in message
 
 
 def test_seeding_once_outside_the_loop_is_caught(graded):

@@ -502,7 +502,14 @@ def _whose_spread(ctx: CheckContext, nets: dict, train_data: dict | None) -> str
                 "(the kernel's record of its first training batches), so the runs differ in their data too")
     if all((share := fed_from(net, train.X, table=table)) is not None and share[0] * 4 >= share[1] * 3
            for net in nets.values()):
-        return "from the seed alone (each model learned from the training split, the kernel's record shows)"
+        # The same data is not yet the same run: a loader's generator shared by all seeds orders each run's batches
+        # by the runs before it. Each model being the set-up's own run for its seed is.
+        if all(epoch_held(net, seed) for seed, net in nets.items()):
+            return "from the seed alone (each model learned from the training split, the kernel's record shows)"
+        return ("between the seeds' runs, each of which learned from the training split (the kernel's record shows); "
+                "whether anything besides the seed differs between them (a batch order drawn from a generator the "
+                "runs share, say) the grader cannot tell, as not every model is the course set-up's own run for its "
+                "seed")
     return "between the seeds' runs"
 
 
