@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
 from grader.checks import CheckContext
+from grader.checks.base import CheckFailed
 from grader.checks.training import _torch_schedule, accuracy_scale, best_epoch_argmin, scheduler_cadence
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import restore_code, signature
@@ -118,6 +119,23 @@ def test_a_last_epoch_best_names_the_training_loss_where_it_fits_too(tmp_path, t
     assert outcome.message == ("In your run, best_epoch is 4 but the lowest val loss is at epoch 2 (4.0000): "
                                "best_epoch is the last epoch: update it only when the val loss improves, not every "
                                "epoch" + says)
+
+
+@pytest.mark.parametrize("best, says", [
+    ([0.01] * 28, "best_epoch of the grader's own run of your function must be a whole number, got a "
+                                "list of 28, [0.01, 0.01, 0.01, ...]. Item 6 of what your function returned, where the "
+                                "course's order puts best_epoch, is a list: return (model, train_loss, train_acc, "
+                                "val_loss, val_acc, best_epoch, lr_history) in that order."),
+    (2.5, "best_epoch of the grader's own run of your function must be a whole number, got 2.5."),
+])
+def test_a_best_epoch_that_is_a_list_in_the_grader_s_run_names_the_returned_order(tmp_path, best, says):
+    """lr_history and best_epoch returned swapped: told only that best_epoch must be a whole number."""
+    run = {"train_loss": [3.0, 2.0, 1.0], "val_loss": [5.0, 4.0, 4.5], "best_epoch": best}
+    exports = round_trip(tmp_path, {"grader_run": run}, [{"name": "grader_run", "kind": "dict"}])
+    ctx = CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id="best-epoch")
+    with pytest.raises(CheckFailed) as failed:
+        best_epoch_argmin(ctx, "grader_run", "model", "history", "best_epoch")
+    assert str(failed.value) == says
 
 
 def test_no_restore_is_diagnosed(graded):

@@ -79,7 +79,12 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
     if run:
         _check_order(hist, {"train_loss": train, "val_loss": val})
     if not whole_number(best):
-        raise CheckFailed(f"best_epoch of {label} must be a whole number, got {best!r}.")
+        # A list where best_epoch belongs: in a grader's run, the function returned the last two items swapped.
+        order = (f" Item 6 of what your function returned, where the course's order puts best_epoch, is a list: "
+                 f"return {COURSE_ORDER} in that order." if run and isinstance(best, (list, tuple)) else "")
+        got = (f"a list of {len(best)}, [{', '.join(map(repr, best[:3]))}, ...]"
+               if isinstance(best, (list, tuple)) and len(best) > 3 else repr(best))
+        raise CheckFailed(f"best_epoch of {label} must be a whole number, got {got}.{order}")
     if need_model and not isinstance(net, ModelValue):
         reason = net.message if isinstance(net, ExportProblem) else "it holds no model"
         raise CheckFailed(f"The model of {label} could not be checked: {reason}.")
