@@ -215,11 +215,17 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
                 slots = _slots(client, gpu) or slots
                 _update_running(client, counts)
                 on_progress(counts)
-            while waiting and len(pending) < slots:
-                item = waiting.popleft()
-                future = client.submit(grade_cluster_job, item, key=item.key, pure=False,
-                                       resources={GPU: 1} if gpu else None)
-                futures[future] = item.job
+            lost = ""
+            # Only to a connected client: one whose scheduler went is closed by distributed after its own timeout,
+            # and a submit then raises; until this batch's reconnect_timeout ends, the job waits for the scheduler.
+            while waiting and len(pending) < slots and client.status == "running":
+                try:
+                    future = client.submit(grade_cluster_job, waiting[0], key=waiting[0].key, pure=False,
+                                           resources={GPU: 1} if gpu else None)
+                except Exception as e:  # noqa: BLE001 - the client closed between the look and the submit
+                    lost = f"the connection to the dask scheduler at {session.address} was lost ({type(e).__name__})"
+                    break
+                futures[future] = waiting.popleft().job
                 pending.add(future)
             _wait_any(pending)
             done = [f for f in futures if f in pending and f.done()]  # in submission order
@@ -229,13 +235,12 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
                 if isinstance(outcome, NotGraded) and outcome.unfit:
                     unfit = outcome.reason
                 yield outcome
-            lost = ""
-            if client.status != "running":
+            if client.status == "running":
+                lost_since = None
+            elif not lost:
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since > session.reconnect_timeout:
                     lost = f"the connection to the dask scheduler at {session.address} was lost ({client.status})"
-            else:
-                lost_since = None
             if unfit or lost:
                 students = [futures[f].student for f in pending] + [item.job.student for item in waiting]
                 waiting.clear()
@@ -265,7 +270,8 @@ def _wait_any(pending: set) -> None:
     """Return when one of ``pending`` is done, or after POLL_S (so that a stop or a lost scheduler is seen)."""
     from distributed import wait
 
-    if not pending:
+    if not pending:  # nothing submitted: the scheduler is away, and the batch waits for its return or gives up
+        time.sleep(POLL_S)
         return
     started = time.monotonic()
     try:
