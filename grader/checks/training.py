@@ -93,7 +93,7 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
 
 
 # Where the course's 7-tuple (model, train_loss, train_acc, val_loss, val_acc, best_epoch, lr_history) puts each loss.
-RETURNED_AT = {"train_loss": (2, "train"), "val_loss": (4, "val")}
+RETURNED_AT = {"train_loss": (2, "train", "training"), "val_loss": (4, "val", "validation")}
 COURSE_ORDER = "(model, train_loss, train_acc, val_loss, val_acc, best_epoch, lr_history)"
 
 
@@ -115,7 +115,7 @@ def _check_order(hist: dict, series: dict[str, tuple[float, ...]]) -> None:
     and every reading of the run (best epoch, stop, restore) would blame logic that may well be right."""
     points = hist.get("points") if isinstance(hist.get("points"), dict) else {}
     for key, values in series.items():
-        place, split = RETURNED_AT[key]
+        place, split, words = RETURNED_AT[key]
         size = points.get(split)
         scale = accuracy_scale(values, size) if type(size) is int else ""
         if scale:
@@ -123,12 +123,9 @@ def _check_order(hist: dict, series: dict[str, tuple[float, ...]]) -> None:
             raise CheckFailed(
                 f"In the grader's own run of your function, item {place} of what it returned, where the course's "
                 f"order puts the {split} losses, holds accuracies: {shown}, ... are each a whole number of the "
-                f"grader's {size} {SPLIT_NAMES[split]} points, as {SCALE_WORDS[scale]}. Return "
+                f"grader's {size} {words} points, as a {'percentage' if scale == 'percent' else 'fraction'}. Return "
                 f"{COURSE_ORDER} in that order: whoever calls the function reads each item by its place.")
 
-
-SPLIT_NAMES = {"train": "training", "val": "validation"}
-SCALE_WORDS = {"percent": "a percentage", "fraction": "a fraction"}
 
 
 def first_minimum(values: tuple[float, ...]) -> int:

@@ -215,7 +215,7 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
                 slots = _slots(client, gpu) or slots
                 _update_running(client, counts)
                 on_progress(counts)
-            lost = ""
+            lost, gone = "", f"the connection to the dask scheduler at {session.address} was lost"
             # Only to a connected client: one whose scheduler went is closed by distributed after its own timeout,
             # and a submit then raises; until this batch's reconnect_timeout ends, the job waits for the scheduler.
             while waiting and len(pending) < slots and client.status == "running":
@@ -223,7 +223,7 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
                     future = client.submit(grade_cluster_job, waiting[0], key=waiting[0].key, pure=False,
                                            resources={GPU: 1} if gpu else None)
                 except Exception as e:  # noqa: BLE001 - the client closed between the look and the submit
-                    lost = f"the connection to the dask scheduler at {session.address} was lost ({type(e).__name__})"
+                    lost = f"{gone} ({type(e).__name__})"
                     break
                 futures[future] = waiting.popleft().job
                 pending.add(future)
@@ -240,7 +240,7 @@ def cluster_results(session: ClusterSession, jobs: list[Job], exercise: Exercise
             elif not lost:
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since > session.reconnect_timeout:
-                    lost = f"the connection to the dask scheduler at {session.address} was lost ({client.status})"
+                    lost = f"{gone} ({client.status})"
             if unfit or lost:
                 students = [futures[f].student for f in pending] + [item.job.student for item in waiting]
                 waiting.clear()
