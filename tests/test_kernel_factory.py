@@ -288,14 +288,15 @@ spec = load_spec_file(pathlib.Path(sys.argv[1]))
 factory = start_factory().__enter__()
 threading.Thread(target=run_next, args=(lambda: time.sleep(600), spec), kwargs={"factory": factory.handle},
                  daemon=True).start()
-print(factory.process.pid, flush=True)
+print(factory.process.pid, factory.folder, flush=True)
 time.sleep(600)
 """
 
 
 def test_a_grader_killed_while_its_kernel_waits_leaves_no_kernel_behind(spec, tmp_path):
     """The grader dies (SIGKILL, so nothing of it cleans up) while a kernel forked for it waits for its notebook: the
-    factory, told by the kernel of the grader's death, kills the kernels it forked before it goes."""
+    factory, told by the kernel of the grader's death, kills the kernels it forked and removes its folder before it
+    goes."""
     import signal
 
     spec_file = tmp_path / "probe"
@@ -304,7 +305,8 @@ def test_a_grader_killed_while_its_kernel_waits_leaves_no_kernel_behind(spec, tm
     grader = subprocess.Popen([sys.executable, "-c", KILLED_MIDWAY, str(spec_file / "spec.toml")],
                               stdout=subprocess.PIPE, text=True, cwd=pathlib.Path(__file__).resolve().parent.parent)
     try:
-        factory = int(grader.stdout.readline())
+        pid, folder = grader.stdout.readline().split()
+        factory = int(pid)
         deadline = time.monotonic() + 60
         while not _children(factory) and time.monotonic() < deadline:  # the kernel's launcher, forked for it
             time.sleep(0.1)
@@ -319,6 +321,7 @@ def test_a_grader_killed_while_its_kernel_waits_leaves_no_kernel_behind(spec, tm
     while any(_alive(pid) for pid in [factory, *kernels]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in [factory, *kernels] if _alive(pid)] == []
+    assert not pathlib.Path(folder).exists()
 
 
 def _alive(pid: int) -> bool:

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -116,7 +117,7 @@ def _wake_on_child_exit() -> tuple[int, int]:
     return read, write
 
 
-def serve(listener: socket.socket) -> None:
+def serve(listener: socket.socket, leave) -> None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     wake = _wake_on_child_exit()
@@ -130,7 +131,7 @@ def serve(listener: socket.socket) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        sys.exit(0)
+        leave()
 
     signal.signal(signal.SIGTERM, stop)
     while True:
@@ -215,13 +216,27 @@ def _warm_torch() -> None:
                                 strict=False)
 
 
+def _leaving(folder: str):
+    """What ends this factory when its grader is gone or stops it: its folder goes too, which a grader killed
+    outright never removes (a batch's SIGKILL, a lost worker), and no Python exit handler runs on the way."""
+    me = os.getpid()
+
+    def leave() -> None:
+        if os.getpid() == me:  # not a child forked an instant before it restored the default handler
+            shutil.rmtree(folder, ignore_errors=True)
+        os._exit(0)
+    return leave
+
+
 def main(argv: list) -> None:
     # Never outlive the grader: SIGTERM, so that the kernels it forked go too (``serve``), and a kernel whose launch
     # the grader's own kill missed (it joined its control group later) does not run on alone.
+    path, preload = argv[1], json.loads(argv[2])
+    leave = _leaving(os.path.dirname(path))
+    signal.signal(signal.SIGTERM, lambda *_: leave())
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if len(argv) > 3 and os.getppid() != int(argv[3]):  # the grader died before the signal was armed: no one to serve
-        sys.exit(0)
-    path, preload = argv[1], json.loads(argv[2])
+        leave()
     for name in preload:
         importlib.import_module(name)
     _warm_torch()
@@ -232,10 +247,9 @@ def main(argv: list) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     mapped_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:"))
     _announce(path, f"ready {mapped_kb}")  # a kernel's memory limit must leave room above this
-    serve(listener)
+    serve(listener, leave)
 
 
 if __name__ == "__main__":
