@@ -14,7 +14,8 @@ from grading_support import FILES, by_id, grade, round_trip, solution, student
 from grader.assignments.catalog import load_exercise
 from grader.checks import CheckContext
 from grader.checks.base import CheckFailed
-from grader.checks.training import _torch_schedule, accuracy_scale, best_epoch_argmin, scheduler_cadence
+from grader.checks.training import (_torch_schedule, accuracy_scale, best_epoch_argmin, resolve_run,
+                                    scheduler_cadence)
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import restore_code, signature
 from grader.results import Status
@@ -119,6 +120,21 @@ def test_a_last_epoch_best_names_the_training_loss_where_it_fits_too(tmp_path, t
     assert outcome.message == ("In your run, best_epoch is 4 but the lowest val loss is at epoch 2 (4.0000): "
                                "best_epoch is the last epoch: update it only when the val loss improves, not every "
                                "epoch" + says)
+
+
+def test_a_model_replaced_by_what_load_state_dict_returns_is_named_so_not_a_list(tmp_path):
+    """``model = model.load_state_dict(best)`` returns load_state_dict's result, a tuple: it was called a list."""
+    net = nn.Linear(2, 2)
+    run = {"model": net.load_state_dict(nn.Linear(2, 2).state_dict()), "train_loss": [3.0, 2.0, 1.0],
+           "val_loss": [5.0, 4.0, 4.5], "best_epoch": 2}
+    exports = round_trip(tmp_path, {"grader_run": run}, [{"name": "grader_run", "kind": "dict"}])
+    with pytest.raises(CheckFailed) as failed:
+        resolve_run(CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id="restored"),
+                    "grader_run", "", "", "", need_model=True)
+    assert str(failed.value) == (
+        "The model of the grader's own run of your function could not be checked: where the model belongs it holds "
+        "what load_state_dict returns (it loads the weights into the model in place and returns only the keys that did "
+        "not match: keep the model, not the call's result).")
 
 
 @pytest.mark.parametrize("best, says", [
@@ -454,7 +470,11 @@ def test_the_epoch_a_model_holds_is_the_closest_record_of_those_within_tolerance
     (34, "one epoch late. The count of epochs without improvement is off by one, for example"),
     # Exactly 10 after the best: what the function does with patience=10, so the run may have been given that.
     (23, "it stopped 10 epochs after its best epoch, where a run with patience=10 stops. If the run was given "
-         "patience=20, reset the counter"),
+         "patience=20, its count of epochs without improvement reached patience too soon, for example a count never "
+         "reset to 0"),
+    (14, "it stopped 1 epoch after its best epoch"),
+    (40, "where a run with patience=27 stops. If the run was given patience=20, its count of epochs without "
+         "improvement started again after the best epoch, for example on a val loss that only tied the best"),
 ])
 def test_a_stop_one_epoch_off_lists_the_usual_causes_and_names_none(tmp_path, ran, says):
     """A length measured one off shows that the count is off, not which of the ways: each is given as an example."""

@@ -130,6 +130,9 @@ def not_a_model(value: Any) -> str:
 
 def describe(value: Any) -> str:
     """A loaded value in a student's words: "a model", "the number 3", "a TrainingHistory object"."""
+    if isinstance(value, Opaque) and value.type_name == "_IncompatibleKeys":
+        return ("what load_state_dict returns (it loads the weights into the model in place and returns only the "
+                "keys that did not match: keep the model, not the call's result)")
     if isinstance(value, Opaque):
         return f"a {value.type_name or 'value'} object"
     names = {ModelValue: "a model", SchedulerExport: "a scheduler", OptimizerExport: "an optimizer",

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve
+from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, describe
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.mnist import IMPLEMENTATION_FLAGS
@@ -86,7 +86,7 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
                if isinstance(best, (list, tuple)) and len(best) > 3 else repr(best))
         raise CheckFailed(f"best_epoch of {label} must be a whole number, got {got}.{order}")
     if need_model and not isinstance(net, ModelValue):
-        reason = net.message if isinstance(net, ExportProblem) else "it holds no model"
+        reason = net.message if isinstance(net, ExportProblem) else f"where the model belongs it holds {describe(net)}"
         raise CheckFailed(f"The model of {label} could not be checked: {reason}.")
     initial = hist.get("initial") if run else None
     return RunView(label, net, train, val, int(best), initial if isinstance(initial, ModelValue) else None)
@@ -196,9 +196,17 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
     elif ran > n_epochs:
         why = f"it ran more epochs than its budget of {n_epochs}"
     elif best < ran < n_epochs:
-        why = (f"it stopped {ran - best} epochs after its best epoch, where a run with patience={ran - best} stops. "
-               f"If the run was given patience={patience}, reset the counter only on a strict improvement of the "
-               "val loss, and stop when it reaches patience")
+        gap = ran - best
+        stopped = (f"it stopped {gap} epoch{'s' if gap != 1 else ''} after its best epoch, where a run with "
+                   f"patience={gap} stops. If the run was given patience={patience}, ")
+        # Too soon and too late have different usual causes; each is only an example of what the stop shows.
+        why = stopped + ("its count of epochs without improvement reached patience too soon, for example a count "
+                         "never reset to 0 when the val loss improves (it counts every epoch without improvement "
+                         "since the start)" if ran < expected else
+                         "its count of epochs without improvement started again after the best epoch, for example "
+                         "on a val loss that only tied the best, or that improved on the epoch before but not on the "
+                         "best") + (": reset the counter to 0 on each strict improvement of the best val loss, add "
+                                    "one otherwise, and stop when it reaches patience")
     else:
         why = "reset the counter only on a strict improvement of the val loss, and stop when it reaches patience"
     return Outcome(False, f"{view.label.capitalize()} stopped at epoch {ran}, but its val loss last improved at "

@@ -858,6 +858,9 @@ def _encode_plain(value, request: dict, writer: _Writer):
         value = {column: value[column].tolist() for column in value.columns}
     if isinstance(value, dict):
         return {"$dict": [[_key(k), encode(v, request, writer)] for k, v in value.items()]}
+    if type(value).__name__ == "_IncompatibleKeys" and type(value).__module__ == "torch.nn.modules.module":
+        # What load_state_dict returns (model = model.load_state_dict(...)): a tuple, but no value of the student's.
+        return {"$repr": repr(value)[:200], "$type": "_IncompatibleKeys"}
     if isinstance(value, (list, tuple)):
         return [encode(v, request, writer) for v in value]
     if _isfunction(value) or _ismethod(value):
