@@ -19,7 +19,7 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
          "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
          "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place",
-         "one-generator-for-all-seeds")
+         "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -229,6 +229,19 @@ def test_seeding_once_outside_the_loop_is_caught(graded):
             "building") in check.message
     assert by_id(result)["reported-vs-measured"].passed  # its own loop reports what its models score
     assert result.score == 8
+
+
+def test_best_states_reloaded_from_files_into_new_models_are_judged_by_the_runs_that_made_them(graded):
+    """Seeded once, each best state_dict saved with torch.save and loaded into a new SimpleMLP: the new models never
+    ran before they were given trained weights, so their start was passed as unknown and the seeding given full
+    marks. The checkpoint carries the start of the model it was taken from, as a deep copy does."""
+    result = graded["checkpoint-reloaded-seeded-once"]
+    check = by_id(result)["seed-start"]
+    assert not check.passed and check.message.startswith(
+        "seed 0: its initial weights are those of a SimpleMLP built right after torch.manual_seed(42), not "
+        "torch.manual_seed(0)")
+    assert "could not be checked" not in check.message
+    assert result.score == result.max_score - 2 and by_id(result)["trained-steps"].passed
 
 
 def test_test_figure_measured_on_the_validation_split_is_named(graded):

@@ -94,7 +94,7 @@ def test_an_optimizer_made_anew_during_training_is_counted_where_it_drops_the_st
     restarts = {name: model.optimizer_restarts for name, model in exports["restarts"].items()}
     assert restarts == {"one Adam": 0, "Adam each epoch": 2, "momentum SGD each epoch": 2, "plain SGD each epoch": 0,
                         "Adam each epoch, state loaded": 0, "two runs, carried on": 0, "two runs, reset between": 0,
-                        "resumed into a new model": 0}
+                        "resumed into a new model": 0, "resumed from a checkpoint": 0}
 
 
 def test_the_steps_since_the_weights_were_last_at_their_start_count_one_run(exports):
@@ -107,9 +107,19 @@ def test_the_steps_since_the_weights_were_last_at_their_start_count_one_run(expo
     assert set(exports["restarts"]["two runs, reset between"].steps.values()) == {2}
 
 
-def test_a_model_given_weights_before_it_first_ran_has_no_recorded_start(exports):
-    """Weights loaded into a new model before its first forward pass (a run resumed into a new object) are another
+def test_a_model_given_weights_from_elsewhere_before_it_first_ran_has_no_recorded_start(exports):
+    """Weights loaded into a new model before its first forward pass that no model of this run held are another
     model's trained weights, not where this one started: no start is recorded, and the record says it was loaded."""
     resumed = exports["restarts"]["resumed into a new model"]
     assert resumed.loaded and resumed.initial == {} and set(resumed.steps.values()) == {2}
     assert not exports["restarts"]["one Adam"].loaded
+
+
+def test_a_model_given_a_checkpoint_of_this_run_carries_on_its_start_and_steps(exports):
+    """A checkpoint (a state_dict() of a model this run trained, written to a file and read back) loaded into a new
+    model hands it the start and steps of the model it was taken from, as a deep copy does: a best state reloaded
+    into a new model is judged by the run that made it (its seeding, its gradients, its steps)."""
+    resumed, shared = exports["restarts"]["resumed from a checkpoint"], exports["models"][0]
+    assert not resumed.loaded and resumed.initial.keys() == shared.initial.keys()
+    assert all(torch.equal(resumed.initial[k], shared.initial[k]) for k in shared.initial)
+    assert resumed.steps == {k: n + 2 for k, n in shared.steps.items()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
@@ -223,10 +223,11 @@ class Off:
     batch_mean: bool = False  # it equals the mean of the accuracies of the split's unshuffled batches
     fraction: bool = False  # it is the measured accuracy as a fraction of 1
     loss: str = ""  # the loss convention whose value of the model on this split it equals (is close to, if shuffled)
+    lone: bool = False  # of several seeds, the only one whose figure equals that split's: a match chance can give
 
     @property
     def explained(self) -> bool:
-        return bool(self.elsewhere or self.batch_mean or self.fraction or self.loss)
+        return bool((self.elsewhere and not self.lone) or self.batch_mean or self.fraction or self.loss)
 
     def __str__(self) -> str:
         if self.fraction:
@@ -245,9 +246,13 @@ class Off:
         if not self.elsewhere:
             return f"{self.figure} reported {self.reported:.2f}%, measured {self.measured:.2f}%"
         own = SPLIT_WORDS[self.figure.removesuffix("_acc")]
-        return (f"{self.figure} reported {self.reported:.2f}% is what the grader measures on the "
-                f"{_listed([SPLIT_WORDS[s] for s in self.elsewhere])} split, not the {own} split "
-                f"({self.measured:.2f}%)")
+        there = _listed([SPLIT_WORDS[s] for s in self.elsewhere])
+        if self.lone:
+            return (f"{self.figure} reported {self.reported:.2f}%, where the grader measures {self.measured:.2f}% on "
+                    f"the {own} split, equals its measurement on the {there} split, but for this seed only: a "
+                    "figure from other data can equal it by chance")
+        return (f"{self.figure} reported {self.reported:.2f}% is what the grader measures on the {there} split, not "
+                f"the {own} split ({self.measured:.2f}%)")
 
 
 def _batch_mean(net: LoadedModel, dataset) -> float:
@@ -282,6 +287,16 @@ def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict,
         by_batch = figure in equal and split in UNSHUFFLED and abs(value - batch_mean(split)) <= equal[figure]
         off.append(Off(figure, value, measured[figure], () if by_batch else elsewhere, by_batch))
     return off
+
+
+def _lone_matches(offs: dict[int, list[Off]], seed: int, seeds: int) -> list[Off]:
+    """``seed``'s figures, each match on another split marked ``lone`` where, of several seeds, no other seed's same
+    figure equals that split: a figure measured on the wrong split is so for every seed the same code measures."""
+    def recurs(off: Off) -> bool:
+        return any(o.figure == off.figure and set(o.elsewhere) & set(off.elsewhere)
+                   for other, row in offs.items() if other != seed for o in row)
+    return [replace(o, lone=True) if o.elsewhere and seeds > 1 and not recurs(o) else o
+            for o in offs[seed]]
 
 
 def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: str) -> str:
@@ -339,7 +354,7 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
                            lambda split, net=nets[seed]: val_loss_conventions(net, sets[split], BATCH)[0])
         if off:
             offs[seed] = off
-            lines.append(f"seed {seed}: " + "; ".join(map(str, off)))
+            lines.append(seed)  # said once every seed is measured: whether a match on another split recurs
             continue
         best = matches_reference(nets[seed], seed)
         epoch = epoch_held(nets[seed], seed)
@@ -357,6 +372,8 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
         good += 1
         same = f", best epoch {best}, as the reference run" if best is not None else ""
         lines.append(f"seed {seed}: matches (val {measured['val_acc']:.2f}%, test {measured['test_acc']:.2f}%{same})")
+    lines = [f"seed {line}: " + "; ".join(map(str, _lone_matches(offs, line, len(seeds))))
+             if isinstance(line, int) else line for line in lines]
     definition = ("The grader measures each exported model itself in eval mode; reported val and test accuracy must "
                   f"match within {tolerance:g} points. Reported train accuracy may be the course's running figure "
                   f"(TA, counted during the best epoch), so it may differ by up to {train_tolerance:g} points.")

@@ -57,6 +57,11 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 LOADED = _ById()  # parameter -> True: given weights by load_state_dict before it first ran (no start recorded)
+# Each recorded parameter's values when its model's state_dict() was taken, by their fingerprint: (which call, its
+# recorded start, a copy of its step record), for the model those values are loaded into later (a checkpoint).
+SNAPSHOTS: dict = {}
+MAX_SNAPSHOTS = 4096
+_STATE_DICT_CALLS = [0, 0]  # [depth of nested state_dict() calls, calls begun at depth 0]
 STEPS = _ById()  # optimizer -> how many times it stepped
 PARAMETER_STEPS = _ById()  # parameter -> its _Record
 STALE, CLEARED, CARRIED = "stale", "cleared", "carried"  # .grad still the last step's; cleared; added to it
@@ -508,6 +513,57 @@ def _hand_over(old, new) -> None:
         pass
 
 
+def _fingerprint(tensor):
+    """The exact values of a tensor, hashed (None where they cannot be read so): what a copy, a clone or a file
+    written by torch.save and read back keeps."""
+    try:
+        values = tensor.detach().to("cpu").contiguous()
+        return (tuple(values.shape), str(values.dtype), hash(values.numpy().tobytes()))
+    except Exception:  # noqa: BLE001 - a dtype numpy lacks, say: no fingerprint, no snapshot
+        return None
+
+
+def _snapshotting(state_dict):
+    """``Module.state_dict`` that notes what each recorded parameter of the model holds now (``SNAPSHOTS``)."""
+    def snapshot(self, *args, **kwargs):
+        depth = _STATE_DICT_CALLS[0]
+        if depth == 0:
+            _STATE_DICT_CALLS[1] += 1
+        _STATE_DICT_CALLS[0] += 1
+        try:
+            return state_dict(self, *args, **kwargs)
+        finally:
+            _STATE_DICT_CALLS[0] -= 1
+            try:
+                if RECORDING[0] and len(SNAPSHOTS) < MAX_SNAPSHOTS:
+                    for parameter in self._parameters.values():
+                        record = PARAMETER_STEPS.get(parameter) if parameter is not None else None
+                        start = INITIAL.get(parameter) if parameter is not None else None
+                        key = _fingerprint(parameter) if start is not None or record is not None else None
+                        if key is not None:
+                            SNAPSHOTS[key] = (_STATE_DICT_CALLS[1], start, record.copy() if record else None)
+            except Exception:  # noqa: BLE001
+                pass
+
+    snapshot.__wrapped__ = state_dict
+    return snapshot
+
+
+def _from_snapshot(parameters: list) -> bool:
+    """Give each of ``parameters`` (new weights loaded into a model that never ran) the start and steps of the
+    parameter whose values they are, as one state_dict() call saw them; False, changing nothing, where any of them
+    matches none, or they come from different calls."""
+    found = [SNAPSHOTS.get(_fingerprint(p)) for p in parameters]
+    if not found or None in found or len({call for call, _, _ in found}) != 1:
+        return False
+    for parameter, (_, start, record) in zip(parameters, found):
+        if start is not None:
+            INITIAL.set(parameter, start)
+        if record is not None:
+            PARAMETER_STEPS.set(parameter, record.copy())
+    return True
+
+
 def _keeping_records(load_state_dict):
     """``Module.load_state_dict`` that hands each parameter it replaces (``assign=True`` puts the given tensors in
     their place) the records of the one it replaced: the model trained all the same."""
@@ -520,11 +576,17 @@ def _keeping_records(load_state_dict):
             before, unrun = {}, {}
         result = load_state_dict(self, *args, **kwargs)
         try:
+            loaded = []
             for name, parameter in self.named_parameters():
                 if before.get(name) is not None and before[name] is not parameter:
                     _hand_over(before[name], parameter)
                 elif name in unrun and not _TENSOR[0].equal(parameter.detach(), unrun[name]):
-                    LOADED.set(parameter, True)  # a run resumed into a new model, say: another model's weights
+                    loaded.append(parameter)
+            # A checkpoint of a model this run trained (its state_dict() then) carries that model's records on, as a
+            # deep copy would; other weights (a run resumed from elsewhere, say) leave the model without a start.
+            if loaded and not _from_snapshot(loaded):
+                for parameter in loaded:
+                    LOADED.set(parameter, True)
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -554,6 +616,8 @@ def install(torch) -> None:
     module = getattr(getattr(torch, "nn", None), "Module", None)
     if module is not None and callable(getattr(module, "load_state_dict", None)):
         module.load_state_dict = _keeping_records(module.load_state_dict)
+    if module is not None and callable(getattr(module, "state_dict", None)):
+        module.state_dict = _snapshotting(module.state_dict)
     try:  # the losses and clipping the notebook calls, looked up on these modules at each call
         functional = importlib.import_module("torch.nn.functional")
         functional.cross_entropy = _noted_loss(functional.cross_entropy)
