@@ -183,6 +183,14 @@ def test_what_the_stored_scheduler_shows_names_the_cause_a_fit_alone_would_guess
     assert ("This is StepLR(step_size=5, gamma=0.5)'s schedule on an optimizer made with lr=1, as its scheduler "
             "records, where the set-up's starts at lr=0.1.") in said["StepLR"] and "reused" not in said["StepLR"]
     assert "The scheduler stored under this name is a LinearLR, not a OneCycleLR" in said["OneCycleLR"]
+    # OneCycleLR keeps pct_start only as the end of its first phase: one left at its default is still named.
+    default_pct = lr_scheduler.OneCycleLR(dummy_optimizer(), max_lr=0.1, total_steps=30)
+    short_rise = COURSE_CONFIGS[10]  # pct_start=0.1
+    one_cycle = lr_family(context(tmp_path / "pct", lr_histories={short_rise.name: _run(default_pct)},
+                                  schedulers={short_rise.name: default_pct}), "lr_histories", "OneCycleLR",
+                          "schedulers")
+    assert ("The scheduler stored under this name was built with pct_start=0.3: pass the values given in CONFIGS."
+            in one_cycle.message) and "not the one its scheduler made" not in one_cycle.message
     two_groups = optim.SGD([{"params": [torch.zeros(1, requires_grad=True)]},
                             {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.01}], lr=0.1)
     second_group = cosine.build(two_groups)
@@ -526,8 +534,8 @@ def test_check_json_follows_the_contract_and_names_the_initial_lr_and_the_step_o
     by_id = {c["id"]: c for c in payload["checks"]}
     assert [c["id"] for c in payload["checks"]] == ["own-loop", "steplr", "cosine", "warm-restarts", "one-cycle",
                                                    "scheduler-runs", "step-order"]
-    assert ("Your list has 31 LRs because it starts with the initial LR 0.1, read before the first scheduler.step()."
-            in by_id["cosine"]["message"])
+    assert ("Your list has 31 LRs because it starts with the initial LR 0.1: read before the first scheduler.step(), "
+            "or put in front of the list later" in by_id["cosine"]["message"])
     assert by_id["step-order"]["message"].startswith("scheduler.step() comes before optimizer.step() in your loop: "
                                                      "code cell 2, line 9 (`sched.step()`).")
     assert not by_id["step-order"]["passed"] and by_id["scheduler-runs"]["passed"]

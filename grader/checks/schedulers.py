@@ -121,6 +121,11 @@ def _stored(scheduler) -> Stored | None:
     base = scheduler.state.get("base_lrs")
     lrs = tuple(float(v) for v in base if type(v) in (int, float)) if isinstance(base, list) else ()
     params = {k: v for k, v in scheduler.state.items() if not isinstance(v, (dict, list))}
+    phases = scheduler.state.get("_schedule_phases")
+    if scheduler.cls == "OneCycleLR" and isinstance(phases, list) and phases and isinstance(phases[0], dict) \
+            and type(phases[0].get("end_step")) in (int, float) and type(params.get("total_steps")) is int:
+        # OneCycleLR keeps pct_start only as where its first phase ends: pct_start * total_steps - 1.
+        params["pct_start"] = (phases[0]["end_step"] + 1) / params["total_steps"]
     return Stored(scheduler.cls, params, lrs if len(lrs) == len(base or ()) else ())
 
 

@@ -42,6 +42,13 @@ from grader.diagnosis.lr_fitting import (RTOL, Fit, as_floats, call, changed, cl
 from reference.schedules import BASE_LR, COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
 
 
+def _equal(value, setting) -> bool:
+    """A setting as a scheduler's state keeps it: a fraction worked back from its steps is equal to rounding."""
+    if isinstance(value, float) and isinstance(setting, (int, float)) and not isinstance(setting, bool):
+        return close(value, float(setting))
+    return value == setting
+
+
 @dataclass(frozen=True)
 class Stored:
     """The scheduler a notebook stored under a configuration's name, as its exported state shows it."""
@@ -52,7 +59,7 @@ class Stored:
 
     def unlike(self, config: SchedulerConfig) -> dict:
         """The configuration's settings this scheduler was built with other values of."""
-        return {k: v for k, v in self.params.items() if k in config.params and v != config.params[k]}
+        return {k: v for k, v in self.params.items() if k in config.params and not _equal(v, config.params[k])}
 
     def built_as(self, config: SchedulerConfig) -> bool:
         """Of the configuration's class, with its settings wherever its state keeps them."""
@@ -274,8 +281,9 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     initial = _g(runs["initial"][0])
     if same(lrs, runs["before"]):
         return Diagnosis("recorded_before_step", f"Your list is shifted by one step: it starts with the initial LR "
-                         f"{initial} and entry k is the LR after k-1 steps. Read the LR after scheduler.step(), "
-                         "not before it, so the initial LR is not in the list.")
+                         f"{initial} and entry k is the LR after k-1 steps, as the LR read before scheduler.step() "
+                         "gives, or a formula of the step count that starts one step early. Entry k must be the LR "
+                         "after k steps (read after scheduler.step()), so the initial LR is not in the list.")
     if same(lrs, runs["ahead"]):
         return Diagnosis("one_step_ahead", "Your list is one step ahead: entry 1 is the LR after 2 scheduler.step() "
                          "calls. Create the scheduler just before the loop and step it once per iteration, after "
@@ -382,9 +390,10 @@ def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: 
     elif m == n + 1 and close(lrs[0], runs["initial"][0]) and not same(lrs[:n], ref):
         rest = _explain(config, lrs[1:], runs, n, base_lr, hints)
         found = Diagnosis("initial_lr_included", f"Your list has {m} LRs because it starts with the initial LR "
-                          f"{_g(lrs[0])}, read before the first scheduler.step(). Leave it out: record the LR only "
-                          f"after each step, {n} values." + ("" if rest.ok else f" The other {n}: {rest.message}"),
-                          rest.fitted)
+                          f"{_g(lrs[0])}: read before the first scheduler.step(), or put in front of the list later (by "
+                          f"a plot that starts at step 0, say; the grader reads the list as the notebook ends). Leave "
+                          f"it out of the stored list: the LR only after each step, {n} values."
+                          + ("" if rest.ok else f" The other {n}: {rest.message}"), rest.fitted)
     elif m > n and same(lrs[:n], ref) and _continues(config, lrs, base_lr):
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; the first {n} match torch's, so your loop ran "
                           f"{m} iterations. Run exactly {n}.")
