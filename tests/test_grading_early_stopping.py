@@ -72,7 +72,8 @@ def graded():
                          "min-delta", "val-batches-in-a-dict", "zero-grad-once-per-epoch",
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
                          "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward",
-                         "globals-in-the-body", "hand-update-own-step", "adamw-by-default", "returns-another-order")}
+                         "globals-in-the-body", "hand-update-own-step", "adamw-by-default", "returns-another-order",
+                         "new-iterator-each-batch")}
 
 
 def test_a_function_returning_the_course_s_items_in_another_order_is_told_so_not_sent_to_fix_its_logic(graded):
@@ -591,6 +592,15 @@ def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded
     assert failed[0].points == 0.5 and says in failed[0].message
 
 
+def test_a_new_iterator_for_every_batch_is_counted_by_the_passes_over_the_loader(graded):
+    """`next(iter(dataloader))` for each batch: every step draws the first batch of a new shuffle, so no epoch goes
+    through the training points once. The loss curves look like any run's; the loader's count of passes shows it."""
+    failed = [c for c in graded["new-iterator-each-batch"].checks if not c.passed]
+    assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
+    assert failed[0].message.startswith("Your function began a new pass over the training DataLoader for each of its "
+                                        "150 optimizer steps (150 passes in 25 epochs of 6 batches)")
+
+
 def test_gradients_cleared_once_per_epoch_lose_only_the_point_that_measures_it(graded):
     """The run trains, stops and restores consistently with itself, only on other val losses: the kernel's record of
     what .grad held at each step is the one thing that shows the loop never clears it between batches."""
@@ -715,22 +725,28 @@ def test_a_val_loader_rebound_after_training_is_not_taken_for_the_runs(graded):
             "makes batches of 180, so the run used another loader)") in by_id(result)["restored-best"].message
 
 
-def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, best_from_stop: bool = False):
-    """A train_model_extended (Adam, sums of batch means) with its own test for an improvement and count to stop."""
+def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, best_from_stop: bool = False,
+             watch: str = "val"):
+    """A train_model_extended (Adam, sums of batch means) with its own test for an improvement and count to stop,
+    applied to the loss ``watch`` names."""
     def train_model_extended(model, dataloader, val_dataloader=None, criterion=None, optimizer=None, scheduler=None,
                              lr=0.01, n_epochs=200, logging_interval=50, patience=None):
         if refuse_zero and lr <= 0:
             raise ValueError("lr must be positive")
         criterion, optimizer = nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=lr)
-        val_loss, best, best_epoch, waited = [], None, 0, 0
+        train_loss, val_loss, best, best_epoch, waited = [], [], None, 0, 0
         for epoch in range(1, n_epochs + 1):
+            train_loss.append(0.0)
             for x, y in dataloader:
                 optimizer.zero_grad()
-                criterion(model(x), y).backward()
+                batch = criterion(model(x), y)
+                batch.backward()
                 optimizer.step()
+                train_loss[-1] += batch.item()
             with torch.no_grad():
                 loss = sum(criterion(model(x), y).item() for x, y in val_dataloader)
             val_loss.append(record(loss))
+            loss = train_loss[-1] if watch == "train" else loss
             if best is None or improves(loss, best):
                 best, best_epoch, waited = loss, epoch, 0
             else:
@@ -739,7 +755,7 @@ def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, b
                     break
         if best_from_stop:  # the epoch patience counts back from: wrong where patience never ran out
             best_epoch = len(val_loss) - patience
-        return model, [], [], val_loss, [], best_epoch, []
+        return model, train_loss, [], val_loss, [], best_epoch, []
 
     return train_model_extended
 
@@ -755,6 +771,9 @@ def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, b
     (lambda v, best: v < best, {"best_from_stop": True}, True, "every fall counted as an improvement"),
     # a tie in a rounded record excuses nothing where a fall it shows was not counted
     (lambda v, best: v < best - 1e-3, {"record": lambda v: round(v, 4)}, False, "a min_delta does this"),
+    # the training loss watched: it still changes at lr=0, so the runs test no rule for the val loss (the best-epoch
+    # checks judge the loss watched; this one cost half its points for ties the function never saw)
+    (lambda v, best: v < best, {"watch": "train"}, True, "exactly what the task's rule gives on its training loss"),
 ])
 def test_strict_improvement_judges_the_rule_on_the_function_s_own_record(tmp_path, improves, kwargs, passed, says):
     from grader.checks.improvement import strict_improvement

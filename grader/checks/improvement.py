@@ -36,6 +36,7 @@ class Called:
     n_epochs: int
     lr: float | None = None
     weights_moved: bool | None = None
+    train_loss: tuple[float, ...] = ()
 
     @property
     def ran(self) -> int:
@@ -148,8 +149,12 @@ def _called(ctx: CheckContext, name: str) -> Called:
                           "grader's mistake, not yours: tell your instructor.")
     moved = data.get("weights_moved")
     lr = data.get("lr")
+    train = data.get("train_loss")
+    train = tuple(float(v) for v in train) if isinstance(train, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in train) else ()
     return Called(name, tuple(float(v) for v in val), int(best), int(data["patience"]), int(data["n_epochs"]),
-                  float(lr) if isinstance(lr, (int, float)) else None, moved if isinstance(moved, bool) else None)
+                  float(lr) if isinstance(lr, (int, float)) else None, moved if isinstance(moved, bool) else None,
+                  train)
 
 
 def _optional(ctx: CheckContext, name: str) -> tuple[Called | None, str]:
@@ -194,6 +199,18 @@ def _cause(runs: list[Called], ways: tuple[Counting, ...]) -> str:
     return ""
 
 
+WATCHED = "Early stopping watches the val loss; the best-epoch checks judge which loss yours watches."
+
+
+def _watches_training(run: Called, ways: tuple[Counting, ...]) -> bool:
+    """Whether the task's rule gives the run exactly on its training loss and not on its val loss: a function that
+    watches the training loss, whose runs test nothing of how it counts an improvement of the val loss."""
+    def given(curve: tuple[float, ...]) -> bool:
+        return len(curve) == run.ran and any(
+            follow(curve, run.patience, run.n_epochs, strict, way) == (run.best_epoch, run.ran) for way in ways)
+    return given(run.train_loss) and not given(run.val_loss)
+
+
 def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple[Counting, ...]
              ) -> tuple[str, str, str]:
     """(what went wrong, a note, an undecided note) for the run at lr=0."""
@@ -212,6 +229,10 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
     if never_stopped and flat.best_epoch <= latest_best and (other is None or other.ran >= other.n_epochs):
         return "", "", (f"{at} {_did(flat)}, but it also ran all its epochs in the grader's other run, so its early "
                         "stopping is the patience checks' to judge, not its ties.")
+    if _watches_training(flat, ways):
+        return "", "", (f"{at} {_did(flat)}: exactly what the task's rule gives on its training loss, which still "
+                        "changes between epochs there (the batches come in another order), not on its val loss, "
+                        f"which never does; so ties were not tested. {WATCHED}")
     level = f"{flat.val_loss[0]:.4f}" if len(set(flat.val_loss)) == 1 else "the same value"
     what = (f"{at} the weights never change, so every epoch's val loss is {level}: {_did(flat)}, but counting only "
             f"a strictly lower val loss as an improvement keeps epoch 1 as the best and stops {flat.patience} epochs "
@@ -229,6 +250,9 @@ def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
     ends: dict[int, bool] = {}  # where the strict rule can end the run -> whether only with a tie taken as a fall
     for (_, end), tie in strict_outcomes(slow, ways).items():
         ends[end] = ends.get(end, True) and tie
+    if _watches_training(slow, ways):
+        return "", "", (f"On a run {where}, {_did(slow)}: exactly what the task's rule gives on its training loss, not "
+                        f"on its val loss, so how it counts a fall of the val loss was not tested. {WATCHED}")
     if slow.ran in ends and not ends[slow.ran]:
         if not any(b < a for a, b in zip(slow.val_loss, slow.val_loss[1:])):
             # No fall to count: the run tests only ties, which the plateau run judges (it is a val pass that never

@@ -205,7 +205,7 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                          "since the start)" if ran < expected else
                          "its count of epochs without improvement started again after the best epoch, for example "
                          "on a val loss that only tied the best, or that improved on the epoch before but not on the "
-                         "best") + (": reset the counter to 0 on each strict improvement of the best val loss, add "
+                         "best, or on another loss than the val loss") + (": reset the counter to 0 on each strict improvement of the best val loss, add "
                                     "one otherwise, and stop when it reaches patience")
     else:
         why = "reset the counter only on a strict improvement of the val loss, and stop when it reaches patience"
@@ -350,6 +350,15 @@ def _loaders_followed(data: dict, ran: int) -> tuple[list[str], str]:
             wrong.append(f"Your function never went through the training DataLoader it was given, in {ran} epochs"
                          f"{seen}: it trained on other batches (a global `train_loader`, or a loader of other data). "
                          "Train on the loader passed in as an argument.")
+    steps, batches = data.get("optimizer_steps"), data.get("batches")
+    if all(whole_number(n) for n in (passes["train"], steps, batches)) and batches >= 2 and ran < steps <= \
+            passes["train"]:
+        # A pass for every step: next(iter(loader)) per batch. Each pass reshuffles, so an epoch is no pass over the
+        # training points; the counts show it whatever the loop looks like.
+        wrong.append(f"Your function began a new pass over the training DataLoader for each of its {steps} optimizer "
+                     f"steps ({passes['train']} passes in {ran} epochs of {batches} batches): each pass reshuffles, "
+                     "so an epoch took the first batch of a new shuffle each time, some points twice and others not "
+                     "at all. Go through the loader once per epoch (for x, y in dataloader: ...).")
     validated = data.get("fed_val_points")
     if passes["val"] == 0 and whole_number(passes["val"]):
         if whole_number(validated) and not validated:
