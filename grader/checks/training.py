@@ -200,13 +200,13 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
         stopped = (f"it stopped {gap} epoch{'s' if gap != 1 else ''} after its best epoch, where a run with "
                    f"patience={gap} stops. If the run was given patience={patience}, ")
         # Too soon and too late have different usual causes; each is only an example of what the stop shows.
-        why = stopped + ("its count of epochs without improvement reached patience too soon, for example a count "
-                         "never reset to 0 when the val loss improves (it counts every epoch without improvement "
-                         "since the start)" if ran < expected else
-                         "its count of epochs without improvement started again after the best epoch, for example "
-                         "on a val loss that only tied the best, or that improved on the epoch before but not on the "
-                         "best, or on another loss than the val loss") + (": reset the counter to 0 on each strict improvement of the best val loss, add "
-                                    "one otherwise, and stop when it reaches patience")
+        soon = ("its count of epochs without improvement reached patience too soon, for example a count never "
+                "reset to 0 when the val loss improves (it counts every epoch without improvement since the start)")
+        late = ("its count of epochs without improvement started again after the best epoch, for example on a val "
+                "loss that only tied the best, or that improved on the epoch before but not on the best, or on "
+                "another loss than the val loss")
+        why = (stopped + (soon if ran < expected else late) + ": reset the counter to 0 on each strict improvement "
+               "of the best val loss, add one otherwise, and stop when it reaches patience")
     else:
         why = "reset the counter only on a strict improvement of the val loss, and stop when it reaches patience"
     return Outcome(False, f"{view.label.capitalize()} stopped at epoch {ran}, but its val loss last improved at "

@@ -390,9 +390,9 @@ def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: 
     elif m == n + 1 and close(lrs[0], runs["initial"][0]) and not same(lrs[:n], ref):
         rest = _explain(config, lrs[1:], runs, n, base_lr, hints)
         found = Diagnosis("initial_lr_included", f"Your list has {m} LRs because it starts with the initial LR "
-                          f"{_g(lrs[0])}: read before the first scheduler.step(), or put in front of the list later (by "
-                          f"a plot that starts at step 0, say; the grader reads the list as the notebook ends). Leave "
-                          f"it out of the stored list: the LR only after each step, {n} values."
+                          f"{_g(lrs[0])}: read before the first scheduler.step(), or put in front of the list later "
+                          "(by a plot that starts at step 0, say; the grader reads the list as the notebook ends). "
+                          f"Leave it out of the stored list: the LR only after each step, {n} values."
                           + ("" if rest.ok else f" The other {n}: {rest.message}"), rest.fitted)
     elif m > n and same(lrs[:n], ref) and _continues(config, lrs, base_lr):
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; the first {n} match torch's, so your loop ran "
