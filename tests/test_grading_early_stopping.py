@@ -27,7 +27,7 @@ CASES = FILES / "early-stopping"
 def test_solution_full_marks():
     result = grade(solution("early-stopping"), "early-stopping")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 14, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 14.5, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
     assert checks["strict-improvement"].message == (
         "At lr=0 (the val loss never changes) your function reported best_epoch 1 and stopped at epoch 4: no tie "
@@ -56,7 +56,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
 def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 13, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 13.5, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "mean over samples"
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
@@ -121,6 +121,32 @@ def test_a_last_epoch_best_names_the_training_loss_where_it_fits_too(tmp_path, t
     assert outcome.message == ("In your run, best_epoch is 4 but the lowest val loss is at epoch 2 (4.0000): "
                                "best_epoch is the last epoch: update it only when the val loss improves, not every "
                                "epoch" + says)
+
+
+@pytest.mark.parametrize("history, says", [
+    ({"train_acc": [40.0, 52.5, 61.0], "val_acc": [38.9, 50.0, 55.6]}, None),
+    # correct / total without the 100: every check reading the losses passed, and no check read the accuracies
+    ({"train_acc": [0.4, 0.525, 0.61], "val_acc": [0.389, 0.5, 0.556]},
+     "The accuracies in `history` are fractions of 1 (val_acc 0.389, 0.5, 0.556, ...): the task reports accuracy in "
+     "percent, 100 * correct / total."),
+    ({"train_acc": [40.0, 52.5], "val_acc": [38.9, 50.0, 55.6]},
+     "`history`['train_acc'] has 2 values for the 3 epochs of its val_loss: record one per epoch."),
+    ({"val_acc": [38.9, 50.0, 55.6]}, "`history` has no 'train_acc' key (its keys: train_loss, val_loss, val_acc)"),
+])
+def test_the_accuracies_are_one_per_epoch_in_percent(tmp_path, history, says):
+    from grader.checks.training import accuracy_history
+
+    history = {"train_loss": [3.0, 2.0, 1.0], "val_loss": [5.0, 4.0, 4.5], **history}
+    exports = round_trip(tmp_path, {"history": history}, [{"name": "history", "kind": "dict"}])
+    ctx = CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id="accuracies")
+    try:
+        outcome = accuracy_history(ctx, "history")
+    except CheckFailed as e:
+        outcome = e
+    if says is None:
+        assert outcome.passed and outcome.message == "train_acc and val_acc hold one accuracy per epoch (3), in percent."
+    else:
+        assert not getattr(outcome, "passed", False) and str(getattr(outcome, "message", outcome)).startswith(says)
 
 
 def test_a_model_replaced_by_what_load_state_dict_returns_is_named_so_not_a_list(tmp_path):
@@ -503,7 +529,7 @@ def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_ru
 
 def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded):
     result = graded["loss-over-dataset-size"]
-    assert result.score == result.max_score == 13, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 13.5, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "sum of batch means per sample"
     assert "the sum of the batches' mean losses divided by the number of samples" in restored.message

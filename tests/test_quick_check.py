@@ -83,7 +83,7 @@ EARLY_STOPPING = """
 
 def test_a_correct_early_stopping_solution_passes_all_it_can_and_leaves_the_probes_to_the_official_run():
     out = json.loads(_run(EARLY_STOPPING, cwd=str(ROOT)).splitlines()[-1])
-    assert all(out["checks"].values()) and out["score"][0] == out["score"][1] == 6  # was 6/9: probes counted as failed
+    assert all(out["checks"].values()) and out["score"][0] == out["score"][1] == 6.5  # probes once counted as failed
     official = {k: v for k, v in out["pending"].items() if v}
     assert {"grader-run-best-epoch", "grader-run-patience", "grader-run-restored",
             "restored-without-trigger"} <= set(official)

@@ -141,6 +141,35 @@ _RUN_PARAMS = dict(
 )
 
 
+@check_kind("accuracy_history", history=Param(str, "history", "a dict export with train_acc, val_acc and val_loss "
+                                              "lists", export=True))
+def accuracy_history(ctx: CheckContext, history: str) -> Outcome:
+    """train_acc and val_acc hold one accuracy per epoch, in percent, as val_loss holds one loss per epoch."""
+    hist = ctx.value(history, "dict")
+    epochs = len(as_curve(hist.get("val_loss")) or ())
+    curves = {}
+    for key in ("train_acc", "val_acc"):
+        if key not in hist:
+            keys = ", ".join(map(str, hist)) or "none"
+            raise CheckFailed(f"`{history}` has no '{key}' key (its keys: {keys}): record the accuracy of every epoch "
+                              f"under '{key}', in percent.")
+        curves[key] = _floats(hist[key], f"`{history}`['{key}']")
+    wrong = [f"`{history}`['{key}'] has {len(v)} values for the {epochs} epochs of its val_loss: record one per "
+             "epoch" for key, v in curves.items() if epochs and len(v) != epochs]
+    values = [v for curve in curves.values() for v in curve]
+    if any(v < 0 or v > 100 for v in values):
+        wrong.append(f"The accuracies in `{history}` run from {min(values):g} to {max(values):g}: an accuracy in "
+                     "percent lies between 0 and 100")
+    elif all(v <= 1 for v in values):
+        # No model of the set-up scores 1% or less at any epoch (two classes): these are fractions of 1.
+        shown = ", ".join(f"{v:.4g}" for v in curves["val_acc"][:3])
+        wrong.append(f"The accuracies in `{history}` are fractions of 1 (val_acc {shown}, ...): the task reports "
+                     "accuracy in percent, 100 * correct / total")
+    if wrong:
+        return Outcome(False, "; ".join(wrong) + ".")
+    return Outcome(True, f"train_acc and val_acc hold one accuracy per epoch ({epochs}), in percent.")
+
+
 @check_kind("best_epoch_argmin", **_RUN_PARAMS)
 def best_epoch_argmin(ctx: CheckContext, run: str, model: str, history: str, best_epoch: str) -> Outcome:
     """best_epoch must be the epoch with the lowest validation loss (1-based, first of ties)."""
