@@ -174,6 +174,31 @@ def test_a_model_that_stores_its_training_points_gets_no_size_points(exercise, n
                               "smallest the reference found has 21.")
 
 
+def test_parameters_kept_in_a_plain_list_are_named_among_what_a_module_does_not_register(tmp_path):
+    """nn.Parameters in `self.weights = [...]`, trained through `Adam(model.weights)`: the module owns none of them.
+    It was told to wrap each in nn.Parameter, which each already was."""
+    from grading_support import round_trip
+    from grader.checks import CheckContext
+    from grader.checks.architecture import learned_network
+    from grader.checks.data import DataFactory
+
+    class Listed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = [torch.nn.Parameter(torch.randn(2, 3)), torch.nn.Parameter(torch.randn(3, 3))]
+
+        def forward(self, x):
+            return torch.relu(x @ self.weights[0]) @ self.weights[1]
+
+    exercise = load_exercise("tiny-model")
+    exports = round_trip(tmp_path, {"model": Listed()}, [{"name": "model", "kind": "model", "input_shape": [2]}])
+    outcome = learned_network(CheckContext(exercise.spec, exports, (), DataFactory(), check_id="a-network"), "model",
+                              {"kind": "checkerboard", "n_per_cell": 20, "noise": 0.1, "seed": 0})
+    assert not outcome.passed and ("or nn.Parameters kept in a plain Python list, dict or tuple, which a module does "
+                                   "not register") in outcome.message
+    assert "or several in an nn.ParameterList or nn.ParameterDict." in outcome.message
+
+
 # A fixed rule fits the board without learning anything: the colour read off each point's square. Its accuracy is
 # 100%, so only `a-network`, reading the graph and its gradients, can tell it from a network.
 RULES = {
@@ -257,6 +282,24 @@ def test_a_few_literals_that_tip_the_budget_say_how_torchs_own_settings_are_coun
     assert "(nn.LeakyReLU(0.1), F.leaky_relu(x, 0.1)); the same number written into arithmetic does." in leaky
     memoriser = _budget_message(StoredNumbers(0, 0, {}, {}, tuple(range(2, 722))), 0, 0.0, 33, ())
     assert "LeakyReLU" not in memoriser  # hundreds of values are data, not settings
+    # Frozen random features: the course's count_parameters (trainable only) printed 27, within the budget.
+    frozen = _budget_message(StoredNumbers(51, 27, {}, {}, ()), 51, 0.5, 33, ())
+    assert ("That counts all 51 parameters, 24 of them frozen: frozen weights still make the model bigger "
+            "(count_parameters, and torchinfo's \"Trainable params\", show only the 27 trainable ones).") in frozen
+
+
+def test_a_start_loaded_back_after_training_is_named_not_a_learning_rate_of_zero():
+    """`best_loss = 0.0`, so no epoch improved and the state copied before training was loaded back: the weights
+    moved, and the model was told to look at its learning rate and gradients."""
+    from grader.checks.models import untrained
+
+    net = types.SimpleNamespace(parameters={"w": torch.ones(2)}, initial={"w": torch.ones(2)}, steps={"w": 200},
+                                idle_steps=0, restored_to_start=True)
+    assert untrained(net, "model") == (
+        "Every weight of `model` is still what it was at its first forward pass. Its parameters took 200 optimizer "
+        "steps, then load_state_dict put back the weights it started from, and no step came after: the state it "
+        "restored was saved before training and never replaced (a best state kept only on an improvement that no "
+        "epoch made, say).")
 
 
 def test_zero_grad_between_backward_and_step_is_named_from_the_steps_that_found_no_gradient():

@@ -94,7 +94,8 @@ def test_an_optimizer_made_anew_during_training_is_counted_where_it_drops_the_st
     restarts = {name: model.optimizer_restarts for name, model in exports["restarts"].items()}
     assert restarts == {"one Adam": 0, "Adam each epoch": 2, "momentum SGD each epoch": 2, "plain SGD each epoch": 0,
                         "Adam each epoch, state loaded": 0, "two runs, carried on": 0, "two runs, reset between": 0,
-                        "resumed into a new model": 0, "resumed from a checkpoint": 0}
+                        "resumed into a new model": 0, "resumed from a checkpoint": 0,
+                        "restored to its start": 0}
 
 
 def test_the_steps_since_the_weights_were_last_at_their_start_count_one_run(exports):
@@ -123,3 +124,13 @@ def test_a_model_given_a_checkpoint_of_this_run_carries_on_its_start_and_steps(e
     assert not resumed.loaded and resumed.initial.keys() == shared.initial.keys()
     assert all(torch.equal(resumed.initial[k], shared.initial[k]) for k in shared.initial)
     assert resumed.steps == {k: n + 2 for k, n in shared.steps.items()}
+
+
+def test_a_model_given_its_start_back_after_training_is_told_from_one_that_never_moved(exports):
+    """Weights that equal their start after optimizer steps: lr 0 or zero gradients, or a state saved before training
+    loaded back after it (a best state never replaced). The record says which, and a step after the load undoes it."""
+    restored = exports["restarts"]["restored to its start"]
+    assert restored.restored_to_start and set(restored.steps.values()) == {3}
+    assert all(torch.equal(restored.parameters[k], restored.initial[k]) for k in restored.initial)
+    assert not exports["restarts"]["two runs, reset between"].restored_to_start  # it trained on after the load
+    assert not exports["restarts"]["one Adam"].restored_to_start

@@ -322,10 +322,11 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
     n = sum(t.numel() for t in net.parameters.values())
     if not n:
         stored = sum(t.numel() for t in getattr(net, "constants", {}).values() if t.is_floating_point() and t.numel() > 1)
-        plain = (f" It holds {stored} numbers in tensors that are not its parameters (plain tensors, say, even with "
-                 "requires_grad=True): if your loop trained them, it trained numbers the model does not own, which "
-                 "model.parameters(), torchinfo and the grader do not count; wrap each in nn.Parameter, as an "
-                 "attribute of the module." if stored else "")
+        plain = (f" It holds {stored} numbers in tensors that are not its parameters (plain tensors, even with "
+                 "requires_grad=True, or nn.Parameters kept in a plain Python list, dict or tuple, which a module "
+                 "does not register): if your loop trained them, it trained numbers the model does not own, which "
+                 "model.parameters(), torchinfo and the grader do not count. Register each: an nn.Parameter as an "
+                 "attribute of the module, or several in an nn.ParameterList or nn.ParameterDict." if stored else "")
         return Outcome(False, f"`{model}` has no parameters, so nothing in it can be trained: what it computes is "
                               f"fixed by its code and whatever it stores{through}.{plain}{learn}",
                        metrics={"parameters": 0})

@@ -210,6 +210,10 @@ HAND_TRAINED = ("its weights moved from their values at its first forward pass, 
 def untrained_cause(net: Any) -> str:
     """Why a model whose weights never moved did not train, from the kernel's record of its optimizer steps."""
     took, idle = max(getattr(net, "steps", {}).values(), default=0), getattr(net, "idle_steps", 0)
+    if took and getattr(net, "restored_to_start", False):
+        return (f"its parameters took {took} optimizer steps, then load_state_dict put back the weights it started "
+                "from, and no step came after: the state it restored was saved before training and never replaced (a "
+                "best state kept only on an improvement that no epoch made, say)")
     if idle and not took:  # the kernel saw its optimizer step, never with a gradient on these parameters
         return (f"its optimizer stepped {idle} times, and not once found a gradient on its parameters: zero_grad() is "
                 "called between backward() and step(), step() comes before backward() with zero_grad() after it, "
@@ -487,7 +491,8 @@ def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float
             message += f" torchinfo counts {torchinfo}{' too' if torchinfo == count.parameters else ''}."
     if count.parameters > count.trainable:
         message += (f" That counts all {count.parameters} parameters, {count.parameters - count.trainable} of them "
-                    "frozen: frozen weights still make the model bigger.")
+                    f"frozen: frozen weights still make the model bigger (count_parameters, and torchinfo's "
+                    f"\"Trainable params\", show only the {count.trainable} trainable ones).")
     if hooks:
         message += (" Your model's forward hooks ran while the grader captured it, so what they compute and keep is "
                     f"counted too: {'; '.join(hooks[:3])}.")

@@ -57,6 +57,9 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 LOADED = _ById()  # parameter -> True: given weights by load_state_dict before it first ran (no start recorded)
+# parameter -> its steps when load_state_dict put its recorded start back after it had stepped (a best state never
+# replaced): where no step follows, weights that equal their start did move, and were reset
+RESTORED = _ById()
 # Each recorded parameter's values when its model's state_dict() was taken, by their fingerprint: (which call, its
 # recorded start, a copy of its step record), for the model those values are loaded into later (a checkpoint).
 SNAPSHOTS: dict = {}
@@ -564,6 +567,13 @@ def _from_snapshot(parameters: list) -> bool:
     return True
 
 
+def _back_at_start(parameter) -> bool:
+    """Whether a parameter that took optimizer steps holds its recorded start again."""
+    record, start = PARAMETER_STEPS.get(parameter), INITIAL.get(parameter)
+    return (record is not None and record.stepped > 0 and start is not None and start.shape == parameter.shape
+            and _TENSOR[0].equal(parameter.detach().cpu(), start))
+
+
 def _keeping_records(load_state_dict):
     """``Module.load_state_dict`` that hands each parameter it replaces (``assign=True`` puts the given tensors in
     their place) the records of the one it replaced: the model trained all the same."""
@@ -582,6 +592,8 @@ def _keeping_records(load_state_dict):
                     _hand_over(before[name], parameter)
                 elif name in unrun and not _TENSOR[0].equal(parameter.detach(), unrun[name]):
                     loaded.append(parameter)
+                elif _back_at_start(parameter):
+                    RESTORED.set(parameter, PARAMETER_STEPS.get(parameter).stepped)
             # A checkpoint of a model this run trained (its state_dict() then) carries that model's records on, as a
             # deep copy would; other weights (a run resumed from elsewhere, say) leave the model without a start.
             if loaded and not _from_snapshot(loaded):
@@ -655,7 +667,8 @@ def training_record(model) -> dict:
     a gradient that still held the step before's (``carried_steps``, the most for a parameter); how often a new
     optimizer took over one that kept state for a parameter (``optimizer_restarts``, the most for a parameter);
     whether it was given weights by load_state_dict
-    before it first ran (``loaded``: its steps count from there); for its most stepped parameter, the [first, last,
+    before it first ran (``loaded``: its steps count from there), or given its recorded start back after its last
+    step (``restored_to_start``); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
     ``input_ranges``), and each row's ``row_signatures`` in those calls (``input_rows``); and the run's losses
@@ -670,6 +683,8 @@ def training_record(model) -> dict:
             "carried_steps": max((r.carried for r in records.values()), default=0),
             "optimizer_restarts": max((r.restarts for r in records.values()), default=0),
             "loaded": any(p in LOADED for _, p in model.named_parameters()),
+            "restored_to_start": any(RESTORED.get(p) == r.stepped for p, r in
+                                     ((p, PARAMETER_STEPS.get(p)) for _, p in model.named_parameters()) if r),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
             "input_rows": [list(r) for r in fed[5]] if fed and fed[0] else None,

@@ -166,6 +166,7 @@ class LoadedModel(ModelValue):
     optimizer_restarts: int = 0  # times a new optimizer took over, without the state the one before kept
     loaded: bool = False  # given weights by load_state_dict before it first ran: its steps count from there
     input_rows: tuple[tuple[float, float, float], ...] = ()  # each row's kernel_probe.row_signatures in those calls
+    restored_to_start: bool = False  # load_state_dict put its recorded start back after its last optimizer step
 
     @property
     def n_params(self) -> int:
@@ -470,7 +471,8 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget, graph: dict | None = No
                        _finite(data.get("step_lrs"), 4), _settings(data.get("step_settings")),
                        _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")),
                        _ranges(data.get("input_ranges")), _count(data.get("optimizer_restarts")),
-                       data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024, width=3))
+                       data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024, width=3),
+                       data.get("restored_to_start") is True)
 
 
 def _count(value: object) -> int:
