@@ -398,7 +398,7 @@ def test_the_several_notebooks_rule_picks_declared_then_newest_and_says_when_it_
 def test_an_upper_case_suffix_is_a_notebook_and_an_archive_is_named_with_what_to_do(tmp_path):
     """``ada.IPYNB`` is ada's notebook, in the class folder or a student's; an archive is never opened, but it is
     said, as its student's entry or in the student's note, with what to do: no entry goes without a word."""
-    from grader.grading.discover import discover
+    from grader.grading.discover import discover, left_aside
 
     folder = tmp_path / "class"
     (folder / "dan").mkdir(parents=True)
@@ -410,8 +410,13 @@ def test_an_upper_case_suffix_is_a_notebook_and_an_archive_is_named_with_what_to
     shutil.copy(solution("tiny-model"), folder / "fay.ipynb")
     (folder / "fay.tar.gz").write_bytes(b"")
     (folder / "roster.csv").write_text("name\nada\n")  # the instructor's, not a student
+    shutil.copy(solution("tiny-model"), folder / "gus.ipynb.txt")  # a browser's download: a student's, misnamed
     found = {f.student: f for f in discover(folder, "tiny-model")}
-    assert sorted(found) == ["ada", "cara", "dan", "eve", "fay"]
+    assert sorted(found) == ["ada", "cara", "dan", "eve", "fay", "gus"]
+    assert found["gus"].path is None and found["gus"].note == (
+        "'gus.ipynb.txt' does not end in .ipynb, so it is not read (a download saved with another ending, say): rename "
+        "it gus.ipynb and run again")
+    assert left_aside(folder) == ["roster.csv"]  # a batch names it once
     assert found["ada"].path.name == "ada.IPYNB" and found["ada"].note == ""
     assert found["eve"].path.name == "Tiny-Model.IPYNB"
     assert found["cara"].path is None and found["cara"].note.startswith(

@@ -73,7 +73,7 @@ def graded():
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
                          "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward",
                          "globals-in-the-body", "hand-update-own-step", "adamw-by-default", "returns-another-order",
-                         "new-iterator-each-batch")}
+                         "new-iterator-each-batch", "smoothing-tried-on-the-side")}
 
 
 def test_a_function_returning_the_course_s_items_in_another_order_is_told_so_not_sent_to_fix_its_logic(graded):
@@ -298,7 +298,7 @@ def _trainer(mode: str):
 
     def train_model_extended(model, dataloader, val_dataloader=None, criterion=None, optimizer=None, scheduler=None,
                              lr=0.01, n_epochs=200, logging_interval=50, patience=None):
-        criterion = criterion or nn.CrossEntropyLoss()
+        criterion = nn.CrossEntropyLoss() if mode == "own criterion" else criterion or nn.CrossEntropyLoss()
         if mode == "trains a copy":  # the optimizer it is given still holds the original's parameters
             model = copy.deepcopy(model)
         if mode == "own optimizer" or optimizer is None:
@@ -326,6 +326,8 @@ def _trainer(mode: str):
                 scheduler.step()
             if mode == "record get_last_lr()":
                 lr_history.append(scheduler.get_last_lr())
+            elif mode == "record get_lr()":  # a further step's LR, computed from the current one
+                lr_history.append(scheduler.get_lr()[0])
             elif mode != "record before":
                 lr_history.append(lr if mode == "record lr argument" else optimizer.param_groups[0]["lr"])
         return model, train_loss, [], val_loss, [], 1, lr_history
@@ -346,6 +348,24 @@ def cadence(tmp_path, function):
     return scheduler_cadence(ctx, run="grader_lr_run", function="train_model_extended")
 
 
+def test_a_criterion_argument_made_anew_regardless_is_measured_by_the_calls_of_the_one_given(tmp_path):
+    """`criterion = nn.CrossEntropyLoss()` whatever was passed: the grader never passed one, so full marks."""
+    from grader.checks.training import _criterion_followed
+
+    exercise = load_exercise("early-stopping")
+    probe = exercise.spec.export("grader_lr_run")
+    requests = [{"name": "train_model_extended", "kind": "function"},
+                {"name": probe.name, "kind": probe.kind, "code": probe.code}]
+    said = {}
+    for mode in ("after the updates", "own criterion"):
+        exports = round_trip(tmp_path / mode, {"train_model_extended": _trainer(mode)}, requests)
+        said[mode] = _criterion_followed(CheckContext(exercise.spec, exports, (), None), "grader_lr_run")
+    assert said["after the updates"] == ""
+    assert said["own criterion"].startswith("Given criterion= (a loss of the grader's, in its run with its own "
+                                            "optimizer and scheduler), your function never called it in its 24 "
+                                            "optimizer steps")
+
+
 def test_the_course_function_steps_once_per_epoch(tmp_path):
     outcome = cadence(tmp_path, train_model_extended)
     assert outcome.passed and outcome.metrics["scheduler_calls"] == 4, outcome.message
@@ -364,6 +384,8 @@ def test_the_course_function_steps_once_per_epoch(tmp_path):
     ("own optimizer", "own_optimizer", 0.0, "The optimizer the grader passed as optimizer= never stepped"),
     ("record before", "recorded_before_step", 0.5, "records the LR before scheduler.step()"),
     ("record lr argument", "constant_record", 0.5, "lr_history records the initial LR, 0.01, in every epoch"),
+    # stepped right, recorded one epoch ahead: half, as any record read wrong (it was 0: "differs")
+    ("record get_lr()", "recorded_ahead", 0.5, "lr_history is one epoch ahead ([0.0025, 0.00125, 0.000625,"),
     ("step with the loss", "step_argument", 0.0, "passes it an argument (4 of 4 calls)"),
     # get_last_lr() appended whole: one-element lists; the stepping is judged (it was not), the record keeps half
     ("record get_last_lr()", "match", 0.5, "Each lr_history entry is also a one-element list"),
@@ -625,6 +647,14 @@ def test_a_new_iterator_for_every_batch_is_counted_by_the_passes_over_the_loader
     assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
     assert failed[0].message.startswith("Your function began a new pass over the training DataLoader for each of its "
                                         "150 optimizer steps (150 passes in 25 epochs of 6 batches)")
+
+
+def test_a_smoothed_loss_tried_on_another_model_is_not_taken_for_the_function_s_own(graded):
+    """After the graded run, a cell tries the function on a dropout net with criterion=CrossEntropyLoss(label_smoothing=
+    0.1): the loss record was run-wide, and the grader's own run (plain cross_entropy) lost a third of
+    follows-arguments for it. Each model's record now holds the losses of its own steps."""
+    result = graded["smoothing-tried-on-the-side"]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
 
 
 def test_gradients_cleared_once_per_epoch_lose_only_the_point_that_measures_it(graded):

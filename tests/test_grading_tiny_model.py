@@ -108,6 +108,23 @@ def test_an_infinite_loop_times_out_within_the_limit(exercise):
     assert checks(result)["fits-training-data"].passed
 
 
+def test_a_cell_that_ignores_the_interrupt_is_stopped_without_waiting_out_the_export_limit(exercise, tmp_path):
+    """A loop that catches KeyboardInterrupt: interrupted at its limit, it ran on, and the export cell queued behind it
+    for its own limit (219 s for a 120 s cell, told "did not finish within 120 s")."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
+                                          "    except BaseException:\n        pass")]
+    nbformat.write(nb, tmp_path / "stubborn.ipynb")
+    fast = Exercise(dataclasses.replace(exercise.spec, limits=Limits(cell_timeout_s=3, total_timeout_s=60,
+                                                                     export_timeout_s=300)), exercise.checks)
+    result = grade(tmp_path / "stubborn.ipynb", fast, hidden=False)
+    assert result.status is Status.TIMEOUT
+    assert result.error == ("code cell 1 did not finish within 3 s (the per-cell limit), and it did not stop when "
+                            "interrupted (10 s), so it was stopped without exporting any value")
+
+
 def test_a_dying_kernel_is_an_error_with_a_reason(exercise):
     result = grade(FILES / "kernel-dies.ipynb", exercise, hidden=False)
     assert result.status is Status.ERROR

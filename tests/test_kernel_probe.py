@@ -78,14 +78,20 @@ def test_a_model_fed_other_shapes_in_training_than_the_tasks_is_told_where_to_re
             "(nn.Flatten() as its first layer") in exports["misfed"].message
 
 
-def test_the_runs_losses_and_clipping_are_recorded(exports):
-    """Every cross_entropy call is counted, with its label smoothing; only the first 20 inputs are looked at (a loop
-    that feeds probabilities does so from its first batch), so the softmax given to the last one goes unseen."""
-    calls = exports["models"][0].loss_calls
-    assert calls["label_smoothing"] == (0.2,) and calls["clipped"] == 1
-    assert calls["cross_entropy"] > 20 and calls["probabilities"] == 0
-    assert calls["soft_targets"] == 1  # the targets smoothed by hand; one-hot rows are the labels
-    assert (calls["nll_loss"], calls["nll_not_log_probabilities"]) == (2, 1) and calls["others"] == {"mse_loss": 1}
+def test_the_losses_and_clipping_of_a_models_own_steps_are_recorded(exports):
+    """Each model's record holds the losses and clipping of the steps that trained it: a smoothed loss tried on another
+    model, or on this one with no step after it, is not its training's. Only the first 20 inputs of the run, and
+    then the first of every 10th step's, are looked at, so the softmax given to the second call of a step goes unseen."""
+    lossy = exports["restarts"]["trained with its own losses"].loss_calls
+    assert lossy["label_smoothing"] == (0.2,) and lossy["clipped"] == 1
+    assert lossy["cross_entropy"] == 3 and lossy["probabilities"] == 0
+    shared = exports["models"][0].loss_calls  # trained with plain cross_entropy; smoothed and clipped afterwards
+    assert shared["label_smoothing"] == () and shared["clipped"] == 0 and shared["cross_entropy"] == 5
+    # A model no torch optimizer stepped (trained by hand, say) has the run's: every call, whichever model it was for.
+    run = exports["never_run"].loss_calls
+    assert run["label_smoothing"] == (0.2, 0.3) and run["clipped"] == 1 and run["cross_entropy"] > 20
+    assert run["soft_targets"] == 1  # the targets smoothed by hand; one-hot rows are the labels
+    assert (run["nll_loss"], run["nll_not_log_probabilities"]) == (2, 1) and run["others"] == {"mse_loss": 1}
 
 
 def test_an_optimizer_made_anew_during_training_is_counted_where_it_drops_the_state_kept(exports):
@@ -95,7 +101,7 @@ def test_an_optimizer_made_anew_during_training_is_counted_where_it_drops_the_st
     assert restarts == {"one Adam": 0, "Adam each epoch": 2, "momentum SGD each epoch": 2, "plain SGD each epoch": 0,
                         "Adam each epoch, state loaded": 0, "two runs, carried on": 0, "two runs, reset between": 0,
                         "resumed into a new model": 0, "resumed from a checkpoint": 0,
-                        "restored to its start": 0}
+                        "restored to its start": 0, "trained with its own losses": 0}
 
 
 def test_the_steps_since_the_weights_were_last_at_their_start_count_one_run(exports):

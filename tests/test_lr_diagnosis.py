@@ -56,7 +56,8 @@ def test_reading_the_lr_before_the_step_is_a_shift_by_one(config):
     assert found.kind == "recorded_before_step"
     initial = 0.004 if config.family == "OneCycleLR" else 0.1
     assert f"starts with the initial LR {initial:g}" in found.message
-    assert "after scheduler.step(), not before" in found.message
+    assert "as the LR read before scheduler.step() gives, or a formula of the step count that starts one step early" \
+        in found.message
 
 
 def test_the_initial_lr_in_front_makes_31_values():

@@ -28,6 +28,7 @@ from grader.checks.models import (
     same_rows,
     same_weights,
     splits_table,
+    untrained_cause,
 )
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
@@ -777,10 +778,10 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
                      if chance_level(measured_accuracy(nets[lr], val.X, val.Y)[0], val.Y) is not None]
         if untrained:
             named = _models(untrained)
+            cause = untrained_cause(nets[untrained[0]])
             return Outcome(False, f"T{named[1:]} never changed from the weights recorded at the first forward pass, "
                            f"and {'score' if len(untrained) > 1 else 'scores'} about what predicting one class scores: "
-                           "never trained. Check that each run's optimizer is built on that run's own model's "
-                           "parameters.")
+                           f"never trained. For lr={untrained[0]:g}, {cause}.")
     # Untrained models built alike were named above: runs at different rates never end on the very same weights.
     alike = [(low, high) for low, high in itertools.combinations(order, 2)
              if same_weights(getattr(nets[low], "parameters", {}), getattr(nets[high], "parameters", {}))]

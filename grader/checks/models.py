@@ -418,9 +418,18 @@ def wedges_only(net: Any, X: Any, Y: Any, name: str) -> str:
 
 
 def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
-    """What to say when the exported scheduler ``name`` never stepped (its ``last_epoch`` is 0); "" otherwise."""
+    """What to say when the exported scheduler ``name`` never stepped (its ``last_epoch`` is 0), or stepped an
+    optimizer that never stepped itself (the kernel's count); "" otherwise."""
     value = ctx.exports.values.get(name) if name else None
-    if not isinstance(value, SchedulerExport) or value.state.get("last_epoch") != 0:
+    if not isinstance(value, SchedulerExport):
+        return ""
+    stepped = value.state.get("last_epoch")
+    if isinstance(stepped, int) and stepped > 0 and value.optimizer is not None and value.optimizer.steps == 0:
+        return (f"Your `{name}` ({value.cls}) stepped {stepped:,} times, but the optimizer it was made with never "
+                "stepped (the kernel's count): it set the learning rate of an optimizer that trained nothing, so "
+                "the one that trained the model kept its LR throughout. Make the scheduler with the optimizer your "
+                "loop steps.")
+    if stepped != 0:
         return ""
     return (f"Your `{name}` ({value.cls}) never stepped: its last_epoch is 0, so it never changed the learning rate "
             f"during training. Call {name}.step() in the training loop, after the optimizer's steps (once per epoch "

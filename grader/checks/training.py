@@ -404,6 +404,22 @@ def _loaders_followed(data: dict, ran: int) -> tuple[list[str], str]:
     return wrong, note
 
 
+def _criterion_followed(ctx: CheckContext, given: str) -> str:
+    """What a run given a criterion shows where the function never called it; "" where it did, or cannot tell."""
+    if not given:
+        return ""
+    try:
+        data = ctx.value(given, "dict")
+    except CheckFailed:  # that run's own check says why it is missing
+        return ""
+    calls, steps = data.get("criterion_calls"), data.get("optimizer_steps")
+    if not (whole_number(calls) and whole_number(steps)) or calls or not steps:
+        return ""
+    return (f"Given criterion= (a loss of the grader's, in its run with its own optimizer and scheduler), your "
+            f"function never called it in its {steps} optimizer steps: it computes its loss another way regardless. "
+            "Use the criterion passed in, and make nn.CrossEntropyLoss() only when it is None.")
+
+
 def _constant_validation(val_loss: tuple[float, ...], moved: bool) -> str:
     """Why a val loss that never changed while the weights did (``moved``) is no measure of the model being trained;
     "" otherwise."""
@@ -425,9 +441,11 @@ def _constant_validation(val_loss: tuple[float, ...], moved: bool) -> str:
             patience=Param(int, doc="the patience the run was called with (more than n_epochs)"),
             lr=Param((int, float), doc="the lr the run was called with"),
             plateau=Param(str, "", "a dict export of a run at lr=0 (lr, weights_moved): where no torch optimizer "
-                          "step shows the lr used, weights that moved there show an lr ignored", export=True))
+                          "step shows the lr used, weights that moved there show an lr ignored", export=True),
+            given=Param(str, "", "a dict export of a run given a criterion of the grader's (criterion_calls, "
+                        "optimizer_steps): none of its calls shows a criterion argument ignored", export=True))
 def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int, lr: float,
-                      plateau: str = "") -> Outcome:
+                      plateau: str = "", given: str = "") -> Outcome:
     """A run that patience cannot stop trains all n_epochs epochs, one optimizer step per training batch, at the lr it
     was given, with one optimizer throughout (the kernel's record of the run's models, ``trained`` and ``model``): the
     course's default Adam, where the grader passes none."""
@@ -463,7 +481,8 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
                "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
     constant = _constant_validation(_floats(data.get("val_loss"), f"`{run}`['val_loss']")[:ran], kept is False)
     other_batches, validation = _loaders_followed(data, ran)
-    wrong = [m for m in (epochs, rate, default, steps, restarted, changed, still, constant, *other_batches) if m]
+    wrong = [m for m in (epochs, rate, default, steps, restarted, changed, still, constant, *other_batches,
+                         _criterion_followed(ctx, given)) if m]
     if not wrong:
         return Outcome(True, " ".join(filter(None, (
             f"The grader called your function with n_epochs={n_epochs}, patience={patience} and lr={lr:g}: it trained "

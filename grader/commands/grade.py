@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         exercise = (exercises_root() / args.exercise / SPEC_FILE).is_file()
         factory = stack.enter_context(launch_factory()) if exercise and not args.cluster else None
         from grader.assignments.catalog import Exercise, load_assignment
-        from grader.grading.discover import discover
+        from grader.grading.discover import discover, left_aside
 
         assignment = load_assignment(args.exercise)
         suffixes = assignment.suffixes
@@ -208,6 +208,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.submissions} holds no submissions: expected one {' or '.join(suffixes)} file "
                             f"per student, as {args.submissions}/<student>{suffixes[0]} or inside "
                             f"{args.submissions}/<student>/")
+        aside = left_aside(args.submissions, suffixes)
+        if aside:
+            listed = ", ".join(aside[:8]) + (f" and {len(aside) - 8} more" if len(aside) > 8 else "")
+            print(f"grader grade: not taken for students' work, as no {' or '.join(suffixes)} file: {listed}",
+                  file=sys.stderr, flush=True)
         # The cluster first: a wrong address or a cluster without workers is said before any file is written.
         # A quiz needs none: its answers are scored here, without a kernel.
         on_cluster = args.cluster and isinstance(assignment, Exercise)

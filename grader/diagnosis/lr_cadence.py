@@ -148,13 +148,18 @@ def _wrong_record(run: CadenceRun) -> Cadence:
                        f"per-epoch schedule does), but lr_history records the initial LR, {init:g}, in every epoch. "
                        "Record the optimizer's current LR, optimizer.param_groups[0]['lr'], after scheduler.step().",
                        RECORD_ONLY)
+    if len(lrs) == e > 1 and same(lrs[:-1], ref[1:]):
+        return Cadence("recorded_ahead", f"{right}, but lr_history is one epoch ahead ({_g(lrs)} where torch gives "
+                       f"{_g(ref)}): each entry is the LR of the epoch after, as scheduler.get_lr() read after the "
+                       "step gives (it computes a further step). Record optimizer.param_groups[0]['lr'] or "
+                       "scheduler.get_last_lr()[0] after scheduler.step().", RECORD_ONLY)
     if len(lrs) != e:
         found = f"lr_history has {len(lrs)} entries for {e} epochs"
     else:
         k = next((i for i, (a, b) in enumerate(zip(lrs, ref)) if not close(a, b)), 0)
         found = f"after epoch {k + 1} lr_history records {lrs[k]:.6g}, where torch's {run.scheduler} gives {ref[k]:.6g}"
     return Cadence("differs", f"{right}, but {found}. Record optimizer.param_groups[0]['lr'] once per epoch, right "
-                   "after scheduler.step().")
+                   "after scheduler.step().", RECORD_ONLY)
 
 
 def _argument_note(run: CadenceRun) -> str:

@@ -22,7 +22,10 @@ What is a student, and under which name (no entry of the class folder is dropped
 - suffixes are matched whatever their case (``ada.IPYNB`` is ada's notebook);
 - an archive (``ARCHIVE_SUFFIXES``: ``cara.zip``) is never opened: it is reported as its student's entry
   (``invalid``, saying to unpack it), and in a student's folder that holds no notebook the note names it;
-- any other file of the class folder (a roster, a README) is the instructor's, not a student, and is skipped;
+- a file whose submission suffix is followed by another (``zed.ipynb.txt``, a browser's download) is its student's
+  entry (``invalid``, saying to rename it);
+- any other file of the class folder (a roster, a README) is taken for the instructor's, not a student, and is
+  skipped; a batch names those files once (``left_aside``);
 - a symbolic link, or a FIFO, device or socket named like a notebook, is reported (``invalid``, with why),
   never followed or opened; so is a folder the grader cannot read;
 - a name is made safe for files and tables by ``student_name`` (letters of any script kept); when two entries
@@ -220,11 +223,42 @@ def _entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ...]) -> 
         return _folder_entry(entry, exercise_id, suffixes)
     if archive:
         return _Entry(raw, entry, None, _unpack_hint(entry.name))
+    renamed = _suffix_inside(entry.name, suffixes)
+    if renamed and stat.S_ISREG(mode):
+        stem, suffix = renamed
+        return _Entry(stem, entry, None, f"{shown(entry.name)} does not end in {suffix}, so it is not read (a "
+                                         f"download saved with another ending, say): rename it {stem}{suffix} and "
+                                         "run again")
     if not notebook_like:
         return None
     if not stat.S_ISREG(mode):
         return _Entry(raw, entry, None, f"{shown(entry.name)} is a pipe, device or socket, not a notebook file")
     return _Entry(raw, entry, entry)
+
+
+def _suffix_inside(name: str, suffixes: tuple[str, ...]) -> tuple[str, str] | None:
+    """(the name before it, the suffix) where a submission's suffix is followed by another (``zed.ipynb.txt``)."""
+    folded = name.casefold()
+    for suffix in suffixes:
+        at = folded.find(suffix.casefold() + ".")
+        if at > 0:
+            return name[:at], suffix
+    return None
+
+
+def left_aside(folder: str | pathlib.Path, suffixes: tuple[str, ...] = NOTEBOOK_SUFFIXES) -> list[str]:
+    """The names of the class folder's files that are no student's entry (a roster, a README, an answers file in
+    another format): said once by a batch, so that nothing a student handed in goes unseen."""
+    names = []
+    for child in sorted(pathlib.Path(folder).iterdir()):
+        if _skipped(child.name) or child.name.startswith("."):
+            continue
+        try:
+            if stat.S_ISREG(child.lstat().st_mode) and _entry(child, "", suffixes) is None:
+                names.append(child.name)
+        except (OSError, ValueError):
+            continue
+    return names
 
 
 def _digest(raw: str, digits: int) -> str:

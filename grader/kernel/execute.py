@@ -282,6 +282,9 @@ async def _in_thread(wait: Callable[[], PreparedNotebook | None]) -> PreparedNot
     return await came
 
 
+INTERRUPT_GRACE_S = 10.0  # how long a cell past its limit has to stop once interrupted
+
+
 async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution) -> None:
     """The student cells under their time limits, then the export cell."""
     limits = sandbox.limits
@@ -306,6 +309,13 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
                 result.status = Status.TIMEOUT
                 which = "per-cell" if budget == limits.cell_timeout_s else "whole-notebook"
                 result.reason = f"code cell {number} did not finish within {budget:.0f} s (the {which} limit)"
+                if not await client.kc.answers(INTERRUPT_GRACE_S):
+                    # Interrupted, it ran on (it catches KeyboardInterrupt, say): the export would only queue behind
+                    # it for its own limit. The kernel is stopped instead, with nothing exported.
+                    result.reason += (f", and it did not stop when interrupted ({INTERRUPT_GRACE_S:g} s), so it was "
+                                      "stopped without exporting any value")
+                    result.timings["student_cells"] = time.monotonic() - student_start
+                    return
                 break
             result.errors.append(_error_from(e, number))
     result.timings["student_cells"] = time.monotonic() - student_start

@@ -4,7 +4,8 @@ Facts that the values alone cannot show:
 
 - the weights each parameter had when its module first ran forward: a model's initial weights, so the
   grader can tell whether it was built right after ``torch.manual_seed(s)`` (a deep copy keeps its
-  original's);
+  original's, and so does a new model loaded with a state_dict() taken of it, copied or through a file);
+  and whether load_state_dict later put those weights back after its last optimizer step;
 - at each scheduler.step() call, how often its optimizer had stepped, so the order of the two is measured;
 - how many times each optimizer stepped, so the grader can count epochs times batches instead of
   trusting an exported loader; and how many optimizer steps each parameter took part in (with a
@@ -19,9 +20,11 @@ Facts that the values alone cannot show:
   betas...), so a run is judged by what its optimizer did, whichever object the notebook kept;
 - the range of the values each module was fed in its first ``INPUT_CALLS`` calls in training mode,
   so inputs normalised on the way (in the training loop, say) show whatever the code looks like;
-- run-wide, how cross_entropy was called (label smoothing, probabilities for input) and how often the
-  gradients were clipped, through wrappers on ``torch.nn.functional.cross_entropy`` and
-  ``torch.nn.utils.clip_grad_norm_``/``clip_grad_value_``.
+- how cross_entropy was called (label smoothing, probabilities for input), which other losses were
+  trained with and how often the gradients were clipped, through wrappers on
+  ``torch.nn.functional.cross_entropy`` and ``torch.nn.utils.clip_grad_norm_``/``clip_grad_value_``: per
+  parameter, as the optimizer steps that followed them (since the last zero_grad) took them, so a model's
+  record holds its own training's, not a side experiment's; run-wide for a model no optimizer stepped.
 
 They are kept in weak tables (nothing outlives its object) by global torch hooks and by wrappers on
 ``Parameter.__deepcopy__``, on torch's schedulers' ``step()`` and on the functions above, installed right
@@ -57,8 +60,8 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 LOADED = _ById()  # parameter -> True: given weights by load_state_dict before it first ran (no start recorded)
-# parameter -> its steps when load_state_dict put its recorded start back after it had stepped (a best state never
-# replaced): where no step follows, weights that equal their start did move, and were reset
+# parameter -> whether load_state_dict put its recorded start back after it had stepped (a best state never replaced),
+# with no step since: weights that equal their start then did move, and were reset
 RESTORED = _ById()
 # Each recorded parameter's values when its model's state_dict() was taken, by their fingerprint: (which call, its
 # recorded start, a copy of its step record), for the model those values are loaded into later (a checkpoint).
@@ -91,13 +94,67 @@ _GRAD: list = []  # torch.is_grad_enabled, once torch is imported: a call withou
 def _training() -> bool:
     """Whether autograd records now: a forward pass or a loss of a training step, not an evaluation or a metric."""
     return bool(_GRAD) and _GRAD[0]()
-# The notebook's losses and gradient clipping, run-wide: cross_entropy calls, the label_smoothing values they were
+# The notebook's losses and gradient clipping, run-wide (PENDING and each _Record.losses hold them per step and per
+# parameter): cross_entropy calls, the label_smoothing values they were
 # given, those (of the first INPUT_CALLS) whose input rows were probabilities (a softmax before a loss that applies
 # its own) or whose targets were probabilities other than one-hot rows, the clip_grad_norm_/clip_grad_value_ calls
 # that changed a gradient, the calls of other losses (OTHER_LOSSES), by name, and nll_loss's calls with those (of the
 # first INPUT_CALLS) whose rows were not log-probabilities.
-LOSSES = {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0, "soft_targets": 0,
-          "others": {}, "nll_loss": 0, "nll_not_log_probabilities": 0}
+def _no_losses() -> dict:
+    return {"cross_entropy": 0, "label_smoothing": set(), "probabilities": 0, "clipped": 0, "soft_targets": 0,
+            "others": {}, "nll_loss": 0, "nll_not_log_probabilities": 0}
+
+
+LOSSES = _no_losses()
+# The same, since the last optimizer step: each step hands it to the records of the parameters it stepped, so a model's
+# record holds the losses of its own training, not those of another experiment of the notebook's.
+PENDING = _no_losses()
+SAMPLED_STEPS = 10  # beyond the run's first INPUT_CALLS calls, the first of every 10th step's is looked at too
+_ALL_STEPS = [0]  # optimizer steps of the run, any optimizer
+
+
+def _noting(key: str, value=1) -> None:
+    """Add to the record of the step under way, and to the run-wide one unless the grader's own export runs (its
+    runs of the student's function train models too: their steps take their losses; the run's record is the
+    notebook's)."""
+    for record in (LOSSES, PENDING) if RECORDING[0] else (PENDING,):
+        if key == "label_smoothing":
+            record[key].add(value)
+        elif key == "others":
+            record[key][value] = record[key].get(value, 0) + 1
+        else:
+            record[key] += value
+
+
+def _looked_at(key: str) -> bool:
+    """Whether this call is one whose inputs are looked at: the run's first INPUT_CALLS, and then the first call of
+    every SAMPLED_STEPS-th optimizer step (a model trained late in the run is looked at too)."""
+    return LOSSES[key] <= INPUT_CALLS or (PENDING[key] == 1 and _ALL_STEPS[0] % SAMPLED_STEPS == 0)
+
+
+def _clearing_pending(zero_grad):
+    """``zero_grad`` that also forgets the losses noted since the last step: a training step starts here, and a loss
+    computed before it (a metric, another experiment's) trained nothing that this step updates."""
+    def cleared(self, *args, **kwargs):
+        PENDING.update(_no_losses())
+        return zero_grad(self, *args, **kwargs)
+
+    cleared.__wrapped__ = zero_grad
+    return cleared
+
+
+def _merged(into, losses: dict) -> dict:
+    """``into`` (a record of losses, or None) with ``losses`` added."""
+    merged = _no_losses() if into is None else into
+    for key, value in losses.items():
+        if key == "label_smoothing":
+            merged[key] |= value
+        elif key == "others":
+            for name, n in value.items():
+                merged[key][name] = merged[key].get(name, 0) + n
+        else:
+            merged[key] += value
+    return merged
 
 
 def _first_forward(module, args):
@@ -159,25 +216,24 @@ def _note_input(module, x) -> None:
 def _noted_loss(cross_entropy):
     """``torch.nn.functional.cross_entropy`` (which CrossEntropyLoss calls) noting how it was called."""
     def noted(input, target, *args, **kwargs):
-        if RECORDING[0]:
-            try:
-                LOSSES["cross_entropy"] += 1
-                smoothing = kwargs.get("label_smoothing", args[5] if len(args) > 5 else 0.0)
-                if smoothing:
-                    LOSSES["label_smoothing"].add(float(smoothing))
-                if LOSSES["cross_entropy"] <= INPUT_CALLS and input.dim() == 2 and input.shape[1] > 1 and \
-                        input.is_floating_point() and input.requires_grad and _training():
-                    rows = input.detach()
-                    if float(rows.min()) >= 0 and float(rows.max()) <= 1 and \
-                            float((rows.sum(1) - 1).abs().max()) < 1e-3:
-                        LOSSES["probabilities"] += 1
-                    # Class probabilities as targets: one-hot rows are the labels themselves; others are softened.
-                    if isinstance(target, _TENSOR[0]) and target.is_floating_point() and target.shape == input.shape:
-                        hot = target.detach()
-                        if not bool(((hot == 0) | (hot == 1)).all()):
-                            LOSSES["soft_targets"] += 1
-            except Exception:  # noqa: BLE001
-                pass
+        try:
+            _noting("cross_entropy")
+            smoothing = kwargs.get("label_smoothing", args[5] if len(args) > 5 else 0.0)
+            if smoothing:
+                _noting("label_smoothing", float(smoothing))
+            if _looked_at("cross_entropy") and input.dim() == 2 and input.shape[1] > 1 and \
+                    input.is_floating_point() and input.requires_grad and _training():
+                rows = input.detach()
+                if float(rows.min()) >= 0 and float(rows.max()) <= 1 and \
+                        float((rows.sum(1) - 1).abs().max()) < 1e-3:
+                    _noting("probabilities")
+                # Class probabilities as targets: one-hot rows are the labels themselves; others are softened.
+                if isinstance(target, _TENSOR[0]) and target.is_floating_point() and target.shape == input.shape:
+                    hot = target.detach()
+                    if not bool(((hot == 0) | (hot == 1)).all()):
+                        _noting("soft_targets")
+        except Exception:  # noqa: BLE001
+            pass
         return cross_entropy(input, target, *args, **kwargs)
 
     noted.__wrapped__ = cross_entropy
@@ -194,12 +250,11 @@ def _counted_loss(loss, name: str):
     """A loss of ``torch.nn.functional`` (which its nn.Module form calls) counting its calls by name."""
     def counted(*args, **kwargs):
         result = loss(*args, **kwargs)
-        if RECORDING[0]:
-            try:  # counted as backward() runs through it: a metric logged with .item() is no training loss
-                if getattr(result, "requires_grad", False) and _training():
-                    result.register_hook(lambda grad: _backward_through(name))
-            except Exception:  # noqa: BLE001
-                pass
+        try:  # counted as backward() runs through it: a metric logged with .item() is no training loss
+            if getattr(result, "requires_grad", False) and _training():
+                result.register_hook(lambda grad: _backward_through(name))
+        except Exception:  # noqa: BLE001
+            pass
         return result
 
     counted.__wrapped__ = loss
@@ -207,23 +262,21 @@ def _counted_loss(loss, name: str):
 
 
 def _backward_through(name: str) -> None:
-    others = LOSSES["others"]
-    others[name] = others.get(name, 0) + 1
+    _noting("others", name)
 
 
 def _noted_nll(nll_loss):
     """``torch.nn.functional.nll_loss`` (NLLLoss's) counting, of its first calls, those given rows that are not
     log-probabilities: without a log_softmax before it, what it computes is no cross-entropy."""
     def noted(input, *args, **kwargs):
-        if RECORDING[0]:
-            try:
-                LOSSES["nll_loss"] += 1
-                if LOSSES["nll_loss"] <= INPUT_CALLS and input.dim() == 2 and input.is_floating_point() and \
-                        input.requires_grad and _training():
-                    if float((input.detach().exp().sum(1) - 1).abs().max()) > 1e-3:
-                        LOSSES["nll_not_log_probabilities"] += 1
-            except Exception:  # noqa: BLE001
-                pass
+        try:
+            _noting("nll_loss")
+            if _looked_at("nll_loss") and input.dim() == 2 and input.is_floating_point() and \
+                    input.requires_grad and _training():
+                if float((input.detach().exp().sum(1) - 1).abs().max()) > 1e-3:
+                    _noting("nll_not_log_probabilities")
+        except Exception:  # noqa: BLE001
+            pass
         return nll_loss(input, *args, **kwargs)
 
     noted.__wrapped__ = nll_loss
@@ -235,8 +288,6 @@ def _noted_clip(clip, by_norm: bool):
     reaches (clip_grad_value_(params, 1e6)) leaves the run as it was. The call itself is the student's, untouched
     but for a generator of parameters made a list first (the look below would spend it)."""
     def noted(*args, **kwargs):
-        if not RECORDING[0]:
-            return clip(*args, **kwargs)
         largest, bound = None, None
         try:
             given = args[0] if args else kwargs.get("parameters")
@@ -252,7 +303,7 @@ def _noted_clip(clip, by_norm: bool):
         result = clip(*args, **kwargs)
         try:
             if bound is not None and (float(result) > bound if by_norm else largest is not None and largest > bound):
-                LOSSES["clipped"] += 1
+                _noting("clipped")
         except Exception:  # noqa: BLE001
             pass
         return result
@@ -261,11 +312,13 @@ def _noted_clip(clip, by_norm: bool):
     return noted
 
 
-def loss_record() -> dict:
-    return {"cross_entropy": LOSSES["cross_entropy"], "label_smoothing": sorted(LOSSES["label_smoothing"])[:5],
-            "probabilities": LOSSES["probabilities"], "clipped": LOSSES["clipped"],
-            "soft_targets": LOSSES["soft_targets"], "others": dict(sorted(LOSSES["others"].items())[:10]),
-            "nll_loss": LOSSES["nll_loss"], "nll_not_log_probabilities": LOSSES["nll_not_log_probabilities"]}
+def loss_record(losses: dict | None = None) -> dict:
+    """``losses`` (the run's, by default) as plain data."""
+    losses = LOSSES if losses is None else losses
+    return {"cross_entropy": losses["cross_entropy"], "label_smoothing": sorted(losses["label_smoothing"])[:5],
+            "probabilities": losses["probabilities"], "clipped": losses["clipped"],
+            "soft_targets": losses["soft_targets"], "others": dict(sorted(losses["others"].items())[:10]),
+            "nll_loss": losses["nll_loss"], "nll_not_log_probabilities": losses["nll_not_log_probabilities"]}
 
 
 def _starting(optimizer, args, kwargs):
@@ -295,7 +348,7 @@ def _fresh_start(parameter, record) -> bool:
     back = start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
     if back:
         record.stepped = record.idle = record.restarts = 0
-        record.lrs = record.settings = None
+        record.lrs = record.settings = record.losses = None
         record.classes = set()
     return back
 
@@ -304,7 +357,7 @@ class _Record:
     """How optimizers stepped one parameter."""
 
     __slots__ = ("stepped", "idle", "classes", "cleared", "carried", "state", "pending", "hooks", "lrs", "settings",
-                 "kept", "restarts", "owner")
+                 "kept", "restarts", "owner", "losses")
 
     def __init__(self):
         self.stepped = 0  # optimizer steps it took part in with a gradient
@@ -320,6 +373,7 @@ class _Record:
         self.kept = False  # whether the optimizer of its latest step keeps state for it
         self.restarts = 0  # steps by an optimizer with no state for it, after one that kept some
         self.owner = None  # a weak reference to the optimizer of its latest step
+        self.losses = None  # the losses and clipping of the steps it took (a record like LOSSES)
 
     def copy(self) -> "_Record":
         """What a deep copy of the parameter inherits: the counts and LRs so far, not the watch on its gradient."""
@@ -329,6 +383,7 @@ class _Record:
         copied.lrs, copied.settings = list(self.lrs) if self.lrs else None, self.settings
         # Not ``kept`` or ``owner``: no optimizer holds the copy yet.
         copied.restarts = self.restarts
+        copied.losses = _merged(None, self.losses) if self.losses else None
         return copied
 
 
@@ -361,6 +416,8 @@ def _note_group(record: _Record, group: dict) -> None:
 def _stepped(optimizer, args, kwargs):
     try:
         STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
+        _ALL_STEPS[0] += 1
+        noted = any(PENDING.values())
         for group in optimizer.param_groups:
             for parameter in group["params"]:
                 record = PARAMETER_STEPS.get(parameter)
@@ -371,13 +428,18 @@ def _stepped(optimizer, args, kwargs):
                     record.idle += 1
                     continue
                 record.stepped += 1
+                if RESTORED.get(parameter):
+                    RESTORED.set(parameter, False)
                 record.classes.add(type(optimizer).__name__)
                 record.kept = bool(optimizer.state.get(parameter))
                 record.owner = weakref.ref(optimizer)
                 _note_group(record, group)
                 _judge(parameter, record)
+                if noted:
+                    record.losses = _merged(record.losses, PENDING)
     except Exception:  # noqa: BLE001
         pass
+    PENDING.update(_no_losses())
 
 
 def _judge(parameter, record: _Record) -> None:
@@ -593,7 +655,7 @@ def _keeping_records(load_state_dict):
                 elif name in unrun and not _TENSOR[0].equal(parameter.detach(), unrun[name]):
                     loaded.append(parameter)
                 elif _back_at_start(parameter):
-                    RESTORED.set(parameter, PARAMETER_STEPS.get(parameter).stepped)
+                    RESTORED.set(parameter, True)
             # A checkpoint of a model this run trained (its state_dict() then) carries that model's records on, as a
             # deep copy would; other weights (a run resumed from elsewhere, say) leave the model without a start.
             if loaded and not _from_snapshot(loaded):
@@ -630,6 +692,10 @@ def install(torch) -> None:
         module.load_state_dict = _keeping_records(module.load_state_dict)
     if module is not None and callable(getattr(module, "state_dict", None)):
         module.state_dict = _snapshotting(module.state_dict)
+    optimizer = getattr(getattr(torch, "optim", None), "Optimizer", None)
+    for owner in (module, optimizer):
+        if owner is not None and callable(getattr(owner, "zero_grad", None)):
+            owner.zero_grad = _clearing_pending(owner.zero_grad)
     try:  # the losses and clipping the notebook calls, looked up on these modules at each call
         functional = importlib.import_module("torch.nn.functional")
         functional.cross_entropy = _noted_loss(functional.cross_entropy)
@@ -653,6 +719,26 @@ def install(torch) -> None:
                 cls._initial_step = _making(vars(cls)["_initial_step"])
     except Exception:  # noqa: BLE001
         pass
+
+
+def _model_losses(records) -> dict:
+    """The losses and clipping of the steps that trained these parameters; the run's where no torch optimizer
+    stepped them (an update written by hand: its losses are the run's, whichever model they trained)."""
+    stepped = [r.losses for r in records if r.stepped]
+    if not stepped:
+        return loss_record()
+    merged = None
+    for losses in stepped:  # each parameter's steps: a model trained in parts (a frozen layer, say) has them all
+        merged = _merged(merged, losses) if losses else merged
+    return loss_record(_most_of(merged, stepped) if merged else _no_losses())
+
+
+def _most_of(merged: dict, records: list) -> dict:
+    """Counts as the most any one parameter's steps saw (parameters stepped together each saw the same calls);
+    label_smoothing values and other losses' names as all of them did."""
+    most = {k: max((r or {}).get(k, 0) for r in records) for k in merged if k not in ("label_smoothing", "others")}
+    others = {name: max((r or {}).get("others", {}).get(name, 0) for r in records) for name in merged["others"]}
+    return {**merged, **most, "others": others}
 
 
 def initial_state(model) -> dict:
@@ -683,12 +769,11 @@ def training_record(model) -> dict:
             "carried_steps": max((r.carried for r in records.values()), default=0),
             "optimizer_restarts": max((r.restarts for r in records.values()), default=0),
             "loaded": any(p in LOADED for _, p in model.named_parameters()),
-            "restored_to_start": any(RESTORED.get(p) == r.stepped for p, r in
-                                     ((p, PARAMETER_STEPS.get(p)) for _, p in model.named_parameters()) if r),
+            "restored_to_start": any(RESTORED.get(p, False) for _, p in model.named_parameters()),
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
             "input_rows": [list(r) for r in fed[5]] if fed and fed[0] else None,
-            "loss_calls": loss_record()}
+            "loss_calls": _model_losses(records.values())}
 
 
 def after_import(name: str, then) -> None:
