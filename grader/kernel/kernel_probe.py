@@ -66,7 +66,7 @@ RESTORED = _ById()
 # Each recorded parameter's values when its model's state_dict() was taken, by their fingerprint: (which call, its
 # recorded start, a copy of its step record), for the model those values are loaded into later (a checkpoint).
 SNAPSHOTS: dict = {}
-MAX_SNAPSHOTS = 4096
+MAX_SNAPSHOTS = 16384  # the oldest go first: a best state is most often among the latest
 _STATE_DICT_CALLS = [0, 0]  # [depth of nested state_dict() calls, calls begun at depth 0]
 STEPS = _ById()  # optimizer -> how many times it stepped
 PARAMETER_STEPS = _ById()  # parameter -> its _Record
@@ -600,13 +600,16 @@ def _snapshotting(state_dict):
         finally:
             _STATE_DICT_CALLS[0] -= 1
             try:
-                if RECORDING[0] and len(SNAPSHOTS) < MAX_SNAPSHOTS:
+                if RECORDING[0]:
                     for parameter in self._parameters.values():
                         record = PARAMETER_STEPS.get(parameter) if parameter is not None else None
                         start = INITIAL.get(parameter) if parameter is not None else None
                         key = _fingerprint(parameter) if start is not None or record is not None else None
-                        if key is not None:
-                            SNAPSHOTS[key] = (_STATE_DICT_CALLS[1], start, record.copy() if record else None)
+                        if key is None:
+                            continue
+                        if key not in SNAPSHOTS and len(SNAPSHOTS) >= MAX_SNAPSHOTS:
+                            SNAPSHOTS.pop(next(iter(SNAPSHOTS)))
+                        SNAPSHOTS[key] = (_STATE_DICT_CALLS[1], start, record.copy() if record else None)
             except Exception:  # noqa: BLE001
                 pass
 
