@@ -595,8 +595,11 @@ def test_sweep_labels_name_one_run_stored_twice_and_missing_records(tmp_path):
     net = exported(MnistCNN(), tmp_path / "a")
     net.initial = {k: v + 0.01 for k, v in net.parameters.items()}
     twice = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: net, 0.01: net}})
-    assert not twice.passed and twice.message.startswith("The models under lr=0.0001 and lr=0.001 are one model "
-                                                         "stored twice")
+    assert not twice.passed and twice.message.startswith("The models under lr=0.0001, lr=0.001 and lr=0.01 are one "
+                                                         "model stored 3 times")
+    other_net = exported(MnistCNN(), tmp_path / "b")
+    pair = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: other_net, 0.01: net}})
+    assert pair.message.startswith("The models under lr=0.0001 and lr=0.01 are one model stored twice")
     unrecorded = dataclasses.replace(net, initial={}, parameters={k: v + 0.5 for k, v in net.parameters.items()})
     other = dataclasses.replace(net, parameters={k: v - 0.5 for k, v in net.parameters.items()})
     missing = evaluate("lr-sweep", "labels-match-runs", {"models": {0.0001: net, 0.001: unrecorded, 0.01: other}})

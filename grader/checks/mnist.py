@@ -759,10 +759,12 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
     """
     nets = _sweep_models(ctx, models, lrs)
     order = sorted(lrs)
-    twice = next(((low, high) for low, high in itertools.pairwise(order) if nets[low] is nets[high]), None)
-    if twice:
-        return Outcome(False, f"The models under lr={twice[0]:g} and lr={twice[1]:g} are one model stored twice. Train "
-                       "a fresh model for each learning rate.")
+    shared = [[lr for lr in order if nets[lr] is nets[first]] for first in order]
+    shared = next((group for group in shared if len(group) > 1), None)
+    if shared:
+        times = "twice" if len(shared) == 2 else f"{len(shared)} times"
+        return Outcome(False, f"T{_models(shared)[1:]} are one model stored {times}. Train a fresh model for each "
+                       "learning rate.")
     mislabelled = _stepped_elsewhere(nets, order)
     if mislabelled:
         return Outcome(False, f"The models are not stored under the rates they trained at: {'; '.join(mislabelled)} "
