@@ -583,3 +583,16 @@ def test_an_answer_in_quotes_of_its_own_is_shown_as_python_writes_it(tmp_path):
     path.write_text('[answers]\nlr-role = "\'E\'"\n')  # quotes around an option are read away ("'D'" is D)
     result = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
     assert "lr-role: \"'E'\" is not an option" in result.error
+
+
+def test_a_number_in_a_form_the_grader_does_not_read_is_told_how_to_write_it_and_a_list_of_one_is_its_answer():
+    """'5%' for 0.05 was told only "not an option (its options are A, B, C, D)"; ["B"] was not read as B."""
+    from grader.quizzes.model import load_quiz
+    from grader.quizzes.scoring import score_quiz
+
+    quiz = load_quiz("lr-schedulers")
+    said = {c.id: c for c in score_quiz(quiz, {"steplr-three-steps": "5%"}, "ada").checks}["steplr-three-steps"]
+    assert not said.passed and ("(The options are numbers: give the letter, or the number as a decimal such as 0.1; "
+                                "a percentage, a fraction or a decimal comma is not read.)") in said.message
+    listed = {c.id: c for c in score_quiz(quiz, {"steplr-three-steps": ["B"]}, "ada").checks}["steplr-three-steps"]
+    assert listed.passed

@@ -156,6 +156,8 @@ def _label(question: Question, given: object) -> str | None:
 
     'b ', 'B.', '(B)', 'Option B', 'B: <B's text>' and B's text itself all mean B; 'B or C' and 'BC' mean none.
     """
+    if isinstance(given, (list, tuple)) and len(given) == 1:
+        given = given[0]  # ["B"]: one answer, written as a list of one
     if isinstance(given, (int, float)) and not isinstance(given, bool):
         given = repr(given)  # a number written unquoted, where an option is that number: 0.05 = "0.05"
     if not isinstance(given, str):
@@ -248,6 +250,9 @@ def _score_question(q: Question, answers: Mapping) -> CheckResult:
         outcome, message = "missing", MSG_MISSING.format(**words)
     elif label is None:
         outcome, message = "no-such-option", MSG_NO_SUCH_OPTION.format(**words)
+        if all(_number(_plain(option)) is not None for _, option in q.options):
+            message += (f" (The options are numbers: give the letter, or the number as a decimal such as "
+                        f"{_plain(q.options[0][1])}; a percentage, a fraction or a decimal comma is not read.)")
     elif label == q.answer:
         outcome, message = "right", MSG_RIGHT.format(**words)
     else:
