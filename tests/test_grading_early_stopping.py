@@ -360,6 +360,15 @@ def test_a_criterion_argument_made_anew_regardless_is_measured_by_the_calls_of_t
     for mode in ("after the updates", "own criterion"):
         exports = round_trip(tmp_path / mode, {"train_model_extended": _trainer(mode)}, requests)
         said[mode] = _criterion_followed(CheckContext(exercise.spec, exports, (), None), "grader_lr_run")
+    # A function written without a criterion argument is not given one: the run goes on, judged by the rest.
+    def no_criterion(model, dataloader, val_dataloader=None, optimizer=None, scheduler=None, lr=0.01, n_epochs=200,
+                     logging_interval=50, patience=None):
+        return _trainer("after the updates")(model, dataloader, val_dataloader, None, optimizer, scheduler, lr,
+                                              n_epochs, logging_interval, patience)
+
+    exports = round_trip(tmp_path / "none", {"train_model_extended": no_criterion}, requests)
+    assert exports.values["grader_lr_run"]["criterion_calls"] is None
+    assert exports.values["grader_lr_run"]["optimizer_steps"] == 24
     assert said["after the updates"] == ""
     assert said["own criterion"].startswith("Given criterion= (a loss of the grader's, in its run with its own "
                                             "optimizer and scheduler), your function never called it in its 24 "
