@@ -741,6 +741,12 @@ def test_a_scheduler_made_with_an_optimizer_that_never_stepped_is_named(roots, m
     outcome = evaluate("mnist-adam", "val-accuracy", {"model": mlp, "scheduler": orphan}, roots["tiny"])
     assert ("Your `scheduler` (ExponentialLR) stepped 15 times, but the optimizer it was made with never stepped (the "
             "kernel's count): it set the learning rate of an optimizer that trained nothing") in outcome.message
+    # The kernel's export: an optimizer the probe counted no step of never stepped (0, not unknown).
+    from grader.kernel import kernel_probe
+    from grader.kernel.kernel_export import _optimizer
+
+    never = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    assert _optimizer(never, vars(kernel_probe))["steps"] == 0 and _optimizer(never, None)["steps"] is None
 
 
 def test_sweep_keys_and_curves_in_torch_s_own_types_are_read(tmp_path):

@@ -710,7 +710,8 @@ def _optimizer(opt, probe: dict | None = None) -> dict:
                          key=str)
     return {"class": type(opt).__name__, "module": type(opt).__module__, "param_groups": groups,
             "defaults": {k: _jsonable(v) for k, v in opt.defaults.items()},
-            "steps": probe["STEPS"].get(opt) if probe else None, "state_steps": state_steps[:10],
+            # The probe counts every step() of the run: an optimizer it has no count for never stepped.
+            "steps": probe["STEPS"].get(opt, 0) if probe else None, "state_steps": state_steps[:10],
             "stepped_under_scheduler": _stepped_under_scheduler(opt)}
 
 
