@@ -127,7 +127,6 @@ def _check_order(hist: dict, series: dict[str, tuple[float, ...]]) -> None:
                 f"{COURSE_ORDER} in that order: whoever calls the function reads each item by its place.")
 
 
-
 def first_minimum(values: tuple[float, ...]) -> int:
     """1-based epoch of the lowest value; ties keep the earlier epoch (improvement must be strict)."""
     return min(range(len(values)), key=lambda i: (values[i], i)) + 1

@@ -290,7 +290,7 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
     limits = sandbox.limits
     cells = prepared.nb.cells
     deadline = time.monotonic() + limits.total_timeout_s
-    student_start = time.monotonic()
+    student_start, stuck = time.monotonic(), False
     result.student_began = True
     for index in prepared.student_cells:
         remaining = deadline - time.monotonic()
@@ -309,16 +309,17 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
                 result.status = Status.TIMEOUT
                 which = "per-cell" if budget == limits.cell_timeout_s else "whole-notebook"
                 result.reason = f"code cell {number} did not finish within {budget:.0f} s (the {which} limit)"
-                if not await client.kc.answers(INTERRUPT_GRACE_S):
-                    # Interrupted, it ran on (it catches KeyboardInterrupt, say): the export would only queue behind
-                    # it for its own limit. The kernel is stopped instead, with nothing exported.
+                # Interrupted, it may run on (it catches KeyboardInterrupt, say): the export would only queue behind
+                # it for its own limit. Such a kernel is stopped instead, with nothing exported.
+                stuck = not await client.kc.answers(INTERRUPT_GRACE_S)
+                if stuck:
                     result.reason += (f", and it did not stop when interrupted ({INTERRUPT_GRACE_S:g} s), so it was "
                                       "stopped without exporting any value")
-                    result.timings["student_cells"] = time.monotonic() - student_start
-                    return
                 break
             result.errors.append(_error_from(e, number))
     result.timings["student_cells"] = time.monotonic() - student_start
+    if stuck:
+        return
     export_start = time.monotonic()
     client.timeout = int(limits.export_timeout_s)
     try:

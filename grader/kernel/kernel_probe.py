@@ -35,6 +35,7 @@ rest on a record (step counts, the order of scheduler and optimizer steps), a no
 can pass that check, as one that forges its exported values can pass others. Standard library and torch only.
 """
 
+import operator
 import sys
 import weakref
 
@@ -143,17 +144,18 @@ def _clearing_pending(zero_grad):
     return cleared
 
 
-def _merged(into, losses: dict) -> dict:
-    """``into`` (a record of losses, or None) with ``losses`` added."""
+def _merged(into, losses: dict, combine=operator.add) -> dict:
+    """``into`` (a record of losses, or None) with ``losses`` added: counts combined by ``combine`` (summed over
+    steps; ``max`` over parameters stepped together, which each saw the same calls), label smoothings united."""
     merged = _no_losses() if into is None else into
     for key, value in losses.items():
         if key == "label_smoothing":
             merged[key] |= value
         elif key == "others":
             for name, n in value.items():
-                merged[key][name] = merged[key].get(name, 0) + n
+                merged[key][name] = combine(merged[key].get(name, 0), n)
         else:
-            merged[key] += value
+            merged[key] = combine(merged[key], value)
     return merged
 
 
@@ -730,18 +732,10 @@ def _model_losses(records) -> dict:
     stepped = [r.losses for r in records if r.stepped]
     if not stepped:
         return loss_record()
-    merged = None
+    combined = None
     for losses in stepped:  # each parameter's steps: a model trained in parts (a frozen layer, say) has them all
-        merged = _merged(merged, losses) if losses else merged
-    return loss_record(_most_of(merged, stepped) if merged else _no_losses())
-
-
-def _most_of(merged: dict, records: list) -> dict:
-    """Counts as the most any one parameter's steps saw (parameters stepped together each saw the same calls);
-    label_smoothing values and other losses' names as all of them did."""
-    most = {k: max((r or {}).get(k, 0) for r in records) for k in merged if k not in ("label_smoothing", "others")}
-    others = {name: max((r or {}).get("others", {}).get(name, 0) for r in records) for name in merged["others"]}
-    return {**merged, **most, "others": others}
+        combined = _merged(combined, losses, max) if losses else combined
+    return loss_record(combined or _no_losses())
 
 
 def initial_state(model) -> dict:
