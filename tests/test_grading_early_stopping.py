@@ -22,12 +22,15 @@ from grader.results import Status
 from reference import SimpleMLP, generate_checkerboard_dataset, train_model_extended
 
 CASES = FILES / "early-stopping"
+# The grader's call without a validation loader: many fixtures' functions assume one, which that check judges alone
+# (test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails); the other tests leave it aside.
+NOVAL = "without-validation"
 
 
 def test_solution_full_marks():
     result = grade(solution("early-stopping"), "early-stopping")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 14.5, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 15, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
     assert checks["strict-improvement"].message == (
         "At lr=0 (the val loss never changes) your function reported best_epoch 1 and stopped at epoch 4: no tie "
@@ -56,7 +59,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
 def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 13.5, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 14, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "mean over samples"
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
@@ -73,14 +76,59 @@ def graded():
                          "second-model-returned-no-zero-grad", "val-loader-rebound-after-training",
                          "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward",
                          "globals-in-the-body", "hand-update-own-step", "adamw-by-default", "returns-another-order",
-                         "new-iterator-each-batch", "smoothing-tried-on-the-side")}
+                         "new-iterator-each-batch", "smoothing-tried-on-the-side",
+                         "log-line-formats-a-missing-val-loss")}
+
+
+# Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
+ASSUMES_VALIDATION = {
+    "log-line-formats-a-missing-val-loss": "TypeError: unsupported format string passed to NoneType.__format__ (in "
+                                           "train_model_extended, at `print(f\"[{epoch:3d}] train {running:.4f}",
+    "adam-made-each-epoch": "TypeError: 'NoneType' object is not iterable (in one_pass, at `for inputs, targets in "
+                            "loader:`)",
+    "hand-update-own-step": "AttributeError: 'NoneType' object has no attribute 'dataset' (in batches_of, at `X, Y = "
+                            "loader.dataset.X, loader.dataset.Y`)",
+    "ignores-lr": "IndexError: list index out of range (in train_model_extended, at `print(f\"epoch {epoch}: "
+                  "{total:.4f} / {val_loss[-1]:.4f}\")`)",
+    "steps-on-validation": "IndexError: list index out of range (in train_model_extended, at `print(f\"epoch {epoch}: "
+                           "{total:.4f} / {val_loss[-1]:.4f}\")`)",
+    "range-one-short": "IndexError: list index out of range",
+    "loss-over-dataset-size": "IndexError: list index out of range",
+    "adamw-by-default": "TypeError: 'NoneType' object is not iterable",
+    "smoothed-default-loss": "TypeError: 'NoneType' object is not iterable",
+    "zero-grad-after-backward": "TypeError: 'NoneType' object is not iterable",
+    "globals-in-the-body": "it recorded 2 training epochs",
+}
+
+
+def test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails(graded):
+    """The course's function runs without validation (early stopping off): a log line that formats a missing val loss
+    got full marks, as the grader never called the function without a validation loader."""
+    failing = {name: by_id(result)[NOVAL] for name, result in graded.items() if not by_id(result)[NOVAL].passed}
+    assert sorted(failing) == sorted(ASSUMES_VALIDATION)
+    for name, check in failing.items():
+        assert ASSUMES_VALIDATION[name] in check.message, (name, check.message)
+        assert check.points == 0
+    crash = failing["log-line-formats-a-missing-val-loss"]
+    assert crash.message.startswith("When the grader ran your train_model_extended with val_dataloader=None, "
+                                    "patience=1, 4 epochs, logging every epoch, it raised TypeError")
+    assert crash.message.endswith("run the validation pass, the early-stopping test and any line that reads a val "
+                                  "loss only when a validation loader is given.")
+    others = [c for c in graded["log-line-formats-a-missing-val-loss"].checks if not c.passed and c.id != NOVAL]
+    assert not others, [(c.id, c.message) for c in others]
+    # Given no loader, it validated a model that never changes (the notebook's global one) and stopped on that.
+    assert ("It returned 2 val losses, all 5.72901, and stops on them: a placeholder, or the val loss of a model that "
+            "does not change") in failing["globals-in-the-body"].message
+    assert by_id(graded["course-flaw"])[NOVAL].message == (
+        "The grader called your function with val_dataloader=None, patience=1, n_epochs=4 and logging_interval=1: it "
+        "ran, and trained all 4 epochs, one optimizer step per training batch.")
 
 
 def test_a_function_returning_the_course_s_items_in_another_order_is_told_so_not_sent_to_fix_its_logic(graded):
     """(model, train_loss, val_loss, train_acc, ...): its stopping and restore are right, and the checks that read the
     grader's runs blamed the best epoch, the patience count and the restore, one by one."""
     result = graded["returns-another-order"]
-    failed = {c.id: c for c in result.checks if not c.passed}
+    failed = {c.id: c for c in result.checks if not c.passed and c.id != NOVAL}
     assert set(failed) == {"grader-run-best-epoch", "grader-run-patience", "grader-run-restored",
                            "restored-without-trigger", "best-epoch-without-trigger"}
     for check in failed.values():
@@ -560,7 +608,8 @@ def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_ru
 
 def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded):
     result = graded["loss-over-dataset-size"]
-    assert result.score == result.max_score == 13.5, [(c.id, c.message) for c in result.checks if not c.passed]
+    failed = [c for c in result.checks if not c.passed and c.id != NOVAL]
+    assert result.max_score == 14 and not failed, [(c.id, c.message) for c in failed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "sum of batch means per sample"
     assert "the sum of the batches' mean losses divided by the number of samples" in restored.message
@@ -569,8 +618,8 @@ def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded)
 def test_a_loop_one_epoch_short_costs_a_third_of_follows_arguments_and_nothing_else(graded):
     result = graded["range-one-short"]
     follows = by_id(result)["follows-arguments"]
-    assert result.score == pytest.approx(result.max_score - 1 / 3, abs=1e-3), \
-        [(c.id, c.message) for c in result.checks if not c.passed]
+    lost = result.max_score - by_id(result)[NOVAL].max_points  # it also assumes a validation loader
+    assert result.score == pytest.approx(lost - 1 / 3, abs=1e-3), [(c.id, c.message) for c in result.checks if not c.passed]
     assert follows.metrics == {"epochs_run": 24, "n_epochs": 25, "optimizer_steps": 24 * 6}
     assert ("patience=100, which cannot run out in 25 epochs, but it recorded 24 epochs: a loop over range(1, "
             "n_epochs) runs one epoch short") in follows.message
@@ -579,8 +628,8 @@ def test_a_loop_one_epoch_short_costs_a_third_of_follows_arguments_and_nothing_e
 def test_an_optimizer_made_without_the_lr_is_named_with_torch_s_default(graded):
     result = graded["ignores-lr"]
     follows = by_id(result)["follows-arguments"]
-    assert result.score == pytest.approx(result.max_score - 1 / 3, abs=1e-3), \
-        [(c.id, c.message) for c in result.checks if not c.passed]
+    lost = result.max_score - by_id(result)[NOVAL].max_points  # it also assumes a validation loader
+    assert result.score == pytest.approx(lost - 1 / 3, abs=1e-3), [(c.id, c.message) for c in result.checks if not c.passed]
     assert follows.message == (
         "The grader passed lr=0.01 and no optimizer, but the Adam your function made took its first step at lr 0.001 "
         "(0.001 is Adam's default, used when no lr is passed): make the optimizer with the lr argument, e.g. "
@@ -644,7 +693,7 @@ def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded
     """`<=` and a min_delta of 1e-3 pass every run on the grader's usual data: only the plateau (lr=0) shows the
     first, and only the tiny falls (lr=1e-6) the second."""
     result = graded[name]
-    failed = [c for c in result.checks if not c.passed]
+    failed = [c for c in result.checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["strict-improvement"], [(c.id, c.message) for c in failed]
     assert failed[0].points == 0.5 and says in failed[0].message
 
@@ -652,7 +701,7 @@ def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded
 def test_a_new_iterator_for_every_batch_is_counted_by_the_passes_over_the_loader(graded):
     """`next(iter(dataloader))` for each batch: every step draws the first batch of a new shuffle, so no epoch goes
     through the training points once. The loss curves look like any run's; the loader's count of passes shows it."""
-    failed = [c for c in graded["new-iterator-each-batch"].checks if not c.passed]
+    failed = [c for c in graded["new-iterator-each-batch"].checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
     assert failed[0].message.startswith("Your function began a new pass over the training DataLoader for each of its "
                                         "150 optimizer steps (150 passes in 25 epochs of 6 batches)")
@@ -669,7 +718,7 @@ def test_a_smoothed_loss_tried_on_another_model_is_not_taken_for_the_function_s_
 def test_gradients_cleared_once_per_epoch_lose_only_the_point_that_measures_it(graded):
     """The run trains, stops and restores consistently with itself, only on other val losses: the kernel's record of
     what .grad held at each step is the one thing that shows the loop never clears it between batches."""
-    failed = [c for c in graded["zero-grad-once-per-epoch"].checks if not c.passed]
+    failed = [c for c in graded["zero-grad-once-per-epoch"].checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["gradients-cleared"], [(c.id, c.message) for c in failed]
     assert ("Of the 50 optimizer steps measured on the model of the grader's own run of your function, 42 used a "
             "gradient that still held the step before's, and 8 one cleared first") in failed[0].message
@@ -679,14 +728,14 @@ def test_gradients_cleared_once_per_epoch_lose_only_the_point_that_measures_it(g
 def test_gradients_never_cleared_are_measured_on_the_model_handed_in_when_another_is_returned(graded):
     """The function returns a second model, built before training and loaded with the best weights: it took no step
     of its own, so the record was on the model the grader handed in, which it trained (14/14 before)."""
-    failed = [c for c in graded["second-model-returned-no-zero-grad"].checks if not c.passed]
+    failed = [c for c in graded["second-model-returned-no-zero-grad"].checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["gradients-cleared"], [(c.id, c.message) for c in failed]
     assert "every one used a gradient that still held the step before's" in failed[0].message
 
 
 def test_an_adam_made_anew_each_epoch_costs_a_third_of_follows_arguments(graded):
     """Adam's running averages start again every epoch; the run still trains and stops consistently (13/13 before)."""
-    failed = [c for c in graded["adam-made-each-epoch"].checks if not c.passed]
+    failed = [c for c in graded["adam-made-each-epoch"].checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
     assert failed[0].points == pytest.approx(2 / 3, abs=1e-4)
     assert failed[0].message.startswith("In 25 epochs, a new optimizer took over the model's parameters 24 times "
@@ -698,7 +747,7 @@ def test_a_smoothed_default_loss_is_compared_in_its_own_loss_and_costs_a_third_o
     three restore checks matched no epoch and blamed the restore (3 points). The kernel records the smoothing: the
     restore is measured in that loss, and the loss itself costs what a changed set-up costs."""
     result = graded["smoothed-default-loss"]
-    failed = [c for c in result.checks if not c.passed]
+    failed = [c for c in result.checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
     assert failed[0].message == ("The run's loss was not the course's: cross_entropy was called with "
                                  "label_smoothing=0.1 (the kernel's record; the course's default criterion is plain "
@@ -708,7 +757,7 @@ def test_a_smoothed_default_loss_is_compared_in_its_own_loss_and_costs_a_third_o
 
 def test_another_default_optimizer_than_adam_is_named_by_the_settings_it_stepped_with(graded):
     """AdamW made when no optimizer is passed (14/14 before): the settings of its first step are not Adam(lr)'s."""
-    failed = [c for c in graded["adamw-by-default"].checks if not c.passed]
+    failed = [c for c in graded["adamw-by-default"].checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
     assert failed[0].message == (
         "The grader passed no optimizer, and your function made AdamW with decoupled_weight_decay=True, "
@@ -720,7 +769,7 @@ def test_another_default_optimizer_than_adam_is_named_by_the_settings_it_stepped
 def test_gradients_cleared_between_backward_and_step_are_named_where_the_model_never_trained(graded):
     """zero_grad() after backward(): no step finds a gradient, the model never trains, and every check of the run's
     consistency still holds (13/13 public before). gradients-cleared and follows-arguments name what was measured."""
-    failed = {c.id: c for c in graded["zero-grad-after-backward"].checks if not c.passed}
+    failed = {c.id: c for c in graded["zero-grad-after-backward"].checks if not c.passed and c.id != NOVAL}
     assert sorted(failed) == ["follows-arguments", "gradients-cleared"], [(i, c.message) for i, c in failed.items()]
     assert failed["gradients-cleared"].message.startswith("Its optimizer stepped 150 times and never found a "
                                                            "gradient on the parameters: zero_grad() is called between "
@@ -734,7 +783,7 @@ def test_a_function_that_trains_and_validates_on_the_notebook_s_globals_is_measu
     notebook's own run is right and the grader's loaders have as many batches (14/14 before). The grader's loaders
     count the passes over them, and a val loss that never moves while the weights do is no measure of the model."""
     result = graded["globals-in-the-body"]
-    failed = {c.id: c for c in result.checks if not c.passed}
+    failed = {c.id: c for c in result.checks if not c.passed and c.id != NOVAL}
     assert sorted(failed) == ["follows-arguments", "grader-run-restored", "restored-without-trigger"], [
         (i, c.message) for i, c in failed.items()]
     message = failed["follows-arguments"].message
@@ -755,7 +804,7 @@ def test_an_update_by_hand_at_its_own_step_size_is_caught_by_the_run_at_lr_0_and
     """Plain gradient descent written by hand, at a step size of its own: no torch optimizer step shows the lr, so
     follows-arguments passed with "one optimizer step per training batch" (14/14). The run at lr=0 moved. The
     function cuts the loader's own dataset into batches itself, which trains on the loader's points all the same."""
-    failed = [c for c in graded["hand-update-own-step"].checks if not c.passed]
+    failed = [c for c in graded["hand-update-own-step"].checks if not c.passed and c.id != NOVAL]
     assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
     assert failed[0].points == pytest.approx(2 / 3, abs=1e-4)
     assert failed[0].message.startswith("At lr=0 (the grader's run on a plateau) the model's weights still changed: "
@@ -774,7 +823,7 @@ def test_a_call_that_never_returns_is_stopped_and_costs_only_the_checks_that_nee
     exercise = dataclasses.replace(exercise, spec=dataclasses.replace(exercise.spec, limits=limits))
     result = grade(CASES / "patience-ends-the-run.ipynb", exercise, hidden=False)
     assert result.status is Status.OK, result.error
-    failed = {c.id: c for c in result.checks if not c.passed}
+    failed = {c.id: c for c in result.checks if not c.passed and c.id != NOVAL}
     assert sorted(failed) == ["follows-arguments", "strict-improvement"], [(c.id, c.message) for c in failed.values()]
     assert "it recorded 123 epochs, more than n_epochs" in failed["follows-arguments"].message
     assert ("at lr=1e-6 (the val loss falls by tiny amounts), 12 epochs with patience 3, it had not returned when its "

@@ -490,6 +490,66 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
                    metrics=metrics)
 
 
+@check_kind("trains_without_validation",
+            run=Param(str, doc="a dict export of a run called with no validation loader: train_loss, n_epochs, "
+                               "patience, optimizer_steps and batches (the training loader's)", export=True),
+            full=Param(str, "", "a dict export of a run with validation that patience cannot stop (val_loss, "
+                                "n_epochs): a loop that records another number of epochs there too is that loop's "
+                                "doing, judged by the check reading that run, not a want of validation",
+                       export=True))
+def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome:
+    """Without a validation loader the function still runs, and trains every epoch: early stopping needs a val loss
+    (the course turns it off then), and the validation pass and a log line must not assume one."""
+    try:
+        data = ctx.value(run, "dict")
+    except CheckFailed as e:
+        if run not in ctx.exports.problems:
+            raise
+        raise CheckFailed(f"{e.message.rstrip('.')}. The course's function takes val_dataloader=None: run the "
+                          "validation pass, the early-stopping test and any line that reads a val loss only when a "
+                          "validation loader is given.", e.metrics, e.details) from None
+    n_epochs, patience = data.get("n_epochs"), data.get("patience")
+    ran = len(_floats(data.get("train_loss"), f"`{run}`['train_loss']"))
+    called = (f"The grader called your function with val_dataloader=None, patience={patience}, n_epochs={n_epochs} "
+              "and logging_interval=1")
+    metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
+    wrong = []
+    if ran != n_epochs and ran - n_epochs != _epochs_off(ctx, full):
+        wrong.append(f"{called}: it recorded {ran} training epochs. " + (
+            "The course trains all n_epochs epochs then: early stopping works only with both a validation loader and "
+            f"a patience, and none was given. {_stopped_without_validation(data.get('val_loss'))}"
+            if ran < n_epochs else "That is more than n_epochs: record one training loss per epoch."))
+    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
+    wrong += [f"Without a validation loader: {steps[0].lower()}{steps[1:]}"] if steps else []
+    if wrong:
+        return Outcome(False, " ".join(wrong), metrics=metrics)
+    return Outcome(True, f"{called}: it ran, and trained all {ran} epochs, {_steps_said(data)}.", metrics=metrics)
+
+
+def _stopped_without_validation(val_loss: object) -> str:
+    """What stopped a run given no validation loader, as far as the val losses it returned tell."""
+    curve = as_curve(val_loss) or []
+    numbers = [v for v in curve if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if len(numbers) >= 2 and len(set(numbers)) > 1:
+        return (f"Yet it returned {len(curve)} different val losses: it validates on a loader other than the one "
+                "passed in (one of the notebook's own, say), and stops on those.")
+    if len(numbers) >= 2:
+        return (f"It returned {len(curve)} val losses, all {numbers[0]:g}, and stops on them: a placeholder, or the "
+                "val loss of a model that does not change (one other than the model it trains, on a loader of the "
+                "notebook's own).")
+    return ("Something other than a val loss of the loader passed in stops it: a stopping test that runs without one "
+            "(on a placeholder such as 0 or inf, which never improves), or a loader of the notebook's own.")
+
+
+def _epochs_off(ctx: CheckContext, full: str) -> int | None:
+    """How many epochs more (or fewer) than n_epochs the run ``full`` recorded; None without one to read."""
+    data = ctx.exports.values.get(full) if full else None
+    if not isinstance(data, dict) or not whole_number(data.get("n_epochs")):
+        return None
+    curve = as_curve(data.get("val_loss"))
+    return None if curve is None else len(curve) - data["n_epochs"]
+
+
 # How a validation loss may be reported; the course's is the first. Early stopping works the same with any of
 # them, so the grader measures all and compares in whichever the student's history uses.
 LOSS_CONVENTIONS = {

@@ -31,6 +31,7 @@ import ctypes
 import hashlib
 import inspect
 import json.encoder
+import linecache
 import math
 import os
 import signal
@@ -46,6 +47,8 @@ _makedirs, _replace, _path_join, _basename = os.makedirs, os.replace, os.path.jo
 _getcwd, _ModuleType, _builtin_modules = os.getcwd, type(sys), frozenset(sys.builtin_module_names)
 _getsource, _isfunction, _ismethod = inspect.getsource, inspect.isfunction, inspect.ismethod
 _isfinite = math.isfinite
+_getline = linecache.getline
+_libraries = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})  # torch's and Python's own frames
 _prod = math.prod
 _quote = json.encoder.encode_basestring_ascii  # C code where the json speedups exist, like json.dump itself
 _modules = sys.modules
@@ -922,6 +925,21 @@ def _probe(code: str, name: str, namespace: dict, seconds: float | None) -> None
         _on_signal(_ALARM, previous)
 
 
+def _raised_at(error: BaseException) -> str:
+    """Where in the student's code ``error`` was raised, for its message: the innermost frame outside the grader's
+    probe, torch and Python's own files, as " (in train, at `for x, y in val_loader:`)"; "" where there is none."""
+    found, tb = None, error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not code.co_filename.startswith(("<grader", *_libraries)):
+            found = (code.co_name, code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return ""
+    line = " ".join(_getline(found[1], found[2]).split())[:120]
+    return f" (in {found[0]}" + (f", at `{line}`)" if line else f", line {found[2]})")
+
+
 def export_values(namespace: dict | None, requests: list, root: str, reuse: list | None = None,
                   times: tuple | None = None) -> None:
     """Write every requested name (of ``namespace``, or the sealed notebook namespace); the manifest last, atomically.
@@ -963,7 +981,7 @@ def export_values(namespace: dict | None, requests: list, root: str, reuse: list
                 manifest["errors"][name] = f"{PROBE_TIMEOUT}: still running after {round(max(seconds, 0), 1):g} s"
                 continue
             except Exception as e:  # noqa: BLE001 - the student's function failed; report, do not stop
-                manifest["errors"][name] = f"{type(e).__name__}: {str(e)[:500]}"
+                manifest["errors"][name] = f"{type(e).__name__}: {str(e)[:500]}{_raised_at(e)}"
                 continue
         if name in manifest["errors"]:
             continue
