@@ -107,13 +107,16 @@ def test_without_a_terminal_progress_is_one_line_per_finished_submission_on_stde
     answers.mkdir()
     for student, name in (("ada", "perfect.toml"), ("bob", "partial.json"), ("cara", "wrong-quiz.toml")):
         shutil.copy(ROOT / "tests" / "files" / "quizzes" / name, answers / f"{student}{pathlib.Path(name).suffix}")
+    (answers / "dave.toml").write_text("q1 = [unclosed\n")  # not TOML: no answer is scored
     done = subprocess.run([sys.executable, "-m", "grader", "grade", str(answers), "--exercise", "convergence",
                            "--gradebook", str(tmp_path / "gb.sqlite"), "--workers", "1"], capture_output=True,
                           text=True, cwd=tmp_path, env=dict(os.environ, GRADER_SECRET="progress-test"), timeout=300)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
-    assert len(lines) == 3 and [line[:5] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
-    assert re.fullmatch(r"\[\d/3\] ada: ok; 5/5 points \(\d+\.\ds\)", next(x for x in lines if " ada:" in x))
+    assert len(lines) == 4 and [line[:5] for line in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert re.fullmatch(r"\[\d/4\] ada: ok; 5/5 points \(\d+\.\ds\)", next(x for x in lines if " ada:" in x))
+    # Out of the quiz's points, as `grader status` counts it, though no check ran (it read 0/0 before).
+    assert "; 0/5 points (" in next(x for x in lines if " dave:" in x)
     assert "grading convergence" not in done.stderr + done.stdout  # no bar drawn into the log
 
 

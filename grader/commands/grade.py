@@ -150,18 +150,32 @@ def only_students(found: list, names: list[str], folder: pathlib.Path) -> list:
     return sorted(set(chosen), key=lambda item: item.student)
 
 
-def progress_line(result, task) -> str:
+def full_points(assignment, hidden: bool) -> float:
+    """What a submission can earn in this batch (hidden checks only with the secret): what one that could not be run,
+    and so has no checks, is out of, as ``grader status`` counts it."""
+    checks = getattr(getattr(assignment, "spec", None), "checks", None)
+    if checks is None:
+        return assignment.max_points
+    return sum(c.points for c in checks if hidden or c.visibility != "hidden")
+
+
+def _score(result, full: float | None) -> str:
+    out_of = result.max_score if result.checks or full is None else full
+    return f"{round(result.score, 2):g}/{out_of:g}"
+
+
+def progress_line(result, task, full: float | None = None) -> str:
     """E.g. ``[3/6] ada: ok; 10/10 points (12.3s)``: where no terminal shows the bar."""
     from grader.render.terminal import status_label
 
     total = f"{task.total:g}" if task.total is not None else "?"
     worker = result.sandbox.get("worker")
     return (f"[{task.completed:g}/{total}] {result.student}: {status_label(result)[0]}; "
-            f"{round(result.score, 2):g}/{result.max_score:g} points ({result.timings.get('wall', 0):.1f}s"
+            f"{_score(result, full)} points ({result.timings.get('wall', 0):.1f}s"
             + (f" on {worker})" if worker else ")"))
 
 
-def summary_table(results, title: str):
+def summary_table(results, title: str, full: float | None = None):
     from rich.markup import escape
     from rich.table import Table
 
@@ -175,7 +189,7 @@ def summary_table(results, title: str):
         words, look = status_label(r)
         note = "; ".join(text for text in (r.error, r.note) if text)
         table.add_row(escape(r.student), f"[{LOOK_STYLE[look]}]{escape(words)}[/]",
-                      f"{round(r.score, 2):g}/{r.max_score:g}", f"{r.timings.get('wall', 0):.1f}s",
+                      _score(r, full), f"{r.timings.get('wall', 0):.1f}s",
                       *((escape(r.sandbox.get("worker", "")),) if workers else ()),
                       escape(textwrap.shorten(note, 120, placeholder=" …")))
     return table
@@ -293,6 +307,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
     # The warm server's child forks its workers before the bar starts a thread: they start warm, from one thread.
     workers = (forked_workers(args.workers) if getattr(args, "warm_process", False) and not cluster
                else contextlib.nullcontext())
+    full = full_points(assignment, secret is not None)
     with gradebook, workers as pool, contextlib.ExitStack() as shown:
         task = progress.add_task(f"grading {assignment.id}", total=None)
 
@@ -306,7 +321,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         def done(result) -> None:
             progress.advance(task)
             if not bar:
-                print(progress_line(result, progress.tasks[task]), file=sys.stderr, flush=True)
+                print(progress_line(result, progress.tasks[task], full), file=sys.stderr, flush=True)
             if args.json:
                 sys.stdout.write(json.dumps(result.to_json()) + "\n")
                 sys.stdout.flush()
@@ -329,7 +344,7 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         reviews = review_lines(gradebook, assignment.id, {r.student for r in report.graded})
     if not args.json:
         console.print(summary_table(report.graded, f"{assignment.title}: {len(report.graded)} graded, "
-                                                   f"{len(report.skipped)} skipped, {report.seconds:.1f}s"))
+                                                   f"{len(report.skipped)} skipped, {report.seconds:.1f}s", full))
     for line in term_lines(times, unused, match, [r for r in late if r.student in times]):
         console.print(line, markup=False, highlight=False)
     for line in reviews:
