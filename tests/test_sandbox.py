@@ -239,3 +239,28 @@ def test_a_grader_started_through_a_relative_interpreter_path_names_the_interpre
                           timeout=60, env={**os.environ, "PYTHONPATH": str(tests.parent)})
     given, used = done.stdout.split()
     assert ".." in given and used == os.path.normpath(sys.executable) and ".." not in used, done.stderr
+
+
+def test_temp_folders_of_a_grader_killed_outright_go_with_the_next_clean_up(tmp_path, monkeypatch):
+    """A sandbox probe's or a cluster job's spec folder is named after its grader, as a sandbox's own is: one whose
+    grader was killed with SIGKILL (no exit handler ran) is removed, and a live grader's folder stays."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from grader.kernel.sandbox_files import clean_stale, owned_temp_dir
+
+    left = subprocess.run([sys.executable, "-c", "import os, sys, signal\n"
+                           "from grader.kernel.sandbox_files import owned_temp_dir\n"
+                           "held = [owned_temp_dir(what) for what in ('probe', 'spec')]\n"
+                           "print(*(folder.name for folder in held), flush=True)\n"
+                           "os.kill(os.getpid(), signal.SIGKILL)"],
+                          capture_output=True, text=True, env=dict(os.environ, TMPDIR=str(tmp_path)), timeout=60)
+    orphans = [pathlib.Path(line) for line in left.stdout.split()]
+    assert len(orphans) == 2 and all(folder.is_dir() and folder.parent == tmp_path for folder in orphans)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this live grader's own folder beside them
+    with owned_temp_dir("probe") as mine:
+        mine = pathlib.Path(mine)
+        assert mine.parent == tmp_path
+        assert sorted(clean_stale(tmp_path)) == sorted(map(str, orphans))
+        assert not any(folder.exists() for folder in orphans) and mine.is_dir()

@@ -14,7 +14,6 @@ import dataclasses
 import os
 import pathlib
 import socket
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from grader.errors import UserError
 from grader.grading.jobs import Job, grade_job
 from grader.grading.secrets import hidden_seeds, seed_labels
 from grader.kernel.notebook import MAX_NOTEBOOK_BYTES
+from grader.kernel.sandbox_files import owned_temp_dir
 from grader.kernel.untrusted import UnreadableFile, read_bytes
 from grader.results import SubmissionResult
 from grader.specs.paths import SPEC_FILE
@@ -107,7 +107,7 @@ def _fit(exercise: Exercise, version: str, mnist_root: str | None) -> str | None
 @contextlib.contextmanager
 def _exercise(exercise_id: str, spec: bytes) -> Iterator[Exercise]:
     """The exercise the carried spec describes, loaded from a folder of its own (the worker's course may differ)."""
-    with tempfile.TemporaryDirectory(prefix="grader-spec-") as folder:
+    with owned_temp_dir("spec") as folder:
         try:
             (pathlib.Path(folder) / exercise_id).mkdir()
             (pathlib.Path(folder) / exercise_id / SPEC_FILE).write_bytes(spec)

@@ -243,7 +243,7 @@ def _plan_works(plan_json: str) -> bool:
     is probed with a throwaway folder of its own in place of the sandbox's.
     """
     plan = json.loads(plan_json)
-    with tempfile.TemporaryDirectory(prefix="grader-probe-") as own:
+    with sandbox_files.owned_temp_dir("probe") as own:
         tmp = os.path.realpath(tempfile.gettempdir())
         kept = plan.pop("reveal_tmp", None)
         if kept is not None:

@@ -66,6 +66,12 @@ def cap(folder: pathlib.Path, megabytes: int) -> bool:
     return _LIBC.mount(b"tmpfs", str(folder).encode(), b"tmpfs", ctypes.c_ulong(2 | 4), data) == 0  # nosuid,nodev
 
 
+def owned_temp_dir(what: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder named after this process, as a sandbox's is: one a grader killed outright leaves behind is
+    removed by the next ``clean_stale``. E.g. ``with owned_temp_dir("probe") as folder: ...``."""
+    return tempfile.TemporaryDirectory(prefix=f"{PREFIX}{owner_tag()}-{what}-")
+
+
 def make_root(disk_mb: int) -> tuple[pathlib.Path, bool]:
     """A new sandbox folder owned by this process, and whether it is a size-capped tmpfs."""
     root = pathlib.Path(tempfile.mkdtemp(prefix=f"{PREFIX}{owner_tag()}-"))
