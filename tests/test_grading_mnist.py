@@ -207,6 +207,19 @@ def test_adam_scheduler_that_never_stepped_is_named_instead_of_advice(roots):
     assert "decay sooner" not in train.message  # no advice on tuning a schedule that never ran
 
 
+def test_a_lambda_that_returns_a_learning_rate_is_named_instead_of_advice(roots):
+    """LambdaLR(lr_lambda=lambda e: LR0 * exp(-0.4 e)): the optimizer's lr 3e-3 times 3e-3 and less; the model stays
+    near chance, and was told "a larger starting learning rate" (its starting lr was fine)."""
+    checks = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "lambda-returns-a-rate.ipynb", "tiny"))
+    assert checks["fixed-setup"].passed
+    val = checks["val-accuracy"]
+    assert not val.passed and val.metrics["accuracy"] < 50
+    assert ("it needs at least 90%. Your `scheduler` (LambdaLR) never let `model` train at its optimizer's lr 0.003: "
+            "its first step ran at 9e-06, 0.003 times that, and no step above 9e-06 (the kernel's record). LambdaLR "
+            "multiplies the optimizer's lr by what the lambda returns") in val.message
+    assert "larger starting learning rate" not in val.message
+
+
 def test_adam_preprocessing_changed(roots):
     check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "normalize.ipynb", "small"))["preprocessing"]
     assert not check.passed

@@ -128,7 +128,8 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     below=Param((int, float), float("inf"), "ceiling in percent: strictly less than this"),
     describe=Param(str, "the data", "how the message names the data set"),
     hint=Param(str, "", "advice shown when the check fails"),
-    scheduler=Param(str, "", "the run's scheduler export: one that never stepped is named instead of the hint",
+    scheduler=Param(str, "", "the run's scheduler export: one that never stepped, stepped once per batch, or (a "
+                             "LambdaLR) held every step below its optimizer's lr is named instead of the hint",
                     export=True),
     chance=Param(bool, True, "at chance level, say so and what remains instead of the hint (false where the hint "
                  "already speaks to that)"),
@@ -174,6 +175,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
               or (fed_elsewhere(net, dataset.X, f"`{model}`", describe) if too_low and training else "")
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
+              or (lambda_as_rate(ctx, scheduler, net, model) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
               or (at_chance(acc, dataset.Y) if too_low and chance else "")
               or (wedges_only(net, dataset.X, dataset.Y, f"`{model}`") if too_low else "") or by_hand + hint)
@@ -449,6 +451,23 @@ def per_batch_scheduler(ctx: CheckContext, name: str) -> str:
             "steps): once per batch. A schedule whose settings count epochs then moves the learning rate once per "
             f"batch instead, so it decays far sooner than written. Call {name}.step() once per epoch, after the loop "
             "over the batches, or size the schedule in batches.")
+
+
+def lambda_as_rate(ctx: CheckContext, name: str, net: Any, model: str) -> str:
+    """What to say when a LambdaLR ``name`` held every step of ``net`` below its optimizer's own lr (the kernel's record
+    of the LRs its parameters were stepped at): a lambda that returns a learning rate instead of a factor; "" else."""
+    value = ctx.exports.values.get(name) if name else None
+    lrs, bases = getattr(net, "step_lrs", ()), value.state.get("base_lrs") if isinstance(value, SchedulerExport) else 0
+    if value is None or value.torch_base != "LambdaLR" or len(lrs) < 4 or not isinstance(bases, list) or not bases:
+        return ""
+    base, (first, _, _, highest) = bases[0], lrs
+    if not isinstance(base, (int, float)) or base <= 0 or highest > base * 0.5:
+        return ""
+    return (f"Your `{name}` (LambdaLR) never let `{model}` train at its optimizer's lr {base:g}: its first step ran at "
+            f"{first:.3g}, {first / base:.3g} times that, and no step above {highest:.3g} (the kernel's record). "
+            "LambdaLR multiplies the optimizer's lr by what the lambda returns, so the lambda returns a factor (1 keeps "
+            "the lr; e.g. lambda epoch: 0.5 ** (epoch // 2)). If yours returns a learning rate, the two multiply: "
+            "return the factor instead.")
 
 
 def _tiers_problem(tiers: list) -> str | None:
