@@ -457,8 +457,10 @@ def lambda_as_rate(ctx: CheckContext, name: str, net: Any, model: str) -> str:
     """What to say when a LambdaLR ``name`` held every step of ``net`` below its optimizer's own lr (the kernel's record
     of the LRs its parameters were stepped at): a lambda that returns a learning rate instead of a factor; "" else."""
     value = ctx.exports.values.get(name) if name else None
-    lrs, bases = getattr(net, "step_lrs", ()), value.state.get("base_lrs") if isinstance(value, SchedulerExport) else 0
-    if value is None or value.torch_base != "LambdaLR" or len(lrs) < 4 or not isinstance(bases, list) or not bases:
+    if not isinstance(value, SchedulerExport) or value.torch_base != "LambdaLR":
+        return ""
+    lrs, bases = getattr(net, "step_lrs", ()), value.state.get("base_lrs")
+    if len(lrs) < 4 or not isinstance(bases, list) or not bases:
         return ""
     base, (first, _, _, highest) = bases[0], lrs
     if not isinstance(base, (int, float)) or base <= 0 or highest > base * 0.5:
