@@ -808,3 +808,16 @@ def test_a_scheduler_first_loop_that_made_none_of_the_exported_schedulers_keeps_
     order = checks(result)["step-order"]
     assert order.passed and result.score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
     assert "The loop at code cell 2, line 7 steps the scheduler first, but made none of them" in order.message
+
+
+def test_a_plot_that_puts_the_base_lr_in_front_of_every_list_costs_each_family_alike(graded):
+    """lrs.insert(0, BASE_LR) in a plot cell: 0.1 is the initial LR of every family but OneCycleLR's (0.004), whose
+    lists were said to differ at step 1 and not to come from their schedulers, costing scheduler-runs half a point."""
+    result = graded(FILES / "plot-puts-the-base-lr-in-front.ipynb")
+    by_id = checks(result)
+    assert {c.id for c in result.checks if not c.passed} == {"steplr", "cosine", "warm-restarts", "one-cycle"}
+    assert by_id["scheduler-runs"].passed and by_id["step-order"].passed
+    assert ("Your list has 31 LRs: the last 30 are torch's list, with 0.1 in front of them, which is not an LR this "
+            "schedule sets (it starts at 0.004). A value put in front of the list after the run gives this") \
+        in by_id["one-cycle"].message
+    assert "Compare your loop" not in by_id["one-cycle"].message

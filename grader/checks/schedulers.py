@@ -412,6 +412,9 @@ def _reading(lrs: list[float], runs: dict, accepted: list[str]) -> str | None:
     reading = next((r for r in accepted if same(lrs, runs.get(r))), None)
     if reading is None and any(rounded(lrs, runs.get(r)) for r in accepted):  # the family checks say it is rounded
         reading = "rounded"
+    after = runs.get("after") or []
+    if reading is None and "initial" in accepted and len(lrs) == len(after) + 1 and same(lrs[1:], after):
+        reading = "initial"  # the run with another value in front than its initial LR: the family checks name it
     return reading
 
 

@@ -13,7 +13,8 @@ returns the most specific explanation, trying them in this order:
 4. ``recorded_before_step``, ``one_step_ahead``, ``get_lr``, ``get_lr_before``,
    ``initial_lr_included``: torch's own run of the right scheduler, read at the wrong moment or
    with the wrong call (``grader.diagnosis.lr_fitting.readings``);
-5. ``wrong_length``: expected 30, got N; the overlap is diagnosed as well;
+5. ``value_in_front``: torch's run with one value put in front that the schedule never sets (a plot's
+   starting point); ``wrong_length``: expected 30, got N; the overlap is diagnosed as well;
 6. ``total_steps`` (OneCycleLR), ``t_mult`` (warm restarts), ``wrong_parameter``: parameters of
    the same family that reproduce the list, e.g. "This is StepLR(step_size=5, gamma=0.7);
    expected gamma=0.5";
@@ -394,6 +395,12 @@ def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: 
                           "(by a plot that starts at step 0, say; the grader reads the list as the notebook ends). "
                           f"Leave it out of the stored list: the LR only after each step, {n} values."
                           + ("" if rest.ok else f" The other {n}: {rest.message}"), rest.fitted)
+    elif m == n + 1 and same(lrs[1:], ref):
+        found = Diagnosis("value_in_front", f"Your list has {m} LRs: the last {n} are torch's list, with {_g(lrs[0])} "
+                          f"in front of them, which is not an LR this schedule sets (it starts at "
+                          f"{_g(runs['initial'][0])}). A value put in front of the list after the run gives this (a "
+                          "plot that starts at step 0 with the optimizer's lr, say; the grader reads the list as the "
+                          f"notebook ends). Leave it out of the stored list: the LR only after each step, {n} values.")
     elif m > n and same(lrs[:n], ref) and _continues(config, lrs, base_lr):
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; the first {n} match torch's, so your loop ran "
                           f"{m} iterations. Run exactly {n}.")
