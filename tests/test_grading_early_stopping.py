@@ -77,7 +77,8 @@ def graded():
                          "adam-made-each-epoch", "smoothed-default-loss", "zero-grad-after-backward",
                          "globals-in-the-body", "hand-update-own-step", "adamw-by-default", "returns-another-order",
                          "new-iterator-each-batch", "smoothing-tried-on-the-side",
-                         "log-line-formats-a-missing-val-loss")}
+                         "log-line-formats-a-missing-val-loss", "lr-from-a-constant",
+                         "accuracy-over-batches-times-size")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -122,6 +123,33 @@ def test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails(grad
     assert by_id(graded["course-flaw"])[NOVAL].message == (
         "The grader called your function with val_dataloader=None, patience=1, n_epochs=4 and logging_interval=1: it "
         "ran, and trained all 4 epochs, one optimizer step per training batch.")
+
+
+def test_an_lr_written_into_the_function_is_caught_by_the_run_at_lr_0_though_it_equals_the_one_passed(graded):
+    """Adam(..., lr=LEARNING_RATE) with the course's 0.01 written in: the run given lr=0.01 stepped at 0.01, and only
+    a run without a recorded step was compared with the run at lr=0 (15/15, strict-improvement pointing here)."""
+    result = graded["lr-from-a-constant"]
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.id for c in failed] == ["follows-arguments"], [(c.id, c.message) for c in failed]
+    assert failed[0].message.startswith("At lr=0 (the grader's run on a plateau) the model's weights still changed: "
+                                        "your function does not train at the lr it is given")
+    assert failed[0].message.endswith("In this run, given lr=0.01, its optimizer stepped at 0.01 too: a value written "
+                                      "into the function matches the argument only when the grader passes that same "
+                                      "value.")
+
+
+def test_accuracies_over_batches_times_the_batch_size_are_not_whole_numbers_of_the_points(graded):
+    """100 * correct / (len(loader) * batch_size): 6 batches of 32 for 180 points, every accuracy 6.25% low (full
+    marks before: the check read only the count and the range)."""
+    result = graded["accuracy-over-batches-times-size"]
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.id for c in failed] == ["accuracies"], [(c.id, c.message) for c in failed]
+    assert failed[0].message.startswith(
+        "`history`['train_acc'] holds 31.7708, which is 57.19 of the 180 train points, not a whole number: every "
+        "value is a whole number of 192 instead: a total of 192 rather than the 180 points (the number of batches "
+        "times the batch size counts a short last batch as full)")
+    assert "`history`['val_acc'] holds 37.5, which is 67.5 of the 180 val points" in failed[0].message
+    assert all(by_id(graded[name])["accuracies"].passed for name in ("min-delta", "course-flaw"))
 
 
 def test_a_function_returning_the_course_s_items_in_another_order_is_told_so_not_sent_to_fix_its_logic(graded):

@@ -140,10 +140,30 @@ _RUN_PARAMS = dict(
 )
 
 
+def _not_whole(curve: tuple[float, ...], size: int, where: str, split: str) -> str:
+    """What to say when an accuracy of ``curve`` is not a whole number of the ``size`` points it was counted over
+    (100 * correct / size); "" when each is."""
+    off = next((v for v in curve if abs(v * size / 100 - round(v * size / 100)) > 1e-3), None)
+    if off is None:
+        return ""
+    whole = [t for t in range(size + 1, 2 * size + 1) if all(abs(v * t / 100 - round(v * t / 100)) <= 1e-3
+                                                             for v in curve)] if len(curve) >= 3 else []
+    total = whole[0] if whole else None
+    cause = (f"every value is a whole number of {total} instead: a total of {total} rather than the {size} points (the "
+             "number of batches times the batch size counts a short last batch as full)" if total else "averaging the batches' own accuracies, or a total other than the number of points, "
+             "gives values like this")
+    return (f"{where} holds {off:g}, which is {off * size / 100:.4g} of the {size} {split} points, not a whole "
+            f"number: {cause}. Count the accuracy as 100 * correct / total over every point (len(loader.dataset)), "
+            "each once")
+
+
 @check_kind("accuracy_history", history=Param(str, "history", "a dict export with train_acc, val_acc and val_loss "
-                                              "lists", export=True))
-def accuracy_history(ctx: CheckContext, history: str) -> Outcome:
-    """train_acc and val_acc hold one accuracy per epoch, in percent, as val_loss holds one loss per epoch."""
+                                              "lists", export=True),
+            points=Param(dict, {}, "the number of points of the run's sets, e.g. { train = 180, val = 180 }: each "
+                                   "accuracy must be a whole number of them, in percent"))
+def accuracy_history(ctx: CheckContext, history: str, points: dict | None = None) -> Outcome:
+    """train_acc and val_acc hold one accuracy per epoch, in percent, as val_loss holds one loss per epoch: with
+    ``points``, each a whole number of its set's points."""
     hist = ctx.value(history, "dict")
     epochs = len(as_curve(hist.get("val_loss")) or ())
     curves = {}
@@ -164,6 +184,12 @@ def accuracy_history(ctx: CheckContext, history: str) -> Outcome:
         shown = ", ".join(f"{v:.4g}" for v in curves["val_acc"][:3])
         wrong.append(f"The accuracies in `{history}` are fractions of 1 (val_acc {shown}, ...): the task reports "
                      "accuracy in percent, 100 * correct / total")
+    else:
+        off = {key: _not_whole(curve, points[key[:-4]], f"`{history}`['{key}']", key[:-4]) for key, curve in
+               curves.items() if type((points or {}).get(key[:-4])) is int}
+        # Judged by the validation pass, which goes through its loader once: training accuracies alone are off too in
+        # a loop that draws its batches otherwise (a new iterator per batch), which follows-arguments judges.
+        wrong += [m for m in off.values() if m] if off.get("val_acc") else []
     if wrong:
         return Outcome(False, "; ".join(wrong) + ".")
     return Outcome(True, f"train_acc and val_acc hold one accuracy per epoch ({epochs}), in percent.")
@@ -465,6 +491,10 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     default = _default_optimizer((data.get("trained"), data.get("model")), lr)
     if rate is None:  # no torch optimizer stepped: the run at lr=0 shows whether the lr was followed
         rate, rate_note = _lr_at_zero(ctx, plateau, rate_note)
+    elif not rate and _lr_at_zero(ctx, plateau, "")[0]:  # an lr of its own that equals the one passed here
+        rate, rate_note = (_lr_at_zero(ctx, plateau, "")[0] + f" In this run, given lr={lr:g}, its optimizer stepped "
+                           f"at {lr:g} too: a value written into the function matches the argument only when the "
+                           "grader passes that same value."), ""
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     restarted = next((m for m in map(restarts_message, (data.get("trained"), data.get("model"))) if m), "")
     restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."
