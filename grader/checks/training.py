@@ -150,8 +150,9 @@ def _not_whole(curve: tuple[float, ...], size: int, where: str, split: str) -> s
                                                              for v in curve)] if len(curve) >= 3 else []
     total = whole[0] if whole else None
     cause = (f"every value is a whole number of {total} instead: a total of {total} rather than the {size} points (the "
-             "number of batches times the batch size counts a short last batch as full)" if total else "averaging the batches' own accuracies, or a total other than the number of points, "
-             "gives values like this")
+             "number of batches times the batch size counts a short last batch as full)" if total else
+             "averaging the batches' own accuracies, or a total other than the number of points, gives values like "
+             "this")
     return (f"{where} holds {off:g}, which is {off * size / 100:.4g} of the {size} {split} points, not a whole "
             f"number: {cause}. Count the accuracy as 100 * correct / total over every point (len(loader.dataset)), "
             "each once")
