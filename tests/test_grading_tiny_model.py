@@ -376,3 +376,23 @@ def test_a_network_without_biases_is_told_it_cannot_fit_not_to_train_longer(tmp_
     assert outcome.passed is (bias and steps == 300)
     if wedges:
         assert "Give its layers biases." in outcome.message and "Train for more steps" not in outcome.message
+
+
+@pytest.mark.parametrize("name, cause", [
+    ("softmax-layer-before-cross-entropy", "`model` ends in a softmax, and it was trained with cross_entropy "
+                                           "(nn.CrossEntropyLoss; the kernel's record), which applies log-softmax"),
+    ("two-linear-layers-no-activation", "Every layer of `model` is linear (linear 2→5, linear 5→3), with no "
+                                        "activation between them"),
+])
+def test_a_fit_short_of_the_goal_names_what_the_model_s_own_graph_shows(name, cause):
+    """Both stall (77.78% and 47.22% after 3000 steps as after 300) and were told to train longer or raise the LR."""
+    by_id = checks(grade(FILES / f"{name}.ipynb", "tiny-model", hidden=False))
+    fits = by_id["fits-training-data"]
+    assert not fits.passed and cause in fits.message
+    assert "Train for more steps" not in fits.message
+
+
+def test_a_relu_written_as_clip_at_zero_gets_full_marks():
+    """torch.clip(self.fc1(x), min=0): aten.clip was off the allowlist, and the correct 2-4-3 net got 0/10."""
+    result = grade(FILES / "clip-at-zero-for-relu.ipynb", "tiny-model")
+    assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks if not c.passed]

@@ -137,7 +137,7 @@ def _names(node: Any) -> tuple[str, str]:
     """The op's own name (``relu_`` is ``relu``, done in place) and the layer kind it spells."""
     name = getattr(getattr(node.target, "_overloadpacket", node.target), "__name__", str(node.target))
     name = name if name.startswith("__") else name.removesuffix("_")
-    if name in ("clamp", "clamp_min", "threshold") and _is_relu(name, node):
+    if name in ("clamp", "clamp_min", "clip", "threshold") and _is_relu(name, node):
         return name, "relu"
     return name, SAME_LAYER.get(name, name)
 

@@ -176,6 +176,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
               or (lambda_as_rate(ctx, scheduler, net, model) if too_low else "")
+              or (graph_cause(net, model) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
               or (at_chance(acc, dataset.Y) if too_low and chance else "")
               or (wedges_only(net, dataset.X, dataset.Y, f"`{model}`") if too_low else "") or by_hand + hint)
@@ -470,6 +471,32 @@ def lambda_as_rate(ctx: CheckContext, name: str, net: Any, model: str) -> str:
             "LambdaLR multiplies the optimizer's lr by what the lambda returns, so the lambda returns a factor (1 keeps "
             "the lr; e.g. lambda epoch: 0.5 ** (epoch // 2)). If yours returns a learning rate, the two multiply: "
             "return the factor instead.")
+
+
+def graph_cause(net: Any, model: str) -> str:
+    """A cause of a low accuracy that the model's own forward pass shows: a softmax last, before a loss that applies
+    log-softmax itself (the kernel saw cross_entropy calls), or, on 2-D points, no activation between linear layers;
+    "" where it shows neither."""
+    from grader.checks.architecture import forward_layers
+
+    try:
+        layers, _ = forward_layers(net)
+    except Exception:  # noqa: BLE001 - a graph the architecture checks report on their own
+        return ""
+    kinds = [layer.kind for layer in layers]
+    if kinds and kinds[-1] == "softmax" and (getattr(net, "loss_calls", None) or {}).get("cross_entropy"):
+        return (f"`{model}` ends in a softmax, and it was trained with cross_entropy (nn.CrossEntropyLoss; the "
+                "kernel's record), which applies log-softmax to what it is given: the loss saw probabilities instead of "
+                "scores, whose gradients fade as the model grows confident, which can stall training short of the "
+                "goal. Leave the softmax out of the model (CrossEntropyLoss takes the raw scores), and apply it only "
+                "where you want probabilities.")
+    if "linear" in kinds and set(kinds) <= {"linear", "dropout", "add", "sub", "neg"} and \
+            net.zero_batch().shape[1:] == (2,):
+        return (f"Every layer of `{model}` is linear ({', '.join(layer.text for layer in layers)}), with no activation "
+                "between them: together they compute one linear map of the point, and a linear model cannot fit "
+                "classes whose regions are not convex, as the checkerboard's are, however long it trains. Put an "
+                "activation such as nn.ReLU() between the layers.")
+    return ""
 
 
 def _tiers_problem(tiers: list) -> str | None:
