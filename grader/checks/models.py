@@ -486,9 +486,9 @@ def graph_cause(net: Any, model: str) -> str:
     kinds = [layer.kind for layer in layers]
     if kinds and kinds[-1] == "softmax" and (getattr(net, "loss_calls", None) or {}).get("cross_entropy"):
         return (f"`{model}` ends in a softmax, and it was trained with cross_entropy (nn.CrossEntropyLoss; the "
-                "kernel's record), which applies log-softmax to what it is given: the loss saw probabilities instead of "
-                "scores, whose gradients fade as the model grows confident, which can stall training short of the "
-                "goal. Leave the softmax out of the model (CrossEntropyLoss takes the raw scores), and apply it only "
+                "kernel's record), which applies log-softmax to what it is given: the loss saw probabilities "
+                "instead of scores, whose gradients fade as the model grows confident, which can stall training short "
+                "of the goal. Leave the softmax out of the model (CrossEntropyLoss takes the raw scores), and apply it only "
                 "where you want probabilities.")
     if "linear" in kinds and set(kinds) <= {"linear", "dropout", "add", "sub", "neg"} and \
             net.zero_batch().shape[1:] == (2,):
