@@ -488,8 +488,8 @@ def graph_cause(net: Any, model: str) -> str:
         return (f"`{model}` ends in a softmax, and it was trained with cross_entropy (nn.CrossEntropyLoss; the "
                 "kernel's record), which applies log-softmax to what it is given: the loss saw probabilities "
                 "instead of scores, whose gradients fade as the model grows confident, which can stall training short "
-                "of the goal. Leave the softmax out of the model (CrossEntropyLoss takes the raw scores), and apply it only "
-                "where you want probabilities.")
+                "of the goal. Leave the softmax out of the model (CrossEntropyLoss takes the raw scores), and apply "
+                "it only where you want probabilities.")
     if "linear" in kinds and set(kinds) <= {"linear", "dropout", "add", "sub", "neg"} and \
             net.zero_batch().shape[1:] == (2,):
         return (f"Every layer of `{model}` is linear ({', '.join(layer.text for layer in layers)}), with no activation "
