@@ -647,7 +647,8 @@ def test_a_loop_one_epoch_short_costs_a_third_of_follows_arguments_and_nothing_e
     result = graded["range-one-short"]
     follows = by_id(result)["follows-arguments"]
     lost = result.max_score - by_id(result)[NOVAL].max_points  # it also assumes a validation loader
-    assert result.score == pytest.approx(lost - 1 / 3, abs=1e-3), [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == pytest.approx(lost - 1 / 3, abs=1e-3), \
+        [(c.id, c.message) for c in result.checks if not c.passed]
     assert follows.metrics == {"epochs_run": 24, "n_epochs": 25, "optimizer_steps": 24 * 6}
     assert ("patience=100, which cannot run out in 25 epochs, but it recorded 24 epochs: a loop over range(1, "
             "n_epochs) runs one epoch short") in follows.message
@@ -657,7 +658,8 @@ def test_an_optimizer_made_without_the_lr_is_named_with_torch_s_default(graded):
     result = graded["ignores-lr"]
     follows = by_id(result)["follows-arguments"]
     lost = result.max_score - by_id(result)[NOVAL].max_points  # it also assumes a validation loader
-    assert result.score == pytest.approx(lost - 1 / 3, abs=1e-3), [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == pytest.approx(lost - 1 / 3, abs=1e-3), \
+        [(c.id, c.message) for c in result.checks if not c.passed]
     assert follows.message == (
         "The grader passed lr=0.01 and no optimizer, but the Adam your function made took its first step at lr 0.001 "
         "(0.001 is Adam's default, used when no lr is passed): make the optimizer with the lr argument, e.g. "

@@ -468,9 +468,9 @@ def lambda_as_rate(ctx: CheckContext, name: str, net: Any, model: str) -> str:
         return ""
     return (f"Your `{name}` (LambdaLR) never let `{model}` train at its optimizer's lr {base:g}: its first step ran at "
             f"{first:.3g}, {first / base:.3g} times that, and no step above {highest:.3g} (the kernel's record). "
-            "LambdaLR multiplies the optimizer's lr by what the lambda returns, so the lambda returns a factor (1 keeps "
-            "the lr; e.g. lambda epoch: 0.5 ** (epoch // 2)). If yours returns a learning rate, the two multiply: "
-            "return the factor instead.")
+            "LambdaLR multiplies the optimizer's lr by what the lambda returns, so the lambda returns a factor (1 "
+            "keeps the lr; e.g. lambda epoch: 0.5 ** (epoch // 2)). If yours returns a learning rate, the two "
+            "multiply: return the factor instead.")
 
 
 def graph_cause(net: Any, model: str) -> str:
