@@ -19,7 +19,8 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "test-on-val", "stop-epoch", "batch-mean", "stops-on-test", "copied-before-training", "experiment-function",
          "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
          "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place",
-         "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once")
+         "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once",
+         "one-unseeded-start-loaded-for-every-seed")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -242,6 +243,19 @@ def test_best_states_reloaded_from_files_into_new_models_are_judged_by_the_runs_
         "torch.manual_seed(0)")
     assert "could not be checked" not in check.message
     assert result.score == result.max_score - 2 and by_id(result)["trained-steps"].passed
+
+
+def test_one_unseeded_start_loaded_into_every_seed_s_model_is_not_that_seed_s_start(graded):
+    """An unseeded SimpleMLP's state loaded into each seeded model before training ("the same start for a fair
+    comparison"): loaded weights were no start at all, and seed-start passed 2/2 saying nothing could be checked."""
+    result = graded["one-unseeded-start-loaded-for-every-seed"]
+    check = by_id(result)["seed-start"]
+    assert not check.passed and check.points == 0
+    assert check.message.startswith(
+        "seeds 0, 3 and 18: the weights load_state_dict gave the model before its first forward pass, which it "
+        "trained from, are not those of a SimpleMLP built right after torch.manual_seed(seed)")
+    assert "one model made once and copied into every seed's, say" in check.message
+    assert result.score == result.max_score - 2
 
 
 def test_test_figure_measured_on_the_validation_split_is_named(graded):

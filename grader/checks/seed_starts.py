@@ -34,6 +34,7 @@ class Start:
     seed: int | None = None  # None: a start the grader does not recognise
     build: int = 0
     unusable: str = ""  # why there is no usable record, in a student's terms
+    loaded: bool = False  # the start is the weights load_state_dict gave it before its first forward pass
 
 
 @functools.lru_cache(maxsize=8)
@@ -117,6 +118,12 @@ def model_start(net: LoadedModel, reference: str, seeds: list) -> Start:
         never_trained = seeded_build(list(net.parameters.values()), reference, seeds)
         if never_trained is not None:  # its weights now are a seeded build's: where it started, and still is
             return Start(True, *never_trained)
+        loaded = [net.loaded_start[name] for name in net.parameters if name in net.loaded_start]
+        # Weights given before its first pass that it then trained from: a fresh model's (a template copied into
+        # each seed's model, say) are its start; a trained model's (a run resumed from a checkpoint) are not.
+        if net.steps and len(loaded) == len(net.parameters) and _untrained(loaded):
+            found = seeded_build(loaded, reference, seeds)
+            return Start(True, *found, loaded=True) if found else Start(True, loaded=True)
         return Start(False, unusable="the grader has no record of its weights before training (a record exists only "
                                      "for a model object that ran forward in a graded run, or a deep copy of one; "
                                      "weights loaded into another model have none)")
@@ -171,10 +178,14 @@ def _start_lines(starts: dict[int, Start], groups: list[list[int]], reference: s
             lost.append(seed)
         else:
             lines.append(_start_line(seed, start, reference, shared))
-    if lost:
-        lines.append(f"{seeds_word(lost)}: the initial weights are not those of a {reference} built right after "
-                     f"torch.manual_seed(seed), nor those of any of the first {BUILDS} built after "
-                     "torch.manual_seed(n) for n from 0 to 100 or a few common seeds (123, 1234, 12345, 2024 to 2026)")
+    for group in ([s for s in lost if not starts[s].loaded], [s for s in lost if starts[s].loaded]):
+        if group:
+            which = ("the weights load_state_dict gave the model before its first forward pass, which it trained "
+                     "from, are" if starts[group[0]].loaded else "the initial weights are")
+            lines.append(f"{seeds_word(group)}: {which} not those of a {reference} built right after "
+                         f"torch.manual_seed(seed), nor those of any of the first {BUILDS} built after "
+                         "torch.manual_seed(n) for n from 0 to 100 or a few common seeds (123, 1234, 12345, 2024 to "
+                         "2026)")
     return lines
 
 
@@ -190,8 +201,15 @@ START_CAUSES = ("What remains possible: torch's own generator was never seeded (
                 "training.")
 
 
+LOADED_CAUSE = ("The weights it loaded came from a model that was not built right after that seed's "
+                "torch.manual_seed (one model made once and copied into every seed's, say): load nothing into a "
+                "seed's model before training, or only what was saved from the model built right after its seed.")
+
+
 def _start_advice(starts: dict[int, Start], groups: list[list[int]], reference: str) -> str:
-    advice = [START_CAUSES] if any(s.recorded and s.seed is None for s in starts.values()) else []
+    unknown = [s for s in starts.values() if s.recorded and s.seed is None]
+    advice = ([START_CAUSES] if any(not s.loaded for s in unknown) else []) + \
+        ([LOADED_CAUSE] if any(s.loaded for s in unknown) else [])
     if groups:
         advice.append("Each seed needs its own model object: build a new one after each torch.manual_seed(seed) and "
                       "store that one under its seed.")

@@ -20,7 +20,8 @@ Layout of the export folder::
     manifest.json          {"format", "values": {name: encoded}, "missing": [...], "modules": [...]}
     models/<k>/graph.json  the model's forward pass as aten ops (captured by torch.export, forward hooks included)
     models/<k>/weights.pt  a dict of tensors: parameters, buffers and constants by name
-    models/<k>/initial.pt  the parameters as they were at the model's first forward pass (kernel_probe); graph.json
+    models/<k>/initial.pt  the parameters as they were at the model's first forward pass (kernel_probe); loaded.pt,
+                           those load_state_dict gave it before that pass, as the pass saw them; graph.json
                            also holds the optimizer steps each parameter took part in, and the optimizers' classes
     models/<k>/probe.pt    watch mode, a capture reused: the model's outputs on a few inputs (``_reused``)
 
@@ -337,9 +338,10 @@ def _write_model(model, graph: dict, tensors: dict, folder: str, probe: dict | N
     _T["save"](tensors, _path_join(folder, "weights.pt"))
     if probe and "training_record" in probe:
         graph.update(probe["training_record"](model))
-    initial = probe["initial_state"](model) if probe else {}
-    if initial:
-        _T["save"]({k: v.contiguous() for k, v in initial.items()}, _path_join(folder, "initial.pt"))
+    for name, state in (("initial.pt", "initial_state"), ("loaded.pt", "loaded_state")):
+        tensors = probe[state](model) if probe and state in probe else {}
+        if tensors:
+            _T["save"]({k: v.contiguous() for k, v in tensors.items()}, _path_join(folder, name))
     with open(_path_join(folder, "graph.json"), "w") as f:
         f.write(_dumps(graph))
     return {"$model": _basename(folder)}

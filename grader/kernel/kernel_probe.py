@@ -61,6 +61,7 @@ class _ById:
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 LOADED = _ById()  # parameter -> True: given weights by load_state_dict before it first ran (no start recorded)
+LOADED_AT = _ById()  # such a parameter -> its values at its first forward pass: what it trained from, if it did
 # parameter -> whether load_state_dict put its recorded start back after it had stepped (a best state never replaced),
 # with no step since: weights that equal their start then did move, and were reset
 RESTORED = _ById()
@@ -171,6 +172,8 @@ def _first_forward(module, args):
         for parameter in module._parameters.values():
             if parameter is not None and parameter not in INITIAL and parameter not in LOADED:
                 INITIAL.set(parameter, parameter.detach().to("cpu", copy=True))
+            elif parameter is not None and parameter in LOADED and parameter not in LOADED_AT:
+                LOADED_AT.set(parameter, parameter.detach().to("cpu", copy=True))
     except Exception:  # noqa: BLE001 - a record is a nicety; the student's run must never fail because of it
         pass
     return None
@@ -741,6 +744,12 @@ def _model_losses(records) -> dict:
 def initial_state(model) -> dict:
     """The recorded initial weights of ``model``, by parameter name (parameters never run are missing)."""
     return {name: INITIAL.get(p) for name, p in model.named_parameters() if p in INITIAL}
+
+
+def loaded_state(model) -> dict:
+    """The weights load_state_dict gave ``model``'s parameters before they first ran, as that first forward pass saw
+    them, by parameter name: where a model trained from loaded weights started (parameters not loaded are missing)."""
+    return {name: LOADED_AT.get(p) for name, p in model.named_parameters() if p in LOADED_AT}
 
 
 def training_record(model) -> dict:

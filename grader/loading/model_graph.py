@@ -172,6 +172,7 @@ class LoadedModel(ModelValue):
     loaded: bool = False  # given weights by load_state_dict before it first ran: its steps count from there
     input_rows: tuple[tuple[float, float, float], ...] = ()  # each row's kernel_probe.row_signatures in those calls
     restored_to_start: bool = False  # load_state_dict put its recorded start back after its last optimizer step
+    loaded_start: dict[str, torch.Tensor] = field(default_factory=dict)  # loaded weights its first pass saw (probe)
 
     @property
     def n_params(self) -> int:
@@ -477,7 +478,8 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget, graph: dict | None = No
                        _finite(data.get("input_range"), 2), _losses(data.get("loss_calls")),
                        _ranges(data.get("input_ranges")), _count(data.get("optimizer_restarts")),
                        data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024, width=3),
-                       data.get("restored_to_start") is True)
+                       data.get("restored_to_start") is True,
+                       _initial(folder / "loaded.pt", parameters, budget, "the model's loaded weights file (loaded.pt)"))
 
 
 def _count(value: object) -> int:
@@ -547,11 +549,11 @@ def _steps(data: dict, parameters: dict[str, torch.Tensor]) -> dict[str, int]:
     return {k: v for k, v in steps.items() if k in parameters and type(v) is int and _count(v) == v}
 
 
-def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor], budget: ExportBudget
-             ) -> dict[str, torch.Tensor]:
-    """The recorded initial weights, kept only where they fit the parameters they claim to be."""
+def _initial(path: pathlib.Path, parameters: dict[str, torch.Tensor], budget: ExportBudget,
+             what: str = "the model's initial weights file (initial.pt)") -> dict[str, torch.Tensor]:
+    """The recorded initial (or loaded) weights, kept only where they fit the parameters they claim to be."""
     try:
-        initial = read_tensors(path, "the model's initial weights file (initial.pt)", budget)
+        initial = read_tensors(path, what, budget)
     except FileNotFoundError:
         return {}
     return {k: v for k, v in initial.items() if k in parameters and v.shape == parameters[k].shape}
