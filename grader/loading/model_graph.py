@@ -479,7 +479,8 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget, graph: dict | None = No
                        _ranges(data.get("input_ranges")), _count(data.get("optimizer_restarts")),
                        data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024, width=3),
                        data.get("restored_to_start") is True,
-                       _initial(folder / "loaded.pt", parameters, budget, "the model's loaded weights file (loaded.pt)"))
+                       _initial(folder / "loaded.pt", parameters, budget,
+                                "the model's loaded weights file (loaded.pt)"))
 
 
 def _count(value: object) -> int:
