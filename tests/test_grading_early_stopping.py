@@ -199,6 +199,25 @@ def test_a_last_epoch_best_names_the_training_loss_where_it_fits_too(tmp_path, t
                                "epoch" + says)
 
 
+@pytest.mark.parametrize("val_loss, best, says", [
+    ([5.0, 4.0, 4.5, 4.2, 4.6], 4, "best_epoch is the last epoch whose val loss fell below the epoch before's: an "
+                                  "epoch improves when its val loss is strictly lower than the best so far, not than "
+                                  "the previous epoch's."),
+    ([5.0, 4.0, 4.5, 4.2], 4, "best_epoch is the last epoch: update it only when the val loss improves, not every "
+                              "epoch (or it is set on every fall below the epoch before: an epoch improves when its "
+                              "val loss is strictly lower than the best so far, not than the previous epoch's)."),
+])
+def test_a_best_epoch_kept_by_comparing_with_the_previous_epoch_is_told_so(tmp_path, val_loss, best, says):
+    """`if val_loss[-1] < val_loss[-2]`: best_epoch then marks the last fall, and was told to stop updating it every
+    epoch, or nothing at all, where the student's code updates it only on what it takes for an improvement."""
+    history = {"train_loss": [9.0, 6.0, 7.0, 8.0, 8.5][:len(val_loss)], "val_loss": val_loss}
+    exports = round_trip(tmp_path, {"history": history, "best_epoch": best},
+                         [{"name": "history", "kind": "dict"}, {"name": "best_epoch", "kind": "integer"}])
+    ctx = CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id="best-epoch")
+    outcome = best_epoch_argmin(ctx, "", "model", "history", "best_epoch")
+    assert not outcome.passed and outcome.message.endswith(says)
+
+
 @pytest.mark.parametrize("history, says", [
     ({"train_acc": [40.0, 52.5, 61.0], "val_acc": [38.9, 50.0, 55.6]}, None),
     # correct / total without the 100: every check reading the losses passed, and no check read the accuracies

@@ -206,16 +206,23 @@ def best_epoch_argmin(ctx: CheckContext, run: str, model: str, history: str, bes
         return Outcome(True, f"In {view.label}, best_epoch = {got} is the epoch with the lowest val loss "
                        f"({val[expected - 1]:.4f}).", metrics=metrics)
     lowest = f"the lowest val loss is at epoch {expected} ({val[expected - 1]:.4f})"
+    falls = [e for e in range(2, len(val) + 1) if val[e - 1] < val[e - 2]]  # epochs below the one before
+    previous = ("an epoch improves when its val loss is strictly lower than the best so far, not than the previous "
+                "epoch's")
     if got == expected - 1:
         why = "epochs are counted from 1: inside a loop over range(n_epochs) use best_epoch = epoch + 1"
     elif 1 <= got <= len(val) and val[got - 1] == val[expected - 1]:
         why = ("on equal val losses the earlier epoch is the best: count an epoch as an improvement only when its "
                "val loss is strictly lower (<, not <=)")
+    elif falls and got == falls[-1] and got != len(val):
+        why = f"best_epoch is the last epoch whose val loss fell below the epoch before's: {previous}"
     elif got == len(val):
         why = "best_epoch is the last epoch: update it only when the val loss improves, not every epoch"
+        others = [f"it is set on every fall below the epoch before: {previous}"] if falls and got == falls[-1] else []
         if view.train_loss and got == first_minimum(view.train_loss):  # both fit: a training loss lowest at the end
-            why += (" (or it follows the training loss, whose lowest is at the last epoch too: early stopping must "
-                    "watch the validation loss)")
+            others.append("it follows the training loss, whose lowest is at the last epoch too: early stopping must "
+                          "watch the validation loss")
+        why += f" (or {'; or '.join(others)})" if others else ""
     elif view.train_loss and got == first_minimum(view.train_loss):
         why = "best_epoch follows the training loss; early stopping must watch the validation loss"
     else:
