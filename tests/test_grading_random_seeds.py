@@ -20,7 +20,7 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
          "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place",
          "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once",
-         "one-unseeded-start-loaded-for-every-seed")
+         "one-unseeded-start-loaded-for-every-seed", "one-checkpoint-file-for-every-seed")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -85,9 +85,11 @@ def test_one_seed_for_all_runs_is_caught(graded):
     assert checks["seed-spread"].message.startswith(
         "The models for seeds 0 and 3, 0 and 18, 3 and 18 are identical (they started from the same initial weights).")
     assert not checks["seed-start"].passed and checks["seed-start"].points == pytest.approx(2 / 3, abs=1e-3)
-    assert ("seed 3: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0), not "
-            "torch.manual_seed(3): it was seeded with 0, or built before its own torch.manual_seed(3) was called"
-            in checks["seed-start"].message)
+    # Identical trained weights leave two causes: the run seeded with 0 each time, or seed 0's model stored again.
+    assert checks["seed-start"].message.startswith(
+        "seeds 3 and 18: each model holds the very weights of the model stored for seed 0, which started as a "
+        "SimpleMLP built right after torch.manual_seed(0): seed 0's run stored in its place (one checkpoint file that "
+        "every seed's run writes over, say, or a copy of the last run), or a run of its own seeded with 0 too")
 
 
 def test_the_course_running_train_accuracy_is_accepted(graded):
@@ -256,6 +258,19 @@ def test_one_unseeded_start_loaded_into_every_seed_s_model_is_not_that_seed_s_st
         "trained from, are not those of a SimpleMLP built right after torch.manual_seed(seed)")
     assert "one model made once and copied into every seed's, say" in check.message
     assert result.score == result.max_score - 2
+
+
+def test_one_checkpoint_file_overwritten_by_every_seed_is_named_not_blamed_on_the_seeding(graded):
+    """Each run seeded and built right, its best state saved to "best_model.pt" and all reloaded after the loop: every
+    model is seed 18's run, and seeds 0 and 3 were told only that they were seeded with 18 or built before their
+    seeding, the second of which identical trained weights rule out."""
+    check = by_id(graded["one-checkpoint-file-for-every-seed"])["seed-start"]
+    assert not check.passed and check.message.startswith(
+        "seeds 0 and 3: each model holds the very weights of the model stored for seed 18, which started as a "
+        "SimpleMLP built right after torch.manual_seed(18): seed 18's run stored in its place (one checkpoint file "
+        "that every seed's run writes over, say")
+    assert "or a run of its own seeded with 18 too" in check.message  # the final weights cannot tell the two apart
+    assert "built before its own torch.manual_seed" not in check.message
 
 
 def test_test_figure_measured_on_the_validation_split_is_named(graded):

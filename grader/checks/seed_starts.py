@@ -167,13 +167,39 @@ def _start_line(seed: int, start: Start, reference: str, shared: list[int]) -> s
             f"right after {right}: {others} built between that seeding and this one")
 
 
-def _start_lines(starts: dict[int, Start], groups: list[list[int]], reference: str) -> list[str]:
+def _copies(nets: dict[int, LoadedModel], starts: dict[int, Start]) -> dict[int, int]:
+    """seed -> the other seed whose run its model is: another object holding the very weights of the model stored for
+    that seed, which started right after that seed's torch.manual_seed (one checkpoint file every run overwrote, say)."""
+    from grader.checks.models import same_weights
+
+    found = {}
+    for seed, start in starts.items():
+        owner = start.seed if start.recorded and start.build == 1 else None
+        if owner is not None and owner != seed and owner in nets and nets[owner] is not nets[seed] and \
+                starts[owner].seed == owner and same_weights(nets[seed].parameters, nets[owner].parameters):
+            found[seed] = owner
+    return found
+
+
+def _start_lines(starts: dict[int, Start], groups: list[list[int]], reference: str,
+                 copies: dict[int, int] | None = None) -> list[str]:
     """A line per seed whose recorded start is not its own; unrecognised starts share one line."""
     lines, lost = [], []
     for seed, start in starts.items():
         if not start.recorded or (start.seed, start.build) == (seed, 1):
             continue
         shared = [s for g in groups if seed in g for s in g if s != seed]
+        if seed in (copies or {}):
+            owner = copies[seed]
+            same = [s for s, o in copies.items() if o == owner]
+            if seed == same[0]:
+                lines.append(f"{seeds_word(same)}: {'its model holds' if len(same) == 1 else 'each model holds'} the "
+                             f"very weights of the model stored for seed {owner}, which started as a {reference} built "
+                             f"right after torch.manual_seed({owner}): seed {owner}'s run stored in its place (one "
+                             "checkpoint file that every seed's run writes over, say, or a copy of the last run), or a "
+                             f"run of its own seeded with {owner} too (the same seed gives the same start and the same "
+                             "batches)")
+            continue
         if start.seed is None and not shared:
             lost.append(seed)
         else:
@@ -246,7 +272,8 @@ def seed_start(ctx: CheckContext, models: str, seeds: list, reference: str) -> O
         notes.append(f"seed {seed}: {starts[seed].unusable}{verdict}")
     noted = " " + "; ".join(notes) + "." if notes else ""
     right = [s for s, start in starts.items() if start.recorded and (start.seed, start.build) == (s, 1)]
-    lines = _start_lines(starts, groups, reference)
+    copies = _copies(nets, starts)
+    lines = _start_lines(starts, groups, reference, copies)
     if not lines:
         shown = [s for s in right if s not in replayed]
         return Outcome(True, ((_passed(shown, seeds, reference) if shown or not replayed else "") + noted).strip())
@@ -254,5 +281,8 @@ def seed_start(ctx: CheckContext, models: str, seeds: list, reference: str) -> O
                 "with those of a "
                 f"{reference} built right after torch.manual_seed(seed).")
     wrong = sum(1 for s, start in starts.items() if start.recorded and s not in right)
-    return Outcome(False, "; ".join(lines) + "." + noted + " " + _start_advice(starts, groups, reference)
-                   + " " + measured, fraction=1 - wrong / len(seeds))
+    advice = ("Call torch.manual_seed(seed) with each run's own seed, build and train that run's model after it, "
+              "and store that model under its seed."
+              if copies and len(copies) == wrong else _start_advice(starts, groups, reference))
+    return Outcome(False, "; ".join(lines) + "." + noted + " " + advice + " " + measured,
+                   fraction=1 - wrong / len(seeds))
