@@ -168,8 +168,9 @@ def _start_line(seed: int, start: Start, reference: str, shared: list[int]) -> s
 
 
 def _copies(nets: dict[int, LoadedModel], starts: dict[int, Start]) -> dict[int, int]:
-    """seed -> the other seed whose run its model is: another object holding the very weights of the model stored for
-    that seed, which started right after that seed's torch.manual_seed (one checkpoint file every run overwrote, say)."""
+    """seed -> the other seed whose run its model may be: another object holding the very weights of the model
+    stored for that seed, which started right after that seed's torch.manual_seed (one checkpoint file every run
+    overwrote, say, or every run seeded alike)."""
     from grader.checks.models import same_weights
 
     found = {}
