@@ -403,3 +403,16 @@ def test_a_probe_that_never_returns_is_stopped_and_the_values_after_it_are_still
     assert manifest["errors"] == {"stuck": f"{PROBE_TIMEOUT}: still running after 0.5 s"}
     assert "late" in manifest["values"]
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_probe_that_swallows_its_first_stop_is_stopped_by_the_next(tmp_path):
+    """A bare except (or a __del__, whose exceptions Python only prints) swallowed the one stop, the call never
+    returned, and the export cell's time-out cost every value: the stop now comes again every quarter second."""
+    requests = [{"name": "stubborn", "code": "while True:\n    try:\n        while True:\n            pass\n"
+                                             "    except BaseException:\n        break\nwhile True:\n    pass"},
+                {"name": "late", "code": "late = {'got': 1}", "kind": "dict"}]
+    export_values({}, requests, str(tmp_path), None, (0.5, 60))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["errors"] == {"stubborn": f"{PROBE_TIMEOUT}: still running after 0.5 s"}
+    assert "late" in manifest["values"]
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
