@@ -153,6 +153,14 @@ def _is_relu(name: str, node: Any) -> bool:
     return args.get("min") == 0 and args.get("max") is None
 
 
+def readable_layers(net: LoadedModel) -> list[Layer]:
+    """``forward_layers``' layers, or none where the graph cannot be run on zeros (the architecture checks say why)."""
+    try:
+        return forward_layers(net)[0]
+    except Exception:  # noqa: BLE001 - a graph the architecture checks report on their own
+        return []
+
+
 def forward_layers(net: LoadedModel) -> tuple[list[Layer], list[str]]:
     """The layers of ``net``'s forward pass in order, and the parameters it holds but never uses.
 

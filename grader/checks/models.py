@@ -477,12 +477,9 @@ def graph_cause(net: Any, model: str) -> str:
     """A cause of a low accuracy that the model's own forward pass shows: a softmax last, before a loss that applies
     log-softmax itself (the kernel saw cross_entropy calls), or, on 2-D points, no activation between linear layers;
     "" where it shows neither."""
-    from grader.checks.architecture import forward_layers
+    from grader.checks.architecture import readable_layers
 
-    try:
-        layers, _ = forward_layers(net)
-    except Exception:  # noqa: BLE001 - a graph the architecture checks report on their own
-        return ""
+    layers = readable_layers(net)
     kinds = [layer.kind for layer in layers]
     if kinds and kinds[-1] == "softmax" and (getattr(net, "loss_calls", None) or {}).get("cross_entropy"):
         return (f"`{model}` ends in a softmax, and it was trained with cross_entropy (nn.CrossEntropyLoss; the "

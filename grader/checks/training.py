@@ -104,10 +104,14 @@ def accuracy_scale(values: tuple[float, ...], points: int) -> str:
     if len(values) < 3 or points < 1 or all(float(v).is_integer() for v in values):
         return ""
     for scale, top in (("percent", 100.0), ("fraction", 1.0)):
-        units = [v * points / top for v in values]
-        if all(0 <= v <= top for v in values) and all(abs(u - round(u)) <= 1e-3 for u in units):
+        if all(0 <= v <= top for v in values) and _whole_of(values, points, top):
             return scale
     return ""
+
+
+def _whole_of(values, points: int, top: float = 100.0) -> bool:
+    """Whether every value is a whole number of ``points`` on a scale where all of them make ``top``."""
+    return all(abs(v * points / top - round(v * points / top)) <= 1e-3 for v in values)
 
 
 def _check_order(hist: dict, series: dict[str, tuple[float, ...]]) -> None:
@@ -143,12 +147,10 @@ _RUN_PARAMS = dict(
 def _not_whole(curve: tuple[float, ...], size: int, where: str, split: str) -> str:
     """What to say when an accuracy of ``curve`` is not a whole number of the ``size`` points it was counted over
     (100 * correct / size); "" when each is."""
-    off = next((v for v in curve if abs(v * size / 100 - round(v * size / 100)) > 1e-3), None)
+    off = next((v for v in curve if not _whole_of([v], size)), None)
     if off is None:
         return ""
-    whole = [t for t in range(size + 1, 2 * size + 1) if all(abs(v * t / 100 - round(v * t / 100)) <= 1e-3
-                                                             for v in curve)] if len(curve) >= 3 else []
-    total = whole[0] if whole else None
+    total = next((t for t in range(size + 1, 2 * size + 1) if _whole_of(curve, t)), None) if len(curve) >= 3 else None
     cause = (f"every value is a whole number of {total} instead: a total of {total} rather than the {size} points (the "
              "number of batches times the batch size counts a short last batch as full)" if total else
              "averaging the batches' own accuracies, or a total other than the number of points, gives values like "
@@ -499,10 +501,10 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     default = _default_optimizer((data.get("trained"), data.get("model")), lr)
     if rate is None:  # no torch optimizer stepped: the run at lr=0 shows whether the lr was followed
         rate, rate_note = _lr_at_zero(ctx, plateau, rate_note)
-    elif not rate and _lr_at_zero(ctx, plateau, "")[0]:  # an lr of its own that equals the one passed here
-        rate, rate_note = (_lr_at_zero(ctx, plateau, "")[0] + f" In this run, given lr={lr:g}, its optimizer stepped "
-                           f"at {lr:g} too: a value written into the function matches the argument only when the "
-                           "grader passes that same value."), ""
+    elif not rate and (moved := _lr_at_zero(ctx, plateau, "")[0]):  # an lr of its own that equals the one passed
+        rate, rate_note = (f"{moved} In this run, given lr={lr:g}, its optimizer stepped at {lr:g} too: a value "
+                           "written into the function matches the argument only when the grader passes that same "
+                           "value."), ""
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     restarted = next((m for m in map(restarts_message, (data.get("trained"), data.get("model"))) if m), "")
     restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."

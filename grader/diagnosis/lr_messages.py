@@ -374,6 +374,11 @@ def _twice_per_step(lrs: list[float], runs: dict) -> str:
     return ""
 
 
+# How a message on a value put in front of a list ends: read as the notebook ends, and kept out.
+_LEAVE_IT_OUT = ("; the grader reads the list as the notebook ends). Leave it out of the stored list: the LR only "
+                 "after each step, {n} values.")
+
+
 def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: float = BASE_LR,
              hints: CodeHints = CodeHints()) -> Diagnosis:
     """The most specific explanation of how ``value`` differs from torch's list for ``config``."""
@@ -392,15 +397,13 @@ def diagnose(config: SchedulerConfig, value: object, n: int = N_STEPS, base_lr: 
         rest = _explain(config, lrs[1:], runs, n, base_lr, hints)
         found = Diagnosis("initial_lr_included", f"Your list has {m} LRs because it starts with the initial LR "
                           f"{_g(lrs[0])}: read before the first scheduler.step(), or put in front of the list later "
-                          "(by a plot that starts at step 0, say; the grader reads the list as the notebook ends). "
-                          f"Leave it out of the stored list: the LR only after each step, {n} values."
+                          f"(by a plot that starts at step 0, say{_LEAVE_IT_OUT.format(n=n)}"
                           + ("" if rest.ok else f" The other {n}: {rest.message}"), rest.fitted)
     elif m == n + 1 and same(lrs[1:], ref):
         found = Diagnosis("value_in_front", f"Your list has {m} LRs: the last {n} are torch's list, with {_g(lrs[0])} "
                           f"in front of them, which is not an LR this schedule sets (it starts at "
                           f"{_g(runs['initial'][0])}). A value put in front of the list after the run gives this (a "
-                          "plot that starts at step 0 with the optimizer's lr, say; the grader reads the list as the "
-                          f"notebook ends). Leave it out of the stored list: the LR only after each step, {n} values.")
+                          f"plot that starts at step 0 with the optimizer's lr, say{_LEAVE_IT_OUT.format(n=n)}")
     elif m > n and same(lrs[:n], ref) and _continues(config, lrs, base_lr):
         found = Diagnosis("wrong_length", f"Expected {n} LRs, got {m}; the first {n} match torch's, so your loop ran "
                           f"{m} iterations. Run exactly {n}.")
