@@ -118,11 +118,12 @@ def test_a_cell_that_ignores_the_interrupt_is_stopped_without_waiting_out_the_ex
                                           "    except BaseException:\n        pass")]
     nbformat.write(nb, tmp_path / "stubborn.ipynb")
     fast = Exercise(dataclasses.replace(exercise.spec, limits=Limits(cell_timeout_s=3, total_timeout_s=60,
-                                                                     export_timeout_s=300)), exercise.checks)
+                                                                     export_timeout_s=300, interrupt_grace_s=2)),
+                    exercise.checks)
     result = grade(tmp_path / "stubborn.ipynb", fast, hidden=False)
     assert result.status is Status.TIMEOUT
     assert result.error == ("code cell 1 did not finish within 3 s (the per-cell limit), and it did not stop when "
-                            "interrupted (10 s), so it was stopped without exporting any value")
+                            "interrupted (2 s), so it was stopped without exporting any value")
 
 
 def test_a_dying_kernel_is_an_error_with_a_reason(exercise):

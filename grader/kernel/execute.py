@@ -149,6 +149,12 @@ class CappedClient(NotebookClient):
     export_index = -1
     export_digest: str | None = None
 
+    async def _async_handle_timeout(self, timeout: int, cell=None):
+        # Interrupted, a cell's last output and idle status follow at once, or never (it ignores the interrupt):
+        # nbclient would wait its whole iopub_timeout for them, and the caller then gives it interrupt_grace_s more.
+        self.iopub_timeout, self.iopub_timeout_before = min(self.iopub_timeout, 1), self.iopub_timeout
+        return await super()._async_handle_timeout(timeout, cell)
+
     def output(self, outs, msg, display_id, cell_index):
         if cell_index == self.export_index:
             text = msg.get("content", {}).get("text", "") if msg.get("msg_type") == "stream" else ""
@@ -282,9 +288,6 @@ async def _in_thread(wait: Callable[[], PreparedNotebook | None]) -> PreparedNot
     return await came
 
 
-INTERRUPT_GRACE_S = 10.0  # how long a cell past its limit has to stop once interrupted
-
-
 async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution) -> None:
     """The student cells under their time limits, then the export cell."""
     limits = sandbox.limits
@@ -311,9 +314,10 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
                 result.reason = f"code cell {number} did not finish within {budget:.0f} s (the {which} limit)"
                 # Interrupted, it may run on (it catches KeyboardInterrupt, say): the export would only queue behind
                 # it for its own limit. Such a kernel is stopped instead, with nothing exported.
-                stuck = not await client.kc.answers(INTERRUPT_GRACE_S)
+                client.iopub_timeout = client.iopub_timeout_before
+                stuck = not await client.kc.answers(limits.interrupt_grace_s)
                 if stuck:
-                    result.reason += (f", and it did not stop when interrupted ({INTERRUPT_GRACE_S:g} s), so it was "
+                    result.reason += (f", and it did not stop when interrupted ({limits.interrupt_grace_s:g} s), so it was "
                                       "stopped without exporting any value")
                 break
             result.errors.append(_error_from(e, number))

@@ -12,6 +12,7 @@ class Limits:
     cell_timeout_s: float = 120.0  # one student cell
     total_timeout_s: float = 600.0  # all student cells together
     export_timeout_s: float = 120.0  # the grader's export cell, on top of the total
+    interrupt_grace_s: float = 10.0  # how long a cell past its limit has to stop once interrupted
     probe_timeout_s: float = 60.0  # each of the grader's own calls of the student's code, within the export cell's
     memory_mb: int = 4096  # address space (RLIMIT_AS); torch alone maps about 0.7 GB
     max_processes: int = 64  # processes of the sandbox user (RLIMIT_NPROC)
