@@ -642,6 +642,29 @@ def test_a_stop_one_epoch_off_lists_the_usual_causes_and_names_none(tmp_path, ra
     assert not outcome.passed and f"stopped at epoch {ran}" in outcome.message and says in outcome.message
 
 
+@pytest.mark.parametrize("val, ran, says", [
+    # Best at epoch 2; every other epoch falls below the one before, so that counter never reaches 3.
+    ([5.0, 4.0] + [4.5, 4.2] * 8, 18, "early stopping never triggered: reset the counter when the val loss improves "
+     "on the best so far, add one otherwise, and break when it reaches patience; its stop also fits a counter reset "
+     "whenever the val loss falls below the epoch before's rather than below the best so far (with these val losses "
+     "that counter reaches 3 in no epoch)."),
+    # Best at epoch 2, a fall at epoch 4, then three rises: that counter reaches 3 at epoch 7, not 5.
+    ([5.0, 4.0, 4.5, 4.2, 4.6, 4.7, 4.8], 7, "that counter reaches 3 at epoch 7)."),
+])
+def test_a_stop_that_fits_a_counter_reset_on_the_epoch_before_says_so_as_what_the_losses_fit(tmp_path, val, ran, says):
+    """`if val_loss < previous_val_loss: counter = 0`: it stops late or never, and was told only to reset the counter
+    "when the val loss improves", which it took to be doing."""
+    from grader.checks.training import stopped_after_patience
+
+    exports = round_trip(tmp_path, {"history": {"train_loss": val, "val_loss": val}, "best_epoch": 2},
+                         [{"name": "history", "kind": "dict"}, {"name": "best_epoch", "kind": "integer"}])
+    ctx = CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id="stopped-after-patience")
+    outcome = stopped_after_patience(ctx, patience=3, n_epochs=18, run="", model="model", history="history",
+                                     best_epoch="best_epoch")
+    assert not outcome.passed and f"stopped at epoch {ran}" in outcome.message
+    assert outcome.message.endswith(says)
+
+
 def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_runs_out(graded):
     """`best_epoch = len(val_loss) - patience`: right wherever early stopping triggers, -75 in the grader's run of 25
     epochs with patience 100. The best state itself is kept and restored right."""

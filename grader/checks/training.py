@@ -246,6 +246,13 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                else f"at the {n_epochs}-epoch budget, before patience ran out")
         return Outcome(True, f"{view.label.capitalize()} stopped at epoch {ran}: {how}.", metrics=metrics)
     # One epoch off says only that the count is off by one, not which of the usual ways: each is listed, none named.
+    # A counter reset on every fall below the epoch before, not below the best so far, stops later or never: where
+    # the recorded losses put that rule's stop at the run's own, it is said as what the losses fit, not as the cause.
+    by_previous = _stop_comparing_with_previous(view.val_loss, patience)
+    fits_previous = (f"; its stop also fits a counter reset whenever the val loss falls below the epoch before's "
+                     f"rather than below the best so far (with these val losses that counter reaches {patience} "
+                     f"{f'at epoch {ran}' if by_previous == ran else 'in no epoch'})"
+                     if by_previous == ran or by_previous is None and ran == n_epochs else "")
     if ran == expected + 1:
         why = ("one epoch late. The count of epochs without improvement is off by one, for example a test with > "
                "where >= belongs, or a count that starts at 0 on the first epoch without improvement: stop as soon as "
@@ -255,8 +262,8 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                "before its val loss is compared with the best, or an epoch counted from 1 compared with a best index "
                "counted from 0: stop as soon as the epochs since the best one reach patience")
     elif ran == n_epochs:
-        why = ("early stopping never triggered: reset the counter when the val loss improves, add one otherwise, "
-               "and break when it reaches patience")
+        why = ("early stopping never triggered: reset the counter when the val loss improves on the best so far, add "
+               "one otherwise, and break when it reaches patience")
     elif ran > n_epochs:
         why = f"it ran more epochs than its budget of {n_epochs}"
     elif best < ran < n_epochs:
@@ -274,8 +281,22 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
     else:
         why = "reset the counter only on a strict improvement of the val loss, and stop when it reaches patience"
     return Outcome(False, f"{view.label.capitalize()} stopped at epoch {ran}, but its val loss last improved at "
-                   f"epoch {best}, so with patience {patience} it should stop at epoch {expected}: {why}.",
-                   metrics=metrics)
+                   f"epoch {best}, so with patience {patience} it should stop at epoch {expected}: {why}"
+                   f"{fits_previous if ran > expected else ''}.", metrics=metrics)
+
+
+def _stop_comparing_with_previous(val_loss: list[float], patience: int) -> int | None:
+    """The epoch at which a counter reset whenever the val loss falls below the epoch before's reaches ``patience``.
+
+    >>> _stop_comparing_with_previous([5.0, 4.0, 4.5, 4.2, 4.6, 4.7], 2)
+    6
+    """
+    count = 0
+    for epoch in range(2, len(val_loss) + 1):
+        count = 0 if val_loss[epoch - 1] < val_loss[epoch - 2] else count + 1
+        if count >= patience:
+            return epoch
+    return None
 
 
 def _epochs_followed(ran: int, n_epochs: int, patience: int) -> str:
