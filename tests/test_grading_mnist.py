@@ -258,6 +258,36 @@ def test_sweep_with_swapped_labels(roots):
                                      "lr=0.0001")
 
 
+@pytest.mark.parametrize("name, check, says", [
+    # One loss per batch: every accuracy as reported, and the curve read as "converging" for full marks.
+    ("per-batch-losses", "reported-vs-measured", "lr=0.0001: val 44.67% (134/300) as reported, but "
+     "`results[0.0001]['train_losses']` holds 50 values for the 5 epochs of its val_accs: record one training loss per "
+     "epoch, the mean over that epoch's batches"),
+    # The 1e-2 run filed under 1e-4: the comparison was credited as if it were of the two rates.
+    ("models-keyed-in-reverse", "1e-3-beats-1e-4", "The comparison is of runs trained alike, but the model under "
+     "lr=0.0001 was stepped at lr=0.01 (lr=0.001 does not beat lr=0.0001 here"),
+    # Dropout left on while the notebook measured: told to measure on the validation loader, which it did.
+    ("dropout-measured-in-train-mode", "reported-vs-measured", "measured on the validation loader (the test split) "
+     "and with the model in eval mode (it has dropout, which acts otherwise in training mode: a count taken without "
+     "model.eval() differs from the grader's), as the seed does."),
+])
+def test_sweep_records_unlike_what_they_claim_are_told_what_was_measured(roots, name, check, says):
+    result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{name}.ipynb", "tiny")
+    failed = by_id(result)[check]
+    assert not failed.passed and failed.points == 0 and says in failed.message
+
+
+def test_one_model_trained_on_from_rate_to_rate_is_told_by_its_steps_not_also_by_a_batch_size(roots):
+    """Snapshots of one model trained on at each rate: its steps since its start are those of every run so far, which
+    also read as "another batch size, or other training data" for the later rate."""
+    compared = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "one-model-trained-on-with-snapshots.ipynb",
+                         "tiny"))["1e-3-beats-1e-4"]
+    assert not compared.passed and compared.points == 1.5
+    assert "the models' parameters took 100 (lr=0.001) and 50 (lr=0.0001) optimizer steps" in compared.message
+    assert "a new optimizer took over the model's parameters 1 time" in compared.message
+    assert "batch size" not in compared.message
+
+
 def test_preprocessing_that_cannot_be_read_is_said_so():
     used, unclear = transforms_in_code(((3, "t = getattr(transforms, name)()"),))
     assert unclear == ["cell 3 picks a transform by name"]

@@ -663,7 +663,7 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     """Each reported final val accuracy against the grader's count on that LR's model, to the image; a diagnosis."""
     nets, table = _sweep(ctx, models, results, lrs)
     val = ctx.data.make(data, ctx.check_id)
-    lines, good, curves, misreported = [], 0, {}, False
+    lines, good, curves, misreported = [], 0, {}, []
     for lr in lrs:
         losses, accs = _curve(table[lr], "train_losses", lr, results), _curve(table[lr], "val_accs", lr, results)
         scale = 100.0 if max(accs) <= 1.0 else 1.0  # the seed reports fractions; percent is accepted too
@@ -672,7 +672,12 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         trend = diagnose([float(v) for v in losses]).trend.value
         curves[f"lr={lr:g}"] = {"train_loss": [float(v) for v in losses], "val_acc": [a * scale for a in accs]}
         tolerance = slack_images * 100 / len(val.Y) + rounding(accs[-1]) * scale
-        off_scale = _loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id)) if train_data else ""
+        # One loss a batch instead of one an epoch: the curve is of another run length than its accuracies.
+        per_batch = (f"`{results}[{lr:g}]['train_losses']` holds {len(losses)} values for the {len(accs)} epochs of "
+                     "its val_accs: record one training loss per epoch, the mean over that epoch's batches"
+                     if len(losses) != len(accs) else "")
+        off_scale = per_batch or (_loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id))
+                                  if train_data else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) as reported, but {off_scale}")
             continue
@@ -681,7 +686,7 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) as reported; your reported "
                          f"training loss: {trend}")
             continue
-        misreported = True
+        misreported.append(lr)
         line = (f"lr={lr:g}: reported val {reported:.2f}% but the exported model scores {measured:.2f}% "
                 f"({correct}/{len(val.Y)})")
         if train_data:
@@ -695,8 +700,20 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     scaled = next(filter(None, (fed_unlike(nets[lr], val.X, f"the model for lr={lr:g}") for lr in lrs)), "")
     if misreported:
         message += (f" {scaled}" if scaled else " Report the accuracy of the model you export (after its last epoch), "
-                    "measured on the validation loader (the test split), as the seed does.")
+                    f"measured on the validation loader (the test split){_in_eval_mode(nets, misreported)}, as the "
+                    "seed does.")
     return Outcome(good == len(lrs), message, fraction=good / len(lrs), details={"sweep": curves})
+
+
+def _in_eval_mode(nets: dict[float, ModelValue], lrs: list[float]) -> str:
+    """Where the models misreported have layers that act otherwise in training mode, the other cause that remains: a
+    count taken without model.eval(), which the grader's own measurement (in eval mode) is not."""
+    from grader.checks.architecture import readable_layers
+
+    kinds = sorted({layer.kind.replace("_", " ") for lr in lrs for layer in readable_layers(nets[lr])
+                    if layer.kind in ("dropout", "batch_norm")})
+    return (f" and with the model in eval mode (it has {' and '.join(kinds)}, which acts otherwise in training mode: a "
+            "count taken without model.eval() differs from the grader's)" if kinds else "")
 
 
 LOSS_SAMPLE = 2048  # training images the grader scores a model's loss on: its mean to a few percent
@@ -949,8 +966,12 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     if _different_starts(nets[better], nets[worse]):
         unlike.append("the two models started from different weights (as the kernel recorded them at their first "
                       "forward pass), where the task builds each right after torch.manual_seed(0)")
-    unlike += _trained_unlike({lr: nets[lr] for lr in (better, worse)}, optimizer)
-    if epochs and batch_size and train_data:
+    mislabelled = _stepped_elsewhere(nets, [better, worse])  # a comparison of runs filed under other rates
+    unlike += mislabelled + _trained_unlike({lr: nets[lr] for lr in (better, worse)}, optimizer)
+    steps = {max((getattr(nets[lr], "steps", None) or {"": 0}).values()) for lr in (better, worse)}
+    # Counted since each model's start, a model trained on from one rate to the next holds the steps of both runs:
+    # _trained_unlike tells unequal counts, and steps per epoch would only add a wrong cause to them.
+    if epochs and batch_size and train_data and len(steps) == 1:
         n_train = len(ctx.data.make(train_data, ctx.check_id).Y)
         unlike += _batches_unlike({lr: nets[lr] for lr in (better, worse)}, recorded, n_train, batch_size)
     changed = loss_changes(nets[better])  # run-wide: the same record for every model
@@ -962,7 +983,7 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
         return Outcome(False, f"The comparison is of runs trained alike, but {'; and '.join(unlike)} (lr={better:g} "
                        f"{beats} lr={worse:g} here: {acc[better]:.2f}% against {acc[worse]:.2f}%). Train every rate "
                        "the same way, from the same start, and only the rate changes.",
-                       fraction=0.5 if acc[better] > acc[worse] else 0.0)
+                       fraction=0.5 if acc[better] > acc[worse] and not mislabelled else 0.0)
     if acc[better] > acc[worse]:
         return Outcome(True, f"lr={better:g} beats lr={worse:g}: {acc[better]:.2f}% against {acc[worse]:.2f}% on the "
                        f"validation split.{said}")
