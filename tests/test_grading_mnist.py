@@ -66,7 +66,7 @@ def run(roots, exercise, path, root: str = ""):
 def test_solution_passes_every_check(roots, exercise):
     result = run(roots, exercise, solution(exercise))
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == (11 if exercise == "lr-sweep" else 10.5), \
+    assert result.score == result.max_score == 11, \
         [(c.id, c.message) for c in result.checks if not c.passed]
 
 
@@ -205,6 +205,51 @@ def test_adam_scheduler_that_never_stepped_is_named_instead_of_advice(roots):
         "the learning rate during training. Call scheduler.step() in the training loop, after the optimizer's steps "
         "(once per epoch for a schedule counted in epochs).")
     assert "decay sooner" not in train.message  # no advice on tuning a schedule that never ran
+
+
+@pytest.mark.parametrize("name, says", [
+    # StepLR stepped at the top of each epoch: every epoch one step further along; both accuracies in the band.
+    ("scheduler-stepped-first-each-epoch", "`scheduler` (StepLR) stepped before its optimizer had stepped at all: the "
+     "optimizer had taken 0, 10, 20, 30 steps at its 4 step() calls"),
+    # ReduceLROnPlateau (min mode) given the training accuracy: a fixed decay, in the band all the same.
+    ("plateau-on-training-accuracy", "`scheduler` decided from another value than the val_loss the task's loop passes "
+     "it: its best value, "),
+])
+def test_a_scheduler_stepped_unlike_the_given_loop_is_measured_in_the_run(roots, name, says):
+    """Both landed in the accuracy band with full marks: no check read how the scheduler stepped."""
+    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / f"{name}.ipynb", "tiny"))["scheduler-stepping"]
+    assert not check.passed and check.message.startswith(says)
+
+
+def _plateau(best: float, mode: str = "min", calls: tuple | None = (79, 158, 237)) -> SchedulerExport:
+    return SchedulerExport("ReduceLROnPlateau", "torch.optim.lr_scheduler", {"best": best, "mode": mode}, None, calls,
+                           "ReduceLROnPlateau")
+
+
+HISTORY = {"train_loss": [0.9, 0.5, 0.4], "train_acc": [80.5, 88.25, 90.0], "val_loss": [0.6, 0.45, 0.41],
+           "val_acc": [85.0, 89.5, 90.25]}
+
+
+@pytest.mark.parametrize("scheduler, passed, says", [
+    (None, True, "`scheduler` is None: the LR stays as the optimizer was made, which the task allows."),
+    (_plateau(0.41), True, "`scheduler` (ReduceLROnPlateau) stepped 3 times, the first time after 79 optimizer steps, "
+     "and decided from your val_loss in 'min' mode: its best value, 0.41, is your val_loss at epoch 3."),
+    (_plateau(90.25, "max"), True, "and decided from your val_acc in 'max' mode"),
+    (_plateau(90.25, "min"), False, "`scheduler` decided from your val_acc (its best value, 90.25, is your val_acc at "
+     "epoch 3), but in 'min' mode, where val_acc needs 'max'. In 'min' mode a value that rises"),
+    (_plateau(0.41, "max"), False, "`scheduler` decided from your val_loss (its best value, 0.41, is your val_loss at "
+     "epoch 3), but in 'max' mode, where val_loss needs 'min'. Pass it"),
+    (_plateau(0.4), False, "`scheduler` decided from another value than the val_loss the task's loop passes it: its "
+     "best value, 0.4, is your train_loss at epoch 3 and none of your val_loss values (it is in 'min' mode). Pass it"),
+    # Another batching of the val loss than the one recorded: what it decided from cannot be read, so it passes.
+    (_plateau(0.4093), True, "its best value, 0.4093, is none of the values in `history`"),
+    (_plateau(0.41, calls=None), True, "carries no record of its step() calls"),
+    (_plateau(0.41, calls=(0, 79, 158)), False, "the optimizer had taken 0, 79, 158 steps at its 3 step() calls"),
+    (_plateau(0.41, calls=(0, 0)), False, "The optimizer you gave `scheduler` (ReduceLROnPlateau) never stepped"),
+])
+def test_what_a_scheduler_stepping_check_reads_from_the_run(scheduler, passed, says):
+    outcome = evaluate("mnist-adam", "scheduler-stepping", {"scheduler": scheduler, "history": HISTORY})
+    assert outcome.passed is passed and says in outcome.message, outcome.message
 
 
 def test_a_lambda_that_returns_a_learning_rate_is_named_instead_of_advice(roots):

@@ -119,7 +119,10 @@ def optimizer_class(ctx: CheckContext, export: str, expected: str, model: str, s
         return Outcome(False, f"`{export}` is torch's {expected}, but {'; and '.join(problems)}.", metrics=metrics)
     # A scheduler keeps the first LR as initial_lr; without one, the LR is only known as it was exported.
     which = "starting learning rate" if "initial_lr" in group else "learning rate when exported"
-    return Outcome(True, f"`{export}` is torch's {expected} ({which} {lr}).{notes}", metrics=metrics)
+    # A cyclic schedule sets the optimizer's LR itself when made: the lr= the notebook wrote is gone.
+    begins = (f", where your {sched.cls} begins its cycle" if isinstance(sched, SchedulerExport) and
+              sched.torch_base in ("OneCycleLR", "CyclicLR") and "initial_lr" in group else "")
+    return Outcome(True, f"`{export}` is torch's {expected} ({which} {lr}{begins}).{notes}", metrics=metrics)
 
 
 def _stepped_unlike_export(net: ModelValue, model: str, expected: str, cycled: str, said: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ import difflib
 import math
 from collections.abc import Callable
 
-from grader.checks.base import CheckContext, CheckFailed, Outcome, describe
+from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, describe
 from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, close, rounded, same
@@ -595,3 +595,87 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
     raise CheckFailed("No loop in your notebook calls optimizer.step() and then scheduler.step(). Write the loop of "
                       f"{N_STEPS} iterations that steps both, optimizer first, and records the LR after each.",
                       details=details)
+
+
+@check_kind("scheduler_stepping", export=Param(str, "scheduler", "the scheduler (None: the task allows none)",
+                                               export=True),
+            history=Param(str, "history", "the per-epoch records, each list under its own key: what a "
+                          "ReduceLROnPlateau's best value is among them says what it decided from", export=True),
+            metric=Param(str, "val_loss", "the history key of the value the task's loop passes to ReduceLROnPlateau"),
+            also=Param(dict, {}, "other history keys a ReduceLROnPlateau may decide from, each with the mode it needs "
+                       "(e.g. { val_acc = \"max\" })"))
+def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str, also: dict) -> Outcome:
+    """Measured in the run: the scheduler stepped, each time after its optimizer had stepped, and a ReduceLROnPlateau
+    decided from the task's metric (its best value is one of the recorded ``metric`` values)."""
+    sched = None if ctx.exports.values.get(export, ...) is None else ctx.value(export)
+    if sched is None:
+        return Outcome(True, f"`{export}` is None: the LR stays as the optimizer was made, which the task allows.")
+    if not isinstance(sched, SchedulerExport):
+        raise CheckFailed(f"`{export}` is {type(sched).__name__}, not a torch LR scheduler (or None).")
+    named = f"`{export}` ({sched.cls})"
+    if sched.calls is None:  # a copy: the kernel recorded the calls of the object it was copied from
+        return Outcome(True, f"{named} carries no record of its step() calls (a copy of the one that stepped, say): "
+                       "the order of its steps cannot be measured.", metrics={"undecided": 1})
+    calls = list(sched.calls)
+    if not calls:
+        raise CheckFailed(f"{named} never stepped: its step() was not called on the object the notebook ends with, so "
+                          "the LR stayed at the schedule's first value and the rest of it did nothing. Call "
+                          f"{export}.step() once an epoch, after the epoch's training, as the given loop does (or, if "
+                          "the loop steps another scheduler object, keep that one under this name).")
+    if not any(calls):
+        raise CheckFailed(f"The optimizer you gave {named} never stepped: at each of its {len(calls)} step() calls it "
+                          "had taken 0 steps (the kernel counts them at every call), so the schedule set the LR of an "
+                          "optimizer that did not train the model. Make the scheduler on the optimizer the loop "
+                          "steps, after making that optimizer, and make each only once.")
+    if calls[0] == 0:
+        counts = ", ".join(f"{c:,}" for c in calls[:4]) + (", ..." if len(calls) > 4 else "")
+        raise CheckFailed(f"{named} stepped before its optimizer had stepped at all: the optimizer had taken {counts} "
+                          f"steps at its {len(calls)} step() calls (the kernel counts them at every call). Each epoch "
+                          "then trains at the LR one step further along the schedule than you set, and torch warns "
+                          "about it. Call scheduler.step() after the epoch's optimizer steps, as the given loop does.",
+                          details={"calls": calls[:50]})
+    said = (f"{named} stepped {'once' if len(calls) == 1 else f'{len(calls):,} times'}, the first time after "
+            f"{calls[0]:,} optimizer step{'s' if calls[0] != 1 else ''}")
+    if sched.torch_base != "ReduceLROnPlateau":
+        return Outcome(True, f"{said}: after the optimizer, as torch expects.")
+    return _plateau_metric(ctx, sched, export, said, history, {metric: "min", **also})
+
+
+def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said: str, history: str,
+                    allowed: dict[str, str]) -> Outcome:
+    """What a ReduceLROnPlateau decided from: the recorded series its best value is a value of, which must be one of
+    ``allowed`` ({history key: the mode it needs}; the first is the task's)."""
+    metric = next(iter(allowed))
+    best, mode = sched.state.get("best"), sched.state.get("mode", "min")
+    records = ctx.exports.values.get(history)
+    curves = {str(k): as_curve(v) for k, v in records.items()} if isinstance(records, dict) else {}
+    series = {k: [float(v) for v in curve if isinstance(v, (int, float))] for k, curve in curves.items() if curve}
+    if not isinstance(best, (int, float)) or not math.isfinite(best):
+        return Outcome(True, f"{said}; it holds no best value yet, so what it decided from cannot be read.",
+                       metrics={"undecided": 1})
+
+    def epoch_of(values: list[float]) -> int | None:
+        return next((i + 1 for i, v in enumerate(values) if math.isclose(v, best, rel_tol=1e-9, abs_tol=1e-12)),
+                    None)
+
+    for key, needs in allowed.items():
+        if key in series and epoch_of(series[key]) and mode == needs:
+            return Outcome(True, f"{said}, and decided from your {key} in '{mode}' mode: its best value, {best:.4g}, "
+                           f"is your {key} at epoch {epoch_of(series[key])}.")
+    found = {key: epoch_of(values) for key, values in series.items() if epoch_of(values)}
+    if not found:
+        return Outcome(True, f"{said}; its best value, {best:.4g}, is none of the values in `{history}`, so what it "
+                       "decided from cannot be read from your records.", metrics={"undecided": 1})
+    key, epoch = next(iter(found.items()))
+    values = series[key]
+    rises = sum(b > a for a, b in zip(values, values[1:])) > (len(values) - 1) / 2
+    why = (f" In '{mode}' mode a value that rises as the model learns counts as no improvement, so it cut the LR "
+           "whenever it had waited its patience, whatever the training did." if rises and mode == "min" else "")
+    fix = f"Pass it the epoch's validation loss, {export}.step({metric}), in 'min' mode, as the given loop does."
+    if key in allowed:  # the right value, the wrong direction
+        raise CheckFailed(f"`{export}` decided from your {key} (its best value, {best:.4g}, is your {key} at epoch "
+                          f"{epoch}), but in '{mode}' mode, where {key} needs '{allowed[key]}'.{why} {fix}",
+                          details={"matched": key})
+    raise CheckFailed(f"`{export}` decided from another value than the {metric} the task's loop passes it: its "
+                      f"best value, {best:.4g}, is your {key} at epoch {epoch} and none of your {metric} values "
+                      f"(it is in '{mode}' mode).{why} {fix}", details={"matched": key})
