@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from grading_support import CHECK_CONTRACT, CONTRACT, run_cli
+from grading_support import CHECK_CONTRACT, CONTRACT, by_id, run_cli
 from grader.errors import UnknownAssignment
 from grader.quizzes.answers import read_answers
 from grader.quizzes.model import load_quiz, parse_quiz, quiz_ids
@@ -492,6 +492,18 @@ def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
     result = score_quiz(load_quiz("convergence"), read_answers(path), "s", quizzes=QUIZ_IDS)
     assert result.status is Status.OK, result.error
     assert [c.id for c in result.checks if c.passed] == ["lr-role"], result.error
+
+
+@pytest.mark.parametrize("written, scored", [
+    ('"True, False"', True), ('"true; false"', True), ('"True,False"', True),
+    ('"True, True, False"', False), ('"False, True"', False),
+])
+def test_an_option_s_words_written_as_a_list_are_that_option(tmp_path, written, scored):
+    """The option "True False" (what the code prints) answered "True, False": the key was shown as the answer."""
+    path = tmp_path / "a.toml"
+    path.write_text(f"[answers]\nreseed-before-model = {written}\n")
+    result = score_quiz(load_quiz("training-dynamics"), read_answers(path), "s", quizzes=QUIZ_IDS)
+    assert by_id(result)["reseed-before-model"].passed is scored
 
 
 def test_a_number_is_the_option_that_reads_as_that_number(tmp_path):

@@ -143,6 +143,11 @@ def _plain(text: str) -> str:
     return " ".join(_normal(text).translate(TYPOGRAPHIC).split()).rstrip(".").casefold()
 
 
+def _unlisted(text: str) -> str:
+    """``_plain`` without the commas and semicolons that list its words."""
+    return " ".join(_plain(text).replace(",", " ").replace(";", " ").split())
+
+
 def _number(text: str) -> float | None:
     try:
         value = float(text)
@@ -168,6 +173,10 @@ def _label(question: Question, given: object) -> str | None:
     by_text = [label for label, option in question.options if _plain(option) == _plain(text)]
     if len(by_text) == 1:
         return by_text[0]
+    # "True, False" for the option "True False": commas and semicolons between its words change no option here.
+    by_words = [label for label, option in question.options if _unlisted(option) == _unlisted(text)]
+    if len(by_words) == 1:
+        return by_words[0]
     number = _number(text)  # "5e-2", ".05" or 0.05000000000000001 where the option reads 0.05
     by_value = [label for label, option in question.options
                 if number is not None and (value := _number(_plain(option))) is not None
