@@ -20,7 +20,8 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "one-model-continued", "swapped-unpack", "train-plus-val", "he-init-seeded-once", "float64-default",
          "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place",
          "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once",
-         "one-unseeded-start-loaded-for-every-seed", "one-checkpoint-file-for-every-seed")
+         "one-unseeded-start-loaded-for-every-seed", "one-checkpoint-file-for-every-seed",
+         "rows-zipped-with-seeds-in-another-order", "seed-set-again-each-epoch", "batches-listed-once")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -56,6 +57,30 @@ def test_results_typed_by_hand_are_caught(graded):
     assert not check.passed
     assert "val_acc reported 53.33%, measured 54.44%" in check.message
     assert "typed by hand" in check.message
+
+
+def test_rows_filed_under_another_seed_are_the_reports_fault_not_a_re_initialised_model(graded):
+    """Seeds trained in a shuffled order, `results = dict(zip(SEEDS, rows))`: each model is its own seed's whole run,
+    and was said to be re-initialised with a step count running on from an earlier run."""
+    checks = by_id(graded["rows-zipped-with-seeds-in-another-order"])
+    assert not checks["reported-vs-measured"].passed
+    steps = checks["trained-steps"]
+    assert steps.passed and "re-initialised" not in steps.message
+    assert steps.message.startswith("seed 0: its weights are the course set-up's own run for seed 0 after epoch 13, "
+                                    "and its 198 steps (33 epochs of 6 batches) fit that run, whose best epoch is not "
+                                    "the 27 reported beside it")
+
+
+@pytest.mark.parametrize("name", ["seed-set-again-each-epoch", "batches-listed-once"])
+def test_one_batch_order_for_every_epoch_is_measured_from_the_batches_the_model_was_fed(graded, name):
+    """`torch.manual_seed(seed)` at the top of each epoch, or `list(train_loader)` once: every epoch the same order,
+    which every check passed (12/12)."""
+    result = graded[name]
+    steps = by_id(result)["trained-steps"]
+    assert not steps.passed and result.score == result.max_score - 1
+    assert steps.message.startswith("seed 0: its first two epochs fed it the same 180 points in the same order (the "
+                                    "kernel's record of its first training batches), where the set-up's loader "
+                                    "reshuffles them every epoch")
 
 
 def test_a_model_kept_at_another_epoch_of_the_set_ups_run_is_named_by_its_epoch(graded):

@@ -91,7 +91,22 @@ def _trained_otherwise(net: Any, optimizer: str, lr: float) -> list[str]:
     changed = stepped_settings_changed(net, optimizer) if optimizer and used == (optimizer,) else []
     if changed:
         found.append(f"its {optimizer} was made with {', '.join(changed)}")
-    return found + loss_changes(net)
+    return found + loss_changes(net) + _one_order(net)
+
+
+def _one_order(net: Any) -> list[str]:
+    """Where the kernel's record of the first training batches shows a second epoch that fed the model the same points
+    in the same order as the first: the set-up's loader reshuffles every epoch, and two shuffles of the 180 points
+    agree with probability 1/180!."""
+    rows = tuple(getattr(net, "input_rows", ()) or ())
+    seen: set = set()
+    epoch = next((i for i, row in enumerate(rows) if row in seen or seen.add(row)), None)  # the first point again
+    if not epoch or epoch < 2 or len(rows) < 2 * epoch or rows[epoch:2 * epoch] != rows[:epoch]:
+        return []
+    return [f"its first two epochs fed it the same {epoch} points in the same order (the kernel's record of its first "
+            "training batches), where the set-up's loader reshuffles them every epoch: batches made once and reused (a "
+            "list of the loader's batches, say), the seed set again before each epoch, or a loader that does not "
+            "shuffle"]
 
 
 def _counted(net: Any, best: int, batches: int, patience: int, n_epochs: int) -> tuple[str, list[str] | None]:
@@ -178,9 +193,18 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
         said, cause = _counted(net, int(table[seed]["best_epoch"]), batches, patience, n_epochs)
         restarted = restarts_message(net)  # with the count: a model trained on from an earlier run shows in both
         held = epoch_held(net, seed) if cause is not None or restarted else None
+        steps = max(net.steps.values(), default=0)
+        if held and not restarted and steps % batches == 0 and steps // batches in allowed_epochs(held, patience,
+                                                                                                  n_epochs):
+            # The set-up's own run, its steps that run's own: what does not fit them is the best epoch reported.
+            lines.append(f"seed {seed}: its weights are the course set-up's own run for seed {seed} after epoch "
+                         f"{held}, and its {steps} steps ({_epochs(steps // batches)} of {batches} batches) fit that "
+                         f"run, whose best epoch is not the {int(table[seed]['best_epoch'])} reported beside it: the "
+                         "reported row is another run's (see the reported figures' check)")
+            continue
         if held:  # weights only the set-up's own training gives: the record counts an earlier run of the object too
             lines.append(f"seed {seed}: {REINITIALISED.format(seed=seed, epoch=held)}, and its step count "
-                         f"({max(net.steps.values(), default=0)}) runs on from that earlier run")
+                         f"({steps}) runs on from that earlier run")
             continue
         if cause is not None or restarted:
             off.append(seed)
