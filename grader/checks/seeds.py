@@ -299,6 +299,19 @@ def _lone_matches(offs: dict[int, list[Off]], seed: int, seeds: int) -> list[Off
             for o in offs[seed]]
 
 
+def _rows_of_other_seeds(offs: dict[int, list[Off]], table: dict, measured: dict[int, dict], equal: dict
+                         ) -> dict[int, int]:
+    """{seed: the one other seed whose model the grader measures at exactly the val and test figures reported for
+    it}, for the seeds whose figures are off."""
+    whose = {}
+    for seed in offs:
+        others = [other for other in measured if other != seed and all(
+            f in equal and abs(float(table[seed][f]) - measured[other][f]) <= equal[f] for f in ("val_acc", "test_acc"))]
+        if len(others) == 1:
+            whose[seed] = others[0]
+    return whose
+
+
 def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: str) -> str:
     """What the differing figures rule in, from what they equal; no cause the numbers do not show."""
     hints = []
@@ -381,6 +394,13 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     if good == len(seeds):
         return Outcome(True, "; ".join(lines) + ". " + definition, details=details)
     hint = _results_hint(offs, groups, models)
+    whose = _rows_of_other_seeds(offs, table, measured_all, equal)
+    if whose:  # what the figures equal says whose they are: that, not the causes of figures that equal nothing
+        filed = (" ".join(f"The figures reported for seed {seed} are those the grader measures on seed {other}'s "
+                          "model." for seed, other in whose.items()) + " Each of those rows is filed under another "
+                 "seed than its model's (rows collected in one order and keyed by the seeds in another, say): key "
+                 "each row by the seed its model was trained with.")
+        hint = filed if set(offs) <= set(whose) else f"{filed} {hint}"
     if epochs_off:
         hint = (hint + " " if hint else "") + ("Report as best_epoch the epoch whose weights your model holds: the "
                                                "best_epoch of that run's history.")
