@@ -306,7 +306,8 @@ def _rows_of_other_seeds(offs: dict[int, list[Off]], table: dict, measured: dict
     whose = {}
     for seed in offs:
         others = [other for other in measured if other != seed and all(
-            f in equal and abs(float(table[seed][f]) - measured[other][f]) <= equal[f] for f in ("val_acc", "test_acc"))]
+            f in equal and abs(float(table[seed][f]) - measured[other][f]) <= equal[f]
+            for f in ("val_acc", "test_acc"))]
         if len(others) == 1:
             whose[seed] = others[0]
     return whose
