@@ -317,8 +317,8 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
                 client.iopub_timeout = client.iopub_timeout_before
                 stuck = not await client.kc.answers(limits.interrupt_grace_s)
                 if stuck:
-                    result.reason += (f", and it did not stop when interrupted ({limits.interrupt_grace_s:g} s), so it was "
-                                      "stopped without exporting any value")
+                    result.reason += (f", and it did not stop when interrupted ({limits.interrupt_grace_s:g} s), so "
+                                      "it was stopped without exporting any value")
                 break
             result.errors.append(_error_from(e, number))
     result.timings["student_cells"] = time.monotonic() - student_start
