@@ -154,8 +154,9 @@ def test_one_optimizer_shared_by_all_schedulers_is_named(tmp_path):
     assert "something else changed that optimizer's LR" not in replayed.message
     # The last one's optimizer was changed before it, not after: its list is its run from where the others left it.
     assert ("StepLR(step_size=10, gamma=0.2): replayed on an optimizer already at lr=0.000195313 when the scheduler "
-            "was made on it, StepLR(step_size=10, gamma=0.2) gives your list: that optimizer was used by an earlier "
-            "scheduler, which left its LR there.") in replayed.message
+            "first stepped, StepLR(step_size=10, gamma=0.2) gives your list, though the scheduler records an initial "
+            "LR of 0.1: an earlier scheduler on the same optimizer left its LR there, or the LR was set by hand after "
+            "the scheduler was made.") in replayed.message
     assert "did not come from this scheduler" not in replayed.message
 
 
@@ -821,3 +822,30 @@ def test_a_plot_that_puts_the_base_lr_in_front_of_every_list_costs_each_family_a
             "schedule sets (it starts at 0.004). A value put in front of the list after the run gives this") \
         in by_id["one-cycle"].message
     assert "Compare your loop" not in by_id["one-cycle"].message
+
+
+def test_lists_right_for_the_set_up_from_an_lr_set_after_the_scheduler_are_its_runs(graded):
+    """SGD(lr=1e-3), the scheduler made, then the LR set to 0.1: StepLR's and the cosine's lists are torch's runs,
+    yet they were told an earlier scheduler left the optimizer there and lost their scheduler-runs point."""
+    by_id = checks(graded(FILES / "lr-set-after-the-scheduler-was-made.ipynb"))
+    assert by_id["steplr"].passed and by_id["cosine"].passed and not by_id["warm-restarts"].passed
+    assert by_id["scheduler-runs"].passed
+
+
+@pytest.mark.parametrize("name, family, says", [
+    # A MultiStepLR with milestones one step early, stored as each StepLR: told to make the scheduler before the loop.
+    ("multistep-for-steplr-milestones-one-early", "steplr", "StepLR(step_size=10, gamma=0.2): Your list is torch's "
+     "StepLR run one step ahead: entry 1 is the LR it reaches after 2 scheduler.step() calls. The scheduler stored "
+     "under this name is a MultiStepLR, not a StepLR, so its own settings say where its LR moves"),
+    # StepLR(opt, 0.2, 10): the LR never moves, and the causes listed were of a list read from the wrong place.
+    ("steplr-arguments-by-position-swapped", "steplr", "StepLR(step_size=10, gamma=0.2): Your list repeats one LR, "
+     "0.1, at every step, while torch's goes from 0.1 to 0.0008. The scheduler stored under this name was built with "
+     "step_size=0.2, gamma=10: pass the values given in CONFIGS, by name."),
+    # range(31): OneCycleLR raises at step 31, and the entries never written were blamed on their keys.
+    ("thirty-one-iterations-crash-one-cycle", "one-cycle", '`lr_histories` has no entry "OneCycleLR(max_lr=0.1, '
+     'total_steps=30, pct_start=0.1)": your notebook hit an error before it was filled (code cell 2 raised '
+     "ValueError: Tried to step 31 times"),
+])
+def test_a_family_s_lists_are_told_what_the_stored_scheduler_or_the_run_shows(graded, name, family, says):
+    check = checks(graded(FILES / f"{name}.ipynb"))[family]
+    assert not check.passed and says in check.message

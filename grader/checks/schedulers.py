@@ -58,7 +58,9 @@ def code_hints(report: CodeReport) -> CodeHints:
 
 
 def _missing(name: str, histories: dict, export: str, run_error: str = "") -> str:
-    keys = [k for k in histories if isinstance(k, str)]
+    # Another configuration's own name is no misspelling of this one, however close: it is that one's entry.
+    names = {c.name for c in COURSE_CONFIGS}
+    keys = [k for k in histories if isinstance(k, str) and k not in names]
     near = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
     hint = f' (the closest key is "{near[0]}")' if near else ""
     if run_error and not near:  # the loop stopped before this configuration: its key was never written
@@ -359,10 +361,16 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     if other is not None:  # another param group's run is still this scheduler's
         return None, other
     start = _reused_at(value, lrs, n, run) if not same(lrs, run) else None
+    if start is not None and expected is not None and same(lrs, expected):
+        # The configuration's own run, from an optimizer at its LR: set after the scheduler was made, which then
+        # recorded another initial LR. The list is this scheduler's run all the same.
+        return None, "after"
     if start is not None:
-        return (f"replayed on an optimizer already at lr={start:.6g} when the scheduler was made on it, {rebuilt} "
-                "gives your list: that optimizer was used by an earlier scheduler, which left its LR there. Give "
-                "each scheduler a fresh optimizer"), ""
+        return (f"replayed on an optimizer already at lr={start:.6g} when the scheduler first stepped, {rebuilt} "
+                f"gives your list, though the scheduler records an initial LR of {value.state['base_lrs'][0]:.6g}: "
+                "an earlier scheduler on the same optimizer left its LR there, or the LR was set by hand after the "
+                "scheduler was made. Give each scheduler a fresh optimizer, made with the LR the configuration "
+                "starts from"), ""
     current = _group(value).get("lr")
     ends = runs["initial"][last:last + 1]  # after n steps, or at the last epoch it was given
     if isinstance(current, (int, float)) and ends and not same([current], ends):

@@ -275,6 +275,12 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     if rebuilt is not None:
         return rebuilt
     if k > 1 and all(close(v, lrs[0]) for v in lrs) and not all(close(v, ref[0]) for v in ref):
+        built = hints.stored.unlike(config) if hints.stored and hints.stored.family == config.family else {}
+        if built:  # its own settings keep it there (a step_size past the run, a gamma of 1): no cause to guess
+            values = ", ".join(f"{key}={value!r}" for key, value in built.items())
+            return Diagnosis("constant", f"Your list repeats one LR, {_g(lrs[0])}, at every step, while torch's goes "
+                             f"from {_g(ref[0])} to {_g(ref[-1])}. The scheduler stored under this name was built with "
+                             f"{values}: pass the values given in CONFIGS, by name.")
         return _constant(lrs[0], runs)
     rounding = next(((reading, how) for reading, run in runs.items() if (how := rounded(lrs, run))), None)
     if rounding is not None:
@@ -286,6 +292,12 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
                          "gives, or a formula of the step count that starts one step early. Entry k must be the LR "
                          "after k steps (read after scheduler.step()), so the initial LR is not in the list.")
     if same(lrs, runs["ahead"]):
+        other = hints.stored.family if hints.stored and hints.stored.family != config.family else ""
+        if other:  # made as another class to match: where it drops is its own settings', not a step taken early
+            return Diagnosis("one_step_ahead", f"Your list is torch's {config.family} run one step ahead: entry 1 is "
+                             "the LR it reaches after 2 scheduler.step() calls. The scheduler stored under this name "
+                             f"is a {other}, not a {config.family}, so its own settings say where its LR moves: build "
+                             f"this configuration as CONFIGS says, with {config.family}.")
         return Diagnosis("one_step_ahead", "Your list is one step ahead: entry 1 is the LR after 2 scheduler.step() "
                          "calls. Create the scheduler just before the loop and step it once per iteration, after "
                          "optimizer.step().")
