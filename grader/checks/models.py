@@ -371,7 +371,9 @@ def below_chance(acc: float, labels: Any) -> str:
     return (f"That is below the {100 * share:.1f}% that always predicting one class would score, so more training "
             "would not explain it: the model is wrong in a systematic way. What remains: it expects inputs other than "
             "the raw points the grader gives it (scaled, normalised or reordered in your notebook), its outputs are "
-            "in another order than the labels, or the exported model is not the one that learned.")
+            "in another order than the labels, it was trained with a loss that does not fit one score per class to "
+            "the labels (mean squared error on the label numbers, say), or the exported model is not the one that "
+            "learned.")
 
 
 def chance_level(acc: float, labels: Any) -> float | None:
@@ -473,6 +475,10 @@ def lambda_as_rate(ctx: CheckContext, name: str, net: Any, model: str) -> str:
             "multiply: return the factor instead.")
 
 
+# Activations that squash every score into a band, by the band: last before cross_entropy, they stall training.
+SQUASHED = {"sigmoid": "(0, 1)", "tanh": "(-1, 1)", "hardtanh": "[-1, 1]", "hardsigmoid": "[0, 1]"}
+
+
 def graph_cause(net: Any, model: str) -> str:
     """A cause of a low accuracy that the model's own forward pass shows: a softmax last, before a loss that applies
     log-softmax itself (the kernel saw cross_entropy calls), or, on 2-D points, no activation between linear layers;
@@ -481,18 +487,32 @@ def graph_cause(net: Any, model: str) -> str:
 
     layers = readable_layers(net)
     kinds = [layer.kind for layer in layers]
-    if kinds and kinds[-1] == "softmax" and (getattr(net, "loss_calls", None) or {}).get("cross_entropy"):
+    cross_entropy = (getattr(net, "loss_calls", None) or {}).get("cross_entropy")
+    if kinds and kinds[-1] in SQUASHED and cross_entropy:
+        return (f"`{model}` ends in a {kinds[-1]}, which squashes each score into {SQUASHED[kinds[-1]]}, and it was "
+                "trained with cross_entropy (nn.CrossEntropyLoss; the kernel's record), which applies log-softmax to "
+                "what it is given: scores that can differ by so little keep every class's probability near the "
+                "others', so the loss cannot push the classes apart and training stalls short of the goal. Leave the "
+                f"{kinds[-1]} out of the model: CrossEntropyLoss takes the raw scores.")
+    if kinds and kinds[-1] == "softmax" and cross_entropy:
         return (f"`{model}` ends in a softmax, and it was trained with cross_entropy (nn.CrossEntropyLoss; the "
                 "kernel's record), which applies log-softmax to what it is given: the loss saw probabilities "
                 "instead of scores, whose gradients fade as the model grows confident, which can stall training short "
                 "of the goal. Leave the softmax out of the model (CrossEntropyLoss takes the raw scores), and apply "
                 "it only where you want probabilities.")
-    if "linear" in kinds and set(kinds) <= {"linear", "dropout", "add", "sub", "neg"} and \
-            net.zero_batch().shape[1:] == (2,):
+    linear = {"linear", "dropout", "add", "sub", "neg"}
+    if "linear" in kinds and set(kinds) <= linear and net.zero_batch().shape[1:] == (2,):
         return (f"Every layer of `{model}` is linear ({', '.join(layer.text for layer in layers)}), with no activation "
                 "between them: together they compute one linear map of the point, and a linear model cannot fit "
                 "classes whose regions are not convex, as the checkerboard's are, however long it trains. Put an "
                 "activation such as nn.ReLU() between the layers.")
+    if kinds.count("linear") > 1 and set(kinds[:-1]) <= linear and net.zero_batch().shape[1:] == (2,):
+        # One activation after the last layer: the scores are that function of one linear map of the point, which
+        # splits the plane into a few convex pieces, however long it trains.
+        return (f"`{model}`'s layers are {', '.join(layer.text for layer in layers)}: its only activation comes after "
+                "the last layer, so its scores are that activation of one linear map of the point, which splits the "
+                "plane into a few convex pieces, not the checkerboard's cells, however long it trains. Put the "
+                "activation between the layers (Linear, ReLU, Linear), and none after the last.")
     return ""
 
 
