@@ -402,3 +402,13 @@ def test_a_relu_written_as_clip_at_zero_gets_full_marks():
     """torch.clip(self.fc1(x), min=0): aten.clip was off the allowlist, and the correct 2-4-3 net got 0/10."""
     result = grade(FILES / "clip-at-zero-for-relu.ipynb", "tiny-model")
     assert result.score == result.max_score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
+
+
+def test_weights_worked_out_by_hand_are_no_network_that_learned():
+    """A 2-4-3 ReLU net whose weights were set on paper (the class follows x + y): 10/10, as a network that training
+    could change, which nothing did. The kernel saw no optimizer step, and the weights of its first pass."""
+    by_id = checks(grade(FILES / "weights-worked-out-by-hand.ipynb", "tiny-model", hidden=True))
+    network = by_id["a-network"]
+    assert not network.passed and network.message.startswith(
+        "`model` computes its scores from 4 parameter tensors (27 numbers), but nothing in the run trained them")
+    assert not any(by_id[i].passed for i in ("fits-training-data", "parameter-budget", "fresh-data"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import reference
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
-from grader.checks.models import DATA, MODEL
+from grader.checks.models import DATA, MODEL, never_moved
 from grader.checks.registry import Param, check_kind
 from grader.loading.values import ModelValue
 
@@ -361,5 +361,14 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
                               f"per value of that step (a table of the squares, say), read off by its code.{learn}",
                        metrics=metrics)
     read = f"{len(gradients)} parameter tensor{'s' if len(gradients) != 1 else ''}" if gradients else "its parameters"
+    if getattr(net, "initial", None) and never_moved(net) and not getattr(net, "steps", None) and \
+            not getattr(net, "idle_steps", 0) and not getattr(net, "loaded", False):
+        # Weights worked out by hand: a network that training could change, which nothing did.
+        return Outcome(False, f"`{model}` computes its scores from {read} ({n} numbers), but nothing in the run "
+                              "trained them: its weights are those it had at its first forward pass, and the kernel "
+                              "recorded no optimizer step on them (weights written by hand, say). Trained weights "
+                              "copied into it by assignment (.data = ..., copy_()) look the same to the record: copy "
+                              f"them with load_state_dict or copy.deepcopy instead.{learn}",
+                       metrics={**metrics, "trained": 0})
     return Outcome(True, f"`{model}` computes its scores from {read} ({n} numbers), so training can change what it "
                          "predicts.", metrics=metrics)
