@@ -78,7 +78,8 @@ def graded():
                          "globals-in-the-body", "hand-update-own-step", "adamw-by-default", "returns-another-order",
                          "new-iterator-each-batch", "smoothing-tried-on-the-side",
                          "log-line-formats-a-missing-val-loss", "lr-from-a-constant",
-                         "accuracy-over-batches-times-size")}
+                         "accuracy-over-batches-times-size", "first-epoch-only-a-baseline",
+                         "optimizer-cached-across-calls")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -985,3 +986,21 @@ def test_the_restore_message_does_not_say_never_called_where_the_notebook_loads_
     assert why_not_best(helper).startswith(" Your function does not call load_state_dict(...) itself. Your notebook "
                                            "calls it elsewhere: if a helper the function uses loads the best state "
                                            "back, what it loads holds the last epoch's weights")
+
+
+def test_a_first_epoch_taken_only_as_the_baseline_is_caught_on_the_plateau(graded):
+    """`best = val_loss[0]` after epoch 1, with no state kept: best_epoch 0 on a plateau, and 15/15, because the
+    plateau's rule accepted any best_epoch up to the latest the strict rule allows."""
+    check = by_id(graded["first-epoch-only-a-baseline"])["strict-improvement"]
+    assert not check.passed and check.message.startswith(
+        "At lr=0 the val loss never changes, so the first epoch is the best: epoch 1, as your function numbers epochs "
+        "in the grader's other run; but your function reported best_epoch 0")
+
+
+def test_an_optimizer_kept_from_the_first_call_is_caught_by_the_model_it_left_unchanged(graded):
+    """An Adam made on the first call and kept in a global trains the notebook's model in every later call: the
+    grader's model never changed, and follows-arguments said it trained all 25 epochs."""
+    check = by_id(graded["optimizer-cached-across-calls"])["follows-arguments"]
+    assert not check.passed and check.message.startswith(
+        "The model the grader handed your function never changed in its 25 epochs: no optimizer ever stepped its "
+        "parameters")

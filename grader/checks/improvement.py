@@ -223,6 +223,12 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
     # The weights never moved, so the ties are real: the strict rule counts none of them.
     possible = {follow(flat.val_loss, flat.patience, flat.n_epochs, strict, way) for way in ways}
     latest_best = max(best for best, _ in possible)
+    earliest = min(best for best, _ in possible)
+    if flat.best_epoch < earliest:  # below any count its other run allows: the first epoch was never a best
+        return (f"{at} the val loss never changes, so the first epoch is the best: epoch {earliest}, as your function "
+                f"numbers epochs in the grader's other run; but {_did(flat)}: it took the first epoch only "
+                "as the value to compare with, not as a best epoch whose weights it keeps. Start the best val loss at "
+                "float('inf'), so the first epoch is an improvement like any other."), "", ""
     never_stopped = flat.ran >= flat.n_epochs - 1 and flat.ran > max(end for _, end in possible)
     if flat.best_epoch <= latest_best and not never_stopped:
         return "", f"{at} (the val loss never changes) {_did(flat)}: no tie counted as an improvement.", ""

@@ -534,8 +534,10 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     trained_net = data.get("trained")
     kept = _kept_start(trained_net, data.get("initial"))
     stepped = isinstance(trained_net, ModelValue) and bool(trained_net.steps or trained_net.idle_steps)
+    # Never stepped, it may be a function that trains a copy; unless what it returned is still the start as well.
+    returned_start = _kept_start(data.get("model"), data.get("initial"))
     still = (f"The model the grader handed your function never changed in its {ran} epochs: "
-             f"{untrained_cause(trained_net)}." if kept and stepped else "")
+             f"{untrained_cause(trained_net)}." if kept and (stepped or returned_start) else "")
     changed = next((c for c in map(loss_changes, (data.get("trained"), data.get("model"))) if c), [])
     changed = (f"The run's loss was not the course's: {'; '.join(changed)} (the kernel's record; the course's default "
                "criterion is plain nn.CrossEntropyLoss()).") if changed else ""
