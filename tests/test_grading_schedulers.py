@@ -840,7 +840,7 @@ def test_lists_right_for_the_set_up_from_an_lr_set_after_the_scheduler_are_its_r
     # StepLR(opt, 0.2, 10): the LR never moves, and the causes listed were of a list read from the wrong place.
     ("steplr-arguments-by-position-swapped", "steplr", "StepLR(step_size=10, gamma=0.2): Your list repeats one LR, "
      "0.1, at every step, while torch's goes from 0.1 to 0.0008. The scheduler stored under this name was built with "
-     "step_size=0.2, gamma=10: pass the values given in CONFIGS, by name."),
+     "step_size=0.2, gamma=10: pass the values given in CONFIGS."),
     # range(31): OneCycleLR raises at step 31, and the entries never written were blamed on their keys.
     ("thirty-one-iterations-crash-one-cycle", "one-cycle", '`lr_histories` has no entry "OneCycleLR(max_lr=0.1, '
      'total_steps=30, pct_start=0.1)": your notebook hit an error before it was filled (code cell 2 raised '

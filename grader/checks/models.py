@@ -480,9 +480,9 @@ SQUASHED = {"sigmoid": "(0, 1)", "tanh": "(-1, 1)", "hardtanh": "[-1, 1]", "hard
 
 
 def graph_cause(net: Any, model: str) -> str:
-    """A cause of a low accuracy that the model's own forward pass shows: a softmax last, before a loss that applies
-    log-softmax itself (the kernel saw cross_entropy calls), or, on 2-D points, no activation between linear layers;
-    "" where it shows neither."""
+    """A cause of a low accuracy that the model's own forward pass shows: a softmax, sigmoid or tanh last, before a
+    loss that applies log-softmax itself (the kernel saw cross_entropy calls), or, on 2-D points, no activation between
+    linear layers (none, or one only after the last); "" where it shows none of these."""
     from grader.checks.architecture import readable_layers
 
     layers = readable_layers(net)

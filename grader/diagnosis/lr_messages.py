@@ -186,12 +186,16 @@ def _a(word: str) -> str:
     return f"{'an' if word[0] in 'AEIU' else 'a'} {word}"
 
 
+def _built_with(built: dict) -> str:
+    values = ", ".join(f"{k}={v!r}" for k, v in built.items())
+    return f"The scheduler stored under this name was built with {values}: pass the values given in CONFIGS."
+
+
 def _fit_cause(found: Fit, config: SchedulerConfig, base_lr: float, diffs: dict, stored: Stored | None) -> str:
     """Why a fitted configuration differs, from the scheduler stored under the name where it shows it."""
     built = stored.unlike(config) if stored is not None else {}
     if built:
-        values = ", ".join(f"{k}={v!r}" for k, v in built.items())
-        return f"The scheduler stored under this name was built with {values}: pass the values given in CONFIGS."
+        return _built_with(built)
     if "lr" in diffs:
         fresh = f"Give every scheduler a fresh SGD(..., lr={_g(base_lr)})"
         made = stored.base_lrs[0] if stored is not None and stored.base_lrs else None
@@ -277,10 +281,8 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     if k > 1 and all(close(v, lrs[0]) for v in lrs) and not all(close(v, ref[0]) for v in ref):
         built = hints.stored.unlike(config) if hints.stored and hints.stored.family == config.family else {}
         if built:  # its own settings keep it there (a step_size past the run, a gamma of 1): no cause to guess
-            values = ", ".join(f"{key}={value!r}" for key, value in built.items())
             return Diagnosis("constant", f"Your list repeats one LR, {_g(lrs[0])}, at every step, while torch's goes "
-                             f"from {_g(ref[0])} to {_g(ref[-1])}. The scheduler stored under this name was built with "
-                             f"{values}: pass the values given in CONFIGS, by name.")
+                             f"from {_g(ref[0])} to {_g(ref[-1])}. {_built_with(built)}")
         return _constant(lrs[0], runs)
     rounding = next(((reading, how) for reading, run in runs.items() if (how := rounded(lrs, run))), None)
     if rounding is not None:
