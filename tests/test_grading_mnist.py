@@ -306,8 +306,16 @@ def test_sweep_with_swapped_labels(roots):
 @pytest.mark.parametrize("name, check, says", [
     # One loss per batch: every accuracy as reported, and the curve read as "converging" for full marks.
     ("per-batch-losses", "reported-vs-measured", "lr=0.0001: val 44.67% (134/300) as reported, but "
-     "`results[0.0001]['train_losses']` holds 50 values for the 5 epochs of its val_accs: record one training loss per "
-     "epoch, the mean over that epoch's batches"),
+     "`results[0.0001]['train_losses']` holds 50 values and its val_accs 5: record one of each per epoch"),
+    # Validated every other epoch: the losses (5) were blamed for the accuracies' length (3).
+    ("val-accuracy-every-other-epoch", "reported-vs-measured", "`results[0.0001]['train_losses']` holds 5 values and "
+     "its val_accs 3: record one of each per epoch"),
+    # iter(train_loader) made once: epochs 2 to 5 trained on nothing, their losses 0, read as "converging" for 3/3.
+    ("one-iterator-for-all-epochs", "reported-vs-measured", "`results[0.0001]['train_losses']` is 0 at epochs 2, 3, "
+     "4, 5: no batch was counted there"),
+    # SGD for 1e-2 only: it moved least, and the labels were blamed, which the kernel's record shows are right.
+    ("sgd-for-the-largest-rate", "labels-match-runs", "though the kernel saw each model stepped at the rate it is "
+     "stored under: they were trained with different optimizers (lr=0.0001: Adam, lr=0.001: Adam, lr=0.01: SGD)"),
     # The 1e-2 run filed under 1e-4: the comparison was credited as if it were of the two rates.
     ("models-keyed-in-reverse", "1e-3-beats-1e-4", "The comparison is of runs trained alike, but the model under "
      "lr=0.0001 was stepped at lr=0.01 (lr=0.001 does not beat lr=0.0001 here"),

@@ -675,10 +675,14 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         trend = diagnose([float(v) for v in losses]).trend.value
         curves[f"lr={lr:g}"] = {"train_loss": [float(v) for v in losses], "val_acc": [a * scale for a in accs]}
         tolerance = slack_images * 100 / len(val.Y) + rounding(accs[-1]) * scale
-        # One loss a batch instead of one an epoch: the curve is of another run length than its accuracies.
-        per_batch = (f"`{results}[{lr:g}]['train_losses']` holds {len(losses)} values for the {len(accs)} epochs of "
-                     "its val_accs: record one training loss per epoch, the mean over that epoch's batches"
+        # The two curves of one run, of other lengths: a loss a batch, or an epoch not validated (which, is not said).
+        per_batch = (f"`{results}[{lr:g}]['train_losses']` holds {len(losses)} values and its val_accs {len(accs)}: "
+                     "record one of each per epoch (the training loss as the mean over that epoch's batches)"
                      if len(losses) != len(accs) else "")
+        zeros = [e for e, v in enumerate(losses, 1) if v == 0]
+        per_batch = per_batch or (f"`{results}[{lr:g}]['train_losses']` is 0 at epoch{'s' * (len(zeros) > 1)} "
+                                  f"{', '.join(map(str, zeros))}: no batch was counted there (an iterator made once, "
+                                  "before the epoch loop, is used up in the first epoch, say)" if zeros else "")
         off_scale = per_batch or (_loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id))
                                   if train_data else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
@@ -824,6 +828,18 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
             return Outcome(False, f"The models under lr={low:g} and lr={high:g} moved exactly as far from their "
                            f"starting weights ({moved[low]:.3g}): they are one run. Train a fresh model for each "
                            "learning rate, with its own learning rate.", metrics=metrics)
+        if moved[high] < moved[low] and all(getattr(nets[lr], "step_lrs", ()) for lr in order):
+            # The kernel saw each stepped at the rate it is stored under: the labels are right, the training is not.
+            used = {lr: " and ".join(getattr(nets[lr], "optimizers", ())) for lr in order}
+            listed = ", ".join(f"lr={lr:g}: {c}" for lr, c in used.items())
+            causes = [f"they were trained with different optimizers ({listed})"] if len(set(used.values())) > 1 else []
+            causes += [c for c in _trained_unlike({lr: nets[lr] for lr in order}, "") if "optimizer steps" in c]
+            why = "; and ".join(causes) if causes else "what else made the runs differ cannot be read from the record"
+            return Outcome(False, f"The runs do not move as their rates say: from its starting weights, the model "
+                           f"under lr={high:g} moved {moved[high]:.3g}, less than the one under lr={low:g} "
+                           f"({moved[low]:.3g}), though the kernel saw each model stepped at the rate it is stored "
+                           f"under: {why}. Train every rate the same way, with the same optimizer and number of "
+                           f"steps. Distances moved: {listing}.", metrics=metrics)
         if moved[high] < moved[low]:
             return Outcome(False, f"The runs do not move as their labels say: from its starting weights, the model "
                            f"under lr={high:g} moved {moved[high]:.3g}, less than the one under lr={low:g} "
@@ -933,7 +949,12 @@ def _batches_unlike(nets: dict[float, ModelValue], epochs: dict[float, int], n: 
     found = []
     for lr, net in nets.items():
         steps = max(getattr(net, "steps", {}).values(), default=0)
-        if lr in epochs and steps and steps not in {epochs[lr] * k for k in per_epoch}:
+        if lr in epochs and steps and steps not in {epochs[lr] * k for k in per_epoch} and steps in per_epoch:
+            found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, one epoch's batches of {batch} over "
+                         f"the {n:,} training images, where its curves record {epochs[lr]} epochs: the later epochs "
+                         "trained on no batch (an iterator made once, before the epoch loop, is used up in the first, "
+                         "say)")
+        elif lr in epochs and steps and steps not in {epochs[lr] * k for k in per_epoch}:
             found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, {steps / epochs[lr]:g} per epoch "
                          f"over the {epochs[lr]} epochs its curves record, where batches of {batch} over the {n:,} "
                          "training images make "
@@ -974,7 +995,7 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     steps = {max((getattr(nets[lr], "steps", None) or {"": 0}).values()) for lr in (better, worse)}
     # Counted since each model's start, a model trained on from one rate to the next holds the steps of both runs:
     # _trained_unlike tells unequal counts, and steps per epoch would only add a wrong cause to them.
-    if epochs and batch_size and train_data and len(steps) == 1:
+    if epochs and batch_size and train_data and len(steps) == 1 and all(n == epochs for n in recorded.values()):
         n_train = len(ctx.data.make(train_data, ctx.check_id).Y)
         unlike += _batches_unlike({lr: nets[lr] for lr in (better, worse)}, recorded, n_train, batch_size)
     changed = loss_changes(nets[better])  # run-wide: the same record for every model
