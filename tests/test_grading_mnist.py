@@ -231,7 +231,7 @@ HISTORY = {"train_loss": [0.9, 0.5, 0.4], "train_acc": [80.5, 88.25, 90.0], "val
 
 
 @pytest.mark.parametrize("scheduler, passed, says", [
-    (None, True, "`scheduler` is None: the LR stays as the optimizer was made, which the task allows."),
+    (None, True, "`scheduler` is None: no scheduler to step, which the task allows."),
     (_plateau(0.41), True, "`scheduler` (ReduceLROnPlateau) stepped 3 times, the first time after 79 optimizer steps, "
      "and decided from your val_loss in 'min' mode: its best value, 0.41, is your val_loss at epoch 3."),
     (_plateau(90.25, "max"), True, "and decided from your val_acc in 'max' mode"),
@@ -322,7 +322,7 @@ def test_sweep_with_swapped_labels(roots):
     # Dropout left on while the notebook measured: told to measure on the validation loader, which it did.
     ("dropout-measured-in-train-mode", "reported-vs-measured", "measured on the validation loader (the test split) "
      "and with the model in eval mode (it has dropout, which acts otherwise in training mode: a count taken without "
-     "model.eval() differs from the grader's), as the seed does."),
+     "model.eval() differs from the grader's), as the seed does: the correct predictions over all its images"),
 ])
 def test_sweep_records_unlike_what_they_claim_are_told_what_was_measured(roots, name, check, says):
     result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{name}.ipynb", "tiny")

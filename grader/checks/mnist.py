@@ -708,7 +708,8 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     if misreported:
         message += (f" {scaled}" if scaled else " Report the accuracy of the model you export (after its last epoch), "
                     f"measured on the validation loader (the test split){_in_eval_mode(nets, misreported)}, as the "
-                    "seed does.")
+                    "seed does: the correct predictions over all its images (a mean of per-batch accuracies weighs a "
+                    "smaller last batch's images more).")
     return Outcome(good == len(lrs), message, fraction=good / len(lrs), details={"sweep": curves})
 
 

@@ -617,7 +617,7 @@ def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str
     decided from the task's metric (its best value is one of the recorded ``metric`` values)."""
     sched = None if ctx.exports.values.get(export, ...) is None else ctx.value(export)
     if sched is None:
-        return Outcome(True, f"`{export}` is None: the LR stays as the optimizer was made, which the task allows.")
+        return Outcome(True, f"`{export}` is None: no scheduler to step, which the task allows.")
     if not isinstance(sched, SchedulerExport):
         raise CheckFailed(f"`{export}` is {type(sched).__name__}, not a torch LR scheduler (or None).")
     named = f"`{export}` ({sched.cls})"
