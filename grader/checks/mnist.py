@@ -676,14 +676,15 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         curves[f"lr={lr:g}"] = {"train_loss": [float(v) for v in losses], "val_acc": [a * scale for a in accs]}
         tolerance = slack_images * 100 / len(val.Y) + rounding(accs[-1]) * scale
         # The two curves of one run, of other lengths: a loss a batch, or an epoch not validated (which, is not said).
-        per_batch = (f"`{results}[{lr:g}]['train_losses']` holds {len(losses)} values and its val_accs {len(accs)}: "
-                     "record one of each per epoch (the training loss as the mean over that epoch's batches)"
-                     if len(losses) != len(accs) else "")
+        curve_problem = (f"`{results}[{lr:g}]['train_losses']` holds {len(losses)} values and its val_accs "
+                         f"{len(accs)}: record one of each per epoch (the training loss as the mean over that epoch's "
+                         "batches)" if len(losses) != len(accs) else "")
         zeros = [e for e, v in enumerate(losses, 1) if v == 0]
-        per_batch = per_batch or (f"`{results}[{lr:g}]['train_losses']` is 0 at epoch{'s' * (len(zeros) > 1)} "
-                                  f"{', '.join(map(str, zeros))}: no batch was counted there (an iterator made once, "
-                                  "before the epoch loop, is used up in the first epoch, say)" if zeros else "")
-        off_scale = per_batch or (_loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id))
+        curve_problem = curve_problem or (
+            f"`{results}[{lr:g}]['train_losses']` is 0 at epoch{'s' * (len(zeros) > 1)} {', '.join(map(str, zeros))}: "
+            "no batch was counted there (an iterator made once, before the epoch loop, is used up in the first epoch, "
+            "say)" if zeros else "")
+        off_scale = curve_problem or (_loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id))
                                   if train_data else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) as reported, but {off_scale}")
@@ -834,7 +835,7 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
             used = {lr: " and ".join(getattr(nets[lr], "optimizers", ())) for lr in order}
             listed = ", ".join(f"lr={lr:g}: {c}" for lr, c in used.items())
             causes = [f"they were trained with different optimizers ({listed})"] if len(set(used.values())) > 1 else []
-            causes += [c for c in _trained_unlike({lr: nets[lr] for lr in order}, "") if "optimizer steps" in c]
+            causes += _steps_unlike({lr: nets[lr] for lr in order})
             why = "; and ".join(causes) if causes else "what else made the runs differ cannot be read from the record"
             return Outcome(False, f"The runs do not move as their rates say: from its starting weights, the model "
                            f"under lr={high:g} moved {moved[high]:.3g}, less than the one under lr={low:g} "
@@ -905,20 +906,24 @@ def _epochs_recorded(table: dict, lrs: list, results: str) -> dict:
     return counts
 
 
+def _steps_unlike(nets: dict[float, ModelValue]) -> list[str]:
+    """The runs' parameters' optimizer step counts, where they differ; [] where they agree or one is unrecorded."""
+    steps = {lr: max(net.steps.values()) for lr, net in nets.items() if getattr(net, "steps", None)}
+    if len(steps) < len(nets) or len(set(steps.values())) < 2:
+        return []
+    counts = " and ".join(f"{n:,} (lr={lr:g})" for lr, n in steps.items())
+    return [f"the models' parameters took {counts} optimizer steps, where runs trained alike take the same number: a "
+            "model trained on from one rate to the next, one model's parameters reset in place and trained again (an "
+            "optimizer kept for them carries its state over too), or more epochs or batches for one rate"]
+
+
 def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
     """How the runs' recorded training differs: their parameters' optimizer steps, or the optimizers that made them.
 
     A copy keeps its original's steps, so a model trained on from one rate to the next, or one model's parameters
     reset in place and trained again, shows a count that grows from rate to rate.
     """
-    steps = {lr: max(net.steps.values()) for lr, net in nets.items() if getattr(net, "steps", None)}
-    found = []
-    if len(steps) == len(nets) and len(set(steps.values())) > 1:
-        counts = " and ".join(f"{n:,} (lr={lr:g})" for lr, n in steps.items())
-        found.append(f"the models' parameters took {counts} optimizer steps, where runs trained alike take the same "
-                     "number: a model trained on from one rate to the next, one model's parameters reset in place and "
-                     "trained again (an optimizer kept for them carries its state over too), or more epochs or "
-                     "batches for one rate")
+    found = _steps_unlike(nets)
     used = sorted({c for net in nets.values() for c in getattr(net, "optimizers", ())})
     if optimizer and used and used != [optimizer]:
         found.append(f"the models were trained with {' and '.join(used)}, where the task trains each with {optimizer}")
@@ -950,12 +955,14 @@ def _batches_unlike(nets: dict[float, ModelValue], epochs: dict[float, int], n: 
     found = []
     for lr, net in nets.items():
         steps = max(getattr(net, "steps", {}).values(), default=0)
-        if lr in epochs and steps and steps not in {epochs[lr] * k for k in per_epoch} and steps in per_epoch:
+        if lr not in epochs or not steps or steps in {epochs[lr] * k for k in per_epoch}:
+            continue
+        if steps in per_epoch:
             found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, one epoch's batches of {batch} over "
                          f"the {n:,} training images, where its curves record {epochs[lr]} epochs: the later epochs "
                          "trained on no batch (an iterator made once, before the epoch loop, is used up in the first, "
                          "say)")
-        elif lr in epochs and steps and steps not in {epochs[lr] * k for k in per_epoch}:
+        else:
             found.append(f"the model for lr={lr:g} took {steps:,} optimizer steps, {steps / epochs[lr]:g} per epoch "
                          f"over the {epochs[lr]} epochs its curves record, where batches of {batch} over the {n:,} "
                          "training images make "

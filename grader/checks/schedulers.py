@@ -662,15 +662,14 @@ def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said
         return Outcome(True, f"{said}; it holds no best value yet, so what it decided from cannot be read.",
                        metrics={"undecided": 1})
 
-    def epoch_of(values: list[float]) -> int | None:
-        return next((i + 1 for i, v in enumerate(values) if math.isclose(v, best, rel_tol=1e-9, abs_tol=1e-12)),
-                    None)
-
+    # The epoch of each recorded series whose value is the scheduler's best, where one is.
+    found = {key: epoch for key, values in series.items()
+             if (epoch := next((i + 1 for i, v in enumerate(values)
+                                if math.isclose(v, best, rel_tol=1e-9, abs_tol=1e-12)), None))}
     for key, needs in allowed.items():
-        if key in series and epoch_of(series[key]) and mode == needs:
+        if key in found and mode == needs:
             return Outcome(True, f"{said}, and decided from your {key} in '{mode}' mode: its best value, {best:.4g}, "
-                           f"is your {key} at epoch {epoch_of(series[key])}.")
-    found = {key: epoch_of(values) for key, values in series.items() if epoch_of(values)}
+                           f"is your {key} at epoch {found[key]}.")
     if not found:
         return Outcome(True, f"{said}; its best value, {best:.4g}, is none of the values in `{history}`, so what it "
                        "decided from cannot be read from your records.", metrics={"undecided": 1})

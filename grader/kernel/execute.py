@@ -149,10 +149,17 @@ class CappedClient(NotebookClient):
     export_index = -1
     export_digest: str | None = None
 
+    async def async_execute_cell(self, *args, **kwargs):
+        iopub_timeout = self.iopub_timeout
+        try:
+            return await super().async_execute_cell(*args, **kwargs)
+        finally:
+            self.iopub_timeout = iopub_timeout  # lowered for this cell only, where it timed out
+
     async def _async_handle_timeout(self, timeout: int, cell=None):
         # Interrupted, a cell's last output and idle status follow at once, or never (it ignores the interrupt):
         # nbclient would wait its whole iopub_timeout for them, and the caller then gives it interrupt_grace_s more.
-        self.iopub_timeout, self.iopub_timeout_before = min(self.iopub_timeout, 1), self.iopub_timeout
+        self.iopub_timeout = min(self.iopub_timeout, 1)
         return await super()._async_handle_timeout(timeout, cell)
 
     def output(self, outs, msg, display_id, cell_index):
@@ -314,7 +321,6 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
                 result.reason = f"code cell {number} did not finish within {budget:.0f} s (the {which} limit)"
                 # Interrupted, it may run on (it catches KeyboardInterrupt, say): the export would only queue behind
                 # it for its own limit. Such a kernel is stopped instead, with nothing exported.
-                client.iopub_timeout = client.iopub_timeout_before
                 stuck = not await client.kc.answers(limits.interrupt_grace_s)
                 if stuck:
                     result.reason += (f", and it did not stop when interrupted ({limits.interrupt_grace_s:g} s), so "
