@@ -6,12 +6,13 @@ measures on the same root, so a subset changes nothing but the run time:
 - mnist-adam: the first 40,000 training images and all 10,000 test images (its recipe reaches 91.2% there,
   92.2% on the full files; with 20,000 it falls short of 90%);
 - lr-sweep: 1,200 / 500 images (1e-3 still clearly beats 1e-4: 88.4% against 65.4%);
-- mistakes whose checks compare the runs with each other, or read the architecture or the steps: 600 / 300;
-- mistakes whose check does not depend on how well the model learns: 5,000 / 1,000 images (too few
-  steps to push SGD past 95% training accuracy, so that mistake keeps the 10,000, where it reaches 96.7%).
+- sweep mistakes, whose checks compare the runs with each other or read their records: 320 / 300;
+- other mistakes whose checks read the architecture, optimizer, preprocessing or steps: 600 / 300;
+- batch-size mistakes, told in batches per epoch: 5,000 / 1,000 images (too few steps to push SGD past 95%
+  training accuracy, so that mistake keeps the 10,000, where it reaches 96.7%).
 
 Step counts follow the root: an epoch over the 5,000 images of the small root is 79 batches of 64, over the
-600 of the tiny one 10.
+600 of the tiny one 10, over the 320 of the sweep one 5.
 Checks whose logic needs no kernel run on values exported in this process (``mnist_support``).
 """
 
@@ -154,13 +155,13 @@ def test_sgd_training_accuracy_too_high(roots):
 
 
 def test_sgd_optimizer_swapped(roots):
-    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "adam-instead.ipynb", "small"))["optimizer"]
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "adam-instead.ipynb", "tiny"))["optimizer"]
     assert not check.passed
     assert check.message.startswith("`optimizer` is torch.optim.adam.Adam, but the task keeps torch's SGD")
 
 
 def test_sgd_with_momentum_is_more_than_an_lr_change(roots):
-    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "momentum.ipynb", "small"))["optimizer"]
+    check = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "momentum.ipynb", "tiny"))["optimizer"]
     assert not check.passed
     assert check.message == ("`optimizer` is torch's SGD, but it also sets momentum=0.9 (torch's default is 0), and the "
                              "task changes only the learning rate: create it as optim.SGD(model.parameters(), lr=...).")
@@ -266,7 +267,7 @@ def test_a_lambda_that_returns_a_learning_rate_is_named_instead_of_advice(roots)
 
 
 def test_adam_preprocessing_changed(roots):
-    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "normalize.ipynb", "small"))["preprocessing"]
+    check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / "normalize.ipynb", "tiny"))["preprocessing"]
     assert not check.passed
     assert check.message.startswith("The preprocessing changed: the notebook uses Normalize.")
 
@@ -305,8 +306,8 @@ def test_sweep_with_swapped_labels(roots):
 
 @pytest.mark.parametrize("name, check, says", [
     # One loss per batch: every accuracy as reported, and the curve read as "converging" for full marks.
-    ("per-batch-losses", "reported-vs-measured", "lr=0.0001: val 44.67% (134/300) as reported, but "
-     "`results[0.0001]['train_losses']` holds 50 values and its val_accs 5: record one of each per epoch"),
+    ("per-batch-losses", "reported-vs-measured", "lr=0.0001: val 27.67% (83/300) as reported, but "
+     "`results[0.0001]['train_losses']` holds 25 values and its val_accs 5: record one of each per epoch"),
     # Validated every other epoch: the losses (5) were blamed for the accuracies' length (3).
     ("val-accuracy-every-other-epoch", "reported-vs-measured", "`results[0.0001]['train_losses']` holds 5 values and "
      "its val_accs 3: record one of each per epoch"),
@@ -325,7 +326,7 @@ def test_sweep_with_swapped_labels(roots):
      "model.eval() differs from the grader's), as the seed does: the correct predictions over all its images"),
 ])
 def test_sweep_records_unlike_what_they_claim_are_told_what_was_measured(roots, name, check, says):
-    result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{name}.ipynb", "tiny")
+    result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{name}.ipynb", "sweep")
     failed = by_id(result)[check]
     assert not failed.passed and failed.points == 0 and says in failed.message
 
@@ -334,9 +335,9 @@ def test_one_model_trained_on_from_rate_to_rate_is_told_by_its_steps_not_also_by
     """Snapshots of one model trained on at each rate: its steps since its start are those of every run so far, which
     also read as "another batch size, or other training data" for the later rate."""
     compared = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "one-model-trained-on-with-snapshots.ipynb",
-                         "tiny"))["1e-3-beats-1e-4"]
+                         "sweep"))["1e-3-beats-1e-4"]
     assert not compared.passed and compared.points == 1.5
-    assert "the models' parameters took 100 (lr=0.001) and 50 (lr=0.0001) optimizer steps" in compared.message
+    assert "the models' parameters took 50 (lr=0.001) and 25 (lr=0.0001) optimizer steps" in compared.message
     assert "a new optimizer took over the model's parameters 1 time" in compared.message
     assert "batch size" not in compared.message
 
