@@ -245,13 +245,17 @@ def _rebuilt(config: SchedulerConfig, lrs: list[float], n: int, base_lr: float, 
                      "once gives: each iteration starts a new schedule from the optimizer's current LR. " + fix)
 
 
-def _constant(value: float, runs: dict) -> Diagnosis:
+def _constant(value: float, runs: dict, base_lr: float) -> Diagnosis:
     """One LR throughout: what the value is and the causes it leaves open."""
     ref, initial = runs["after"], runs["initial"][0]
     never = "the LR read from something that never changes (optimizer.defaults['lr'], a number saved before the loop)"
     if close(value, initial):
         seen = "That is the starting LR: the LR you read never changed. "
         causes = [never, "the LR read from another optimizer than the one the scheduler drives"]
+    elif close(value, base_lr):  # OneCycleLR's start is its own (max_lr / div_factor), not the optimizer's lr
+        seen = (f"That is the lr the optimizer was made with, which this scheduler replaces with its own from the "
+                f"start ({_g(initial)}): the LR you read is not the one the optimizer steps with. ")
+        causes = [never]
     elif close(value, ref[0]):
         seen = "That is the LR after one scheduler.step(), as if every value came from a scheduler stepped once. "
         causes = []
@@ -283,7 +287,7 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
         if built:  # its own settings keep it there (a step_size past the run, a gamma of 1): no cause to guess
             return Diagnosis("constant", f"Your list repeats one LR, {_g(lrs[0])}, at every step, while torch's goes "
                              f"from {_g(ref[0])} to {_g(ref[-1])}. {_built_with(built)}")
-        return _constant(lrs[0], runs)
+        return _constant(lrs[0], runs, base_lr)
     rounding = next(((reading, how) for reading, run in runs.items() if (how := rounded(lrs, run))), None)
     if rounding is not None:
         return _rounded(config, lrs, runs, *rounding, n, base_lr, hints)
