@@ -79,7 +79,8 @@ def graded():
                          "new-iterator-each-batch", "smoothing-tried-on-the-side",
                          "log-line-formats-a-missing-val-loss", "lr-from-a-constant",
                          "accuracy-over-batches-times-size", "first-epoch-only-a-baseline",
-                         "optimizer-cached-across-calls")}
+                         "optimizer-cached-across-calls", "validates-on-the-training-loader",
+                         "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -1004,3 +1005,40 @@ def test_an_optimizer_kept_from_the_first_call_is_caught_by_the_model_it_left_un
     assert not check.passed and check.message.startswith(
         "The model the grader handed your function never changed in its 25 epochs: no optimizer ever stepped its "
         "parameters")
+
+
+LEFT_OUT = ("went through its training and validation loaders {} times each, one pass of each an epoch, but its history "
+            "holds {} epochs: it leaves epochs it ran out of its history")
+
+
+@pytest.mark.parametrize("name, own, probe", [
+    # Appended after the test to stop: the stopping epoch is never recorded. Told "one epoch early, the count is off
+    # by one", whose fix would make a right counter stop late.
+    ("stop-epoch-left-out-of-the-history", 32, (28, 27)),
+    # The histories cut to the best epoch after the restore: told a counter reset wrongly, and steps on other batches.
+    ("histories-cut-at-the-best-epoch", 13, (28, 23)),
+])
+def test_a_history_that_leaves_out_epochs_it_ran_is_told_so_not_as_a_counter_off(graded, name, own, probe):
+    checks = by_id(graded[name])
+    assert checks["grader-run-patience"].message == (
+        "The grader's own run of your function " + LEFT_OUT.format(*probe) + " (the epoch it stopped at, or the "
+        "epochs after the best, say). Record every epoch's values before deciding whether to stop, and return the "
+        "lists whole.")
+    stopped = checks["stopped-after-patience"]
+    assert not stopped.passed and stopped.message.startswith(
+        f"Your history holds {own} epochs, and where your run stopped cannot be read from it. The grader's own run of "
+        "your function (`grader_run`) " + LEFT_OUT.format(*probe))
+    assert "off by one" not in stopped.message and "counter" not in stopped.message
+    follows = checks["follows-arguments"]
+    assert ("other batches" not in follows.message) and (follows.passed or LEFT_OUT.format(25, 23) in follows.message)
+
+
+def test_a_val_loss_measured_on_the_training_loader_is_named_where_the_restore_cannot_be_told(graded):
+    """The validation pass loops over the training loader: the restore checks listed a scale, a moment and weights of
+    no epoch, none true, and told the student to put back the best weights, which the function does."""
+    checks = by_id(graded["validates-on-the-training-loader"])
+    for check_id in ("restored-best", "grader-run-restored", "restored-without-trigger"):
+        assert not checks[check_id].passed
+        assert ("never went through that loader, and never fed the model its points: the val loss your function "
+                "records is measured on other data") in checks[check_id].message
+        assert "What remains" not in checks[check_id].message

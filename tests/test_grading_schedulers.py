@@ -849,3 +849,16 @@ def test_lists_right_for_the_set_up_from_an_lr_set_after_the_scheduler_are_its_r
 def test_a_family_s_lists_are_told_what_the_stored_scheduler_or_the_run_shows(graded, name, family, says):
     check = checks(graded(FILES / f"{name}.ipynb"))[family]
     assert not check.passed and says in check.message
+
+
+def test_a_constant_list_at_the_optimizers_own_lr_is_told_as_that_lr_where_one_cycle_starts_from_its_own(graded):
+    """optimizer.defaults['lr'] read after each step: 0.1 throughout. OneCycleLR starts from max_lr / div_factor, so
+    the constant was no starting LR it knew, and the message guessed another optimizer or scheduler's."""
+    one_cycle = checks(graded(FILES / "lr-read-from-the-optimizer-defaults.ipynb"))["one-cycle"]
+    assert not one_cycle.passed
+    assert ("Your list repeats one LR, 0.1, at every step, while torch's goes from 0.00765378 to 0.000558856. That is "
+            "the lr the optimizer was made with, which this scheduler replaces with its own from the start (0.004): "
+            "the LR you read is not the one the optimizer steps with. The grader cannot tell why from your code; it "
+            "could be the LR read from something that never changes (optimizer.defaults['lr'], a number saved before "
+            "the loop).") in one_cycle.message
+    assert "another optimizer or scheduler" not in one_cycle.message

@@ -232,10 +232,37 @@ def best_epoch_argmin(ctx: CheckContext, run: str, model: str, history: str, bes
     return Outcome(False, f"In {view.label}, best_epoch is {got} but {lowest}: {why}.", metrics=metrics)
 
 
+def _missing_epochs(ctx: CheckContext, run: str) -> tuple[int, int] | None:
+    """(epochs run, epochs recorded) of a grader's run whose loaders counted more passes than its history holds
+    epochs, one pass over each loader an epoch; None where the counts do not show that (a function that validates
+    before training, or twice an epoch, counts its two loaders unalike and is never read so)."""
+    if not run:
+        return None
+    try:
+        data = ctx.value(run, "dict")
+    except CheckFailed:
+        return None
+    recorded = len(as_curve(data.get("val_loss")) or ())
+    passes = data.get("train_passes"), data.get("val_passes")
+    if all(whole_number(n) for n in passes) and passes[0] == passes[1] > recorded > 0:
+        return int(passes[0]), recorded
+    return None
+
+
+def _missing_said(who: str, missing: tuple[int, int]) -> str:
+    return (f"{who} went through its training and validation loaders {missing[0]} times each, one pass of each an "
+            f"epoch, but its history holds {missing[1]} epochs: it leaves epochs it ran out of its history (the "
+            "epoch it stopped at, or the epochs after the best, say). Record every epoch's values before deciding "
+            "whether to stop, and return the lists whole.")
+
+
 @check_kind("stopped_after_patience", patience=Param(int, doc="epochs without improvement before stopping"),
-            n_epochs=Param(int, doc="the epoch budget"), **_RUN_PARAMS)
+            n_epochs=Param(int, doc="the epoch budget"),
+            probe=Param(str, "", "for the student's own run: a grader's run of the same function whose loaders "
+                                 "counted their passes, which tells a history that leaves out epochs it ran",
+                        export=True), **_RUN_PARAMS)
 def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run: str, model: str, history: str,
-                           best_epoch: str) -> Outcome:
+                           best_epoch: str, probe: str = "") -> Outcome:
     """Training must stop exactly ``patience`` epochs after the best one, or run out of epochs."""
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=False)
     best, ran = first_minimum(view.val_loss), len(view.val_loss)
@@ -245,6 +272,11 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
         how = (f"{patience} epochs after the best epoch {best}" if expected < n_epochs
                else f"at the {n_epochs}-epoch budget, before patience ran out")
         return Outcome(True, f"{view.label.capitalize()} stopped at epoch {ran}: {how}.", metrics=metrics)
+    missing = _missing_epochs(ctx, run or probe)
+    if missing:  # where it stopped cannot be read from such a history: no cause of a count
+        who = view.label.capitalize() if run else f"The grader's own run of your function (`{probe}`)"
+        own = "" if run else f"Your history holds {ran} epochs, and where your run stopped cannot be read from it. "
+        return Outcome(False, own + _missing_said(who, missing), metrics=metrics)
     # One epoch off says only that the count is off by one, not which of the usual ways: each is listed, none named.
     # A counter reset on every fall below the epoch before, not below the best so far, stops later or never: where
     # the recorded losses put that rule's stop at the run's own, it is said as what the losses fit, not as the cause.
@@ -526,7 +558,10 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
         rate, rate_note = (f"{moved} In this run, given lr={lr:g}, its optimizer stepped at {lr:g} too: a value "
                            "written into the function matches the argument only when the grader passes that same "
                            "value."), ""
-    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
+    missing = _missing_epochs(ctx, run)
+    if missing:  # the steps are judged per epoch run, and the epochs said once, as left out of the history
+        epochs = _missing_said("Your function", missing)
+    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), missing[0] if missing else ran)
     restarted = next((m for m in map(restarts_message, (data.get("trained"), data.get("model"))) if m), "")
     restarted = (f"In {ran} epochs, {restarted}. The course makes one optimizer, before the epoch loop."
                  if restarted else "")
@@ -582,7 +617,10 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
             "The course trains all n_epochs epochs then: early stopping works only with both a validation loader and "
             f"a patience, and none was given. {_stopped_without_validation(data.get('val_loss'))}"
             if ran < n_epochs else "That is more than n_epochs: record one training loss per epoch."))
-    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
+    missing = _missing_epochs(ctx, run)
+    if missing:  # the steps are judged per epoch run, and the epochs said once, as left out of the history
+        epochs = _missing_said("Your function", missing)
+    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), missing[0] if missing else ran)
     wrong += [f"Without a validation loader: {steps[0].lower()}{steps[1:]}"] if steps else []
     if wrong:
         return Outcome(False, " ".join(wrong), metrics=metrics)
@@ -694,8 +732,19 @@ def _mode_matters(model: LoadedModel) -> bool:
     return any(word in str(node.target) for node in model.module.graph.nodes for word in ("dropout", "batch_norm"))
 
 
+def _never_validated(ctx: CheckContext, probe: str) -> bool:
+    """Whether a grader's run of the function never went through its validation loader and never fed the model that
+    loader's points (a function that reads the loader's dataset directly feeds them): it validated on other data."""
+    try:
+        data = ctx.value(probe, "dict") if probe else {}
+    except CheckFailed:
+        return False
+    passes, fed = data.get("val_passes"), data.get("fed_val_points")
+    return whole_number(passes) and whole_number(fed) and passes == fed == 0
+
+
 def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: int | None, function: str,
-              n_epochs: int, early_run: str) -> RestoreEvidence:
+              n_epochs: int, early_run: str, probe: str) -> RestoreEvidence:
     """Everything besides the model's val loss that can show why it is not the best state."""
     untrained, pre_update, is_untrained = _untrained(view), None, False
     if untrained is not None:
@@ -712,7 +761,7 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
     return RestoreEvidence(first_minimum(view.val_loss), len(view.val_loss), held, n_epochs, pre_update,
                            is_untrained, _restored_in(ctx, early_run, dataset, batch_size) if early_run else None,
                            _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line),
-                           view.best_epoch, elsewhere)
+                           view.best_epoch, elsewhere, _never_validated(ctx, probe))
 
 
 @check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),
@@ -723,9 +772,12 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
                             "set: shows whether the function restores at least then", export=True),
             loader=Param(str, "", "the validation DataLoader the run used (optional): its batch size replaces "
                          "batch_size", export=True),
+            probe=Param(str, "", "a grader's run of the same function that counted the passes over its validation "
+                                 "loader and the model's batches of its points: shows a function that validates on "
+                                 "other data", export=True),
             **_RUN_PARAMS)
 def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str, n_epochs: int, early_run: str,
-                  loader: str, run: str, model: str, history: str, best_epoch: str) -> Outcome:
+                  loader: str, run: str, model: str, history: str, best_epoch: str, probe: str = "") -> Outcome:
     """The exported model must BE the best state: its val loss, measured here, equals the best epoch's."""
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=True)
     dataset = ctx.data.make(data, ctx.check_id)
@@ -758,7 +810,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
     held = _held(matching, view.val_loss, measured, view.best_epoch)
     metrics["held_epoch"] = held
-    why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run))
+    why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run, probe))
     if held is None:
         tried = ", ".join(f"{name} {value:.4f}" for name, value in losses.items())
         return Outcome(False, f"The val loss of the model of {view.label} matches no epoch of its history, so the "

@@ -32,6 +32,7 @@ class RestoreEvidence:
     where: Callable[[int], str] = str  # where line n of the function is in the notebook
     reported: int | None = None  # the run's own best_epoch
     loads_elsewhere: bool = False  # the notebook calls load_state_dict outside the function (a helper class, say)
+    validated_elsewhere: bool = False  # a grader's run of the function never fed the model the validation points
 
     @property
     def stopped(self) -> bool | None:
@@ -134,6 +135,12 @@ def why_not_best(ev: RestoreEvidence) -> str:
                 "copy replaced it, the copy is taken at another moment of the epoch than the val loss it is "
                 f"compared with, or the one put back is epoch {ev.held}'s of several kept (a list of per-epoch "
                 "copies read at the wrong index).")
+    if ev.validated_elsewhere:
+        return (" The grader's run of your function with a validation loader of its own never went through that "
+                "loader, and never fed the model its points: the val loss your function records is measured on other "
+                "data (the training loader, or a global `val_loader`), so no epoch of it is the model's on the "
+                "validation set, and whether the best state is put back cannot be told from it. Compute the val loss "
+                "on the validation loader passed in as an argument.")
     mode = " in eval mode" if ev.mode_matters else ""
     return (" What remains: the history records the val loss in a scale the grader does not know (a sum or mean over "
             "another count of points or batches), it is measured at another moment than after the epoch's updates, "
