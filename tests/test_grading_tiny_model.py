@@ -335,6 +335,11 @@ def test_zero_grad_between_backward_and_step_is_named_from_the_steps_that_found_
                             "but the task's inputs, on which the grader measures it, run from -1.5 to 1.5"),
     (((-1.4, 1.45),) * 6, ""),  # batches of the task's own points reach near both ends
     (((-9.0, 9.0),) + ((-1.3, 1.4),) * 5, ""),  # one stray call (a shape check on torch.randn) does not decide
+    # Batches of one point: each call's ends are its two coordinates, mid-range at the median; together they reach
+    # both ends of the inputs (they were told their inputs were scaled), scaled ones do not.
+    (((-0.2, 0.3), (-1.4, 0.1), (0.2, 1.45), (-0.1, 0.4), (-1.2, -0.3), (0.5, 1.3), (0.0, 0.2)), ""),
+    (((0.2, 0.3), (0.0, 0.1), (0.6, 0.9), (0.1, 0.4), (0.05, 0.3), (0.5, 1.0), (0.0, 0.2)), "was fed values from 0 "
+     "to 0.9 (the kernel's record of its first training batches)"),
     ((), ""),  # nothing recorded: nothing said
 ])
 def test_an_accuracy_that_falls_short_names_inputs_scaled_on_the_way_to_the_model(calls, says):
@@ -412,3 +417,12 @@ def test_weights_worked_out_by_hand_are_no_network_that_learned():
     assert not network.passed and network.message.startswith(
         "`model` computes its scores from 4 parameter tensors (27 numbers), but nothing in the run trained them")
     assert not any(by_id[i].passed for i in ("fits-training-data", "parameter-budget", "fresh-data"))
+
+
+def test_batches_of_one_point_too_few_epochs_are_told_to_train_longer_not_that_inputs_were_scaled():
+    """The task's points one at a time, for 8 epochs: each recorded call's ends were one point's two coordinates, whose
+    medians sit mid-board, and the student was told to undo a scaling never applied."""
+    result = grade(FILES / "one-point-batches-too-few-epochs.ipynb", "tiny-model", hidden=False)
+    fits = checks(result)["fits-training-data"]
+    assert not fits.passed and "Train for more steps" in fits.message, fits.message
+    assert "another scale" not in fits.message

@@ -342,6 +342,8 @@ def fed_unlike(net: Any, inputs: Any, name: str) -> str:
 
     "Another scale": an end of the range a quarter of the inputs' width or more away from theirs. A batch of the
     task's own data reaches near both ends of it; the median call decides, so a stray call (a shape check) does not.
+    Batches of one point or a few reach neither end, so the calls together must fall short too: what they reach but
+    for the farthest call at each end (a stray one).
     """
     calls = fed_ranges(net)
     if not calls or inputs is None or not len(inputs):
@@ -349,8 +351,12 @@ def fed_unlike(net: Any, inputs: Any, name: str) -> str:
     low, high = float(inputs.min()), float(inputs.max())
     width = high - low
     lows, highs = sorted(c[0] for c in calls), sorted(c[1] for c in calls)
-    fed_low, fed_high = lows[len(lows) // 2], highs[len(highs) // 2]
-    if width <= 0 or (abs(fed_low - low) < width / 4 and abs(fed_high - high) < width / 4):
+    trim = 1 if len(calls) >= 3 else 0
+    fed_low, fed_high = lows[trim], highs[-1 - trim]
+
+    def off(ends: tuple[float, float]) -> bool:
+        return abs(ends[0] - low) >= width / 4 or abs(ends[1] - high) >= width / 4
+    if width <= 0 or not (off((lows[len(lows) // 2], highs[len(highs) // 2])) and off((fed_low, fed_high))):
         return ""
     return (f"In training, {name} was fed values from {fed_low:.4g} to {fed_high:.4g} (the kernel's record of its "
             f"first training batches), but the task's inputs, on which the grader measures it, run from {low:.4g} to "
