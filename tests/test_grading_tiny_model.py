@@ -212,9 +212,10 @@ def test_parameters_kept_in_a_plain_list_are_named_among_what_a_module_does_not_
     exports = round_trip(tmp_path, {"model": Listed()}, [{"name": "model", "kind": "model", "input_shape": [2]}])
     outcome = learned_network(CheckContext(exercise.spec, exports, (), DataFactory(), check_id="a-network"), "model",
                               {"kind": "checkerboard", "n_per_cell": 20, "noise": 0.1, "seed": 0})
-    assert not outcome.passed and ("or nn.Parameters kept in a plain Python list, dict or tuple, which a module does "
-                                   "not register") in outcome.message
-    assert "or several in an nn.ParameterList or nn.ParameterDict." in outcome.message
+    assert not outcome.passed and ("or nn.Parameters or layers kept in a plain Python list, dict or tuple, which a "
+                                   "module does not register") in outcome.message
+    assert ("or several in an nn.ParameterList or nn.ParameterDict; layers in an nn.ModuleList or nn.Sequential."
+            in outcome.message)
 
 
 # A fixed rule fits the board without learning anything: the colour read off each point's square. Its accuracy is
@@ -426,3 +427,12 @@ def test_batches_of_one_point_too_few_epochs_are_told_to_train_longer_not_that_i
     fits = checks(result)["fits-training-data"]
     assert not fits.passed and "Train for more steps" in fits.message, fits.message
     assert "another scale" not in fits.message
+
+
+def test_a_layer_forward_never_reads_is_named_beside_the_numbers_the_scores_come_from():
+    """A Linear(5, 5) left registered but unused: "4 parameter tensors (63 numbers)" paired the tensors read with
+    every parameter's count."""
+    network = checks(grade(FILES / "a-layer-left-unused.ipynb", "tiny-model", hidden=False))["a-network"]
+    assert network.message.startswith(
+        "`model` computes its scores from 4 parameter tensors (33 of its 63 numbers: `fc_mid.weight`, `fc_mid.bias` "
+        "are never read by its forward pass, yet count among its parameters)"), network.message

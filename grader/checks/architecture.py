@@ -331,10 +331,11 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
     if not n:
         stored = sum(t.numel() for t in getattr(net, "constants", {}).values() if t.is_floating_point() and t.numel() > 1)
         plain = (f" It holds {stored} numbers in tensors that are not its parameters (plain tensors, even with "
-                 "requires_grad=True, or nn.Parameters kept in a plain Python list, dict or tuple, which a module "
-                 "does not register): if your loop trained them, it trained numbers the model does not own, which "
-                 "model.parameters(), torchinfo and the grader do not count. Register each: an nn.Parameter as an "
-                 "attribute of the module, or several in an nn.ParameterList or nn.ParameterDict." if stored else "")
+                 "requires_grad=True, or nn.Parameters or layers kept in a plain Python list, dict or tuple, which "
+                 "a module does not register): if your loop trained them, it trained numbers the model does not own, "
+                 "which model.parameters(), torchinfo and the grader do not count. Register each: an nn.Parameter as "
+                 "an attribute of the module, or several in an nn.ParameterList or nn.ParameterDict; layers in an "
+                 "nn.ModuleList or nn.Sequential." if stored else "")
         return Outcome(False, f"`{model}` has no parameters, so nothing in it can be trained: what it computes is "
                               f"fixed by its code and whatever it stores{through}.{plain}{learn}",
                        metrics={"parameters": 0})
@@ -361,14 +362,23 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
                               f"per value of that step (a table of the squares, say), read off by its code.{learn}",
                        metrics=metrics)
     read = f"{len(gradients)} parameter tensor{'s' if len(gradients) != 1 else ''}" if gradients else "its parameters"
+    unread = [name for name in net.parameters if gradients and name not in gradients]
+    if unread:  # the tensors are the scores', the count the model's: the rest are named, as the budget counts them
+        used = sum(net.parameters[name].numel() for name in gradients)
+        names = ", ".join(f"`{name}`" for name in unread[:3]) + (", …" if len(unread) > 3 else "")
+        one = len(unread) == 1
+        said = (f"{read} ({used} of its {n} numbers: {names} {'is' if one else 'are'} never read by its forward pass, "
+                f"yet count{'s' if one else ''} among its parameters)")
+    else:
+        said = f"{read} ({n} numbers)"
     if getattr(net, "initial", None) and never_moved(net) and not getattr(net, "steps", None) and \
             not getattr(net, "idle_steps", 0) and not getattr(net, "loaded", False):
         # Weights worked out by hand: a network that training could change, which nothing did.
-        return Outcome(False, f"`{model}` computes its scores from {read} ({n} numbers), but nothing in the run "
+        return Outcome(False, f"`{model}` computes its scores from {said}, but nothing in the run "
                               "trained them: its weights are those it had at its first forward pass, and the kernel "
                               "recorded no optimizer step on them (weights written by hand, say). Trained weights "
                               "copied into it by assignment (.data = ..., copy_()) look the same to the record: copy "
                               f"them with load_state_dict or copy.deepcopy instead.{learn}",
                        metrics={**metrics, "trained": 0})
-    return Outcome(True, f"`{model}` computes its scores from {read} ({n} numbers), so training can change what it "
+    return Outcome(True, f"`{model}` computes its scores from {said}, so training can change what it "
                          "predicts.", metrics=metrics)

@@ -617,10 +617,7 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
             "The course trains all n_epochs epochs then: early stopping works only with both a validation loader and "
             f"a patience, and none was given. {_stopped_without_validation(data.get('val_loss'))}"
             if ran < n_epochs else "That is more than n_epochs: record one training loss per epoch."))
-    missing = _missing_epochs(ctx, run)
-    if missing:  # the steps are judged per epoch run, and the epochs said once, as left out of the history
-        epochs = _missing_said("Your function", missing)
-    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), missing[0] if missing else ran)
+    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     wrong += [f"Without a validation loader: {steps[0].lower()}{steps[1:]}"] if steps else []
     if wrong:
         return Outcome(False, " ".join(wrong), metrics=metrics)
