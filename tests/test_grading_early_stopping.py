@@ -986,7 +986,12 @@ def test_the_restore_message_does_not_say_never_called_where_the_notebook_loads_
     helper = dataclasses.replace(plain, loads_elsewhere=True)
     assert why_not_best(helper).startswith(" Your function does not call load_state_dict(...) itself. Your notebook "
                                            "calls it elsewhere: if a helper the function uses loads the best state "
-                                           "back, what it loads holds the last epoch's weights")
+                                           "back, either what it loads holds the last epoch's weights")
+    # A restore into a copy the helper makes: the model returned keeps the last weights, and that is among the causes.
+    assert "or it loads them into another model than the one your function returns" in why_not_best(helper)
+    # Restored where patience never ran out, not here, where it did: the restore is skipped on an early stop.
+    skipped = why_not_best(dataclasses.replace(helper, full_restored=True))
+    assert "the restore is skipped on the way out of an early stop" in skipped and "keep_vars" not in skipped
 
 
 def test_a_first_epoch_taken_only_as_the_baseline_is_caught_on_the_plateau(graded):

@@ -436,3 +436,12 @@ def test_a_layer_forward_never_reads_is_named_beside_the_numbers_the_scores_come
     assert network.message.startswith(
         "`model` computes its scores from 4 parameter tensors (33 of its 63 numbers: `fc_mid.weight`, `fc_mid.bias` "
         "are never read by its forward pass, yet count among its parameters)"), network.message
+
+
+def test_a_softmax_over_the_batch_is_named_not_batch_statistics():
+    """nn.Softmax(dim=0) as the last layer, with NLLLoss: the score of a point depended on its batch, and the student
+    was told to normalise with fixed numbers, which the model never did."""
+    fits = checks(grade(FILES / "softmax-over-the-batch.ipynb", "tiny-model", hidden=False))["fits-training-data"]
+    assert not fits.passed
+    assert "Its graph takes a softmax over dimension 0, the points of the batch (nn.Softmax(dim=0), say)" in fits.message
+    assert "Statistics of the batch" not in fits.message

@@ -68,6 +68,18 @@ def _scored_alike(a: Any, b: Any) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5, equal_nan=True))
 
 
+def _across_batch_ops(model: LoadedModel) -> list[str]:
+    """The graph's softmaxes taken over dimension 0, the batch's (the graph is captured batch first): across the
+    points rather than each point's scores."""
+    names = []
+    for node in model.module.graph.nodes:
+        target = str(node.target)
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+        if "softmax" in target and dim == 0:
+            names.append(target.split(".")[1] if target.startswith("aten.") else target)
+    return sorted(set(names))
+
+
 def check_consistent(model: LoadedModel, X: Any) -> None:
     """Raise CheckFailed when the model's score for a point is not a function of that point alone, in eval mode: it
     changes from one run to the next (a random op left on), or with the other points in its batch."""
@@ -89,11 +101,16 @@ def check_consistent(model: LoadedModel, X: Any) -> None:
     if not _scored_alike(together, alone):
         nan = " (some come out as NaN)" if bool(torch.isnan(alone).any()) and not bool(torch.isnan(together).any()) \
             else ""
+        across = _across_batch_ops(model)
+        cause = (f"Its graph takes a {' and a '.join(across)} over dimension 0, the points of the batch "
+                 "(nn.Softmax(dim=0), say), so each class score is shared out among the points rather than among the "
+                 "point's own classes: take it over dim=1 (or dim=-1)." if across else
+                 "Statistics of the batch computed in forward (x - x.mean(0), x.std(0), or BatchNorm with "
+                 "track_running_stats=False) do this; a model must score each point on its own, so normalise with "
+                 "fixed numbers, or with BatchNorm's running statistics.")
         raise CheckFailed(f"Your model's score for a point depends on the other points in its batch: the grader's "
                           f"first {len(x)} points, scored one at a time, get other scores than scored together{nan}. "
-                          "Statistics of the batch computed in forward (x - x.mean(0), x.std(0), or BatchNorm with "
-                          "track_running_stats=False) do this; a model must score each point on its own, so "
-                          "normalise with fixed numbers, or with BatchNorm's running statistics.")
+                          + cause)
 
 
 def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:

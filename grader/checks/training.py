@@ -259,8 +259,8 @@ def _missing_said(who: str, missing: tuple[int, int]) -> str:
 @check_kind("stopped_after_patience", patience=Param(int, doc="epochs without improvement before stopping"),
             n_epochs=Param(int, doc="the epoch budget"),
             probe=Param(str, "", "for the student's own run: a grader's run of the same function whose loaders "
-                                 "counted their passes, which tells a history that leaves out epochs it ran",
-                        export=True), **_RUN_PARAMS)
+                                 "counted their passes, which tells a history that leaves out epochs it ran (read "
+                                 "where it exists: a self-check without it still judges the run)"), **_RUN_PARAMS)
 def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run: str, model: str, history: str,
                            best_epoch: str, probe: str = "") -> Outcome:
     """Training must stop exactly ``patience`` epochs after the best one, or run out of epochs."""
@@ -303,8 +303,14 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
         stopped = (f"it stopped {gap} epoch{'s' if gap != 1 else ''} after its best epoch, where a run with "
                    f"patience={gap} stops. If the run was given patience={patience}, ")
         # Too soon and too late have different usual causes; each is only an example of what the stop shows.
-        soon = ("its count of epochs without improvement reached patience too soon, for example a count never "
-                "reset to 0 when the val loss improves (it counts every epoch without improvement since the start)")
+        batches = _patience_in_batches(ctx, run or probe, gap, patience)
+        soon = (f"its count reached patience too soon: it stopped {gap} epoch{'s' if gap != 1 else ''} after its best, "
+                f"what patience counted in batches (or optimizer steps) gives, {patience} of them at {batches} an "
+                f"epoch{_probe_said(run, probe)}" if batches else
+                "its count of epochs without improvement reached patience too soon, for example a count never "
+                "reset to 0 when the val loss improves (it counts every epoch without improvement since the start)"
+                if ran > patience else "its count of epochs without improvement reached patience too soon (it stopped "
+                f"at epoch {ran}, before {patience} epochs could pass, so it counts something else: batches, say)")
         late = ("its count of epochs without improvement started again after the best epoch, for example on a val "
                 "loss that only tied the best, or that improved on the epoch before but not on the best, or on "
                 "another loss than the val loss")
@@ -315,6 +321,25 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
     return Outcome(False, f"{view.label.capitalize()} stopped at epoch {ran}, but its val loss last improved at "
                    f"epoch {best}, so with patience {patience} it should stop at epoch {expected}: {why}"
                    f"{fits_previous if ran > expected else ''}.", metrics=metrics)
+
+
+def _patience_in_batches(ctx: CheckContext, run: str, gap: int, patience: int) -> int:
+    """The batches an epoch of a grader's run (``run``) has, where both that run's stop and one ``gap`` epochs after the
+    best with ``patience`` are where patience counted in batches stops (the first whole epochs past it); else 0."""
+    try:
+        data = ctx.value(run, "dict") if run else {}
+    except CheckFailed:
+        return 0
+    batches, val, waited = data.get("batches"), as_curve(data.get("val_loss")) or (), data.get("patience")
+    if not (whole_number(batches) and whole_number(waited) and batches > 1 and val):
+        return 0
+    stops = (len(val) - first_minimum(val), -(-waited // batches)), (gap, -(-patience // batches))
+    return int(batches) if all(seen == counted != given for (seen, counted), given in zip(stops, (waited, patience)))\
+        else 0
+
+
+def _probe_said(run: str, probe: str) -> str:
+    return "" if run else f" (as the grader's own run of your function, `{probe}`, stops too)"
 
 
 def _stop_comparing_with_previous(val_loss: list[float], patience: int) -> int | None:
@@ -715,10 +740,13 @@ def _untrained(view: RunView) -> LoadedModel | None:
 
 
 def _restored_in(ctx: CheckContext, run: str, dataset, batch_size: int) -> bool | None:
-    """Whether the probe run ``run`` returned its best state (None when it cannot be told)."""
+    """Whether the probe run ``run`` returned its best state (None when it cannot be told: no model, or a best epoch
+    that is its last, which a run that never restores returns too)."""
     try:
         other = resolve_run(ctx, run, "", "", "", need_model=True)
     except CheckFailed:
+        return None
+    if first_minimum(other.val_loss) == len(other.val_loss):
         return None
     losses, _ = val_loss_conventions(other.model, dataset, batch_size)
     target = other.val_loss[first_minimum(other.val_loss) - 1]
@@ -741,7 +769,7 @@ def _never_validated(ctx: CheckContext, probe: str) -> bool:
 
 
 def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: int | None, function: str,
-              n_epochs: int, early_run: str, probe: str) -> RestoreEvidence:
+              n_epochs: int, early_run: str, full: tuple | None) -> RestoreEvidence:
     """Everything besides the model's val loss that can show why it is not the best state."""
     untrained, pre_update, is_untrained = _untrained(view), None, False
     if untrained is not None:
@@ -758,7 +786,8 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
     return RestoreEvidence(first_minimum(view.val_loss), len(view.val_loss), held, n_epochs, pre_update,
                            is_untrained, _restored_in(ctx, early_run, dataset, batch_size) if early_run else None,
                            _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line),
-                           view.best_epoch, elsewhere, _never_validated(ctx, probe))
+                           view.best_epoch, elsewhere, _never_validated(ctx, full[0] if full else ""),
+                           _restored_in(ctx, *full) if full else None)
 
 
 @check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),
@@ -769,13 +798,18 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
                             "set: shows whether the function restores at least then", export=True),
             loader=Param(str, "", "the validation DataLoader the run used (optional): its batch size replaces "
                          "batch_size", export=True),
-            probe=Param(str, "", "a grader's run of the same function that counted the passes over its validation "
-                                 "loader and the model's batches of its points: shows a function that validates on "
-                                 "other data", export=True),
+            probe=Param(str, "", "a grader's run of the same function that patience cannot stop, which counted the "
+                                 "passes over its validation loader and the model's batches of its points: shows a "
+                                 "function that validates on other data, or restores only when it never stops early "
+                                 "(read where it exists)"),
+            probe_data=Param(dict, {}, "the validation set of the probe run, where it is not ``data`` (batches of "
+                                       "batch_size)", check=lambda d: data_problem(d) if d else None),
             **_RUN_PARAMS)
 def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str, n_epochs: int, early_run: str,
-                  loader: str, run: str, model: str, history: str, best_epoch: str, probe: str = "") -> Outcome:
+                  loader: str, run: str, model: str, history: str, best_epoch: str, probe: str = "",
+                  probe_data: dict | None = None) -> Outcome:
     """The exported model must BE the best state: its val loss, measured here, equals the best epoch's."""
+    full = (probe, ctx.data.make(probe_data or data, ctx.check_id), batch_size) if probe else None
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=True)
     dataset = ctx.data.make(data, ctx.check_id)
     exported = _loader_batch_size(ctx, loader, len(dataset.Y))
@@ -807,7 +841,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
     held = _held(matching, view.val_loss, measured, view.best_epoch)
     metrics["held_epoch"] = held
-    why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run, probe))
+    why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run, full))
     if held is None:
         tried = ", ".join(f"{name} {value:.4f}" for name, value in losses.items())
         return Outcome(False, f"The val loss of the model of {view.label} matches no epoch of its history, so the "

@@ -33,6 +33,7 @@ class RestoreEvidence:
     reported: int | None = None  # the run's own best_epoch
     loads_elsewhere: bool = False  # the notebook calls load_state_dict outside the function (a helper class, say)
     validated_elsewhere: bool = False  # a grader's run of the function never fed the model the validation points
+    full_restored: bool | None = None  # a grader's run of the function that patience could not stop returned its best
 
     @property
     def stopped(self) -> bool | None:
@@ -95,11 +96,18 @@ def _last_epoch(ev: RestoreEvidence) -> str:
                 "the model's parameter is left as it was, so nothing is put back. Copy the values into it (under "
                 f"torch.no_grad(), `{fact.target}.copy_(...)`), or save copy.deepcopy(model.state_dict()) and load it "
                 "back with model.load_state_dict(...).")
+    if ev.stopped and ev.full_restored:
+        return (" Your function puts the best state back when patience never runs out (the grader's run that patience "
+                "could not stop returned its best epoch's weights), but not in this run, where patience ran out: the "
+                "copy and the restore work, and the restore is skipped on the way out of an early stop (a break or "
+                "return that jumps past it, or a generator whose caller's break closes it before its last lines). "
+                "Put the best state back on every way out of training.")
     if code and not code.loads and not code.restores_otherwise and ev.loads_elsewhere:
         return (" Your function does not call load_state_dict(...) itself. Your notebook calls it elsewhere: if a "
-                "helper the function uses loads the best state back, what it loads holds the last epoch's weights "
-                "(a state_dict kept without copying its tensors: keep_vars=True, or no copy.deepcopy); otherwise "
-                "nothing puts the best weights back after the loop.")
+                "helper the function uses loads the best state back, either what it loads holds the last epoch's "
+                "weights (a state_dict kept without copying its tensors: keep_vars=True, or no copy.deepcopy), or it "
+                "loads them into another model than the one your function returns (a copy the helper makes); "
+                "otherwise nothing puts the best weights back after the loop.")
     if code and not code.loads and not code.restores_otherwise:
         return (" Your function never calls model.load_state_dict(...) to put the best weights back (nor returns a "
                 "saved copy).")
