@@ -21,7 +21,8 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "training-points-per-seed", "stops-on-val-accuracy", "reset-in-place",
          "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once",
          "one-unseeded-start-loaded-for-every-seed", "one-checkpoint-file-for-every-seed",
-         "rows-zipped-with-seeds-in-another-order", "seed-set-again-each-epoch", "batches-listed-once")
+         "rows-zipped-with-seeds-in-another-order", "seed-set-again-each-epoch", "batches-listed-once",
+         "steplr-added-to-the-set-up")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -671,3 +672,13 @@ def test_a_model_trained_on_another_seed_s_points_is_told_by_the_kernel_s_record
     assert message.startswith("seed 0: 198 steps, 33 epochs of 6 batches; seed 3: of the 512 inputs the kernel "
                               "recorded in its first training batches, 0 are points of the training split: it trained "
                               "on other data"), message
+
+
+def test_a_run_that_leaves_the_set_up_later_is_not_judged_by_the_replay_s_best_epoch(graded):
+    """StepLR added: the LR stays 0.01 for 10 epochs, so seed 3's model held the replay's weights after epoch 7, its own
+    best, and lost restored for "not those of its best epoch 27", the replay's, which its run never followed."""
+    checks = by_id(graded["steplr-added-to-the-set-up"])
+    assert checks["restored"].passed, checks["restored"].message
+    assert ("seed 3: it holds the course set-up's weights after epoch 7, and its run then left the set-up's (the kernel "
+            "saw it stepped otherwise)") in checks["restored"].message
+    assert not checks["trained-steps"].passed and "stepped at LRs from" in checks["trained-steps"].message

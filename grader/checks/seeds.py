@@ -415,8 +415,21 @@ def _why_untrained(net: ModelValue) -> str:
     return untrained_cause(net) if never_moved(net) else "a copy taken before training, say"
 
 
-@check_kind("seed_restored", models=MODELS, seeds=SEEDS)
-def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
+def _stepped_otherwise(net: ModelValue, optimizer: str, lr: float) -> bool:
+    """Whether the kernel saw the model stepped by another optimizer class than ``optimizer``, or at another LR than
+    ``lr`` (a scheduler, say): a run that leaves the set-up's path, whose best epoch is no longer the replay's."""
+    used = tuple(getattr(net, "optimizers", ()) or ())
+    seen = getattr(net, "step_lrs", ()) or ()
+    other_lr = bool(lr and len(seen) >= 4 and not (math.isclose(seen[2], lr, rel_tol=1e-6)
+                                                    and math.isclose(seen[3], lr, rel_tol=1e-6)))
+    return bool(optimizer and used and used != (optimizer,)) or other_lr
+
+
+@check_kind("seed_restored", models=MODELS, seeds=SEEDS,
+            optimizer=Param(str, "", "the set-up's optimizer class: a model the kernel saw stepped otherwise left the "
+                                     "replayed run, and which epoch is its best is not told from the replay"),
+            lr=Param(float, 0.0, "the set-up's learning rate, read as optimizer is"))
+def seed_restored(ctx: CheckContext, models: str, seeds: list, optimizer: str = "", lr: float = 0.0) -> Outcome:
     """Each model must hold its run's best weights; told where its run is the course set-up's own, replayed here."""
     nets = seed_models(ctx, models, seeds)
     lines, unrestored, on_test, untrained, other_epoch = [], [], [], [], []
@@ -443,6 +456,12 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list) -> Outcome:
             lines.append(f"seed {seed}: it is the course set-up's run with early stopping on the test set, restored to "
                          f"epoch {watched['best_epoch']}, where the test loss was lowest; on the validation set the "
                          f"best epoch is {run['best_epoch']}")
+        elif held and curve not in ("val", "val per sample") and _stepped_otherwise(net, optimizer, lr):
+            # On the set-up's path up to epoch `held`, then off it (a scheduler that changes the LR later, say): its
+            # own best epoch may be that one, and the trained-steps check says how it was trained.
+            lines.append(f"seed {seed}: it holds the course set-up's weights after epoch {held}, and its run then left "
+                         "the set-up's (the kernel saw it stepped otherwise), so the grader cannot tell whether that "
+                         "was its own best epoch")
         elif held and curve not in ("val", "val per sample"):
             other_epoch.append(seed)
             why = f", {KEPT_BY[curve]}, which early stopping on it keeps" if curve else ""
