@@ -679,6 +679,6 @@ def test_a_run_that_leaves_the_set_up_later_is_not_judged_by_the_replay_s_best_e
     best, and lost restored for "not those of its best epoch 27", the replay's, which its run never followed."""
     checks = by_id(graded["steplr-added-to-the-set-up"])
     assert checks["restored"].passed, checks["restored"].message
-    assert ("seed 3: it holds the course set-up's weights after epoch 7, and its run then left the set-up's (the kernel "
-            "saw it stepped otherwise)") in checks["restored"].message
+    assert ("seed 3: it holds the course set-up's weights after epoch 7, and its run then left the set-up's (the "
+            "kernel saw it stepped otherwise)") in checks["restored"].message
     assert not checks["trained-steps"].passed and "stepped at LRs from" in checks["trained-steps"].message
