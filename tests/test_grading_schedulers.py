@@ -862,3 +862,12 @@ def test_a_constant_list_at_the_optimizers_own_lr_is_told_as_that_lr_where_one_c
             "could be the LR read from something that never changes (optimizer.defaults['lr'], a number saved before "
             "the loop).") in one_cycle.message
     assert "another optimizer or scheduler" not in one_cycle.message
+
+
+def test_a_schedule_written_as_another_class_is_told_which_class_to_build(graded):
+    """StepLR written as LambdaLR(gamma ** (epoch // step_size)): the lists are right, the replay cannot verify them,
+    and the message said only that, not which scheduler the configuration asks for."""
+    runs = checks(graded(FILES / "steplr-written-as-a-lambda.ipynb"))["scheduler-runs"]
+    assert not runs.passed and runs.points == 1.5
+    assert ("it cannot be verified: it is a `LambdaLR`; the grader replays only torch's own StepLR" in runs.message
+            and "Build this configuration with torch's StepLR, as CONFIGS says." in runs.message)

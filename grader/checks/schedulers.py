@@ -332,7 +332,7 @@ def _stepped(last: object, n: int, hints: CodeHints) -> str:
 
 
 def _backing_problem(reported: object, value: object, n: int, accepted: list[str], hints: CodeHints,
-                     expected: list[float] | None = None) -> tuple[str | None, str]:
+                     expected: list[float] | None = None, family: str = "") -> tuple[str | None, str]:
     """(why ``value`` does not show that ``reported`` came from a scheduler run, or None; the reading it matched).
 
     ``expected``: torch's list for the configuration the entry is stored under, to tell a right list stored beside
@@ -352,7 +352,8 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     try:
         rebuilt, runs = replay_readings(value, n)
     except ReplayError as e:
-        return f"it cannot be verified: {e}", ""
+        build = f". Build this configuration with torch's {family}, as CONFIGS says" if family else ""
+        return f"it cannot be verified: {e}{build}", ""
     lrs = as_floats(reported)
     if isinstance(lrs, str):
         return "there is no list of numbers to compare with it", ""
@@ -477,7 +478,7 @@ def scheduler_replay(ctx: CheckContext, export: str, schedulers: str, readings: 
             problem = _shared_problem(shared[name], hints)
         else:
             problem, reading = _backing_problem(histories[name], stored.get(name), N_STEPS, readings, hints,
-                                                lr_history(configs[name], N_STEPS))
+                                                lr_history(configs[name], N_STEPS), configs[name].family)
         if problem:
             problems.setdefault(problem, []).append(name)
         elif reading != "after":
