@@ -432,7 +432,13 @@ def test_batches_of_one_point_too_few_epochs_are_told_to_train_longer_not_that_i
 def test_a_layer_forward_never_reads_is_named_beside_the_numbers_the_scores_come_from():
     """A Linear(5, 5) left registered but unused: "4 parameter tensors (63 numbers)" paired the tensors read with
     every parameter's count."""
-    network = checks(grade(FILES / "a-layer-left-unused.ipynb", "tiny-model", hidden=False))["a-network"]
+    result = checks(grade(FILES / "a-layer-left-unused.ipynb", "tiny-model", hidden=False))
+    network, budget = result["a-network"], result["parameter-budget"]
+    # The budget counts all 63 (as torchinfo does), and names what to remove rather than "fewer hidden units".
+    assert budget.points == 1.5
+    assert ("30 of them (`fc_mid.weight`, `fc_mid.bias`) are never read by its forward pass: a layer registered but "
+            "not used still counts, so remove it first.") in budget.message
+    assert "fewer hidden units" not in budget.message
     assert network.message.startswith(
         "`model` computes its scores from 4 parameter tensors (33 of its 63 numbers: `fc_mid.weight`, `fc_mid.bias` "
         "are never read by its forward pass, yet count among its parameters)"), network.message

@@ -561,7 +561,9 @@ def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known:
     details = {"layers": {name: list(shape) for name, shape in net.param_shapes().items()},
                "buffers": count.buffers, "constants": count.constants, "literals": len(count.literals)}
     fraction = next((float(share) for limit, share in sorted(tiers) if count.total <= limit), 0.0)
-    message = _budget_message(count, torchinfo, fraction, min(tiers)[0], net.hooks)
+    unread = net.unread_parameters()
+    message = _budget_message(count, torchinfo, fraction, min(tiers)[0], net.hooks,
+                              {name: net.parameters[name].numel() for name in unread})
     if smallest_known:
         message += f" The smallest the reference found has {smallest_known}."
         if fraction >= 1.0 and count.total <= smallest_known:
@@ -570,8 +572,10 @@ def parameter_budget(ctx: CheckContext, model: str, tiers: list, smallest_known:
                    details=details)
 
 
-def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float, budget: int, hooks: tuple) -> str:
-    """What was counted, against the budget, with torchinfo's parameter count beside it."""
+def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float, budget: int, hooks: tuple,
+                    unread: dict[str, int] | None = None) -> str:
+    """What was counted, against the budget, with torchinfo's parameter count beside it; ``unread``: the parameters
+    (name -> numbers) the forward pass never reads."""
     if fraction >= 1.0:
         verdict = f", within the {budget}-{'number' if count.stored else 'parameter'} budget."
     else:
@@ -594,7 +598,10 @@ def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float
         message += (" Your model's forward hooks ran while the grader captured it, so what they compute and keep is "
                     f"counted too: {'; '.join(hooks[:3])}.")
     if fraction < 1.0:
+        names = ", ".join(f"`{name}`" for name in list(unread or {})[:3]) + (", …" if len(unread or {}) > 3 else "")
         message += (" Whatever the model keeps to compute its output counts, trained or not." if count.stored
+                    else f" {sum(unread.values())} of them ({names}) are never read by its forward pass: a layer "
+                    "registered but not used still counts, so remove it first." if unread
                     else " Try fewer hidden units or fewer layers.")
         if 0 < len(count.literals) <= 5 and count.total - len(count.literals) <= budget:  # a few settings, perhaps
             message += (" A number given to torch's own layer or function as its setting does not count "

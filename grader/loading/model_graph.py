@@ -214,6 +214,11 @@ class LoadedModel(ModelValue):
         attr_of = {p.data_ptr(): attr for attr, p in self.module.named_parameters()}
         return {name: attr_of[tensor.data_ptr()] for name, tensor in self.parameters.items()}
 
+    def unread_parameters(self) -> list[str]:
+        """The parameters no node of the forward pass reads (a layer registered but never called), by name."""
+        read = {node.target for node in self.module.graph.nodes if node.op == "get_attr" and node.users}
+        return [name for name, attr in self._attributes().items() if attr not in read]
+
     def with_parameters(self, values: dict[str, torch.Tensor]) -> LoadedModel:
         """A copy with ``values`` in place of the parameters they name, e.g. ``self.initial``: the untrained model."""
         attributes = self._attributes()
