@@ -760,7 +760,8 @@ def test_a_sum_over_samples_divided_by_the_batches_is_a_known_scale():
 
 
 @pytest.mark.parametrize("name, says", [
-    ("ties-reset-patience", "exactly what counting an equal val loss as an improvement gives (<= where the task has <)"),
+    ("ties-reset-patience", "exactly what counting an equal val loss as an improvement gives (<= where the task has <, "
+     "or a margin added to the best, val < best + min_delta)"),
     ("min-delta", "any margin from 6e-05 to 0.1 gives them all): a min_delta does this"),
 ])
 def test_ties_and_margins_lose_only_the_strict_improvement_half_they_show(graded, name, says):
@@ -951,7 +952,7 @@ def _stopper(improves, late: int = 0, record=float, refuse_zero: bool = False, b
 @pytest.mark.parametrize("improves, kwargs, passed, says", [
     (lambda v, best: v < best, {}, True, "no tie counted as an improvement"),
     (lambda v, best: v < best, {"late": 1}, True, "every fall counted as an improvement"),  # the patience checks' part
-    (lambda v, best: v <= best, {}, False, "(<= where the task has <)"),
+    (lambda v, best: v <= best, {}, False, "(<= where the task has <, or a margin added to the best"),
     (lambda v, best: v < best - 1e-4, {}, False, "a min_delta does this"),
     (lambda v, best: v < best, {"record": lambda v: round(v, 2)}, True, "which a rounded record cannot show"),
     (lambda v, best: v < best, {"refuse_zero": True}, True, "could not be used, so ties were not tested"),

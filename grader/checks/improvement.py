@@ -188,8 +188,10 @@ def _cause(runs: list[Called], ways: tuple[Counting, ...]) -> str:
         return any(all(reproduces(r, improves, c) for r in runs) for c in ways)
 
     if all_given(lambda v, best, e: v <= best):
+        # A tolerance added to the best (val < best + min_delta) counts ties too, and these runs cannot tell the two.
         return ("Your function's runs are exactly what counting an equal val loss as an improvement gives (<= where "
-                "the task has <): on a plateau that resets the count every epoch, so patience never runs out.")
+                "the task has <, or a margin added to the best, val < best + min_delta): on a plateau that resets "
+                "the count every epoch, so patience never runs out.")
     margins = [m for m in MARGINS if all_given(lambda v, best, e, m=m: v < best - m)]
     if margins:
         return (f"Your function's runs are exactly what counting a fall only when it exceeds a margin gives (any "
