@@ -362,7 +362,7 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
                               f"per value of that step (a table of the squares, say), read off by its code.{learn}",
                        metrics=metrics)
     read = f"{len(gradients)} parameter tensor{'s' if len(gradients) != 1 else ''}" if gradients else "its parameters"
-    unread = [name for name in net.parameters if gradients and name not in gradients]
+    unread = net.unread_parameters() if gradients else []
     if unread:  # the tensors are the scores', the count the model's: the rest are named, as the budget counts them
         used = sum(net.parameters[name].numel() for name in gradients)
         names = ", ".join(f"`{name}`" for name in unread[:3]) + (", …" if len(unread) > 3 else "")

@@ -232,16 +232,19 @@ def best_epoch_argmin(ctx: CheckContext, run: str, model: str, history: str, bes
     return Outcome(False, f"In {view.label}, best_epoch is {got} but {lowest}: {why}.", metrics=metrics)
 
 
+def _probe(ctx: CheckContext, name: str) -> dict:
+    """The grader's run ``name`` where it exists; {} where it is not named or missing (optional evidence)."""
+    try:
+        return ctx.value(name, "dict") if name else {}
+    except CheckFailed:
+        return {}
+
+
 def _missing_epochs(ctx: CheckContext, run: str) -> tuple[int, int] | None:
     """(epochs run, epochs recorded) of a grader's run whose loaders counted more passes than its history holds
     epochs, one pass over each loader an epoch; None where the counts do not show that (a function that validates
     before training, or twice an epoch, counts its two loaders unalike and is never read so)."""
-    if not run:
-        return None
-    try:
-        data = ctx.value(run, "dict")
-    except CheckFailed:
-        return None
+    data = _probe(ctx, run)
     recorded = len(as_curve(data.get("val_loss")) or ())
     passes = data.get("train_passes"), data.get("val_passes")
     if all(whole_number(n) for n in passes) and passes[0] == passes[1] > recorded > 0:
@@ -326,10 +329,7 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
 def _patience_in_batches(ctx: CheckContext, run: str, gap: int, patience: int) -> int:
     """The batches an epoch of a grader's run (``run``) has, where both that run's stop and one ``gap`` epochs after the
     best with ``patience`` are where patience counted in batches stops (the first whole epochs past it); else 0."""
-    try:
-        data = ctx.value(run, "dict") if run else {}
-    except CheckFailed:
-        return 0
+    data = _probe(ctx, run)
     batches, val, waited = data.get("batches"), as_curve(data.get("val_loss")) or (), data.get("patience")
     if not (whole_number(batches) and whole_number(waited) and batches > 1 and val):
         return 0
@@ -760,10 +760,7 @@ def _mode_matters(model: LoadedModel) -> bool:
 def _never_validated(ctx: CheckContext, probe: str) -> bool:
     """Whether a grader's run of the function never went through its validation loader and never fed the model that
     loader's points (a function that reads the loader's dataset directly feeds them): it validated on other data."""
-    try:
-        data = ctx.value(probe, "dict") if probe else {}
-    except CheckFailed:
-        return False
+    data = _probe(ctx, probe)
     passes, fed = data.get("val_passes"), data.get("fed_val_points")
     return whole_number(passes) and whole_number(fed) and passes == fed == 0
 
@@ -809,7 +806,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
                   loader: str, run: str, model: str, history: str, best_epoch: str, probe: str = "",
                   probe_data: dict | None = None) -> Outcome:
     """The exported model must BE the best state: its val loss, measured here, equals the best epoch's."""
-    full = (probe, ctx.data.make(probe_data or data, ctx.check_id), batch_size) if probe else None
+    given_batch = batch_size  # the probe's own loaders batch as the spec's default, whatever the student's run did
     view = resolve_run(ctx, run, model, history, best_epoch, need_model=True)
     dataset = ctx.data.make(data, ctx.check_id)
     exported = _loader_batch_size(ctx, loader, len(dataset.Y))
@@ -841,6 +838,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
                        f"as {measured:.4f}, as at epoch {best}{scale}.", metrics=metrics)
     held = _held(matching, view.val_loss, measured, view.best_epoch)
     metrics["held_epoch"] = held
+    full = (probe, ctx.data.make(probe_data or data, ctx.check_id), given_batch) if probe else None
     why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run, full))
     if held is None:
         tried = ", ".join(f"{name} {value:.4f}" for name, value in losses.items())
