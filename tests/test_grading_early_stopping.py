@@ -80,7 +80,8 @@ def graded():
                          "log-line-formats-a-missing-val-loss", "lr-from-a-constant",
                          "accuracy-over-batches-times-size", "first-epoch-only-a-baseline",
                          "optimizer-cached-across-calls", "validates-on-the-training-loader",
-                         "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch")}
+                         "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch",
+                         "stops-on-training-loss-without-validation")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -101,6 +102,10 @@ ASSUMES_VALIDATION = {
     "smoothed-default-loss": "TypeError: 'NoneType' object is not iterable",
     "zero-grad-after-backward": "TypeError: 'NoneType' object is not iterable",
     "globals-in-the-body": "it recorded 2 training epochs",
+    # Given no loader it stops on the training loss, at epoch 3 of the run at lr=0: a placeholder counted one epoch
+    # late ends there too, so both remain.
+    "stops-on-training-loss-without-validation": "it recorded 3 training epochs. The course trains all n_epochs epochs "
+                                                 "then",
 }
 
 
@@ -113,8 +118,8 @@ def test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails(grad
         assert ASSUMES_VALIDATION[name] in check.message, (name, check.message)
         assert check.points == 0
     crash = failing["log-line-formats-a-missing-val-loss"]
-    assert crash.message.startswith("When the grader ran your train_model_extended with val_dataloader=None, "
-                                    "patience=1, 4 epochs, logging every epoch, it raised TypeError")
+    assert crash.message.startswith("When the grader ran your train_model_extended with val_dataloader=None, lr=0, "
+                                    "patience=1, 8 epochs, logging every epoch, it raised TypeError")
     assert crash.message.endswith("run the validation pass, the early-stopping test and any line that reads a val "
                                   "loss only when a validation loader is given.")
     others = [c for c in graded["log-line-formats-a-missing-val-loss"].checks if not c.passed and c.id != NOVAL]
@@ -123,8 +128,36 @@ def test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails(grad
     assert ("It returned 2 val losses, all 5.72901, and stops on them: a placeholder, or the val loss of a model that "
             "does not change") in failing["globals-in-the-body"].message
     assert by_id(graded["course-flaw"])[NOVAL].message == (
-        "The grader called your function with val_dataloader=None, patience=1, n_epochs=4 and logging_interval=1: it "
-        "ran, and trained all 4 epochs, one optimizer step per training batch.")
+        "The grader called your function with val_dataloader=None, lr=0, patience=1, n_epochs=8 and "
+        "logging_interval=1: it ran, and trained all 8 epochs, one optimizer step per training batch.")
+    assert [c.id for c in graded["stops-on-training-loss-without-validation"].checks if not c.passed] == [NOVAL]
+    assert failing["stops-on-training-loss-without-validation"].message.endswith(
+        "a stopping test that runs without one (on a placeholder such as 0 or inf, which never improves), one that "
+        "watches the training loss instead (its training losses fit that too), or a loader of the notebook's own.")
+
+
+@pytest.mark.parametrize("train_loss, says", [
+    # Stopped at epoch 4, the first whose training loss did not improve: no placeholder count ends there.
+    ((5.0, 4.9, 4.8, 4.85), "It watches the training loss when no validation loader is given"),
+    # Stopped at epoch 2 (or 3) on a loss that did not improve: a placeholder with its count off by one ends there too.
+    ((5.0, 5.1), "one that watches the training loss instead (its training losses fit that too)"),
+    ((5.0, 4.9, 4.95), "one that watches the training loss instead"),
+    # Stopped at epoch 2 though the training loss improved: not a test on it.
+    ((5.0, 4.9), "(on a placeholder such as 0 or inf, which never improves), or a loader of the notebook's own."),
+])
+def test_a_run_without_validation_stopped_by_its_training_loss_is_named_where_no_placeholder_fits(tmp_path, train_loss,
+                                                                                                   says):
+    """A function that stops on the training loss when given no validation loader got 15/15: the grader's run at
+    lr=0.01 fell every one of its 4 epochs. At lr=0 the training loss only wanders with the batches' make-up."""
+    run = {"train_loss": list(train_loss), "val_loss": [], "n_epochs": 8, "patience": 1, "lr": 0.0,
+           "optimizer_steps": 6 * len(train_loss), "batches": 6}
+    exports = round_trip(tmp_path, {"grader_noval_run": run}, [{"name": "grader_noval_run", "kind": "dict"}])
+    ctx = CheckContext(load_exercise("early-stopping").spec, exports, (), None, check_id=NOVAL)
+    outcome = next(c for c in load_exercise("early-stopping").checks if c.spec.id == NOVAL).evaluate(ctx)
+    assert not outcome.passed
+    assert f"it recorded {len(train_loss)} training epochs" in outcome.message
+    assert says in outcome.message
+    assert ("It watches the training loss" in outcome.message) == (len(train_loss) == 4)
 
 
 def test_an_lr_written_into_the_function_is_caught_by_the_run_at_lr_0_though_it_equals_the_one_passed(graded):

@@ -11,7 +11,6 @@ nor one with fewer steps than its best epoch needs (a copy refreshed in place ke
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from grader.checks.base import CheckContext, Outcome
@@ -27,7 +26,7 @@ from grader.checks.models import (
 )
 from grader.checks.registry import Param, check_kind
 from grader.checks.seed_starts import REINITIALISED, Start, built_words, seeded_build
-from grader.checks.seeds import MODELS, SEEDS, epoch_held, seed_models, seed_results
+from grader.checks.seeds import MODELS, SEEDS, epoch_held, seed_models, seed_results, stepped_unlike
 
 
 def allowed_epochs(best: int, patience: int, n_epochs: int) -> set[int]:
@@ -79,15 +78,8 @@ def _epochs(n: int) -> str:
 def _trained_otherwise(net: Any, optimizer: str, lr: float) -> list[str]:
     """How the kernel saw ``net``'s parameters stepped unlike the set-up: another optimizer class, another LR, or
     settings other than the class's defaults."""
-    found = []
-    used = tuple(getattr(net, "optimizers", ()))
-    if optimizer and used and used != (optimizer,):
-        found.append(f"trained with {' and '.join(used)}, where the set-up trains with {optimizer}")
-    seen = getattr(net, "step_lrs", ())
-    if lr and seen and not (math.isclose(seen[2], lr, rel_tol=1e-6) and math.isclose(seen[3], lr, rel_tol=1e-6)):
-        at = f"lr={seen[3]:g}" if math.isclose(seen[2], seen[3], rel_tol=1e-6) else \
-            f"LRs from {seen[2]:g} to {seen[3]:g}"
-        found.append(f"stepped at {at}, where the set-up's is lr={lr:g}")
+    found = stepped_unlike(net, optimizer, lr)
+    used = tuple(getattr(net, "optimizers", ()) or ())
     changed = stepped_settings_changed(net, optimizer) if optimizer and used == (optimizer,) else []
     if changed:
         found.append(f"its {optimizer} was made with {', '.join(changed)}")

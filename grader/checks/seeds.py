@@ -415,14 +415,20 @@ def _why_untrained(net: ModelValue) -> str:
     return untrained_cause(net) if never_moved(net) else "a copy taken before training, say"
 
 
-def _stepped_otherwise(net: ModelValue, optimizer: str, lr: float) -> bool:
-    """Whether the kernel saw the model stepped by another optimizer class than ``optimizer``, or at another LR than
-    ``lr`` (a scheduler, say): a run that leaves the set-up's path, whose best epoch is no longer the replay's."""
+def stepped_unlike(net: ModelValue, optimizer: str, lr: float) -> list[str]:
+    """How the kernel saw ``net`` stepped unlike the set-up: by another optimizer class than ``optimizer``, or at
+    another LR than ``lr`` (a scheduler, say); [] where its record shows neither."""
+    found = []
     used = tuple(getattr(net, "optimizers", ()) or ())
+    if optimizer and used and used != (optimizer,):
+        found.append(f"trained with {' and '.join(used)}, where the set-up trains with {optimizer}")
     seen = getattr(net, "step_lrs", ()) or ()
-    other_lr = bool(lr and len(seen) >= 4 and not (math.isclose(seen[2], lr, rel_tol=1e-6)
-                                                    and math.isclose(seen[3], lr, rel_tol=1e-6)))
-    return bool(optimizer and used and used != (optimizer,)) or other_lr
+    if lr and len(seen) >= 4 and not (math.isclose(seen[2], lr, rel_tol=1e-6)
+                                      and math.isclose(seen[3], lr, rel_tol=1e-6)):
+        at = f"lr={seen[3]:g}" if math.isclose(seen[2], seen[3], rel_tol=1e-6) else \
+            f"LRs from {seen[2]:g} to {seen[3]:g}"
+        found.append(f"stepped at {at}, where the set-up's is lr={lr:g}")
+    return found
 
 
 @check_kind("seed_restored", models=MODELS, seeds=SEEDS,
@@ -456,7 +462,7 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list, optimizer: str = 
             lines.append(f"seed {seed}: it is the course set-up's run with early stopping on the test set, restored to "
                          f"epoch {watched['best_epoch']}, where the test loss was lowest; on the validation set the "
                          f"best epoch is {run['best_epoch']}")
-        elif held and curve not in ("val", "val per sample") and _stepped_otherwise(net, optimizer, lr):
+        elif held and curve not in ("val", "val per sample") and stepped_unlike(net, optimizer, lr):
             # On the set-up's path up to epoch `held`, then off it (a scheduler that changes the LR later, say): its
             # own best epoch may be that one, and the trained-steps check says how it was trained.
             lines.append(f"seed {seed}: it holds the course set-up's weights after epoch {held}, and its run then left "

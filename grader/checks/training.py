@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, describe
 from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
+from grader.checks.improvement import COUNTINGS, follow, strict
 from grader.checks.mnist import IMPLEMENTATION_FLAGS
 from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
@@ -633,14 +634,16 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
                           "validation loader is given.", e.metrics, e.details) from None
     n_epochs, patience = data.get("n_epochs"), data.get("patience")
     ran = len(_floats(data.get("train_loss"), f"`{run}`['train_loss']"))
-    called = (f"The grader called your function with val_dataloader=None, patience={patience}, n_epochs={n_epochs} "
+    lr = f"lr={data['lr']:g}, " if isinstance(data.get("lr"), (int, float)) else ""
+    called = (f"The grader called your function with val_dataloader=None, {lr}patience={patience}, n_epochs={n_epochs} "
               "and logging_interval=1")
     metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
     wrong = []
     if ran != n_epochs and ran - n_epochs != _epochs_off(ctx, full):
         wrong.append(f"{called}: it recorded {ran} training epochs. " + (
             "The course trains all n_epochs epochs then: early stopping works only with both a validation loader and "
-            f"a patience, and none was given. {_stopped_without_validation(data.get('val_loss'))}"
+            f"a patience, and none was given. "
+            f"{_stopped_without_validation(data.get('val_loss'), data.get('train_loss'), patience, n_epochs)}"
             if ran < n_epochs else "That is more than n_epochs: record one training loss per epoch."))
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     wrong += [f"Without a validation loader: {steps[0].lower()}{steps[1:]}"] if steps else []
@@ -649,8 +652,8 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
     return Outcome(True, f"{called}: it ran, and trained all {ran} epochs, {_steps_said(data)}.", metrics=metrics)
 
 
-def _stopped_without_validation(val_loss: object) -> str:
-    """What stopped a run given no validation loader, as far as the val losses it returned tell."""
+def _stopped_without_validation(val_loss: object, train_loss: object, patience: object, n_epochs: object) -> str:
+    """What stopped a run given no validation loader, as far as the val losses and training losses it returned tell."""
     curve = as_curve(val_loss) or []
     numbers = [v for v in curve if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     if len(numbers) >= 2 and len(set(numbers)) > 1:
@@ -660,8 +663,35 @@ def _stopped_without_validation(val_loss: object) -> str:
         return (f"It returned {len(curve)} val losses, all {numbers[0]:g}, and stops on them: a placeholder, or the "
                 "val loss of a model that does not change (one other than the model it trains, on a loader of the "
                 "notebook's own).")
+    on_training = _stops_on_training_loss(train_loss, patience, n_epochs)
+    if on_training is True:
+        return (f"Its training losses fit a stopping test on the training loss (patience {patience}): epoch "
+                f"{len(as_floats(train_loss))}, its last, did not improve on the lowest before it, where a placeholder "
+                "val loss would have stopped it at another epoch. It watches the training loss when no validation "
+                "loader is given; the course turns early stopping off then instead.")
     return ("Something other than a val loss of the loader passed in stops it: a stopping test that runs without one "
-            "(on a placeholder such as 0 or inf, which never improves), or a loader of the notebook's own.")
+            "(on a placeholder such as 0 or inf, which never improves)"
+            + ", one that watches the training loss instead (its training losses fit that too)" * (on_training is None)
+            + ", or a loader of the notebook's own.")
+
+
+def _stops_on_training_loss(train_loss: object, patience: object, n_epochs: object) -> bool | None:
+    """Whether a stopping test on the training loss (< or <=, its counter off by one or not) ends the run where its
+    training losses end: True where no placeholder val loss (which never improves) would end it there too, None where
+    one would (both fit), False where the training losses do not fit."""
+    curve = as_floats(train_loss)
+    if isinstance(curve, str) or not (whole_number(patience) and whole_number(n_epochs)):
+        return False
+    if not 0 < len(curve) < n_epochs:
+        return False
+    rules = [(rule, c) for c in COUNTINGS if c.first_epoch == 1 and c.budget_shift == 0
+             for rule in (strict, lambda value, best, _: value <= best)]
+    if not any(follow(tuple(curve), patience, n_epochs, rule, c)[1] == len(curve) for rule, c in rules):
+        return False
+    # Where any such count ends on a placeholder that never improves (inf) or never after the first epoch (0).
+    placeholders = {follow((held,) * n_epochs, patience, n_epochs, rule, c)[1] for rule, c in rules
+                    for held in (math.inf, 0.0)}
+    return None if len(curve) in placeholders else True
 
 
 def _epochs_off(ctx: CheckContext, full: str) -> int | None:
