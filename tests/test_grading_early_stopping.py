@@ -81,7 +81,7 @@ def graded():
                          "accuracy-over-batches-times-size", "first-epoch-only-a-baseline",
                          "optimizer-cached-across-calls", "validates-on-the-training-loader",
                          "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch",
-                         "stops-on-training-loss-without-validation")}
+                         "stops-on-training-loss-without-validation", "asserts-positive-lr")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -134,6 +134,14 @@ def test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails(grad
     assert failing["stops-on-training-loss-without-validation"].message.endswith(
         "a stopping test that runs without one (on a placeholder such as 0 or inf, which never improves), one that "
         "watches the training loss instead (its training losses fit that too), or a loader of the notebook's own.")
+
+
+def test_a_function_that_refuses_lr_0_is_called_without_validation_at_the_course_s_lr(graded):
+    """The run without a validation loader is at lr=0; an `assert lr > 0` is not a want of the course's fallback."""
+    checks = by_id(graded["asserts-positive-lr"])
+    assert checks[NOVAL].passed, checks[NOVAL].message
+    assert checks[NOVAL].message.startswith("The grader called your function with val_dataloader=None, lr=0.01, ")
+    assert "it raised AssertionError: the learning rate must be positive" in checks["strict-improvement"].message
 
 
 @pytest.mark.parametrize("train_loss, says", [
