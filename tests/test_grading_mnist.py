@@ -247,10 +247,32 @@ HISTORY = {"train_loss": [0.9, 0.5, 0.4], "train_acc": [80.5, 88.25, 90.0], "val
     (_plateau(0.41, calls=None), True, "carries no record of its step() calls"),
     (_plateau(0.41, calls=(0, 79, 158)), False, "the optimizer had taken 0, 79, 158 steps at its 3 step() calls"),
     (_plateau(0.41, calls=(0, 0)), False, "The optimizer you gave `scheduler` (ReduceLROnPlateau) never stepped"),
+    # A second scheduler.step() an epoch: two calls with no optimizer step between them, at every epoch but the last.
+    (_plateau(0.41, calls=(79, 79, 158, 158, 237, 237)), False, "stepped 6 times, the first time after 79 optimizer "
+     "steps, but at 2 points of the run (after 79, 158 optimizer steps) it was called twice with no optimizer step "
+     "between the calls"),
+    # One more call after training moves no LR the run used.
+    (_plateau(0.41, calls=(79, 158, 237, 237)), True, "stepped 4 times"),
+    # Per batch, past the 1,000 calls the kernel keeps: the scheduler's own count.
+    (SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 2355}, None, tuple(range(1, 1001)),
+                     "StepLR"), True, "`scheduler` (StepLR) stepped 2,355 times, the first time after 1 optimizer "
+     "step: after the optimizer"),
 ])
 def test_what_a_scheduler_stepping_check_reads_from_the_run(scheduler, passed, says):
     outcome = evaluate("mnist-adam", "scheduler-stepping", {"scheduler": scheduler, "history": HISTORY})
     assert outcome.passed is passed and says in outcome.message, outcome.message
+
+
+def test_a_scheduler_stepped_twice_an_epoch_is_measured_not_left_to_tuning_advice(roots):
+    """A second scheduler.step() after the loop's own: StepLR(1, 0.5) quartered the LR each epoch, scheduler-stepping
+    passed ("stepped 30 times ... as torch expects") and the accuracy was told to use a larger LR or a slower decay."""
+    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "scheduler-stepped-twice-an-epoch.ipynb", "tiny"))
+    assert not checks["scheduler-stepping"].passed
+    assert checks["scheduler-stepping"].message.startswith(
+        "`scheduler` (StepLR) stepped 30 times, the first time after 10 optimizer steps, but at 14 points of the run "
+        "(after 10, 20, 30, 40, ... optimizer steps) it was called twice with no optimizer step between the calls")
+    assert "Your `scheduler` (StepLR) was stepped faster than its settings say" in checks["val-accuracy"].message
+    assert "a larger starting learning rate" not in checks["val-accuracy"].message
 
 
 def test_a_lambda_that_returns_a_learning_rate_is_named_instead_of_advice(roots):
@@ -291,6 +313,15 @@ def test_sweep_with_one_learning_rate_for_all(roots):
     assert checks["labels-match-runs"].message.startswith(
         "The models are not stored under the rates they trained at: the model under lr=0.0001 was stepped at "
         "lr=0.001; the model under lr=0.01 was stepped at lr=0.001")
+
+
+def test_curves_that_also_record_the_untrained_model_are_a_record_off_not_runs_trained_unlike(roots):
+    """Every rate trained 5 epochs, alike; val_accs also holds the untrained accuracy first (6 values). The order
+    check said the runs were not trained alike ("your curves record 6 ...") and took 1.5 of its 3 points."""
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "untrained-accuracy-recorded-first.ipynb", "sweep"))
+    assert checks["1e-3-beats-1e-4"].passed, checks["1e-3-beats-1e-4"].message
+    assert "holds 5 values and its val_accs 6" in checks["reported-vs-measured"].message
+    assert [c.id for c in checks.values() if not c.passed] == ["reported-vs-measured"]
 
 
 def test_sweep_with_swapped_labels(roots):

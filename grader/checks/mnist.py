@@ -970,6 +970,13 @@ def _batches_unlike(nets: dict[float, ModelValue], epochs: dict[float, int], n: 
     return found
 
 
+def _took_epochs(nets: dict[float, ModelValue], epochs: int, n: int, batch: int) -> bool:
+    """Whether every model's optimizer steps (the kernel's count) are ``epochs`` epochs of batches of ``batch`` over
+    ``n`` training images."""
+    return all(getattr(net, "steps", None) for net in nets.values()) and \
+        not _batches_unlike(nets, dict.fromkeys(nets, epochs), n, batch)
+
+
 @check_kind("sweep_order", **SWEEP, better=Param((int, float)), worse=Param((int, float)),
             data=Param(dict, check=data_problem),
             epochs=Param(int, 0, "the epochs the task trains each rate for, read from the reported curves (0: any)"),
@@ -992,7 +999,11 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
         said = ""
     recorded = _epochs_recorded(table, [better, worse], results)
     unlike = []  # what makes the two runs differ in more than their rate
-    if epochs and any(n != epochs for n in recorded.values()):
+    n_train = len(ctx.data.make(train_data, ctx.check_id).Y) if epochs and batch_size and train_data else 0
+    # Curves of another length whose models each took the task's epochs of steps: a record off, which the reported
+    # curves' check names, not runs trained unlike.
+    if epochs and any(n != epochs for n in recorded.values()) and not (
+            n_train and _took_epochs({lr: nets[lr] for lr in recorded}, epochs, n_train, batch_size)):
         counts = ", ".join(f"{n} for lr={lr:g}" for lr, n in recorded.items())
         unlike.append(f"your curves record {counts}, where the task trains every rate for {epochs} epochs")
     if _different_starts(nets[better], nets[worse]):
@@ -1003,8 +1014,7 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     steps = {max((getattr(nets[lr], "steps", None) or {"": 0}).values()) for lr in (better, worse)}
     # Counted since each model's start, a model trained on from one rate to the next holds the steps of both runs:
     # _trained_unlike tells unequal counts, and steps per epoch would only add a wrong cause to them.
-    if epochs and batch_size and train_data and len(steps) == 1 and all(n == epochs for n in recorded.values()):
-        n_train = len(ctx.data.make(train_data, ctx.check_id).Y)
+    if n_train and len(steps) == 1 and all(n == epochs for n in recorded.values()):
         unlike += _batches_unlike({lr: nets[lr] for lr in (better, worse)}, recorded, n_train, batch_size)
     changed = loss_changes(nets[better])  # run-wide: the same record for every model
     if changed:

@@ -192,6 +192,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
               or (fed_elsewhere(net, dataset.X, f"`{model}`", describe) if too_low and training else "")
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
+              or (repeated_scheduler(ctx, scheduler) if too_low else "")
               or (lambda_as_rate(ctx, scheduler, net, model) if too_low else "")
               or (graph_cause(net, model) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
@@ -477,6 +478,31 @@ def per_batch_scheduler(ctx: CheckContext, name: str) -> str:
             "steps): once per batch. A schedule whose settings count epochs then moves the learning rate once per "
             f"batch instead, so it decays far sooner than written. Call {name}.step() once per epoch, after the loop "
             "over the batches, or size the schedule in batches.")
+
+
+def repeated_calls(calls: list[int]) -> str:
+    """Where the scheduler's step() ran again with no optimizer step since its last call (the kernel's counts), before
+    the run's last optimizer step (a call after training moves no LR the run used); "" where it never did."""
+    groups: dict[int, int] = {}
+    for count in calls:
+        groups[count] = groups.get(count, 0) + 1
+    twice = {count: n for count, n in groups.items() if n > 1 and count < max(groups)}
+    if not twice:
+        return ""
+    at = ", ".join(f"{c:,}" for c in list(twice)[:4]) + (", ..." if len(twice) > 4 else "")
+    most = max(twice.values())
+    return (f"at {len(twice)} point{'s' * (len(twice) != 1)} of the run (after {at} optimizer steps) it was called "
+            f"{'twice' if most == 2 else f'up to {most} times'} with no optimizer step between the calls (the kernel "
+            "counts the optimizer's steps at every call)")
+
+
+def repeated_scheduler(ctx: CheckContext, name: str) -> str:
+    """What to say when the exported scheduler ``name`` was stepped again with no optimizer step between (the kernel's
+    counts at each call): a second scheduler.step() an epoch, which moves the schedule on faster than written."""
+    value = ctx.exports.values.get(name) if name else None
+    repeated = repeated_calls(list(value.calls)) if isinstance(value, SchedulerExport) and value.calls else ""
+    return (f"Your `{name}` ({value.cls}) was stepped faster than its settings say: {repeated}, so each such epoch "
+            f"moved the schedule on more than one step. Call {name}.step() once per epoch." if repeated else "")
 
 
 def lambda_as_rate(ctx: CheckContext, name: str, net: Any, model: str) -> str:

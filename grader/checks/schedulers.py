@@ -31,11 +31,14 @@ from collections.abc import Callable
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, describe
 from grader.checks.code import CodeReport, read_code, step_orders
+from grader.checks.models import repeated_calls
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, close, rounded, same
 from grader.diagnosis.lr_fitting import readings as read_run
 from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, Stored, diagnose, diagnose_shared,
                                           shared_lists, shared_message)
+from grader.kernel.kernel_probe import MAX_CALLS
+from grader.loading.kinds import whole_number
 from grader.loading.values import OptimizerExport, SchedulerExport
 from reference.schedules import COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
 
@@ -643,8 +646,17 @@ def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str
                           "then trains at the LR one step further along the schedule than you set, and torch warns "
                           "about it. Call scheduler.step() after the epoch's optimizer steps, as the given loop does.",
                           details={"calls": calls[:50]})
-    said = (f"{named} stepped {'once' if len(calls) == 1 else f'{len(calls):,} times'}, the first time after "
+    # The kernel keeps its first MAX_CALLS calls; beyond them, the scheduler's own count says how many there were.
+    last = sched.state.get("last_epoch")
+    stepped = last if len(calls) >= MAX_CALLS and whole_number(last) and last > len(calls) else len(calls)
+    said = (f"{named} stepped {'once' if stepped == 1 else f'{stepped:,} times'}, the first time after "
             f"{calls[0]:,} optimizer step{'s' if calls[0] != 1 else ''}")
+    repeated = repeated_calls(calls)
+    if repeated:
+        return Outcome(False, f"{said}, but {repeated}. Each such call moves the schedule on by one more step with no "
+                       "training between: the LR then changes faster than the schedule's settings say. Call "
+                       f"{export}.step() once an epoch, after the epoch's training, as the given loop does.",
+                       details={"calls": calls[:50]})
     if sched.torch_base != "ReduceLROnPlateau":
         return Outcome(True, f"{said}: after the optimizer, as torch expects.")
     return _plateau_metric(ctx, sched, export, said, history, {metric: "min", **also})
