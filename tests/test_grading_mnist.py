@@ -263,6 +263,18 @@ def test_what_a_scheduler_stepping_check_reads_from_the_run(scheduler, passed, s
     assert outcome.passed is passed and says in outcome.message, outcome.message
 
 
+def test_a_model_stepped_on_the_validation_images_earns_no_held_out_accuracy(roots):
+    """run_epoch(val_loader, train=True): every epoch also stepped the optimizer on the test images, and the accuracy
+    measured on them passed the held-out mark (the kernel's record of the first training calls held only the
+    training images, so not even the note was said)."""
+    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "validation-pass-that-trains.ipynb", "tiny"))
+    val = checks["val-accuracy"]
+    assert not val.passed and val.points == 0
+    assert val.message.startswith("Your model was trained on the test images (the validation set): of the ")
+    assert 0.05 < val.metrics["trained_on_share"] < 0.2  # one of each epoch's 11: the 300 test images in one batch
+    assert not checks["fixed-setup"].passed
+
+
 def test_a_scheduler_stepped_twice_an_epoch_is_measured_not_left_to_tuning_advice(roots):
     """A second scheduler.step() after the loop's own: StepLR(1, 0.5) quartered the LR each epoch, scheduler-stepping
     passed ("stepped 30 times ... as torch expects") and the accuracy was told to use a larger LR or a slower decay."""

@@ -72,6 +72,16 @@ def test_what_a_model_was_fed_in_training_is_recorded(exports):
     assert 0 < len(calls) <= 20 and (min(c[0] for c in calls), max(c[1] for c in calls)) == (low, high)
 
 
+def test_the_points_a_model_was_stepped_on_are_recorded_through_the_run_and_an_evaluation_is_not(exports):
+    """The first row of each training-mode call an optimizer step followed: the three training batches', not those of
+    the two passes in training mode with gradients on that no step followed."""
+    from grader.kernel.kernel_probe import row_signatures
+
+    trained = torch.stack([torch.arange(8.0).reshape(4, 2)[0] + 10 * k for k in range(3)])
+    assert exports["stepped_on"].stepped_rows == tuple(row_signatures(trained))
+    assert exports["never_run"].stepped_rows == ()
+
+
 def test_a_model_fed_other_shapes_in_training_than_the_tasks_is_told_where_to_reshape(exports):
     assert ("Your model was fed inputs of shape [4] in training (the kernel's record), but the task's model takes "
             "[2, 2], as the task's loader makes them, and the grader runs it so: flatten inside the model "

@@ -141,8 +141,9 @@ def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
     if not measured:
         return Outcome(True, "No optimizer step after the first was recorded on the models' parameters with a "
                              "gradient a backward pass added to (trained without a torch optimizer, on gradients "
-                             "assigned to .grad, or rebuilt from saved weights), so whether the loop clears its "
-                             "gradients was not measured.", metrics=metrics)
+                             "assigned to .grad, rebuilt from saved weights, or never stepped: an optimizer made for "
+                             "another model, one built before the model was made again, steps that one), so whether "
+                             "the loop clears its gradients was not measured.", metrics=metrics)
     return Outcome(True, f"Every measured optimizer step ({metrics['measured_steps']} on {len(measured)} "
                          f"model{'s' * (len(measured) > 1)}) used a gradient cleared since the step before.",
                    metrics=metrics)

@@ -145,15 +145,17 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     below=Param((int, float), float("inf"), "ceiling in percent: strictly less than this"),
     describe=Param(str, "the data", "how the message names the data set"),
     hint=Param(str, "", "advice shown when the check fails"),
-    scheduler=Param(str, "", "the run's scheduler export: one that never stepped, stepped once per batch, or (a "
-                             "LambdaLR) held every step below its optimizer's lr is named instead of the hint",
+    scheduler=Param(str, "", "the run's scheduler export: one that never stepped, stepped once per batch or again "
+                             "with no optimizer step between, or (a LambdaLR) held every step below its optimizer's lr "
+                             "is named instead of the hint",
                     export=True),
     chance=Param(bool, True, "at chance level, say so and what remains instead of the hint (false where the hint "
                  "already speaks to that)"),
     training=Param(bool, False, "the data is the split the model trains on: where the kernel's record of its first "
                    "training batches holds few of its points, that is said instead of the hint"),
-    held_out=Param(bool, False, "the data must be unseen in training: where more than one in twenty rows of the "
-                   "model's first training-mode calls (the kernel's record) are its points, the message says so"),
+    held_out=Param(bool, False, "the data must be unseen in training: a model stepped on its points (more than one "
+                   "in twenty of the batches the kernel samples across the run) earns nothing; where they are more than "
+                   "one in twenty rows of its first training-mode calls, the message says so"),
 )
 def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, above: float, below: float,
              describe: str, hint: str, scheduler: str, chance: bool = True, training: bool = False,
@@ -165,7 +167,17 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     total = len(dataset.Y)
     metrics = {"accuracy": round(acc, 4), "correct": correct, "total": total}
     measured = f"{acc:.2f}% ({correct}/{total}) on {describe}, measured by the grader in eval mode"
-    seen = fed_from(net, dataset.X, 1e-6, splits_table(ctx, [data])) if held_out else None
+    table = splits_table(ctx, [data]) if held_out else None
+    seen = fed_from(net, dataset.X, 1e-6, table) if held_out else None
+    stepped = rows_from(getattr(net, "stepped_rows", ()) or (), dataset.X, 1e-6, table) if held_out else None
+    if stepped is not None and stepped[0] * 20 > stepped[1]:
+        metrics["trained_on_share"] = round(stepped[0] / stepped[1], 4)
+        return Outcome(False, f"Your model was trained on {describe}: of the {stepped[1]} training batches the kernel "
+                       "sampled across the run (the first image of each batch that an optimizer step followed), "
+                       f"{stepped[0]} were images of this set. It scores {measured}, but a score on images it learned "
+                       "from is no measure of how it does on images it has not seen, so it earns nothing here. Step "
+                       "the optimizer on the training loader's batches only; run the validation pass in eval mode, "
+                       "under torch.no_grad(), without an optimizer step.", metrics=metrics)
     # A note, not a verdict: the record cannot tell training on these points from an evaluation of them run in
     # training mode with gradients on (no model.eval(), no torch.no_grad()); the step counts judge the training.
     seen_here = (f" Note: {seen[0]} of the {seen[1]} rows of `{model}`'s first training-mode calls (the kernel's "
@@ -309,9 +321,14 @@ def fed_from(net: Any, inputs: Any, tolerance: float = 1e-9, table: Any = None) 
     A tolerance of 1e-6 accepts the same pixels computed another way (x / 255 or x * (1 / 255), float32 or 64);
     1e-2 the same images in half precision.
     """
+    return rows_from(getattr(net, "input_rows", ()) or (), inputs, tolerance, table)
+
+
+def rows_from(recorded: Any, inputs: Any, tolerance: float = 1e-9, table: Any = None) -> tuple[int, int] | None:
+    """``fed_from`` on any rows the kernel signed (``row_signatures``): (how many are rows of ``inputs``, of how
+    many); None where fewer than 16 were recorded."""
     import torch
 
-    recorded = getattr(net, "input_rows", ()) or ()
     if len(recorded) < 16 or (table is None and (inputs is None or not len(inputs))):
         return None
     known = signature_table(inputs) if table is None else table

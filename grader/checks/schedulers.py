@@ -617,8 +617,10 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
             also=Param(dict, {}, "other history keys a ReduceLROnPlateau may decide from, each with the mode it needs "
                        "(e.g. { val_acc = \"max\" })"))
 def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str, also: dict) -> Outcome:
-    """Measured in the run: the scheduler stepped, each time after its optimizer had stepped, and a ReduceLROnPlateau
-    decided from the task's metric (its best value is one of the recorded ``metric`` values)."""
+    """Measured in the run: each step() after an optimizer step, none twice in a row, a plateau one on the metric.
+
+    A second call with no optimizer step since moves the schedule on untrained; a ReduceLROnPlateau must decide from
+    the task's metric (its best value is one of the recorded ``metric`` values)."""
     sched = None if ctx.exports.values.get(export, ...) is None else ctx.value(export)
     if sched is None:
         return Outcome(True, f"`{export}` is None: no scheduler to step, which the task allows.")

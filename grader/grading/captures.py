@@ -26,7 +26,7 @@ MAX_KEPT = 16  # captures kept: a student trying models in turn comes back to a 
 # What the kernel writes anew for a reused capture.
 FRESH_FIELDS = ("class", "input_shape", "trainable", "hooks", "steps", "optimizers", "idle_steps",
                 "judged_steps", "carried_steps", "step_lrs", "step_settings", "input_range", "input_ranges",
-                "input_rows", "loss_calls", "optimizer_restarts", "loaded", "restored_to_start")
+                "input_rows", "stepped_rows", "loss_calls", "optimizer_restarts", "loaded", "restored_to_start")
 
 
 @dataclass

@@ -89,6 +89,12 @@ RECORDING = [True]  # the export cell turns this off before it traces anything
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 INPUT_ROWS = 512  # rows of those calls noted per module, each as ``row_signatures`` says (read at each watched save)
+# module -> [its latest training-mode call's first row (a view, signed only if kept), the run's optimizer steps at that
+#            call, its training calls an optimizer step followed, the stride they are kept at, the signatures kept]:
+# which points it was trained on through the whole run, where the first calls (INPUTS) show only the start. A call is
+# one a step followed where a step came before the module's next call: an evaluation run in training mode is not.
+STEPPED_ON = _ById()
+STEPPED_ROWS = 256  # kept per module; past that, every other one goes and the stride doubles
 _TENSOR: list = []  # torch.Tensor, once torch is imported
 _GRAD: list = []  # torch.is_grad_enabled, once torch is imported: a call without it is no training step's
 
@@ -165,6 +171,7 @@ def _first_forward(module, args):
         return None
     if args and module.training and _training():
         _note_input(module, args[0])
+        _note_stepped_on(module, args[0])
     if module in _SEEN:
         return None
     try:
@@ -216,6 +223,34 @@ def _note_input(module, x) -> None:
             seen[5].extend(row_signatures(x.detach()[: INPUT_ROWS - len(seen[5])]))
     except Exception:  # noqa: BLE001
         pass
+
+
+def _note_stepped_on(module, x) -> None:
+    """Keep ``module``'s previous training call's first row where an optimizer stepped since, and hold this one's."""
+    try:
+        if not _TENSOR or not isinstance(x, _TENSOR[0]) or x.dim() < 2 or not len(x):
+            return
+        seen = STEPPED_ON.get(module)
+        if seen is None:
+            seen = [None, 0, 0, 1, []]
+            STEPPED_ON.set(module, seen)
+        _keep_if_stepped(seen)
+        seen[0], seen[1] = x.detach()[:1], _ALL_STEPS[0]
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _keep_if_stepped(seen: list) -> None:
+    """Sign the held row into the record where a step came after its call, at the record's stride."""
+    if seen[0] is None or _ALL_STEPS[0] <= seen[1]:
+        return
+    row, seen[0] = seen[0], None
+    if seen[2] % seen[3] == 0:
+        seen[4].extend(row_signatures(row))
+        if len(seen[4]) >= STEPPED_ROWS:
+            del seen[4][1::2]
+            seen[3] *= 2
+    seen[2] += 1
 
 
 def _noted_loss(cross_entropy):
@@ -763,7 +798,8 @@ def training_record(model) -> dict:
     step (``restored_to_start``); for its most stepped parameter, the [first, last,
     lowest, highest] LR it was stepped at (``step_lrs``) and its param group's other settings (``step_settings``);
     the lowest and highest value of its input in its first training-mode calls (``input_range``, and each call's,
-    ``input_ranges``), and each row's ``row_signatures`` in those calls (``input_rows``); and the run's losses
+    ``input_ranges``), and each row's ``row_signatures`` in those calls (``input_rows``); the first row's of a sample
+    of its training calls an optimizer step followed, through the whole run (``stepped_rows``); and the run's losses
     and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
@@ -779,7 +815,18 @@ def training_record(model) -> dict:
             "step_lrs": most.lrs if most else None, "step_settings": most.settings if most else None,
             "input_range": fed[1:3] if fed and fed[0] else None, "input_ranges": fed[4] if fed and fed[0] else None,
             "input_rows": [list(r) for r in fed[5]] if fed and fed[0] else None,
+            "stepped_rows": _stepped_rows(model),
             "loss_calls": _model_losses(records.values())}
+
+
+def _stepped_rows(model) -> list | None:
+    """The signed first rows of ``model``'s training calls an optimizer step followed (``STEPPED_ON``), its latest
+    call's included where a step came after it; None where it had no training call."""
+    seen = STEPPED_ON.get(model)
+    if seen is None:
+        return None
+    _keep_if_stepped(seen)
+    return [list(r) for r in seen[4]]
 
 
 def after_import(name: str, then) -> None:

@@ -173,6 +173,8 @@ class LoadedModel(ModelValue):
     input_rows: tuple[tuple[float, float, float], ...] = ()  # each row's kernel_probe.row_signatures in those calls
     restored_to_start: bool = False  # load_state_dict put its recorded start back after its last optimizer step
     loaded_start: dict[str, torch.Tensor] = field(default_factory=dict)  # loaded weights its first pass saw (probe)
+    # the first row's signature of a sample of its training calls that an optimizer step followed, through the run
+    stepped_rows: tuple[tuple[float, float, float], ...] = ()
 
     @property
     def n_params(self) -> int:
@@ -485,7 +487,8 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget, graph: dict | None = No
                        data.get("loaded") is True, _ranges(data.get("input_rows"), limit=1024, width=3),
                        data.get("restored_to_start") is True,
                        _initial(folder / "loaded.pt", parameters, budget,
-                                "the model's loaded weights file (loaded.pt)"))
+                                "the model's loaded weights file (loaded.pt)"),
+                       _ranges(data.get("stepped_rows"), limit=1024, width=3))
 
 
 def _count(value: object) -> int:
