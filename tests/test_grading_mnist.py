@@ -215,6 +215,11 @@ def test_adam_scheduler_that_never_stepped_is_named_instead_of_advice(roots):
     # ReduceLROnPlateau (min mode) given the training accuracy: a fixed decay, in the band all the same.
     ("plateau-on-training-accuracy", "`scheduler` decided from another value than the val_loss the task's loop passes "
      "it: its best value, "),
+    # Its validation pass runs over train_loader: the val_loss the plateau decided from is a training loss, which the
+    # message had called "your val_loss".
+    ("validation-pass-over-the-training-loader", "`scheduler` decided from your val_loss (its best value, 2.076, is "
+     "your val_loss at epoch 4), but your val_acc after the last epoch, 62.83%, is your model's accuracy on the "
+     "training images (62.83%, measured by the grader), not on the validation images (52.33%)"),
 ])
 def test_a_scheduler_stepped_unlike_the_given_loop_is_measured_in_the_run(roots, name, says):
     """Both landed in the accuracy band with full marks: no check read how the scheduler stepped."""

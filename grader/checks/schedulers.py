@@ -31,7 +31,9 @@ from collections.abc import Callable
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, describe
 from grader.checks.code import CodeReport, read_code, step_orders
-from grader.checks.models import repeated_calls
+from grader.checks.data import data_problem
+from grader.checks.mnist import SLACK_IMAGES, rounding
+from grader.checks.models import measured_accuracy, repeated_calls
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, close, rounded, same
 from grader.diagnosis.lr_fitting import readings as read_run
@@ -39,7 +41,7 @@ from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, Stor
                                           shared_lists, shared_message)
 from grader.kernel.kernel_probe import MAX_CALLS
 from grader.loading.kinds import whole_number
-from grader.loading.values import OptimizerExport, SchedulerExport
+from grader.loading.values import ModelValue, OptimizerExport, SchedulerExport
 from reference.schedules import COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
 
 __all__ = ["ReplayError", "lr_family", "replay", "replay_readings", "scheduler_replay", "step_order", "step_orders"]
@@ -615,8 +617,14 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
                           "ReduceLROnPlateau's best value is among them says what it decided from", export=True),
             metric=Param(str, "val_loss", "the history key of the value the task's loop passes to ReduceLROnPlateau"),
             also=Param(dict, {}, "other history keys a ReduceLROnPlateau may decide from, each with the mode it needs "
-                       "(e.g. { val_acc = \"max\" })"))
-def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str, also: dict) -> Outcome:
+                       "(e.g. { val_acc = \"max\" })"),
+            records=Param(dict, {}, "{ model = export, accuracy = history key, val = data, train = data }: where the "
+                          "recorded accuracy after the last epoch is the model's on the training split and not on the "
+                          "validation one, a ReduceLROnPlateau fed those records decided from the training data",
+                          check=lambda d: next(filter(None, (data_problem(d[k]) for k in ("val", "train") if k in d)),
+                                               None)))
+def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str, also: dict,
+                       records: dict | None = None) -> Outcome:
     """Measured in the run: each step() after an optimizer step, none twice in a row, a plateau one on the metric.
 
     A second call with no optimizer step since moves the schedule on untrained; a ReduceLROnPlateau must decide from
@@ -661,11 +669,31 @@ def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str
                        details={"calls": calls[:50]})
     if sched.torch_base != "ReduceLROnPlateau":
         return Outcome(True, f"{said}: after the optimizer, as torch expects.")
-    return _plateau_metric(ctx, sched, export, said, history, {metric: "min", **also})
+    return _plateau_metric(ctx, sched, export, said, history, {metric: "min", **also}, records or {})
+
+
+def _recorded_on_training(ctx: CheckContext, series: dict[str, list[float]], records: dict) -> str:
+    """Where the accuracy recorded after the last epoch is the exported model's on ``records``' training split, to
+    the reported digits, and more than half a point off its accuracy on the validation split: what the records then
+    measure; "" otherwise (a restored or other model, or splits the model scores alike on, cannot tell)."""
+    reported = series.get(records.get("accuracy", ""))
+    net = ctx.exports.values.get(records.get("model", ""))
+    if not reported or not isinstance(net, ModelValue) or "val" not in records or "train" not in records:
+        return ""
+    scale = 100 if all(0 <= v <= 1 for v in reported) else 1
+    last = reported[-1] * scale
+    val, train = (ctx.data.make(records[k], ctx.check_id) for k in ("val", "train"))
+    on_val, on_train = measured_accuracy(net, val.X, val.Y)[0], measured_accuracy(net, train.X, train.Y)[0]
+    tolerance = SLACK_IMAGES * 100 / len(train.Y) + rounding(reported[-1]) * scale + 1e-9
+    if abs(on_train - on_val) <= 0.5 or abs(last - on_train) > tolerance:
+        return ""
+    return (f"your {records['accuracy']} after the last epoch, {last:.2f}%, is your model's accuracy on the training "
+            f"images ({on_train:.2f}%, measured by the grader), not on the validation images ({on_val:.2f}%): your "
+            "validation pass runs over the training data, and the val_loss recorded with it is a training loss.")
 
 
 def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said: str, history: str,
-                    allowed: dict[str, str]) -> Outcome:
+                    allowed: dict[str, str], splits: dict) -> Outcome:
     """What a ReduceLROnPlateau decided from: the recorded series its best value is a value of, which must be one of
     ``allowed`` ({history key: the mode it needs}; the first is the task's)."""
     metric = next(iter(allowed))
@@ -683,6 +711,12 @@ def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said
                                 if math.isclose(v, best, rel_tol=1e-9, abs_tol=1e-12)), None))}
     for key, needs in allowed.items():
         if key in found and mode == needs:
+            on_training = _recorded_on_training(ctx, series, splits)
+            if on_training:
+                raise CheckFailed(f"`{export}` decided from your {key} (its best value, {best:.4g}, is your {key} at "
+                                  f"epoch {found[key]}), but {on_training} So it cut the LR on how the model did on "
+                                  "the images it trains on. Run the validation pass over the validation loader.",
+                                  details={"matched": key})
             return Outcome(True, f"{said}, and decided from your {key} in '{mode}' mode: its best value, {best:.4g}, "
                            f"is your {key} at epoch {found[key]}.")
     if not found:
