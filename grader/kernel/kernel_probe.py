@@ -89,8 +89,9 @@ RECORDING = [True]  # the export cell turns this off before it traces anything
 INPUTS = _ById()
 INPUT_CALLS = 20  # calls noted per module: the first batches of its training
 INPUT_ROWS = 512  # rows of those calls noted per module, each as ``row_signatures`` says (read at each watched save)
-# module -> [its latest training-mode call's first row (a view, signed only if kept), the run's optimizer steps at that
-#            call, its training calls an optimizer step followed, the stride they are kept at, the signatures kept]:
+# module -> [its latest training-mode call's input (its first row copied only if kept), the run's optimizer steps at
+#            that call, its training calls an optimizer step followed, the stride they are kept at, the rows kept
+#            (signed at the export, for the models exported only)]:
 # which points it was trained on through the whole run, where the first calls (INPUTS) show only the start. A call is
 # one a step followed where a step came before the module's next call: an evaluation run in training mode is not.
 STEPPED_ON = _ById()
@@ -235,18 +236,18 @@ def _note_stepped_on(module, x) -> None:
             seen = [None, 0, 0, 1, []]
             STEPPED_ON.set(module, seen)
         _keep_if_stepped(seen)
-        seen[0], seen[1] = x.detach()[:1], _ALL_STEPS[0]
+        seen[0], seen[1] = x, _ALL_STEPS[0]  # copied only if kept: most calls are not
     except Exception:  # noqa: BLE001
         pass
 
 
 def _keep_if_stepped(seen: list) -> None:
-    """Sign the held row into the record where a step came after its call, at the record's stride."""
+    """Copy the held call's first row into the record where a step came after the call, at the record's stride."""
     if seen[0] is None or _ALL_STEPS[0] <= seen[1]:
         return
     row, seen[0] = seen[0], None
     if seen[2] % seen[3] == 0:
-        seen[4].extend(row_signatures(row))
+        seen[4].append(row.detach()[:1].reshape(1, -1).to("cpu", copy=True))
         if len(seen[4]) >= STEPPED_ROWS:
             del seen[4][1::2]
             seen[3] *= 2
@@ -825,8 +826,12 @@ def _stepped_rows(model) -> list | None:
     seen = STEPPED_ON.get(model)
     if seen is None:
         return None
+    import torch
+
     _keep_if_stepped(seen)
-    return [list(r) for r in seen[4]]
+    if not seen[4] or len({row.shape[1] for row in seen[4]}) > 1:  # inputs of one shape, as a model's batches are
+        return []
+    return [list(r) for r in row_signatures(torch.cat(seen[4]))]
 
 
 def after_import(name: str, then) -> None:
