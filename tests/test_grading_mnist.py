@@ -332,6 +332,15 @@ def test_sweep_with_one_learning_rate_for_all(roots):
         "lr=0.001; the model under lr=0.01 was stepped at lr=0.001")
 
 
+def test_results_in_another_form_cost_the_report_check_not_the_models_measured_order(roots):
+    """results as a list of {"lr", "train_losses", "val_accs"} dicts: the order check, which measures the models, lost
+    its 3 points to "`results` must be a dict" beside reported-vs-measured's."""
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "results-as-a-list.ipynb", "sweep"))
+    assert checks["1e-3-beats-1e-4"].passed, checks["1e-3-beats-1e-4"].message
+    assert [c.id for c in checks.values() if not c.passed] == ["reported-vs-measured"]
+    assert checks["reported-vs-measured"].message == "`results` must be a dict, but it is a list."
+
+
 def test_curves_that_also_record_the_untrained_model_are_a_record_off_not_runs_trained_unlike(roots):
     """Every rate trained 5 epochs, alike; val_accs also holds the untrained accuracy first (6 values). The order
     check said the runs were not trained alike ("your curves record 6 ...") and took 1.5 of its 3 points."""

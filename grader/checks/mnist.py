@@ -627,6 +627,21 @@ def _sweep(ctx: CheckContext, models: str, results: str, lrs: list) -> tuple[dic
     return _sweep_models(ctx, models, lrs), {lr: _pick(table, lr, results) for lr in lrs}
 
 
+def _readable_rows(ctx: CheckContext, results: str, lrs: list) -> dict:
+    """Each rate's entry of ``results`` where it can be read; None where it cannot (``results`` no dict, say)."""
+    try:
+        table = ctx.value(results, "dict")
+    except CheckFailed:
+        return dict.fromkeys(lrs)
+    rows = {}
+    for lr in lrs:
+        try:
+            rows[lr] = _pick(table, lr, results)
+        except CheckFailed:
+            rows[lr] = None
+    return rows
+
+
 def _curve(row, key: str, lr: float, results: str) -> list[float]:
     values = as_curve(row.get(key)) if isinstance(row, dict) else None
     if not values or not all(isinstance(v, (int, float)) for v in values):
@@ -989,7 +1004,8 @@ def _took_epochs(nets: dict[float, ModelValue], epochs: int, n: int, batch: int)
 def sweep_order(ctx: CheckContext, models: str, results: str, better: float, worse: float, data: dict,
                 epochs: int = 0, optimizer: str = "", batch_size: int = 0, train_data: dict | None = None) -> Outcome:
     """The grader's measurement must show ``better`` beating ``worse`` after training (e.g. 1e-3 over 1e-4)."""
-    nets, table = _sweep(ctx, models, results, [better, worse])
+    # The verdict is the grader's measurement of the models: records it cannot read are the report checks' to name.
+    nets, table = _sweep_models(ctx, models, [better, worse]), _readable_rows(ctx, results, [better, worse])
     val = ctx.data.make(data, ctx.check_id)
     acc = {lr: measured_accuracy(nets[lr], val.X, val.Y)[0] for lr in (better, worse)}
     try:  # the reported curve only adds a sentence: the verdict is the grader's own measurement
