@@ -332,6 +332,32 @@ def test_sweep_with_one_learning_rate_for_all(roots):
         "lr=0.001; the model under lr=0.01 was stepped at lr=0.001")
 
 
+def test_a_count_of_correct_predictions_reported_as_the_accuracy_is_named(roots):
+    """correct / len(val_loader), one batch: the count itself (188% and more) was told only to report the accuracy of
+    the exported model, and the order check called the curve from 30% to 83% ... or above 100% "converging"."""
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "correct-count-not-divided.ipynb", "sweep"))
+    assert "lr=0.001: reported val 188.00% but the exported model scores 62.67% (188/300): the count of correct " \
+           "predictions itself, not divided by the number of images;" in checks["reported-vs-measured"].message
+    assert checks["1e-3-beats-1e-4"].passed
+
+
+def test_a_reported_curve_above_100_percent_is_not_read_as_converging():
+    from grader.checks.mnist import accuracy_curve_summary
+
+    assert accuracy_curve_summary([181.0, 250.0, 308.0]) == ("it holds values above 100% (up to 308), which no share "
+                                                             "of the images reaches.")
+    assert "converging" in accuracy_curve_summary([36.0, 50.0, 62.0])
+
+
+def test_a_rounded_report_is_shown_as_reported_not_as_the_grader_s_figure(roots):
+    """Accuracies kept as round(acc, 2) pass; the message said "val 62.67% ... as reported" of a report of 0.63."""
+    checks = by_id(run(roots, "lr-sweep", FILES / "lr-sweep" / "accuracies-rounded.ipynb", "sweep"))
+    check = checks["reported-vs-measured"]
+    assert check.passed
+    assert check.message.startswith("lr=0.0001: val 27.67% (83/300) where you reported 28%;")
+    assert "lr=0.01: val 73.00% (219/300) as reported;" in check.message
+
+
 def test_results_in_another_form_cost_the_report_check_not_the_models_measured_order(roots):
     """results as a list of {"lr", "train_losses", "val_accs"} dicts: the order check, which measures the models, lost
     its 3 points to "`results` must be a dict" beside reported-vs-measured's."""

@@ -627,6 +627,17 @@ def _sweep(ctx: CheckContext, models: str, results: str, lrs: list) -> tuple[dic
     return _sweep_models(ctx, models, lrs), {lr: _pick(table, lr, results) for lr in lrs}
 
 
+def accuracy_curve_summary(curve: list[float]) -> str:
+    """What a reported accuracy curve shows, in percent; values above 100 are no share of the images, whatever trend.
+
+    >>> accuracy_curve_summary([181.0, 308.0])
+    'it holds values above 100% (up to 308), which no share of the images reaches.'
+    """
+    if max(curve, default=0) > 100:
+        return f"it holds values above 100% (up to {max(curve):g}), which no share of the images reaches."
+    return diagnose_accuracy(curve).summary
+
+
 def _readable_rows(ctx: CheckContext, results: str, lrs: list) -> dict:
     """Each rate's entry of ``results`` where it can be read; None where it cannot (``results`` no dict, say)."""
     try:
@@ -702,16 +713,21 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         off_scale = curve_problem or (_loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id))
                                   if train_data else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
-            lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) as reported, but {off_scale}")
+            lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) {_as_reported(reported, measured)}, "
+                         f"but {off_scale}")
             continue
         if abs(reported - measured) <= tolerance + 1e-9:
             good += 1
-            lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) as reported; your reported "
-                         f"training loss: {trend}")
+            lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) {_as_reported(reported, measured)}; "
+                         f"your reported training loss: {trend}")
             continue
         misreported.append(lr)
         line = (f"lr={lr:g}: reported val {reported:.2f}% but the exported model scores {measured:.2f}% "
                 f"({correct}/{len(val.Y)})")
+        if abs(reported - correct) <= slack_images:  # a share of the images only where they are 100
+            line += ": the count of correct predictions itself, not divided by the number of images"
+        elif reported > 100 + tolerance:
+            line += ", above 100%, which no share of the images reaches"
         if train_data:
             train = ctx.data.make(train_data, ctx.check_id)
             on_train = measured_accuracy(nets[lr], train.X, train.Y)[0]
@@ -727,6 +743,11 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
                     "seed does: the correct predictions over all its images (a mean of per-batch accuracies weighs a "
                     "smaller last batch's images more).")
     return Outcome(good == len(lrs), message, fraction=good / len(lrs), details={"sweep": curves})
+
+
+def _as_reported(reported: float, measured: float) -> str:
+    """How a report within its slack stands beside the grader's count: the same figure, or the one reported."""
+    return "as reported" if round(reported, 2) == round(measured, 2) else f"where you reported {reported:.4g}%"
 
 
 def _in_eval_mode(nets: dict[float, ModelValue], lrs: list[float]) -> str:
@@ -1009,8 +1030,8 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     val = ctx.data.make(data, ctx.check_id)
     acc = {lr: measured_accuracy(nets[lr], val.X, val.Y)[0] for lr in (better, worse)}
     try:  # the reported curve only adds a sentence: the verdict is the grader's own measurement
-        curve = _curve(table[worse], "val_accs", worse, results)
-        said = f" Your reported curve for lr={worse:g}: {diagnose_accuracy([float(v) for v in curve]).summary}"
+        curve = [float(v) for v in _curve(table[worse], "val_accs", worse, results)]
+        said = f" Your reported curve for lr={worse:g}: {accuracy_curve_summary(curve)}"
     except CheckFailed:
         said = ""
     recorded = _epochs_recorded(table, [better, worse], results)
