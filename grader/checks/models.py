@@ -498,8 +498,8 @@ def per_batch_scheduler(ctx: CheckContext, name: str) -> str:
 
 
 def repeated_calls(calls: list[int]) -> str:
-    """Where the scheduler's step() ran again with no optimizer step since its last call (the kernel's counts), before
-    the run's last optimizer step (a call after training moves no LR the run used); "" where it never did."""
+    """Where the scheduler's step() ran again with no optimizer step since its last call (the kernel's counts), but at
+    its last count (calls after the training move no LR the run used); "" where it never did."""
     groups: dict[int, int] = {}
     for count in calls:
         groups[count] = groups.get(count, 0) + 1
