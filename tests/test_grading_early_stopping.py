@@ -65,6 +65,15 @@ def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
 
 
+@pytest.mark.parametrize("name", ["function-as-a-partial", "function-as-a-callable-object"])
+def test_a_partial_or_a_callable_object_is_the_student_s_function(name):
+    """functools.partial(fit, optimizer_cls=optim.Adam) and an object with __call__, each a whole correct loop: 0/15,
+    "`train_model_extended` must be a function, but it is a partial object", and every other check not credited."""
+    result = grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)
+    assert result.status is Status.OK, result.error
+    assert result.score == result.max_score == 14, [(c.id, c.message) for c in result.checks if not c.passed]
+
+
 @pytest.fixture(scope="module")
 def graded():
     return {name: grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)
