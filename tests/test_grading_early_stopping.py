@@ -74,6 +74,21 @@ def test_a_partial_or_a_callable_object_is_the_student_s_function(name):
     assert result.score == result.max_score == 14, [(c.id, c.message) for c in result.checks if not c.passed]
 
 
+def test_lists_kept_between_calls_are_named_instead_of_what_they_would_mean_for_one_call():
+    """The seven result lists are globals, never cleared: each call of the grader's returned the calls before it too,
+    and five checks read them as one run's ("the lowest val loss is at epoch 56", "4 scheduler calls in 106
+    epochs", "Start the best val loss at float('inf')"), none of them true."""
+    result = grade(CASES / "lists-kept-between-calls.ipynb", "early-stopping", hidden=False)
+    failed = {c.id: c.message for c in result.checks if not c.passed}
+    assert set(failed) == {"grader-run-best-epoch", "grader-run-patience", "grader-run-restored",
+                           "restored-without-trigger", "follows-arguments", "best-epoch-without-trigger",
+                           "scheduler-per-epoch", "without-validation", "strict-improvement"}, failed
+    assert failed["grader-run-patience"].startswith(
+        "In the grader's own run of your function, your function returned 61 epochs of losses but made 28 passes over "
+        "its training loader: its lists still hold values from before this call")
+    assert all("its lists still hold values from before this call" in m for m in failed.values())
+
+
 @pytest.fixture(scope="module")
 def graded():
     return {name: grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)

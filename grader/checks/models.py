@@ -145,9 +145,9 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     below=Param((int, float), float("inf"), "ceiling in percent: strictly less than this"),
     describe=Param(str, "the data", "how the message names the data set"),
     hint=Param(str, "", "advice shown when the check fails"),
-    scheduler=Param(str, "", "the run's scheduler export: one that never stepped, stepped once per batch or again "
-                             "with no optimizer step between, or (a LambdaLR) held every step below its optimizer's lr "
-                             "is named instead of the hint",
+    scheduler=Param(str, "", "the run's scheduler export: one that never stepped, was given values at its steps, "
+                             "stepped once per batch or again with no optimizer step between, or (a LambdaLR) held "
+                             "every step below its optimizer's lr is named instead of the hint",
                     export=True),
     chance=Param(bool, True, "at chance level, say so and what remains instead of the hint (false where the hint "
                  "already speaks to that)"),
@@ -199,7 +199,8 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     too_low = acc + 1e-9 < min_accuracy or acc <= above
     by_hand = (f"`{model}` was not trained through a torch optimizer: {HAND_TRAINED}, so no optimizer or scheduler "
                "setting of the notebook's drove this run. " if not too_low and moved_without_a_step(net) else "")
-    advice = (unstepped_scheduler(ctx, scheduler) or (untrained(net, model) if too_low else "")
+    advice = (unstepped_scheduler(ctx, scheduler) or scheduler_given_values(ctx, scheduler)
+              or (untrained(net, model) if too_low else "")
               or (fed_unlike(net, dataset.X, f"`{model}`") if too_low else "")
               or (fed_elsewhere(net, dataset.X, f"`{model}`", describe) if too_low and training else "")
               or (carried_gradients(net, f"`{model}`") if too_low else "")
@@ -480,6 +481,22 @@ def unstepped_scheduler(ctx: CheckContext, name: str) -> str:
     return (f"Your `{name}` ({value.cls}) never stepped: its last_epoch is 0, so it never changed the learning rate "
             f"during training. Call {name}.step() in the training loop, after the optimizer's steps (once per epoch "
             "for a schedule counted in epochs).")
+
+
+def scheduler_given_values(ctx: CheckContext, name: str, subject: str = "") -> str:
+    """What to say when the exported scheduler ``name`` holds a last_epoch that is no whole number: a value passed to
+    its step() (the val loss, say), which torch reads as the epoch to jump to; "" otherwise (ReduceLROnPlateau takes
+    a value, CosineAnnealingWarmRestarts a fractional epoch, and both keep a whole last_epoch). ``subject`` replaces
+    "Your `name` (its class)" where the sentence goes on from another."""
+    value = ctx.exports.values.get(name) if name else None
+    last = value.state.get("last_epoch") if isinstance(value, SchedulerExport) else None
+    if not isinstance(last, float) or last.is_integer() or not math.isfinite(last) or \
+            value.torch_base in ("ReduceLROnPlateau", "CosineAnnealingWarmRestarts"):
+        return ""
+    return (f"{subject or f'Your `{name}` ({value.cls})'} was given a value at its step() calls: its last_epoch is "
+            f"{last:g}, the value it was given the last time (a val loss, say). torch reads an argument to step() as "
+            "the epoch to jump to, so the schedule followed those values instead of counting the epochs. Call "
+            f"{name}.step() with no argument; only ReduceLROnPlateau takes the val loss.")
 
 
 def per_batch_scheduler(ctx: CheckContext, name: str) -> str:

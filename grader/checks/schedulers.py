@@ -33,7 +33,7 @@ from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, des
 from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.data import data_problem
 from grader.checks.mnist import SLACK_IMAGES, rounding
-from grader.checks.models import measured_accuracy, repeated_calls
+from grader.checks.models import measured_accuracy, repeated_calls, scheduler_given_values
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, close, rounded, same
 from grader.diagnosis.lr_fitting import readings as read_run
@@ -667,6 +667,9 @@ def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str
                        "training between: the LR then changes faster than the schedule's settings say. Call "
                        f"{export}.step() once an epoch, after the epoch's training, as the given loop does.",
                        details={"calls": calls[:50]})
+    given = scheduler_given_values(ctx, export, subject="it")
+    if given:
+        return Outcome(False, f"{said}, but {given}")
     if sched.torch_base != "ReduceLROnPlateau":
         return Outcome(True, f"{said}: after the optimizer, as torch expects.")
     return _plateau_metric(ctx, sched, export, said, history, {metric: "min", **also}, records or {})
