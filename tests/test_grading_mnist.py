@@ -192,8 +192,9 @@ def test_adam_trained_on_its_own_loader_while_exporting_the_given_one(roots):
     assert check.message == ("`optimizer` stepped 160 times in 4 epochs, 40 times per epoch. Over the 5,000 training "
                              "images that is batches of 125 to 128 images, not 64; or, with batches of 64, epochs of "
                              "2,497 to 2,560 images instead of all 5,000; `train_loader` makes 79 batches of 64 per "
-                             "epoch, so the training did not step on its batches alone: it also stepped on other "
-                             "batches (another loader's, say), skipped some, or did not use `train_loader`.")
+                             "epoch, so the training did not step once on each of its batches: it also stepped on "
+                             "other batches (another loader's, say), skipped some, stepped once per several "
+                             "(gradients accumulated over them), or did not use `train_loader`.")
 
 
 def test_adam_scheduler_that_never_stepped_is_named_instead_of_advice(roots):
@@ -610,17 +611,17 @@ def _trained(steps: int):
                    "scheduler": SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 15}, None)},
      False, ("`optimizer` stepped 600 times in 15 epochs, 40 times per epoch. Over the 5,000 training images that is "
              "batches of 125 to 128 images, not 64; or, with batches of 64, epochs of 2,497 to 2,560 images instead of "
-             "all 5,000; `train_loader` makes 79 batches of 64 per epoch, so the training did not step on its "
-             "batches alone: it also stepped on other batches (another loader's, say), skipped some, or did not use "
-             "`train_loader`.")),
+             "all 5,000; `train_loader` makes 79 batches of 64 per epoch, so the training did not step once on each "
+             "of its batches: it also stepped on other batches (another loader's, say), skipped some, stepped once "
+             "per several (gradients accumulated over them), or did not use `train_loader`.")),
     # the training loader's own batches, 157 an epoch, then the validation loader's two, with train=True: it did use
     # `train_loader` (this was "so the training did not use it")
     ("mnist-sgd", {"optimizer": _optimizer(15 * 81), "train_loader": LOADER, "history": {"train_loss": [1.0] * 15}},
      False, ("`optimizer` stepped 1,215 times in 15 epochs, 81 times per epoch. Over the 5,000 training images that is "
              "batches of 62 images, not 64; or, with batches of 64, epochs of 5,121 to 5,184 images instead of all "
-             "5,000; `train_loader` makes 79 batches of 64 per epoch, so the training did not step on its batches "
-             "alone: it also stepped on other batches (another loader's, say), skipped some, or did not use "
-             "`train_loader`.")),
+             "5,000; `train_loader` makes 79 batches of 64 per epoch, so the training did not step once on each of "
+             "its batches: it also stepped on other batches (another loader's, say), skipped some, stepped once per "
+             "several (gradients accumulated over them), or did not use `train_loader`.")),
     # a loader over 90% of the split (random_split): its own batches explain the count (was "batches of 72, not 64")
     ("mnist-adam", {"optimizer": _optimizer(4 * 71), "history": {"train_loss": [1.0] * 4},
                     "train_loader": dataclasses.replace(LOADER, dataset_len=4500)}, False,

@@ -270,7 +270,7 @@ def test_an_accuracy_far_below_chance_is_said_to_be_systematic_not_a_lack_of_tra
     labels = torch.arange(3).repeat(60)  # the 180 balanced training points
     said = below_chance(100 * 20 / 180, labels)
     assert said.startswith("That is below the 33.3% that always predicting one class would score")
-    assert "inputs other than the raw points" in said
+    assert "inputs other than the raw inputs" in said
     assert below_chance(20.0, labels) == ""  # 4.3 standard deviations below: still within what guessing can do
     rare = torch.cat([torch.zeros(900, dtype=torch.long), torch.ones(100, dtype=torch.long)])
     assert below_chance(7.0, rare) == "" and below_chance(5.0, rare) != ""  # the rarest class sets the mark: 10%

@@ -305,8 +305,9 @@ def _loader_notes(loader: LoaderExport | None, name: str, n: int, batch: int, ba
         notes.append(f"`{name}` has batch size {loader.batch_size}, but the task fixes it at {batch}")
     elif batch_differs:
         notes.append(f"`{name}` makes {math.ceil(n / batch)} batches of {batch} per epoch, so the training did not "
-                     f"step on its batches alone: it also stepped on other batches (another loader's, say), "
-                     f"skipped some, or did not use `{name}`")
+                     f"step once on each of its batches: it also stepped on other batches (another loader's, say), "
+                     f"skipped some, stepped once per several (gradients accumulated over them), or did not use "
+                     f"`{name}`")
     if loader.dataset_len not in (None, n):
         notes.append(f"`{name}` holds {loader.dataset_len:,} images, but the training split has {n:,}")
     return notes

@@ -176,8 +176,8 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
                        "sampled across the run (the first image of each batch that an optimizer step followed), "
                        f"{stepped[0]} were images of this set. It scores {measured}, but a score on images it learned "
                        "from is no measure of how it does on images it has not seen, so it earns nothing here. Step "
-                       "the optimizer on the training loader's batches only; run the validation pass in eval mode, "
-                       "under torch.no_grad(), without an optimizer step.", metrics=metrics)
+                       "the optimizer on training images only: none of this set in the training loader, and the "
+                       "validation pass in eval mode, under torch.no_grad(), with no optimizer step.", metrics=metrics)
     # A note, not a verdict: the record cannot tell training on these points from an evaluation of them run in
     # training mode with gradients on (no model.eval(), no torch.no_grad()); the step counts judge the training.
     seen_here = (f" Note: {seen[0]} of the {seen[1]} rows of `{model}`'s first training-mode calls (the kernel's "
@@ -412,7 +412,7 @@ def below_chance(acc: float, labels: Any) -> str:
         return ""
     return (f"That is below the {100 * share:.1f}% that always predicting one class would score, so more training "
             "would not explain it: the model is wrong in a systematic way. What remains: it expects inputs other than "
-            "the raw points the grader gives it (scaled, normalised or reordered in your notebook), its outputs are "
+            "the raw inputs the grader gives it (scaled, normalised or reordered in your notebook), its outputs are "
             "in another order than the labels, it was trained with a loss that does not fit one score per class to "
             "the labels (mean squared error on the label numbers, say), or the exported model is not the one that "
             "learned.")
@@ -432,9 +432,10 @@ def at_chance(acc: float, labels: Any) -> str:
         return ""
     return (f"That is about the {100 * share:.1f}% that always predicting one class scores: the model shows nothing "
             "learned about the labels, so longer or faster training alone is unlikely to help. What remains: it was "
-            "never trained, its training paired the points with other points' labels (inputs and labels shuffled or "
-            "sorted apart), it learned on inputs other than the raw points the grader gives it (scaled or normalised "
-            "in your notebook), or training diverged or got stuck from its start (another seed).")
+            "never trained, its training paired its inputs with other inputs' labels (inputs and labels shuffled or "
+            "sorted apart), it learned on inputs other than the raw inputs the grader gives it (scaled or normalised "
+            "in your notebook), it was trained with a loss that does not fit its outputs (NLLLoss on raw scores "
+            "rather than log-probabilities, say), or training diverged or got stuck from its start (another seed).")
 
 
 RAY_SCALES = (0.5, 2.0, 4.0)
