@@ -281,26 +281,24 @@ def test_a_model_stepped_on_the_validation_images_earns_no_held_out_accuracy(roo
     assert not checks["fixed-setup"].passed
 
 
-def test_a_steplr_given_the_val_loss_is_named_in_the_stepping_and_the_accuracy(roots):
-    """scheduler.step(val_loss) on a StepLR: torch takes the value as the epoch to jump to, and below 1 the LR never
-    moves. scheduler-stepping passed ("as torch expects"), and on the sgd root the notebook got full marks."""
-    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "steplr-given-the-val-loss.ipynb", "tiny"))
+@pytest.mark.parametrize("name, stepping, accuracy", [
+    # scheduler.step(val_loss) on a StepLR: torch takes the value as the epoch to jump to, and below 1 the LR never
+    # moves. scheduler-stepping passed ("as torch expects"), and on the sgd root the notebook got full marks.
+    ("steplr-given-the-val-loss", "`scheduler` (StepLR) stepped 15 times, the first time after 10 optimizer steps, "
+     "but it was given a value at its step() calls: its last_epoch is ",
+     "Your `scheduler` (StepLR) was given a value at its step() calls"),
+    # A second scheduler.step() after the loop's own: StepLR(1, 0.5) quartered the LR each epoch; it passed ("stepped
+    # 30 times ... as torch expects") and the accuracy was told to use a larger LR or a slower decay.
+    ("scheduler-stepped-twice-an-epoch", "`scheduler` (StepLR) stepped 30 times, the first time after 10 optimizer "
+     "steps, but at 14 points of the run (after 10, 20, 30, 40, ... optimizer steps) it was called twice with no "
+     "optimizer step between the calls", "Your `scheduler` (StepLR) was stepped faster than its settings say"),
+])
+def test_a_scheduler_stepped_otherwise_than_once_an_epoch_is_named_in_the_stepping_and_the_accuracy(roots, name,
+                                                                                                    stepping, accuracy):
+    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / f"{name}.ipynb", "tiny"))
     assert not checks["scheduler-stepping"].passed
-    assert checks["scheduler-stepping"].message.startswith(
-        "`scheduler` (StepLR) stepped 15 times, the first time after 10 optimizer steps, but it was given a value at "
-        "its step() calls: its last_epoch is ")
-    assert "Your `scheduler` (StepLR) was given a value at its step() calls" in checks["val-accuracy"].message
-
-
-def test_a_scheduler_stepped_twice_an_epoch_is_measured_not_left_to_tuning_advice(roots):
-    """A second scheduler.step() after the loop's own: StepLR(1, 0.5) quartered the LR each epoch, scheduler-stepping
-    passed ("stepped 30 times ... as torch expects") and the accuracy was told to use a larger LR or a slower decay."""
-    checks = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "scheduler-stepped-twice-an-epoch.ipynb", "tiny"))
-    assert not checks["scheduler-stepping"].passed
-    assert checks["scheduler-stepping"].message.startswith(
-        "`scheduler` (StepLR) stepped 30 times, the first time after 10 optimizer steps, but at 14 points of the run "
-        "(after 10, 20, 30, 40, ... optimizer steps) it was called twice with no optimizer step between the calls")
-    assert "Your `scheduler` (StepLR) was stepped faster than its settings say" in checks["val-accuracy"].message
+    assert checks["scheduler-stepping"].message.startswith(stepping)
+    assert accuracy in checks["val-accuracy"].message
     assert "a larger starting learning rate" not in checks["val-accuracy"].message
 
 
