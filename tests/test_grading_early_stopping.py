@@ -105,7 +105,8 @@ def graded():
                          "accuracy-over-batches-times-size", "first-epoch-only-a-baseline",
                          "optimizer-cached-across-calls", "validates-on-the-training-loader",
                          "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch",
-                         "stops-on-training-loss-without-validation", "asserts-positive-lr")}
+                         "stops-on-training-loss-without-validation", "asserts-positive-lr",
+                         "scheduler-stepped-inside-the-validation-block")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -130,6 +131,10 @@ ASSUMES_VALIDATION = {
     # late ends there too, so both remain.
     "stops-on-training-loss-without-validation": "it recorded 3 training epochs. The course trains all n_epochs epochs "
                                                  "then",
+    # scheduler.step() inside `if val_dataloader is not None:`: given a scheduler and no loader, it never steps it
+    # (15/15 before: the scheduler's own call always had a validation loader).
+    "scheduler-stepped-inside-the-validation-block": "and a StepLR scheduler: it never stepped that scheduler in its 8 "
+                                                     "epochs",
 }
 
 

@@ -654,6 +654,10 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
             if ran < n_epochs else "That is more than n_epochs: record one training loss per epoch."))
     steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     wrong += [f"Without a validation loader: {steps[0].lower()}{steps[1:]}"] if steps else []
+    if data.get("scheduler_steps") == 0 and ran:  # a per-batch or a late step is scheduler-per-epoch's to judge
+        wrong.append((f"{called}, and a StepLR scheduler: it" if not wrong else "It was also given a StepLR scheduler, "
+                      "and") + f" never stepped that scheduler in its {ran} epochs. Step the scheduler every epoch, "
+                     "after the validation pass where there is one, not inside it.")
     if wrong:
         return Outcome(False, " ".join(wrong), metrics=metrics)
     return Outcome(True, f"{called}: it ran, and trained all {ran} epochs, {_steps_said(data)}.", metrics=metrics)
