@@ -18,8 +18,9 @@ Facts that the values alone cannot show:
   (a gradient from torch.autograd.grad, assigned to ``.grad``, adds nothing and is not judged);
 - the learning rates a parameter was stepped at, and its param group's other settings (weight decay,
   betas...), so a run is judged by what its optimizer did, whichever object the notebook kept;
-- the range of the values each module was fed in its first ``INPUT_CALLS`` calls in training mode,
-  so inputs normalised on the way (in the training loop, say) show whatever the code looks like;
+- the range of the values each module the data is fed to (not a layer fed by the layers before it) was fed in
+  its first ``INPUT_CALLS`` calls in training mode, so inputs normalised on the way (in the training loop, say)
+  show whatever the code looks like;
 - how cross_entropy was called (label smoothing, probabilities for input), which other losses were
   trained with and how often the gradients were clipped, through wrappers on
   ``torch.nn.functional.cross_entropy`` and ``torch.nn.utils.clip_grad_norm_``/``clip_grad_value_``: per
@@ -170,7 +171,9 @@ def _merged(into, losses: dict, combine=operator.add) -> dict:
 def _first_forward(module, args):
     if not RECORDING[0]:
         return None
-    if args and module.training and _training():
+    # Only inputs the data is fed as: one with an autograd history is a layer's output, fed by the layers before it,
+    # and no model's record is read from its layers' (noting them cost a small model's training a seventh of its time).
+    if args and module.training and _training() and getattr(args[0], "grad_fn", None) is None:
         _note_input(module, args[0])
         _note_stepped_on(module, args[0])
     if module in _SEEN:
