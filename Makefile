@@ -1,7 +1,7 @@
 # Every target installs what it needs first; stamps make that idempotent.
-# The venv's interpreter: of the Python 3.11 builds on the PATH, the fastest at a short loop of Python code. A distro's
-# build (PGO and LTO) runs the grader, the kernels and the tests about a sixth faster than a plain source build (a
-# pyenv one); PYTHON=... picks one by hand. Read once, when the venv is made.
+# The venv's interpreter: of the Python 3.11 builds on the PATH, the fastest at a short loop of Python code. Debian's
+# build ran the test suite a sixth faster than pyenv's (built without --enable-optimizations), kernels and all;
+# PYTHON=... picks one by hand. Read once, when the venv is made.
 SPEED  := import ensurepip, sys, time; assert sys.version_info[:2] == (3, 11); \
           took = lambda: -time.perf_counter() + (sum(i % 7 for i in range(300000)), time.perf_counter())[1]; \
           print(min(took() for _ in range(3)), sys.executable)
@@ -18,8 +18,10 @@ OUT    ?= out
 CORES  := $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)
 WORKERS ?= $(CORES)
 # Test files are spread over this many pytest processes; a file stays on one, so its fixtures are built once.
-# They are handed out in collection order, which tests/conftest.py starts with the longest files.
-TEST_WORKERS ?= $(shell n=$(CORES); [ $$n -gt 4 ] && n=4; echo $$n)
+# They are handed out in collection order, which tests/conftest.py starts with the longest files. One more than the
+# cores (at most 4): a process waiting on a kernel's time limit or a subprocess's start leaves its core to another
+# (on 2 cores, 3 processes took 441 s where 2 took 455 and 4 took 464).
+TEST_WORKERS ?= $(shell n=$$(($(CORES) + 1)); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test bench bench-peers reference browser venv clean
 

@@ -53,6 +53,10 @@ class _ById:
 
     def set(self, obj, value):
         key = id(obj)
+        held = self._items.get(key)
+        if held is not None and held[0]() is obj:  # a count updated at every step: its weak reference is kept
+            self._items[key] = (held[0], value)
+            return
         self._items[key] = (weakref.ref(obj, lambda _, key=key: self._items.pop(key, None)), value)
 
     def __contains__(self, obj):
@@ -443,9 +447,9 @@ def _plain(value):
         return None
 
 
-def _note_group(record: _Record, group: dict) -> None:
-    """The LR this step used, and the group's other settings the first time."""
-    lr = _plain(group.get("lr"))
+def _note_group(record: _Record, group: dict, lr) -> None:
+    """The LR this step used (``lr``, the group's as ``_plain`` reads it), and the group's other settings the first
+    time."""
     if not isinstance(lr, (int, float)) or isinstance(lr, bool):
         return
     if record.lrs is None:
@@ -462,7 +466,9 @@ def _stepped(optimizer, args, kwargs):
         STEPS.set(optimizer, STEPS.get(optimizer, 0) + 1)
         _ALL_STEPS[0] += 1
         noted = any(PENDING.values())
+        name, owner = type(optimizer).__name__, None
         for group in optimizer.param_groups:
+            lr = _plain(group.get("lr"))
             for parameter in group["params"]:
                 record = PARAMETER_STEPS.get(parameter)
                 if record is None:
@@ -474,10 +480,11 @@ def _stepped(optimizer, args, kwargs):
                 record.stepped += 1
                 if RESTORED.get(parameter):
                     RESTORED.set(parameter, False)
-                record.classes.add(type(optimizer).__name__)
+                record.classes.add(name)
                 record.kept = bool(optimizer.state.get(parameter))
-                record.owner = weakref.ref(optimizer)
-                _note_group(record, group)
+                if record.owner is None or record.owner() is not optimizer:
+                    record.owner = owner = owner or weakref.ref(optimizer)
+                _note_group(record, group, lr)
                 _judge(parameter, record)
                 if noted:
                     record.losses = _merged(record.losses, PENDING)
