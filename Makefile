@@ -20,7 +20,7 @@ WORKERS ?= $(CORES)
 # Test files are spread over this many pytest processes; a file stays on one, so its fixtures are built once.
 # They are handed out in collection order, which tests/conftest.py starts with the longest files. One more than the
 # cores (at most 4): a process waiting on a kernel's time limit or a subprocess's start leaves its core to another
-# (on 2 cores, 3 processes took 441 s where 2 took 455 and 4 took 464).
+# (on 2 cores, 3 processes took 437 to 452 s in three runs, where 2 took 455 and 4 took 464).
 TEST_WORKERS ?= $(shell n=$$(($(CORES) + 1)); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: demo test bench bench-peers reference browser venv clean
