@@ -2,9 +2,8 @@
 # The venv's interpreter: of the Python 3.11 builds on the PATH, the fastest at a short loop of Python code. Debian's
 # build ran the test suite a sixth faster than pyenv's (built without --enable-optimizations), kernels and all;
 # PYTHON=... picks one by hand. Read once, when the venv is made.
-SPEED  := import ensurepip, sys, time; assert sys.version_info[:2] == (3, 11); \
-          took = lambda: -time.perf_counter() + (sum(i % 7 for i in range(300000)), time.perf_counter())[1]; \
-          print(min(took() for _ in range(3)), sys.executable)
+SPEED  := import ensurepip, sys, timeit; assert sys.version_info[:2] == (3, 11); \
+          print(min(timeit.repeat("sum(i % 7 for i in range(300000))", number=1, repeat=3)), sys.executable)
 PYTHON ?= $(or $(shell for p in $$(which -a python3.11 python3 2>/dev/null); do $$p -c '$(SPEED)' 2>/dev/null; done \
                 | sort -g | head -1 | cut -d" " -f2), $(shell command -v python3.11 || command -v python3))
 VENV   := .venv

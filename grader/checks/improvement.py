@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from grader.checks.base import CheckContext, CheckFailed, Outcome
-from grader.checks.probe_runs import carried_over
+from grader.checks.probe_runs import refuse_carried_over
 from grader.checks.registry import Param, check_kind
 from grader.loading.kinds import whole_number
 
@@ -287,8 +287,7 @@ def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
 def strict_improvement(ctx: CheckContext, plateau: str, creep: str, also: str) -> Outcome:
     """A tie is not an improvement, and every fall is: the task's rule on a plateau and on tiny falls."""
     for name, called in ((creep, "the grader's call at lr=1e-6"), (plateau, "the grader's call at lr=0")):
-        if carried := carried_over(ctx.exports.values.get(name), called):
-            raise CheckFailed(carried)
+        refuse_carried_over(ctx.exports.values.get(name), called)
     slow = _called(ctx, creep)
     other, _ = _optional(ctx, also)
     flat, failed = _optional(ctx, plateau)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from grader.checks.base import as_curve
+from grader.checks.base import CheckFailed, as_curve
 from grader.loading.kinds import whole_number
 
 
-def carried_over(data: object, label: str) -> str:
-    """Where a call returned more epochs of training losses than it trained in (the passes over the grader's training
-    loader, or its optimizer steps over the loader's batches, as the grader counted them): lists that still hold
-    earlier calls' values, on which no other reading of the call stands; "" otherwise or uncounted."""
+def refuse_carried_over(data: object, label: str) -> None:
+    """CheckFailed where a call returned more epochs of training losses than it trained in (the passes over the
+    grader's training loader, or its optimizer steps over the loader's batches, as the grader counted them): lists
+    that still hold earlier calls' values, on which no other reading of the call stands. Nothing where the call was
+    not counted."""
     if not isinstance(data, dict):
-        return ""
+        return
     train = as_curve(data.get("train_loss")) or []
     passes, steps, batches = data.get("train_passes"), data.get("optimizer_steps"), data.get("batches")
     if whole_number(passes) and passes > 0:
@@ -20,10 +21,10 @@ def carried_over(data: object, label: str) -> str:
         made = -(-steps // batches)
         said = f"took {steps} optimizer steps, {made} epoch{'s' * (made != 1)} of the loader's {batches} batches"
     else:
-        return ""
-    if len(train) <= made:
-        return ""
-    return (f"In {label}, your function returned {len(train)} epochs of losses but {said}: its lists still hold "
-            "values from before this call (lists made once outside the function, as globals or as a default "
-            "argument such as history=[], and appended to at every call). Make new lists inside the function at "
-            "each call; until then nothing else this call returned can be read as its own.")
+        return
+    if len(train) > made:
+        raise CheckFailed(f"In {label}, your function returned {len(train)} epochs of losses but {said}: its "
+                          "lists still hold values from before this call (lists made once outside the function, "
+                          "as globals or as a default argument such as history=[], and appended to at every "
+                          "call). Make new lists inside the function at each call; until then nothing else this "
+                          "call returned can be read as its own.")

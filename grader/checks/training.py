@@ -22,7 +22,7 @@ from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.improvement import COUNTINGS, follow, strict
 from grader.checks.mnist import IMPLEMENTATION_FLAGS
-from grader.checks.probe_runs import carried_over
+from grader.checks.probe_runs import refuse_carried_over
 from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
@@ -66,8 +66,7 @@ def resolve_run(ctx: CheckContext, run: str, model: str, history: str, best_epoc
     if run:
         data = ctx.value(run, "dict")
         label = "the grader's own run of your function"
-        if carried := carried_over(data, label):
-            raise CheckFailed(carried)
+        refuse_carried_over(data, label)
         hist, best, net = data, data.get("best_epoch"), data.get("model")
     else:
         label = "your run"
@@ -567,8 +566,7 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     was given, with one optimizer throughout (the kernel's record of the run's models, ``trained`` and ``model``): the
     course's default Adam, where the grader passes none."""
     data = ctx.value(run, "dict")
-    if carried := carried_over(data, f"the grader's call with n_epochs={n_epochs} and patience={patience}"):
-        raise CheckFailed(carried)
+    refuse_carried_over(data, f"the grader's call with n_epochs={n_epochs} and patience={patience}")
     ran = len(_floats(data.get("val_loss"), f"`{run}`['val_loss']"))
     trained = as_curve(data.get("train_loss"))
     # A val loss more than train losses: a value appended outside the epochs (an evaluation after the restore, say).
@@ -637,8 +635,7 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
         raise CheckFailed(f"{e.message.rstrip('.')}. The course's function takes val_dataloader=None: run the "
                           "validation pass, the early-stopping test and any line that reads a val loss only when a "
                           "validation loader is given.", e.metrics, e.details) from None
-    if carried := carried_over(data, "the grader's call with val_dataloader=None"):
-        raise CheckFailed(carried)
+    refuse_carried_over(data, "the grader's call with val_dataloader=None")
     n_epochs, patience = data.get("n_epochs"), data.get("patience")
     ran = len(_floats(data.get("train_loss"), f"`{run}`['train_loss']"))
     lr = f"lr={data['lr']:g}, " if isinstance(data.get("lr"), (int, float)) else ""
@@ -1021,8 +1018,7 @@ def scheduler_cadence(ctx: CheckContext, run: str, function: str) -> Outcome:
     if function and run in ctx.exports.problems:
         _missing_parameters(ctx, run, function)
     data = ctx.value(run, "dict")
-    if carried := carried_over(data, "the grader's call with a StepLR scheduler"):
-        raise CheckFailed(carried)
+    refuse_carried_over(data, "the grader's call with a StepLR scheduler")
     history = data.get("lr_history")
     # lr_history.append(scheduler.get_last_lr()): one-element lists, read as the LRs they hold so the stepping is
     # still judged; the reading keeps at most the half point the spec gives a right cadence read wrong.
