@@ -89,6 +89,16 @@ def test_lists_kept_between_calls_are_named_instead_of_what_they_would_mean_for_
     assert all("its lists still hold values from before this call" in m for m in failed.values())
 
 
+def test_a_training_loss_per_batch_is_named_as_such_not_as_lists_kept_between_calls():
+    """One training loss per batch, in lists made at each call: nine checks said "its lists still hold values from
+    before this call" (8.5/15), and scheduler-per-epoch counted its 24 losses as 24 epochs."""
+    result = grade(CASES / "train-loss-per-batch.ipynb", "early-stopping", hidden=False)
+    failed = {c.id: c.message for c in result.checks if not c.passed}
+    assert list(failed) == [NOVAL], failed
+    assert failed[NOVAL].endswith("it returned 48 training losses, one per optimizer step (per batch), where the "
+                                  "course records one per epoch (the loss over the epoch's batches).")
+
+
 @pytest.fixture(scope="module")
 def graded():
     return {name: grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)

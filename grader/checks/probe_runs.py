@@ -6,11 +6,21 @@ from grader.checks.base import CheckFailed, as_curve
 from grader.loading.kinds import whole_number
 
 
+def per_step_epochs(data: dict) -> int | None:
+    """Where a call returned one training loss per optimizer step (per batch, the loader making more than one), the
+    epochs those steps make over the loader's batches, as the grader counted both; None otherwise."""
+    train = as_curve(data.get("train_loss")) or []
+    steps, batches = data.get("optimizer_steps"), data.get("batches")
+    if not (whole_number(steps) and whole_number(batches) and batches > 1 and len(train) == steps > 0):
+        return None
+    return -(-steps // batches)
+
+
 def refuse_carried_over(data: object, label: str) -> None:
     """CheckFailed where a call returned more epochs of training losses than it trained in (the passes over the
-    grader's training loader, or its optimizer steps over the loader's batches, as the grader counted them): lists
-    that still hold earlier calls' values, on which no other reading of the call stands. Nothing where the call was
-    not counted."""
+    grader's training loader, or its optimizer steps over the loader's batches, as the grader counted them), and its
+    val losses too, or a count no one-loss-per-step reading gives: lists that still hold earlier calls' values, on
+    which no other reading of the call stands. Nothing where the call was not counted."""
     if not isinstance(data, dict):
         return
     train = as_curve(data.get("train_loss")) or []
@@ -21,6 +31,12 @@ def refuse_carried_over(data: object, label: str) -> None:
         made = -(-steps // batches)
         said = f"took {steps} optimizer steps, {made} epoch{'s' * (made != 1)} of the loader's {batches} batches"
     else:
+        return
+    # More training losses than epochs is also one per batch, in lists made fresh: the val losses (one per epoch) or
+    # one loss per optimizer step of this call show those, and the checks of the losses name them.
+    val = as_curve(data.get("val_loss")) or []
+    if val and len(val) <= made or per_step_epochs(data) is not None or \
+            whole_number(batches) and len(train) == made * batches:
         return
     if len(train) > made:
         raise CheckFailed(f"In {label}, your function returned {len(train)} epochs of losses but {said}: its "

@@ -22,7 +22,7 @@ from grader.checks.data import data_problem
 from grader.checks.gradients import loss_changes, restarts_message
 from grader.checks.improvement import COUNTINGS, follow, strict
 from grader.checks.mnist import IMPLEMENTATION_FLAGS
-from grader.checks.probe_runs import refuse_carried_over
+from grader.checks.probe_runs import per_step_epochs, refuse_carried_over
 from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
@@ -643,18 +643,23 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
               "and logging_interval=1")
     metrics = {"epochs_run": ran, "n_epochs": n_epochs, "optimizer_steps": data.get("optimizer_steps")}
     wrong = []
-    if ran != n_epochs and ran - n_epochs != _epochs_off(ctx, full):
+    if (trained := per_step_epochs(data)) is not None:  # the epochs then follow from the steps, which are right
+        wrong.append(f"{called}: it returned {ran} training losses, one per optimizer step (per batch), where the "
+                     "course records one per epoch (the loss over the epoch's batches)." + (
+                         "" if trained == n_epochs else f" Its {ran} steps make {trained} epochs of the loader's "
+                         f"{data['batches']} batches, not n_epochs={n_epochs}."))
+    elif ran != n_epochs and ran - n_epochs != _epochs_off(ctx, full):
         wrong.append(f"{called}: it recorded {ran} training epochs. " + (
             "The course trains all n_epochs epochs then: early stopping works only with both a validation loader and "
             f"a patience, and none was given. "
             f"{_stopped_without_validation(data.get('val_loss'), data.get('train_loss'), patience, n_epochs)}"
             if ran < n_epochs else "That is more than n_epochs: record one training loss per epoch."))
-    steps = _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
+    steps = "" if trained is not None else _steps_followed(data.get("optimizer_steps"), data.get("batches"), ran)
     wrong += [f"Without a validation loader: {steps[0].lower()}{steps[1:]}"] if steps else []
     if data.get("scheduler_steps") == 0 and ran:  # a per-batch or a late step is scheduler-per-epoch's to judge
         wrong.append((f"{called}, and a StepLR scheduler: it" if not wrong else "It was also given a StepLR scheduler, "
-                      "and") + f" never stepped that scheduler in its {ran} epochs. Step the scheduler every epoch, "
-                     "after the validation pass where there is one, not inside it.")
+                      "and") + f" never stepped that scheduler in its {trained or ran} epochs. Step the scheduler "
+                     "every epoch, after the validation pass where there is one, not inside it.")
     if wrong:
         return Outcome(False, " ".join(wrong), metrics=metrics)
     return Outcome(True, f"{called}: it ran, and trained all {ran} epochs, {_steps_said(data)}.", metrics=metrics)
@@ -994,16 +999,18 @@ def _cadence_run(data: dict) -> CadenceRun:
     if isinstance(lrs, str):
         raise CheckFailed(f"The lr_history your function returned cannot be read: {lrs}.")
     train = data.get("train_loss")
-    epochs = len(train) if isinstance(train, list) and train else len(lrs)
+    # A training loss per optimizer step counts steps: the epochs are those steps over the loader's batches.
+    epochs = per_step_epochs(data) or (len(train) if isinstance(train, list) and train else len(lrs))
+    steps, batches = data.get("optimizer_steps"), data.get("batches")
     if not epochs:
         raise CheckFailed("Your function recorded no epoch when the grader ran it: train_loss and lr_history "
                           "are empty.")
     name, torch_lrs = _torch_schedule(scheduler, float(initial_lr), epochs, data.get("val_loss"))
     state, group = scheduler.state, (scheduler.optimizer.param_groups[:1] if scheduler.optimizer else [{}])[0]
     constant = {"StepLR": state.get("step_size") == 1, "ExponentialLR": True}.get(scheduler.cls, False)
-    steps, final = data.get("optimizer_steps"), group.get("lr")
+    final = group.get("lr")
     return CadenceRun(name, state.get("gamma") if constant else None, scheduler.cls == "ReduceLROnPlateau",
-                      float(initial_lr), epochs, int(data.get("batches") or 0),
+                      float(initial_lr), epochs, int(batches or 0),
                       steps if isinstance(steps, int) else None, tuple(c[0] for c in calls),
                       sum(1 for c in calls if c[1]), tuple(lrs), tuple(torch_lrs),
                       final if isinstance(final, (int, float)) else None)
