@@ -35,8 +35,8 @@ def refuse_carried_over(data: object, label: str) -> None:
     # More training losses than epochs is also one per batch, in lists made fresh: the val losses (one per epoch) or
     # one loss per optimizer step of this call show those, and the checks of the losses name them.
     val = as_curve(data.get("val_loss")) or []
-    if val and len(val) <= made or per_step_epochs(data) is not None or \
-            whole_number(batches) and len(train) == made * batches:
+    if (val and len(val) <= made) or per_step_epochs(data) is not None or \
+            (whole_number(batches) and len(train) == made * batches):
         return
     if len(train) > made:
         raise CheckFailed(f"In {label}, your function returned {len(train)} epochs of losses but {said}: its "

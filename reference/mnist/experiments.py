@@ -30,7 +30,7 @@ SGD_COSINE_RECIPE = MnistRecipe("sgd", 0.01, 15, "CosineAnnealingLR", (("T_max",
 ADAM_SEED_SETUP = MnistRecipe("adam", 0.01, 10, "StepLR", (("step_size", 3), ("gamma", 0.5)))
 # Adam at 0.01 passes 95% train accuracy within its first epoch, so the schedule starts 30x lower and halves after it.
 ADAM_RECIPE = MnistRecipe("adam", 3e-4, 2, "StepLR", (("step_size", 1), ("gamma", 0.5)))
-# Bonus: ReduceLROnPlateau(patience=2) on the validation loss, at the chosen start and at the seed's.
+# Bonus: ReduceLROnPlateau(patience=2) on the validation loss, from 1e-4 and from the seed's 0.01.
 ADAM_PLATEAU_RECIPE = MnistRecipe("adam", 1e-4, 4, "ReduceLROnPlateau", (("patience", 2),))
 ADAM_PLATEAU_AT_SEED_LR = MnistRecipe("adam", 0.01, 10, "ReduceLROnPlateau", (("patience", 2),))
 
