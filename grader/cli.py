@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import pathlib
 import signal
 import sys
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None, warm: bool = False) -> int:
         code = _forward(args)
         if code is not None:
             return code
+        _single_threaded()
     try:
         return _run(args)
     finally:
@@ -174,6 +176,15 @@ def _forward(args: argparse.Namespace) -> int | None:
     except KeyboardInterrupt:
         print(f"grader {_name(args)}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _single_threaded() -> None:
+    """Run here with the server's thread settings, before numpy is imported: its BLAS would start a thread pool at
+    import (one thread per core), and a batch cannot fork its warm workers from a process with two threads; each
+    worker would import torch again instead, beside the kernels' factory."""
+    from grader.warm_server import SINGLE_THREAD
+
+    os.environ.update(SINGLE_THREAD)
 
 
 def _run(args: argparse.Namespace) -> int:
