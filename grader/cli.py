@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None, warm: bool = False) -> int:
         code = _forward(args)
         if code is not None:
             return code
-        _single_threaded()
+        single_threaded()
     try:
         return _run(args)
     finally:
@@ -178,7 +178,7 @@ def _forward(args: argparse.Namespace) -> int | None:
         return EXIT_INTERRUPTED
 
 
-def _single_threaded() -> None:
+def single_threaded() -> None:
     """Run here with the server's thread settings, before numpy is imported: its BLAS would start a thread pool at
     import (one thread per core), and a batch cannot fork its warm workers from a process with two threads; each
     worker would import torch again instead, beside the kernels' factory."""

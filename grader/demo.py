@@ -16,8 +16,8 @@ import time
 
 from rich.console import Console
 
-from grader.assignments.catalog import load_exercise
 from grader.cli import main as grader
+from grader.cli import single_threaded
 from grader.specs.paths import REPOSITORY, solutions_root
 
 try:
@@ -34,6 +34,8 @@ def resolve(entry: str) -> pathlib.Path:
     if kind == "solution":
         return solutions_root() / f"{rest}.ipynb"
     if kind == "student":
+        from grader.assignments.catalog import load_exercise
+
         return load_exercise(rest).spec.notebook_path
     return ROOT / entry
 
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/demo"))
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    single_threaded()  # before numpy's import, as ``grader grade`` typed in a shell does: its workers are forked
     return run(args.out, args.workers)
 
 
