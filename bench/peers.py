@@ -148,6 +148,14 @@ class Bench:
         how = "through the warm server" if warm else "each command cold"
         return Row(key, f"this grader, `grader grade --workers {workers}`, {how}", seconds, parse_scores(out), at)
 
+    def factory_warm_up(self) -> float:
+        """Seconds from a fresh interpreter to a warm kernel factory, alone: what a cold command waits, at the least,
+        before its first kernel can start."""
+        script = ("from grader.kernel.factory import start_factory\n"
+                  "with start_factory() as factory:\n    assert factory.ready, factory.reason")
+        seconds, _, _ = run([sys.executable, "-c", script], ROOT, self._our_env(False), self.root / "factory.log")
+        return seconds
+
     def start_server(self) -> float:
         """The untimed batch that starts this bench's own warm server (its grading and page cache warm too)."""
         cmd = [sys.executable, "-m", "grader.cli", "grade", self.klass, "--exercise", pa.EXERCISE,
@@ -208,6 +216,19 @@ def speedups(rows: dict[str, Row], workers: int) -> dict[str, float]:
             for how, key in (("cold", ""), ("warm", "warm_")) if f"ours_{key}{workers}" in rows}
 
 
+def cold_bound(rows: dict[str, Row], workers: int, warm_up: float) -> str:
+    """The most ``workers`` cold workers could gain over one on these notebooks: both wait for the factory's warm-up,
+    then the one worker's pace past its first result is shared perfectly."""
+    one = rows["ours_1"].lines_at
+    n, pace = len(one), (one[-1] - one[0]) / (len(one) - 1)
+    best = (warm_up + n * pace) / (warm_up + n * pace / workers)
+    return (f"Cold, a command's first kernel waits for the kernel factory's warm-up: {warm_up:.1f} s alone (a fresh "
+            f"interpreter to a warm factory, measured in this run). With all {n} notebooks at the one-worker pace "
+            f"measured past its first result ({pace:.2f} s each) and {workers} workers sharing them perfectly, "
+            f"{workers} workers could be at most {best:.2f}x faster than 1 here, cold; the warm server pays that "
+            "warm-up once, before its first batch.")
+
+
 def goals(rows: dict[str, Row], workers: int) -> list[str]:
     """Issue 15's targets for this table: one worker against the peers cold, as they run."""
     one = rows["ours_1"].seconds
@@ -231,7 +252,8 @@ def verdict_table(rows: dict[str, Row], subs: list[pa.Submission]) -> list[str]:
     return lines
 
 
-def report(rows: dict[str, Row], subs: list[pa.Submission], workers: int, loads: tuple, problems: list[str]) -> str:
+def report(rows: dict[str, Row], subs: list[pa.Submission], workers: int, loads: tuple, problems: list[str],
+           warm_up: float | None = None) -> str:
     n = len(subs)
     about = (f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {loads[0]:.2f} before and "
              f"{loads[1]:.2f} after. Each row is one command grading all {n} notebooks, start-up included, with "
@@ -240,6 +262,8 @@ def report(rows: dict[str, Row], subs: list[pa.Submission], workers: int, loads:
     body = table(rows, n) + [""] + [f"This grader with {workers} workers against 1, {how}: {x:.2f}x faster."
                                     for how, x in speedups(rows, workers).items()]
     body += ["", "This grader's time, from its `--json` lines as they came:", ""] + phases(rows)
+    if warm_up is not None and workers > 1 and len(rows["ours_1"].lines_at) > 1:
+        body += ["", cold_bound(rows, workers, warm_up)]
     body += ["", "Issue 15's targets:"] + goals(rows, workers)
     agree = ["", "## Verdicts (pass = full marks)", ""]
     agree += [f"- {p}" for p in problems] or [
@@ -274,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     steps += [(f"ours_warm_{args.workers}", lambda: bench.ours(args.workers, warm=True))] if args.workers > 1 else []
     rows = {}
     try:
+        warm_up = bench.factory_warm_up()
+        print(f"this grader's kernel factory alone, from a fresh interpreter to warm: {warm_up:.1f} s", flush=True)
         for key, step in steps:
             if key == "ours_warm_1":
                 print(f"starting this grader's warm server (untimed): {bench.start_server():.1f} s", flush=True)
@@ -283,12 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         bench.stop_server()
     loads.append(os.getloadavg()[0])
     problems = disagreements(rows, subs)
-    text = report(rows, subs, args.workers, tuple(loads), problems)
+    text = report(rows, subs, args.workers, tuple(loads), problems, warm_up)
     print("\n" + text)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "peers.md").write_text(text)
     record("peers", {"notebooks": args.n, "workers": args.workers, "load_average": loads,
-                     "seconds": {k: r.seconds for k, r in rows.items()},
+                     "seconds": {k: r.seconds for k, r in rows.items()}, "factory_warm_up_s": warm_up,
                      "verdicts": {k: r.verdicts() for k, r in rows.items() if k != "raw"}, "disagreements": problems})
     print(f"written {OUT / 'peers.md'} and {OUT / 'peers.json'}")
     if args.keep:
