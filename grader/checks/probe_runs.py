@@ -13,6 +13,11 @@ def per_step_epochs(data: dict) -> int | None:
     steps, batches = data.get("optimizer_steps"), data.get("batches")
     if not (whole_number(steps) and whole_number(batches) and batches > 1 and len(train) == steps > 0):
         return None
+    return _epochs(steps, batches)
+
+
+def _epochs(steps: int, batches: int) -> int:
+    """The epochs ``steps`` optimizer steps make over a loader of ``batches`` batches, the last one begun."""
     return -(-steps // batches)
 
 
@@ -28,17 +33,15 @@ def refuse_carried_over(data: object, label: str) -> None:
     if whole_number(passes) and passes > 0:
         made, said = passes, f"made {passes} passes over its training loader"
     elif whole_number(steps) and steps > 0 and whole_number(batches) and batches > 0:
-        made = -(-steps // batches)
+        made = _epochs(steps, batches)
         said = f"took {steps} optimizer steps, {made} epoch{'s' * (made != 1)} of the loader's {batches} batches"
     else:
         return
     # More training losses than epochs is also one per batch, in lists made fresh: the val losses (one per epoch) or
     # one loss per optimizer step of this call show those, and the checks of the losses name them.
     val = as_curve(data.get("val_loss")) or []
-    if (val and len(val) <= made) or per_step_epochs(data) is not None or \
-            (whole_number(batches) and len(train) == made * batches):
-        return
-    if len(train) > made:
+    per_batch = per_step_epochs(data) is not None or (whole_number(batches) and len(train) == made * batches)
+    if len(train) > made and not (val and len(val) <= made) and not per_batch:
         raise CheckFailed(f"In {label}, your function returned {len(train)} epochs of losses but {said}: its "
                           "lists still hold values from before this call (lists made once outside the function, "
                           "as globals or as a default argument such as history=[], and appended to at every "
