@@ -30,7 +30,7 @@ NOVAL = "without-validation"
 def test_solution_full_marks():
     result = grade(solution("early-stopping"), "early-stopping")
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 15, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 15.5, [(c.id, c.message) for c in result.checks if not c.passed]
     checks = by_id(result)
     assert checks["strict-improvement"].message == (
         "At lr=0 (the val loss never changes) your function reported best_epoch 1 and stopped at epoch 4: no tie "
@@ -43,6 +43,10 @@ def test_solution_full_marks():
                                                             "per epoch, after the epoch's updates")
     assert checks["stopped-after-patience"].message.startswith("Your run stopped at epoch 33: 20 epochs after the best "
                                                                "epoch 13")
+    assert checks["train-loss-record"].message == (
+        "In the grader's call of your function (25 epochs of 6 training batches), the train_loss of each epoch adds up "
+        "all of that epoch's batches, as the grader measured them: it is the course's: the sum of the batches' mean "
+        "losses.")
 
 
 def test_untouched_notebook_scores_zero_with_what_to_do():
@@ -59,7 +63,7 @@ def test_untouched_notebook_scores_zero_with_what_to_do():
 def test_another_loss_convention_and_weights_in_a_file_get_full_marks():
     result = grade(CASES / "mean-loss-in-a-file.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 14, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 14.5, [(c.id, c.message) for c in result.checks if not c.passed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "mean over samples"
     assert "your history reports the mean loss per sample, so the grader compares in that scale" in restored.message
@@ -71,7 +75,7 @@ def test_a_partial_or_a_callable_object_is_the_student_s_function(name):
     "`train_model_extended` must be a function, but it is a partial object", and every other check not credited."""
     result = grade(CASES / f"{name}.ipynb", "early-stopping", hidden=False)
     assert result.status is Status.OK, result.error
-    assert result.score == result.max_score == 14, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert result.score == result.max_score == 14.5, [(c.id, c.message) for c in result.checks if not c.passed]
 
 
 def test_lists_kept_between_calls_are_named_instead_of_what_they_would_mean_for_one_call():
@@ -116,7 +120,7 @@ def graded():
                          "optimizer-cached-across-calls", "validates-on-the-training-loader",
                          "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch",
                          "stops-on-training-loss-without-validation", "asserts-positive-lr",
-                         "scheduler-stepped-inside-the-validation-block")}
+                         "scheduler-stepped-inside-the-validation-block", "train-loss-of-the-last-batch")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -173,6 +177,31 @@ def test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails(grad
     assert failing["stops-on-training-loss-without-validation"].message.endswith(
         "a stopping test that runs without one (on a placeholder such as 0 or inf, which never improves), one that "
         "watches the training loss instead (its training losses fit that too), or a loader of the notebook's own.")
+
+
+def test_a_train_loss_of_the_last_batch_alone_is_told_by_the_batches_the_grader_measured(graded):
+    """`epoch_loss = batch_loss.item()` inside the batch loop (14/14 before): a falling curve of each epoch's last
+    batch. The grader's call notes every training batch's loss from the model's outputs and the batch's labels."""
+    result = graded["train-loss-of-the-last-batch"]
+    assert [c.id for c in result.checks if not c.passed] == ["train-loss-record"]
+    check = by_id(result)["train-loss-record"]
+    assert check.message.startswith(
+        "In the grader's call of your function (25 epochs of 6 training batches), the train_loss it returned for each "
+        "epoch is the last batch's mean loss alone, as the grader measured it from the model's outputs: at epoch 1 "
+        "your ")
+    assert check.message.endswith("Add every batch's loss to the epoch's total, `total += loss.item()` inside the "
+                                  "loop, as the task's training pass does.")
+    # The other functions add up their batches in an accepted convention, or in a way the grader cannot read (label
+    # smoothing, batches cut by hand, one pass a batch): never failed for it.
+    records = {name: by_id(r)["train-loss-record"] for name, r in graded.items()
+               if name != "train-loss-of-the-last-batch"}
+    assert all(c.passed for c in records.values()), [(n, c.message) for n, c in records.items() if not c.passed]
+    assert records["loss-over-dataset-size"].message.endswith(
+        "it is the sum of the batches' mean losses divided by the number of samples.")
+    assert records["smoothed-default-loss"].metrics == {"undecided": 1}
+    assert records["smoothed-default-loss"].message.startswith(
+        "In the grader's call of your function, train_loss could not be read as one way of adding up each epoch's "
+        "training batches (at epoch 1 your ")
 
 
 def test_a_function_that_refuses_lr_0_is_called_without_validation_at_the_course_s_lr(graded):
@@ -761,7 +790,7 @@ def test_a_best_epoch_worked_out_from_the_stop_is_caught_where_patience_never_ru
 def test_a_loss_divided_by_the_dataset_size_is_compared_in_its_own_scale(graded):
     result = graded["loss-over-dataset-size"]
     failed = [c for c in result.checks if not c.passed and c.id != NOVAL]
-    assert result.max_score == 14 and not failed, [(c.id, c.message) for c in failed]
+    assert result.max_score == 14.5 and not failed, [(c.id, c.message) for c in failed]
     restored = by_id(result)["restored-best"]
     assert restored.metrics["loss_convention"] == "sum of batch means per sample"
     assert "the sum of the batches' mean losses divided by the number of samples" in restored.message
