@@ -711,8 +711,8 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
             f"`{results}[{lr:g}]['train_losses']` is 0 at epoch{'s' * (len(zeros) > 1)} {', '.join(map(str, zeros))}: "
             "no batch was counted there (an iterator made once, before the epoch loop, is used up in the first epoch, "
             "say)" if zeros else "")
-        off_scale = curve_problem or (_loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id))
-                                  if train_data else "")
+        off_scale = curve_problem or _last_batch_only(nets[lr], losses) or (
+            _loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id)) if train_data else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) {_as_reported(reported, measured)}, "
                          f"but {off_scale}")
@@ -793,6 +793,31 @@ def _loss_off_scale(net: ModelValue, losses: list[float], train) -> str:
             f"model's is about {math.log(classes):.2f}: the curve is on another scale than a mean loss per sample (a "
             "sum over each batch's samples, reduction='sum', is the batch size times it; a sum over the epoch's "
             "batches is their number times it). Report the mean of the batch losses over each epoch")
+
+
+def _last_batch_only(net: ModelValue, losses: list[float]) -> str:
+    """What to say where every reported epoch loss is the loss of that epoch's last optimizer step, as the kernel
+    recorded each step's cross-entropy, and not their mean; "" otherwise (no full record, steps that do not split
+    into the reported epochs, an epoch of one batch, or any other reading of the batches)."""
+    steps = getattr(net, "step_losses", ())
+    stepped = max(getattr(net, "steps", {}).values(), default=0)
+    epochs = len(losses)
+    if not steps or len(steps) != stepped or epochs < 2 or len(steps) % epochs or len(steps) // epochs < 2:
+        return ""
+    per = len(steps) // epochs
+    chunks = [steps[e * per:(e + 1) * per] for e in range(epochs)]
+    if any(v is None for chunk in chunks for v in chunk):
+        return ""
+    means = [math.fsum(chunk) / per for chunk in chunks]
+    if not all(math.isclose(v, chunk[-1], rel_tol=1e-6) and not math.isclose(v, mean, rel_tol=1e-6)
+               for v, chunk, mean in zip(losses, chunks, means)):
+        return ""
+    e = max(range(epochs), key=lambda i: abs(losses[i] - means[i]) / max(abs(means[i]), 1e-12))
+    digits = next((d for d in range(4, 10) if f"{losses[e]:.{d}g}" != f"{means[e]:.{d}g}"), 10)
+    return (f"its train_losses are each epoch's last batch's loss alone: the kernel recorded the loss of each of its "
+            f"{per:,} optimizer steps an epoch, and epoch {e + 1}'s {losses[e]:.{digits}g} is that epoch's last, where "
+            f"the mean over its batches is {means[e]:.{digits}g}. Report the mean of the batch losses over each epoch "
+            "(add loss.item() at every batch, then divide by their number)")
 
 
 def _moved(net: ModelValue) -> float:

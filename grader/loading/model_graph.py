@@ -175,6 +175,9 @@ class LoadedModel(ModelValue):
     loaded_start: dict[str, torch.Tensor] = field(default_factory=dict)  # loaded weights its first pass saw (probe)
     # the first row's signature of a sample of its training calls that an optimizer step followed, through the run
     stepped_rows: tuple[tuple[float, float, float], ...] = ()
+    # each optimizer step's cross_entropy, in order, for the first steps of its most stepped parameter (None: a step
+    # with none, e.g. another loss); what a per-epoch loss record adds up
+    step_losses: tuple[float | None, ...] = ()
 
     @property
     def n_params(self) -> int:
@@ -488,7 +491,7 @@ def _rebuild(folder: pathlib.Path, budget: ExportBudget, graph: dict | None = No
                        data.get("restored_to_start") is True,
                        _initial(folder / "loaded.pt", parameters, budget,
                                 "the model's loaded weights file (loaded.pt)"),
-                       _ranges(data.get("stepped_rows"), limit=1024, width=3))
+                       _ranges(data.get("stepped_rows"), limit=1024, width=3), _step_losses(data.get("step_losses")))
 
 
 def _count(value: object) -> int:
@@ -502,6 +505,18 @@ def _finite(value: object, n: int) -> tuple[float, ...]:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
         return ()
     return tuple(float(v) for v in value)
+
+
+MAX_STEP_LOSSES = 12000  # as kernel_probe keeps
+
+
+def _step_losses(value: object) -> tuple[float | None, ...]:
+    """Up to MAX_STEP_LOSSES finite numbers or None, as the kernel wrote them; () for anything else."""
+    if not isinstance(value, list) or len(value) > MAX_STEP_LOSSES:
+        return ()
+    if not all(v is None or (type(v) is float and math.isfinite(v)) for v in value):
+        return ()
+    return tuple(value)
 
 
 def _ranges(value: object, limit: int = 20, width: int = 2) -> tuple[tuple[float, ...], ...]:
