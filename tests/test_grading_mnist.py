@@ -221,9 +221,15 @@ def test_adam_scheduler_that_never_stepped_is_named_instead_of_advice(roots):
     ("validation-pass-over-the-training-loader", "`scheduler` decided from your val_loss (its best value, 2.076, is "
      "your val_loss at epoch 4), but your val_acc after the last epoch, 62.83%, is your model's accuracy on the "
      "training images (62.83%, measured by the grader), not on the validation images (52.33%)"),
+    # A loop of its own that passes the plateau `loss`, left over from the last training batch: its best value is
+    # in no record, which had passed as "cannot be read"; the kernel's record of each step's loss shows whose it is.
+    ("plateau-given-the-last-batch-loss", "`scheduler` decided from the loss of one training batch: its best value, "
+     "1.573, is none of the values in `history` but is the cross-entropy of the batch of the model's optimizer step "
+     "40 of 40, the last training batch before the scheduler's step() call 4, in the kernel's record of its "
+     "training."),
 ])
 def test_a_scheduler_stepped_unlike_the_given_loop_is_measured_in_the_run(roots, name, says):
-    """Both landed in the accuracy band with full marks: no check read how the scheduler stepped."""
+    """Each passed scheduler-stepping: no check read how the scheduler stepped, or what it was given."""
     check = by_id(run(roots, "mnist-adam", FILES / "mnist-adam" / f"{name}.ipynb", "tiny"))["scheduler-stepping"]
     assert not check.passed and check.message.startswith(says)
 

@@ -695,6 +695,21 @@ def _recorded_on_training(ctx: CheckContext, series: dict[str, list[float]], rec
             "validation pass runs over the training data, and the val_loss recorded with it is a training loss.")
 
 
+def _a_training_batch(ctx: CheckContext, splits: dict, best: float, calls: tuple[int, ...]) -> str:
+    """Where ``best`` is the loss of one of the optimizer steps that trained ``splits``' model, as the kernel recorded
+    each step's cross-entropy: which step (the last before a step() call of the scheduler's, where it is one of
+    ``calls``), for a message; "" otherwise."""
+    net = ctx.exports.values.get(splits.get("model", ""))
+    losses = getattr(net, "step_losses", ()) if isinstance(net, ModelValue) else ()
+    step = next((i + 1 for i, v in enumerate(losses) if v is not None and math.isclose(v, best, rel_tol=1e-9)), None)
+    if step is None:
+        return ""
+    before = (f", the last training batch before the scheduler's step() call {calls.index(step) + 1}"
+              if step in calls else "")
+    return (f"the cross-entropy of the batch of the model's optimizer step {step:,} of {len(losses):,}{before}, in "
+            "the kernel's record of its training")
+
+
 def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said: str, history: str,
                     allowed: dict[str, str], splits: dict) -> Outcome:
     """What a ReduceLROnPlateau decided from: the recorded series its best value is a value of, which must be one of
@@ -723,6 +738,13 @@ def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said
             return Outcome(True, f"{said}, and decided from your {key} in '{mode}' mode: its best value, {best:.4g}, "
                            f"is your {key} at epoch {found[key]}.")
     if not found:
+        batch = _a_training_batch(ctx, splits, best, sched.calls or ())
+        if batch:
+            raise CheckFailed(f"`{export}` decided from the loss of one training batch: its best value, {best:.4g}, "
+                              f"is none of the values in `{history}` but is {batch}. A single batch's loss is "
+                              f"not the epoch's {metric}: it judged the plateau on one batch of training data. Pass it the "
+                              f"epoch's validation loss, {export}.step({metric}), as the given loop does.",
+                              details={"matched": "a training batch's loss"})
         return Outcome(True, f"{said}; its best value, {best:.4g}, is none of the values in `{history}`, so what it "
                        "decided from cannot be read from your records.", metrics={"undecided": 1})
     key, epoch = next(iter(found.items()))
