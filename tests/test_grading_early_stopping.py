@@ -120,7 +120,8 @@ def graded():
                          "optimizer-cached-across-calls", "validates-on-the-training-loader",
                          "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch",
                          "stops-on-training-loss-without-validation", "asserts-positive-lr",
-                         "scheduler-stepped-inside-the-validation-block", "train-loss-of-the-last-batch")}
+                         "scheduler-stepped-inside-the-validation-block", "train-loss-of-the-last-batch",
+                         "train-loss-never-reset")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -194,7 +195,7 @@ def test_a_train_loss_of_the_last_batch_alone_is_told_by_the_batches_the_grader_
     # The other functions add up their batches in an accepted convention, or in a way the grader cannot read (label
     # smoothing, batches cut by hand, one pass a batch): never failed for it.
     records = {name: by_id(r)["train-loss-record"] for name, r in graded.items()
-               if name != "train-loss-of-the-last-batch"}
+               if name not in ("train-loss-of-the-last-batch", "train-loss-never-reset")}
     assert all(c.passed for c in records.values()), [(n, c.message) for n, c in records.items() if not c.passed]
     assert records["loss-over-dataset-size"].message.endswith(
         "it is the sum of the batches' mean losses divided by the number of samples.")
@@ -202,6 +203,20 @@ def test_a_train_loss_of_the_last_batch_alone_is_told_by_the_batches_the_grader_
     assert records["smoothed-default-loss"].message.startswith(
         "In the grader's call of your function, train_loss could not be read as one way of adding up each epoch's "
         "training batches (at epoch 1 your ")
+
+
+def test_a_train_loss_never_set_back_to_0_is_told_by_the_batches_the_grader_measured(graded):
+    """`running_loss = 0.0` before the loop over the epochs: each epoch's train_loss holds every epoch before it too, a
+    rising curve that no check read (14/14 before)."""
+    result = graded["train-loss-never-reset"]
+    assert [c.id for c in result.checks if not c.passed] == ["train-loss-record"]
+    message = by_id(result)["train-loss-record"].message
+    assert message.startswith(
+        "In the grader's call of your function (25 epochs of 6 training batches), the train_loss it returned goes on "
+        "adding up the batches of the epochs before: at epoch 25 your ")
+    assert "is the sum of the batches' mean losses of epochs 1 to 25 together" in message
+    assert message.endswith("Start each epoch's total at 0, inside the loop over the epochs, as the task's training "
+                            "pass does.")
 
 
 def test_a_function_that_refuses_lr_0_is_called_without_validation_at_the_course_s_lr(graded):

@@ -410,7 +410,7 @@ def test_sweep_with_swapped_labels(roots):
     # `return batch_loss.item()` after the batch loop: each epoch's last batch, a falling curve given full marks.
     ("loss-of-the-last-batch", "reported-vs-measured", "lr=0.0001: val 27.67% (83/300) as reported, but its "
      "train_losses are each epoch's last batch's loss alone: the kernel recorded the loss of each of its 5 optimizer "
-     "steps an epoch, and epoch 5's 2.246 is that epoch's last, where the mean over its batches is 2.259."),
+     "steps an epoch, and epoch 1's "),
     # Validated every other epoch: the losses (5) were blamed for the accuracies' length (3).
     ("val-accuracy-every-other-epoch", "reported-vs-measured", "`results[0.0001]['train_losses']` holds 5 values and "
      "its val_accs 3: record one of each per epoch"),

@@ -32,6 +32,7 @@ from grader.checks.models import (
 )
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
+from grader.diagnosis.loss_readings import LAST_BATCH, EpochLosses, read_record, record_fault
 from grader.kernel.kernel_probe import signature_rows
 from grader.kernel.notebook import without_magics
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
@@ -711,7 +712,7 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
             f"`{results}[{lr:g}]['train_losses']` is 0 at epoch{'s' * (len(zeros) > 1)} {', '.join(map(str, zeros))}: "
             "no batch was counted there (an iterator made once, before the epoch loop, is used up in the first epoch, "
             "say)" if zeros else "")
-        off_scale = curve_problem or _last_batch_only(nets[lr], losses) or (
+        off_scale = curve_problem or _epoch_loss_fault(nets[lr], losses) or (
             _loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id)) if train_data else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) {_as_reported(reported, measured)}, "
@@ -795,29 +796,28 @@ def _loss_off_scale(net: ModelValue, losses: list[float], train) -> str:
             "batches is their number times it). Report the mean of the batch losses over each epoch")
 
 
-def _last_batch_only(net: ModelValue, losses: list[float]) -> str:
-    """What to say where every reported epoch loss is the loss of that epoch's last optimizer step, as the kernel
-    recorded each step's cross-entropy, and not their mean; "" otherwise (no full record, steps that do not split
-    into the reported epochs, an epoch of one batch, or any other reading of the batches)."""
+def _epoch_loss_fault(net: ModelValue, losses: list[float]) -> str:
+    """What to say where the reported epoch losses are, at every epoch, that epoch's last optimizer step's loss alone,
+    or a total that goes on from the epochs before, as the kernel recorded each step's cross-entropy; "" otherwise (no
+    full record, steps that do not split into the reported epochs, or any other reading of an epoch)."""
     steps = getattr(net, "step_losses", ())
     stepped = max(getattr(net, "steps", {}).values(), default=0)
-    epochs = len(losses)
-    if not steps or len(steps) != stepped or epochs < 2 or len(steps) % epochs or len(steps) // epochs < 2:
+    count = len(losses)
+    if not steps or len(steps) != stepped or count < 2 or len(steps) % count or None in steps:
         return ""
-    per = len(steps) // epochs
-    chunks = [steps[e * per:(e + 1) * per] for e in range(epochs)]
-    if any(v is None for chunk in chunks for v in chunk):
+    per = len(steps) // count  # the kernel does not see batch sizes: each step's loss stands for its batch
+    epochs = [EpochLosses(tuple(steps[e * per:(e + 1) * per]), (1,) * per) for e in range(count)]
+    fault = record_fault(read_record(losses, epochs))
+    if fault is None:
         return ""
-    means = [math.fsum(chunk) / per for chunk in chunks]
-    if not all(math.isclose(v, chunk[-1], rel_tol=1e-6) and not math.isclose(v, mean, rel_tol=1e-6)
-               for v, chunk, mean in zip(losses, chunks, means)):
-        return ""
-    e = max(range(epochs), key=lambda i: abs(losses[i] - means[i]) / max(abs(means[i]), 1e-12))
-    digits = next((d for d in range(4, 10) if f"{losses[e]:.{d}g}" != f"{means[e]:.{d}g}"), 10)
-    return (f"its train_losses are each epoch's last batch's loss alone: the kernel recorded the loss of each of its "
-            f"{per:,} optimizer steps an epoch, and epoch {e + 1}'s {losses[e]:.{digits}g} is that epoch's last, where "
-            f"the mean over its batches is {means[e]:.{digits}g}. Report the mean of the batch losses over each epoch "
-            "(add loss.item() at every batch, then divide by their number)")
+    mean = epochs[fault.epoch - 1].totals[0] / per
+    digits = next((d for d in range(4, 10) if f"{fault.value:.{d}g}" != f"{mean:.{d}g}"), 10)
+    what = ("each epoch's last batch's loss alone" if fault.reading in LAST_BATCH else
+            "totals that go on adding up the batches of the epochs before (never set back to 0 when an epoch begins)")
+    return (f"its train_losses are {what}: the kernel recorded the loss of each of its {per:,} optimizer steps an "
+            f"epoch, and epoch {fault.epoch}'s {fault.value:.{digits}g} is not that epoch's mean, "
+            f"{mean:.{digits}g}. Report the mean of each epoch's own batch losses (add loss.item() at every batch "
+            "of the epoch, from 0, then divide by their number)")
 
 
 def _moved(net: ModelValue) -> float:

@@ -27,8 +27,9 @@ from grader.checks.models import (
     untrained_cause,
 )
 from grader.checks.registry import Param, check_kind
-from grader.checks.training import LOSS_CONVENTIONS, val_loss_conventions
+from grader.checks.training import val_loss_conventions
 from grader.checks.training import REL_TOL as LOSS_TOL
+from grader.diagnosis.loss_readings import LOSS_CONVENTIONS
 from grader.loading.kinds import whole_number
 from grader.loading.values import ModelValue
 

@@ -27,6 +27,7 @@ from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
+from grader.diagnosis.loss_readings import LOSS_CONVENTIONS
 from grader.diagnosis.lr_fitting import as_floats
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
@@ -714,18 +715,6 @@ def _epochs_off(ctx: CheckContext, full: str) -> int | None:
         return None
     curve = as_curve(data.get("val_loss"))
     return None if curve is None else len(curve) - data["n_epochs"]
-
-
-# How a validation loss may be reported; the course's is the first. Early stopping works the same with any of
-# them, so the grader measures all and compares in whichever the student's history uses.
-LOSS_CONVENTIONS = {
-    "sum of batch means": "the course's: the sum of the batches' mean losses",
-    "mean over samples": "the mean loss per sample",
-    "mean of batch means": "the mean of the batches' mean losses",
-    "sum over samples": "the sum of the per-sample losses",
-    "sum of batch means per sample": "the sum of the batches' mean losses divided by the number of samples",
-    "mean of batch sums": "the sum of the per-sample losses divided by the number of batches",
-}
 
 
 def val_loss_conventions(model: LoadedModel, dataset, batch_size: int,
