@@ -43,10 +43,11 @@ def test_solution_full_marks():
                                                             "per epoch, after the epoch's updates")
     assert checks["stopped-after-patience"].message.startswith("Your run stopped at epoch 33: 20 epochs after the best "
                                                                "epoch 13")
-    assert checks["train-loss-record"].message == (
-        "In the grader's call of your function (25 epochs of 6 training batches), the train_loss of each epoch adds up "
-        "all of that epoch's batches, as the grader measured them: it is the course's: the sum of the batches' mean "
-        "losses.")
+    assert checks["loss-records"].message == (
+        "In the grader's call of your function, train_loss adds up all of each epoch's 6 training batches, as the "
+        "grader measured them (the course's: the sum of the batches' mean losses); val_loss adds up all of each "
+        "epoch's 6 validation batches, as the grader measured them (the course's: the sum of the batches' mean "
+        "losses).")
 
 
 def test_untouched_notebook_scores_zero_with_what_to_do():
@@ -121,7 +122,7 @@ def graded():
                          "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch",
                          "stops-on-training-loss-without-validation", "asserts-positive-lr",
                          "scheduler-stepped-inside-the-validation-block", "train-loss-of-the-last-batch",
-                         "train-loss-never-reset")}
+                         "train-loss-never-reset", "val-loss-of-the-last-batch")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -184,8 +185,8 @@ def test_a_train_loss_of_the_last_batch_alone_is_told_by_the_batches_the_grader_
     """`epoch_loss = batch_loss.item()` inside the batch loop (14/14 before): a falling curve of each epoch's last
     batch. The grader's call notes every training batch's loss from the model's outputs and the batch's labels."""
     result = graded["train-loss-of-the-last-batch"]
-    assert [c.id for c in result.checks if not c.passed] == ["train-loss-record"]
-    check = by_id(result)["train-loss-record"]
+    assert [c.id for c in result.checks if not c.passed] == ["loss-records"]
+    check = by_id(result)["loss-records"]
     assert check.message.startswith(
         "In the grader's call of your function (25 epochs of 6 training batches), the train_loss it returned for each "
         "epoch is the last batch's mean loss alone, as the grader measured it from the model's outputs: at epoch 1 "
@@ -194,11 +195,12 @@ def test_a_train_loss_of_the_last_batch_alone_is_told_by_the_batches_the_grader_
                                   "loop, as the task's training pass does.")
     # The other functions add up their batches in an accepted convention, or in a way the grader cannot read (label
     # smoothing, batches cut by hand, one pass a batch): never failed for it.
-    records = {name: by_id(r)["train-loss-record"] for name, r in graded.items()
-               if name not in ("train-loss-of-the-last-batch", "train-loss-never-reset")}
+    records = {name: by_id(r)["loss-records"] for name, r in graded.items()
+               if name not in ("train-loss-of-the-last-batch", "train-loss-never-reset", "val-loss-of-the-last-batch")}
     assert all(c.passed for c in records.values()), [(n, c.message) for n, c in records.items() if not c.passed]
-    assert records["loss-over-dataset-size"].message.endswith(
-        "it is the sum of the batches' mean losses divided by the number of samples.")
+    assert records["loss-over-dataset-size"].message.startswith(
+        "In the grader's call of your function, train_loss adds up all of each epoch's 6 training batches, as the "
+        "grader measured them (the sum of the batches' mean losses divided by the number of samples)")
     assert records["smoothed-default-loss"].metrics == {"undecided": 1}
     assert records["smoothed-default-loss"].message.startswith(
         "In the grader's call of your function, train_loss could not be read as one way of adding up each epoch's "
@@ -209,14 +211,30 @@ def test_a_train_loss_never_set_back_to_0_is_told_by_the_batches_the_grader_meas
     """`running_loss = 0.0` before the loop over the epochs: each epoch's train_loss holds every epoch before it too, a
     rising curve that no check read (14/14 before)."""
     result = graded["train-loss-never-reset"]
-    assert [c.id for c in result.checks if not c.passed] == ["train-loss-record"]
-    message = by_id(result)["train-loss-record"].message
+    assert [c.id for c in result.checks if not c.passed] == ["loss-records"]
+    message = by_id(result)["loss-records"].message
     assert message.startswith(
         "In the grader's call of your function (25 epochs of 6 training batches), the train_loss it returned goes on "
         "adding up the batches of the epochs before: at epoch 25 your ")
     assert "is the sum of the batches' mean losses of epochs 1 to 25 together" in message
     assert message.endswith("Start each epoch's total at 0, inside the loop over the epochs, as the task's training "
                             "pass does.")
+
+
+def test_a_val_loss_of_the_last_batch_alone_is_told_and_the_restore_read_in_its_own_terms(graded):
+    """`loss_sum = criterion(pred, y).item()` in the validation helper: early stopping watched one batch of 20 points,
+    and restored-best (three checks) said the model "matches no epoch of its history, so the grader cannot tell which
+    epoch's weights it holds", where it holds the best epoch's by its own record."""
+    result = graded["val-loss-of-the-last-batch"]
+    assert [c.id for c in result.checks if not c.passed] == ["loss-records"]
+    assert by_id(result)["loss-records"].message.startswith(
+        "In the grader's call of your function (25 epochs of 6 validation batches), the val_loss it returned for each "
+        "epoch is the last batch's mean loss alone, as the grader measured it from the model's outputs: at epoch 1 ")
+    restored = by_id(result)["restored-best"]
+    assert restored.message.endswith(
+        "(your history reports the last batch's mean loss of each validation pass alone, so the grader compares in "
+        "that reading; loss-records counts the record).")
+    assert restored.metrics["loss_convention"] == "last batch's mean"
 
 
 def test_a_function_that_refuses_lr_0_is_called_without_validation_at_the_course_s_lr(graded):

@@ -1,4 +1,4 @@
-"""Reading a per-epoch training-loss record against the batches' own losses: the pure part of train-loss-record."""
+"""Reading a per-epoch training-loss record against the batches' own losses: the pure part of loss-records."""
 
 from __future__ import annotations
 

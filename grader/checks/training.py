@@ -27,7 +27,7 @@ from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
-from grader.diagnosis.loss_readings import LOSS_CONVENTIONS
+from grader.diagnosis.loss_readings import LAST_BATCH, LOSS_CONVENTIONS
 from grader.diagnosis.lr_fitting import as_floats
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
@@ -717,10 +717,12 @@ def _epochs_off(ctx: CheckContext, full: str) -> int | None:
     return None if curve is None else len(curve) - data["n_epochs"]
 
 
-def val_loss_conventions(model: LoadedModel, dataset, batch_size: int,
-                         smoothing: float = 0.0) -> tuple[dict[str, float], float]:
+def val_loss_conventions(model: LoadedModel, dataset, batch_size: int, smoothing: float = 0.0,
+                         last_batch: bool = False) -> tuple[dict[str, float], float]:
     """The model's val loss in every convention of LOSS_CONVENTIONS (unshuffled batches, cross-entropy with
-    ``smoothing`` as its label_smoothing), and its accuracy in %."""
+    ``smoothing`` as its label_smoothing), and its accuracy in %; with ``last_batch``, then the last batch's mean and
+    summed loss alone, the readings of a total overwritten at each batch (after every convention, so only a record no
+    convention matches is read so)."""
     per_sample, predicted = model.losses(dataset.X, dataset.Y, smoothing)
     batch_means = [chunk.mean().item() for chunk in per_sample.split(batch_size)]
     losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
@@ -728,6 +730,9 @@ def val_loss_conventions(model: LoadedModel, dataset, batch_size: int,
               "sum over samples": per_sample.sum().item(),
               "sum of batch means per sample": math.fsum(batch_means) / len(per_sample),
               "mean of batch sums": per_sample.sum().item() / len(batch_means)}
+    if last_batch and len(batch_means) > 1:
+        losses.update({"last batch's mean": batch_means[-1],
+                       "last batch's sum": per_sample.split(batch_size)[-1].sum().item()})
     accuracy = 100 * (predicted == dataset.Y).double().mean().item()
     return losses, accuracy
 
@@ -780,7 +785,7 @@ def _restored_in(ctx: CheckContext, run: str, dataset, batch_size: int) -> bool 
         return None
     if first_minimum(other.val_loss) == len(other.val_loss):
         return None
-    losses, _ = val_loss_conventions(other.model, dataset, batch_size)
+    losses, _ = val_loss_conventions(other.model, dataset, batch_size, last_batch=True)
     target = other.val_loss[first_minimum(other.val_loss) - 1]
     return any(math.isclose(v, target, rel_tol=REL_TOL) for v in losses.values())
 
@@ -852,7 +857,7 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     others = [(b, 0.0) for b in dict.fromkeys((batch_size, *OTHER_BATCH_SIZES)) if b != first] if loader else []
     smoothings = (getattr(view.model, "loss_calls", None) or {}).get("label_smoothing", ())
     losses, accuracy, convention, matching, batch_size, smoothing = _as_recorded(
-        view, dataset, best, [(first, 0.0), *others, *((first, s) for s in smoothings)])
+        view, dataset, best, [(first, 0.0), *others, *((first, s) for s in smoothings)], last_batch=True)
     smoothed = (f" (with label_smoothing={smoothing:g}, as the run called cross_entropy: the course's loss has none, "
                 "which follows-arguments counts)" if smoothing else "")
     target, last = view.val_loss[best - 1], view.val_loss[-1]
@@ -860,7 +865,10 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     metrics = {"measured_val_loss": round(measured, 6), "best_val_loss": target, "val_accuracy": round(accuracy, 4),
                "loss_convention": convention if matching else "unknown"}
     scale = ("" if convention == "sum of batch means" else
-             f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)") + smoothed
+             f" (your history reports {LOSS_CONVENTIONS[convention]}, so the grader compares in that scale)"
+             if convention in LOSS_CONVENTIONS else
+             f" (your history reports {LAST_BATCH[convention]} of each validation pass alone, so the grader compares "
+             "in that reading; loss-records counts the record)") + smoothed
     if batch_size != first:
         scale += f" (summed over validation batches of {batch_size}, as your history matches" + (
             f"; `{loader}` as the notebook ended makes batches of {exported}, so the run used another loader)"
@@ -889,13 +897,13 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
 OTHER_BATCH_SIZES = (64, 16, 128, 180, 100, 50, 10, 20, 8, 256, 1)  # validation batch sizes students pick
 
 
-def _as_recorded(view: RunView, dataset, best: int, candidates: list) -> tuple:
+def _as_recorded(view: RunView, dataset, best: int, candidates: list, last_batch: bool = False) -> tuple:
     """The model's val losses measured under the first of ``candidates`` ((batch size, label smoothing), most trusted
     first) whose losses match an epoch of the history: (losses, accuracy, convention, matching epochs, batch size,
     smoothing); the first candidate's where none does."""
     found = None
     for size, smoothing in candidates:
-        losses, accuracy = val_loss_conventions(view.model, dataset, size, smoothing)
+        losses, accuracy = val_loss_conventions(view.model, dataset, size, smoothing, last_batch)
         convention, matching = _convention_of(losses, view.val_loss, best)
         if matching:
             return losses, accuracy, convention, matching, size, smoothing
