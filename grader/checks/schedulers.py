@@ -742,8 +742,8 @@ def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said
         if batch:
             raise CheckFailed(f"`{export}` decided from the loss of one training batch: its best value, {best:.4g}, "
                               f"is none of the values in `{history}` but is {batch}. A single batch's loss is "
-                              f"not the epoch's {metric}: it judged the plateau on one batch of training data. Pass it the "
-                              f"epoch's validation loss, {export}.step({metric}), as the given loop does.",
+                              f"not the epoch's {metric}: it judged the plateau on one batch of training data. Pass "
+                              f"it the epoch's validation loss, {export}.step({metric}), as the given loop does.",
                               details={"matched": "a training batch's loss"})
         return Outcome(True, f"{said}; its best value, {best:.4g}, is none of the values in `{history}`, so what it "
                        "decided from cannot be read from your records.", metrics={"undecided": 1})

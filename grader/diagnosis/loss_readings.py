@@ -1,4 +1,4 @@
-"""Read a per-epoch training-loss record against each training batch's loss, as the grader measured them.
+"""Read a per-epoch loss record (training or validation) against each batch's loss, as the grader measured them.
 
 A recorded epoch loss is one of the accepted conventions of that epoch's batches (``LOSS_CONVENTIONS``); the last
 batch's loss alone (a total overwritten at each batch); a total that goes on from the epochs before (never set back to

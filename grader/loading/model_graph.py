@@ -40,6 +40,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from grader.kernel.kernel_probe import MAX_STEP_LOSSES
 from grader.loading.guard import (ExportBudget, LoadRefused, check_forward, eval_batch, float_type, model_input,
                                   read_json, read_tensors)
 from grader.loading.values import ModelValue
@@ -505,9 +506,6 @@ def _finite(value: object, n: int) -> tuple[float, ...]:
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
         return ()
     return tuple(float(v) for v in value)
-
-
-MAX_STEP_LOSSES = 12000  # as kernel_probe keeps
 
 
 def _step_losses(value: object) -> tuple[float | None, ...]:
