@@ -54,3 +54,13 @@ def test_one_unreadable_epoch_gives_the_whole_record_the_benefit_of_the_doubt():
 def test_epochs_of_one_batch_tell_nothing():
     single = [EpochLosses((0.5 * (k + 1),), (32,)) for k in range(4)]
     assert read_record([0.5, 1.0, 1.5, 2.0], single) == []
+
+
+def test_a_pass_that_gives_the_very_losses_of_the_one_before_is_the_same_epoch_read_again():
+    from grader.checks.loss_records import epoch_losses
+
+    once = [[1, 0.5, 32], [1, 0.25, 20]]
+    again = [[2, 0.5, 32], [2, 0.25, 20]]  # the validation loader gone through again for the accuracy
+    later = [[3, 0.4, 32], [3, 0.2, 20]]
+    assert epoch_losses(once + again + later) == [EpochLosses((0.5, 0.25), (32, 20)), EpochLosses((0.4, 0.2), (32, 20))]
+    assert epoch_losses([*once, ["2", 0.5, 32], [2, float("nan"), 32], "x"]) == [EpochLosses((0.5, 0.25), (32, 20))]

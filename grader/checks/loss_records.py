@@ -15,15 +15,20 @@ from grader.diagnosis.loss_readings import (LAST_BATCH, LOSS_CONVENTIONS, RUNNIN
 
 
 def epoch_losses(noted: object) -> list[EpochLosses]:
-    """The grader's notes ([pass over the training loader, batch mean loss, batch size], in order) by epoch: the
-    batches of one pass make one epoch. Notes that are not such triples are left out."""
-    epochs: dict[int, list[tuple[float, int]]] = {}
+    """The grader's notes ([pass over the loader, batch mean loss, batch size], in order) by epoch: the batches of one
+    pass make one epoch, and a pass that gives the very losses of the one before is the same model read again (a
+    second pass over the validation loader for the accuracy). Notes that are not such triples are left out."""
+    passes: dict[int, list[tuple[float, int]]] = {}
     for note in noted if isinstance(noted, list) else []:
         if (isinstance(note, list) and len(note) == 3 and type(note[0]) is int and isinstance(note[1], float)
                 and math.isfinite(note[1]) and type(note[2]) is int and note[2] > 0):
-            epochs.setdefault(note[0], []).append((note[1], note[2]))
-    return [EpochLosses(tuple(m for m, _ in batches), tuple(n for _, n in batches))
-            for _, batches in sorted(epochs.items())]
+            passes.setdefault(note[0], []).append((note[1], note[2]))
+    epochs: list[EpochLosses] = []
+    for _, batches in sorted(passes.items()):
+        epoch = EpochLosses(tuple(m for m, _ in batches), tuple(n for _, n in batches))
+        if not epochs or epoch != epochs[-1]:
+            epochs.append(epoch)
+    return epochs
 
 
 RECORDS = (("train_loss", "batch_losses", "training"), ("val_loss", "val_batch_losses", "validation"))
