@@ -415,7 +415,7 @@ class _Record:
     """How optimizers stepped one parameter."""
 
     __slots__ = ("stepped", "idle", "classes", "cleared", "carried", "state", "pending", "hooks", "lrs", "settings",
-                 "kept", "restarts", "owner", "losses", "step_losses")
+                 "kept", "restarts", "owner", "losses", "step_losses", "step_count")
 
     def __init__(self):
         self.stepped = 0  # optimizer steps it took part in with a gradient
@@ -432,7 +432,10 @@ class _Record:
         self.restarts = 0  # steps by an optimizer with no state for it, after one that kept some
         self.owner = None  # a weak reference to the optimizer of its latest step
         self.losses = None  # the losses and clipping of the steps it took (a record like LOSSES)
-        self.step_losses = None  # each step's cross_entropy (STEP_LOSS, a detached tensor or None), the first ones
+        # each step's cross_entropy (STEP_LOSS, a detached tensor or None), the first ones: the first step_count items
+        # of a list a copy shares with its original until either steps again (a checkpoint a step is copied often)
+        self.step_losses = None
+        self.step_count = 0
 
     def copy(self) -> "_Record":
         """What a deep copy of the parameter inherits: the counts and LRs so far, not the watch on its gradient."""
@@ -443,7 +446,7 @@ class _Record:
         # Not ``kept`` or ``owner``: no optimizer holds the copy yet.
         copied.restarts = self.restarts
         copied.losses = _merged(None, self.losses) if self.losses else None
-        copied.step_losses = list(self.step_losses) if self.step_losses else None
+        copied.step_losses, copied.step_count = self.step_losses, self.step_count
         return copied
 
 
@@ -501,10 +504,11 @@ def _stepped(optimizer, args, kwargs):
                 _judge(parameter, record)
                 if noted:
                     record.losses = _merged(record.losses, PENDING)
-                if record.step_losses is None:
-                    record.step_losses = []
-                if len(record.step_losses) < MAX_STEP_LOSSES:
+                if record.step_count < MAX_STEP_LOSSES:
+                    if record.step_losses is None or len(record.step_losses) != record.step_count:
+                        record.step_losses = (record.step_losses or [])[:record.step_count]  # its own from here
                     record.step_losses.append(loss)
+                    record.step_count += 1
     except Exception:  # noqa: BLE001
         pass
     PENDING.update(_no_losses())
@@ -849,10 +853,10 @@ def training_record(model) -> dict:
 
 def _step_losses(record: _Record | None) -> list | None:
     """Each recorded step's cross_entropy as a number (None where the step had none); None without a record."""
-    if record is None or not record.step_losses:
+    if record is None or not record.step_count:
         return None
     values = []
-    for loss in record.step_losses:
+    for loss in record.step_losses[:record.step_count]:
         try:
             value = None if loss is None else float(loss)
             values.append(value if value is None or value - value == 0 else None)  # nan and inf: no loss to read
