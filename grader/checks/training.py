@@ -724,15 +724,15 @@ def val_loss_conventions(model: LoadedModel, dataset, batch_size: int, smoothing
     summed loss alone, the readings of a total overwritten at each batch (after every convention, so only a record no
     convention matches is read so)."""
     per_sample, predicted = model.losses(dataset.X, dataset.Y, smoothing)
-    batch_means = [chunk.mean().item() for chunk in per_sample.split(batch_size)]
+    chunks = per_sample.split(batch_size)
+    batch_means = [chunk.mean().item() for chunk in chunks]
     losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
               "mean of batch means": math.fsum(batch_means) / len(batch_means),
               "sum over samples": per_sample.sum().item(),
               "sum of batch means per sample": math.fsum(batch_means) / len(per_sample),
               "mean of batch sums": per_sample.sum().item() / len(batch_means)}
     if last_batch and len(batch_means) > 1:
-        losses.update({"last batch's mean": batch_means[-1],
-                       "last batch's sum": per_sample.split(batch_size)[-1].sum().item()})
+        losses.update({"last batch's mean": batch_means[-1], "last batch's sum": chunks[-1].sum().item()})
     accuracy = 100 * (predicted == dataset.Y).double().mean().item()
     return losses, accuracy
 
