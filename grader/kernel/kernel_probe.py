@@ -406,8 +406,8 @@ def _fresh_start(parameter, record) -> bool:
     back = start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
     if back:
         record.stepped = record.idle = record.restarts = 0
-        record.lrs = record.settings = record.losses = None
-        record.classes = set()
+        record.lrs = record.settings = record.losses = record.step_losses = None
+        record.classes, record.step_count = set(), 0
     return back
 
 
