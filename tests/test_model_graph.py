@@ -45,8 +45,12 @@ def export_and_load(tmp_path, **values):
 
 @pytest.mark.parametrize("model, shape", [(SimpleMLP(), [2]), (CNN(), [1, 28, 28]), (FixedBatch(), [4])])
 def test_round_trip_matches_the_original_model(tmp_path, model, shape):
+    import torch.fx.config
+
     model.eval()
     loaded = export_and_load(tmp_path, m=(model, shape)).values["m"]
+    # The capture turns off torch.fx's stack traces for itself only: a quick check exports in the student's process.
+    assert torch.fx.config.do_not_emit_stack_traces is False
     x = torch.randn(5, *shape)
     if isinstance(model, FixedBatch):
         expected = torch.cat([model(x[:2]), model(x[2:4]), model(torch.cat([x[4:], torch.zeros(1, 4)]))[:1]])
