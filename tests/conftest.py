@@ -17,14 +17,15 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-# The files that take half a minute or more of a test process, longest first. `make test` has pytest-xdist
-# hand whole files to its processes in collection order (--dist loadfile --no-loadscope-reorder; by default
-# it puts the files with the most tests first): one of these handed out last would leave the other
-# processes idle while it runs.
-LONGEST_FIRST = ("test_grading_mnist.py", "test_cluster_batch.py", "test_warm_server.py", "test_batch.py",
-                 "test_grading_early_stopping.py", "test_grading_random_seeds.py", "test_kernel_factory.py",
-                 "test_interrupts.py", "test_cluster_start.py", "test_grading_tiny_model.py", "test_check_cli.py",
-                 "test_whole_term.py", "test_hostile_input.py", "test_neighbours.py")
+# The files that take a quarter of a minute or more of a test process, longest first (their tests' times summed from
+# a `--junitxml` run). `make test` has pytest-xdist hand whole files to its processes in collection order (--dist
+# loadfile --no-loadscope-reorder; by default it puts the files with the most tests first): one of these handed out
+# last would leave the other processes idle while it runs.
+LONGEST_FIRST = ("test_grading_mnist.py", "test_grading_early_stopping.py", "test_cluster_batch.py",
+                 "test_warm_server.py", "test_grading_random_seeds.py", "test_batch.py", "test_grading_tiny_model.py",
+                 "test_interrupts.py", "test_kernel_factory.py", "test_cluster_start.py", "test_grading_schedulers.py",
+                 "test_gradescope_autograder.py", "test_hostile_input.py", "test_whole_term.py", "test_reproduction.py",
+                 "test_quick_check.py", "test_reference_cli.py", "test_gradebook_safety.py")
 
 
 def pytest_collection_modifyitems(items):
