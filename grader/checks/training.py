@@ -27,7 +27,7 @@ from grader.checks.models import same_weights, untrained_cause
 from grader.checks.registry import Param, check_kind
 from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
-from grader.diagnosis.loss_readings import LAST_BATCH, LOSS_CONVENTIONS
+from grader.diagnosis.loss_readings import LAST_BATCH, LOSS_CONVENTIONS, conventions
 from grader.diagnosis.lr_fitting import as_floats
 from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
@@ -726,11 +726,8 @@ def val_loss_conventions(model: LoadedModel, dataset, batch_size: int, smoothing
     per_sample, predicted = model.losses(dataset.X, dataset.Y, smoothing)
     chunks = per_sample.split(batch_size)
     batch_means = [chunk.mean().item() for chunk in chunks]
-    losses = {"sum of batch means": math.fsum(batch_means), "mean over samples": per_sample.mean().item(),
-              "mean of batch means": math.fsum(batch_means) / len(batch_means),
-              "sum over samples": per_sample.sum().item(),
-              "sum of batch means per sample": math.fsum(batch_means) / len(per_sample),
-              "mean of batch sums": per_sample.sum().item() / len(batch_means)}
+    losses = conventions(math.fsum(batch_means), per_sample.sum().item(), len(per_sample), len(batch_means),
+                         mean=per_sample.mean().item())
     if last_batch and len(batch_means) > 1:
         losses.update({"last batch's mean": batch_means[-1], "last batch's sum": chunks[-1].sum().item()})
     accuracy = 100 * (predicted == dataset.Y).double().mean().item()

@@ -40,6 +40,14 @@ RUNNING = {
 }
 
 
+def conventions(total: float, summed: float, samples: int, batches: int, mean: float | None = None) -> dict[str, float]:
+    """An epoch's loss in each of LOSS_CONVENTIONS, from the sum of its batches' mean losses (``total``) and of its
+    per-sample losses (``summed``); ``mean``: the mean per sample where it was measured itself (else summed/samples)."""
+    return {"sum of batch means": total, "mean over samples": summed / samples if mean is None else mean,
+            "mean of batch means": total / batches, "sum over samples": summed,
+            "sum of batch means per sample": total / samples, "mean of batch sums": summed / batches}
+
+
 @dataclass(frozen=True)
 class EpochLosses:
     """One epoch's training batches as measured: each batch's mean loss and its size."""
@@ -56,11 +64,9 @@ class EpochLosses:
         """The epoch's loss in every accepted convention, then in each last-batch-only reading."""
         (total, summed), samples, batches = self.totals, sum(self.sizes), len(self.means)
         last = self.means[-1]
-        return {"sum of batch means": total, "mean over samples": summed / samples,
-                "mean of batch means": total / batches, "sum over samples": summed,
-                "sum of batch means per sample": total / samples, "mean of batch sums": summed / batches,
-                "last batch's mean": last, "last batch's sum": last * self.sizes[-1],
-                "last batch's mean per batch": last / batches, "last batch's mean per sample": last / samples}
+        return conventions(total, summed, samples, batches) | {
+            "last batch's mean": last, "last batch's sum": last * self.sizes[-1],
+            "last batch's mean per batch": last / batches, "last batch's mean per sample": last / samples}
 
 
 def running_readings(epochs: list[EpochLosses]) -> dict[str, float]:
