@@ -12,8 +12,10 @@ Three figures, each measured here and now on this machine:
    run's clock: what running them in Jupyter after a restart costs); goal: at most 1.3x. Each save
    edits a comment, so the model's code stays the same and its capture of the save before is reused
    (``grader.grading.captures``); a second series edits the model's ``forward`` at each save, so
-   every save captures anew. The same for a heavier exercise (random-seeds: about a second of cells,
-   several models), with where the time beyond the cells goes;
+   every save's model is captured anew: by a second kernel beside the run where a core is free
+   (``grader.grading.speculation``), and in a third series by the export itself, with that kernel
+   off. The same for a heavier exercise (random-seeds: about a second of cells, several models),
+   with where the time beyond the cells goes;
 3. memory: the proportional set size (PSS) of a kernel after ``import torch``, forked from the
    factory against started fresh (shared pages are what the factory is for).
 
@@ -43,6 +45,7 @@ from common import record
 from grader import warm_server
 from grader.assignments.catalog import load_exercise, load_spec_file
 from grader.commands.check import _report
+from grader.grading.captures import CaptureCache
 from grader.grading.engine import run_notebook
 from grader.grading.watch import watch_notebook
 from grader.kernel.factory import FactoryHandle, start_factory
@@ -110,8 +113,11 @@ def _edit_forward(nb, save: int) -> None:
 
 
 def watch_rechecks(folder: pathlib.Path, saves: int, exercise_id: str = "tiny-model",
-                   edit: Callable = _edit_comment) -> list[dict]:
-    """Each re-check after a save that ``edit`` makes: from the save to the result, and to the table and page."""
+                   edit: Callable = _edit_comment, beside: bool = True) -> list[dict]:
+    """Each re-check after a save that ``edit`` makes: from the save to the result, and to the table and page.
+
+    ``beside``: whether a second kernel may capture the save's model while it trains (``CaptureCache.beside``).
+    """
     notebook = folder / f"watched-{exercise_id}.ipynb"
     shutil.copy(NOTEBOOK.with_name(f"{exercise_id}.ipynb"), notebook)
     exercise = load_exercise(exercise_id)
@@ -126,7 +132,7 @@ def watch_rechecks(folder: pathlib.Path, saves: int, exercise_id: str = "tiny-mo
 
     with start_factory() as factory:
         thread = threading.Thread(target=watch_notebook, args=(notebook, exercise, factory.handle, shown, stop),
-                                  daemon=True)
+                                  kwargs={"captures": CaptureCache(beside=beside)}, daemon=True)
         thread.start()
         saved = []
         for save in range(saves + 1):
@@ -166,6 +172,12 @@ def _watch_line(exercise_id: str, median: dict[str, float]) -> str:
             f"{median['checks']:.3f}, the rest {median['rest']:.3f} s (the save seen, the kernel stopped)")
 
 
+def _capturer(rechecks: list[dict]) -> str:
+    """Who captured the saves' models: the second kernel in how many of them (its capture is named in the report)."""
+    beside = sum("beside" in (r["captures"] or "") for r in rechecks)
+    return f"the second kernel in {beside} of {len(rechecks)} saves, the export in the rest"
+
+
 def kernel_memory(folder: pathlib.Path) -> dict[str, dict]:
     (folder / "pss").mkdir()
     (folder / "pss" / "spec.toml").write_text(PSS_SPEC)
@@ -196,11 +208,13 @@ def main() -> int:
         walls, first, fresh_cells = command_walls(folder, args.repeats)
         rechecks = watch_rechecks(folder, args.saves)
         new_forward = watch_rechecks(folder, args.saves, edit=_edit_forward)
+        in_export = watch_rechecks(folder, args.saves, edit=_edit_forward, beside=False)
         heavier = watch_rechecks(folder, args.saves, HEAVIER)
         memory = kernel_memory(folder)
     median = {how: statistics.median(times) for how, times in walls.items()}
     ratio = median["warm"] / median["fresh"]
     tiny, heavy, changed = _watch_medians(rechecks), _watch_medians(heavier), _watch_medians(new_forward)
+    alone = _watch_medians(in_export)
     result, page, cells = tiny["to_result"], tiny["to_page"], tiny["student_cells"]
     print(f"grader check, tiny-model solution, median of {args.repeats} (in turns):")
     print(f"  warm server    {median['warm']:6.2f} s   ratio {ratio:.2f}x (goal <= 0.5x); its first run, which "
@@ -214,8 +228,10 @@ def main() -> int:
     print("  each exercise's re-checks (medians):")
     print(_watch_line("tiny-model", tiny))
     print(_watch_line(HEAVIER, heavy))
-    print("  each save changing the model's forward (captured anew, no capture reused):")
-    print(_watch_line("tiny-model", changed))
+    print("  each save changing the model's forward (captured anew):")
+    print(_watch_line("tiny-model", changed) + f"; captured by {_capturer(new_forward)}")
+    print("  the same saves with the second kernel off (each model captured by the export):")
+    print(_watch_line("tiny-model", alone))
     print("kernel memory after import torch (MB):")
     for how in ("forked", "fresh"):
         print(f"  {how:7s} " + "  ".join(f"{k} {v}" for k, v in memory[how].items()))
@@ -224,10 +240,13 @@ def main() -> int:
                                  "ratio": ratio, "watch_rechecks": rechecks, f"watch_rechecks_{HEAVIER}": heavier,
                                  f"watch_ratio_{HEAVIER}": heavy["ratio"], "fresh_student_cells_s": fresh_cells,
                                  "watch_ratio_median": tiny["ratio"], "watch_rechecks_new_forward": new_forward,
-                                 "watch_ratio_new_forward": changed["ratio"], "kernel_memory_mb": memory})
+                                 "watch_ratio_new_forward": changed["ratio"], "watch_rechecks_new_forward_alone":
+                                 in_export, "watch_ratio_new_forward_alone": alone["ratio"],
+                                 "kernel_memory_mb": memory})
     print(f"written {path}")
     print(json.dumps({"ratio": round(ratio, 2), "watch": round(tiny["ratio"], 2),
-                      "watch_new_forward": round(changed["ratio"], 2)}))
+                      "watch_new_forward": round(changed["ratio"], 2),
+                      "watch_new_forward_alone": round(alone["ratio"], 2)}))
     return 0
 
 

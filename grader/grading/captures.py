@@ -35,6 +35,7 @@ class Filled:
 
     miss: str = ""  # why a reused capture cannot stand; the save is run again
     models: dict[str, LoadedModel] = field(default_factory=dict)  # by model folder
+    keys: dict[str, str] = field(default_factory=dict)  # the digest of each reused capture, by model folder
     budget: ExportBudget = field(default_factory=ExportBudget)  # what loading them took of the folder's limits
 
 
@@ -44,6 +45,7 @@ class CaptureCache:
 
     graphs: dict[str, dict] = field(default_factory=dict)
     distrusted: set[str] = field(default_factory=set)  # a reuse of these once computed something else
+    beside: bool = True  # a second kernel may capture a save's model while it trains (``grader.grading.speculation``)
 
     def offered(self) -> list[str]:
         """The digests the next export may reuse."""
@@ -74,6 +76,7 @@ class CaptureCache:
                 self.distrusted.add(key)
                 return Filled(why)
             filled.models[path.parent.name] = model
+            filled.keys[path.parent.name] = key
         return filled
 
     def learn(self, folder: pathlib.Path) -> None:

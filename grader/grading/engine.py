@@ -24,7 +24,8 @@ from grader.assignments.catalog import Exercise
 from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
 from grader.errors import MachineryLost, UserError
-from grader.grading.captures import CaptureCache
+from grader.grading.captures import CaptureCache, Filled
+from grader.grading.speculation import Speculation, spare_core
 from grader.kernel.cells import export_source, prelude_source, warm_source
 from grader.kernel.execute import Deferred, Execution, execute
 from grader.kernel.factory import FactoryHandle
@@ -129,8 +130,9 @@ def run_next(wait: Callable[[], Submission | None], exercise: Exercise, data_roo
     For watch mode: the kernel starts (and runs the grader's prelude) while the student edits, so a save
     costs only the notebook's own cells and the scoring. The kernel is still fresh and only ever runs one
     notebook; one that died while it waited is replaced by a new one. With ``captures``, a model whose code
-    an earlier run captured is not captured again (``grader.grading.captures``); where that cannot stand,
-    the notebook runs again with every model captured.
+    an earlier run captured is not captured again (``grader.grading.captures``), nor one a second kernel
+    captured beside this run (``grader.grading.speculation``); where that cannot stand, the notebook runs
+    again with every model captured.
     """
     run = _run(wait, exercise, (), data_root, warm, factory, None, captures)
     if run is not None and (run.execution.kernel_lost or run.execution.machinery_lost):  # a fresh one, then
@@ -152,18 +154,33 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
     warming = warm_up(warm)
     sandbox = exercise_sandbox(exercise, hide, data_root, env)
     sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
+    beside: Speculation | None = None
     try:
         requests = [e.request() for e in exercise.spec.exports]
         reuse = None if captures is None else captures.offered() if offer else []
         cells = prelude, export_source(requests, sandbox.export_dir, reuse, exercise.spec.limits)
         came: list[Submission] = []
         if callable(submission):
+            shapes = [e.input_shape for e in exercise.spec.exports if e.input_shape]
+            if captures is not None and captures.beside and offer and shapes and spare_core():
+                try:
+                    beside = _speculation(exercise, hide, data_root, env, factory, shapes, reuse)
+                except Exception:  # noqa: BLE001 - no second sandbox to be had (no user slot left, say): one kernel
+                    beside = None
+
             def arrived() -> PreparedNotebook | None:
                 got = submission()
                 came.extend([got] if got is not None else [])
+                if beside is not None:
+                    beside.deliver(got)
                 return prepare(got, *cells) if got is not None else None
 
-            notebook = Deferred(prepare(Submission.empty(), *cells), arrived, warm_source(models))
+            def export_then() -> str:
+                if beside is None or not beside.learn_into(captures):
+                    return cells[1]
+                return export_source(requests, sandbox.export_dir, captures.offered(), exercise.spec.limits)
+
+            notebook = Deferred(prepare(Submission.empty(), *cells), arrived, warm_source(models), export_then)
         else:
             came.append(submission)
             notebook = prepare(submission, *cells)
@@ -187,8 +204,7 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
             if filled and filled.miss:
                 return Run(execution, Exports.unavailable(filled.miss), report, 0.0, came[0], capture_miss=filled.miss)
             if filled and filled.models:
-                report["captures"] = (f"{len(filled.models)} model capture(s) of an earlier save reused, their outputs "
-                                      "checked")
+                report["captures"] = _reused_captures(filled, beside.learned if beside else set())
             exports = load_exports(sandbox.export_dir, budget=filled.budget if filled else None,
                                    models=filled.models if filled else None)
             if captures is not None:
@@ -197,8 +213,27 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
             exports = Exports.unavailable(execution.reason or "the notebook did not reach the grader's export step")
         return Run(execution, exports, report, time.monotonic() - start, came[0])
     finally:
+        if beside is not None:
+            beside.close()
         sandbox.kill()
         sandbox.remove()
+
+
+def _reused_captures(filled: Filled, beside: set[str]) -> str:
+    """What the report says of the captures an export reused: of earlier saves, made by a second kernel, or both."""
+    made = sum(key in beside for key in filled.keys.values())
+    parts = [f"{n} model capture(s) {where}" for n, where in ((len(filled.models) - made, "of an earlier save"),
+                                                               (made, "made beside this run by a second kernel")) if n]
+    return " and ".join(parts) + " reused, their outputs checked"
+
+
+def _speculation(exercise: Exercise, hide: tuple[str, ...], data_root: pathlib.Path | None, env: dict[str, str] | None,
+                 factory: FactoryHandle | None, shapes: list, held: list[str]) -> Speculation:
+    """A second kernel, in a sandbox of its own, that captures the save's first model fed one of ``shapes``."""
+    sandbox = exercise_sandbox(exercise, hide, data_root, env)
+    sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
+    prelude = prelude_source(True, (), speculate=([list(s) for s in shapes], str(sandbox.export_dir), list(held)))
+    return Speculation(sandbox, prelude, warm_source(True))
 
 
 def _changed_after_export(folder: pathlib.Path, digest: str | None) -> str:

@@ -94,13 +94,14 @@ def _unchanged_for(saves: _Saves, stop: threading.Event, seconds: float) -> bool
 
 def watch_notebook(path: pathlib.Path, exercise: Exercise, factory: FactoryHandle,
                    on_result: Callable[[SubmissionResult], None], stop: threading.Event,
-                   data_root: pathlib.Path | None = None, warm: tuple[str, ...] = ()) -> int:
+                   data_root: pathlib.Path | None = None, warm: tuple[str, ...] = (),
+                   captures: CaptureCache | None = None) -> int:
     """Check ``path`` now and after every change until ``stop`` is set; returns how many checks ran.
 
     A save that cannot be read as a notebook (an editor's half-written file) gives an ``invalid``
-    result and the next save is checked as usual.
+    result and the next save is checked as usual. ``captures``: the model captures kept across saves.
     """
-    saves, checked, captures = _Saves(path), 0, CaptureCache()
+    saves, checked, captures = _Saves(path), 0, captures or CaptureCache()
 
     def invalid(reason: str, digest: str) -> None:
         nonlocal checked

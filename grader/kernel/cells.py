@@ -54,7 +54,7 @@ def _compressed(source: bytes) -> str:
     return f"_grader_decompress(_grader_b85({packed!r})).decode()"
 
 
-def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
+def prelude_source(models: bool = True, names: tuple[str, ...] = (), speculate: tuple | None = None) -> str:
     """The first cell: the run's record (``kernel_probe``), the sealed exporter, the torchvision workaround.
 
     It runs before any student cell. The exporter (``kernel_export``) is executed here, with a copy
@@ -63,7 +63,8 @@ def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
     import hook runs the workaround (reference/torchvision_compat.py) right before the first
     ``import torchvision``; the probe and the exporter likewise wait for the notebook's own
     ``import torch``, so a notebook without torch pays nothing. ``names`` are the values the export
-    writes: the exporter records what they hold after every cell.
+    writes: the exporter records what they hold after every cell. ``speculate``: (input shapes, folder, digests
+    held) for a kernel that only captures the first model fed one of those shapes (``kernel_export.speculate``).
     """
     source = _torchvision_compat().read_text()
     # The namespaces must stay referenced: the torch.library object inside the compat one keeps the op schemas
@@ -84,6 +85,8 @@ def prelude_source(models: bool = True, names: tuple[str, ...] = ()) -> str:
             "del _grader_decompress, _grader_b85\n"
             f"_grader_export['seal'](globals(), _grader_probe, models={models!r}, names={tuple(names)!r})\n"
             "_grader_probe['after_import']('torch', _grader_export['seal_torch'])\n"
+            + (f"_grader_probe['after_import']('torch', lambda _: _grader_export['speculate']{speculate!r})\n"
+               if speculate else "") +
             "del _grader_builtins\n"
             "import sys as _grader_sys\n"
             "_grader_compat = {'__name__': 'torchvision_compat'}\n"

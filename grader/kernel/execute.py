@@ -191,6 +191,8 @@ class Deferred:
     prelude: PreparedNotebook
     wait: Callable[[], PreparedNotebook | None]
     warm: str = ""  # the grader's code run silently while it waits (``cells.warm_source``)
+    # The export cell's source as it stands once the student's cells ended (what the grader learned meanwhile).
+    export_then: Callable[[], str] | None = None
 
 
 def _clean_traceback(message: str) -> str:
@@ -253,7 +255,8 @@ async def _run(notebook: PreparedNotebook | Deferred, sandbox: Sandbox, client: 
                     result.kernel_lost = True
                     return
                 client.nb, client.export_index = prepared.nb, prepared.export_index
-            await asyncio.wait_for(_run_cells(prepared, sandbox, client, result), phase_limit)
+            then = notebook.export_then if deferred else None
+            await asyncio.wait_for(_run_cells(prepared, sandbox, client, result, then), phase_limit)
             # The run is over: the kernel dies while nbclient closes its side, instead of after.
             sandbox.kill(result.timings.get("pid"), wait=False)
 
@@ -295,8 +298,9 @@ async def _in_thread(wait: Callable[[], PreparedNotebook | None]) -> PreparedNot
     return await came
 
 
-async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution) -> None:
-    """The student cells under their time limits, then the export cell."""
+async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: CappedClient, result: Execution,
+                     export_then: Callable[[], str] | None = None) -> None:
+    """The student cells under their time limits, then the export cell (its source from ``export_then``, if given)."""
     limits = sandbox.limits
     cells = prepared.nb.cells
     deadline = time.monotonic() + limits.total_timeout_s
@@ -331,6 +335,8 @@ async def _run_cells(prepared: PreparedNotebook, sandbox: Sandbox, client: Cappe
     if stuck:
         return
     export_start = time.monotonic()
+    if export_then is not None:
+        cells[prepared.export_index].source = export_then()
     client.timeout = int(limits.export_timeout_s)
     try:
         await client.async_execute_cell(cells[prepared.export_index], prepared.export_index)

@@ -24,6 +24,7 @@ Layout of the export folder::
                            those load_state_dict gave it before that pass, as the pass saw them; graph.json
                            also holds the optimizer steps each parameter took part in, and the optimizers' classes
     models/<k>/probe.pt    watch mode, a capture reused: the model's outputs on a few inputs (``_reused``)
+    models/s1/             watch mode's second kernel: the first model fed the input shape, captured (``speculate``)
 
 One model object stored under several names is exported once, so the grader sees it is one object.
 """
@@ -47,6 +48,7 @@ MAX_TENSOR_ELEMENTS = 100_000  # tensors larger than this inside plain values ar
 # Taken when this source runs (the prelude, before any student cell): later patches of these modules do not reach us.
 _makedirs, _replace, _path_join, _basename = os.makedirs, os.replace, os.path.join, os.path.basename
 _getcwd, _ModuleType, _builtin_modules = os.getcwd, type(sys), frozenset(sys.builtin_module_names)
+_exit = os._exit
 _getsource, _isfunction, _ismethod = inspect.getsource, inspect.isfunction, inspect.ismethod
 _partial = functools.partial
 _isfinite = math.isfinite
@@ -269,6 +271,32 @@ def _students(hook, ours) -> bool:
     return hook is not ours and getattr(hook, "__globals__", {}).get("__name__") != "grader_probe"
 
 
+def _unwrapped(model):
+    if type(model).__name__ == "OptimizedModule" and type(model).__module__.startswith("torch._dynamo"):
+        return model._orig_mod  # torch.compile's wrapper: the module it compiles holds the same parameters
+    return model
+
+
+def _example(model, input_shape):
+    """The capture's input: a batch of 2 zeros on the model's device, in its float type (a model kept in float64)."""
+    param = next(iter(model.parameters()), None)
+    device = param.device if param is not None else _T["device"]("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else None
+    return _T["zeros"](2, *input_shape, device=device, dtype=dtype)
+
+
+def _digest_in_eval(model, input_shape, example, probe: dict | None) -> str | None:
+    """``_fingerprint`` of the model as the capture runs it (eval mode); None where the student's objects fail."""
+    was_training = model.training
+    try:
+        model.eval()  # a module whose train() does not follow stays as it is
+        return _fingerprint(model, input_shape, example, probe)
+    except Exception:  # noqa: BLE001 - the student's objects answer attribute reads: captured as usual
+        return None
+    finally:
+        model.train(was_training)
+
+
 def export_model(model, input_shape, folder: str, probe: dict | None = None, reuse: frozenset | None = None) -> dict:
     """Capture the forward pass in eval mode and write graph.json + weights.pt (+ initial.pt) into ``folder``.
 
@@ -277,24 +305,11 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None, reu
     """
     if "export" not in _T:  # the prelude was told no model is exported; an unexpected one is still captured
         seal_torch(_T.get("torch") or _modules["torch"], models=True)
-    if type(model).__name__ == "OptimizedModule" and type(model).__module__.startswith("torch._dynamo"):
-        model = model._orig_mod  # torch.compile's wrapper: the module it compiles holds the same parameters
+    model = _unwrapped(model)
     _makedirs(folder, exist_ok=True)
     was_training = model.training
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else _T["device"]("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else None  # a model kept in float64, say
-    example = _T["zeros"](2, *input_shape, device=device, dtype=dtype)
-    key = None
-    if reuse is not None:
-        was_training = model.training
-        try:
-            model.eval()  # as the capture runs it: a module whose train() does not follow stays as it is
-            key = _fingerprint(model, input_shape, example, probe)
-        except Exception:  # noqa: BLE001 - the student's objects answer attribute reads: captured as usual
-            key = None
-        finally:
-            model.train(was_training)
+    example = _example(model, input_shape)
+    key = _digest_in_eval(model, input_shape, example, probe) if reuse is not None else None
     if key is not None and key in reuse:
         reused = _reused(model, key, input_shape, example, folder, probe)
         if reused is not None:
@@ -617,6 +632,36 @@ def _fingerprint(model, input_shape, example, probe: dict | None) -> str | None:
         data = part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass")
         hashed.update(len(data).to_bytes(8, "little") + data)
     return hashed.hexdigest()
+
+
+def speculate(input_shapes: list, root: str, known: list) -> None:
+    """Watch mode, in a second kernel running the same save: capture the first module fed one of ``input_shapes``.
+
+    Its capture goes to ``root``/models/s1 under its digest, unless the grader already holds that digest; then this
+    kernel ends itself, so the grader can read the folder while the first kernel still trains. The grader uses the
+    capture only for a model of the same digest, checked as any reused capture is (``grader.grading.captures``).
+    """
+    shapes, probe = {tuple(int(n) for n in shape) for shape in input_shapes}, _SEAL.get("probe")
+    handle = []
+
+    def first_fed(module, args):
+        if probe and not probe["RECORDING"][0]:  # the grader's own forward passes (the waiting kernel's warm-up)
+            return None
+        x = args[0] if args else None
+        if not isinstance(x, _T["Tensor"]) or x.dim() < 1 or tuple(x.shape[1:]) not in shapes:
+            return None
+        handle.pop().remove()  # before the digest, which counts every global hook not the grader's probe's
+        if probe:
+            probe["RECORDING"][0] = False
+        try:
+            model, shape = _unwrapped(module), [int(n) for n in x.shape[1:]]
+            key = _digest_in_eval(model, shape, _example(model, shape), probe)
+            if key is not None and key not in known:
+                export_model(model, shape, _path_join(root, "models", "s1"), probe, frozenset())
+        finally:
+            _exit(0)  # its folder is complete: nothing else of this run is needed
+
+    handle.append(_T["module_hooks"].register_module_forward_pre_hook(first_fed))
 
 
 def tensors_in(value) -> list:
