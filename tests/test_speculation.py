@@ -1,7 +1,8 @@
 """Watch mode's second kernel, which captures a save's model while the first trains (``grader.grading.speculation``).
 
-Real forked kernels. The notebooks train after the model's first forward pass, then wait, so that the second kernel
-(which ends at that pass) is done before the first one's cells are; each export is compared with one captured as usual.
+Real forked kernels. The notebooks train after the model's first forward pass and, where a second kernel runs, wait,
+so that it (ending at that pass) is done before the first one's cells are; each export is compared with one captured
+as usual.
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ for _ in range(20):
     opt.zero_grad()
     F.cross_entropy(clf(pts), labels).backward()
     opt.step()
-time.sleep(2)  # the second kernel ended at the first pass above; it has long written its capture by now
 """
+SETTLE = "time.sleep(2)  # the second kernel ended at the first pass; it has long written its capture by now\n"
 
 
 def _run(tmp_path, name: str, captures: CaptureCache | None, *cells: str):
     path = tmp_path / f"{name}.ipynb"
+    cells = (*cells, SETTLE) if captures is not None else cells  # a notebook captured as usual has no race to wait on
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
     (tmp_path / "beside").mkdir(exist_ok=True)
     (tmp_path / "beside" / "spec.toml").write_text(SPEC)
@@ -96,8 +98,9 @@ def test_a_model_whose_code_changed_is_captured_beside_the_run_and_checked(tmp_p
 def test_a_different_model_fed_first_leaves_the_exported_one_to_be_captured(tmp_path):
     """A throwaway model is the first fed the input shape: its capture is not the exported model's, and goes unused."""
     first = "scratch = nn.Linear(2, 4)\nscratch(torch.zeros(3, 2))\n"
-    run, model = _run(tmp_path, "scratch", CaptureCache(), BUILD.format(gain="1.0"), first, TRAIN)
-    assert "captures" not in run.sandbox
+    captures = CaptureCache()
+    run, model = _run(tmp_path, "scratch", captures, BUILD.format(gain="1.0"), first, TRAIN)
+    assert "captures" not in run.sandbox and len(captures.graphs) == 2  # the second kernel's, and the export's own
     _, truth = _run(tmp_path, "scratch-truth", None, BUILD.format(gain="1.0"), first, TRAIN)
     _same_model(model, truth)
 
@@ -105,8 +108,9 @@ def test_a_different_model_fed_first_leaves_the_exported_one_to_be_captured(tmp_
 def test_a_model_changed_after_its_first_pass_is_captured_as_it_ends(tmp_path):
     """A layer wrapped after a shape check changes the digest: the capture of the first pass goes unused."""
     swap = "clf(torch.zeros(3, 2))\nclf.b = nn.Sequential(nn.ReLU(), clf.b)\n"
-    run, model = _run(tmp_path, "swap", CaptureCache(), BUILD.format(gain="1.0"), swap, TRAIN)
-    assert "captures" not in run.sandbox
+    captures = CaptureCache()
+    run, model = _run(tmp_path, "swap", captures, BUILD.format(gain="1.0"), swap, TRAIN)
+    assert "captures" not in run.sandbox and len(captures.graphs) == 2
     _, truth = _run(tmp_path, "swap-truth", None, BUILD.format(gain="1.0"), swap, TRAIN)
     _same_model(model, truth)
 
