@@ -25,10 +25,12 @@ from grader.kernel import cgroups, sandbox_files
 ZYGOTE = pathlib.Path(__file__).with_name("zygote.py")
 CLIENT = pathlib.Path(__file__).with_name("factory_client.py")
 # What every kernel imports anyway: ipykernel's own start (its shell, debugger and event loop), torch and the
-# export's torch.export for the prelude and the export cell, pyplot with Agg for plots. None starts a thread.
+# export's torch.export for the prelude and the export cell, torch.save's settings (its first call imports them),
+# pyplot with Agg for plots. None starts a thread.
 PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
            "ipykernel.control", "tornado.platform.asyncio", "IPython.core.history", "sqlite3", "pdb",
-           "numpy", "torch", "torch.export", "torch.fx.experimental.symbolic_shapes", "matplotlib.pyplot")
+           "numpy", "torch", "torch.export", "torch.fx.experimental.symbolic_shapes", "torch.utils.serialization",
+           "matplotlib.pyplot")
 WARM_TIMEOUT_S = 120
 HEADROOM_MB = 512  # what a kernel must be able to allocate above the factory's own mappings
 OFF_ENV = "GRADER_KERNEL_FACTORY"  # "0" turns the factory off (fresh launches), e.g. to measure it
