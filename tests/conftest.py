@@ -24,7 +24,7 @@ torch.set_num_threads(1)
 LONGEST_FIRST = ("test_grading_mnist.py", "test_grading_early_stopping.py", "test_cluster_batch.py",
                  "test_warm_server.py", "test_grading_random_seeds.py", "test_batch.py", "test_grading_tiny_model.py",
                  "test_interrupts.py", "test_kernel_factory.py", "test_cluster_start.py", "test_grading_schedulers.py",
-                 "test_gradescope_autograder.py", "test_hostile_input.py", "test_speculation.py", "test_whole_term.py",
+                 "test_gradescope_autograder.py", "test_hostile_input.py", "test_capture_reuse.py", "test_whole_term.py",
                  "test_reproduction.py", "test_quick_check.py", "test_reference_cli.py", "test_gradebook_safety.py")
 
 

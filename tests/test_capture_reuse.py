@@ -1,8 +1,11 @@
-"""Watch mode's reuse of a model capture across saves, in real forked kernels (``grader.grading.captures``).
+"""Watch mode's reuse of a model capture, in real forked kernels (``grader.grading.captures``).
 
 A save that keeps the model's code reuses the last capture with the new weights; a save that changes
 what the code reads gets a capture of its own, whether the digest sees the change (a constant, a name
 in a dict) or only the check of the reused capture's outputs does (a method of torch's tensors patched).
+Where a second core is free, a save's model is captured beside the run by a second kernel that ends at
+its first forward pass (``grader.grading.speculation``); those notebooks train after that pass and then
+wait, so that the second kernel is done before the first one's cells are.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from grading_support import kernel_factory
 from grader.assignments.catalog import load_spec_file
 from grader.grading.captures import CaptureCache
 from grader.grading.engine import run_next
+from grader.grading.speculation import spare_core
 from grader.kernel.notebook import read_submission
 
 SPEC = """id = "reuse"
@@ -53,9 +57,9 @@ net = Wide()
 """
 
 
-def _run(tmp_path, name: str, captures: CaptureCache | None, *extra: str):
+def _run(tmp_path, name: str, captures: CaptureCache | None, *extra: str, setup: str = SETUP):
     path = tmp_path / f"{name}.ipynb"
-    cells = [nbformat.v4.new_code_cell(source) for source in (SETUP, *extra)]
+    cells = [nbformat.v4.new_code_cell(source) for source in (setup, *extra)]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
     (tmp_path / "reuse").mkdir(exist_ok=True)
     (tmp_path / "reuse" / "spec.toml").write_text(SPEC)
@@ -247,3 +251,79 @@ def test_a_changed_value_the_code_reads_changes_the_digest_or_leaves_none(case):
                                                                       "mylib.SCALE = 2.0")])
 def test_what_the_digest_cannot_follow_leaves_no_digest(expr, setup):
     assert _digest(TEMPLATE.format(setup=setup, init="", expr=expr, after=""), "a.py") is None
+
+
+BUILD = """import time
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+class Pair(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.a, self.b = nn.Linear(2, width), nn.Linear(width, 4)
+
+    def forward(self, pts):
+        return self.b(self.a(pts).tanh() * GAIN)
+
+GAIN = {gain}
+torch.manual_seed(0)
+net = Pair(5)
+"""
+TRAIN = """pts, labels = torch.randn(64, 2), torch.randint(0, 4, (64,))
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+for _ in range(20):
+    opt.zero_grad()
+    F.cross_entropy(net(pts), labels).backward()
+    opt.step()
+"""
+SETTLE = "time.sleep(2)  # the second kernel ended at the first pass; it has long written its capture by now\n"
+beside = pytest.mark.skipif(not spare_core(), reason="a second kernel runs only where a second core is free")
+
+
+def _beside(tmp_path, name: str, *extra: str, gain: float = 1.0, captures: CaptureCache | None = None):
+    """The notebook run twice: in watch mode, with a second kernel beside it; and as usual, to compare."""
+    captures = CaptureCache() if captures is None else captures
+    run, model = _run(tmp_path, name, captures, *extra, TRAIN, SETTLE, setup=BUILD.format(gain=gain))
+    _, truth = _run(tmp_path, f"{name}-as-usual", None, *extra, TRAIN, setup=BUILD.format(gain=gain))
+    assert _ops(model) == _ops(truth)
+    assert all(torch.equal(model.parameters[k], truth.parameters[k]) for k in truth.parameters)
+    x = torch.randn(9, 2)
+    assert torch.allclose(model.module(x), truth.module(x))
+    return run, model
+
+
+@beside
+def test_a_model_whose_code_changed_is_captured_beside_the_run_and_checked(tmp_path):
+    captures = CaptureCache()
+    _run(tmp_path, "first", captures, TRAIN, SETTLE, setup=BUILD.format(gain=1.0))
+    changed, model = _beside(tmp_path, "changed", gain=2.0, captures=captures)
+    assert changed.sandbox["captures"] == ("1 model capture(s) made beside this run by a second kernel reused, their "
+                                           "outputs checked")
+    assert 2.0 in model.stored_numbers().literals
+
+
+@beside
+def test_a_different_model_fed_first_leaves_the_exported_one_to_be_captured(tmp_path):
+    """A throwaway model is the first fed the input shape: its capture is not the exported model's, and goes unused."""
+    captures = CaptureCache()
+    run, _ = _beside(tmp_path, "scratch", "scratch = nn.Linear(2, 4)\nscratch(torch.zeros(3, 2))\n", captures=captures)
+    assert "captures" not in run.sandbox and len(captures.graphs) == 2  # the second kernel's, and the export's own
+
+
+@beside
+def test_a_model_changed_after_its_first_pass_is_captured_as_it_ends(tmp_path):
+    """A layer wrapped after a shape check changes the digest: the capture of the first pass goes unused."""
+    captures = CaptureCache()
+    run, _ = _beside(tmp_path, "wrap", "net(torch.zeros(3, 2))\nnet.b = nn.Sequential(nn.ReLU(), net.b)\n",
+                     captures=captures)
+    assert "captures" not in run.sandbox and len(captures.graphs) == 2
+
+
+@beside
+def test_a_change_no_digest_sees_made_after_the_first_pass_is_caught_by_the_check(tmp_path):
+    """A tensor method of torch's patched after the first pass: the digests agree, the second kernel's capture (which
+    never saw the patch) computes something else, and the save is run again with every model captured."""
+    run, model = _beside(tmp_path, "patch", "net(torch.zeros(3, 2))\ntorch.Tensor.tanh = torch.Tensor.sigmoid\n")
+    assert run.sandbox["captures"].startswith("every model captured again: the model's")
+    assert any("sigmoid" in op for op in _ops(model)) and not any("tanh" in op for op in _ops(model))
