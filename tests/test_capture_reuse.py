@@ -10,10 +10,12 @@ wait, so that the second kernel is done before the first one's cells are.
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 import torch
-from grading_support import kernel_factory
+from grading_support import UNPRIVILEGED_UID, kernel_factory, run_as_nobody
 
 from grader.assignments.catalog import load_spec_file
 from grader.grading.captures import CaptureCache
@@ -327,3 +329,28 @@ def test_a_change_no_digest_sees_made_after_the_first_pass_is_caught_by_the_chec
     run, model = _beside(tmp_path, "patch", "net(torch.zeros(3, 2))\ntorch.Tensor.tanh = torch.Tensor.sigmoid\n")
     assert run.sandbox["captures"].startswith("every model captured again: the model's")
     assert any("sigmoid" in op for op in _ops(model)) and not any("tanh" in op for op in _ops(model))
+
+
+UNPRIVILEGED = """import json, os, pathlib, sys
+from grader.assignments.catalog import load_spec_file
+from grader.grading.captures import CaptureCache
+from grader.grading.engine import run_next
+from grader.kernel.factory import start_factory
+from grader.kernel.notebook import read_submission
+folder = pathlib.Path(sys.argv[1])
+exercise, captures, seen = load_spec_file(folder / "probe" / "spec.toml"), CaptureCache(), []
+with start_factory() as factory:
+    for name in ("a.ipynb", "b.ipynb"):
+        run = run_next(lambda: read_submission(folder / name), exercise, None, (), factory.handle, captures)
+        seen.append([os.geteuid(), run.execution.status.name, run.sandbox.get("captures")])
+print(json.dumps(seen))
+"""
+
+
+@beside
+def test_the_second_kernel_captures_for_a_grader_that_is_not_root(tmp_path):
+    """Unprivileged, sandboxes run as the grader's own user: the second kernel's is still ended, then read."""
+    cells = {name: [BUILD.format(gain=gain), TRAIN, SETTLE] for name, gain in (("a.ipynb", 1.0), ("b.ipynb", 2.0))}
+    seen = json.loads(run_as_nobody(UNPRIVILEGED, SPEC.replace('id = "reuse"', 'id = "probe"'), files=cells))
+    made = "1 model capture(s) made beside this run by a second kernel reused, their outputs checked"
+    assert seen == [[UNPRIVILEGED_UID, "OK", made], [UNPRIVILEGED_UID, "OK", made]]
