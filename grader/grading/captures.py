@@ -41,7 +41,8 @@ class Filled:
 
 @dataclass
 class CaptureCache:
-    """The graphs of earlier saves' models, by the digest of their code; one per watched notebook."""
+    """The graphs of earlier saves' models and of the second kernel's captures, by the digest of their code; one per
+    watched notebook."""
 
     graphs: dict[str, dict] = field(default_factory=dict)
     distrusted: set[str] = field(default_factory=set)  # a reuse of these once computed something else
