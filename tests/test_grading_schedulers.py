@@ -640,7 +640,7 @@ def test_a_scheduler_stepped_first_where_the_code_cannot_tell_is_measured_in_the
     order = checks(result)["step-order"]
     assert not order.passed and result.score == 9, order.message
     assert order.message.startswith("12 of your exported schedulers (`StepLR(step_size=5, gamma=0.5)`")
-    assert "at their first scheduler.step() call the optimizer had taken 0 steps" in order.message
+    assert "at their first scheduler.step() call the optimizer had taken no step since" in order.message
 
 
 def test_items_of_a_list_literal_stay_in_it_after_an_append():
@@ -808,7 +808,23 @@ def test_a_scheduler_first_loop_that_made_none_of_the_exported_schedulers_keeps_
     result = graded(FILES / "smoke-test-then-redefined.ipynb")
     order = checks(result)["step-order"]
     assert order.passed and result.score == 10, [(c.id, c.message) for c in result.checks if not c.passed]
-    assert "The loop at code cell 2, line 7 steps the scheduler first, but made none of them" in order.message
+    assert "The loop at code cell 2, line 7 reads as scheduler.step() first: either it made none of them" in \
+        order.message
+
+
+@pytest.mark.parametrize("fixture, loop", [("warm-step-before-the-scheduler.ipynb", ""),
+                                           ("optimizers-tried-in-an-earlier-cell.ipynb", "code cell 3, line 5")])
+def test_an_optimizer_step_taken_before_the_scheduler_was_made_does_not_put_it_first(graded, fixture, loop):
+    """opt.step() once, then the scheduler made, then a loop that steps the scheduler first: torch warns, as the
+    schedule moved before any update under it. The step came before the scheduler existed; it was counted as one the
+    scheduler's first step came after (in a helper, the point was given; in an earlier cell, the loop was said to make
+    none of the schedulers)."""
+    order = checks(graded(FILES / fixture))["step-order"]
+    assert not order.passed, order.message
+    if loop:  # the loop read in the code
+        assert order.message.startswith(f"scheduler.step() comes before optimizer.step() in your loop: {loop}")
+    else:  # a loop read as a rotation of torch's order: measured in the run
+        assert "stepped before their optimizer had stepped since the scheduler was made" in order.message
 
 
 def test_a_plot_that_puts_the_base_lr_in_front_of_every_list_costs_each_family_alike(graded):

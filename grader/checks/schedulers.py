@@ -531,11 +531,13 @@ def _idle_optimizers(value) -> list[str]:
 
 
 def _scheduler_first(value) -> list[str]:
-    """The exported schedulers whose first step() came before their optimizer had stepped at all, as the kernel
-    counted the optimizer's steps at each scheduler call (a deepcopy keeps no record, and is not judged)."""
+    """The exported schedulers whose first step() came before their optimizer had stepped since the scheduler was
+    made, as the kernel counted the optimizer's steps at each scheduler call (a deepcopy keeps no record, and is not
+    judged). A step taken before the scheduler existed is no update the schedule came after: torch warns then too."""
     if not isinstance(value, dict):
         return []
-    return [str(name) for name, s in value.items() if isinstance(s, SchedulerExport) and s.calls and s.calls[0] == 0]
+    return [str(name) for name, s in value.items()
+            if isinstance(s, SchedulerExport) and s.calls and s.calls[0] <= s.made_at]
 
 
 def _all_recorded(value) -> bool:
@@ -558,12 +560,14 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
     wrong = [o for o in orders if o.verdict == "scheduler-first"]
     if wrong and _all_recorded(exported) and not _scheduler_first(exported) and not _idle_optimizers(exported):
         # The run's record clears every exported scheduler: the loop read in the code made none of them (a function
-        # never called, or replaced by a later definition that made the ones exported).
+        # never called, or replaced by a later definition), or an optimizer step the reader did not see came first.
         where = "; ".join(f"code cell {o.cell}, line {o.line}" for o in wrong)
         return Outcome(True, f"Each of your {len(exported)} exported schedulers first stepped after its optimizer had "
-                       "stepped (the grader counts each optimizer's steps at every scheduler call). The loop at "
-                       f"{where} steps the scheduler first, but made none of them: keep optimizer.step() before "
-                       "scheduler.step() there too.", details=details)
+                       "stepped since the scheduler was made (the grader counts each optimizer's steps at every "
+                       f"scheduler call), so they trained in the order torch expects. The loop at {where} reads as "
+                       "scheduler.step() first: either it made none of them (a function never called, or replaced "
+                       "later), or an optimizer step the grader could not see in the code came before it. Keep "
+                       "optimizer.step() before scheduler.step() there too.", details=details)
     if wrong:
         where = "; ".join(f"code cell {o.cell}, line {o.line} (`{o.receiver}.step()`)" for o in wrong)
         raise CheckFailed(f"scheduler.step() comes before optimizer.step() in your loop: {where}. The LRs you record "
@@ -588,10 +592,12 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
         more = f" and {len(first) - 3} more" if len(first) > 3 else ""
         listed = ", ".join(f"`{name}`" for name in first[:3]) + more
         raise CheckFailed(f"{len(first)} of your exported schedulers ({listed}) stepped before their optimizer had "
-                          "stepped at all: at their first scheduler.step() call the optimizer had taken 0 steps (the "
-                          "grader counts each optimizer's steps at every scheduler call). The LRs you record come out "
-                          "the same here, but in training the first update would already use the second LR of the "
-                          "schedule, and torch warns about it. Call optimizer.step() first, then scheduler.step().",
+                          "stepped since the scheduler was made: at their first scheduler.step() call the optimizer "
+                          "had taken no step since (the grader counts each optimizer's steps at every scheduler call; "
+                          "a step taken before the scheduler existed is not one it came after). The LRs you record "
+                          "come out the same here, but in training the first update would already use the second LR "
+                          "of the schedule, and torch warns about it. Call optimizer.step() first, then "
+                          "scheduler.step().",
                           details=details)
     if any(o.verdict == "ok" for o in orders):
         return Outcome(True, "Your loop calls optimizer.step() before scheduler.step(), the order torch expects.",
@@ -644,23 +650,25 @@ def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str
                           "the LR stayed at the schedule's first value and the rest of it did nothing. Call "
                           f"{export}.step() once an epoch, after the epoch's training, as the given loop does (or, if "
                           "the loop steps another scheduler object, keep that one under this name).")
-    if not any(calls):
-        raise CheckFailed(f"The optimizer you gave {named} never stepped: at each of its {len(calls)} step() calls it "
-                          "had taken 0 steps (the kernel counts them at every call), so the schedule set the LR of an "
-                          "optimizer that did not train the model. Make the scheduler on the optimizer the loop "
-                          "steps, after making that optimizer, and make each only once.")
-    if calls[0] == 0:
-        counts = ", ".join(f"{c:,}" for c in calls[:4]) + (", ..." if len(calls) > 4 else "")
-        raise CheckFailed(f"{named} stepped before its optimizer had stepped at all: the optimizer had taken {counts} "
-                          f"steps at its {len(calls)} step() calls (the kernel counts them at every call). Each epoch "
-                          "then trains at the LR one step further along the schedule than you set, and torch warns "
-                          "about it. Call scheduler.step() after the epoch's optimizer steps, as the given loop does.",
-                          details={"calls": calls[:50]})
+    # Counted from the scheduler's making: an update taken before it existed is none the schedule came after.
+    since, made = [c - sched.made_at for c in calls], " since it was made" if sched.made_at else ""
+    if all(c <= 0 for c in since):
+        raise CheckFailed(f"The optimizer you gave {named} never stepped{made}: at each of its {len(calls)} step() "
+                          f"calls it had taken 0 steps{made} (the kernel counts them at every call), so the schedule "
+                          "set the LR of an optimizer that did not train the model. Make the scheduler on the "
+                          "optimizer the loop steps, after making that optimizer, and make each only once.")
+    if since[0] <= 0:
+        counts = ", ".join(f"{c:,}" for c in since[:4]) + (", ..." if len(since) > 4 else "")
+        raise CheckFailed(f"{named} stepped before its optimizer had stepped {made.strip() or 'at all'}: the "
+                          f"optimizer had taken {counts} steps{made} at its {len(calls)} step() calls (the kernel "
+                          "counts them at every call). Each epoch then trains at the LR one step further along the "
+                          "schedule than you set, and torch warns about it. Call scheduler.step() after the epoch's "
+                          "optimizer steps, as the given loop does.", details={"calls": calls[:50]})
     # The kernel keeps its first MAX_CALLS calls; beyond them, the scheduler's own count says how many there were.
     last = sched.state.get("last_epoch")
     stepped = last if len(calls) >= MAX_CALLS and whole_number(last) and last > len(calls) else len(calls)
     said = (f"{named} stepped {'once' if stepped == 1 else f'{stepped:,} times'}, the first time after "
-            f"{calls[0]:,} optimizer step{'s' if calls[0] != 1 else ''}")
+            f"{since[0]:,} optimizer step{'s' if since[0] != 1 else ''}{made}")
     repeated = repeated_calls(calls)
     if repeated:
         return Outcome(False, f"{said}, but {repeated}. Each such call moves the schedule on by one more step with no "

@@ -792,7 +792,8 @@ def _scheduler(scheduler, probe: dict | None = None) -> dict:
     return {"class": type(scheduler).__name__, "module": type(scheduler).__module__, "torch_base": base,
             "state": {k: _jsonable(v) for k, v in scheduler.state_dict().items()},
             "optimizer": _optimizer(optimizer, probe) if optimizer is not None else None,
-            "calls": probe["scheduler_calls"](scheduler) if probe and "scheduler_calls" in probe else None}
+            "calls": probe["scheduler_calls"](scheduler) if probe and "scheduler_calls" in probe else None,
+            "made_at": probe["scheduler_made_at"](scheduler) if probe and "scheduler_made_at" in probe else 0}
 
 
 def _loader(loader) -> dict:

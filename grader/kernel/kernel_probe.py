@@ -80,6 +80,8 @@ PARAMETER_STEPS = _ById()  # parameter -> its _Record
 STALE, CLEARED, CARRIED = "stale", "cleared", "carried"  # .grad still the last step's; cleared; added to it
 JUDGED = 50  # steps judged per parameter, after which its gradient hooks are removed
 SCHEDULER_CALLS = _ById()  # scheduler -> its optimizer's steps begun at each of the notebook's step() calls
+# scheduler -> its optimizer's steps begun when it was made: a step taken before is not one the schedule came after
+SCHEDULER_MADE_AT = _ById()
 # optimizer -> steps begun (a pre-hook): a scheduler stepped from the optimizer's own post-hook comes after its step,
 # which STEPS (a post-hook, as torch's optimizers read the gradients only inside step(closure)) counts only later
 STARTED = _ById()
@@ -609,6 +611,7 @@ def _making(initial_step):
             try:
                 if RECORDING[0] and SCHEDULER_CALLS.get(self) is None:
                     SCHEDULER_CALLS.set(self, [])
+                    SCHEDULER_MADE_AT.set(self, STARTED.get(getattr(self, "optimizer", None), 0))
             except Exception:  # noqa: BLE001
                 pass
 
@@ -620,6 +623,11 @@ def scheduler_calls(scheduler) -> list | None:
     stepped); None when nothing was recorded (a deep copy, say)."""
     calls = SCHEDULER_CALLS.get(scheduler)
     return list(calls) if calls is not None else None
+
+
+def scheduler_made_at(scheduler) -> int:
+    """The steps its optimizer had begun when ``scheduler`` was made (0 where that was not recorded)."""
+    return SCHEDULER_MADE_AT.get(scheduler, 0)
 
 
 def _inherit_start(deepcopy):

@@ -81,9 +81,10 @@ def _scheduler(reader: _Reader, s: Any, _: dict) -> SchedulerExport:
     state = _plain(s.get("state", {}))
     calls = s.get("calls")
     calls = tuple(c for c in calls[:1000] if type(c) is int) if isinstance(calls, list) else None
-    base = s.get("torch_base")
+    base, made = s.get("torch_base"), s.get("made_at")
     return SchedulerExport(str(s.get("class", "")), str(s.get("module", "")), state if isinstance(state, dict) else {},
-                           optimizer, calls, base if isinstance(base, str) else "")
+                           optimizer, calls, base if isinstance(base, str) else "",
+                           made if type(made) is int and made >= 0 else 0)
 
 
 def _loader(reader: _Reader, d: Any, _: dict) -> LoaderExport:

@@ -50,6 +50,7 @@ class SchedulerExport:
     optimizer: OptimizerExport | None
     calls: tuple[int, ...] | None = None  # its optimizer's step count at each of its step() calls (the kernel's probe)
     torch_base: str = ""  # the nearest of torch's scheduler classes it is built on (itself, for one of torch's)
+    made_at: int = 0  # its optimizer's step count when it was made (the kernel's probe): ``calls`` count on from it
 
 
 @dataclass(frozen=True)
