@@ -22,7 +22,7 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once",
          "one-unseeded-start-loaded-for-every-seed", "one-checkpoint-file-for-every-seed",
          "rows-zipped-with-seeds-in-another-order", "seed-set-again-each-epoch", "batches-listed-once",
-         "steplr-added-to-the-set-up")
+         "steplr-added-to-the-set-up", "no-early-stopping-best-restored")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -235,6 +235,17 @@ def test_one_model_re_initialised_in_place_for_each_seed_keeps_its_start_and_ste
     assert "seed 18: its weights are the course set-up's own run for seed 18 after epoch 9" in checks[
         "trained-steps"].message
     assert "its step count (654) runs on from that earlier run" in checks["trained-steps"].message
+
+
+def test_a_run_past_its_patience_from_the_seed_s_own_start_is_not_taken_for_a_re_initialised_object(graded):
+    """No patience: 90 epochs each, the best weights put back. The weights are the set-up's run at its best epoch, as a
+    re-initialised object's would be, but each model's record starts at its own seed's build: its 540 steps are this
+    run's. It was told the object ran forward before a re-initialisation, and kept the point."""
+    steps = by_id(graded["no-early-stopping-best-restored"])["trained-steps"]
+    assert not steps.passed and steps.metrics == {"off": 3}, steps.message
+    assert "seed 0: its parameters took 540 optimizer steps; 540 steps are 90 epochs of 6 batches, where best_epoch 13 " \
+           "implies 33" in steps.message
+    assert "a run that went on past its patience" in steps.message and "re-initialised" not in steps.message
 
 
 def test_a_loader_generator_shared_by_all_seeds_is_not_said_to_leave_the_seed_alone(graded):

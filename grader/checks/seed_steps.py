@@ -25,7 +25,7 @@ from grader.checks.models import (
     untrained_cause,
 )
 from grader.checks.registry import Param, check_kind
-from grader.checks.seed_starts import REINITIALISED, Start, built_words, seeded_build
+from grader.checks.seed_starts import REINITIALISED, Start, built_words, model_start, seeded_build
 from grader.checks.seeds import MODELS, SEEDS, epoch_held, seed_models, seed_results, stepped_unlike
 
 
@@ -48,6 +48,12 @@ CAUSES = {
               "run (one model trained on from seed to seed), or a best_epoch that is not the stored model's run's",
     "batches": "steps on only some batches, or on more than the training batches, or a loader of another batch size",
 }
+
+
+def _starts_here(net, seed: int, reference: str, seeds: list) -> bool:
+    """Whether the model's recorded start is the build right after torch.manual_seed(seed): its record is this run's."""
+    start = model_start(net, reference, seeds)
+    return start.recorded and (start.seed, start.build) == (seed, 1)
 
 
 def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int) -> tuple[str, list[str]]:
@@ -194,7 +200,9 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
                          f"run, whose best epoch is not the {int(table[seed]['best_epoch'])} reported beside it: the "
                          "reported row is another run's (see the reported figures' check)")
             continue
-        if held:  # weights only the set-up's own training gives: the record counts an earlier run of the object too
+        # Weights only the set-up's own training gives, from a record that starts elsewhere: the record counts an
+        # earlier run of the object too. A record that starts at this seed's own build is this run's, count and all.
+        if held and not _starts_here(net, seed, reference, seeds):
             lines.append(f"seed {seed}: {REINITIALISED.format(seed=seed, epoch=held)}, and its step count "
                          f"({steps}) runs on from that earlier run")
             continue
