@@ -243,8 +243,8 @@ def test_a_run_past_its_patience_from_the_seed_s_own_start_is_not_taken_for_a_re
     run's. It was told the object ran forward before a re-initialisation, and kept the point."""
     steps = by_id(graded["no-early-stopping-best-restored"])["trained-steps"]
     assert not steps.passed and steps.metrics == {"off": 3}, steps.message
-    assert "seed 0: its parameters took 540 optimizer steps; 540 steps are 90 epochs of 6 batches, where best_epoch 13 " \
-           "implies 33" in steps.message
+    assert ("seed 0: its parameters took 540 optimizer steps; 540 steps are 90 epochs of 6 batches, where best_epoch "
+            "13 implies 33") in steps.message
     assert "a run that went on past its patience" in steps.message and "re-initialised" not in steps.message
 
 
