@@ -22,7 +22,8 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "one-generator-for-all-seeds", "checkpoint-reloaded-seeded-once",
          "one-unseeded-start-loaded-for-every-seed", "one-checkpoint-file-for-every-seed",
          "rows-zipped-with-seeds-in-another-order", "seed-set-again-each-epoch", "batches-listed-once",
-         "steplr-added-to-the-set-up", "no-early-stopping-best-restored")
+         "steplr-added-to-the-set-up", "no-early-stopping-best-restored", "reset-in-place-after-an-untrained-look",
+         "fresh-weights-loaded-into-one-holder", "seed-zero-weights-for-every-seed-copied")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -226,15 +227,11 @@ def test_one_model_re_initialised_in_place_for_each_seed_keeps_its_start_and_ste
     was taken as every seed's start, and its step count ran on across the seeds."""
     result = graded["reset-in-place"]
     assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
-    checks = by_id(result)
+    checks = by_id(result)  # reset_parameters() gives the object's record a new start at every seed
     assert checks["seed-start"].message.startswith(
-        "The model for seed 0 starts from the weights of a SimpleMLP built right after its own "
-        "torch.manual_seed(seed), as its weights at its first forward pass show. seed 3: its weights are the "
-        "course set-up's own run for seed 3 after epoch 27, which starts from a model built right after "
-        "torch.manual_seed(3); the object's first forward pass came before it was re-initialised for this seed")
-    assert "seed 18: its weights are the course set-up's own run for seed 18 after epoch 9" in checks[
-        "trained-steps"].message
-    assert "its step count (654) runs on from that earlier run" in checks["trained-steps"].message
+        "Every model starts from the weights of a SimpleMLP built right after its own torch.manual_seed(seed)")
+    assert checks["trained-steps"].message == ("seed 0: 198 steps, 33 epochs of 6 batches; seed 3: 282 steps, 47 "
+                                               "epochs of 6 batches; seed 18: 174 steps, 29 epochs of 6 batches.")
 
 
 def test_a_run_past_its_patience_from_the_seed_s_own_start_is_not_taken_for_a_re_initialised_object(graded):
@@ -246,6 +243,31 @@ def test_a_run_past_its_patience_from_the_seed_s_own_start_is_not_taken_for_a_re
     assert ("seed 0: its parameters took 540 optimizer steps; 540 steps are 90 epochs of 6 batches, where best_epoch "
             "13 implies 33") in steps.message
     assert "a run that went on past its patience" in steps.message and "re-initialised" not in steps.message
+
+
+@pytest.mark.parametrize("name", ["reset-in-place-after-an-untrained-look", "fresh-weights-loaded-into-one-holder"])
+def test_one_object_given_each_seed_s_fresh_weights_starts_each_run_there(graded, name):
+    """One model object for every seed, each seed's start put into it after the object had run: reset_parameters() on
+    its layers (after an untrained evaluation, so the run is not the set-up's own replay), or a new SimpleMLP's
+    state_dict() loaded. torch's initialisers and the load of a fresh build start the object's record again: each
+    seed's start and steps are its own. It lost seed-start and trained-steps (the record kept seed 0's start and ran
+    its count on), or trained-steps with "never trained"."""
+    result = graded[name]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert by_id(result)["seed-start"].message.startswith("Every model starts from the weights of a SimpleMLP built "
+                                                          "right after its own torch.manual_seed(seed)")
+
+
+def test_seed_zero_s_weights_loaded_for_every_seed_are_each_copy_s_start(graded):
+    """Every seed's model given seed 0's fresh weights, each stored as a deep copy: the copy now carries what was
+    loaded into its original, so seeds 3 and 18 are told where they started (it passed, unchecked, and trained-steps
+    said two of them never trained)."""
+    result = graded["seed-zero-weights-for-every-seed-copied"]
+    start, steps = by_id(result)["seed-start"], by_id(result)["trained-steps"]
+    assert not start.passed and steps.passed, steps.message
+    assert ("seed 3: its initial weights are those of a SimpleMLP built right after torch.manual_seed(0), not "
+            "torch.manual_seed(3): it was seeded with 0, built before its own torch.manual_seed(3) was called, or "
+            "given such a model's weights (load_state_dict)") in start.message
 
 
 def test_a_loader_generator_shared_by_all_seeds_is_not_said_to_leave_the_seed_alone(graded):
@@ -264,7 +286,8 @@ def test_seeding_once_outside_the_loop_is_caught(graded):
     assert not check.passed and check.points == 0
     assert check.message.startswith(
         "seed 0: its initial weights are those of a SimpleMLP built right after torch.manual_seed(42), not "
-        "torch.manual_seed(0): it was seeded with 42, or built before its own torch.manual_seed(0) was called; "
+        "torch.manual_seed(0): it was seeded with 42, built before its own torch.manual_seed(0) was called, or given "
+        "such a model's weights (load_state_dict); "
         "seeds 3 and 18: the initial weights are not those of a SimpleMLP built right after torch.manual_seed(seed)")
     assert ("What remains possible: torch's own generator was never seeded (random.seed, numpy's seed and "
             "torch.cuda.manual_seed leave the one that initialises a model on the CPU as it was), the model was built "

@@ -161,7 +161,8 @@ def _start_line(seed: int, start: Start, reference: str, shared: list[int]) -> s
         return f"seed {seed}: the same model object as for {seeds_word(shared)}, {began}"
     if start.build == 1:
         return (f"seed {seed}: its initial weights are those of {built_words(start, reference)}, not {right}: it was "
-                f"seeded with {start.seed}, or built before its own {right} was called")
+                f"seeded with {start.seed}, built before its own {right} was called, or given such a model's weights "
+                "(load_state_dict)")
     others = "another model was" if start.build == 2 else f"{start.build - 1} other models were"
     return (f"seed {seed}: its initial weights are those {built_words(start, reference)} gets, not those of one built "
             f"right after {right}: {others} built between that seeding and this one")

@@ -63,6 +63,10 @@ class _ById:
         ref = self._items.get(id(obj), (None, None))[0]
         return ref is not None and ref() is obj
 
+    def discard(self, obj):
+        if obj in self:
+            del self._items[id(obj)]
+
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 LOADED = _ById()  # parameter -> True: given weights by load_state_dict before it first ran (no start recorded)
@@ -74,6 +78,9 @@ RESTORED = _ById()
 # recorded start, a copy of its step record), for the model those values are loaded into later (a checkpoint).
 SNAPSHOTS: dict = {}
 MAX_SNAPSHOTS = 16384  # the oldest go first: a best state is most often among the latest
+# The fingerprints of weights as their model was built, as state_dict() saw them (a model that never ran forward nor
+# stepped): a model loaded with them starts from a fresh build, wherever it had been before.
+FRESH: dict = {}
 _STATE_DICT_CALLS = [0, 0]  # [depth of nested state_dict() calls, calls begun at depth 0]
 STEPS = _ById()  # optimizer -> how many times it stepped
 PARAMETER_STEPS = _ById()  # parameter -> its _Record
@@ -413,6 +420,31 @@ def _fresh_start(parameter, record) -> bool:
     return back
 
 
+def _new_start(parameter) -> None:
+    """The parameter holds the weights of a new build (re-initialised in place by torch.nn.init, or a fresh model's
+    weights loaded into it): its recorded start is these. Its step record goes on until another optimizer takes it
+    over from them (``_fresh_start``): one kept from the run before carries its state, and its steps, over."""
+    INITIAL.set(parameter, parameter.detach().to("cpu", copy=True))
+    for table in (LOADED, LOADED_AT, RESTORED):
+        table.discard(parameter)
+
+
+def _reinitialising(init):
+    """A ``torch.nn.init`` function (``reset_parameters()`` calls them) that gives a parameter which ran, stepped or
+    was loaded before a new start (``_new_start``); a layer being built has no record yet, and is left alone."""
+    def reinit(tensor, *args, **kwargs):
+        result = init(tensor, *args, **kwargs)
+        try:
+            if RECORDING[0] and (tensor in INITIAL or tensor in PARAMETER_STEPS or tensor in LOADED):
+                _new_start(tensor)
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    reinit.__wrapped__ = init
+    return reinit
+
+
 class _Record:
     """How optimizers stepped one parameter."""
 
@@ -654,6 +686,10 @@ def _hand_over(old, new) -> None:
         steps = PARAMETER_STEPS.get(old)
         if steps is not None and new not in PARAMETER_STEPS:
             PARAMETER_STEPS.set(new, steps.copy())
+        if old in LOADED and new not in INITIAL and new not in LOADED:  # weights of unknown origin, as the original's
+            LOADED.set(new, True)
+            if old in LOADED_AT:
+                LOADED_AT.set(new, LOADED_AT.get(old))
     except Exception:  # noqa: BLE001
         pass
 
@@ -686,6 +722,12 @@ def _snapshotting(state_dict):
                         start = INITIAL.get(parameter) if parameter is not None else None
                         key = _fingerprint(parameter) if start is not None or record is not None else None
                         if key is None:
+                            built = _fingerprint(parameter) if parameter is not None and parameter not in LOADED \
+                                else None
+                            if built is not None:
+                                if built not in FRESH and len(FRESH) >= MAX_SNAPSHOTS:
+                                    FRESH.pop(next(iter(FRESH)))
+                                FRESH[built] = True
                             continue
                         if key not in SNAPSHOTS and len(SNAPSHOTS) >= MAX_SNAPSHOTS:
                             SNAPSHOTS.pop(next(iter(SNAPSHOTS)))
@@ -714,9 +756,14 @@ def _from_snapshot(parameters: list) -> bool:
 
 def _back_at_start(parameter) -> bool:
     """Whether a parameter that took optimizer steps holds its recorded start again."""
-    record, start = PARAMETER_STEPS.get(parameter), INITIAL.get(parameter)
-    return (record is not None and record.stepped > 0 and start is not None and start.shape == parameter.shape
-            and _TENSOR[0].equal(parameter.detach().cpu(), start))
+    record = PARAMETER_STEPS.get(parameter)
+    return record is not None and record.stepped > 0 and _at_start(parameter)
+
+
+def _at_start(parameter) -> bool:
+    """Whether a parameter holds its recorded start."""
+    start = INITIAL.get(parameter)
+    return start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
 
 
 def _keeping_records(load_state_dict):
@@ -727,14 +774,20 @@ def _keeping_records(load_state_dict):
             before = dict(self.named_parameters())
             # Values of parameters that never ran: new weights loaded into them are not where the model started.
             unrun = {name: p.detach().clone() for name, p in before.items() if p not in INITIAL}
+            ran = {name for name, p in before.items() if p in INITIAL or p in LOADED_AT}
         except Exception:  # noqa: BLE001
-            before, unrun = {}, {}
+            before, unrun, ran = {}, {}, set()
         result = load_state_dict(self, *args, **kwargs)
         try:
             loaded = []
             for name, parameter in self.named_parameters():
                 if before.get(name) is not None and before[name] is not parameter:
                     _hand_over(before[name], parameter)
+                elif name in ran and FRESH and (key := _fingerprint(parameter)) in FRESH and key not in SNAPSHOTS \
+                        and not _at_start(parameter):
+                    # Another fresh model's weights loaded into one that ran: it starts again from a new build (into
+                    # one that never ran, they are loaded weights, as below; its own start loaded back is a restore).
+                    _new_start(parameter)
                 elif name in unrun and not _TENSOR[0].equal(parameter.detach(), unrun[name]):
                     loaded.append(parameter)
                 elif _back_at_start(parameter):
@@ -789,6 +842,13 @@ def install(torch) -> None:
         utils = importlib.import_module("torch.nn.utils")
         for name in ("clip_grad_norm_", "clip_grad_value_"):
             setattr(utils, name, _noted_clip(getattr(utils, name), by_norm=name == "clip_grad_norm_"))
+    except Exception:  # noqa: BLE001
+        pass
+    try:  # torch's initialisers, which reset_parameters() calls: a model re-initialised in place starts again
+        init = importlib.import_module("torch.nn.init")
+        for name, function in list(vars(init).items()):
+            if name.endswith("_") and not name.startswith("_") and callable(function):
+                setattr(init, name, _reinitialising(function))
     except Exception:  # noqa: BLE001
         pass
     try:  # every scheduler class of torch's that defines its own step(), so the order of the calls is measured
