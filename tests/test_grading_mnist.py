@@ -783,6 +783,12 @@ def test_a_training_loss_curve_summed_over_each_batch_is_told_and_a_mean_one_is_
            summed.message and "Report the accuracy" not in summed.message
     assert check([2.5, own]).passed  # a mean loss
     assert check([64 * 2.5, 4 * own]).passed  # its last epoch near the model's own loss: not another scale
+    # The batches' mean losses summed and divided by the number of images: 64 times too small (it was "converging").
+    per_image = check([0.6 / 64, own / 64])
+    assert not per_image.passed and "64 times more" in per_image.message and "divided by the number of images" in \
+        per_image.message
+    assert check([0.03, own / 4]).passed  # a last epoch a few times under the model's own: no other scale
+    assert check([0.2, own / 64]).passed  # a first epoch a run from an untrained model may average: no other scale
 
 
 def test_rounded_reports_are_allowed_their_rounding():

@@ -770,30 +770,44 @@ LOSS_SCALE = 8  # how many times the model's own loss a report must be, at every
 def _loss_off_scale(net: ModelValue, losses: list[float], train) -> str:
     """What to say where a reported training-loss curve is on another scale than a mean cross-entropy: every epoch
     more than LOSS_SCALE times the trained model's mean loss on training images, and its first epoch above three
-    times an untrained model's (ln of the classes); "" otherwise.
+    times an untrained model's (ln of the classes); or its last epoch under a LOSS_SCALE-th of it, and its first under
+    a LOSS_SCALE-th of that of an untrained model's; "" otherwise.
 
     A correct curve's first epoch averages losses at or below an untrained model's, and its last is within a small
     factor of the trained model's own loss (a running mean over the last epoch against its end): a sum over each
-    batch's samples (reduction='sum') is the batch size times that.
+    batch's samples (reduction='sum') is the batch size times that. Its first epoch, from an untrained model, cannot
+    average under ln(classes) / LOSS_SCALE**2 (its first batches alone are near ln(classes)), nor its last fall far
+    under what the model ends with: the batches' mean losses summed and divided by the number of images are the batch
+    size times smaller.
     """
     import torch
     from torch.nn import functional as F
 
     finite = [v for v in losses if math.isfinite(v)]
     classes = int(train.Y.max()) + 1
-    if len(finite) != len(losses) or losses[0] <= 3 * math.log(classes):
+    large = bool(losses) and losses[0] > 3 * math.log(classes)
+    small = bool(losses) and 0 < losses[0] * LOSS_SCALE ** 2 < math.log(classes)
+    if len(finite) != len(losses) or not (large or small):
         return ""
     x, y = train.X[:LOSS_SAMPLE].float(), train.Y[:LOSS_SAMPLE]
     with torch.no_grad():
         own = float(F.cross_entropy(net(x).float(), y))
-    if not math.isfinite(own) or own <= 0 or min(losses) <= LOSS_SCALE * own:
+    if not math.isfinite(own) or own <= 0:
         return ""
-    ratio = losses[-1] / own
-    return (f"its reported training losses run from {losses[0]:.4g} to {losses[-1]:.4g}, where the model's mean "
-            f"cross-entropy on {len(y):,} training images is {own:.4g} ({ratio:.0f} times less) and an untrained "
-            f"model's is about {math.log(classes):.2f}: the curve is on another scale than a mean loss per sample (a "
-            "sum over each batch's samples, reduction='sum', is the batch size times it; a sum over the epoch's "
-            "batches is their number times it). Report the mean of the batch losses over each epoch")
+    measured = (f"its reported training losses run from {losses[0]:.4g} to {losses[-1]:.4g}, where the model's mean "
+                f"cross-entropy on {len(y):,} training images is {own:.4g}")
+    if large and min(losses) > LOSS_SCALE * own:
+        return (f"{measured} ({losses[-1] / own:.0f} times less) and an untrained model's is about "
+                f"{math.log(classes):.2f}: the curve is on another scale than a mean loss per sample (a sum over each "
+                "batch's samples, reduction='sum', is the batch size times it; a sum over the epoch's batches is their "
+                "number times it). Report the mean of the batch losses over each epoch")
+    if small and losses[-1] * LOSS_SCALE < own:
+        return (f"{measured} ({own / losses[-1]:.0f} times more) and an untrained model's is about "
+                f"{math.log(classes):.2f}, though a first epoch's mean of the batch losses starts near the latter and a "
+                "last one's comes to about the former: the curve is on another scale than a mean loss per sample (the "
+                "batches' mean losses summed and divided by the number of images, instead of the number of batches, "
+                "are the batch size times smaller). Report the mean of the batch losses over each epoch")
+    return ""
 
 
 def _epoch_loss_fault(net: ModelValue, losses: list[float]) -> str:
