@@ -5,8 +5,11 @@ Facts that the values alone cannot show:
 - the weights each parameter had when its module first ran forward: a model's initial weights, so the
   grader can tell whether it was built right after ``torch.manual_seed(s)`` (a deep copy keeps its
   original's, and so does a new model loaded with a state_dict() taken of it, copied or through a file);
-  and whether load_state_dict later put those weights back after its last optimizer step;
-- at each scheduler.step() call, how often its optimizer had stepped, so the order of the two is measured;
+  a model that ran and is then re-initialised by torch.nn.init (reset_parameters()), or given a fresh
+  model's weights, starts again from those; and whether load_state_dict later put its start back after its
+  last optimizer step;
+- at each scheduler.step() call, how often its optimizer had stepped, and how often when the scheduler was
+  made, so the order of the two is measured;
 - how many times each optimizer stepped, so the grader can count epochs times batches instead of
   trusting an exported loader; and how many optimizer steps each parameter took part in (with a
   gradient), so a model's own training is counted whichever optimizers trained it (a deep copy keeps
