@@ -862,6 +862,19 @@ def test_sweeps_trained_unlike_the_task_are_measured_by_the_steps_that_made_each
     assert failed[0].points == 1.5 and says in failed[0].message, failed[0].message
 
 
+def test_an_lr_range_of_the_sweep_s_own_rates_also_names_a_model_trained_on_from_rate_to_rate(mlp):
+    """One model trained on from lr=1e-4 to 1e-3: its record holds both runs' LRs, and the clause on a changed LR
+    named only a scheduler or an LR set by hand."""
+    from grader.checks.mnist import _trained_unlike
+
+    on = dataclasses.replace(mlp, step_lrs=(0.0001, 0.001, 0.0001, 0.001))
+    assert "a model trained on from one rate's run to the next" in " ".join(_trained_unlike({0.0001: mlp, 0.001: on},
+                                                                                            ""))
+    scheduled = dataclasses.replace(mlp, step_lrs=(0.001, 0.00025, 0.00025, 0.001))  # a StepLR: not a rate of the sweep
+    said = " ".join(_trained_unlike({0.0001: mlp, 0.001: scheduled}, ""))
+    assert "a scheduler, or an LR set by hand in the loop" in said and "rate's run" not in said
+
+
 @pytest.mark.parametrize("steps, says", [
     (5 * 19, ""), (5 * 18, ""),  # batches of 64 over 1,200 images, the last one kept or dropped
     (5 * 5, "the model for lr=0.001 took 25 optimizer steps, 5 per epoch over the 5 epochs its curves record, where "

@@ -803,10 +803,10 @@ def _loss_off_scale(net: ModelValue, losses: list[float], train) -> str:
                 "number times it). Report the mean of the batch losses over each epoch")
     if small and losses[-1] * LOSS_SCALE < own:
         return (f"{measured} ({own / losses[-1]:.0f} times more) and an untrained model's is about "
-                f"{math.log(classes):.2f}, though a first epoch's mean of the batch losses starts near the latter and a "
-                "last one's comes to about the former: the curve is on another scale than a mean loss per sample (the "
-                "batches' mean losses summed and divided by the number of images, instead of the number of batches, "
-                "are the batch size times smaller). Report the mean of the batch losses over each epoch")
+                f"{math.log(classes):.2f}, though a first epoch's mean of the batch losses starts near the latter and "
+                "a last one's comes to about the former: the curve is on another scale than a mean loss per sample "
+                "(the batches' mean losses summed and divided by the number of images, instead of the number of "
+                "batches, are the batch size times smaller). Report the mean of the batch losses over each epoch")
     return ""
 
 
@@ -1008,8 +1008,13 @@ def _trained_unlike(nets: dict[float, ModelValue], optimizer: str) -> list[str]:
     if moved:
         ranges = " and ".join(f"lr={lr:g}'s from {lrs[3]:g} down to {lrs[2]:g}" if lrs[0] >= lrs[1] else
                               f"lr={lr:g}'s from {lrs[2]:g} up to {lrs[3]:g}" for lr, lrs in moved.items())
+        # Every LR a model was stepped at being one of the sweep's rates: its weights may hold another rate's run too.
+        rates = all(any(math.isclose(v, rate, rel_tol=1e-9) for rate in nets)
+                    for lrs in moved.values() for v in lrs[2:4])
         found.append(f"the learning rate changed during training ({ranges}, as the optimizer stepped), where each run "
-                     "trains at its rate throughout: a scheduler, or an LR set by hand in the loop")
+                     "trains at its rate throughout: a scheduler, or an LR set by hand in the loop" + (
+                         "; or, the rates being the sweep's own, a model trained on from one rate's run to the next "
+                         "(its record holds every run that trained its weights)" if rates else ""))
     if optimizer and used == [optimizer]:
         changed = sorted({c for net in nets.values() for c in stepped_settings_changed(net, optimizer)})
         if changed:
