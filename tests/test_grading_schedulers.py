@@ -887,3 +887,13 @@ def test_a_schedule_written_as_another_class_is_told_which_class_to_build(graded
     assert not runs.passed and runs.points == 1.5
     assert ("it cannot be verified: it is a `LambdaLR`; the grader replays only torch's own StepLR" in runs.message
             and "Build this configuration with torch's StepLR, as CONFIGS says." in runs.message)
+
+
+def test_a_constant_list_read_several_times_per_step_is_told_by_the_scheduler_s_count(graded):
+    """The LR read per batch (3) while the scheduler steps per epoch (10): StepLR(step_size=10)'s list stays 0.1, and
+    its message listed causes that did not include the readings per step the scheduler's own count shows."""
+    steplr = checks(graded(FILES / "lr-read-per-batch-stepped-per-epoch.ipynb"))["steplr"]
+    assert not steplr.passed
+    assert ("StepLR(step_size=10, gamma=0.5), StepLR(step_size=10, gamma=0.2): Its scheduler stepped 10 times for the "
+            "30 LRs recorded: 3 LRs read per scheduler.step()") in steplr.message
+    assert "never changes (optimizer.defaults" not in steplr.message

@@ -143,7 +143,8 @@ def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler
     fit's diagnosis):
 
     - it was given epochs, scheduler.step(epoch) (``_epochs_given``);
-    - it stepped a whole multiple of the LRs recorded: the loop read one LR every k steps;
+    - it stepped a whole multiple of the LRs recorded: the loop read one LR every k steps; or a whole fraction of them:
+      the loop read k LRs per step (a constant list too, where the schedule does not move over those steps);
     - the list is another configuration's own run: the list stored under this name is not its scheduler's.
     """
     n = len(found.student)
@@ -172,6 +173,15 @@ def _explained_by_scheduler(found: Diagnosis, config: SchedulerConfig, scheduler
             f"Its scheduler stepped {stepped} times for the {n} LRs recorded, and the list holds {stepped} runs of "
             f"{k} equal LRs: {k} LRs read per scheduler.step() (read once per batch while it steps once per epoch, "
             f"say). Step the scheduler once per LR you record, {n} times."))
+    if found.kind != "rebuilt" and isinstance(stepped, int) and 2 <= stepped < n and n % stepped == 0 and all(
+            close(v, values[0]) for v in values) and all(close(v, values[0]) for v in found.reference[:stepped - 1]):
+        # A constant list is every schedule's over steps it does not move in: the counts still show the readings.
+        k = n // stepped
+        return dataclasses.replace(found, kind="readings_per_step", message=(
+            f"Its scheduler stepped {stepped} times for the {n} LRs recorded: {k} LRs read per scheduler.step() "
+            f"(read once per batch while it steps once per epoch, say), and over its first {stepped - 1} steps "
+            f"torch's schedule keeps {values[0]:.6g}, so your list never changed. Step the scheduler once per LR you "
+            f"record, {n} times."))
     if found.kind == "differs":
         try:
             rebuilt, runs = replay_readings(scheduler, n)
