@@ -411,6 +411,10 @@ def test_sweep_with_swapped_labels(roots):
     ("loss-of-the-last-batch", "reported-vs-measured", "lr=0.0001: val 27.67% (83/300) as reported, but its "
      "train_losses are each epoch's last batch's loss alone: the kernel recorded the loss of each of its 5 optimizer "
      "steps an epoch, and epoch 1's "),
+    # The batches' mean losses summed and divided by the training images: 64 times too small, "converging" for 3/3.
+    ("batch-means-per-image", "reported-vs-measured", "lr=0.0001: val 27.67% (83/300) as reported, but its "
+     "train_losses are each epoch's sum of the batches' mean losses divided by the 320 training images: the kernel "
+     "recorded the loss of each of its 5 optimizer steps an epoch, and epoch 1's "),
     # Validated every other epoch: the losses (5) were blamed for the accuracies' length (3).
     ("val-accuracy-every-other-epoch", "reported-vs-measured", "`results[0.0001]['train_losses']` holds 5 values and "
      "its val_accs 3: record one of each per epoch"),

@@ -32,7 +32,7 @@ from grader.checks.models import (
 )
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.convergence import diagnose, diagnose_accuracy
-from grader.diagnosis.loss_readings import LAST_BATCH, EpochLosses, read_record, record_fault
+from grader.diagnosis.loss_readings import LAST_BATCH, REL_TOL, EpochLosses, read_record, record_fault
 from grader.kernel.kernel_probe import signature_rows
 from grader.kernel.notebook import without_magics
 from grader.loading.values import LoaderExport, ModelValue, OptimizerExport, SchedulerExport
@@ -694,6 +694,7 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     """Each reported final val accuracy against the grader's count on that LR's model, to the image; a diagnosis."""
     nets, table = _sweep(ctx, models, results, lrs)
     val = ctx.data.make(data, ctx.check_id)
+    train = ctx.data.make(train_data, ctx.check_id) if train_data else None
     lines, good, curves, misreported = [], 0, {}, []
     for lr in lrs:
         losses, accs = _curve(table[lr], "train_losses", lr, results), _curve(table[lr], "val_accs", lr, results)
@@ -712,8 +713,8 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
             f"`{results}[{lr:g}]['train_losses']` is 0 at epoch{'s' * (len(zeros) > 1)} {', '.join(map(str, zeros))}: "
             "no batch was counted there (an iterator made once, before the epoch loop, is used up in the first epoch, "
             "say)" if zeros else "")
-        off_scale = curve_problem or _epoch_loss_fault(nets[lr], losses) or (
-            _loss_off_scale(nets[lr], losses, ctx.data.make(train_data, ctx.check_id)) if train_data else "")
+        off_scale = curve_problem or _epoch_loss_fault(nets[lr], losses, len(train.Y) if train else 0) or (
+            _loss_off_scale(nets[lr], losses, train) if train else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) {_as_reported(reported, measured)}, "
                          f"but {off_scale}")
@@ -810,10 +811,11 @@ def _loss_off_scale(net: ModelValue, losses: list[float], train) -> str:
     return ""
 
 
-def _epoch_loss_fault(net: ModelValue, losses: list[float]) -> str:
+def _epoch_loss_fault(net: ModelValue, losses: list[float], images: int = 0) -> str:
     """What to say where the reported epoch losses are, at every epoch, that epoch's last optimizer step's loss alone,
-    or a total that goes on from the epochs before, as the kernel recorded each step's cross-entropy; "" otherwise (no
-    full record, steps that do not split into the reported epochs, or any other reading of an epoch)."""
+    a total that goes on from the epochs before, or (given the training ``images``) the sum of its steps' losses
+    divided by the images, as the kernel recorded each step's cross-entropy; "" otherwise (no full record, steps that
+    do not split into the reported epochs, or any other reading of an epoch)."""
     steps = getattr(net, "step_losses", ())
     stepped = max(getattr(net, "steps", {}).values(), default=0)
     count = len(losses)
@@ -821,6 +823,14 @@ def _epoch_loss_fault(net: ModelValue, losses: list[float]) -> str:
         return ""
     per = len(steps) // count  # the kernel does not see batch sizes: each step's loss stands for its batch
     epochs = [EpochLosses(tuple(steps[e * per:(e + 1) * per]), (1,) * per) for e in range(count)]
+    if images > per and all(math.isclose(v, epoch.totals[0] / images, rel_tol=REL_TOL)
+                            for v, epoch in zip(losses, epochs)):
+        mean = epochs[0].totals[0] / per
+        return (f"its train_losses are each epoch's sum of the batches' mean losses divided by the {images:,} "
+                f"training images: the kernel recorded the loss of each of its {per:,} optimizer steps an epoch, and "
+                f"epoch 1's {losses[0]:.4g} is their sum over {images:,}, where that epoch's mean is {mean:.4g} "
+                f"({images / per:.0f} times more). Report the mean of each epoch's own batch losses (add loss.item() "
+                "at every batch of the epoch, from 0, then divide by their number)")
     fault = record_fault(read_record(losses, epochs))
     if fault is None:
         return ""
