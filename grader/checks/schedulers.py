@@ -547,7 +547,7 @@ def _scheduler_first(value) -> list[str]:
     if not isinstance(value, dict):
         return []
     return [str(name) for name, s in value.items()
-            if isinstance(s, SchedulerExport) and s.calls and s.calls[0] <= s.made_at]
+            if isinstance(s, SchedulerExport) and s.calls and s.steps_since_made[0] <= 0]
 
 
 def _all_recorded(value) -> bool:
@@ -661,7 +661,7 @@ def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str
                           f"{export}.step() once an epoch, after the epoch's training, as the given loop does (or, if "
                           "the loop steps another scheduler object, keep that one under this name).")
     # Counted from the scheduler's making: an update taken before it existed is none the schedule came after.
-    since, made = [c - sched.made_at for c in calls], " since it was made" if sched.made_at else ""
+    since, made = sched.steps_since_made, " since it was made" if sched.made_at else ""
     if all(c <= 0 for c in since):
         raise CheckFailed(f"The optimizer you gave {named} never stepped{made}: at each of its {len(calls)} step() "
                           f"calls it had taken 0 steps{made} (the kernel counts them at every call), so the schedule "

@@ -73,12 +73,15 @@ def solution_material(exercise: Exercise) -> tuple[list[str], list[str]]:
 
 
 def exercise_sandbox(exercise: Exercise, hide: tuple[str, ...] = (), data_root: pathlib.Path | None = None,
-                     env: dict[str, str] | None = None) -> Sandbox:
-    """A fresh sandbox as a notebook of ``exercise`` gets it: its limits, its data read-only, the solutions hidden."""
+                     env: dict[str, str] | None = None, factory: FactoryHandle | None = None) -> Sandbox:
+    """A fresh sandbox as a notebook of ``exercise`` gets it: its limits, its data read-only, the solutions hidden;
+    its kernel forked from ``factory`` when given."""
     data = {"MNIST_ROOT": str(data_root)} if exercise.spec.data_root and data_root else {}
     stubs, folders = solution_material(exercise)
-    return open_sandbox(exercise.spec.limits, extra_env={**(env or {}), **data}, hide=(*hide, *folders),
-                        readonly=tuple(data.values()), stub=stubs)
+    sandbox = open_sandbox(exercise.spec.limits, extra_env={**(env or {}), **data}, hide=(*hide, *folders),
+                           readonly=tuple(data.values()), stub=stubs)
+    sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
+    return sandbox
 
 
 def probe_sandboxes(exercises: list[Exercise]) -> None:
@@ -152,13 +155,16 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
     prelude = prelude_source(models, tuple(e.name for e in exercise.spec.exports if not e.code))
     # Scoring's imports start now: a fresh worker's first job then overlaps them with the factory's warm-up too.
     warming = warm_up(warm)
-    sandbox = exercise_sandbox(exercise, hide, data_root, env)
-    sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
+    sandbox = exercise_sandbox(exercise, hide, data_root, env, factory)
     beside: Speculation | None = None
     try:
         requests = [e.request() for e in exercise.spec.exports]
+
+        def export_cell(held: list[str] | None) -> str:
+            return export_source(requests, sandbox.export_dir, held, exercise.spec.limits)
+
         reuse = None if captures is None else captures.offered() if offer else []
-        cells = prelude, export_source(requests, sandbox.export_dir, reuse, exercise.spec.limits)
+        cells = prelude, export_cell(reuse)
         came: list[Submission] = []
         if callable(submission):
             shapes = [e.input_shape for e in exercise.spec.exports if e.input_shape]
@@ -176,9 +182,8 @@ def _run(submission: Submission | Callable[[], Submission | None], exercise: Exe
                 return prepare(got, *cells) if got is not None else None
 
             def export_then() -> str:
-                if beside is None or not beside.learn_into(captures):
-                    return cells[1]
-                return export_source(requests, sandbox.export_dir, captures.offered(), exercise.spec.limits)
+                return export_cell(captures.offered()) if beside is not None and beside.learn_into(captures) \
+                    else cells[1]
 
             notebook = Deferred(prepare(Submission.empty(), *cells), arrived, warm_source(models), export_then)
         else:
@@ -230,8 +235,7 @@ def _reused_captures(filled: Filled, beside: set[str]) -> str:
 def _speculation(exercise: Exercise, hide: tuple[str, ...], data_root: pathlib.Path | None, env: dict[str, str] | None,
                  factory: FactoryHandle | None, shapes: list, held: list[str]) -> Speculation:
     """A second kernel, in a sandbox of its own, that captures the save's first model fed one of ``shapes``."""
-    sandbox = exercise_sandbox(exercise, hide, data_root, env)
-    sandbox.factory = factory.resolve().within(exercise.spec.limits.memory_mb) if factory else None
+    sandbox = exercise_sandbox(exercise, hide, data_root, env, factory)
     prelude = prelude_source(True, (), speculate=([list(s) for s in shapes], str(sandbox.export_dir), list(held)))
     return Speculation(sandbox, prelude, warm_source(True))
 

@@ -414,8 +414,7 @@ def _fresh_start(parameter, record) -> bool:
     are back at their recorded start (the initial state_dict loaded, reset_parameters() after the same seed). Weights
     set otherwise (a checkpoint resumed, a re-initialisation from another seed) cannot be told apart: they carry the
     record on."""
-    start = INITIAL.get(parameter)
-    back = start is not None and start.shape == parameter.shape and _TENSOR[0].equal(parameter.detach().cpu(), start)
+    back = _at_start(parameter)
     if back:
         record.stepped = record.idle = record.restarts = 0
         record.lrs = record.settings = record.losses = record.step_losses = None

@@ -52,6 +52,11 @@ class SchedulerExport:
     torch_base: str = ""  # the nearest of torch's scheduler classes it is built on (itself, for one of torch's)
     made_at: int = 0  # its optimizer's step count when it was made (the kernel's probe): ``calls`` count on from it
 
+    @property
+    def steps_since_made(self) -> tuple[int, ...]:
+        """At each of its step() calls, how often its optimizer had stepped since the scheduler was made."""
+        return tuple(c - self.made_at for c in self.calls or ())
+
 
 @dataclass(frozen=True)
 class LoaderExport:
