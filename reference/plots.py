@@ -77,7 +77,7 @@ def plot_boundary_row(panels: Sequence[tuple[object, nn.Module | None, str]], si
 
 
 def _best_epoch_line(ax: Axes, best_epoch: int) -> None:
-    if best_epoch:
+    if best_epoch is not None and int(best_epoch):
         ax.axvline(best_epoch, color="gray", linestyle="--", linewidth=1, label=f"Best epoch ({best_epoch})")
 
 
@@ -89,7 +89,7 @@ def plot_loss_and_accuracy(
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=figsize, layout="constrained")
     for ax, train, val, label in ((ax_loss, train_loss, val_loss, "Loss"), (ax_acc, train_acc, val_acc, "Accuracy (%)")):
         ax.plot(range(1, len(train) + 1), train, color="tab:green", linewidth=1.5, label="Train")
-        if val:
+        if val is not None and len(val):  # a numpy array or tensor has no truth value
             ax.plot(range(1, len(val) + 1), val, color="tab:red", linewidth=1.5, label="Val")
         _best_epoch_line(ax, best_epoch)
         ax.set_title(label.split(" ")[0], fontsize=9)

@@ -48,3 +48,14 @@ def test_log_twin_axis_for_the_lr():
     data = generate_checkerboard_dataset(5, 0.2, 0)
     fig = plots.plot_boundary_and_loss_lr(data, SimpleMLP(), [3, 2], [0.1, 0.07])
     assert [ax.get_yscale() for ax in fig.axes] == ["linear", "linear", "log"]
+
+
+def test_curves_take_numpy_arrays_and_an_empty_validation():
+    import numpy as np
+
+    fig = plots.plot_loss_and_accuracy(np.array([3.0, 2.0]), np.array([3.1, 2.4]), np.array([40.0, 50.0]),
+                                       np.array([41.0, 45.0]), best_epoch=np.int64(2))
+    assert [len(ax.lines) for ax in fig.axes] == [3, 3]  # train, val, the best epoch's line
+    fig = plots.plot_loss_and_accuracy([3.0, 2.0], [], [40.0, 50.0], [])
+    assert [len(ax.lines) for ax in fig.axes] == [1, 1]
+    plt.close("all")
