@@ -427,6 +427,89 @@ def test_an_upper_case_suffix_is_a_notebook_and_an_archive_is_named_with_what_to
     assert found["fay"].path.name == "fay.ipynb" and found["fay"].note == "not graded: 'fay.tar.gz', beside 'fay.ipynb'"
 
 
+PERFECT = {"lr-role": "C", "lr-keyword": "B", "high-fixed-lr": "D", "scheduler-printout": "B", "fast-then-fine": "C"}
+
+
+def test_a_quiz_s_folder_rule_reads_the_quiz_field_and_never_grades_an_empty_file_over_a_readable_one(
+        tmp_path, monkeypatch, capsys):
+    """zoe's newer td.toml (quiz = "training-dynamics") was graded for convergence, an invalid 0; jan's empty jan.toml
+    was graded over jan.json. No kernel: cheap."""
+    folder, book = tmp_path / "class", tmp_path / "gb.sqlite"
+    quiz_field = json.dumps({"quiz": "convergence", "answers": PERFECT})
+    no_field = json.dumps({"answers": PERFECT})
+
+    def hand_in(name: str, text: str, mtime: int) -> None:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+        os.utime(folder / name, (mtime, mtime))
+
+    hand_in("zoe/conv.toml", (FILES / "quizzes" / "perfect.toml").read_text(), 100)
+    hand_in("zoe/td.toml", 'quiz = "training-dynamics"\n[answers]\nstate-dict-alias = "B"\n', 200)
+    hand_in("kim/answers.json", quiz_field.replace('"convergence"', '"Convergence"'), 100)  # its id in another case
+    hand_in("kim/notes.json", "", 200)
+    hand_in("jan.toml", "", 100)  # beside jan.json: an empty file, then the answers, or the reverse
+    hand_in("jan.json", no_field, 200)
+    hand_in("lee.json", no_field, 100)
+    hand_in("lee.toml", "[answers]\n", 200)
+    hand_in("ned.toml", (FILES / "quizzes" / "convergence-one-wrong.toml").read_text().replace("quiz =", "# quiz ="),
+            100)
+    hand_in("ned.json", no_field, 200)  # both readable, neither declares: the newer, as in a folder
+    hand_in("ola/a.toml", "", 100)
+    hand_in("ola/b.toml", "not = [toml", 200)  # nothing can be read: the newest, whose reason the student is told
+    # The template's `quiz` line in a draft and in the answers: both declare the quiz, and the newer is handed in.
+    hand_in("pia/draft.toml", (FILES / "quizzes" / "convergence-one-wrong.toml").read_text(), 100)
+    hand_in("pia/final.toml", (FILES / "quizzes" / "perfect.toml").read_text(), 200)
+    monkeypatch.setenv("GRADER_SECRET", "quiz-folder-rule")
+    assert main(["grade", str(folder), "--exercise", "convergence", "--gradebook", str(book), "--workers", "1",
+                 "--json"]) == 0
+    results = {r["student"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert {name: (r["status"], r["score"]) for name, r in results.items()} == {
+        "zoe": ("ok", 5), "kim": ("ok", 5), "jan": ("ok", 5), "lee": ("ok", 5), "ned": ("ok", 5), "ola": ("invalid", 0),
+        "pia": ("ok", 5)}
+    assert results["ola"]["error"].startswith(f"{folder / 'ola' / 'b.toml'}: not valid TOML")
+    assert main(["export", "--gradebook", str(book), "--format", "csv", "--out", str(tmp_path / "grades.csv")]) == 0
+    notes = {row[0]: row[-1] for row in csv.reader((tmp_path / "grades.csv").read_text().splitlines())}
+    assert notes["zoe"] == ("convergence: 2 answers files: graded conv.toml, the one whose `quiz` field declares the "
+                            "quiz; not graded: td.toml")
+    assert notes["kim"] == ("convergence: 2 answers files: graded answers.json, the one whose `quiz` field declares "
+                            "the quiz; not graded: notes.json")
+    assert notes["lee"] == ("convergence: 2 answers files: graded lee.json, the one newest that can be read (none is "
+                            "named after or declares the quiz); not graded: lee.toml")
+    assert notes["jan"].startswith("convergence: 2 answers files: graded jan.json, the one newest that can be read")
+    assert notes["ned"] == ("convergence: 2 answers files: graded ned.json, the one newest (none is named after or "
+                            "declares the quiz); not graded: ned.toml")
+    assert notes["pia"] == ("convergence: 2 answers files: graded final.toml, the one newest of the 2 whose `quiz` "
+                            "field declares the quiz; not graded: draft.toml")
+    assert notes["ola"].endswith("graded b.toml, the one newest (none is named after or declares the quiz, and none "
+                                 "can be read); not graded: a.toml")
+
+
+def test_a_class_whose_every_submission_is_unusable_is_out_of_the_assignment_s_full_points(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """With no valid run in the gradebook the CSV said max 0, total_max 0, and Gradescope "0/0 (invalid)": the maximum
+    came from classmates' results. It is the spec's and the quiz's. No kernel runs: cheap."""
+    notebooks, answers, book = tmp_path / "notebooks", tmp_path / "answers", tmp_path / "gb.sqlite"
+    notebooks.mkdir()
+    answers.mkdir()
+    (notebooks / "ada.ipynb").write_text("")
+    shutil.copy(FILES / "format3.ipynb", notebooks / "bob.ipynb")
+    shutil.copy(FILES / "quizzes" / "malformed.toml", answers / "ada.toml")
+    monkeypatch.setenv("GRADER_SECRET", "all-unusable")
+    for folder, assignment in ((notebooks, "tiny-model"), (answers, "convergence")):
+        assert main(["grade", str(folder), "--exercise", assignment, "--gradebook", str(book), "--workers", "1"]) == 0
+    assert main(["export", "--gradebook", str(book), "--format", "csv", "--out", str(tmp_path / "grades.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "grades.csv").read_text().splitlines()))
+    assert [(r["name"], r["tiny-model_status"], r["tiny-model_max"], r["convergence_status"], r["convergence_max"],
+             r["total_score"], r["total_max"]) for r in rows] == [("ada", "invalid", "10", "invalid", "5", "0", "15"),
+                                                                   ("bob", "invalid", "10", "missing", "5", "0", "15")]
+    assert main(["export", "--gradebook", str(book), "--format", "gradescope", "--out", str(tmp_path / "gs")]) == 0
+    output = json.loads((tmp_path / "gs" / "ada" / "results.json").read_text())["output"]
+    assert output.startswith("convergence: 0/5 (invalid); tiny-model: 0/10 (invalid)"), output
+    capsys.readouterr()
+    assert main(["status", "--gradebook", str(book), "--assignment", "tiny-model", "--json"]) == 0
+    assert {row["max_score"] for row in json.loads(capsys.readouterr().out)["rows"]} == {10}
+
+
 def test_a_worker_that_dies_twice_leaves_its_submission_ungraded_and_the_batch_incomplete(monkeypatch, tmp_path, capsys):
     """A worker killed under a submission, and again under its retry, is the machine's doing (the student's code runs
     in the kernel, another process): nothing is stored for it, the others are graded, and the batch exits 4."""

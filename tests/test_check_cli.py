@@ -112,6 +112,11 @@ def test_a_field_the_grader_never_reads_does_not_reject_the_code_but_a_cell_it_c
     (FILES / "format3.ipynb", "notebook format 3 is not supported"),
     (FILES / "missing.ipynb", "no such file"),
     (FILES / "tiny-model" / "no-exercise-metadata.ipynb", "does not say which exercise it is; pass --exercise"),
+    # quiz answers, checked by another command: the JSON parser's words on a TOML file would only confuse
+    (FILES / "quizzes" / "perfect.toml", "perfect.toml is a .toml file, not a notebook; quiz answers are checked with "
+     f"`grader quiz check {FILES / 'quizzes' / 'perfect.toml'}` (add --quiz ID where the file does not name its quiz)"),
+    (FILES / "quizzes" / "partial.json", "not a Jupyter notebook (no cells found); quiz answers are checked with "
+     "`grader quiz check "),
 ])
 def test_unusable_input_exits_2_with_a_clear_reason(capsys, path, reason):
     code, out, err = run_cli(capsys, "check", path)

@@ -133,7 +133,8 @@ def test_a_broken_submission_gets_a_result_with_its_reason(autograder):
     root, env, _, _ = autograder
     results = run_autograder(root, env, {"my-work.ipynb": FILES / "not-a-notebook.ipynb"})
     assert_gradescope_schema(results)
-    assert results["score"] == 0 and results["output"].startswith("tiny-model: 0/0 (invalid)")
+    # out of the spec's full points: an unusable notebook has no checks, yet the assignment is worth 10
+    assert results["score"] == 0 and results["output"].startswith("tiny-model: 0/10 (invalid)")
     [test] = results["tests"]
     assert test["name"] == "tiny-model: notebook run" and test["output"].startswith("Status invalid: ")
     assert "not a Jupyter notebook" in test["output"]

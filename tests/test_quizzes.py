@@ -133,6 +133,12 @@ def test_unreadable_answers_files_say_why(name, reason):
     ('[answers]\nlr-role = "A"\nlr-role = "C"\n', "a key is given twice; give each question one answer", "toml"),
     ("[answers]\nlr-role = " + "9" * 5000 + "\n", "a number thousands of digits long", "toml"),
     ('[answers]\nlr-role = "C"\n[Answers]\nlr-keyword = "B"\n', "2 answers tables ('answers', 'Answers')", "toml"),
+    # no answers at all: unusable, as a file without a table is, not a 0 score; an empty file says so
+    ('quiz = "convergence"\n[answers]\n', 'has no `answers`; write them as answers = {"q1": "A"', "toml"),
+    ('{"quiz": "convergence", "answers": {}}', 'has no `answers`; write them as answers = {"q1": "A"', "json"),
+    ("", 'the file is empty; write your answers in it: a line [answers], then one line per question', "toml"),
+    (" \n", 'the file is empty; write your answers in it: {"answers": {"q1": "A", "q2": "C"}}', "json"),
+    ("", 'the file is empty; write your answers in it: answers = {"q1": "A", "q2": "C"} in a code cell', "ipynb"),
 ])
 def test_malformed_answers_say_what_is_wrong(tmp_path, text, reason, suffix):
     path = tmp_path / f"a.{suffix}"
@@ -482,6 +488,9 @@ QUIZ_IDS = ("convergence", "lr-schedulers", "training-dynamics")
     ('[answers]\nlr-role = "**C**"\n', "toml"),  # markdown bold, as a notebook's markdown cell shows it
     ('[answers]\nlr-role = "`C`."\n', "toml"),  # code, then the sentence's full stop
     ('[answers]\nlr-role = \'"C"\'\n', "toml"),  # quoted inside the string
+    ('[answers]\nlr-role = "C ({C})"\n', "toml"),  # the label, then its option's text in brackets, or the reverse
+    ('[answers]\nlr-role = "{C} (C)"\n', "toml"),
+    ('[answers]\nlr-role = "C: [{C}]"\n', "toml"),
 ])
 def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
     option = load_quiz("convergence").question("lr-role").option_text("C")
@@ -496,7 +505,9 @@ def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
 
 @pytest.mark.parametrize("written, scored", [
     ('"True, False"', True), ('"true; false"', True), ('"True,False"', True),
-    ('"True, True, False"', False), ('"False, True"', False),
+    ('"(True, False)"', True), ('"[True, False]"', True), ('"B (True, False)"', True),  # as Python prints a pair
+    ('"True, True, False"', False), ('"False, True"', False), ('"[False, True]"', False),
+    ('"A (True, False)"', False),  # a label beside another option's words is neither
 ])
 def test_an_option_s_words_written_as_a_list_are_that_option(tmp_path, written, scored):
     """The option "True False" (what the code prints) answered "True, False": the key was shown as the answer."""
@@ -506,16 +517,40 @@ def test_an_option_s_words_written_as_a_list_are_that_option(tmp_path, written, 
     assert by_id(result)["reseed-before-model"].passed is scored
 
 
-def test_a_number_is_the_option_that_reads_as_that_number(tmp_path):
+@pytest.mark.parametrize("written, outcome", [
+    ('"5e-2"', "right"), ('".05"', "right"), ('"0.050"', "right"), ("0.05000000000000001", "right"),
+    # a sentence's ending, brackets, the label beside its own value: as a label alone is read ("C!", "[C]")
+    ('"5e-2."', "right"), ('"0.05!"', "right"), ('"[0.05]"', "right"), ('"(0.05)"', "right"),
+    ('"B (0.05)"', "right"), ('"0.05 (B)"', "right"), ('"B: 5e-2"', "right"), ("[0.05]", "right"),
+    ('"0.1"', "wrong"), ('"A (0.1)."', "wrong"),
+    # near the key is not the key; a label beside another option's value, or two options, is neither
+    ('"0.049"', "no-such-option"), ('"0.0501"', "no-such-option"), ('"1e-3"', "no-such-option"),
+    ('"[0.049]"', "no-such-option"), ('"B (0.1)"', "no-such-option"), ('"0.1 (B)"', "no-such-option"),
+    ('"C: 0.05"', "no-such-option"), ('"(0.05, 0.1)"', "no-such-option"), ('"B, D"', "no-such-option"),
+    ('"BD"', "no-such-option"), ('"5%"', "no-such-option"),
+])
+def test_a_number_is_the_option_that_reads_as_that_number(tmp_path, written, outcome):
     quiz = load_quiz("lr-schedulers")
-    question = next(q for q in quiz.questions if q.id == "steplr-three-steps")
-    for written in ('"5e-2"', '".05"', '"0.050"', "0.05000000000000001"):
-        path = tmp_path / "a.toml"
-        path.write_text(f"[answers]\nsteplr-three-steps = {written}\n")
-        checks = {c.id: c for c in score_quiz(quiz, read_answers(path), "s").checks}
-        assert checks["steplr-three-steps"].details["outcome"] == "right", (written, question.options)
-    path.write_text('[answers]\nsteplr-three-steps = "5%"\n')
-    assert "is not an option" in score_quiz(quiz, read_answers(path), "s").error
+    path = tmp_path / "a.toml"
+    path.write_text(f"[answers]\nsteplr-three-steps = {written}\n")
+    checks = {c.id: c for c in score_quiz(quiz, read_answers(path), "s").checks}
+    assert checks["steplr-three-steps"].details["outcome"] == outcome, checks["steplr-three-steps"].message
+
+
+def test_several_options_given_to_a_one_option_question_are_named_as_several(tmp_path):
+    """'B, D' was told "is not an option of this question (its options are A, B, C, D)", though both are."""
+    path = tmp_path / "a.toml"
+    path.write_text('[answers]\nlr-keyword = "B, D"\nhigh-fixed-lr = "BD"\nlr-role = "(A) or (C)"\n'
+                    'fast-then-fine = "E, F"\n')
+    result = score_quiz(load_quiz("convergence"), read_answers(path), "s")
+    checks = by_id(result)
+    assert checks["lr-keyword"].message.startswith("'B, D' gives 2 options (B and D), but this question takes one; "
+                                                   "the answer is B")
+    assert checks["high-fixed-lr"].message.startswith("'BD' gives 2 options (B and D), but this question takes one")
+    assert checks["lr-role"].message.startswith("'(A) or (C)' gives 2 options (A and C)")
+    assert checks["fast-then-fine"].message.startswith("'E, F' is not an option of this question")
+    assert not any(c.passed for c in checks.values())
+    assert "lr-keyword: 'B, D' gives 2 options (B and D), but the question takes one" in result.error
 
 
 def test_a_quiz_field_that_names_no_quiz_is_told_so_not_sent_to_it(tmp_path):

@@ -227,6 +227,15 @@ def test_pandas_imports_in_the_kernel_and_a_missing_module_says_what_the_grader_
         "torchvision, numpy, matplotlib, pandas, tqdm, torchinfo")
 
 
+def test_an_exception_without_a_message_is_named_without_a_dangling_colon(tmp_path):
+    """`raise SystemExit` (a script's way to stop) has no message: the reason read "code cell 2 raised SystemExit:"."""
+    path = tmp_path / "stops.ipynb"
+    cells = ["probe = {'rows': 1}", "raise SystemExit"]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    run = run_notebook(read_submission(path), load_spec_file(FILES / "spec.toml"))
+    assert run.execution.reason == "code cell 2 raised SystemExit"
+
+
 def test_a_grader_started_through_a_relative_interpreter_path_names_the_interpreter_plainly():
     """`cd tests && ../.venv/bin/python ...`: the kernel was exec'd through that path, which names a folder on the way
     (`tests/..`) that the sandbox user cannot reach, so every kernel failed to start ("Permission denied")."""

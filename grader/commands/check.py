@@ -74,9 +74,18 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
         resolve_data_root,
     )
     from grader.kernel.factory import FactoryHandle
-    from grader.kernel.notebook import read_submission
+    from grader.kernel.notebook import InvalidNotebook, read_submission
 
-    submission = read_submission(args.notebook)
+    try:
+        submission = read_submission(args.notebook)
+    except InvalidNotebook as e:
+        suffix = args.notebook.suffix.casefold()
+        if suffix not in (".toml", ".json"):  # a quiz's answers files, which `grader quiz check` reads
+            raise
+        # A TOML file is never a notebook: the JSON parser's reason would only confuse. A .json file may be one.
+        why = f"{args.notebook} is a {suffix} file, not a notebook" if suffix == ".toml" else str(e)
+        raise UserError(f"{why}; quiz answers are checked with `grader quiz check {args.notebook}` (add --quiz ID "
+                        "where the file does not name its quiz)") from None
     exercise_id = args.exercise or submission.exercise_id
     if not exercise_id:
         raise UserError(f"{args.notebook}: the notebook does not say which exercise it is; pass --exercise ID "

@@ -34,12 +34,13 @@ def _failed_checks(result) -> list[str]:
 def assignment_rows(runs: list, finals: dict, failed_only: bool) -> list[dict]:
     """Per student: status, scores and the failed checks; a run that did not finish counts as failed.
 
-    ``max_score`` is the assignment's full points in this class, as the CSV counts them: an unusable
-    submission scored 0/0 still counts against them.
+    ``max_score`` is the assignment's full points, as the CSV counts them: an unusable submission scored 0/0 still
+    counts against them.
     """
     from grader.render.terminal import status_label
+    from grader.store.overrides import full_points
 
-    full = max((run.result.max_score for run in runs), default=0.0)
+    full = full_points(runs[0].result.exercise, runs) if runs else 0.0
     rows = []
     for run in runs:
         result = run.result

@@ -1,16 +1,24 @@
 """Find one submission per student: ``DIR/<student>.ipynb`` or ``DIR/<student>/*.ipynb``.
 
-A student folder with several notebooks is graded by this rule, first match wins:
+A student folder with several notebooks (for a quiz: answers files, ``.toml``, ``.json`` or ``.ipynb``) is
+graded by this rule, first match wins:
 
-1. notebooks whose metadata names another exercise are set aside (they belong to that one);
-2. the one notebook named after the exercise (``tiny-model.ipynb``, in any subfolder);
-3. else the one notebook whose metadata declares the exercise;
-4. else the newest (modification time) of the notebooks that declare no exercise.
+1. files that declare another assignment are set aside (they belong to that one): a notebook by its metadata, an
+   answers file by its ``quiz`` field, read by the quiz's own reader (``read_answers``, with its size limits);
+2. the one file named after the assignment (``tiny-model.ipynb``, ``convergence.toml``, in any subfolder);
+3. else the one file that declares the assignment (for a quiz, the newest of those that declare it: the answers
+   template carries the ``quiz`` line, so a draft kept beside the answers declares it too);
+4. else the newest (modification time) of the files that declare nothing and can be read; an empty or unreadable
+   file (not JSON, no answers, not UTF-8) declares nothing and is taken only when no other can be read.
 
 The rule cannot decide, and the student's outcome is ``invalid`` ("ambiguous"), when two or more
-notebooks are named after the exercise, when two or more declare it (and none is named after it),
-when the two newest undeclared ones have the same modification time, or when every notebook declares
-another exercise. The choice and the files left out are the result's note (page, CSV, summary).
+files are named after the assignment, when two or more notebooks declare it (and none is named after it),
+when the two newest undeclared ones of rule 4 have the same modification time, or when every file declares
+another assignment. The choice and the files left out are the result's note (page, CSV, summary).
+
+Files of one student side by side in the class folder (``jan.toml`` and ``jan.json``) are chosen between by the
+same rule, but for its rule 2 (every one is named after the student): so an empty ``jan.toml`` never displaces a
+readable ``jan.json``, whichever is newer, and between two readable ones the newer is graded, as in a folder.
 
 What is a student, and under which name (no entry of the class folder is dropped without a word):
 
@@ -72,50 +80,121 @@ class Found:
     origin: pathlib.Path | None = None  # the student's entry in the class folder: what the name leads back to
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What a handed-in file says of itself, read without running any of it."""
+
+    assignment: str | None  # the exercise or quiz it names; None where it names none
+    readable: bool = True  # False: empty or unreadable, so it loses to a file that can be read (rule 4)
+
+
 def declared_exercise(path: pathlib.Path) -> str | None:
     """The exercise a notebook's metadata names, if it is readable and names one."""
+    return _notebook_declares(path).assignment
+
+
+def _notebook_declares(path: pathlib.Path) -> Declared:
     try:
         data = parse_notebook_json(read_notebook_bytes(path))
     except (InvalidNotebook, JsonLimitError):
-        return None
+        return Declared(None, readable=False)
     meta = data.get("metadata", {}) if isinstance(data, dict) else {}
     grader = meta.get(METADATA_KEY) if isinstance(meta, dict) else None
     value = grader.get("exercise") if isinstance(grader, dict) else None
-    return value if isinstance(value, str) else None
+    return Declared(value if isinstance(value, str) else None)
+
+
+def _answers_declare(path: pathlib.Path, quiz_id: str) -> Declared:
+    """The quiz an answers file's ``quiz`` field names, as the batch scores it: ``quiz_id`` where it names that quiz
+    in any spelling the scorer takes (case, dashes, its title)."""
+    from grader.quizzes.answers import read_answers
+    from grader.quizzes.scoring import names_quiz
+
+    answers = read_answers(path)  # never raises, never runs code; refuses what is over its size limit
+    named = answers.quiz
+    return Declared(quiz_id if named is not None and names_quiz(quiz_id, named) else named, answers.error is None)
+
+
+@dataclass(frozen=True)
+class _Files:
+    """What a student's files are, for the rule and its notes: an exercise's notebooks, or a quiz's answers files."""
+
+    assignment: str
+    answers: bool  # a quiz's answers files, whose `quiz` field declares what they are for
+
+    @property
+    def noun(self) -> str:
+        return "answers file" if self.answers else "notebook"
+
+    @property
+    def kind(self) -> str:
+        return "quiz" if self.answers else "exercise"
+
+    def declares(self, path: pathlib.Path) -> Declared:
+        return _answers_declare(path, self.assignment) if self.answers else _notebook_declares(path)
+
+
+def _answers_files(suffixes: tuple[str, ...]) -> bool:
+    """Whether students hand in answers files: suffixes beyond a notebook's (a quiz's .toml and .json)."""
+    return any(s.casefold() not in NOTEBOOK_SUFFIXES for s in suffixes)
 
 
 def _names(paths: list[pathlib.Path], folder: pathlib.Path) -> str:
     return ", ".join(p.relative_to(folder).as_posix() for p in paths)
 
 
-def pick(notebooks: list[pathlib.Path], exercise_id: str, folder: pathlib.Path) -> tuple[pathlib.Path | None, str]:
-    """(the notebook to grade, the note saying why); (None, why not) when the rule cannot decide."""
-    if len(notebooks) == 1:
-        return notebooks[0], ""
-    declared = {p: declared_exercise(p) for p in notebooks}
-    candidates = [p for p in notebooks if declared[p] in (None, exercise_id)]
+def _newest(paths: list[pathlib.Path]) -> list[pathlib.Path]:
+    return sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def pick(files: list[pathlib.Path], exercise_id: str, folder: pathlib.Path,
+         suffixes: tuple[str, ...] = NOTEBOOK_SUFFIXES, by_name: bool = True) -> tuple[pathlib.Path | None, str]:
+    """(the file to grade, the note saying why); (None, why not) when the rule cannot decide.
+
+    ``by_name=False`` leaves out rule 2, for files that all bear the student's name rather than the assignment's.
+    """
+    if len(files) == 1:
+        return files[0], ""
+    kind = _Files(exercise_id, _answers_files(suffixes))
+    noun, what = kind.noun, kind.kind
+    declared = {p: kind.declares(p) for p in files}
+    candidates = [p for p in files if declared[p].assignment in (None, exercise_id)]
     if not candidates:
-        listed = ", ".join(f"{p.relative_to(folder).as_posix()} is for {declared[p]!r}" for p in notebooks)
-        return None, f"ambiguous: none of the {len(notebooks)} notebooks is for {exercise_id!r} ({listed})"
-    named = [p for p in candidates if p.stem.casefold() == exercise_id.casefold()]
-    declaring = [p for p in candidates if declared[p] == exercise_id]
-    undeclared = sorted((p for p in candidates if declared[p] is None), key=lambda p: p.stat().st_mtime, reverse=True)
+        listed = ", ".join(f"{p.relative_to(folder).as_posix()} is for {declared[p].assignment!r}" for p in files)
+        return None, f"ambiguous: none of the {len(files)} {noun}s is for {exercise_id!r} ({listed})"
+    named = [p for p in candidates if by_name and p.stem.casefold() == exercise_id.casefold()]
+    declaring = [p for p in candidates if declared[p].assignment == exercise_id]
+    undeclared = [p for p in candidates if declared[p].assignment is None]
+    readable = _newest([p for p in undeclared if declared[p].readable])
+    newest = readable or _newest(undeclared)
     if len(named) > 1:
-        return None, f"ambiguous: {len(named)} notebooks are named after the exercise ({_names(named, folder)})"
+        return None, f"ambiguous: {len(named)} {noun}s are named after the {what} ({_names(named, folder)})"
     if named:
-        chosen, rule = named[0], "named after the exercise"
+        chosen, rule = named[0], f"named after the {what}"
+    elif len(declaring) > 1 and kind.answers:
+        # The answers template carries the `quiz` line, so every copy a student keeps (a draft, a backup) declares it:
+        # the newest is the one handed in, as among files that declare nothing.
+        latest = _newest(declaring)
+        if latest[0].stat().st_mtime == latest[1].stat().st_mtime:
+            return None, (f"ambiguous: {len(declaring)} answers files declare the quiz {exercise_id!r} and the newest "
+                          f"have the same modification time ({_names(latest[:2], folder)})")
+        chosen, rule = latest[0], f"newest of the {len(declaring)} whose `quiz` field declares the quiz"
     elif len(declaring) > 1:
-        return None, (f"ambiguous: {len(declaring)} notebooks declare the exercise {exercise_id!r} in their "
-                      f"metadata ({_names(declaring, folder)}); keep one, or name it {exercise_id}.ipynb")
+        where = "`quiz` field" if kind.answers else "metadata"
+        return None, (f"ambiguous: {len(declaring)} {noun}s declare the {what} {exercise_id!r} in their {where} "
+                      f"({_names(declaring, folder)}); keep one, or name it {exercise_id}{suffixes[0]}")
     elif declaring:
-        chosen, rule = declaring[0], "whose metadata declares the exercise"
-    elif len(undeclared) > 1 and undeclared[0].stat().st_mtime == undeclared[1].stat().st_mtime:
-        return None, (f"ambiguous: no notebook is named after or declares {exercise_id!r}, and the newest ones "
-                      f"have the same modification time ({_names(undeclared[:2], folder)})")
+        chosen, rule = declaring[0], f"whose {'`quiz` field' if kind.answers else 'metadata'} declares the {what}"
+    elif len(newest) > 1 and newest[0].stat().st_mtime == newest[1].stat().st_mtime:
+        return None, (f"ambiguous: no {noun} is named after or declares {exercise_id!r}, and the newest ones "
+                      f"have the same modification time ({_names(newest[:2], folder)})")
     else:
-        chosen, rule = undeclared[0], "newest (none is named after or declares the exercise)"
-    others = [p for p in notebooks if p != chosen]
-    return chosen, (f"{len(notebooks)} notebooks: graded {chosen.relative_to(folder).as_posix()}, the one {rule}; "
+        chosen = newest[0]
+        rule = (f"newest (none is named after or declares the {what}, and none can be read)" if not readable else
+                f"newest that can be read (none is named after or declares the {what})"
+                if len(readable) < len(undeclared) else f"newest (none is named after or declares the {what})")
+    others = [p for p in files if p != chosen]
+    return chosen, (f"{len(files)} {noun}s: graded {chosen.relative_to(folder).as_posix()}, the one {rule}; "
                     f"not graded: {_names(others, folder)}")
 
 
@@ -203,7 +282,7 @@ def _folder_entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ..
                   "into the student's folder and run again" if archives else "")
         return _Entry(entry.name, entry, None, f"no {' or '.join(suffixes)} file in the student's folder{looked}"
                                                f"{unread}{packed}", True)
-    path, note = pick(notebooks, exercise_id, entry)
+    path, note = pick(notebooks, exercise_id, entry, suffixes)
     return _Entry(entry.name, entry, path, note + looked, True)
 
 
@@ -234,6 +313,27 @@ def _entry(entry: pathlib.Path, exercise_id: str, suffixes: tuple[str, ...]) -> 
     if not stat.S_ISREG(mode):
         return _Entry(raw, entry, None, f"{shown(entry.name)} is a pipe, device or socket, not a notebook file")
     return _Entry(raw, entry, entry)
+
+
+def _one_entry(items: list[_Entry], exercise_id: str, suffixes: tuple[str, ...], folder: pathlib.Path) -> _Entry:
+    """The entry graded among a student's entries of one name: the folder, else the folder rule's pick among the
+    files (``jan.toml`` beside ``jan.json``), else the one that can be graded; the others are named in its note."""
+    files = [i for i in items if i.path is not None and not i.is_dir]
+    chosen, weighed = next((i for i in items if i.is_dir), None), []
+    if chosen is None and len(files) > 1:
+        try:
+            path, note = pick([i.path for i in files], exercise_id, folder, suffixes, by_name=False)
+        except OSError as e:  # a file gone or locked away between the listing and the rule's look at it
+            path, note = None, f"{shown(files[0].origin.name)} could not be read ({e.strerror or type(e).__name__})"
+        chosen = replace(next((i for i in files if i.path == path), files[0]), path=path, note=note)
+        weighed = files  # the rule's note names them
+    chosen = chosen or next(iter(files), items[0])
+    left = [i for i in items if i.origin != chosen.origin and i not in weighed]
+    if not left:
+        return chosen
+    where = "the folder" if chosen.is_dir else shown(chosen.origin.name)
+    beside = f"not graded: {', '.join(shown(i.origin.name) for i in left)}, beside {where}"
+    return replace(chosen, note="; ".join(n for n in (chosen.note, beside) if n))
 
 
 def _suffix_inside(name: str, suffixes: tuple[str, ...]) -> tuple[str, str] | None:
@@ -297,13 +397,14 @@ def _naming_note(item: _Entry, name: str, clashes: list[str]) -> str:
 
 
 def discover(folder: str | pathlib.Path, exercise_id: str, suffixes: tuple[str, ...] = NOTEBOOK_SUFFIXES) -> list[Found]:
-    """Every student in ``folder``, in name order; folders take precedence over same-named files.
+    """Every student in ``folder``, in name order; a folder takes precedence over same-named files, and between
+    same-named files (``jan.toml``, ``jan.json``) the folder rule chooses (module docstring).
 
     Never raises for what a student's entry holds: an entry that cannot be read is that student's ``Found``
     with no path and the reason as its note.
     """
     folder = pathlib.Path(folder)
-    entries: dict[str, _Entry] = {}
+    alike: dict[str, list[_Entry]] = {}  # a student's entries of one name: a folder, files with other suffixes
     for child in sorted(folder.iterdir()):
         if _skipped(child.name):
             continue
@@ -312,16 +413,9 @@ def discover(folder: str | pathlib.Path, exercise_id: str, suffixes: tuple[str, 
         except (OSError, ValueError, RecursionError) as e:
             item = _Entry(child.name, child, None, f"{shown(child.name)} could not be read "
                                                    f"({getattr(e, 'strerror', None) or type(e).__name__})")
-        if item is None:
-            continue
-        if item.raw in entries:  # a folder and a notebook of one name: the folder is graded, else the notebook
-            first = entries[item.raw]
-            kept, other = (first, item) if first.is_dir or (first.path and not item.path) else (item, first)
-            where = "the folder" if kept.is_dir else shown(kept.origin.name)
-            beside = f"not graded: {shown(other.origin.name)}, beside {where}"
-            entries[item.raw] = replace(kept, note="; ".join(n for n in (kept.note, beside) if n))
-        else:
-            entries[item.raw] = item
+        if item is not None:
+            alike.setdefault(item.raw, []).append(item)
+    entries = {raw: _one_entry(items, exercise_id, suffixes, folder) for raw, items in alike.items()}
     names = student_names(entries)
     found = []
     for raw, item in entries.items():

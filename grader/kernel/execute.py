@@ -452,7 +452,8 @@ def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Executio
         first = result.errors[0]
         result.status = Status.ERROR
         where = f"code cell {first.cell}" if first.cell else "the grader's export step"
-        result.reason = f"{where} raised {first.ename}: {first.evalue.splitlines()[0] if first.evalue else ''}".strip()
+        said = (first.evalue or "").strip().splitlines()  # `raise SystemExit` says nothing: no colon left dangling
+        result.reason = f"{where} raised {first.ename}" + (f": {said[0]}" if said else "")
         result.reason += missing_module_hint(first)
     return result
 

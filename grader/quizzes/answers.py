@@ -64,6 +64,8 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
         return QuizAnswers({}, path, error=f"{path}: its text encoding could not be read (it is not UTF-8, nor UTF-16 "
                                            "with a byte-order mark); save it again as UTF-8 (an editor's encoding "
                                            "setting, or PowerShell's `Out-File -Encoding utf8`)")
+    if not text.strip():  # the parsers' own words for nothing at all ("Expecting value: line 1") say little
+        return QuizAnswers({}, path, error=_empty(path))
     try:
         data = tomllib.loads(text) if suffix == ".toml" else untrusted.loads(text)
         twice = [] if suffix == ".toml" else _json_keys_twice(text)  # TOML itself refuses a key given twice
@@ -77,6 +79,16 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     if not isinstance(data, dict):
         return QuizAnswers({}, path, error=f"{path}: expected an object with an `answers` table")
     return _from_mapping(data, path, "the file")
+
+
+# How an answers file is written, by its kind: shown where a file holds nothing to read.
+HOW_TO_WRITE = {".toml": 'a line [answers], then one line per question, as q1 = "A"',
+                ".json": '{"answers": {"q1": "A", "q2": "C"}}',
+                ".ipynb": 'answers = {"q1": "A", "q2": "C"} in a code cell, and save the notebook'}
+
+
+def _empty(path: pathlib.Path) -> str:
+    return f"{path}: the file is empty; write your answers in it: {HOW_TO_WRITE[path.suffix.lower()]}"
 
 
 def _parser_hint(reason: str, kind: str, text: str = "") -> str:
@@ -202,15 +214,18 @@ def _from_mapping(data: Mapping, path: pathlib.Path, where: str) -> QuizAnswers:
         # Question ids at the top level: `q1 = "A"` is as clear as a table. A value that is no option's label
         # is scored as such, and keys that are no question are named, as in a table.
         return QuizAnswers(flat, path, quiz)
+    no_answers = (f"{path}: {where} has no `answers`; write them as "
+                  'answers = {"q1": "A", "q2": "C", ...}')
     if answers is None:
-        return QuizAnswers({}, path, quiz, error=f"{path}: {where} has no `answers`; write them as "
-                                                 'answers = {"q1": "A", "q2": "C", ...}')
+        return QuizAnswers({}, path, quiz, error=no_answers)
     if not isinstance(answers, dict):
         return QuizAnswers({}, path, quiz, error=f"{path}: `answers` must map question ids to option letters, "
                                                  f"got {type(answers).__name__}")
     # Lines above a TOML file's [answers] header are outside the table: read as answers where the table has none.
     # Those the table also has are kept apart, for the scorer to compare by what they mean ("C" and "c." agree).
     outside = {k: v for k, v in flat.items() if k not in answers}
+    if not answers and not outside:  # an empty table hands in nothing, as a file without one does: not a 0 score
+        return QuizAnswers({}, path, quiz, error=no_answers)
     notes = (f"read {', '.join(map(str, outside))} from outside the `answers` table as answers",) if outside else ()
     return QuizAnswers(dict(answers) | outside, path, quiz, notes=notes,
                        outside={k: v for k, v in flat.items() if k in answers})
@@ -220,11 +235,15 @@ def _from_notebook(path: pathlib.Path) -> QuizAnswers:
     """Find ``answers = {...}`` (and ``quiz = "..."``) in the code cells, read as literals, without running."""
     from grader.kernel.notebook import (  # nbformat: only for notebooks
         InvalidNotebook,
+        read_notebook_bytes,
         read_submission,
     )
 
     try:
-        cells = read_submission(path).code_cells()
+        raw = read_notebook_bytes(path)
+        if not raw.strip():
+            return QuizAnswers({}, path, error=_empty(path))
+        cells = read_submission(path, raw).code_cells()
     except InvalidNotebook as e:
         return QuizAnswers({}, path, error=str(e))
     found: dict = {}

@@ -9,7 +9,8 @@ import unicodedata
 from collections.abc import Collection, Mapping
 
 from grader.quizzes.answers import QuizAnswers
-from grader.quizzes.model import Question, Quiz
+from grader.errors import UserError
+from grader.quizzes.model import Question, Quiz, load_quiz
 from grader.results import CheckResult, Status, SubmissionResult
 
 # What students read; one place, so wording stays consistent between terminal, JSON and HTML.
@@ -18,6 +19,8 @@ MSG_WRONG = "You chose {given} ({given_text}); the answer is {key} ({key_text}).
 MSG_MISSING = "No answer given; the answer is {key} ({key_text}). Why: {explanation}"
 MSG_NO_SUCH_OPTION = ("{given_shown} is not an option of this question (its options are {labels}); the answer is "
                       "{key} ({key_text}). Why: {explanation}")
+MSG_SEVERAL_OPTIONS = ("{given_shown} gives {count} options ({several}), but this question takes one; the answer is "
+                       "{key} ({key_text}). Why: {explanation}")
 # A label as students copy it from the sheet: "C.", "(B)", "[b]", "b)", "Option D", "Answer: C", "D!", "B,",
 # "C: <the option's text>".
 LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\],;!?]|\s|$)"
@@ -28,7 +31,12 @@ PAIRS = {"**": "**", "__": "__", "*": "*", "_": "_", "`": "`", '"': '"', "'": "'
          "\u201c": "\u201d"}
 DASHES = re.compile(r"[\s_\u2010-\u2015\u2212]+")  # spaces, underscores and the dashes a word processor puts in
 SEPARATOR = re.compile(r"^[\s\-\u2010-\u2015\u2212:]+")  # between a label and the option's text: "C - ", "B – "
-ENDING = " .,;!?"  # what may follow a label alone: "C).", "D!"
+ENDING = " .,;!?"  # what may follow a label or a number alone: "C).", "D!", "0.05."
+# A label after the option's own text or value, in brackets: "0.05 (B)", "<C's text> (C)".
+LABEL_AFTER = re.compile(r"^(.+?)\s*[(\[]\s*([a-z])\s*[)\]]$", re.IGNORECASE | re.DOTALL)
+BRACKETS = {"(": ")", "[": "]"}
+# Between the labels of an answer that gives several: "B, D", "B or D", "B/D", "B & D", "B D".
+BETWEEN_LABELS = re.compile(r"\s*(?:[,;/&+]|\band\b|\bor\b)\s*|\s+", re.IGNORECASE)
 # Typographic forms a word processor or a phone puts in an option's text, folded to the ones the key is written in.
 TYPOGRAPHIC = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": "'", "\u201c": '"',
                              "\u201d": '"', "\u201e": '"', **{chr(c): "-" for c in range(0x2010, 0x2016)},
@@ -105,9 +113,11 @@ def answer_problems(quiz: Quiz, answers: QuizAnswers) -> list[str]:
         problems.append(f"and {len(unknown) - MAX_LISTED} more ids that are no question of quiz {quiz.id!r}")
     for q in quiz.questions:
         if q.id in given and not _blank(given[q.id]) and _label(q, given[q.id]) is None:
-            problems.append(f"{q.id}: {_shown(given[q.id], quoted=True)} is not an option (options: "
-                            f"{', '.join(q.labels)})"
-                            + _lookalikes(given[q.id]))
+            several = _several(q, given[q.id])
+            problems.append(f"{q.id}: {_shown(given[q.id], quoted=True)} gives {len(several)} options "
+                            f"({_listed(several)}), but the question takes one" if several else
+                            f"{q.id}: {_shown(given[q.id], quoted=True)} is not an option (options: "
+                            f"{', '.join(q.labels)})" + _lookalikes(given[q.id]))
     missing = [q.id for q in quiz.questions if _blank(given.get(q.id))]
     if missing:
         problems.append(f"no answer for {', '.join(missing)}")
@@ -159,7 +169,8 @@ def _number(text: str) -> float | None:
 def _label(question: Question, given: object) -> str | None:
     """The option label a given answer means, or None.
 
-    'b ', 'B.', '(B)', 'Option B', 'B: <B's text>' and B's text itself all mean B; 'B or C' and 'BC' mean none.
+    'b ', 'B.', '(B)', 'Option B', 'B: <B's text>', 'B (<B's text>)', '<B's text> (B)' and B's text, words or value
+    itself ('[0.05]', '5e-2.') all mean B; 'B or C', 'BC' and a label beside another option's text mean none.
     """
     if isinstance(given, (list, tuple)) and len(given) == 1:
         given = given[0]  # ["B"]: one answer, written as a list of one
@@ -170,6 +181,21 @@ def _label(question: Question, given: object) -> str | None:
     text = _unwrapped(_normal(given).strip())
     if text.upper() in question.labels:
         return text.upper()
+    if (by_content := _by_content(question, text)) is not None:
+        return by_content
+    labelled = LABELLED.match(text)
+    if labelled and labelled[1].upper() in question.labels:
+        label, rest = labelled[1].upper(), _unwrapped(SEPARATOR.sub("", labelled[2]))  # "C - <C's text>", "B (0.05)"
+        if not rest.strip(ENDING) or _by_content(question, rest) == label:
+            return label
+    after = LABEL_AFTER.match(text.rstrip(ENDING))
+    if after and after[2].upper() in question.labels and _by_content(question, after[1]) == after[2].upper():
+        return after[2].upper()
+    return None
+
+
+def _by_content(question: Question, text: str) -> str | None:
+    """The one option whose text, words or value ``text`` gives, without its label; None if none or several do."""
     by_text = [label for label, option in question.options if _plain(option) == _plain(text)]
     if len(by_text) == 1:
         return by_text[0]
@@ -177,25 +203,59 @@ def _label(question: Question, given: object) -> str | None:
     by_words = [label for label, option in question.options if _unlisted(option) == _unlisted(text)]
     if len(by_words) == 1:
         return by_words[0]
-    number = _number(text)  # "5e-2", ".05" or 0.05000000000000001 where the option reads 0.05
+    number = _number(text.rstrip(ENDING))  # "5e-2.", ".05" or 0.05000000000000001 where the option reads 0.05
     by_value = [label for label, option in question.options
                 if number is not None and (value := _number(_plain(option))) is not None
                 and math.isclose(value, number, rel_tol=1e-9, abs_tol=1e-12)]
-    if len(by_value) == 1:
-        return by_value[0]
-    labelled = LABELLED.match(text)
-    if labelled and labelled[1].upper() in question.labels:
-        label, rest = labelled[1].upper(), SEPARATOR.sub("", labelled[2])  # "C - <C's text>", "C) ."
-        if not rest.strip(ENDING) or _plain(rest) == _plain(question.option_text(label)):
-            return label
-    return None
+    return by_value[0] if len(by_value) == 1 else None
+
+
+def _several(question: Question, given: object) -> list[str]:
+    """The labels of an answer that gives more than one option ("B, D", "BD", "B or D", ["B", "D"]); [] otherwise."""
+    if isinstance(given, (list, tuple)):
+        parts = [part for part in given if isinstance(part, str)] if len(given) > 1 else []
+    elif isinstance(given, str):
+        text = _unwrapped(_normal(given).strip())
+        parts = [part for part in BETWEEN_LABELS.split(text) if part]
+        if len(parts) == 1 and text.isupper() and text.isalpha():
+            parts = list(text)  # "BD": letters run together
+    else:
+        return []
+    labels = [_unwrapped(_normal(part).strip()).rstrip(ENDING).upper() for part in parts]
+    if len(parts) < 2 or not all(label in question.labels for label in labels):
+        return []
+    distinct = list(dict.fromkeys(labels))
+    return distinct if len(distinct) > 1 else []
+
+
+def _listed(labels: list[str]) -> str:
+    return ", ".join(labels[:-1]) + f" and {labels[-1]}"
 
 
 def _unwrapped(text: str) -> str:
-    """``text`` without the markdown emphasis or quotes around all of it: "**C**", "`C.`" and "'C'" read as C does."""
-    while (wrapped := WRAPPED.match(text.rstrip(ENDING))) and PAIRS[wrapped[1]] == wrapped[3] and wrapped[2].strip():
-        text = wrapped[2].strip()  # "**C**." too: the sentence's full stop outside the bold
-    return text
+    """``text`` without the markdown emphasis, quotes or brackets around all of it: "**C**", "`C.`", "'C'" and "[C]"
+    read as C does, "(True, False)" as True, False."""
+    while True:
+        bare = text.rstrip(ENDING)  # "**C**." too: the sentence's full stop outside the bold
+        wrapped = WRAPPED.match(bare)
+        if wrapped and PAIRS[wrapped[1]] == wrapped[3] and wrapped[2].strip():
+            text = wrapped[2].strip()
+        elif (inside := _bracketed(bare)) is not None:
+            text = inside
+        else:
+            return text
+
+
+def _bracketed(text: str) -> str | None:
+    """What brackets around all of ``text`` hold ("[0.05]" holds 0.05); None where none enclose all of it ("(B) C")."""
+    if len(text) < 3 or BRACKETS.get(text[0]) != text[-1]:
+        return None
+    depth = 0
+    for i, c in enumerate(text):
+        depth += (c == text[0]) - (c == text[-1])
+        if depth == 0 and i < len(text) - 1:
+            return None
+    return text[1:-1].strip() or None
 
 
 def _as_answers(answers: QuizAnswers | Mapping) -> QuizAnswers:
@@ -215,6 +275,18 @@ def _other_quiz(quiz: Quiz, named: str | None, quizzes: Collection[str]) -> tupl
         return None, f"the file names quiz {named!r}, which is no quiz; scored as {quiz.id!r}, as asked"
     return (f"the file names quiz {named!r}, which is no quiz (the quizzes: {', '.join(sorted(quizzes))}); correct "
             f"its `quiz` line, or leave it out and pass --quiz"), None
+
+
+def names_quiz(quiz_id: str, named: str) -> bool:
+    """Whether an answers file's ``quiz`` field names quiz ``quiz_id`` as a batch scores it: by its id in any spelling
+    (``same_id``) or by its title."""
+    if same_id(named, quiz_id):
+        return True
+    try:
+        quiz = load_quiz(quiz_id)
+    except UserError:  # no such quiz: only its id can name it
+        return False
+    return _other_quiz(quiz, named, ())[0] is None
 
 
 def score_quiz(quiz: Quiz, answers: QuizAnswers | Mapping, student: str,
@@ -257,6 +329,9 @@ def _score_question(q: Question, answers: Mapping) -> CheckResult:
              "labels": ", ".join(q.labels), "given_shown": _shown(given, quoted=True)}
     if _blank(given):
         outcome, message = "missing", MSG_MISSING.format(**words)
+    elif label is None and (several := _several(q, given)):
+        outcome = "no-such-option"
+        message = MSG_SEVERAL_OPTIONS.format(**words, count=len(several), several=_listed(several))
     elif label is None:
         outcome, message = "no-such-option", MSG_NO_SUCH_OPTION.format(**words)
         if all(_number(_plain(option)) is not None for _, option in q.options):

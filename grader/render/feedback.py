@@ -26,7 +26,7 @@ from grader.specs.paths import student_name
 from grader.specs.roster import match_roster
 from grader.store.gradebook import Gradebook, StoredRun
 from grader.store.lateness import LateRecord, late_records
-from grader.store.overrides import FinalScore, final_scores, late_after_overrides
+from grader.store.overrides import FinalScore, final_scores, full_points, late_after_overrides
 from grader.store.roster import load_roster
 
 
@@ -122,7 +122,7 @@ def _section(exercise: str, title: str, runs: list[StoredRun], out: pathlib.Path
         others = [c for c in result.checks if c is not budget and c.visibility == "public"]
         if budget is not None and all(c.passed for c in others):
             leaderboard.append({"student": result.student, "n_params": budget.metrics["n_params"]})
-    max_score = max((r.max_score for r in results), default=0)
+    max_score = full_points(exercise, runs)  # the assignment's, as the CSV says it: not 0 where every run was unusable
     seconds = [run.duration_s for run in runs]
     return {
         "exercise": exercise, "title": title, "count": len(results), "max_score": max_score,

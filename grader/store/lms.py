@@ -20,7 +20,7 @@ from grader.specs.roster import RosterEntry, match_roster
 from grader.store.gradebook import Gradebook, StoredRun
 from grader.store.lateness import LateRecord, late_records
 from grader.store.outputs import write_output
-from grader.store.overrides import WHOLE, FinalScore, final_scores
+from grader.store.overrides import WHOLE, FinalScore, final_scores, full_points
 from grader.store.roster import load_roster
 
 # Per assignment in the CSV: the final score (late penalty applied), its max and status, the raw score, the percent
@@ -122,8 +122,9 @@ def csv_table(gradebook: Gradebook) -> str:
     rows = student_rows(gradebook)
     late = late_records(gradebook)
     finals = final_scores(gradebook)
-    # An unusable submission has no checks (0/0); it still counts against the assignment's full points.
-    full = {e: max((r.runs[e].result.max_score for r in rows if e in r.runs), default=0.0) for e in exercises}
+    # An unusable submission has no checks (0/0); it still counts against the assignment's full points, which are its
+    # spec's or quiz's, not the best a classmate's result happened to be out of.
+    full = {e: full_points(e, [r.runs[e] for r in rows if e in r.runs]) for e in exercises}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     _write(writer, ["name", "student_id", "email", "submitted_as",
@@ -236,9 +237,15 @@ def gradescope_results(results: Iterable[SubmissionResult], finals: dict | None 
                                                     f"policy: {record.policy}.", "visibility": "visible"})
             score = penalised
         total += score
-    summary = "; ".join(f"{r.exercise}: {r.score:g}/{r.max_score:g} ({r.status.value})" + (f", {r.note}" if r.note else "")
-                        for r in results)
+    summary = "; ".join(f"{r.exercise}: {r.score:g}/{_out_of(r, finals):g} ({r.status.value})"
+                        + (f", {r.note}" if r.note else "") for r in results)
     return {"score": round(total, 4), "output": summary, "tests": tests, "stdout_visibility": "hidden"}
+
+
+def _out_of(result: SubmissionResult, finals: dict | None) -> float:
+    """What a result is out of: an unusable one (0/0) the assignment's full points."""
+    final = (finals or {}).get((result.student, result.exercise))
+    return final.max_score if final else result.max_score or full_points(result.exercise)
 
 
 def write_gradescope(gradebook: Gradebook, out: pathlib.Path, assignment: str | None = None) -> list[pathlib.Path]:

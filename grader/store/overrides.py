@@ -15,6 +15,7 @@ import difflib
 import json
 import math
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -108,11 +109,22 @@ def review_reason(override: Override, result: SubmissionResult) -> str:
     return f"the grader's result for {what} changed: {describe(override.graded)} when overridden, {describe(now)} now"
 
 
+def full_points(exercise: str, runs: Iterable[StoredRun] = ()) -> float:
+    """An assignment's full points, the same whoever handed in what: its spec's or quiz's. For one not defined here
+    (a gradebook taken to another course's checkout), the most any of the class's ``runs`` is out of."""
+    from grader.assignments.catalog import load_assignment  # the checks' registry: only where points are asked for
+
+    try:
+        return load_assignment(exercise).max_points
+    except UserError:  # unknown here, or its spec no longer loads
+        return max((run.result.max_score for run in runs), default=0.0)
+
+
 def final_score(result: SubmissionResult, overrides: list[Override] | tuple[Override, ...],
                 full: float = 0.0) -> FinalScore:
     """The score with overrides in force: each check override sets that check's points; a whole-score one wins.
 
-    ``full``: the assignment's full points in the class, the maximum of a result that scored none (0/0).
+    ``full``: the assignment's full points (``full_points``), the maximum of a result that scored none (0/0).
     """
     mine = [o for o in overrides if o.student == result.student and o.exercise == result.exercise]
     score = result.score
@@ -172,9 +184,8 @@ def final_scores(gradebook: Gradebook, exercise: str | None = None) -> dict[tupl
     for o in current_overrides(gradebook, exercise):
         overrides.setdefault((o.student, o.exercise), []).append(o)
     runs = list(gradebook.current_runs(exercise))
-    full: dict[str, float] = {}
-    for run in runs:
-        full[run.result.exercise] = max(full.get(run.result.exercise, 0.0), run.result.max_score)
+    full = {e: full_points(e, [run for run in runs if run.result.exercise == e])
+            for e in {run.result.exercise for run in runs}}
     return {(run.result.student, run.result.exercise): final_score(
         run.result, overrides.get((run.result.student, run.result.exercise), []), full[run.result.exercise])
         for run in runs}
@@ -216,8 +227,8 @@ def _ceiling(gradebook: Gradebook, run: StoredRun, check_id: str) -> float:
             raise OverrideError(f"{run.result.exercise} has no check {check_id!r} in {run.result.student}'s result; "
                                 f"{_close(check_id, list(checks))}its checks: {', '.join(checks)}")
         return checks[check_id].max_points
-    # An unusable submission scored 0/0: the class's full points bound it, as in the CSV.
-    return max((r.result.max_score for r in gradebook.current_runs(run.result.exercise)), default=0.0)
+    # An unusable submission scored 0/0: the assignment's full points bound it, as in the CSV.
+    return full_points(run.result.exercise, gradebook.current_runs(run.result.exercise))
 
 
 def _insert(gradebook: Gradebook, student: str, exercise: str, check_id: str, action: str, points: float | None,
