@@ -88,10 +88,18 @@ def test_lists_kept_between_calls_are_named_instead_of_what_they_would_mean_for_
     assert set(failed) == {"grader-run-best-epoch", "grader-run-patience", "grader-run-restored",
                            "restored-without-trigger", "follows-arguments", "best-epoch-without-trigger",
                            "scheduler-per-epoch", "without-validation", "strict-improvement"}, failed
+    # Without the grader's notes of its batches a call cannot tell values kept from earlier calls from values appended
+    # after its loop: both are named. With them (the 25-epoch call), the last 25 values are the call's own.
     assert failed["grader-run-patience"].startswith(
         "In the grader's own run of your function, your function returned 61 epochs of losses but made 28 passes over "
-        "its training loader: its lists still hold values from before this call")
-    assert all("its lists still hold values from before this call" in m for m in failed.values())
+        "its training loader: 33 more values than the epochs it trained. Two causes give that: lists that still hold "
+        "values from before this call")
+    assert failed["follows-arguments"].startswith(
+        "In the grader's call with n_epochs=25 and patience=100, your function returned 102 epochs of losses but made "
+        "25 passes over its training loader: its last 25 values are this call's epochs, as the grader measured its "
+        "training batches, and the 77 before them are earlier calls': its lists still hold values from before this "
+        "call")
+    assert all("still hold values from before this call" in m for m in failed.values())
 
 
 def test_a_training_loss_per_batch_is_named_as_such_not_as_lists_kept_between_calls():
@@ -122,7 +130,10 @@ def graded():
                          "stop-epoch-left-out-of-the-history", "histories-cut-at-the-best-epoch",
                          "stops-on-training-loss-without-validation", "asserts-positive-lr",
                          "scheduler-stepped-inside-the-validation-block", "train-loss-of-the-last-batch",
-                         "train-loss-never-reset", "val-loss-of-the-last-batch")}
+                         "train-loss-never-reset", "val-loss-of-the-last-batch",
+                         "validation-backward-through-a-shared-helper", "restored-model-logged-after-the-loop",
+                         "fresh-model-of-the-same-class-inside", "bad-epochs-counted-since-the-start",
+                         "epoch-budget-from-a-constant")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -143,6 +154,7 @@ ASSUMES_VALIDATION = {
     "smoothed-default-loss": "TypeError: 'NoneType' object is not iterable",
     "zero-grad-after-backward": "TypeError: 'NoneType' object is not iterable",
     "globals-in-the-body": "it recorded 2 training epochs",
+    "epoch-budget-from-a-constant": "it recorded 150 training epochs. That is more than n_epochs",
     # Given no loader it stops on the training loss, at epoch 3 of the run at lr=0: a placeholder counted one epoch
     # late ends there too, so both remain.
     "stops-on-training-loss-without-validation": "it recorded 3 training epochs. The course trains all n_epochs epochs "
@@ -940,6 +952,67 @@ def test_gradients_cleared_once_per_epoch_lose_only_the_point_that_measures_it(g
     assert ("Of the 50 optimizer steps measured on the model of the grader's own run of your function, 42 used a "
             "gradient that still held the step before's, and 8 one cleared first") in failed[0].message
     assert "Call optimizer.zero_grad() once per batch" in failed[0].message
+
+
+def test_validation_gradients_carried_into_the_next_training_step_lose_the_gradients_point(graded):
+    """One helper runs backward() for training and validation batches alike and clears after step(): the first step
+    of every epoch followed the validation batches' gradients too (14.5/14.5 before: each step found .grad cleared
+    since the step before, by the validation pass's own start)."""
+    failed = [c for c in graded["validation-backward-through-a-shared-helper"].checks if not c.passed]
+    assert [c.id for c in failed] == ["gradients-cleared"], [(c.id, c.message) for c in failed]
+    assert failed[0].message.startswith(
+        "In the grader's run of your function, 24 optimizer steps used a gradient that still held a backward pass "
+        "through the model's outputs on the validation batches (150 such passes in all)")
+    assert failed[0].metrics == {"validation_gradient_steps": 24}
+
+
+def test_values_appended_after_the_loop_are_told_apart_from_lists_kept_between_calls(graded):
+    """The restored model evaluated once more and appended to the curves: every call returned one value more than
+    it trained, and nine checks said "its lists still hold values from before this call", a cause not there. Where the
+    grader noted the call's batches, the first values are the call's own and the cause is named; elsewhere both."""
+    result = graded["restored-model-logged-after-the-loop"]
+    failed = {c.id: c.message for c in result.checks if not c.passed}
+    assert failed["follows-arguments"].startswith(
+        "In the grader's call with n_epochs=25 and patience=100, your function returned 26 epochs of losses but made "
+        "25 passes over its training loader: its first 25 values are this call's epochs, as the grader measured its "
+        "training batches, and the 1 after them was appended outside the epoch loop")
+    assert "Two causes give that" in failed["grader-run-patience"]
+    assert not any(m.startswith("its lists still hold") for m in failed.values())
+    # Its own run: one epoch late by its length, and the last val loss is the best epoch's very float.
+    assert "one epoch late, or one value too many: the last val loss recorded" in failed["stopped-after-patience"]
+    assert "is epoch 22's exactly" in failed["stopped-after-patience"]
+
+
+def test_a_model_built_inside_the_function_is_named_not_an_lr_of_its_own(graded):
+    """type(model)() seeded inside: at lr=0 the returned model's weights were not the handed-in model's start, which
+    follows-arguments read as "does not train at the lr it is given" although its Adam followed lr."""
+    failed = {c.id: c for c in graded["fresh-model-of-the-same-class-inside"].checks if not c.passed}
+    assert set(failed) == {"follows-arguments", "scheduler-per-epoch"}, failed
+    assert failed["follows-arguments"].message.startswith(
+        "At lr=0 (the grader's run on a plateau) the model your function returned is not the one the grader handed it")
+    assert "its optimizer stepped at lr 0, as given, so the model returned is one your function builds or loads " \
+           "itself" in failed["follows-arguments"].message
+    assert "an lr of its own" not in failed["follows-arguments"].message
+
+
+def test_a_count_never_reset_is_named_beside_patience_in_batches_where_both_fit(graded):
+    """The grader's run stopped one epoch after its best: patience counted in batches gives that, and so does a count
+    never set back to 0 (the cause here); only the first was named."""
+    failed = {c.id: c.message for c in graded["bad-epochs-counted-since-the-start"].checks if not c.passed}
+    assert set(failed) == {"stopped-after-patience", "grader-run-patience"}, failed
+    assert ("what patience counted in batches (or optimizer steps) gives, 5 of them at 6 an epoch, or a count never "
+            "reset to 0 when the val loss improves (with these val losses it reaches 5 at epoch 24)"
+            ) in failed["grader-run-patience"]
+
+
+def test_a_run_past_its_epoch_budget_is_not_judged_on_how_it_counts_an_improvement(graded):
+    """The epoch loop reads a module constant: the run at lr=1e-6 ran 150 epochs where it was given 12, and
+    strict-improvement said it "ran all 12 epochs" and took half its points from a correct rule."""
+    checks = by_id(graded["epoch-budget-from-a-constant"])
+    assert checks["strict-improvement"].passed and checks["strict-improvement"].points == 1.0
+    assert ("your function reported best_epoch 150 and ran 150 epochs, given n_epochs=12: it follows another epoch "
+            "budget") in checks["strict-improvement"].message
+    assert not checks["follows-arguments"].passed
 
 
 def test_gradients_never_cleared_are_measured_on_the_model_handed_in_when_another_is_returned(graded):

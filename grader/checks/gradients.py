@@ -110,15 +110,34 @@ def _label(ctx: CheckContext, name: str, path: str) -> str:
     return f"`{name}{path}`"
 
 
+def validation_message(steps: int, backward: int) -> str:
+    """What to tell a student whose training steps followed gradients of the validation batches."""
+    return (f"In the grader's run of your function, {steps} optimizer step{'s' * (steps != 1)} used a gradient that "
+            f"still held a backward pass through the model's outputs on the validation batches ({backward} such "
+            "passes in all): the validation loss's backward() (or a loss that adds it in), with the gradients cleared "
+            "only after optimizer.step() or not at all before the next training batch. Each such step trained the "
+            "model on the validation data, so its val loss no longer measures unseen points. Validate under "
+            "torch.no_grad() without backward(), and clear the gradients before each training batch's backward().")
+
+
 @check_kind("gradients_cleared",
             models=Param(str, "model", "the export holding the models a training loop of the notebook's trained (a "
-                         "model, or dicts and lists of them, or a run of the grader's holding one)", export=True))
-def gradients_cleared(ctx: CheckContext, models: str) -> Outcome:
-    """No optimizer step used a gradient left over from the step before."""
+                         "model, or dicts and lists of them, or a run of the grader's holding one)", export=True),
+            leaked=Param(str, "", "in a run of the grader's (a dict export), the key counting the optimizer steps whose "
+                         "gradient still held a backward pass on the validation batches; beside it, with "
+                         "'validation_backward', the passes counted"))
+def gradients_cleared(ctx: CheckContext, models: str, leaked: str) -> Outcome:
+    """No optimizer step used a gradient left over from the step before, or from a validation batch."""
     value = ctx.exports.values.get(models)
     if isinstance(value, ExportProblem):  # no capture, no record: the model's own checks say what to change
         return Outcome(True, f"Not measured: `{models}` could not be handed to the grader ({value.message.rstrip('.')}), "
                              "and with it went the record of its optimizer steps.")
+    run = ctx.value(models) if leaked else None
+    steps = run.get(leaked) if isinstance(run, dict) else None
+    if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
+        backward = run.get("validation_backward")
+        return Outcome(False, validation_message(steps, backward if isinstance(backward, int) else steps),
+                       metrics={"validation_gradient_steps": steps})
     unique: dict[int, tuple[str, ModelValue]] = {}  # one model under two keys ("model" and "trained") counts once
     for path, net in models_in(ctx.value(models)):
         unique.setdefault(id(net), (_label(ctx, models, path), net))

@@ -169,8 +169,18 @@ def _optional(ctx: CheckContext, name: str) -> tuple[Called | None, str]:
 
 
 def _did(run: Called) -> str:
-    stopped = (f"stopped at epoch {run.ran}" if run.ran < run.n_epochs else f"ran all {run.n_epochs} epochs")
+    stopped = (f"stopped at epoch {run.ran}" if run.ran < run.n_epochs else f"ran all {run.n_epochs} epochs"
+               if run.ran == run.n_epochs else f"ran {run.ran} epochs")
     return f"your function reported best_epoch {run.best_epoch} and {stopped}"
+
+
+def _over_budget(run: Called, at: str) -> str:
+    """The undecided note for a run longer than the n_epochs it was given; "" for any other. Such a run follows another
+    epoch budget, so where it stopped says nothing of how it counts an improvement."""
+    if run.ran <= run.n_epochs:
+        return ""
+    return (f"{at} {_did(run)}, given n_epochs={run.n_epochs}: it follows another epoch budget (the check of its "
+            "arguments judges that), so how it counts an improvement was not judged on this run.")
 
 
 def _falls(run: Called) -> str:
@@ -220,6 +230,8 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
     if flat is None:
         return "", "", f"The grader's run on a plateau (lr=0) could not be used, so ties were not tested: {failed}"
     at = f"At lr={flat.lr:g}" if flat.lr is not None else "On the grader's plateau"
+    if _over_budget(flat, at):
+        return "", "", _over_budget(flat, at)
     if flat.weights_moved is not False:
         return "", "", (f"{at} the weights still moved (or could not be compared), so the run that should sit on a "
                         "plateau did not, and ties were not tested; the check of the lr your function uses says more.")
@@ -256,6 +268,8 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
 def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
     """(what went wrong, a note, an undecided note) for the run with tiny falls: judged by where it ended."""
     where = f"given lr={slow.lr:g}, {_falls(slow)}" if slow.lr is not None else _falls(slow)
+    if _over_budget(slow, f"On a run {where},"):
+        return "", "", _over_budget(slow, f"On a run {where},")
     ends: dict[int, bool] = {}  # where the strict rule can end the run -> whether only with a tie taken as a fall
     for (_, end), tie in strict_outcomes(slow, ways).items():
         ends[end] = ends.get(end, True) and tie

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from grader.checks.base import CheckFailed, as_curve
+from grader.checks.loss_records import epoch_losses
+from grader.diagnosis.loss_readings import LOSS_CONVENTIONS, REL_TOL
 from grader.loading.kinds import whole_number
 
 
@@ -42,8 +46,40 @@ def refuse_carried_over(data: object, label: str) -> None:
     val = as_curve(data.get("val_loss")) or []
     per_batch = per_step_epochs(data) is not None or (whole_number(batches) and len(train) == made * batches)
     if len(train) > made and not (val and len(val) <= made) and not per_batch:
-        raise CheckFailed(f"In {label}, your function returned {len(train)} epochs of losses but {said}: its "
-                          "lists still hold values from before this call (lists made once outside the function, "
-                          "as globals or as a default argument such as history=[], and appended to at every "
-                          "call). Make new lists inside the function at each call; until then nothing else this "
-                          "call returned can be read as its own.")
+        surplus, at = len(train) - made, _own_epochs_at(train, data.get("batch_losses"))
+        extra = f"{surplus} more value{'s' * (surplus != 1)} than the epochs it trained"
+        if at == "start":
+            cause = (f"its first {made} values are this call's epochs, as the grader measured its training batches, "
+                     f"and the {surplus} after them {'was' if surplus == 1 else 'were'} appended outside the epoch "
+                     "loop (an evaluation of the restored model after it, say). Record one value per epoch")
+        elif at == "end":
+            cause = (f"its last {made} values are this call's epochs, as the grader measured its training batches, "
+                     f"and the {surplus} before them are earlier calls': its lists still hold values from before this "
+                     "call (lists made once outside the function, as globals or as a default argument such as "
+                     "history=[], and appended to at every call). Make new lists inside the function at each call")
+        else:  # no batch records of this call: both causes put values in the lists that no epoch of it made
+            cause = (f"{extra}. Two causes give that: lists that still hold values from before this call (made once "
+                     "outside the function, as globals or as a default argument such as history=[], and appended to "
+                     "at every call), or values appended outside the epoch loop (an evaluation of the restored model "
+                     "after it, say). Record one value per epoch, in lists made inside the function at each call")
+        raise CheckFailed(f"In {label}, your function returned {len(train)} epochs of losses but {said}: {cause}; "
+                          "until then nothing else this call returned can be read as its own.")
+
+
+def _own_epochs_at(train: list, notes: object) -> str:
+    """"start" where the first values of ``train`` are the call's own epochs, as the grader's notes of its training
+    batches read them in one accepted convention, "end" where the last ones are; "" where the notes cannot tell."""
+    epochs = epoch_losses(notes)
+    if len(epochs) < 2 or len(train) <= len(epochs):
+        return ""
+
+    def own(values: list) -> bool:
+        try:
+            read = [{name for name, value in epoch.readings().items()
+                     if name in LOSS_CONVENTIONS and math.isclose(float(x), value, rel_tol=REL_TOL)}
+                    for x, epoch in zip(values, epochs)]
+        except (TypeError, ValueError):
+            return False
+        return bool(set.intersection(*read))
+
+    return "start" if own(train[:len(epochs)]) else "end" if own(train[-len(epochs):]) else ""

@@ -292,7 +292,14 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                      f"rather than below the best so far (with these val losses that counter reaches {patience} "
                      f"{f'at epoch {ran}' if by_previous == ran else 'in no epoch'})"
                      if by_previous == ran or by_previous is None and ran == n_epochs else "")
-    if ran == expected + 1:
+    if ran == expected + 1 and view.val_loss[-1] == view.val_loss[best - 1]:
+        # The very float of the best epoch again, last: the restored model evaluated once more after the loop gives it.
+        why = (f"one epoch late, or one value too many: the last val loss recorded, {view.val_loss[-1]:.6g}, is epoch "
+               f"{best}'s exactly, what an evaluation of the restored model appended after the loop records. If so, "
+               "record one value per epoch and nothing after the loop; if not, the count of epochs without "
+               "improvement is off by one (a test with > where >= belongs, say): stop as soon as the epochs since the "
+               "best one reach patience")
+    elif ran == expected + 1:
         why = ("one epoch late. The count of epochs without improvement is off by one, for example a test with > "
                "where >= belongs, or a count that starts at 0 on the first epoch without improvement: stop as soon as "
                "the epochs since the best one reach patience")
@@ -311,9 +318,12 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                    f"patience={gap} stops. If the run was given patience={patience}, ")
         # Too soon and too late have different usual causes; each is only an example of what the stop shows.
         batches = _patience_in_batches(ctx, run or probe, gap, patience)
+        # Both readings can fit one run: then neither is the cause, and both are said with what each fits.
+        never_reset = (f", or a count never reset to 0 when the val loss improves (with these val losses it reaches "
+                       f"{patience} at epoch {ran})" if _stop_never_reset(view.val_loss, patience) == ran else "")
         soon = (f"its count reached patience too soon: it stopped {gap} epoch{'s' if gap != 1 else ''} after its best, "
                 f"what patience counted in batches (or optimizer steps) gives, {patience} of them at {batches} an "
-                f"epoch{_probe_said(run, probe)}" if batches else
+                f"epoch{_probe_said(run, probe)}{never_reset}" if batches else
                 "its count of epochs without improvement reached patience too soon, for example a count never "
                 "reset to 0 when the val loss improves (it counts every epoch without improvement since the start)"
                 if ran > patience else "its count of epochs without improvement reached patience too soon (it stopped "
@@ -344,6 +354,24 @@ def _patience_in_batches(ctx: CheckContext, run: str, gap: int, patience: int) -
 
 def _probe_said(run: str, probe: str) -> str:
     return "" if run else f" (as the grader's own run of your function, `{probe}`, stops too)"
+
+
+def _stop_never_reset(val_loss: list[float], patience: int) -> int | None:
+    """The epoch at which a count of the epochs that do not improve on the best, never set back to 0, reaches
+    ``patience``.
+
+    >>> _stop_never_reset([5.0, 5.1, 4.0, 4.2, 3.0, 3.5], 3)
+    6
+    """
+    best, count = math.inf, 0
+    for epoch, value in enumerate(val_loss, 1):
+        if value < best:
+            best = value
+        else:
+            count += 1
+            if count >= patience:
+                return epoch
+    return None
 
 
 def _stop_comparing_with_previous(val_loss: list[float], patience: int) -> int | None:
@@ -436,16 +464,28 @@ def _steps_said(data: dict) -> str:
     return "with no torch optimizer step recorded (an update written by hand), so its steps per batch were not counted"
 
 
+LR_IGNORED = ("At lr=0 (the grader's run on a plateau) the model's weights still changed: your function does not train "
+              "at the lr it is given (an optimizer made with an lr of its own, say). Use the lr argument.")
+
+
 def _lr_at_zero(ctx: CheckContext, plateau: str, note: str) -> tuple[str, str]:
     """(what is wrong, a note): what the grader's run at lr=0 shows of a function whose learning rate no torch
     optimizer step showed; ``note`` where that run shows nothing either."""
     run = ctx.exports.values.get(plateau) if plateau else None
     if not isinstance(run, dict) or run.get("lr") != 0 or not isinstance(run.get("weights_moved"), bool):
         return "", note
-    if run["weights_moved"]:
-        return ("At lr=0 (the grader's run on a plateau) the model's weights still changed: your function does not "
-                "train at the lr it is given (an optimizer made with an lr of its own, say). Use the lr argument."), ""
-    return "", "At lr=0 its weights did not move, so it trains at the lr it is given."
+    if not run["weights_moved"]:
+        return "", "At lr=0 its weights did not move, so it trains at the lr it is given."
+    if run.get("returned_given") is False and run.get("given_moved") is False:
+        returned = ("At lr=0 (the grader's run on a plateau) the model your function returned is not the one the "
+                    "grader handed it, and holds other weights than that model started with, while the one handed in "
+                    "never changed")
+        if run.get("stepped_lrs") == [0.0]:  # its optimizer followed lr=0: the weights were another model's already
+            return (f"{returned}; its optimizer stepped at lr 0, as given, so the model returned is one your "
+                    "function builds or loads itself, not the model passed in. Train and return the model argument."), ""
+        return (f"{returned}: your function trains a model of its own (built or loaded inside it), or a copy of the "
+                "one passed in at an lr of its own. Train the model argument, at the lr argument."), ""
+    return LR_IGNORED, ""
 
 
 def _default_lr(optimizer: str) -> float | None:
@@ -587,7 +627,7 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     elif not rate and (moved := _lr_at_zero(ctx, plateau, "")[0]):  # an lr of its own that equals the one passed
         rate, rate_note = (f"{moved} In this run, given lr={lr:g}, its optimizer stepped at {lr:g} too: a value "
                            "written into the function matches the argument only when the grader passes that same "
-                           "value."), ""
+                           "value." if moved == LR_IGNORED else moved), ""
     missing = _missing_epochs(ctx, run)
     if missing:  # the steps are judged per epoch run, and the epochs said once, as left out of the history
         epochs = _missing_said("Your function", missing)
