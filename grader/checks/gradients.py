@@ -126,7 +126,7 @@ def validation_message(steps: int, backward: int) -> str:
             leaked=Param(str, "", "in a run of the grader's (a dict export), the key counting the optimizer steps whose "
                          "gradient still held a backward pass on the validation batches; beside it, with "
                          "'validation_backward', the passes counted"))
-def gradients_cleared(ctx: CheckContext, models: str, leaked: str) -> Outcome:
+def gradients_cleared(ctx: CheckContext, models: str, leaked: str = "") -> Outcome:
     """No optimizer step used a gradient left over from the step before, or from a validation batch."""
     value = ctx.exports.values.get(models)
     if isinstance(value, ExportProblem):  # no capture, no record: the model's own checks say what to change
