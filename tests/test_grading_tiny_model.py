@@ -289,6 +289,13 @@ def test_an_accuracy_at_chance_lists_what_remains_instead_of_tuning_advice():
     assert "scaled or normalised in your notebook" in said  # a model trained on min-max-scaled points scores 33%
     assert at_chance(40.0, labels) == ""  # 1.8 standard deviations above one class's share: it may have learned
     assert at_chance(37.0, labels) != ""
+    # 100 Adam steps at lr 0.001 leave the course's net at 33.33%; 500 at 0.01 fit it: a count is said, and a run too
+    # short stays among the causes ("longer or faster training alone is unlikely to help" was said of it).
+    few = types.SimpleNamespace(steps={"0.weight": 100, "0.bias": 100}, step_lrs=[0.001, 0.001, 0.001, 0.001])
+    said = at_chance(33.33, labels, few)
+    assert "its training was too short or too slow to leave where it started (the kernel counted 100 optimizer " \
+           "steps, at lr 0.001 at most" in said
+    assert "unlikely to help" not in said and "inputs and labels shuffled or sorted apart" in said
 
 
 def test_a_few_literals_that_tip_the_budget_say_how_torchs_own_settings_are_counted():
@@ -451,3 +458,37 @@ def test_a_softmax_over_the_batch_is_named_not_batch_statistics():
     assert not fits.passed
     assert "Its graph takes a softmax over dimension 0, the points of the batch (nn.Softmax(dim=0), say)" in fits.message
     assert "Statistics of the batch" not in fits.message
+
+
+@pytest.mark.parametrize("name", ["swa-average-of-a-data-parallel-net", "whole-model-pickled-and-reloaded",
+                                  "torchscript-round-trip", "rbf-centres-with-cdist"])
+def test_trained_networks_in_torch_s_own_wrappers_and_round_trips_get_full_marks(name):
+    """Each a trained 27- or 33-parameter net that fits: 0 or 1 of 8 before. nn.DataParallel and AveragedModel take
+    forward(*args), which the capture's batch spec did not follow; an average, a model saved whole and loaded, or a
+    TorchScript round trip holds trained weights that no optimizer stepped ("nothing in the run trained them"), and
+    torch's converter lifts a loaded script's parameters as buffers ("no parameters"); torch.cdist was off the
+    allowlist."""
+    result = grade(FILES / f"{name}.ipynb", "tiny-model", hidden=False)
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert checks(result)["a-network"].metrics["parameters"] in (27, 33)
+
+
+def test_a_batch_of_one_scored_in_another_shape_is_named_not_batch_statistics():
+    """forward ending in .squeeze(): one point's scores come back as (3,), and the message blamed statistics of the
+    batch computed in forward, which the model has none of."""
+    from grader.checks.base import CheckFailed
+    from grader.checks.models import check_consistent
+
+    class Squeezed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 3)
+
+        def forward(self, x):
+            return self.fc(x).squeeze()
+
+    with pytest.raises(CheckFailed) as raised:
+        check_consistent(Squeezed().eval(), torch.rand(40, 2))
+    assert raised.value.message.startswith("Your model returns scores of shape (3,) for a batch of one point, where a "
+                                           "batch of 32 gives (32, 3)")
+    assert "statistics of the batch" not in raised.value.message.lower()

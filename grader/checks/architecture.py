@@ -375,10 +375,12 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
             not getattr(net, "idle_steps", 0) and not getattr(net, "loaded", False):
         # Weights worked out by hand: a network that training could change, which nothing did.
         return Outcome(False, f"`{model}` computes its scores from {said}, but nothing in the run "
-                              "trained them: its weights are those it had at its first forward pass, and the kernel "
-                              "recorded no optimizer step on them (weights written by hand, say). Trained weights "
-                              "copied into it by assignment (.data = ..., copy_()) look the same to the record: copy "
-                              f"them with load_state_dict or copy.deepcopy instead.{learn}",
+                              "trained them: its weights are those it had at its first forward pass, the kernel "
+                              "recorded no optimizer step on them, and no parameter the run trained holds the same "
+                              "weights (weights written by hand, say). Weights worked out from trained ones (an "
+                              "average kept by hand with mul_() and add_(), say) look the same to the record: keep an "
+                              "average with torch.optim.swa_utils.AveragedModel, and copy trained weights with "
+                              f"load_state_dict or copy.deepcopy.{learn}",
                        metrics={**metrics, "trained": 0})
     return Outcome(True, f"`{model}` computes its scores from {said}, so training can change what it "
                          "predicts.", metrics=metrics)

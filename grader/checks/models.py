@@ -97,7 +97,14 @@ def check_consistent(model: LoadedModel, X: Any) -> None:
                           "point the same score every time.")
     with warnings.catch_warnings():  # a batch statistic of one point warns (std's degrees of freedom): told below
         warnings.simplefilter("ignore")
-        alone = torch.cat([model(x[i:i + 1]) for i in range(len(x))])
+        single = [model(x[i:i + 1]) for i in range(len(x))]
+    one, many = tuple(single[0].shape), tuple(together.shape)
+    if one != (1, *many[1:]):  # a batch of one comes back in another shape: its batch dimension was dropped
+        raise CheckFailed(f"Your model returns scores of shape {one} for a batch of one point, where a batch of "
+                          f"{len(x)} gives {many}: its forward drops the batch dimension when the batch holds one "
+                          "point (.squeeze() with no dim, say). Return one row of scores per point for any batch size: "
+                          "squeeze only the dimension you mean, or none.")
+    alone = torch.cat(single)
     if not _scored_alike(together, alone):
         nan = " (some come out as NaN)" if bool(torch.isnan(alone).any()) and not bool(torch.isnan(together).any()) \
             else ""
@@ -209,7 +216,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
               or (lambda_as_rate(ctx, scheduler, net, model) if too_low else "")
               or (graph_cause(net, model) if too_low else "")
               or (below_chance(acc, dataset.Y) if too_low else "")
-              or (at_chance(acc, dataset.Y) if too_low and chance else "")
+              or (at_chance(acc, dataset.Y, net) if too_low and chance else "")
               or (wedges_only(net, dataset.X, dataset.Y, f"`{model}`") if too_low else "") or by_hand + hint)
     return Outcome(False, f"Your model scores {measured}; it needs {needs}. {ctx.cut_short(advice)}".strip()
                    + seen_here, metrics=metrics)
@@ -425,15 +432,25 @@ def chance_level(acc: float, labels: Any) -> float | None:
     return share if acc <= 100 * (share + 1.5 * sd) else None
 
 
-def at_chance(acc: float, labels: Any) -> str:
-    """What to say when ``acc`` is at ``chance_level``; "" otherwise. A description: it changes no points."""
+def at_chance(acc: float, labels: Any, net: Any = None) -> str:
+    """What to say when ``acc`` is at ``chance_level``; "" otherwise. A description: it changes no points. Where the
+    kernel counted the model's optimizer steps, a run too short or too slow to leave its start remains among the
+    causes, with those counts: how many steps are enough, no count alone can say."""
     share = chance_level(acc, labels)
     if share is None:
         return ""
-    return (f"That is about the {100 * share:.1f}% that always predicting one class scores: the model shows nothing "
-            "learned about the labels, so longer or faster training alone is unlikely to help. What remains: it was "
-            "never trained, its training paired its inputs with other inputs' labels (inputs and labels shuffled or "
-            "sorted apart), it learned on inputs other than the raw inputs the grader gives it (scaled or normalised "
+    steps = max((getattr(net, "steps", None) or {}).values(), default=0)
+    lrs = getattr(net, "step_lrs", None)
+    if steps:
+        rate = f", at lr {lrs[3]:g} at most" if isinstance(lrs, (list, tuple)) and len(lrs) == 4 else ""
+        short = (f"the model shows nothing learned about the labels. What remains: its training was too short or too "
+                 f"slow to leave where it started (the kernel counted {steps} optimizer step{'s' * (steps != 1)}{rate}; "
+                 "train longer or at a higher lr and see whether the accuracy moves), its training paired")
+    else:
+        short = ("the model shows nothing learned about the labels, so longer or faster training alone is unlikely to "
+                 "help. What remains: it was never trained, its training paired")
+    return (f"That is about the {100 * share:.1f}% that always predicting one class scores: {short} its inputs with "
+            "other inputs' labels (inputs and labels shuffled or sorted apart), it learned on inputs other than the raw inputs the grader gives it (scaled or normalised "
             "in your notebook), it was trained with a loss that does not fit its outputs (NLLLoss on raw scores "
             "rather than log-probabilities, say), or training diverged or got stuck from its start (another seed).")
 

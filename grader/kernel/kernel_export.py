@@ -50,6 +50,7 @@ _makedirs, _replace, _path_join, _basename = os.makedirs, os.replace, os.path.jo
 _getcwd, _ModuleType, _builtin_modules = os.getcwd, type(sys), frozenset(sys.builtin_module_names)
 _exit = os._exit
 _getsource, _isfunction, _ismethod = inspect.getsource, inspect.isfunction, inspect.ismethod
+_signature, _VAR_POSITIONAL = inspect.signature, inspect.Parameter.VAR_POSITIONAL
 _partial = functools.partial
 _isfinite = math.isfinite
 _getline = linecache.getline
@@ -238,7 +239,7 @@ def _capture(model, example):
 
                 program = TS2EPConverter(model, (example,)).convert()
             else:
-                program = _T["export"](model, (example,), dynamic_shapes=({0: _T["Dim"].AUTO},), strict=False)
+                program = _T["export"](model, (example,), dynamic_shapes=_free_batch(model), strict=False)
     finally:
         fx_config.do_not_emit_stack_traces = emitting
     user_inputs = [n for n in program.graph.nodes if n.op == "placeholder"
@@ -247,6 +248,17 @@ def _capture(model, example):
     # A batch dim that AUTO had to specialise shows up as a SymInt with a constant value.
     dynamic = val is not None and not _T["is_concrete_int"](val.shape[0])
     return program, dynamic
+
+
+def _free_batch(model):
+    """torch.export's dynamic_shapes for one input with a free batch size, laid out as ``forward`` takes it: a wrapper
+    whose forward is ``(*args, **kwargs)`` (nn.DataParallel, AveragedModel) takes the input inside its ``args``."""
+    batch = {0: _T["Dim"].AUTO}
+    try:
+        first = next(iter(_signature(model.forward).parameters.values()), None)
+    except (TypeError, ValueError):
+        first = None
+    return {first.name: (batch,)} if first is not None and first.kind is _VAR_POSITIONAL else (batch,)
 
 
 def _hooks(model, probe: dict | None = None) -> list[str]:
@@ -323,11 +335,14 @@ def export_model(model, input_shape, folder: str, probe: dict | None = None, reu
     signature = program.graph_signature
     specs = {spec.arg.name: spec for spec in signature.input_specs if hasattr(spec.arg, "name")}
     state = {**program.state_dict, **program.constants}
+    # torch's converter lifts a loaded TorchScript module's parameters (torch.jit.load) as buffers: they are its own.
+    owned = {name for name, _ in model.named_parameters()} if isinstance(model, _T["ScriptModule"]) else set()
     nodes, tensors, first_name = [], {}, {}
     for node in program.graph.nodes:
         if node.op == "placeholder":
             spec = specs[node.name]
-            entry = {"op": "input", "name": node.name, "kind": spec.kind.name}
+            kind = "PARAMETER" if spec.kind.name == "BUFFER" and spec.target in owned else spec.kind.name
+            entry = {"op": "input", "name": node.name, "kind": kind}
             if spec.target is not None:
                 # One layer kept under two names (self.fc1, and self.net holding it) is one tensor in torch.export's
                 # state, lifted once per name: written once, under its first name, as named_parameters() has it.

@@ -70,6 +70,13 @@ class _ById:
         if obj in self:
             del self._items[id(obj)]
 
+    def items(self):
+        """(object, value) for each object still alive."""
+        for ref, value in list(self._items.values()):
+            obj = ref()
+            if obj is not None:
+                yield obj, value
+
 
 INITIAL = _ById()  # parameter -> a copy of its values at its module's first forward pass
 LOADED = _ById()  # parameter -> True: given weights by load_state_dict before it first ran (no start recorded)
@@ -679,6 +686,27 @@ def _inherit_start(deepcopy):
     return __deepcopy__
 
 
+def _averaging(update):
+    """``AveragedModel.update_parameters`` (SWA, EMA): the average's parameters hold weights of the trained model's, so
+    each takes the step record and the start of the parameter it averages, as a deep copy does."""
+    def update_parameters(self, model):
+        result = update(self, model)
+        try:
+            if RECORDING[0]:
+                for mine, theirs in zip(self.module.parameters(), model.parameters()):
+                    record, start = PARAMETER_STEPS.get(theirs), INITIAL.get(theirs)
+                    if record is not None and record.stepped:
+                        PARAMETER_STEPS.set(mine, record.copy())
+                    if start is not None:
+                        INITIAL.set(mine, start)
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    update_parameters.__wrapped__ = update
+    return update_parameters
+
+
 def _hand_over(old, new) -> None:
     """Give ``new`` the recorded start and steps of ``old``, whose copy or successor it is, unless it has its own."""
     try:
@@ -846,6 +874,11 @@ def install(torch) -> None:
             setattr(utils, name, _noted_clip(getattr(utils, name), by_norm=name == "clip_grad_norm_"))
     except Exception:  # noqa: BLE001
         pass
+    try:  # torch's weight averaging: its average holds trained weights that no optimizer stepped
+        averaged = importlib.import_module("torch.optim.swa_utils").AveragedModel
+        averaged.update_parameters = _averaging(averaged.update_parameters)
+    except Exception:  # noqa: BLE001
+        pass
     try:  # torch's initialisers, which reset_parameters() calls: a model re-initialised in place starts again
         init = importlib.import_module("torch.nn.init")
         for name, function in list(vars(init).items()):
@@ -889,6 +922,20 @@ def loaded_state(model) -> dict:
     return {name: LOADED_AT.get(p) for name, p in model.named_parameters() if p in LOADED_AT}
 
 
+def _trained_twin(parameter):
+    """The step record of another parameter that holds these very weights after steps moved it from its start: the
+    trained model saved whole and loaded, or its tensors assigned with ``.data =``; None where none does."""
+    try:
+        mine = parameter.detach().cpu()
+        for other, record in PARAMETER_STEPS.items():
+            if other is not parameter and record.stepped and other.shape == mine.shape and \
+                    other.dtype == mine.dtype and _TENSOR[0].equal(other.detach().cpu(), mine) and not _at_start(other):
+                return record
+    except Exception:  # noqa: BLE001
+        pass
+    return None
+
+
 def training_record(model) -> dict:
     """How optimizers stepped ``model``'s parameters in the current run (``_fresh_start``): ``steps`` by name (with a
     gradient; parameters never stepped are missing), ``idle_steps`` (the most that found one without a gradient),
@@ -904,6 +951,11 @@ def training_record(model) -> dict:
     of its training calls an optimizer step followed, through the whole run (``stepped_rows``); and the run's losses
     and clipping (``loss_calls``, run-wide: the same for every model)."""
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
+    if len(records) < len(dict(model.named_parameters())):  # parameters no optimizer stepped: trained ones' copies?
+        for name, p in model.named_parameters():
+            twin = None if name in records else _trained_twin(p)
+            if twin is not None:
+                records[name] = twin
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
     fed = INPUTS.get(model)
     return {"steps": {name: r.stepped for name, r in records.items() if r.stepped},

@@ -81,6 +81,8 @@ ALLOWED_ATEN = frozenset("""
     logaddexp logaddexp2 float_power fmax fmin copysign heaviside lerp addcmul addcdiv rad2deg deg2rad cartesian_prod
     special_erf special_erfc special_expit special_logit special_log1p special_expm1 special_exp2 special_xlogy
     special_round special_sinc special_logsumexp special_log_softmax special_softmax
+    linalg_norm frobenius_norm dist cdist _cdist_forward _euclidean_dist pairwise_distance cosine_similarity renorm
+    cumprod cummax cummin logcumsumexp diff cross linalg_cross kron trace diag diag_embed one_hot
 """.split())  # the last lines: torch's aliases and other plain math that torch.export keeps as ops of their own
 ALLOWED_OPERATORS = {name: getattr(operator, name) for name in
                      ("getitem", "add", "sub", "mul", "floordiv", "truediv", "neg", "mod", "pow", "eq", "ne", "lt",
