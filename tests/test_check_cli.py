@@ -125,6 +125,14 @@ def test_unusable_input_exits_2_with_a_clear_reason(capsys, path, reason):
     assert "Traceback" not in err
 
 
+def test_an_empty_notebook_file_is_said_to_be_empty(capsys, tmp_path):
+    """A 0-byte or blank .ipynb (a failed download, a file made by hand): "Expecting value: line 1 column 1"."""
+    for name, text in (("empty.ipynb", ""), ("blank.ipynb", " \n\n")):
+        (tmp_path / name).write_text(text)
+        code, out, err = run_cli(capsys, "check", tmp_path / name, "--exercise", "tiny-model")
+        assert code == 2 and "the file is empty, so it is not a notebook" in err, err
+
+
 def test_unusable_input_with_json_still_prints_one_object(capsys):
     code, out, err = run_cli(capsys, "check", FILES / "not-a-notebook.ipynb", "--json")
     assert code == 2

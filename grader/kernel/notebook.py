@@ -95,6 +95,9 @@ def read_submission(path: str | pathlib.Path, raw: bytes | None = None) -> Submi
     """
     path = pathlib.Path(path)
     raw = read_notebook_bytes(path) if raw is None else raw
+    if not raw.strip():
+        raise InvalidNotebook(f"{path}: the file is empty, so it is not a notebook (save the notebook again from "
+                              "Jupyter, or hand in the right file)")
     try:
         data = parse_notebook_json(raw)
     except JsonLimitError as e:
