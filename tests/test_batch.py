@@ -286,6 +286,10 @@ def test_csv_has_one_row_per_student_with_score_and_status(graded_class, tmp_pat
     assert by_name["ada"][4:8] == ["10", "10", "ok", "10"] and by_name["dave"][6] == "invalid"
     assert by_name["ada"][10] == "mtime" and by_name["ada"][8] == ""  # no manifest, no deadline: nothing taken off
     assert "not a Jupyter notebook" in by_name["dave"][-1]  # why an invalid submission was not graded
+    # Why a run crashed or timed out, in a line (the notes column was empty for them)
+    assert by_name["bob"][6] == "timeout" and by_name["bob"][-1].startswith("tiny-model: timeout: ")
+    assert by_name["cara"][6] == "error" and by_name["cara"][-1].startswith("tiny-model: error: ")
+    assert "\n" not in by_name["cara"][-1]
     assert by_name["ada"][-1] == "" and by_name["emma"][-1] == ("tiny-model: 2 notebooks: graded tiny-model.ipynb, the "
                                                                 "one named after the exercise; not graded: draft.ipynb")
 

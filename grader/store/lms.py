@@ -111,12 +111,17 @@ def _write(writer, cells: list) -> None:
     writer.writerow([spreadsheet_cell("" if cell is None else str(cell)) for cell in cells])
 
 
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit - 1].rstrip() + "…"
+
+
 def csv_table(gradebook: Gradebook) -> str:
     """One row per student, name first: per assignment the final score, max, status, raw score, late penalty and
     submission time with its source; the totals (a missing assignment scores 0), the roster status, then notes.
 
-    ``notes`` says, per assignment, which of a student's notebooks was graded when there were several, and why an
-    ``invalid`` submission was not graded.
+    ``notes`` says, per assignment, which of a student's notebooks was graded when there were several, why an
+    ``invalid`` submission was not graded, and the first line of why a run ended in ``error`` or ``timeout``.
     """
     exercises = gradebook.exercises()
     rows = student_rows(gradebook)
@@ -147,9 +152,12 @@ def csv_table(gradebook: Gradebook) -> str:
                       _figure(record.percent) if record and record.due else "",
                       record.submitted_at if record else "", record.time_source if record else ""]
             total += score
-            # Which notebook was graded; for an unusable submission (e.g. an ambiguous folder), why none was.
+            # Which notebook was graded; for an unusable submission (e.g. an ambiguous folder), why none was; for a
+            # run that crashed or timed out, why, in a line: what the student's page says at length.
             note = result.note or (result.error if result.status is Status.INVALID else "")
             notes += [f"{exercise}: {note}"] if note else []
+            if result.status in (Status.ERROR, Status.TIMEOUT) and result.error:
+                notes.append(f"{exercise}: {result.status.value}: {_first_line(result.error)}")
             notes += [f"{exercise}: {record.verdict()}"] if record and (record.days_late or record.extension_days) else []
             notes += override_notes(exercise, final)
         _write(writer, cells + [_figure(total), _figure(total_max), row.roster, " | ".join(notes)])
