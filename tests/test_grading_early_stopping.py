@@ -529,8 +529,8 @@ def test_a_copy_taken_every_epoch_is_named_and_a_late_lr_record_costs_half(grade
     result = graded["saves-every-epoch"]
     checks = by_id(result)
     every = ("`kept = deepcopy(model.state_dict())` (code cell 2, line 37) copies the weights in every epoch, not only "
-             "when the val loss improves, so the state put back is the last epoch's. Take the copy inside the `if` "
-             "that records a new best.")
+             "when the val loss improves, so a state it puts back is a recent epoch's, not the best one's. Take the "
+             "copy inside the `if` that records a new best.")
     for check in ("restored-best", "grader-run-restored", "restored-without-trigger"):
         assert not checks[check].passed and checks[check].message.endswith(every)
     assert "it is the last epoch's model (epoch 33" in checks["restored-best"].message

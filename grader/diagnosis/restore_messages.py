@@ -59,8 +59,8 @@ def _live_save(ev: RestoreEvidence) -> str:
 def _every_epoch(ev: RestoreEvidence) -> str:
     fact = ev.code.every_epoch_saves[0]
     return (f" `{fact.code}` ({ev.where(fact.line)}) copies the weights in every epoch, not only when the val loss "
-            "improves, so the state put back is the last epoch's. Take the copy inside the `if` that records a new "
-            "best.")
+            "improves, so a state it puts back is a recent epoch's, not the best one's. Take the copy inside the "
+            "`if` that records a new best.")
 
 
 def _in_every_case(ev: RestoreEvidence) -> str:
