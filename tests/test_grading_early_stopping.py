@@ -133,7 +133,7 @@ def graded():
                          "train-loss-never-reset", "val-loss-of-the-last-batch",
                          "validation-backward-through-a-shared-helper", "restored-model-logged-after-the-loop",
                          "fresh-model-of-the-same-class-inside", "bad-epochs-counted-since-the-start",
-                         "epoch-budget-from-a-constant")}
+                         "epoch-budget-from-a-constant", "best-weights-put-into-the-global-model")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -380,6 +380,10 @@ def test_a_best_epoch_kept_by_comparing_with_the_previous_epoch_is_told_so(tmp_p
     ({"train_acc": [0.4, 0.525, 0.61], "val_acc": [0.389, 0.5, 0.556]},
      "The accuracies in `history` are fractions of 1 (val_acc 0.389, 0.5, 0.556, ...): the task reports accuracy in "
      "percent, 100 * correct / total."),
+    # val_acc as a fraction, train_acc in percent: the whole-number test said 0.4 was 0.72 of the 180 points
+    ({"train_acc": [40.0, 52.5, 61.0], "val_acc": [0.4, 0.5, 0.556]},
+     "`history`['val_acc'] holds fractions of 1 (0.4, 0.5, 0.556, ...) where train_acc is in percent: the task reports "
+     "both in percent, 100 * correct / total."),
     ({"train_acc": [40.0, 52.5], "val_acc": [38.9, 50.0, 55.6]},
      "`history`['train_acc'] has 2 values for the 3 epochs of its val_loss: record one per epoch."),
     ({"val_acc": [38.9, 50.0, 55.6]}, "`history` has no 'train_acc' key (its keys: train_loss, val_loss, val_acc)"),
@@ -1003,6 +1007,14 @@ def test_a_count_never_reset_is_named_beside_patience_in_batches_where_both_fit(
     assert ("what patience counted in batches (or optimizer steps) gives, 5 of them at 6 an epoch, or a count never "
             "reset to 0 when the val loss improves (with these val losses it reaches 5 at epoch 24)"
             ) in failed["grader-run-patience"]
+
+
+def test_a_model_the_grader_s_calls_change_is_judged_as_the_notebook_left_it(graded):
+    """The function restores into the notebook's global `model`: the student's own run is right, but the grader's
+    later calls loaded their best states into that object, and the own-run check measured one of theirs (2 points,
+    "matches no epoch of its history"). Each value is exported with the weights it had when the export met it."""
+    failed = {c.id: c.message for c in graded["best-weights-put-into-the-global-model"].checks if not c.passed}
+    assert set(failed) == {"grader-run-restored", "restored-without-trigger"}, failed
 
 
 def test_a_run_past_its_epoch_budget_is_not_judged_on_how_it_counts_an_improvement(graded):

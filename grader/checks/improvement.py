@@ -204,6 +204,15 @@ def _cause(runs: list[Called], ways: tuple[Counting, ...]) -> str:
                 "the task has <, or a margin added to the best, val < best + min_delta): on a plateau that resets "
                 "the count every epoch, so patience never runs out.")
     margins = [m for m in MARGINS if all_given(lambda v, best, e, m=m: v < best - m)]
+    falls = [a - b for r in runs for a, b in zip(r.val_loss, r.val_loss[1:]) if b < a]
+    if margins and falls and margins[0] > max(falls):
+        # Margins above every fall these runs saw: no fall counted at all, which a best kept from an earlier call
+        # gives as well as a margin, and nothing here tells the two apart.
+        return (f"Your function's runs are exactly what counting no fall as an improvement gives: a margin larger "
+                f"than every fall they recorded (any from {margins[0]:.1g}: a min_delta, or val losses rounded before "
+                "they are compared), or a best val loss kept from before this call (a global, or a default argument) "
+                "that none of its val losses beats. The task counts every strictly lower val loss as an improvement, "
+                "and each call starts its best at float('inf').")
     if margins:
         return (f"Your function's runs are exactly what counting a fall only when it exceeds a margin gives (any "
                 f"margin from {margins[0]:.1g} to {margins[-1]:.1g} gives them all): a min_delta does this, and so do "

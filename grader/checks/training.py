@@ -191,6 +191,12 @@ def accuracy_history(ctx: CheckContext, history: str, points: dict | None = None
         shown = ", ".join(f"{v:.4g}" for v in curves["val_acc"][:3])
         wrong.append(f"The accuracies in `{history}` are fractions of 1 (val_acc {shown}, ...): the task reports "
                      "accuracy in percent, 100 * correct / total")
+    elif fractions := [key for key, curve in curves.items() if curve and all(v <= 1 for v in curve)]:
+        # One curve in percent, the other at most 1 at every epoch: that one is fractions, however it is counted.
+        key, other = fractions[0], next(k for k in curves if k != fractions[0])
+        shown = ", ".join(f"{v:.4g}" for v in curves[key][:3])
+        wrong.append(f"`{history}`['{key}'] holds fractions of 1 ({shown}, ...) where {other} is in percent: the task "
+                     "reports both in percent, 100 * correct / total")
     else:
         off = {key: _not_whole(curve, points[key[:-4]], f"`{history}`['{key}']", key[:-4]) for key, curve in
                curves.items() if type((points or {}).get(key[:-4])) is int}
@@ -476,6 +482,12 @@ def _lr_at_zero(ctx: CheckContext, plateau: str, note: str) -> tuple[str, str]:
         return "", note
     if not run["weights_moved"]:
         return "", "At lr=0 its weights did not move, so it trains at the lr it is given."
+    if run.get("stepped_lrs") == [0.0] and run.get("returned_given") is not False:
+        # Its optimizer followed lr=0, so the weights came from elsewhere: not a question of the lr it trains at.
+        return ("At lr=0 (the grader's run on a plateau) its optimizer stepped at lr 0, as given, yet the weights of "
+                "the model it returned changed: something other than its optimizer's steps put weights into it (a "
+                "state loaded from a file or kept from an earlier call, or an update written by hand). Train the model "
+                "passed in with the optimizer alone, and restore only a state this call saved."), ""
     if run.get("returned_given") is False and run.get("given_moved") is False:
         returned = ("At lr=0 (the grader's run on a plateau) the model your function returned is not the one the "
                     "grader handed it, and holds other weights than that model started with, while the one handed in "

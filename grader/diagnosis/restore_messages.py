@@ -117,8 +117,8 @@ def _last_epoch(ev: RestoreEvidence) -> str:
         return _in_every_case(ev)
     ran_out = " although patience ran out" if ev.stopped else ""
     return (f" No earlier state was put back{ran_out}, and the grader cannot see why in your code. What remains: the "
-            "copy is not taken when the val loss improves, it is not a real copy (copy.deepcopy), or it is not loaded "
-            "back after the loop.")
+            "copy is not taken when the val loss improves, it is not a real copy (copy.deepcopy), it is not loaded "
+            "back after the loop, or it is loaded into another model object than the one returned.")
 
 
 def why_not_best(ev: RestoreEvidence) -> str:

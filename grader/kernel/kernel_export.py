@@ -106,7 +106,7 @@ def seal_torch(torch, models: bool | None = None) -> None:
               schedulers=(lr_scheduler.LRScheduler, lr_scheduler.ReduceLROnPlateau),
               DataLoader=torch.utils.data.DataLoader, save=torch.save, no_grad=torch.no_grad, zeros=torch.zeros,
               device=torch.device, dtype=torch.dtype, layout=torch.layout, memory_format=torch.memory_format,
-              randn=torch.randn, Generator=torch.Generator,
+              randn=torch.randn, Generator=torch.Generator, equal=torch.equal,
               OpOverload=torch._ops.OpOverload, module_hooks=torch.nn.modules.module,
               modules={k: v for k, v in _modules.items() if k == "torch" or k.startswith("torch.")})
     if _SEAL.get("models", True) if models is None else models:  # torch.export costs about a second to import
@@ -849,27 +849,71 @@ class _Writer:
     """One export: where it goes, the probe's records, and the models met so far (by object identity)."""
 
     def __init__(self, root: str, probe: dict | None, reuse: frozenset | None = None):
-        self.root, self.probe, self.models, self.reuse = root, probe, {}, reuse
+        self.root, self.probe, self.reuse = root, probe, reuse
+        self.models: dict = {}  # id -> [(model, input_shape, entry, its weights when met)], one per state it was met in
+        self.count = 0
 
     def model(self, model, input_shape) -> dict:
         """The model's entry in the manifest; ``finish`` writes its folder once every value is encoded, so that no
         forward pass of the grader's (a capture runs the student's forward and hooks) changes a value written later.
+
+        Each value is exported with the weights it had when it was met: one object met again with other weights (the
+        grader's call of a function that trains or restores into the notebook's global model) is a second entry.
         """
-        if id(model) not in self.models:
-            self.models[id(model)] = (model, input_shape, {"$model": str(len(self.models) + 1)})
-        return self.models[id(model)][2]
+        held = _weights(model)
+        met = self.models.setdefault(id(model), [])
+        for _, _, entry, weights in met:
+            if _same_weights(weights, held):
+                return entry
+        self.count += 1
+        met.append((model, input_shape, {"$model": str(self.count)}, held))
+        return met[-1][2]
 
     def finish(self) -> None:
-        for model, input_shape, entry in self.models.values():
-            folder = _path_join(self.root, "models", entry["$model"])
-            try:
-                export_model(model, input_shape, folder, self.probe, self.reuse)
-            except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
-                error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
-                advice = _reshape_advice(e) or _input_advice(model, input_shape, self.probe) or \
-                    _hook_advice(model, self.probe)
-                entry.clear()  # the manifest holds this very dict, wherever the model was met
-                entry["$error"] = error.rstrip(". \n") + advice if advice else error
+        for met in self.models.values():
+            latest = _weights(met[0][0])
+            for model, input_shape, entry, weights in met:
+                changed = not _same_weights(weights, latest)
+                if changed:  # changed since it was met (by a later probe of the grader's): written as it was then
+                    _put_weights(model, weights)
+                self._write(model, input_shape, entry)
+                if changed:
+                    _put_weights(model, latest)
+
+    def _write(self, model, input_shape, entry: dict) -> None:
+        folder = _path_join(self.root, "models", entry["$model"])
+        try:
+            export_model(model, input_shape, folder, self.probe, self.reuse)
+        except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
+            error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
+            advice = _reshape_advice(e) or _input_advice(model, input_shape, self.probe) or \
+                _hook_advice(model, self.probe)
+            entry.clear()  # the manifest holds this very dict, wherever the model was met
+            entry["$error"] = error.rstrip(". \n") + advice if advice else error
+
+
+def _weights(model) -> dict:
+    """A copy of the model's parameters and buffers by name, as they are now; {} where they cannot be read."""
+    try:
+        with _T["no_grad"]():
+            return {name: t.detach().clone() for named in (model.named_parameters(), model.named_buffers())
+                    for name, t in named if t is not None}
+    except Exception:  # noqa: BLE001 - an odd module: exported as it is at the end, as before
+        return {}
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and a[k].dtype == b[k].dtype
+                                        and _T["equal"](a[k], b[k]) for k in a)
+
+
+def _put_weights(model, weights: dict) -> None:
+    """Copy ``weights`` back into the model's own tensors, in place (no optimizer or hook sees it)."""
+    with _T["no_grad"]():
+        for named in (model.named_parameters(), model.named_buffers()):
+            for name, t in named:
+                if name in weights and t is not None and t.shape == weights[name].shape:
+                    t.copy_(weights[name])
 
 
 def _reshape_advice(error: Exception) -> str:
@@ -931,8 +975,14 @@ def encode(value, request: dict, writer: _Writer):
 def _encode_plain(value, request: dict, writer: _Writer):
     if request.get("kind") == "dict" and type(value).__name__ == "DataFrame" and \
             type(value).__module__ in ("pandas", "pandas.core.frame"):
-        # A history shown as a table (history = pd.DataFrame(history)): its columns are the dict's lists.
-        value = {column: value[column].tolist() for column in value.columns}
+        # A history shown as a table (history = pd.DataFrame(history)), its rows numbered (epochs from 0 or 1): its
+        # columns are the dict's lists. Rows labelled otherwise (results = pd.DataFrame(results), a figure per row):
+        # each column is a dict by those labels.
+        labels = value.index.tolist()
+        numbered = all(type(label) is int for label in labels) and labels == list(range(labels[0], labels[0] + len(
+            labels))) if labels else True
+        value = {column: value[column].tolist() if numbered else dict(zip(labels, value[column].tolist()))
+                 for column in value.columns}
     if isinstance(value, dict):
         return {"$dict": [[_key(k), encode(v, request, writer)] for k, v in value.items()]}
     if type(value).__name__ == "_IncompatibleKeys" and type(value).__module__ == "torch.nn.modules.module":

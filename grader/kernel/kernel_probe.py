@@ -923,17 +923,34 @@ def loaded_state(model) -> dict:
 
 
 def _trained_twin(parameter):
-    """The step record of another parameter that holds these very weights after steps moved it from its start: the
-    trained model saved whole and loaded, or its tensors assigned with ``.data =``; None where none does."""
+    """Another parameter that holds these very weights after steps moved it from its start: the trained original of a
+    model saved whole and loaded, or whose tensors were assigned with ``.data =`` or copied with ``copy_()``; None
+    where none does."""
     try:
         mine = parameter.detach().cpu()
         for other, record in PARAMETER_STEPS.items():
             if other is not parameter and record.stepped and other.shape == mine.shape and \
                     other.dtype == mine.dtype and _TENSOR[0].equal(other.detach().cpu(), mine) and not _at_start(other):
-                return record
+                return other
     except Exception:  # noqa: BLE001
         pass
     return None
+
+
+def _adopt_twins(model) -> None:
+    """Hand each parameter of ``model`` that no optimizer stepped the record and the start of its trained twin, as a
+    deep copy would: its own first forward pass, if any, came after that training, so it is no start of its own."""
+    for _, parameter in model.named_parameters():
+        twin = None if parameter in PARAMETER_STEPS else _trained_twin(parameter)
+        if twin is not None:
+            PARAMETER_STEPS.set(parameter, PARAMETER_STEPS.get(twin).copy())
+            for table in (INITIAL, LOADED_AT):
+                if twin in table:
+                    table.set(parameter, table.get(twin))
+                else:
+                    table.discard(parameter)
+            if twin in LOADED:
+                LOADED.set(parameter, True)
 
 
 def training_record(model) -> dict:
@@ -950,12 +967,8 @@ def training_record(model) -> dict:
     ``input_ranges``), and each row's ``row_signatures`` in those calls (``input_rows``); the first row's of a sample
     of its training calls an optimizer step followed, through the whole run (``stepped_rows``); and the run's losses
     and clipping (``loss_calls``, run-wide: the same for every model)."""
+    _adopt_twins(model)
     records = {name: PARAMETER_STEPS.get(p) for name, p in model.named_parameters() if p in PARAMETER_STEPS}
-    if len(records) < len(dict(model.named_parameters())):  # parameters no optimizer stepped: trained ones' copies?
-        for name, p in model.named_parameters():
-            twin = None if name in records else _trained_twin(p)
-            if twin is not None:
-                records[name] = twin
     most = max((r for r in records.values() if r.lrs), key=lambda r: r.stepped, default=None)
     fed = INPUTS.get(model)
     return {"steps": {name: r.stepped for name, r in records.items() if r.stepped},
