@@ -23,7 +23,8 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "one-unseeded-start-loaded-for-every-seed", "one-checkpoint-file-for-every-seed",
          "rows-zipped-with-seeds-in-another-order", "seed-set-again-each-epoch", "batches-listed-once",
          "steplr-added-to-the-set-up", "no-early-stopping-best-restored", "reset-in-place-after-an-untrained-look",
-         "fresh-weights-loaded-into-one-holder", "seed-zero-weights-for-every-seed-copied")
+         "fresh-weights-loaded-into-one-holder", "seed-zero-weights-for-every-seed-copied",
+         "models-pickled-whole-and-read-back", "one-row-dict-for-every-seed")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -492,6 +493,41 @@ def test_one_figure_given_as_a_fraction_is_named_as_such():
                        lambda split: 0.0, lambda split: {"sum of batch means": 5.7})
     assert [(o.figure, o.fraction) for o in off] == [("val_acc", True), ("test_acc", True)]
     assert str(off[0]) == "val_acc reported 0.5333 is the accuracy as a fraction of 1: the grader measures 53.33%"
+
+
+def test_models_pickled_whole_and_read_back_carry_their_training(graded):
+    """torch.save(net) and torch.load: new parameter objects that no optimizer stepped, holding the trained weights
+    of nets still alive. Their training and start are the originals' (the plot cell runs them, so their own first
+    forward pass saw trained weights: "never trained" was said of such a model, a point lost)."""
+    result = graded["models-pickled-whole-and-read-back"]
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    checks = by_id(result)
+    assert checks["trained-steps"].message.startswith("seed 0: 198 steps, 33 epochs of 6 batches; seed 3: 282 steps")
+    assert checks["seed-start"].message.startswith("Every model starts from the weights of a SimpleMLP built right "
+                                                   "after its own torch.manual_seed(seed)")
+
+
+def test_one_row_dict_shared_by_every_seed_is_named_not_rows_filed_in_another_order(graded):
+    """results = dict.fromkeys(SEEDS, {}): every row is seed 18's figures, and the message said the rows were keyed
+    in another order than the models, which the student had not done."""
+    reported = by_id(graded["one-row-dict-for-every-seed"])["reported-vs-measured"]
+    assert not reported.passed
+    assert "Every seed's row holds the very same figures, seed 18's: one row shared by all the seeds" in reported.message
+    assert "keyed by the seeds in another" not in reported.message
+
+
+def test_figures_cut_to_whole_numbers_are_named_as_such():
+    """int() on every accuracy: 57.78 reported as 57 was said to come from another model, other data, or typing."""
+    from grader.checks.seeds import _off_figures
+
+    reported = {"train_acc": 73.0, "val_acc": 57.0, "test_acc": 66.0}
+    measured = {"train_acc": 73.33, "val_acc": 57.78, "test_acc": 66.67}
+    off = _off_figures(reported, measured, {"train_acc": 6, "val_acc": 0.6, "test_acc": 0.6}, {},
+                       lambda split: 0.0, lambda split: {"sum of batch means": 5.7})
+    assert [(o.figure, o.truncated, o.explained) for o in off] == [("val_acc", True, True), ("test_acc", True, True)]
+    assert str(off[0]) == "val_acc reported 57 is the grader's measurement, 57.78%, with its decimals cut off"
+    assert _off_figures({**reported, "val_acc": 58.0}, measured, {"train_acc": 6, "val_acc": 0.6, "test_acc": 0.6},
+                        {}, lambda split: 0.0, lambda split: {})[0].figure == "test_acc"  # 58 is within tolerance
 
 
 def test_training_on_train_and_val_is_counted_in_the_models_own_optimizer_steps(graded):

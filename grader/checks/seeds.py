@@ -225,12 +225,17 @@ class Off:
     fraction: bool = False  # it is the measured accuracy as a fraction of 1
     loss: str = ""  # the loss convention whose value of the model on this split it equals (is close to, if shuffled)
     lone: bool = False  # of several seeds, the only one whose figure equals that split's: a match chance can give
+    truncated: bool = False  # it is the measured accuracy with its decimals cut off (int())
 
     @property
     def explained(self) -> bool:
-        return bool((self.elsewhere and not self.lone) or self.batch_mean or self.fraction or self.loss)
+        return bool((self.elsewhere and not self.lone) or self.batch_mean or self.fraction or self.loss
+                    or self.truncated)
 
     def __str__(self) -> str:
+        if self.truncated:
+            return (f"{self.figure} reported {self.reported:g} is the grader's measurement, {self.measured:.2f}%, with "
+                    "its decimals cut off")
         if self.fraction:
             return (f"{self.figure} reported {self.reported:g} is the accuracy as a fraction of 1: the grader measures "
                     f"{self.measured:.2f}%")
@@ -275,6 +280,9 @@ def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict,
             continue
         if 0 <= value <= 1 and abs(100 * value - measured[figure]) <= allowed[figure]:
             off.append(Off(figure, value, measured[figure], (), fraction=True))
+            continue
+        if float(value).is_integer() and value == math.floor(measured[figure]):
+            off.append(Off(figure, value, measured[figure], (), truncated=True))
             continue
         # A loss is far below any accuracy a trained model reports: on a shuffled split, within 10% is a match.
         tol = LOSS_TOL if split in UNSHUFFLED else 0.1
@@ -331,6 +339,9 @@ def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: s
                      "others: count the correct predictions over all the points and divide by their number.")
     if any(o.fraction for o in flat):
         hints.append("Report every accuracy in percent (100 * correct / total).")
+    if any(o.truncated for o in flat):
+        hints.append("int() drops an accuracy's decimals, which moves it by up to a point: report the figure as "
+                     "measured, or rounded (round(acc, 2)).")
     if any(o.loss for o in flat):
         hints.append("A figure that is the model's loss was taken from the wrong place: evaluate(model, loader) "
                      "returns (loss, accuracy), so the accuracy is its second value.")
@@ -398,10 +409,16 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     hint = _results_hint(offs, groups, models)
     whose = _rows_of_other_seeds(offs, table, measured_all, equal)
     if whose:  # what the figures equal says whose they are: that, not the causes of figures that equal nothing
+        # Every row the very same figures, one seed's: a dict shared by all the seeds, not rows filed in another order.
+        rows = {tuple(sorted((str(k), repr(v)) for k, v in dict(table[seed]).items())) for seed in seeds}
+        one = len(seeds) > 1 and len(rows) == 1 and len(set(whose.values()) | (set(seeds) - set(whose))) == 1
         filed = (" ".join(f"The figures reported for seed {seed} are those the grader measures on seed {other}'s "
-                          "model." for seed, other in whose.items()) + " Each of those rows is filed under another "
-                 "seed than its model's (rows collected in one order and keyed by the seeds in another, say): key "
-                 "each row by the seed its model was trained with.")
+                          "model." for seed, other in whose.items()) + (
+            f" Every seed's row holds the very same figures, seed {next(iter(set(seeds) - set(whose)))}'s: one row "
+            "shared by all the seeds (dict.fromkeys(seeds, {}) makes one dict for every key, and so does one dict "
+            "updated in the loop), which the last run to write to it filled in. Make a new dict for each seed's row."
+            if one else " Each of those rows is filed under another seed than its model's (rows collected in one "
+            "order and keyed by the seeds in another, say): key each row by the seed its model was trained with."))
         hint = filed if set(offs) <= set(whose) else f"{filed} {hint}"
     if epochs_off:
         hint = (hint + " " if hint else "") + ("Report as best_epoch the epoch whose weights your model holds: the "
