@@ -254,6 +254,9 @@ HISTORY = {"train_loss": [0.9, 0.5, 0.4], "train_acc": [80.5, 88.25, 90.0], "val
      "epoch 3), but in 'max' mode, where val_loss needs 'min'. Pass it"),
     (_plateau(0.4), False, "`scheduler` decided from another value than the val_loss the task's loop passes it: its "
      "best value, 0.4, is your train_loss at epoch 3 and none of your val_loss values (it is in 'min' mode). Pass it"),
+    # A history whose lists are filed under each other's keys reads the same: both are said.
+    (_plateau(0.4), False, "If it is given the val_loss already, then `history` files its lists under other keys than "
+     "their names (the val_loss under 'train_loss', say)"),
     # Another batching of the val loss than the one recorded: what it decided from cannot be read, so it passes.
     (_plateau(0.4093), True, "its best value, 0.4093, is none of the values in `history`"),
     (_plateau(0.41, calls=None), True, "carries no record of its step() calls"),
@@ -269,6 +272,10 @@ HISTORY = {"train_loss": [0.9, 0.5, 0.4], "train_acc": [80.5, 88.25, 90.0], "val
     (SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": 2355}, None, tuple(range(1, 1001)),
                      "StepLR"), True, "`scheduler` (StepLR) stepped 2,355 times, the first time after 1 optimizer "
      "step: after the optimizer"),
+    # Past them with no count of its own (step(epoch + i / iters) sets last_epoch to the epoch): at least the record's.
+    (SchedulerExport("CosineAnnealingWarmRestarts", "torch.optim.lr_scheduler", {"last_epoch": 14}, None,
+                     tuple(range(1, 1001)), "CosineAnnealingWarmRestarts"), True,
+     "`scheduler` (CosineAnnealingWarmRestarts) stepped at least 1,000 times, the first time after 1 optimizer step"),
 ])
 def test_what_a_scheduler_stepping_check_reads_from_the_run(scheduler, passed, says):
     outcome = evaluate("mnist-adam", "scheduler-stepping", {"scheduler": scheduler, "history": HISTORY})
@@ -709,16 +716,23 @@ def test_fixed_setup_counts_steps_over_the_roots_training_images(roots, exercise
     assert (outcome.passed, outcome.message) == (verdict, message)
 
 
-@pytest.mark.parametrize("order, passed", [("stored", False), ("shuffled", True), ("stored after a stray call", True)])
+@pytest.mark.parametrize("order, passed", [("stored", False), ("shuffled", True), ("stored after a stray call", True),
+                                           ("stored, then steps on shuffled batches", True),
+                                           ("stored, then steps on batches in stored order", False)])
 def test_batches_taken_in_the_files_order_are_not_shuffled_whatever_the_loader_says(roots, order, passed):
     """Tensors sliced 64 at a time in the files' order, every epoch, beside an exported DataLoader that shuffles and
-    is never used: fixed-setup read its shuffle=True and passed. The kernel records the rows in the order fed."""
+    is never used: fixed-setup read its shuffle=True and passed. The kernel records the rows in the order fed. A look
+    at the untrained net over the images in stored order, in training mode with gradients on, before a shuffled
+    training failed it too: the batches the optimizer steps followed (sampled across the run) tell the two apart."""
     from grader.kernel.kernel_probe import row_signatures
 
     train = DataFactory(None, roots["small"]).make({"kind": "mnist", "split": "train"}).X
     first = {"stored": train[:256], "shuffled": train[torch.randperm(len(train))[:256]],
-             "stored after a stray call": torch.cat([torch.rand(2, 1, 28, 28), train[:254]])}[order]
-    model = dataclasses.replace(_trained(15 * 79), input_rows=tuple(row_signatures(first)))
+             "stored after a stray call": torch.cat([torch.rand(2, 1, 28, 28), train[:254]])}.get(order, train[:256])
+    stepped = {"stored, then steps on shuffled batches": train[torch.randperm(len(train))[:40]],
+               "stored, then steps on batches in stored order": train[::64][:40]}.get(order)
+    model = dataclasses.replace(_trained(15 * 79), input_rows=tuple(row_signatures(first)),
+                                stepped_rows=tuple(row_signatures(stepped)) if stepped is not None else ())
     outcome = evaluate("mnist-sgd", "fixed-setup", {"optimizer": _optimizer(15 * 79), "train_loader": LOADER,
                                                     "history": {"train_loss": [1.0] * 15}, "model": model},
                        roots["small"])
@@ -1255,3 +1269,29 @@ def test_a_history_shown_as_a_dataframe_is_handed_over_as_its_columns(tmp_path):
                                                                           {"name": "table", "kind": "list"}])
     assert exports.values["history"] == {"train_loss": [0.9, 0.5], "val_acc": [80.0, 88.5]}
     assert not isinstance(exports.values["table"], dict)  # only where a dict is asked for
+
+
+def test_a_results_table_with_labelled_rows_is_handed_over_by_its_labels(tmp_path):
+    """`results = pd.DataFrame(results)` (a seed per column, a figure per row): each column became a bare list, the
+    figures' names were lost, and random-seeds said `results[0]` must be a dict (and cost trained-steps with it)."""
+    import pandas as pd
+
+    from grading_support import round_trip
+
+    rows = {0: {"best_epoch": 13, "val_acc": 53.33}, 3: {"best_epoch": 27, "val_acc": 57.78}}
+    exports = round_trip(tmp_path, {"results": pd.DataFrame(rows)}, [{"name": "results", "kind": "dict"}])
+    assert exports.values["results"] == rows
+
+
+def test_a_look_before_shuffled_training_and_a_model_built_again_are_told_from_what_the_run_did(roots):
+    """A look at the untrained net over the training images in stored order, in training mode with gradients on, then
+    a shuffled training: fixed-setup said the data was not shuffled. A net built again in a cell after training: 9%,
+    and the advice was a larger learning rate."""
+    looked = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "baseline-look-before-shuffled-training.ipynb",
+                       "tiny"))
+    assert looked["fixed-setup"].passed, looked["fixed-setup"].message
+    again = by_id(run(roots, "mnist-sgd", FILES / "mnist-sgd" / "model-built-again-after-training.ipynb", "tiny"))
+    assert not again["val-accuracy"].passed
+    assert "Nothing in the run's record shows `model` trained: it never ran a forward pass in the notebook" in \
+        again["val-accuracy"].message
+    assert "larger starting learning rate" not in again["val-accuracy"].message

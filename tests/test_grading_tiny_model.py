@@ -492,3 +492,16 @@ def test_a_batch_of_one_scored_in_another_shape_is_named_not_batch_statistics():
     assert raised.value.message.startswith("Your model returns scores of shape (3,) for a batch of one point, where a "
                                            "batch of 32 gives (32, 3)")
     assert "statistics of the batch" not in raised.value.message.lower()
+
+
+def test_a_model_with_no_record_of_any_run_is_said_to_be_another_object_not_to_train_longer():
+    """`model = SimpleNN()` in a cell after training: 9% on MNIST, and the advice was a larger learning rate. It never
+    ran forward and no step touched it: the kernel's record says so whatever the accuracy."""
+    from grader.checks.models import untrained
+
+    never = types.SimpleNamespace(initial={}, steps={}, idle_steps=0, loaded=False)
+    said = untrained(never, "model")
+    assert said.startswith("Nothing in the run's record shows `model` trained: it never ran a forward pass in the "
+                           "notebook, and no optimizer step was recorded on its parameters.")
+    assert untrained(types.SimpleNamespace(initial={}, steps={}, idle_steps=0, loaded=True), "model") == ""
+    assert untrained(types.SimpleNamespace(initial={}, steps={"w": 3}, idle_steps=0, loaded=False), "model") == ""

@@ -29,6 +29,29 @@ def _own_work(cells: list[str]):
     return own_work(ctx, "models", ["reference.exercises"], ["random_seeds", "seed_line"])
 
 
+def test_a_model_that_could_not_be_captured_is_still_the_notebook_s_own_unless_refused():
+    """A net flattened in the transform, with no Flatten of its own, cannot run on [1, 28, 28]: own-work failed with the
+    shape error, though the notebook used nothing of the reference's. A model refused as tampered stays uncredited."""
+    from grader.assignments.catalog import load_exercise
+    from grader.checks import CheckContext
+    from grader.checks.base import CheckFailed
+    from grader.checks.static import own_work
+    from grader.loading.values import ExportProblem, Exports
+
+    def judged(problem: ExportProblem):
+        ctx = CheckContext(load_exercise("mnist-sgd").spec, Exports(values={"model": problem}, found=True),
+                           ((1, "model = Net()\n"),), None, check_id="own-work")
+        try:
+            return own_work(ctx, "model", ["reference.mnist.training"], [])
+        except CheckFailed as e:
+            return e
+
+    captured = judged(ExportProblem("the model could not be captured for grading: RuntimeError: mat1 and mat2 shapes "
+                                    "cannot be multiplied", captured=True))
+    assert captured.passed and "the notebook does not use the reference solution" in captured.message
+    assert not getattr(judged(ExportProblem("the model's export is malformed")), "passed", False)
+
+
 def test_a_name_of_the_reference_solution_that_the_notebook_defines_itself_is_its_own():
     own = ["def seed_line(seed, row):\n    return f'{seed}: {row}'\n",
            "def run(random_seeds):\n    return [seed_line(s, {}) for s in random_seeds]\n",

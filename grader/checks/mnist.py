@@ -22,6 +22,7 @@ from grader.checks.models import (
     chance_level,
     fed_from,
     fed_ranges,
+    rows_from,
     fed_unlike,
     measured_accuracy,
     moved_without_a_step,
@@ -298,6 +299,15 @@ def _in_stored_order(net: ModelValue, inputs) -> int:
     return len(recorded) if bool(same_rows(rows, signature_rows(inputs[:len(recorded)]), 1e-6).all()) else 0
 
 
+def _stepped_unordered(net: ModelValue, inputs, batch_size: int) -> bool:
+    """Whether some of the batches an optimizer step followed (the first row of each, the kernel's sample across the
+    run) begin with an image that starts no batch of the stored order: the training itself was shuffled, whatever the
+    first training-mode calls were (an evaluation with gradients on, before training). Sixteen rows at least, each a
+    batch start by chance one time in ``batch_size``."""
+    seen = rows_from(getattr(net, "stepped_rows", ()) or (), inputs[::batch_size], 1e-6)
+    return seen is not None and seen[0] < seen[1]
+
+
 def _loader_notes(loader: LoaderExport | None, name: str, n: int, batch: int, batch_differs: bool) -> list[str]:
     if not isinstance(loader, LoaderExport):
         return []
@@ -371,7 +381,8 @@ def fixed_setup(ctx: CheckContext, optimizer: str, history: str, scheduler: str,
     net = ctx.exports.values.get(model) if model else None
     if shuffle and isinstance(handed_out, LoaderExport) and not handed_out.shuffle:
         problems.append(f"`{loader}` does not shuffle (pass shuffle=True)")
-    elif shuffle and isinstance(net, ModelValue) and (first := _in_stored_order(net, train.X)):
+    elif shuffle and isinstance(net, ModelValue) and (first := _in_stored_order(net, train.X)) and \
+            not _stepped_unordered(net, train.X, batch_size):
         problems.append(f"`{model}`'s first {first} training inputs were the first {first} training images in their "
                         "stored order (the kernel's record of its first training-mode calls), so the data was not "
                         "shuffled" + (f", whatever `{loader}` says" if isinstance(handed_out, LoaderExport) else "")

@@ -272,6 +272,12 @@ def untrained_cause(net: Any) -> str:
 def untrained(net: Any, name: str) -> str:
     """What to say when every weight of ``net`` is still what it was at its first forward pass (the kernel's record);
     "" otherwise, or where nothing was recorded."""
+    if not getattr(net, "initial", None) and not getattr(net, "steps", None) and not getattr(net, "idle_steps", 0) \
+            and not getattr(net, "loaded", False):
+        return (f"Nothing in the run's record shows `{name}` trained: it never ran a forward pass in the notebook, and "
+                "no optimizer step was recorded on its parameters. If it is meant to be the network your loop trained, "
+                f"it is another object (a model made again after training, `{name} = ...` once more, say): export the "
+                "model the loop trained.")
     if not never_moved(net):
         return ""
     said = f"Every weight of `{name}` is still what it was at its first forward pass."

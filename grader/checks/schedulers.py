@@ -677,7 +677,9 @@ def scheduler_stepping(ctx: CheckContext, export: str, history: str, metric: str
     # The kernel keeps its first MAX_CALLS calls; beyond them, the scheduler's own count says how many there were.
     last = sched.state.get("last_epoch")
     stepped = last if len(calls) >= MAX_CALLS and whole_number(last) and last > len(calls) else len(calls)
-    said = (f"{named} stepped {'once' if stepped == 1 else f'{stepped:,} times'}, the first time after "
+    # At the record's end and no count of its own beyond it (a step(epoch) with fractions sets last_epoch itself).
+    times = f"at least {stepped:,} times" if stepped == len(calls) >= MAX_CALLS else f"{stepped:,} times"
+    said = (f"{named} stepped {'once' if stepped == 1 else times}, the first time after "
             f"{since[0]:,} optimizer step{'s' if since[0] != 1 else ''}{made}")
     repeated = repeated_calls(calls)
     if repeated:
@@ -775,6 +777,9 @@ def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said
         raise CheckFailed(f"`{export}` decided from your {key} (its best value, {best:.4g}, is your {key} at epoch "
                           f"{epoch}), but in '{mode}' mode, where {key} needs '{allowed[key]}'.{why} {fix}",
                           details={"matched": key})
+    # The records are read by their keys: lists filed under each other's keys look the same from here.
     raise CheckFailed(f"`{export}` decided from another value than the {metric} the task's loop passes it: its "
                       f"best value, {best:.4g}, is your {key} at epoch {epoch} and none of your {metric} values "
-                      f"(it is in '{mode}' mode).{why} {fix}", details={"matched": key})
+                      f"(it is in '{mode}' mode).{why} {fix} If it is given the {metric} already, then `{history}` "
+                      f"files its lists under other keys than their names (the {metric} under '{key}', say): fill "
+                      "each key with its own values.", details={"matched": key})

@@ -10,7 +10,7 @@ from grader.checks.registry import Param, check_kind
 from grader.checks.code import parse
 from grader.diagnosis.training_code import first_function
 from grader.loading.kinds import EXPORT_KINDS
-from grader.loading.values import FunctionExport
+from grader.loading.values import ExportProblem, FunctionExport
 
 # The reference.* modules that the course helpers (every name ``from reference import ...`` offers) and the
 # in-notebook quick check load: their presence in a kernel proves nothing, as using a course helper is allowed.
@@ -114,6 +114,12 @@ def own_work(ctx: CheckContext, export: str, forbidden_modules: list, forbidden_
         return Outcome(False, f"Your notebook uses the reference solution ({'; '.join(found)}). Write your "
                        "own: only your own work is credited, and the official run does not offer the reference "
                        "solutions to import.", details={"evidence": found})
+    held = ctx.exports.values.get(export)
+    # A model that exists but could not be captured or run (not one refused as tampered): nothing of the reference's
+    # made it, and the checks that read the model say why it cannot be graded.
+    if isinstance(held, ExportProblem) and held.captured:
+        return Outcome(True, f"`{export}` is your own: the notebook does not use the reference solution (it could not "
+                       f"be handed to the grader, {held.message.rstrip('.')}, which the checks that read it say).")
     value = ctx.value(export)  # nothing to credit before the value exists
     if isinstance(value, FunctionExport) and always_raises_not_implemented(value.source):
         return Outcome(False, f"`{export}` is still the TODO stub (it raises NotImplementedError): replace the TODO "

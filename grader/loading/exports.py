@@ -59,7 +59,7 @@ class _Reader:
                 try:
                     self.models[key] = load_model(self.folder / "models" / key, self.budget)
                 except ModelLoadError as e:
-                    self.models[key] = ExportProblem(str(e))
+                    self.models[key] = ExportProblem(str(e), captured=not isinstance(e, ModelRefused))
                     if isinstance(e, ModelRefused):
                         self.refusals.append(str(e))
         return self.models[key]
@@ -124,7 +124,7 @@ DECODERS: dict[str, Callable[[_Reader, Any, dict], Any]] = {
     "$optimizer": lambda reader, data, _: _optimizer(_plain(data) if isinstance(data, dict) else {}),
     "$loader": _loader,
     "$function": _function,
-    "$error": lambda reader, message, _: ExportProblem(str(message)),
+    "$error": lambda reader, message, _: ExportProblem(str(message), captured=True),
     "$repr": lambda reader, text, value: Opaque(str(value.get("$type", "")), str(text)),
 }
 

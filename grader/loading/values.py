@@ -17,6 +17,7 @@ class ModelValue:
 @dataclass(frozen=True)
 class ExportProblem:
     message: str
+    captured: bool = False  # the kernel could not capture the model, or the grader cannot run what it captured
 
 
 @dataclass(frozen=True)
