@@ -499,9 +499,12 @@ def test_a_model_with_no_record_of_any_run_is_said_to_be_another_object_not_to_t
     ran forward and no step touched it: the kernel's record says so whatever the accuracy."""
     from grader.checks.models import untrained
 
-    never = types.SimpleNamespace(initial={}, steps={}, idle_steps=0, loaded=False)
+    never = types.SimpleNamespace(initial={}, steps={}, idle_steps=0, loaded=False, loss_calls={"cross_entropy": 20})
     said = untrained(never, "model")
     assert said.startswith("Nothing in the run's record shows `model` trained: it never ran a forward pass in the "
                            "notebook, and no optimizer step was recorded on its parameters.")
     assert untrained(types.SimpleNamespace(initial={}, steps={}, idle_steps=0, loaded=True), "model") == ""
     assert untrained(types.SimpleNamespace(initial={}, steps={"w": 3}, idle_steps=0, loaded=False), "model") == ""
+    # No record of any run at all (a model built outside a kernel): nothing to say
+    assert untrained(types.SimpleNamespace(initial={}, steps={}, idle_steps=0, loaded=False, loss_calls={}),
+                     "model") == ""

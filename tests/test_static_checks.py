@@ -48,7 +48,8 @@ def test_a_model_that_could_not_be_captured_is_still_the_notebook_s_own_unless_r
 
     captured = judged(ExportProblem("the model could not be captured for grading: RuntimeError: mat1 and mat2 shapes "
                                     "cannot be multiplied", captured=True))
-    assert captured.passed and "the notebook does not use the reference solution" in captured.message
+    assert captured.passed and captured.message == ("`model` is your own: the notebook does not use the reference "
+                                                    "solution.")
     assert not getattr(judged(ExportProblem("the model's export is malformed")), "passed", False)
 
 

@@ -282,7 +282,9 @@ Cleo Martin,1003,cleo@uni.example,cleo,6,10,ok,4,0,2027-03-14T10:00:00+01:00,man
 0,10,error,0,0,2027-03-05T23:10:00+01:00,manifest,6,20,on roster,\
 "schedulers: on time (deadline 2027-03-14 23:59 +01:00, with an extension of 2 days) | \
 schedulers: the whole score overridden to 6 by kim ({HAND_GRADED}); \
-to review: the grader's result for the score changed: ok 3/10 when overridden, ok 4/10 now"
+to review: the grader's result for the score changed: ok 3/10 when overridden, ok 4/10 now | \
+tiny-model: error: code cell 2 raised ImportError: this part of the reference is not available in the official run: \
+the grader credits your own work only"
 eve,,,eve,,10,missing,,,,,0.8,10,ok,1,20,2027-03-07T12:00:00+01:00,mtime,0.8,20,not on roster,\
 tiny-model: 2 started days late (deadline 2027-03-05 23:59 +01:00): 20% off
 Finn Berg,1005,finn@uni.example,,,10,missing,,,,,,10,missing,,,,,0,20,no submission,

@@ -272,8 +272,11 @@ def untrained_cause(net: Any) -> str:
 def untrained(net: Any, name: str) -> str:
     """What to say when every weight of ``net`` is still what it was at its first forward pass (the kernel's record);
     "" otherwise, or where nothing was recorded."""
-    if not getattr(net, "initial", None) and not getattr(net, "steps", None) and not getattr(net, "idle_steps", 0) \
-            and not getattr(net, "loaded", False):
+    # A run the kernel recorded (its losses, run-wide) in which this model never ran nor stepped; a model with no
+    # record of any run (built outside a kernel) is not read so.
+    ran = any(getattr(net, "loss_calls", None) or {})
+    if ran and not getattr(net, "initial", None) and not getattr(net, "steps", None) and \
+            not getattr(net, "idle_steps", 0) and not getattr(net, "loaded", False):
         return (f"Nothing in the run's record shows `{name}` trained: it never ran a forward pass in the notebook, and "
                 "no optimizer step was recorded on its parameters. If it is meant to be the network your loop trained, "
                 f"it is another object (a model made again after training, `{name} = ...` once more, say): export the "
