@@ -1275,3 +1275,13 @@ def test_a_val_loss_measured_on_the_training_loader_is_named_where_the_restore_c
         assert ("never went through that loader, and never fed the model its points: the val loss your function "
                 "records is measured on other data") in checks[check_id].message
         assert "What remains" not in checks[check_id].message
+
+
+def test_a_validation_loader_gone_through_but_never_fed_as_made_names_the_changed_values():
+    """The loaders' datasets standardised in place: the restore checks listed a scale, a moment and the weights, and
+    told the student to put back the best epoch's weights, which the function did. The grader's run went through its
+    validation loader (one pass an epoch) and never fed the model a batch of its points as it made them."""
+    said = why_not_best(RestoreEvidence(best=23, epochs=28, held=None, n_epochs=80, fed_other_values=True))
+    assert said.startswith(" The grader's run of your function went through the validation loader it was given, yet "
+                           "never fed the model a batch of that loader's points as the grader made them")
+    assert "put back the best epoch's weights" not in said

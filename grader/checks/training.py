@@ -851,6 +851,14 @@ def _never_validated(ctx: CheckContext, probe: str) -> bool:
     return whole_number(passes) and whole_number(fed) and passes == fed == 0
 
 
+def _fed_other_values(ctx: CheckContext, probe: str) -> bool:
+    """Whether a grader's run of the function went through its validation loader, yet never fed the model a batch of
+    that loader's points as the grader made them: the values were changed on the way (normalised in place, say)."""
+    data = _probe(ctx, probe)
+    passes, fed = data.get("val_passes"), data.get("fed_val_points")
+    return whole_number(passes) and whole_number(fed) and passes > 0 and fed == 0
+
+
 def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: int | None, function: str,
               n_epochs: int, early_run: str, full: tuple | None) -> RestoreEvidence:
     """Everything besides the model's val loss that can show why it is not the best state."""
@@ -870,7 +878,7 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
                            is_untrained, _restored_in(ctx, early_run, dataset, batch_size) if early_run else None,
                            _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line),
                            view.best_epoch, elsewhere, _never_validated(ctx, full[0] if full else ""),
-                           _restored_in(ctx, *full) if full else None)
+                           _restored_in(ctx, *full) if full else None, _fed_other_values(ctx, full[0] if full else ""))
 
 
 @check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),

@@ -34,6 +34,7 @@ class RestoreEvidence:
     loads_elsewhere: bool = False  # the notebook calls load_state_dict outside the function (a helper class, say)
     validated_elsewhere: bool = False  # a grader's run of the function never fed the model the validation points
     full_restored: bool | None = None  # a grader's run of the function that patience could not stop returned its best
+    fed_other_values: bool = False  # a grader's run went through the validation loader, never feeding its points as made
 
     @property
     def stopped(self) -> bool | None:
@@ -149,6 +150,12 @@ def why_not_best(ev: RestoreEvidence) -> str:
                 "data (the training loader, or a global `val_loader`), so no epoch of it is the model's on the "
                 "validation set, and whether the best state is put back cannot be told from it. Compute the val loss "
                 "on the validation loader passed in as an argument.")
+    if ev.fed_other_values:
+        return (" The grader's run of your function went through the validation loader it was given, yet never fed the "
+                "model a batch of that loader's points as the grader made them: the values changed on the way (the "
+                "loaders' datasets normalised in place, or the inputs transformed in the loop), so its val loss is the "
+                "model's on other values than the grader measures, and no epoch of it can be matched. Leave the data "
+                "as the loaders give it, or build any such change into the model.")
     mode = " in eval mode" if ev.mode_matters else ""
     return (" What remains: the history records the val loss in a scale the grader does not know (a sum or mean over "
             "another count of points or batches), it is measured at another moment than after the epoch's updates, "
