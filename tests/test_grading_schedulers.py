@@ -897,3 +897,13 @@ def test_a_constant_list_read_several_times_per_step_is_told_by_the_scheduler_s_
     assert ("StepLR(step_size=10, gamma=0.5), StepLR(step_size=10, gamma=0.2): Its scheduler stepped 10 times for the "
             "30 LRs recorded: 3 LRs read per scheduler.step()") in steplr.message
     assert "never changes (optimizer.defaults" not in steplr.message
+
+
+def test_a_plateau_scheduler_tried_on_the_side_is_not_judged_on_step_order(graded):
+    """The twelve configurations right, and beside them, under a key of its own, a ReduceLROnPlateau stepped on a made-
+    up loss with no optimizer step: step-order failed ("in training the first update would already use the second LR
+    of the schedule, and torch warns about it"), neither of which holds for it, on no configuration of the task."""
+    result = graded(FILES / "a-plateau-tried-on-the-side.ipynb")
+    assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
+    assert checks(result)["step-order"].message == ("Your loop calls optimizer.step() before scheduler.step(), the "
+                                                    "order torch expects.")
