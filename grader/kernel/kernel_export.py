@@ -886,8 +886,8 @@ class _Writer:
             export_model(model, input_shape, folder, self.probe, self.reuse)
         except Exception as e:  # noqa: BLE001 - reported to the student as the export problem
             error = f"the model could not be captured for grading: {type(e).__name__}: {str(e)[:500]}"
-            advice = _reshape_advice(e) or _input_advice(model, input_shape, self.probe) or \
-                _hook_advice(model, self.probe)
+            advice = _reshape_advice(e) or _quantized_advice(model) or _input_advice(model, input_shape, self.probe) \
+                or _hook_advice(model, self.probe)
             entry.clear()  # the manifest holds this very dict, wherever the model was met
             entry["$error"] = error.rstrip(". \n") + advice if advice else error
 
@@ -914,6 +914,20 @@ def _put_weights(model, weights: dict) -> None:
             for name, t in named:
                 if name in weights and t is not None and t.shape == weights[name].shape:
                     t.copy_(weights[name])
+
+
+def _quantized_advice(model) -> str:
+    """Why a quantised model (torch.ao.quantization) cannot be captured, "" for another: its packed weights are C++
+    objects that torch.export does not take apart."""
+    try:
+        quantized = [name for name, m in model.named_modules() if ".quantized" in type(m).__module__]
+    except Exception:  # noqa: BLE001
+        return ""
+    if not quantized:
+        return ""
+    return (f". Your model holds quantised layers ({', '.join(f'`{n}`' for n in quantized[:3]) or 'the model'}, "
+            "from torch.ao.quantization), whose packed integer weights the grader cannot capture: export the float "
+            "model you trained, and quantise a copy of it if you want to compare the two")
 
 
 def _reshape_advice(error: Exception) -> str:

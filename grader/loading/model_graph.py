@@ -13,14 +13,14 @@ What a model stores (``LoadedModel.stored_numbers``, the size budget's count), r
   made in forward() or in a hook (torch.export lifts both to constants). A buffer the eval-mode graph never
   reads, such as BatchNorm's ``num_batches_tracked``, does not count;
 - one for each number folded into the graph as a value: a number in a Tensor argument (``x - 0.4321``
-  becomes ``aten.sub.Tensor(x, 0.4321)``), or in a Scalar or float argument that is not a setting (``clamp``'s
-  bounds, a fill value, ``pow``'s exponent, a comparison's threshold), and the sizes and bounds of a tensor
+  becomes ``aten.sub.Tensor(x, 0.4321)``), or in a Scalar or float argument that is not a setting (a fill value,
+  ``pow``'s exponent other than a whole number, a comparison's threshold), and the sizes and bounds of a tensor
   made from nothing (``torch.ones(n)``, ``torch.arange(n)``, ``x.new_full(size, v)``), which decide its contents.
 
 Structural literals do not count: ints in dimension, shape, index and slice positions (the model's layout),
 bools, strings, dtypes and devices; a layer's own settings, the arguments named in ``SETTING_NAMES`` and
 ``SETTINGS`` (a norm's eps and momentum, dropout's p, a LeakyReLU's slope, Softplus's beta, the bounds of
-Hardtanh and ReLU6); a literal equal to its argument's default; and the values 0, 1, -1 and infinity, which
+Hardtanh, ReLU6 and clamp); a whole-number exponent (``h ** 2``, the same as ``h * h``); a literal equal to its argument's default; and the values 0, 1, -1 and infinity, which
 say no more than the choice of op does (``1 + x.abs()`` in Softsign, ``masked_fill(-inf)``). A fill value
 counts (``F.pad(x, p, value=0.4321)``, ``torch.full_like(x, 0.9)``): it is a value, not a setting.
 The graph's structure itself is never counted: a model can spell numbers out as chains of ops, or through
@@ -94,7 +94,9 @@ ALLOWED_OPERATORS = {name: getattr(operator, name) for name in
 SETTING_NAMES = frozenset("eps momentum p ord correction negative_slope lambd min_val max_val input_scale lower upper "
                           "nan posinf neginf scale_factors scales_h scales_w".split())
 SETTINGS = {"elu": {"alpha", "scale"}, "celu": {"alpha"}, "softplus": {"beta", "threshold"},
-            "threshold": {"threshold", "value"}}
+            "threshold": {"threshold", "value"},
+            # clamp's bounds are hardtanh's (torch.clamp(h, -2, 2) is F.hardtanh(h, -2, 2)): settings alike
+            "clamp": {"min", "max"}, "clip": {"min", "max"}, "clamp_min": {"min"}, "clamp_max": {"max"}}
 # Literals that torch's own functions write into the graph: F.normalize guards its division with clamp_min(n, 1e-12).
 LIBRARY_LITERALS = {("clamp_min", "min", 1e-12)}
 # Ops that make a tensor from nothing: every number in their arguments decides its contents.
@@ -350,10 +352,12 @@ def _numbers(value) -> list[float]:
 
 
 def _neutral(op: str, argument, value: float) -> bool:
-    """0, 1, -1, infinities, NaN, the argument's default and torch's own literals carry no data of the model's."""
+    """0, 1, -1, infinities, NaN, the argument's default and torch's own literals carry no data of the model's; nor
+    does a whole-number exponent (h ** 2 is h * h, which counts nothing)."""
     default = argument.default_value if argument.has_default_value() else None
     return (value in (0, 1, -1) or not math.isfinite(value) or (default is not None and value == default)
-            or (op, argument.name, value) in LIBRARY_LITERALS)
+            or (op, argument.name, value) in LIBRARY_LITERALS
+            or op in ("pow", "float_power") and argument.name == "exponent" and float(value).is_integer())
 
 
 def _decode(value, env: dict):
