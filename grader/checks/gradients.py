@@ -132,14 +132,14 @@ def gradients_cleared(ctx: CheckContext, models: str, leaked: str = "") -> Outco
     if isinstance(value, ExportProblem):  # no capture, no record: the model's own checks say what to change
         return Outcome(True, f"Not measured: `{models}` could not be handed to the grader ({value.message.rstrip('.')}), "
                              "and with it went the record of its optimizer steps.")
-    run = ctx.value(models) if leaked else None
-    steps = run.get(leaked) if isinstance(run, dict) else None
+    held = ctx.value(models)
+    steps = held.get(leaked) if leaked and isinstance(held, dict) else None
     if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
-        backward = run.get("validation_backward")
+        backward = held.get("validation_backward")
         return Outcome(False, validation_message(steps, backward if isinstance(backward, int) else steps),
                        metrics={"validation_gradient_steps": steps})
     unique: dict[int, tuple[str, ModelValue]] = {}  # one model under two keys ("model" and "trained") counts once
-    for path, net in models_in(ctx.value(models)):
+    for path, net in models_in(held):
         unique.setdefault(id(net), (_label(ctx, models, path), net))
     found = list(unique.values())
     measured = [(where, *judged(net)) for where, net in found if judged(net)[0]]

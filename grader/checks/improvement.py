@@ -239,8 +239,8 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
     if flat is None:
         return "", "", f"The grader's run on a plateau (lr=0) could not be used, so ties were not tested: {failed}"
     at = f"At lr={flat.lr:g}" if flat.lr is not None else "On the grader's plateau"
-    if _over_budget(flat, at):
-        return "", "", _over_budget(flat, at)
+    if over := _over_budget(flat, at):
+        return "", "", over
     if flat.weights_moved is not False:
         return "", "", (f"{at} the weights still moved (or could not be compared), so the run that should sit on a "
                         "plateau did not, and ties were not tested; the check of the lr your function uses says more.")
@@ -277,8 +277,8 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
 def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
     """(what went wrong, a note, an undecided note) for the run with tiny falls: judged by where it ended."""
     where = f"given lr={slow.lr:g}, {_falls(slow)}" if slow.lr is not None else _falls(slow)
-    if _over_budget(slow, f"On a run {where},"):
-        return "", "", _over_budget(slow, f"On a run {where},")
+    if over := _over_budget(slow, f"On a run {where},"):
+        return "", "", over
     ends: dict[int, bool] = {}  # where the strict rule can end the run -> whether only with a tie taken as a fall
     for (_, end), tie in strict_outcomes(slow, ways).items():
         ends[end] = ends.get(end, True) and tie

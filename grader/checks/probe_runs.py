@@ -47,7 +47,6 @@ def refuse_carried_over(data: object, label: str) -> None:
     per_batch = per_step_epochs(data) is not None or (whole_number(batches) and len(train) == made * batches)
     if len(train) > made and not (val and len(val) <= made) and not per_batch:
         surplus, at = len(train) - made, _own_epochs_at(train, data.get("batch_losses"))
-        extra = f"{surplus} more value{'s' * (surplus != 1)} than the epochs it trained"
         if at == "start":
             cause = (f"its first {made} values are this call's epochs, as the grader measured its training batches, "
                      f"and the {surplus} after them {'was' if surplus == 1 else 'were'} appended outside the epoch "
@@ -58,10 +57,11 @@ def refuse_carried_over(data: object, label: str) -> None:
                      "call (lists made once outside the function, as globals or as a default argument such as "
                      "history=[], and appended to at every call). Make new lists inside the function at each call")
         else:  # no batch records of this call: both causes put values in the lists that no epoch of it made
-            cause = (f"{extra}. Two causes give that: lists that still hold values from before this call (made once "
-                     "outside the function, as globals or as a default argument such as history=[], and appended to "
-                     "at every call), or values appended outside the epoch loop (an evaluation of the restored model "
-                     "after it, say). Record one value per epoch, in lists made inside the function at each call")
+            cause = (f"{surplus} more value{'s' * (surplus != 1)} than the epochs it trained. Two causes give "
+                     "that: lists that still hold values from before this call (made once outside the function, as "
+                     "globals or as a default argument such as history=[], and appended to at every call), or values "
+                     "appended outside the epoch loop (an evaluation of the restored model after it, say). Record "
+                     "one value per epoch, in lists made inside the function at each call")
         raise CheckFailed(f"In {label}, your function returned {len(train)} epochs of losses but {said}: {cause}; "
                           "until then nothing else this call returned can be read as its own.")
 

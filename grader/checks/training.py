@@ -843,20 +843,16 @@ def _mode_matters(model: LoadedModel) -> bool:
     return any(word in str(node.target) for node in model.module.graph.nodes for word in ("dropout", "batch_norm"))
 
 
-def _never_validated(ctx: CheckContext, probe: str) -> bool:
-    """Whether a grader's run of the function never went through its validation loader and never fed the model that
-    loader's points (a function that reads the loader's dataset directly feeds them): it validated on other data."""
+def _validation_fed(ctx: CheckContext, probe: str) -> str:
+    """What a grader's run of the function fed the model of its validation loader's points: "never" where it never
+    went through that loader nor fed them (it validated on other data; a function that reads the loader's dataset
+    directly feeds them), "changed" where it went through the loader yet never fed a batch of them as the grader made
+    them (normalised in place, say); "" otherwise or where the run counted nothing."""
     data = _probe(ctx, probe)
     passes, fed = data.get("val_passes"), data.get("fed_val_points")
-    return whole_number(passes) and whole_number(fed) and passes == fed == 0
-
-
-def _fed_other_values(ctx: CheckContext, probe: str) -> bool:
-    """Whether a grader's run of the function went through its validation loader, yet never fed the model a batch of
-    that loader's points as the grader made them: the values were changed on the way (normalised in place, say)."""
-    data = _probe(ctx, probe)
-    passes, fed = data.get("val_passes"), data.get("fed_val_points")
-    return whole_number(passes) and whole_number(fed) and passes > 0 and fed == 0
+    if not (whole_number(passes) and whole_number(fed)) or fed:
+        return ""
+    return "changed" if passes else "never"
 
 
 def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: int | None, function: str,
@@ -874,11 +870,12 @@ def _evidence(ctx: CheckContext, view: RunView, dataset, batch_size: int, held: 
     source = ctx.function_source(function)
     code = restore_code(source) if source else None
     elsewhere = any(".load_state_dict(" in (text.replace(source, "") if source else text) for _, text in ctx.code_cells)
+    fed = _validation_fed(ctx, full[0] if full else "")
     return RestoreEvidence(first_minimum(view.val_loss), len(view.val_loss), held, n_epochs, pre_update,
                            is_untrained, _restored_in(ctx, early_run, dataset, batch_size) if early_run else None,
                            _mode_matters(view.model), code, lambda line: cell_line(ctx.code_cells, source, line),
-                           view.best_epoch, elsewhere, _never_validated(ctx, full[0] if full else ""),
-                           _restored_in(ctx, *full) if full else None, _fed_other_values(ctx, full[0] if full else ""))
+                           view.best_epoch, elsewhere, fed == "never", _restored_in(ctx, *full) if full else None,
+                           fed == "changed")
 
 
 @check_kind("restored_best", data=Param(dict, doc="the validation set the run used", check=data_problem),
