@@ -133,7 +133,8 @@ def graded():
                          "train-loss-never-reset", "val-loss-of-the-last-batch",
                          "validation-backward-through-a-shared-helper", "restored-model-logged-after-the-loop",
                          "fresh-model-of-the-same-class-inside", "bad-epochs-counted-since-the-start",
-                         "epoch-budget-from-a-constant", "best-weights-put-into-the-global-model")}
+                         "epoch-budget-from-a-constant", "best-weights-put-into-the-global-model",
+                         "lowest-starts-at-zero-validated-in-train-mode")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -725,9 +726,16 @@ def test_restoring_in_every_case_is_advised_only_when_patience_did_not_run_out()
     base = {"best": 5, "held": 12, "code": loads_after_loop}
     ran_out = why_not_best(RestoreEvidence(epochs=12, n_epochs=80, **base))
     assert "although patience ran out" in ran_out and "in every case" not in ran_out
-    assert "in every case" in why_not_best(RestoreEvidence(epochs=12, n_epochs=12, **base))
+    # Advised where something shows the restore runs only on the early stop: a grader's run that stopped early and
+    # was restored, or a load only inside the loop. A load after the loop with nothing known keeps that cause a
+    # possibility among the others (a run of that shape is what a best value never beaten gives, too).
+    assert "in every case" in why_not_best(RestoreEvidence(epochs=12, n_epochs=12, early_restored=True, **base))
+    unknown = why_not_best(RestoreEvidence(epochs=12, n_epochs=12, **base))
+    assert "in every case" not in unknown and "cannot see why" in unknown and "only when patience runs out" in unknown
     refuted = why_not_best(RestoreEvidence(epochs=12, n_epochs=12, early_restored=False, **base))
     assert "in every case" not in refuted and "cannot see why" in refuted
+    never = why_not_best(RestoreEvidence(epochs=12, n_epochs=12, reported=0, **base))
+    assert "reports best_epoch 0" in never and "float('inf')" in never
 
 
 def test_a_loop_that_only_rebinds_its_variable_is_named_as_the_restore_that_does_nothing():
@@ -878,6 +886,41 @@ def test_a_copy_first_run_after_training_is_not_called_untrained(graded):
     assert "it is the model of epoch 30" in restored.message
     assert "It is the epoch the run reports as best_epoch" in restored.message
     assert checks["follows-arguments"].passed
+
+
+def test_a_best_picked_by_the_val_accuracy_is_named_by_the_stop_it_counts_from(graded):
+    """Its stops are patience epochs after the epoch it reports as best: the grader's run was told "patience counted in
+    batches" (a 1-epoch gap that ceil(5 / 6) fits), and strict-improvement passed on a training-loss reading of a
+    4-epoch run that its other run does not fit."""
+    checks = by_id(graded["stops-on-accuracy-copy"])
+    for check, own, lowest in (("stopped-after-patience", 30, 13), ("grader-run-patience", 17, 21)):
+        message = checks[check].message
+        assert not checks[check].passed and "in batches" not in message
+        assert f"epochs after epoch {own}, the one it reports as best_epoch, so its count of epochs without improvement " \
+               f"works, from the wrong best epoch" in message and f"the lowest val loss is epoch {lowest}'s" in message
+    strict = checks["strict-improvement"]
+    assert not strict.passed and strict.points == 0.5
+    assert "In the grader's other run your function reported best_epoch 17, where its lowest val loss is epoch 21's: " \
+           "its rule for a new best watches something else than the val loss" in strict.message
+    assert "on its training loss" not in strict.message
+
+
+def test_a_best_that_starts_at_zero_is_named_by_its_stop_and_its_best_epoch(graded):
+    """`lowest = 0.0`: no epoch improves, the run stops after exactly patience epochs and nothing is restored. It was
+    told "before 20 epochs could pass, so it counts something else: batches", and that the course's version restores
+    only on an early stop. It also validates in training mode with gradients on (no eval(), no no_grad()), which its
+    model makes harmless: those batches are validation batches, read as such."""
+    checks = by_id(graded["lowest-starts-at-zero-validated-in-train-mode"])
+    for check, patience in (("stopped-after-patience", 20), ("grader-run-patience", 5)):
+        assert f"it stopped after exactly {patience} epochs, so its count went up at every epoch, the first one too: no " \
+               "val loss counted as an improvement (best_epoch is 0)" in checks[check].message
+        assert "could pass" not in checks[check].message
+    for check in ("restored-best", "restored-without-trigger"):
+        assert not checks[check].passed
+        assert "reports best_epoch 0, none of its" in checks[check].message
+        assert "float('inf')" in checks[check].message and "in every case" not in checks[check].message
+    records = checks["loss-records"]
+    assert records.passed and "val_loss adds up all of each epoch's 6 validation batches" in records.message
 
 
 def test_an_optimizer_stepped_on_the_validation_batches_too_is_counted(graded):

@@ -442,7 +442,10 @@ def test_sweep_with_swapped_labels(roots):
 def test_sweep_records_unlike_what_they_claim_are_told_what_was_measured(roots, name, check, says):
     result = run(roots, "lr-sweep", FILES / "lr-sweep" / f"{name}.ipynb", "sweep")
     failed = by_id(result)[check]
-    assert not failed.passed and failed.points == 0 and says in failed.message
+    # A loss record off beside accuracies that match costs half of the reports' points.
+    record_only = check == "reported-vs-measured" and name != "dropout-measured-in-train-mode"
+    assert not failed.passed and failed.points == (failed.max_points / 2 if record_only else 0)
+    assert says in failed.message
 
 
 def test_one_model_trained_on_from_rate_to_rate_is_told_by_its_steps_not_also_by_a_batch_size(roots):
@@ -795,7 +798,7 @@ def test_a_training_loss_curve_summed_over_each_batch_is_told_and_a_mean_one_is_
                         roots["tiny"])
 
     summed = check([64 * 2.5, 64 * own])
-    assert not summed.passed and summed.fraction == 0
+    assert not summed.passed and summed.fraction == 0.5  # the accuracies match: half of each rate's share
     assert f"lr=0.0001: val {100 * val:.2f}% ({round(val * len(test_set.Y))}/{len(test_set.Y)}) as reported, but its " \
            f"reported training losses run from 160 to {64 * own:.4g}" in summed.message and "64 times less" in \
            summed.message and "Report the accuracy" not in summed.message
@@ -1295,3 +1298,82 @@ def test_a_look_before_shuffled_training_and_a_model_built_again_are_told_from_w
     assert "Nothing in the run's record shows `model` trained: it never ran a forward pass in the notebook" in \
         again["val-accuracy"].message
     assert "larger starting learning rate" not in again["val-accuracy"].message
+
+
+def _templates(train) -> MnistMLP:
+    """A 784-128-10 network that scores well without a step of training: each class's mean image as a template, the
+    nearest template winning (its hidden units after the first ten are off; a large bias keeps the ten above 0)."""
+    net = MnistMLP()
+    x = train.X.reshape(len(train.X), -1).float()
+    means = torch.stack([x[train.Y == c].mean(0) for c in range(10)])
+    with torch.no_grad():
+        for layer in (net.fc1, net.fc2):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        net.fc1.weight[:10] = means
+        net.fc1.bias[:10] = 1000 - 0.5 * (means * means).sum(1)
+        net.fc2.weight[:, :10] = torch.eye(10)
+    return net
+
+
+def test_a_sweep_trained_on_its_validation_images_reports_no_validation_accuracy(roots, tmp_path):
+    """ConcatDataset([train, val]) in the loader: every report matched the grader's measurement on images the models
+    had learned, and reported-vs-measured gave all 3 points."""
+    from grader.kernel.kernel_probe import row_signatures
+
+    factory = DataFactory(None, roots["tiny"])
+    train, test = (factory.make({"kind": "mnist", "split": s}) for s in ("train", "test"))
+    net = exported(_templates(train), tmp_path)
+    n, val = len(test.Y), measured_accuracy(net, test.X, test.Y)[1]
+    assert val > 0.6 * n  # the premise: a model that scores well
+    lrs = (0.0001, 0.001, 0.01)
+    results = {lr: {"train_losses": [2.3, 1.9], "val_accs": [0.5, val / n]} for lr in lrs}
+
+    def check(first_images):
+        nets = {lr: dataclasses.replace(net, stepped_rows=tuple(row_signatures(first_images))) for lr in lrs}
+        return evaluate("lr-sweep", "reported-vs-measured", {"models": nets, "results": results}, roots["tiny"])
+
+    assert check(train.X[:40]).passed  # stepped on training images only
+    mixed = check(torch.cat([train.X[:30], test.X[:10]]))
+    assert not mixed.passed and mixed.fraction == 0
+    assert mixed.message.startswith(f"lr=0.0001: val {100 * val / n:.2f}% ({val}/{n}), but the model was trained on "
+                                    "the validation images: 10 of the 40 training batches the kernel sampled")
+    assert "says nothing of how it does on images it has not seen" in mixed.message
+
+
+def test_reports_at_chance_of_models_that_score_well_are_read_as_labels_in_another_order(roots, tmp_path):
+    """Predictions from a shuffled loader counted against the dataset's own targets: about 10% reported for models
+    that score 64-89%, told only that a mean of per-batch accuracies weighs the last batch more."""
+    factory = DataFactory(None, roots["tiny"])
+    train, test = (factory.make({"kind": "mnist", "split": s}) for s in ("train", "test"))
+    net = exported(_templates(train), tmp_path)
+    lrs = (0.0001, 0.001, 0.01)
+    results = {lr: {"train_losses": [2.3, 1.9], "val_accs": [0.11, 0.1]} for lr in lrs}
+    shuffled = evaluate("lr-sweep", "reported-vs-measured", {"models": dict.fromkeys(lrs, net), "results": results},
+                        roots["tiny"])
+    assert not shuffled.passed
+    assert "Every report is about what predicting one class scores, of models that score well: the predictions were " \
+           "compared with labels in another order" in shuffled.message
+    assert "per-batch accuracies" not in shuffled.message
+    beats = evaluate("lr-sweep", "1e-3-beats-1e-4", {"models": {lr: dataclasses.replace(net) for lr in lrs},
+                                                    "results": results}, roots["tiny"])
+    assert "Your reported curve" not in beats.message  # a report the models do not bear out tells no story of them
+
+
+def test_sweep_models_copied_before_training_are_named_untrained_in_every_sweep_check(roots, mlp):
+    """deepcopy(model) before the loop, exported: three copies that never ran, at chance. Labels were told "one run's
+    weights stored under two rates", the order "models stored under each other's rates", the reports a mean of
+    per-batch accuracies."""
+    lrs = (0.0001, 0.001, 0.01)
+    copies = {lr: dataclasses.replace(mlp, loss_calls={"cross_entropy": 39}) for lr in lrs}  # the run's record
+    results = {lr: {"train_losses": [2.3, 1.9], "val_accs": [0.5, 0.6 + lr]} for lr in lrs}
+    values = {"models": copies, "results": results}
+    labels = evaluate("lr-sweep", "labels-match-runs", values, roots["tiny"])
+    assert not labels.passed and "none was trained" in labels.message and "one run's" not in labels.message
+    assert "a copy taken before training" in labels.message
+    order = evaluate("lr-sweep", "1e-3-beats-1e-4", values, roots["tiny"])
+    assert not order.passed and "no comparison of rates can be made of models that were not trained" in order.message
+    reports = evaluate("lr-sweep", "reported-vs-measured", values, roots["tiny"])
+    assert reports.message.count("Nothing in the run's record shows") == 1
+    assert "The models exported are not the ones trained." in reports.message
+    assert "per-batch accuracies" not in reports.message

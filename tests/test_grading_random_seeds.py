@@ -24,7 +24,8 @@ NAMES = ("typed-by-hand", "same-seed", "running-train-acc", "not-restored", "bui
          "rows-zipped-with-seeds-in-another-order", "seed-set-again-each-epoch", "batches-listed-once",
          "steplr-added-to-the-set-up", "no-early-stopping-best-restored", "reset-in-place-after-an-untrained-look",
          "fresh-weights-loaded-into-one-holder", "seed-zero-weights-for-every-seed-copied",
-         "models-pickled-whole-and-read-back", "one-row-dict-for-every-seed")
+         "models-pickled-whole-and-read-back", "one-row-dict-for-every-seed", "seeds-mistyped-in-a-helper",
+         "train-accuracy-from-one-more-training-pass", "loader-with-a-generator-of-its-own")
 
 
 def test_solution_full_marks_and_matches_the_reference_run():
@@ -279,6 +280,44 @@ def test_a_loader_generator_shared_by_all_seeds_is_not_said_to_leave_the_seed_al
     assert ("between the seeds' runs, each of which learned from the training split (the kernel's record shows); "
             "whether anything besides the seed differs between them (a batch order drawn from a generator the runs "
             "share, say) the grader cannot tell") in message
+
+
+def test_a_mistyped_seed_costs_its_share_of_each_check_not_the_checks(graded):
+    """SEEDS = [0, 3, 8]: seeds 0 and 3 are the reference's runs, yet every seed check scored 0 ("has no model for seed
+    18"): 2 of 10 points for one wrong digit."""
+    result = graded["seeds-mistyped-in-a-helper"]
+    checks = by_id(result)
+    for check in ("reported-vs-measured", "restored", "seed-start", "trained-steps", "seed-spread"):
+        assert not checks[check].passed
+        assert checks[check].points == pytest.approx(checks[check].max_points * 2 / 3, abs=1e-3), check
+        assert "nothing for seed 18 of [0, 3, 18]" in checks[check].message
+        assert "seed 8 instead, which the task does not use: a seed typed otherwise?" in checks[check].message
+    assert "seed 3: matches (val 57.78%, test 66.67%, best epoch 27" in checks["reported-vs-measured"].message
+
+
+def test_a_model_trained_on_after_its_best_weights_were_put_back_is_not_restored(graded):
+    """A hand-written pass over the training loader for the train accuracy steps Adam once more: the model holds no
+    epoch's weights, and restored passed ("its run is not the course set-up's own, so the grader cannot tell")."""
+    checks = by_id(graded["train-accuracy-from-one-more-training-pass"])
+    restored = checks["restored"]
+    assert not restored.passed and restored.points == 0
+    assert restored.message.startswith(
+        "seed 0: its run is the course set-up's (its start, its first batches and its optimizer, as the kernel recorded "
+        "them), which stops at epoch 33 after 198 optimizer steps, but its parameters took 204, and its weights are no "
+        "epoch's of that run: it was trained on after its run ended;")
+    assert "train it no further" in restored.message
+    assert checks["seed-start"].passed
+
+
+def test_a_batch_order_that_does_not_follow_the_seed_is_measured(graded):
+    """A DataLoader with a generator of its own, set to one seed before every run: each seed's run saw the same batches
+    in the same order, and it got full marks."""
+    steps = by_id(graded["loader-with-a-generator-of-its-own"])["trained-steps"]
+    assert not steps.passed and steps.points == 0
+    assert "seeds 0, 3 and 18 fed their models the same first training points in the same order" in steps.message
+    assert "so the runs differ by their start alone" in steps.message
+    # Seeded once before the loop, the runs draw their orders one after another: each its own, none the set-up's.
+    assert "same order" not in by_id(graded["seeded-once"])["trained-steps"].message
 
 
 def test_seeding_once_outside_the_loop_is_caught(graded):

@@ -221,16 +221,32 @@ def _cause(runs: list[Called], ways: tuple[Counting, ...]) -> str:
     return ""
 
 
+def _other_best(other: Called | None) -> str:
+    """What the grader's other run shows where no rule of the val loss gives every run: a best epoch that is not its
+    lowest val loss, counted from 1 or from 0."""
+    if other is None or not other.val_loss:
+        return ""
+    lowest = other.val_loss.index(min(other.val_loss)) + 1
+    if other.best_epoch in (lowest, lowest - 1) or not 1 <= other.best_epoch <= other.ran:
+        return ""  # its best (from 1 or 0), or none at all: no new best ever counted, which _cause reads
+    return (f"In the grader's other run your function reported best_epoch {other.best_epoch}, where its lowest val "
+            f"loss is epoch {lowest}'s: its rule for a new best watches something else than the val loss (the val "
+            "accuracy, say), which leaves these falls uncounted. Count a new best when the val loss is "
+            "strictly lower than the best so far.")
+
+
 WATCHED = "Early stopping watches the val loss; the best-epoch checks judge which loss yours watches."
 
 
-def _watches_training(run: Called, ways: tuple[Counting, ...]) -> bool:
+def _watches_training(run: Called, ways: tuple[Counting, ...], other: Called | None) -> bool:
     """Whether the task's rule gives the run exactly on its training loss and not on its val loss: a function that
-    watches the training loss, whose runs test nothing of how it counts an improvement of the val loss."""
-    def given(curve: tuple[float, ...]) -> bool:
-        return len(curve) == run.ran and any(
-            follow(curve, run.patience, run.n_epochs, strict, way) == (run.best_epoch, run.ran) for way in ways)
-    return given(run.train_loss) and not given(run.val_loss)
+    watches the training loss, whose runs test nothing of how it counts an improvement of the val loss. Where the
+    grader's other run is known, it must fit the same reading, counted the same way: a short run on a plateau or tiny
+    falls fits it by chance (a function that watches the val accuracy, say)."""
+    def given(of: Called, curve: tuple[float, ...], way: Counting) -> bool:
+        return len(curve) == of.ran and follow(curve, of.patience, of.n_epochs, strict, way) == (of.best_epoch, of.ran)
+    return not any(given(run, run.val_loss, way) for way in ways) and any(
+        given(run, run.train_loss, way) and (other is None or given(other, other.train_loss, way)) for way in ways)
 
 
 def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple[Counting, ...]
@@ -259,7 +275,7 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
     if never_stopped and flat.best_epoch <= latest_best and (other is None or other.ran >= other.n_epochs):
         return "", "", (f"{at} {_did(flat)}, but it also ran all its epochs in the grader's other run, so its early "
                         "stopping is the patience checks' to judge, not its ties.")
-    if _watches_training(flat, ways):
+    if _watches_training(flat, ways, other):
         return "", "", (f"{at} {_did(flat)}: exactly what the task's rule gives on its training loss, which still "
                         "changes between epochs there (the batches come in another order), not on its val loss, "
                         f"which never does; so ties were not tested. {WATCHED}")
@@ -274,7 +290,7 @@ def _plateau(flat: Called | None, failed: str, other: Called | None, ways: tuple
     return what + ".", "", ""
 
 
-def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
+def _creep(slow: Called, ways: tuple[Counting, ...], other: Called | None) -> tuple[str, str, str]:
     """(what went wrong, a note, an undecided note) for the run with tiny falls: judged by where it ended."""
     where = f"given lr={slow.lr:g}, {_falls(slow)}" if slow.lr is not None else _falls(slow)
     if over := _over_budget(slow, f"On a run {where},"):
@@ -282,7 +298,7 @@ def _creep(slow: Called, ways: tuple[Counting, ...]) -> tuple[str, str, str]:
     ends: dict[int, bool] = {}  # where the strict rule can end the run -> whether only with a tie taken as a fall
     for (_, end), tie in strict_outcomes(slow, ways).items():
         ends[end] = ends.get(end, True) and tie
-    if _watches_training(slow, ways):
+    if _watches_training(slow, ways, other):
         return "", "", (f"On a run {where}, {_did(slow)}: exactly what the task's rule gives on its training loss, not "
                         f"on its val loss, so how it counts a fall of the val loss was not tested. {WATCHED}")
     if slow.ran in ends and not ends[slow.ran]:
@@ -315,7 +331,7 @@ def strict_improvement(ctx: CheckContext, plateau: str, creep: str, also: str) -
     other, _ = _optional(ctx, also)
     flat, failed = _optional(ctx, plateau)
     ways = countings(other)
-    judged = [_plateau(flat, failed, other, ways), _creep(slow, ways)]
+    judged = [_plateau(flat, failed, other, ways), _creep(slow, ways, other)]
     wrong = [w for w, _, _ in judged if w]
     notes = [n for _, n, _ in judged if n] + [u for _, _, u in judged if u]
     undecided = sum(1 for _, _, u in judged if u)
@@ -326,6 +342,6 @@ def strict_improvement(ctx: CheckContext, plateau: str, creep: str, also: str) -
         return Outcome(True, " ".join(notes), metrics=metrics | ({"undecided": undecided} if undecided else {}))
     plateau_known = flat is not None and flat.weights_moved is False
     known = [slow] + ([flat] if plateau_known else []) + ([other] if other else [])
-    cause = _cause(known, ways)
+    cause = _cause(known, ways) or _other_best(other)
     return Outcome(False, " ".join(wrong + ([cause] if cause else []) + notes), fraction=1 - len(wrong) / 2,
                    metrics=metrics)

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from grader.checks.models import (
     same_rows,
     same_weights,
     splits_table,
+    untrained,
     untrained_cause,
 )
 from grader.checks.registry import Param, check_kind
@@ -702,16 +704,28 @@ SWEEP = dict(models=Param(str, "models", "the export holding {lr: model}", expor
             slack_images=Param(int, SLACK_IMAGES, "images a report may be off by, beyond its own rounding"))
 def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data: dict, train_data: dict,
                   slack_images: int) -> Outcome:
-    """Each reported final val accuracy against the grader's count on that LR's model, to the image; a diagnosis."""
+    """Each rate's reported final val accuracy against the grader's count, and its loss curve against the kernel's record.
+
+    A rate whose accuracy matches to the image but whose loss curve is off earns half its share."""
     nets, table = _sweep(ctx, models, results, lrs)
     val = ctx.data.make(data, ctx.check_id)
     train = ctx.data.make(train_data, ctx.check_id) if train_data else None
-    lines, good, curves, misreported = [], 0, {}, []
+    lines, good, curves, misreported, learned, untrained_models, reported_of = [], 0, {}, [], [], [], {}
+    signatures = splits_table(ctx, [data])
     for lr in lrs:
         losses, accs = _curve(table[lr], "train_losses", lr, results), _curve(table[lr], "val_accs", lr, results)
         scale = 100.0 if max(accs) <= 1.0 else 1.0  # the seed reports fractions; percent is accepted too
         reported = accs[-1] * scale
         measured, correct = measured_accuracy(nets[lr], val.X, val.Y)
+        reported_of[lr] = reported, measured
+        stepped = rows_from(getattr(nets[lr], "stepped_rows", ()) or (), val.X, 1e-6, signatures)
+        if stepped is not None and stepped[0] * 20 > stepped[1]:  # a report of images it learned: none to match
+            learned.append(lr)
+            lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}), but the model was trained on the "
+                         f"validation images: {stepped[0]} of the {stepped[1]} training batches the kernel sampled "
+                         "across the run (the first image of each batch an optimizer step followed) were images of "
+                         "that split")
+            continue
         trend = diagnose([float(v) for v in losses]).trend.value
         curves[f"lr={lr:g}"] = {"train_loss": [float(v) for v in losses], "val_acc": [a * scale for a in accs]}
         tolerance = slack_images * 100 / len(val.Y) + rounding(accs[-1]) * scale
@@ -727,6 +741,7 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         off_scale = curve_problem or _epoch_loss_fault(nets[lr], losses, len(train.Y) if train else 0) or (
             _loss_off_scale(nets[lr], losses, train) if train else "")
         if abs(reported - measured) <= tolerance + 1e-9 and off_scale:
+            good += 0.5  # the accuracy is right: the loss record costs the other half of this rate's share
             lines.append(f"lr={lr:g}: val {measured:.2f}% ({correct}/{len(val.Y)}) {_as_reported(reported, measured)}, "
                          f"but {off_scale}")
             continue
@@ -738,6 +753,11 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         misreported.append(lr)
         line = (f"lr={lr:g}: reported val {reported:.2f}% but the exported model scores {measured:.2f}% "
                 f"({correct}/{len(val.Y)})")
+        never = _never_trained(nets, [lr], lambda: val, models)
+        if never:
+            untrained_models.append(never[lr])
+            lines.append(f"{line}, about what predicting one class scores")
+            continue
         if abs(reported - correct) <= slack_images:  # a share of the images only where they are 100
             line += ": the count of correct predictions itself, not divided by the number of images"
         elif reported > 100 + tolerance:
@@ -751,11 +771,25 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     message = "; ".join(lines) + "."
     # Inputs scaled in training make the grader's count differ from an honest report: that, not the report, is off.
     scaled = next(filter(None, (fed_unlike(nets[lr], val.X, f"the model for lr={lr:g}") for lr in lrs)), "")
-    if misreported:
+    if untrained_models:  # one record's words stand for all: they differ only in the model's name
+        message += f" The models exported are not the ones trained. {untrained_models[0]}"
+    at_chance = [lr for lr in misreported if chance_level(reported_of[lr][0], val.Y) is not None
+                 and chance_level(reported_of[lr][1], val.Y) is None]
+    if misreported and len(at_chance) == len(misreported) and not untrained_models:
+        # Reports at chance of models that score well: the predictions were set against other labels.
+        message += (" Every report is about what predicting one class scores, of models that score well: the "
+                    "predictions were compared with labels in another order (a shuffled validation loader's batches "
+                    "against the dataset's own `targets`, say) or with other labels. Count the correct predictions "
+                    "against each batch's own labels.")
+    elif len(misreported) > len(untrained_models):
         message += (f" {scaled}" if scaled else " Report the accuracy of the model you export (after its last epoch), "
                     f"measured on the validation loader (the test split){_in_eval_mode(nets, misreported)}, as the "
                     "seed does: the correct predictions over all its images (a mean of per-batch accuracies weighs a "
                     "smaller last batch's images more).")
+    if learned:
+        message += (" A validation accuracy measured on images the model learned from says nothing of how it does on "
+                    "images it has not seen: train on the training split only (no ConcatDataset or other mix with the "
+                    "validation images), and validate in eval mode under torch.no_grad(), with no optimizer step.")
     return Outcome(good == len(lrs), message, fraction=good / len(lrs), details={"sweep": curves})
 
 
@@ -855,6 +889,17 @@ def _epoch_loss_fault(net: ModelValue, losses: list[float], images: int = 0) -> 
             "of the epoch, from 0, then divide by their number)")
 
 
+def _never_trained(nets: dict[float, ModelValue], lrs: list[float], val: Callable, export: str) -> dict[float, str]:
+    """{lr: what the kernel's record says} for the models that score about what one class scores and whose record
+    shows no training (``untrained``): a copy taken before training, say."""
+    found = {}
+    for lr in lrs:
+        why = untrained(nets[lr], f"{export}[{lr:g}]")  # the record first: it needs no data
+        if why and chance_level(measured_accuracy(nets[lr], val().X, val().Y)[0], val().Y) is not None:
+            found[lr] = why
+    return found
+
+
 def _moved(net: ModelValue) -> float:
     """How far the weights moved from their recorded start (L2 over every parameter)."""
     return math.sqrt(sum(float(((net.parameters[k].double() - start.double()) ** 2).sum())
@@ -908,6 +953,10 @@ def sweep_labels(ctx: CheckContext, models: str, lrs: list, data: dict) -> Outco
              if same_weights(getattr(nets[low], "parameters", {}), getattr(nets[high], "parameters", {}))]
     if alike:
         low, high = alike[0]
+        never = _never_trained(nets, [low, high], lambda: ctx.data.make(data, ctx.check_id), models)
+        if len(never) == 2:  # the same untrained weights: copies of one model taken before any training
+            return Outcome(False, f"The models under lr={low:g} and lr={high:g} hold exactly the same weights, and "
+                           f"score about what predicting one class scores: none was trained. {never[low]}")
         return Outcome(False, f"The models under lr={low:g} and lr={high:g} hold exactly the same weights: one run's "
                        "weights stored under two rates (a checkpoint file that each run overwrote, loaded into every "
                        "model, say). Store each run's own model under its own learning rate.")
@@ -1095,9 +1144,19 @@ def sweep_order(ctx: CheckContext, models: str, results: str, better: float, wor
     nets, table = _sweep_models(ctx, models, [better, worse]), _readable_rows(ctx, results, [better, worse])
     val = ctx.data.make(data, ctx.check_id)
     acc = {lr: measured_accuracy(nets[lr], val.X, val.Y)[0] for lr in (better, worse)}
+    never = _never_trained(nets, [better, worse], lambda: val, models)
+    if never:
+        lr = next(iter(never))
+        which = "both models score" if len(never) == 2 else f"the model for lr={lr:g} scores"
+        return Outcome(False, f"lr={better:g} scores {acc[better]:.2f}% and lr={worse:g} {acc[worse]:.2f}% on the "
+                       f"grader's validation split, and {which} about what predicting one class scores: no comparison "
+                       f"of rates can be made of models that were not trained. {never[lr]}")
     try:  # the reported curve only adds a sentence: the verdict is the grader's own measurement
         curve = [float(v) for v in _curve(table[worse], "val_accs", worse, results)]
-        said = f" Your reported curve for lr={worse:g}: {accuracy_curve_summary(curve)}"
+        final = curve[-1] * (100.0 if max(curve) <= 1.0 else 1.0)
+        # Of a report the model does not bear out, the curve's story would contradict the measurement beside it.
+        said = (f" Your reported curve for lr={worse:g}: {accuracy_curve_summary(curve)}"
+                if abs(final - acc[worse]) <= 5 else "")
     except CheckFailed:
         said = ""
     recorded = _epochs_recorded(table, [better, worse], results)

@@ -279,8 +279,8 @@ def untrained(net: Any, name: str) -> str:
             not getattr(net, "idle_steps", 0) and not getattr(net, "loaded", False):
         return (f"Nothing in the run's record shows `{name}` trained: it never ran a forward pass in the notebook, and "
                 "no optimizer step was recorded on its parameters. If it is meant to be the network your loop trained, "
-                f"it is another object (a model made again after training, `{name} = ...` once more, say): export the "
-                "model the loop trained.")
+                f"it is another object (a copy taken before training, or a model made again after it, `{name} = ...` "
+                "once more, say): export the model the loop trained.")
     if not never_moved(net):
         return ""
     said = f"Every weight of `{name}` is still what it was at its first forward pass."

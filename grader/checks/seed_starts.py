@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import reference as course
 from grader.checks.base import CheckContext, Outcome
 from grader.checks.registry import Param, check_kind
-from grader.checks.seeds import MODELS, SEEDS, epoch_held, matches_reference, same_objects, seed_models, seeds_word
+from grader.checks.seeds import (MODELS, SEEDS, epoch_held, matches_reference, per_seed, same_objects, seed_models,
+                                 seeds_word)
 
 if TYPE_CHECKING:
     from grader.loading.model_graph import LoadedModel
@@ -256,6 +257,7 @@ def _passed(right: list[int], seeds: list, reference: str) -> str:
 @check_kind("seed_start", models=MODELS, seeds=SEEDS,
             reference=Param(str, "SimpleMLP", "the course model the task builds after seeding",
                             choices=lambda: course.MODELS))
+@per_seed
 def seed_start(ctx: CheckContext, models: str, seeds: list, reference: str) -> Outcome:
     """Each model must start from the weights ``reference`` gets when built right after torch.manual_seed(its seed)."""
     nets = seed_models(ctx, models, seeds)

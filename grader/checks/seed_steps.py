@@ -26,7 +26,8 @@ from grader.checks.models import (
 )
 from grader.checks.registry import Param, check_kind
 from grader.checks.seed_starts import REINITIALISED, Start, built_words, model_start, seeded_build
-from grader.checks.seeds import MODELS, SEEDS, epoch_held, seed_models, seed_results, stepped_unlike
+from grader.checks.seeds import (BATCH, MODELS, SEEDS, epoch_held, per_seed, seed_models, seed_results, seeds_word,
+                                 setup_order, stepped_unlike)
 
 
 def allowed_epochs(best: int, patience: int, n_epochs: int) -> set[int]:
@@ -75,6 +76,17 @@ def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int)
     if fits:
         return f"{steps} is {other}", ["batches"]
     return f"{steps} is not a whole number of epochs of {batches} batches", ["batches"]
+
+
+def _one_order_for_all(nets: dict, seeds: list[int]) -> list[int]:
+    """The seeds whose models the kernel saw fed the same first two batches as another seed's, in the same order, none
+    of them the set-up's own order for its seed: two shuffles of the 180 points agree with probability 1/180!."""
+    firsts: dict[tuple, list[int]] = {}
+    for seed in seeds:
+        rows = tuple(tuple(r) for r in getattr(nets[seed], "input_rows", ()) or ())
+        if len(rows) >= 2 * BATCH and setup_order(nets[seed], seed) is False:
+            firsts.setdefault(rows[:2 * BATCH], []).append(seed)
+    return sorted(s for group in firsts.values() if len(group) > 1 for s in group)
 
 
 def _epochs(n: int) -> str:
@@ -144,6 +156,7 @@ def _counted(net: Any, best: int, batches: int, patience: int, n_epochs: int) ->
             train_data=Param(dict, {}, "the set-up's training split: a model whose first training batches (the "
                              "kernel's record) held fewer than a quarter of its points trained on other data ({}: not "
                              "compared)"))
+@per_seed
 def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batches: int, patience: int,
                n_epochs: int, optimizer: str = "", lr: float = 0.0, reference: str = "SimpleMLP",
                train_data: dict | None = None) -> Outcome:
@@ -210,6 +223,14 @@ def seed_steps(ctx: CheckContext, models: str, results: str, seeds: list, batche
             off.append(seed)
             causes += [c for c in cause or () if c not in causes]
         lines.append(f"seed {seed}: {'; and '.join(filter(None, (restarted, said)))}")
+    alike = _one_order_for_all(nets, [s for s in seeds if s not in off])
+    if alike:
+        off += alike
+        lines.append(f"{seeds_word(alike)} fed their models the same first training points in the same order (the "
+                     "kernel's record of their first batches), where the set-up's loader shuffles with each seed's own "
+                     "draw: the batch order does not follow the seed (a DataLoader given a torch.Generator() of its "
+                     "own, made without the seed or seeded alike for every run, say), so the runs differ by their "
+                     "start alone")
     message = "; ".join(lines) + "."
     if not off:
         return Outcome(True, message, metrics={"off": 0})

@@ -10,6 +10,7 @@ Where each model started is checked in ``seed_starts``.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from grader.checks.registry import Param, check_kind
 from grader.checks.training import val_loss_conventions
 from grader.checks.training import REL_TOL as LOSS_TOL
 from grader.diagnosis.loss_readings import LOSS_CONVENTIONS
+from grader.kernel.kernel_probe import INPUT_ROWS, row_signatures
 from grader.loading.kinds import whole_number
 from grader.loading.values import ModelValue
 
@@ -108,6 +110,51 @@ def seeds_word(seeds: list[int]) -> str:
     return f"seed{'s' if len(seeds) > 1 else ''} {_listed(seeds)}"
 
 
+def _present(ctx: CheckContext, models: str, results: str | None, seeds: list) -> tuple[list[int], str]:
+    """(the seeds with a model, and a row where ``results`` is read; what is missing, said) where some but not all
+    are there; (seeds, "") otherwise, for the check's own messages to speak."""
+    try:
+        keyed = [_by_seed(ctx.value(models, "model_dict"), models, seeds)]
+        keyed += [_by_seed(ctx.value(results, "dict"), results, seeds)] if results else []
+    except CheckFailed:
+        return seeds, ""
+    present = [s for s in seeds if all(s in table for table in keyed)]
+    if not present or len(present) == len(seeds):
+        return seeds, ""
+    missing = [s for s in seeds if s not in present]
+    extra = sorted({k for table in keyed for k in table if k not in seeds})
+    instead = (f" ({'they hold' if results else 'it holds'} {seeds_word(extra)} instead, which the task does not "
+               "use: a seed typed otherwise?)"
+               if extra else "")
+    where = f"`{models}`" + (f" and `{results}`" if results else "")
+    return present, (f"{where} {'have' if results else 'has'} nothing for {seeds_word(missing)} of {seeds}{instead}: "
+                     f"that share of this check is lost, and {seeds_word(present)} {'are' if len(present) > 1 else 'is'} "
+                     "judged on their own.")
+
+
+def per_seed(fn: Callable[..., Outcome]) -> Callable[..., Outcome]:
+    """A seed check run on the seeds that were handed in, where some are missing: each missing seed costs its share
+    of the points, and the others are judged as they would be (a mistyped seed is not the whole exercise)."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def check(*args, **kwargs) -> Outcome:
+        bound = signature.bind(*args, **kwargs)
+        ctx, params = bound.arguments.pop("ctx"), bound.arguments
+        seeds = params["seeds"]
+        present, said = _present(ctx, params["models"], params.get("results"), seeds)
+        if not said:
+            return fn(ctx, **params)
+        try:
+            outcome = fn(ctx, **{**params, "seeds": present})
+        except CheckFailed as e:
+            outcome = Outcome(False, e.message, metrics=e.metrics, details=e.details)
+        earned = outcome.fraction if outcome.fraction is not None else float(outcome.passed)
+        return Outcome(False, f"{said} {outcome.message}", earned * len(present) / len(seeds), outcome.metrics,
+                       outcome.details)
+    return check
+
+
 PATIENCE, MAX_EPOCHS = 20, 500  # the set-up's early stopping
 
 
@@ -147,6 +194,12 @@ def _course_trajectory(seed: int) -> dict:
     model = SimpleMLP()
     criterion, optimizer = torch.nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=0.01)
     states = [copy.deepcopy(model.state_dict())]
+    rows: list = []  # the first training inputs, as the kernel records a student's model's (``input_rows``)
+
+    def note_rows(module, args) -> None:
+        if module.training and len(rows) < INPUT_ROWS:
+            rows.extend(row_signatures(args[0][: INPUT_ROWS - len(rows)]))
+    model.register_forward_pre_hook(note_rows)
     curves: dict[str, list[float]] = {"val": [], "val per sample": [], "test": [], "val accuracy": []}
     lower, higher = (lambda a, b: a < b), (lambda a, b: a > b)
     rules = {"val": lower, "val per sample": lower, "test": lower, "val accuracy": higher}
@@ -165,7 +218,18 @@ def _course_trajectory(seed: int) -> dict:
         curves["val accuracy"].append(val_acc)
         if all(_stopping(curves[name], better) for name, better in rules.items()):
             break
-    return {"states": states, **{name: _stopping(curves[name], better, final=True) for name, better in rules.items()}}
+    return {"states": states, "rows": tuple(rows), "batches": len(loaders.train),
+            **{name: _stopping(curves[name], better, final=True) for name, better in rules.items()}}
+
+
+def setup_order(net: ModelValue, seed: int) -> bool | None:
+    """Whether the kernel's record of ``net``'s first training inputs is the course set-up's for ``seed``, batch for
+    batch: the seed's shuffle of the training split; None where fewer than two batches were recorded."""
+    fed = tuple(tuple(row) for row in getattr(net, "input_rows", ()) or ())
+    if len(fed) < 2 * BATCH:
+        return None
+    setup = _course_trajectory(seed)["rows"]
+    return fed[:len(setup)] == setup[:len(fed)]
 
 
 def _course_run(seed: int, restore: bool = True, watch: str = "val") -> dict:
@@ -178,7 +242,7 @@ def _course_run(seed: int, restore: bool = True, watch: str = "val") -> dict:
     best, stopped = trajectory[watch]
     states = trajectory["states"]
     return {"best_epoch": best, "stopped": stopped, "state": states[best if restore else stopped],
-            "initial": states[0]}
+            "initial": states[0], "steps": stopped * trajectory["batches"]}
 
 
 def epoch_held(model: LoadedModel, seed: int) -> int | None:
@@ -322,9 +386,18 @@ def _rows_of_other_seeds(offs: dict[int, list[Off]], table: dict, measured: dict
     return whose
 
 
-def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: str) -> str:
-    """What the differing figures rule in, from what they equal; no cause the numbers do not show."""
+def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: str,
+                  other_points: tuple[int, ...] = ()) -> str:
+    """What the differing figures rule in, from what they equal, and from ``other_points`` (the seeds whose models
+    the kernel saw learn from points other than the training split's); no cause the numbers do not show."""
     hints = []
+    unexplained = {s for s, row in offs.items() for o in row if not o.explained}
+    if unexplained & set(other_points):
+        seen = sorted(unexplained & set(other_points))
+        hints.append(f"The model{'s' * (len(seen) > 1)} of {seeds_word(seen)} learned from other points than the "
+                     "set-up's training split (the kernel's record of the first training batches): a figure measured "
+                     "on those points is no measurement of the split the set-up fixes. Train and measure every seed "
+                     "on the same three splits.")
     shared = [g for g in groups if any(s in offs for s in g)]
     if shared:
         hints.append(" ".join(f"`{models}` stores one and the same model object for seeds {_listed(g)}, so the "
@@ -345,7 +418,7 @@ def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: s
     if any(o.loss for o in flat):
         hints.append("A figure that is the model's loss was taken from the wrong place: evaluate(model, loader) "
                      "returns (loss, accuracy), so the accuracy is its second value.")
-    if any(not o.explained for o in flat):
+    if unexplained - set(other_points):
         hints.append("Figures that match no measurement of the exported model come from another model than the one "
                      "exported (for example before its best weights were restored), from other data, or were typed "
                      "by hand: report what your final, restored models score.")
@@ -356,6 +429,7 @@ def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: s
             data=Param(dict, doc="{train = ..., val = ..., test = ...} data descriptions", check=_splits_problem),
             tolerance=Param((int, float), 0.6, "points allowed between reported and measured val/test accuracy"),
             train_tolerance=Param((int, float), 6.0, "points allowed for train accuracy (running vs eval)"))
+@per_seed
 def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list, data: dict, tolerance: float,
                        train_tolerance: float) -> Outcome:
     """Reported accuracies per seed against the grader's own measurement of the exported models."""
@@ -406,7 +480,8 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
     details = {"measured": measured_all}
     if good == len(seeds):
         return Outcome(True, "; ".join(lines) + ". " + definition, details=details)
-    hint = _results_hint(offs, groups, models)
+    train = sets["train"].X
+    hint = _results_hint(offs, groups, models, tuple(s for s in offs if learned_elsewhere(nets[s], train) is not None))
     whose = _rows_of_other_seeds(offs, table, measured_all, equal)
     if whose:  # what the figures equal says whose they are: that, not the causes of figures that equal nothing
         # Every row the very same figures, one seed's: a dict shared by all the seeds, not rows filed in another order.
@@ -453,10 +528,11 @@ def stepped_unlike(net: ModelValue, optimizer: str, lr: float) -> list[str]:
             optimizer=Param(str, "", "the set-up's optimizer class: a model the kernel saw stepped otherwise left the "
                                      "replayed run, and which epoch is its best is not told from the replay"),
             lr=Param(float, 0.0, "the set-up's learning rate, read as optimizer is"))
+@per_seed
 def seed_restored(ctx: CheckContext, models: str, seeds: list, optimizer: str = "", lr: float = 0.0) -> Outcome:
     """Each model must hold its run's best weights; told where its run is the course set-up's own, replayed here."""
     nets = seed_models(ctx, models, seeds)
-    lines, unrestored, on_test, untrained, other_epoch = [], [], [], [], []
+    lines, unrestored, on_test, untrained, other_epoch, trained_on = [], [], [], [], [], []
     for seed in seeds:
         net, best, run = nets[seed], matches_reference(nets[seed], seed), _course_run(seed)
         # A model that started elsewhere cannot be any replay of the course set-up: no replay is run for it.
@@ -491,11 +567,20 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list, optimizer: str = 
             why = f", {KEPT_BY[curve]}, which early stopping on it keeps" if curve else ""
             lines.append(f"seed {seed}: it holds the course set-up's weights after epoch {held}{why}, not those of its "
                          f"best epoch {run['best_epoch']}, where the val loss was lowest")
+        elif not elsewhere and (took := max(net.steps.values(), default=0)) > run["steps"] and \
+                setup_order(net, seed) and not stepped_unlike(net, optimizer, lr):
+            # The set-up's start, batches and optimizer make the set-up's run, step for step: steps past its end
+            # that leave every epoch's weights were taken after it.
+            trained_on.append(seed)
+            lines.append(f"seed {seed}: its run is the course set-up's (its start, its first batches and its optimizer, "
+                         f"as the kernel recorded them), which stops at epoch {run['stopped']} after {run['steps']} "
+                         f"optimizer steps, but its parameters took {took}, and its weights are no epoch's of that run: "
+                         "it was trained on after its run ended")
         else:
             lines.append(f"seed {seed}: its run is not the course set-up's own, so the grader cannot tell which "
                          "epoch's weights it holds")
     message = "; ".join(lines) + "."
-    if not unrestored and not on_test and not untrained and not other_epoch:
+    if not unrestored and not on_test and not untrained and not other_epoch and not trained_on:
         return Outcome(True, message)
     if untrained:
         message += " Store each seed's model after its training, the one whose best weights were put back."
@@ -509,7 +594,11 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list, optimizer: str = 
     if other_epoch:
         message += (f" Keep the epoch of the lowest val loss, and stop after {PATIENCE} epochs without a lower one: "
                     "the set-up's early stopping watches the val loss, as train_model_extended does.")
-    return Outcome(False, message, fraction=1 - len(unrestored + on_test + untrained + other_epoch) / len(seeds))
+    if trained_on:
+        message += (" Store each model as its run left it, with its best weights put back, and train it no further: "
+                    "a train accuracy is measured in eval mode under torch.no_grad(), without optimizer steps.")
+    wrong = unrestored + on_test + untrained + other_epoch + trained_on
+    return Outcome(False, message, fraction=1 - len(wrong) / len(seeds))
 
 
 # What early stopping on each of the trajectory's curves keeps; the first two are the set-up's own.
@@ -544,6 +633,7 @@ def _twins_message(nets: dict[int, LoadedModel], twins: list[tuple[int, int]]) -
 @check_kind("seed_spread", models=MODELS, seeds=SEEDS, data=Param(dict, doc="the test set", check=data_problem),
             train_data=Param(dict, {}, "the training split: the spread is the seed's alone only where each model "
                              "learned from it", check=lambda d: data_problem(d) if d else None))
+@per_seed
 def seed_spread(ctx: CheckContext, models: str, seeds: list, data: dict, train_data: dict | None = None) -> Outcome:
     """The seeds must give different models; reports the spread of their test accuracy."""
     nets = seed_models(ctx, models, seeds)
@@ -596,6 +686,7 @@ def _whose_spread(ctx: CheckContext, nets: dict, train_data: dict | None) -> str
 
 @check_kind("accuracy_each", models=MODELS, seeds=SEEDS, data=Param(dict, check=data_problem),
             min_accuracy=Param((int, float)), describe=Param(str, "the data"))
+@per_seed
 def accuracy_each(ctx: CheckContext, models: str, seeds: list, data: dict, min_accuracy: float,
                   describe: str) -> Outcome:
     """Each model of a dict must reach ``min_accuracy`` on data the grader makes; partial credit per model."""

@@ -298,7 +298,15 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                      f"rather than below the best so far (with these val losses that counter reaches {patience} "
                      f"{f'at epoch {ran}' if by_previous == ran else 'in no epoch'})"
                      if by_previous == ran or by_previous is None and ran == n_epochs else "")
-    if ran == expected + 1 and view.val_loss[-1] == view.val_loss[best - 1]:
+    own_best = view.best_epoch
+    if own_best != best and 1 <= own_best < ran == min(own_best + patience, n_epochs):
+        # The count is right from the epoch the run itself picked: what is wrong is which epoch it picked.
+        why = (f"it stopped {patience} epochs after epoch {own_best}, the one it reports as best_epoch, so its count "
+               f"of epochs without improvement works, from the wrong best epoch: its rule for a new best watches "
+               f"something else than the val loss (the val accuracy, say, or the training loss), where the lowest val "
+               f"loss is epoch {best}'s. Count a new best, and reset the counter, when the val loss is strictly lower "
+               "than the best so far")
+    elif ran == expected + 1 and view.val_loss[-1] == view.val_loss[best - 1]:
         # The very float of the best epoch again, last: the restored model evaluated once more after the loop gives it.
         why = (f"one epoch late, or one value too many: the last val loss recorded, {view.val_loss[-1]:.6g}, is epoch "
                f"{best}'s exactly, what an evaluation of the restored model appended after the loop records. If so, "
@@ -309,6 +317,17 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
         why = ("one epoch late. The count of epochs without improvement is off by one, for example a test with > "
                "where >= belongs, or a count that starts at 0 on the first epoch without improvement: stop as soon as "
                "the epochs since the best one reach patience")
+    elif ran == patience < n_epochs and (best > 1 or view.best_epoch != best):
+        # Every epoch counted, the first included, which improves on any best a fresh call starts from.
+        why = f"it stopped after exactly {patience} epochs, so its count went up at every epoch, the first one too: "
+        why += (f"no val loss counted as an improvement (best_epoch is {view.best_epoch}). A best val loss that starts "
+                "lower than any val loss (0, say, where float('inf') belongs), a comparison the wrong way round, or a "
+                "best kept from an earlier call does that" if view.best_epoch != best else
+                "improvements are seen (best_epoch is right), but the count goes up at every epoch, improving ones too")
+        batches = _patience_in_batches(ctx, run or probe, ran - best, patience)
+        why += (f"; or, as well, patience counted in batches (or optimizer steps), {patience} of them at {batches} an "
+                f"epoch{_probe_said(run, probe)}" if batches else "")
+        why += ": reset the counter to 0 on each strict improvement of the best val loss, add one otherwise"
     elif ran == expected - 1:
         why = ("one epoch early. The count of epochs without improvement is off by one, for example an epoch counted "
                "before its val loss is compared with the best, or an epoch counted from 1 compared with a best index "
@@ -933,7 +952,12 @@ def restored_best(ctx: CheckContext, data: dict, batch_size: int, function: str,
     held = _held(matching, view.val_loss, measured, view.best_epoch)
     metrics["held_epoch"] = held
     full = (probe, ctx.data.make(probe_data or data, ctx.check_id), given_batch) if probe else None
-    why = why_not_best(_evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run, full))
+    evidence = _evidence(ctx, view, dataset, batch_size, held, function, n_epochs, early_run, full)
+    why = why_not_best(evidence)
+    if held is None and evidence.validated_elsewhere:  # the cause is known: the ways of adding up would only bury it
+        return Outcome(False, f"The val loss of the model of {view.label} ({losses[convention]:.4f} measured on the "
+                       f"validation set) matches no epoch of its history (best epoch {best}: {target:.4f}).{why}",
+                       metrics=metrics)
     if held is None:
         tried = ", ".join(f"{name} {value:.4f}" for name, value in losses.items())
         return Outcome(False, f"The val loss of the model of {view.label} matches no epoch of its history, so the "

@@ -114,12 +114,20 @@ def _last_epoch(ev: RestoreEvidence) -> str:
                 "saved copy).")
     if code and code.every_epoch_saves:
         return _every_epoch(ev)
-    if ev.stopped is False and ev.early_restored is not False:
+    if ev.reported is not None and ev.best > 1 and not 1 <= ev.reported <= ev.epochs:
+        # No epoch reported as best (the 0 it started from): no copy was taken, whatever the restore does.
+        return (f" The run reports best_epoch {ev.reported}, none of its {ev.epochs} epochs: no val loss counted as a "
+                "new best, so no copy of the weights was taken and there was nothing to put back. A best val loss "
+                "that starts lower than any val loss (0, say, where float('inf') belongs), or a comparison the wrong "
+                "way round, does that.")
+    if ev.stopped is False and (ev.early_restored or code and code.loads_only_in_loop):
         return _in_every_case(ev)
     ran_out = " although patience ran out" if ev.stopped else ""
+    only_early = (", it is put back only when patience runs out (which it never did here: the course's version "
+                  "restored it only then)" if ev.stopped is False else "")
     return (f" No earlier state was put back{ran_out}, and the grader cannot see why in your code. What remains: the "
-            "copy is not taken when the val loss improves, it is not a real copy (copy.deepcopy), it is not loaded "
-            "back after the loop, or it is loaded into another model object than the one returned.")
+            f"copy is not taken when the val loss improves, it is not a real copy (copy.deepcopy){only_early}, it is "
+            "not loaded back after the loop, or it is loaded into another model object than the one returned.")
 
 
 def why_not_best(ev: RestoreEvidence) -> str:
