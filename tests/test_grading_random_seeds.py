@@ -791,3 +791,34 @@ def test_a_run_that_leaves_the_set_up_later_is_not_judged_by_the_replay_s_best_e
     assert ("seed 3: it holds the course set-up's weights after epoch 7, and its run then left the set-up's (the "
             "kernel saw it stepped otherwise)") in checks["restored"].message
     assert not checks["trained-steps"].passed and "stepped at LRs from" in checks["trained-steps"].message
+
+
+def test_the_highest_val_accuracy_of_the_history_is_named_as_that_epoch_s(tmp_path):
+    """max(history.val_acc) reported for the restored model: told only "figures that match no measurement ... another
+    model, other data, or typed by hand", though the replay of the set-up's run knows every epoch's val accuracy."""
+    from grader.checks.data import DataFactory
+    from grader.checks.seeds import _course_run, _course_trajectory
+    from reference.data import course_loaders, course_splits
+    from reference.training import evaluate
+
+    loaders, nets, rows = course_loaders(course_splits()), {}, {}
+    for seed in (0, 3, 18):
+        net = SimpleMLP()
+        net.load_state_dict(_course_run(seed)["state"])
+        nets[seed] = net
+        rows[seed] = {f"{split}_acc": evaluate(net, getattr(loaders, split))[1] for split in ("train", "val", "test")}
+        rows[seed]["best_epoch"] = _course_run(seed)["best_epoch"]
+    trajectory = _course_trajectory(0)
+    peak = max(trajectory["val_accs"][:trajectory["val"][1]])
+    assert peak - rows[0]["val_acc"] > 1  # the premise: the restored model scores less than the run's best epoch did
+    rows[0]["val_acc"] = peak
+    exercise = load_exercise("random-seeds")
+    exports = round_trip(tmp_path, {"models": nets, "results": rows},
+                         [{"name": "models", "kind": "model_dict", "input_shape": [2]}, {"name": "results", "kind": "dict"}])
+    check = next(c for c in exercise.checks if c.spec.id == "reported-vs-measured")
+    outcome = check.evaluate(CheckContext(exercise.spec, exports, (), DataFactory(None, None),
+                                          check_id="reported-vs-measured"))
+    assert not outcome.passed and outcome.fraction == pytest.approx(2 / 3)
+    assert f"seed 0: val_acc reported {peak:.2f}% is the highest val accuracy of any epoch of its run (the course " \
+           "set-up's, which the grader replays), not what the model stored scores" in outcome.message
+    assert "typed by hand" not in outcome.message

@@ -218,7 +218,7 @@ def _course_trajectory(seed: int) -> dict:
         curves["val accuracy"].append(val_acc)
         if all(_stopping(curves[name], better) for name, better in rules.items()):
             break
-    return {"states": states, "rows": tuple(rows), "batches": len(loaders.train),
+    return {"states": states, "rows": tuple(rows), "batches": len(loaders.train), "val_accs": curves["val accuracy"],
             **{name: _stopping(curves[name], better, final=True) for name, better in rules.items()}}
 
 
@@ -290,13 +290,20 @@ class Off:
     loss: str = ""  # the loss convention whose value of the model on this split it equals (is close to, if shuffled)
     lone: bool = False  # of several seeds, the only one whose figure equals that split's: a match chance can give
     truncated: bool = False  # it is the measured accuracy with its decimals cut off (int())
+    run_epoch: int = 0  # the epoch of the model's own run (the set-up's, replayed) whose val accuracy it equals
+    run_peak: bool = False  # and that is the run's highest val accuracy
 
     @property
     def explained(self) -> bool:
         return bool((self.elsewhere and not self.lone) or self.batch_mean or self.fraction or self.loss
-                    or self.truncated)
+                    or self.truncated or self.run_epoch)
 
     def __str__(self) -> str:
+        if self.run_epoch:
+            which = "the highest val accuracy of any epoch" if self.run_peak else f"the val accuracy of epoch " \
+                f"{self.run_epoch}"
+            return (f"{self.figure} reported {self.reported:.2f}% is {which} of its run (the course set-up's, which the "
+                    f"grader replays), not what the model stored scores ({self.measured:.2f}%)")
         if self.truncated:
             return (f"{self.figure} reported {self.reported:g} is the grader's measurement, {self.measured:.2f}%, with "
                     "its decimals cut off")
@@ -362,6 +369,22 @@ def _off_figures(reported: dict, measured: dict, allowed: dict, equal: dict,
     return off
 
 
+def _in_its_run(off: list[Off], net: LoadedModel, seed: int, equal: float) -> list[Off]:
+    """``off``, an unexplained val_acc marked with the epoch of the model's run whose val accuracy it equals, where
+    the model is the course set-up's run for ``seed`` (the replay then knows every epoch's figure)."""
+    if not any(o.figure == "val_acc" and not o.explained for o in off) or epoch_held(net, seed) is None:
+        return off
+    trajectory = _course_trajectory(seed)
+    accs = trajectory["val_accs"][:trajectory["val"][1]]  # up to the set-up's stop
+    marked = []
+    for o in off:
+        epochs = [e for e, acc in enumerate(accs, 1) if abs(o.reported - acc) <= equal]
+        if o.figure == "val_acc" and not o.explained and epochs:
+            o = replace(o, run_epoch=epochs[0], run_peak=abs(o.reported - max(accs)) <= equal)
+        marked.append(o)
+    return marked
+
+
 def _lone_matches(offs: dict[int, list[Off]], seed: int, seeds: int) -> list[Off]:
     """``seed``'s figures, each match on another split marked ``lone`` where, of several seeds, no other seed's same
     figure equals that split: a figure measured on the wrong split is so for every seed the same code measures."""
@@ -412,6 +435,10 @@ def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: s
                      "others: count the correct predictions over all the points and divide by their number.")
     if any(o.fraction for o in flat):
         hints.append("Report every accuracy in percent (100 * correct / total).")
+    if any(o.run_epoch for o in flat):
+        hints.append("A figure read from the run's history (its highest val accuracy, max(history.val_acc), say) is "
+                     "another epoch's than the one the val loss picked and restored: report what the stored model "
+                     "scores, evaluated after training.")
     if any(o.truncated for o in flat):
         hints.append("int() drops an accuracy's decimals, which moves it by up to a point: report the figure as "
                      "measured, or rounded (round(acc, 2)).")
@@ -453,7 +480,7 @@ def seed_results_match(ctx: CheckContext, models: str, results: str, seeds: list
                            lambda split, net=nets[seed]: _batch_mean(net, sets[split]),
                            lambda split, net=nets[seed]: val_loss_conventions(net, sets[split], BATCH)[0])
         if off:
-            offs[seed] = off
+            offs[seed] = _in_its_run(off, nets[seed], seed, equal.get("val_acc", 0.05))
             lines.append(seed)  # said once every seed is measured: whether a match on another split recurs
             continue
         best = matches_reference(nets[seed], seed)
