@@ -1135,6 +1135,10 @@ def test_images_normalised_on_the_way_to_the_model_are_measured_where_the_code_i
     (lambda x: torch.cat([x[:980], x[980:].flip(-1)]), False),  # an augmentation on a few images in a hundred
     (lambda x: (x - 0.1307) / 0.3081, False),
     (lambda x: x.half(), True),  # in half precision: the same images to 1e-3, neither changed nor exact
+    # Transposed, or shifted a pixel sideways: a position-weighted sum whose weights grow along the row gave a centred
+    # digit nearly its own sum (a transposed feed passed, 0.5/0.5)
+    (lambda x: x.transpose(-1, -2), False),
+    (lambda x: x.roll(1, -1), False),
 ])
 def test_what_reached_the_model_is_compared_row_by_row_with_the_task_s_pixels(roots, feed, passed, mlp):
     """PILToTensor with a lambda dividing by 255, or a lambda flattening the image, lost preprocessing as "a function
@@ -1377,3 +1381,37 @@ def test_sweep_models_copied_before_training_are_named_untrained_in_every_sweep_
     assert reports.message.count("Nothing in the run's record shows") == 1
     assert "The models exported are not the ones trained." in reports.message
     assert "per-batch accuracies" not in reports.message
+
+
+def test_images_fed_transposed_are_named_beside_the_accuracy_they_cost(roots, mlp):
+    """images.permute(0, 2, 1) before flattening, in training and in the notebook's own evaluation: the grader measured
+    19.8% and advised a larger learning rate."""
+    from grader.kernel.kernel_probe import row_signatures
+
+    train = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": "train"})
+    rows = tuple(row_signatures(train.X[:300].transpose(-1, -2)))
+    outcome = evaluate("mnist-sgd", "val-accuracy", {"model": dataclasses.replace(mlp, input_rows=rows)},
+                       data_root=roots["tiny"])
+    assert not outcome.passed
+    assert "In training, `model` was fed the task's images with their pixels out of place: 300 of the 300 rows" \
+        in outcome.message and "larger starting learning rate" not in outcome.message
+    as_given = evaluate("mnist-sgd", "val-accuracy", {"model": dataclasses.replace(
+        mlp, input_rows=tuple(row_signatures(train.X[:300])))}, data_root=roots["tiny"])
+    assert "out of place" not in as_given.message
+
+
+def test_a_plateau_scheduler_fed_val_accuracies_at_chance_of_a_model_that_scores_well_fails(roots, tmp_path):
+    """A shuffled validation loader's predictions against the dataset's own targets: val_acc about 10% at every epoch,
+    ReduceLROnPlateau(mode='max') cutting the LR on it, and scheduler-stepping passed ("decided from your val_acc")."""
+    train = DataFactory(None, roots["tiny"]).make({"kind": "mnist", "split": "train"})
+    net = exported(_templates(train), tmp_path)
+    history = dict(HISTORY, val_acc=[10.5, 12.0, 11.25])
+    values = {"scheduler": _plateau(12.0, "max"), "history": history, "model": net}
+    outcome = evaluate("mnist-sgd", "scheduler-stepping", values, roots["tiny"])
+    assert not outcome.passed
+    assert "every val_acc your records hold is about what predicting one class scores (12.00% at best), while your " \
+           "model scores" in outcome.message and "So it cut the LR on noise." in outcome.message
+    # Records of the model's own accuracy: what it decided from is the task's.
+    fair = evaluate("mnist-sgd", "scheduler-stepping", dict(values, history=HISTORY, scheduler=_plateau(90.25, "max")),
+                    roots["tiny"])
+    assert fair.passed, fair.message

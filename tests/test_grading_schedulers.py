@@ -858,7 +858,8 @@ def test_lists_right_for_the_set_up_from_an_lr_set_after_the_scheduler_are_its_r
     # StepLR(opt, 0.2, 10): the LR never moves, and the causes listed were of a list read from the wrong place.
     ("steplr-arguments-by-position-swapped", "steplr", "StepLR(step_size=10, gamma=0.2): Your list repeats one LR, "
      "0.1, at every step, while torch's goes from 0.1 to 0.0008. The scheduler stored under this name was built with "
-     "step_size=0.2, gamma=10: pass the values given in CONFIGS."),
+     "step_size=0.2, gamma=10 (step_size and gamma hold each other's values: the arguments were given in another "
+     "order than StepLR's own, which keywords avoid): pass the values given in CONFIGS."),
     # range(31): OneCycleLR raises at step 31, and the entries never written were blamed on their keys.
     ("thirty-one-iterations-crash-one-cycle", "one-cycle", '`lr_histories` has no entry "OneCycleLR(max_lr=0.1, '
      'total_steps=30, pct_start=0.1)": your notebook hit an error before it was filled (code cell 2 raised '
@@ -909,3 +910,35 @@ def test_a_plateau_scheduler_tried_on_the_side_is_not_judged_on_step_order(grade
     assert result.score == result.max_score, [(c.id, c.message) for c in result.checks if not c.passed]
     assert checks(result)["step-order"].message == ("Your loop calls optimizer.step() before scheduler.step(), the "
                                                     "order torch expects.")
+
+
+def test_steplr_built_with_its_arguments_in_the_other_order_costs_its_family_not_the_replay(graded):
+    """StepLR(opt, gamma, step_size): step_size 0.5, which torch takes. The replay refused it ("must be a whole
+    number ... build this configuration with torch's StepLR", which it was), costing scheduler-runs too."""
+    by_id = checks(graded(FILES / "steplr-arguments-by-position-swapped.ipynb"))
+    assert by_id["scheduler-runs"].passed, by_id["scheduler-runs"].message
+    steplr = by_id["steplr"]
+    assert not steplr.passed and steplr.points == 0
+    assert "built with step_size=0.5, gamma=5 (step_size and gamma hold each other's values: the arguments were given " \
+           "in another order than StepLR's own" in steplr.message
+
+
+def test_an_lr_floor_set_by_hand_after_each_step_is_named_not_taken_for_rounding(graded):
+    """max(lr, 1e-3) after every scheduler.step(): StepLR(10, 0.2)'s last 0.0008 became 0.001, read as "rounded to 3
+    decimal places", and the cosine and one-cycle lists were blamed on "another scheduler on the same optimizer"."""
+    by_id = checks(graded(FILES / "lr-kept-above-a-floor.ipynb"))
+    assert "Your list is torch's StepLR run with every LR below 0.001 raised to 0.001: something sets the LR by hand " \
+           "after scheduler.step()" in by_id["steplr"].message and "rounded" not in by_id["steplr"].message
+    assert by_id["steplr"].metrics["matched"] == 2 and not by_id["one-cycle"].passed
+    runs = by_id["scheduler-runs"]
+    assert runs.passed and "another scheduler on the same optimizer" not in runs.message
+
+
+def test_an_optimizer_step_named_without_parentheses_is_said_as_no_step(graded):
+    """`opt.step` with no call: the order check said the schedulers stepped before their optimizer, "call
+    optimizer.step() first", which the code already seemed to do."""
+    order = checks(graded(FILES / "optimizer-step-without-parentheses.ipynb"))["step-order"]
+    assert not order.passed
+    assert "without calling optimizer.step(), and the run agrees: no optimizer behind your schedulers ever stepped. " \
+           "`opt.step` (line 9) names the step method without calling it" in order.message
+    assert "before their optimizer" not in order.message

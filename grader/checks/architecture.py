@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import reference
 from grader.checks.base import CheckContext, CheckFailed, Outcome, not_a_model
-from grader.checks.models import DATA, MODEL, never_moved
+from grader.checks.models import DATA, MODEL, chance_level, measured_accuracy, never_moved
 from grader.checks.registry import Param, check_kind
 from grader.loading.values import ModelValue
 
@@ -313,6 +313,21 @@ def _step(node: Any) -> str:
         else ""
 
 
+def _rule_without_parameters(net: Any, dataset: Any) -> tuple[float, float] | None:
+    """(accuracy with every parameter 0, accuracy as trained) where the first is clearly above what predicting one
+    class scores: scores a network gets from its parameters are then all alike, so its code's rule classifies."""
+    import torch
+
+    try:
+        zeroed = net.with_parameters({name: torch.zeros_like(t) for name, t in net.parameters.items()})
+        without = measured_accuracy(zeroed, dataset.X, dataset.Y)[0]
+    except Exception:  # noqa: BLE001 - a forward pass that fails without its weights (a division by one) decides nothing
+        return None
+    if chance_level(without, dataset.Y) is not None:
+        return None
+    return without, measured_accuracy(net, dataset.X, dataset.Y)[0]
+
+
 @check_kind("learned_network", model=MODEL, data=DATA)
 def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
     """The model is a network that training can change: its scores on ``data`` move with parameters it reads.
@@ -361,6 +376,13 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
                               f"{'has' if len(steps) == 1 else 'have'} no gradient, so what it learns is one answer "
                               f"per value of that step (a table of the squares, say), read off by its code.{learn}",
                        metrics=metrics)
+    ruled = _rule_without_parameters(net, dataset)
+    if ruled is not None:
+        rule = f" through {listed}, which {'has' if len(steps) == 1 else 'have'} no gradient" if steps else ""
+        return Outcome(False, f"`{model}` still scores {ruled[0]:.2f}% on the {len(dataset.Y)} points with every one "
+                              f"of its {n} parameters set to 0 ({ruled[1]:.2f}% as trained): what classifies the points "
+                              f"is a rule its code computes from them{rule}, not what its parameters learned; they only "
+                              f"add to it.{learn}", metrics={**metrics, "accuracy_without_parameters": ruled[0]})
     read = f"{len(gradients)} parameter tensor{'s' if len(gradients) != 1 else ''}" if gradients else "its parameters"
     unread = net.unread_parameters() if gradients else []
     if unread:  # the tensors are the scores', the count the model's: the rest are named, as the budget counts them

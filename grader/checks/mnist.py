@@ -522,8 +522,8 @@ class FedRows:
 def fed_rows(ctx: CheckContext, model: str, data: list[dict]) -> FedRows:
     """``FedRows`` of ``model`` against the splits ``data``; empty where nothing was recorded or no split is here.
 
-    A row is compared by its sum, sum of squares and position-weighted sum, so a flip or a shift shows, and an
-    augmentation that changed more than one image in a hundred does too. "Unchanged" allows 1e-6 (x / 255 in
+    A row is compared by its sum, sum of squares and position-weighted sum, so a flip, a shift or a transpose shows,
+    and an augmentation that changed more than one image in a hundred does too. "Unchanged" allows 1e-6 (x / 255 in
     float64); "changed" holds even at 1e-2, which the same images in half precision meet, so noise, inversion or
     normalisation in the training loop show where the range of the values would not.
     """
@@ -544,7 +544,8 @@ def fed_rows(ctx: CheckContext, model: str, data: list[dict]) -> FedRows:
         return FedRows(changed=f"Of the {near[1]} rows of `{model}`'s first training batches (the kernel's record), "
                        f"{'only ' * bool(near[0])}{near[0]} are the task's images as its transform gives them, even to "
                        f"1% ({compared}): the images were changed on their way to the model (normalised, noised, "
-                       "inverted or otherwise transformed, in the pipeline or the training loop), or it was first "
+                       "inverted, their pixels rearranged (transposed, flipped, shifted) or otherwise transformed, in "
+                       "the pipeline or the training loop), or it was first "
                        "trained, or run in training mode with gradients on, on other inputs.")
     return FedRows()
 

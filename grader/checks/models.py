@@ -163,10 +163,13 @@ def measured_accuracy(model: LoadedModel, X: Any, Y: Any) -> tuple[float, int]:
     held_out=Param(bool, False, "the data must be unseen in training: a model stepped on its points (more than one "
                    "in twenty of the batches the kernel samples across the run) earns nothing; where they are more than "
                    "one in twenty rows of its first training-mode calls, the message says so"),
+    train_data=Param(dict, {}, "the split the model trains on: where the kernel's record of its first training batches "
+                     "holds that split's pixel values out of their places (images transposed, flipped or shifted), "
+                     "that is said instead of the hint", check=lambda d: data_problem(d) if d else None),
 )
 def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, above: float, below: float,
              describe: str, hint: str, scheduler: str, chance: bool = True, training: bool = False,
-             held_out: bool = False) -> Outcome:
+             held_out: bool = False, train_data: dict | None = None) -> Outcome:
     """Accuracy of the exported model, measured by the grader on data it makes itself, against a band."""
     net = ctx.value(model, "model")
     dataset = ctx.data.make(data, ctx.check_id)
@@ -209,6 +212,7 @@ def accuracy(ctx: CheckContext, model: str, data: dict, min_accuracy: float, abo
     advice = (unstepped_scheduler(ctx, scheduler) or scheduler_given_values(ctx, scheduler)
               or (untrained(net, model) if too_low else "")
               or (fed_unlike(net, dataset.X, f"`{model}`") if too_low else "")
+              or (fed_rearranged(net, splits_table(ctx, [train_data]), f"`{model}`") if too_low and train_data else "")
               or (fed_elsewhere(net, dataset.X, f"`{model}`", describe) if too_low and training else "")
               or (carried_gradients(net, f"`{model}`") if too_low else "")
               or (per_batch_scheduler(ctx, scheduler) if too_low else "")
@@ -415,6 +419,27 @@ def fed_unlike(net: Any, inputs: Any, name: str) -> str:
             f"{high:.4g}: it learned from numbers on another scale (inputs scaled or normalised on their way to the "
             "model, or other data than the task's), so here it meets numbers it never learned from. Train it on the "
             "task's inputs as they are.")
+
+
+def fed_rearranged(net: Any, table: Any, name: str) -> str:
+    """What to say when the model's first training rows (the kernel's record) are few of the training split's images
+    but most hold one's pixel values, out of their places (their sum and sum of squares are an image's, their
+    position-weighted sum is not); "" otherwise. ``table``: the split's ``signature_table``."""
+    recorded = getattr(net, "input_rows", ()) or ()
+    found = rows_from(recorded, None, 1e-2, table)
+    if found is None or found[0] * 4 >= found[1]:
+        return ""
+    unplaced = table.clone()
+    unplaced[:, 2] = 0
+    pixels = rows_from([(a, b, 0.0) for a, b, _ in recorded], None, 1e-6, unplaced)
+    if pixels is None or pixels[0] * 4 < pixels[1] * 3:
+        return ""
+    return (f"In training, {name} was fed the task's images with their pixels out of place: {pixels[0]} of the "
+            f"{pixels[1]} rows of its first training batches (the kernel's record) hold exactly the pixel values of one "
+            "of the task's training images, but not in that image's order (only "
+            f"{found[0]} match an image as it is): images transposed, flipped or shifted, or flattened after a "
+            "permute, so the grader's images, in their own order, are new to it. Flatten each image as it comes, "
+            "x.view(len(x), -1) or nn.Flatten().")
 
 
 def below_chance(acc: float, labels: Any) -> str:

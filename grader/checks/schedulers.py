@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import math
@@ -33,9 +34,9 @@ from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, des
 from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.data import data_problem
 from grader.checks.mnist import SLACK_IMAGES, rounding
-from grader.checks.models import measured_accuracy, repeated_calls, scheduler_given_values
+from grader.checks.models import chance_level, measured_accuracy, repeated_calls, scheduler_given_values
 from grader.checks.registry import Param, check_kind
-from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, close, rounded, same
+from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, clamped, close, rounded, same
 from grader.diagnosis.lr_fitting import readings as read_run
 from grader.diagnosis.lr_messages import (CodeHints, Diagnosis, SharedList, Stored, diagnose, diagnose_shared,
                                           shared_lists, shared_message)
@@ -258,7 +259,7 @@ def _args(*spec: str) -> Callable[[dict, dict], dict]:
 
 # torch.optim.lr_scheduler classes the grader rebuilds, by name, with how to read their arguments from the state.
 REBUILD: dict[str, Callable[[dict, dict], dict]] = {
-    "StepLR": _args("#step_size", "gamma"),
+    "StepLR": _args("step_size", "gamma"),  # torch takes a fractional step_size (last_epoch // it still counts)
     "MultiStepLR": _milestones,
     "ExponentialLR": _args("gamma"),
     "CosineAnnealingLR": _args("T_max", "eta_min"),
@@ -367,7 +368,8 @@ def _backing_problem(reported: object, value: object, n: int, accepted: list[str
     try:
         rebuilt, runs = replay_readings(value, n)
     except ReplayError as e:
-        build = f". Build this configuration with torch's {family}, as CONFIGS says" if family else ""
+        build = f". Build this configuration with torch's {family}, as CONFIGS says" if family and value.cls != family \
+            else ""
         return f"it cannot be verified: {e}{build}", ""
     # get_last_lr()'s one-element lists are that run read as it gives it: the family checks take its points, not this.
     single = isinstance(reported, (list, tuple)) and bool(reported) and all(
@@ -439,6 +441,8 @@ def _reading(lrs: list[float], runs: dict, accepted: list[str]) -> str | None:
     reading = next((r for r in accepted if same(lrs, runs.get(r))), None)
     if reading is None and any(rounded(lrs, runs.get(r)) for r in accepted):  # the family checks say it is rounded
         reading = "rounded"
+    if reading is None and clamped(lrs, runs.get("after")):  # the run, its LR then set by hand: the family checks say
+        reading = "clamped"
     after = runs.get("after") or []
     if reading is None and "initial" in accepted and len(lrs) == len(after) + 1 and same(lrs[1:], after):
         reading = "initial"  # the run with another value in front than its initial LR: the family checks name it
@@ -571,6 +575,16 @@ def _scheduler_first(value) -> list[str]:
             if isinstance(s, SchedulerExport) and s.calls and s.steps_since_made[0] <= 0]
 
 
+def _bare_steps(source: str) -> list[tuple[int, str]]:
+    """(line, text) of each statement that names a ``.step`` method without calling it (``opt.step``)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    return [(node.lineno, ast.unparse(node.value)) for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Attribute) and node.value.attr == "step"]
+
+
 def _all_recorded(value) -> bool:
     """Whether every exported scheduler carries the kernel's record of its step() calls (a deepcopy carries none)."""
     return isinstance(value, dict) and bool(value) and all(isinstance(s, SchedulerExport) and s.calls
@@ -617,6 +631,16 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
                           "though the schedulers stepped (torch keeps that record on each optimizer, for its warning). "
                           "So the optimizer.step() in your loop steps another optimizer, and torch warns that a "
                           "scheduler stepped before its optimizer. Step the optimizer you gave to the scheduler.",
+                          details=details)
+    alone = [o for o in orders if o.verdict == "alone"]
+    if alone and idle and len(idle) == len(exported):  # the code and the run agree: no optimizer step at all
+        o = alone[0]
+        bare = _bare_steps(dict(ctx.code_cells).get(o.cell, ""))
+        said = (f" `{bare[0][1]}` (line {bare[0][0]}) names the step method without calling it: without "
+                "parentheses it does nothing." if bare else "")
+        raise CheckFailed(f"Your loop in code cell {o.cell} steps `{o.receiver}` (line {o.line}) without calling "
+                          f"optimizer.step(), and the run agrees: no optimizer behind your schedulers ever stepped."
+                          f"{said} Call optimizer.step() and then scheduler.step() in each iteration, as in training.",
                           details=details)
     first = _scheduler_first(exported)
     if first:
@@ -736,6 +760,23 @@ def _recorded_on_training(ctx: CheckContext, series: dict[str, list[float]], rec
             "validation pass runs over the training data, and the val_loss recorded with it is a training loss.")
 
 
+def _records_at_chance(ctx: CheckContext, series: dict[str, list[float]], records: dict, key: str) -> str:
+    """Where every recorded ``key`` value (an accuracy) is about what predicting one class scores while the exported
+    model scores well above that on ``records``' validation split: what the records then are; "" otherwise."""
+    reported, net = series.get(key), ctx.exports.values.get(records.get("model", ""))
+    if not reported or not isinstance(net, ModelValue) or "val" not in records:
+        return ""
+    scale = 100 if all(0 <= v <= 1 for v in reported) else 1
+    val = ctx.data.make(records["val"], ctx.check_id)
+    on_val = measured_accuracy(net, val.X, val.Y)[0]
+    if chance_level(on_val, val.Y) is not None or any(chance_level(v * scale, val.Y) is None for v in reported):
+        return ""
+    return (f"every {key} your records hold is about what predicting one class scores ({max(reported) * scale:.2f}% "
+            f"at best), while your model scores {on_val:.2f}% on the validation images (measured by the grader): the "
+            "records are not the model's accuracy (its predictions compared with labels in another order, a shuffled "
+            "validation loader's batches against the dataset's own `targets`, say, or with other labels).")
+
+
 def _a_training_batch(ctx: CheckContext, splits: dict, best: float, calls: tuple[int, ...]) -> str:
     """Where ``best`` is the loss of one of the optimizer steps that trained ``splits``' model, as the kernel recorded
     each step's cross-entropy: which step (the last before a step() call of the scheduler's, where it is one of
@@ -770,6 +811,11 @@ def _plateau_metric(ctx: CheckContext, sched: SchedulerExport, export: str, said
                                 if math.isclose(v, best, rel_tol=1e-9, abs_tol=1e-12)), None))}
     for key, needs in allowed.items():
         if key in found and mode == needs:
+            noise = _records_at_chance(ctx, series, splits, key) if mode == "max" else ""
+            if noise:
+                raise CheckFailed(f"`{export}` decided from your {key} (its best value, {best:.4g}, is your {key} at "
+                                  f"epoch {found[key]}), but {noise} So it cut the LR on noise. Count the correct "
+                                  "predictions against each batch's own labels.", details={"matched": key})
             on_training = _recorded_on_training(ctx, series, splits)
             if on_training:
                 raise CheckFailed(f"`{export}` decided from your {key} (its best value, {best:.4g}, is your {key} at "

@@ -51,12 +51,15 @@ def rounded(lrs: Sequence[float], run: Sequence[float] | None) -> str | None:
     """How ``lrs`` is ``run`` rounded ("4 decimal places", "3 significant digits"), or None when it is not.
 
     Rounding that keeps fewer than three significant digits of the largest LR is not recognised: so coarse a list
-    could be another schedule's as well.
+    could be another schedule's as well; nor is one that changes a single LR of the run.
 
     >>> rounded([0.0997, 0.0989], [0.0997261, 0.0989074]), rounded([0.1, 0.1], [0.0997261, 0.0989074])
     ('4 decimal places', None)
     """
     if run is None or len(run) != len(lrs) or not run or same(lrs, run):
+        return None
+    # One LR of the run changed is as much a value set by hand (a floor, a cap) as a rounding: neither is named.
+    if len({x for x, y in zip(run, lrs) if not close(x, y)}) < 2:
         return None
     top = max(abs(x) for x in run)
     for places in range(11):
@@ -65,6 +68,23 @@ def rounded(lrs: Sequence[float], run: Sequence[float] | None) -> str | None:
     for digits in range(3, 11):
         if same(lrs, [float(f"{x:.{digits}g}") for x in run]):
             return f"{digits} significant digits"
+    return None
+
+
+def clamped(lrs: Sequence[float], run: Sequence[float] | None) -> tuple[str, float] | None:
+    """("floor", c) where ``lrs`` is ``run`` with every LR below c raised to c, ("cap", c) where every LR above c
+    is lowered to c, for a c that changes some of the run; None otherwise.
+
+    >>> clamped([0.1, 0.02, 0.001], [0.1, 0.02, 0.0008]), clamped([0.05, 0.05, 0.01], [0.1, 0.05, 0.01])
+    (('floor', 0.001), ('cap', 0.05))
+    """
+    if run is None or len(run) != len(lrs) or not run or same(lrs, run):
+        return None
+    low, high = min(lrs), max(lrs)
+    if same(lrs, [max(x, low) for x in run]):
+        return "floor", low
+    if same(lrs, [min(x, high) for x in run]):
+        return "cap", high
     return None
 
 

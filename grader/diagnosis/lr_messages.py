@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.diagnosis.lr_fitting import (RTOL, Fit, as_floats, call, changed, close, fit, rebuilt_runs, restarts,
-                                        rounded, same, torch_runs)
+from grader.diagnosis.lr_fitting import (RTOL, Fit, as_floats, call, changed, clamped, close, fit, rebuilt_runs,
+                                        restarts, rounded, same, torch_runs)
 from reference.schedules import BASE_LR, COURSE_CONFIGS, N_STEPS, SchedulerConfig, lr_history
 
 
@@ -186,16 +186,22 @@ def _a(word: str) -> str:
     return f"{'an' if word[0] in 'AEIU' else 'a'} {word}"
 
 
-def _built_with(built: dict) -> str:
+def _built_with(built: dict, config: SchedulerConfig) -> str:
     values = ", ".join(f"{k}={v!r}" for k, v in built.items())
-    return f"The scheduler stored under this name was built with {values}: pass the values given in CONFIGS."
+    keys = list(built)
+    swapped = len(keys) == 2 and all(
+        all(isinstance(v, (int, float)) for v in (built[a], config.params.get(b))) and close(built[a], config.params[b])
+        for a, b in (keys, keys[::-1]))
+    order = (f" ({keys[0]} and {keys[1]} hold each other's values: the arguments were given in another order than "
+             f"{config.family}'s own, which keywords avoid)" if swapped else "")
+    return f"The scheduler stored under this name was built with {values}{order}: pass the values given in CONFIGS."
 
 
 def _fit_cause(found: Fit, config: SchedulerConfig, base_lr: float, diffs: dict, stored: Stored | None) -> str:
     """Why a fitted configuration differs, from the scheduler stored under the name where it shows it."""
     built = stored.unlike(config) if stored is not None else {}
     if built:
-        return _built_with(built)
+        return _built_with(built, config)
     if "lr" in diffs:
         fresh = f"Give every scheduler a fresh SGD(..., lr={_g(base_lr)})"
         made = stored.base_lrs[0] if stored is not None and stored.base_lrs else None
@@ -286,11 +292,19 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
         built = hints.stored.unlike(config) if hints.stored and hints.stored.family == config.family else {}
         if built:  # its own settings keep it there (a step_size past the run, a gamma of 1): no cause to guess
             return Diagnosis("constant", f"Your list repeats one LR, {_g(lrs[0])}, at every step, while torch's goes "
-                             f"from {_g(ref[0])} to {_g(ref[-1])}. {_built_with(built)}")
+                             f"from {_g(ref[0])} to {_g(ref[-1])}. {_built_with(built, config)}")
         return _constant(lrs[0], runs, base_lr)
     rounding = next(((reading, how) for reading, run in runs.items() if (how := rounded(lrs, run))), None)
     if rounding is not None:
         return _rounded(config, lrs, runs, *rounding, n, base_lr, hints)
+    bound = clamped(lrs, ref)
+    if bound is not None:
+        kind, value = bound
+        moved = f"below {_g(value)} raised" if kind == "floor" else f"above {_g(value)} lowered"
+        return Diagnosis("clamped", f"Your list is torch's {config.family} run with every LR {moved} to {_g(value)}: "
+                         f"something sets the LR by hand after scheduler.step() ({'max' if kind == 'floor' else 'min'}"
+                         f"(lr, {_g(value)}), say), and the optimizer then trains at that LR, not the schedule's. Leave "
+                         "the LR to the scheduler.")
     initial = _g(runs["initial"][0])
     if same(lrs, runs["before"]):
         return Diagnosis("recorded_before_step", f"Your list is shifted by one step: it starts with the initial LR "

@@ -220,9 +220,14 @@ def _first_forward(module, args):
 def signature_rows(x):
     """(sum, sum of squares, position-weighted sum) of each row of a batch, as an (n, 3) float64 tensor: which points a
     model was fed whatever their order, their shape (an image or its flattened row) or their float type; the
-    weighted sum tells a flipped or shifted image from its original. The grader computes the same for its points."""
+    weighted sum tells a flipped, shifted or transposed image from its original. The grader computes the same for its
+    points.
+
+    The weights are spread over [-1, 1] in no order (the fractional parts of multiples of the golden ratio): weights
+    that grow with the position give a centred digit and its mirror image or transpose nearly the same sum.
+    """
     rows = x.detach().cpu().double().reshape(len(x), -1)
-    weights = rows.new_ones(rows.shape[1]).cumsum(0) / rows.shape[1]
+    weights = 2 * (rows.new_ones(rows.shape[1]).cumsum(0) * 0.6180339887498949).frac() - 1
     out = rows.new_empty((len(rows), 3))
     out[:, 0], out[:, 1], out[:, 2] = rows.sum(1), (rows * rows).sum(1), rows @ weights
     return out
