@@ -942,3 +942,16 @@ def test_an_optimizer_step_named_without_parentheses_is_said_as_no_step(graded):
     assert "without calling optimizer.step(), and the run agrees: no optimizer behind your schedulers ever stepped. " \
            "`opt.step` (line 9) names the step method without calling it" in order.message
     assert "before their optimizer" not in order.message
+
+
+def test_the_order_message_says_the_lrs_come_out_the_same_only_where_every_scheduler_stepped_thirty_times():
+    """sched.step() once before the loop, then the loop: told "the LRs you record come out the same here", though
+    each list was shifted a step (the family checks said so)."""
+    from grader.checks.schedulers import _lrs_alike
+    from grader.loading.values import SchedulerExport
+
+    def exported(*steps):
+        return {f"s{i}": SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": n}, None, (1,), "StepLR")
+                for i, n in enumerate(steps)}
+    assert _lrs_alike(exported(30, 30)) == "The LRs you record come out the same here (each scheduler stepped 30 times). "
+    assert _lrs_alike(exported(30, 31)) == "" and _lrs_alike({}) == ""

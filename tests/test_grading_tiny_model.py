@@ -151,9 +151,12 @@ def test_a_kernel_whose_messaging_is_patched_ends_in_a_graded_error(exercise):
     assert result.score == 0
 
 
+UNREGISTERED = (" Tensors the module does not register are what count_parameters and torchinfo leave out: plain "
+                "tensors, and layers or nn.Parameters kept in a Python list or dict (register those in an nn.ModuleList "
+                "or nn.ParameterList).")
 # What the budget counts besides parameters (rule: grader/loading/model_graph.py). Each memoriser fits its training
-# points, so the accuracy measured is 100%: the budget must stop it, and so must `a-network` where nothing in it could
-# be trained (no parameters at all).
+# points, so the accuracy measured is 100%: the budget must stop it, and so must `a-network`, as nothing in it could be
+# trained (no parameters at all) or its recall classifies with every parameter at 0.
 MEMORISERS = {
     "memorise-buffers.ipynb": (901, ("Your model has 0 parameters, but stores 900 numbers in buffers (`points`: 360, "
                                      "`votes`: 540) and 1 number written into the forward pass as a value (such as "
@@ -163,7 +166,7 @@ MEMORISERS = {
                                       "in the forward pass or taken from outside the model: 360 + 180) and 1 number "
                                       "written into the forward pass as a value (such as 2); the budget counts both: "
                                       "541 numbers; the full budget is 33. torchinfo counts 0 parameters, as it counts "
-                                      "parameters only.")),
+                                      "parameters only." + UNREGISTERED)),
     # Its 180 points' coordinates, each in (x - c) ** 2: the whole-number exponents are h * h, and count nothing.
     "memorise-floats.ipynb": (360, ("Not credited until `fits-training-data` passes. Your model has 0 parameters, but "
                                     "stores 360 numbers written into the forward pass as values (such as -0.823595, "
@@ -174,8 +177,9 @@ MEMORISERS = {
                                   "the forward pass or taken from outside the model: 360 + 540) and 2 numbers written "
                                   "into the forward pass as values (such as -500, 50); the budget counts both: 911 "
                                   "numbers; the full budget is 33. torchinfo counts 9 parameters, as it counts "
-                                  "parameters only. Your model's forward hooks ran while the grader captured it, so "
-                                  "what they compute and keep is counted too: a forward hook on the model (recall).")),
+                                  "parameters only." + UNREGISTERED + " Your model's forward hooks ran while the "
+                                  "grader captured it, so what they compute and keep is counted too: a forward hook "
+                                  "on the model (recall).")),
 }
 
 
@@ -541,3 +545,19 @@ def test_a_quantised_model_is_named_as_such_when_it_cannot_be_captured():
     said = _quantized_advice(quantised)
     assert said.startswith(". Your model holds quantised layers (`0`") and "export the float model" in said
     assert _quantized_advice(net) == ""
+
+
+def test_a_model_made_again_after_a_run_that_trained_is_told_to_export_the_trained_one(tmp_path):
+    """`model = Tiny()` after the loop trained `net`: a-network said "weights written by hand, say" and advised an
+    AveragedModel, though the run's record shows a loop computed its loss hundreds of times."""
+    from mnist_support import evaluate, exported
+
+    torch.manual_seed(0)
+    net = exported(torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)), tmp_path,
+                   input_shape=(2,))
+    fresh = dataclasses.replace(net, initial=dict(net.parameters))
+    ran = evaluate("tiny-model", "a-network", {"model": dataclasses.replace(fresh, loss_calls={"cross_entropy": 300})})
+    assert not ran.passed and "though the run called the cross-entropy loss 300 times: if a loop trained, it trained " \
+                               "another object (a model made again after training" in ran.message
+    by_hand = evaluate("tiny-model", "a-network", {"model": dataclasses.replace(fresh, loss_calls={"cross_entropy": 0})})
+    assert not by_hand.passed and "weights written by hand, say" in by_hand.message

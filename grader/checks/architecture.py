@@ -395,6 +395,15 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
         said = f"{read} ({n} numbers)"
     if getattr(net, "initial", None) and never_moved(net) and not getattr(net, "steps", None) and \
             not getattr(net, "idle_steps", 0) and not getattr(net, "loaded", False):
+        calls = (getattr(net, "loss_calls", None) or {}).get("cross_entropy") or 0
+        if isinstance(calls, int) and calls > 0:  # the run trained something, so another object than this one
+            return Outcome(False, f"`{model}` computes its scores from {said}, but nothing in the run trained them: "
+                                  "its weights are those it had at its first forward pass and the kernel recorded no "
+                                  f"optimizer step on them, though the run called the cross-entropy loss {calls} "
+                                  "times: if a loop trained, it trained another object (a model made again after "
+                                  "training, `model = ...` once more, say, or a copy taken before it). Export the "
+                                  "model the loop trained; weights written by hand look the same to the record."
+                                  f"{learn}", metrics={**metrics, "trained": 0})
         # Weights worked out by hand: a network that training could change, which nothing did.
         return Outcome(False, f"`{model}` computes its scores from {said}, but nothing in the run "
                               "trained them: its weights are those it had at its first forward pass, the kernel "

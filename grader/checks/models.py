@@ -706,7 +706,11 @@ def _budget_message(count: StoredNumbers, torchinfo: int | None, fraction: float
         message += (f" That counts all {count.parameters} parameters, {count.parameters - count.trainable} of them "
                     f"frozen: frozen weights still make the model bigger (count_parameters, and torchinfo's "
                     f"\"Trainable params\", show only the {count.trainable} trainable ones).")
-    if hooks:
+    if any(name.rpartition(".")[2].startswith("lifted_tensor") for name in count.constants):
+        message += (" Tensors the module does not register are what count_parameters and torchinfo leave out: plain "
+                    "tensors, and layers or nn.Parameters kept in a Python list or dict (register those in an "
+                    "nn.ModuleList or nn.ParameterList).")
+    if hooks and count.stored:  # a hook that only looks (a debug print, activations kept aside) adds nothing here
         message += (" Your model's forward hooks ran while the grader captured it, so what they compute and keep is "
                     f"counted too: {'; '.join(hooks[:3])}.")
     if fraction < 1.0:
