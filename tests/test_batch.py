@@ -388,7 +388,7 @@ def test_the_several_notebooks_rule_picks_declared_then_newest_and_says_when_it_
     found = {f.student: f for f in discover(tmp_path, "tiny-model")}
     assert found["ann"].path.name == "work.ipynb" and found["ann"].note == (
         "2 notebooks: graded work.ipynb, the one whose metadata declares the exercise; not graded: scratch.ipynb")
-    assert found["ben"].path.name == "b.ipynb" and "the one newest (none is named after or declares" in found["ben"].note
+    assert found["ben"].path.name == "b.ipynb" and "the newest (none is named after or declares" in found["ben"].note
     assert found["cid"].path is None and found["cid"].note.startswith("ambiguous: no notebook is named after or "
                                                                       "declares 'tiny-model', and the newest ones have "
                                                                       "the same modification time")
@@ -463,28 +463,40 @@ def test_a_quiz_s_folder_rule_reads_the_quiz_field_and_never_grades_an_empty_fil
     # The template's `quiz` line in a draft and in the answers: both declare the quiz, and the newer is handed in.
     hand_in("pia/draft.toml", (FILES / "quizzes" / "convergence-one-wrong.toml").read_text(), 100)
     hand_in("pia/final.toml", (FILES / "quizzes" / "perfect.toml").read_text(), 200)
+    # An empty file named after the quiz beside the filled one, and the template left blank (its `quiz` line
+    # declares the quiz) beside answers that do not declare it: each was graded over the work, 0 points.
+    hand_in("bob/convergence.toml", "", 200)
+    hand_in("bob/convergence-answers.toml", (FILES / "quizzes" / "perfect.toml").read_text(), 100)
+    blank = "\n".join(f'{key} = ""' for key in PERFECT)
+    hand_in("gil/template.toml", f'quiz = "convergence"\n[answers]\n{blank}\n', 100)
+    hand_in("gil/answers.json", no_field, 200)
+    # The quiz's id misspelt, naming no other quiz: scored as asked, as `grader quiz check` scores it.
+    hand_in("dan.json", quiz_field.replace('"convergence"', '"convergance"'), 100)
     monkeypatch.setenv("GRADER_SECRET", "quiz-folder-rule")
     assert main(["grade", str(folder), "--exercise", "convergence", "--gradebook", str(book), "--workers", "1",
                  "--json"]) == 0
     results = {r["student"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert {name: (r["status"], r["score"]) for name, r in results.items()} == {
         "zoe": ("ok", 5), "kim": ("ok", 5), "jan": ("ok", 5), "lee": ("ok", 5), "ned": ("ok", 5), "ola": ("invalid", 0),
-        "pia": ("ok", 5)}
+        "pia": ("ok", 5), "bob": ("ok", 5), "gil": ("ok", 5), "dan": ("ok", 5)}
     assert results["ola"]["error"].startswith(f"{folder / 'ola' / 'b.toml'}: not valid TOML")
     assert main(["export", "--gradebook", str(book), "--format", "csv", "--out", str(tmp_path / "grades.csv")]) == 0
     notes = {row[0]: row[-1] for row in csv.reader((tmp_path / "grades.csv").read_text().splitlines())}
     assert notes["zoe"] == ("convergence: 2 answers files: graded conv.toml, the one whose `quiz` field declares the "
                             "quiz; not graded: td.toml")
     assert notes["kim"] == ("convergence: 2 answers files: graded answers.json, the one whose `quiz` field declares "
-                            "the quiz; not graded: notes.json")
-    assert notes["lee"] == ("convergence: 2 answers files: graded lee.json, the one newest that can be read (none is "
-                            "named after or declares the quiz); not graded: lee.toml")
-    assert notes["jan"].startswith("convergence: 2 answers files: graded jan.json, the one newest that can be read")
-    assert notes["ned"] == ("convergence: 2 answers files: graded ned.json, the one newest (none is named after or "
+                            "the quiz; not graded: notes.json (notes.json: empty, unreadable or with no answer filled "
+                            "in)")
+    assert notes["lee"] == ("convergence: 2 answers files: graded lee.json, the newest (none is named after or "
+                            "declares the quiz); not graded: lee.toml (lee.toml: empty, unreadable or with no answer "
+                            "filled in)")
+    assert notes["jan"].startswith("convergence: 2 answers files: graded jan.json, the newest")
+    assert notes["jan"].endswith("(jan.toml: empty, unreadable or with no answer filled in)")
+    assert notes["ned"] == ("convergence: 2 answers files: graded ned.json, the newest (none is named after or "
                             "declares the quiz); not graded: ned.toml")
-    assert notes["pia"] == ("convergence: 2 answers files: graded final.toml, the one newest of the 2 whose `quiz` "
+    assert notes["pia"] == ("convergence: 2 answers files: graded final.toml, the newest of the 2 whose `quiz` "
                             "field declares the quiz; not graded: draft.toml")
-    assert notes["ola"].endswith("graded b.toml, the one newest (none is named after or declares the quiz, and none "
+    assert notes["ola"].endswith("graded b.toml, the newest (none is named after or declares the quiz, and none "
                                  "can be read); not graded: a.toml")
 
 

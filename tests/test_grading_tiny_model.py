@@ -561,3 +561,17 @@ def test_a_model_made_again_after_a_run_that_trained_is_told_to_export_the_train
                                "another object (a model made again after training" in ran.message
     by_hand = evaluate("tiny-model", "a-network", {"model": dataclasses.replace(fresh, loss_calls={"cross_entropy": 0})})
     assert not by_hand.passed and "weights written by hand, say" in by_hand.message
+
+
+def test_a_forward_hook_is_said_to_be_counted_only_where_it_adds_to_the_count():
+    """A debugging hook that appends detached activations to a list: "what they compute and keep is counted too",
+    though the count was its 33 parameters alone."""
+    from grader.checks.models import _budget_message
+    from grader.loading.model_graph import StoredNumbers
+
+    hooks = ("a forward hook on `1` (save_acts)",)
+    plain = _budget_message(StoredNumbers(33, 33, {}, {}, ()), 33, 1.0, 33, hooks)
+    assert "hook" not in plain and plain.startswith("Your model has 33 parameters, within the 33-parameter budget.")
+    keeping = _budget_message(StoredNumbers(9, 9, {}, {"lifted_tensor_0": 360}, ()), 9, 0.0, 33, hooks)
+    assert "Your model's forward hooks ran while the grader captured it, so what they compute and keep is counted " \
+           "too: a forward hook on `1` (save_acts)." in keeping and UNREGISTERED in keeping

@@ -358,6 +358,25 @@ def test_check_notebook_answers_with_quiz_from_the_notebook(capsys, tmp_path):
     assert json.loads(out)["exercise"] == "lr-schedulers"
 
 
+@pytest.mark.parametrize("named", ["convergance", "convergence-answers"])
+def test_check_without_a_quiz_id_scores_a_quiz_line_misspelt_or_named_as_the_template(capsys, tmp_path, named):
+    """`quiz = "lr-scheduler"` (exit 2, "unknown quiz") where a batch of the same file scored it as asked."""
+    path = tmp_path / "mine.toml"
+    path.write_text((FILES / "perfect.toml").read_text().replace('quiz = "convergence"', f'quiz = "{named}"'))
+    code, out, err = run_cli(capsys, "quiz", "check", path, "--json", "--html", tmp_path / "a.html")
+    assert code == 0, err
+    assert json.loads(out)["exercise"] == "convergence" and json.loads(out)["score"] == 5
+
+
+def test_answers_written_in_windows_1252_are_read_with_a_note(tmp_path):
+    """`student = "José"` saved as Windows-1252: "its text encoding could not be read", 0 for every answer."""
+    path = tmp_path / "a.toml"
+    path.write_bytes('student = "Jos\u00e9"\n[answers]\nlr-role = "C"\n'.encode("cp1252"))
+    answers = read_answers(path)
+    assert answers.error is None and answers.answers == {"lr-role": "C"}
+    assert answers.notes[0].startswith("the file is not UTF-8; it was read as Windows-1252")
+
+
 def test_check_finds_the_quiz_a_file_names_in_another_case(capsys, tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text((FILES / "perfect.toml").read_text().replace('quiz = "convergence"', 'quiz = "Convergence"'))
@@ -491,6 +510,11 @@ QUIZ_IDS = ("convergence", "lr-schedulers", "training-dynamics")
     ('[answers]\nlr-role = "C ({C})"\n', "toml"),  # the label, then its option's text in brackets, or the reverse
     ('[answers]\nlr-role = "{C} (C)"\n', "toml"),
     ('[answers]\nlr-role = "C: [{C}]"\n', "toml"),
+    # A line copied from the released sheet, which lists each option as "- **C.** <its text>"
+    ('[answers]\nlr-role = "- **C.** {C}"\n', "toml"),
+    ('[answers]\nlr-role = "**C.**"\n', "toml"),
+    ('[answers]\nlr-role = "- C"\n', "toml"),
+    ('{"answers": {"lr-role": "C", "lr-role": ""}}', "json"),  # an answer, then the template's blank below it
 ])
 def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
     option = load_quiz("convergence").question("lr-role").option_text("C")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import pathlib
 import sys
 
@@ -53,6 +54,11 @@ def run_check(args: argparse.Namespace) -> int:
     answers = read_answers(args.answers)
     named = (args.quiz or answers.quiz or "").strip()  # as written: "Convergence" names the quiz convergence
     quiz_id = next((q for q in quiz_ids() if same_id(named, q)), named)
+    if quiz_id not in quiz_ids() and named and not args.quiz:
+        # The file's own `quiz` line misspelt ("lr-scheduler"): the one quiz it is close to, as a batch scores it,
+        # which the scorer's note then names.
+        close = difflib.get_close_matches(named.casefold(), quiz_ids(), n=1, cutoff=0.8)
+        quiz_id = close[0] if close else quiz_id
     if not quiz_id:
         raise UserError(answers.error or f"{args.answers}: the file does not say which quiz it answers; pass "
                                          f"--quiz ID (quizzes: {', '.join(quiz_ids())})")

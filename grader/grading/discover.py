@@ -86,6 +86,7 @@ class Declared:
 
     assignment: str | None  # the exercise or quiz it names; None where it names none
     readable: bool = True  # False: empty or unreadable, so it loses to a file that can be read (rule 4)
+    answered: bool = True  # False: an answers file with no answer filled in (the template as given)
 
 
 def declared_exercise(path: pathlib.Path) -> str | None:
@@ -112,7 +113,10 @@ def _answers_declare(path: pathlib.Path, quiz_id: str) -> Declared:
 
     answers = read_answers(path)  # never raises, never runs code; refuses what is over its size limit
     named = answers.quiz
-    return Declared(quiz_id if named is not None and names_quiz(quiz_id, named) else named, answers.error is None)
+    answered = any(value not in (None, "", [], {}) and not (isinstance(value, str) and not value.strip())
+                   for value in answers.answers.values())
+    return Declared(quiz_id if named is not None and names_quiz(quiz_id, named) else named, answers.error is None,
+                    answered)
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,11 @@ def pick(files: list[pathlib.Path], exercise_id: str, folder: pathlib.Path,
     if not candidates:
         listed = ", ".join(f"{p.relative_to(folder).as_posix()} is for {declared[p].assignment!r}" for p in files)
         return None, f"ambiguous: none of the {len(files)} {noun}s is for {exercise_id!r} ({listed})"
+    # An empty or unreadable file, or the answers template left blank, never displaces one that holds the work: the
+    # rules below choose among the others where there are any.
+    blank = [p for p in candidates if not (declared[p].readable and declared[p].answered)]
+    if blank and len(blank) < len(candidates):
+        candidates = [p for p in candidates if p not in blank]
     named = [p for p in candidates if by_name and p.stem.casefold() == exercise_id.casefold()]
     declaring = [p for p in candidates if declared[p].assignment == exercise_id]
     undeclared = [p for p in candidates if declared[p].assignment is None]
@@ -194,8 +203,11 @@ def pick(files: list[pathlib.Path], exercise_id: str, folder: pathlib.Path,
                 f"newest that can be read (none is named after or declares the {what})"
                 if len(readable) < len(undeclared) else f"newest (none is named after or declares the {what})")
     others = [p for p in files if p != chosen]
-    return chosen, (f"{len(files)} {noun}s: graded {chosen.relative_to(folder).as_posix()}, the one {rule}; "
-                    f"not graded: {_names(others, folder)}")
+    aside = [p for p in blank if p in others and len(blank) < len(files)]
+    empty = f" ({_names(aside, folder)}: empty, unreadable or with no answer filled in)" if aside else ""
+    lead = "the" if rule.startswith("newest") else "the one"
+    return chosen, (f"{len(files)} {noun}s: graded {chosen.relative_to(folder).as_posix()}, {lead} {rule}; "
+                    f"not graded: {_names(others, folder)}{empty}")
 
 
 def _escaped(c: str) -> str:

@@ -21,7 +21,7 @@ from grader.grading.secrets import MissingSeed, hidden_seeds, seed_table
 from grader.kernel.factory import FactoryHandle
 from grader.kernel.notebook import InvalidNotebook, read_submission
 from grader.quizzes.answers import read_answers
-from grader.quizzes.model import Quiz
+from grader.quizzes.model import Quiz, quiz_ids
 from grader.quizzes.scoring import score_quiz
 from grader.results import Status, SubmissionResult
 
@@ -46,7 +46,7 @@ class Job:
 
 def _grade_quiz(quiz: Quiz, job: Job) -> SubmissionResult:
     """Quizzes are scored from the answers file alone: no kernel runs."""
-    result = score_quiz(quiz, read_answers(job.path), job.student)
+    result = score_quiz(quiz, read_answers(job.path), job.student, quizzes=quiz_ids())
     return dataclasses.replace(result, notebook_sha256=file_sha256(job.path))
 
 

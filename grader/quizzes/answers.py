@@ -7,7 +7,7 @@ import json
 import pathlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from grader.kernel import untrusted
 from grader.kernel.notebook import without_magics
@@ -55,20 +55,28 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
     if suffix not in (".toml", ".json"):
         return QuizAnswers({}, path, error=f"{path}: expected a .toml, .json or .ipynb answers file")
     kind = "TOML" if suffix == ".toml" else "JSON"
+    legacy = ()
     try:
         text = _decoded(raw)
     except UnicodeDecodeError as e:
         if e.reason == NUL and raw.count(b"\x00") * 10 < len(raw):  # a stray NUL; UTF-16 without its mark has many
             return QuizAnswers({}, path, error=f"{path}: the file holds a NUL byte (at byte {e.start}), which no text "
                                                "file has; save it again as plain UTF-8 text")
-        return QuizAnswers({}, path, error=f"{path}: its text encoding could not be read (it is not UTF-8, nor UTF-16 "
-                                           "with a byte-order mark); save it again as UTF-8 (an editor's encoding "
-                                           "setting, or PowerShell's `Out-File -Encoding utf8`)")
+        if e.reason == NUL:
+            return QuizAnswers({}, path, error=f"{path}: its text encoding could not be read (it is not UTF-8, nor "
+                                               "UTF-16 with a byte-order mark); save it again as UTF-8 (an editor's "
+                                               "encoding setting, or PowerShell's `Out-File -Encoding utf8`)")
+        # Not UTF-8 and no NUL: Windows' own 8-bit text (a name with an accent, say), which every byte decodes as.
+        text = raw.decode("cp1252", errors="replace")
+        legacy = ("the file is not UTF-8; it was read as Windows-1252 (Latin-1) text: save it as UTF-8",)
     if not text.strip():  # the parsers' own words for nothing at all ("Expecting value: line 1") say little
         return QuizAnswers({}, path, error=_empty(path))
     try:
         data = tomllib.loads(text) if suffix == ".toml" else untrusted.loads(text)
-        twice = [] if suffix == ".toml" else _json_keys_twice(text)  # TOML itself refuses a key given twice
+        if suffix == ".json":  # TOML itself refuses a key given twice
+            twice, data = _json_keys_twice(text)
+        else:
+            twice = []
     except ValueError as e:  # TOMLDecodeError and JsonLimitError are ValueErrors
         reason = str(e).removeprefix("is not valid JSON: ")
         return QuizAnswers({}, path, error=f"{path}: not valid {kind} ({_parser_hint(reason, kind, text)})")
@@ -78,7 +86,8 @@ def read_answers(path: str | pathlib.Path) -> QuizAnswers:
         return QuizAnswers({}, path, error=f"{path}: {_twice_message(twice)}")
     if not isinstance(data, dict):
         return QuizAnswers({}, path, error=f"{path}: expected an object with an `answers` table")
-    return _from_mapping(data, path, "the file")
+    read = _from_mapping(data, path, "the file")
+    return replace(read, notes=(*legacy, *read.notes)) if legacy and read.error is None else read
 
 
 # How an answers file is written, by its kind: shown where a file holds nothing to read.
@@ -130,21 +139,25 @@ def _decoded(raw: bytes) -> str:
     return raw.decode("utf-8-sig")
 
 
-def _json_keys_twice(text: str) -> list[str]:
-    """Keys one JSON object gives twice with other values (json keeps the last silently; the same value twice is
-    harmless). The text already passed the limits."""
+def _json_keys_twice(text: str) -> tuple[list[str], object]:
+    """(keys one JSON object gives twice with other values, the data with each key's answer): json keeps the last
+    silently; the same value twice is harmless, and a blank beside an answer (the template's) is none, before or
+    after it. The text already passed the limits."""
     twice: list[str] = []
 
     def pairs(items: list) -> dict:
-        seen: dict = {}
+        seen, kept = {}, {}
         for key, value in items:
+            if value is None or isinstance(value, str) and not value.strip():
+                kept.setdefault(key, value)
+                continue
             if key in seen and not _same_answer(seen[key], value):
                 twice.append(key)
             seen.setdefault(key, value)
-        return dict(items)
+            kept[key] = value
+        return kept
 
-    json.loads(text, object_pairs_hook=pairs)
-    return twice
+    return twice, json.loads(text, object_pairs_hook=pairs)
 
 
 def _same_answer(first: object, second: object) -> bool:

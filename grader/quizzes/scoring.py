@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 
 from grader.quizzes.answers import QuizAnswers
 from grader.errors import UserError
-from grader.quizzes.model import Question, Quiz, load_quiz
+from grader.quizzes.model import Question, Quiz, load_quiz, quiz_ids
 from grader.results import CheckResult, Status, SubmissionResult
 
 # What students read; one place, so wording stays consistent between terminal, JSON and HTML.
@@ -25,6 +25,10 @@ MSG_SEVERAL_OPTIONS = ("{given_shown} gives {count} options ({several}), but thi
 # "C: <the option's text>".
 LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\],;!?]|\s|$)"
                       r"\s*(.*)$", re.IGNORECASE | re.DOTALL)
+# A line copied from the released sheet, which lists each option as "- **B.** <its text>": the list item's marker,
+# and the bold around the label.
+SHEET_ITEM = re.compile(r"^[-*\u2022]\s+")
+BOLD_LABEL = re.compile(r"^(\*\*|__)([a-z][.):]?)\1", re.IGNORECASE)
 # What wraps a whole answer without being part of it: markdown's bold, italics and code ("**C**", "`B`"), quotes.
 WRAPPED = re.compile(r"^(\*\*|__|[*_`\"'\u2018\u201c])(.+?)(\*\*|__|[*_`\"'\u2019\u201d])$", re.DOTALL)
 PAIRS = {"**": "**", "__": "__", "*": "*", "_": "_", "`": "`", '"': '"', "'": "'", "\u2018": "\u2019",
@@ -56,9 +60,9 @@ def _id_key(text: object) -> str:
 
 def same_id(given: object, wanted: str) -> bool:
     """Whether ``given`` names the question or quiz id ``wanted``: case, spaces, underscores, dashes and a quiz's
-    ``.toml`` aside ("LR_Schedulers.toml" is lr-schedulers)."""
+    ``.toml`` or the answers template's ``-answers`` aside ("LR_Schedulers.toml" is lr-schedulers)."""
     key = _id_key(given)
-    return key == _id_key(wanted) or key.removesuffix(".toml") == _id_key(wanted)
+    return _id_key(wanted) in (key, key.removesuffix(".toml"), key.removesuffix(".toml").removesuffix("-answers"))
 
 
 def _question_id(quiz: Quiz, given: object) -> str | None:
@@ -179,6 +183,8 @@ def _label(question: Question, given: object) -> str | None:
     if not isinstance(given, str):
         return None
     text = _unwrapped(_normal(given).strip())
+    copied = BOLD_LABEL.sub(r"\2", SHEET_ITEM.sub("", text)).strip()  # "- **B.** 0.05", as the sheet prints it
+    text = _unwrapped(copied) if copied else text
     if text.upper() in question.labels:
         return text.upper()
     if (by_content := _by_content(question, text)) is not None:
@@ -286,7 +292,7 @@ def names_quiz(quiz_id: str, named: str) -> bool:
         quiz = load_quiz(quiz_id)
     except UserError:  # no such quiz: only its id can name it
         return False
-    return _other_quiz(quiz, named, ())[0] is None
+    return _other_quiz(quiz, named, quiz_ids())[0] is None  # a misspelling of no other quiz names this one
 
 
 def score_quiz(quiz: Quiz, answers: QuizAnswers | Mapping, student: str,
