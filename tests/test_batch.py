@@ -120,8 +120,18 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
                     break
             except sqlite3.OperationalError:
                 continue
-    os.killpg(proc.pid, signal.SIGKILL)  # the batch and its workers, mid-run, without warning
+    os.kill(proc.pid, signal.SIGKILL)  # the batch alone, mid-run, without warning: whatever it started must follow
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # its workers, the kernel factory, their kernels (orphaned, they graded on)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("processes of the killed batch still ran a minute later")
     partial = sqlite3.connect(book).execute("SELECT count(*) FROM runs").fetchone()[0]
     assert 1 <= partial < 4
 
@@ -364,6 +374,14 @@ def test_wrong_exercise_and_ambiguous_folders_are_invalid_and_another_secret_is_
     assert "pass --regrade to grade every tiny-model submission again with this one" in err
     with Gradebook.open(book, create=False) as gb:
         assert gb.run_count() == 2 and set(gb.secret_fingerprints()) == {fingerprint(b"first-secret")}
+    # A student's file gone: --regrade could not regrade that result, and left the class with two secrets, every later
+    # batch refused with either one.
+    shutil.move(folder / "fay.ipynb", tmp_path / "fay.ipynb")
+    assert main(grade + ["--regrade"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"tiny-model results graded with another instructor secret for students with no submission in the folder " \
+           f"now: fay (graded from {folder / 'fay.ipynb'})" in err and "Put their submissions back" in err
+    shutil.move(tmp_path / "fay.ipynb", folder / "fay.ipynb")
     assert main(grade + ["--regrade"]) == 0
     with Gradebook.open(book, create=False) as gb:
         assert set(gb.secret_fingerprints()) == {fingerprint(b"second-secret")}
@@ -580,3 +598,22 @@ def test_checks_the_grader_could_not_evaluate_are_named_after_the_batch():
     assert line.startswith("the grader could not evaluate some checks (an error of its own, not of the notebook), "
                            "which scored no points: a-network for ada. Their scores may be too low")
     assert grader_faults(results[1:]) == ""
+
+
+def test_a_second_batch_into_a_gradebook_another_batch_is_grading_into_is_refused(tmp_path, monkeypatch, capsys):
+    """Two `grader grade` runs a second apart on one gradebook each graded the whole class: every student twice."""
+    folder, book = tmp_path / "class", tmp_path / "gb.sqlite"
+    folder.mkdir()
+    shutil.copy(FILES / "early-stopping" / "late-stop.ipynb", folder / "fay.ipynb")  # invalid here: no kernel runs
+    grade = ["grade", str(folder), "--exercise", "tiny-model", "--gradebook", str(book), "--workers", "1"]
+    monkeypatch.setenv("GRADER_SECRET", "lock-test")
+    with Gradebook.open(book) as other:
+        other.hold_for_batch()
+        assert main(grade) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"{book} is being graded into by another `grader grade` now (process {os.getpid()}): wait for it " \
+               "to finish" in err
+        assert other.run_count() == 0
+    assert main(grade) == 0  # the lock went with the gradebook that held it
+    with Gradebook.open(book, create=False) as gb:
+        assert gb.run_count() == 1

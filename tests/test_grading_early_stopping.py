@@ -134,7 +134,8 @@ def graded():
                          "validation-backward-through-a-shared-helper", "restored-model-logged-after-the-loop",
                          "fresh-model-of-the-same-class-inside", "bad-epochs-counted-since-the-start",
                          "epoch-budget-from-a-constant", "best-weights-put-into-the-global-model",
-                         "lowest-starts-at-zero-validated-in-train-mode")}
+                         "lowest-starts-at-zero-validated-in-train-mode", "patience-none-compared-as-a-number",
+                         "patience-none-taken-as-zero")}
 
 
 # Where each function that assumes a validation loader fails when the grader gives it none (the others pass).
@@ -155,7 +156,6 @@ ASSUMES_VALIDATION = {
     "smoothed-default-loss": "TypeError: 'NoneType' object is not iterable",
     "zero-grad-after-backward": "TypeError: 'NoneType' object is not iterable",
     "globals-in-the-body": "it recorded 2 training epochs",
-    "epoch-budget-from-a-constant": "it recorded 150 training epochs. That is more than n_epochs",
     # Given no loader it stops on the training loss, at epoch 3 of the run at lr=0: a placeholder counted one epoch
     # late ends there too, so both remain.
     "stops-on-training-loss-without-validation": "it recorded 3 training epochs. The course trains all n_epochs epochs "
@@ -170,7 +170,8 @@ ASSUMES_VALIDATION = {
 def test_a_function_that_assumes_a_validation_loader_is_told_where_it_fails(graded):
     """The course's function runs without validation (early stopping off): a log line that formats a missing val loss
     got full marks, as the grader never called the function without a validation loader."""
-    failing = {name: by_id(result)[NOVAL] for name, result in graded.items() if not by_id(result)[NOVAL].passed}
+    failing = {name: by_id(result)[NOVAL] for name, result in graded.items() if not by_id(result)[NOVAL].passed
+               and not name.startswith("patience-none")}  # those fail it for their patience=None, with a loader
     assert sorted(failing) == sorted(ASSUMES_VALIDATION)
     for name, check in failing.items():
         assert ASSUMES_VALIDATION[name] in check.message, (name, check.message)
@@ -923,6 +924,22 @@ def test_a_best_that_starts_at_zero_is_named_by_its_stop_and_its_best_epoch(grad
     assert records.passed and "val_loss adds up all of each epoch's 6 validation batches" in records.message
 
 
+@pytest.mark.parametrize("name, says", [
+    ("patience-none-compared-as-a-number", "Called with a validation loader and patience=None, your function failed: "
+     "When the grader ran your train_model_extended with a validation loader, patience=None"),
+    ("patience-none-taken-as-zero", "Called with a validation loader, lr=0, patience=None and n_epochs=6, your "
+     "function stopped after 2 epochs: it stops early although no patience was given"),
+])
+def test_patience_none_with_a_validation_loader_trains_every_epoch(graded, name, says):
+    """The course's default, patience=None, was never called with a validation loader: `strikes >= patience` (a
+    TypeError there) and `int(patience or 0)` (a stop at the first epoch without improvement) got 14.5/14.5."""
+    result = graded[name]
+    check = by_id(result)["without-validation"]
+    assert not check.passed and says in check.message
+    assert "patience=None means no early stopping" in check.message
+    assert result.score == 14.0  # the one mistake, in this check alone
+
+
 def test_an_optimizer_stepped_on_the_validation_batches_too_is_counted(graded):
     follows = by_id(graded["steps-on-validation"])["follows-arguments"]
     assert not follows.passed and follows.points == pytest.approx(2 / 3, abs=1e-3)
@@ -1067,7 +1084,11 @@ def test_a_run_past_its_epoch_budget_is_not_judged_on_how_it_counts_an_improveme
     assert checks["strict-improvement"].passed and checks["strict-improvement"].points == 1.0
     assert ("your function reported best_epoch 150 and ran 150 epochs, given n_epochs=12: it follows another epoch "
             "budget") in checks["strict-improvement"].message
-    assert not checks["follows-arguments"].passed
+    follows = checks["follows-arguments"]
+    assert not follows.passed and "and went through the training loader 123 times: its loop runs 123 epochs, bounded " \
+        "by something other than the n_epochs argument" in follows.message
+    # The same loop without a validation loader: follows-arguments' to charge, once (0/0.5 here too before).
+    assert checks[NOVAL].passed, checks[NOVAL].message
 
 
 def test_gradients_never_cleared_are_measured_on_the_model_handed_in_when_another_is_returned(graded):

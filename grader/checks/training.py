@@ -413,9 +413,9 @@ def _stop_comparing_with_previous(val_loss: list[float], patience: int) -> int |
     return None
 
 
-def _epochs_followed(ran: int, n_epochs: int, patience: int) -> str:
+def _epochs_followed(ran: int, n_epochs: int, patience: int, passes: object = None) -> str:
     """'' when a run that patience could not stop recorded its ``n_epochs`` epochs; else what it did, with the causes
-    that remain."""
+    that remain (``passes``: its passes over the training loader, where counted)."""
     if ran == n_epochs:
         return ""
     called = (f"The grader called your function with n_epochs={n_epochs} and patience={patience}, which cannot run "
@@ -425,6 +425,10 @@ def _epochs_followed(ran: int, n_epochs: int, patience: int) -> str:
                 if ran == n_epochs - 1 else "")
         return (f"{called}{loop}. Otherwise something besides patience stops it early: train for all n_epochs "
                 "unless the val loss has not improved for patience epochs.")
+    if whole_number(passes) and passes == ran > n_epochs + 1:  # each epoch trained: the loop ran them all
+        return (f"{called}, more than n_epochs, and went through the training loader {passes} times: its loop runs "
+                f"{passes} epochs, bounded by something other than the n_epochs argument (a global, or a number of "
+                "its own). Loop over the n_epochs it is given.")
     extra = (": either the loop runs one epoch more (one that counts from 0 up to and including n_epochs, say), or "
              "a val loss is recorded once before training" if ran == n_epochs + 1 else "")
     return f"{called}, more than n_epochs{extra}. Record one value per epoch, for n_epochs epochs at most."
@@ -645,7 +649,7 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
     # The train losses count the epochs the optimizer stepped in; the record is named on its own.
     extra = ran - len(trained) if trained and 0 < ran - len(trained) <= 2 else 0
     ran -= extra
-    epochs = _epochs_followed(ran, n_epochs, patience)
+    epochs = _epochs_followed(ran, n_epochs, patience, data.get("train_passes"))
     if extra:
         epochs = (f"{epochs} " if epochs else "") + (
             f"Your function's val_loss holds {extra} value{'s' * (extra != 1)} more than its train_loss ({ran + extra} "
@@ -695,10 +699,46 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
             full=Param(str, "", "a dict export of a run with validation that patience cannot stop (val_loss, "
                                 "n_epochs): a loop that records another number of epochs there too is that loop's "
                                 "doing, judged by the check reading that run, not a want of validation",
-                       export=True))
-def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome:
-    """Without a validation loader the function still runs, and trains every epoch: early stopping needs a val loss
-    (the course turns it off then), and the validation pass and a log line must not assume one."""
+                       export=True),
+            no_patience=Param(str, "", "a dict export of a run given a validation loader and patience=None (val_loss, "
+                                       "n_epochs, lr): the course keeps every epoch then, as its early stopping needs a "
+                                       "patience", export=True))
+def trains_without_validation(ctx: CheckContext, run: str, full: str, no_patience: str = "") -> Outcome:
+    """Without a validation loader, or without a patience, the function still runs, and trains every epoch: early
+    stopping needs both (the course turns it off otherwise), and the validation pass and a log line must not assume
+    one."""
+    unpatient = _without_patience(ctx, no_patience) if no_patience else ""
+    try:
+        outcome = _without_validation(ctx, run, full)
+    except CheckFailed as e:
+        raise CheckFailed(" ".join(filter(None, (e.message, unpatient))), e.metrics, e.details) from None
+    if unpatient:
+        return Outcome(False, f"{outcome.message} {unpatient}", metrics=outcome.metrics)
+    return outcome
+
+
+def _without_patience(ctx: CheckContext, run: str) -> str:
+    """What is wrong with the grader's call given patience=None (a crash, or a stop before n_epochs); "" if nothing."""
+    try:
+        data = ctx.value(run, "dict")
+    except CheckFailed as e:
+        if run not in ctx.exports.problems:  # not exported at all (an older run of the grader): nothing to judge
+            return ""
+        return (f"Called with a validation loader and patience=None, your function failed: {e.message.rstrip('.')}. "
+                "patience=None means no early stopping, as in the course's function: compare the count with it only "
+                "when it is not None (`if patience is not None and waited >= patience`).")
+    curve = as_curve(data.get("val_loss")) or as_curve(data.get("train_loss")) or []
+    n_epochs, lr = data.get("n_epochs"), data.get("lr")
+    if not whole_number(n_epochs) or len(curve) >= n_epochs:
+        return ""
+    at = f"lr={lr:g}, " if isinstance(lr, (int, float)) else ""
+    return (f"Called with a validation loader, {at}patience=None and n_epochs={n_epochs}, your function stopped after "
+            f"{len(curve)} epochs: it stops early although no patience was given (None taken as 0, say, or a "
+            "patience of its own). patience=None means no early stopping, as in the course's function: train all "
+            "n_epochs epochs, and still put the best weights back.")
+
+
+def _without_validation(ctx: CheckContext, run: str, full: str) -> Outcome:
     try:
         data = ctx.value(run, "dict")
     except CheckFailed as e:
@@ -720,7 +760,8 @@ def trains_without_validation(ctx: CheckContext, run: str, full: str) -> Outcome
                      "course records one per epoch (the loss over the epoch's batches)." + (
                          "" if trained == n_epochs else f" Its {ran} steps make {trained} epochs of the loader's "
                          f"{data['batches']} batches, not n_epochs={n_epochs}."))
-    elif ran != n_epochs and ran - n_epochs != _epochs_off(ctx, full):
+    elif ran != n_epochs and ran - n_epochs != (off := _epochs_off(ctx, full)) and not (
+            ran > n_epochs and off is not None and off > 0):  # past its budget with validation too: the loop's doing
         wrong.append(f"{called}: it recorded {ran} training epochs. " + (
             "The course trains all n_epochs epochs then: early stopping works only with both a validation loader and "
             f"a patience, and none was given. "

@@ -287,9 +287,11 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
     gradebook = Gradebook.open(args.gradebook)
     try:
         gradebook.ensure_writable()  # a read-only gradebook is refused before any kernel runs
+        gradebook.hold_for_batch()  # and one another batch is grading into
         secret, secret_path = instructor_secret(args, config)
         # Before anything is graded or shown; --regrade of some students only would mix two secrets in one class.
-        check_secret(gradebook, secret, assignment.id, args.regrade and not args.student)
+        check_secret(gradebook, secret, assignment.id, args.regrade and not args.student,
+                     {item.student for item in everyone})
         times, unused, match = hand_in_times(args, everyone, gradebook, config)
         chosen = {item.student for item in found}
         times = {student: at for student, at in times.items() if student in chosen}

@@ -320,11 +320,26 @@ class SecretMismatch(UserError):
     """The gradebook's results used another secret: grading on would mix two sets of hidden data in one class."""
 
 
-def check_secret(gradebook: Gradebook, secret: bytes | None, assignment_id: str, regrade: bool) -> None:
-    """Refuse a secret other than the one the gradebook's current results used, unless every result is regraded."""
-    if secret is None or regrade:
+def check_secret(gradebook: Gradebook, secret: bytes | None, assignment_id: str, regrade: bool,
+                 students: set[str] | None = None) -> None:
+    """Refuse a secret other than the one the gradebook's current results used, unless every result is regraded: a
+    ``--regrade`` that cannot regrade some (``students``, those in the folder, lacks them) is refused before it
+    starts, as it would leave one class with two sets of hidden data."""
+    if secret is None:
         return
     mine = fingerprint(secret)
+    if regrade:
+        left = {student: path for student, path in gradebook.secret_holders(assignment_id, mine).items()
+                if students is not None and student not in students}
+        if left:
+            listed = "; ".join(f"{student} (graded from {path})" for student, path in list(left.items())[:5])
+            more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+            raise SecretMismatch(
+                f"{gradebook.path} holds {assignment_id} results graded with another instructor secret for students "
+                f"with no submission in the folder now: {listed}{more}. --regrade with secret {mine} cannot regrade "
+                "them, and would leave the class with two sets of hidden data. Put their submissions back in the "
+                "folder and run it again, or grade with the secret those results used.", assignment=assignment_id)
+        return
     others = {f: ids for f, ids in gradebook.secret_fingerprints().items() if f != mine}
     if others:
         used = "; ".join(f"{', '.join(ids)} with secret {f}" for f, ids in sorted(others.items()))
@@ -352,7 +367,7 @@ def grade_class(found: list[Found], assignment: Assignment, gradebook: Gradebook
     skipped and interrupted students keep theirs too.
     """
     start = time.monotonic()
-    check_secret(gradebook, secret, assignment.id, regrade)
+    check_secret(gradebook, secret, assignment.id, regrade, {item.student for item in found})
     if times:
         record_times(gradebook, assignment.id, {(item.student, file_sha256(item.path)): times[item.student]
                                                 for item in found if item.path and item.student in times})

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import gc
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
 from grader.errors import EXIT_INTERRUPTED, UserError
 from grader.kernel.sandbox import stop_open_sandboxes
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -79,12 +83,18 @@ def signals_blocked() -> Iterator[None]:
 
 
 def worker_started() -> None:
-    """A worker's initializer: Ctrl-C is the parent's to handle; SIGTERM stops this worker's kernels and ends it."""
+    """A worker's initializer: Ctrl-C is the parent's to handle; SIGTERM stops this worker's kernels and ends it, and
+    comes when the parent dies, however it dies (a SIGKILL of the batch leaves no worker grading for no one)."""
     # A spawned worker's interpreter ends with a collection of every object torch made, half a second per worker
     # at the end of each batch; frozen first, it is skipped (the process is ending: nothing needs freeing).
     atexit.register(gc.freeze)
+    parent = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT held since start-up is dropped here
     signal.signal(signal.SIGTERM, _stop_worker)
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent or parent == 1:  # the parent died before the signal was armed: no one to serve
+            os.kill(os.getpid(), signal.SIGTERM)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 

@@ -285,6 +285,7 @@ class Gradebook:
 
     def __init__(self, conn: sqlite3.Connection, path: pathlib.Path) -> None:
         self.conn, self.path = conn, path
+        self._batch_lock: int | None = None  # the descriptor holding ``hold_for_batch``'s lock, while a batch runs
 
     @classmethod
     def open(cls, path: str | pathlib.Path, create: bool = True) -> Gradebook:
@@ -330,6 +331,33 @@ class Gradebook:
 
     def close(self) -> None:
         self.conn.close()
+        if self._batch_lock is not None:
+            os.close(self._batch_lock)  # releases the lock
+            self._batch_lock = None
+
+    def hold_for_batch(self) -> None:
+        """Hold an advisory lock on ``<gradebook>.lock`` until this gradebook closes: a second batch grading into the
+        same gradebook meanwhile is refused, where both would grade every submission (SQLite keeps the writes
+        consistent, not the work). The lock goes with the process, however it ends."""
+        import fcntl
+
+        lock = pathlib.Path(f"{self.path}.lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise GradebookError(sqlite_problem(lock, e)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise GradebookError(f"{self.path} is being graded into by another `grader grade` now"
+                                 + (f" (process {holder})" if holder.isdigit() else "") + ": wait for it to finish, "
+                                 "or stop it (Ctrl-C keeps what it graded), then run this one; it grades only what "
+                                 "is left.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._batch_lock = fd
 
     def __enter__(self) -> Gradebook:
         return self
@@ -404,6 +432,13 @@ class Gradebook:
         for fingerprint, exercise in rows:
             found.setdefault(fingerprint, []).append(exercise)
         return found
+
+    def secret_holders(self, exercise: str, fingerprint: str) -> dict[str, str]:
+        """{student: the path of the submission graded} for the current results of ``exercise`` graded with another
+        secret than ``fingerprint`` (those recorded with one)."""
+        rows = self.conn.execute("SELECT student, path FROM current_runs WHERE exercise=? AND secret_fingerprint != '' "
+                                 "AND secret_fingerprint != ? ORDER BY student", (exercise, fingerprint))
+        return dict(rows.fetchall())
 
     def durations(self, exercise: str) -> dict[str, float]:
         """Seconds each student's current run of ``exercise`` took: how long the next one is expected to take."""
