@@ -30,6 +30,7 @@ import difflib
 import math
 from collections.abc import Callable
 
+from grader import source_trees
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, describe
 from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.data import data_problem
@@ -588,7 +589,7 @@ def _lrs_alike(exported: dict | None) -> str:
 def _bare_steps(source: str) -> list[tuple[int, str]]:
     """(line, text) of each statement that names a ``.step`` method without calling it (``opt.step``)."""
     try:
-        tree = ast.parse(source)
+        tree = source_trees.parse(source)
     except (SyntaxError, ValueError):
         return []
     return [(node.lineno, ast.unparse(node.value)) for node in ast.walk(tree)

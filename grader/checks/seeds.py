@@ -292,6 +292,7 @@ class Off:
     truncated: bool = False  # it is the measured accuracy with its decimals cut off (int())
     run_epoch: int = 0  # the epoch of the model's own run (the set-up's, replayed) whose val accuracy it equals
     run_peak: bool = False  # and that is the run's highest val accuracy
+    run_best: bool = False  # and that epoch is the run's best (lowest val loss), the one to store restored
 
     @property
     def explained(self) -> bool:
@@ -299,11 +300,15 @@ class Off:
                     or self.truncated or self.run_epoch)
 
     def __str__(self) -> str:
+        if self.run_best:
+            return (f"{self.figure} reported {self.reported:.2f}% is the val accuracy of its run's best epoch, "
+                    f"{self.run_epoch} (the course set-up's run, which the grader replays), but the model stored is "
+                    f"not that epoch's (measured on it: {self.measured:.2f}%)")
         if self.run_epoch:
             which = "the highest val accuracy of any epoch" if self.run_peak else f"the val accuracy of epoch " \
                 f"{self.run_epoch}"
             return (f"{self.figure} reported {self.reported:.2f}% is {which} of its run (the course set-up's, which the "
-                    f"grader replays), not what the model stored scores ({self.measured:.2f}%)")
+                    f"grader replays), not what the model stored scores (measured: {self.measured:.2f}%)")
         if self.truncated:
             return (f"{self.figure} reported {self.reported:g} is the grader's measurement, {self.measured:.2f}%, with "
                     "its decimals cut off")
@@ -377,10 +382,13 @@ def _in_its_run(off: list[Off], net: LoadedModel, seed: int, equal: float) -> li
     trajectory = _course_trajectory(seed)
     accs = trajectory["val_accs"][:trajectory["val"][1]]  # up to the set-up's stop
     marked = []
+    best = trajectory["val"][0]
     for o in off:
         epochs = [e for e, acc in enumerate(accs, 1) if abs(o.reported - acc) <= equal]
         if o.figure == "val_acc" and not o.explained and epochs:
-            o = replace(o, run_epoch=epochs[0], run_peak=abs(o.reported - max(accs)) <= equal)
+            peak = abs(o.reported - max(accs)) <= equal
+            at = best if best in epochs else next(e for e in epochs if not peak or abs(accs[e - 1] - max(accs)) <= equal)
+            o = replace(o, run_epoch=at, run_peak=peak and at != best, run_best=at == best)
         marked.append(o)
     return marked
 
@@ -435,7 +443,7 @@ def _results_hint(offs: dict[int, list[Off]], groups: list[list[int]], models: s
                      "others: count the correct predictions over all the points and divide by their number.")
     if any(o.fraction for o in flat):
         hints.append("Report every accuracy in percent (100 * correct / total).")
-    if any(o.run_epoch for o in flat):
+    if any(o.run_epoch and not o.run_best for o in flat):
         hints.append("A figure read from the run's history (its highest val accuracy, max(history.val_acc), say) is "
                      "another epoch's than the one the val loss picked and restored: report what the stored model "
                      "scores, evaluated after training.")
@@ -594,8 +602,8 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list, optimizer: str = 
             why = f", {KEPT_BY[curve]}, which early stopping on it keeps" if curve else ""
             lines.append(f"seed {seed}: it holds the course set-up's weights after epoch {held}{why}, not those of its "
                          f"best epoch {run['best_epoch']}, where the val loss was lowest")
-        elif not elsewhere and (took := max(net.steps.values(), default=0)) > run["steps"] and \
-                setup_order(net, seed) and not stepped_unlike(net, optimizer, lr):
+        elif net.initial and not elsewhere and (took := max(net.steps.values(), default=0)) > run["steps"] and \
+                not getattr(net, "loaded", False) and setup_order(net, seed) and not stepped_unlike(net, optimizer, lr):
             # The set-up's start, batches and optimizer make the set-up's run, step for step: steps past its end
             # that leave every epoch's weights were taken after it.
             trained_on.append(seed)
