@@ -814,7 +814,8 @@ def test_the_highest_val_accuracy_of_the_history_is_named_as_that_epoch_s(tmp_pa
     rows[0]["val_acc"] = peak
     exercise = load_exercise("random-seeds")
     exports = round_trip(tmp_path, {"models": nets, "results": rows},
-                         [{"name": "models", "kind": "model_dict", "input_shape": [2]}, {"name": "results", "kind": "dict"}])
+                         [{"name": "models", "kind": "model_dict", "input_shape": [2]},
+                          {"name": "results", "kind": "dict"}])
     check = next(c for c in exercise.checks if c.spec.id == "reported-vs-measured")
     outcome = check.evaluate(CheckContext(exercise.spec, exports, (), DataFactory(None, None),
                                           check_id="reported-vs-measured"))

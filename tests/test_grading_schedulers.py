@@ -919,8 +919,8 @@ def test_steplr_built_with_its_arguments_in_the_other_order_costs_its_family_not
     assert by_id["scheduler-runs"].passed, by_id["scheduler-runs"].message
     steplr = by_id["steplr"]
     assert not steplr.passed and steplr.points == 0
-    assert "built with step_size=0.5, gamma=5 (step_size and gamma hold each other's values: the arguments were given " \
-           "in another order than StepLR's own" in steplr.message
+    assert "built with step_size=0.5, gamma=5 (step_size and gamma hold each other's values: the arguments were " \
+           "given in another order than StepLR's own" in steplr.message
 
 
 def test_an_lr_floor_set_by_hand_after_each_step_is_named_not_taken_for_rounding(graded):
@@ -953,5 +953,6 @@ def test_the_order_message_says_the_lrs_come_out_the_same_only_where_every_sched
     def exported(*steps):
         return {f"s{i}": SchedulerExport("StepLR", "torch.optim.lr_scheduler", {"last_epoch": n}, None, (1,), "StepLR")
                 for i, n in enumerate(steps)}
-    assert _lrs_alike(exported(30, 30)) == "The LRs you record come out the same here (each scheduler stepped 30 times). "
+    said = "The LRs you record come out the same here (each scheduler stepped 30 times). "
+    assert _lrs_alike(exported(30, 30)) == said
     assert _lrs_alike(exported(30, 31)) == "" and _lrs_alike({}) == ""

@@ -152,8 +152,8 @@ def test_a_kernel_whose_messaging_is_patched_ends_in_a_graded_error(exercise):
 
 
 UNREGISTERED = (" Tensors the module does not register are what count_parameters and torchinfo leave out: plain "
-                "tensors, and layers or nn.Parameters kept in a Python list or dict (register those in an nn.ModuleList "
-                "or nn.ParameterList).")
+                "tensors, and layers or nn.Parameters kept in a Python list or dict (register those in an "
+                "nn.ModuleList or nn.ParameterList).")
 # What the budget counts besides parameters (rule: grader/loading/model_graph.py). Each memoriser fits its training
 # points, so the accuracy measured is 100%: the budget must stop it, and so must `a-network`, as nothing in it could be
 # trained (no parameters at all) or its recall classifies with every parameter at 0.
@@ -559,7 +559,8 @@ def test_a_model_made_again_after_a_run_that_trained_is_told_to_export_the_train
     ran = evaluate("tiny-model", "a-network", {"model": dataclasses.replace(fresh, loss_calls={"cross_entropy": 300})})
     assert not ran.passed and "though the run called the cross-entropy loss 300 times: if a loop trained, it trained " \
                                "another object (a model made again after training" in ran.message
-    by_hand = evaluate("tiny-model", "a-network", {"model": dataclasses.replace(fresh, loss_calls={"cross_entropy": 0})})
+    by_hand = evaluate("tiny-model", "a-network",
+                       {"model": dataclasses.replace(fresh, loss_calls={"cross_entropy": 0})})
     assert not by_hand.passed and "weights written by hand, say" in by_hand.message
 
 

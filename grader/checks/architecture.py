@@ -379,10 +379,11 @@ def learned_network(ctx: CheckContext, model: str, data: dict) -> Outcome:
     ruled = _rule_without_parameters(net, dataset)
     if ruled is not None:
         rule = f" through {listed}, which {'has' if len(steps) == 1 else 'have'} no gradient" if steps else ""
-        return Outcome(False, f"`{model}` still scores {ruled[0]:.2f}% on the {len(dataset.Y)} points with every one "
-                              f"of its {n} parameters set to 0 ({ruled[1]:.2f}% as trained): what classifies the points "
-                              f"is a rule its code computes from them{rule}, not what its parameters learned; they only "
-                              f"add to it.{learn}", metrics={**metrics, "accuracy_without_parameters": ruled[0]})
+        return Outcome(False, f"`{model}` still scores {ruled[0]:.2f}% on the {len(dataset.Y)} points with every "
+                              f"one of its {n} parameters set to 0 ({ruled[1]:.2f}% as trained): what classifies the "
+                              f"points is a rule its code computes from them{rule}, not what its parameters learned; "
+                              f"they only add to it.{learn}",
+                       metrics={**metrics, "accuracy_without_parameters": ruled[0]})
     read = f"{len(gradients)} parameter tensor{'s' if len(gradients) != 1 else ''}" if gradients else "its parameters"
     unread = net.unread_parameters() if gradients else []
     if unread:  # the tensors are the scores', the count the model's: the rest are named, as the budget counts them

@@ -705,7 +705,7 @@ SWEEP = dict(models=Param(str, "models", "the export holding {lr: model}", expor
             slack_images=Param(int, SLACK_IMAGES, "images a report may be off by, beyond its own rounding"))
 def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data: dict, train_data: dict,
                   slack_images: int) -> Outcome:
-    """Each rate's reported final val accuracy against the grader's count, and its loss curve against the kernel's record.
+    """Each rate's reported final val accuracy against the grader's count, and its loss curve against the record.
 
     A rate whose accuracy matches to the image but whose loss curve is off earns half its share."""
     nets, table = _sweep(ctx, models, results, lrs)
@@ -719,6 +719,8 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
         reported = accs[-1] * scale
         measured, correct = measured_accuracy(nets[lr], val.X, val.Y)
         reported_of[lr] = reported, measured
+        trend = diagnose([float(v) for v in losses]).trend.value
+        curves[f"lr={lr:g}"] = {"train_loss": [float(v) for v in losses], "val_acc": [a * scale for a in accs]}
         stepped = rows_from(getattr(nets[lr], "stepped_rows", ()) or (), val.X, 1e-6, signatures)
         if stepped is not None and stepped[0] * 20 > stepped[1]:  # a report of images it learned: none to match
             learned.append(lr)
@@ -727,8 +729,6 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
                          "across the run (the first image of each batch an optimizer step followed) were images of "
                          "that split")
             continue
-        trend = diagnose([float(v) for v in losses]).trend.value
-        curves[f"lr={lr:g}"] = {"train_loss": [float(v) for v in losses], "val_acc": [a * scale for a in accs]}
         tolerance = slack_images * 100 / len(val.Y) + rounding(accs[-1]) * scale
         # The two curves of one run, of other lengths: a loss a batch, or an epoch not validated (which, is not said).
         curve_problem = (f"`{results}[{lr:g}]['train_losses']` holds {len(losses)} values and its val_accs "

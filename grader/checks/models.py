@@ -435,9 +435,9 @@ def fed_rearranged(net: Any, table: Any, name: str) -> str:
     if pixels is None or pixels[0] * 4 < pixels[1] * 3:
         return ""
     return (f"In training, {name} was fed the task's images with their pixels out of place: {pixels[0]} of the "
-            f"{pixels[1]} rows of its first training batches (the kernel's record) hold exactly the pixel values of one "
-            "of the task's training images, but not in that image's order (only "
-            f"{found[0]} match an image as it is): images transposed, flipped or shifted, or flattened after a "
+            f"{pixels[1]} rows of its first training batches (the kernel's record) hold exactly the pixel values of "
+            f"one of the task's training images, but not in that image's order (only {found[0]} match an image as it "
+            "is): images transposed, flipped or shifted, or flattened after a "
             "permute, so the grader's images, in their own order, are new to it. Flatten each image as it comes, "
             "x.view(len(x), -1) or nn.Flatten().")
 

@@ -667,7 +667,7 @@ def step_order(ctx: CheckContext, export: str, schedulers: str = "") -> Outcome:
     if any(o.verdict == "ok" for o in orders):
         return Outcome(True, "Your loop calls optimizer.step() before scheduler.step(), the order torch expects.",
                        details=details)
-    if any(o.verdict == "undecided" for o in orders) or report.unclear and not any(o.verdict == "alone" for o in orders):
+    if any(o.verdict == "undecided" for o in orders) or report.unclear and not alone:
         if _all_recorded(exported):  # every scheduler's step() calls were counted: the run decides, not the code
             return Outcome(True, f"Each of your {len(exported)} exported schedulers first stepped after its optimizer "
                            "had stepped since the scheduler was made (the grader counts each optimizer's steps at "

@@ -127,9 +127,9 @@ def _present(ctx: CheckContext, models: str, results: str | None, seeds: list) -
                "use: a seed typed otherwise?)"
                if extra else "")
     where = f"`{models}`" + (f" and `{results}`" if results else "")
+    judged = f"{seeds_word(present)} {'are' if len(present) > 1 else 'is'} judged on their own"
     return present, (f"{where} {'have' if results else 'has'} nothing for {seeds_word(missing)} of {seeds}{instead}: "
-                     f"that share of this check is lost, and {seeds_word(present)} {'are' if len(present) > 1 else 'is'} "
-                     "judged on their own.")
+                     f"that share of this check is lost, and {judged}.")
 
 
 def per_seed(fn: Callable[..., Outcome]) -> Callable[..., Outcome]:
@@ -307,8 +307,8 @@ class Off:
         if self.run_epoch:
             which = "the highest val accuracy of any epoch" if self.run_peak else f"the val accuracy of epoch " \
                 f"{self.run_epoch}"
-            return (f"{self.figure} reported {self.reported:.2f}% is {which} of its run (the course set-up's, which the "
-                    f"grader replays), not what the model stored scores (measured: {self.measured:.2f}%)")
+            return (f"{self.figure} reported {self.reported:.2f}% is {which} of its run (the course set-up's, which "
+                    f"the grader replays), not what the model stored scores (measured: {self.measured:.2f}%)")
         if self.truncated:
             return (f"{self.figure} reported {self.reported:g} is the grader's measurement, {self.measured:.2f}%, with "
                     "its decimals cut off")
@@ -387,7 +387,8 @@ def _in_its_run(off: list[Off], net: LoadedModel, seed: int, equal: float) -> li
         epochs = [e for e, acc in enumerate(accs, 1) if abs(o.reported - acc) <= equal]
         if o.figure == "val_acc" and not o.explained and epochs:
             peak = abs(o.reported - max(accs)) <= equal
-            at = best if best in epochs else next(e for e in epochs if not peak or abs(accs[e - 1] - max(accs)) <= equal)
+            at = best if best in epochs else next(
+                e for e in epochs if not peak or abs(accs[e - 1] - max(accs)) <= equal)
             o = replace(o, run_epoch=at, run_peak=peak and at != best, run_best=at == best)
         marked.append(o)
     return marked
@@ -607,10 +608,10 @@ def seed_restored(ctx: CheckContext, models: str, seeds: list, optimizer: str = 
             # The set-up's start, batches and optimizer make the set-up's run, step for step: steps past its end
             # that leave every epoch's weights were taken after it.
             trained_on.append(seed)
-            lines.append(f"seed {seed}: its run is the course set-up's (its start, its first batches and its optimizer, "
-                         f"as the kernel recorded them), which stops at epoch {run['stopped']} after {run['steps']} "
-                         f"optimizer steps, but its parameters took {took}, and its weights are no epoch's of that run: "
-                         "it was trained on after its run ended")
+            lines.append(f"seed {seed}: its run is the course set-up's (its start, its first batches and its "
+                         f"optimizer, as the kernel recorded them), which stops at epoch {run['stopped']} after "
+                         f"{run['steps']} optimizer steps, but its parameters took {took}, and its weights are no "
+                         "epoch's of that run: it was trained on after its run ended")
         else:
             lines.append(f"seed {seed}: its run is not the course set-up's own, so the grader cannot tell which "
                          "epoch's weights it holds")

@@ -299,7 +299,7 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
                      f"{f'at epoch {ran}' if by_previous == ran else 'in no epoch'})"
                      if by_previous == ran or by_previous is None and ran == n_epochs else "")
     own_best = view.best_epoch
-    if own_best != best and 1 <= own_best < ran == min(own_best + patience, n_epochs):
+    if own_best != best and 1 <= own_best and ran == own_best + patience:
         # The count is right from the epoch the run itself picked: what is wrong is which epoch it picked.
         why = (f"it stopped {patience} epochs after epoch {own_best}, the one it reports as best_epoch, so its count "
                f"of epochs without improvement works, from the wrong best epoch: its rule for a new best watches "
@@ -700,20 +700,21 @@ def follows_arguments(ctx: CheckContext, run: str, n_epochs: int, patience: int,
                                 "n_epochs): a loop that records another number of epochs there too is that loop's "
                                 "doing, judged by the check reading that run, not a want of validation",
                        export=True),
-            no_patience=Param(str, "", "a dict export of a run given a validation loader and patience=None (val_loss, "
-                                       "n_epochs, lr): the course keeps every epoch then, as its early stopping needs a "
-                                       "patience", export=True))
+            no_patience=Param(str, "", "a dict export of a run given a validation loader and patience=None "
+                                       "(val_loss, n_epochs, lr): the course keeps every epoch then, as its early "
+                                       "stopping needs a patience", export=True))
 def trains_without_validation(ctx: CheckContext, run: str, full: str, no_patience: str = "") -> Outcome:
-    """Without a validation loader, or without a patience, the function still runs, and trains every epoch: early
-    stopping needs both (the course turns it off otherwise), and the validation pass and a log line must not assume
-    one."""
-    unpatient = _without_patience(ctx, no_patience) if no_patience else ""
+    """Without a validation loader, or without a patience, the function still runs and trains every epoch.
+
+    Early stopping needs both (the course turns it off otherwise), and the validation pass and a log line must not
+    assume a validation loader."""
+    patience_said = _without_patience(ctx, no_patience) if no_patience else ""
     try:
         outcome = _without_validation(ctx, run, full)
     except CheckFailed as e:
-        raise CheckFailed(" ".join(filter(None, (e.message, unpatient))), e.metrics, e.details) from None
-    if unpatient:
-        return Outcome(False, f"{outcome.message} {unpatient}", metrics=outcome.metrics)
+        raise CheckFailed(" ".join(filter(None, (e.message, patience_said))), e.metrics, e.details) from None
+    if patience_said:
+        return Outcome(False, f"{outcome.message} {patience_said}", metrics=outcome.metrics)
     return outcome
 
 
