@@ -227,6 +227,9 @@ def test_the_csv_has_every_figure(term, capsys, monkeypatch):
     assert code == 0 and out == CSV
     totals = {row["name"]: float(row["total_score"]) for row in csv.DictReader(out.splitlines())}
     assert totals == {"Ada Lovelace": 10, "Ben Okafor": 3.6, "Cleo Martin": 3, "Dan Weiss": 0, "Finn Berg": 0, "zed": 2}
+    # status gives the score that counts, as the CSV does: it showed ben's 4 with no word of the penalty
+    code, out, _ = run_cli(capsys, "status", "--assignment", "convergence")
+    assert code == 0 and "3.6/5 (late -10%; graded 4)" in out, out
 
 
 def test_the_canvas_file_has_every_figure_and_names_who_it_leaves_out(term, capsys, monkeypatch, tmp_path):

@@ -515,6 +515,8 @@ QUIZ_IDS = ("convergence", "lr-schedulers", "training-dynamics")
     ('[answers]\nlr-role = "**C.**"\n', "toml"),
     ('[answers]\nlr-role = "- C"\n', "toml"),
     ('{"answers": {"lr-role": "C", "lr-role": ""}}', "json"),  # an answer, then the template's blank below it
+    ('[answers]\nlr-role = {answer = "C"}\n', "toml"),  # a question as a table of its own
+    ('[answers.lr-role]\nchoice = "C"\n', "toml"),
 ])
 def test_one_right_answer_however_it_is_written_scores(tmp_path, text, suffix):
     option = load_quiz("convergence").question("lr-role").option_text("C")

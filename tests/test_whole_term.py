@@ -197,10 +197,10 @@ def _override_and_regrade(course, capsys):
     assert code == 0 and out.splitlines() == [
         "schedulers: 2 students:",
         "  ada   ok                        10/10",
-        "  cleo  ok, 4 of 7 checks failed  6/10 (override; graded 4)  failed: steplr, cosine, warm-restarts, one-cycle",
+        "  cleo  ok, 4 of 7 checks failed  6/10 (override 6; graded 4)  failed: steplr, cosine, warm-restarts, one-cycle",
         "tiny-model: 2 students:",
         "  ada  ok                        10/10",
-        "  ben  ok, 1 of 5 checks failed  10/10 (override; graded 8.5)  failed: parameter-budget"]
+        "  ben  ok, 1 of 5 checks failed  9/10 (override 10; late -10%; graded 8.5)  failed: parameter-budget"]
     # The regrade added a run and kept the first; the current one is the resubmission's.
     assert [r[1:5] for r in _runs(course) if r[2] == "schedulers"] == [
         ("ada", "schedulers", "ok", 10), ("cleo", "schedulers", "ok", 3), ("cleo", "schedulers", "ok", 4)]

@@ -31,13 +31,15 @@ def _failed_checks(result) -> list[str]:
     return [c.id for c in result.checks if not c.passed]
 
 
-def assignment_rows(runs: list, finals: dict, failed_only: bool) -> list[dict]:
+def assignment_rows(runs: list, finals: dict, failed_only: bool, late: dict | None = None) -> list[dict]:
     """Per student: status, scores and the failed checks; a run that did not finish counts as failed.
 
-    ``max_score`` is the assignment's full points, as the CSV counts them: an unusable submission scored 0/0 still
-    counts against them.
+    ``score`` is the one that counts, as the CSV gives it: overrides applied (``finals``), then the late penalty
+    (``late``, (student, assignment) -> its record). ``max_score`` is the assignment's full points, as the CSV counts
+    them: an unusable submission scored 0/0 still counts against them.
     """
     from grader.render.terminal import status_label
+    from grader.specs.late import after_penalty
     from grader.store.overrides import full_points
 
     full = full_points(runs[0].result.exercise, runs) if runs else 0.0
@@ -48,9 +50,13 @@ def assignment_rows(runs: list, finals: dict, failed_only: bool) -> list[dict]:
         failed = _failed_checks(result)
         if failed_only and not failed and result.status.value == "ok":
             continue
+        record = (late or {}).get((result.student, result.exercise))
+        penalty = record.percent if record is not None and record.percent else 0.0
         rows.append({"student": result.student, "assignment": result.exercise, "status": status_label(result)[0],
-                     "score": final.score, "raw_score": result.score, "max_score": full,
-                     "failed": failed, "error": result.error or "", "overrides": len(final.applied)})
+                     "score": after_penalty(final.score, penalty) if penalty else final.score,
+                     "raw_score": result.score, "max_score": full, "failed": failed, "error": result.error or "",
+                     "overrides": len(final.applied), "late_penalty": penalty,
+                     "overridden_score": final.score if final.applied else None})
     return rows
 
 
@@ -76,8 +82,10 @@ def _line(row: dict, width: int, status_width: int) -> str:
         verdict = "pass" if row["passed"] else "FAIL"
         return f"  {row['student']:<{width}}  {verdict}  {points}  {row['message']}"
     score = f"{row['score']:g}/{row['max_score']:g}"
-    if row["overrides"]:
-        score += f" (override; graded {row['raw_score']:g})"
+    said = [f"override {row['overridden_score']:g}" if row["overrides"] else "",
+            f"late -{row['late_penalty']:g}%" if row.get("late_penalty") else ""]
+    if any(said):
+        score += f" ({'; '.join(filter(None, said))}; graded {row['raw_score']:g})"
     detail = "; ".join(filter(None, [f"failed: {', '.join(row['failed'])}" if row["failed"] else "", row["error"]]))
     return f"  {row['student']:<{width}}  {row['status']:<{status_width}}  {score}" + (f"  {detail}" if detail else "")
 
@@ -97,6 +105,7 @@ def _check_assignments(gradebook, check_id: str, assignments: list[str]) -> list
 def run(args: argparse.Namespace) -> int:
     from grader.commands.override import gradebook_name, gradebook_path
     from grader.store.gradebook import Gradebook
+    from grader.store.lateness import late_records
     from grader.store.overrides import final_scores
 
     with Gradebook.open(gradebook_path(args), create=False) as gradebook:
@@ -113,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         for assignment in assignments:
             runs = [r for r in gradebook.current_runs(assignment) if student is None or r.result.student == student]
             rows = (check_rows(runs, args.check, args.failed) if args.check
-                    else assignment_rows(runs, final_scores(gradebook, assignment), args.failed))
+                    else assignment_rows(runs, final_scores(gradebook, assignment), args.failed,
+                                         late_records(gradebook, assignment)))
             sections.append((assignment, len(runs), rows))
     if args.json:
         sys.stdout.write(json.dumps({"rows": [row for _, _, rows in sections for row in rows]}, indent=2) + "\n")

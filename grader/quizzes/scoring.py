@@ -25,6 +25,7 @@ MSG_SEVERAL_OPTIONS = ("{given_shown} gives {count} options ({several}), but thi
 # "C: <the option's text>".
 LABELLED = re.compile(r"^(?:(?:option|answer|choice)\s*(?:is\s*)?[:=]?\s*)?[(\[]?\s*([a-z])\s*(?:[.):\],;!?]|\s|$)"
                       r"\s*(.*)$", re.IGNORECASE | re.DOTALL)
+ANSWER_KEYS = ("answer", "choice", "option", "value")  # the one key of a question written as a table of its own
 # A line copied from the released sheet, which lists each option as "- **B.** <its text>": the list item's marker,
 # and the bold around the label.
 SHEET_ITEM = re.compile(r"^[-*\u2022]\s+")
@@ -176,6 +177,8 @@ def _label(question: Question, given: object) -> str | None:
     'b ', 'B.', '(B)', 'Option B', 'B: <B's text>', 'B (<B's text>)', '<B's text> (B)' and B's text, words or value
     itself ('[0.05]', '5e-2.') all mean B; 'B or C', 'BC' and a label beside another option's text mean none.
     """
+    if isinstance(given, dict) and len(given) == 1 and _id_key(next(iter(given))) in ANSWER_KEYS:
+        given = next(iter(given.values()))  # {answer = "B"}, or a table of its own per question: the one answer
     if isinstance(given, (list, tuple)) and len(given) == 1:
         given = given[0]  # ["B"]: one answer, written as a list of one
     if isinstance(given, (int, float)) and not isinstance(given, bool):
