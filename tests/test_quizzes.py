@@ -563,6 +563,27 @@ def test_a_number_is_the_option_that_reads_as_that_number(tmp_path, written, out
     assert checks["steplr-three-steps"].details["outcome"] == outcome, checks["steplr-three-steps"].message
 
 
+@pytest.mark.parametrize("question, written, outcome", [
+    # An option of two numbers, given by its numbers, each to the option's own decimals ("about 0.0794, and 0.0")
+    ("cosine-annealing", '"0.0794, 0.0"', "right"), ("cosine-annealing", '"0.07939, 0"', "right"),
+    ("cosine-annealing", '"\u22480.0794 and 0"', "right"), ("cosine-annealing", '"0.0794, 0.1"', "wrong"),
+    ("cosine-annealing", '"0.0794"', "no-such-option"),  # A's and D's first number alike
+    ("cosine-annealing", '"not 0.0794, 0.0"', "no-such-option"), ("cosine-annealing", '"0.079, 0"', "no-such-option"),
+    # The printout as a list of its words, and one label given twice
+    ("reseed-before-model", '["True", "False"]', "right"), ("reseed-before-model", "[true, false]", "right"),
+    ("reseed-before-model", '["False", "True"]', "wrong"), ("reseed-before-model", '"B B"', "right"),
+    ("reseed-before-model", '["B", "B"]', "right"), ("reseed-before-model", '["B", "D"]', "no-such-option"),
+])
+def test_an_option_of_several_words_or_numbers_is_read_in_the_forms_a_student_writes(tmp_path, question, written,
+                                                                                     outcome):
+    """"0.0794, 0.0" for "about 0.0794, and 0.0", ["True", "False"] for "True False" and "B B" were each "not an
+    option": right answers scored 0."""
+    path = tmp_path / "a.toml"
+    path.write_text(f"[answers]\n{question} = {written}\n", encoding="utf-8")
+    checks = {c.id: c for c in score_quiz(load_quiz("training-dynamics"), read_answers(path), "s").checks}
+    assert checks[question].details["outcome"] == outcome, checks[question].message
+
+
 def test_several_options_given_to_a_one_option_question_are_named_as_several(tmp_path):
     """'B, D' was told "is not an option of this question (its options are A, B, C, D)", though both are."""
     path = tmp_path / "a.toml"

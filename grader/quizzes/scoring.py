@@ -181,6 +181,9 @@ def _label(question: Question, given: object) -> str | None:
         given = next(iter(given.values()))  # {answer = "B"}, or a table of its own per question: the one answer
     if isinstance(given, (list, tuple)) and len(given) == 1:
         given = given[0]  # ["B"]: one answer, written as a list of one
+    elif isinstance(given, (list, tuple)) and given and all(isinstance(v, (str, bool)) for v in given):
+        # ["B", "B"] is B; ["True", "False"] (or [true, false]) is the option "True False", if one reads so
+        given = given[0] if len({str(v).strip().casefold() for v in given}) == 1 else " ".join(map(str, given))
     if isinstance(given, (int, float)) and not isinstance(given, bool):
         given = repr(given)  # a number written unquoted, where an option is that number: 0.05 = "0.05"
     if not isinstance(given, str):
@@ -200,6 +203,9 @@ def _label(question: Question, given: object) -> str | None:
     after = LABEL_AFTER.match(text.rstrip(ENDING))
     if after and after[2].upper() in question.labels and _by_content(question, after[1]) == after[2].upper():
         return after[2].upper()
+    repeated = {part.rstrip(ENDING).upper() for part in BETWEEN_LABELS.split(text) if part}
+    if len(repeated) == 1 and (label := repeated.pop()) in question.labels and len(BETWEEN_LABELS.split(text)) > 1:
+        return label  # "B B": one option, given twice
     return None
 
 
@@ -216,7 +222,31 @@ def _by_content(question: Question, text: str) -> str | None:
     by_value = [label for label, option in question.options
                 if number is not None and (value := _number(_plain(option))) is not None
                 and math.isclose(value, number, rel_tol=1e-9, abs_tol=1e-12)]
-    return by_value[0] if len(by_value) == 1 else None
+    if len(by_value) == 1:
+        return by_value[0]
+    by_numbers = [label for label, option in question.options if _same_numbers(text, option)]
+    return by_numbers[0] if len(by_numbers) == 1 else None
+
+
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?", re.IGNORECASE)
+APPROXIMATELY = {"about", "approximately", "approx", "roughly", "around", "~", "\u2248", "and", ","}
+
+
+def _same_numbers(text: str, option: str) -> bool:
+    """Whether ``text`` gives an option of several numbers ("about 0.0794, and 0.0") by its numbers alone, one for one,
+    each to the option's own decimals ("0.07939, 0"), with no word the option does not have ("not")."""
+    given, wanted = NUMBER.findall(_plain(text)), NUMBER.findall(_plain(option))
+    if len(wanted) < 2 or len(given) != len(wanted):
+        return False
+    words = set(NUMBER.sub(" ", _unlisted(option)).split()) | APPROXIMATELY
+    if any(word not in words for word in NUMBER.sub(" ", _unlisted(text).replace("\u2248", " \u2248 ")).split()):
+        return False
+
+    def agrees(g: str, w: str) -> bool:  # the same value, or one the option's figure is a rounding of (to 1%)
+        places = len(w.split(".")[1]) if "." in w and "e" not in w.casefold() else 0
+        return math.isclose(float(g), float(w), rel_tol=1e-9, abs_tol=1e-12) or (
+            round(float(g), places) == float(w) and math.isclose(float(g), float(w), rel_tol=0.01))
+    return all(agrees(g, w) for g, w in zip(given, wanted))
 
 
 def _several(question: Question, given: object) -> list[str]:
