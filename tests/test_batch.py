@@ -383,6 +383,12 @@ def test_wrong_exercise_and_ambiguous_folders_are_invalid_and_another_secret_is_
            f"now: fay (graded from {folder / 'fay.ipynb'})" in err and "Put their submissions back" in err
     shutil.move(tmp_path / "fay.ipynb", folder / "fay.ipynb")
     assert main(grade + ["--regrade"]) == 0
+    # A file gone under the same secret: the result stays and counts, and the batch says whose it is.
+    (folder / "fay.ipynb").unlink()
+    capsys.readouterr()
+    assert main(grade) == 0
+    assert f"tiny-model results kept for students with no submission in {folder} now: fay" in \
+        " ".join(capsys.readouterr().err.split())
     with Gradebook.open(book, create=False) as gb:
         assert set(gb.secret_fingerprints()) == {fingerprint(b"second-secret")}
 

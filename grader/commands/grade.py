@@ -292,6 +292,11 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         # Before anything is graded or shown; --regrade of some students only would mix two secrets in one class.
         check_secret(gradebook, secret, assignment.id, args.regrade and not args.student,
                      {item.student for item in everyone})
+        gone = sorted(set(gradebook.current_paths(assignment.id)) - {item.student for item in everyone})
+        if gone:  # their results stay, and count: the instructor should know no file of theirs is graded any more
+            listed = ", ".join(gone[:8]) + (f" and {len(gone) - 8} more" if len(gone) > 8 else "")
+            print(f"grader grade: {assignment.id} results kept for students with no submission in "
+                  f"{args.submissions} now: {listed}", file=sys.stderr, flush=True)
         times, unused, match = hand_in_times(args, everyone, gradebook, config)
         chosen = {item.student for item in found}
         times = {student: at for student, at in times.items() if student in chosen}

@@ -329,7 +329,7 @@ def check_secret(gradebook: Gradebook, secret: bytes | None, assignment_id: str,
         return
     mine = fingerprint(secret)
     if regrade:
-        left = {student: path for student, path in gradebook.secret_holders(assignment_id, mine).items()
+        left = {student: path for student, path in gradebook.current_paths(assignment_id, mine).items()
                 if students is not None and student not in students}
         if left:
             listed = "; ".join(f"{student} (graded from {path})" for student, path in list(left.items())[:5])

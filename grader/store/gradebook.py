@@ -433,11 +433,12 @@ class Gradebook:
             found.setdefault(fingerprint, []).append(exercise)
         return found
 
-    def secret_holders(self, exercise: str, fingerprint: str) -> dict[str, str]:
-        """{student: the path of the submission graded} for the current results of ``exercise`` graded with another
-        secret than ``fingerprint`` (those recorded with one)."""
-        rows = self.conn.execute("SELECT student, path FROM current_runs WHERE exercise=? AND secret_fingerprint != '' "
-                                 "AND secret_fingerprint != ? ORDER BY student", (exercise, fingerprint))
+    def current_paths(self, exercise: str, secret_other_than: str | None = None) -> dict[str, str]:
+        """{student: the path of the submission graded} for the current results of ``exercise``; with
+        ``secret_other_than``, only those recorded with another secret than that fingerprint."""
+        other = " AND secret_fingerprint != '' AND secret_fingerprint != ?" if secret_other_than is not None else ""
+        rows = self.conn.execute(f"SELECT student, path FROM current_runs WHERE exercise=?{other} ORDER BY student",
+                                 (exercise,) + ((secret_other_than,) if secret_other_than is not None else ()))
         return dict(rows.fetchall())
 
     def durations(self, exercise: str) -> dict[str, float]:
