@@ -693,6 +693,10 @@ def rounding(value: float) -> float:
     return 0.5 * 10.0 ** -decimals if decimals <= 6 else 0.0
 
 
+# Why reported accuracies sit at chance while the model scores well: what the predictions were counted against.
+OTHER_LABELS = ("compared with labels in another order (a shuffled validation loader's batches against the dataset's "
+                "own `targets`, say) or with other labels")
+
 SWEEP = dict(models=Param(str, "models", "the export holding {lr: model}", export=True),
              results=Param(str, "results", "the export holding {lr: {train_losses, val_accs}}", export=True))
 
@@ -779,9 +783,7 @@ def sweep_results(ctx: CheckContext, models: str, results: str, lrs: list, data:
     if misreported and len(at_chance) == len(misreported) and not untrained_models:
         # Reports at chance of models that score well: the predictions were set against other labels.
         message += (" Every report is about what predicting one class scores, of models that score well: the "
-                    "predictions were compared with labels in another order (a shuffled validation loader's batches "
-                    "against the dataset's own `targets`, say) or with other labels. Count the correct predictions "
-                    "against each batch's own labels.")
+                    f"predictions were {OTHER_LABELS}. Count the correct predictions against each batch's own labels.")
     elif len(misreported) > len(untrained_models):
         message += (f" {scaled}" if scaled else " Report the accuracy of the model you export (after its last epoch), "
                     f"measured on the validation loader (the test split){_in_eval_mode(nets, misreported)}, as the "

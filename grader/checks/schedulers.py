@@ -34,7 +34,7 @@ from grader import source_trees
 from grader.checks.base import CheckContext, CheckFailed, Outcome, as_curve, describe
 from grader.checks.code import CodeReport, read_code, step_orders
 from grader.checks.data import data_problem
-from grader.checks.mnist import SLACK_IMAGES, rounding
+from grader.checks.mnist import OTHER_LABELS, SLACK_IMAGES, rounding
 from grader.checks.models import chance_level, measured_accuracy, repeated_calls, scheduler_given_values
 from grader.checks.registry import Param, check_kind
 from grader.diagnosis.lr_fitting import READINGS, SAME_RUN, as_floats, call, clamped, close, rounded, same
@@ -785,8 +785,7 @@ def _records_at_chance(ctx: CheckContext, series: dict[str, list[float]], record
         return ""
     return (f"every {key} your records hold is about what predicting one class scores ({max(reported) * scale:.2f}% "
             f"at best), while your model scores {on_val:.2f}% on the validation images (measured by the grader): the "
-            "records are not the model's accuracy (its predictions compared with labels in another order, a shuffled "
-            "validation loader's batches against the dataset's own `targets`, say, or with other labels).")
+            f"records are not the model's accuracy (its predictions {OTHER_LABELS}).")
 
 
 def _a_training_batch(ctx: CheckContext, splits: dict, best: float, calls: tuple[int, ...]) -> str:

@@ -79,13 +79,15 @@ def _measured(steps: int, best: int, patience: int, n_epochs: int, batches: int)
 
 
 def _one_order_for_all(nets: dict, seeds: list[int]) -> list[int]:
-    """The seeds whose models the kernel saw fed the same first two batches as another seed's, in the same order, none
-    of them the set-up's own order for its seed: two shuffles of the 180 points agree with probability 1/180!."""
+    """The seeds whose models the kernel saw fed the same training rows as another seed's, every one it recorded, in
+    the same order, none of them the set-up's own order for its seed: two shuffles of the 180 points agree with
+    probability 1/180!. All of them, not the first batches: a batch of fixed points looked at first (a summary run in
+    training mode, say) is the same for every seed."""
     firsts: dict[tuple, list[int]] = {}
     for seed in seeds:
         rows = tuple(tuple(r) for r in getattr(nets[seed], "input_rows", ()) or ())
         if len(rows) >= 2 * BATCH and setup_order(nets[seed], seed) is False:
-            firsts.setdefault(rows[:2 * BATCH], []).append(seed)
+            firsts.setdefault(rows, []).append(seed)
     return sorted(s for group in firsts.values() if len(group) > 1 for s in group)
 
 

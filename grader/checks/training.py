@@ -29,7 +29,7 @@ from grader.checks.schedulers import ReplayError, replay
 from grader.diagnosis.lr_cadence import CadenceRun, diagnose
 from grader.diagnosis.loss_readings import LAST_BATCH, LOSS_CONVENTIONS, conventions
 from grader.diagnosis.lr_fitting import as_floats
-from grader.diagnosis.restore_messages import RestoreEvidence, why_not_best
+from grader.diagnosis.restore_messages import NO_NEW_BEST, RestoreEvidence, why_not_best
 from grader.diagnosis.training_code import cell_line, restore_code, signature
 from grader.loading.kinds import whole_number
 from grader.loading.values import ExportProblem, LoaderExport, ModelValue, OptimizerExport, SchedulerExport
@@ -320,9 +320,8 @@ def stopped_after_patience(ctx: CheckContext, patience: int, n_epochs: int, run:
     elif ran == patience < n_epochs and (best > 1 or view.best_epoch != best):
         # Every epoch counted, the first included, which improves on any best a fresh call starts from.
         why = f"it stopped after exactly {patience} epochs, so its count went up at every epoch, the first one too: "
-        why += (f"no val loss counted as an improvement (best_epoch is {view.best_epoch}). A best val loss that starts "
-                "lower than any val loss (0, say, where float('inf') belongs), a comparison the wrong way round, or a "
-                "best kept from an earlier call does that" if view.best_epoch != best else
+        why += (f"no val loss counted as an improvement (best_epoch is {view.best_epoch}). {NO_NEW_BEST} does that"
+                if view.best_epoch != best else
                 "improvements are seen (best_epoch is right), but the count goes up at every epoch, improving ones too")
         batches = _patience_in_batches(ctx, run or probe, ran - best, patience)
         why += (f"; or, as well, patience counted in batches (or optimizer steps), {patience} of them at {batches} an "

@@ -42,6 +42,11 @@ class RestoreEvidence:
         return self.epochs < self.n_epochs if self.n_epochs else None
 
 
+# What makes a run count no val loss as a new best, the first epoch's included.
+NO_NEW_BEST = ("A best val loss that starts lower than any val loss (0, say, where float('inf') belongs), a comparison "
+               "the wrong way round, or a best kept from an earlier call")
+
+
 def _alias(ev: RestoreEvidence) -> str:
     fact, model = ev.code.aliases[0], ev.code.model
     return (f" Your function sets `{fact.code}` ({ev.where(fact.line)}): that copies nothing, `{fact.target}` is the "
@@ -117,9 +122,8 @@ def _last_epoch(ev: RestoreEvidence) -> str:
     if ev.reported is not None and ev.best > 1 and not 1 <= ev.reported <= ev.epochs:
         # No epoch reported as best (the 0 it started from): no copy was taken, whatever the restore does.
         return (f" The run reports best_epoch {ev.reported}, none of its {ev.epochs} epochs: no val loss counted as a "
-                "new best, so no copy of the weights was taken and there was nothing to put back. A best val loss "
-                "that starts lower than any val loss (0, say, where float('inf') belongs), or a comparison the wrong "
-                "way round, does that.")
+                f"new best, so no copy of the weights was taken and there was nothing to put back. {NO_NEW_BEST} does "
+                "that.")
     if ev.stopped is False and (ev.early_restored or code and code.loads_only_in_loop):
         return _in_every_case(ev)
     ran_out = " although patience ran out" if ev.stopped else ""

@@ -108,13 +108,12 @@ def _notebook_declares(path: pathlib.Path) -> Declared:
 def _answers_declare(path: pathlib.Path, quiz_id: str) -> Declared:
     """The quiz an answers file's ``quiz`` field names, as the batch scores it: ``quiz_id`` where it names that quiz
     in any spelling the scorer takes (case, dashes, its title)."""
-    from grader.quizzes.answers import read_answers
+    from grader.quizzes.answers import is_blank, read_answers
     from grader.quizzes.scoring import names_quiz
 
     answers = read_answers(path)  # never raises, never runs code; refuses what is over its size limit
     named = answers.quiz
-    answered = any(value not in (None, "", [], {}) and not (isinstance(value, str) and not value.strip())
-                   for value in answers.answers.values())
+    answered = any(not is_blank(value) and value not in ([], {}) for value in answers.answers.values())
     return Declared(quiz_id if named is not None and names_quiz(quiz_id, named) else named, answers.error is None,
                     answered)
 

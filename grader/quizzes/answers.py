@@ -139,6 +139,11 @@ def _decoded(raw: bytes) -> str:
     return raw.decode("utf-8-sig")
 
 
+def is_blank(given: object) -> bool:
+    """An answer left empty: the template's blank, or nothing but spaces."""
+    return given is None or (isinstance(given, str) and not given.strip())
+
+
 def _json_keys_twice(text: str) -> tuple[list[str], object]:
     """(keys one JSON object gives twice with other values, the data with each key's answer): json keeps the last
     silently; the same value twice is harmless, and a blank beside an answer (the template's) is none, before or
@@ -148,7 +153,7 @@ def _json_keys_twice(text: str) -> tuple[list[str], object]:
     def pairs(items: list) -> dict:
         seen, kept = {}, {}
         for key, value in items:
-            if value is None or isinstance(value, str) and not value.strip():
+            if is_blank(value):
                 kept.setdefault(key, value)
                 continue
             if key in seen and not _same_answer(seen[key], value):

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections.abc import Collection, Mapping
 
-from grader.quizzes.answers import QuizAnswers
+from grader.quizzes.answers import QuizAnswers, is_blank
 from grader.errors import UserError
 from grader.quizzes.model import Question, Quiz, load_quiz, quiz_ids
 from grader.results import CheckResult, Status, SubmissionResult
@@ -87,9 +87,9 @@ def _by_question(quiz: Quiz, answers: QuizAnswers) -> tuple[dict, list, list]:
         qid = _question_id(quiz, key)
         if qid is None:
             unknown.append(key)
-        elif qid not in found or _blank(found[qid]):
+        elif qid not in found or is_blank(found[qid]):
             found[qid] = value
-        elif not _blank(value) and not _same_answer(quiz.question(qid), found[qid], value):
+        elif not is_blank(value) and not _same_answer(quiz.question(qid), found[qid], value):
             twice.append(qid)
     return found, unknown, twice
 
@@ -100,10 +100,6 @@ def _same_answer(question: Question, one: object, other: object) -> bool:
     if labels[0] is not None or labels[1] is not None:
         return labels[0] == labels[1]
     return one == other or (isinstance(one, str) and isinstance(other, str) and _plain(one) == _plain(other))
-
-
-def _blank(given: object) -> bool:
-    return given is None or (isinstance(given, str) and not given.strip())
 
 
 def answer_problems(quiz: Quiz, answers: QuizAnswers) -> list[str]:
@@ -117,13 +113,13 @@ def answer_problems(quiz: Quiz, answers: QuizAnswers) -> list[str]:
     if len(unknown) > MAX_LISTED:
         problems.append(f"and {len(unknown) - MAX_LISTED} more ids that are no question of quiz {quiz.id!r}")
     for q in quiz.questions:
-        if q.id in given and not _blank(given[q.id]) and _label(q, given[q.id]) is None:
+        if q.id in given and not is_blank(given[q.id]) and _label(q, given[q.id]) is None:
             several = _several(q, given[q.id])
             problems.append(f"{q.id}: {_shown(given[q.id], quoted=True)} gives {len(several)} options "
                             f"({_listed(several)}), but the question takes one" if several else
                             f"{q.id}: {_shown(given[q.id], quoted=True)} is not an option (options: "
                             f"{', '.join(q.labels)})" + _lookalikes(given[q.id]))
-    missing = [q.id for q in quiz.questions if _blank(given.get(q.id))]
+    missing = [q.id for q in quiz.questions if is_blank(given.get(q.id))]
     if missing:
         problems.append(f"no answer for {', '.join(missing)}")
     return problems
@@ -366,7 +362,7 @@ def _score_question(q: Question, answers: Mapping) -> CheckResult:
     words = {"key": q.answer, "key_text": q.option_text(q.answer).rstrip("."), "explanation": q.explanation,
              "given": label or given, "given_text": q.option_text(label).rstrip(".") if label else "",
              "labels": ", ".join(q.labels), "given_shown": _shown(given, quoted=True)}
-    if _blank(given):
+    if is_blank(given):
         outcome, message = "missing", MSG_MISSING.format(**words)
     elif label is None and (several := _several(q, given)):
         outcome = "no-such-option"
