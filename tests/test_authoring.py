@@ -59,6 +59,7 @@ def test_assign_command_rewrites_identically(capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_assign_refuses_a_solution_short_of_full_marks_and_names_the_check(capsys, monkeypatch, tmp_path):
     """A real kernel grades an author's draft whose 51-parameter model fits: the size check is short of its points."""
     import shutil

@@ -525,6 +525,7 @@ def test_hand_typed_lists_are_not_a_scheduler_run(graded):
                                                   "scheduler.step().")
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_check_json_follows_the_contract_and_names_the_initial_lr_and_the_step_order(capsys, tmp_path):
     code = main(["check", str(FILES / "scheduler-first.ipynb"), "--json", "--html", str(tmp_path / "f.html")])
     payload = json.loads(capsys.readouterr().out)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grader.assignments.catalog import load_spec_file
+from grading_support import kernel_factory
 from grader.grading.engine import run_notebook
 from grader.kernel.notebook import read_submission
 from reference.models import SimpleMLP
@@ -15,7 +16,8 @@ FILES = pathlib.Path(__file__).parent / "files" / "kernel"
 
 @pytest.fixture(scope="module")
 def exports():
-    run = run_notebook(read_submission(FILES / "records.ipynb"), load_spec_file(FILES / "spec.toml"))
+    run = run_notebook(read_submission(FILES / "records.ipynb"), load_spec_file(FILES / "spec.toml"),
+                       factory=kernel_factory())
     assert run.exports.found, run.execution.reason
     return run.exports.values
 

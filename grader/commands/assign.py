@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 from grader.errors import EXIT_FAILED, EXIT_OK
 from grader.results import SubmissionResult
+
+if TYPE_CHECKING:
+    from grader.kernel.factory import FactoryHandle, KernelFactory
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def grade_solution(exercise_id: str, data_root: pathlib.Path | None) -> SubmissionResult:
-    """The solution notebook graded as the official run grades a student's, hidden checks included."""
+def grade_solution(exercise_id: str, data_root: pathlib.Path | None,
+                   factory: FactoryHandle | None = None) -> SubmissionResult:
+    """The solution notebook graded as the official run grades a student's, hidden checks included; its kernel forked
+    from ``factory`` where one is given."""
     import secrets
 
     from grader.assignments.authoring import solution_path
@@ -39,7 +46,7 @@ def grade_solution(exercise_id: str, data_root: pathlib.Path | None) -> Submissi
     exercise = load_exercise(exercise_id)
     seeds = hidden_seeds(secrets.token_bytes(32), exercise.id)  # any secret: a solution must pass with every one
     return grade_submission(read_submission(solution_path(exercise_id)), exercise, "solution", seeds,
-                            include_hidden=True, data_root=resolve_data_root(exercise, data_root))
+                            include_hidden=True, data_root=resolve_data_root(exercise, data_root), factory=factory)
 
 
 def shortfalls(result: SubmissionResult) -> list[str]:
@@ -50,6 +57,16 @@ def shortfalls(result: SubmissionResult) -> list[str]:
     return found if found or result.checks else ["no check was scored"]
 
 
+def _factory(ids: list[str]) -> contextlib.AbstractContextManager[KernelFactory | None]:
+    """A kernel factory for the solutions' kernels, as a batch has one: where two or more are graded, or where another
+    process keeps one warm (the warm server's); else none, and each kernel starts fresh."""
+    import os
+
+    from grader.kernel.factory import SHARED_ENV, launch_factory
+
+    return launch_factory() if len(ids) >= 2 or ids and os.environ.get(SHARED_ENV) else contextlib.nullcontext()
+
+
 def run(args: argparse.Namespace) -> int:
     from grader.assignments.authoring import assign, render, solution_ids, solution_path
 
@@ -57,17 +74,19 @@ def run(args: argparse.Namespace) -> int:
     for exercise_id in ids:
         render(exercise_id)  # authoring mistakes first: they cost nothing to find
     refused = []
-    for exercise_id in ids if not args.skip_solution_check else ():
-        print(f"grading the solution of {exercise_id} ...", file=sys.stderr, flush=True)
-        result = grade_solution(exercise_id, args.data_root)
-        problems = shortfalls(result)
-        if problems:
-            refused.append(exercise_id)
-            print(f"grader assign: {exercise_id}: not released. Its solution {solution_path(exercise_id)} scores "
-                  f"{result.score:g}/{result.max_score:g} on its own checks (public and hidden, with a throwaway "
-                  "secret), so the grader would mark down a correct answer:", file=sys.stderr)
-            for problem in problems:
-                print(f"  - {problem}", file=sys.stderr)
+    checked = [] if args.skip_solution_check else ids
+    with _factory(checked) as factory:
+        for exercise_id in checked:
+            print(f"grading the solution of {exercise_id} ...", file=sys.stderr, flush=True)
+            result = grade_solution(exercise_id, args.data_root, factory.handle if factory else None)
+            problems = shortfalls(result)
+            if problems:
+                refused.append(exercise_id)
+                print(f"grader assign: {exercise_id}: not released. Its solution {solution_path(exercise_id)} "
+                      f"scores {result.score:g}/{result.max_score:g} on its own checks (public and hidden, with a "
+                      "throwaway secret), so the grader would mark down a correct answer:", file=sys.stderr)
+                for problem in problems:
+                    print(f"  - {problem}", file=sys.stderr)
     released = [i for i in ids if i not in refused]
     for path in assign(released) if released else []:  # assign([]) would mean every exercise
         print(f"wrote {path}")
