@@ -17,7 +17,8 @@ COLD   := jedi|parso|prompt_toolkit|pydantic|pydantic_core|kopf|pykube|narwhals|
           aiohttp|aiohttp_retry|aiosignal|aiohappyeyeballs|yarl|multidict|frozenlist|propcache|wcwidth|markdown_it|\
           mdurl|partd|xyzservices|torchgen|functorch/dim|numpy/(distutils|f2py)|dask/(array|dataframe)|\
           sympy/(physics|stats|codegen|vector|liealgebras|parsing)|bokeh/(command|sampledata|sphinxext)|\
-          fontTools/(ttLib|varLib|feaLib|ufoLib|pens)|matplotlib/testing|mpl_toolkits/axisartist|tornado/test|trio/_tests
+          fontTools/(ttLib|varLib|feaLib|ufoLib|pens)|matplotlib/testing|mpl_toolkits/axisartist|tornado/test|\
+          trio/_tests
 LEFT_AS_SOURCE := /site-packages/(kubernetes|kubernetes_asyncio|$(subst $(eval) ,,$(COLD)))/|/site-packages/.*/tests/
 OUT    ?= out
 # The cores, counted without OMP_NUM_THREADS: nproc honours it, and the targets below set it to 1 per process.

@@ -93,8 +93,8 @@ def _seen(client) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def _shared_cluster():
-    # Each worker process imports the grader and warms a kernel factory, as `grader grade --cluster` has them do: started
-    # once for the tests that only grade (they hand the batch a session of their own, which registers none).
+    # Each worker process imports the grader and warms a kernel factory, as `grader grade --cluster` has them do:
+    # started once for the tests that only grade (they hand the batch a session of their own, which registers none).
     from grader.grading.cluster_factory import KernelFactoryPlugin
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, \
