@@ -236,6 +236,7 @@ def test_dask_executor_grades_like_the_local_pool(tmp_path, monkeypatch, capsys)
     assert {(r["student"], r["status"], r["score"]) for r in lines} == {("ada", "ok", 10.0), ("bob", "invalid", 0)}
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_bad_arguments_are_user_errors(tmp_path, capsys):
     assert main(["grade", str(tmp_path / "missing"), "--exercise", "tiny-model"]) == 2
     assert "is not a folder of submissions" in capsys.readouterr().err
@@ -345,6 +346,7 @@ def test_gradescope_autograder_zip_builds_and_runs(tmp_path):
     assert results["score"] == 10 and len(results["tests"]) == 5
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_wrong_exercise_and_ambiguous_folders_are_invalid_and_another_secret_is_refused(tmp_path, monkeypatch, capsys):
     """Cheap outcomes (no kernel runs): each would have been a silent wrong grade."""
     folder, book = tmp_path / "class", tmp_path / "gb.sqlite"
@@ -524,6 +526,7 @@ def test_a_quiz_s_folder_rule_reads_the_quiz_field_and_never_grades_an_empty_fil
                                  "can be read); not graded: a.toml")
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_a_class_whose_every_submission_is_unusable_is_out_of_the_assignment_s_full_points(tmp_path, monkeypatch,
                                                                                             capsys):
     """With no valid run in the gradebook the CSV said max 0, total_max 0, and Gradescope "0/0 (invalid)": the maximum
@@ -606,6 +609,7 @@ def test_checks_the_grader_could_not_evaluate_are_named_after_the_batch():
     assert grader_faults(results[1:]) == ""
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_a_second_batch_into_a_gradebook_another_batch_is_grading_into_is_refused(tmp_path, monkeypatch, capsys):
     """Two `grader grade` runs a second apart on one gradebook each graded the whole class: every student twice."""
     folder, book = tmp_path / "class", tmp_path / "gb.sqlite"
