@@ -290,9 +290,9 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         gradebook.hold_for_batch()  # and one another batch is grading into
         secret, secret_path = instructor_secret(args, config)
         # Before anything is graded or shown; --regrade of some students only would mix two secrets in one class.
-        check_secret(gradebook, secret, assignment.id, args.regrade and not args.student,
-                     {item.student for item in everyone})
-        gone = sorted(set(gradebook.current_paths(assignment.id)) - {item.student for item in everyone})
+        present = {item.student for item in everyone}
+        check_secret(gradebook, secret, assignment.id, args.regrade and not args.student, present)
+        gone = sorted(set(gradebook.current_paths(assignment.id)) - present)
         if gone:  # their results stay, and count: the instructor should know no file of theirs is graded any more
             listed = ", ".join(gone[:8]) + (f" and {len(gone) - 8} more" if len(gone) > 8 else "")
             print(f"grader grade: {assignment.id} results kept for students with no submission in "

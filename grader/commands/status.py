@@ -39,7 +39,7 @@ def assignment_rows(runs: list, finals: dict, failed_only: bool, late: dict | No
     them: an unusable submission scored 0/0 still counts against them.
     """
     from grader.render.terminal import status_label
-    from grader.specs.late import after_penalty
+    from grader.store.lms import final_score
     from grader.store.overrides import full_points
 
     full = full_points(runs[0].result.exercise, runs) if runs else 0.0
@@ -51,11 +51,10 @@ def assignment_rows(runs: list, finals: dict, failed_only: bool, late: dict | No
         if failed_only and not failed and result.status.value == "ok":
             continue
         record = (late or {}).get((result.student, result.exercise))
-        penalty = record.percent if record is not None and record.percent else 0.0
         rows.append({"student": result.student, "assignment": result.exercise, "status": status_label(result)[0],
-                     "score": after_penalty(final.score, penalty) if penalty else final.score,
-                     "raw_score": result.score, "max_score": full, "failed": failed, "error": result.error or "",
-                     "overrides": len(final.applied), "late_penalty": penalty,
+                     "score": final_score(run, record, final), "raw_score": result.score, "max_score": full,
+                     "failed": failed, "error": result.error or "", "overrides": len(final.applied),
+                     "late_penalty": float(record.percent) if record is not None else 0.0,
                      "overridden_score": final.score if final.applied else None})
     return rows
 

@@ -301,10 +301,10 @@ def _explain(config: SchedulerConfig, lrs: list[float], runs: dict, n: int, base
     if bound is not None:
         kind, value = bound
         moved = f"below {_g(value)} raised" if kind == "floor" else f"above {_g(value)} lowered"
-        bound = f"{'max' if kind == 'floor' else 'min'}(lr, {_g(value)})"
+        by_hand = f"{'max' if kind == 'floor' else 'min'}(lr, {_g(value)})"
         return Diagnosis("clamped", f"Your list is torch's {config.family} run with every LR {moved} to {_g(value)}: "
-                         f"something sets the LR by hand after scheduler.step() ({bound}, say), and the optimizer then "
-                         "trains at that LR, not the schedule's. Leave the LR to the scheduler.")
+                         f"something sets the LR by hand after scheduler.step() ({by_hand}, say), and the optimizer "
+                         "then trains at that LR, not the schedule's. Leave the LR to the scheduler.")
     initial = _g(runs["initial"][0])
     if same(lrs, runs["before"]):
         return Diagnosis("recorded_before_step", f"Your list is shifted by one step: it starts with the initial LR "

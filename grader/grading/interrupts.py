@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import gc
 import os
 import signal
@@ -21,8 +20,6 @@ from collections.abc import Iterator
 
 from grader.errors import EXIT_INTERRUPTED, UserError
 from grader.kernel.sandbox import stop_open_sandboxes
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -92,8 +89,9 @@ def worker_started() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT held since start-up is dropped here
     signal.signal(signal.SIGTERM, _stop_worker)
     if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent or parent == 1:  # the parent died before the signal was armed: no one to serve
+        from grader.kernel.sandbox_launch import die_with_parent
+
+        if not die_with_parent(signal.SIGTERM, parent):  # the parent died before the signal was armed: no one to serve
             os.kill(os.getpid(), signal.SIGTERM)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)

@@ -46,6 +46,14 @@ class SandboxSetupError(OSError):
     pass
 
 
+def die_with_parent(signum: int, parent: int | None = None) -> bool:
+    """Have ``signum`` sent to this process when its parent ends, however it ends; False where ``parent`` (its pid,
+    read before) has ended already, so that no signal will come. A parent that is pid 1 (a container's) is a parent
+    like any other."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    return parent is None or os.getppid() == parent
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
@@ -181,7 +189,7 @@ def apply(plan: dict) -> None:
         if child:
             _relay(child)  # never returns
         # The child: PID 1 of its namespace; its own process group, so signals reach it once, from the relay.
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        die_with_parent(signal.SIGKILL)
         os.setpgid(0, 0)
     if plan.get("namespaces") or plan.get("reveal") or plan.get("hide") or plan.get("readonly") or plan.get("stub"):
         _private_mounts(plan, root)
@@ -194,7 +202,7 @@ def apply(plan: dict) -> None:
         os.setgid(gid)
         os.setuid(uid)
     if plan.get("namespaces"):
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # again: changing the uid cleared it
+        die_with_parent(signal.SIGKILL)  # again: changing the uid cleared it
     _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     os.umask(0o077)
 

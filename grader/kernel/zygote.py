@@ -29,7 +29,6 @@ import sys
 import factory_client
 import sandbox_launch
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -234,9 +233,8 @@ def main(argv: list) -> None:
     path, preload = argv[1], json.loads(argv[2])
     leave = _leaving(os.path.dirname(path))
     signal.signal(signal.SIGTERM, lambda *_: leave())
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if len(argv) > 3 and os.getppid() != int(argv[3]):  # the grader died before the signal was armed: no one to serve
-        leave()
+    if not sandbox_launch.die_with_parent(signal.SIGTERM, int(argv[3]) if len(argv) > 3 else None):
+        leave()  # the grader died before the signal was armed: no one to serve
     for name in preload:
         importlib.import_module(name)
     _warm_torch()
