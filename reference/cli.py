@@ -3,38 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import os
 import pathlib
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from reference import demos, exercises
-from reference.mnist import experiments as mnist_experiments
-from reference.mnist.data import MnistNotFound
-from reference.results import ExperimentResult, markdown_table, write_result
+if TYPE_CHECKING:
+    from reference.results import ExperimentResult
 
-Experiment = Callable[..., ExperimentResult]
+Experiment = Callable[..., "ExperimentResult"]
 
-EXPERIMENTS: dict[str, Experiment] = {
-    "noise-sweep": demos.noise_sweep,
-    "overfitting": demos.overfitting_sweep,
-    "early-stopping": demos.early_stopping_demo,
-    "steplr-demo": demos.steplr_demo,
-    "manual-steplr": demos.manual_steplr_demo,
-    "tiny-model": exercises.tiny_model,
-    "random-seeds": exercises.random_seeds,
-    "schedulers": exercises.schedulers,
-    "tiny-search": exercises.tiny_search,
-    "seed-variance": exercises.seed_variance,
-    "mnist-sgd": mnist_experiments.mnist_sgd,
-    "mnist-adam": mnist_experiments.mnist_adam,
-    "lr-sweep": mnist_experiments.lr_sweep,
+# Where each experiment lives, imported when it runs: the modules import torch, which a usage error never needs.
+EXPERIMENTS: dict[str, str] = {
+    "noise-sweep": "reference.demos:noise_sweep",
+    "overfitting": "reference.demos:overfitting_sweep",
+    "early-stopping": "reference.demos:early_stopping_demo",
+    "steplr-demo": "reference.demos:steplr_demo",
+    "manual-steplr": "reference.demos:manual_steplr_demo",
+    "tiny-model": "reference.exercises:tiny_model",
+    "random-seeds": "reference.exercises:random_seeds",
+    "schedulers": "reference.exercises:schedulers",
+    "tiny-search": "reference.exercises:tiny_search",
+    "seed-variance": "reference.exercises:seed_variance",
+    "mnist-sgd": "reference.mnist.experiments:mnist_sgd",
+    "mnist-adam": "reference.mnist.experiments:mnist_adam",
+    "lr-sweep": "reference.mnist.experiments:lr_sweep",
 }
 # 'demo' stays checkerboard-only: fast, and needing no dataset on disk.
 DEMO = ["noise-sweep", "overfitting", "early-stopping", "steplr-demo", "manual-steplr", "tiny-model",
         "random-seeds", "schedulers", "tiny-search", "seed-variance"]
+
+
+def experiment(name: str) -> Experiment:
+    """The function that runs experiment ``name``."""
+    module, _, function = EXPERIMENTS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _call(experiment: Experiment, device: str | None, data_root: pathlib.Path | None) -> ExperimentResult:
@@ -47,17 +54,21 @@ def _call(experiment: Experiment, device: str | None, data_root: pathlib.Path | 
 
 def run(names: list[str], out: pathlib.Path, device: str | None, data_root: pathlib.Path | None = None
         ) -> list[tuple[ExperimentResult, float, pathlib.Path]]:
+    from reference.results import write_result
+
     done = []
     for name in names:
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()
-        result = _call(EXPERIMENTS[name], device, data_root)
+        result = _call(experiment(name), device, data_root)
         folder = write_result(result, out)
         done.append((result, time.perf_counter() - start, folder))
     return done
 
 
 def summary_table(done: list[tuple[ExperimentResult, float, pathlib.Path]]) -> str:
+    from reference.results import markdown_table
+
     rows = []
     for result, seconds, folder in done:
         reproduced, compared = result.reproduced
@@ -80,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
     names = DEMO if args.name == "demo" else [args.name]
+    from reference.mnist.data import MnistNotFound
+
     try:
         done = run(names, args.out, args.device, args.data_root)
     except MnistNotFound as error:  # a user error: say how to fix it, no traceback

@@ -171,6 +171,7 @@ def test_a_kernel_factory_killed_midway_leaves_its_submission_ungraded_and_the_b
         assert list(gb.current_runs()) == []  # not an error 0/10: the next run grades it
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_a_kernel_that_cannot_start_is_tried_again_then_left_ungraded(tmp_path, monkeypatch, capsys):
     """A kernel that dies before the notebook's first cell (here a memory limit too small for Python itself) is the
     grader's machinery, not the student's work: it is tried once more, then nothing is stored and the batch exits 4."""
@@ -194,6 +195,7 @@ def _fork_servers() -> list[int]:
     return [pid for pid in process_children().get(os.getpid(), []) if "multiprocessing.forkserver" in command_line(pid)]
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_a_threaded_callers_batches_start_their_workers_from_one_fork_server_in_its_current_environment(
         tmp_path, monkeypatch, capsys):
     """A caller with threads of its own (a notebook, pytest-xdist) cannot fork its workers; they come from one fork
@@ -553,6 +555,7 @@ def test_a_class_whose_every_submission_is_unusable_is_out_of_the_assignment_s_f
     assert {row["max_score"] for row in json.loads(capsys.readouterr().out)["rows"]} == {10}
 
 
+@pytest.mark.usefixtures("shared_kernel_factory")
 def test_a_worker_that_dies_twice_leaves_its_submission_ungraded_and_the_batch_incomplete(monkeypatch, tmp_path, capsys):
     """A worker killed under a submission, and again under its retry, is the machine's doing (the student's code runs
     in the kernel, another process): nothing is stored for it, the others are graded, and the batch exits 4."""

@@ -68,11 +68,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
     from grader.assignments.catalog import load_exercise
-    from grader.grading.engine import (
-        SCORING_MODULES,
-        grade_submission,
-        resolve_data_root,
-    )
     from grader.kernel.factory import FactoryHandle
     from grader.kernel.notebook import InvalidNotebook, read_submission
 
@@ -97,6 +92,9 @@ def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:
                         f"--exercise {exercise.id} was given; `grader grade` refuses such a hand-in, grading nothing. "
                         f"Check it as {declared} (leave --exercise out), or do the {exercise.id} work in that "
                         "exercise's own notebook", assignment=exercise.id)
+    # The engine imports torch (a second or two): a notebook or exercise refused above is told at once.
+    from grader.grading.engine import SCORING_MODULES, grade_submission, resolve_data_root
+
     data_root = resolve_data_root(exercise, args.data_root)
     # Not waited for here: the engine waits for the factory only when the kernel is needed.
     handle = (factory.handle if factory is not None else
