@@ -3,9 +3,11 @@
 The submissions and each grader's version of the assignment are in bench/peers_assignment.py; the peers
 run from their own venv (.venv-peers, nbgrader 0.9.6 and otter-grader 7.0.0) through bench/peers_run.py.
 Each row is the wall time of one command that grades every notebook, start-up included. This grader
-runs twice per worker count: each command cold (``GRADER_WARM_SERVER=0``, as every peer runs), and
-through its warm server, started beforehand by an untimed batch. The three graders must give every
-notebook the same verdict (full marks or not); the raw run checks nothing.
+runs each worker count two ways: each command cold (``GRADER_WARM_SERVER=0``, as every peer runs), and
+through its warm server, started beforehand by an untimed batch. Its rows are the median of
+``--repeats`` runs, one and more workers in turn: one run's ratio moves by a tenth or more from run to
+run. The three graders must give every notebook the same verdict (full marks or not); the raw run
+checks nothing.
 Writes out/bench/peers.md and out/bench/peers.json.
 Run: ``make bench-peers`` (builds .venv-peers first), or ``.venv/bin/python bench/peers.py --n 4``.
 """
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +45,7 @@ class Row:
     seconds: float
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
     lines_at: list[float] = field(default_factory=list)  # when each stdout line came: this grader's results
+    runs: list[float] = field(default_factory=list)  # every run's seconds, where ``seconds`` is their median
 
     def verdicts(self) -> dict[str, bool]:
         return {s: score >= top > 0 for s, (score, top) in self.scores.items()}
@@ -140,13 +144,29 @@ class Bench:
                             self.otter_subs], self.otter, environment(self.peers_python), self.root / "otter-cli.log")
         return Row("otter_cli", "otter-grader 7.0.0 `otter run`, a process per notebook", seconds, parse_scores(out))
 
-    def ours(self, workers: int, warm: bool = False) -> Row:
+    def ours(self, workers: int, warm: bool = False, attempt: int = 0) -> Row:
+        """One batch into a gradebook of its own, so that it grades every notebook."""
         key = f"ours_{'warm_' if warm else ''}{workers}"
         cmd = [sys.executable, "-m", "grader.cli", "grade", self.klass, "--exercise", pa.EXERCISE,
-               "--gradebook", self.root / f"{key}.sqlite", "--workers", workers, "--json"]
-        seconds, out, at = run(cmd, ROOT, self._our_env(warm), self.root / f"{key}.log")
+               "--gradebook", self.root / f"{key}-{attempt}.sqlite", "--workers", workers, "--json"]
+        seconds, out, at = run(cmd, ROOT, self._our_env(warm), self.root / f"{key}-{attempt}.log")
         how = "through the warm server" if warm else "each command cold"
         return Row(key, f"this grader, `grader grade --workers {workers}`, {how}", seconds, parse_scores(out), at)
+
+    def ours_repeated(self, counts: list[int], warm: bool, repeats: int) -> dict[str, Row]:
+        """``repeats`` batches per worker count, the counts in turn (so that a slow spell of the machine touches
+        each alike); each row is the median run, with every run's seconds."""
+        runs: dict[str, list[Row]] = {}
+        for attempt in range(repeats):
+            for workers in counts:
+                row = self.ours(workers, warm, attempt)
+                runs.setdefault(row.key, []).append(row)
+                print(f"{row.label}, run {attempt + 1} of {repeats}: {row.seconds:.1f} s", flush=True)
+        rows = {}
+        for key, done in runs.items():
+            middle = sorted(done, key=lambda r: r.seconds)[(len(done) - 1) // 2]
+            rows[key] = dataclasses.replace(middle, runs=[r.seconds for r in done])
+        return rows
 
     def factory_warm_up(self) -> float:
         """Seconds from a fresh interpreter to a warm kernel factory, alone: what a cold command waits, at the least,
@@ -197,6 +217,12 @@ def table(rows: dict[str, Row], n: int) -> list[str]:
         lines.append(f"| {row.label} | {row.seconds:.1f} s | {row.seconds / n:.2f} s | {row.seconds / nbgrader:.2f}x "
                      f"| {row.seconds / raw:.2f}x |")
     return lines
+
+
+def runs_said(rows: dict[str, Row]) -> list[str]:
+    """Every run behind this grader's medians, in the order they ran."""
+    return [f"- {row.label}: the {'median' if len(row.runs) % 2 else 'lower middle'} of "
+            f"{', '.join(f'{s:.1f}' for s in row.runs)} s" for row in rows.values() if len(row.runs) > 1]
 
 
 def phases(rows: dict[str, Row]) -> list[str]:
@@ -259,8 +285,9 @@ def report(rows: dict[str, Row], subs: list[pa.Submission], workers: int, loads:
              f"{loads[1]:.2f} after. Each row is one command grading all {n} notebooks, start-up included, with "
              "OMP_NUM_THREADS=1 and MPLBACKEND=Agg. Made by `make bench-peers` (bench/peers.py).")
     head = [f"# Peers benchmark: {n} torch submissions, one at a time, measured in one run", "", about, ""]
-    body = table(rows, n) + [""] + [f"This grader with {workers} workers against 1, {how}: {x:.2f}x faster."
-                                    for how, x in speedups(rows, workers).items()]
+    body = table(rows, n) + [""] + runs_said(rows) + [""]
+    body += [f"This grader with {workers} workers against 1, {how}: {x:.2f}x faster (the medians)."
+             for how, x in speedups(rows, workers).items()]
     body += ["", "This grader's time, from its `--json` lines as they came:", ""] + phases(rows)
     if warm_up is not None and workers > 1 and len(rows["ours_1"].lines_at) > 1:
         body += ["", cold_bound(rows, workers, warm_up)]
@@ -279,8 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers-python", type=Path, default=ROOT / ".venv-peers" / "bin" / "python",
                         help="the python of the peers' venv (default .venv-peers, built by make bench-peers)")
     parser.add_argument("--otter-cli", action="store_true", help="also time `otter run`, a process per notebook")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each of this grader's rows, whose median is shown (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print where it is")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if not args.peers_python.exists():
         print(f"{args.peers_python} is missing: run `make bench-peers`, which builds it", file=sys.stderr)
         return 2
@@ -290,21 +321,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"preparing {args.n} submissions in each format under {folder}", flush=True)
     bench.prepare(subs)
     loads = [os.getloadavg()[0]]
-    steps = [("raw", bench.raw), ("nbgrader", bench.nbgrader), ("otter", bench.otter_api)]
-    steps += [("otter_cli", bench.otter_cli)] if args.otter_cli else []
-    steps += [("ours_1", lambda: bench.ours(1))]
-    steps += [(f"ours_{args.workers}", lambda: bench.ours(args.workers))] if args.workers > 1 else []
-    steps += [("ours_warm_1", lambda: bench.ours(1, warm=True))]
-    steps += [(f"ours_warm_{args.workers}", lambda: bench.ours(args.workers, warm=True))] if args.workers > 1 else []
+    peers = [("raw", bench.raw), ("nbgrader", bench.nbgrader), ("otter", bench.otter_api)]
+    peers += [("otter_cli", bench.otter_cli)] if args.otter_cli else []
+    counts = [1, args.workers] if args.workers > 1 else [1]
     rows = {}
     try:
         warm_up = bench.factory_warm_up()
         print(f"this grader's kernel factory alone, from a fresh interpreter to warm: {warm_up:.1f} s", flush=True)
-        for key, step in steps:
-            if key == "ours_warm_1":
-                print(f"starting this grader's warm server (untimed): {bench.start_server():.1f} s", flush=True)
+        for key, step in peers:
             rows[key] = step()
             print(f"{rows[key].label}: {rows[key].seconds:.1f} s", flush=True)
+        rows.update(bench.ours_repeated(counts, False, args.repeats))
+        print(f"starting this grader's warm server (untimed): {bench.start_server():.1f} s", flush=True)
+        rows.update(bench.ours_repeated(counts, True, args.repeats))
     finally:
         bench.stop_server()
     loads.append(os.getloadavg()[0])
@@ -315,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / "peers.md").write_text(text)
     record("peers", {"notebooks": args.n, "workers": args.workers, "load_average": loads,
                      "seconds": {k: r.seconds for k, r in rows.items()}, "factory_warm_up_s": warm_up,
+                     "runs": {k: r.runs for k, r in rows.items() if r.runs},
                      "verdicts": {k: r.verdicts() for k, r in rows.items() if k != "raw"}, "disagreements": problems})
     print(f"written {OUT / 'peers.md'} and {OUT / 'peers.json'}")
     if args.keep:
