@@ -15,6 +15,7 @@ Run: ``make bench-peers`` (builds .venv-peers first), or ``.venv/bin/python benc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -21,6 +21,6 @@ def test_figures_are_written(tmp_path):
 
 
 def test_unknown_experiment_is_a_usage_error():
-    """``python -m reference`` as typed: a name it does not know is refused before any experiment's import."""
+    """``python -m reference`` as typed: a name it does not know is a usage error, exit 2."""
     proc = subprocess.run([sys.executable, "-m", "reference", "nope"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
