@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from reference.cli import main
+from reference.cli import EXPERIMENTS, experiment, main
 
 
 def test_command_prints_the_course_lines_and_writes_results(tmp_path, capsys):
@@ -24,3 +24,9 @@ def test_unknown_experiment_is_a_usage_error():
     """``python -m reference`` as typed: a name it does not know is a usage error, exit 2."""
     proc = subprocess.run([sys.executable, "-m", "reference", "nope"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_every_experiment_name_leads_to_its_function():
+    """The table names each experiment's module and function as text, resolved only when it runs."""
+    for name in EXPERIMENTS:
+        assert callable(experiment(name)), name
