@@ -44,12 +44,12 @@ def experiment(name: str) -> Experiment:
     return getattr(importlib.import_module(module), function)
 
 
-def _call(experiment: Experiment, device: str | None, data_root: pathlib.Path | None) -> ExperimentResult:
+def _call(function: Experiment, device: str | None, data_root: pathlib.Path | None) -> ExperimentResult:
     """Pass ``data_root`` only to experiments that take it (the MNIST ones)."""
     kwargs = {"log": lambda line: print(line, flush=True), "device": device}
-    if "data_root" in inspect.signature(experiment).parameters:
+    if "data_root" in inspect.signature(function).parameters:
         kwargs["data_root"] = data_root
-    return experiment(**kwargs)
+    return function(**kwargs)
 
 
 def run(names: list[str], out: pathlib.Path, device: str | None, data_root: pathlib.Path | None = None

@@ -12,7 +12,7 @@ from grader.errors import EXIT_FAILED, EXIT_OK
 from grader.results import SubmissionResult
 
 if TYPE_CHECKING:
-    from grader.kernel.factory import FactoryHandle, KernelFactory
+    from grader.kernel.factory import FactoryHandle
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,25 +57,16 @@ def shortfalls(result: SubmissionResult) -> list[str]:
     return found if found or result.checks else ["no check was scored"]
 
 
-def _factory(ids: list[str]) -> contextlib.AbstractContextManager[KernelFactory | None]:
-    """A kernel factory for the solutions' kernels, as a batch has one: where two or more are graded, or where another
-    process keeps one warm (the warm server's); else none, and each kernel starts fresh."""
-    import os
-
-    from grader.kernel.factory import SHARED_ENV, launch_factory
-
-    return launch_factory() if len(ids) >= 2 or ids and os.environ.get(SHARED_ENV) else contextlib.nullcontext()
-
-
 def run(args: argparse.Namespace) -> int:
     from grader.assignments.authoring import assign, render, solution_ids, solution_path
+    from grader.kernel.factory import factory_for
 
     ids = args.exercise or solution_ids()
     for exercise_id in ids:
         render(exercise_id)  # authoring mistakes first: they cost nothing to find
     refused = []
     checked = [] if args.skip_solution_check else ids
-    with _factory(checked) as factory:
+    with factory_for(len(checked)) or contextlib.nullcontext() as factory:
         for exercise_id in checked:
             print(f"grading the solution of {exercise_id} ...", file=sys.stderr, flush=True)
             result = grade_solution(exercise_id, args.data_root, factory.handle if factory else None)

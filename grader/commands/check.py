@@ -48,17 +48,13 @@ def error_json(args: argparse.Namespace, error: UserError) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from grader.kernel.factory import SHARED_ENV, launch_factory
+    from grader.kernel.factory import factory_for
     from grader.store.outputs import check_output
 
-    # A factory pays off over many checks (--watch), or is already warm (the warm server's); for one check in a
-    # process of its own, a fresh kernel is up before a factory has warmed up. First, when there is one: it
-    # imports torch for the kernel while this process imports the grader.
+    # --watch starts a kernel at every save. The factory first, when there is one: it imports torch for the kernel
+    # while this process imports the grader.
     check_output(html_path(args), "--html", {"the notebook being checked": args.notebook})  # before any kernel
-    warm = not args.no_factory and (args.watch or bool(os.environ.get(SHARED_ENV)))
-    factory = launch_factory() if warm else None
+    factory = None if args.no_factory else factory_for(2 if args.watch else 1)
     try:
         return _check(args, factory)
     finally:

@@ -209,6 +209,13 @@ def wait_ready(factory: KernelFactory, timeout_s: float = WARM_TIMEOUT_S) -> Ker
     return factory
 
 
+def factory_for(kernels: int) -> KernelFactory | None:
+    """A factory (launched, not waited for) where one pays off: for two kernels or more, or where another process
+    keeps one warm (``SHARED_ENV``). None for one kernel in a process of its own: a fresh kernel is up before a
+    factory has warmed up."""
+    return launch_factory() if kernels >= 2 or kernels and os.environ.get(SHARED_ENV) else None
+
+
 def start_factory(preload: tuple[str, ...] = PRELOAD, timeout_s: float = WARM_TIMEOUT_S) -> KernelFactory:
     """A warm factory, or one that says why there is none; use it as a context manager."""
     return wait_ready(launch_factory(preload), timeout_s)
