@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import pathlib
+import select
 import shutil
 import signal
 import subprocess
@@ -243,6 +244,27 @@ def test_ctrl_c_stops_a_batch_in_the_server_and_keeps_what_finished(runtime, tmp
         time.sleep(0.2)
     assert not descendants(server) - before  # no worker, kernel or sandbox of the batch is left
     assert [row[0] for row in gradebook_rows(book)] == ["ada"]
+
+
+def test_the_server_learns_a_command_ended_from_a_descriptor_not_its_next_tick():
+    """A command's end wakes the server's selector (a pidfd), so its client hears at once."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(write)
+        os.read(read, 1)  # ends when the test closes its end
+        os._exit(0)
+    os.close(read)
+    watch = warm_server._exit_watch(pid)
+    try:
+        assert watch is not None
+        assert select.select([watch], [], [], 0)[0] == []  # still running
+        os.close(write)
+        assert select.select([watch], [], [], 30)[0] == [watch]
+    finally:
+        if watch is not None:
+            os.close(watch)
+        os.waitpid(pid, 0)
 
 
 def test_a_folder_others_can_enter_is_never_used(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from grader.assignments.version import grader_version
 from grader.errors import MachineryLost, UserError
 from grader.grading.cluster_batch import ClusterSession, NotGraded, cluster_results
 from grader.grading.discover import Found
-from grader.grading.engine import SCORING_MODULES, import_all, probe_sandboxes
+from grader.grading.engine import SCORING_MODULES, ready_to_fork
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.jobs import Job, file_sha256, grade_job
 from grader.grading.secrets import fingerprint
@@ -298,8 +298,8 @@ def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.Exi
 
 def _warm_workers(jobs: list[Job], exercise: Exercise, workers: int, stop: Stop,
                   stack: contextlib.ExitStack) -> cf.ProcessPoolExecutor | None:
-    """Workers forked from this process once it imported what scoring needs and probed the sandbox, while the jobs'
-    factory warms up; None (a clean pool then, ``_clean_start``) where forking is unsafe (another thread runs here,
+    """Workers forked from this process once it did what their first notebooks would (``ready_to_fork``), while the
+    jobs' factory warms up; None (a clean pool then, ``_clean_start``) where forking is unsafe (another thread runs here,
     or it is not Linux) or the batch was stopped meanwhile.
 
     Spawned workers would each import torch again, at the same time as the factory: three imports on two cores.
@@ -308,9 +308,9 @@ def _warm_workers(jobs: list[Job], exercise: Exercise, workers: int, stop: Stop,
     """
     if not any(job.factory for job in jobs) or sys.platform != "linux" or thread_count() > 1:
         return None
-    import_all(SCORING_MODULES)  # in this thread: a helper thread could still be exiting at the fork
+    # In this thread: a helper thread could still be exiting at the fork.
     with contextlib.suppress(Exception):  # a head start only: a worker probes whatever was not probed here
-        probe_sandboxes([exercise])
+        ready_to_fork([exercise])
     if stop.is_set() or thread_count() > 1:  # a thread an import started makes a fork unsafe
         return None
     return stack.enter_context(forked_workers(min(workers, len(jobs))))

@@ -391,6 +391,11 @@ def _kernel_start(sandbox: Sandbox) -> str:
     return fell_back.removeprefix("grader-factory: ") if fell_back else "forked from the pre-warmed factory"
 
 
+def find_kernel_spec() -> None:
+    """Look the kernel's spec up as a kernel's start does: the first lookup imports ipykernel's (40 ms)."""
+    SandboxKernelManager().kernel_spec
+
+
 def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Execution:
     """Run the prepared notebook (or, ``Deferred``, the one that comes); never raises for anything it does."""
     km = SandboxKernelManager(transport="ipc", connection_file=str(sandbox.conn_dir / "kernel.json"))
