@@ -299,8 +299,8 @@ def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.Exi
 def _warm_workers(jobs: list[Job], exercise: Exercise, workers: int, stop: Stop,
                   stack: contextlib.ExitStack) -> cf.ProcessPoolExecutor | None:
     """Workers forked from this process once it did what their first notebooks would (``ready_to_fork``), while the
-    jobs' factory warms up; None (a clean pool then, ``_clean_start``) where forking is unsafe (another thread runs here,
-    or it is not Linux) or the batch was stopped meanwhile.
+    jobs' factory warms up; None (a clean pool then, ``_clean_start``) where forking is unsafe (another thread runs
+    here, or it is not Linux) or the batch was stopped meanwhile.
 
     Spawned workers would each import torch again, at the same time as the factory: three imports on two cores.
     Each would also probe what the machine allows (two short-lived interpreters), where the probes done here are
@@ -308,7 +308,7 @@ def _warm_workers(jobs: list[Job], exercise: Exercise, workers: int, stop: Stop,
     """
     if not any(job.factory for job in jobs) or sys.platform != "linux" or thread_count() > 1:
         return None
-    # In this thread: a helper thread could still be exiting at the fork.
+    # Here, not in a helper thread, which could still be exiting at the fork.
     with contextlib.suppress(Exception):  # a head start only: a worker probes whatever was not probed here
         ready_to_fork([exercise])
     if stop.is_set() or thread_count() > 1:  # a thread an import started makes a fork unsafe

@@ -98,11 +98,10 @@ def probe_sandboxes(exercises: list[Exercise]) -> None:
 
 
 def ready_to_fork(exercises: list[Exercise]) -> None:
-    """Do here, once, what each worker forked from this process would do on its first notebook: import what scoring
-    needs, pack the prelude, build the notebook validators, look the kernel's spec up and probe each exercise's
-    sandbox (a probe that fails raises; each worker then probes for itself). Starts no thread: forking stays safe.
+    """Do once, before workers fork from this process, what each would do on its first notebook (0.15-0.3 s): import,
+    pack the prelude, build the validators, find the kernel's spec, probe each sandbox (raises where one fails).
 
-    Worth about 0.15 s of every worker's first notebook, and of every command the warm server runs.
+    Starts no thread, so forking stays safe (the warm server forks every command's process from it too).
     """
     import_all(SCORING_MODULES)
     prelude_source()
