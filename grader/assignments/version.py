@@ -32,8 +32,10 @@ def scoring_modules(assignment: Assignment) -> tuple[str, ...]:
     return QUIZ_SCORING
 
 
-def _imports(path: pathlib.Path, module: str) -> set[str]:
-    """Every module of our packages that ``path`` imports, anywhere in it, as absolute names."""
+@functools.cache
+def _imports(path: pathlib.Path, module: str) -> frozenset[str]:
+    """Every module of our packages that ``path`` imports, anywhere in it, as absolute names; each file parsed once,
+    as the exercises' closures share most of their modules."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(parse_source(path.read_text(encoding="utf-8"))):
@@ -48,7 +50,7 @@ def _imports(path: pathlib.Path, module: str) -> set[str]:
         else:
             continue
         found.update(n for n in names if n.split(".")[0] in OWN_PACKAGES)
-    return found
+    return frozenset(found)
 
 
 _CLOSURE_LOCK = threading.Lock()
@@ -77,7 +79,13 @@ def _code_closure(modules: tuple[str, ...]) -> tuple[pathlib.Path, ...]:
     return tuple(sorted(set(seen.values())))
 
 
-code_closure.cache_clear = _code_closure.cache_clear  # type: ignore[attr-defined] - for tests that edit sources
+def _forget() -> None:
+    """For tests that edit sources: their closures and imports are found again."""
+    _code_closure.cache_clear()
+    _imports.cache_clear()
+
+
+code_closure.cache_clear = _forget  # type: ignore[attr-defined]
 
 
 def _package_version() -> str:
