@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from grader.assignments.catalog import Exercise
-from grader.assignments.version import grader_version
 from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
 from grader.errors import MachineryLost, UserError
@@ -99,14 +98,12 @@ def probe_sandboxes(exercises: list[Exercise]) -> None:
 
 
 def ready_to_fork(exercises: list[Exercise]) -> None:
-    """Do once, before processes fork from this one, what each would do first (0.3-0.4 s): import, find the code each
-    exercise's version covers, pack the prelude, build the validators, find the kernel's spec, probe each sandbox.
+    """Do once, before processes fork from this one, what each would do first (0.15-0.3 s): import, pack the prelude,
+    build the validators, find the kernel's spec, probe each sandbox (a probe that fails raises).
 
-    A probe that fails raises. Starts no thread, so forking stays safe (the warm server forks each command from it).
+    Starts no thread, so forking stays safe (the warm server forks each command from it too).
     """
     import_all(SCORING_MODULES)
-    for exercise in exercises:
-        grader_version(exercise)  # parses the modules that score it (0.2 s), once
     prelude_source()
     build_validators()
     find_kernel_spec()
