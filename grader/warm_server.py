@@ -273,10 +273,10 @@ def _serve(folder: pathlib.Path, idle_s: float, factory: KernelFactory) -> None:
     from grader.assignments.catalog import load_all
     from grader.grading.engine import ready_to_fork
 
-    exercises = []
+    versions_due = []  # the exercises whose versioned code the server finds once it listens
     try:  # a head start only: a child probes whatever was not probed here
-        exercises = load_all()
-        ready_to_fork(exercises)
+        versions_due = load_all()
+        ready_to_fork(versions_due)
     except Exception as e:  # noqa: BLE001 - a course folder with a broken exercise still gets its server
         print(f"warm server: sandboxes not probed ahead ({type(e).__name__}: {e})", file=sys.stderr)
     factory = wait_ready(factory)
@@ -343,9 +343,9 @@ def _serve(folder: pathlib.Path, idle_s: float, factory: KernelFactory) -> None:
             _reap(children, stopping, watches, selector)
             if children:
                 last = time.monotonic()
-            if exercises:  # once listening, while the first command runs: what the later batches find done
-                _find_versioned_code(exercises)
-                exercises = []
+            if versions_due:  # while the first command runs: the batches after it find it done
+                _find_versioned_code(versions_due)
+                versions_due = []
     finally:
         listener.close()
         for name in ("server.sock", "server.pid"):
