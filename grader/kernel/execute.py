@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from queue import Empty
 
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -391,9 +392,9 @@ def _kernel_start(sandbox: Sandbox) -> str:
     return fell_back.removeprefix("grader-factory: ") if fell_back else "forked from the pre-warmed factory"
 
 
-def find_kernel_spec() -> None:
-    """Look the kernel's spec up as a kernel's start does: the first lookup imports ipykernel's (40 ms)."""
-    SandboxKernelManager().kernel_spec
+def find_kernel_spec() -> KernelSpec:
+    """The kernel's spec, looked up as a kernel's start does: the first lookup imports ipykernel's (40 ms)."""
+    return SandboxKernelManager().kernel_spec
 
 
 def execute(notebook: PreparedNotebook | Deferred, sandbox: Sandbox) -> Execution:
