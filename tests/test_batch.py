@@ -3,14 +3,17 @@
 import csv
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 
 import nbformat
 import pytest
@@ -213,6 +216,29 @@ def test_a_kernel_that_cannot_start_is_tried_again_then_left_ungraded(tmp_path, 
     assert ("ada: the grader's kernel failed before the notebook's first cell ran (the kernel could not be started: "
             "Kernel died before replying to kernel_info; the sandbox's memory limit is 40 MB)") in err
     assert "Exception ignored" not in err and current(book) == {}
+
+
+@pytest.mark.usefixtures("shared_kernel_factory")
+def test_a_gradebook_in_the_temp_folder_is_hidden_from_kernels_that_still_start_in_it(tmp_path, monkeypatch, capsys):
+    """Kernels never see the gradebook's folder. Kept in the temp folder, which holds each kernel's own sandbox, that
+    folder cannot be covered whole: every kernel died before its first cell, and the batch blamed the grader."""
+    (tmp_path / "exercises" / "probe").mkdir(parents=True)
+    (tmp_path / "exercises" / "probe" / "spec.toml").write_text(one_value_spec("probe"))
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path / "exercises"))
+    book = pathlib.Path(tempfile.gettempdir()) / f"grades-{uuid.uuid4().hex[:8]}.sqlite"
+    cell = f"import os\nprobe = {{'gradebook seen': os.path.exists({str(book)!r})}}"
+    if os.geteuid() == 0:  # private mounts need root here (README, sandbox table)
+        cell += "\nassert not probe['gradebook seen']"
+    (tmp_path / "class").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), tmp_path / "class" / "ada.ipynb")
+    try:
+        assert main(["grade", str(tmp_path / "class"), "--exercise", "probe", "--gradebook", str(book), "--json",
+                     "--workers", "1"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert (result["status"], result["score"]) == ("ok", 1), result
+    finally:
+        for leftover in book.parent.glob(book.name + "*"):
+            leftover.unlink()
 
 
 def _fork_servers() -> list[int]:

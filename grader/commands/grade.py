@@ -305,8 +305,10 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         raise
     # Kernels see none of it: the secret, the gradebook, the classmates' notebooks, the roster's names and emails.
     roster_file = config.roster if config and config.roster and config.roster.exists() else None
-    hide = tuple(str(p) for p in (secret_path, args.gradebook.resolve().parent, args.submissions.resolve(),
-                                  roster_file) if p)
+    # The gradebook's own files too: its folder may hold what the kernel runs from, and then stays in view.
+    book = args.gradebook.resolve()
+    own = [book.with_name(book.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    hide = tuple(str(p) for p in (secret_path, book.parent, *own, args.submissions.resolve(), roster_file) if p)
     console = Console(stderr=args.json)
     bar = console.is_terminal  # a log or a pipe gets no bar: one line per finished submission on stderr instead
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -348,9 +348,9 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
     sandbox.namespaces = linux and _namespaces_available()
     as_root = isolate_user and os.geteuid() == 0 and linux
     if as_root or sandbox.namespaces:
-        _plan_mounts(sandbox, hide, readonly, stub, reveal_untraversable=as_root)
+        veiled = _plan_mounts(sandbox, hide, readonly, stub, reveal_untraversable=as_root)
     if as_root:
-        _claim_user(sandbox)
+        _claim_user(sandbox, veiled)
     if as_root or sandbox.namespaces:
         # Whole-sandbox memory: the processes, and the tmpfs pages they write (disk and /dev/shm).
         memory = limits.memory_mb + (limits.max_disk_mb if capped else 0) + limits.max_shm_mb
@@ -363,8 +363,11 @@ def open_sandbox(limits: Limits, extra_env: dict | None = None, hide: list[str] 
     return sandbox
 
 
-def _plan_mounts(sandbox: Sandbox, hide, readonly, stub, reveal_untraversable: bool) -> None:
-    """What the kernel's mount namespace shows: data read-only, secrets hidden, the temp folder reduced."""
+def _plan_mounts(sandbox: Sandbox, hide, readonly, stub, reveal_untraversable: bool) -> list[str]:
+    """What the kernel's mount namespace shows: data read-only, secrets hidden, the temp folder reduced.
+
+    Returns the hidden folders shown only in part (``_cover``): hiding, they stay whoever the kernel runs as.
+    """
     sandbox.readonly = [os.path.realpath(p) for p in readonly if os.path.exists(p)]
     needed = needed_paths() + sandbox.readonly
     sandbox.reveal = reveal_plan(needed) if reveal_untraversable else {}
@@ -376,14 +379,44 @@ def _plan_mounts(sandbox: Sandbox, hide, readonly, stub, reveal_untraversable: b
                 if pathlib.Path(p).is_relative_to(tmp) and p != tmp}
         sandbox.reveal[tmp] = sorted({sandbox.root.name} | kept)
     fonts = sandbox_files.font_cache()  # the factory's font list: written by the grader only
-    sandbox.hide = [os.path.realpath(p) for p in (*hide, *([str(fonts)] if fonts else [])) if os.path.exists(p)]
+    hidden = [os.path.realpath(p) for p in (*hide, *([str(fonts)] if fonts else [])) if os.path.exists(p)]
+    sandbox.hide = _cover(hidden, [*needed, str(sandbox.root)], sandbox.reveal)
     sandbox.stub = sorted({os.path.realpath(p) for p in stub if os.path.isfile(p)})
     if sandbox.stub:
         (sandbox.root / STUB_NAME).write_text(STUB)
         os.chmod(sandbox.root / STUB_NAME, 0o644)
+    return [p for p in hidden if p in sandbox.reveal]
 
 
-def _claim_user(sandbox: Sandbox) -> None:
+def _cover(hidden: list[str], needed: list[str], reveal: dict[str, list[str]]) -> list[str]:
+    """Which of ``hidden`` to cover whole; a folder holding what the kernel runs from becomes a reveal in ``reveal``.
+
+    A gradebook kept in the temp folder, or in a home folder holding the venv, hides its folder: covering that whole
+    would take the sandbox or the interpreter from the kernel. Such a folder shows only the entries leading to them.
+    A folder the kernel needs whole (a gradebook beside the checkout's own files) is left: the caller names the files
+    inside it that must not be seen.
+
+    >>> reveal = {}; _cover(["/srv/secret", "/home/ta", "/opt/venv"], ["/opt/venv", "/home/ta/venv/bin"], reveal)
+    ['/srv/secret']
+    >>> reveal
+    {'/home/ta': ['venv']}
+    """
+    covered = []
+    for path in hidden:
+        inside = [p for p in needed if pathlib.PurePosixPath(p).is_relative_to(path)]
+        if not inside:
+            covered.append(path)
+        elif path not in inside:
+            kept = {pathlib.PurePosixPath(p).relative_to(path).parts[0] for p in inside}
+            reveal[path] = sorted(kept.union(reveal.get(path, [])))
+    # Shallow folders first, as reveal_plan orders them: deeper reveals happen inside what shallower ones bring back.
+    ordered = sorted(reveal.items(), key=lambda item: item[0].count("/"))
+    reveal.clear()
+    reveal.update(ordered)
+    return covered
+
+
+def _claim_user(sandbox: Sandbox, veiled: list[str]) -> None:
     """An unprivileged uid for this sandbox, once the whole plan is shown to work for it; else none."""
     claimed = _claim_slot()
     if not claimed:
@@ -405,7 +438,8 @@ def _claim_user(sandbox: Sandbox) -> None:
     else:
         # The kernel runs as the grader's user, but what is hidden stays hidden wherever a mount namespace holds:
         # a failed probe must never show the secret or the solutions.
-        sandbox.user, sandbox.reveal = None, {}
+        sandbox.user = None
+        sandbox.reveal = {f: e for f, e in sandbox.reveal.items() if f in veiled} if sandbox.namespaces else {}
         if not sandbox.namespaces:
             sandbox.hide = []
         sandbox._slot_lock = None
