@@ -107,6 +107,14 @@ def test_every_forked_kernel_draws_fresh_random_numbers(factory, spec, tmp_path)
         assert draws[0][generator] != draws[1][generator], generator
 
 
+def test_a_forked_kernel_s_collections_leave_the_objects_it_shares_with_the_factory_alone(factory, spec, tmp_path):
+    """The factory freezes what its imports made before its first fork: a kernel's garbage collections never walk those
+    objects, which would copy every page it shares with the factory, and walk only what the kernel made itself."""
+    cell = "import gc, torch\ngc.collect()\nprobe = {'frozen': gc.get_freeze_count(), 'walked': len(gc.get_objects())}"
+    _, seen = _probe(_notebook(tmp_path, "collects", cell), spec, factory.handle)
+    assert seen["frozen"] > 100_000 and seen["walked"] < seen["frozen"] / 10, seen
+
+
 def test_no_kernel_can_change_the_font_list_the_factory_keeps_between_batches(factory, spec, tmp_path):
     fonts = sandbox_files.font_cache()
     assert fonts is not None and any(fonts.glob("fontlist-*.json")), "the factory built its font list there"
