@@ -2,8 +2,8 @@
 
 It imports once what every kernel needs (ipykernel, numpy, torch, matplotlib with Agg), checks it
 is still single-threaded, freezes those objects out of the garbage collector's reach (``gc.freeze``,
-so no kernel's collection copies the pages it shares), then serves requests on a unix socket that only the grader's own uid may
-use. For each request it forks a child that applies the whole sandbox
+so no kernel's collection copies the pages it shares), then serves requests on a unix socket that
+only the grader's own uid may use. For each request it forks a child that applies the whole sandbox
 (``sandbox_launch.apply``: session, control group, namespaces, mounts, rlimits, the drop to the
 sandbox user) before any student byte runs, reseeds every random generator from OS entropy as a
 fresh process would, and only then starts ipykernel on the request's connection file.
