@@ -267,9 +267,12 @@ def _serve(folder: pathlib.Path, idle_s: float, factory: KernelFactory) -> None:
     from grader.kernel.factory import launch_factory, wait_ready
     from grader.kernel.factory_client import peer_uid, read_request, thread_count
 
-    for name in WARM:
-        with contextlib.suppress(ImportError):  # a package without it (the student's) imports it when used
-            importlib.import_module(name)
+    from grader.collector import importing
+
+    with importing():  # and frozen: no command forked from here walks these objects in a collection
+        for name in WARM:
+            with contextlib.suppress(ImportError):  # a package without it (the student's) imports it when used
+                importlib.import_module(name)
     from grader.assignments.catalog import load_all
     from grader.grading.engine import ready_to_fork
 

@@ -271,12 +271,15 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
         TimeRemainingColumn,
     )
 
-    from grader.assignments.catalog import Exercise
-    from grader.commands.override import review_lines
-    from grader.grading.batch import check_secret, forked_workers, grade_class
-    from grader.grading.engine import resolve_data_root
-    from grader.store.gradebook import Gradebook
-    from grader.store.lateness import apply_late_policy, ignored_extensions
+    from grader.collector import importing
+
+    with importing():  # torch and dask, where this process has not imported them yet
+        from grader.assignments.catalog import Exercise
+        from grader.commands.override import review_lines
+        from grader.grading.batch import check_secret, forked_workers, grade_class
+        from grader.grading.engine import resolve_data_root
+        from grader.store.gradebook import Gradebook
+        from grader.store.lateness import apply_late_policy, ignored_extensions
 
     everyone = found  # the roster and the manifest are matched against the whole folder, even for --student
     if args.student:

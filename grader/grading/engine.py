@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from grader.assignments.catalog import Exercise
 from grader.checks import CheckContext, run_checks
 from grader.checks.data import DataFactory
+from grader.collector import importing
 from grader.errors import MachineryLost, UserError
 from grader.grading.captures import CaptureCache, Filled
 from grader.grading.speculation import Speculation, spare_core
@@ -43,7 +44,7 @@ SCORING_MODULES = ("torch", "torch._dynamo", "grader.loading.exports", "grader.g
 
 def import_all(modules: tuple[str, ...]) -> None:
     """Import ``modules`` in order, stopping at the first that fails: its user meets the error again, and says it."""
-    with held():  # importing torch parses sources, as the grader does in its other threads
+    with held(), importing():  # importing torch parses sources, as the grader does in its other threads
         for name in modules:
             try:
                 importlib.import_module(name)
