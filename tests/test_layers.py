@@ -20,7 +20,7 @@ FILES = ROOT / "tests" / "files"
 
 # Lowest first. The README's layout section shows the same order.
 LAYERS = [
-    ("grader.errors", "grader.results", "grader.source_trees"),
+    ("grader.errors", "grader.results", "grader.source_trees", "grader.collector"),
     ("grader.kernel",),
     ("grader.specs",),
     ("grader.loading",),
