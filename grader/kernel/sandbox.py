@@ -231,8 +231,7 @@ def reveal_plan(paths: list[str]) -> dict[str, list[str]]:
             with contextlib.suppress(OSError):
                 if not os.stat(folder).st_mode & stat.S_IXOTH:
                     plan.setdefault(folder, set()).add(parts[depth + 1])
-    # Shallow folders first: deeper reveals happen inside what the shallower ones bring back.
-    return {folder: sorted(plan[folder]) for folder in sorted(plan, key=lambda f: f.count("/"))}
+    return {folder: sorted(entries) for folder, entries in plan.items()}
 
 
 @functools.lru_cache(maxsize=32)
@@ -409,10 +408,6 @@ def _cover(hidden: list[str], needed: list[str], reveal: dict[str, list[str]]) -
         elif path not in inside:
             kept = {pathlib.PurePosixPath(p).relative_to(path).parts[0] for p in inside}
             reveal[path] = sorted(kept.union(reveal.get(path, [])))
-    # Shallow folders first, as reveal_plan orders them: deeper reveals happen inside what shallower ones bring back.
-    ordered = sorted(reveal.items(), key=lambda item: item[0].count("/"))
-    reveal.clear()
-    reveal.update(ordered)
     return covered
 
 

@@ -164,7 +164,9 @@ def _private_mounts(plan: dict, root: bool) -> None:
             if os.path.isdir(folder) and not os.path.islink(folder):
                 size = plan.get("shm_mb", 64) if folder == "/dev/shm" else 16
                 _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}m")
-    for folder, entries in plan.get("reveal", {}).items():
+    # Shallow folders first, whatever order the plan lists them in: deeper reveals happen inside what the shallower
+    # ones bring back (the temp folder, then a venv kept in it).
+    for folder, entries in sorted(plan.get("reveal", {}).items(), key=lambda item: item[0].count("/")):
         _reveal_only(folder, entries)
     for path in plan.get("hide", []):
         _hide(path)
