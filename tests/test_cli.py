@@ -18,6 +18,20 @@ def test_a_bad_input_with_json_prints_one_object_and_exits_2(capsys, tmp_path):
     assert err == f"grader grade: {tmp_path / 'missing'} is not a folder of submissions\n"
 
 
+def test_a_class_folder_that_kernels_run_from_is_refused_before_anything_is_written(capsys, tmp_path):
+    """The checkout's root, graded as a class: kernels need it whole (`from reference import ...`), so it could not be
+    hidden, and each kernel would read every classmate's notebook there."""
+    book = tmp_path / "grades.sqlite"
+    code, out, err = run_cli(capsys, "grade", ROOT, "--exercise", "tiny-model", "--gradebook", book, "--json")
+    assert code == EXIT_UNUSABLE
+    assert "holds what every kernel runs from" in json.loads(out)["error"]
+    assert "put the submissions in a folder of their own" in err and not book.exists()
+    # A folder of its own is taken (this one is empty, and says so).
+    (tmp_path / "class").mkdir()
+    code, _, err = run_cli(capsys, "grade", tmp_path / "class", "--exercise", "tiny-model", "--gradebook", book)
+    assert code == EXIT_UNUSABLE and "holds no submissions" in err
+
+
 def test_an_id_that_is_a_quiz_is_named_as_one(capsys, tmp_path):
     code, out, err = run_cli(capsys, "check", ROOT / "reference" / "notebooks" / "tiny-model.ipynb",
                              "--exercise", "convergence", "--json")

@@ -216,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         from grader.grading.discover import discover, left_aside
 
         assignment = load_assignment(args.exercise)
+        if isinstance(assignment, Exercise):
+            refuse_a_folder_kernels_need(args.submissions)
         suffixes = assignment.suffixes
         found = discover(args.submissions, assignment.id, suffixes)
         if not found:
@@ -238,6 +240,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             cluster = None
         return grade_found(args, config, assignment, found, cluster, factory)
+
+
+def refuse_a_folder_kernels_need(submissions: pathlib.Path) -> None:
+    """Refuse a class folder that kernels must see whole (the checkout, the venv): hidden, it would take what they run
+    from along; left in view, every student's kernel could read the classmates' notebooks."""
+    from grader.kernel.sandbox import needed_paths
+
+    folder = os.path.realpath(submissions)
+    if folder in needed_paths():
+        raise UserError(f"{submissions} holds what every kernel runs from (the grader's checkout, or the Python it "
+                        "runs), so it cannot be hidden from the kernels, and each student's kernel could read the "
+                        "classmates' notebooks: put the submissions in a folder of their own (for example "
+                        f"{pathlib.Path(submissions) / 'submissions'}) and grade that")
 
 
 @contextlib.contextmanager
