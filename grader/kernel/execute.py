@@ -125,7 +125,7 @@ def _pending(method: Callable) -> Callable:
             out = await method(self, *args, **kwargs)
         except Exception as e:
             self._ready.set_exception(e)
-            self._ready.exception()  # retrieved: the caller gets the error itself, as jupyter_client's logs it
+            self._ready.exception()  # marked as seen, where jupyter_client logs it: the caller gets the error itself
             raise
         if self.owns_kernel:
             self._ready.set_result(None)
