@@ -211,13 +211,13 @@ def run(args: argparse.Namespace) -> int:
         # by side, where waiting to know that two notebooks need grading would start it most of a second later.
         # Closed at once where none does (one notebook, nothing changed); on a cluster each worker starts its own.
         exercise = (exercises_root() / args.exercise / SPEC_FILE).is_file()
+        if exercise:  # before a factory starts: a refused batch costs no kernel's imports
+            refuse_a_folder_kernels_need(args.submissions)
         factory = stack.enter_context(launch_factory()) if exercise and not args.cluster else None
         from grader.assignments.catalog import Exercise, load_assignment
         from grader.grading.discover import discover, left_aside
 
         assignment = load_assignment(args.exercise)
-        if isinstance(assignment, Exercise):
-            refuse_a_folder_kernels_need(args.submissions)
         suffixes = assignment.suffixes
         found = discover(args.submissions, assignment.id, suffixes)
         if not found:
