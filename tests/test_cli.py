@@ -6,7 +6,9 @@ import pathlib
 import subprocess
 import sys
 
-from grading_support import ROOT, run_cli
+import nbformat
+from grading_support import ROOT, run_cli, student
+from mnist_support import subset_root, unpacked_root
 from grader.commands import exercises
 from grader.errors import EXIT_INTERNAL, EXIT_UNUSABLE
 
@@ -30,6 +32,32 @@ def test_a_class_folder_that_kernels_run_from_is_refused_before_anything_is_writ
     (tmp_path / "class").mkdir()
     code, _, err = run_cli(capsys, "grade", tmp_path / "class", "--exercise", "tiny-model", "--gradebook", book)
     assert code == EXIT_UNUSABLE and "holds no submissions" in err
+
+
+def test_an_mnist_root_that_holds_the_class_is_refused_and_a_class_inside_one_stays_hidden(capsys, tmp_path,
+                                                                                           tmp_path_factory,
+                                                                                           shared_kernel_factory):
+    """Kernels see the MNIST root whole (read-only): graded from there, each kernel would read every classmate's
+    notebook. A class folder inside the root is hidden from the kernels as any class folder is."""
+    root = subset_root(unpacked_root(tmp_path_factory), tmp_path / "data", 64, 64)
+    looks = nbformat.read(student("mnist-sgd"), as_version=4)
+    looks.cells.insert(0, nbformat.v4.new_code_cell(
+        "import os\nseen = {}\nfor name in sorted(os.listdir(os.environ['MNIST_ROOT'])):\n"
+        "    try:\n        seen[name] = sorted(os.listdir(os.path.join(os.environ['MNIST_ROOT'], name)))\n"
+        "    except OSError as e:\n        seen[name] = type(e).__name__\nraise RuntimeError(f'seen: {seen}')"))
+    nbformat.write(looks, root / "ada.ipynb")
+    book = tmp_path / "grades.sqlite"
+    code, out, err = run_cli(capsys, "grade", root, "--exercise", "mnist-sgd", "--data-root", root,
+                             "--gradebook", book, "--json")
+    assert code == EXIT_UNUSABLE and not book.exists()
+    assert json.loads(out)["error"].startswith(f"the MNIST root {root} holds students' work (ada), and every kernel "
+                                               "sees that root whole")
+    (root / "class").mkdir()
+    (root / "ada.ipynb").rename(root / "class" / "ada.ipynb")
+    code, out, _ = run_cli(capsys, "grade", root / "class", "--exercise", "mnist-sgd", "--data-root", root,
+                           "--gradebook", book, "--json")
+    assert code == 0
+    assert "seen: {'MNIST': ['raw'], 'class': 'PermissionError'}" in json.loads(out)["error"]
 
 
 def test_an_id_that_is_a_quiz_is_named_as_one(capsys, tmp_path):

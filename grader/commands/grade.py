@@ -255,6 +255,20 @@ def refuse_a_folder_kernels_need(submissions: pathlib.Path) -> None:
                         f"{pathlib.Path(submissions) / 'submissions'}) and grade that")
 
 
+def refuse_work_beside_the_data(submissions: pathlib.Path, data_root: pathlib.Path, found: list) -> None:
+    """Refuse a class whose MNIST root holds students' work: kernels see that root whole (read-only), so each could read
+    the notebooks in it. A class folder inside the root is hidden as usual; one that holds the root shows only it."""
+    root = pathlib.Path(os.path.realpath(data_root))
+    if not root.is_relative_to(os.path.realpath(submissions)):
+        return
+    exposed = [f.student for f in found if f.path and pathlib.Path(os.path.realpath(f.path)).is_relative_to(root)]
+    if exposed:
+        shown = ", ".join(exposed[:3]) + (f" and {len(exposed) - 3} more" if len(exposed) > 3 else "")
+        raise UserError(f"the MNIST root {data_root} holds students' work ({shown}), and every kernel sees that root "
+                        "whole, so each student's kernel could read it: keep MNIST in a folder of its own, outside "
+                        f"{submissions}, and name it with --data-root")
+
+
 @contextlib.contextmanager
 def open_cluster(args: argparse.Namespace, config, assignment, factories: bool = True):
     """The connected cluster --cluster names, its workers checked for this exercise; closed on exit.
@@ -302,6 +316,8 @@ def grade_found(args: argparse.Namespace, config, assignment, found: list, clust
     # On a cluster the workers find MNIST themselves (check_workers made sure they can).
     data_root = (resolve_data_root(assignment, args.data_root) if isinstance(assignment, Exercise) and not cluster
                  else None)
+    if data_root is not None:
+        refuse_work_beside_the_data(args.submissions, data_root, everyone)
     gradebook = Gradebook.open(args.gradebook)
     try:
         gradebook.ensure_writable()  # a read-only gradebook is refused before any kernel runs
