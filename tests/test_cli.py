@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import nbformat
-from grading_support import ROOT, run_cli, student
+from grading_support import ROOT, run_cli, student as starting_notebook
 from mnist_support import subset_root, unpacked_root
 from grader.commands import exercises
 from grader.errors import EXIT_INTERNAL, EXIT_UNUSABLE
@@ -40,7 +40,7 @@ def test_an_mnist_root_that_holds_the_class_is_refused_and_a_class_inside_one_st
     """Kernels see the MNIST root whole (read-only): graded from there, each kernel would read every classmate's
     notebook. A class folder inside the root is hidden from the kernels as any class folder is."""
     root = subset_root(unpacked_root(tmp_path_factory), tmp_path / "data", 64, 64)
-    looks = nbformat.read(student("mnist-sgd"), as_version=4)
+    looks = nbformat.read(starting_notebook("mnist-sgd"), as_version=4)
     looks.cells.insert(0, nbformat.v4.new_code_cell(
         "import os\nseen = {}\nfor name in sorted(os.listdir(os.environ['MNIST_ROOT'])):\n"
         "    try:\n        seen[name] = sorted(os.listdir(os.path.join(os.environ['MNIST_ROOT'], name)))\n"
