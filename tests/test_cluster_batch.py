@@ -91,14 +91,28 @@ def _seen(client) -> dict[str, bytes]:
     return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[TaskRecorder.name].seen)
 
 
+@contextlib.contextmanager
+def _workers_fork_from_the_tests_factory():
+    """Worker processes started inside fork their kernels from this test process's warm factory.
+
+    For tests about a batch on a cluster rather than a worker's own factory (test_workers_elsewhere_... starts one):
+    each worker would otherwise warm a factory of its own, about 2.5 s of a core.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in shared_factory_env().items():
+            patch.setenv(name, value)  # read when a worker process starts, so set only while they start
+        yield
+
+
 @pytest.fixture(scope="module")
 def _shared_cluster():
-    # Each worker process imports the grader and warms a kernel factory, as `grader grade --cluster` has them do:
+    # Each worker process imports the grader and has a kernel factory, as `grader grade --cluster` has them do:
     # started once for the tests that only grade (they hand the batch a session of their own, which registers none).
     from grader.grading.cluster_factory import KernelFactoryPlugin
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, \
-            Client(cluster) as client:
+    with _workers_fork_from_the_tests_factory():
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
+    with cluster, Client(cluster) as client:
         client.register_plugin(TaskRecorder())
         client.register_plugin(KernelFactoryPlugin())
         yield cluster, client
@@ -206,23 +220,26 @@ def test_a_worker_that_dies_on_a_job_leaves_it_ungraded_with_exit_4(probes, tmp_
     folder = _class(tmp_path / "class", {"ada": ("probe = {'ok': 1}",),
                                          "bob": ("import time; time.sleep(30)", "probe = {'ok': 1}")})
     # One task at a time per worker thread (as a grading cluster should run): killing bob's worker kills only his.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}), \
-            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster, \
-            Client(cluster) as client:
-        client.register_plugin(TaskRecorder())
+    settings = {"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}
+    with dask.config.set(settings):
+        with _workers_fork_from_the_tests_factory():
+            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                   dashboard_address="127.0.0.1:0")
+        with cluster, Client(cluster) as client:
+            client.register_plugin(TaskRecorder())
 
-        def kill_bobs_worker():  # once ada's result is stored (the worker would otherwise take it down too)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                for worker, keys in client.processing().items():
-                    if set(map(str, keys)) & _keys_of(client, "bob") and _stored(tmp_path / "gb.sqlite"):
-                        os.kill(client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
-                        return
-                time.sleep(0.2)
+            def kill_bobs_worker():  # once ada's result is stored (the worker would otherwise take it down too)
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    for worker, keys in client.processing().items():
+                        if set(map(str, keys)) & _keys_of(client, "bob") and _stored(tmp_path / "gb.sqlite"):
+                            os.kill(client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+                            return
+                    time.sleep(0.2)
 
-        threading.Thread(target=kill_bobs_worker, daemon=True).start()
-        code = main(["grade", str(folder), "--exercise", "probe-a", "--gradebook", str(tmp_path / "gb.sqlite"),
-                     "--cluster", cluster.scheduler_address])
+            threading.Thread(target=kill_bobs_worker, daemon=True).start()
+            code = main(["grade", str(folder), "--exercise", "probe-a", "--gradebook", str(tmp_path / "gb.sqlite"),
+                         "--cluster", cluster.scheduler_address])
     err = capsys.readouterr().err
     assert code == 4
     assert "1 submission(s) not graded because of the cluster" in err and "bob: the workers grading it died" in err
@@ -319,7 +336,7 @@ def test_a_scheduler_lost_mid_batch_keeps_what_was_graded_and_exits_4(probes, tm
     folder = _class(tmp_path / "class", {"ada": ("probe = {'ok': 1}",)} | {
         s: ("import time; time.sleep(15)", "probe = {'ok': 1}") for s in ("bob", "cara")})
     _config(tmp_path, reconnect_timeout=2)  # what is left is reported 2 s after the scheduler goes (10 s untold)
-    with _processes(tmp_path, 1) as (address, scheduler, _):
+    with _processes(tmp_path, 1, env=shared_factory_env()) as (address, scheduler, _):
         batch = subprocess.Popen([sys.executable, "-m", "grader", "grade", str(folder), "--exercise", "probe-a",
                                   "--gradebook", str(tmp_path / "gb.sqlite"), "--cluster", address, "--json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
@@ -447,7 +464,7 @@ def test_a_cluster_the_grader_starts_serves_the_dashboard():
     from grader.grading.cluster_batch import connect
     from grader.specs.config import ClusterSettings
 
-    with connect("local", 1, ClusterSettings(dashboard="127.0.0.1:0", worker_timeout=60)) as session:
+    with connect("local", 1, ClusterSettings(dashboard="127.0.0.1:0", worker_timeout=60), factories=False) as session:
         assert session.owned and session.dashboard.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(session.dashboard, timeout=30) as page:
             assert page.status == 200 and b"bokeh" in page.read().lower()
