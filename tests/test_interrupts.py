@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from grading_support import FAST_CELL_TIMEOUT_S, FILES, as_from_a_shell, solution
+from grading_support import FAST_CELL_TIMEOUT_S, FILES, as_from_a_shell, shared_factory_env, solution
 
 TINY = FILES / "tiny-model"
 # Two notebooks that hang keep both workers busy for their cell limit (FAST_CELL_TIMEOUT_S): a batch that did not
@@ -134,8 +134,10 @@ def test_sigint_mid_batch_stops_within_seconds_keeps_what_finished_and_resumes(t
     assert json.loads(lines[0])["student"] == "ada" and json.loads("\n".join(lines[1:]))["exit_code"] == 130
     assert _runs(book) == [("ada", "invalid", 0.0)]
 
-    # The resume: the same command grades exactly what is missing.
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    # The resume: the same command grades exactly what is missing (its kernels forked from this process's factory:
+    # the resume, not a factory's start, is what this half tests).
+    again = subprocess.run(command, env={**env, **shared_factory_env()}, capture_output=True, text=True, timeout=600,
+                           check=False)
     assert again.returncode == 0, again.stderr
     resumed = {r["student"]: r for r in map(json.loads, again.stdout.splitlines())}
     assert sorted(resumed) == ["bob", "cara", "dan"]
