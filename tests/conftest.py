@@ -48,19 +48,20 @@ def _close_figures():
 import shutil  # noqa: E402
 
 from grader.cli import main  # noqa: E402
-from grading_support import FAST_CELL_TIMEOUT_S, FILES, ROOT, shared_factory_env, solution  # noqa: E402
+from grading_support import (  # noqa: E402
+    FAST_CELL_TIMEOUT_S, FILES, ROOT, commands_fork_from_this_factory, shared_factory_env, solution)
 
 TINY = FILES / "tiny-model"
 
 
 @pytest.fixture
-def shared_kernel_factory(monkeypatch):
+def shared_kernel_factory():
     """The commands this test runs, here or in processes it starts, fork their kernels from this process's factory.
 
     For tests whose subject is a batch rather than how a factory starts, stops or falls back.
     """
-    for name, value in shared_factory_env().items():
-        monkeypatch.setenv(name, value)
+    with commands_fork_from_this_factory():
+        yield
 
 
 @pytest.fixture(scope="session")

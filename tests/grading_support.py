@@ -1,6 +1,7 @@
 """Shared helpers for tests that grade real notebooks in real kernels, or export values as a kernel does."""
 
 import atexit
+import contextlib
 import json
 import os
 import pathlib
@@ -59,6 +60,19 @@ def shared_factory_env() -> dict[str, str]:
     start need not warm one of its own (about 4 s of a core each).
     """
     return _own_factory().shared_env()
+
+
+@contextlib.contextmanager
+def commands_fork_from_this_factory():
+    """While inside, the commands and worker processes started (here or in processes that start them) fork their
+    kernels from ``kernel_factory``, as the warm server's commands do: for tests whose subject is not a factory's start.
+    """
+    import pytest
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in shared_factory_env().items():
+            patch.setenv(name, value)
+        yield
 
 
 def as_from_a_shell() -> None:

@@ -24,7 +24,8 @@ import nbformat
 import pytest
 from distributed import Client, LocalCluster  # the cluster extra is part of the test install (make test)
 from distributed.diagnostics.plugin import SchedulerPlugin
-from grading_support import FILES, gradebook_rows, one_value_spec, shared_factory_env, solution
+from grading_support import (FILES, commands_fork_from_this_factory, gradebook_rows, one_value_spec,
+                             shared_factory_env, solution)
 
 from grader.assignments.catalog import load_assignment
 from grader.cli import main
@@ -91,26 +92,13 @@ def _seen(client) -> dict[str, bytes]:
     return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[TaskRecorder.name].seen)
 
 
-@contextlib.contextmanager
-def _workers_fork_from_the_tests_factory():
-    """Worker processes started inside fork their kernels from this test process's warm factory.
-
-    For tests about a batch on a cluster rather than a worker's own factory (test_workers_elsewhere_... starts one):
-    each worker would otherwise warm a factory of its own, about 2.5 s of a core.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in shared_factory_env().items():
-            patch.setenv(name, value)  # read when a worker process starts, so set only while they start
-        yield
-
-
 @pytest.fixture(scope="module")
 def _shared_cluster():
     # Each worker process imports the grader and has a kernel factory, as `grader grade --cluster` has them do:
     # started once for the tests that only grade (they hand the batch a session of their own, which registers none).
     from grader.grading.cluster_factory import KernelFactoryPlugin
 
-    with _workers_fork_from_the_tests_factory():
+    with commands_fork_from_this_factory():  # read as each worker process starts: set only while they start
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
     with cluster, Client(cluster) as client:
         client.register_plugin(TaskRecorder())
@@ -222,7 +210,7 @@ def test_a_worker_that_dies_on_a_job_leaves_it_ungraded_with_exit_4(probes, tmp_
     # One task at a time per worker thread (as a grading cluster should run): killing bob's worker kills only his.
     settings = {"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}
     with dask.config.set(settings):
-        with _workers_fork_from_the_tests_factory():
+        with commands_fork_from_this_factory():  # the batch, not a worker's factory, is what this tests
             cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                    dashboard_address="127.0.0.1:0")
         with cluster, Client(cluster) as client:
