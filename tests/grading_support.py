@@ -12,7 +12,7 @@ from grader.assignments.catalog import Exercise, load_exercise
 from grader.cli import main
 from grader.grading.engine import grade_submission
 from grader.grading.secrets import hidden_seeds
-from grader.kernel.factory import FactoryHandle, KernelFactory, start_factory
+from grader.kernel.factory import PRELOAD, FactoryHandle, KernelFactory, preload_for, start_factory
 from grader.kernel.kernel_export import export_values
 from grader.kernel.notebook import read_submission
 from grader.kernel.sandbox import LAUNCHER, needed_paths, reveal_plan
@@ -34,23 +34,25 @@ def student(exercise_id: str) -> pathlib.Path:
     return load_exercise(exercise_id).spec.notebook_path
 
 
-_STARTED: list[KernelFactory] = []  # this test process's factories, the last one current
+_STARTED: dict[tuple[str, ...], KernelFactory] = {}  # this test process's factories, by what they preload
 
 
-def _own_factory() -> KernelFactory:
+def _own_factory(preload: tuple[str, ...] = PRELOAD) -> KernelFactory:
     """This process's factory, started again if it has ended since (killed by a test or by the machine): a test that
     asks for a warm factory gets one, not a fresh launch it does not measure. One that was refused stays refused."""
-    if _STARTED and (_STARTED[-1].process is None or _STARTED[-1].shared_env()):
-        return _STARTED[-1]
-    factory = start_factory()
+    factory = _STARTED.get(preload)
+    if factory is not None and (factory.process is None or factory.shared_env()):
+        return factory
+    factory = start_factory(preload)
     atexit.register(factory.close)
-    _STARTED.append(factory)
+    _STARTED[preload] = factory
     return factory
 
 
-def kernel_factory() -> FactoryHandle:
-    """One warm factory per test process, as a batch has one: started on first use, closed at exit."""
-    return _own_factory().handle
+def kernel_factory(reads_mnist: bool = False) -> FactoryHandle:
+    """One warm factory per test process, as a batch has one for its exercise (torchvision preloaded for an exercise
+    on MNIST, ``preload_for``): started on first use, closed at exit."""
+    return _own_factory(preload_for(reads_mnist)).handle
 
 
 def shared_factory_env() -> dict[str, str]:
@@ -90,7 +92,7 @@ def grade(path, exercise: Exercise | str, hidden: bool = True, data_root: pathli
     exercise = load_exercise(exercise) if isinstance(exercise, str) else exercise
     seeds = hidden_seeds(SECRET, exercise.id) if hidden else None
     return grade_submission(read_submission(path), exercise, pathlib.Path(path).stem, seeds, include_hidden=hidden,
-                            data_root=data_root, factory=kernel_factory())
+                            data_root=data_root, factory=kernel_factory(exercise.spec.data_root))
 
 
 def one_value_spec(exercise_id: str, export: str = "probe", kind: str = "dict", **limits) -> str:

@@ -17,7 +17,7 @@ import time
 
 import nbformat
 import pytest
-from grading_support import one_value_spec, process_children, run_as_nobody
+from grading_support import kernel_factory, one_value_spec, process_children, run_as_nobody
 
 from grader.assignments.catalog import load_spec_file
 from grader.grading.engine import run_notebook
@@ -135,6 +135,42 @@ probe = {{"wrote": wrote}}
     run, seen = _probe(_notebook(tmp_path, "fonts", cell), spec, factory.handle)
     assert seen == {"wrote": False}
     assert {p.name: p.read_bytes() for p in fonts.iterdir()} == before
+
+
+def test_an_mnist_exercise_s_kernels_find_torchvision_imported_and_nothing_of_the_reference(spec, tmp_path):
+    """The exercises on MNIST read it through torchvision's datasets: their factory imports torchvision, after the
+    workaround that import needs on this machine, so that no kernel pays the import; it still loads no module of the
+    reference or of the grader, and torchvision's compiled ops still fail with torchvision's own message."""
+    cell = """
+import sys
+loaded = sorted({m.split(".")[0] for m in sys.modules} & {"torchvision", "reference", "grader"})
+import numpy, torch
+from torchvision import datasets, transforms, ops
+try:
+    ops.nms(torch.rand(3, 4), torch.rand(3), 0.5)
+    nms = "ran"  # a torchvision whose compiled ops load
+except RuntimeError as e:
+    nms = str(e)
+probe = {"loaded": loaded, "image": list(transforms.ToTensor()(numpy.zeros((28, 28), numpy.uint8)).shape),
+         "dataset": datasets.MNIST.__name__, "nms": nms[:80]}
+"""
+    assert kernel_factory(reads_mnist=False) != kernel_factory(reads_mnist=True)
+    run, seen = _probe(_notebook(tmp_path, "mnist", cell), spec, kernel_factory(reads_mnist=True))
+    assert run.sandbox["kernel_start"] == "forked from the pre-warmed factory"
+    assert seen["loaded"] == ["torchvision"]
+    assert seen["image"] == [1, 28, 28] and seen["dataset"] == "MNIST"
+    assert seen["nms"] == "ran" or seen["nms"].startswith("Couldn't load custom C++ ops"), seen["nms"]
+
+
+def test_only_an_exercise_on_mnist_has_its_factory_import_torchvision():
+    from grader.kernel.factory import PRELOAD, preload_for
+    from grader.specs.paths import SPEC_FILE, exercises_root
+    from grader.specs.spec import reads_mnist
+
+    on_mnist = {spec.parent.name for spec in exercises_root().glob(f"*/{SPEC_FILE}") if reads_mnist(spec)}
+    assert on_mnist == {"mnist-sgd", "mnist-adam", "lr-sweep"}
+    assert preload_for(True) == (*PRELOAD, "torchvision") and preload_for(False) == PRELOAD
+    assert not reads_mnist(pathlib.Path("no-such-spec.toml"))
 
 
 def test_without_the_factory_the_kernel_starts_fresh_and_says_why(factory, spec, tmp_path):

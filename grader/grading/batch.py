@@ -28,7 +28,7 @@ from grader.grading.engine import SCORING_MODULES, ready_to_fork
 from grader.grading.interrupts import BatchInterrupted, Stop, signals_blocked, stop_on_signals, worker_started
 from grader.grading.jobs import Job, file_sha256, grade_job
 from grader.grading.secrets import fingerprint
-from grader.kernel.factory import KernelFactory, launch_factory
+from grader.kernel.factory import KernelFactory, launch_factory, preload_for
 from grader.kernel.factory_client import thread_count
 from grader.kernel.sandbox_files import clean_stale
 from grader.quizzes.model import Quiz
@@ -292,7 +292,7 @@ def _with_factory(jobs: list[Job], assignment: Assignment, stack: contextlib.Exi
             launched.close()
         return jobs
     # Not waited for here: it warms up while the workers start, and each job waits for it (FactoryHandle.resolve).
-    factory = launched or stack.enter_context(launch_factory())
+    factory = launched or stack.enter_context(launch_factory(preload_for(assignment.spec.data_root)))
     return [dataclasses.replace(job, factory=factory.handle) for job in jobs]
 
 

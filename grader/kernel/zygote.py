@@ -1,6 +1,7 @@
 """The pre-warmed kernel factory's parent: ``python zygote.py SOCKET PRELOAD_JSON``.
 
-It imports once what every kernel needs (ipykernel, numpy, torch, matplotlib with Agg), checks it
+It imports once what every kernel needs (ipykernel, numpy, torch, matplotlib with Agg; torchvision for
+the exercises on MNIST, whose notebooks read it through torchvision's datasets), checks it
 is still single-threaded, freezes those objects out of the garbage collector's reach (``gc.freeze``,
 so no kernel's collection copies the pages it shares), then serves requests on a unix socket that
 only the grader's own uid may use. For each request it forks a child that applies the whole sandbox
@@ -19,6 +20,7 @@ nothing of the grader (or the reference solutions it could reach) is loaded into
 import ctypes
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import random
@@ -32,6 +34,9 @@ import factory_client
 import sandbox_launch
 
 PR_SET_CHILD_SUBREAPER = 36
+TORCHVISION = "torchvision"  # preloaded after the workaround its import needs here (``_torchvision``)
+# That workaround's namespace: the op library it defines is undone when collected, and the kernels need it alive.
+_COMPAT: dict = {"__name__": "torchvision_compat"}
 
 
 def _reseed() -> None:
@@ -189,6 +194,24 @@ def serve(listener: socket.socket, leave) -> None:
                 conn.close()
 
 
+def _torchvision() -> None:
+    """Import torchvision after reference/torchvision_compat.py's source, run as the kernels' prelude runs it: in a
+    namespace of its own, so no module of the reference is imported here (the package is located, not imported).
+
+    A preload the kernels can do without: where it fails, each kernel's prelude applies the workaround itself.
+    """
+    spec = importlib.util.find_spec("reference")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    path = os.path.join(spec.submodule_search_locations[0], "torchvision_compat.py")
+    try:
+        with open(path) as f:
+            exec(compile(f.read(), path, "exec"), _COMPAT)
+        importlib.import_module(TORCHVISION)
+    except Exception as e:  # noqa: BLE001 - reported in the factory's log; the kernels import it as without a factory
+        sys.stderr.write(f"factory: torchvision not preloaded: {type(e).__name__}: {e}\n")
+
+
 def _announce(path: str, status: str) -> None:
     """``status`` in a file beside the socket, written whole: what a grader or worker waiting on it reads."""
     folder = os.path.dirname(path)
@@ -243,7 +266,7 @@ def main(argv: list) -> None:
     # in 250 ms and copied every page holding one, most of the heap it shares with this parent).
     gc.disable()
     for name in preload:
-        importlib.import_module(name)
+        _torchvision() if name == TORCHVISION else importlib.import_module(name)
     gc.freeze()
     gc.enable()
     _warm_torch()

@@ -129,6 +129,15 @@ def _check(table: Table) -> CheckSpec:
     return spec
 
 
+def reads_mnist(path: pathlib.Path) -> bool:
+    """Whether the spec at ``path`` mounts the MNIST root (``data_root``), read without loading the exercise: what a
+    kernel factory started before the exercise loads preloads by. False where the file cannot say (loading it will)."""
+    try:
+        return load_toml(path).get("data_root") is True
+    except SpecError:
+        return False
+
+
 def parse_spec(path: pathlib.Path) -> ExerciseSpec:
     """Read one spec file and check its structure (the catalog checks what its fields name)."""
     data = load_toml(path)
