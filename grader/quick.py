@@ -114,12 +114,13 @@ def _run(checks: list[BoundCheck], ctx: CheckContext, not_given: set[str]) -> tu
 
 def quick_check(exercise_id: str, console: Console | None = None, **values) -> SubmissionResult | None:
     """Run the public checks of ``exercise_id`` on the given live values and print a labelled table."""
+    if os.environ.get("GRADER_SANDBOX") == "1":  # said without importing rich, which each graded kernel would pay
+        (console.print if console is not None else print)(
+            "(quick check skipped: this is the official run, which grades the whole notebook)")
+        return None
     from rich.console import Console
 
     console = console or Console()
-    if os.environ.get("GRADER_SANDBOX") == "1":
-        console.print("(quick check skipped: this is the official run, which grades the whole notebook)")
-        return None
     from grader.assignments.catalog import load_exercise
     from grader.checks import CheckContext
     from grader.checks.data import DataFactory

@@ -56,6 +56,18 @@ def test_quick_check_stands_aside_in_the_official_run():
     assert "\nNone " in out and "official run" in out
 
 
+def test_in_the_official_run_it_stands_aside_without_importing_rich():
+    """Every graded kernel of a notebook that keeps the starting notebook's self-check cell runs that cell: its one
+    line costs no import of rich there."""
+    out = _run("""
+        import sys
+        from grader.quick import quick_check
+        print(quick_check("tiny-model", model=None), "rich" in sys.modules)
+    """, GRADER_SANDBOX="1")
+    assert out.splitlines() == ["(quick check skipped: this is the official run, which grades the whole notebook)",
+                                "None False"]
+
+
 # A student's session: the solution notebook's cells run in a real IPython shell (as in Jupyter), then the
 # self-check cell. The shell's history is what the checks that read code see, as in a notebook.
 EARLY_STOPPING = """
