@@ -17,7 +17,7 @@ import time
 
 import nbformat
 import pytest
-from grading_support import kernel_factory, one_value_spec, process_children, run_as_nobody
+from grading_support import kernel_factory, one_value_spec, process_children, run_as_nobody, student
 
 from grader.assignments.catalog import load_spec_file
 from grader.grading.engine import run_notebook
@@ -162,15 +162,25 @@ probe = {"loaded": loaded, "image": list(transforms.ToTensor()(numpy.zeros((28, 
     assert seen["nms"] == "ran" or seen["nms"].startswith("Couldn't load custom C++ ops"), seen["nms"]
 
 
-def test_only_an_exercise_on_mnist_has_its_factory_import_torchvision():
+def test_only_an_exercise_on_mnist_has_its_factory_import_torchvision(tmp_path):
+    import argparse
+
+    from grader.commands.check import _on_mnist
     from grader.kernel.factory import PRELOAD, preload_for
     from grader.specs.paths import SPEC_FILE, exercises_root
-    from grader.specs.spec import reads_mnist
+    from grader.specs.spec import exercise_reads_mnist, reads_mnist
 
     on_mnist = {spec.parent.name for spec in exercises_root().glob(f"*/{SPEC_FILE}") if reads_mnist(spec)}
     assert on_mnist == {"mnist-sgd", "mnist-adam", "lr-sweep"}
     assert preload_for(True) == (*PRELOAD, "torchvision") and preload_for(False) == PRELOAD
-    assert not reads_mnist(pathlib.Path("no-such-spec.toml"))
+    assert not reads_mnist(tmp_path / "no-such-spec.toml")
+    assert exercise_reads_mnist("lr-sweep") and not exercise_reads_mnist("tiny-model")
+    assert not any(map(exercise_reads_mnist, (None, "", "..", "../exercises/mnist-sgd", "no-such-exercise")))
+    # `grader check --watch` tells from the notebook's own metadata, before it has loaded the exercise
+    watched = [_on_mnist(argparse.Namespace(exercise=None, notebook=student(name)))
+               for name in ("mnist-adam", "early-stopping")]
+    assert watched == [True, False]
+    assert not _on_mnist(argparse.Namespace(exercise=None, notebook=tmp_path / "missing.ipynb"))
 
 
 def test_without_the_factory_the_kernel_starts_fresh_and_says_why(factory, spec, tmp_path):

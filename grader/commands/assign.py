@@ -60,13 +60,14 @@ def shortfalls(result: SubmissionResult) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from grader.assignments.authoring import assign, render, solution_ids, solution_path
     from grader.kernel.factory import factory_for
+    from grader.specs.spec import exercise_reads_mnist
 
     ids = args.exercise or solution_ids()
     for exercise_id in ids:
         render(exercise_id)  # authoring mistakes first: they cost nothing to find
     refused = []
     checked = [] if args.skip_solution_check else ids
-    with factory_for(len(checked)) or contextlib.nullcontext() as factory:
+    with factory_for(len(checked), any(map(exercise_reads_mnist, checked))) or contextlib.nullcontext() as factory:
         for exercise_id in checked:
             print(f"grading the solution of {exercise_id} ...", file=sys.stderr, flush=True)
             result = grade_solution(exercise_id, args.data_root, factory.handle if factory else None)

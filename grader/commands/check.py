@@ -54,12 +54,24 @@ def run(args: argparse.Namespace) -> int:
     # --watch starts a kernel at every save. The factory first, when there is one: it imports torch for the kernel
     # while this process imports the grader.
     check_output(html_path(args), "--html", {"the notebook being checked": args.notebook})  # before any kernel
-    factory = None if args.no_factory else factory_for(2 if args.watch else 1)
+    factory = None if args.no_factory else factory_for(2 if args.watch else 1, args.watch and _on_mnist(args))
     try:
         return _check(args, factory)
     finally:
         if factory is not None:
             factory.close()
+
+
+def _on_mnist(args: argparse.Namespace) -> bool:
+    """Whether the notebook is of an exercise on MNIST, whose kernels' factory imports torchvision too; False where the
+    notebook cannot tell (the check itself then says why)."""
+    from grader.kernel.notebook import read_submission
+    from grader.specs.spec import exercise_reads_mnist
+
+    try:
+        return exercise_reads_mnist(args.exercise or read_submission(args.notebook).exercise_id)
+    except Exception:  # noqa: BLE001 - an unreadable notebook is reported by the check, not here
+        return False
 
 
 def _check(args: argparse.Namespace, factory: KernelFactory | None) -> int:

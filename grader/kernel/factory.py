@@ -218,11 +218,11 @@ def preload_for(reads_mnist: bool) -> tuple[str, ...]:
     return PRELOAD + TORCHVISION if reads_mnist else PRELOAD
 
 
-def factory_for(kernels: int) -> KernelFactory | None:
+def factory_for(kernels: int, reads_mnist: bool = False) -> KernelFactory | None:
     """A factory (launched, not waited for) where one pays off: for two kernels or more, or where another process
     keeps one warm (``SHARED_ENV``). None for one kernel in a process of its own: a fresh kernel is up before a
     factory has warmed up."""
-    return launch_factory() if kernels >= 2 or kernels and os.environ.get(SHARED_ENV) else None
+    return launch_factory(preload_for(reads_mnist)) if kernels >= 2 or kernels and os.environ.get(SHARED_ENV) else None
 
 
 def start_factory(preload: tuple[str, ...] = PRELOAD, timeout_s: float = WARM_TIMEOUT_S) -> KernelFactory:

@@ -14,6 +14,7 @@ import pathlib
 from dataclasses import dataclass, field, fields
 
 from grader.kernel.limits import Limits
+from grader.specs.paths import SPEC_FILE, exercises_root
 from grader.specs.toml import SpecError, Table, load_toml
 
 VISIBILITIES = ("public", "hidden")
@@ -136,6 +137,14 @@ def reads_mnist(path: pathlib.Path) -> bool:
         return load_toml(path).get("data_root") is True
     except SpecError:
         return False
+
+
+def exercise_reads_mnist(exercise_id: str | None) -> bool:
+    """``reads_mnist`` for an exercise named by its id (from a notebook's metadata, say); False for a name that is no
+    exercise folder's."""
+    if not exercise_id or pathlib.Path(exercise_id).name != exercise_id or exercise_id in (".", ".."):
+        return False
+    return reads_mnist(exercises_root() / exercise_id / SPEC_FILE)
 
 
 def parse_spec(path: pathlib.Path) -> ExerciseSpec:
