@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     from grader.kernel.factory import launch_factory, preload_for
     from grader.specs import config as course
     from grader.specs.paths import SPEC_FILE, exercises_root
-    from grader.specs.spec import reads_mnist
+    from grader.specs.spec import exercise_reads_mnist
 
     config = course.discover(getattr(args, "config", None))
     apply_course_config(args, config)
@@ -211,11 +211,10 @@ def run(args: argparse.Namespace) -> int:
         # An exercise's kernels' factory first, as the warm server starts its own: its imports and ours then run side
         # by side, where waiting to know that two notebooks need grading would start it most of a second later.
         # Closed at once where none does (one notebook, nothing changed); on a cluster each worker starts its own.
-        spec = exercises_root() / args.exercise / SPEC_FILE
-        exercise = spec.is_file()
+        exercise = (exercises_root() / args.exercise / SPEC_FILE).is_file()
         if exercise:  # before a factory starts: a refused batch costs no kernel's imports
             refuse_a_folder_kernels_need(args.submissions)
-        factory = stack.enter_context(launch_factory(preload_for(reads_mnist(spec)))) \
+        factory = stack.enter_context(launch_factory(preload_for(exercise_reads_mnist(args.exercise)))) \
             if exercise and not args.cluster else None
         from grader.assignments.catalog import Exercise, load_assignment
         from grader.grading.discover import discover, left_aside

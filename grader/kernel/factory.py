@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from grader.kernel import cgroups, sandbox_files
+from grader.kernel import cgroups, factory_client, sandbox_files
 
 ZYGOTE = pathlib.Path(__file__).with_name("zygote.py")
 CLIENT = pathlib.Path(__file__).with_name("factory_client.py")
@@ -31,10 +31,6 @@ PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "i
            "ipykernel.control", "tornado.platform.asyncio", "IPython.core.history", "sqlite3", "pdb",
            "numpy", "torch", "torch.export", "torch.fx.experimental.symbolic_shapes", "torch.utils.serialization",
            "matplotlib.pyplot")
-# Added for the exercises on MNIST: their notebooks read it through torchvision's datasets, an import a kernel would
-# otherwise pay itself (a tenth of a second of a small notebook's cells). The factory applies the workaround that
-# import needs here (reference/torchvision_compat.py) first.
-TORCHVISION = ("torchvision",)
 WARM_TIMEOUT_S = 120
 HEADROOM_MB = 512  # what a kernel must be able to allocate above the factory's own mappings
 OFF_ENV = "GRADER_KERNEL_FACTORY"  # "0" turns the factory off (fresh launches), e.g. to measure it
@@ -214,8 +210,10 @@ def wait_ready(factory: KernelFactory, timeout_s: float = WARM_TIMEOUT_S) -> Ker
 
 
 def preload_for(reads_mnist: bool) -> tuple[str, ...]:
-    """What a factory for an exercise's kernels imports: torchvision too where the exercise reads MNIST."""
-    return PRELOAD + TORCHVISION if reads_mnist else PRELOAD
+    """What a factory for an exercise's kernels imports: torchvision too where the exercise reads MNIST, whose
+    notebooks read it through torchvision's datasets, an import each kernel would otherwise pay (a tenth of a second of
+    a small notebook's cells). The factory applies the workaround that import needs (torchvision_compat.py) first."""
+    return (*PRELOAD, factory_client.TORCHVISION) if reads_mnist else PRELOAD
 
 
 def factory_for(kernels: int, reads_mnist: bool = False) -> KernelFactory | None:

@@ -20,6 +20,8 @@ FELL_BACK = "grader-factory: fresh launch:"
 # was killed from outside; one that says FACTORY_LOST lost its factory mid-run: neither is the notebook's outcome.
 KERNEL_ENDED = "grader-factory: the kernel ended:"
 FACTORY_LOST = "grader-factory: the factory ended before the kernel:"
+# The preload entry the factory imports only after torchvision's import workaround (``zygote._torchvision``).
+TORCHVISION = "torchvision"
 LOST_EXIT = 70  # the client's exit code when the factory went away without telling how the kernel ended
 
 

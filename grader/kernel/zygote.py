@@ -34,8 +34,7 @@ import factory_client
 import sandbox_launch
 
 PR_SET_CHILD_SUBREAPER = 36
-TORCHVISION = "torchvision"  # preloaded after the workaround its import needs here (``_torchvision``)
-# That workaround's namespace: the op library it defines is undone when collected, and the kernels need it alive.
+# torchvision's import workaround's namespace: the op library it defines is undone when collected, and the kernels need it alive.
 _COMPAT: dict = {"__name__": "torchvision_compat"}
 
 
@@ -207,7 +206,7 @@ def _torchvision() -> None:
     try:
         with open(path) as f:
             exec(compile(f.read(), path, "exec"), _COMPAT)
-        importlib.import_module(TORCHVISION)
+        importlib.import_module(factory_client.TORCHVISION)
     except Exception as e:  # noqa: BLE001 - reported in the factory's log; the kernels import it as without a factory
         sys.stderr.write(f"factory: torchvision not preloaded: {type(e).__name__}: {e}\n")
 
@@ -266,7 +265,7 @@ def main(argv: list) -> None:
     # in 250 ms and copied every page holding one, most of the heap it shares with this parent).
     gc.disable()
     for name in preload:
-        _torchvision() if name == TORCHVISION else importlib.import_module(name)
+        _torchvision() if name == factory_client.TORCHVISION else importlib.import_module(name)
     gc.freeze()
     gc.enable()
     _warm_torch()
