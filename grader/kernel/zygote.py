@@ -34,7 +34,8 @@ import factory_client
 import sandbox_launch
 
 PR_SET_CHILD_SUBREAPER = 36
-# torchvision's import workaround's namespace: the op library it defines is undone when collected, and the kernels need it alive.
+# The namespace of torchvision's import workaround (``_torchvision``): the op library it defines is undone when
+# collected, and the kernels need it alive.
 _COMPAT: dict = {"__name__": "torchvision_compat"}
 
 
